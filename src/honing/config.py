@@ -1,0 +1,309 @@
+"""Pydantic models for the YAML configs in ``configs/``.
+
+Two files drive a run:
+
+* a *pipeline* config (``configs/churn.yaml``): what data, which checks, which search, which gates;
+* an *environment* profile (``configs/env/local.yaml``): where MLflow, Ray and DVC live.
+
+Both are loaded once, at the entry point (CLI, flow, DVC stage), and passed down as objects.
+Every model forbids unknown keys, so a typo is an error and not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from honing.exceptions import ConfigError
+
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "average_precision")
+Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "average_precision"]
+Family = Literal["logistic_regression", "random_forest", "hist_gradient_boosting"]
+DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint", "grid")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    path: Path
+    target: str
+    positive_label: str | int | bool | None = Field(
+        default=None, description="Label value mapped to class 1; others become 0."
+    )
+    drop_columns: list[str] = Field(default_factory=list, description="Identifiers and leaks.")
+    format: Literal["auto", "csv", "parquet"] = "auto"
+
+
+class ValidationConfig(_Strict):
+    suite: Path
+
+
+class CleaningConfig(_Strict):
+    deduplicate: bool = True
+    drop_invalid_labels: bool = True
+
+
+class SplitConfig(_Strict):
+    test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
+    seed: int = 42
+
+
+class FeaturesConfig(_Strict):
+    numeric: list[str] | None = Field(default=None, description="None: inferred from dtypes.")
+    categorical: list[str] | None = Field(default=None, description="None: inferred from dtypes.")
+    numeric_imputer: Literal["median", "mean"] = "median"
+    scaler: Literal["standard", "minmax", "robust", "none"] = "standard"
+    min_category_frequency: int | None = Field(default=None, ge=1)
+
+
+class SearchConfig(_Strict):
+    families: dict[Family, dict[str, Any]] = Field(min_length=1)
+    trials_per_family: int = Field(default=4, ge=1, le=1000)
+    cv_folds: int = Field(default=5, ge=2, le=20)
+    metric: Metric = "roc_auc"
+    seed: int = 42
+    max_concurrent_trials: int | None = Field(default=None, ge=1)
+    cpus_per_trial: float = Field(default=1.0, gt=0)
+    time_budget_s: float | None = Field(default=None, gt=0)
+
+    @field_validator("families")
+    @classmethod
+    def _check_spaces(cls, families: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for family, space in families.items():
+            for name, spec in (space or {}).items():
+                if isinstance(spec, Mapping):
+                    if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+                        raise ValueError(
+                            f"search.families.{family}.{name}: a distribution is one key of "
+                            f"{DISTRIBUTIONS}, got {dict(spec)}"
+                        )
+                    kind, args = next(iter(spec.items()))
+                    if kind in ("uniform", "loguniform", "randint"):
+                        if not (isinstance(args, list) and len(args) == 2 and args[0] < args[1]):
+                            raise ValueError(
+                                f"search.families.{family}.{name}: {kind} needs [low, high] "
+                                f"with low < high, got {args}"
+                            )
+                        if kind == "loguniform" and args[0] <= 0:
+                            raise ValueError(
+                                f"search.families.{family}.{name}: loguniform needs low > 0"
+                            )
+                    elif not (isinstance(args, list) and args):
+                        raise ValueError(
+                            f"search.families.{family}.{name}: {kind} needs a non-empty list"
+                        )
+        return {k: dict(v or {}) for k, v in families.items()}
+
+
+class EvaluationConfig(_Strict):
+    thresholds: dict[Metric, float] = Field(
+        default_factory=dict, description="Minimum test metrics; below any, nothing is registered."
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _in_unit_interval(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        for name, value in thresholds.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"evaluation.thresholds.{name} must be in [0, 1], got {value}")
+        return thresholds
+
+
+class RegistryConfig(_Strict):
+    model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    metric: Metric = "roc_auc"
+    promotion_margin: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Challenger is promoted when its metric >= champion's metric - margin.",
+    )
+    champion_alias: str = "champion"
+
+
+class TrackingConfig(_Strict):
+    experiment: str = Field(min_length=1)
+
+
+class PipelineConfig(_Strict):
+    name: str = Field(min_length=1)
+    task: Literal["classification"] = "classification"
+    data: DataConfig
+    validation: ValidationConfig
+    cleaning: CleaningConfig = CleaningConfig()
+    split: SplitConfig = SplitConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    search: SearchConfig
+    evaluation: EvaluationConfig = EvaluationConfig()
+    registry: RegistryConfig
+    tracking: TrackingConfig
+    _content_hash: str = PrivateAttr(default="")
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of the config as written (before paths were resolved), for lineage."""
+        return self._content_hash or config_hash(self)
+
+    @model_validator(mode="after")
+    def _target_not_dropped(self) -> PipelineConfig:
+        if self.data.target in self.data.drop_columns:
+            raise ValueError(f"data.target '{self.data.target}' is also in data.drop_columns")
+        for group in (self.features.numeric or [], self.features.categorical or []):
+            if self.data.target in group:
+                raise ValueError(f"data.target '{self.data.target}' is listed as a feature")
+        return self
+
+
+class MlflowSettings(_Strict):
+    tracking_uri: str = "sqlite:///mlflow.db"
+    registry_uri: str | None = None
+    artifact_root: str = "mlartifacts"
+
+
+class RaySettings(_Strict):
+    address: str | None = Field(default=None, description="None: start Ray on this machine.")
+    num_cpus: int | None = Field(default=2, ge=1)
+    storage_path: str = ".honing/ray_results"
+
+
+class DvcSettings(_Strict):
+    remote: str | None = None
+
+
+class EnvSettings(_Strict):
+    """Where the services live. Switching profiles changes this object only, never code."""
+
+    profile: str = "local"
+    mlflow: MlflowSettings = MlflowSettings()
+    ray: RaySettings = RaySettings()
+    dvc: DvcSettings = DvcSettings()
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: {exc.error_count()} config error(s)"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        rule = "unknown key (not allowed)" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  - {where}: {rule}")
+    return "\n".join(lines)
+
+
+def _resolve(root: Path, value: Path) -> Path:
+    return value if value.is_absolute() else (root / value).resolve()
+
+
+def parse_config(raw: Mapping[str, Any], *, source: Path, root: Path) -> PipelineConfig:
+    """Validate a mapping as a pipeline config; relative paths are resolved against ``root``."""
+    try:
+        cfg = PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from exc
+    digest = config_hash(cfg)
+    data = cfg.data.model_copy(update={"path": _resolve(root, cfg.data.path)})
+    validation = cfg.validation.model_copy(update={"suite": _resolve(root, cfg.validation.suite)})
+    resolved = cfg.model_copy(update={"data": data, "validation": validation})
+    resolved._content_hash = digest
+    return resolved
+
+
+def load_config(path: Path | str, *, root: Path | None = None) -> PipelineConfig:
+    """Read and validate a pipeline config. ``root`` defaults to the current directory."""
+    path = Path(path)
+    return parse_config(_read_yaml(path), source=path, root=(root or Path.cwd()).resolve())
+
+
+def _absolute_sqlite(uri: str, root: Path) -> str:
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str((root / uri[len(prefix) :]).resolve())
+    return uri
+
+
+def parse_env_settings(
+    raw: Mapping[str, Any], *, source: Path, root: Path, environ: Mapping[str, str] | None = None
+) -> EnvSettings:
+    """Validate an environment profile; ``environ`` overrides (MLFLOW_TRACKING_URI, RAY_ADDRESS).
+
+    The caller passes ``os.environ`` (or a test dict): the library never reads it by itself.
+    """
+    try:
+        settings = EnvSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from exc
+    environ = environ or {}
+    mlflow = settings.mlflow
+    if environ.get("MLFLOW_TRACKING_URI"):
+        mlflow = mlflow.model_copy(update={"tracking_uri": environ["MLFLOW_TRACKING_URI"]})
+    if environ.get("MLFLOW_REGISTRY_URI"):
+        mlflow = mlflow.model_copy(update={"registry_uri": environ["MLFLOW_REGISTRY_URI"]})
+    artifact_root = mlflow.artifact_root
+    if "://" not in artifact_root:
+        artifact_root = (root / artifact_root).resolve().as_uri()
+    mlflow = mlflow.model_copy(
+        update={
+            "tracking_uri": _absolute_sqlite(mlflow.tracking_uri, root),
+            "registry_uri": _absolute_sqlite(mlflow.registry_uri, root)
+            if mlflow.registry_uri
+            else None,
+            "artifact_root": artifact_root,
+        }
+    )
+    ray = settings.ray
+    if environ.get("RAY_ADDRESS"):
+        ray = ray.model_copy(update={"address": environ["RAY_ADDRESS"]})
+    storage = ray.storage_path
+    if "://" not in storage:
+        ray = ray.model_copy(update={"storage_path": str((root / storage).resolve())})
+    return settings.model_copy(update={"mlflow": mlflow, "ray": ray})
+
+
+def load_env_settings(
+    path: Path | str | None,
+    *,
+    root: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> EnvSettings:
+    """Read an environment profile (``None``: the built-in embedded defaults)."""
+    root = (root or Path.cwd()).resolve()
+    if path is None:
+        return parse_env_settings({}, source=Path("<defaults>"), root=root, environ=environ)
+    path = Path(path)
+    return parse_env_settings(_read_yaml(path), source=path, root=root, environ=environ)
+
+
+def config_hash(cfg: BaseModel) -> str:
+    """Stable content hash of a validated config (key order and YAML formatting do not matter)."""
+    payload = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

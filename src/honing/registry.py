@@ -1,0 +1,195 @@
+"""MLflow Model Registry and the champion/challenger gate.
+
+Every trained model that passed validation and the quality gate becomes a registered version.
+Only a version that the pure :func:`champion_gate` accepts gets the ``champion`` alias; the gate's
+numbers and reason are written into the version's description and tags either way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from honing.evaluation import EvaluationReport, evaluate
+from honing.exceptions import RegistryError
+from honing.tracking import Lineage
+
+
+@dataclass(frozen=True)
+class ChampionScore:
+    version: str
+    report: EvaluationReport | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reason: str
+    metric: str
+    challenger: float
+    champion: float | None
+    margin: float
+    champion_version: str | None
+
+    def tags(self) -> dict[str, str]:
+        return {
+            "honing.gate.promoted": str(self.promote).lower(),
+            "honing.gate.metric": self.metric,
+            "honing.gate.challenger": f"{self.challenger:.6f}",
+            "honing.gate.champion": "none" if self.champion is None else f"{self.champion:.6f}",
+            "honing.gate.champion_version": self.champion_version or "none",
+            "honing.gate.margin": f"{self.margin:g}",
+            "honing.gate.reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    name: str
+    version: str
+    promoted: bool
+    decision: GateDecision
+    model_uri: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def champion_gate(
+    challenger: EvaluationReport,
+    champion: ChampionScore | None,
+    *,
+    metric: str,
+    margin: float,
+) -> GateDecision:
+    """Promote the challenger when there is no champion, or when on the same test data
+    ``challenger >= champion - margin``. A champion that cannot be scored blocks promotion."""
+    value = challenger.metrics[metric]
+    if not math.isfinite(value):
+        return GateDecision(
+            False,
+            f"challenger {metric} is not finite",
+            metric,
+            value,
+            None,
+            margin,
+            champion.version if champion else None,
+        )
+    if champion is None:
+        return GateDecision(
+            True, "no champion yet: first model is promoted", metric, value, None, margin, None
+        )
+    if champion.report is None:
+        return GateDecision(
+            False,
+            f"champion v{champion.version} could not be scored on this test set "
+            f"({champion.error}); not promoted, review and set the alias by hand",
+            metric,
+            value,
+            None,
+            margin,
+            champion.version,
+        )
+    best = champion.report.metrics[metric]
+    delta = value - best
+    if value >= best - margin:
+        reason = (
+            f"challenger {metric} {value:.4f} >= champion v{champion.version} "
+            f"{best:.4f} - margin {margin:g} (delta {delta:+.4f})"
+        )
+        return GateDecision(True, reason, metric, value, best, margin, champion.version)
+    reason = (
+        f"challenger {metric} {value:.4f} < champion v{champion.version} {best:.4f} "
+        f"- margin {margin:g} (delta {delta:+.4f}); champion kept"
+    )
+    return GateDecision(False, reason, metric, value, best, margin, champion.version)
+
+
+def _client():  # type: ignore[no-untyped-def]
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def champion_version(name: str, alias: str) -> str | None:
+    """The version number holding ``alias``, or None when the model or alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(_client().get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
+            return None
+        raise RegistryError(f"cannot read alias '{alias}' of model '{name}': {exc}") from exc
+
+
+def score_champion(
+    name: str, alias: str, X: pd.DataFrame, y: np.ndarray, classes: list[Any]
+) -> ChampionScore | None:
+    """Evaluate the current champion on the challenger's test data (None: no champion)."""
+    import mlflow
+
+    version = champion_version(name, alias)
+    if version is None:
+        return None
+    try:
+        model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+        return ChampionScore(version, evaluate(model, X, y, classes))
+    except Exception as exc:  # noqa: BLE001 - any failure to score blocks promotion
+        return ChampionScore(version, None, f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _description(decision: GateDecision, report: EvaluationReport, lineage: Lineage) -> str:
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(report.metrics.items()))
+    verdict = "PROMOTED to champion" if decision.promote else "NOT promoted"
+    return (
+        f"{verdict}. Gate: {decision.reason}.\n"
+        f"Test metrics ({report.n_test} rows): {metrics}.\n"
+        f"Lineage: data {lineage.data_path} md5={lineage.data_md5}, commit {lineage.git_commit}"
+        f"{' (dirty)' if lineage.git_dirty else ''}, config {lineage.config_name} "
+        f"hash={lineage.config_hash}, Prefect flow run {lineage.flow_run_id}."
+    )
+
+
+def register_version(
+    *,
+    model_uri: str,
+    name: str,
+    run_id: str,
+    decision: GateDecision,
+    report: EvaluationReport,
+    lineage: Lineage,
+    alias: str,
+) -> RegistrationResult:
+    """Register ``model_uri`` as a new version of ``name``, write the gate result and lineage
+    into its description and tags, and move ``alias`` to it only if the gate promoted it."""
+    import mlflow
+
+    try:
+        mv = mlflow.register_model(model_uri, name, tags={"honing.run_id": run_id})
+        version = str(mv.version)
+        client = _client()
+        client.update_model_version(
+            name, version, description=_description(decision, report, lineage)
+        )
+        tags = {
+            **lineage.tags(),
+            **decision.tags(),
+            **{f"honing.metric.{k}": f"{v:.6f}" for k, v in report.metrics.items()},
+        }
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        if decision.promote:
+            client.set_registered_model_alias(name, alias, version)
+        else:
+            client.set_registered_model_alias(name, "challenger", version)
+    except RegistryError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise RegistryError(f"cannot register {model_uri} as '{name}': {exc}") from exc
+    return RegistrationResult(name, version, decision.promote, decision, model_uri)

@@ -1,0 +1,29 @@
+"""Process settings every entry point applies before it starts any service client.
+
+The library never reads or writes the environment itself; the CLI, the flows and the test suite
+call :func:`quiet_environment` with their own ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+
+#: Telemetry and phone-home switches of the stack, all off. Servers bind 127.0.0.1 elsewhere.
+TELEMETRY_OFF: dict[str, str] = {
+    "DO_NOT_TRACK": "true",  # evidently, mlflow and others that honour it
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TQDM_DISABLE": "1",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",
+}
+
+
+def quiet_environment(environ: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """Switch telemetry off in ``environ`` (values the user already set are kept)."""
+    for key, value in TELEMETRY_OFF.items():
+        environ.setdefault(key, value)
+    return environ

@@ -1,0 +1,229 @@
+"""Hyperparameter search with Ray Tune.
+
+Each trial is Ray Tune's *function trainable*, which calls :func:`honing.training.train_model` —
+the same function that fits the final model. Ray runs on this machine by default, or on a cluster
+when :class:`honing.config.RaySettings` names an address (``RAY_ADDRESS``): only settings change.
+
+Trials report to Ray only. The driver logs them to MLflow afterwards (one writer), which keeps
+SQLite stores free of ``database is locked`` and needs no tracking access from the workers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from honing.config import FeaturesConfig, RaySettings, SearchConfig
+from honing.exceptions import SearchError
+from honing.features import FeatureColumns
+from honing.training import ModelSpec, train_model
+
+FAMILY_KEY = "family"
+SEP = "__"
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    trial_id: str
+    spec: ModelSpec
+    score: float | None
+    score_std: float | None
+    fold_scores: list[float]
+    fit_seconds: float | None
+    error: str | None = None
+
+
+@dataclass
+class SearchResult:
+    metric: str
+    trials: list[TrialResult] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)
+
+    @property
+    def completed(self) -> list[TrialResult]:
+        return [t for t in self.trials if t.error is None and t.score is not None]
+
+    @property
+    def best(self) -> TrialResult:
+        done = self.completed
+        if not done:
+            errors = "; ".join(sorted({t.error or "no score" for t in self.trials}))[:2000]
+            raise SearchError(f"no search trial finished ({len(self.trials)} tried): {errors}")
+        # ties: first by trial order, so results are deterministic
+        return max(done, key=lambda t: (t.score, -self.trials.index(t)))
+
+
+def _domain(spec: Any) -> Any:
+    from ray import tune
+
+    if not isinstance(spec, dict):
+        return spec
+    kind, args = next(iter(spec.items()))
+    if kind == "choice":
+        return tune.choice(list(args))
+    if kind == "grid":
+        return tune.grid_search(list(args))
+    if kind == "uniform":
+        return tune.uniform(args[0], args[1])
+    if kind == "loguniform":
+        return tune.loguniform(args[0], args[1])
+    if kind == "randint":  # inclusive of both ends
+        return tune.randint(int(args[0]), int(args[1]) + 1)
+    raise ValueError(f"unknown distribution {kind}")
+
+
+def build_space(cfg: SearchConfig) -> dict[str, Any]:
+    """A flat Tune space: ``family`` is grid-searched, each family's params are namespaced."""
+    from ray import tune
+
+    space: dict[str, Any] = {FAMILY_KEY: tune.grid_search(sorted(cfg.families))}
+    for family, params in cfg.families.items():
+        for name, spec in params.items():
+            space[f"{family}{SEP}{name}"] = _domain(spec)
+    return space
+
+
+def spec_from_trial_config(config: dict[str, Any]) -> ModelSpec:
+    """The model a trial config describes (drops other families' namespaced params)."""
+    family = config[FAMILY_KEY]
+    prefix = f"{family}{SEP}"
+    params = {k[len(prefix) :]: _plain(v) for k, v in config.items() if k.startswith(prefix)}
+    return ModelSpec(family=family, params=params)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _trainable(
+    config: dict[str, Any],
+    X: pd.DataFrame,
+    y: np.ndarray,
+    columns: FeatureColumns,
+    features: FeaturesConfig,
+    seed: int,
+    folds: int,
+    metric: str,
+) -> None:
+    import socket
+
+    from ray import tune
+
+    spec = spec_from_trial_config(config)
+    result = train_model(
+        X,
+        y,
+        spec,
+        columns=columns,
+        features=features,
+        seed=seed,
+        metric=metric,
+        cv_folds=folds,
+        refit=False,
+    )
+    assert result.cv is not None
+    tune.report(
+        {
+            "score": result.cv.mean,
+            "score_std": result.cv.std,
+            "fold_scores": result.cv.fold_scores,
+            "fit_seconds": result.cv.fit_seconds,
+            "node": socket.gethostname()
+            + ":"
+            + str(__import__("ray").get_runtime_context().get_node_id())[:12],
+        }
+    )
+
+
+def connect_ray(settings: RaySettings) -> dict[str, Any]:
+    """Start Ray on this machine (``address`` unset) or join a cluster. Dashboard stays off.
+    Returns the cluster's resources."""
+    import ray
+
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "ignore_reinit_error": True,
+            "log_to_driver": False,
+            "configure_logging": True,
+            "logging_level": "WARNING",
+        }
+        if settings.address:
+            ray.init(address=settings.address, **kwargs)
+        else:
+            ray.init(num_cpus=settings.num_cpus, **kwargs)
+    return dict(ray.cluster_resources())
+
+
+def run_search(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    cfg: SearchConfig,
+    columns: FeatureColumns,
+    features: FeaturesConfig,
+    ray_settings: RaySettings,
+    experiment_name: str | None = None,
+) -> SearchResult:
+    """Run ``trials_per_family`` random trials per model family with k-fold CV on Ray Tune."""
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    connect_ray(ray_settings)
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            _trainable,
+            X=X,
+            y=y,
+            columns=columns,
+            features=features,
+            seed=cfg.seed,
+            folds=cfg.cv_folds,
+            metric=cfg.metric,
+        ),
+        {"cpu": cfg.cpus_per_trial},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space=build_space(cfg),
+        tune_config=tune.TuneConfig(
+            num_samples=cfg.trials_per_family,
+            search_alg=BasicVariantGenerator(random_state=cfg.seed),
+            max_concurrent_trials=cfg.max_concurrent_trials,
+            time_budget_s=cfg.time_budget_s,
+            reuse_actors=False,
+        ),
+        run_config=tune.RunConfig(
+            name=experiment_name or f"search-{uuid.uuid4().hex[:8]}",
+            storage_path=ray_settings.storage_path,
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    )
+    grid = tuner.fit()
+    result = SearchResult(metric=cfg.metric)
+    for trial in grid:
+        spec = spec_from_trial_config(trial.config)
+        m = trial.metrics or {}
+        error = None
+        if trial.error is not None:
+            error = f"{type(trial.error).__name__}: {str(trial.error).strip().splitlines()[-1]}"
+        result.trials.append(
+            TrialResult(
+                trial_id=str(m.get("trial_id") or trial.path.rsplit("/", 1)[-1]),
+                spec=spec,
+                score=m.get("score"),
+                score_std=m.get("score_std"),
+                fold_scores=list(m.get("fold_scores") or []),
+                fit_seconds=m.get("fit_seconds"),
+                error=error,
+            )
+        )
+        if m.get("node") and m["node"] not in result.nodes:
+            result.nodes.append(m["node"])
+    _ = result.best  # raises SearchError when nothing finished
+    return result

@@ -1,0 +1,229 @@
+"""MLflow tracking: runs, nested trial runs, reports, plots and lineage.
+
+Every function takes the run id it writes to (no reliance on a thread's "active run"), so it works
+the same from a CLI, a Prefect task or a test. :func:`configure` is the only place that sets the
+process-wide tracking URI, and it is called by the entry point, never on import.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from honing.config import MlflowSettings
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a model came from: enough to rebuild it."""
+
+    data_path: str
+    data_md5: str
+    git_commit: str
+    git_dirty: bool
+    config_hash: str
+    config_name: str
+    flow_run_id: str
+
+    def tags(self) -> dict[str, str]:
+        tags = {f"honing.{k}": str(v) for k, v in asdict(self).items()}
+        tags["mlflow.source.git.commit"] = self.git_commit
+        return tags
+
+
+def git_state(repo: Path) -> tuple[str, bool]:
+    """(commit, dirty) of the git checkout at ``repo``; ("unknown", True) outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", True
+    return commit, bool(status)
+
+
+def build_lineage(
+    *,
+    data_path: Path,
+    data_md5: str,
+    repo: Path,
+    config_hash: str,
+    config_path: str,
+    flow_run_id: str,
+) -> Lineage:
+    """Lineage of a training run; paths inside ``repo`` are stored relative to it."""
+    repo = Path(repo).resolve()
+    data_path = Path(data_path).resolve()
+    shown = data_path.relative_to(repo) if data_path.is_relative_to(repo) else data_path
+    commit, dirty = git_state(repo)
+    return Lineage(
+        data_path=str(shown),
+        data_md5=data_md5,
+        git_commit=commit,
+        git_dirty=dirty,
+        config_hash=config_hash,
+        config_name=str(config_path),
+        flow_run_id=flow_run_id,
+    )
+
+
+def configure(settings: MlflowSettings) -> None:
+    """Point this process's MLflow client at the configured tracking (and registry) store."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    if settings.registry_uri:
+        mlflow.set_registry_uri(settings.registry_uri)
+
+
+def _client():  # type: ignore[no-untyped-def]
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def ensure_experiment(name: str, artifact_root: str) -> str:
+    """The experiment's id, creating it with its artifacts under ``artifact_root`` if needed.
+    Safe when two processes create it at once."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    try:
+        return str(client.create_experiment(name, artifact_location=f"{artifact_root}/{name}"))
+    except MlflowException:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return str(exp.experiment_id)
+
+
+def start_run(
+    experiment_id: str,
+    run_name: str,
+    tags: dict[str, str] | None = None,
+    parent_run_id: str | None = None,
+) -> str:
+    tags = dict(tags or {})
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run = _client().create_run(experiment_id, run_name=run_name, tags=tags)
+    return str(run.info.run_id)
+
+
+def end_run(run_id: str, status: str = "FINISHED") -> None:
+    _client().set_terminated(run_id, status=status)
+
+
+def set_tags(run_id: str, tags: dict[str, Any]) -> None:
+    client = _client()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, str(value))
+
+
+def log_params(run_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    _client().log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+
+
+def log_metrics(run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    _client().log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None],
+    )
+
+
+def log_json(run_id: str, payload: Any, artifact_file: str) -> None:
+    _client().log_dict(run_id, payload, artifact_file)
+
+
+def log_text(run_id: str, text: str, artifact_file: str) -> None:
+    _client().log_text(run_id, text, artifact_file)
+
+
+def log_figures(run_id: str, figures: dict[str, Any], folder: str = "plots") -> None:
+    import matplotlib.pyplot as plt
+
+    client = _client()
+    for name, fig in figures.items():
+        client.log_figure(run_id, fig, f"{folder}/{name}")
+        plt.close(fig)
+
+
+def log_trials(parent_run_id: str, experiment_id: str, search: Any) -> list[str]:
+    """One nested MLflow run per search trial (params, CV score, per-fold scores, errors)."""
+    run_ids = []
+    for i, trial in enumerate(search.trials):
+        run_id = start_run(
+            experiment_id,
+            run_name=f"trial-{i:03d}-{trial.spec.family}",
+            tags={
+                "honing.kind": "trial",
+                "honing.trial_id": trial.trial_id,
+                "honing.family": trial.spec.family,
+            },
+            parent_run_id=parent_run_id,
+        )
+        log_params(run_id, {"family": trial.spec.family, **trial.spec.params})
+        metrics: dict[str, float] = {}
+        if trial.score is not None:
+            metrics[f"cv_{search.metric}"] = trial.score
+            metrics[f"cv_{search.metric}_std"] = trial.score_std or 0.0
+        if trial.fit_seconds is not None:
+            metrics["fit_seconds"] = trial.fit_seconds
+        for k, score in enumerate(trial.fold_scores):
+            metrics[f"fold_{k}_{search.metric}"] = score
+        log_metrics(run_id, metrics)
+        if trial.error:
+            set_tags(run_id, {"honing.error": trial.error[:4000]})
+        end_run(run_id, "FAILED" if trial.error else "FINISHED")
+        run_ids.append(run_id)
+    return run_ids
+
+
+def log_sklearn_model(run_id: str, model: Any, input_example: Any) -> str:
+    """Log a fitted scikit-learn pipeline with signature and input example; returns its URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example, model.predict(input_example))
+    with mlflow.start_run(run_id=run_id, nested=True):
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=input_example,
+            serialization_format="cloudpickle",
+        )
+    return str(info.model_uri)
+
+
+def write_json(payload: Any, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    return path

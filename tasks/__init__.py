@@ -1,0 +1,32 @@
+"""Prefect task wrappers: each task is one call into the ``honing`` library.
+
+Retries are set only where a task does I/O (files, MLflow, the registry); pure computations fail
+fast. Results are neither cached nor persisted: tasks pass DataFrames and models in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+IO_RETRIES = 3
+IO_RETRY_DELAYS = [1, 2, 4]
+
+
+def compute_task(fn: Callable[..., Any]) -> Any:
+    """A task around a pure computation: no retries."""
+    return task(fn, cache_policy=NO_CACHE, persist_result=False)
+
+
+def io_task(fn: Callable[..., Any]) -> Any:
+    """A task that reads or writes files or services: retried with backoff."""
+    return task(
+        fn,
+        cache_policy=NO_CACHE,
+        persist_result=False,
+        retries=IO_RETRIES,
+        retry_delay_seconds=IO_RETRY_DELAYS,
+    )

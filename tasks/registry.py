@@ -1,0 +1,50 @@
+"""Champion/challenger gate and registration tasks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from honing import registry
+from honing.evaluation import EvaluationReport
+from honing.tracking import Lineage
+from tasks import compute_task, io_task
+
+
+@io_task
+def score_champion(
+    name: str, alias: str, X: pd.DataFrame, y: np.ndarray, classes: list
+) -> registry.ChampionScore | None:
+    return registry.score_champion(name, alias, X, y, classes)
+
+
+@compute_task
+def champion_gate(
+    challenger: EvaluationReport,
+    champion: registry.ChampionScore | None,
+    metric: str,
+    margin: float,
+) -> registry.GateDecision:
+    return registry.champion_gate(challenger, champion, metric=metric, margin=margin)
+
+
+# Not retried: a retry after a partial success could register the same model twice.
+@compute_task
+def register_version(
+    model_uri: str,
+    name: str,
+    run_id: str,
+    decision: registry.GateDecision,
+    report: EvaluationReport,
+    lineage: Lineage,
+    alias: str,
+) -> registry.RegistrationResult:
+    return registry.register_version(
+        model_uri=model_uri,
+        name=name,
+        run_id=run_id,
+        decision=decision,
+        report=report,
+        lineage=lineage,
+        alias=alias,
+    )

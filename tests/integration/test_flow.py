@@ -1,0 +1,117 @@
+"""The whole training flow under Prefect's test harness, with Ray and MLflow for real."""
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from honing.data import file_md5
+from honing.exceptions import DataValidationError, ModelQualityError
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def run_flow(prefect_harness, ray_local, project, monkeypatch):
+    from flows.training import training_pipeline
+
+    before = mlflow.get_tracking_uri()
+    # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI, which would override this test's
+    # profile; start from a clean environment as a new process would.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def _run(config: Path | None = None):
+        return training_pipeline(
+            config_path=str(config or project["config"]),
+            env_path=str(project["env"]),
+            repo=str(project["root"]),
+        )
+
+    yield _run
+    mlflow.set_tracking_uri(before)
+
+
+def _client(project):
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{project['root'] / 'mlflow.db'}")
+
+
+def test_two_runs_keep_the_registry_consistent(run_flow, project):
+    first = run_flow()
+    assert first["version"] == "1" and first["promoted"]
+    assert first["test_metrics"]["roc_auc"] > 0.8
+    assert first["trials"] == 3 and first["trials_failed"] == 0
+
+    second = run_flow()
+    assert second["version"] == "2"
+    assert second["champion_version"] == "1"  # the gate ran against the existing champion
+    # same seed, same data: the challenger ties the champion and is promoted (margin 0)
+    assert second["promoted"]
+
+    client = _client(project)
+    model = client.get_registered_model("honing-churn")
+    assert model.aliases == {"champion": 2}
+    versions = client.search_model_versions("name='honing-churn'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+
+    v2 = client.get_model_version("honing-churn", "2")
+    assert v2.tags["honing.data_md5"] == file_md5(project["data"])
+    assert v2.tags["honing.config_hash"] == first["lineage"]["honing.config_hash"]
+    assert v2.tags["honing.flow_run_id"] not in ("", "none")
+    assert v2.tags["honing.gate.champion_version"] == "1"
+    assert "PROMOTED" in v2.description
+
+    parent = client.get_run(second["run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["test_roc_auc"] == pytest.approx(second["test_metrics"]["roc_auc"])
+    trials = client.search_runs(
+        [second["experiment_id"]], filter_string=f"tags.mlflow.parentRunId = '{second['run_id']}'"
+    )
+    assert len(trials) == 3
+    artifacts = {a.path for a in client.list_artifacts(second["run_id"], "plots")}
+    assert artifacts == {
+        "plots/confusion_matrix.png",
+        "plots/roc_curve.png",
+        "plots/calibration.png",
+    }
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda d: d.drop(columns=["contract"]), "expect_table_columns_to_match_set"),
+        (lambda d: d.assign(tenure=d["tenure"].astype(str) + "m"), "tenure"),
+        (
+            lambda d: d.assign(churn=d["churn"].where(d.index % 3 != 0)),
+            "expect_column_values_to_not_be_null",
+        ),
+    ],
+    ids=["missing-column", "wrong-dtype", "null-labels"],
+)
+def test_bad_csv_stops_the_flow_and_registers_nothing(run_flow, project, mutate, needle):
+    bad = mutate(pd.read_csv(project["data"]))
+    bad.to_csv(project["data"], index=False)
+    before = file_md5(project["data"])
+    with pytest.raises(DataValidationError) as exc:
+        run_flow()
+    msg = str(exc.value)
+    assert str(project["data"]) in msg and needle in msg
+    assert file_md5(project["data"]) == before  # input left as it was
+
+    client = _client(project)
+    assert client.search_registered_models() == []
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    logged = {a.path for a in client.list_artifacts(runs[0].info.run_id, "validation")}
+    assert logged == {"validation/report.json"}
+
+
+def test_quality_gate_blocks_registration(run_flow, project):
+    cfg = yaml.safe_load(project["config"].read_text())
+    cfg["evaluation"]["thresholds"] = {"roc_auc": 0.99}
+    strict = project["root"] / "configs" / "strict.yaml"
+    strict.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ModelQualityError, match="roc_auc"):
+        run_flow(strict)
+    assert _client(project).search_registered_models() == []

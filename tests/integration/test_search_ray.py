@@ -1,0 +1,80 @@
+"""Ray Tune search on a local Ray instance: the trainable calls the same train_model()."""
+
+import pytest
+
+from honing.config import FeaturesConfig, RaySettings, SearchConfig
+from honing.data import clean, split_data
+from honing.features import infer_columns
+from honing.search import run_search
+from honing.training import train_model
+from tests.conftest import SMALL_SEARCH
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def small_split(churn_df):
+    df, _ = clean(churn_df.sample(1500, random_state=0), "churn")
+    split, _ = split_data(df, "churn", positive_label="Yes", drop_columns=[], test_size=0.2, seed=0)
+    return split
+
+
+def test_search_runs_every_family_and_matches_train_model(ray_local, small_split, tmp_path):
+    cfg = SearchConfig.model_validate({**SMALL_SEARCH, "trials_per_family": 2})
+    cols = infer_columns(small_split.X_train, FeaturesConfig())
+    result = run_search(
+        small_split.X_train,
+        small_split.y_train,
+        cfg=cfg,
+        columns=cols,
+        features=FeaturesConfig(),
+        ray_settings=RaySettings(storage_path=str(tmp_path)),
+        experiment_name="t",
+    )
+    assert len(result.trials) == 6
+    assert {t.spec.family for t in result.trials} == set(SMALL_SEARCH["families"])
+    assert all(t.error is None and len(t.fold_scores) == 3 for t in result.trials)
+    assert result.best.score == max(t.score for t in result.trials)
+    assert result.nodes  # where trials ran
+
+    # The trial's score is exactly what train_model computes outside Ray.
+    best = result.best
+    direct = train_model(
+        small_split.X_train,
+        small_split.y_train,
+        best.spec,
+        columns=cols,
+        features=FeaturesConfig(),
+        seed=cfg.seed,
+        metric=cfg.metric,
+        cv_folds=cfg.cv_folds,
+        refit=False,
+    )
+    assert direct.cv.fold_scores == pytest.approx(best.fold_scores)
+
+
+def test_failed_trials_are_reported_not_hidden(ray_local, small_split, tmp_path):
+    cfg = SearchConfig.model_validate(
+        {
+            "families": {
+                "logistic_regression": {"C": 1.0},
+                "random_forest": {"n_estimators": 10, "max_features": "not-a-mode"},
+            },
+            "trials_per_family": 1,
+            "cv_folds": 2,
+        }
+    )
+    cols = infer_columns(small_split.X_train, FeaturesConfig())
+    result = run_search(
+        small_split.X_train,
+        small_split.y_train,
+        cfg=cfg,
+        columns=cols,
+        features=FeaturesConfig(),
+        ray_settings=RaySettings(storage_path=str(tmp_path)),
+        experiment_name="t2",
+    )
+    failed = [t for t in result.trials if t.error]
+    assert len(failed) == 1 and failed[0].spec.family == "random_forest"
+    assert "max_features" in failed[0].error
+    assert result.best.spec.family == "logistic_regression"

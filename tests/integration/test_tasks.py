@@ -1,0 +1,68 @@
+"""Tasks called through ``.fn``: the wrapped library call, without a Prefect run."""
+
+import pandas as pd
+import pytest
+
+from honing.exceptions import DataValidationError
+from tasks import data as data_tasks
+from tasks import registry as registry_tasks
+from tasks import setup as setup_tasks
+from tasks import train as train_tasks
+
+pytestmark = pytest.mark.integration
+
+
+def test_config_and_data_tasks(project):
+    cfg = setup_tasks.load_pipeline_config.fn(str(project["config"]))
+    df = data_tasks.load_table.fn(cfg.data.path)
+    assert len(df) == 7043
+    assert len(data_tasks.file_md5.fn(cfg.data.path)) == 32
+    suite = data_tasks.load_suite.fn(cfg.validation.suite)
+    report = data_tasks.validate_frame.fn(df, suite, "churn.csv")
+    assert report.success
+    data_tasks.validation_gate.fn(report)
+    bad = data_tasks.validate_frame.fn(df.drop(columns=["contract"]), suite, "bad.csv")
+    with pytest.raises(DataValidationError, match="contract"):
+        data_tasks.validation_gate.fn(bad)
+
+
+def test_training_tasks(project):
+    cfg = setup_tasks.load_pipeline_config.fn(str(project["config"]))
+    df = data_tasks.load_table.fn(cfg.data.path).sample(800, random_state=0)
+    cleaned, report = data_tasks.clean.fn(df, "churn", True, True)
+    assert report.rows_out == len(cleaned)
+    split, classes = data_tasks.split_data.fn(cleaned, "churn", "Yes", [], 0.25, 0)
+    cols = data_tasks.infer_columns.fn(split.X_train, cfg.features)
+    from honing.training import ModelSpec
+
+    trained = train_tasks.train_model.fn(
+        split.X_train,
+        split.y_train,
+        ModelSpec("logistic_regression", {}),
+        cols,
+        cfg.features,
+        0,
+        "roc_auc",
+    )
+    evaluation = train_tasks.evaluate.fn(trained.model, split.X_test, split.y_test, classes)
+    assert evaluation.metrics["roc_auc"] > 0.7
+    train_tasks.quality_gate.fn(evaluation, {"roc_auc": 0.5})
+    decision = registry_tasks.champion_gate.fn(evaluation, None, "roc_auc", 0.0)
+    assert decision.promote
+    assert set(
+        train_tasks.plot_figures.fn(trained.model, split.X_test, split.y_test, evaluation)
+    ) >= {"roc_curve.png"}
+
+
+def test_io_tasks_retry_and_pure_tasks_do_not():
+    assert data_tasks.load_table.retries == 3
+    assert registry_tasks.score_champion.retries == 3
+    assert data_tasks.validation_gate.retries == 0
+    assert registry_tasks.register_version.retries == 0  # not idempotent
+
+
+def test_env_task_reads_the_process_environment(project, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6390")
+    settings = setup_tasks.load_env_settings.fn(str(project["env"]))
+    assert settings.ray.address == "127.0.0.1:6390"
+    assert isinstance(pd.__version__, str)

@@ -1,0 +1,123 @@
+"""MLflow tracking and Model Registry on a real SQLite store."""
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+
+from honing import registry, tracking
+from honing.evaluation import evaluate
+from honing.search import SearchResult, TrialResult
+from honing.training import ModelSpec
+
+pytestmark = pytest.mark.integration
+
+
+def _data(n=300):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n)})
+    y = (X["x"] + rng.normal(scale=0.7, size=n) > 0).astype(int).to_numpy()
+    return X, y
+
+
+def _lineage():
+    return tracking.Lineage("data/t.csv", "abc123", "deadbeef", False, "cfg0", "c.yaml", "fr-1")
+
+
+def _register(settings, exp, model, X, y, name="m"):
+    run_id = tracking.start_run(exp, "train")
+    uri = tracking.log_sklearn_model(run_id, model, X.head(3))
+    report = evaluate(model, X, y, [0, 1])
+    champion = registry.score_champion(name, "champion", X, y, [0, 1])
+    decision = registry.champion_gate(report, champion, metric="roc_auc", margin=0.0)
+    result = registry.register_version(
+        model_uri=uri,
+        name=name,
+        run_id=run_id,
+        decision=decision,
+        report=report,
+        lineage=_lineage(),
+        alias="champion",
+    )
+    tracking.end_run(run_id)
+    return result
+
+
+def test_experiment_runs_and_nested_trials(mlflow_store):
+    exp = tracking.ensure_experiment("e1", mlflow_store.mlflow.artifact_root)
+    assert tracking.ensure_experiment("e1", mlflow_store.mlflow.artifact_root) == exp
+    parent = tracking.start_run(exp, "parent")
+    search = SearchResult(
+        "roc_auc",
+        [
+            TrialResult(
+                "t0", ModelSpec("random_forest", {"n_estimators": 5}), 0.8, 0.01, [0.79, 0.81], 1.2
+            ),
+            TrialResult(
+                "t1",
+                ModelSpec("logistic_regression", {"C": 1.0}),
+                None,
+                None,
+                [],
+                None,
+                "ValueError: bad",
+            ),
+        ],
+    )
+    ids = tracking.log_trials(parent, exp, search)
+    client = mlflow.MlflowClient()
+    runs = [client.get_run(i) for i in ids]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent for r in runs)
+    assert runs[0].data.metrics["cv_roc_auc"] == 0.8
+    assert runs[0].data.metrics["fold_1_roc_auc"] == 0.81
+    assert runs[0].data.params["n_estimators"] == "5"
+    assert runs[1].info.status == "FAILED" and runs[1].data.tags["honing.error"]
+    tracking.end_run(parent)
+    assert client.get_run(parent).info.status == "FINISHED"
+    art = Path(mlflow_store.mlflow.artifact_root.removeprefix("file://"))
+    assert art.parent.exists()
+
+
+def test_champion_challenger_in_the_registry(mlflow_store):
+    exp = tracking.ensure_experiment("e2", mlflow_store.mlflow.artifact_root)
+    X, y = _data()
+    good = LogisticRegression().fit(X, y)
+    first = _register(mlflow_store, exp, good, X, y)
+    assert first.promoted and first.version == "1"
+
+    worse = DummyClassifier(strategy="prior").fit(X, y)
+    second = _register(mlflow_store, exp, worse, X, y)
+    assert not second.promoted and second.decision.champion_version == "1"
+
+    client = mlflow.MlflowClient()
+    assert client.get_registered_model("m").aliases == {"champion": 1, "challenger": 2}
+    v2 = client.get_model_version("m", "2")
+    assert "NOT promoted" in v2.description and "champion kept" in v2.description
+    assert v2.tags["honing.gate.promoted"] == "false"
+    assert v2.tags["honing.data_md5"] == "abc123"
+    assert v2.tags["honing.flow_run_id"] == "fr-1"
+    assert v2.tags["honing.config_hash"] == "cfg0"
+    assert v2.tags["mlflow.source.git.commit"] == "deadbeef"
+
+    third = _register(mlflow_store, exp, LogisticRegression(C=0.5).fit(X, y), X, y)
+    assert third.promoted and third.decision.champion_version == "1"
+    assert client.get_registered_model("m").aliases["champion"] == 3
+
+    # the registered model serves with its preprocessing inside and its signature
+    loaded = mlflow.pyfunc.load_model("models:/m@champion")
+    assert loaded.metadata.signature is not None
+    assert len(loaded.predict(X.head(4))) == 4
+
+
+def test_no_champion_means_no_score(mlflow_store):
+    X, y = _data(50)
+    assert registry.score_champion("absent", "champion", X, y, [0, 1]) is None
+    assert registry.champion_version("absent", "champion") is None
+
+
+def test_git_state_outside_a_repo(tmp_path):
+    assert tracking.git_state(tmp_path) == ("unknown", True)

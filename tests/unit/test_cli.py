@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from typer.testing import CliRunner
+
+from honing.cli import app
+
+runner = CliRunner()
+
+
+def _write(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame(
+        {
+            "customer": [f"c{i}" for i in range(80)],
+            "usage": rng.normal(10, 2, size=80),
+            "tier": rng.choice(["a", "b"], size=80),
+            "left": rng.choice([0, 1], size=80),
+        }
+    )
+    path = tmp_path / "new.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_init_then_validate(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = _write(tmp_path)
+    res = runner.invoke(
+        app, ["init", str(data), "--target", "left", "--positive-label", "1", "--drop", "customer"]
+    )
+    assert res.exit_code == 0, res.output
+    cfg = yaml.safe_load((tmp_path / "configs" / "new.yaml").read_text())
+    assert cfg["data"]["positive_label"] == 1 and cfg["data"]["drop_columns"] == ["customer"]
+    assert (tmp_path / "expectations" / "new.json").exists()
+
+    res = runner.invoke(
+        app, ["validate", "--config", "configs/new.yaml", "--report-out", "reports/v.json"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "passed" in res.output and (tmp_path / "reports" / "v.json").exists()
+
+    # a second init refuses to overwrite the reviewed config
+    res = runner.invoke(app, ["init", str(data), "--target", "left"])
+    assert res.exit_code == 1 and "already exists" in res.output
+
+
+def test_validate_reports_failures_and_exits_1(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = _write(tmp_path)
+    assert runner.invoke(app, ["init", str(data), "--target", "left"]).exit_code == 0
+    bad = pd.read_csv(data).drop(columns=["tier"])
+    bad_path = tmp_path / "bad.csv"
+    bad.to_csv(bad_path, index=False)
+    res = runner.invoke(app, ["validate", "--config", "configs/new.yaml", "--data", str(bad_path)])
+    assert res.exit_code == 1
+    out = " ".join(res.output.split())
+    assert "bad.csv" in out and "expect_table_columns_to_match_set" in out and "tier" in out
+
+
+def test_bad_config_exits_with_message(tmp_path: Path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: x\nbogus: 1\n")
+    res = runner.invoke(app, ["validate", "--config", str(cfg)])
+    assert res.exit_code == 1
+    assert "bogus" in res.output and "unknown key" in res.output
+
+
+def test_fetch_demo_never_overwrites(tmp_path: Path):
+    out = tmp_path / "d.csv"
+    out.write_text("keep me")
+    res = runner.invoke(app, ["data", "fetch-demo", "--out", str(out)])
+    assert res.exit_code == 1 and "refusing to overwrite" in res.output
+    assert out.read_text() == "keep me"

@@ -1,0 +1,115 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from honing.config import (
+    config_hash,
+    load_config,
+    load_env_settings,
+    parse_config,
+    parse_env_settings,
+)
+from honing.exceptions import ConfigError
+from tests.conftest import ROOT, demo_config_dict
+
+
+def test_shipped_configs_are_valid():
+    cfg = load_config(ROOT / "configs" / "churn.yaml", root=ROOT)
+    assert cfg.data.target == "churn"
+    assert cfg.data.path == ROOT / "data" / "churn.csv"
+    assert set(cfg.search.families) == {
+        "logistic_regression",
+        "random_forest",
+        "hist_gradient_boosting",
+    }
+    env = load_env_settings(ROOT / "configs" / "env" / "local.yaml", root=ROOT, environ={})
+    assert env.mlflow.tracking_uri == f"sqlite:///{ROOT / 'mlflow.db'}"
+    assert env.ray.address is None
+
+
+def test_unknown_key_names_file_and_key(tmp_path: Path):
+    raw = demo_config_dict()
+    raw["search"]["trails_per_family"] = 3  # typo
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, root=tmp_path)
+    msg = str(exc.value)
+    assert str(path) in msg
+    assert "search.trails_per_family" in msg
+    assert "unknown key" in msg
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "where"),
+    [
+        ("split", "test_size", 1.5, "split.test_size"),
+        ("search", "cv_folds", 1, "search.cv_folds"),
+        ("registry", "promotion_margin", -0.1, "registry.promotion_margin"),
+        ("evaluation", "thresholds", {"roc_auc": 2.0}, "evaluation.thresholds"),
+    ],
+)
+def test_out_of_range_values_are_rejected(section, key, value, where):
+    raw = demo_config_dict()
+    raw[section][key] = value
+    with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
+        parse_config(raw, source=Path("x.yaml"), root=Path("."))
+
+
+def test_bad_distribution_is_rejected():
+    raw = demo_config_dict()
+    raw["search"]["families"]["random_forest"]["n_estimators"] = {"randint": [400, 100]}
+    with pytest.raises(ConfigError, match="low < high"):
+        parse_config(raw, source=Path("x.yaml"), root=Path("."))
+
+
+def test_target_cannot_be_dropped():
+    raw = demo_config_dict()
+    raw["data"]["drop_columns"] = ["churn"]
+    with pytest.raises(ConfigError, match="data.target"):
+        parse_config(raw, source=Path("x.yaml"), root=Path("."))
+
+
+def test_missing_and_malformed_files(tmp_path: Path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    bad.write_text("- a list")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad)
+
+
+def test_content_hash_ignores_location_and_formatting(tmp_path: Path):
+    raw = demo_config_dict()
+    a = parse_config(raw, source=Path("a.yaml"), root=tmp_path / "one")
+    b = parse_config(
+        dict(reversed(list(raw.items()))), source=Path("b.yaml"), root=tmp_path / "two"
+    )
+    assert a.data.path != b.data.path
+    assert a.content_hash == b.content_hash
+    raw["split"]["seed"] = 1
+    c = parse_config(raw, source=Path("c.yaml"), root=tmp_path)
+    assert c.content_hash != a.content_hash
+    assert len(config_hash(c)) == 16
+
+
+def test_environment_overrides_profile(tmp_path: Path):
+    env = parse_env_settings(
+        {"mlflow": {"tracking_uri": "sqlite:///x.db"}},
+        source=Path("env.yaml"),
+        root=tmp_path,
+        environ={"MLFLOW_TRACKING_URI": "http://127.0.0.1:5001", "RAY_ADDRESS": "127.0.0.1:6379"},
+    )
+    assert env.mlflow.tracking_uri == "http://127.0.0.1:5001"
+    assert env.ray.address == "127.0.0.1:6379"
+    assert env.mlflow.artifact_root == (tmp_path / "mlartifacts").resolve().as_uri()
+    assert env.ray.storage_path == str((tmp_path / ".honing/ray_results").resolve())
+
+
+def test_env_profile_rejects_unknown_keys():
+    with pytest.raises(ConfigError, match="mlflow.tracking_url"):
+        parse_env_settings({"mlflow": {"tracking_url": "x"}}, source=Path("e.yaml"), root=Path("."))

@@ -1,0 +1,118 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from honing.data import clean, encode_target, file_md5, load_table, split_data, write_table
+from honing.exceptions import DataLoadError, DataValidationError
+
+
+def _frame(n: int = 40) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "x": rng.normal(size=n),
+            "color": rng.choice(["red", "blue"], size=n),
+            "label": np.where(np.arange(n) % 4 == 0, "yes", "no"),
+        }
+    )
+
+
+def test_load_csv_and_parquet_round_trip(tmp_path: Path):
+    df = _frame()
+    for name in ("t.csv", "t.parquet"):
+        write_table(df, tmp_path / name)
+        back = load_table(tmp_path / name)
+        pd.testing.assert_frame_equal(back, df, check_dtype=False)
+
+
+@pytest.mark.parametrize(
+    ("content", "rule"),
+    [
+        (b"", "empty"),
+        (b"a,b,label\n", "no rows"),
+        (b"a,b\n1,2\n\xff\xfe,3\n", "UTF-8"),
+        (b'a,b\n1,"2\n', "well-formed"),
+        (b"a,a,b\n1,2,3\n", "duplicated column"),
+    ],
+)
+def test_bad_files_raise_clear_errors(tmp_path: Path, content: bytes, rule: str):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataLoadError) as exc:
+        load_table(path)
+    assert str(path) in str(exc.value)
+    assert rule in str(exc.value)
+
+
+def test_missing_file_and_unknown_suffix(tmp_path: Path):
+    with pytest.raises(DataLoadError, match="not found"):
+        load_table(tmp_path / "missing.csv")
+    odd = tmp_path / "data.xlsx"
+    odd.write_bytes(b"x")
+    with pytest.raises(DataLoadError, match="format"):
+        load_table(odd)
+
+
+def test_corrupt_parquet(tmp_path: Path):
+    path = tmp_path / "bad.parquet"
+    path.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(DataLoadError, match="parquet"):
+        load_table(path)
+
+
+def test_write_table_never_overwrites_by_default(tmp_path: Path):
+    path = write_table(_frame(), tmp_path / "t.csv")
+    before = file_md5(path)
+    with pytest.raises(FileExistsError):
+        write_table(_frame(5), path)
+    assert file_md5(path) == before
+    write_table(_frame(5), path, overwrite=True)
+    assert file_md5(path) != before
+
+
+def test_clean_drops_duplicates_and_null_labels():
+    df = _frame(10)
+    dirty = pd.concat([df, df.iloc[:3]], ignore_index=True)
+    dirty.loc[5, "label"] = None
+    out, report = clean(dirty, "label")
+    assert report.rows_in == 13
+    assert report.duplicates_dropped == 3
+    assert report.invalid_labels_dropped == 1
+    assert report.rows_out == len(out) == 9
+    assert not out.duplicated().any() and out["label"].notna().all()
+
+
+def test_encode_target_maps_positive_label():
+    codes, classes = encode_target(pd.Series(["no", "yes", "no"], name="y"), "yes")
+    assert codes.tolist() == [0, 1, 0]
+    assert classes == ["no", "yes"]
+    with pytest.raises(DataValidationError, match="not among"):
+        encode_target(pd.Series(["no", "yes"], name="y"), "maybe")
+    with pytest.raises(DataValidationError, match="exactly 2"):
+        encode_target(pd.Series(["a", "a"], name="y"), None)
+
+
+def test_split_is_deterministic_and_stratified():
+    df = _frame(200)
+    a, classes = split_data(
+        df, "label", positive_label="yes", drop_columns=["id"], test_size=0.25, seed=3
+    )
+    b, _ = split_data(
+        df, "label", positive_label="yes", drop_columns=["id"], test_size=0.25, seed=3
+    )
+    pd.testing.assert_frame_equal(a.X_test, b.X_test)
+    assert "id" not in a.X_train.columns and "label" not in a.X_train.columns
+    assert len(a.X_test) == 50
+    assert a.y_test.mean() == pytest.approx(df["label"].eq("yes").mean(), abs=0.02)
+    assert classes == ["no", "yes"]
+
+
+def test_file_md5_matches_hashlib(tmp_path: Path):
+    import hashlib
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"honing" * 1000)
+    assert file_md5(path) == hashlib.md5(b"honing" * 1000).hexdigest()

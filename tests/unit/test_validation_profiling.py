@@ -1,0 +1,141 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from honing.config import parse_config
+from honing.exceptions import ConfigError, DataValidationError
+from honing.profiling import profile_config, profile_suite
+from honing.validation import gate, load_suite, save_suite, validate_frame
+
+
+def _frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 60
+    return pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, size=n),
+            "income": np.where(np.arange(n) % 10 == 0, np.nan, rng.normal(50, 10, size=n)),
+            "plan": rng.choice(["basic", "pro"], size=n),
+            "flag": rng.integers(0, 2, size=n),
+            "label": rng.choice(["no", "yes"], size=n),
+        }
+    )
+
+
+def test_profiled_suite_accepts_its_own_data():
+    df = _frame()
+    suite = profile_suite(df, name="t", target="label")
+    kinds = {e["type"] for e in suite["expectations"]}
+    assert {
+        "expect_table_columns_to_match_set",
+        "expect_table_row_count_to_be_between",
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_in_type_list",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_in_set",
+    } <= kinds
+    report = validate_frame(df, suite, source="t.csv")
+    assert report.success, report.table()
+    gate(report)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "column", "rule"),
+    [
+        (lambda d: d.drop(columns=["plan"]), None, "expect_table_columns_to_match_set"),
+        (
+            lambda d: d.assign(age=d["age"].astype(str) + "y"),
+            "age",
+            "expect_column_values_to_be_in_type_list",
+        ),
+        (
+            lambda d: d.assign(label=d["label"].where(d.index % 7 != 0, None)),
+            "label",
+            "expect_column_values_to_not_be_null",
+        ),
+        (
+            lambda d: d.assign(plan=d["plan"].replace("pro", "platinum")),
+            "plan",
+            "expect_column_values_to_be_in_set",
+        ),
+        (lambda d: d.assign(age=d["age"] * 100), "age", "expect_column_values_to_be_between"),
+        (lambda d: d.head(5), None, "expect_table_row_count_to_be_between"),
+    ],
+)
+def test_bad_data_is_reported_with_column_and_rule(mutate, column, rule):
+    df = _frame()
+    suite = profile_suite(df, name="t", target="label")
+    report = validate_frame(mutate(df), suite, source="incoming.csv")
+    assert not report.success
+    assert any(f.rule == rule and f.column == column for f in report.failures), report.table()
+    with pytest.raises(DataValidationError) as exc:
+        gate(report)
+    msg = str(exc.value)
+    assert "incoming.csv" in msg and rule in msg
+    if column:
+        assert column in msg
+    assert exc.value.report is report
+
+
+def test_warning_severity_does_not_block():
+    df = _frame()
+    suite = profile_suite(df, name="t", target="label")
+    for e in suite["expectations"]:
+        e["severity"] = "warning"
+    report = validate_frame(df.assign(plan="other"), suite, source="x.csv")
+    assert not report.success
+    gate(report)  # only warnings: passes
+
+
+def test_suite_round_trip_and_bad_suite_files(tmp_path: Path):
+    suite = profile_suite(_frame(), name="t", target="label")
+    path = save_suite(suite, tmp_path / "s.json")
+    assert load_suite(path) == suite
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_suite(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text("{}")
+    with pytest.raises(ConfigError, match="not an expectation suite"):
+        load_suite(tmp_path / "other.json")
+    with pytest.raises(ConfigError, match="not found"):
+        load_suite(tmp_path / "missing.json")
+
+
+def test_profiled_config_is_valid(tmp_path: Path):
+    df = _frame()
+    raw = profile_config(
+        df,
+        name="t",
+        data_path=Path("data/t.csv"),
+        suite_path=Path("expectations/t.json"),
+        target="label",
+        positive_label="yes",
+    )
+    cfg = parse_config(raw, source=Path("t.yaml"), root=tmp_path)
+    assert cfg.data.positive_label == "yes"
+    assert cfg.registry.model_name == "honing-t"
+    with pytest.raises(DataValidationError, match="binary"):
+        profile_config(
+            df.assign(label=range(len(df))),
+            name="t",
+            data_path=Path("d.csv"),
+            suite_path=Path("s.json"),
+            target="label",
+        )
+    with pytest.raises(DataValidationError, match="not in the data"):
+        profile_suite(df, name="t", target="nope")
+
+
+def test_positive_label_given_as_text_matches_numeric_labels():
+    df = _frame().assign(label=lambda d: (d["label"] == "yes").astype(int))
+    raw = profile_config(
+        df,
+        name="t",
+        data_path=Path("d.csv"),
+        suite_path=Path("s.json"),
+        target="label",
+        positive_label="1",
+    )
+    assert raw["data"]["positive_label"] == 1
