@@ -27,6 +27,7 @@ def training_pipeline(
     setup_tasks.quiet_environment()
     cfg = setup_tasks.load_pipeline_config(config_path)
     settings = setup_tasks.load_env_settings(env_path)
+    setup_tasks.ray_environment(settings.ray)
     setup_tasks.configure_tracking(settings.mlflow)
     experiment_id = setup_tasks.ensure_experiment(
         cfg.tracking.experiment, settings.mlflow.artifact_root

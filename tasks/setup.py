@@ -14,6 +14,11 @@ def quiet_environment() -> None:
     runtime.quiet_environment(os.environ)
 
 
+@compute_task
+def ray_environment(settings: config.RaySettings) -> None:
+    os.environ.update(runtime.ray_environment(settings.address))
+
+
 @io_task
 def load_pipeline_config(path: str) -> config.PipelineConfig:
     return config.load_config(Path(path))
@@ -30,7 +35,7 @@ def configure_tracking(settings: config.MlflowSettings) -> None:
 
 
 @io_task
-def ensure_experiment(name: str, artifact_root: str) -> str:
+def ensure_experiment(name: str, artifact_root: str | None) -> str:
     return tracking.ensure_experiment(name, artifact_root)
 
 

@@ -35,6 +35,7 @@ SMALL_SEARCH: dict[str, Any] = {
 
 def pytest_configure(config: pytest.Config) -> None:
     runtime.quiet_environment(os.environ)
+    os.environ.update(runtime.ray_environment(None))  # local Ray on 127.0.0.1
 
 
 @pytest.fixture(scope="session")

@@ -84,6 +84,7 @@ def run(
     try:
         config_mod.load_config(config)  # fail early, with the config's own error message
         settings = config_mod.load_env_settings(env, environ=os.environ)
+        os.environ.update(runtime.ray_environment(settings.ray.address))
         from flows.training import training_pipeline
 
         result = training_pipeline(config_path=str(config), env_path=str(env))

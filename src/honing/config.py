@@ -173,7 +173,10 @@ class PipelineConfig(_Strict):
 class MlflowSettings(_Strict):
     tracking_uri: str = "sqlite:///mlflow.db"
     registry_uri: str | None = None
-    artifact_root: str = "mlartifacts"
+    artifact_root: str | None = Field(
+        default="mlartifacts",
+        description="Where new experiments keep artifacts; None: the tracking server decides.",
+    )
 
 
 class RaySettings(_Strict):
@@ -244,6 +247,12 @@ def load_config(path: Path | str, *, root: Path | None = None) -> PipelineConfig
     return parse_config(_read_yaml(path), source=path, root=(root or Path.cwd()).resolve())
 
 
+def _has_scheme(uri: str) -> bool:
+    """True for ``s3://b``, ``file:///x``, ``mlflow-artifacts:/x``; False for plain paths."""
+    scheme, sep, _ = uri.partition(":")
+    return bool(sep) and len(scheme) > 1 and scheme.replace("-", "").replace("+", "").isalnum()
+
+
 def _absolute_sqlite(uri: str, root: Path) -> str:
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
@@ -269,7 +278,7 @@ def parse_env_settings(
     if environ.get("MLFLOW_REGISTRY_URI"):
         mlflow = mlflow.model_copy(update={"registry_uri": environ["MLFLOW_REGISTRY_URI"]})
     artifact_root = mlflow.artifact_root
-    if "://" not in artifact_root:
+    if artifact_root is not None and not _has_scheme(artifact_root):
         artifact_root = (root / artifact_root).resolve().as_uri()
     mlflow = mlflow.model_copy(
         update={
@@ -284,7 +293,7 @@ def parse_env_settings(
     if environ.get("RAY_ADDRESS"):
         ray = ray.model_copy(update={"address": environ["RAY_ADDRESS"]})
     storage = ray.storage_path
-    if "://" not in storage:
+    if not _has_scheme(storage):
         ray = ray.model_copy(update={"storage_path": str((root / storage).resolve())})
     return settings.model_copy(update={"mlflow": mlflow, "ray": ray})
 

@@ -27,3 +27,16 @@ def quiet_environment(environ: MutableMapping[str, str]) -> MutableMapping[str, 
     for key, value in TELEMETRY_OFF.items():
         environ.setdefault(key, value)
     return environ
+
+
+def ray_environment(address: str | None) -> dict[str, str]:
+    """Variables for this process's Ray driver, for the profile's Ray ``address``.
+
+    With no address Ray starts on this machine. Ray normally advertises and binds the machine's
+    routable address even then; its ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` switch keeps that
+    single-node instance on 127.0.0.1. Joining a cluster needs nothing here: ``RAY_ADDRESS`` and
+    the cluster's token settings come from the environment the user set.
+    """
+    if address:
+        return {}
+    return {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}

@@ -35,6 +35,7 @@ class TrialResult:
     fold_scores: list[float]
     fit_seconds: float | None
     error: str | None = None
+    node: str | None = None
 
 
 @dataclass
@@ -111,6 +112,7 @@ def _trainable(
 ) -> None:
     import socket
 
+    import ray
     from ray import tune
 
     spec = spec_from_trial_config(config)
@@ -132,9 +134,7 @@ def _trainable(
             "score_std": result.cv.std,
             "fold_scores": result.cv.fold_scores,
             "fit_seconds": result.cv.fit_seconds,
-            "node": socket.gethostname()
-            + ":"
-            + str(__import__("ray").get_runtime_context().get_node_id())[:12],
+            "node": f"{socket.gethostname()}:{ray.get_runtime_context().get_node_id()[:12]}",
         }
     )
 
@@ -221,6 +221,7 @@ def run_search(
                 fold_scores=list(m.get("fold_scores") or []),
                 fit_seconds=m.get("fit_seconds"),
                 error=error,
+                node=m.get("node"),
             )
         )
         if m.get("node") and m["node"] not in result.nodes:

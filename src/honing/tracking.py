@@ -98,9 +98,9 @@ def _client():  # type: ignore[no-untyped-def]
     return MlflowClient()
 
 
-def ensure_experiment(name: str, artifact_root: str) -> str:
-    """The experiment's id, creating it with its artifacts under ``artifact_root`` if needed.
-    Safe when two processes create it at once."""
+def ensure_experiment(name: str, artifact_root: str | None) -> str:
+    """The experiment's id, creating it with its artifacts under ``artifact_root`` (None: the
+    tracking server's default) if needed. Safe when two processes create it at once."""
     from mlflow.exceptions import MlflowException
 
     client = _client()
@@ -108,7 +108,8 @@ def ensure_experiment(name: str, artifact_root: str) -> str:
     if exp is not None:
         return str(exp.experiment_id)
     try:
-        return str(client.create_experiment(name, artifact_location=f"{artifact_root}/{name}"))
+        location = f"{artifact_root.rstrip('/')}/{name}" if artifact_root else None
+        return str(client.create_experiment(name, artifact_location=location))
     except MlflowException:
         exp = client.get_experiment_by_name(name)
         if exp is None:
@@ -198,6 +199,8 @@ def log_trials(parent_run_id: str, experiment_id: str, search: Any) -> list[str]
         for k, score in enumerate(trial.fold_scores):
             metrics[f"fold_{k}_{search.metric}"] = score
         log_metrics(run_id, metrics)
+        if trial.node:
+            set_tags(run_id, {"honing.ray_node": trial.node})
         if trial.error:
             set_tags(run_id, {"honing.error": trial.error[:4000]})
         end_run(run_id, "FAILED" if trial.error else "FINISHED")

@@ -35,7 +35,7 @@ def test_search_runs_every_family_and_matches_train_model(ray_local, small_split
     assert {t.spec.family for t in result.trials} == set(SMALL_SEARCH["families"])
     assert all(t.error is None and len(t.fold_scores) == 3 for t in result.trials)
     assert result.best.score == max(t.score for t in result.trials)
-    assert result.nodes  # where trials ran
+    assert result.nodes and all(t.node in result.nodes for t in result.trials)
 
     # The trial's score is exactly what train_model computes outside Ray.
     best = result.best
@@ -78,3 +78,11 @@ def test_failed_trials_are_reported_not_hidden(ray_local, small_split, tmp_path)
     assert len(failed) == 1 and failed[0].spec.family == "random_forest"
     assert "max_features" in failed[0].error
     assert result.best.spec.family == "logistic_regression"
+
+
+def test_local_ray_stays_on_loopback(ray_local):
+    import ray
+
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    assert [n["NodeManagerAddress"] for n in nodes] == ["127.0.0.1"]
+    assert ray_local["CPU"] == 2

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Start honing's distributed profile on this machine, without Docker:
+#   PostgreSQL (Debian package) -> MLflow tracking server (backend store in PostgreSQL,
+#   artifacts served by the server) -> Prefect server (database in PostgreSQL) + a process
+#   work pool and worker -> Ray head + a second Ray node -> a local DVC remote.
+# Everything that can bind an address binds 127.0.0.1; Ray cannot (see README), so its
+# cluster requires a token (RAY_AUTH_MODE=token) instead.
+# Writes $HONING_STACK_DIR/stack.env: `source` it to point honing at the stack.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+STATE=${HONING_STACK_DIR:-/tmp/honing-stack}
+BIN=${HONING_VENV_BIN:-$ROOT/.venv/bin}
+PG_PORT=${HONING_PG_PORT:-5433}
+MLFLOW_PORT=${HONING_MLFLOW_PORT:-5001}
+PREFECT_PORT=${HONING_PREFECT_PORT:-4201}
+RAY_PORT=${HONING_RAY_PORT:-6380}
+RAY_NODE_CPUS=${HONING_RAY_NODE_CPUS:-1}
+POOL=${HONING_WORK_POOL:-honing-process}
+
+export DO_NOT_TRACK=true RAY_USAGE_STATS_ENABLED=0 PREFECT_SERVER_ANALYTICS_ENABLED=false \
+  MLFLOW_DISABLE_TELEMETRY=true GX_ANALYTICS_ENABLED=false DVC_NO_ANALYTICS=1
+
+log() { printf '[up] %s\n' "$*"; }
+on_error() {  # show the newest log so a failure explains itself
+  local newest
+  newest=$(ls -t "$STATE"/logs/*.log 2>/dev/null | head -n 1)
+  log "failed at line $1; last lines of ${newest:-no log}:"
+  [ -n "$newest" ] && tail -n 25 "$newest" >&2
+}
+trap 'on_error $LINENO' ERR
+wait_http() {  # url, name, pidfile
+  for _ in $(seq 1 120); do
+    if curl -fsS -o /dev/null "$1" 2>/dev/null; then log "$2 is up at $1"; return 0; fi
+    if ! kill -0 "$(cat "$3")" 2>/dev/null; then log "$2 died; see $STATE/logs"; return 1; fi
+    sleep 1
+  done
+  log "$2 did not answer at $1 in 120 s"; return 1
+}
+start_bg() {  # name, command...
+  local name=$1; shift
+  setsid "$@" >"$STATE/logs/$name.log" 2>&1 < /dev/null &
+  echo $! >"$STATE/pids/$name.pid"
+}
+
+mkdir -p "$STATE"/{logs,pids,artifacts,dvc-remote,ray,prefect}
+chmod 755 "$STATE"
+
+# --- secrets: generated once, kept out of the repo, mode 600 ---------------------------------
+if [ ! -f "$STATE/secrets.env" ]; then
+  umask 077
+  {
+    echo "HONING_PG_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  } >"$STATE/secrets.env"
+  python3 -c 'import secrets; print(secrets.token_hex(32), end="")' >"$STATE/ray_token"
+  umask 022
+fi
+# shellcheck disable=SC1091
+source "$STATE/secrets.env"
+PG_USER=honing
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -x "$PG_BIN/initdb" ] || { log "PostgreSQL not found: apt-get install postgresql"; exit 1; }
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+PGDATA=$STATE/pg
+if [ ! -f "$PGDATA/PG_VERSION" ]; then
+  mkdir -p "$PGDATA"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$PGDATA"
+  pwfile=$(mktemp); echo "$HONING_PG_PASSWORD" >"$pwfile"; chmod 644 "$pwfile"
+  as_pg "$PG_BIN/initdb" -D "$PGDATA" -U "$PG_USER" --pwfile="$pwfile" \
+    --auth-local=scram-sha-256 --auth-host=scram-sha-256 >"$STATE/logs/initdb.log"
+  rm -f "$pwfile"
+fi
+if ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] && touch "$STATE/logs/postgres.log" && chown postgres "$STATE/logs/postgres.log"
+  as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$STATE/logs/postgres.log" -w start \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PGDATA" >/dev/null
+fi
+log "PostgreSQL is up at 127.0.0.1:$PG_PORT"
+export PGPASSWORD=$HONING_PG_PASSWORD
+for db in mlflow prefect; do
+  psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 ||
+    psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "CREATE DATABASE $db"
+done
+PG_URI="postgresql+psycopg2://$PG_USER:$HONING_PG_PASSWORD@127.0.0.1:$PG_PORT"
+
+# --- MLflow tracking server --------------------------------------------------------------------
+if [ ! -f "$STATE/pids/mlflow.pid" ] || ! kill -0 "$(cat "$STATE/pids/mlflow.pid")" 2>/dev/null; then
+  start_bg mlflow "$BIN/mlflow" server \
+    --backend-store-uri "$PG_URI/mlflow" \
+    --artifacts-destination "$STATE/artifacts" --serve-artifacts \
+    --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1
+fi
+wait_http "http://127.0.0.1:$MLFLOW_PORT/health" "MLflow server" "$STATE/pids/mlflow.pid"
+
+# --- Prefect server, work pool and worker ------------------------------------------------------
+export PREFECT_HOME=$STATE/prefect
+export PREFECT_API_URL="http://127.0.0.1:$PREFECT_PORT/api"
+if [ ! -f "$STATE/pids/prefect-server.pid" ] ||
+   ! kill -0 "$(cat "$STATE/pids/prefect-server.pid")" 2>/dev/null; then
+  PREFECT_SERVER_DATABASE_CONNECTION_URL="postgresql+asyncpg://$PG_USER:$HONING_PG_PASSWORD@127.0.0.1:$PG_PORT/prefect" \
+  PREFECT_UI_ENABLED=false \
+    start_bg prefect-server "$BIN/prefect" server start --host 127.0.0.1 --port "$PREFECT_PORT"
+fi
+wait_http "http://127.0.0.1:$PREFECT_PORT/api/health" "Prefect server" "$STATE/pids/prefect-server.pid"
+"$BIN/prefect" work-pool inspect "$POOL" >/dev/null 2>&1 ||
+  "$BIN/prefect" work-pool create "$POOL" --type process >/dev/null
+log "Prefect work pool '$POOL' is ready"
+
+# --- Ray: a head node and a second node, token authentication on ------------------------------
+export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$STATE/ray_token
+unset RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER RAY_ADDRESS  # a cluster, not a loopback-only instance
+RAY_IP=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(("192.0.2.1", 9)); print(s.getsockname()[0])' 2>/dev/null || hostname -I | awk '{print $1}')
+if ! "$BIN/ray" status --address "$RAY_IP:$RAY_PORT" >/dev/null 2>&1; then
+  "$BIN/ray" start --head --port "$RAY_PORT" --num-cpus "$RAY_NODE_CPUS" \
+    --include-dashboard=false --disable-usage-stats --temp-dir "$STATE/ray" \
+    >"$STATE/logs/ray-head.log" 2>&1
+  "$BIN/ray" start --address "$RAY_IP:$RAY_PORT" --num-cpus "$RAY_NODE_CPUS" \
+    >"$STATE/logs/ray-worker.log" 2>&1
+fi
+for _ in $(seq 1 30); do
+  nodes=$("$BIN/python" - "$RAY_IP:$RAY_PORT" <<'PY' 2>/dev/null || true
+import sys, ray
+ray.init(address=sys.argv[1], include_dashboard=False, log_to_driver=False,
+         logging_level="ERROR")
+print(sum(1 for n in ray.nodes() if n["Alive"]))
+PY
+)
+  [ "${nodes:-0}" -ge 2 ] && break
+  sleep 1
+done
+[ "${nodes:-0}" -ge 2 ] || { log "Ray cluster did not reach 2 nodes"; exit 1; }
+log "Ray cluster is up at $RAY_IP:$RAY_PORT with $nodes nodes (token auth)"
+
+# --- DVC remote (a folder here; s3://... on a real deployment) --------------------------------
+log "DVC remote folder: $STATE/dvc-remote"
+
+# --- the environment that points honing at this stack -----------------------------------------
+umask 077
+cat >"$STATE/stack.env" <<ENV
+export MLFLOW_TRACKING_URI=http://127.0.0.1:$MLFLOW_PORT
+export PREFECT_API_URL=$PREFECT_API_URL
+export PREFECT_HOME=$PREFECT_HOME
+export RAY_ADDRESS=$RAY_IP:$RAY_PORT
+export RAY_AUTH_MODE=token
+export RAY_AUTH_TOKEN_PATH=$STATE/ray_token
+export HONING_DVC_REMOTE_URL=$STATE/dvc-remote
+export HONING_PG_URI=$PG_URI
+ENV
+umask 022
+# shellcheck disable=SC1091
+source "$STATE/stack.env"
+
+# --- Prefect worker (after Ray, so flow runs inherit the stack environment) -------------------
+if [ ! -f "$STATE/pids/prefect-worker.pid" ] ||
+   ! kill -0 "$(cat "$STATE/pids/prefect-worker.pid")" 2>/dev/null; then
+  (cd "$ROOT" && start_bg prefect-worker "$BIN/prefect" worker start --pool "$POOL" \
+    --type process --name honing-local-worker)
+fi
+for _ in $(seq 1 60); do
+  grep -q "started" "$STATE/logs/prefect-worker.log" 2>/dev/null && break
+  sleep 1
+done
+log "Prefect worker polling pool '$POOL'"
+log "stack is up; run: source $STATE/stack.env"

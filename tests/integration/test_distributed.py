@@ -1,0 +1,143 @@
+"""The distributed profile for real: PostgreSQL, an MLflow server, a Prefect server and worker,
+and a two-node Ray cluster, started by infra/local/up.sh on this machine.
+
+The training flow runs as a Prefect deployment picked up by the worker, with the same code as
+the embedded default: only configs/env/distributed.yaml and the stack's environment differ.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from tests.conftest import ROOT, SMALL_SEARCH, demo_config_dict
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.distributed]
+
+# Ports apart from a developer's own stack (infra/local/up.sh defaults).
+# Outside Ray's default worker port range (10002-19999).
+PORTS = {"HONING_PG_PORT": "25433", "HONING_MLFLOW_PORT": "25001",
+         "HONING_PREFECT_PORT": "24201", "HONING_RAY_PORT": "26380"}
+BIN = ROOT / ".venv" / "bin"
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line.removeprefix("export ").partition("=")
+            env[key] = value
+    return env
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        if os.environ.get("HONING_REQUIRE_STACK") == "1":
+            pytest.fail("PostgreSQL is not installed but HONING_REQUIRE_STACK=1")
+        pytest.skip("PostgreSQL (Debian package) is not installed; .ci/run installs it")
+    state = Path("/tmp") / f"honing-stack-test-{os.getpid()}"
+    env = {**os.environ, **PORTS, "HONING_STACK_DIR": str(state),
+           "HONING_VENV_BIN": str(BIN), "HONING_WORK_POOL": "honing-process"}
+    for key in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RAY_ADDRESS", "PREFECT_HOME",
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):
+        env.pop(key, None)
+    up = subprocess.run(["bash", str(ROOT / "infra/local/up.sh")], env=env, cwd=ROOT,
+                        capture_output=True, text=True, timeout=400)
+    try:
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        yield {**env, **_read_env(state / "stack.env")}
+    finally:
+        subprocess.run(["bash", str(ROOT / "infra/local/down.sh"), "--purge"], env=env,
+                       capture_output=True, text=True, timeout=120)
+
+
+def _run(cmd: list[str], env: dict[str, str], cwd: Path = ROOT, timeout: int = 600
+         ) -> subprocess.CompletedProcess:
+    out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{cmd}\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+    return out
+
+
+def test_servers_bind_loopback(stack):
+    out = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+    for key in ("HONING_PG_PORT", "HONING_MLFLOW_PORT", "HONING_PREFECT_PORT"):
+        lines = [ln for ln in out.splitlines() if f":{stack[key]} " in ln]
+        assert lines and all("127.0.0.1:" in ln for ln in lines), lines
+
+
+def test_training_flow_on_the_stack(stack, tmp_path):
+    # A smaller search than the demo, but enough concurrent trials to use both Ray nodes.
+    cfg = demo_config_dict()
+    cfg["data"]["path"] = str(ROOT / "data" / "churn.csv")
+    cfg["validation"]["suite"] = str(ROOT / "expectations" / "churn.json")
+    cfg["search"] = {**SMALL_SEARCH, "trials_per_family": 2,
+                     "families": {**SMALL_SEARCH["families"],
+                                  "random_forest": {"n_estimators": {"randint": [40, 80]},
+                                                    "max_depth": 6}}}
+    config_path = tmp_path / "churn-small.yaml"
+    config_path.write_text(yaml.safe_dump(cfg))
+
+    _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "churn-train-distributed"],
+         stack, timeout=120)
+    run = _run([str(BIN / "prefect"), "deployment", "run",
+                "training_pipeline/churn-train-distributed",
+                "--param", f"config_path={config_path}", "--watch",
+                "--watch-timeout", "540"], stack, timeout=600)
+    assert "Completed" in run.stdout
+
+    # Read what the worker's flow run wrote, straight from PostgreSQL through the MLflow client.
+    pg = mlflow.MlflowClient(tracking_uri=f"{stack['HONING_PG_URI']}/mlflow")
+    exp = pg.get_experiment_by_name("honing-churn")
+    assert exp is not None
+    runs = pg.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("honing.kind") == "training"]
+    trials = [r for r in runs if r.data.tags.get("honing.kind") == "trial"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert parents[0].data.tags["honing.profile"] == "distributed"
+    assert len(trials) == 6
+    assert all(t.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for t in trials)
+    nodes = {t.data.tags["honing.ray_node"] for t in trials}
+    assert len(nodes) == 2, f"trials ran on {nodes}"
+
+    model = pg.get_registered_model("honing-churn")
+    assert {k: int(v) for k, v in model.aliases.items()} == {"champion": 1}
+    version = pg.get_model_version("honing-churn", "1")
+    assert version.tags["honing.gate.promoted"] == "true"
+    assert version.tags["honing.data_md5"] == parents[0].data.tags["honing.data_md5"]
+
+    # The same model, through the tracking server, with artifacts served by it.
+    server = mlflow.MlflowClient(tracking_uri=stack["MLFLOW_TRACKING_URI"])
+    aliases = server.get_registered_model("honing-churn").aliases
+    assert {k: int(v) for k, v in aliases.items()} == {"champion": 1}
+    before = mlflow.get_tracking_uri()
+    try:
+        mlflow.set_tracking_uri(stack["MLFLOW_TRACKING_URI"])
+        model_obj = mlflow.sklearn.load_model("models:/honing-churn@champion")
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert hasattr(model_obj, "predict_proba")
+
+
+def test_dvc_remote_round_trip(stack, tmp_path):
+    """Push the demo data to the stack's DVC remote from one clone, pull it into another."""
+    remote = stack["HONING_DVC_REMOTE_URL"]
+    dvc = str(BIN / "dvc")
+    env = {**stack, "PATH": f"{BIN}:{stack['PATH']}"}
+    a, b = tmp_path / "a", tmp_path / "b"
+    for clone in (a, b):
+        _run(["git", "clone", "-q", str(ROOT), str(clone)], env)
+        _run([dvc, "remote", "add", "--local", "-d", "honing-stack", remote], env, cwd=clone)
+    (a / "data").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "data" / "churn.csv", a / "data" / "churn.csv")
+    _run([dvc, "commit", "-f", "prepare_data"], env, cwd=a)
+    _run([dvc, "push"], env, cwd=a)
+    _run([dvc, "pull", "prepare_data"], env, cwd=b)
+    assert (b / "data" / "churn.csv").read_bytes() == (ROOT / "data" / "churn.csv").read_bytes()
