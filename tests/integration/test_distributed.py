@@ -23,8 +23,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.distributed
 
 # Ports apart from a developer's own stack (infra/local/up.sh defaults).
 # Outside Ray's default worker port range (10002-19999).
-PORTS = {"HONING_PG_PORT": "25433", "HONING_MLFLOW_PORT": "25001",
-         "HONING_PREFECT_PORT": "24201", "HONING_RAY_PORT": "26380"}
+PORTS = {
+    "HONING_PG_PORT": "25433",
+    "HONING_MLFLOW_PORT": "25001",
+    "HONING_PREFECT_PORT": "24201",
+    "HONING_RAY_PORT": "26380",
+}
 BIN = ROOT / ".venv" / "bin"
 
 
@@ -44,23 +48,45 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             pytest.fail("PostgreSQL is not installed but HONING_REQUIRE_STACK=1")
         pytest.skip("PostgreSQL (Debian package) is not installed; .ci/run installs it")
     state = Path("/tmp") / f"honing-stack-test-{os.getpid()}"
-    env = {**os.environ, **PORTS, "HONING_STACK_DIR": str(state),
-           "HONING_VENV_BIN": str(BIN), "HONING_WORK_POOL": "honing-process"}
-    for key in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RAY_ADDRESS", "PREFECT_HOME",
-                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):
+    env = {
+        **os.environ,
+        **PORTS,
+        "HONING_STACK_DIR": str(state),
+        "HONING_VENV_BIN": str(BIN),
+        "HONING_WORK_POOL": "honing-process",
+    }
+    for key in (
+        "MLFLOW_TRACKING_URI",
+        "PREFECT_API_URL",
+        "RAY_ADDRESS",
+        "PREFECT_HOME",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER",
+    ):
         env.pop(key, None)
-    up = subprocess.run(["bash", str(ROOT / "infra/local/up.sh")], env=env, cwd=ROOT,
-                        capture_output=True, text=True, timeout=400)
+    up = subprocess.run(
+        ["bash", str(ROOT / "infra/local/up.sh")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     try:
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         yield {**env, **_read_env(state / "stack.env")}
     finally:
-        subprocess.run(["bash", str(ROOT / "infra/local/down.sh"), "--purge"], env=env,
-                       capture_output=True, text=True, timeout=120)
+        subprocess.run(
+            ["bash", str(ROOT / "infra/local/down.sh"), "--purge"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
-def _run(cmd: list[str], env: dict[str, str], cwd: Path = ROOT, timeout: int = 600
-         ) -> subprocess.CompletedProcess:
+def _run(
+    cmd: list[str], env: dict[str, str], cwd: Path = ROOT, timeout: int = 600
+) -> subprocess.CompletedProcess:
     out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, f"{cmd}\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
     return out
@@ -78,19 +104,37 @@ def test_training_flow_on_the_stack(stack, tmp_path):
     cfg = demo_config_dict()
     cfg["data"]["path"] = str(ROOT / "data" / "churn.csv")
     cfg["validation"]["suite"] = str(ROOT / "expectations" / "churn.json")
-    cfg["search"] = {**SMALL_SEARCH, "trials_per_family": 2,
-                     "families": {**SMALL_SEARCH["families"],
-                                  "random_forest": {"n_estimators": {"randint": [40, 80]},
-                                                    "max_depth": 6}}}
+    cfg["search"] = {
+        **SMALL_SEARCH,
+        "trials_per_family": 2,
+        "families": {
+            **SMALL_SEARCH["families"],
+            "random_forest": {"n_estimators": {"randint": [40, 80]}, "max_depth": 6},
+        },
+    }
     config_path = tmp_path / "churn-small.yaml"
     config_path.write_text(yaml.safe_dump(cfg))
 
-    _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "churn-train-distributed"],
-         stack, timeout=120)
-    run = _run([str(BIN / "prefect"), "deployment", "run",
-                "training_pipeline/churn-train-distributed",
-                "--param", f"config_path={config_path}", "--watch",
-                "--watch-timeout", "540"], stack, timeout=600)
+    _run(
+        [str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "churn-train-distributed"],
+        stack,
+        timeout=120,
+    )
+    run = _run(
+        [
+            str(BIN / "prefect"),
+            "deployment",
+            "run",
+            "training_pipeline/churn-train-distributed",
+            "--param",
+            f"config_path={config_path}",
+            "--watch",
+            "--watch-timeout",
+            "540",
+        ],
+        stack,
+        timeout=600,
+    )
     assert "Completed" in run.stdout
 
     # Read what the worker's flow run wrote, straight from PostgreSQL through the MLflow client.
