@@ -10,6 +10,7 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
+from flows.steps import fit_and_evaluate
 from tasks import data as data_tasks
 from tasks import registry as registry_tasks
 from tasks import setup as setup_tasks
@@ -22,12 +23,14 @@ def training_pipeline(
     config_path: str = "configs/churn.yaml",
     env_path: str | None = "configs/env/local.yaml",
     repo: str = ".",
+    resume_search: bool = True,
 ) -> dict[str, Any]:
     """Train, evaluate and register a model for the pipeline config at ``config_path``."""
     setup_tasks.quiet_environment()
     cfg = setup_tasks.load_pipeline_config(config_path)
     settings = setup_tasks.load_env_settings(env_path)
     setup_tasks.ray_environment(settings.ray)
+    setup_tasks.check_tracking(settings.mlflow)
     setup_tasks.configure_tracking(settings.mlflow)
     experiment_id = setup_tasks.ensure_experiment(
         cfg.tracking.experiment, settings.mlflow.artifact_root
@@ -54,23 +57,22 @@ def training_pipeline(
 
         # 2. validate: report, log, then gate
         suite = data_tasks.load_suite(cfg.validation.suite)
-        report = data_tasks.validate_frame(raw, suite, str(cfg.data.path))
+        report = data_tasks.validate_data(
+            raw,
+            suite,
+            str(cfg.data.path),
+            cfg.data.target,
+            cfg.data.drop_columns,
+            cfg.validation.quality,
+        )
         tracking_tasks.log_json(run_id, report.to_dict(), "validation/report.json")
         data_tasks.validation_gate(report)
 
-        # 3. clean and split
-        cleaned, cleaning = data_tasks.clean(
-            raw, cfg.data.target, cfg.cleaning.deduplicate, cfg.cleaning.drop_invalid_labels
-        )
-        split, classes = data_tasks.split_data(
-            cleaned,
-            cfg.data.target,
-            cfg.data.positive_label,
-            cfg.data.drop_columns,
-            cfg.split.test_size,
-            cfg.split.seed,
-        )
-        columns = data_tasks.infer_columns(split.X_train, cfg.features)
+        # 3-6. clean, split, search on Ray Tune, refit on the training split, evaluate
+        search_name = setup_tasks.search_name(cfg.name, cfg.content_hash, lineage, resume_search)
+        fitted = fit_and_evaluate(cfg, raw, settings, search_name)
+        cleaning, split, result = fitted.cleaning, fitted.split, fitted.search
+        trained, evaluation, classes = fitted.trained, fitted.evaluation, fitted.classes
         tracking_tasks.log_metrics(
             run_id,
             {
@@ -80,17 +82,6 @@ def training_pipeline(
                 "rows_train": len(split.X_train),
                 "rows_test": len(split.X_test),
             },
-        )
-
-        # 4-5. feature pipeline + search on Ray Tune (every trial a nested run)
-        result = train_tasks.run_search(
-            split.X_train,
-            split.y_train,
-            cfg.search,
-            columns,
-            cfg.features,
-            settings.ray,
-            f"{cfg.name}-{run_id[:8]}",
         )
         tracking_tasks.log_trials(run_id, experiment_id, result)
         best = result.best
@@ -107,17 +98,6 @@ def training_pipeline(
             {f"cv_{result.metric}": best.score, f"cv_{result.metric}_std": best.score_std or 0.0},
         )
 
-        # 6. refit on the whole training split and evaluate on the test split
-        trained = train_tasks.train_model(
-            split.X_train,
-            split.y_train,
-            best.spec,
-            columns,
-            cfg.features,
-            cfg.search.seed,
-            cfg.search.metric,
-        )
-        evaluation = train_tasks.evaluate(trained.model, split.X_test, split.y_test, classes)
         tracking_tasks.log_metrics(run_id, {f"test_{k}": v for k, v in evaluation.metrics.items()})
         tracking_tasks.log_json(run_id, evaluation.to_dict(), "evaluation/report.json")
         figures = train_tasks.plot_figures(trained.model, split.X_test, split.y_test, evaluation)
@@ -146,7 +126,8 @@ def training_pipeline(
             cfg.registry.champion_alias,
         )
         tracking_tasks.set_tags(
-            run_id, {**decision.tags(), "honing.registered_version": registration.version}
+            run_id,
+            {**registration.decision.tags(), "honing.registered_version": registration.version},
         )
     except BaseException:
         tracking_tasks.end_run(run_id, "FAILED")
@@ -159,13 +140,14 @@ def training_pipeline(
         "model_name": registration.name,
         "version": registration.version,
         "promoted": registration.promoted,
-        "gate_reason": decision.reason,
-        "champion_version": decision.champion_version,
+        "gate_reason": registration.decision.reason,
+        "champion_version": registration.decision.champion_version,
         "best_model": best.spec.label(),
         "cv_metric": result.metric,
         "cv_score": best.score,
         "trials": len(result.trials),
         "trials_failed": len(result.trials) - len(result.completed),
+        "trials_restored": result.restored,
         "ray_nodes": result.nodes,
         "test_metrics": evaluation.metrics,
         "confusion_matrix": evaluation.confusion_matrix,

@@ -12,6 +12,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from honing.exceptions import is_transient
+
 IO_RETRIES = 3
 IO_RETRY_DELAYS = [1, 2, 4]
 
@@ -21,12 +23,23 @@ def compute_task(fn: Callable[..., Any]) -> Any:
     return task(fn, cache_policy=NO_CACHE, persist_result=False)
 
 
+def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry I/O failures; a bad config or bad data fails the same way every time."""
+    try:
+        state.result()
+    except BaseException as exc:  # noqa: BLE001 - we only classify it
+        return is_transient(exc)
+    return True
+
+
 def io_task(fn: Callable[..., Any]) -> Any:
-    """A task that reads or writes files or services: retried with backoff."""
+    """A task that reads or writes files or services: retried with backoff when the failure
+    may be transient."""
     return task(
         fn,
         cache_policy=NO_CACHE,
         persist_result=False,
         retries=IO_RETRIES,
         retry_delay_seconds=IO_RETRY_DELAYS,
+        retry_condition_fn=_retry_if_transient,
     )

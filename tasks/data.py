@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from honing import data, features, validation
-from honing.config import FeaturesConfig
+from honing import data, features, quality, validation
+from honing.config import FeaturesConfig, QualityConfig
 from tasks import compute_task, io_task
 
 
@@ -28,10 +28,15 @@ def load_suite(path: Path) -> dict[str, Any]:
 
 
 @compute_task
-def validate_frame(
-    df: pd.DataFrame, suite: dict[str, Any], source: str
+def validate_data(
+    df: pd.DataFrame,
+    suite: dict[str, Any],
+    source: str,
+    target: str,
+    ignore: list[str],
+    cfg: QualityConfig,
 ) -> validation.ValidationReport:
-    return validation.validate_frame(df, suite, source=source)
+    return quality.validate(df, suite, source=source, target=target, ignore=ignore, cfg=cfg)
 
 
 @compute_task

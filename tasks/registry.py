@@ -28,8 +28,8 @@ def champion_gate(
     return registry.champion_gate(challenger, champion, metric=metric, margin=margin)
 
 
-# Not retried: a retry after a partial success could register the same model twice.
-@compute_task
+# Retried: registration first looks for a version of this run, so a retry never duplicates.
+@io_task
 def register_version(
     model_uri: str,
     name: str,

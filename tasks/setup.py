@@ -29,6 +29,11 @@ def load_env_settings(path: str | None) -> config.EnvSettings:
     return config.load_env_settings(path, environ=os.environ)
 
 
+@io_task
+def check_tracking(settings: config.MlflowSettings) -> None:
+    tracking.ping(settings.tracking_uri)
+
+
 @compute_task
 def configure_tracking(settings: config.MlflowSettings) -> None:
     tracking.configure(settings)
@@ -37,6 +42,11 @@ def configure_tracking(settings: config.MlflowSettings) -> None:
 @io_task
 def ensure_experiment(name: str, artifact_root: str | None) -> str:
     return tracking.ensure_experiment(name, artifact_root)
+
+
+@compute_task
+def search_name(name: str, config_hash: str, lineage: tracking.Lineage | None, resume: bool) -> str:
+    return tracking.search_name(name, config_hash, lineage, resume=resume)
 
 
 @io_task

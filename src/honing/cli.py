@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from honing import config as config_mod
-from honing import data, profiling, runtime, validation
+from honing import data, profiling, quality, runtime, validation
 from honing.exceptions import HoningError
 
 app = typer.Typer(
@@ -57,7 +57,11 @@ def _summary(result: dict[str, Any]) -> Table:
     table.add_row("gate", result["gate_reason"])
     table.add_row("best model", result["best_model"])
     table.add_row(f"CV {result['cv_metric']}", f"{result['cv_score']:.4f}")
-    table.add_row("trials", f"{result['trials']} ({result['trials_failed']} failed)")
+    table.add_row(
+        "trials",
+        f"{result['trials']} ({result['trials_failed']} failed, "
+        f"{result['trials_restored']} restored from an earlier run)",
+    )
     for name, value in result["test_metrics"].items():
         table.add_row(f"test {name}", f"{value:.4f}")
     cm = result["confusion_matrix"]
@@ -79,6 +83,11 @@ def run(
     config: Path = CONFIG_OPT,
     env: Path = ENV_OPT,
     metrics_out: Path | None = typer.Option(None, help="Also write the run summary as JSON."),
+    fresh_search: bool = typer.Option(
+        False,
+        help="Search anew instead of restoring an earlier search of the same config, "
+        "data and commit.",
+    ),
 ) -> None:
     """Run the full training pipeline (Prefect flow) for CONFIG."""
     try:
@@ -87,7 +96,9 @@ def run(
         os.environ.update(runtime.ray_environment(settings.ray.address))
         from flows.training import training_pipeline
 
-        result = training_pipeline(config_path=str(config), env_path=str(env))
+        result = training_pipeline(
+            config_path=str(config), env_path=str(env), resume_search=not fresh_search
+        )
     except HoningError as exc:
         raise _fail(exc) from None
     console.print(_summary(result))
@@ -111,8 +122,13 @@ def validate_cmd(
         cfg = config_mod.load_config(config)
         path = data_path or cfg.data.path
         df = data.load_table(path, cfg.data.format)
-        report = validation.validate_frame(
-            df, validation.load_suite(cfg.validation.suite), source=str(path)
+        report = quality.validate(
+            df,
+            validation.load_suite(cfg.validation.suite),
+            source=str(path),
+            target=cfg.data.target,
+            ignore=cfg.data.drop_columns,
+            cfg=cfg.validation.quality,
         )
         if report_out:
             report_out.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +182,81 @@ def init(
         f"wrote {config_out} and {suite_out} ({len(suite['expectations'])} "
         "expectations). Review both, then: honing run --config " + str(config_out)
     )
+
+
+@app.command()
+def predict(
+    data_path: Path = typer.Argument(..., help="CSV or Parquet batch to score."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the predictions (CSV)."),
+    config: Path = CONFIG_OPT,
+    env: Path = ENV_OPT,
+    model: str | None = typer.Option(
+        None,
+        help="models:/<name>@<alias>, models:/<name>/<version> or a local model folder "
+        "(default: the config's champion).",
+    ),
+) -> None:
+    """Validate a batch like training data (without the label) and score it."""
+    from honing import serving, tracking
+
+    try:
+        cfg = config_mod.load_config(config)
+        settings = config_mod.load_env_settings(env, environ=os.environ)
+        if out.exists():
+            raise HoningError(f"{out}: already exists; refusing to overwrite")
+        df = data.load_table(data_path)
+        suite = validation.load_suite(cfg.validation.suite)
+        report = serving.check_inference(
+            df,
+            suite,
+            target=cfg.data.target,
+            drop_columns=cfg.data.drop_columns,
+            source=str(data_path),
+        )
+        validation.gate(report)
+        tracking.configure(settings.mlflow)
+        uri = model or f"models:/{cfg.registry.model_name}@{cfg.registry.champion_alias}"
+        scored = serving.predict(
+            serving.load_model(uri),
+            df,
+            serving.label_classes(suite, cfg.data.target, cfg.data.positive_label),
+        )
+        data.write_table(scored, out)
+    except HoningError as exc:
+        raise _fail(exc) from None
+    console.print(f"wrote {len(scored)} predictions to {out} (model {uri})")
+
+
+@app.command()
+def reproduce(
+    model_name: str = typer.Argument(..., help="Registered model name."),
+    version: str = typer.Argument(..., help="Version number."),
+    env: Path = ENV_OPT,
+    tolerance: float = typer.Option(0.005, help="Largest allowed metric difference."),
+) -> None:
+    """Rebuild MODEL_NAME VERSION from its lineage (DVC data, config, commit); compare metrics."""
+    try:
+        settings = config_mod.load_env_settings(env, environ=os.environ)
+        os.environ.update(runtime.ray_environment(settings.ray.address))
+        from flows.reproduce import reproduce_pipeline
+
+        result = reproduce_pipeline(
+            model_name=model_name, version=version, env_path=str(env), tolerance=tolerance
+        )
+    except HoningError as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"reproduce {model_name} v{version} (commit {result['git_commit'][:12]})")
+    for col in ("metric", "registered", "rebuilt", "difference"):
+        table.add_column(col)
+    for name, expected in result["expected"].items():
+        table.add_row(
+            name,
+            f"{expected:.4f}",
+            f"{result['actual'][name]:.4f}",
+            f"{result['differences'][name]:+.4f}",
+        )
+    console.print(table)
+    console.print(f"[green]reproduced within {tolerance}[/] from {result['data_path']}")
 
 
 @app.command()

@@ -50,8 +50,18 @@ class DataConfig(_Strict):
     format: Literal["auto", "csv", "parquet"] = "auto"
 
 
+class QualityConfig(_Strict):
+    """Rules checked beside the expectation suite (see honing.quality)."""
+
+    forbid_constant_columns: bool = True
+    min_minority_fraction: float = Field(default=0.01, ge=0.0, lt=0.5)
+    max_duplicate_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
+    max_abs_correlation: float = Field(default=0.99, gt=0.0, le=1.0)
+
+
 class ValidationConfig(_Strict):
     suite: Path
+    quality: QualityConfig = QualityConfig()
 
 
 class CleaningConfig(_Strict):

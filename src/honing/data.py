@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from honing.exceptions import DataLoadError, DataValidationError
+from honing.exceptions import DataLoadError, DataNotFoundError, DataValidationError
 
 DEMO_SOURCE = ("modeldata", "wa_churn")
 
@@ -43,7 +43,7 @@ def load_table(path: Path, fmt: str = "auto") -> pd.DataFrame:
     """Read a CSV or Parquet file, turning every reader failure into a :class:`DataLoadError`."""
     path = Path(path)
     if not path.is_file():
-        raise DataLoadError(f"{path}: file not found")
+        raise DataNotFoundError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise DataLoadError(f"{path}: file is empty (0 bytes); rule: a header and rows are needed")
     kind = _detect_format(path, fmt)
@@ -75,7 +75,34 @@ def load_table(path: Path, fmt: str = "auto") -> pd.DataFrame:
         )
     if df.empty:
         raise DataLoadError(f"{path}: has a header but no rows; rule: at least one row is needed")
+    if kind == "csv":
+        _check_csv_shape(path, df)
     return df
+
+
+def _check_csv_shape(path: Path, df: pd.DataFrame) -> None:
+    """Catch what pandas reads silently: another delimiter, and a truncated last row."""
+    if df.shape[1] == 1:
+        header = str(df.columns[0])
+        for sep in (";", "\t", "|"):
+            if sep in header:
+                raise DataLoadError(
+                    f"{path}: read as one column {header[:60]!r}, which looks delimited by "
+                    f"{sep!r}; rule: files are comma-separated"
+                )
+    with path.open("rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 65536))
+        tail = fh.read().decode("utf-8", errors="replace").splitlines()
+    last = next((line for line in reversed(tail) if line.strip()), "")
+    if '"' in last:  # a quoted field may span lines: the last line alone proves nothing
+        return
+    fields = next(csv.reader([last]), [])
+    if 0 < len(fields) < df.shape[1]:
+        raise DataLoadError(
+            f"{path}: last row has {len(fields)} of {df.shape[1]} fields (column "
+            f"'{df.columns[len(fields)]}' onwards missing); rule: every row has every column - "
+            "is the file truncated?"
+        )
 
 
 def fetch_demo_dataset() -> pd.DataFrame:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 
 class HoningError(Exception):
-    """Base class of every error honing raises on purpose."""
+    """Base class of every error honing raises on purpose. Most are deterministic (the same
+    input fails the same way); ``transient`` marks the ones a retry may cure."""
+
+    transient: bool = False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the failed step could help: unexpected errors (I/O, servers) and
+    transient honing errors yes; bad configs and bad data no."""
+    if isinstance(exc, HoningError):
+        return exc.transient
+    return isinstance(exc, Exception)
 
 
 class ConfigError(HoningError):
@@ -13,6 +24,12 @@ class ConfigError(HoningError):
 
 class DataLoadError(HoningError):
     """A data file cannot be read as a table (missing, empty, corrupt, wrong format)."""
+
+
+class DataNotFoundError(DataLoadError):
+    """A data file is not there (yet): it may still be syncing, so a retry may help."""
+
+    transient = True
 
 
 class DataValidationError(HoningError):
@@ -35,5 +52,15 @@ class SearchError(HoningError):
     """The hyperparameter search produced no usable trial."""
 
 
+class TrackingUnavailableError(HoningError):
+    """The MLflow tracking server cannot be reached."""
+
+    transient = True
+
+
 class RegistryError(HoningError):
     """The model registry could not be read or updated."""
+
+
+class ReproducibilityError(HoningError):
+    """A rebuilt model's metrics differ from the registered ones beyond the tolerance."""

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from honing.evaluation import EvaluationReport, evaluate
-from honing.exceptions import RegistryError
+from honing.exceptions import RegistryError, TrackingUnavailableError
 from honing.tracking import Lineage
 
 
@@ -144,6 +144,18 @@ def score_champion(
         return ChampionScore(version, None, f"{type(exc).__name__}: {exc}"[:500])
 
 
+def _version_of_run(name: str, run_id: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = _client().search_model_versions(
+            f"name = '{name}' and tags.`honing.run_id` = '{run_id}'"
+        )
+    except MlflowException:
+        return None
+    return str(found[0].version) if found else None
+
+
 def _description(decision: GateDecision, report: EvaluationReport, lineage: Lineage) -> str:
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(report.metrics.items()))
     verdict = "PROMOTED to champion" if decision.promote else "NOT promoted"
@@ -170,10 +182,27 @@ def register_version(
     into its description and tags, and move ``alias`` to it only if the gate promoted it."""
     import mlflow
 
+    client = _client()
     try:
-        mv = mlflow.register_model(model_uri, name, tags={"honing.run_id": run_id})
-        version = str(mv.version)
-        client = _client()
+        existing = _version_of_run(name, run_id)
+        if existing is None:  # a retry after a partial success must not register twice
+            existing = str(
+                mlflow.register_model(model_uri, name, tags={"honing.run_id": run_id}).version
+            )
+        version = existing
+        if decision.promote and champion_version(name, alias) != decision.champion_version:
+            # Another run moved the alias after this one was gated: fail closed.
+            moved = champion_version(name, alias)
+            decision = GateDecision(
+                False,
+                f"champion changed from v{decision.champion_version or 'none'} to v{moved} "
+                "while this run was gated; not promoted, run again to gate against it",
+                decision.metric,
+                decision.challenger,
+                None,
+                decision.margin,
+                moved,
+            )
         client.update_model_version(
             name, version, description=_description(decision, report, lineage)
         )
@@ -188,7 +217,7 @@ def register_version(
             client.set_registered_model_alias(name, alias, version)
         else:
             client.set_registered_model_alias(name, "challenger", version)
-    except RegistryError:
+    except (RegistryError, TrackingUnavailableError):
         raise
     except Exception as exc:  # noqa: BLE001
         raise RegistryError(f"cannot register {model_uri} as '{name}': {exc}") from exc

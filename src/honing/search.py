@@ -10,6 +10,7 @@ SQLite stores free of ``database is locked`` and needs no tracking access from t
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ class TrialResult:
     fit_seconds: float | None
     error: str | None = None
     node: str | None = None
+    restored: bool = False
 
 
 @dataclass
@@ -47,6 +49,11 @@ class SearchResult:
     @property
     def completed(self) -> list[TrialResult]:
         return [t for t in self.trials if t.error is None and t.score is not None]
+
+    @property
+    def restored(self) -> int:
+        """Trials whose results came from an earlier, interrupted or finished run."""
+        return sum(t.restored for t in self.trials)
 
     @property
     def best(self) -> TrialResult:
@@ -159,6 +166,29 @@ def connect_ray(settings: RaySettings) -> dict[str, Any]:
     return dict(ray.cluster_resources())
 
 
+def _new_tuner(trainable: Any, cfg: SearchConfig, name: str, ray_settings: RaySettings) -> Any:
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    return tune.Tuner(
+        trainable,
+        param_space=build_space(cfg),
+        tune_config=tune.TuneConfig(
+            num_samples=cfg.trials_per_family,
+            search_alg=BasicVariantGenerator(random_state=cfg.seed),
+            max_concurrent_trials=cfg.max_concurrent_trials,
+            time_budget_s=cfg.time_budget_s,
+            reuse_actors=False,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=ray_settings.storage_path,
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    )
+
+
 def run_search(
     X: pd.DataFrame,
     y: np.ndarray,
@@ -169,9 +199,11 @@ def run_search(
     ray_settings: RaySettings,
     experiment_name: str | None = None,
 ) -> SearchResult:
-    """Run ``trials_per_family`` random trials per model family with k-fold CV on Ray Tune."""
+    """Run ``trials_per_family`` random trials per model family with k-fold CV on Ray Tune.
+
+    With an ``experiment_name`` whose folder already exists under the storage path, the search
+    is restored instead: trials that finished are not run again."""
     from ray import tune
-    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     connect_ray(ray_settings)
     trainable = tune.with_resources(
@@ -187,23 +219,17 @@ def run_search(
         ),
         {"cpu": cfg.cpus_per_trial},
     )
-    tuner = tune.Tuner(
-        trainable,
-        param_space=build_space(cfg),
-        tune_config=tune.TuneConfig(
-            num_samples=cfg.trials_per_family,
-            search_alg=BasicVariantGenerator(random_state=cfg.seed),
-            max_concurrent_trials=cfg.max_concurrent_trials,
-            time_budget_s=cfg.time_budget_s,
-            reuse_actors=False,
-        ),
-        run_config=tune.RunConfig(
-            name=experiment_name or f"search-{uuid.uuid4().hex[:8]}",
-            storage_path=ray_settings.storage_path,
-            verbose=0,
-            failure_config=tune.FailureConfig(max_failures=1),
-        ),
-    )
+    name = experiment_name or f"search-{uuid.uuid4().hex[:8]}"
+    path = f"{ray_settings.storage_path.rstrip('/')}/{name}"
+    started = time.time()
+    if experiment_name and tune.Tuner.can_restore(path):
+        # A search with this name ran before (same config, data and code) and may have been
+        # interrupted: finished trials are kept, unfinished and errored ones run again.
+        tuner = tune.Tuner.restore(
+            path, trainable=trainable, resume_errored=True, param_space=build_space(cfg)
+        )
+    else:
+        tuner = _new_tuner(trainable, cfg, name, ray_settings)
     grid = tuner.fit()
     result = SearchResult(metric=cfg.metric)
     for trial in grid:
@@ -222,6 +248,7 @@ def run_search(
                 fit_seconds=m.get("fit_seconds"),
                 error=error,
                 node=m.get("node"),
+                restored=bool(m.get("timestamp")) and float(m["timestamp"]) < started,
             )
         )
         if m.get("node") and m["node"] not in result.nodes:

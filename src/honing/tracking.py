@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from honing.config import MlflowSettings
+from honing.exceptions import TrackingUnavailableError
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,37 @@ def build_lineage(
         config_hash=config_hash,
         config_name=str(config_path),
         flow_run_id=flow_run_id,
+    )
+
+
+def search_name(name: str, config_hash: str, lineage: Lineage | None, *, resume: bool) -> str:
+    """Name of the Ray Tune experiment for a training run. With ``resume`` it is keyed by
+    config, data and commit, so an interrupted (or repeated) run restores the search and
+    skips finished trials; without, it is unique."""
+    if not resume or lineage is None:
+        return f"{name}-{uuid.uuid4().hex[:12]}"
+    return f"{name}-{config_hash[:10]}-{lineage.data_md5[:10]}-{lineage.git_commit[:10]}"
+
+
+def ping(tracking_uri: str, timeout_s: float = 5.0) -> None:
+    """Raise :class:`TrackingUnavailableError` when an HTTP tracking server does not answer
+    its health check. Local stores (SQLite, files) need no server and always pass."""
+    import urllib.error
+    import urllib.request
+
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - http(s) only
+            if resp.status == 200:
+                return
+            reason = f"HTTP {resp.status}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = str(getattr(exc, "reason", exc))
+    raise TrackingUnavailableError(
+        f"MLflow tracking server at {tracking_uri} is unreachable ({reason}); start it "
+        "(infra/local/up.sh) or point MLFLOW_TRACKING_URI / the env profile at a running one"
     )
 
 

@@ -18,10 +18,14 @@ def test_config_and_data_tasks(project):
     assert len(df) == 7043
     assert len(data_tasks.file_md5.fn(cfg.data.path)) == 32
     suite = data_tasks.load_suite.fn(cfg.validation.suite)
-    report = data_tasks.validate_frame.fn(df, suite, "churn.csv")
+    report = data_tasks.validate_data.fn(
+        df, suite, "churn.csv", "churn", [], cfg.validation.quality
+    )
     assert report.success
     data_tasks.validation_gate.fn(report)
-    bad = data_tasks.validate_frame.fn(df.drop(columns=["contract"]), suite, "bad.csv")
+    bad = data_tasks.validate_data.fn(
+        df.drop(columns=["contract"]), suite, "bad.csv", "churn", [], cfg.validation.quality
+    )
     with pytest.raises(DataValidationError, match="contract"):
         data_tasks.validation_gate.fn(bad)
 
@@ -58,7 +62,7 @@ def test_io_tasks_retry_and_pure_tasks_do_not():
     assert data_tasks.load_table.retries == 3
     assert registry_tasks.score_champion.retries == 3
     assert data_tasks.validation_gate.retries == 0
-    assert registry_tasks.register_version.retries == 0  # not idempotent
+    assert registry_tasks.register_version.retries == 3  # idempotent per run id
 
 
 def test_env_task_reads_the_process_environment(project, monkeypatch):

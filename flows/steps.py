@@ -1,0 +1,56 @@
+"""Task compositions shared by the training and reproduce flows."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from honing.config import EnvSettings, PipelineConfig
+from tasks import data as data_tasks
+from tasks import train as train_tasks
+
+
+class Fitted(NamedTuple):
+    cleaning: Any
+    split: Any
+    classes: list
+    search: Any
+    trained: Any
+    evaluation: Any
+
+
+def fit_and_evaluate(
+    cfg: PipelineConfig, raw: Any, settings: EnvSettings, search_name: str
+) -> Fitted:
+    """Clean, split, search on Ray Tune, refit the best on the training split, evaluate."""
+    cleaned, cleaning = data_tasks.clean(
+        raw, cfg.data.target, cfg.cleaning.deduplicate, cfg.cleaning.drop_invalid_labels
+    )
+    split, classes = data_tasks.split_data(
+        cleaned,
+        cfg.data.target,
+        cfg.data.positive_label,
+        cfg.data.drop_columns,
+        cfg.split.test_size,
+        cfg.split.seed,
+    )
+    columns = data_tasks.infer_columns(split.X_train, cfg.features)
+    result = train_tasks.run_search(
+        split.X_train,
+        split.y_train,
+        cfg.search,
+        columns,
+        cfg.features,
+        settings.ray,
+        search_name,
+    )
+    trained = train_tasks.train_model(
+        split.X_train,
+        split.y_train,
+        result.best.spec,
+        columns,
+        cfg.features,
+        cfg.search.seed,
+        cfg.search.metric,
+    )
+    evaluation = train_tasks.evaluate(trained.model, split.X_test, split.y_test, classes)
+    return Fitted(cleaning, split, classes, result, trained, evaluation)

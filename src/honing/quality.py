@@ -1,0 +1,163 @@
+"""Data-quality rules that an expectation suite does not state: infinite values, constant
+columns, a label with one class or an extreme imbalance, too many duplicate rows, and a
+feature that leaks the target. Each finding names its column and rule, in the same form as a
+failed expectation, so one report and one gate cover both."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from honing.config import QualityConfig
+from honing.validation import ExpectationFailure, ValidationReport, validate_frame
+
+RULES = (
+    "no_infinite_values",
+    "not_constant",
+    "label_has_two_classes",
+    "class_balance",
+    "duplicate_rows",
+    "target_leakage",
+)
+
+
+def _plain(value: object) -> object:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _fail(column: str | None, rule: str, details: str) -> ExpectationFailure:
+    return ExpectationFailure(
+        column=column, rule=f"honing.{rule}", severity="critical", details=details
+    )
+
+
+def check_quality(
+    df: pd.DataFrame, *, target: str, ignore: list[str], cfg: QualityConfig
+) -> list[ExpectationFailure]:
+    """Run every rule on ``df``; returns the failures (empty when the table is fine)."""
+    failures: list[ExpectationFailure] = []
+    features = [c for c in df.columns if c != target and c not in ignore]
+
+    for col in features:
+        s = df[col]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            n_inf = int(np.isinf(s.to_numpy(dtype=float, na_value=np.nan)).sum())
+            if n_inf:
+                failures.append(
+                    _fail(
+                        col,
+                        "no_infinite_values",
+                        f"{n_inf} infinite value(s); features must be finite",
+                    )
+                )
+        if cfg.forbid_constant_columns and len(df) > 1 and s.nunique(dropna=False) <= 1:
+            failures.append(
+                _fail(
+                    col,
+                    "not_constant",
+                    f"every row holds {_plain(s.iloc[0])!r}; a constant carries no signal",
+                )
+            )
+
+    if target in df.columns:
+        labels = df[target].dropna()
+        counts = labels.value_counts()
+        if len(counts) < 2:
+            failures.append(
+                _fail(
+                    target,
+                    "label_has_two_classes",
+                    f"found {len(counts)} class(es) {list(counts.index)[:5]}; "
+                    "a classifier needs both",
+                )
+            )
+        elif counts.min() / counts.sum() < cfg.min_minority_fraction:
+            failures.append(
+                _fail(
+                    target,
+                    "class_balance",
+                    f"minority class {counts.idxmin()!r} is {counts.min() / counts.sum():.4%} of "
+                    f"rows; minimum is {cfg.min_minority_fraction:.2%}",
+                )
+            )
+        if len(counts) == 2:
+            failures += _leakage(df, features, target, cfg.max_abs_correlation)
+
+    if len(df):
+        dup = float(df.duplicated().mean())
+        if dup > cfg.max_duplicate_fraction:
+            failures.append(
+                _fail(
+                    None,
+                    "duplicate_rows",
+                    f"{dup:.2%} of rows are exact duplicates; maximum is "
+                    f"{cfg.max_duplicate_fraction:.2%}",
+                )
+            )
+    return failures
+
+
+def _leakage(
+    df: pd.DataFrame, features: list[str], target: str, max_abs_corr: float
+) -> list[ExpectationFailure]:
+    """Features that predict the label perfectly: |correlation| >= ``max_abs_corr`` for numeric
+    columns, a one-to-one mapping for categorical ones."""
+    failures = []
+    y = pd.Series(pd.factorize(df[target])[0], index=df.index).where(df[target].notna())
+    for col in features:
+        s = df[col]
+        both = pd.concat([s, y], axis=1).dropna()
+        if len(both) < 10:
+            continue
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            x = both.iloc[:, 0].astype(float)
+            finite = np.isfinite(x)
+            if x[finite].nunique() < 2:
+                continue
+            corr = float(np.corrcoef(x[finite], both.iloc[:, 1][finite])[0, 1])
+            if np.isfinite(corr) and abs(corr) >= max_abs_corr:
+                failures.append(
+                    _fail(
+                        col,
+                        "target_leakage",
+                        f"correlation with '{target}' is {corr:+.4f} (|r| >= "
+                        f"{max_abs_corr}); the feature leaks the label",
+                    )
+                )
+        else:
+            groups = both.groupby(both.columns[0], observed=True)[both.columns[1]]
+            if (
+                groups.ngroups >= 2
+                and (groups.nunique() == 1).all()
+                and groups.ngroups <= max(2, len(both) // 10)
+            ):
+                failures.append(
+                    _fail(
+                        col,
+                        "target_leakage",
+                        f"each value of '{col}' maps to a single '{target}' "
+                        "class; the feature leaks the label",
+                    )
+                )
+    return failures
+
+
+def validate(
+    df: pd.DataFrame,
+    suite: dict,
+    *,
+    source: str,
+    target: str,
+    ignore: list[str],
+    cfg: QualityConfig,
+) -> ValidationReport:
+    """The expectation suite plus the quality rules, as one report."""
+    report = validate_frame(df, suite, source=source)
+    extra = check_quality(df, target=target, ignore=ignore, cfg=cfg)
+    return ValidationReport(
+        source=report.source,
+        suite=report.suite,
+        rows=report.rows,
+        evaluated=report.evaluated + len(RULES),
+        failures=[*report.failures, *extra],
+    )

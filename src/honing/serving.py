@@ -1,0 +1,82 @@
+"""Batch inference: check the input like training data (minus the label), then predict.
+
+Models are loaded only from the MLflow Model Registry (``models:/name@alias`` or
+``models:/name/version``) or from a local MLflow model folder the user names.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from honing.exceptions import HoningError
+from honing.validation import ValidationReport, validate_frame
+
+_TABLE_RULES_DROPPED = {"expect_table_row_count_to_be_between"}
+
+
+def inference_suite(suite: dict[str, Any], target: str, drop_columns: list[str]) -> dict[str, Any]:
+    """The training suite for unlabeled batches: no label or row-count expectations, and the
+    column set without the label (identifier columns stay optional)."""
+    out = copy.deepcopy(suite)
+    kept = []
+    for exp in out.get("expectations", []):
+        kwargs = exp.get("kwargs", {})
+        if exp["type"] in _TABLE_RULES_DROPPED or kwargs.get("column") == target:
+            continue
+        if exp["type"] == "expect_table_columns_to_match_set":
+            # every feature must be there; the label and identifiers may be absent
+            columns = [c for c in kwargs["column_set"] if c != target and c not in drop_columns]
+            exp = {**exp, "kwargs": {**kwargs, "column_set": columns, "exact_match": False}}
+        kept.append(exp)
+    out["expectations"] = kept
+    out["name"] = f"{suite.get('name', 'suite')}-inference"
+    return out
+
+
+def check_inference(
+    df: pd.DataFrame, suite: dict[str, Any], *, target: str, drop_columns: list[str], source: str
+) -> ValidationReport:
+    """Validate an unlabeled batch; unseen categories, missing columns and wrong dtypes fail."""
+    return validate_frame(df, inference_suite(suite, target, drop_columns), source=source)
+
+
+def load_model(uri: str) -> Any:
+    """A registered or local MLflow scikit-learn model; anything else is refused."""
+    import mlflow
+
+    if not (uri.startswith("models:/") or Path(uri).is_dir()):
+        raise HoningError(
+            f"model {uri!r}: rule: load only models:/<name>@<alias>, models:/<name>/<version> "
+            "or a local MLflow model folder"
+        )
+    try:
+        return mlflow.sklearn.load_model(uri)
+    except Exception as exc:  # noqa: BLE001
+        raise HoningError(f"model {uri!r} cannot be loaded: {exc}") from exc
+
+
+def predict(model: Any, df: pd.DataFrame, classes: list[Any]) -> pd.DataFrame:
+    """The batch with two columns added: predicted label and probability of the positive
+    class."""
+    proba = np.asarray(model.predict_proba(df))[:, 1]
+    return df.assign(prediction=np.where(proba >= 0.5, classes[1], classes[0]), probability=proba)
+
+
+def label_classes(suite: dict[str, Any], target: str, positive_label: Any | None) -> list[Any]:
+    """``[negative, positive]`` from the suite's value set of the label."""
+    for exp in suite.get("expectations", []):
+        kwargs = exp.get("kwargs", {})
+        if exp["type"] == "expect_column_values_to_be_in_set" and kwargs.get("column") == target:
+            values = sorted(kwargs["value_set"], key=str)
+            if len(values) == 2:
+                positive = positive_label if positive_label in values else values[1]
+                return [next(v for v in values if v != positive), positive]
+    raise HoningError(
+        f"suite {suite.get('name')!r} has no two-value set for label '{target}'; "
+        "rule: the suite states the label values"
+    )

@@ -1,0 +1,168 @@
+"""Faults: retries, a flow killed mid-search, two flows at once, an unreachable MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from prefect import flow
+
+from honing.data import file_md5, write_table
+from honing.exceptions import TrackingUnavailableError
+from tasks import data as data_tasks
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+HONING = str(Path(sys.executable).parent / "honing")
+
+
+def _cli_env(project: dict[str, Path]) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_TRACKING", "PREFECT_API", "PREFECT__", "RAY_ADDRESS"))
+    }
+    env["PREFECT_HOME"] = str(project["root"] / ".prefect")
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def _slow_search(project: dict[str, Path], trials_per_family: int = 2) -> Path:
+    cfg = yaml.safe_load(project["config"].read_text())
+    cfg["search"] = {
+        "families": {"random_forest": {"n_estimators": {"randint": [150, 200]}, "max_depth": 10}},
+        "trials_per_family": trials_per_family * 3,
+        "cv_folds": 3,
+        "seed": 3,
+        "max_concurrent_trials": 1,
+    }
+    path = project["root"] / "configs" / "slow.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_transient_io_failure_is_retried(prefect_harness, tmp_path, churn_df):
+    """load_table fails while the file is not there yet, then succeeds on a retry."""
+    path = tmp_path / "late.csv"
+    timer = threading.Timer(1.5, write_table, args=(churn_df.head(50), path))
+
+    @flow
+    def load(p: Path):
+        return data_tasks.load_table(p)
+
+    timer.start()
+    start = time.monotonic()
+    df = load(path)
+    assert len(df) == 50 and time.monotonic() - start >= 1.0
+
+
+def test_killed_flow_resumes_the_search_without_redoing_trials(project):
+    config = _slow_search(project)
+    cmd = [
+        HONING,
+        "run",
+        "--config",
+        str(config),
+        "--env",
+        str(project["env"]),
+        "--metrics-out",
+        str(project["root"] / "out.json"),
+    ]
+    env = _cli_env(project)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=project["root"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    results = project["root"] / "ray_results"
+    deadline = time.monotonic() + 240
+    finished = 0
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            finished = sum(1 for f in results.glob("*/*/result.json") if f.stat().st_size > 0)
+            if finished >= 2:
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        assert finished >= 2
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        subprocess.run(["pkill", "-9", "-f", f"ray.*{project['root']}"], check=False)
+    time.sleep(2)
+
+    rerun = subprocess.run(
+        cmd, cwd=project["root"], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    summary = json.loads((project["root"] / "out.json").read_text())
+    assert summary["trials"] == 6 and summary["trials_failed"] == 0
+    assert summary["trials_restored"] >= 2, summary
+
+
+def test_two_flows_at_once_keep_the_registry_consistent(project):
+    config = project["config"]
+    env = _cli_env(project)
+    procs = [
+        subprocess.Popen(
+            [
+                HONING,
+                "run",
+                "--config",
+                str(config),
+                "--env",
+                str(project["env"]),
+                "--fresh-search",
+                "--metrics-out",
+                str(project["root"] / f"out{i}.json"),
+            ],
+            cwd=project["root"],
+            env={**env, "PREFECT_HOME": str(project["root"] / f".prefect{i}")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outs)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project['root'] / 'mlflow.db'}")
+    versions = client.search_model_versions("name='honing-churn'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    summaries = [json.loads((project["root"] / f"out{i}.json").read_text()) for i in range(2)]
+    assert sorted(s["version"] for s in summaries) == ["1", "2"]
+    aliases = client.get_registered_model("honing-churn").aliases
+    assert "champion" in aliases and int(aliases["champion"]) in (1, 2)
+    champion = client.get_model_version("honing-churn", str(aliases["champion"]))
+    assert champion.tags["honing.gate.promoted"] == "true"
+
+
+def test_unreachable_mlflow_is_a_clear_error_after_retries(prefect_harness, project, monkeypatch):
+    from flows.training import training_pipeline
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    env = yaml.safe_load(project["env"].read_text())
+    env["mlflow"] = {"tracking_uri": "http://127.0.0.1:9", "artifact_root": None}
+    down = project["root"] / "configs" / "down.yaml"
+    down.write_text(yaml.safe_dump(env))
+    before = file_md5(project["data"])
+    start = time.monotonic()
+    with pytest.raises(TrackingUnavailableError) as exc:
+        training_pipeline(
+            config_path=str(project["config"]), env_path=str(down), repo=str(project["root"])
+        )
+    assert "http://127.0.0.1:9" in str(exc.value) and "unreachable" in str(exc.value)
+    assert time.monotonic() - start >= 1 + 2 + 4  # three retries with backoff
+    assert file_md5(project["data"]) == before
