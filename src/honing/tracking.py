@@ -60,6 +60,16 @@ def git_state(repo: Path) -> tuple[str, bool]:
     return commit, bool(status)
 
 
+#: Types beyond skops' defaults that honing's model families need, reviewed: plain numpy dtypes
+#: and scikit-learn's own tree structures. Models are stored with skops, so loading a registered
+#: model never unpickles arbitrary objects.
+SKOPS_TRUSTED_TYPES = [
+    "numpy.dtype",
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+]
+
+
 def build_lineage(
     *,
     data_path: Path,
@@ -253,7 +263,8 @@ def log_sklearn_model(run_id: str, model: Any, input_example: Any) -> str:
             name="model",
             signature=signature,
             input_example=input_example,
-            serialization_format="cloudpickle",
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
     return str(info.model_uri)
 

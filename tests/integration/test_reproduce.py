@@ -28,8 +28,9 @@ def _commit(root: Path, message: str) -> None:
     _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], root)
 
 
-def test_reproduce_a_version_after_the_data_moved_on(project, prefect_harness, ray_local,
-                                                     monkeypatch):
+def test_reproduce_a_version_after_the_data_moved_on(
+    project, prefect_harness, ray_local, monkeypatch
+):
     from flows.reproduce import reproduce_pipeline
     from flows.training import training_pipeline
 
@@ -43,8 +44,9 @@ def test_reproduce_a_version_after_the_data_moved_on(project, prefect_harness, r
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     before = mlflow.get_tracking_uri()
     try:
-        trained = training_pipeline(config_path=str(project["config"]),
-                                    env_path=str(project["env"]), repo=str(root))
+        trained = training_pipeline(
+            config_path=str(project["config"]), env_path=str(project["env"]), repo=str(root)
+        )
         v1_md5 = file_md5(project["data"])
         assert trained["lineage"]["honing.git_dirty"] == "False"
 
@@ -54,9 +56,13 @@ def test_reproduce_a_version_after_the_data_moved_on(project, prefect_harness, r
         _commit(root, "data v2")
         assert file_md5(project["data"]) != v1_md5
 
-        result = reproduce_pipeline(model_name="honing-churn", version=trained["version"],
-                                    env_path=str(project["env"]), repo=str(root),
-                                    tolerance=0.005)
+        result = reproduce_pipeline(
+            model_name="honing-churn",
+            version=trained["version"],
+            env_path=str(project["env"]),
+            repo=str(root),
+            tolerance=0.005,
+        )
     finally:
         mlflow.set_tracking_uri(before)
     fetched = Path(result["data_path"])

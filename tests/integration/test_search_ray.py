@@ -85,4 +85,5 @@ def test_local_ray_stays_on_loopback(ray_local):
 
     nodes = [n for n in ray.nodes() if n["Alive"]]
     assert [n["NodeManagerAddress"] for n in nodes] == ["127.0.0.1"]
+    assert not ray._private.worker.global_worker.node.address_info.get("webui_url")  # no dashboard
     assert ray_local["CPU"] == 2

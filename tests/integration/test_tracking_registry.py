@@ -110,6 +110,7 @@ def test_champion_challenger_in_the_registry(mlflow_store):
     # the registered model serves with its preprocessing inside and its signature
     loaded = mlflow.pyfunc.load_model("models:/m@champion")
     assert loaded.metadata.signature is not None
+    assert loaded.metadata.flavors["sklearn"]["serialization_format"] == "skops"
     assert len(loaded.predict(X.head(4))) == 4
 
 

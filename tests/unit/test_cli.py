@@ -74,3 +74,14 @@ def test_fetch_demo_never_overwrites(tmp_path: Path):
     res = runner.invoke(app, ["data", "fetch-demo", "--out", str(out)])
     assert res.exit_code == 1 and "refusing to overwrite" in res.output
     assert out.read_text() == "keep me"
+
+
+def test_models_load_only_from_the_registry_or_a_named_folder(tmp_path: Path):
+    import pytest
+
+    from honing.exceptions import HoningError
+    from honing.serving import load_model
+
+    for uri in ("s3://bucket/model.pkl", "runs:/abc/model", str(tmp_path / "model.pkl")):
+        with pytest.raises(HoningError, match="rule: load only"):
+            load_model(uri)
