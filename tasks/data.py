@@ -73,3 +73,8 @@ def split_data(
 @compute_task
 def infer_columns(X: pd.DataFrame, cfg: FeaturesConfig) -> features.FeatureColumns:
     return features.infer_columns(X, cfg)
+
+
+@io_task
+def detect_changes(paths: list[str], state_path: str) -> list[data.DataChange]:
+    return data.detect_changes([Path(p) for p in paths], Path(state_path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from honing import tracking
@@ -37,6 +38,11 @@ def log_metrics(run_id: str, metrics: dict[str, float]) -> None:
 @io_task
 def log_json(run_id: str, payload: Any, artifact_file: str) -> None:
     tracking.log_json(run_id, payload, artifact_file)
+
+
+@io_task
+def log_artifact(run_id: str, path: Path, folder: str | None = None) -> None:
+    tracking.log_artifact(run_id, path, folder)
 
 
 @io_task

@@ -18,8 +18,18 @@ for name in prefect-worker prefect-server mlflow; do
     log "stopped $name"
   fi
 done
-if [ -f "$STATE/ray_token" ]; then
-  RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$STATE/ray_token "$BIN/ray" stop --force >/dev/null 2>&1
+# Only this stack's Ray nodes: both share the head's session folder under $STATE/ray
+# (`ray stop` would end every Ray instance on the machine, other drivers' too).
+ray_pids=$(pgrep -f -- "$STATE/ray/session_" || true)
+if [ -n "$ray_pids" ]; then
+  children=$(for p in $ray_pids; do pgrep -P "$p"; done || true)
+  kill -TERM $ray_pids $children 2>/dev/null
+  for _ in $(seq 1 10); do
+    alive=$(for p in $ray_pids $children; do kill -0 "$p" 2>/dev/null && echo "$p"; done)
+    [ -z "$alive" ] && break
+    sleep 0.5
+  done
+  [ -n "$alive" ] && kill -KILL $alive 2>/dev/null
   log "stopped Ray"
 fi
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)

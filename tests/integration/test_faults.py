@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -34,6 +35,11 @@ def _cli_env(project: dict[str, Path]) -> dict[str, str]:
     env["PREFECT_HOME"] = str(project["root"] / ".prefect")
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+def _ray_daemons() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True, text=True)
+    return {int(p) for p in out.stdout.split()}
 
 
 def _slow_search(project: dict[str, Path], trials_per_family: int = 2) -> Path:
@@ -78,6 +84,7 @@ def test_killed_flow_resumes_the_search_without_redoing_trials(project):
         str(project["root"] / "out.json"),
     ]
     env = _cli_env(project)
+    ray_before = _ray_daemons()
     proc = subprocess.Popen(
         cmd,
         cwd=project["root"],
@@ -100,7 +107,9 @@ def test_killed_flow_resumes_the_search_without_redoing_trials(project):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
-        subprocess.run(["pkill", "-9", "-f", f"ray.*{project['root']}"], check=False)
+        for pid in _ray_daemons() - ray_before:  # the killed run's own Ray, nobody else's
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     time.sleep(2)
 
     rerun = subprocess.run(

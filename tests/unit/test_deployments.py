@@ -19,11 +19,14 @@ def test_prefect_deployments_reference_real_flows():
         assert isinstance(flow, Flow)
         assert set(dep.get("parameters", {})) <= set(flow.parameters.properties)
         for sched in dep.get("schedules", []):
-            assert len(sched["cron"].split()) == 5
+            assert "interval" in sched or len(sched["cron"].split()) == 5
+        for trigger in dep.get("triggers", []):
+            assert trigger["expect"] == ["honing.data.changed"]
 
 
 def test_dvc_stages_use_the_honing_cli():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert {"prepare_data", "validate", "train"} <= set(stages)
+    assert {"prepare_data", "prepare_flights", "validate", "train"} <= set(stages)
     for stage in stages.values():
-        assert stage["cmd"].startswith("honing ")
+        cmds = stage["cmd"] if isinstance(stage["cmd"], list) else [stage["cmd"]]
+        assert all(c.startswith("honing ") for c in cmds)

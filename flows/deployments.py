@@ -1,0 +1,69 @@
+"""Deployments that `honing serve` runs in one process (Prefect's `serve`): scheduled
+retraining, retraining on a data-change event, scheduled monitoring, and the data watcher.
+prefect.yaml declares the same deployments for a Prefect server with workers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import serve
+from prefect.events import DeploymentEventTrigger
+
+from flows.monitoring import monitoring_pipeline
+from flows.training import training_pipeline
+from flows.watch import DATA_CHANGED, watch_data
+
+
+def build_deployments(
+    *,
+    config_path: str,
+    env_path: str,
+    watch_paths: list[str],
+    batch_path: str | None,
+    retrain_cron: str | None,
+    monitor_cron: str | None,
+    watch_interval_s: float,
+    repo: str = ".",
+) -> list[Any]:
+    train_params = {"config_path": config_path, "env_path": env_path, "repo": repo}
+    deployments = [
+        training_pipeline.to_deployment(
+            name="retrain-scheduled",
+            cron=retrain_cron,
+            parameters=train_params,
+            description="Retrain, gate and register on a schedule.",
+        ),
+        training_pipeline.to_deployment(
+            name="retrain-on-data-change",
+            parameters={**train_params, "resume_search": False},
+            triggers=[
+                DeploymentEventTrigger(
+                    name="data changed",
+                    expect={DATA_CHANGED},
+                    match={"prefect.resource.id": "honing.data.*"},
+                )
+            ],
+            description=f"Retrain when a watched file changes ({DATA_CHANGED} event).",
+        ),
+        watch_data.to_deployment(
+            name="watch-data",
+            interval=watch_interval_s,
+            parameters={"paths": watch_paths, "state_path": f"{repo}/.honing/watch_state.json"},
+            description="Hash the watched data files; emit an event on change.",
+        ),
+    ]
+    if batch_path:
+        deployments.append(
+            monitoring_pipeline.to_deployment(
+                name="monitor",
+                cron=monitor_cron,
+                parameters={**train_params, "batch_path": batch_path},
+                description="Drift check of the current batch; retrains on drift.",
+            )
+        )
+    return deployments
+
+
+def serve_deployments(deployments: list[Any]) -> None:
+    """Run the deployments from this process until interrupted."""
+    serve(*deployments)

@@ -1,0 +1,47 @@
+"""Monitoring tasks: champion lookup, drift report, performance, gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from honing import data, monitoring, registry
+from honing.config import MonitoringConfig
+from honing.features import FeatureColumns
+from tasks import compute_task, io_task
+
+
+@io_task
+def champion_version(name: str, alias: str) -> str | None:
+    return registry.champion_version(name, alias)
+
+
+@compute_task
+def drift_report(
+    reference: pd.DataFrame, current: pd.DataFrame, columns: FeatureColumns, html_path: Path
+) -> monitoring.DriftReport:
+    return monitoring.drift_report(
+        reference,
+        current,
+        numeric=columns.numeric,
+        categorical=columns.categorical,
+        html_path=html_path,
+    )
+
+
+@compute_task
+def encode_target(labels: pd.Series, positive_label: object) -> tuple:
+    return data.encode_target(labels, positive_label)
+
+
+@compute_task
+def with_performance(
+    report: monitoring.DriftReport, current: dict[str, float], reference: dict[str, float]
+) -> monitoring.DriftReport:
+    return monitoring.with_performance(report, current, reference)
+
+
+@compute_task
+def drift_gate(report: monitoring.DriftReport, cfg: MonitoringConfig) -> monitoring.RetrainDecision:
+    return monitoring.gate(report, cfg)

@@ -1,0 +1,238 @@
+"""Schedules and triggers for real: a local Prefect server, `honing serve`, a data change that
+retrains through an event trigger, a drifted batch that retrains through the monitoring flow,
+and a schedule that fires."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from honing.data import fetch_flights, write_table
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+BIN = Path(sys.executable).parent
+PORT = 24310
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_TRACKING", "PREFECT_", "RAY_ADDRESS"))
+    }
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_API_URL": f"http://127.0.0.1:{PORT}/api",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+            "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    return env
+
+
+def _wait(predicate, timeout: float, what: str, procs=()) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        for p in procs:
+            assert p.poll() is None, f"{what}: a process died"
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    root = tmp_path_factory.mktemp("serve")
+    for sub in ("data", "configs", "expectations"):
+        (root / sub).mkdir()
+    write_table(fetch_flights("reference", rows=2500), root / "data" / "flights.csv")
+    write_table(fetch_flights("current", rows=2500), root / "data" / "batch.csv")
+    suite = json.loads((ROOT / "expectations" / "flights.json").read_text())
+    for exp in suite["expectations"]:  # this test uses 2,500 of the 6,000 rows
+        if exp["type"] == "expect_table_row_count_to_be_between":
+            exp["kwargs"]["min_value"] = 1000
+    (root / "expectations" / "flights.json").write_text(json.dumps(suite))
+    cfg = yaml.safe_load((ROOT / "configs" / "flights.yaml").read_text())
+    cfg["data"]["path"] = "data/flights.csv"
+    cfg["validation"]["suite"] = "expectations/flights.json"
+    cfg["search"].update(trials_per_family=1, cv_folds=2)
+    cfg["search"]["families"] = {
+        "logistic_regression": {"C": 1.0},
+        "hist_gradient_boosting": {"max_iter": 50},
+    }
+    (root / "configs" / "flights.yaml").write_text(yaml.safe_dump(cfg))
+    (root / "configs" / "env.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "profile": "serve-test",
+                "mlflow": {"tracking_uri": "sqlite:///mlflow.db", "artifact_root": "mlartifacts"},
+                "ray": {"num_cpus": 2, "storage_path": "ray_results"},
+            }
+        )
+    )
+    env = _env(root / ".prefect")
+    logs = root / "logs"
+    logs.mkdir()
+    server = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(PORT)],
+        cwd=root,
+        env=env,
+        stdout=(logs / "server.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    procs = [server]
+    try:
+
+        def healthy() -> bool:
+            try:
+                return (
+                    urllib.request.urlopen(f"http://127.0.0.1:{PORT}/api/health", timeout=2).status
+                    == 200
+                )
+            except OSError:
+                return False
+
+        _wait(healthy, 120, "the Prefect server", procs)
+        serve = subprocess.Popen(
+            [
+                str(BIN / "honing"),
+                "serve",
+                "--config",
+                "configs/flights.yaml",
+                "--env",
+                "configs/env.yaml",
+                "--batch",
+                "data/batch.csv",
+                "--watch-interval",
+                "3",
+                "--retrain-cron",
+                "0 3 1 1 *",
+                "--monitor-cron",
+                "0 3 1 1 *",
+            ],
+            cwd=root,
+            env=env,
+            stdout=(logs / "serve.log").open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        procs.append(serve)
+        yield {"root": root, "env": env, "procs": procs, "logs": logs}
+    finally:
+        for p in reversed(procs):
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+def _runs(served, deployment: str) -> list[dict]:
+    code = (
+        "import asyncio, json\n"
+        "from prefect.client.orchestration import get_client\n"
+        "from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName\n"
+        "async def main():\n"
+        "    async with get_client() as c:\n"
+        f"        runs = await c.read_flow_runs(deployment_filter=DeploymentFilter("
+        f"name=DeploymentFilterName(any_=['{deployment}'])))\n"
+        "        print(json.dumps([{'state': r.state_type.value} for r in runs]))\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=served["env"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _versions(served) -> list[int]:
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{served['root'] / 'mlflow.db'}")
+    try:
+        return sorted(int(v.version) for v in client.search_model_versions("name='honing-flights'"))
+    except Exception:  # noqa: BLE001 - the store may not exist yet
+        return []
+
+
+def test_schedule_fires(served):
+    _wait(
+        lambda: any(r["state"] == "COMPLETED" for r in _runs(served, "watch-data")),
+        180,
+        "a scheduled watch-data run",
+        served["procs"],
+    )
+
+
+def test_data_change_retrains_through_an_event_trigger(served):
+    _wait(
+        lambda: any(r["state"] == "COMPLETED" for r in _runs(served, "watch-data")),
+        180,
+        "the watcher's baseline",
+        served["procs"],
+    )
+    data = served["root"] / "data" / "flights.csv"
+    df = pd.read_csv(data)
+    df.iloc[:-150].to_csv(data, index=False)  # new data version
+    _wait(
+        lambda: _versions(served) == [1],
+        300,
+        "a model version from the data change",
+        served["procs"],
+    )
+    runs = _runs(served, "retrain-on-data-change")
+    assert any(r["state"] == "COMPLETED" for r in runs)
+
+
+def test_drifted_batch_triggers_retraining(served):
+    _wait(lambda: _versions(served) == [1], 300, "a champion", served["procs"])
+    out = subprocess.run(
+        [
+            str(BIN / "prefect"),
+            "deployment",
+            "run",
+            "monitoring_pipeline/monitor",
+            "--watch",
+            "--watch-timeout",
+            "400",
+        ],
+        cwd=served["root"],
+        env=served["env"],
+        capture_output=True,
+        text=True,
+        timeout=450,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "Completed" in out.stdout
+    assert _versions(served) == [1, 2]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{served['root'] / 'mlflow.db'}")
+    monitors = client.search_runs(
+        [client.get_experiment_by_name("honing-flights").experiment_id],
+        filter_string="tags.`honing.kind` = 'monitoring'",
+    )
+    assert monitors and monitors[0].data.tags["honing.retrain"] == "true"
+    assert "temp" in monitors[0].data.tags["honing.retrain_reasons"]
+    artifacts = {a.path for a in client.list_artifacts(monitors[0].info.run_id, "monitoring")}
+    assert {"monitoring/drift.html", "monitoring/drift.json"} <= artifacts
