@@ -9,6 +9,7 @@ from typing import Any
 from prefect import flow
 from prefect.events import emit_event
 
+from flows.steps import connect_services
 from flows.training import training_pipeline
 from honing.exceptions import RegistryError
 from tasks import data as data_tasks
@@ -28,12 +29,8 @@ def monitoring_pipeline(
     retrain: bool = True,
 ) -> dict[str, Any]:
     """Check ``batch_path`` for drift against the current champion's training data."""
-    setup_tasks.quiet_environment()
     cfg = setup_tasks.load_pipeline_config(config_path)
-    settings = setup_tasks.load_env_settings(env_path)
-    setup_tasks.ray_environment(settings.ray)
-    setup_tasks.check_tracking(settings.mlflow)
-    setup_tasks.configure_tracking(settings.mlflow)
+    settings = connect_services(env_path)
     experiment_id = setup_tasks.ensure_experiment(
         cfg.tracking.experiment, settings.mlflow.artifact_root
     )

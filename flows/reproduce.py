@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.steps import fit_and_evaluate
+from flows.steps import connect_services, fit_and_evaluate
 from tasks import data as data_tasks
 from tasks import reproduce as repro_tasks
 from tasks import setup as setup_tasks
@@ -22,11 +22,7 @@ def reproduce_pipeline(
     tolerance: float = 0.005,
 ) -> dict[str, Any]:
     """Fetch the version's data through DVC, retrain with its config, compare its metrics."""
-    setup_tasks.quiet_environment()
-    settings = setup_tasks.load_env_settings(env_path)
-    setup_tasks.ray_environment(settings.ray)
-    setup_tasks.check_tracking(settings.mlflow)
-    setup_tasks.configure_tracking(settings.mlflow)
+    settings = connect_services(env_path)
     lineage = repro_tasks.version_lineage(model_name, version)
     dest = Path(repo) / ".honing" / "reproduce" / f"{model_name}-v{version}" / "data.csv"
     data_path = repro_tasks.fetch_data_version(repo, lineage, dest)

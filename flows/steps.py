@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 from honing.config import EnvSettings, PipelineConfig
 from tasks import data as data_tasks
+from tasks import setup as setup_tasks
 from tasks import train as train_tasks
 
 
@@ -16,6 +17,17 @@ class Fitted(NamedTuple):
     search: Any
     trained: Any
     evaluation: Any
+
+
+def connect_services(env_path: str | None) -> EnvSettings:
+    """Quiet the process, load the environment profile, and point Ray and MLflow at it
+    (failing early, after retries, when the tracking server is unreachable)."""
+    setup_tasks.quiet_environment()
+    settings = setup_tasks.load_env_settings(env_path)
+    setup_tasks.ray_environment(settings.ray)
+    setup_tasks.check_tracking(settings.mlflow)
+    setup_tasks.configure_tracking(settings.mlflow)
+    return settings
 
 
 def fit_and_evaluate(

@@ -10,7 +10,7 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.steps import fit_and_evaluate
+from flows.steps import connect_services, fit_and_evaluate
 from tasks import data as data_tasks
 from tasks import registry as registry_tasks
 from tasks import setup as setup_tasks
@@ -26,12 +26,8 @@ def training_pipeline(
     resume_search: bool = True,
 ) -> dict[str, Any]:
     """Train, evaluate and register a model for the pipeline config at ``config_path``."""
-    setup_tasks.quiet_environment()
     cfg = setup_tasks.load_pipeline_config(config_path)
-    settings = setup_tasks.load_env_settings(env_path)
-    setup_tasks.ray_environment(settings.ray)
-    setup_tasks.check_tracking(settings.mlflow)
-    setup_tasks.configure_tracking(settings.mlflow)
+    settings = connect_services(env_path)
     experiment_id = setup_tasks.ensure_experiment(
         cfg.tracking.experiment, settings.mlflow.artifact_root
     )

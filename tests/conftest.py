@@ -33,6 +33,16 @@ SMALL_SEARCH: dict[str, Any] = {
 }
 
 
+def free_port() -> int:
+    """A port nothing listens on, from the OS's ephemeral range (outside Ray's worker ports
+    10002-19999 and apart from a developer's own stack)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def pytest_configure(config: pytest.Config) -> None:
     runtime.quiet_environment(os.environ)
     os.environ.update(runtime.ray_environment(None))  # local Ray on 127.0.0.1

@@ -273,14 +273,17 @@ def monitor(
         os.environ.update(runtime.ray_environment(settings.ray.address))
         from flows.monitoring import monitoring_pipeline
 
-        result = monitoring_pipeline(batch_path=str(batch), config_path=str(config),
-                                     env_path=str(env), retrain=retrain)
+        result = monitoring_pipeline(
+            batch_path=str(batch), config_path=str(config), env_path=str(env), retrain=retrain
+        )
     except HoningError as exc:
         raise _fail(exc) from None
     verdict = "[yellow]retrain[/]" if result["retrain"] else "[green]no retraining needed[/]"
-    console.print(f"champion v{result['champion_version']}: {result['drifted_share']:.0%} of "
-                  f"columns drifted ({', '.join(result['drifted_columns']) or 'none'}): "
-                  f"{verdict}")
+    console.print(
+        f"champion v{result['champion_version']}: {result['drifted_share']:.0%} of "
+        f"columns drifted ({', '.join(result['drifted_columns']) or 'none'}): "
+        f"{verdict}"
+    )
     for reason in result["reasons"]:
         console.print(f"  - {reason}")
     if result["retrained_version"]:

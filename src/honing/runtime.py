@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 
-#: Telemetry and phone-home switches of the stack, all off. Servers bind 127.0.0.1 elsewhere.
-TELEMETRY_OFF: dict[str, str] = {
+#: Telemetry and phone-home switches of the stack, all off, plus quieter logs and progress bars.
+QUIET_DEFAULTS: dict[str, str] = {
     "DO_NOT_TRACK": "true",  # evidently, mlflow and others that honour it
     "RAY_USAGE_STATS_ENABLED": "0",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -24,7 +24,7 @@ TELEMETRY_OFF: dict[str, str] = {
 
 def quiet_environment(environ: MutableMapping[str, str]) -> MutableMapping[str, str]:
     """Switch telemetry off in ``environ`` (values the user already set are kept)."""
-    for key, value in TELEMETRY_OFF.items():
+    for key, value in QUIET_DEFAULTS.items():
         environ.setdefault(key, value)
     return environ
 

@@ -251,9 +251,9 @@ def test_unseen_category_at_inference(project, flow_in, churn_df, monkeypatch):
     batch.to_csv(path, index=False)
     out = project["root"] / "predictions.csv"
     monkeypatch.chdir(project["root"])
-    res = CliRunner().invoke(
-        app,
-        [
+
+    def predict():
+        args = [
             "predict",
             str(path),
             "--out",
@@ -262,8 +262,10 @@ def test_unseen_category_at_inference(project, flow_in, churn_df, monkeypatch):
             str(project["config"]),
             "--env",
             str(project["env"]),
-        ],
-    )
+        ]
+        return CliRunner().invoke(app, args)
+
+    res = predict()
     text = " ".join(res.output.split())
     assert res.exit_code == 1, text
     assert str(path) in text.replace(" ", "") or path.name in text
@@ -273,19 +275,7 @@ def test_unseen_category_at_inference(project, flow_in, churn_df, monkeypatch):
 
     good = churn_df.drop(columns=["churn"]).head(30)
     good.to_csv(path, index=False)
-    res = CliRunner().invoke(
-        app,
-        [
-            "predict",
-            str(path),
-            "--out",
-            str(out),
-            "--config",
-            str(project["config"]),
-            "--env",
-            str(project["env"]),
-        ],
-    )
+    res = predict()
     assert res.exit_code == 0, res.output
     scored = pd.read_csv(out)
     assert len(scored) == 30 and set(scored["prediction"]) <= {"No", "Yes"}

@@ -17,18 +17,12 @@ import mlflow
 import pytest
 import yaml
 
-from tests.conftest import ROOT, SMALL_SEARCH, demo_config_dict
+from tests.conftest import ROOT, SMALL_SEARCH, demo_config_dict, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.distributed]
 
-# Ports apart from a developer's own stack (infra/local/up.sh defaults).
-# Outside Ray's default worker port range (10002-19999).
-PORTS = {
-    "HONING_PG_PORT": "25433",
-    "HONING_MLFLOW_PORT": "25001",
-    "HONING_PREFECT_PORT": "24201",
-    "HONING_RAY_PORT": "26380",
-}
+
+PORT_KEYS = ("HONING_PG_PORT", "HONING_MLFLOW_PORT", "HONING_PREFECT_PORT", "HONING_RAY_PORT")
 BIN = ROOT / ".venv" / "bin"
 
 
@@ -50,7 +44,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = Path("/tmp") / f"honing-stack-test-{os.getpid()}"
     env = {
         **os.environ,
-        **PORTS,
+        **{key: str(free_port()) for key in PORT_KEYS},
         "HONING_STACK_DIR": str(state),
         "HONING_VENV_BIN": str(BIN),
         "HONING_WORK_POOL": "honing-process",

@@ -37,6 +37,20 @@ def _cli_env(project: dict[str, Path]) -> dict[str, str]:
     return env
 
 
+def _run_cmd(project: dict[str, Path], config: Path, out: str, *extra: str) -> list[str]:
+    return [
+        HONING,
+        "run",
+        "--config",
+        str(config),
+        "--env",
+        str(project["env"]),
+        "--metrics-out",
+        str(project["root"] / out),
+        *extra,
+    ]
+
+
 def _ray_daemons() -> set[int]:
     out = subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True, text=True)
     return {int(p) for p in out.stdout.split()}
@@ -73,16 +87,7 @@ def test_transient_io_failure_is_retried(prefect_harness, tmp_path, churn_df):
 
 def test_killed_flow_resumes_the_search_without_redoing_trials(project):
     config = _slow_search(project)
-    cmd = [
-        HONING,
-        "run",
-        "--config",
-        str(config),
-        "--env",
-        str(project["env"]),
-        "--metrics-out",
-        str(project["root"] / "out.json"),
-    ]
+    cmd = _run_cmd(project, config, "out.json")
     env = _cli_env(project)
     ray_before = _ray_daemons()
     proc = subprocess.Popen(
@@ -126,17 +131,7 @@ def test_two_flows_at_once_keep_the_registry_consistent(project):
     env = _cli_env(project)
     procs = [
         subprocess.Popen(
-            [
-                HONING,
-                "run",
-                "--config",
-                str(config),
-                "--env",
-                str(project["env"]),
-                "--fresh-search",
-                "--metrics-out",
-                str(project["root"] / f"out{i}.json"),
-            ],
+            _run_cmd(project, config, f"out{i}.json", "--fresh-search"),
             cwd=project["root"],
             env={**env, "PREFECT_HOME": str(project["root"] / f".prefect{i}")},
             stdout=subprocess.PIPE,

@@ -20,11 +20,13 @@ import pytest
 import yaml
 
 from honing.data import fetch_flights, write_table
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BIN = Path(sys.executable).parent
-PORT = 24310
+
+
+PORT = free_port()  # the Prefect server of this module
 
 
 def _env(home: Path) -> dict[str, str]:

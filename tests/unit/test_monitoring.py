@@ -10,17 +10,28 @@ from honing.monitoring import ColumnDrift, DriftReport, drift_report, gate, with
 
 def _frames(shift: float):
     rng = np.random.default_rng(0)
-    ref = pd.DataFrame({"a": rng.normal(size=1500), "b": rng.normal(size=1500),
-                        "c": rng.choice(["x", "y"], size=1500)})
-    cur = pd.DataFrame({"a": rng.normal(shift, 1, size=1500), "b": rng.normal(size=1500),
-                        "c": rng.choice(["x", "y"], size=1500)})
+    ref = pd.DataFrame(
+        {
+            "a": rng.normal(size=1500),
+            "b": rng.normal(size=1500),
+            "c": rng.choice(["x", "y"], size=1500),
+        }
+    )
+    cur = pd.DataFrame(
+        {
+            "a": rng.normal(shift, 1, size=1500),
+            "b": rng.normal(size=1500),
+            "c": rng.choice(["x", "y"], size=1500),
+        }
+    )
     return ref, cur
 
 
 def test_drift_report_finds_the_shifted_column(tmp_path: Path):
     ref, cur = _frames(shift=1.5)
-    report = drift_report(ref, cur, numeric=["a", "b"], categorical=["c"],
-                          html_path=tmp_path / "drift.html")
+    report = drift_report(
+        ref, cur, numeric=["a", "b"], categorical=["c"], html_path=tmp_path / "drift.html"
+    )
     assert report.drifted == ["a"]
     assert report.drifted_share == 1 / 3
     assert (tmp_path / "drift.html").stat().st_size > 10_000
