@@ -1,5 +1,6 @@
 """The ``honing`` command line. Every command calls the same library functions as the Prefect
-tasks and the DVC stages; ``honing run`` hands the whole pipeline to the Prefect flow."""
+tasks and the DVC stages. ``run``, ``reproduce``, ``monitor`` and ``serve`` hand over to the
+Prefect flows in ``flows/`` (imported only when called, so this module never imports Prefect)."""
 
 from __future__ import annotations
 
