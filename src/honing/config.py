@@ -32,7 +32,7 @@ from honing.exceptions import ConfigError
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "average_precision")
 Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "average_precision"]
-Family = Literal["logistic_regression", "random_forest", "hist_gradient_boosting"]
+Family = Literal["logistic_regression", "random_forest", "hist_gradient_boosting", "mlp"]
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint", "grid")
 
 

@@ -47,10 +47,21 @@ def _hist_gradient_boosting(params: dict[str, Any], seed: int, n_jobs: int) -> B
     return HistGradientBoostingClassifier(random_state=seed, **p)
 
 
+def _mlp(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    from honing.nn import TorchMLPClassifier
+
+    p = dict(params)
+    for key in ("hidden_layers", "width", "batch_size", "max_epochs", "patience"):
+        if key in p:
+            p[key] = int(p[key])
+    return TorchMLPClassifier(random_state=seed, **p)
+
+
 FAMILIES: dict[str, Callable[[dict[str, Any], int, int], BaseEstimator]] = {
     "logistic_regression": _logistic_regression,
     "random_forest": _random_forest,
     "hist_gradient_boosting": _hist_gradient_boosting,
+    "mlp": _mlp,
 }
 
 

@@ -261,16 +261,27 @@ def log_sklearn_model(run_id: str, model: Any, input_example: Any) -> str:
     from mlflow.models import infer_signature
 
     signature = infer_signature(input_example, model.predict(input_example))
+    fmt = serialization_format(model)
     with mlflow.start_run(run_id=run_id, nested=True):
         info = mlflow.sklearn.log_model(
             model,
             name="model",
             signature=signature,
             input_example=input_example,
-            serialization_format="skops",
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            serialization_format=fmt,
+            skops_trusted_types=SKOPS_TRUSTED_TYPES if fmt == "skops" else None,
         )
+    set_tags(run_id, {"honing.serialization": fmt})
     return str(info.model_uri)
+
+
+def serialization_format(model: Any) -> str:
+    """``skops`` (safe loading) for scikit-learn models; ``cloudpickle`` only for pipelines
+    holding a PyTorch network, which skops cannot store."""
+    from honing.nn import TorchMLPClassifier
+
+    steps = getattr(model, "steps", [(None, model)])
+    return "cloudpickle" if any(isinstance(s, TorchMLPClassifier) for _, s in steps) else "skops"
 
 
 def write_json(payload: Any, path: Path) -> Path:

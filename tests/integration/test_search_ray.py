@@ -87,3 +87,32 @@ def test_local_ray_stays_on_loopback(ray_local):
     assert [n["NodeManagerAddress"] for n in nodes] == ["127.0.0.1"]
     assert not ray._private.worker.global_worker.node.address_info.get("webui_url")  # no dashboard
     assert ray_local["CPU"] == 2
+
+
+def test_mlp_family_runs_as_a_tune_trial(ray_local, small_split, tmp_path):
+    cfg = SearchConfig.model_validate(
+        {
+            "families": {
+                "mlp": {
+                    "width": {"choice": [8, 16]},
+                    "max_epochs": 10,
+                    "optimizer": {"choice": ["adam", "nesterov"]},
+                    "learning_rate": 0.01,
+                }
+            },
+            "trials_per_family": 2,
+            "cv_folds": 2,
+        }
+    )
+    cols = infer_columns(small_split.X_train, FeaturesConfig())
+    result = run_search(
+        small_split.X_train,
+        small_split.y_train,
+        cfg=cfg,
+        columns=cols,
+        features=FeaturesConfig(),
+        ray_settings=RaySettings(storage_path=str(tmp_path)),
+        experiment_name="mlp",
+    )
+    assert len(result.completed) == 2
+    assert result.best.spec.family == "mlp" and result.best.score > 0.7

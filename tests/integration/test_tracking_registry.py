@@ -122,3 +122,29 @@ def test_no_champion_means_no_score(mlflow_store):
 
 def test_git_state_outside_a_repo(tmp_path):
     assert tracking.git_state(tmp_path) == ("unknown", True)
+
+
+def test_mlp_pipeline_is_logged_and_served(mlflow_store):
+    from honing.config import FeaturesConfig
+    from honing.features import infer_columns
+    from honing.training import ModelSpec, train_model
+
+    X, y = _data()
+    X = X.assign(kind=np.where(X["z"] > 0, "a", "b"))
+    model = train_model(
+        X,
+        y,
+        ModelSpec("mlp", {"width": 8, "max_epochs": 5}),
+        columns=infer_columns(X, FeaturesConfig()),
+        features=FeaturesConfig(),
+        seed=0,
+    ).model
+    assert tracking.serialization_format(model) == "cloudpickle"
+    exp = tracking.ensure_experiment("e-mlp", mlflow_store.mlflow.artifact_root)
+    run_id = tracking.start_run(exp, "mlp")
+    uri = tracking.log_sklearn_model(run_id, model, X.head(3))
+    loaded = mlflow.sklearn.load_model(uri)
+    np.testing.assert_allclose(
+        loaded.predict_proba(X.head(20)), model.predict_proba(X.head(20)), rtol=1e-5
+    )
+    assert mlflow.MlflowClient().get_run(run_id).data.tags["honing.serialization"] == "cloudpickle"
