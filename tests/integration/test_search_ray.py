@@ -19,18 +19,22 @@ def small_split(churn_df):
     return split
 
 
-def test_search_runs_every_family_and_matches_train_model(ray_local, small_split, tmp_path):
-    cfg = SearchConfig.model_validate({**SMALL_SEARCH, "trials_per_family": 2})
-    cols = infer_columns(small_split.X_train, FeaturesConfig())
-    result = run_search(
-        small_split.X_train,
-        small_split.y_train,
+def _search(split, cfg, cols, tmp_path, name):
+    return run_search(
+        split.X_train,
+        split.y_train,
         cfg=cfg,
         columns=cols,
         features=FeaturesConfig(),
         ray_settings=RaySettings(storage_path=str(tmp_path)),
-        experiment_name="t",
+        experiment_name=name,
     )
+
+
+def test_search_runs_every_family_and_matches_train_model(ray_local, small_split, tmp_path):
+    cfg = SearchConfig.model_validate({**SMALL_SEARCH, "trials_per_family": 2})
+    cols = infer_columns(small_split.X_train, FeaturesConfig())
+    result = _search(small_split, cfg, cols, tmp_path, "t")
     assert len(result.trials) == 6
     assert {t.spec.family for t in result.trials} == set(SMALL_SEARCH["families"])
     assert all(t.error is None and len(t.fold_scores) == 3 for t in result.trials)
@@ -65,15 +69,7 @@ def test_failed_trials_are_reported_not_hidden(ray_local, small_split, tmp_path)
         }
     )
     cols = infer_columns(small_split.X_train, FeaturesConfig())
-    result = run_search(
-        small_split.X_train,
-        small_split.y_train,
-        cfg=cfg,
-        columns=cols,
-        features=FeaturesConfig(),
-        ray_settings=RaySettings(storage_path=str(tmp_path)),
-        experiment_name="t2",
-    )
+    result = _search(small_split, cfg, cols, tmp_path, "t2")
     failed = [t for t in result.trials if t.error]
     assert len(failed) == 1 and failed[0].spec.family == "random_forest"
     assert "max_features" in failed[0].error
@@ -105,14 +101,6 @@ def test_mlp_family_runs_as_a_tune_trial(ray_local, small_split, tmp_path):
         }
     )
     cols = infer_columns(small_split.X_train, FeaturesConfig())
-    result = run_search(
-        small_split.X_train,
-        small_split.y_train,
-        cfg=cfg,
-        columns=cols,
-        features=FeaturesConfig(),
-        ray_settings=RaySettings(storage_path=str(tmp_path)),
-        experiment_name="mlp",
-    )
+    result = _search(small_split, cfg, cols, tmp_path, "mlp")
     assert len(result.completed) == 2
     assert result.best.spec.family == "mlp" and result.best.score > 0.7
