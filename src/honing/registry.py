@@ -190,9 +190,9 @@ def register_version(
                 mlflow.register_model(model_uri, name, tags={"honing.run_id": run_id}).version
             )
         version = existing
-        if decision.promote and champion_version(name, alias) != decision.champion_version:
+        moved = champion_version(name, alias) if decision.promote else None
+        if decision.promote and moved != decision.champion_version:
             # Another run moved the alias after this one was gated: fail closed.
-            moved = champion_version(name, alias)
             decision = GateDecision(
                 False,
                 f"champion changed from v{decision.champion_version or 'none'} to v{moved} "
