@@ -17,6 +17,7 @@ class Fitted(NamedTuple):
     search: Any
     trained: Any
     evaluation: Any
+    columns: Any
 
 
 def connect_services(env_path: str | None) -> EnvSettings:
@@ -65,4 +66,4 @@ def fit_and_evaluate(
         cfg.search.metric,
     )
     evaluation = train_tasks.evaluate(trained.model, split.X_test, split.y_test, classes)
-    return Fitted(cleaning, split, classes, result, trained, evaluation)
+    return Fitted(cleaning, split, classes, result, trained, evaluation, columns)

@@ -1,4 +1,5 @@
-"""``training_pipeline``: validate, clean/split, search, refit, evaluate, gate, register.
+"""``training_pipeline``: validate, clean/split, search, refit, evaluate, gate, compress,
+register.
 
 The flow only composes tasks. Each task is one call into the ``honing`` library.
 """
@@ -11,6 +12,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.steps import connect_services, fit_and_evaluate
+from tasks import compress as compress_tasks
 from tasks import data as data_tasks
 from tasks import registry as registry_tasks
 from tasks import setup as setup_tasks
@@ -100,7 +102,31 @@ def training_pipeline(
         tracking_tasks.log_figures(run_id, figures)
         train_tasks.quality_gate(evaluation, cfg.evaluation.thresholds)
 
-        # 7. champion/challenger gate on the same test data, then register
+        # 7. compression: candidates measured on the test split, the deployable one picked
+        compressed = served_uri = None
+        if cfg.compression.enabled:
+            compressed = compress_tasks.compress(
+                trained.model,
+                split.X_train,
+                split.y_train,
+                split.X_test,
+                split.y_test,
+                classes,
+                fitted.columns,
+                cfg.compression,
+                cfg.search.seed,
+            )
+            tracking_tasks.log_compression(
+                run_id,
+                compressed.report,
+                compressed.choice,
+                compress_tasks.plot_tradeoff(compressed.report),
+            )
+            served_uri = tracking_tasks.log_served_model(
+                run_id, compressed.files, split.X_test.head(5)
+            )
+
+        # 8. champion/challenger gate on the same test data, then register
         model_uri = tracking_tasks.log_model(run_id, trained.model, split.X_test.head(5))
         champion = registry_tasks.score_champion(
             cfg.registry.model_name,
@@ -125,6 +151,15 @@ def training_pipeline(
             run_id,
             {**registration.decision.tags(), "honing.registered_version": registration.version},
         )
+        served = None
+        if compressed is not None and served_uri is not None:
+            served = registry_tasks.register_served(
+                served_uri,
+                registration,
+                compressed.choice.name,
+                compressed.choice.reason,
+                cfg.registry.champion_alias,
+            )
     except BaseException:
         tracking_tasks.end_run(run_id, "FAILED")
         raise
@@ -154,4 +189,14 @@ def training_pipeline(
             "invalid_labels_dropped": cleaning.invalid_labels_dropped,
         },
         "lineage": lineage.tags(),
+        "served": None
+        if served is None or compressed is None
+        else {
+            "model_name": served.name,
+            "version": served.version,
+            "candidate": served.candidate,
+            "reason": compressed.choice.reason,
+            "candidates": compressed.report.table(),
+            "skipped": compressed.report.skipped,
+        },
     }

@@ -48,3 +48,16 @@ def register_version(
         lineage=lineage,
         alias=alias,
     )
+
+
+@io_task
+def register_served(
+    model_uri: str,
+    source: registry.RegistrationResult,
+    candidate: str,
+    reason: str,
+    alias: str,
+) -> registry.ServedRegistration:
+    return registry.register_served(
+        model_uri=model_uri, source=source, candidate=candidate, reason=reason, alias=alias
+    )

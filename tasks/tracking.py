@@ -58,3 +58,13 @@ def log_trials(parent_run_id: str, experiment_id: str, result: SearchResult) -> 
 @io_task
 def log_model(run_id: str, model: Any, input_example: Any) -> str:
     return tracking.log_sklearn_model(run_id, model, input_example)
+
+
+@io_task
+def log_compression(run_id: str, report: Any, choice: Any, figure: Any) -> None:
+    tracking.log_compression(run_id, report, choice, figure)
+
+
+@io_task
+def log_served_model(run_id: str, files: dict[str, bytes], input_example: Any) -> str:
+    return tracking.log_served_model(run_id, files, input_example)

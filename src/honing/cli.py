@@ -75,6 +75,11 @@ def _summary(result: dict[str, Any]) -> Table:
         + (" (dirty)" if lineage["honing.git_dirty"] == "True" else ""),
     )
     table.add_row("config hash", lineage["honing.config_hash"])
+    served = result.get("served")
+    if served:
+        table.add_row(
+            "served flavor", f"{served['model_name']} v{served['version']}: {served['reason']}"
+        )
     table.add_row("MLflow run", result["run_id"])
     return table
 
@@ -196,9 +201,12 @@ def predict(
         help="models:/<name>@<alias>, models:/<name>/<version> or a local model folder "
         "(default: the config's champion).",
     ),
+    served: bool = typer.Option(
+        False, help="Score with the compressed served flavor (<name>-served) of the champion."
+    ),
 ) -> None:
     """Validate a batch like training data (without the label) and score it."""
-    from honing import serving, tracking
+    from honing import registry, serving, tracking
 
     try:
         cfg = config_mod.load_config(config)
@@ -216,7 +224,10 @@ def predict(
         )
         validation.gate(report)
         tracking.configure(settings.mlflow)
-        uri = model or f"models:/{cfg.registry.model_name}@{cfg.registry.champion_alias}"
+        name = cfg.registry.model_name
+        if served:
+            name = registry.served_name(name)
+        uri = model or f"models:/{name}@{cfg.registry.champion_alias}"
         scored = serving.predict(
             serving.load_model(uri),
             df,

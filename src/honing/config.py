@@ -164,6 +164,50 @@ class TrackingConfig(_Strict):
     experiment: str = Field(min_length=1)
 
 
+Technique = Literal[
+    "onnx", "onnx_int8", "prune_unstructured", "prune_structured", "int8", "distill"
+]
+
+
+class DistillConfig(_Strict):
+    """The student MLP trained on the model's soft labels."""
+
+    hidden_layers: int = Field(default=1, ge=1, le=4)
+    width: int = Field(default=16, ge=1, le=4096)
+    epochs: int = Field(default=30, ge=1, le=1000)
+    temperature: float = Field(default=2.0, gt=0.0, le=20.0)
+    alpha: float = Field(default=0.7, ge=0.0, le=1.0, description="Weight of the soft loss.")
+
+
+class CompressionConfig(_Strict):
+    """Candidates built from the refit model, and how the served one is picked
+    (see honing.compression)."""
+
+    enabled: bool = True
+    techniques: list[Technique] = Field(
+        default_factory=lambda: [
+            "onnx",
+            "onnx_int8",
+            "prune_unstructured",
+            "prune_structured",
+            "int8",
+            "distill",
+        ]
+    )
+    metric: Metric = "accuracy"
+    tolerance: float = Field(
+        default=0.005,
+        ge=0.0,
+        le=1.0,
+        description="A candidate may lose at most this much of the metric (0.005 = 0.5 point).",
+    )
+    prefer: Literal["latency", "size"] = "latency"
+    prune_amount: float = Field(default=0.5, gt=0.0, lt=1.0)
+    fine_tune_epochs: int = Field(default=5, ge=0, le=1000)
+    distill: DistillConfig = DistillConfig()
+    latency_rows: int = Field(default=200, ge=10, le=100_000)
+
+
 class PipelineConfig(_Strict):
     name: str = Field(min_length=1)
     task: Literal["classification"] = "classification"
@@ -174,6 +218,7 @@ class PipelineConfig(_Strict):
     features: FeaturesConfig = FeaturesConfig()
     search: SearchConfig
     evaluation: EvaluationConfig = EvaluationConfig()
+    compression: CompressionConfig = CompressionConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     registry: RegistryConfig
     tracking: TrackingConfig

@@ -144,13 +144,12 @@ def score_champion(
         return ChampionScore(version, None, f"{type(exc).__name__}: {exc}"[:500])
 
 
-def _version_of_run(name: str, run_id: str) -> str | None:
+def _version_of_run(name: str, run_id: str, tag: str = "honing.run_id") -> str | None:
+    """The version of ``name`` whose ``tag`` is ``run_id`` (registration is idempotent)."""
     from mlflow.exceptions import MlflowException
 
     try:
-        found = _client().search_model_versions(
-            f"name = '{name}' and tags.`honing.run_id` = '{run_id}'"
-        )
+        found = _client().search_model_versions(f"name = '{name}' and tags.`{tag}` = '{run_id}'")
     except MlflowException:
         return None
     return str(found[0].version) if found else None
@@ -222,3 +221,65 @@ def register_version(
     except Exception as exc:  # noqa: BLE001
         raise RegistryError(f"cannot register {model_uri} as '{name}': {exc}") from exc
     return RegistrationResult(name, version, decision.promote, decision, model_uri)
+
+
+@dataclass(frozen=True)
+class ServedRegistration:
+    name: str
+    version: str
+    candidate: str
+    source: RegistrationResult
+
+
+def served_name(name: str) -> str:
+    """Registered-model name of the served (compressed) flavor of ``name``."""
+    return f"{name}-served"
+
+
+def register_served(
+    *,
+    model_uri: str,
+    source: RegistrationResult,
+    candidate: str,
+    reason: str,
+    alias: str,
+) -> ServedRegistration:
+    """Register the compressed candidate as a version of ``<name>-served``, linked both ways
+    with the uncompressed version it was built from; it takes ``alias`` only when that version
+    was promoted (else ``challenger``), so the served champion always matches the champion."""
+    import mlflow
+
+    name = served_name(source.name)
+    client = _client()
+    try:
+        link = f"{source.name}/{source.version}"
+        existing = _version_of_run(name, link, tag="honing.source")
+        if existing is None:  # retried after a partial success: do not register twice
+            existing = str(
+                mlflow.register_model(model_uri, name, tags={"honing.source": link}).version
+            )
+        version = existing
+        tags = {
+            "honing.source_model": source.name,
+            "honing.source_version": source.version,
+            "honing.source_uri": source.model_uri,
+            "honing.compression.candidate": candidate,
+            "honing.compression.reason": reason,
+        }
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        client.update_model_version(
+            name,
+            version,
+            description=f"Served flavor ({candidate}) of {source.name} v{source.version}. "
+            f"{reason}.",
+        )
+        client.set_model_version_tag(
+            source.name, source.version, "honing.served_model", f"{name}/{version}"
+        )
+        client.set_registered_model_alias(name, alias if source.promoted else "challenger", version)
+    except (RegistryError, TrackingUnavailableError):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise RegistryError(f"cannot register served model {model_uri} as '{name}': {exc}") from exc
+    return ServedRegistration(name, version, candidate, source)

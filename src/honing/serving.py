@@ -46,8 +46,10 @@ def check_inference(
 
 
 def load_model(uri: str) -> Any:
-    """A registered or local MLflow scikit-learn model; anything else is refused."""
+    """A registered or local MLflow model: the scikit-learn pipeline, or the served
+    (compressed) flavor. Anything else is refused."""
     import mlflow
+    from mlflow.models import get_model_info
 
     if not (uri.startswith("models:/") or Path(uri).is_dir()):
         raise HoningError(
@@ -55,7 +57,9 @@ def load_model(uri: str) -> Any:
             "or a local MLflow model folder"
         )
     try:
-        return mlflow.sklearn.load_model(uri)
+        if "sklearn" in get_model_info(uri).flavors:
+            return mlflow.sklearn.load_model(uri)
+        return mlflow.pyfunc.load_model(uri).unwrap_python_model()
     except Exception as exc:  # noqa: BLE001
         raise HoningError(f"model {uri!r} cannot be loaded: {exc}") from exc
 

@@ -7,7 +7,6 @@ process-wide tracking URI, and it is called by the entry point, never on import.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import uuid
 from dataclasses import asdict, dataclass
@@ -205,10 +204,6 @@ def log_json(run_id: str, payload: Any, artifact_file: str) -> None:
     _client().log_dict(run_id, payload, artifact_file)
 
 
-def log_text(run_id: str, text: str, artifact_file: str) -> None:
-    _client().log_text(run_id, text, artifact_file)
-
-
 def log_artifact(run_id: str, path: Path, folder: str | None = None) -> None:
     _client().log_artifact(run_id, str(path), folder)
 
@@ -284,8 +279,48 @@ def serialization_format(model: Any) -> str:
     return "cloudpickle" if any(isinstance(s, TorchMLPClassifier) for _, s in steps) else "skops"
 
 
-def write_json(payload: Any, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-    return path
+def log_compression(run_id: str, report: Any, choice: Any, figure: Any) -> None:
+    """The candidates table (MLflow table artifact), the full report, the pick and the
+    size-versus-accuracy plot, plus the chosen candidate's ratios as metrics."""
+    import matplotlib.pyplot as plt
+
+    client = _client()
+    client.log_table(run_id, data=report.table(), artifact_file="compression/candidates.json")
+    client.log_dict(
+        run_id, {**report.to_dict(), "choice": asdict(choice)}, "compression/report.json"
+    )
+    client.log_figure(run_id, figure, "compression/size_vs_accuracy.png")
+    plt.close(figure)
+    ref, best = report.row(report.reference), report.row(choice.name)
+    log_metrics(
+        run_id,
+        {
+            f"served_{report.metric}": best.metrics[report.metric],
+            "served_size_ratio": best.size_bytes / ref.size_bytes,
+            "served_p50_ratio": best.p50_ms / ref.p50_ms,
+            "served_p50_ms": best.p50_ms,
+            "served_p99_ms": best.p99_ms,
+        },
+    )
+    set_tags(run_id, {"honing.served_candidate": choice.name})
+
+
+def log_served_model(run_id: str, files: dict[str, bytes], input_example: Any) -> str:
+    """Log a compressed candidate as the ``served_model`` pyfunc of the run; returns its URI."""
+    import tempfile
+
+    import mlflow
+
+    from honing.compression import write_served
+    from honing.served import ServedModel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_served(files, Path(tmp) / "served")
+        with mlflow.start_run(run_id=run_id, nested=True):
+            info = mlflow.pyfunc.log_model(
+                name="served_model",
+                python_model=ServedModel(),
+                artifacts={"served": str(folder)},
+                input_example=input_example,
+            )
+    return str(info.model_uri)

@@ -76,6 +76,29 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
         "plots/calibration.png",
     }
 
+    # compression: the candidates table and plot are logged, the pick is registered as the
+    # served flavor, linked both ways with the uncompressed version, and takes its alias
+    compression = {a.path for a in client.list_artifacts(second["run_id"], "compression")}
+    assert {"compression/candidates.json", "compression/size_vs_accuracy.png"} <= compression
+    served = second["served"]
+    assert served["model_name"] == "honing-churn-served" and served["version"] == "2"
+    table = served["candidates"]
+    assert table["candidate"][0] == "native" and served["candidate"] in table["candidate"]
+    sv = client.get_model_version("honing-churn-served", "2")
+    assert sv.tags["honing.source_version"] == "2"
+    assert sv.tags["honing.compression.candidate"] == served["candidate"]
+    assert client.get_model_version("honing-churn", "2").tags["honing.served_model"] == (
+        "honing-churn-served/2"
+    )
+    assert client.get_registered_model("honing-churn-served").aliases == {"champion": 2}
+    from honing import serving
+
+    mlflow.set_tracking_uri(f"sqlite:///{project['root'] / 'mlflow.db'}")
+    model = serving.load_model("models:/honing-churn-served@champion")
+    scored = serving.predict(model, pd.read_csv(project["data"]).head(50), ["No", "Yes"])
+    assert scored["prediction"].isin(["No", "Yes"]).all()
+    assert scored["probability"].between(0, 1).all()
+
 
 @pytest.mark.parametrize(
     ("mutate", "needle"),

@@ -1,0 +1,122 @@
+"""Compression candidates of models trained on the demo data: every artifact reloads to the
+same predictions, and each technique does what it claims."""
+
+import json
+
+import numpy as np
+import pytest
+
+from honing import compression as C
+from honing.config import FeaturesConfig
+from honing.data import clean, split_data
+from honing.features import infer_columns
+from honing.training import ModelSpec, train_model
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def churn_split(churn_df):
+    df, _ = clean(churn_df, "churn")
+    split, classes = split_data(
+        df, "churn", positive_label="Yes", drop_columns=[], test_size=0.2, seed=42
+    )
+    return split, classes, infer_columns(split.X_train, FeaturesConfig())
+
+
+def _fit(split, cols, family, params):
+    return train_model(
+        split.X_train,
+        split.y_train,
+        ModelSpec(family, params),
+        columns=cols,
+        features=FeaturesConfig(),
+        seed=0,
+    ).model
+
+
+def _build(model, split, cols, **options):
+    return C.build_candidates(
+        model,
+        split.X_train,
+        split.y_train,
+        numeric=cols.numeric,
+        categorical=cols.categorical,
+        options=C.CompressionOptions(student_epochs=10, **options),
+    )
+
+
+def test_mlp_candidates(churn_split, tmp_path):
+    split, classes, cols = churn_split
+    model = _fit(split, cols, "mlp", {"width": 64, "hidden_layers": 2, "max_epochs": 15})
+    candidates, skipped = _build(model, split, cols, fine_tune_epochs=3)
+    by = {c.name: c for c in candidates}
+    assert set(by) == {
+        "native",
+        "fp32",
+        "onnx",
+        "onnx_int8",
+        "pruned_unstructured",
+        "pruned_structured",
+        "int8",
+        "distilled",
+    }
+    assert skipped == {}
+    X = split.X_test.head(300)
+    ref = model.predict_proba(X)
+    # exact exports: same network, other runtimes
+    np.testing.assert_allclose(by["fp32"].predictor.predict_proba(X), ref, atol=1e-5)
+    np.testing.assert_allclose(by["onnx"].predictor.predict_proba(X), ref, atol=1e-4)
+    # int8 stays close, and is much smaller than its fp32 graph
+    assert np.abs(by["int8"].predictor.predict_proba(X) - ref).max() < 0.05
+    assert np.abs(by["onnx_int8"].predictor.predict_proba(X) - ref).max() < 0.05
+    assert by["onnx_int8"].size_bytes < 0.7 * by["onnx"].size_bytes  # features stay fp32
+    # structured pruning removed neurons; unstructured only zeroed weights
+    assert by["pruned_structured"].n_parameters < 0.5 * by["fp32"].n_parameters
+    assert by["pruned_unstructured"].n_parameters == by["fp32"].n_parameters
+    assert by["distilled"].n_parameters < 0.1 * by["fp32"].n_parameters
+    assert not by["native"].servable  # cloudpickle is never served
+    # every servable artifact reloads from its files to the same predictions
+    for cand in candidates:
+        if cand.servable:
+            folder = C.write_served(cand.files, tmp_path / cand.name)
+            again = C.load_served(C.read_served(folder))
+            np.testing.assert_allclose(
+                again.predict_proba(X), cand.predictor.predict_proba(X), atol=1e-6
+            )
+
+
+def test_sklearn_candidates_and_the_pick(churn_split):
+    split, classes, cols = churn_split
+    model = _fit(split, cols, "logistic_regression", {"C": 1.0})
+    X = split.X_test.copy()
+    X.loc[:20, "contract"] = np.nan  # missing values reach the ONNX graph as well
+    X.loc[:20, "total_charges"] = np.nan
+    candidates, skipped = _build(model, split, cols)
+    by = {c.name: c for c in candidates}
+    assert set(by) == {"native", "onnx", "distilled"}
+    assert "MLP only" in skipped["int8"] and "MatMul" in skipped["onnx_int8"]
+    np.testing.assert_allclose(
+        by["onnx"].predictor.predict_proba(X), model.predict_proba(X), atol=1e-5
+    )
+    result = C.compress(
+        model,
+        split.X_train,
+        split.y_train,
+        split.X_test,
+        split.y_test,
+        classes,
+        numeric=cols.numeric,
+        categorical=cols.categorical,
+        options=C.CompressionOptions(student_epochs=10),
+        metric="accuracy",
+        tolerance=0.005,
+        latency_rows=30,
+    )
+    ref = result.report.row("native")
+    chosen = result.report.row(result.choice.name)
+    assert chosen.metrics["accuracy"] >= ref.metrics["accuracy"] - 0.005
+    assert chosen.servable
+    manifest = json.loads(result.files[C.MANIFEST])
+    assert manifest["classes"] == ["No", "Yes"] and manifest["candidate"] == result.choice.name
+    assert set(result.report.table()) >= {"size_ratio", "p50_ms", "p99_ms", "throughput_rows_s"}
