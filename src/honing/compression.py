@@ -392,6 +392,7 @@ class CompressionOptions:
     student_hidden_layers: int = 1
     student_width: int = 16
     student_epochs: int = 30
+    student_learning_rate: float = 3e-3
     temperature: float = 2.0
     alpha: float = 0.7
     seed: int = 0
@@ -406,6 +407,7 @@ def options_from_config(cfg: Any, *, seed: int) -> CompressionOptions:
         student_hidden_layers=cfg.distill.hidden_layers,
         student_width=cfg.distill.width,
         student_epochs=cfg.distill.epochs,
+        student_learning_rate=cfg.distill.learning_rate,
         temperature=cfg.distill.temperature,
         alpha=cfg.distill.alpha,
         seed=seed,
@@ -633,6 +635,7 @@ def distill(
     temperature: float,
     alpha: float,
     seed: int,
+    learning_rate: float = 3e-3,
 ) -> DenseLayers:
     """A student MLP on the teacher's features, trained on the teacher's soft labels (and the
     hard labels, weighted ``1 - alpha``)."""
@@ -644,6 +647,7 @@ def distill(
         Z,
         y_train,
         epochs=epochs,
+        learning_rate=learning_rate,
         seed=seed,
         soft_targets=soft,
         temperature=temperature,
@@ -761,6 +765,7 @@ def build_candidates(
             np.searchsorted(np.unique(y_train), y_train),
             widths=widths,
             epochs=options.student_epochs,
+            learning_rate=options.student_learning_rate,
             temperature=options.temperature,
             alpha=options.alpha,
             seed=options.seed,

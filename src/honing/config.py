@@ -175,6 +175,7 @@ class DistillConfig(_Strict):
     hidden_layers: int = Field(default=1, ge=1, le=4)
     width: int = Field(default=16, ge=1, le=4096)
     epochs: int = Field(default=30, ge=1, le=1000)
+    learning_rate: float = Field(default=3e-3, gt=0.0, le=1.0)
     temperature: float = Field(default=2.0, gt=0.0, le=20.0)
     alpha: float = Field(default=0.7, ge=0.0, le=1.0, description="Weight of the soft loss.")
 
