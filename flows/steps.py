@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 from honing.config import EnvSettings, PipelineConfig
 from tasks import data as data_tasks
+from tasks import search_extras as extra_tasks
 from tasks import setup as setup_tasks
 from tasks import train as train_tasks
 
@@ -18,6 +19,8 @@ class Fitted(NamedTuple):
     trained: Any
     evaluation: Any
     columns: Any
+    choice: Any
+    nested: Any
 
 
 def connect_services(env_path: str | None) -> EnvSettings:
@@ -34,7 +37,8 @@ def connect_services(env_path: str | None) -> EnvSettings:
 def fit_and_evaluate(
     cfg: PipelineConfig, raw: Any, settings: EnvSettings, search_name: str
 ) -> Fitted:
-    """Clean, split, search on Ray Tune, refit the best on the training split, evaluate."""
+    """Clean, split, search on Ray Tune, try ensembles of the best trials (and nested CV when
+    configured), refit the chosen model on the training split, evaluate."""
     cleaned, cleaning = data_tasks.clean(
         raw, cfg.data.target, cfg.cleaning.deduplicate, cfg.cleaning.drop_invalid_labels
     )
@@ -56,14 +60,39 @@ def fit_and_evaluate(
         settings.ray,
         search_name,
     )
+    scored = []
+    if cfg.search.ensemble.enabled:
+        specs = extra_tasks.ensemble_specs(result, cfg.search.ensemble)
+        scored = extra_tasks.score_ensembles(
+            split.X_train,
+            split.y_train,
+            specs,
+            columns,
+            cfg.features,
+            cfg.search.seed,
+            cfg.search.cv_folds,
+            cfg.search.metric,
+        )
+    choice = extra_tasks.choose_model(result.best, scored)
+    nested = None
+    if cfg.search.nested_cv.enabled:
+        nested = extra_tasks.nested_cv(
+            split.X_train,
+            split.y_train,
+            cfg.search,
+            columns,
+            cfg.features,
+            settings.ray,
+            search_name,
+        )
     trained = train_tasks.train_model(
         split.X_train,
         split.y_train,
-        result.best.spec,
+        choice.spec,
         columns,
         cfg.features,
         cfg.search.seed,
         cfg.search.metric,
     )
     evaluation = train_tasks.evaluate(trained.model, split.X_test, split.y_test, classes)
-    return Fitted(cleaning, split, classes, result, trained, evaluation, columns)
+    return Fitted(cleaning, split, classes, result, trained, evaluation, columns, choice, nested)

@@ -15,6 +15,7 @@ from flows.steps import connect_services, fit_and_evaluate
 from tasks import compress as compress_tasks
 from tasks import data as data_tasks
 from tasks import registry as registry_tasks
+from tasks import search_extras as extra_tasks
 from tasks import setup as setup_tasks
 from tasks import tracking as tracking_tasks
 from tasks import train as train_tasks
@@ -88,18 +89,47 @@ def training_pipeline(
             {
                 "best_family": best.spec.family,
                 **{f"best.{k}": v for k, v in best.spec.params.items()},
+                **{f"best.features.{k}": v for k, v in best.spec.features.items()},
                 "search_trials": len(result.trials),
+                "search_algorithm": cfg.search.algorithm,
+                "search_scheduler": cfg.search.scheduler.kind,
+                "final_model": fitted.choice.spec.family,
             },
         )
         tracking_tasks.log_metrics(
             run_id,
-            {f"cv_{result.metric}": best.score, f"cv_{result.metric}_std": best.score_std or 0.0},
+            {
+                f"cv_{result.metric}": best.score,
+                f"cv_{result.metric}_std": best.score_std or 0.0,
+                **{f"cv_{result.metric}_{k}": v for k, v in fitted.choice.scores.items()},
+            },
         )
+        tracking_tasks.log_json(run_id, fitted.choice.to_dict(), "search/model_choice.json")
+        if fitted.nested is not None:
+            tracking_tasks.log_json(run_id, fitted.nested.to_dict(), "search/nested_cv.json")
+            tracking_tasks.log_metrics(
+                run_id,
+                {
+                    f"nested_cv_{result.metric}": fitted.nested.mean,
+                    f"nested_cv_{result.metric}_std": fitted.nested.std,
+                    "nested_cv_optimism": fitted.nested.optimism,
+                },
+            )
 
         tracking_tasks.log_metrics(run_id, {f"test_{k}": v for k, v in evaluation.metrics.items()})
         tracking_tasks.log_json(run_id, evaluation.to_dict(), "evaluation/report.json")
         figures = train_tasks.plot_figures(trained.model, split.X_test, split.y_test, evaluation)
+        importances, explain_notes = extra_tasks.explain_model(
+            trained.model, split.X_test, split.y_test, cfg.search.metric, cfg.search.seed
+        )
+        for imp in importances:
+            figures[f"importance_{imp.method}.png"] = extra_tasks.plot_importance(imp)
         tracking_tasks.log_figures(run_id, figures)
+        tracking_tasks.log_json(
+            run_id,
+            {"importances": [imp.to_dict() for imp in importances], "notes": explain_notes},
+            "explain/importances.json",
+        )
         train_tasks.quality_gate(evaluation, cfg.evaluation.thresholds)
 
         # 7. compression: candidates measured on the test split, the deployable one picked
@@ -173,7 +203,12 @@ def training_pipeline(
         "promoted": registration.promoted,
         "gate_reason": registration.decision.reason,
         "champion_version": registration.decision.champion_version,
-        "best_model": best.spec.label(),
+        "best_model": fitted.choice.spec.label()
+        if fitted.choice.spec.family not in ("soft_voting", "stacking")
+        else f"{fitted.choice.spec.family} of {len(fitted.choice.spec.params['members'])} trials",
+        "model_choice": fitted.choice.reason,
+        "nested_cv": None if fitted.nested is None else fitted.nested.to_dict(),
+        "top_features": importances[0].top(5),
         "cv_metric": result.metric,
         "cv_score": best.score,
         "trials": len(result.trials),

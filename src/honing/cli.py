@@ -58,6 +58,19 @@ def _summary(result: dict[str, Any]) -> Table:
     table.add_row("gate", result["gate_reason"])
     table.add_row("best model", result["best_model"])
     table.add_row(f"CV {result['cv_metric']}", f"{result['cv_score']:.4f}")
+    if result.get("model_choice"):
+        table.add_row("ensembles", result["model_choice"])
+    nested = result.get("nested_cv")
+    if nested:
+        table.add_row(
+            f"nested CV {result['cv_metric']}",
+            f"{nested['mean']:.4f} ± {nested['std']:.4f} (optimism {nested['optimism']:+.4f})",
+        )
+    if result.get("top_features"):
+        table.add_row(
+            "top features",
+            ", ".join(f"{name} ({value:.3f})" for name, value in result["top_features"]),
+        )
     table.add_row(
         "trials",
         f"{result['trials']} ({result['trials_failed']} failed, "

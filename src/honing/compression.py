@@ -414,6 +414,18 @@ def options_from_config(cfg: Any, *, seed: int) -> CompressionOptions:
     )
 
 
+def feature_steps(pipeline: Any) -> Any:
+    """The fitted steps before the estimator (encoding, selection, PCA) as one transformer;
+    for an ensemble, those of its first member. Students and exports start from these."""
+    from sklearn.pipeline import Pipeline
+
+    model = pipeline.steps[-1][1]
+    members = getattr(model, "estimators_", None)
+    if type(model).__name__ in ("VotingClassifier", "StackingClassifier") and members:
+        pipeline = members[0]
+    return Pipeline(pipeline.steps[:-1])
+
+
 def _torch_mlp(pipeline: Any) -> Any | None:
     from honing.nn import TorchMLPClassifier
 
@@ -669,7 +681,7 @@ def build_candidates(
     candidates = [native_candidate(pipeline)]
     skipped: dict[str, str] = {}
     techniques = set(options.techniques)
-    preprocessor = pipeline.steps[0][1]
+    preprocessor = feature_steps(pipeline)
     mlp = _torch_mlp(pipeline)
     if mlp is None:
         for name in ("prune_unstructured", "prune_structured", "int8"):

@@ -32,7 +32,15 @@ from honing.exceptions import ConfigError
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "average_precision")
 Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "average_precision"]
-Family = Literal["logistic_regression", "random_forest", "hist_gradient_boosting", "mlp"]
+Family = Literal[
+    "logistic_regression",
+    "svm",
+    "knn",
+    "random_forest",
+    "extra_trees",
+    "hist_gradient_boosting",
+    "mlp",
+]
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint", "grid")
 
 
@@ -79,11 +87,101 @@ class FeaturesConfig(_Strict):
     categorical: list[str] | None = Field(default=None, description="None: inferred from dtypes.")
     numeric_imputer: Literal["median", "mean"] = "median"
     scaler: Literal["standard", "minmax", "robust", "none"] = "standard"
+    encoder: Literal["onehot", "ordinal"] = "onehot"
     min_category_frequency: int | None = Field(default=None, ge=1)
+    selection: Literal["none", "mutual_info", "l1"] = Field(
+        default="none", description="Feature selection after encoding."
+    )
+    selection_fraction: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="Share of features mutual_info keeps."
+    )
+    selection_C: float = Field(default=0.1, gt=0.0, description="L1 strength (inverse).")
+    pca: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="Keep the principal components that explain this share of variance.",
+    )
+    sampling: Literal["none", "oversample", "undersample"] = Field(
+        default="none",
+        description="Class rebalancing of training rows only (each CV fold's, then the refit's).",
+    )
+
+
+#: Feature options the search may vary per trial (``search.features``).
+SEARCHABLE_FEATURES = (
+    "numeric_imputer",
+    "scaler",
+    "encoder",
+    "selection",
+    "selection_fraction",
+    "selection_C",
+    "pca",
+    "sampling",
+)
+
+
+def _check_space(where: str, space: Mapping[str, Any]) -> None:
+    for name, spec in space.items():
+        if not isinstance(spec, Mapping):
+            continue
+        if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+            raise ValueError(
+                f"{where}.{name}: a distribution is one key of {DISTRIBUTIONS}, got {dict(spec)}"
+            )
+        kind, args = next(iter(spec.items()))
+        if kind in ("uniform", "loguniform", "randint"):
+            if not (isinstance(args, list) and len(args) == 2 and args[0] < args[1]):
+                raise ValueError(
+                    f"{where}.{name}: {kind} needs [low, high] with low < high, got {args}"
+                )
+            if kind == "loguniform" and args[0] <= 0:
+                raise ValueError(f"{where}.{name}: loguniform needs low > 0")
+        elif not (isinstance(args, list) and args):
+            raise ValueError(f"{where}.{name}: {kind} needs a non-empty list")
+
+
+class SchedulerConfig(_Strict):
+    """Early stopping of trials. The resource is the iterative families' own budget
+    (``mlp``: epochs, ``hist_gradient_boosting``: boosting iterations), cut into ``max_t``
+    rungs; other families report once."""
+
+    kind: Literal["none", "asha", "hyperband", "median"] = "none"
+    max_t: int = Field(default=8, ge=1, le=1000, description="Rungs of the resource.")
+    grace_period: int = Field(default=1, ge=1, description="Rungs before a trial may stop.")
+    reduction_factor: float = Field(default=3.0, gt=1.0)
+
+
+class NestedCVConfig(_Strict):
+    """Nested CV: the whole search repeated inside each outer fold, scored on the held-out
+    outer fold: an unbiased estimate of the procedure (reported, not used to choose)."""
+
+    enabled: bool = False
+    outer_folds: int = Field(default=3, ge=2, le=10)
+
+
+class EnsembleConfig(_Strict):
+    """Soft voting and stacking of the top-k trials, kept only when their CV score beats the
+    best single model's."""
+
+    enabled: bool = False
+    top_k: int = Field(default=3, ge=2, le=10)
+    methods: list[Literal["soft_voting", "stacking"]] = Field(
+        default_factory=lambda: ["soft_voting", "stacking"], min_length=1
+    )
 
 
 class SearchConfig(_Strict):
     families: dict[Family, dict[str, Any]] = Field(min_length=1)
+    features: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Feature options searched per trial: keys of SEARCHABLE_FEATURES.",
+    )
+    algorithm: Literal["random", "grid", "tpe", "evolutionary"] = Field(
+        default="random",
+        description="random/grid: Ray's variant generator; tpe: Optuna TPE; evolutionary: "
+        "Optuna NSGA-II (a genetic algorithm), both through Ray Tune's OptunaSearch.",
+    )
     trials_per_family: int = Field(default=4, ge=1, le=1000)
     cv_folds: int = Field(default=5, ge=2, le=20)
     metric: Metric = "roc_auc"
@@ -91,34 +189,44 @@ class SearchConfig(_Strict):
     max_concurrent_trials: int | None = Field(default=None, ge=1)
     cpus_per_trial: float = Field(default=1.0, gt=0)
     time_budget_s: float | None = Field(default=None, gt=0)
+    scheduler: SchedulerConfig = SchedulerConfig()
+    nested_cv: NestedCVConfig = NestedCVConfig()
+    ensemble: EnsembleConfig = EnsembleConfig()
 
     @field_validator("families")
     @classmethod
     def _check_spaces(cls, families: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for family, space in families.items():
-            for name, spec in (space or {}).items():
-                if isinstance(spec, Mapping):
-                    if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
-                        raise ValueError(
-                            f"search.families.{family}.{name}: a distribution is one key of "
-                            f"{DISTRIBUTIONS}, got {dict(spec)}"
-                        )
-                    kind, args = next(iter(spec.items()))
-                    if kind in ("uniform", "loguniform", "randint"):
-                        if not (isinstance(args, list) and len(args) == 2 and args[0] < args[1]):
-                            raise ValueError(
-                                f"search.families.{family}.{name}: {kind} needs [low, high] "
-                                f"with low < high, got {args}"
-                            )
-                        if kind == "loguniform" and args[0] <= 0:
-                            raise ValueError(
-                                f"search.families.{family}.{name}: loguniform needs low > 0"
-                            )
-                    elif not (isinstance(args, list) and args):
-                        raise ValueError(
-                            f"search.families.{family}.{name}: {kind} needs a non-empty list"
-                        )
+            _check_space(f"search.families.{family}", space or {})
         return {k: dict(v or {}) for k, v in families.items()}
+
+    @field_validator("features")
+    @classmethod
+    def _check_features(cls, features: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(features) - set(SEARCHABLE_FEATURES))
+        if unknown:
+            raise ValueError(
+                f"search.features: {unknown} cannot be searched; choose from "
+                f"{list(SEARCHABLE_FEATURES)}"
+            )
+        _check_space("search.features", features)
+        return features
+
+    @model_validator(mode="after")
+    def _grid_is_discrete(self) -> SearchConfig:
+        if self.algorithm != "grid":
+            return self
+        spaces = [("search.features", self.features)] + [
+            (f"search.families.{f}", p) for f, p in self.families.items()
+        ]
+        for where, space in spaces:
+            for name, spec in space.items():
+                if isinstance(spec, Mapping) and next(iter(spec)) not in ("choice", "grid"):
+                    raise ValueError(
+                        f"{where}.{name}: algorithm grid needs choice/grid lists or constants, "
+                        f"got {next(iter(spec))}"
+                    )
+        return self
 
 
 class EvaluationConfig(_Strict):

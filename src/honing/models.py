@@ -6,10 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from sklearn.base import BaseEstimator
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.svm import SVC
 
 
 def _logistic_regression(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
@@ -29,14 +33,42 @@ def _logistic_regression(params: dict[str, Any], seed: int, n_jobs: int) -> Base
     )
 
 
-def _random_forest(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+def _trees(params: dict[str, Any]) -> dict[str, Any]:
     p = dict(params)
     for key in ("n_estimators", "min_samples_leaf"):
         if key in p:
             p[key] = int(p[key])
-    if p.get("max_depth") is not None and "max_depth" in p:
+    if p.get("max_depth") is not None:
         p["max_depth"] = int(p["max_depth"])
-    return RandomForestClassifier(random_state=seed, n_jobs=n_jobs, **p)
+    return p
+
+
+def _random_forest(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    """Bagging of decision trees on bootstrap samples."""
+    return RandomForestClassifier(random_state=seed, n_jobs=n_jobs, **_trees(params))
+
+
+def _extra_trees(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    """Extremely randomized trees: random split thresholds, whole sample by default."""
+    return ExtraTreesClassifier(random_state=seed, n_jobs=n_jobs, **_trees(params))
+
+
+def _svm(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    """Support vector classifier; C is the (inverse) L2 regularization. Probabilities come
+    from Platt scaling (internal 5-fold CV), which serving and ROC-AUC need."""
+    p = dict(params)
+    if "degree" in p:
+        p["degree"] = int(p["degree"])
+    return SVC(probability=True, random_state=seed, cache_size=500, **p)
+
+
+def _knn(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    p = dict(params)
+    if "n_neighbors" in p:
+        p["n_neighbors"] = int(p["n_neighbors"])
+    if "p" in p:
+        p["p"] = float(p["p"])
+    return KNeighborsClassifier(n_jobs=n_jobs, **p)
 
 
 def _hist_gradient_boosting(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
@@ -59,10 +91,17 @@ def _mlp(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
 
 FAMILIES: dict[str, Callable[[dict[str, Any], int, int], BaseEstimator]] = {
     "logistic_regression": _logistic_regression,
+    "svm": _svm,
+    "knn": _knn,
     "random_forest": _random_forest,
+    "extra_trees": _extra_trees,
     "hist_gradient_boosting": _hist_gradient_boosting,
     "mlp": _mlp,
 }
+
+#: Families trained in steps, so ASHA/HyperBand/median stopping can cut them early: the
+#: hyperparameter that is the resource (epochs, boosting iterations).
+ITERATIVE: dict[str, str] = {"mlp": "max_epochs", "hist_gradient_boosting": "max_iter"}
 
 
 def build_estimator(
@@ -77,8 +116,3 @@ def build_estimator(
         return factory(params, seed, n_jobs)
     except TypeError as exc:
         raise ValueError(f"{family}: invalid hyperparameter in {params}: {exc}") from exc
-
-
-def build_pipeline(preprocessor: ColumnTransformer, estimator: BaseEstimator) -> Pipeline:
-    """Preprocessing + model in one estimator: what gets searched, registered and served."""
-    return Pipeline([("features", preprocessor), ("model", estimator)])

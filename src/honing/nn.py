@@ -43,6 +43,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         patience: int = 5,
         lr_schedule: str = "none",
         device: str = "cpu",
+        warm_start: bool = False,
         random_state: int | None = None,
     ) -> None:
         self.hidden_layers = hidden_layers
@@ -61,6 +62,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         self.patience = patience
         self.lr_schedule = lr_schedule
         self.device = device
+        self.warm_start = warm_start
         self.random_state = random_state
 
     # -- building blocks -------------------------------------------------------------------
@@ -111,10 +113,30 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
 
     # -- scikit-learn API ------------------------------------------------------------------
     def fit(self, X: Any, y: Any) -> TorchMLPClassifier:
+        """Train for ``max_epochs`` epochs (fewer when early stopping triggers). With
+        ``warm_start=True`` a second ``fit`` on the same data continues where the first one
+        stopped, for ``max_epochs`` more: schedulers use this to grow the epoch budget."""
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=np.float32, reset=not self._warm())
+        if not self._warm():
+            self._start(X, y)
+        self._train_epochs(int(self.max_epochs))
+        net = self._state["net"]
+        best = self._state["best_state"]
+        self.model_ = copy.deepcopy(net).to("cpu").eval()
+        if best is not None:
+            self.model_.load_state_dict(best)
+        self.n_epochs_ = len(self.loss_curve_)
+        if not self.warm_start:
+            self._state = None
+        return self
+
+    def _warm(self) -> bool:
+        return bool(self.warm_start) and getattr(self, "_state", None) is not None
+
+    def _start(self, X: np.ndarray, y: np.ndarray) -> None:
         import torch
 
-        self._check_params()
-        X, y = validate_data(self, X, y, dtype=np.float32)
         self.classes_ = unique_labels(y)
         y_idx = np.searchsorted(self.classes_, y).astype(np.int64)
         seed = 0 if self.random_state is None else int(self.random_state)
@@ -122,8 +144,6 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         device = torch.device(
             "cuda" if self.device == "auto" and torch.cuda.is_available() else "cpu"
         )
-        use_amp = device.type == "cuda"
-
         X_val = y_val = None
         if self.early_stopping and len(X) >= 20:
             stratify = y_idx if np.bincount(y_idx).min() >= 2 else None
@@ -143,17 +163,38 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
             sched = torch.optim.lr_scheduler.StepLR(
                 opt, step_size=max(1, self.max_epochs // 3), gamma=0.3
             )
-        loss_fn = torch.nn.CrossEntropyLoss()
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-        Xt = torch.from_numpy(X).to(device)
-        yt = torch.from_numpy(y_idx).to(device)
-        gen = torch.Generator().manual_seed(seed)
-        best_loss, best_state, stale = np.inf, None, 0
         self.loss_curve_: list[float] = []
         self.validation_curve_: list[float] = []
-        for _epoch in range(int(self.max_epochs)):
+        self._state = {
+            "device": device,
+            "net": net,
+            "opt": opt,
+            "sched": sched,
+            "scaler": torch.amp.GradScaler("cuda", enabled=device.type == "cuda"),
+            "X": torch.from_numpy(X).to(device),
+            "y": torch.from_numpy(y_idx).to(device),
+            "X_val": None if X_val is None else torch.from_numpy(X_val).to(device),
+            "y_val": None if y_val is None else torch.from_numpy(y_val).to(device),
+            "gen": torch.Generator().manual_seed(seed),
+            "best_loss": np.inf,
+            "best_state": None,
+            "stale": 0,
+            "stopped": False,
+        }
+
+    def _train_epochs(self, epochs: int) -> None:
+        import torch
+
+        st = self._state
+        net, opt, device = st["net"], st["opt"], st["device"]
+        use_amp = device.type == "cuda"
+        loss_fn = torch.nn.CrossEntropyLoss()
+        Xt, yt = st["X"], st["y"]
+        for _epoch in range(epochs):
+            if st["stopped"]:
+                break
             net.train()
-            order = torch.randperm(len(Xt), generator=gen).to(device)
+            order = torch.randperm(len(Xt), generator=st["gen"]).to(device)
             total = 0.0
             for start in range(0, len(Xt), int(self.batch_size)):
                 idx = order[start : start + int(self.batch_size)]
@@ -162,34 +203,33 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
                 opt.zero_grad()
                 with torch.autocast(device.type, enabled=use_amp):
                     loss = loss_fn(net(Xt[idx]), yt[idx])
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                total += float(loss) * len(idx)
+                st["scaler"].scale(loss).backward()
+                st["scaler"].step(opt)
+                st["scaler"].update()
+                total += float(loss.detach()) * len(idx)
             self.loss_curve_.append(total / len(Xt))
-            if sched is not None:
-                sched.step()
-            if X_val is not None:
+            if st["sched"] is not None:
+                st["sched"].step()
+            if st["X_val"] is not None:
                 net.eval()
                 with torch.no_grad():
-                    v = float(
-                        loss_fn(
-                            net(torch.from_numpy(X_val).to(device)),
-                            torch.from_numpy(y_val).to(device),
-                        )
-                    )
+                    v = float(loss_fn(net(st["X_val"]), st["y_val"]))
                 self.validation_curve_.append(v)
-                if v < best_loss - 1e-5:
-                    best_loss, best_state, stale = v, copy.deepcopy(net.state_dict()), 0
+                if v < st["best_loss"] - 1e-5:
+                    st["best_loss"], st["best_state"], st["stale"] = (
+                        v,
+                        copy.deepcopy(net.state_dict()),
+                        0,
+                    )
                 else:
-                    stale += 1
-                    if stale >= int(self.patience):
-                        break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        self.n_epochs_ = len(self.loss_curve_)
-        self.model_ = net.to("cpu").eval()
-        return self
+                    st["stale"] += 1
+                    if st["stale"] >= int(self.patience):
+                        st["stopped"] = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state.pop("_state", None)  # training buffers are not part of the fitted model
+        return state
 
     def predict_proba(self, X: Any) -> np.ndarray:
         import torch

@@ -24,6 +24,7 @@ from honing.features import FeatureColumns
 from honing.training import ModelSpec, train_model
 
 FAMILY_KEY = "family"
+FEATURES_PREFIX = "features"
 SEP = "__"
 
 
@@ -38,6 +39,7 @@ class TrialResult:
     error: str | None = None
     node: str | None = None
     restored: bool = False
+    rungs: int | None = None
 
 
 @dataclass
@@ -85,14 +87,40 @@ def _domain(spec: Any) -> Any:
 
 
 def build_space(cfg: SearchConfig) -> dict[str, Any]:
-    """A flat Tune space: ``family`` is grid-searched, each family's params are namespaced."""
+    """A flat Tune space. Each family's params are namespaced ``family__param`` and the feature
+    options ``features__option``. For random and grid search ``family`` is a grid axis (every
+    family gets ``trials_per_family`` samples); for the model-based algorithms it is a
+    categorical the sampler learns about."""
     from ray import tune
 
-    space: dict[str, Any] = {FAMILY_KEY: tune.grid_search(sorted(cfg.families))}
+    families = sorted(cfg.families)
+    if cfg.algorithm in ("random", "grid"):
+        space: dict[str, Any] = {FAMILY_KEY: tune.grid_search(families)}
+    else:
+        space = {FAMILY_KEY: tune.choice(families)}
+    grid = cfg.algorithm == "grid"
     for family, params in cfg.families.items():
         for name, spec in params.items():
-            space[f"{family}{SEP}{name}"] = _domain(spec)
+            space[f"{family}{SEP}{name}"] = _domain(_as_grid(spec) if grid else spec)
+    for name, spec in cfg.features.items():
+        space[f"{FEATURES_PREFIX}{SEP}{name}"] = _domain(_as_grid(spec) if grid else spec)
     return space
+
+
+def _as_grid(spec: Any) -> Any:
+    if isinstance(spec, dict) and next(iter(spec)) == "choice":
+        return {"grid": next(iter(spec.values()))}
+    return spec
+
+
+def num_samples(cfg: SearchConfig) -> int:
+    """Tune's ``num_samples``: per grid point for random/grid search (grid: one pass over the
+    grid), in total for TPE and the evolutionary algorithm."""
+    if cfg.algorithm == "grid":
+        return 1
+    if cfg.algorithm == "random":
+        return cfg.trials_per_family
+    return cfg.trials_per_family * len(cfg.families)
 
 
 def spec_from_trial_config(config: dict[str, Any]) -> ModelSpec:
@@ -100,7 +128,9 @@ def spec_from_trial_config(config: dict[str, Any]) -> ModelSpec:
     family = config[FAMILY_KEY]
     prefix = f"{family}{SEP}"
     params = {k[len(prefix) :]: _plain(v) for k, v in config.items() if k.startswith(prefix)}
-    return ModelSpec(family=family, params=params)
+    fprefix = f"{FEATURES_PREFIX}{SEP}"
+    features = {k[len(fprefix) :]: _plain(v) for k, v in config.items() if k.startswith(fprefix)}
+    return ModelSpec(family=family, params=params, features=features)
 
 
 def _plain(value: Any) -> Any:
@@ -116,34 +146,82 @@ def _trainable(
     seed: int,
     folds: int,
     metric: str,
+    rungs: int,
 ) -> None:
     import socket
 
     import ray
     from ray import tune
 
-    spec = spec_from_trial_config(config)
-    result = train_model(
+    node = f"{socket.gethostname()}:{ray.get_runtime_context().get_node_id()[:12]}"
+
+    def report(rung: int, scores: list[float], seconds: float) -> None:
+        # one report per rung: the scheduler may stop the trial at any of them
+        tune.report(
+            {
+                "score": float(np.mean(scores)),
+                "score_std": float(np.std(scores)),
+                "fold_scores": scores,
+                "fit_seconds": seconds,
+                "rung": rung,
+                "node": node,
+            }
+        )
+
+    train_model(
         X,
         y,
-        spec,
+        spec_from_trial_config(config),
         columns=columns,
         features=features,
         seed=seed,
         metric=metric,
         cv_folds=folds,
         refit=False,
+        rungs=rungs,
+        on_step=report,
     )
-    assert result.cv is not None
-    tune.report(
-        {
-            "score": result.cv.mean,
-            "score_std": result.cv.std,
-            "fold_scores": result.cv.fold_scores,
-            "fit_seconds": result.cv.fit_seconds,
-            "node": f"{socket.gethostname()}:{ray.get_runtime_context().get_node_id()[:12]}",
-        }
-    )
+
+
+def _search_alg(cfg: SearchConfig) -> Any:
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    if cfg.algorithm in ("random", "grid"):
+        return BasicVariantGenerator(random_state=cfg.seed)
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if cfg.algorithm == "tpe":
+        sampler = optuna.samplers.TPESampler(
+            seed=cfg.seed, n_startup_trials=max(2, num_samples(cfg) // 4)
+        )
+    else:  # evolutionary: NSGA-II, a genetic algorithm (selection, crossover, mutation)
+        sampler = optuna.samplers.NSGAIISampler(
+            seed=cfg.seed, population_size=max(4, num_samples(cfg) // 4)
+        )
+    return OptunaSearch(metric="score", mode="max", sampler=sampler)
+
+
+def _scheduler(cfg: SearchConfig) -> Any:
+    """ASHA (one bracket), HyperBand (asynchronous, several brackets: Ray's synchronous
+    HyperBand pauses trials, which needs checkpoints a CV trainable does not keep) or the
+    median stopping rule, over rungs of the iterative families' resource. Families trained in
+    one go report once, at the last rung, so they never set the bar for partial trainings."""
+    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRule
+
+    s = cfg.scheduler
+    if s.kind == "none":
+        return FIFOScheduler()
+    if s.kind in ("asha", "hyperband"):
+        return AsyncHyperBandScheduler(
+            time_attr="rung",
+            max_t=s.max_t,
+            grace_period=min(s.grace_period, s.max_t),
+            reduction_factor=s.reduction_factor,
+            brackets=1 if s.kind == "asha" else 3,
+        )
+    return MedianStoppingRule(time_attr="rung", grace_period=s.grace_period, min_samples_required=3)
 
 
 def connect_ray(settings: RaySettings) -> dict[str, Any]:
@@ -168,14 +246,16 @@ def connect_ray(settings: RaySettings) -> dict[str, Any]:
 
 def _new_tuner(trainable: Any, cfg: SearchConfig, name: str, ray_settings: RaySettings) -> Any:
     from ray import tune
-    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     return tune.Tuner(
         trainable,
         param_space=build_space(cfg),
         tune_config=tune.TuneConfig(
-            num_samples=cfg.trials_per_family,
-            search_alg=BasicVariantGenerator(random_state=cfg.seed),
+            metric="score",
+            mode="max",
+            num_samples=num_samples(cfg),
+            search_alg=_search_alg(cfg),
+            scheduler=_scheduler(cfg),
             max_concurrent_trials=cfg.max_concurrent_trials,
             time_budget_s=cfg.time_budget_s,
             reuse_actors=False,
@@ -199,7 +279,8 @@ def run_search(
     ray_settings: RaySettings,
     experiment_name: str | None = None,
 ) -> SearchResult:
-    """Run ``trials_per_family`` random trials per model family with k-fold CV on Ray Tune.
+    """Search the families and feature options with k-fold CV on Ray Tune, with the
+    configured algorithm, scheduler, budget and concurrency.
 
     With an ``experiment_name`` whose folder already exists under the storage path, the search
     is restored instead: trials that finished are not run again."""
@@ -216,6 +297,7 @@ def run_search(
             seed=cfg.seed,
             folds=cfg.cv_folds,
             metric=cfg.metric,
+            rungs=cfg.scheduler.max_t if cfg.scheduler.kind != "none" else 1,
         ),
         {"cpu": cfg.cpus_per_trial},
     )
@@ -248,6 +330,7 @@ def run_search(
                 fit_seconds=m.get("fit_seconds"),
                 error=error,
                 node=m.get("node"),
+                rungs=m.get("rung"),
                 restored=bool(m.get("timestamp")) and float(m["timestamp"]) < started,
             )
         )

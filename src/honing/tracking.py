@@ -59,13 +59,17 @@ def git_state(repo: Path) -> tuple[str, bool]:
     return commit, bool(status)
 
 
-#: Types beyond skops' defaults that honing's model families need, reviewed: plain numpy dtypes
-#: and scikit-learn's own tree structures. Models are stored with skops, so loading a registered
-#: model never unpickles arbitrary objects.
+#: Types beyond skops' defaults that honing's model families need, reviewed: plain numpy dtypes,
+#: scikit-learn's own tree structures and Bunch (ensembles' named members), and the mutual
+#: information score function of feature selection (a ``functools.partial`` fixing its seed).
+#: Models are stored with skops, so loading a registered model never unpickles arbitrary objects.
 SKOPS_TRUSTED_TYPES = [
     "numpy.dtype",
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils._bunch.Bunch",
+    "functools.partial",
+    "sklearn.feature_selection._mutual_info.mutual_info_classif",
 ]
 
 
@@ -272,11 +276,17 @@ def log_sklearn_model(run_id: str, model: Any, input_example: Any) -> str:
 
 def serialization_format(model: Any) -> str:
     """``skops`` (safe loading) for scikit-learn models; ``cloudpickle`` only for pipelines
-    holding a PyTorch network, which skops cannot store."""
+    (or ensembles) holding a PyTorch network, which skops cannot store."""
     from honing.nn import TorchMLPClassifier
 
-    steps = getattr(model, "steps", [(None, model)])
-    return "cloudpickle" if any(isinstance(s, TorchMLPClassifier) for _, s in steps) else "skops"
+    def holds_torch(obj: Any) -> bool:
+        if isinstance(obj, TorchMLPClassifier):
+            return True
+        inner = [s for _, s in getattr(obj, "steps", [])]
+        inner += [e for _, e in (getattr(obj, "estimators", None) or [])]
+        return any(holds_torch(o) for o in inner)
+
+    return "cloudpickle" if holds_torch(model) else "skops"
 
 
 def log_compression(run_id: str, report: Any, choice: Any, figure: Any) -> None:

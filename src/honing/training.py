@@ -4,6 +4,7 @@ call it, so a trial's score and the refit model come from the same code."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +16,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from honing.config import FeaturesConfig
-from honing.features import FeatureColumns, build_preprocessor
-from honing.models import build_estimator, build_pipeline
+from honing.features import FeatureColumns, build_preprocessor, build_reducers, resample
+from honing.models import ITERATIVE, build_estimator
 
 SCORERS = {
     "accuracy": "accuracy",
@@ -30,17 +31,22 @@ SCORERS = {
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A point of the search space: a model family and its hyperparameters."""
+    """A point of the search space: a model family, its hyperparameters, and the feature
+    options (overrides of :class:`FeaturesConfig`) searched with it."""
 
     family: str
     params: dict[str, Any] = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)
 
     def label(self) -> str:
-        shown = ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in sorted(self.params.items())
-        )
-        return f"{self.family}({shown})"
+        def show(items: dict[str, Any]) -> str:
+            return ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in sorted(items.items())
+            )
+
+        extra = f" + features({show(self.features)})" if self.features else ""
+        return f"{self.family}({show(self.params)}){extra}"
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,17 @@ class TrainResult:
     cv: CVResult | None
 
 
+def effective_features(spec: ModelSpec, features: FeaturesConfig) -> FeaturesConfig:
+    """The feature config for ``spec``: the pipeline config with the trial's overrides,
+    validated (a bad searched value is an error naming the option)."""
+    if not spec.features:
+        return features
+    return FeaturesConfig.model_validate({**features.model_dump(), **spec.features})
+
+
+ENSEMBLES = ("soft_voting", "stacking")
+
+
 def make_model(
     spec: ModelSpec,
     columns: FeatureColumns,
@@ -73,25 +90,112 @@ def make_model(
     seed: int,
     n_jobs: int = 1,
 ) -> Pipeline:
-    """The unfitted pipeline (features + estimator) for ``spec``."""
-    return build_pipeline(
-        build_preprocessor(columns, features),
-        build_estimator(spec.family, spec.params, seed=seed, n_jobs=n_jobs),
+    """The unfitted pipeline for ``spec``: encoding, optional selection and PCA, estimator.
+
+    An ensemble spec (family ``soft_voting`` or ``stacking``, ``params["members"]`` a list of
+    member specs as dicts) gives a pipeline around a voting or stacking classifier whose
+    members are full pipelines, each with its own feature options."""
+    if spec.family in ENSEMBLES:
+        return Pipeline([("model", _ensemble(spec, columns, features, seed=seed, n_jobs=n_jobs))])
+    cfg = effective_features(spec, features)
+    return Pipeline(
+        [
+            ("features", build_preprocessor(columns, cfg)),
+            *build_reducers(cfg, seed=seed),
+            ("model", build_estimator(spec.family, spec.params, seed=seed, n_jobs=n_jobs)),
+        ]
     )
 
 
+def _ensemble(
+    spec: ModelSpec, columns: FeatureColumns, features: FeaturesConfig, *, seed: int, n_jobs: int
+) -> Any:
+    from sklearn.ensemble import StackingClassifier, VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    members = [ModelSpec(**m) for m in spec.params["members"]]
+    estimators = [
+        (f"m{i}_{m.family}", make_model(m, columns, features, seed=seed, n_jobs=n_jobs))
+        for i, m in enumerate(members)
+    ]
+    if spec.family == "soft_voting":
+        return VotingClassifier(estimators, voting="soft")
+    return StackingClassifier(
+        estimators,
+        final_estimator=LogisticRegression(max_iter=2000),
+        cv=StratifiedKFold(n_splits=3, shuffle=True, random_state=seed),
+        stack_method="predict_proba",
+    )
+
+
+StepCallback = Callable[[int, list[float], float], None]
+
+
+def _rungs(model: Pipeline, rungs: int) -> tuple[str, list[int]] | None:
+    """(parameter, cumulative budgets) that cut an iterative estimator's budget into
+    ``rungs`` steps; None for estimators trained in one go."""
+    estimator = model.steps[-1][1]
+    name = {
+        "TorchMLPClassifier": ITERATIVE["mlp"],
+        "HistGradientBoostingClassifier": ITERATIVE["hist_gradient_boosting"],
+    }.get(type(estimator).__name__)
+    if name is None or rungs <= 1:
+        return None
+    total = int(estimator.get_params()[name])
+    budgets = sorted({max(1, round(total * (i + 1) / rungs)) for i in range(rungs)})
+    return name, budgets
+
+
 def cross_validate_model(
-    model: Pipeline, X: pd.DataFrame, y: np.ndarray, *, folds: int, metric: str, seed: int
+    model: Pipeline,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    folds: int,
+    metric: str,
+    seed: int,
+    sampling: str = "none",
+    rungs: int = 1,
+    on_step: StepCallback | None = None,
 ) -> CVResult:
-    """Stratified k-fold CV score of ``model`` (cloned per fold; ``model`` is left unfitted)."""
+    """Stratified k-fold CV score of ``model`` (cloned per fold; ``model`` is left unfitted).
+
+    ``sampling`` rebalances each fold's training rows only. With ``rungs > 1`` an iterative
+    estimator (MLP epochs, boosting iterations) is trained in that many growing steps, warm
+    started, and ``on_step(rung, fold scores, seconds so far)`` is called after each: the hook
+    through which a Ray Tune scheduler stops unpromising trials early."""
     scorer = get_scorer(SCORERS[metric])
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scores: list[float] = []
+    splits = list(splitter.split(X, y))
     start = time.perf_counter()
-    for train_idx, valid_idx in splitter.split(X, y):
-        fold_model = clone(model).fit(X.iloc[train_idx], y[train_idx])
-        scores.append(float(scorer(fold_model, X.iloc[valid_idx], y[valid_idx])))
-    return CVResult(metric=metric, fold_scores=scores, fit_seconds=time.perf_counter() - start)
+    fold_data = []
+    for train_idx, valid_idx in splits:
+        X_fit, y_fit = resample(X.iloc[train_idx], y[train_idx], sampling, seed=seed)
+        fold_data.append((X_fit, y_fit, X.iloc[valid_idx], y[valid_idx]))
+    ladder = _rungs(model, rungs)
+    if ladder is None:
+        scores = []
+        for X_fit, y_fit, X_val, y_val in fold_data:
+            fold_model = clone(model).fit(X_fit, y_fit)
+            scores.append(float(scorer(fold_model, X_val, y_val)))
+        if on_step is not None:  # trained with its whole budget: the last rung
+            on_step(max(rungs, 1), scores, time.perf_counter() - start)
+        return CVResult(metric, scores, time.perf_counter() - start)
+    name, budgets = ladder
+    fold_models = [clone(model).set_params(model__warm_start=True) for _ in fold_data]
+    done = 0
+    scores = []
+    for rung, budget in enumerate(budgets, start=1):
+        scores = []
+        for fold_model, (X_fit, y_fit, X_val, y_val) in zip(fold_models, fold_data, strict=True):
+            # MLP: each fit adds max_epochs epochs; boosting: max_iter is the running total
+            step = budget - done if name == "max_epochs" else budget
+            fold_model.set_params(**{f"model__{name}": step}).fit(X_fit, y_fit)
+            scores.append(float(scorer(fold_model, X_val, y_val)))
+        done = budget
+        if on_step is not None:
+            on_step(rung, scores, time.perf_counter() - start)
+    return CVResult(metric, scores, time.perf_counter() - start)
 
 
 def train_model(
@@ -106,15 +210,31 @@ def train_model(
     cv_folds: int | None = None,
     refit: bool = True,
     n_jobs: int = 1,
+    rungs: int = 1,
+    on_step: StepCallback | None = None,
 ) -> TrainResult:
     """Cross-validate ``spec`` on (X, y) when ``cv_folds`` is set, and fit it on all of (X, y)
-    when ``refit`` is set. Search trials use ``cv_folds=k, refit=False``; the final model uses
-    ``refit=True``."""
+    when ``refit`` is set. Search trials use ``cv_folds=k, refit=False`` (and ``rungs`` /
+    ``on_step`` under a scheduler); the final model uses ``refit=True``."""
     model = make_model(spec, columns, features, seed=seed, n_jobs=n_jobs)
+    sampling = effective_features(spec, features).sampling
     cv = (
-        cross_validate_model(model, X, y, folds=cv_folds, metric=metric, seed=seed)
+        cross_validate_model(
+            model,
+            X,
+            y,
+            folds=cv_folds,
+            metric=metric,
+            seed=seed,
+            sampling=sampling,
+            rungs=rungs,
+            on_step=on_step,
+        )
         if cv_folds
         else None
     )
-    fitted = model.fit(X, y) if refit else None
+    fitted = None
+    if refit:
+        X_fit, y_fit = resample(X, y, sampling, seed=seed)
+        fitted = model.fit(X_fit, y_fit)
     return TrainResult(spec=spec, model=fitted, cv=cv)

@@ -20,9 +20,13 @@ def test_shipped_configs_are_valid():
     assert cfg.data.path == ROOT / "data" / "churn.csv"
     assert set(cfg.search.families) == {
         "logistic_regression",
+        "extra_trees",
         "random_forest",
         "hist_gradient_boosting",
+        "knn",
     }
+    assert cfg.search.algorithm == "tpe" and cfg.search.scheduler.kind == "asha"
+    assert cfg.search.ensemble.enabled
     env = load_env_settings(ROOT / "configs" / "env" / "local.yaml", root=ROOT, environ={})
     assert env.mlflow.tracking_uri == f"sqlite:///{ROOT / 'mlflow.db'}"
     assert env.ray.address is None

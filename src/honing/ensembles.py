@@ -1,0 +1,104 @@
+"""Ensembles of the best search trials: soft voting and stacking, kept only when they beat the
+best single model.
+
+The candidates are cross-validated by :func:`honing.training.train_model` on the same folds as
+the search trials (same splitter and seed), so their scores compare with the trials'; the pure
+:func:`choose` then decides which model is refit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from honing.config import EnsembleConfig, FeaturesConfig
+from honing.features import FeatureColumns
+from honing.search import SearchResult, TrialResult
+from honing.training import CVResult, ModelSpec, train_model
+
+
+def ensemble_specs(result: SearchResult, cfg: EnsembleConfig) -> list[ModelSpec]:
+    """One spec per configured method over the ``top_k`` best distinct finished trials (none
+    when fewer than two finished)."""
+    seen: set[str] = set()
+    top: list[TrialResult] = []
+    for trial in sorted(result.completed, key=lambda t: -(t.score or 0.0)):
+        if trial.spec.label() not in seen:
+            seen.add(trial.spec.label())
+            top.append(trial)
+        if len(top) == cfg.top_k:
+            break
+    if len(top) < 2:
+        return []
+    members = [asdict(t.spec) for t in top]
+    return [ModelSpec(method, {"members": members}) for method in cfg.methods]
+
+
+@dataclass(frozen=True)
+class EnsembleScore:
+    spec: ModelSpec
+    cv: CVResult
+
+
+def score_ensembles(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    specs: list[ModelSpec],
+    *,
+    columns: FeatureColumns,
+    features: FeaturesConfig,
+    seed: int,
+    folds: int,
+    metric: str,
+) -> list[EnsembleScore]:
+    """Cross-validate each ensemble spec exactly as a search trial is."""
+    out = []
+    for spec in specs:
+        res = train_model(
+            X,
+            y,
+            spec,
+            columns=columns,
+            features=features,
+            seed=seed,
+            metric=metric,
+            cv_folds=folds,
+            refit=False,
+        )
+        assert res.cv is not None
+        out.append(EnsembleScore(spec, res.cv))
+    return out
+
+
+@dataclass(frozen=True)
+class EnsembleDecision:
+    spec: ModelSpec
+    reason: str
+    scores: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chosen": self.spec.family, "reason": self.reason, "cv_scores": self.scores}
+
+
+def choose(best: TrialResult, scored: list[EnsembleScore]) -> EnsembleDecision:
+    """The ensemble with the highest CV score when it is strictly above the best single
+    trial's; otherwise the best single model."""
+    assert best.score is not None
+    scores = {"best_single": best.score, **{s.spec.family: s.cv.mean for s in scored}}
+    winner = max(scored, key=lambda s: s.cv.mean, default=None)
+    if winner is not None and winner.cv.mean > best.score:
+        return EnsembleDecision(
+            winner.spec,
+            f"{winner.spec.family} CV {winner.cv.mean:.4f} > best single "
+            f"{best.spec.family} {best.score:.4f}",
+            scores,
+        )
+    shown = ", ".join(f"{s.spec.family} {s.cv.mean:.4f}" for s in scored) or "none built"
+    return EnsembleDecision(
+        best.spec,
+        f"best single {best.spec.family} {best.score:.4f} kept (ensembles: {shown})",
+        scores,
+    )

@@ -1,0 +1,133 @@
+"""Explainability: permutation importance of the raw input columns (any model), and SHAP
+values of the encoded features when the ``shap`` package is installed."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from honing.training import SCORERS
+
+
+@dataclass(frozen=True)
+class Importance:
+    method: str
+    features: list[str]
+    mean: list[float]
+    std: list[float]
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def top(self, n: int) -> list[tuple[str, float]]:
+        order = np.argsort(self.mean)[::-1][:n]
+        return [(self.features[i], self.mean[i]) for i in order]
+
+
+def permutation_importances(
+    model: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    metric: str,
+    seed: int,
+    n_repeats: int = 5,
+) -> Importance:
+    """Drop of ``metric`` on (X, y) when one input column is shuffled, per column: the whole
+    pipeline is scored, so it is computed for every family and ensemble alike."""
+    from sklearn.inspection import permutation_importance
+
+    res = permutation_importance(
+        model, X, y, scoring=SCORERS[metric], n_repeats=n_repeats, random_state=seed, n_jobs=1
+    )
+    return Importance(
+        "permutation",
+        [str(c) for c in X.columns],
+        [float(v) for v in res.importances_mean],
+        [float(v) for v in res.importances_std],
+        f"drop of test {metric} when the column is shuffled ({n_repeats} repeats)",
+    )
+
+
+def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100) -> Importance:
+    """Mean |SHAP value| of the positive-class probability per encoded feature. Tree models
+    use the exact TreeExplainer, others the permutation explainer against a background
+    sample. Raises ImportError when shap is not installed, and ValueError for ensembles."""
+    import shap
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(model, Pipeline) or len(model.steps) < 2:
+        raise ValueError("SHAP needs a features + estimator pipeline (not an ensemble)")
+    pre, estimator = Pipeline(model.steps[:-1]), model.steps[-1][1]
+    sample = X.sample(n=min(rows, len(X)), random_state=seed)
+    Z = np.asarray(pre.transform(sample), dtype=np.float64)
+    try:
+        names = [str(n) for n in pre.get_feature_names_out()]
+    except (AttributeError, ValueError):
+        names = [f"x{i}" for i in range(Z.shape[1])]
+    if type(estimator).__name__ in (
+        "RandomForestClassifier",
+        "ExtraTreesClassifier",
+        "HistGradientBoostingClassifier",
+    ):
+        values = shap.TreeExplainer(estimator).shap_values(Z)
+        method = "shap_tree"
+    else:
+        background = Z[: min(50, len(Z))]
+
+        def f(data: np.ndarray) -> np.ndarray:
+            return np.asarray(estimator.predict_proba(data.astype(np.float32)))[:, 1]
+
+        explainer = shap.explainers.Permutation(f, shap.maskers.Independent(background), seed=seed)
+        values = explainer(Z).values
+        method = "shap_permutation"
+    values = np.asarray(values)
+    if values.ndim == 3:  # (rows, features, classes): the positive class
+        values = values[..., 1]
+    mean = np.abs(values).mean(axis=0)
+    return Importance(
+        method,
+        names,
+        [float(v) for v in mean],
+        [float(v) for v in np.abs(values).std(axis=0)],
+        f"mean |SHAP| of P(class 1) over {len(Z)} test rows, encoded features",
+    )
+
+
+def plot_importance(imp: Importance, top: int = 20) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = np.argsort(imp.mean)[::-1][:top][::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(order) + 1.5))
+    ax.barh(
+        [imp.features[i] for i in order],
+        [imp.mean[i] for i in order],
+        xerr=[imp.std[i] for i in order] if imp.method == "permutation" else None,
+    )
+    ax.set_title(f"{imp.method} importance")
+    ax.set_xlabel(imp.note)
+    fig.tight_layout()
+    return fig
+
+
+def explain_model(
+    model: Any, X: pd.DataFrame, y: np.ndarray, *, metric: str, seed: int
+) -> tuple[list[Importance], list[str]]:
+    """Permutation importance, plus SHAP when installed and applicable; the notes say why
+    SHAP was skipped."""
+    results = [permutation_importances(model, X, y, metric=metric, seed=seed)]
+    notes: list[str] = []
+    try:
+        results.append(shap_importances(model, X, seed=seed))
+    except ImportError:
+        notes.append("SHAP skipped: the shap package is not installed")
+    except ValueError as exc:
+        notes.append(f"SHAP skipped: {exc}")
+    return results, notes

@@ -1,0 +1,86 @@
+"""Nested cross-validation: an unbiased estimate of the whole search procedure.
+
+The search (algorithm, scheduler, CV inside) runs again on each outer fold's training rows,
+its best model is refit there and scored on the held-out outer fold. The mean of those scores
+estimates what the procedure delivers on new data, without the optimism of reporting the best
+of many CV scores. It is reported, never used to choose the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import StratifiedKFold
+
+from honing.config import FeaturesConfig, RaySettings, SearchConfig
+from honing.features import FeatureColumns
+from honing.search import run_search
+from honing.training import SCORERS, train_model
+
+
+@dataclass(frozen=True)
+class NestedCVResult:
+    metric: str
+    outer_scores: list[float]
+    inner_best: list[float]
+    chosen: list[str]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.outer_scores))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.outer_scores))
+
+    @property
+    def optimism(self) -> float:
+        """Mean inner best CV score minus mean outer score: the selection bias."""
+        return float(np.mean(self.inner_best) - self.mean)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "mean": self.mean, "std": self.std, "optimism": self.optimism}
+
+
+def nested_cv(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    cfg: SearchConfig,
+    columns: FeatureColumns,
+    features: FeaturesConfig,
+    ray_settings: RaySettings,
+    experiment_name: str,
+) -> NestedCVResult:
+    scorer = get_scorer(SCORERS[cfg.metric])
+    outer = StratifiedKFold(cfg.nested_cv.outer_folds, shuffle=True, random_state=cfg.seed + 1)
+    scores, inner, chosen = [], [], []
+    for i, (train_idx, test_idx) in enumerate(outer.split(X, y)):
+        X_in, y_in = X.iloc[train_idx].reset_index(drop=True), y[train_idx]
+        result = run_search(
+            X_in,
+            y_in,
+            cfg=cfg,
+            columns=columns,
+            features=features,
+            ray_settings=ray_settings,
+            experiment_name=f"{experiment_name}-outer{i}",
+        )
+        best = result.best
+        model = train_model(
+            X_in,
+            y_in,
+            best.spec,
+            columns=columns,
+            features=features,
+            seed=cfg.seed,
+            metric=cfg.metric,
+        ).model
+        scores.append(float(scorer(model, X.iloc[test_idx], y[test_idx])))
+        inner.append(float(best.score or np.nan))
+        chosen.append(best.spec.label())
+    return NestedCVResult(cfg.metric, scores, inner, chosen)

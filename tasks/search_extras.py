@@ -1,0 +1,76 @@
+"""Ensembles, nested CV and explainability tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from honing import ensembles, explain, nested
+from honing.config import EnsembleConfig, FeaturesConfig, RaySettings, SearchConfig
+from honing.features import FeatureColumns
+from honing.search import SearchResult, TrialResult
+from honing.training import ModelSpec
+from tasks import compute_task
+
+
+@compute_task
+def ensemble_specs(result: SearchResult, cfg: EnsembleConfig) -> list[ModelSpec]:
+    return ensembles.ensemble_specs(result, cfg)
+
+
+@compute_task
+def score_ensembles(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    specs: list[ModelSpec],
+    columns: FeatureColumns,
+    features: FeaturesConfig,
+    seed: int,
+    folds: int,
+    metric: str,
+) -> list[ensembles.EnsembleScore]:
+    return ensembles.score_ensembles(
+        X, y, specs, columns=columns, features=features, seed=seed, folds=folds, metric=metric
+    )
+
+
+@compute_task
+def choose_model(
+    best: TrialResult, scored: list[ensembles.EnsembleScore]
+) -> ensembles.EnsembleDecision:
+    return ensembles.choose(best, scored)
+
+
+@compute_task
+def nested_cv(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    cfg: SearchConfig,
+    columns: FeatureColumns,
+    features: FeaturesConfig,
+    ray_settings: RaySettings,
+    experiment_name: str,
+) -> nested.NestedCVResult:
+    return nested.nested_cv(
+        X,
+        y,
+        cfg=cfg,
+        columns=columns,
+        features=features,
+        ray_settings=ray_settings,
+        experiment_name=experiment_name,
+    )
+
+
+@compute_task
+def explain_model(
+    model: Any, X: pd.DataFrame, y: np.ndarray, metric: str, seed: int
+) -> tuple[list[explain.Importance], list[str]]:
+    return explain.explain_model(model, X, y, metric=metric, seed=seed)
+
+
+@compute_task
+def plot_importance(imp: explain.Importance) -> Any:
+    return explain.plot_importance(imp)
