@@ -70,10 +70,11 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
     )
     assert len(trials) == 3
     artifacts = {a.path for a in client.list_artifacts(second["run_id"], "plots")}
-    assert artifacts == {
+    assert artifacts >= {
         "plots/confusion_matrix.png",
         "plots/roc_curve.png",
         "plots/calibration.png",
+        "plots/importance_permutation.png",
     }
 
     # compression: the candidates table and plot are logged, the pick is registered as the
@@ -138,3 +139,48 @@ def test_quality_gate_blocks_registration(run_flow, project):
     with pytest.raises(ModelQualityError, match="roc_auc"):
         run_flow(strict)
     assert _client(project).search_registered_models() == []
+
+
+def test_flow_with_ensembles_nested_cv_and_explanations(run_flow, project):
+    cfg = yaml.safe_load(project["config"].read_text())
+    cfg["search"] = {
+        "families": {
+            "logistic_regression": {"C": {"loguniform": [0.05, 5.0]}},
+            "knn": {"n_neighbors": {"randint": [20, 80]}},
+        },
+        "algorithm": "tpe",
+        "trials_per_family": 2,
+        "cv_folds": 3,
+        "seed": 3,
+        "ensemble": {"enabled": True, "top_k": 3},
+        "nested_cv": {"enabled": True, "outer_folds": 2},
+    }
+    cfg["compression"] = {"techniques": ["onnx"]}
+    path = project["root"] / "configs" / "deep.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = run_flow(path)
+
+    client = _client(project)
+    run = client.get_run(out["run_id"])
+    assert run.data.params["search_algorithm"] == "tpe"
+    assert run.data.params["final_model"] in (
+        "logistic_regression",
+        "knn",
+        "soft_voting",
+        "stacking",
+    )
+    for key in ("cv_roc_auc_best_single", "cv_roc_auc_soft_voting", "cv_roc_auc_stacking"):
+        assert key in run.data.metrics
+    ensemble_wins = (
+        max(run.data.metrics["cv_roc_auc_soft_voting"], run.data.metrics["cv_roc_auc_stacking"])
+        > run.data.metrics["cv_roc_auc_best_single"]
+    )
+    assert (run.data.params["final_model"] in ("soft_voting", "stacking")) == ensemble_wins
+    nested = out["nested_cv"]
+    assert len(nested["outer_scores"]) == 2 and 0.7 < nested["mean"] < 1.0
+    assert "nested_cv_roc_auc" in run.data.metrics
+    plots = {a.path for a in client.list_artifacts(out["run_id"], "plots")}
+    assert {"plots/importance_permutation.png"} <= plots
+    explained = {a.path for a in client.list_artifacts(out["run_id"], "explain")}
+    assert explained == {"explain/importances.json"}
+    assert out["top_features"] and out["version"] == "1"

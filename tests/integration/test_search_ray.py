@@ -104,3 +104,74 @@ def test_mlp_family_runs_as_a_tune_trial(ray_local, small_split, tmp_path):
     result = _search(small_split, cfg, cols, tmp_path, "mlp")
     assert len(result.completed) == 2
     assert result.best.spec.family == "mlp" and result.best.score > 0.7
+
+
+@pytest.mark.parametrize("algorithm", ["tpe", "evolutionary"])
+def test_model_based_algorithms_learn_over_families_and_feature_options(
+    ray_local, small_split, tmp_path, algorithm
+):
+    cfg = SearchConfig.model_validate(
+        {
+            "families": {
+                "logistic_regression": {"C": {"loguniform": [0.01, 10.0]}},
+                "knn": {"n_neighbors": {"randint": [5, 60]}},
+            },
+            "features": {"scaler": {"choice": ["standard", "minmax"]}},
+            "algorithm": algorithm,
+            "trials_per_family": 4,
+            "cv_folds": 3,
+            "max_concurrent_trials": 2,
+        }
+    )
+    cols = infer_columns(small_split.X_train, FeaturesConfig())
+    result = _search(small_split, cfg, cols, tmp_path, algorithm)
+    assert len(result.trials) == 8 and not [t for t in result.trials if t.error]
+    assert {t.spec.family for t in result.trials} <= {"logistic_regression", "knn"}
+    assert all(t.spec.features["scaler"] in ("standard", "minmax") for t in result.trials)
+    # the samplers are seeded: the same config proposes the same trials
+    again = _search(small_split, cfg, cols, tmp_path, f"{algorithm}-again")
+    assert [t.spec for t in again.trials] == [t.spec for t in result.trials]
+
+
+def test_grid_search_covers_the_grid(ray_local, small_split, tmp_path):
+    cfg = SearchConfig.model_validate(
+        {
+            "families": {"knn": {"n_neighbors": {"choice": [5, 25]}}},
+            "features": {"scaler": {"choice": ["standard", "robust"]}},
+            "algorithm": "grid",
+            "cv_folds": 2,
+        }
+    )
+    cols = infer_columns(small_split.X_train, FeaturesConfig())
+    result = _search(small_split, cfg, cols, tmp_path, "grid")
+    points = {(t.spec.params["n_neighbors"], t.spec.features["scaler"]) for t in result.trials}
+    assert points == {(5, "standard"), (5, "robust"), (25, "standard"), (25, "robust")}
+
+
+@pytest.mark.parametrize("kind", ["asha", "hyperband", "median"])
+def test_schedulers_stop_bad_mlp_trials_early(ray_local, small_split, tmp_path, kind):
+    # One trial at a time, good learning rates first: the tiny ones that follow fall below
+    # the bar at their first rungs and are stopped before the full epoch budget.
+    cfg = SearchConfig.model_validate(
+        {
+            "families": {
+                "mlp": {
+                    "learning_rate": {"grid": [3e-3, 1e-2, 5e-3, 1e-6, 2e-6, 3e-6]},
+                    "max_epochs": 12,
+                    "width": 16,
+                    "early_stopping": False,
+                }
+            },
+            "trials_per_family": 1,
+            "cv_folds": 2,
+            "metric": "roc_auc",
+            "max_concurrent_trials": 1,
+            "scheduler": {"kind": kind, "max_t": 4, "grace_period": 1, "reduction_factor": 2},
+        }
+    )
+    cols = infer_columns(small_split.X_train, FeaturesConfig())
+    result = _search(small_split, cfg, cols, tmp_path, kind)
+    rungs = {t.spec.params["learning_rate"]: t.rungs for t in result.trials}
+    assert rungs[3e-3] == 4  # the first trial always runs to the end
+    assert min(rungs[lr] for lr in (1e-6, 2e-6, 3e-6)) < 4
+    assert not [t for t in result.trials if t.error]
