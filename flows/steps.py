@@ -60,9 +60,13 @@ def fit_and_evaluate(
         settings.ray,
         search_name,
     )
-    scored = []
+    scored, notes = [], []
     if cfg.search.ensemble.enabled:
         specs = extra_tasks.ensemble_specs(result, cfg.search.ensemble)
+        budget = cfg.search.time_budget_s
+        specs, notes = extra_tasks.affordable_ensembles(
+            specs, result, None if budget is None else budget - result.wall_s
+        )
         scored = extra_tasks.score_ensembles(
             split.X_train,
             split.y_train,
@@ -73,7 +77,7 @@ def fit_and_evaluate(
             cfg.search.cv_folds,
             cfg.search.metric,
         )
-    choice = extra_tasks.choose_model(result.best, scored)
+    choice = extra_tasks.choose_model(result.best, scored, notes)
     nested = None
     if cfg.search.nested_cv.enabled:
         nested = extra_tasks.nested_cv(

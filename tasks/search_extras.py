@@ -21,6 +21,13 @@ def ensemble_specs(result: SearchResult, cfg: EnsembleConfig) -> list[ModelSpec]
 
 
 @compute_task
+def affordable_ensembles(
+    specs: list[ModelSpec], result: SearchResult, time_left_s: float | None
+) -> tuple[list[ModelSpec], list[str]]:
+    return ensembles.affordable(specs, result, time_left_s)
+
+
+@compute_task
 def score_ensembles(
     X: pd.DataFrame,
     y: np.ndarray,
@@ -38,9 +45,9 @@ def score_ensembles(
 
 @compute_task
 def choose_model(
-    best: TrialResult, scored: list[ensembles.EnsembleScore]
+    best: TrialResult, scored: list[ensembles.EnsembleScore], notes: list[str]
 ) -> ensembles.EnsembleDecision:
-    return ensembles.choose(best, scored)
+    return ensembles.choose(best, scored, notes)
 
 
 @compute_task

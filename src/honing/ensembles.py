@@ -37,6 +37,34 @@ def ensemble_specs(result: SearchResult, cfg: EnsembleConfig) -> list[ModelSpec]
     return [ModelSpec(method, {"members": members}) for method in cfg.methods]
 
 
+#: Cost of cross-validating an ensemble relative to the sum of its members' CV times: soft
+#: voting refits each member once per fold; stacking also fits them on 3 inner folds.
+COST_FACTOR = {"soft_voting": 1.0, "stacking": 4.0}
+
+
+def affordable(
+    specs: list[ModelSpec], result: SearchResult, time_left_s: float | None
+) -> tuple[list[ModelSpec], list[str]]:
+    """The ensemble specs whose estimated CV cost (members' measured CV seconds times
+    :data:`COST_FACTOR`) fits in what is left of the time budget; notes for those skipped.
+    ``time_left_s=None``: no budget, all are kept."""
+    if time_left_s is None:
+        return specs, []
+    seconds = {t.spec.label(): t.fit_seconds or 0.0 for t in result.completed}
+    kept, notes = [], []
+    for spec in specs:
+        members = [ModelSpec(**m).label() for m in spec.params["members"]]
+        cost = COST_FACTOR[spec.family] * sum(seconds.get(m, 0.0) for m in members)
+        if cost <= time_left_s:
+            kept.append(spec)
+        else:
+            notes.append(
+                f"{spec.family} skipped: needs ~{cost:.0f}s, {max(time_left_s, 0):.0f}s "
+                "of the time budget left"
+            )
+    return kept, notes
+
+
 @dataclass(frozen=True)
 class EnsembleScore:
     spec: ModelSpec
@@ -83,9 +111,11 @@ class EnsembleDecision:
         return {"chosen": self.spec.family, "reason": self.reason, "cv_scores": self.scores}
 
 
-def choose(best: TrialResult, scored: list[EnsembleScore]) -> EnsembleDecision:
+def choose(
+    best: TrialResult, scored: list[EnsembleScore], notes: list[str] | None = None
+) -> EnsembleDecision:
     """The ensemble with the highest CV score when it is strictly above the best single
-    trial's; otherwise the best single model."""
+    trial's; otherwise the best single model. ``notes`` (skipped ensembles) join the reason."""
     assert best.score is not None
     scores = {"best_single": best.score, **{s.spec.family: s.cv.mean for s in scored}}
     winner = max(scored, key=lambda s: s.cv.mean, default=None)
@@ -96,9 +126,9 @@ def choose(best: TrialResult, scored: list[EnsembleScore]) -> EnsembleDecision:
             f"{best.spec.family} {best.score:.4f}",
             scores,
         )
-    shown = ", ".join(f"{s.spec.family} {s.cv.mean:.4f}" for s in scored) or "none built"
+    shown = ", ".join([f"{s.spec.family} {s.cv.mean:.4f}" for s in scored] + list(notes or []))
     return EnsembleDecision(
         best.spec,
-        f"best single {best.spec.family} {best.score:.4f} kept (ensembles: {shown})",
+        f"best single {best.spec.family} {best.score:.4f} kept (ensembles: {shown or 'none'})",
         scores,
     )

@@ -47,6 +47,7 @@ class SearchResult:
     metric: str
     trials: list[TrialResult] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
 
     @property
     def completed(self) -> list[TrialResult]:
@@ -187,7 +188,10 @@ def _search_alg(cfg: SearchConfig) -> Any:
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     if cfg.algorithm in ("random", "grid"):
-        return BasicVariantGenerator(random_state=cfg.seed)
+        # the generator limits concurrency itself (Tune ignores max_concurrent_trials for it)
+        return BasicVariantGenerator(
+            random_state=cfg.seed, max_concurrent=cfg.max_concurrent_trials or 0
+        )
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -256,9 +260,11 @@ def _new_tuner(trainable: Any, cfg: SearchConfig, name: str, ray_settings: RaySe
             num_samples=num_samples(cfg),
             search_alg=_search_alg(cfg),
             scheduler=_scheduler(cfg),
-            max_concurrent_trials=cfg.max_concurrent_trials,
+            max_concurrent_trials=None
+            if cfg.algorithm in ("random", "grid")
+            else cfg.max_concurrent_trials,
             time_budget_s=cfg.time_budget_s,
-            reuse_actors=False,
+            reuse_actors=True,  # no new worker (and torch import) per trial
         ),
         run_config=tune.RunConfig(
             name=name,
@@ -315,11 +321,15 @@ def run_search(
     grid = tuner.fit()
     result = SearchResult(metric=cfg.metric)
     for trial in grid:
+        if not trial.config:  # created but never started before the time budget ran out
+            continue
         spec = spec_from_trial_config(trial.config)
         m = trial.metrics or {}
         error = None
         if trial.error is not None:
             error = f"{type(trial.error).__name__}: {str(trial.error).strip().splitlines()[-1]}"
+        elif m.get("score") is None:
+            error = "stopped before its first result (time budget)"
         result.trials.append(
             TrialResult(
                 trial_id=str(m.get("trial_id") or trial.path.rsplit("/", 1)[-1]),
@@ -336,5 +346,6 @@ def run_search(
         )
         if m.get("node") and m["node"] not in result.nodes:
             result.nodes.append(m["node"])
+    result.wall_s = time.time() - started
     _ = result.best  # raises SearchError when nothing finished
     return result

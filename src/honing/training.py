@@ -182,16 +182,22 @@ def cross_validate_model(
             on_step(max(rungs, 1), scores, time.perf_counter() - start)
         return CVResult(metric, scores, time.perf_counter() - start)
     name, budgets = ladder
-    fold_models = [clone(model).set_params(model__warm_start=True) for _ in fold_data]
+    # features are fitted once per fold; only the estimator grows from rung to rung
+    folds_ready = []
+    for X_fit, y_fit, X_val, y_val in fold_data:
+        features = Pipeline(clone(model).steps[:-1]).fit(X_fit, y_fit)
+        estimator = clone(model.steps[-1][1]).set_params(warm_start=True)
+        folds_ready.append((features, estimator, features.transform(X_fit), y_fit, X_val, y_val))
     done = 0
     scores = []
     for rung, budget in enumerate(budgets, start=1):
         scores = []
-        for fold_model, (X_fit, y_fit, X_val, y_val) in zip(fold_models, fold_data, strict=True):
+        for features, estimator, Z_fit, y_fit, X_val, y_val in folds_ready:
             # MLP: each fit adds max_epochs epochs; boosting: max_iter is the running total
             step = budget - done if name == "max_epochs" else budget
-            fold_model.set_params(**{f"model__{name}": step}).fit(X_fit, y_fit)
-            scores.append(float(scorer(fold_model, X_val, y_val)))
+            estimator.set_params(**{name: step}).fit(Z_fit, y_fit)
+            fitted = Pipeline([*features.steps, ("model", estimator)])
+            scores.append(float(scorer(fitted, X_val, y_val)))
         done = budget
         if on_step is not None:
             on_step(rung, scores, time.perf_counter() - start)
