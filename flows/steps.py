@@ -49,6 +49,7 @@ def fit_and_evaluate(
         cfg.data.drop_columns,
         cfg.split.test_size,
         cfg.split.seed,
+        cfg.task,
     )
     columns = data_tasks.infer_columns(split.X_train, cfg.features)
     result = train_tasks.run_search(
@@ -59,6 +60,7 @@ def fit_and_evaluate(
         cfg.features,
         settings.ray,
         search_name,
+        cfg.task,
     )
     scored, notes = [], []
     if cfg.search.ensemble.enabled:
@@ -76,6 +78,7 @@ def fit_and_evaluate(
             cfg.search.seed,
             cfg.search.cv_folds,
             cfg.search.metric,
+            cfg.task,
         )
     choice = extra_tasks.choose_model(result.best, scored, notes)
     nested = None
@@ -88,6 +91,7 @@ def fit_and_evaluate(
             cfg.features,
             settings.ray,
             search_name,
+            cfg.task,
         )
     trained = train_tasks.train_model(
         split.X_train,
@@ -97,6 +101,7 @@ def fit_and_evaluate(
         cfg.features,
         cfg.search.seed,
         cfg.search.metric,
+        cfg.task,
     )
     evaluation = train_tasks.evaluate(trained.model, split.X_test, split.y_test, classes)
     return Fitted(cleaning, split, classes, result, trained, evaluation, columns, choice, nested)

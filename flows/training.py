@@ -12,6 +12,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.steps import connect_services, fit_and_evaluate
+from honing.training import metric_value
 from tasks import compress as compress_tasks
 from tasks import data as data_tasks
 from tasks import registry as registry_tasks
@@ -63,6 +64,7 @@ def training_pipeline(
             cfg.data.target,
             cfg.data.drop_columns,
             cfg.validation.quality,
+            cfg.task,
         )
         tracking_tasks.log_json(run_id, report.to_dict(), "validation/report.json")
         data_tasks.validation_gate(report)
@@ -99,9 +101,12 @@ def training_pipeline(
         tracking_tasks.log_metrics(
             run_id,
             {
-                f"cv_{result.metric}": best.score,
+                f"cv_{result.metric}": metric_value(result.metric, best.score),
                 f"cv_{result.metric}_std": best.score_std or 0.0,
-                **{f"cv_{result.metric}_{k}": v for k, v in fitted.choice.scores.items()},
+                **{
+                    f"cv_{result.metric}_{k}": metric_value(result.metric, v)
+                    for k, v in fitted.choice.scores.items()
+                },
             },
         )
         tracking_tasks.log_json(run_id, fitted.choice.to_dict(), "search/model_choice.json")
@@ -210,7 +215,8 @@ def training_pipeline(
         "nested_cv": None if fitted.nested is None else fitted.nested.to_dict(),
         "top_features": importances[0].top(5),
         "cv_metric": result.metric,
-        "cv_score": best.score,
+        "cv_score": metric_value(result.metric, best.score),
+        "task": cfg.task,
         "trials": len(result.trials),
         "trials_failed": len(result.trials) - len(result.completed),
         "trials_restored": result.restored,

@@ -35,8 +35,11 @@ def validate_data(
     target: str,
     ignore: list[str],
     cfg: QualityConfig,
+    task: str = "classification",
 ) -> validation.ValidationReport:
-    return quality.validate(df, suite, source=source, target=target, ignore=ignore, cfg=cfg)
+    return quality.validate(
+        df, suite, source=source, target=target, ignore=ignore, cfg=cfg, task=task
+    )
 
 
 @compute_task
@@ -59,6 +62,7 @@ def split_data(
     drop_columns: list[str],
     test_size: float,
     seed: int,
+    task: str = "classification",
 ) -> tuple[data.Split, list]:
     return data.split_data(
         df,
@@ -67,6 +71,7 @@ def split_data(
         drop_columns=drop_columns,
         test_size=test_size,
         seed=seed,
+        task=task,
     )
 
 

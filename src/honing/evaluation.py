@@ -20,6 +20,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from honing.config import LOWER_IS_BETTER
 from honing.exceptions import ModelQualityError
 
 
@@ -42,8 +43,12 @@ def positive_scores(model: Any, X: pd.DataFrame) -> np.ndarray:
 
 
 def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, classes: list[Any]) -> EvaluationReport:
-    """Accuracy, precision, recall, F1, ROC-AUC, average precision, Brier score and the
-    confusion matrix (rows: true class, columns: predicted), for the positive class 1."""
+    """Classification (``classes`` = [negative, positive]): accuracy, precision, recall, F1,
+    ROC-AUC, average precision, Brier score and the confusion matrix (rows: true class,
+    columns: predicted), for the positive class 1. Regression (``classes`` = []): RMSE, MAE,
+    R² and the largest absolute error."""
+    if not classes:
+        return _evaluate_regression(model, X, y)
     y = np.asarray(y)
     pred = np.asarray(model.predict(X))
     scores = positive_scores(model, X)
@@ -65,16 +70,39 @@ def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, classes: list[Any]) -> 
     )
 
 
+def _evaluate_regression(model: Any, X: pd.DataFrame, y: np.ndarray) -> EvaluationReport:
+    from sklearn.metrics import max_error, mean_absolute_error, r2_score, root_mean_squared_error
+
+    y = np.asarray(y, dtype=np.float64)
+    pred = np.asarray(model.predict(X), dtype=np.float64)
+    metrics = {
+        "rmse": root_mean_squared_error(y, pred),
+        "mae": mean_absolute_error(y, pred),
+        "r2": r2_score(y, pred),
+        "max_error": max_error(y, pred),
+    }
+    return EvaluationReport(
+        metrics={k: float(v) for k, v in metrics.items()},
+        confusion_matrix=[],
+        classes=[],
+        n_test=int(len(y)),
+    )
+
+
 def gate(report: EvaluationReport, thresholds: dict[str, float]) -> None:
-    """Raise :class:`ModelQualityError` when any metric is below its minimum."""
+    """Raise :class:`ModelQualityError` when any metric is past its limit: below a minimum,
+    or above a maximum for errors (rmse, mae)."""
     failed = []
-    for name, minimum in sorted(thresholds.items()):
+    for name, limit in sorted(thresholds.items()):
         value = report.metrics.get(name)
-        if value is None or not np.isfinite(value) or value < minimum:
+        lower_better = name in LOWER_IS_BETTER
+        if value is None:
+            failed.append(f"  - {name}: not computed")
+        elif not np.isfinite(value) or (value > limit if lower_better else value < limit):
             failed.append(
-                f"  - {name}: {value:.4f} < minimum {minimum:.4f}"
-                if value is not None
-                else f"  - {name}: not computed"
+                f"  - {name}: {value:.4f} > maximum {limit:.4f}"
+                if lower_better
+                else f"  - {name}: {value:.4f} < minimum {limit:.4f}"
             )
     if failed:
         raise ModelQualityError(
@@ -87,13 +115,33 @@ def gate(report: EvaluationReport, thresholds: dict[str, float]) -> None:
 def plot_figures(
     model: Any, X: pd.DataFrame, y: np.ndarray, report: EvaluationReport
 ) -> dict[str, Any]:
-    """Confusion matrix, ROC curve and calibration (reliability) plots as matplotlib figures."""
+    """Confusion matrix, ROC curve and calibration (reliability) plots as matplotlib figures;
+    for regression, predicted against actual and the residuals."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figures: dict[str, Any] = {}
+    if not report.classes:
+        pred = np.asarray(model.predict(X), dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        ax.scatter(y, pred, s=6, alpha=0.5)
+        lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel("actual")
+        ax.set_ylabel("predicted")
+        ax.set_title(f"Predicted vs actual (R² = {report.metrics['r2']:.3f})")
+        fig.tight_layout()
+        figures["predicted_vs_actual.png"] = fig
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        ax.hist(pred - y, bins=40)
+        ax.set_xlabel("residual (predicted - actual)")
+        ax.set_title(f"Residuals (RMSE = {report.metrics['rmse']:.3g})")
+        fig.tight_layout()
+        figures["residuals.png"] = fig
+        return figures
     scores = positive_scores(model, X)
 
     fig, ax = plt.subplots(figsize=(4.5, 4))

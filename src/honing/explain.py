@@ -54,10 +54,12 @@ def permutation_importances(
 
 
 def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100) -> Importance:
-    """Mean |SHAP value| of the positive-class probability per encoded feature. Tree models
+    """Mean |SHAP value| of the positive-class probability (the prediction, for regression)
+    per encoded feature. Tree models
     use the exact TreeExplainer, others the permutation explainer against a background
     sample. Raises ImportError when shap is not installed, and ValueError for ensembles."""
     import shap
+    from sklearn.base import is_classifier
     from sklearn.pipeline import Pipeline
 
     if not isinstance(model, Pipeline) or len(model.steps) < 2:
@@ -69,7 +71,7 @@ def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100)
         names = [str(n) for n in pre.get_feature_names_out()]
     except (AttributeError, ValueError):
         names = [f"x{i}" for i in range(Z.shape[1])]
-    if type(estimator).__name__ in (
+    if type(estimator).__name__.replace("Regressor", "Classifier") in (
         "RandomForestClassifier",
         "ExtraTreesClassifier",
         "HistGradientBoostingClassifier",
@@ -80,6 +82,8 @@ def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100)
         background = Z[: min(50, len(Z))]
 
         def f(data: np.ndarray) -> np.ndarray:
+            if not is_classifier(estimator):
+                return np.asarray(estimator.predict(data.astype(np.float32)))
             return np.asarray(estimator.predict_proba(data.astype(np.float32)))[:, 1]
 
         explainer = shap.explainers.Permutation(f, shap.maskers.Independent(background), seed=seed)
@@ -94,7 +98,8 @@ def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100)
         names,
         [float(v) for v in mean],
         [float(v) for v in np.abs(values).std(axis=0)],
-        f"mean |SHAP| of P(class 1) over {len(Z)} test rows, encoded features",
+        f"mean |SHAP| of {'P(class 1)' if is_classifier(estimator) else 'the prediction'} "
+        f"over {len(Z)} test rows, encoded features",
     )
 
 

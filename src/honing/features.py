@@ -94,14 +94,21 @@ def build_preprocessor(columns: FeatureColumns, cfg: FeaturesConfig) -> ColumnTr
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
 
-def build_reducers(cfg: FeaturesConfig, *, seed: int) -> list[tuple[str, object]]:
+def build_reducers(
+    cfg: FeaturesConfig, *, seed: int, task: str = "classification"
+) -> list[tuple[str, object]]:
     """Steps after the encoding: feature selection (mutual information, or an L1 logistic
     regression's non-zero coefficients) and PCA, as configured."""
     from functools import partial
 
     from sklearn.decomposition import PCA
-    from sklearn.feature_selection import SelectFromModel, SelectPercentile, mutual_info_classif
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.feature_selection import (
+        SelectFromModel,
+        SelectPercentile,
+        mutual_info_classif,
+        mutual_info_regression,
+    )
+    from sklearn.linear_model import Lasso, LogisticRegression
 
     steps: list[tuple[str, object]] = []
     if cfg.selection == "mutual_info":
@@ -109,7 +116,10 @@ def build_reducers(cfg: FeaturesConfig, *, seed: int) -> list[tuple[str, object]
             (
                 "select",
                 SelectPercentile(
-                    partial(mutual_info_classif, random_state=seed),
+                    partial(
+                        mutual_info_classif if task == "classification" else mutual_info_regression,
+                        random_state=seed,
+                    ),
                     percentile=max(1, round(100 * cfg.selection_fraction)),
                 ),
             )
@@ -122,6 +132,8 @@ def build_reducers(cfg: FeaturesConfig, *, seed: int) -> list[tuple[str, object]
                     LogisticRegression(
                         l1_ratio=1.0, solver="liblinear", C=cfg.selection_C, random_state=seed
                     )
+                    if task == "classification"
+                    else Lasso(alpha=1.0 / cfg.selection_C, random_state=seed)
                 ),
             )
         )

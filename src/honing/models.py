@@ -8,12 +8,15 @@ from typing import Any
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import (
     ExtraTreesClassifier,
+    ExtraTreesRegressor,
     HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
+    RandomForestRegressor,
 )
-from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.svm import SVC
+from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.svm import SVC, SVR
 
 
 def _logistic_regression(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
@@ -71,12 +74,16 @@ def _knn(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
     return KNeighborsClassifier(n_jobs=n_jobs, **p)
 
 
-def _hist_gradient_boosting(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+def _hgb(params: dict[str, Any]) -> dict[str, Any]:
     p = dict(params)
     for key in ("max_leaf_nodes", "max_iter", "min_samples_leaf"):
         if key in p:
             p[key] = int(p[key])
-    return HistGradientBoostingClassifier(random_state=seed, **p)
+    return p
+
+
+def _hist_gradient_boosting(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    return HistGradientBoostingClassifier(random_state=seed, **_hgb(params))
 
 
 def _mlp(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
@@ -88,6 +95,61 @@ def _mlp(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
             p[key] = int(p[key])
     return TorchMLPClassifier(random_state=seed, **p)
 
+
+def _linear(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    """Linear regression with L2 (ridge), L1 (lasso) or elastic-net regularization."""
+    p = dict(params)
+    penalty = p.pop("penalty", "l2")
+    if penalty == "l2":
+        p.pop("l1_ratio", None)
+        return Ridge(random_state=seed, **p)
+    if penalty == "l1":
+        p.pop("l1_ratio", None)
+        return Lasso(random_state=seed, max_iter=int(p.pop("max_iter", 5000)), **p)
+    if penalty == "elasticnet":
+        return ElasticNet(random_state=seed, max_iter=int(p.pop("max_iter", 5000)), **p)
+    raise ValueError(f"linear.penalty must be l1, l2 or elasticnet, got {penalty}")
+
+
+def _svr(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    p = dict(params)
+    if "degree" in p:
+        p["degree"] = int(p["degree"])
+    return SVR(cache_size=500, **p)
+
+
+def _knn_regressor(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    p = dict(params)
+    if "n_neighbors" in p:
+        p["n_neighbors"] = int(p["n_neighbors"])
+    return KNeighborsRegressor(n_jobs=n_jobs, **p)
+
+
+def _mlp_regressor(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    from honing.nn import TorchMLPRegressor
+
+    p = dict(params)
+    for key in ("hidden_layers", "width", "batch_size", "max_epochs", "patience"):
+        if key in p:
+            p[key] = int(p[key])
+    return TorchMLPRegressor(random_state=seed, **p)
+
+
+REGRESSION_FAMILIES: dict[str, Callable[[dict[str, Any], int, int], BaseEstimator]] = {
+    "linear": _linear,
+    "svm": _svr,
+    "knn": _knn_regressor,
+    "random_forest": lambda p, seed, n_jobs: RandomForestRegressor(
+        random_state=seed, n_jobs=n_jobs, **_trees(p)
+    ),
+    "extra_trees": lambda p, seed, n_jobs: ExtraTreesRegressor(
+        random_state=seed, n_jobs=n_jobs, **_trees(p)
+    ),
+    "hist_gradient_boosting": lambda p, seed, n_jobs: HistGradientBoostingRegressor(
+        random_state=seed, **_hgb(p)
+    ),
+    "mlp": _mlp_regressor,
+}
 
 FAMILIES: dict[str, Callable[[dict[str, Any], int, int], BaseEstimator]] = {
     "logistic_regression": _logistic_regression,
@@ -105,13 +167,22 @@ ITERATIVE: dict[str, str] = {"mlp": "max_epochs", "hist_gradient_boosting": "max
 
 
 def build_estimator(
-    family: str, params: dict[str, Any], *, seed: int, n_jobs: int = 1
+    family: str,
+    params: dict[str, Any],
+    *,
+    seed: int,
+    n_jobs: int = 1,
+    task: str = "classification",
 ) -> BaseEstimator:
-    """An unfitted estimator of ``family`` with ``params`` (errors name the bad key)."""
+    """An unfitted estimator of ``family`` for ``task`` with ``params`` (errors name the bad
+    key)."""
+    families = FAMILIES if task == "classification" else REGRESSION_FAMILIES
     try:
-        factory = FAMILIES[family]
+        factory = families[family]
     except KeyError as exc:
-        raise ValueError(f"unknown model family '{family}'; known: {sorted(FAMILIES)}") from exc
+        raise ValueError(
+            f"unknown {task} model family '{family}'; known: {sorted(families)}"
+        ) from exc
     try:
         return factory(params, seed, n_jobs)
     except TypeError as exc:

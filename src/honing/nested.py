@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.metrics import get_scorer
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
-from honing.config import FeaturesConfig, RaySettings, SearchConfig
+from honing.config import LOWER_IS_BETTER, FeaturesConfig, RaySettings, SearchConfig
 from honing.features import FeatureColumns
 from honing.search import run_search
-from honing.training import SCORERS, train_model
+from honing.training import SCORERS, metric_value, train_model
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,10 @@ class NestedCVResult:
 
     @property
     def optimism(self) -> float:
-        """Mean inner best CV score minus mean outer score: the selection bias."""
-        return float(np.mean(self.inner_best) - self.mean)
+        """How much better the inner best CV scores look than the outer scores: the selection
+        bias, in the metric's units (positive: CV was optimistic)."""
+        gap = float(np.mean(self.inner_best) - self.mean)
+        return -gap if self.metric in LOWER_IS_BETTER else gap
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "mean": self.mean, "std": self.std, "optimism": self.optimism}
@@ -55,9 +57,11 @@ def nested_cv(
     features: FeaturesConfig,
     ray_settings: RaySettings,
     experiment_name: str,
+    task: str = "classification",
 ) -> NestedCVResult:
     scorer = get_scorer(SCORERS[cfg.metric])
-    outer = StratifiedKFold(cfg.nested_cv.outer_folds, shuffle=True, random_state=cfg.seed + 1)
+    splitter = StratifiedKFold if task == "classification" else KFold
+    outer = splitter(cfg.nested_cv.outer_folds, shuffle=True, random_state=cfg.seed + 1)
     scores, inner, chosen = [], [], []
     for i, (train_idx, test_idx) in enumerate(outer.split(X, y)):
         X_in, y_in = X.iloc[train_idx].reset_index(drop=True), y[train_idx]
@@ -69,6 +73,7 @@ def nested_cv(
             features=features,
             ray_settings=ray_settings,
             experiment_name=f"{experiment_name}-outer{i}",
+            task=task,
         )
         best = result.best
         model = train_model(
@@ -79,8 +84,9 @@ def nested_cv(
             features=features,
             seed=cfg.seed,
             metric=cfg.metric,
+            task=task,
         ).model
-        scores.append(float(scorer(model, X.iloc[test_idx], y[test_idx])))
-        inner.append(float(best.score or np.nan))
+        scores.append(metric_value(cfg.metric, scorer(model, X.iloc[test_idx], y[test_idx])))
+        inner.append(metric_value(cfg.metric, float(best.score or np.nan)))
         chosen.append(best.spec.label())
     return NestedCVResult(cfg.metric, scores, inner, chosen)

@@ -12,7 +12,7 @@ import copy
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -21,8 +21,9 @@ OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 ACTIVATIONS = ("relu", "tanh", "gelu")
 
 
-class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
-    """Binary or multiclass MLP classifier trained with mini-batches on the CPU (or CUDA when
+class _TorchMLP(BaseEstimator):
+    """The MLP, its training loop and regularization; the subclasses set the output layer,
+    the loss and the target encoding. Trained with mini-batches on the CPU (or CUDA when
     ``device="auto"`` finds one, with mixed precision there)."""
 
     def __init__(
@@ -112,7 +113,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     # -- scikit-learn API ------------------------------------------------------------------
-    def fit(self, X: Any, y: Any) -> TorchMLPClassifier:
+    def fit(self, X: Any, y: Any) -> Any:
         """Train for ``max_epochs`` epochs (fewer when early stopping triggers). With
         ``warm_start=True`` a second ``fit`` on the same data continues where the first one
         stopped, for ``max_epochs`` more: schedulers use this to grow the epoch budget."""
@@ -137,8 +138,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
     def _start(self, X: np.ndarray, y: np.ndarray) -> None:
         import torch
 
-        self.classes_ = unique_labels(y)
-        y_idx = np.searchsorted(self.classes_, y).astype(np.int64)
+        y_idx = self._encode_target(y)
         seed = 0 if self.random_state is None else int(self.random_state)
         torch.manual_seed(seed)
         device = torch.device(
@@ -146,7 +146,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         )
         X_val = y_val = None
         if self.early_stopping and len(X) >= 20:
-            stratify = y_idx if np.bincount(y_idx).min() >= 2 else None
+            stratify = y_idx if y_idx.dtype == np.int64 and np.bincount(y_idx).min() >= 2 else None
             X, X_val, y_idx, y_val = train_test_split(
                 X,
                 y_idx,
@@ -154,7 +154,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
                 random_state=seed,
                 stratify=stratify,
             )
-        net = self._network(X.shape[1], len(self.classes_)).to(device)
+        net = self._network(X.shape[1], self._n_outputs()).to(device)
         opt = self._optimizer(net.parameters())
         sched = None
         if self.lr_schedule == "cosine":
@@ -188,7 +188,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         st = self._state
         net, opt, device = st["net"], st["opt"], st["device"]
         use_amp = device.type == "cuda"
-        loss_fn = torch.nn.CrossEntropyLoss()
+        loss_fn = self._loss()
         Xt, yt = st["X"], st["y"]
         for _epoch in range(epochs):
             if st["stopped"]:
@@ -231,6 +231,26 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         state.pop("_state", None)  # training buffers are not part of the fitted model
         return state
 
+    def n_parameters(self) -> int:
+        check_is_fitted(self, "model_")
+        return int(sum(p.numel() for p in self.model_.parameters()))
+
+
+class TorchMLPClassifier(ClassifierMixin, _TorchMLP):
+    """Binary or multiclass MLP classifier (softmax outputs, cross-entropy)."""
+
+    def _encode_target(self, y: np.ndarray) -> np.ndarray:
+        self.classes_ = unique_labels(y)
+        return np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def _n_outputs(self) -> int:
+        return len(self.classes_)
+
+    def _loss(self) -> Any:
+        import torch
+
+        return torch.nn.CrossEntropyLoss()
+
     def predict_proba(self, X: Any) -> np.ndarray:
         import torch
 
@@ -243,6 +263,29 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
-    def n_parameters(self) -> int:
+
+class TorchMLPRegressor(RegressorMixin, _TorchMLP):
+    """MLP regressor: one linear output on the standardized target, mean squared error."""
+
+    def _encode_target(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float64)
+        self.target_mean_ = float(y.mean())
+        self.target_scale_ = float(y.std()) or 1.0
+        return ((y - self.target_mean_) / self.target_scale_).astype(np.float32)[:, None]
+
+    def _n_outputs(self) -> int:
+        return 1
+
+    def _loss(self) -> Any:
+        import torch
+
+        return torch.nn.MSELoss()
+
+    def predict(self, X: Any) -> np.ndarray:
+        import torch
+
         check_is_fitted(self, "model_")
-        return int(sum(p.numel() for p in self.model_.parameters()))
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        with torch.no_grad():
+            out = self.model_(torch.from_numpy(X)).numpy()[:, 0]
+        return out.astype(np.float64) * self.target_scale_ + self.target_mean_

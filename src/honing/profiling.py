@@ -67,8 +67,10 @@ def profile_suite(
     target: str,
     max_categories: int = 50,
     range_margin: float = 0.1,
+    task: str = "classification",
 ) -> dict[str, Any]:
-    """Build an expectation suite (GX JSON form) describing ``df`` as it is."""
+    """Build an expectation suite (GX JSON form) describing ``df`` as it is (a regression
+    target gets a numeric range, a classification label its value set)."""
     if target not in df.columns:
         raise DataValidationError(
             f"target column '{target}' is not in the data (columns: {list(df.columns)})"
@@ -99,7 +101,10 @@ def profile_suite(
                 )
             )
             uniques = non_null.unique()
-            if col == target or (len(uniques) <= 2 and pd.api.types.is_integer_dtype(s)):
+            is_label = col == target and task == "classification"
+            if is_label or (
+                col != target and len(uniques) <= 2 and pd.api.types.is_integer_dtype(s)
+            ):
                 exps.append(
                     _expect(
                         "expect_column_values_to_be_in_set",
@@ -139,8 +144,15 @@ def profile_config(
     target: str,
     positive_label: Any | None = None,
     drop_columns: list[str] | None = None,
+    task: str = "classification",
 ) -> dict[str, Any]:
     """A pipeline config (as a plain mapping, ready to dump as YAML) for a newly profiled table."""
+    if task == "regression":
+        if not pd.api.types.is_numeric_dtype(df[target]):
+            raise DataValidationError(
+                f"column '{target}': regression needs a numeric target, found {df[target].dtype}"
+            )
+        return _regression_config(name, data_path, suite_path, target, drop_columns or [])
     labels = _plain(list(df[target].dropna().unique()))
     if len(labels) != 2:
         raise DataValidationError(
@@ -178,5 +190,51 @@ def profile_config(
         },
         "evaluation": {"thresholds": {"roc_auc": 0.6}},
         "registry": {"model_name": f"honing-{name}", "metric": "roc_auc", "promotion_margin": 0.0},
+        "tracking": {"experiment": f"honing-{name}"},
+    }
+
+
+REGRESSION_SPACE: dict[str, dict[str, Any]] = {
+    "linear": {
+        "alpha": {"loguniform": [0.0001, 100.0]},
+        "penalty": {"choice": ["l1", "l2", "elasticnet"]},
+        "l1_ratio": {"uniform": [0.1, 0.9]},
+    },
+    "random_forest": {
+        "n_estimators": {"randint": [100, 300]},
+        "min_samples_leaf": {"randint": [1, 20]},
+        "max_features": {"choice": [1.0, 0.5]},
+    },
+    "hist_gradient_boosting": {
+        "learning_rate": {"loguniform": [0.02, 0.3]},
+        "max_leaf_nodes": {"randint": [8, 64]},
+        "l2_regularization": {"loguniform": [0.0001, 10.0]},
+        "max_iter": {"randint": [100, 400]},
+    },
+}
+
+
+def _regression_config(
+    name: str, data_path: Path, suite_path: Path, target: str, drop_columns: list[str]
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "task": "regression",
+        "data": {"path": str(data_path), "target": target, "drop_columns": list(drop_columns)},
+        "validation": {"suite": str(suite_path)},
+        "cleaning": {"deduplicate": True, "drop_invalid_labels": True},
+        "split": {"test_size": 0.2, "seed": 42},
+        "features": {"numeric_imputer": "median", "scaler": "standard"},
+        "search": {
+            "families": REGRESSION_SPACE,
+            "trials_per_family": 4,
+            "cv_folds": 5,
+            "metric": "rmse",
+            "seed": 42,
+        },
+        "evaluation": {"thresholds": {"r2": 0.0}},
+        "registry": {"model_name": f"honing-{name}", "metric": "rmse", "promotion_margin": 0.0},
+        "compression": {"metric": "r2"},
+        "monitoring": {"metric": "rmse"},
         "tracking": {"experiment": f"honing-{name}"},
     }

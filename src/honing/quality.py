@@ -32,9 +32,15 @@ def _fail(column: str | None, rule: str, details: str) -> ExpectationFailure:
 
 
 def check_quality(
-    df: pd.DataFrame, *, target: str, ignore: list[str], cfg: QualityConfig
+    df: pd.DataFrame,
+    *,
+    target: str,
+    ignore: list[str],
+    cfg: QualityConfig,
+    task: str = "classification",
 ) -> list[ExpectationFailure]:
-    """Run every rule on ``df``; returns the failures (empty when the table is fine)."""
+    """Run every rule on ``df``; returns the failures (empty when the table is fine). The class
+    rules apply to classification; leakage is checked for both tasks."""
     failures: list[ExpectationFailure] = []
     features = [c for c in df.columns if c != target and c not in ignore]
 
@@ -59,7 +65,10 @@ def check_quality(
                 )
             )
 
-    if target in df.columns:
+    if target in df.columns and task == "regression":
+        if pd.api.types.is_numeric_dtype(df[target]) and df[target].nunique() >= 2:
+            failures += _leakage(df, features, target, cfg.max_abs_correlation, numeric=True)
+    elif target in df.columns:
         labels = df[target].dropna()
         counts = labels.value_counts()
         if len(counts) < 2:
@@ -98,12 +107,21 @@ def check_quality(
 
 
 def _leakage(
-    df: pd.DataFrame, features: list[str], target: str, max_abs_corr: float
+    df: pd.DataFrame,
+    features: list[str],
+    target: str,
+    max_abs_corr: float,
+    *,
+    numeric: bool = False,
 ) -> list[ExpectationFailure]:
     """Features that predict the label perfectly: |correlation| >= ``max_abs_corr`` for numeric
-    columns, a one-to-one mapping for categorical ones."""
+    columns, a one-to-one mapping for categorical ones. ``numeric``: a regression target, used
+    as is."""
     failures = []
-    y = pd.Series(pd.factorize(df[target])[0], index=df.index).where(df[target].notna())
+    if numeric:
+        y = df[target].astype(float)
+    else:
+        y = pd.Series(pd.factorize(df[target])[0], index=df.index).where(df[target].notna())
     for col in features:
         s = df[col]
         both = pd.concat([s, y], axis=1).dropna()
@@ -150,10 +168,11 @@ def validate(
     target: str,
     ignore: list[str],
     cfg: QualityConfig,
+    task: str = "classification",
 ) -> ValidationReport:
     """The expectation suite plus the quality rules, as one report."""
     report = validate_frame(df, suite, source=source)
-    extra = check_quality(df, target=target, ignore=ignore, cfg=cfg)
+    extra = check_quality(df, target=target, ignore=ignore, cfg=cfg, task=task)
     return ValidationReport(
         source=report.source,
         suite=report.suite,

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from honing.config import LOWER_IS_BETTER
 from honing.evaluation import EvaluationReport, evaluate
 from honing.exceptions import RegistryError, TrackingUnavailableError
 from honing.tracking import Lineage
@@ -68,7 +69,8 @@ def champion_gate(
     margin: float,
 ) -> GateDecision:
     """Promote the challenger when there is no champion, or when on the same test data
-    ``challenger >= champion - margin``. A champion that cannot be scored blocks promotion."""
+    ``challenger >= champion - margin`` (``challenger <= champion + margin`` for errors such as
+    RMSE). A champion that cannot be scored blocks promotion."""
     value = challenger.metrics[metric]
     if not math.isfinite(value):
         return GateDecision(
@@ -97,6 +99,18 @@ def champion_gate(
         )
     best = champion.report.metrics[metric]
     delta = value - best
+    if metric in LOWER_IS_BETTER:  # errors: the challenger may be at most `margin` larger
+        if value <= best + margin:
+            reason = (
+                f"challenger {metric} {value:.4f} <= champion v{champion.version} "
+                f"{best:.4f} + margin {margin:g} (delta {delta:+.4f})"
+            )
+            return GateDecision(True, reason, metric, value, best, margin, champion.version)
+        reason = (
+            f"challenger {metric} {value:.4f} > champion v{champion.version} {best:.4f} "
+            f"+ margin {margin:g} (delta {delta:+.4f}); champion kept"
+        )
+        return GateDecision(False, reason, metric, value, best, margin, champion.version)
     if value >= best - margin:
         reason = (
             f"challenger {metric} {value:.4f} >= champion v{champion.version} "

@@ -148,6 +148,7 @@ def _trainable(
     folds: int,
     metric: str,
     rungs: int,
+    task: str = "classification",
 ) -> None:
     import socket
 
@@ -181,6 +182,7 @@ def _trainable(
         refit=False,
         rungs=rungs,
         on_step=report,
+        task=task,
     )
 
 
@@ -284,6 +286,7 @@ def run_search(
     features: FeaturesConfig,
     ray_settings: RaySettings,
     experiment_name: str | None = None,
+    task: str = "classification",
 ) -> SearchResult:
     """Search the families and feature options with k-fold CV on Ray Tune, with the
     configured algorithm, scheduler, budget and concurrency.
@@ -304,6 +307,7 @@ def run_search(
             folds=cfg.cv_folds,
             metric=cfg.metric,
             rungs=cfg.scheduler.max_t if cfg.scheduler.kind != "none" else 1,
+            task=task,
         ),
         {"cpu": cfg.cpus_per_trial},
     )

@@ -30,6 +30,8 @@ class ServedModel(mlflow.pyfunc.PythonModel):
         return np.asarray(self.predictor_.predict_proba(X))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
+        if not self.classes_:  # regression
+            return pd.DataFrame({"prediction": self.predictor_.predict(model_input)})
         proba = self.predict_proba(model_input)[:, 1]
         labels = np.where(proba >= 0.5, self.classes_[1], self.classes_[0])
         return pd.DataFrame({"prediction": labels, "probability": proba})

@@ -59,14 +59,17 @@ def load_model(uri: str) -> Any:
     try:
         if "sklearn" in get_model_info(uri).flavors:
             return mlflow.sklearn.load_model(uri)
-        return mlflow.pyfunc.load_model(uri).unwrap_python_model()
+        # the served flavor: its predictor (ONNX session, dense network or pipeline)
+        return mlflow.pyfunc.load_model(uri).unwrap_python_model().predictor_
     except Exception as exc:  # noqa: BLE001
         raise HoningError(f"model {uri!r} cannot be loaded: {exc}") from exc
 
 
 def predict(model: Any, df: pd.DataFrame, classes: list[Any]) -> pd.DataFrame:
     """The batch with two columns added: predicted label and probability of the positive
-    class."""
+    class (``classes`` = []: regression, one ``prediction`` column)."""
+    if not classes:  # regression
+        return df.assign(prediction=np.asarray(model.predict(df), dtype=np.float64))
     proba = np.asarray(model.predict_proba(df))[:, 1]
     return df.assign(prediction=np.where(proba >= 0.5, classes[1], classes[0]), probability=proba)
 

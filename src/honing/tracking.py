@@ -70,6 +70,7 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.utils._bunch.Bunch",
     "functools.partial",
     "sklearn.feature_selection._mutual_info.mutual_info_classif",
+    "sklearn.feature_selection._mutual_info.mutual_info_regression",
 ]
 
 
@@ -277,10 +278,10 @@ def log_sklearn_model(run_id: str, model: Any, input_example: Any) -> str:
 def serialization_format(model: Any) -> str:
     """``skops`` (safe loading) for scikit-learn models; ``cloudpickle`` only for pipelines
     (or ensembles) holding a PyTorch network, which skops cannot store."""
-    from honing.nn import TorchMLPClassifier
+    from honing.nn import _TorchMLP
 
     def holds_torch(obj: Any) -> bool:
-        if isinstance(obj, TorchMLPClassifier):
+        if isinstance(obj, _TorchMLP):
             return True
         inner = [s for _, s in getattr(obj, "steps", [])]
         inner += [e for _, e in (getattr(obj, "estimators", None) or [])]

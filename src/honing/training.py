@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier
 from sklearn.metrics import get_scorer
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from honing.config import FeaturesConfig
@@ -26,7 +26,16 @@ SCORERS = {
     "f1": "f1",
     "roc_auc": "roc_auc",
     "average_precision": "average_precision",
+    # scikit-learn scorers are greater-is-better: errors come negated, see metric_value()
+    "rmse": "neg_root_mean_squared_error",
+    "mae": "neg_mean_absolute_error",
+    "r2": "r2",
 }
+
+
+def metric_value(metric: str, score: float) -> float:
+    """A CV score (scikit-learn's greater-is-better convention) in the metric's own units."""
+    return -score if SCORERS[metric].startswith("neg_") else score
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,7 @@ def make_model(
     *,
     seed: int,
     n_jobs: int = 1,
+    task: str = "classification",
 ) -> Pipeline:
     """The unfitted pipeline for ``spec``: encoding, optional selection and PCA, estimator.
 
@@ -96,34 +106,54 @@ def make_model(
     member specs as dicts) gives a pipeline around a voting or stacking classifier whose
     members are full pipelines, each with its own feature options."""
     if spec.family in ENSEMBLES:
-        return Pipeline([("model", _ensemble(spec, columns, features, seed=seed, n_jobs=n_jobs))])
+        return Pipeline(
+            [("model", _ensemble(spec, columns, features, seed=seed, n_jobs=n_jobs, task=task))]
+        )
     cfg = effective_features(spec, features)
     return Pipeline(
         [
             ("features", build_preprocessor(columns, cfg)),
-            *build_reducers(cfg, seed=seed),
-            ("model", build_estimator(spec.family, spec.params, seed=seed, n_jobs=n_jobs)),
+            *build_reducers(cfg, seed=seed, task=task),
+            (
+                "model",
+                build_estimator(spec.family, spec.params, seed=seed, n_jobs=n_jobs, task=task),
+            ),
         ]
     )
 
 
 def _ensemble(
-    spec: ModelSpec, columns: FeatureColumns, features: FeaturesConfig, *, seed: int, n_jobs: int
+    spec: ModelSpec,
+    columns: FeatureColumns,
+    features: FeaturesConfig,
+    *,
+    seed: int,
+    n_jobs: int,
+    task: str,
 ) -> Any:
-    from sklearn.ensemble import StackingClassifier, VotingClassifier
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.ensemble import (
+        StackingClassifier,
+        StackingRegressor,
+        VotingClassifier,
+        VotingRegressor,
+    )
+    from sklearn.linear_model import LogisticRegression, RidgeCV
 
     members = [ModelSpec(**m) for m in spec.params["members"]]
     estimators = [
-        (f"m{i}_{m.family}", make_model(m, columns, features, seed=seed, n_jobs=n_jobs))
+        (f"m{i}_{m.family}", make_model(m, columns, features, seed=seed, n_jobs=n_jobs, task=task))
         for i, m in enumerate(members)
     ]
+    if task == "regression":  # soft voting of regressors: the mean prediction
+        if spec.family == "soft_voting":
+            return VotingRegressor(estimators)
+        return StackingRegressor(estimators, final_estimator=RidgeCV(), cv=3)
     if spec.family == "soft_voting":
         return VotingClassifier(estimators, voting="soft")
     return StackingClassifier(
         estimators,
         final_estimator=LogisticRegression(max_iter=2000),
-        cv=StratifiedKFold(n_splits=3, shuffle=True, random_state=seed),
+        cv=3,  # an int, not a splitter object: skops stores it without a trusted type
         stack_method="predict_proba",
     )
 
@@ -137,7 +167,9 @@ def _rungs(model: Pipeline, rungs: int) -> tuple[str, list[int]] | None:
     estimator = model.steps[-1][1]
     name = {
         "TorchMLPClassifier": ITERATIVE["mlp"],
+        "TorchMLPRegressor": ITERATIVE["mlp"],
         "HistGradientBoostingClassifier": ITERATIVE["hist_gradient_boosting"],
+        "HistGradientBoostingRegressor": ITERATIVE["hist_gradient_boosting"],
     }.get(type(estimator).__name__)
     if name is None or rungs <= 1:
         return None
@@ -165,7 +197,10 @@ def cross_validate_model(
     started, and ``on_step(rung, fold scores, seconds so far)`` is called after each: the hook
     through which a Ray Tune scheduler stops unpromising trials early."""
     scorer = get_scorer(SCORERS[metric])
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    if is_classifier(model):
+        splitter: Any = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
     splits = list(splitter.split(X, y))
     start = time.perf_counter()
     fold_data = []
@@ -218,12 +253,15 @@ def train_model(
     n_jobs: int = 1,
     rungs: int = 1,
     on_step: StepCallback | None = None,
+    task: str = "classification",
 ) -> TrainResult:
     """Cross-validate ``spec`` on (X, y) when ``cv_folds`` is set, and fit it on all of (X, y)
     when ``refit`` is set. Search trials use ``cv_folds=k, refit=False`` (and ``rungs`` /
     ``on_step`` under a scheduler); the final model uses ``refit=True``."""
-    model = make_model(spec, columns, features, seed=seed, n_jobs=n_jobs)
+    model = make_model(spec, columns, features, seed=seed, n_jobs=n_jobs, task=task)
     sampling = effective_features(spec, features).sampling
+    if task == "regression" and sampling != "none":
+        raise ValueError(f"sampling={sampling!r}: class rebalancing applies to classification")
     cv = (
         cross_validate_model(
             model,

@@ -184,3 +184,50 @@ def test_flow_with_ensembles_nested_cv_and_explanations(run_flow, project):
     explained = {a.path for a in client.list_artifacts(out["run_id"], "explain")}
     assert explained == {"explain/importances.json"}
     assert out["top_features"] and out["version"] == "1"
+
+
+def test_regression_flow_on_the_diamonds_demo(run_flow, project):
+    import shutil
+
+    from tests.conftest import ROOT
+
+    shutil.copy(ROOT / "data" / "diamonds.csv", project["root"] / "data" / "diamonds.csv")
+    shutil.copy(
+        ROOT / "expectations" / "diamonds.json", project["root"] / "expectations" / "diamonds.json"
+    )
+    cfg = yaml.safe_load((ROOT / "configs" / "diamonds.yaml").read_text())
+    cfg["data"]["path"] = str(project["root"] / "data" / "diamonds.csv")
+    cfg["validation"]["suite"] = str(project["root"] / "expectations" / "diamonds.json")
+    cfg["search"] = {
+        "families": {
+            "linear": {"alpha": {"loguniform": [0.01, 10.0]}},
+            "hist_gradient_boosting": {"max_iter": 60},
+        },
+        "trials_per_family": 1,
+        "cv_folds": 3,
+        "metric": "rmse",
+    }
+    cfg["compression"] = {"techniques": ["onnx", "distill"]}
+    path = project["root"] / "configs" / "diamonds.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+
+    first = run_flow(path)
+    assert first["task"] == "regression" and first["promoted"]
+    assert first["cv_metric"] == "rmse" and first["cv_score"] > 0  # in dollars, not negated
+    assert first["test_metrics"]["r2"] > 0.9 and first["confusion_matrix"] == []
+    served = first["served"]
+    assert served["skipped"]["distill"] == "classification only"
+    second = run_flow(path)
+    assert second["champion_version"] == "1" and second["promoted"]  # equal RMSE: promoted
+    assert "<=" in second["gate_reason"]  # the gate compares errors the other way round
+
+    client = _client(project)
+    plots = {a.path for a in client.list_artifacts(second["run_id"], "plots")}
+    assert {"plots/predicted_vs_actual.png", "plots/residuals.png"} <= plots
+    from honing import serving
+
+    mlflow.set_tracking_uri(f"sqlite:///{project['root'] / 'mlflow.db'}")
+    batch = pd.read_csv(project["root"] / "data" / "diamonds.csv").drop(columns=["price"])
+    for uri in ("models:/honing-diamonds@champion", "models:/honing-diamonds-served@champion"):
+        scored = serving.predict(serving.load_model(uri), batch.head(20), [])
+        assert scored["prediction"].between(100, 40000).all()
