@@ -18,7 +18,7 @@ export DVC_NO_ANALYTICS := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo monitor-demo data test test-fast lint ui clean help
+.PHONY: install demo demo-regression monitor-demo data test test-fast lint ui clean help
 
 help:
 	@echo "make demo   - venv + install + full pipeline on the bundled Telco churn data"
@@ -26,6 +26,7 @@ help:
 	@echo "make lint   - ruff"
 	@echo "make ui     - MLflow UI on http://127.0.0.1:5000"
 	@echo "make monitor-demo - flights model, then an Evidently drift check that retrains"
+	@echo "make demo-regression - the regression demo: diamond prices"
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "honing needs Python 3.11, found " + sys.version' 
@@ -43,6 +44,10 @@ data: install
 demo: data
 	$(BIN)/honing run --config $(CONFIG) --env $(ENV) --metrics-out reports/train.json
 
+# Regression demo: diamond prices (ggplot2::diamonds), RMSE, regression families.
+demo-regression: data
+	$(BIN)/honing run --config configs/diamonds.yaml --env $(ENV)
+
 # Second demo: train on NYC flights Jan-Jun, then check the Jul-Dec batch for drift.
 monitor-demo: data
 	$(BIN)/honing run --config configs/flights.yaml --env $(ENV)
@@ -55,8 +60,8 @@ test-fast: install
 	$(BIN)/python -m pytest tests/unit -q
 
 lint: install
-	$(BIN)/ruff check src tasks flows tests
-	$(BIN)/ruff format --check src tasks flows tests
+	$(BIN)/ruff check src tasks flows tests bench
+	$(BIN)/ruff format --check src tasks flows tests bench
 
 ui: install
 	$(BIN)/honing ui --env $(ENV)

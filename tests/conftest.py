@@ -78,6 +78,8 @@ def project(tmp_path: Path, churn_df: pd.DataFrame) -> dict[str, Path]:
     cfg["data"]["path"] = str(tmp_path / "data" / "churn.csv")
     cfg["validation"]["suite"] = str(tmp_path / "expectations" / "churn.json")
     cfg["search"] = SMALL_SEARCH
+    # compression as configured, with fewer latency rows and a shorter student training
+    cfg["compression"] = {**cfg["compression"], "latency_rows": 20, "distill": {"epochs": 5}}
     config_path = tmp_path / "configs" / "churn.yaml"
     config_path.write_text(yaml.safe_dump(cfg))
     env = {

@@ -270,9 +270,34 @@ def log_sklearn_model(run_id: str, model: Any, input_example: Any) -> str:
             input_example=input_example,
             serialization_format=fmt,
             skops_trusted_types=SKOPS_TRUSTED_TYPES if fmt == "skops" else None,
+            pip_requirements=model_requirements(),
         )
     set_tags(run_id, {"honing.serialization": fmt})
     return str(info.model_uri)
+
+
+def model_requirements() -> list[str]:
+    """The pip requirements logged with every model: honing (whose classes the MLP and the
+    served flavor need) and the libraries that load and run the artifacts, pinned to the
+    versions that wrote them. Stated, not inferred: MLflow's inference loads the model in a
+    subprocess, which costs seconds per model."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    reqs = []
+    for dist in (
+        "honing",
+        "scikit-learn",
+        "skops",
+        "cloudpickle",
+        "torch",
+        "onnxruntime",
+        "mlflow",
+    ):
+        try:
+            reqs.append(f"{dist}=={version(dist).split('+')[0]}")
+        except PackageNotFoundError:
+            continue
+    return reqs
 
 
 def serialization_format(model: Any) -> str:
@@ -333,5 +358,6 @@ def log_served_model(run_id: str, files: dict[str, bytes], input_example: Any) -
                 python_model=ServedModel(),
                 artifacts={"served": str(folder)},
                 input_example=input_example,
+                pip_requirements=model_requirements(),
             )
     return str(info.model_uri)
