@@ -106,6 +106,7 @@ def test_training_flow_on_the_stack(stack, tmp_path):
             "random_forest": {"n_estimators": {"randint": [40, 80]}, "max_depth": 6},
         },
     }
+    cfg["compression"] = {"techniques": ["onnx"], "latency_rows": 20}  # not under test here
     config_path = tmp_path / "churn-small.yaml"
     config_path.write_text(yaml.safe_dump(cfg))
 

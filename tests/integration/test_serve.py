@@ -80,6 +80,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         "logistic_regression": {"C": 1.0},
         "hist_gradient_boosting": {"max_iter": 50},
     }
+    cfg["compression"] = {
+        "techniques": ["onnx"],
+        "latency_rows": 20,
+    }  # compression is not under test
     (root / "configs" / "flights.yaml").write_text(yaml.safe_dump(cfg))
     (root / "configs" / "env.yaml").write_text(
         yaml.safe_dump(
