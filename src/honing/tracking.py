@@ -223,7 +223,10 @@ def log_figures(run_id: str, figures: dict[str, Any], folder: str = "plots") -> 
 
 
 def log_trials(parent_run_id: str, experiment_id: str, search: Any) -> list[str]:
-    """One nested MLflow run per search trial (params, CV score, per-fold scores, errors)."""
+    """One nested MLflow run per search trial (params and feature options, CV score in the
+    metric's units, per-fold scores, rungs reached, errors)."""
+    from honing.training import metric_value
+
     run_ids = []
     for i, trial in enumerate(search.trials):
         run_id = start_run(
@@ -236,15 +239,24 @@ def log_trials(parent_run_id: str, experiment_id: str, search: Any) -> list[str]
             },
             parent_run_id=parent_run_id,
         )
-        log_params(run_id, {"family": trial.spec.family, **trial.spec.params})
+        log_params(
+            run_id,
+            {
+                "family": trial.spec.family,
+                **trial.spec.params,
+                **{f"features.{k}": v for k, v in trial.spec.features.items()},
+            },
+        )
         metrics: dict[str, float] = {}
         if trial.score is not None:
-            metrics[f"cv_{search.metric}"] = trial.score
+            metrics[f"cv_{search.metric}"] = metric_value(search.metric, trial.score)
             metrics[f"cv_{search.metric}_std"] = trial.score_std or 0.0
         if trial.fit_seconds is not None:
             metrics["fit_seconds"] = trial.fit_seconds
+        if trial.rungs is not None:  # under a scheduler: fewer than max_t = stopped early
+            metrics["rungs"] = trial.rungs
         for k, score in enumerate(trial.fold_scores):
-            metrics[f"fold_{k}_{search.metric}"] = score
+            metrics[f"fold_{k}_{search.metric}"] = metric_value(search.metric, score)
         log_metrics(run_id, metrics)
         if trial.node:
             set_tags(run_id, {"honing.ray_node": trial.node})

@@ -203,6 +203,7 @@ def test_regression_flow_on_the_diamonds_demo(run_flow, project):
             "linear": {"alpha": {"loguniform": [0.01, 10.0]}},
             "hist_gradient_boosting": {"max_iter": 60},
         },
+        "features": {"encoder": {"choice": ["onehot", "ordinal"]}},
         "trials_per_family": 1,
         "cv_folds": 3,
         "metric": "rmse",
@@ -224,6 +225,13 @@ def test_regression_flow_on_the_diamonds_demo(run_flow, project):
     client = _client(project)
     plots = {a.path for a in client.list_artifacts(second["run_id"], "plots")}
     assert {"plots/predicted_vs_actual.png", "plots/residuals.png"} <= plots
+    trials = client.search_runs(
+        [second["experiment_id"]], filter_string=f"tags.mlflow.parentRunId = '{second['run_id']}'"
+    )
+    assert len(trials) == 2
+    for trial in trials:  # feature options logged; RMSE in dollars, not negated
+        assert trial.data.params["features.encoder"] in ("onehot", "ordinal")
+        assert trial.data.metrics["cv_rmse"] > 0 and trial.data.metrics["fold_0_rmse"] > 0
     from honing import serving
 
     mlflow.set_tracking_uri(f"sqlite:///{project['root'] / 'mlflow.db'}")
