@@ -169,3 +169,36 @@ def test_drift_gate_counts_a_growing_error_as_a_drop():
     )
     decision = drift_gate(report, MonitoringConfig(metric="rmse", max_metric_drop=0.2))
     assert decision.retrain and "rmse rose by 0.5000" in decision.reasons[0]
+
+
+def test_init_profiles_a_regression_target_into_a_valid_config(tmp_path):
+    from honing import profiling
+
+    X, y = _data()
+    df = X.assign(price=y)
+    suite = profiling.profile_suite(df, name="r", target="price", task="regression")
+    target_rules = {
+        e["type"] for e in suite["expectations"] if e["kwargs"].get("column") == "price"
+    }
+    assert "expect_column_values_to_be_between" in target_rules
+    assert "expect_column_values_to_be_in_set" not in target_rules
+    raw = profiling.profile_config(
+        df,
+        name="r",
+        data_path=tmp_path / "r.csv",
+        suite_path=tmp_path / "r.json",
+        target="price",
+        task="regression",
+    )
+    cfg = parse_config(raw, source=Path("r.yaml"), root=tmp_path)
+    assert cfg.task == "regression" and cfg.search.metric == "rmse"
+    assert set(cfg.search.families) <= {"linear", "random_forest", "hist_gradient_boosting"}
+    with pytest.raises(DataValidationError, match="numeric target"):
+        profiling.profile_config(
+            df.assign(price="x"),
+            name="r",
+            data_path=tmp_path / "r.csv",
+            suite_path=tmp_path / "r.json",
+            target="price",
+            task="regression",
+        )
