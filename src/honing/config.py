@@ -62,10 +62,6 @@ TASK_FAMILIES = {
 }
 
 
-def greater_is_better(metric: str) -> bool:
-    return metric not in LOWER_IS_BETTER
-
-
 Family = Literal[
     "logistic_regression",
     "linear",

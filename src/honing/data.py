@@ -257,10 +257,19 @@ def target_values(
     y: pd.Series, task: str, positive_label: object | None
 ) -> tuple[np.ndarray, list]:
     """Labels as the model sees them: 0/1 codes and ``[negative, positive]`` for
-    classification, floats and ``[]`` for regression."""
-    if task == "regression":
-        return pd.to_numeric(y, errors="raise").to_numpy(dtype=np.float64), []
-    return encode_target(y, positive_label)
+    classification, finite floats and ``[]`` for regression (whose target must be numeric)."""
+    if task != "regression":
+        return encode_target(y, positive_label)
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        raise DataValidationError(
+            f"column '{y.name}': regression needs a numeric target, found dtype {y.dtype}"
+        )
+    values = y.to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise DataValidationError(
+            f"column '{y.name}': regression target has non-finite values; rule: finite"
+        )
+    return values, []
 
 
 @dataclass(frozen=True)
@@ -283,19 +292,7 @@ def split_data(
 ) -> tuple[Split, list]:
     """Deterministic train/test split, stratified by label for classification. Returns the
     split and the label order (``[]`` for regression, whose target must be numeric)."""
-    if task == "regression":
-        if not pd.api.types.is_numeric_dtype(df[target]) or pd.api.types.is_bool_dtype(df[target]):
-            raise DataValidationError(
-                f"column '{target}': regression needs a numeric target, found dtype "
-                f"{df[target].dtype}"
-            )
-        y, classes = df[target].to_numpy(dtype=np.float64), []
-        if not np.isfinite(y).all():
-            raise DataValidationError(
-                f"column '{target}': regression target has non-finite values; rule: finite"
-            )
-    else:
-        y, classes = encode_target(df[target], positive_label)
+    y, classes = target_values(df[target], task, positive_label)
     X = df.drop(columns=[target, *[c for c in drop_columns if c in df.columns]])
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=test_size, random_state=seed, stratify=y if classes else None
