@@ -479,15 +479,20 @@ def _n_params_sklearn(pipeline: Any) -> int | None:
 
 
 def _torch_candidate(
-    name: str, preprocessor: Any, layers: DenseLayers, note: str = ""
+    name: str, preprocessor: Any, layers: DenseLayers, note: str = "", *, int8: bool = False
 ) -> Candidate:
-    """Preprocessor (skops) + network arrays (npz), served by PyTorch."""
+    """Preprocessor (skops) + network arrays (npz: float32, or int8 weights with their
+    scales), served by PyTorch."""
     files = {
         MANIFEST: json.dumps(
-            {"format": "dense", "activation": layers.activation, "widths": layers.widths}
+            {
+                "format": "dense_int8" if int8 else "dense",
+                "activation": layers.activation,
+                "widths": layers.widths,
+            }
         ).encode(),
         "preprocessor.skops": _skops_bytes(preprocessor),
-        "network.npz": _npz(_dense_arrays(layers)),
+        "network.npz": _npz(quantize_int8(layers) if int8 else _dense_arrays(layers)),
     }
     return Candidate(name, load_served(files), files, layers.n_parameters, note)
 
@@ -508,21 +513,8 @@ def _dense_candidate(
         return _torch_candidate(
             name, preprocessor, layers, f"{note}; PyTorch (no ONNX: {type(exc).__name__})"
         )
-    cand = _onnx_candidate(name, data, numeric, categorical, f"{note}; ONNX")
-    cand.n_parameters = layers.n_parameters
-    return cand
-
-
-def _int8_candidate(preprocessor: Any, layers: DenseLayers) -> Candidate:
-    files = {
-        MANIFEST: json.dumps(
-            {"format": "dense_int8", "activation": layers.activation, "widths": layers.widths}
-        ).encode(),
-        "preprocessor.skops": _skops_bytes(preprocessor),
-        "network.npz": _npz(quantize_int8(layers)),
-    }
-    return Candidate(
-        "int8", load_served(files), files, layers.n_parameters, "torch.ao dynamic int8 Linear"
+    return _onnx_candidate(
+        name, data, numeric, categorical, f"{note}; ONNX", n_parameters=layers.n_parameters
     )
 
 
@@ -629,13 +621,14 @@ def _onnx_candidate(
     cat: list[str],
     note: str,
     task: str = "classification",
+    n_parameters: int | None = None,
 ) -> Candidate:
     manifest = {"format": "onnx", "numeric": numeric, "categorical": cat, "task": task}
     files = {
         MANIFEST: json.dumps(manifest).encode(),
         "model.onnx": data,
     }
-    return Candidate(name, load_served(files), files, None, note)
+    return Candidate(name, load_served(files), files, n_parameters, note)
 
 
 def ort_quantize(model_bytes: bytes) -> bytes | None:
@@ -763,17 +756,29 @@ def build_candidates(
                 skipped["onnx"] = skipped["onnx_int8"] = reason
             else:
                 if "onnx" in techniques:
-                    cand = _onnx_candidate("onnx", data, numeric, categorical, "skl2onnx + MatMul")
-                    cand.n_parameters = layers.n_parameters
-                    candidates.append(cand)
+                    candidates.append(
+                        _onnx_candidate(
+                            "onnx",
+                            data,
+                            numeric,
+                            categorical,
+                            "skl2onnx + MatMul",
+                            n_parameters=layers.n_parameters,
+                        )
+                    )
                 if "onnx_int8" in techniques:
                     quantized = ort_quantize(data)
                     assert quantized is not None  # the network's MatMuls always quantize
-                    cand = _onnx_candidate(
-                        "onnx_int8", quantized, numeric, categorical, "ORT dynamic int8"
+                    candidates.append(
+                        _onnx_candidate(
+                            "onnx_int8",
+                            quantized,
+                            numeric,
+                            categorical,
+                            "ORT dynamic int8",
+                            n_parameters=layers.n_parameters,
+                        )
                     )
-                    cand.n_parameters = layers.n_parameters
-                    candidates.append(cand)
         Z = np.asarray(preprocessor.transform(X_train), dtype=np.float32)
         y_idx = np.searchsorted(mlp.classes_, y_train)
         if "prune_unstructured" in techniques:
@@ -808,7 +813,11 @@ def build_candidates(
                 )
             )
         if "int8" in techniques:
-            candidates.append(_int8_candidate(preprocessor, layers))
+            candidates.append(
+                _torch_candidate(
+                    "int8", preprocessor, layers, "torch.ao dynamic int8 Linear", int8=True
+                )
+            )
     if "distill" in techniques:
         widths = [options.student_width] * options.student_hidden_layers
         student = distill(
