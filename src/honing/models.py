@@ -36,14 +36,34 @@ def _logistic_regression(params: dict[str, Any], seed: int, n_jobs: int) -> Base
     )
 
 
-def _trees(params: dict[str, Any]) -> dict[str, Any]:
+def _ints(params: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """A copy of ``params`` with ``keys`` as ints (samplers hand over floats and numpy
+    scalars); absent or None values are left alone. The per-family helpers below are shared
+    by the classifier and the regressor of each family."""
     p = dict(params)
-    for key in ("n_estimators", "min_samples_leaf"):
-        if key in p:
+    for key in keys:
+        if p.get(key) is not None:
             p[key] = int(p[key])
-    if p.get("max_depth") is not None:
-        p["max_depth"] = int(p["max_depth"])
     return p
+
+
+def _trees(params: dict[str, Any]) -> dict[str, Any]:
+    return _ints(params, "n_estimators", "min_samples_leaf", "max_depth")
+
+
+def _svm_params(params: dict[str, Any]) -> dict[str, Any]:
+    return _ints(params, "degree")
+
+
+def _knn_params(params: dict[str, Any]) -> dict[str, Any]:
+    p = _ints(params, "n_neighbors")
+    if "p" in p:
+        p["p"] = float(p["p"])
+    return p
+
+
+def _mlp_params(params: dict[str, Any]) -> dict[str, Any]:
+    return _ints(params, "hidden_layers", "width", "batch_size", "max_epochs", "patience")
 
 
 def _random_forest(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
@@ -59,27 +79,15 @@ def _extra_trees(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimato
 def _svm(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
     """Support vector classifier; C is the (inverse) L2 regularization. Probabilities come
     from Platt scaling (internal 5-fold CV), which serving and ROC-AUC need."""
-    p = dict(params)
-    if "degree" in p:
-        p["degree"] = int(p["degree"])
-    return SVC(probability=True, random_state=seed, cache_size=500, **p)
+    return SVC(probability=True, random_state=seed, cache_size=500, **_svm_params(params))
 
 
 def _knn(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
-    p = dict(params)
-    if "n_neighbors" in p:
-        p["n_neighbors"] = int(p["n_neighbors"])
-    if "p" in p:
-        p["p"] = float(p["p"])
-    return KNeighborsClassifier(n_jobs=n_jobs, **p)
+    return KNeighborsClassifier(n_jobs=n_jobs, **_knn_params(params))
 
 
 def _hgb(params: dict[str, Any]) -> dict[str, Any]:
-    p = dict(params)
-    for key in ("max_leaf_nodes", "max_iter", "min_samples_leaf"):
-        if key in p:
-            p[key] = int(p[key])
-    return p
+    return _ints(params, "max_leaf_nodes", "max_iter", "min_samples_leaf")
 
 
 def _hist_gradient_boosting(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
@@ -89,11 +97,7 @@ def _hist_gradient_boosting(params: dict[str, Any], seed: int, n_jobs: int) -> B
 def _mlp(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
     from honing.nn import TorchMLPClassifier
 
-    p = dict(params)
-    for key in ("hidden_layers", "width", "batch_size", "max_epochs", "patience"):
-        if key in p:
-            p[key] = int(p[key])
-    return TorchMLPClassifier(random_state=seed, **p)
+    return TorchMLPClassifier(random_state=seed, **_mlp_params(params))
 
 
 def _linear(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
@@ -112,27 +116,17 @@ def _linear(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
 
 
 def _svr(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
-    p = dict(params)
-    if "degree" in p:
-        p["degree"] = int(p["degree"])
-    return SVR(cache_size=500, **p)
+    return SVR(cache_size=500, **_svm_params(params))
 
 
 def _knn_regressor(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
-    p = dict(params)
-    if "n_neighbors" in p:
-        p["n_neighbors"] = int(p["n_neighbors"])
-    return KNeighborsRegressor(n_jobs=n_jobs, **p)
+    return KNeighborsRegressor(n_jobs=n_jobs, **_knn_params(params))
 
 
 def _mlp_regressor(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
     from honing.nn import TorchMLPRegressor
 
-    p = dict(params)
-    for key in ("hidden_layers", "width", "batch_size", "max_epochs", "patience"):
-        if key in p:
-            p[key] = int(p[key])
-    return TorchMLPRegressor(random_state=seed, **p)
+    return TorchMLPRegressor(random_state=seed, **_mlp_params(params))
 
 
 REGRESSION_FAMILIES: dict[str, Callable[[dict[str, Any], int, int], BaseEstimator]] = {
