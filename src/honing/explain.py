@@ -59,6 +59,7 @@ def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100)
     use the exact TreeExplainer, others the permutation explainer against a background
     sample. Raises ImportError when shap is not installed, and ValueError for ensembles."""
     import shap
+    from sklearn import ensemble
     from sklearn.base import is_classifier
     from sklearn.pipeline import Pipeline
 
@@ -71,11 +72,15 @@ def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100)
         names = [str(n) for n in pre.get_feature_names_out()]
     except (AttributeError, ValueError):
         names = [f"x{i}" for i in range(Z.shape[1])]
-    if type(estimator).__name__.replace("Regressor", "Classifier") in (
-        "RandomForestClassifier",
-        "ExtraTreesClassifier",
-        "HistGradientBoostingClassifier",
-    ):
+    trees = (
+        ensemble.RandomForestClassifier,
+        ensemble.RandomForestRegressor,
+        ensemble.ExtraTreesClassifier,
+        ensemble.ExtraTreesRegressor,
+        ensemble.HistGradientBoostingClassifier,
+        ensemble.HistGradientBoostingRegressor,
+    )
+    if isinstance(estimator, trees):
         values = shap.TreeExplainer(estimator).shap_values(Z)
         method = "shap_tree"
     else:

@@ -202,3 +202,11 @@ def test_init_profiles_a_regression_target_into_a_valid_config(tmp_path):
             target="price",
             task="regression",
         )
+
+
+def test_config_family_lists_match_the_model_registries():
+    from honing.config import TASK_FAMILIES
+    from honing.models import FAMILIES
+
+    assert set(TASK_FAMILIES["classification"]) == set(FAMILIES)
+    assert set(TASK_FAMILIES["regression"]) == set(REGRESSION_FAMILIES)
