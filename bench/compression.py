@@ -83,6 +83,7 @@ def _fit(split: Any, cols: Any, family: str, params: dict[str, Any]) -> Any:
         columns=cols,
         features=FeaturesConfig(),
         seed=0,
+        task="classification",
     ).model
 
 
@@ -272,6 +273,7 @@ def distillation_experiment() -> list[dict[str, Any]]:
             columns=c,
             features=FeaturesConfig(),
             seed=0,
+            task="classification",
         ).model
         pre = teacher.steps[0][1]
         mlp = teacher.steps[-1][1]

@@ -115,6 +115,7 @@ def main() -> None:
                 features=FeaturesConfig(),
                 ray_settings=settings,
                 experiment_name=f"bench-{nodes}",
+                task="classification",
             )
             wall = time.perf_counter() - start
             rows.append(

@@ -115,6 +115,7 @@ def run_honing(X_tr, y_tr, X_te, y_te, budget: float, storage: str) -> dict[str,
         columns=cols,
         features=features,
         ray_settings=RaySettings(num_cpus=2, storage_path=storage),
+        task="classification",
     )
     search_s = time.perf_counter() - start
     # what is left of the budget, less the refit of the best (about one CV fold's fit)
@@ -125,10 +126,20 @@ def run_honing(X_tr, y_tr, X_te, y_te, budget: float, storage: str) -> dict[str,
         budget - (time.perf_counter() - start) - refit_s,
     )
     scored = score_ensembles(
-        X_tr, y_tr, specs, columns=cols, features=features, seed=SEED, folds=3, metric="accuracy"
+        X_tr,
+        y_tr,
+        specs,
+        columns=cols,
+        features=features,
+        seed=SEED,
+        folds=3,
+        metric="accuracy",
+        task="classification",
     )
     decision = choose(result.best, scored, notes)
-    model = train_model(X_tr, y_tr, decision.spec, columns=cols, features=features, seed=SEED).model
+    model = train_model(
+        X_tr, y_tr, decision.spec, columns=cols, features=features, seed=SEED, task="classification"
+    ).model
     wall = time.perf_counter() - start
     return {
         "accuracy": float((model.predict(X_te) == y_te).mean()),
@@ -178,6 +189,7 @@ def run_baseline(X_tr, y_tr, X_te, y_te) -> dict[str, Any]:
         columns=infer_columns(X_tr, FeaturesConfig()),
         features=FeaturesConfig(),
         seed=SEED,
+        task="classification",
     ).model
     return {
         "accuracy": float((model.predict(X_te) == y_te).mean()),
@@ -230,6 +242,7 @@ def asha_vs_random(trials: int, storage: str) -> dict[str, Any]:
             columns=cols,
             features=features,
             ray_settings=RaySettings(num_cpus=2, storage_path=storage),
+            task="classification",
         )
         out["random" if kind == "none" else "asha"] = {
             "best_roc_auc": float(result.best.score),

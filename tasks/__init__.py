@@ -7,9 +7,9 @@ fast. Results are neither cached nor persisted: tasks pass DataFrames and models
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from honing.exceptions import is_transient
@@ -43,3 +43,19 @@ def io_task(fn: Callable[..., Any]) -> Any:
         retry_delay_seconds=IO_RETRY_DELAYS,
         retry_condition_fn=_retry_if_transient,
     )
+
+
+class Reported(Protocol):
+    def log_lines(self) -> list[str]: ...
+
+
+R = TypeVar("R", bound=Reported)
+
+
+def logged(value: R) -> R:
+    """``value``, after writing its decision lines (scores, choices, what was trimmed) to the
+    task run's log, so that a Prefect run reads as a story."""
+    logger = get_run_logger()
+    for line in value.log_lines():
+        logger.info(line)
+    return value

@@ -33,7 +33,7 @@ def compress(
         y_test,
         classes,
         numeric=columns.numeric,
-        categorical=columns.categorical,
+        categorical=columns.text,
         options=compression.options_from_config(cfg, seed=seed),
         metric=cfg.metric,
         tolerance=cfg.tolerance,

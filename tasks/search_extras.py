@@ -12,7 +12,7 @@ from honing.config import EnsembleConfig, FeaturesConfig, RaySettings, SearchCon
 from honing.features import FeatureColumns
 from honing.search import SearchResult, TrialResult
 from honing.training import ModelSpec
-from tasks import compute_task
+from tasks import compute_task, logged
 
 
 @compute_task
@@ -37,7 +37,7 @@ def score_ensembles(
     seed: int,
     folds: int,
     metric: str,
-    task: str = "classification",
+    task: str,
 ) -> list[ensembles.EnsembleScore]:
     return ensembles.score_ensembles(
         X,
@@ -53,10 +53,21 @@ def score_ensembles(
 
 
 @compute_task
+def select_ensemble(
+    result: SearchResult, y: np.ndarray, refit_budget_s: float | None
+) -> ensembles.Selection | None:
+    return ensembles.select_ensemble(result, y, refit_budget_s=refit_budget_s)
+
+
+@compute_task
 def choose_model(
-    best: TrialResult, scored: list[ensembles.EnsembleScore], notes: list[str]
+    best: TrialResult,
+    scored: list[ensembles.EnsembleScore],
+    notes: list[str],
+    selection: ensembles.Selection | None,
+    metric: str,
 ) -> ensembles.EnsembleDecision:
-    return ensembles.choose(best, scored, notes)
+    return logged(ensembles.choose(best, scored, notes, selection=selection, metric=metric))
 
 
 @compute_task
@@ -68,7 +79,7 @@ def nested_cv(
     features: FeaturesConfig,
     ray_settings: RaySettings,
     experiment_name: str,
-    task: str = "classification",
+    task: str,
 ) -> nested.NestedCVResult:
     return nested.nested_cv(
         X,
@@ -84,9 +95,17 @@ def nested_cv(
 
 @compute_task
 def explain_model(
-    model: Any, X: pd.DataFrame, y: np.ndarray, metric: str, seed: int
+    model: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    metric: str,
+    seed: int,
+    repeats: int = 5,
+    shap_rows: int = 100,
 ) -> tuple[list[explain.Importance], list[str]]:
-    return explain.explain_model(model, X, y, metric=metric, seed=seed)
+    return explain.explain_model(
+        model, X, y, metric=metric, seed=seed, repeats=repeats, shap_rows=shap_rows
+    )
 
 
 @compute_task

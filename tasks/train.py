@@ -6,11 +6,49 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from prefect import get_run_logger
 
-from honing import evaluation, search, training
+from honing import evaluation, planner, search, training
 from honing.config import FeaturesConfig, RaySettings, SearchConfig
 from honing.features import FeatureColumns
-from tasks import compute_task
+from tasks import compute_task, logged
+
+
+@compute_task
+def plan_budget(
+    budget_s: float | None, elapsed_s: float, compression: bool, search_cap_s: float | None
+) -> planner.BudgetPlan:
+    return logged(
+        planner.plan(
+            budget_s, elapsed_s=elapsed_s, compression=compression, search_cap_s=search_cap_s
+        )
+    )
+
+
+@compute_task
+def refit_budget(budget_s: float | None, left_s: float | None, compression: bool) -> float | None:
+    return planner.refit_budget(budget_s, left_s, compression=compression)
+
+
+@compute_task
+def trim_to_budget(
+    budget_s: float | None,
+    left_s: float | None,
+    predict_s: float,
+    columns: int,
+    techniques: tuple[str, ...],
+    compression: bool,
+) -> planner.Trims:
+    return logged(
+        planner.trim(
+            budget_s,
+            left_s,
+            predict_s=predict_s,
+            columns=columns,
+            techniques=techniques,
+            compression=compression,
+        )
+    )
 
 
 @compute_task
@@ -22,17 +60,20 @@ def run_search(
     features: FeaturesConfig,
     ray_settings: RaySettings,
     experiment_name: str,
-    task: str = "classification",
+    task: str,
 ) -> search.SearchResult:
-    return search.run_search(
-        X,
-        y,
-        cfg=cfg,
-        columns=columns,
-        features=features,
-        ray_settings=ray_settings,
-        experiment_name=experiment_name,
-        task=task,
+    return logged(
+        search.run_search(
+            X,
+            y,
+            cfg=cfg,
+            columns=columns,
+            features=features,
+            ray_settings=ray_settings,
+            experiment_name=experiment_name,
+            task=task,
+            progress=get_run_logger().info,
+        )
     )
 
 
@@ -45,7 +86,7 @@ def train_model(
     features: FeaturesConfig,
     seed: int,
     metric: str,
-    task: str = "classification",
+    task: str,
 ) -> training.TrainResult:
     return training.train_model(
         X,

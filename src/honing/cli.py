@@ -176,8 +176,15 @@ def init(
     suite_out: Path | None = typer.Option(None, help="Default: expectations/<name>.json"),
     force: bool = typer.Option(False, help="Overwrite existing config and suite."),
     task: str = typer.Option("classification", help="classification or regression."),
+    budget: float = typer.Option(
+        profiling.DEFAULT_BUDGET_S,
+        "--budget",
+        min=10.0,
+        help="Seconds for the whole run (validation, search, refit, compression, registration).",
+    ),
 ) -> None:
-    """Profile a new table into a pipeline config plus a Great Expectations suite."""
+    """Profile a new table into a budget-driven pipeline config plus a Great Expectations
+    suite."""
     name = name or data_path.stem
     config_out = config_out or Path("configs") / f"{name}.yaml"
     suite_out = suite_out or Path("expectations") / f"{name}.json"
@@ -198,16 +205,26 @@ def init(
             positive_label=positive_label,
             drop_columns=drop,
             task=task,
+            budget_s=budget,
         )
         config_mod.parse_config(raw_cfg, source=config_out, root=Path.cwd())  # must be valid
+        flags = profiling.flag_columns(df, target)
     except HoningError as exc:
         raise _fail(exc) from None
     validation.save_suite(suite, suite_out)
     config_out.parent.mkdir(parents=True, exist_ok=True)
     config_out.write_text(yaml.safe_dump(raw_cfg, sort_keys=False), encoding="utf-8")
+    for kind, note in (
+        ("dates", "date columns, expanded into calendar parts and elapsed days"),
+        ("identifiers", "identifier-like text columns (mostly distinct values), dropped"),
+        ("high_cardinality", "high-cardinality categoricals, target-encoded"),
+    ):
+        if flags[kind]:
+            console.print(f"[yellow]{note}:[/] {', '.join(flags[kind])}")
     console.print(
         f"wrote {config_out} and {suite_out} ({len(suite['expectations'])} "
-        "expectations). Review both, then: honing run --config " + str(config_out)
+        f"expectations; time budget {budget:.0f}s). Review both, then: honing run --config "
+        + str(config_out)
     )
 
 

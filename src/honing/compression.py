@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier
 
-from honing.config import LOWER_IS_BETTER
 from honing.evaluation import evaluate
 from honing.exceptions import HoningError
+from honing.metrics import lower_is_better
 
 TECHNIQUES = ("onnx", "onnx_int8", "prune_unstructured", "prune_structured", "int8", "distill")
 MANIFEST = "manifest.json"
@@ -470,12 +470,24 @@ def native_candidate(pipeline: Any) -> Candidate:
     )
 
 
-def _n_params_sklearn(pipeline: Any) -> int | None:
-    model = pipeline.steps[-1][1]
+def _n_params_sklearn(model: Any) -> int | None:
+    """Coefficients, or tree nodes, of a fitted model (summed over ensemble members);
+    None when it has neither."""
+    if hasattr(model, "steps"):
+        return _n_params_sklearn(model.steps[-1][1])
     if hasattr(model, "coef_"):
         return int(np.asarray(model.coef_).size + np.asarray(model.intercept_).size)
-    trees = [e for e in np.ravel(getattr(model, "estimators_", [])) if hasattr(e, "tree_")]
-    return int(sum(t.tree_.node_count for t in trees)) if trees else None
+    if hasattr(model, "tree_"):
+        return int(model.tree_.node_count)
+    if hasattr(model, "booster_"):  # LightGBM: nodes of each tree
+        return int(sum(2 * t["num_leaves"] - 1 for t in model.booster_.dump_model()["tree_info"]))
+    if hasattr(model, "get_booster"):  # XGBoost: one dump line per node
+        return int(sum(d.count("\n") for d in model.get_booster().get_dump()))
+    members: list[Any] = []
+    for e in getattr(model, "estimators_", []) or []:
+        members.extend(e if isinstance(e, list | np.ndarray) else [e])
+    counts = [c for c in (_n_params_sklearn(m) for m in members) if c is not None]
+    return int(sum(counts)) if counts else None
 
 
 def _torch_candidate(
@@ -527,9 +539,35 @@ def _onnx_ready(estimator: Any) -> Any:
     export = copy.deepcopy(estimator)
     transformer = export.steps[0][1] if hasattr(export, "steps") else export
     for name, step, _ in transformer.transformers_:
-        if name == "categorical":
+        if name in ("categorical", "high_cardinality"):
             step.steps[0][1].missing_values = ""
     return export
+
+
+def register_boosting_converters() -> None:
+    """Teach skl2onnx the LightGBM and XGBoost estimators (onnxmltools' converters)."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+    from xgboost import XGBClassifier, XGBRegressor
+
+    options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    for model, alias, converter, shapes, opts in (
+        (LGBMClassifier, "LightGbmLGBMClassifier", convert_lightgbm,
+         calculate_linear_classifier_output_shapes, options),
+        (LGBMRegressor, "LightGbmLGBMRegressor", convert_lightgbm,
+         calculate_linear_regressor_output_shapes, None),
+        (XGBClassifier, "XGBoostXGBClassifier", convert_xgboost,
+         calculate_linear_classifier_output_shapes, options),
+        (XGBRegressor, "XGBoostXGBRegressor", convert_xgboost,
+         calculate_linear_regressor_output_shapes, None),
+    ):  # fmt: skip
+        update_registered_converter(model, alias, shapes, converter, options=opts)
 
 
 def _onnx_inputs(numeric: list[str], categorical: list[str]) -> list[Any]:
@@ -544,12 +582,13 @@ def onnx_bytes(pipeline: Any, numeric: list[str], categorical: list[str]) -> byt
     strings; missing categories are fed as the empty string)."""
     from skl2onnx import convert_sklearn
 
+    register_boosting_converters()
     export = _onnx_ready(pipeline)
     model = export.steps[-1][1]
     onx = convert_sklearn(
         export,
         initial_types=_onnx_inputs(numeric, categorical),
-        target_opset=ONNX_OPSET,
+        target_opset={"": ONNX_OPSET, "ai.onnx.ml": 3},
         options={id(model): {"zipmap": False}} if is_classifier(model) else None,
     )
     return onx.SerializeToString()
@@ -996,7 +1035,7 @@ def pick(
     ``prefer="latency"`` take the smallest of those within ``slack`` (10%) of the fastest
     p50; with ``prefer="size"`` the fastest of those within ``slack`` of the smallest size."""
     ref = report.row(report.reference)
-    lower = report.metric in LOWER_IS_BETTER  # errors may grow by at most `tolerance`
+    lower = lower_is_better(report.metric)  # errors may grow by at most `tolerance`
     limit = ref.metrics[report.metric] + (tolerance if lower else -tolerance)
     eligible = [
         r

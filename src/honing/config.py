@@ -28,38 +28,19 @@ from pydantic import (
     model_validator,
 )
 
+from honing import metrics
 from honing.exceptions import ConfigError
+from honing.models import task_families
 
-CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "average_precision")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-#: Metrics where smaller is better; every gate turns its comparison around for them.
-LOWER_IS_BETTER = frozenset({"rmse", "mae"})
+CLASSIFICATION_METRICS = metrics.names("classification")
+REGRESSION_METRICS = metrics.names("regression")
 Metric = Literal[
     "accuracy", "precision", "recall", "f1", "roc_auc", "average_precision", "rmse", "mae", "r2"
 ]
 Task = Literal["classification", "regression"]
-#: Families per task (``linear``: ridge / lasso / elastic net; ``logistic_regression``: the
-#: classifier).
-TASK_FAMILIES = {
-    "classification": (
-        "logistic_regression",
-        "svm",
-        "knn",
-        "random_forest",
-        "extra_trees",
-        "hist_gradient_boosting",
-        "mlp",
-    ),
-    "regression": (
-        "linear",
-        "svm",
-        "knn",
-        "random_forest",
-        "extra_trees",
-        "hist_gradient_boosting",
-        "mlp",
-    ),
-}
+#: Families per task, from the one family table (``linear``: ridge / lasso / elastic net;
+#: ``logistic_regression``: the classifier).
+TASK_FAMILIES = {task: task_families(task) for task in ("classification", "regression")}
 
 
 Family = Literal[
@@ -70,6 +51,8 @@ Family = Literal[
     "random_forest",
     "extra_trees",
     "hist_gradient_boosting",
+    "lightgbm",
+    "xgboost",
     "mlp",
 ]
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint", "grid")
@@ -116,9 +99,28 @@ class SplitConfig(_Strict):
 class FeaturesConfig(_Strict):
     numeric: list[str] | None = Field(default=None, description="None: inferred from dtypes.")
     categorical: list[str] | None = Field(default=None, description="None: inferred from dtypes.")
+    dates: list[str] | None = Field(
+        default=None,
+        description="Date/datetime columns, expanded into calendar parts and elapsed days. "
+        "None: detected from dtypes and values; []: none.",
+    )
     numeric_imputer: Literal["median", "mean"] = "median"
     scaler: Literal["standard", "minmax", "robust", "none"] = "standard"
-    encoder: Literal["onehot", "ordinal"] = "onehot"
+    encoder: Literal["auto", "onehot", "ordinal"] = Field(
+        default="auto",
+        description="auto: each family's own choice (trees and boosting: ordinal, split "
+        "natively by LightGBM; the others: one-hot).",
+    )
+    max_onehot_categories: int = Field(
+        default=25,
+        ge=2,
+        description="Categoricals with more distinct values are high-cardinality.",
+    )
+    high_cardinality: Literal["target", "frequency"] = Field(
+        default="target",
+        description="target: cross-fitted target encoding (scikit-learn's TargetEncoder); "
+        "frequency: one-hot of the max_onehot_categories most frequent values, the rest pooled.",
+    )
     min_category_frequency: int | None = Field(default=None, ge=1)
     selection: Literal["none", "mutual_info", "l1"] = Field(
         default="none", description="Feature selection after encoding."
@@ -192,13 +194,18 @@ class NestedCVConfig(_Strict):
 
 
 class EnsembleConfig(_Strict):
-    """Soft voting and stacking of the top-k trials, kept only when their CV score beats the
-    best single model's."""
+    """Ensembles of the trials, kept only when they beat the best single model: ensemble
+    selection on the trials' out-of-fold predictions (no extra fitting to score it), and
+    optionally soft voting / stacking of the top-k trials (cross-validated again)."""
 
     enabled: bool = False
+    selection: bool = Field(
+        default=True, description="Greedy ensemble selection (Caruana) on out-of-fold predictions."
+    )
     top_k: int = Field(default=3, ge=2, le=10)
     methods: list[Literal["soft_voting", "stacking"]] = Field(
-        default_factory=lambda: ["soft_voting", "stacking"], min_length=1
+        default_factory=list,
+        description="Top-k ensembles cross-validated after the search (each costs a CV).",
     )
 
 
@@ -213,7 +220,23 @@ class SearchConfig(_Strict):
         description="random/grid: Ray's variant generator; tpe: Optuna TPE; evolutionary: "
         "Optuna NSGA-II (a genetic algorithm), both through Ray Tune's OptunaSearch.",
     )
-    trials_per_family: int = Field(default=4, ge=1, le=1000)
+    trials_per_family: int | None = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="random/grid: per family; tpe/evolutionary: x families in total. None: "
+        "no cap, the time budget ends the search.",
+    )
+    portfolio: bool = Field(
+        default=True,
+        description="tpe/evolutionary: start from known-good configurations (honing.portfolio).",
+    )
+    validation: Literal["cv", "holdout", "auto"] = Field(
+        default="cv",
+        description="How trials are scored: k-fold CV, one holdout split, or auto (holdout when "
+        "rows x columns is large for the time budget).",
+    )
+    holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.5)
     cv_folds: int = Field(default=5, ge=2, le=20)
     metric: Metric = "roc_auc"
     seed: int = 42
@@ -245,6 +268,8 @@ class SearchConfig(_Strict):
 
     @model_validator(mode="after")
     def _grid_is_discrete(self) -> SearchConfig:
+        if self.trials_per_family is None and self.algorithm == "grid":
+            raise ValueError("search.trials_per_family: grid search needs a number, not null")
         if self.algorithm != "grid":
             return self
         spaces = [("search.features", self.features)] + [
@@ -271,7 +296,7 @@ class EvaluationConfig(_Strict):
     @classmethod
     def _in_range(cls, thresholds: dict[str, float]) -> dict[str, float]:
         for name, value in thresholds.items():
-            if name in LOWER_IS_BETTER:
+            if not metrics.METRICS[name].bounded:
                 if value <= 0:
                     raise ValueError(f"evaluation.thresholds.{name} must be > 0, got {value}")
             elif not (value <= 1.0 if name == "r2" else 0.0 <= value <= 1.0):
@@ -357,6 +382,13 @@ class CompressionConfig(_Strict):
 class PipelineConfig(_Strict):
     name: str = Field(min_length=1)
     task: Task = "classification"
+    time_budget_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Wall-clock seconds for the whole run (validation, search, ensembles, "
+        "refit, explanations, compression, registration), shared out by honing.planner. "
+        "search.time_budget_s, when also set, caps the search's share.",
+    )
     data: DataConfig
     validation: ValidationConfig
     cleaning: CleaningConfig = CleaningConfig()
@@ -415,6 +447,19 @@ class PipelineConfig(_Strict):
             )
         if self.task == "regression" and self.features.sampling != "none":
             raise ValueError("features.sampling: class rebalancing applies to classification")
+        return self
+
+    @model_validator(mode="after")
+    def _search_ends(self) -> PipelineConfig:
+        if (
+            self.search.trials_per_family is None
+            and self.time_budget_s is None
+            and self.search.time_budget_s is None
+        ):
+            raise ValueError(
+                "search.trials_per_family: null (no cap) needs time_budget_s or "
+                "search.time_budget_s, or the search would never end"
+            )
         return self
 
     @model_validator(mode="after")

@@ -1,9 +1,13 @@
-"""Ensembles of the best search trials: soft voting and stacking, kept only when they beat the
-best single model.
+"""Ensembles of the search trials, kept only when they beat the best single model.
 
-The candidates are cross-validated by :func:`honing.training.train_model` on the same folds as
-the search trials (same splitter and seed), so their scores compare with the trials'; the pure
-:func:`choose` then decides which model is refit.
+* **Ensemble selection** (Caruana et al., 2004; as in auto-sklearn and AutoGluon): every trial
+  keeps its out-of-fold predictions, and members are added greedily, with replacement, to the
+  average that scores best on those predictions. It costs no fitting to score; only the
+  chosen members are refit, as a weighted soft vote.
+* **Stacking** and plain soft voting of the top-k trials (an option): cross-validated by
+  :func:`honing.training.train_model` on the same folds as the trials.
+
+The pure :func:`choose` then decides which model is refit.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import pandas as pd
 
 from honing.config import EnsembleConfig, FeaturesConfig
 from honing.features import FeatureColumns
+from honing.metrics import metric_value, score_predictions
 from honing.search import SearchResult, TrialResult
-from honing.training import CVResult, ModelSpec, metric_value, train_model
+from honing.training import CVResult, ModelSpec, train_model
 
 
 def ensemble_specs(result: SearchResult, cfg: EnsembleConfig) -> list[ModelSpec]:
@@ -63,6 +68,106 @@ def affordable(
                 "of the time budget left"
             )
     return kept, notes
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The outcome of ensemble selection: a weighted soft vote (``spec``), its score on the
+    out-of-fold rows and the best single trial's on the same rows (greater-is-better), and
+    the estimated seconds to refit its members."""
+
+    spec: ModelSpec
+    score: float
+    best_single: float
+    refit_s: float
+    rounds: int
+
+    def describe(self, metric: str) -> str:
+        members = self.spec.params["members"]
+        parts = ", ".join(
+            f"{w:.2f} {m['family']}"
+            for m, w in sorted(
+                zip(members, self.spec.params["weights"], strict=True), key=lambda mw: -mw[1]
+            )
+        )
+        return (
+            f"ensemble selection of {len(members)} trials ({parts}): out-of-fold {metric} "
+            f"{metric_value(metric, self.score):.4f} vs best single "
+            f"{metric_value(metric, self.best_single):.4f}"
+        )
+
+
+def refit_seconds(trial: TrialResult) -> float:
+    """Estimated seconds to fit ``trial`` once on all training rows: its mean validation fit
+    time, scaled up for the larger training set."""
+    fits = max(len(trial.fold_scores), 1)
+    return float(trial.fit_seconds or 0.0) / fits * 1.3
+
+
+def select_ensemble(
+    result: SearchResult,
+    y: np.ndarray,
+    *,
+    rounds: int = 25,
+    max_candidates: int = 25,
+    refit_budget_s: float | None = None,
+) -> Selection | None:
+    """Greedy ensemble selection with replacement over the finished trials' out-of-fold
+    predictions. Each round adds the trial that most improves the score of the averaged
+    predictions; the best round is kept. A trial whose refit would push the members' total
+    refit time past ``refit_budget_s`` is not added. None when fewer than two distinct trials
+    have predictions, or when no mixture beats the best single trial on the same rows."""
+    metric = result.metric
+    pool: list[TrialResult] = []
+    seen: set[str] = set()
+    for trial in sorted(result.completed, key=lambda t: -(t.score or 0.0)):
+        if trial.oof is None or trial.spec.label() in seen:
+            continue
+        if pool and not np.array_equal(trial.oof_rows, pool[0].oof_rows):
+            continue  # scored on other rows (a restored search with another split)
+        seen.add(trial.spec.label())
+        pool.append(trial)
+        if len(pool) == max_candidates:
+            break
+    if len(pool) < 2:
+        return None
+    y_rows = y[pool[0].oof_rows]
+    preds = [np.asarray(t.oof, dtype=np.float64) for t in pool]
+    single = [score_predictions(metric, y_rows, p) for p in preds]
+    cost = [refit_seconds(t) for t in pool]
+    counts = np.zeros(len(pool), dtype=int)
+    total = np.zeros_like(preds[0])
+    best_counts, best_score = None, -np.inf
+    for n in range(1, rounds + 1):
+        spent = sum(c for c, k in zip(cost, counts, strict=True) if k)
+        choice, choice_score = None, -np.inf
+        for i, p in enumerate(preds):
+            if not counts[i] and refit_budget_s is not None and spent + cost[i] > refit_budget_s:
+                continue
+            score = score_predictions(metric, y_rows, (total + p) / n)
+            if score > choice_score:
+                choice, choice_score = i, score
+        if choice is None:
+            break
+        counts[choice] += 1
+        total += preds[choice]
+        if choice_score > best_score:
+            best_counts, best_score = counts.copy(), choice_score
+    if best_counts is None or (best_counts > 0).sum() < 2 or best_score <= max(single):
+        return None
+    members = [i for i in range(len(pool)) if best_counts[i]]
+    weights = [float(best_counts[i] / best_counts.sum()) for i in members]
+    spec = ModelSpec(
+        "soft_voting",
+        {"members": [asdict(pool[i].spec) for i in members], "weights": weights},
+    )
+    return Selection(
+        spec=spec,
+        score=float(best_score),
+        best_single=float(max(single)),
+        refit_s=float(sum(cost[i] for i in members)),
+        rounds=int(best_counts.sum()),
+    )
 
 
 @dataclass(frozen=True)
@@ -112,15 +217,31 @@ class EnsembleDecision:
     def to_dict(self) -> dict[str, Any]:
         return {"chosen": self.spec.family, "reason": self.reason, "cv_scores": self.scores}
 
+    def log_lines(self) -> list[str]:
+        return [f"model choice: {self.reason}"]
+
 
 def choose(
-    best: TrialResult, scored: list[EnsembleScore], notes: list[str] | None = None
+    best: TrialResult,
+    scored: list[EnsembleScore],
+    notes: list[str] | None = None,
+    selection: Selection | None = None,
+    metric: str = "",
 ) -> EnsembleDecision:
     """The ensemble with the highest CV score when it is strictly above the best single
-    trial's; otherwise the best single model. ``notes`` (skipped ensembles) join the reason."""
+    trial's; otherwise the best single model. A ``selection`` (already better than the best
+    single trial on the out-of-fold rows) is taken unless a scored ensemble beats it too.
+    ``notes`` (skipped ensembles) join the reason."""
     assert best.score is not None
+    if selection is not None and not any(s.cv.mean > selection.score for s in scored):
+        scores = {
+            "best_single": selection.best_single,
+            "ensemble_selection": selection.score,
+            **{s.spec.family: s.cv.mean for s in scored},
+        }
+        return EnsembleDecision(selection.spec, selection.describe(metric), scores)
     scores = {"best_single": best.score, **{s.spec.family: s.cv.mean for s in scored}}
-    metric = scored[0].cv.metric if scored else ""
+    metric = metric or (scored[0].cv.metric if scored else "")
 
     def shown(score: float) -> str:  # in the metric's units (RMSE positive)
         return f"{metric_value(metric, score) if metric else score:.4f}"

@@ -20,8 +20,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from honing.config import LOWER_IS_BETTER
 from honing.exceptions import ModelQualityError
+from honing.metrics import lower_is_better
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def gate(report: EvaluationReport, thresholds: dict[str, float]) -> None:
     failed = []
     for name, limit in sorted(thresholds.items()):
         value = report.metrics.get(name)
-        lower_better = name in LOWER_IS_BETTER
+        lower_better = lower_is_better(name)
         if value is None:
             failed.append(f"  - {name}: not computed")
         elif not np.isfinite(value) or (value > limit if lower_better else value < limit):

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing.training import SCORERS
+from honing.metrics import scorer_name
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def permutation_importances(
     from sklearn.inspection import permutation_importance
 
     res = permutation_importance(
-        model, X, y, scoring=SCORERS[metric], n_repeats=n_repeats, random_state=seed, n_jobs=1
+        model, X, y, scoring=scorer_name(metric), n_repeats=n_repeats, random_state=seed, n_jobs=1
     )
     return Importance(
         "permutation",
@@ -72,7 +72,12 @@ def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100)
         names = [str(n) for n in pre.get_feature_names_out()]
     except (AttributeError, ValueError):
         names = [f"x{i}" for i in range(Z.shape[1])]
+    from lightgbm import LGBMModel
+    from xgboost import XGBModel
+
     trees = (
+        LGBMModel,
+        XGBModel,
         ensemble.RandomForestClassifier,
         ensemble.RandomForestRegressor,
         ensemble.ExtraTreesClassifier,
@@ -128,14 +133,28 @@ def plot_importance(imp: Importance, top: int = 20) -> Any:
 
 
 def explain_model(
-    model: Any, X: pd.DataFrame, y: np.ndarray, *, metric: str, seed: int
+    model: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    metric: str,
+    seed: int,
+    repeats: int = 5,
+    shap_rows: int = 100,
 ) -> tuple[list[Importance], list[str]]:
-    """Permutation importance, plus SHAP when installed and applicable; the notes say why
-    SHAP was skipped."""
-    results = [permutation_importances(model, X, y, metric=metric, seed=seed)]
-    notes: list[str] = []
+    """Permutation importance (``repeats`` shuffles per column), plus SHAP on ``shap_rows``
+    rows when installed and applicable; the notes say why SHAP was skipped."""
+    results, notes = [], []
+    if repeats > 0:
+        results.append(
+            permutation_importances(model, X, y, metric=metric, seed=seed, n_repeats=repeats)
+        )
+    else:
+        notes.append("permutation importance skipped: no time left in the budget")
+    if shap_rows <= 0:
+        return results, [*notes, "SHAP skipped: no time left in the budget"]
     try:
-        results.append(shap_importances(model, X, seed=seed))
+        results.append(shap_importances(model, X, seed=seed, rows=shap_rows))
     except ImportError:
         notes.append("SHAP skipped: the shap package is not installed")
     except ValueError as exc:

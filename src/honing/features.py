@@ -3,10 +3,11 @@ training apply the very same transforms."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -16,6 +17,7 @@ from sklearn.preprocessing import (
     OrdinalEncoder,
     RobustScaler,
     StandardScaler,
+    TargetEncoder,
 )
 
 from honing.config import FeaturesConfig
@@ -24,20 +26,80 @@ from honing.exceptions import DataValidationError
 _SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
 
 
+#: Calendar parts each date column expands into, then the days since 1970 (a trend).
+DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "hour")
+_DATE_PATTERN = (
+    r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})"  # y-m-d or d/m/y
+    r"([ T]\d{1,2}:\d{2}.*)?\s*$"  # an optional time
+)
+
+
 @dataclass(frozen=True)
 class FeatureColumns:
+    """The feature columns by kind. ``categorical`` columns have at most
+    ``features.max_onehot_categories`` distinct values and are one-hot or ordinal encoded;
+    ``high_cardinality`` ones are target- or frequency-encoded; ``dates`` are expanded into
+    calendar parts and elapsed days."""
+
     numeric: list[str]
     categorical: list[str]
+    high_cardinality: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> list[str]:
+        """Columns fed as strings (to ONNX, for example)."""
+        return self.categorical + self.high_cardinality + self.dates
+
+    @property
+    def all(self) -> list[str]:
+        return self.numeric + self.text
+
+
+def detect_dates(X: pd.DataFrame, *, sample: int = 200, share: float = 0.95) -> list[str]:
+    """Columns holding dates or datetimes: datetime dtypes, and text columns where at least
+    ``share`` of a sample of non-null values look like ISO or d/m/y dates."""
+    found = []
+    for col in X.columns:
+        s = X[col]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            found.append(col)
+        elif pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s):
+            values = s.dropna().astype(str)
+            if values.empty:
+                continue
+            values = values.sample(min(sample, len(values)), random_state=0)
+            if values.str.match(_DATE_PATTERN).mean() >= share:
+                found.append(col)
+    return found
+
+
+def detect_identifiers(X: pd.DataFrame, *, min_unique: int = 50, share: float = 0.9) -> list[str]:
+    """Text columns that look like identifiers or free text: at least ``share`` of their
+    non-null values are distinct (names, ids, addresses). Dates are not counted."""
+    dates = set(detect_dates(X))
+    found = []
+    for col in X.columns:
+        s = X[col]
+        if col in dates or pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        n = s.nunique(dropna=True)
+        if n >= min_unique and n >= share * s.notna().sum():
+            found.append(col)
+    return found
 
 
 def infer_columns(X: pd.DataFrame, cfg: FeaturesConfig) -> FeatureColumns:
-    """Numeric vs categorical columns: from the config where given, else from dtypes."""
-    missing = [c for c in (cfg.numeric or []) + (cfg.categorical or []) if c not in X.columns]
+    """Numeric, categorical, high-cardinality and date columns: from the config where given,
+    else from dtypes and values (``features.dates: None`` detects dates)."""
+    named = (cfg.numeric or []) + (cfg.categorical or []) + (cfg.dates or [])
+    missing = [c for c in named if c not in X.columns]
     if missing:
         raise DataValidationError(
             f"features config names column(s) {missing} that are not in the data; "
-            "rule: features.numeric/categorical must be existing columns"
+            "rule: features.numeric/categorical/dates must be existing columns"
         )
+    dates = list(cfg.dates) if cfg.dates is not None else detect_dates(X)
     numeric = (
         list(cfg.numeric)
         if cfg.numeric is not None
@@ -47,28 +109,71 @@ def infer_columns(X: pd.DataFrame, cfg: FeaturesConfig) -> FeatureColumns:
             if pd.api.types.is_numeric_dtype(X[c])
             and not pd.api.types.is_bool_dtype(X[c])
             and c not in (cfg.categorical or [])
+            and c not in dates
         ]
     )
     categorical = (
         list(cfg.categorical)
         if cfg.categorical is not None
-        else [c for c in X.columns if c not in numeric]
+        else [c for c in X.columns if c not in numeric and c not in dates]
     )
-    if not numeric and not categorical:
+    if not numeric and not categorical and not dates:
         raise DataValidationError("no feature columns left after dropping target and ids")
-    return FeatureColumns(numeric=numeric, categorical=categorical)
+    limit = cfg.max_onehot_categories
+    high = [c for c in categorical if X[c].nunique(dropna=True) > limit]
+    low = [c for c in categorical if c not in high]
+    return FeatureColumns(numeric=numeric, categorical=low, high_cardinality=high, dates=dates)
 
 
-def build_preprocessor(columns: FeatureColumns, cfg: FeaturesConfig) -> ColumnTransformer:
-    """Impute + scale numeric columns; impute + one-hot categorical ones (unknowns ignored)."""
+class DateFeatures(TransformerMixin, BaseEstimator):
+    """Expands date columns into :data:`DATE_PARTS` and days since 1970 (a float: a trend
+    that trees and linear models can both use). Unparseable values become NaN."""
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> DateFeatures:
+        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        out = []
+        for col in self.feature_names_in_:
+            t = pd.to_datetime(pd.Series(X[col]), errors="coerce", format="mixed", utc=True)
+            out.extend(getattr(t.dt, part).astype("float64") for part in DATE_PARTS)
+            out.append((t - pd.Timestamp(0, tz="UTC")).dt.total_seconds() / 86400.0)
+        return np.column_stack([np.asarray(c, dtype=np.float64) for c in out])
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return np.asarray(
+            [f"{c}_{p}" for c in self.feature_names_in_ for p in (*DATE_PARTS, "days")],
+            dtype=object,
+        )
+
+
+#: Output columns per date column.
+DATE_WIDTH = len(DATE_PARTS) + 1
+
+
+def resolve_encoder(cfg: FeaturesConfig, family_encoder: str) -> str:
+    """The encoder of low-cardinality categoricals: the config's, or the family's own
+    preference when the config says ``auto``."""
+    return family_encoder if cfg.encoder == "auto" else cfg.encoder
+
+
+def build_preprocessor(
+    columns: FeatureColumns, cfg: FeaturesConfig, *, encoder: str = "onehot", task: str
+) -> ColumnTransformer:
+    """Impute + scale numeric columns; expand dates; impute + one-hot (unknowns ignored) or
+    ordinal-encode categorical ones; target- (cross-fitted) or frequency-encode the
+    high-cardinality ones. Output columns keep this order, which
+    :func:`categorical_positions` relies on."""
     numeric_steps: list[tuple[str, object]] = [
         ("impute", SimpleImputer(strategy=cfg.numeric_imputer))
     ]
     if cfg.scaler != "none":
         numeric_steps.append(("scale", _SCALERS[cfg.scaler]()))
-    encoder: tuple[str, object]
-    if cfg.encoder == "ordinal":
-        encoder = (
+    step: tuple[str, object]
+    if encoder == "ordinal":
+        step = (
             "ordinal",
             OrdinalEncoder(
                 handle_unknown="use_encoded_value",
@@ -77,7 +182,7 @@ def build_preprocessor(columns: FeatureColumns, cfg: FeaturesConfig) -> ColumnTr
             ),
         )
     else:
-        encoder = (
+        step = (
             "onehot",
             OneHotEncoder(
                 handle_unknown="infrequent_if_exist" if cfg.min_category_frequency else "ignore",
@@ -85,13 +190,42 @@ def build_preprocessor(columns: FeatureColumns, cfg: FeaturesConfig) -> ColumnTr
                 sparse_output=False,
             ),
         )
-    categorical = Pipeline([("impute", SimpleImputer(strategy="most_frequent")), encoder])
+    categorical = Pipeline([("impute", SimpleImputer(strategy="most_frequent")), step])
     transformers = []
     if columns.numeric:
         transformers.append(("numeric", Pipeline(numeric_steps), columns.numeric))
+    if columns.dates:
+        dates = Pipeline([("expand", DateFeatures()), ("impute", SimpleImputer(strategy="median"))])
+        transformers.append(("dates", dates, columns.dates))
     if columns.categorical:
         transformers.append(("categorical", categorical, columns.categorical))
+    if columns.high_cardinality:
+        transformers.append(
+            ("high_cardinality", _high_cardinality(cfg, task), columns.high_cardinality)
+        )
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+
+
+def _high_cardinality(cfg: FeaturesConfig, task: str) -> Pipeline:
+    impute = ("impute", SimpleImputer(strategy="constant", fill_value="missing"))
+    if cfg.high_cardinality == "frequency":  # the most frequent categories, the rest pooled
+        cap = OneHotEncoder(
+            handle_unknown="infrequent_if_exist",
+            max_categories=cfg.max_onehot_categories,
+            sparse_output=False,
+        )
+        return Pipeline([impute, ("cap", cap)])
+    target_type = "continuous" if task == "regression" else "auto"
+    return Pipeline([impute, ("target", TargetEncoder(target_type=target_type, random_state=0))])
+
+
+def categorical_positions(columns: FeatureColumns, encoder: str) -> list[int]:
+    """Output positions of the ordinal-encoded categorical columns, for boosting libraries
+    that split categories natively (empty for one-hot)."""
+    if encoder != "ordinal" or not columns.categorical:
+        return []
+    start = len(columns.numeric) + DATE_WIDTH * len(columns.dates)
+    return list(range(start, start + len(columns.categorical)))
 
 
 def build_reducers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sklearn.base import BaseEstimator
@@ -129,35 +130,140 @@ def _mlp_regressor(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstima
     return TorchMLPRegressor(random_state=seed, **_mlp_params(params))
 
 
-REGRESSION_FAMILIES: dict[str, Callable[[dict[str, Any], int, int], BaseEstimator]] = {
-    "linear": _linear,
-    "svm": _svr,
-    "knn": _knn_regressor,
-    "random_forest": lambda p, seed, n_jobs: RandomForestRegressor(
-        random_state=seed, n_jobs=n_jobs, **_trees(p)
-    ),
-    "extra_trees": lambda p, seed, n_jobs: ExtraTreesRegressor(
-        random_state=seed, n_jobs=n_jobs, **_trees(p)
-    ),
-    "hist_gradient_boosting": lambda p, seed, n_jobs: HistGradientBoostingRegressor(
-        random_state=seed, **_hgb(p)
-    ),
-    "mlp": _mlp_regressor,
+def _lightgbm_params(params: dict[str, Any], seed: int, n_jobs: int) -> dict[str, Any]:
+    p = _ints(params, "n_estimators", "num_leaves", "min_child_samples", "max_depth")
+    return {"random_state": seed, "n_jobs": n_jobs, "verbose": -1, **p}
+
+
+def _lightgbm(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    """LightGBM: leaf-wise gradient boosting; ordinal-encoded categoricals are split natively
+    (``categorical_feature``, set by the trainer from the column layout)."""
+    from lightgbm import LGBMClassifier
+
+    return LGBMClassifier(**_lightgbm_params(params, seed, n_jobs))
+
+
+def _lightgbm_regressor(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    from lightgbm import LGBMRegressor
+
+    return LGBMRegressor(**_lightgbm_params(params, seed, n_jobs))
+
+
+def _xgboost_params(params: dict[str, Any], seed: int, n_jobs: int) -> dict[str, Any]:
+    p = _ints(params, "n_estimators", "max_depth", "max_leaves")
+    return {"random_state": seed, "n_jobs": n_jobs, "tree_method": "hist", **p}
+
+
+def _xgboost(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    """XGBoost (histogram trees, CPU wheel)."""
+    from xgboost import XGBClassifier
+
+    return XGBClassifier(**_xgboost_params(params, seed, n_jobs))
+
+
+def _xgboost_regressor(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    from xgboost import XGBRegressor
+
+    return XGBRegressor(**_xgboost_params(params, seed, n_jobs))
+
+
+Builder = Callable[[dict[str, Any], int, int], BaseEstimator]
+
+
+@dataclass(frozen=True)
+class Family:
+    """What honing knows about a model family: one entry of :data:`FAMILY_TABLE`, read by the
+    config (allowed names per task), the trainer (encoding, rungs, native categoricals), the
+    explainer and the search portfolio."""
+
+    name: str
+    builders: dict[str, Builder]  # task -> builder
+    encoder: str = "onehot"  # the low-cardinality encoding it prefers (features.encoder: auto)
+    rung_param: str | None = None  # the resource a scheduler cuts into rungs
+    native_categorical: str | None = None  # constructor keyword for categorical positions
+    tree: bool = False  # SHAP's exact tree explainer applies
+
+
+FAMILY_TABLE: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("logistic_regression", {"classification": _logistic_regression}),
+        Family("linear", {"regression": _linear}),
+        Family("svm", {"classification": _svm, "regression": _svr}),
+        Family("knn", {"classification": _knn, "regression": _knn_regressor}),
+        Family(
+            "random_forest",
+            {
+                "classification": _random_forest,
+                "regression": lambda p, seed, n_jobs: RandomForestRegressor(
+                    random_state=seed, n_jobs=n_jobs, **_trees(p)
+                ),
+            },
+            encoder="ordinal",
+            tree=True,
+        ),
+        Family(
+            "extra_trees",
+            {
+                "classification": _extra_trees,
+                "regression": lambda p, seed, n_jobs: ExtraTreesRegressor(
+                    random_state=seed, n_jobs=n_jobs, **_trees(p)
+                ),
+            },
+            encoder="ordinal",
+            tree=True,
+        ),
+        Family(
+            "hist_gradient_boosting",
+            {
+                "classification": _hist_gradient_boosting,
+                "regression": lambda p, seed, n_jobs: HistGradientBoostingRegressor(
+                    random_state=seed, **_hgb(p)
+                ),
+            },
+            encoder="ordinal",
+            rung_param="max_iter",
+            tree=True,
+        ),
+        Family(
+            "lightgbm",
+            {"classification": _lightgbm, "regression": _lightgbm_regressor},
+            encoder="ordinal",
+            native_categorical="categorical_feature",
+            tree=True,
+        ),
+        Family(
+            "xgboost",
+            {"classification": _xgboost, "regression": _xgboost_regressor},
+            encoder="ordinal",
+            tree=True,
+        ),
+        Family(
+            "mlp", {"classification": _mlp, "regression": _mlp_regressor}, rung_param="max_epochs"
+        ),
+    )
 }
 
-FAMILIES: dict[str, Callable[[dict[str, Any], int, int], BaseEstimator]] = {
-    "logistic_regression": _logistic_regression,
-    "svm": _svm,
-    "knn": _knn,
-    "random_forest": _random_forest,
-    "extra_trees": _extra_trees,
-    "hist_gradient_boosting": _hist_gradient_boosting,
-    "mlp": _mlp,
+
+def task_families(task: str) -> tuple[str, ...]:
+    """The families that can do ``task``, in table order."""
+    return tuple(f.name for f in FAMILY_TABLE.values() if task in f.builders)
+
+
+FAMILIES: dict[str, Builder] = {
+    f.name: f.builders["classification"]
+    for f in FAMILY_TABLE.values()
+    if "classification" in f.builders
+}
+REGRESSION_FAMILIES: dict[str, Builder] = {
+    f.name: f.builders["regression"] for f in FAMILY_TABLE.values() if "regression" in f.builders
 }
 
 #: Families trained in steps, so ASHA/HyperBand/median stopping can cut them early: the
 #: hyperparameter that is the resource (epochs, boosting iterations).
-ITERATIVE: dict[str, str] = {"mlp": "max_epochs", "hist_gradient_boosting": "max_iter"}
+ITERATIVE: dict[str, str] = {
+    f.name: f.rung_param for f in FAMILY_TABLE.values() if f.rung_param is not None
+}
 
 
 def build_estimator(
@@ -166,18 +272,21 @@ def build_estimator(
     *,
     seed: int,
     n_jobs: int = 1,
-    task: str = "classification",
+    task: str,
+    categorical: list[int] | None = None,
 ) -> BaseEstimator:
     """An unfitted estimator of ``family`` for ``task`` with ``params`` (errors name the bad
-    key)."""
-    families = FAMILIES if task == "classification" else REGRESSION_FAMILIES
-    try:
-        factory = families[family]
-    except KeyError as exc:
+    key). ``categorical``: positions of ordinal-encoded categoricals, for families that split
+    them natively."""
+    info = FAMILY_TABLE.get(family)
+    if info is None or task not in info.builders:
         raise ValueError(
-            f"unknown {task} model family '{family}'; known: {sorted(families)}"
-        ) from exc
+            f"unknown {task} model family '{family}'; known: {sorted(task_families(task))}"
+        )
     try:
-        return factory(params, seed, n_jobs)
+        estimator = info.builders[task](params, seed, n_jobs)
     except TypeError as exc:
         raise ValueError(f"{family}: invalid hyperparameter in {params}: {exc}") from exc
+    if categorical and info.native_categorical:
+        estimator.set_params(**{info.native_categorical: list(categorical)})
+    return estimator

@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from honing.config import LOWER_IS_BETTER, MonitoringConfig
+from honing.config import MonitoringConfig
+from honing.metrics import lower_is_better
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,11 @@ def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
     metric = cfg.metric
     if metric in report.performance and metric in report.reference_performance:
         drop = report.reference_performance[metric] - report.performance[metric]
-        if metric in LOWER_IS_BETTER:  # an error that grew is a drop in quality
+        if lower_is_better(metric):  # an error that grew is a drop in quality
             drop = -drop
         if drop > cfg.max_metric_drop:
             reasons.append(
-                f"{metric} {'rose' if metric in LOWER_IS_BETTER else 'fell'} by {drop:.4f} (from "
+                f"{metric} {'rose' if lower_is_better(metric) else 'fell'} by {drop:.4f} (from "
                 f"{report.reference_performance[metric]:.4f} to "
                 f"{report.performance[metric]:.4f}; allowed {cfg.max_metric_drop})"
             )

@@ -16,10 +16,11 @@ import pandas as pd
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from honing.config import LOWER_IS_BETTER, FeaturesConfig, RaySettings, SearchConfig
+from honing.config import FeaturesConfig, RaySettings, SearchConfig
 from honing.features import FeatureColumns
+from honing.metrics import lower_is_better, metric_value, scorer_name
 from honing.search import run_search
-from honing.training import SCORERS, metric_value, train_model
+from honing.training import train_model
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class NestedCVResult:
         """How much better the inner best CV scores look than the outer scores: the selection
         bias, in the metric's units (positive: CV was optimistic)."""
         gap = float(np.mean(self.inner_best) - self.mean)
-        return -gap if self.metric in LOWER_IS_BETTER else gap
+        return -gap if lower_is_better(self.metric) else gap
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "mean": self.mean, "std": self.std, "optimism": self.optimism}
@@ -59,7 +60,7 @@ def nested_cv(
     experiment_name: str,
     task: str = "classification",
 ) -> NestedCVResult:
-    scorer = get_scorer(SCORERS[cfg.metric])
+    scorer = get_scorer(scorer_name(cfg.metric))
     splitter = StratifiedKFold if task == "classification" else KFold
     outer = splitter(cfg.nested_cv.outer_folds, shuffle=True, random_state=cfg.seed + 1)
     scores, inner, chosen = [], [], []

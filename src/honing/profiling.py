@@ -13,29 +13,16 @@ from typing import Any
 
 import pandas as pd
 
+from honing.config import FeaturesConfig, QualityConfig
 from honing.exceptions import DataValidationError
+from honing.features import detect_dates, detect_identifiers, infer_columns
 
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "Int64", "float32", "float64", "Float64"]
 TEXT_TYPES = ["object", "str", "string", "category"]
-DEFAULT_SPACE: dict[str, dict[str, Any]] = {
-    "logistic_regression": {
-        "C": {"loguniform": [0.001, 100.0]},
-        "penalty": {"choice": ["l1", "l2"]},
-        "class_weight": {"choice": [None, "balanced"]},
-    },
-    "random_forest": {
-        "n_estimators": {"randint": [100, 400]},
-        "max_depth": {"choice": [4, 8, 12, None]},
-        "min_samples_leaf": {"randint": [1, 20]},
-        "max_features": {"choice": ["sqrt", 0.5]},
-    },
-    "hist_gradient_boosting": {
-        "learning_rate": {"loguniform": [0.02, 0.3]},
-        "max_leaf_nodes": {"randint": [8, 64]},
-        "l2_regularization": {"loguniform": [0.0001, 10.0]},
-        "max_iter": {"randint": [100, 400]},
-    },
-}
+#: The budget ``honing init`` writes when ``--budget`` is not given, in seconds.
+DEFAULT_BUDGET_S = 300.0
+#: Trials run side by side (one CPU each): the 2-core machines honing is sized for.
+DEFAULT_CONCURRENCY = 2
 
 
 def _expect(kind: str, **kwargs: Any) -> dict[str, Any]:
@@ -84,7 +71,7 @@ def profile_suite(
     for col in df.columns:
         s = df[col]
         nulls = float(s.isna().mean())
-        if col == target or nulls == 0.0:
+        if nulls == 0.0:
             exps.append(_expect("expect_column_values_to_not_be_null", column=col))
         else:
             mostly = max(0.0, round(1.0 - 2 * nulls - 0.01, 4))
@@ -135,6 +122,21 @@ def profile_suite(
     return {"name": name, "expectations": exps, "meta": {"generated_by": "honing init"}}
 
 
+def flag_columns(df: pd.DataFrame, target: str) -> dict[str, list[str]]:
+    """What ``honing init`` tells the user about the feature columns: dates (expanded into
+    calendar features), identifier-like text (dropped) and high-cardinality categoricals
+    (target-encoded)."""
+    X = df.drop(columns=[target])
+    dates = detect_dates(X)
+    identifiers = detect_identifiers(X)
+    columns = infer_columns(X.drop(columns=identifiers), FeaturesConfig(dates=dates))
+    return {
+        "dates": dates,
+        "identifiers": identifiers,
+        "high_cardinality": columns.high_cardinality,
+    }
+
+
 def profile_config(
     df: pd.DataFrame,
     *,
@@ -145,14 +147,81 @@ def profile_config(
     positive_label: Any | None = None,
     drop_columns: list[str] | None = None,
     task: str = "classification",
+    budget_s: float = DEFAULT_BUDGET_S,
 ) -> dict[str, Any]:
-    """A pipeline config (as a plain mapping, ready to dump as YAML) for a newly profiled table."""
+    """A budget-driven pipeline config (as a plain mapping, ready to dump as YAML) for a newly
+    profiled table: the whole run keeps to ``budget_s``, the search runs until its share is
+    spent, starting from the portfolio of known-good configurations, and ensemble selection
+    is on. Dates are named, identifier-like text columns dropped."""
+    from honing.portfolio import default_families
+
+    flags = flag_columns(df, target)
+    drop = list(dict.fromkeys([*(drop_columns or []), *flags["identifiers"]]))
     if task == "regression":
         if not pd.api.types.is_numeric_dtype(df[target]):
             raise DataValidationError(
                 f"column '{target}': regression needs a numeric target, found {df[target].dtype}"
             )
-        return _regression_config(name, data_path, suite_path, target, drop_columns or [])
+        metric, label = "rmse", None
+        thresholds: dict[str, float] = {"r2": 0.0}
+    else:
+        metric, thresholds = "roc_auc", {"roc_auc": 0.6}
+        label = _positive_label(df, target, positive_label)
+    data: dict[str, Any] = {"path": str(data_path), "target": target}
+    if label is not None:
+        data["positive_label"] = label
+    data["drop_columns"] = drop
+    return {
+        "name": name,
+        "task": task,
+        "time_budget_s": float(budget_s),
+        "data": data,
+        "validation": {"suite": str(suite_path), "quality": _quality_rules(df)},
+        "cleaning": {"deduplicate": True, "drop_invalid_labels": True},
+        "split": {"test_size": 0.2, "seed": 42},
+        "features": {
+            "dates": [c for c in flags["dates"] if c not in drop],
+            "numeric_imputer": "median",
+            "scaler": "standard",
+            "encoder": "auto",
+            "max_onehot_categories": 25,
+            "high_cardinality": "target",
+        },
+        "search": {
+            "families": default_families(task),
+            "algorithm": "tpe",
+            "portfolio": True,
+            "trials_per_family": None,
+            "validation": "auto",
+            "cv_folds": 5,
+            "metric": metric,
+            "seed": 42,
+            "max_concurrent_trials": DEFAULT_CONCURRENCY,
+            "cpus_per_trial": 1,
+            "ensemble": {"enabled": True, "selection": True, "methods": []},
+        },
+        "evaluation": {"thresholds": thresholds},
+        "compression": {
+            "techniques": ["onnx", "onnx_int8", "distill"],
+            "metric": "accuracy" if task == "classification" else "r2",
+        },
+        "registry": {"model_name": f"honing-{name}", "metric": metric, "promotion_margin": 0.0},
+        "monitoring": {"metric": metric},
+        "tracking": {"experiment": f"honing-{name}"},
+    }
+
+
+def _quality_rules(df: pd.DataFrame) -> dict[str, Any]:
+    """The quality rules, fitted to the table as it is: a rule the data already breaks is set
+    just above what was observed (duplicates are then dropped by cleaning)."""
+    rules: dict[str, Any] = QualityConfig().model_dump()
+    duplicates = float(df.duplicated().mean())
+    if duplicates > rules["max_duplicate_fraction"]:
+        rules["max_duplicate_fraction"] = round(min(1.0, duplicates + 0.01), 4)
+    return rules
+
+
+def _positive_label(df: pd.DataFrame, target: str, positive_label: Any | None) -> Any:
     labels = _plain(list(df[target].dropna().unique()))
     if len(labels) != 2:
         raise DataValidationError(
@@ -160,81 +229,11 @@ def profile_config(
             f"label values {labels[:10]}"
         )
     if positive_label is None:
-        positive_label = labels[1]
-    else:  # a label typed on the command line is a string: match it by its text
-        matches = [label for label in labels if str(label) == str(positive_label)]
-        if not matches:
-            raise DataValidationError(
-                f"column '{target}': positive label {positive_label!r} is not among {labels}"
-            )
-        positive_label = matches[0]
-    return {
-        "name": name,
-        "task": "classification",
-        "data": {
-            "path": str(data_path),
-            "target": target,
-            "positive_label": positive_label,
-            "drop_columns": list(drop_columns or []),
-        },
-        "validation": {"suite": str(suite_path)},
-        "cleaning": {"deduplicate": True, "drop_invalid_labels": True},
-        "split": {"test_size": 0.2, "seed": 42},
-        "features": {"numeric_imputer": "median", "scaler": "standard"},
-        "search": {
-            "families": DEFAULT_SPACE,
-            "trials_per_family": 4,
-            "cv_folds": 5,
-            "metric": "roc_auc",
-            "seed": 42,
-        },
-        "evaluation": {"thresholds": {"roc_auc": 0.6}},
-        "registry": {"model_name": f"honing-{name}", "metric": "roc_auc", "promotion_margin": 0.0},
-        "tracking": {"experiment": f"honing-{name}"},
-    }
-
-
-REGRESSION_SPACE: dict[str, dict[str, Any]] = {
-    "linear": {
-        "alpha": {"loguniform": [0.0001, 100.0]},
-        "penalty": {"choice": ["l1", "l2", "elasticnet"]},
-        "l1_ratio": {"uniform": [0.1, 0.9]},
-    },
-    "random_forest": {
-        "n_estimators": {"randint": [100, 300]},
-        "min_samples_leaf": {"randint": [1, 20]},
-        "max_features": {"choice": [1.0, 0.5]},
-    },
-    "hist_gradient_boosting": {
-        "learning_rate": {"loguniform": [0.02, 0.3]},
-        "max_leaf_nodes": {"randint": [8, 64]},
-        "l2_regularization": {"loguniform": [0.0001, 10.0]},
-        "max_iter": {"randint": [100, 400]},
-    },
-}
-
-
-def _regression_config(
-    name: str, data_path: Path, suite_path: Path, target: str, drop_columns: list[str]
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "task": "regression",
-        "data": {"path": str(data_path), "target": target, "drop_columns": list(drop_columns)},
-        "validation": {"suite": str(suite_path)},
-        "cleaning": {"deduplicate": True, "drop_invalid_labels": True},
-        "split": {"test_size": 0.2, "seed": 42},
-        "features": {"numeric_imputer": "median", "scaler": "standard"},
-        "search": {
-            "families": REGRESSION_SPACE,
-            "trials_per_family": 4,
-            "cv_folds": 5,
-            "metric": "rmse",
-            "seed": 42,
-        },
-        "evaluation": {"thresholds": {"r2": 0.0}},
-        "registry": {"model_name": f"honing-{name}", "metric": "rmse", "promotion_margin": 0.0},
-        "compression": {"metric": "r2"},
-        "monitoring": {"metric": "rmse"},
-        "tracking": {"experiment": f"honing-{name}"},
-    }
+        return labels[1]
+    # a label typed on the command line is a string: match it by its text
+    matches = [label for label in labels if str(label) == str(positive_label)]
+    if not matches:
+        raise DataValidationError(
+            f"column '{target}': positive label {positive_label!r} is not among {labels}"
+        )
+    return matches[0]

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing.config import LOWER_IS_BETTER
 from honing.evaluation import EvaluationReport, evaluate
 from honing.exceptions import RegistryError, TrackingUnavailableError
+from honing.metrics import lower_is_better
 from honing.tracking import Lineage
 
 
@@ -99,7 +99,7 @@ def champion_gate(
         )
     best = champion.report.metrics[metric]
     delta = value - best
-    if metric in LOWER_IS_BETTER:  # errors: the challenger may be at most `margin` larger
+    if lower_is_better(metric):  # errors: the challenger may be at most `margin` larger
         if value <= best + margin:
             reason = (
                 f"challenger {metric} {value:.4f} <= champion v{champion.version} "

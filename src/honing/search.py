@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ import pandas as pd
 from honing.config import FeaturesConfig, RaySettings, SearchConfig
 from honing.exceptions import SearchError
 from honing.features import FeatureColumns
+from honing.metrics import metric_value
 from honing.training import ModelSpec, train_model
 
 FAMILY_KEY = "family"
@@ -30,6 +32,10 @@ SEP = "__"
 
 @dataclass(frozen=True)
 class TrialResult:
+    """One trial. ``status``: ``completed``; ``stopped`` (by the time budget or the
+    scheduler before it had a score, or cut early by the scheduler); ``failed`` (an error).
+    ``oof``/``oof_rows``: its validation predictions (see :class:`honing.training.CVResult`)."""
+
     trial_id: str
     spec: ModelSpec
     score: float | None
@@ -40,6 +46,10 @@ class TrialResult:
     node: str | None = None
     restored: bool = False
     rungs: int | None = None
+    status: str = "completed"
+    oof: np.ndarray | None = field(default=None, repr=False, compare=False)
+    oof_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
+    started_at: float | None = None
 
 
 @dataclass
@@ -48,6 +58,28 @@ class SearchResult:
     trials: list[TrialResult] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    validation: str = "cv"  # "5-fold CV" or "holdout 20%": what scored the trials
+    startup_s: float = 0.0  # starting or joining Ray, before the search's own budget
+
+    def log_lines(self) -> list[str]:
+        line = (
+            f"search: {len(self.completed)} trials completed, {len(self.stopped)} stopped by the "
+            f"budget or scheduler, {len(self.failed)} failed "
+            f"({self.validation}, {self.wall_s:.0f}s)"
+        )
+        if self.completed:
+            best = self.best
+            score = metric_value(self.metric, best.score or 0.0)
+            line += f"; best {best.spec.label()}: {self.metric} {score:.4f}"
+        return [line]
+
+    @property
+    def stopped(self) -> list[TrialResult]:
+        return [t for t in self.trials if t.status == "stopped"]
+
+    @property
+    def failed(self) -> list[TrialResult]:
+        return [t for t in self.trials if t.status == "failed"]
 
     @property
     def completed(self) -> list[TrialResult]:
@@ -116,12 +148,34 @@ def _as_grid(spec: Any) -> Any:
 
 def num_samples(cfg: SearchConfig) -> int:
     """Tune's ``num_samples``: per grid point for random/grid search (grid: one pass over the
-    grid), in total for TPE and the evolutionary algorithm."""
+    grid), in total for TPE and the evolutionary algorithm; -1 (until the time budget ends
+    the search) when ``trials_per_family`` is None."""
     if cfg.algorithm == "grid":
         return 1
+    if cfg.trials_per_family is None:
+        return -1
     if cfg.algorithm == "random":
         return cfg.trials_per_family
     return cfg.trials_per_family * len(cfg.families)
+
+
+#: Rows x columns that k-fold CV affords per hour of search (FLAML's rule of thumb is of the
+#: same order): past it, ``validation: auto`` scores trials on one holdout split.
+CV_CELLS_PER_HOUR = 10_000_000
+
+
+def holdout_share(cfg: SearchConfig, rows: int, columns: int) -> float | None:
+    """The holdout share that scores the trials, or None for k-fold CV."""
+    if cfg.validation == "holdout":
+        return cfg.holdout_fraction
+    if cfg.validation == "cv" or cfg.time_budget_s is None:
+        return None
+    affordable = CV_CELLS_PER_HOUR * cfg.time_budget_s / 3600.0
+    return cfg.holdout_fraction if rows * max(columns, 1) > affordable else None
+
+
+def describe_validation(cfg: SearchConfig, holdout: float | None) -> str:
+    return f"holdout {holdout:.0%}" if holdout else f"{cfg.cv_folds}-fold CV"
 
 
 def spec_from_trial_config(config: dict[str, Any]) -> ModelSpec:
@@ -148,29 +202,37 @@ def _trainable(
     folds: int,
     metric: str,
     rungs: int,
-    task: str = "classification",
+    task: str,
+    holdout: float | None,
 ) -> None:
     import socket
+    import tempfile
 
     import ray
     from ray import tune
 
     node = f"{socket.gethostname()}:{ray.get_runtime_context().get_node_id()[:12]}"
+    started = time.time()
+
+    def metrics(rung: int, scores: list[float], seconds: float) -> dict[str, Any]:
+        return {
+            "score": float(np.mean(scores)),
+            "score_std": float(np.std(scores)),
+            "fold_scores": scores,
+            "fit_seconds": seconds,
+            "rung": rung,
+            "node": node,
+            "started_at": started,
+        }
 
     def report(rung: int, scores: list[float], seconds: float) -> None:
-        # one report per rung: the scheduler may stop the trial at any of them
-        tune.report(
-            {
-                "score": float(np.mean(scores)),
-                "score_std": float(np.std(scores)),
-                "fold_scores": scores,
-                "fit_seconds": seconds,
-                "rung": rung,
-                "node": node,
-            }
-        )
+        # one report per rung: the scheduler may stop the trial at any of them; the last
+        # rung is reported below, with the validation predictions
+        if rung < last:
+            tune.report(metrics(rung, scores, seconds))
 
-    train_model(
+    last = max(rungs, 1) if _has_rungs(config, rungs) else 1
+    res = train_model(
         X,
         y,
         spec_from_trial_config(config),
@@ -183,7 +245,37 @@ def _trainable(
         rungs=rungs,
         on_step=report,
         task=task,
+        holdout=holdout,
     )
+    cv = res.cv
+    assert cv is not None and cv.oof is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(f"{tmp}/{OOF_FILE}", oof=cv.oof, rows=cv.oof_rows)
+        tune.report(
+            metrics(last, cv.fold_scores, cv.fit_seconds),
+            checkpoint=tune.Checkpoint.from_directory(tmp),
+        )
+
+
+OOF_FILE = "oof.npz"
+
+
+def _has_rungs(config: dict[str, Any], rungs: int) -> bool:
+    from honing.models import ITERATIVE
+
+    return rungs > 1 and config[FAMILY_KEY] in ITERATIVE
+
+
+def _read_oof(checkpoint: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if checkpoint is None:
+        return None, None
+    with checkpoint.as_directory() as folder:
+        path = f"{folder}/{OOF_FILE}"
+        try:
+            data = np.load(path)
+        except FileNotFoundError:
+            return None, None
+        return np.asarray(data["oof"]), np.asarray(data["rows"])
 
 
 def _search_alg(cfg: SearchConfig) -> Any:
@@ -197,16 +289,24 @@ def _search_alg(cfg: SearchConfig) -> Any:
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
+    from honing.metrics import METRICS
+    from honing.portfolio import points as portfolio_points
+    from honing.tpe import FamilySearcher
+
+    if cfg.algorithm == "tpe":  # one TPE per family, families scheduled by cost and score
+        return FamilySearcher.build(
+            cfg, family_key=FAMILY_KEY, sep=SEP, bounded=METRICS[cfg.metric].bounded
+        )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if cfg.algorithm == "tpe":
-        sampler = optuna.samplers.TPESampler(
-            seed=cfg.seed, n_startup_trials=max(2, num_samples(cfg) // 4)
-        )
-    else:  # evolutionary: NSGA-II, a genetic algorithm (selection, crossover, mutation)
-        sampler = optuna.samplers.NSGAIISampler(
-            seed=cfg.seed, population_size=max(4, num_samples(cfg) // 4)
-        )
-    return OptunaSearch(metric="score", mode="max", sampler=sampler)
+    start = portfolio_points(cfg, family_key=FAMILY_KEY, sep=SEP) if cfg.portfolio else []
+    planned = num_samples(cfg)
+    # evolutionary: NSGA-II, a genetic algorithm (selection, crossover, mutation)
+    sampler = optuna.samplers.NSGAIISampler(
+        seed=cfg.seed, population_size=max(4, (planned if planned > 0 else 32) // 4)
+    )
+    return OptunaSearch(
+        metric="score", mode="max", sampler=sampler, points_to_evaluate=start or None
+    )
 
 
 def _scheduler(cfg: SearchConfig) -> Any:
@@ -250,12 +350,92 @@ def connect_ray(settings: RaySettings) -> dict[str, Any]:
     return dict(ray.cluster_resources())
 
 
-def _new_tuner(trainable: Any, cfg: SearchConfig, name: str, ray_settings: RaySettings) -> Any:
+def _progress_callback(
+    say: Callable[[str], None], metric: str, budget_s: float | None, every_s: float
+) -> Any:
+    """A Ray Tune callback that says, every ``every_s`` seconds and at the end, how many trials
+    are done and running, the best score so far and the time left."""
+    from ray.tune import Callback
+
+    class Progress(Callback):
+        def __init__(
+            self,
+            say: Callable[[str], None],
+            metric: str,
+            budget_s: float | None,
+            every_s: float,
+        ) -> None:
+            self.say, self.metric, self.budget_s, self.every_s = say, metric, budget_s, every_s
+            self.started = time.monotonic()
+            self.last = 0.0
+            self.done = self.stopped = self.failed = 0
+            self.best: tuple[float, str] | None = None
+
+        def line(self, running: int) -> str:
+            from honing.metrics import metric_value
+
+            best = (
+                f"best {self.metric} {metric_value(self.metric, self.best[0]):.4f} ({self.best[1]})"
+                if self.best
+                else "no score yet"
+            )
+            left = ""
+            if self.budget_s is not None:
+                remaining = self.budget_s - (time.monotonic() - self.started)
+                left = f", {max(remaining, 0):.0f}s left"
+            extra = "".join(
+                f", {n} {word}"
+                for n, word in ((self.stopped, "stopped"), (self.failed, "failed"))
+                if n
+            )
+            return f"search: {self.done} trials done, {running} running{extra}; {best}{left}"
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
+            score = result.get("score")
+            if score is not None and (self.best is None or score > self.best[0]):
+                self.best = (float(score), str(trial.config.get(FAMILY_KEY)))
+            self.tick(trials)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
+            self.done += 1
+            self.tick(trials)
+
+        def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
+            self.failed += 1
+            self.tick(trials)
+
+        def tick(self, trials: list[Any], force: bool = False) -> None:
+            now = time.monotonic()
+            if force or now - self.last >= self.every_s:
+                self.last = now
+                running = sum(1 for t in trials if t.status == "RUNNING")
+                self.say(self.line(running))
+
+        def on_experiment_end(self, trials, **info):  # noqa: ANN001
+            self.stopped = sum(1 for t in trials if t.status == "TERMINATED") - self.done
+            self.stopped = max(self.stopped, 0)
+            self.say(self.line(0).replace("search:", "search finished:"))
+
+    return Progress(say, metric, budget_s, every_s)
+
+
+def _param_space(cfg: SearchConfig) -> dict[str, Any]:
+    """Tune's ``param_space``: empty for TPE, whose family searcher hands out whole configs."""
+    return {} if cfg.algorithm == "tpe" else build_space(cfg)
+
+
+def _new_tuner(
+    trainable: Any,
+    cfg: SearchConfig,
+    name: str,
+    ray_settings: RaySettings,
+    callbacks: list[Any],
+) -> Any:
     from ray import tune
 
     return tune.Tuner(
         trainable,
-        param_space=build_space(cfg),
+        param_space=_param_space(cfg),
         tune_config=tune.TuneConfig(
             metric="score",
             mode="max",
@@ -267,12 +447,15 @@ def _new_tuner(trainable: Any, cfg: SearchConfig, name: str, ray_settings: RaySe
             else cfg.max_concurrent_trials,
             time_budget_s=cfg.time_budget_s,
             reuse_actors=True,  # no new worker (and torch import) per trial
+            # short folder names (Tune's default spells out every parameter)
+            trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
         ),
         run_config=tune.RunConfig(
             name=name,
             storage_path=ray_settings.storage_path,
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=1),
+            callbacks=callbacks,
         ),
     )
 
@@ -285,17 +468,24 @@ def run_search(
     columns: FeatureColumns,
     features: FeaturesConfig,
     ray_settings: RaySettings,
+    task: str,
     experiment_name: str | None = None,
-    task: str = "classification",
+    progress: Callable[[str], None] | None = None,
+    progress_every_s: float = 5.0,
 ) -> SearchResult:
-    """Search the families and feature options with k-fold CV on Ray Tune, with the
-    configured algorithm, scheduler, budget and concurrency.
+    """Search the families and feature options on Ray Tune, each trial scored by k-fold CV
+    or one holdout split (``cfg.validation``), with the configured algorithm, scheduler,
+    budget and concurrency. Each trial's validation predictions come back with it, for
+    ensemble selection. ``progress`` receives a line every ``progress_every_s`` seconds.
 
     With an ``experiment_name`` whose folder already exists under the storage path, the search
     is restored instead: trials that finished are not run again."""
     from ray import tune
 
+    startup = time.time()
     connect_ray(ray_settings)
+    startup_s = time.time() - startup
+    holdout = holdout_share(cfg, len(X), len(columns.all))
     trainable = tune.with_resources(
         tune.with_parameters(
             _trainable,
@@ -308,8 +498,14 @@ def run_search(
             metric=cfg.metric,
             rungs=cfg.scheduler.max_t if cfg.scheduler.kind != "none" else 1,
             task=task,
+            holdout=holdout,
         ),
         {"cpu": cfg.cpus_per_trial},
+    )
+    callbacks = (
+        [_progress_callback(progress, cfg.metric, cfg.time_budget_s, progress_every_s)]
+        if progress
+        else []
     )
     name = experiment_name or f"search-{uuid.uuid4().hex[:8]}"
     path = f"{ray_settings.storage_path.rstrip('/')}/{name}"
@@ -318,38 +514,50 @@ def run_search(
         # A search with this name ran before (same config, data and code) and may have been
         # interrupted: finished trials are kept, unfinished and errored ones run again.
         tuner = tune.Tuner.restore(
-            path, trainable=trainable, resume_errored=True, param_space=build_space(cfg)
+            path, trainable=trainable, resume_errored=True, param_space=_param_space(cfg)
         )
     else:
-        tuner = _new_tuner(trainable, cfg, name, ray_settings)
+        tuner = _new_tuner(trainable, cfg, name, ray_settings, callbacks)
     grid = tuner.fit()
-    result = SearchResult(metric=cfg.metric)
+    result = SearchResult(
+        metric=cfg.metric, validation=describe_validation(cfg, holdout), startup_s=startup_s
+    )
     for trial in grid:
         if not trial.config:  # created but never started before the time budget ran out
             continue
-        spec = spec_from_trial_config(trial.config)
-        m = trial.metrics or {}
-        error = None
-        if trial.error is not None:
-            error = f"{type(trial.error).__name__}: {str(trial.error).strip().splitlines()[-1]}"
-        elif m.get("score") is None:
-            error = "stopped before its first result (time budget)"
-        result.trials.append(
-            TrialResult(
-                trial_id=str(m.get("trial_id") or trial.path.rsplit("/", 1)[-1]),
-                spec=spec,
-                score=m.get("score"),
-                score_std=m.get("score_std"),
-                fold_scores=list(m.get("fold_scores") or []),
-                fit_seconds=m.get("fit_seconds"),
-                error=error,
-                node=m.get("node"),
-                rungs=m.get("rung"),
-                restored=bool(m.get("timestamp")) and float(m["timestamp"]) < started,
-            )
-        )
-        if m.get("node") and m["node"] not in result.nodes:
-            result.nodes.append(m["node"])
+        result.trials.append(_trial_result(trial, started))
+        node = (trial.metrics or {}).get("node")
+        if node and node not in result.nodes:
+            result.nodes.append(node)
     result.wall_s = time.time() - started
     _ = result.best  # raises SearchError when nothing finished
     return result
+
+
+def _trial_result(trial: Any, started: float) -> TrialResult:
+    m = trial.metrics or {}
+    error, status = None, "completed"
+    oof, rows = _read_oof(trial.checkpoint)
+    if trial.error is not None:
+        status = "failed"
+        error = f"{type(trial.error).__name__}: {str(trial.error).strip().splitlines()[-1]}"
+    elif m.get("score") is None:
+        status, error = "stopped", "stopped before its first result (time budget)"
+    elif oof is None:  # cut by the scheduler (or the budget) before its last rung
+        status = "stopped"
+    return TrialResult(
+        trial_id=str(m.get("trial_id") or trial.path.rsplit("/", 1)[-1]),
+        spec=spec_from_trial_config(trial.config),
+        score=m.get("score"),
+        score_std=m.get("score_std"),
+        fold_scores=list(m.get("fold_scores") or []),
+        fit_seconds=m.get("fit_seconds"),
+        error=error,
+        node=m.get("node"),
+        rungs=m.get("rung"),
+        restored=bool(m.get("timestamp")) and float(m["timestamp"]) < started,
+        status=status,
+        oof=oof,
+        oof_rows=rows,
+        started_at=m.get("started_at"),
+    )

@@ -11,31 +11,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone, is_classifier
-from sklearn.metrics import get_scorer
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from honing.config import FeaturesConfig
-from honing.features import FeatureColumns, build_preprocessor, build_reducers, resample
-from honing.models import ITERATIVE, build_estimator
-
-SCORERS = {
-    "accuracy": "accuracy",
-    "precision": "precision",
-    "recall": "recall",
-    "f1": "f1",
-    "roc_auc": "roc_auc",
-    "average_precision": "average_precision",
-    # scikit-learn scorers are greater-is-better: errors come negated, see metric_value()
-    "rmse": "neg_root_mean_squared_error",
-    "mae": "neg_mean_absolute_error",
-    "r2": "r2",
-}
-
-
-def metric_value(metric: str, score: float) -> float:
-    """A CV score (scikit-learn's greater-is-better convention) in the metric's own units."""
-    return -score if SCORERS[metric].startswith("neg_") else score
+from honing.features import (
+    FeatureColumns,
+    build_preprocessor,
+    build_reducers,
+    categorical_positions,
+    resample,
+    resolve_encoder,
+)
+from honing.metrics import score_predictions
+from honing.models import FAMILY_TABLE, build_estimator
 
 
 @dataclass(frozen=True)
@@ -60,9 +49,15 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class CVResult:
+    """Validation scores (greater-is-better), the seconds they took, and the out-of-fold
+    predictions: ``oof[i]`` is the prediction for training row ``oof_rows[i]``, made by the
+    model that did not see it (all rows for k-fold, the holdout rows for a holdout)."""
+
     metric: str
     fold_scores: list[float]
     fit_seconds: float
+    oof: np.ndarray | None = None
+    oof_rows: np.ndarray | None = None
 
     @property
     def mean(self) -> float:
@@ -98,7 +93,7 @@ def make_model(
     *,
     seed: int,
     n_jobs: int = 1,
-    task: str = "classification",
+    task: str,
 ) -> Pipeline:
     """The unfitted pipeline for ``spec``: encoding, optional selection and PCA, estimator.
 
@@ -110,13 +105,24 @@ def make_model(
             [("model", _ensemble(spec, columns, features, seed=seed, n_jobs=n_jobs, task=task))]
         )
     cfg = effective_features(spec, features)
+    encoder = resolve_encoder(cfg, FAMILY_TABLE[spec.family].encoder)
+    reducers = build_reducers(cfg, seed=seed, task=task)
+    # native categorical splits need the encoded positions, which selection or PCA would move
+    positions = [] if reducers else categorical_positions(columns, encoder)
     return Pipeline(
         [
-            ("features", build_preprocessor(columns, cfg)),
-            *build_reducers(cfg, seed=seed, task=task),
+            ("features", build_preprocessor(columns, cfg, encoder=encoder, task=task)),
+            *reducers,
             (
                 "model",
-                build_estimator(spec.family, spec.params, seed=seed, n_jobs=n_jobs, task=task),
+                build_estimator(
+                    spec.family,
+                    spec.params,
+                    seed=seed,
+                    n_jobs=n_jobs,
+                    task=task,
+                    categorical=positions,
+                ),
             ),
         ]
     )
@@ -144,12 +150,14 @@ def _ensemble(
         (f"m{i}_{m.family}", make_model(m, columns, features, seed=seed, n_jobs=n_jobs, task=task))
         for i, m in enumerate(members)
     ]
-    if task == "regression":  # soft voting of regressors: the mean prediction
+    # ensemble selection gives each member a weight (how often it was picked)
+    weights = spec.params.get("weights")
+    if task == "regression":  # soft voting of regressors: the (weighted) mean prediction
         if spec.family == "soft_voting":
-            return VotingRegressor(estimators)
+            return VotingRegressor(estimators, weights=weights)
         return StackingRegressor(estimators, final_estimator=RidgeCV(), cv=3)
     if spec.family == "soft_voting":
-        return VotingClassifier(estimators, voting="soft")
+        return VotingClassifier(estimators, voting="soft", weights=weights)
     return StackingClassifier(
         estimators,
         final_estimator=LogisticRegression(max_iter=2000),
@@ -161,21 +169,45 @@ def _ensemble(
 StepCallback = Callable[[int, list[float], float], None]
 
 
-def _rungs(model: Pipeline, rungs: int) -> tuple[str, list[int]] | None:
+def _rungs(model: Pipeline, family: str, rungs: int) -> tuple[str, list[int]] | None:
     """(parameter, cumulative budgets) that cut an iterative estimator's budget into
     ``rungs`` steps; None for estimators trained in one go."""
-    estimator = model.steps[-1][1]
-    name = {
-        "TorchMLPClassifier": ITERATIVE["mlp"],
-        "TorchMLPRegressor": ITERATIVE["mlp"],
-        "HistGradientBoostingClassifier": ITERATIVE["hist_gradient_boosting"],
-        "HistGradientBoostingRegressor": ITERATIVE["hist_gradient_boosting"],
-    }.get(type(estimator).__name__)
+    name = FAMILY_TABLE[family].rung_param if family in FAMILY_TABLE else None
     if name is None or rungs <= 1:
         return None
-    total = int(estimator.get_params()[name])
+    total = int(model.steps[-1][1].get_params()[name])
     budgets = sorted({max(1, round(total * (i + 1) / rungs)) for i in range(rungs)})
     return name, budgets
+
+
+def _predictions(model: Any, X: pd.DataFrame) -> np.ndarray:
+    """What ensembles average: class probabilities (rows x classes), or predicted values."""
+    if is_classifier(model):
+        return np.asarray(model.predict_proba(X), dtype=np.float64)
+    return np.asarray(model.predict(X), dtype=np.float64)
+
+
+def splits_for(
+    model: Any, X: pd.DataFrame, y: np.ndarray, *, folds: int, seed: int, holdout: float | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The validation splits: stratified (classifiers) k-fold, or one holdout of that share.
+    Every trial and ensemble uses the same splits for the same seed."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(y))
+    if holdout:
+        train, valid = train_test_split(
+            rows,
+            test_size=holdout,
+            random_state=seed,
+            stratify=y if is_classifier(model) else None,
+        )
+        return [(np.sort(train), np.sort(valid))]
+    if is_classifier(model):
+        splitter: Any = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(X, y))
 
 
 def cross_validate_model(
@@ -186,36 +218,40 @@ def cross_validate_model(
     folds: int,
     metric: str,
     seed: int,
+    family: str = "",
     sampling: str = "none",
     rungs: int = 1,
     on_step: StepCallback | None = None,
+    holdout: float | None = None,
 ) -> CVResult:
-    """Stratified k-fold CV score of ``model`` (cloned per fold; ``model`` is left unfitted).
+    """Stratified k-fold CV score of ``model`` (cloned per fold; ``model`` is left unfitted),
+    or a single holdout score when ``holdout`` is a share of rows. The validation predictions
+    are kept (``CVResult.oof``) so that ensembles can be selected without refitting.
 
     ``sampling`` rebalances each fold's training rows only. With ``rungs > 1`` an iterative
     estimator (MLP epochs, boosting iterations) is trained in that many growing steps, warm
     started, and ``on_step(rung, fold scores, seconds so far)`` is called after each: the hook
     through which a Ray Tune scheduler stops unpromising trials early."""
-    scorer = get_scorer(SCORERS[metric])
-    if is_classifier(model):
-        splitter: Any = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    else:
-        splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
-    splits = list(splitter.split(X, y))
+    splits = splits_for(model, X, y, folds=folds, seed=seed, holdout=holdout)
     start = time.perf_counter()
     fold_data = []
     for train_idx, valid_idx in splits:
         X_fit, y_fit = resample(X.iloc[train_idx], y[train_idx], sampling, seed=seed)
         fold_data.append((X_fit, y_fit, X.iloc[valid_idx], y[valid_idx]))
-    ladder = _rungs(model, rungs)
+    ladder = _rungs(model, family, rungs)
+    preds: list[np.ndarray] = []
+
+    def scored(fitted: Any, X_val: pd.DataFrame, y_val: np.ndarray) -> float:
+        preds.append(_predictions(fitted, X_val))
+        return score_predictions(metric, y_val, preds[-1])
+
     if ladder is None:
         scores = []
         for X_fit, y_fit, X_val, y_val in fold_data:
-            fold_model = clone(model).fit(X_fit, y_fit)
-            scores.append(float(scorer(fold_model, X_val, y_val)))
+            scores.append(scored(clone(model).fit(X_fit, y_fit), X_val, y_val))
         if on_step is not None:  # trained with its whole budget: the last rung
             on_step(max(rungs, 1), scores, time.perf_counter() - start)
-        return CVResult(metric, scores, time.perf_counter() - start)
+        return _result(metric, scores, start, splits, preds)
     name, budgets = ladder
     # features are fitted once per fold; only the estimator grows from rung to rung
     folds_ready = []
@@ -226,17 +262,30 @@ def cross_validate_model(
     done = 0
     scores = []
     for rung, budget in enumerate(budgets, start=1):
-        scores = []
+        scores, preds = [], []
         for features, estimator, Z_fit, y_fit, X_val, y_val in folds_ready:
             # MLP: each fit adds max_epochs epochs; boosting: max_iter is the running total
             step = budget - done if name == "max_epochs" else budget
             estimator.set_params(**{name: step}).fit(Z_fit, y_fit)
             fitted = Pipeline([*features.steps, ("model", estimator)])
-            scores.append(float(scorer(fitted, X_val, y_val)))
+            scores.append(scored(fitted, X_val, y_val))
         done = budget
         if on_step is not None:
             on_step(rung, scores, time.perf_counter() - start)
-    return CVResult(metric, scores, time.perf_counter() - start)
+    return _result(metric, scores, start, splits, preds)
+
+
+def _result(
+    metric: str,
+    scores: list[float],
+    start: float,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    preds: list[np.ndarray],
+) -> CVResult:
+    rows = np.concatenate([valid for _, valid in splits])
+    order = np.argsort(rows, kind="stable")
+    oof = np.concatenate(preds)[order]
+    return CVResult(metric, scores, time.perf_counter() - start, oof=oof, oof_rows=rows[order])
 
 
 def train_model(
@@ -253,7 +302,8 @@ def train_model(
     n_jobs: int = 1,
     rungs: int = 1,
     on_step: StepCallback | None = None,
-    task: str = "classification",
+    task: str,
+    holdout: float | None = None,
 ) -> TrainResult:
     """Cross-validate ``spec`` on (X, y) when ``cv_folds`` is set, and fit it on all of (X, y)
     when ``refit`` is set. Search trials use ``cv_folds=k, refit=False`` (and ``rungs`` /
@@ -270,9 +320,11 @@ def train_model(
             folds=cv_folds,
             metric=metric,
             seed=seed,
+            family=spec.family,
             sampling=sampling,
             rungs=rungs,
             on_step=on_step,
+            holdout=holdout,
         )
         if cv_folds
         else None

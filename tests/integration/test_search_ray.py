@@ -28,6 +28,7 @@ def _search(split, cfg, cols, tmp_path, name):
         features=FeaturesConfig(),
         ray_settings=RaySettings(storage_path=str(tmp_path)),
         experiment_name=name,
+        task="classification",
     )
 
 
@@ -53,6 +54,7 @@ def test_search_runs_every_family_and_matches_train_model(ray_local, small_split
         metric=cfg.metric,
         cv_folds=cfg.cv_folds,
         refit=False,
+        task="classification",
     )
     assert direct.cv.fold_scores == pytest.approx(best.fold_scores)
 

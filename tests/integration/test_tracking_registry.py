@@ -138,6 +138,7 @@ def test_mlp_pipeline_is_logged_and_served(mlflow_store):
         columns=infer_columns(X, FeaturesConfig()),
         features=FeaturesConfig(),
         seed=0,
+        task="classification",
     ).model
     assert tracking.serialization_format(model) == "cloudpickle"
     exp = tracking.ensure_experiment("e-mlp", mlflow_store.mlflow.artifact_root)

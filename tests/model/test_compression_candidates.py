@@ -32,6 +32,7 @@ def _fit(split, cols, family, params):
         columns=cols,
         features=FeaturesConfig(),
         seed=0,
+        task="classification",
     ).model
 
 

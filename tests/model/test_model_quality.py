@@ -27,6 +27,7 @@ def trained(churn_df):
         columns=cols,
         features=FeaturesConfig(),
         seed=0,
+        task="classification",
     )
     return result.model, split, classes
 

@@ -102,7 +102,7 @@ def test_int8_weights_round_trip_into_torch_dynamic_quantization():
 def fitted_preprocessor():
     X, y = _frame()
     cols = infer_columns(X, FeaturesConfig())
-    pre = build_preprocessor(cols, FeaturesConfig()).fit(X)
+    pre = build_preprocessor(cols, FeaturesConfig(), task="classification").fit(X)
     return X, y, cols, pre
 
 

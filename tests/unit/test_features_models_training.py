@@ -32,7 +32,7 @@ def test_infer_columns_from_dtypes_and_config():
 def test_preprocessor_imputes_scales_and_ignores_unknown_categories():
     X, _ = _data()
     cols = infer_columns(X, FeaturesConfig())
-    pre = build_preprocessor(cols, FeaturesConfig()).fit(X)
+    pre = build_preprocessor(cols, FeaturesConfig(), task="classification").fit(X)
     out = pre.transform(X)
     assert not np.isnan(out).any()
     assert out.shape == (len(X), 2 + 3)
@@ -52,6 +52,7 @@ def test_every_family_builds_and_fits(family):
         features=FeaturesConfig(),
         seed=0,
         cv_folds=3,
+        task="classification",
     )
     assert result.model is not None
     assert result.cv is not None and len(result.cv.fold_scores) == 3
@@ -59,9 +60,16 @@ def test_every_family_builds_and_fits(family):
 
 
 def test_logistic_penalties_map_to_l1_ratio():
-    l1 = build_estimator("logistic_regression", {"penalty": "l1", "C": 0.1}, seed=0)
-    l2 = build_estimator("logistic_regression", {"penalty": "l2"}, seed=0)
-    en = build_estimator("logistic_regression", {"penalty": "elasticnet", "l1_ratio": 0.3}, seed=0)
+    l1 = build_estimator(
+        "logistic_regression", {"penalty": "l1", "C": 0.1}, seed=0, task="classification"
+    )
+    l2 = build_estimator("logistic_regression", {"penalty": "l2"}, seed=0, task="classification")
+    en = build_estimator(
+        "logistic_regression",
+        {"penalty": "elasticnet", "l1_ratio": 0.3},
+        seed=0,
+        task="classification",
+    )
     assert isinstance(l1, LogisticRegression)
     assert (l1.l1_ratio, l1.solver) == (1.0, "saga")
     assert (l2.l1_ratio, l2.solver) == (0.0, "lbfgs")
@@ -70,21 +78,47 @@ def test_logistic_penalties_map_to_l1_ratio():
 
 def test_bad_family_or_param_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown classification model family"):
-        build_estimator("xgboost", {}, seed=0)
+        build_estimator("catboost", {}, seed=0, task="classification")
     with pytest.raises(ValueError, match="random_forest: invalid hyperparameter"):
-        build_estimator("random_forest", {"n_trees": 3}, seed=0)
+        build_estimator("random_forest", {"n_trees": 3}, seed=0, task="classification")
 
 
 def test_train_model_is_deterministic_and_refit_optional():
     X, y = _data()
     cols = infer_columns(X, FeaturesConfig())
     spec = ModelSpec("random_forest", {"n_estimators": 30})
-    a = train_model(X, y, spec, columns=cols, features=FeaturesConfig(), seed=1, cv_folds=3)
-    b = train_model(X, y, spec, columns=cols, features=FeaturesConfig(), seed=1, cv_folds=3)
+    a = train_model(
+        X,
+        y,
+        spec,
+        columns=cols,
+        features=FeaturesConfig(),
+        seed=1,
+        cv_folds=3,
+        task="classification",
+    )
+    b = train_model(
+        X,
+        y,
+        spec,
+        columns=cols,
+        features=FeaturesConfig(),
+        seed=1,
+        cv_folds=3,
+        task="classification",
+    )
     assert a.cv.fold_scores == b.cv.fold_scores
     np.testing.assert_array_equal(a.model.predict_proba(X), b.model.predict_proba(X))
     c = train_model(
-        X, y, spec, columns=cols, features=FeaturesConfig(), seed=1, cv_folds=3, refit=False
+        X,
+        y,
+        spec,
+        columns=cols,
+        features=FeaturesConfig(),
+        seed=1,
+        cv_folds=3,
+        refit=False,
+        task="classification",
     )
     assert c.model is None and c.cv.fold_scores == a.cv.fold_scores
 
@@ -99,6 +133,7 @@ def test_cross_validation_leaves_the_template_unfitted():
         infer_columns(X, FeaturesConfig()),
         FeaturesConfig(),
         seed=0,
+        task="classification",
     )
     cv = cross_validate_model(model, X, y, folds=4, metric="accuracy", seed=0)
     assert len(cv.fold_scores) == 4 and 0.5 < cv.mean <= 1.0

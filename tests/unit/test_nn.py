@@ -80,6 +80,7 @@ def test_mlp_is_a_model_family_in_the_pipeline():
         features=FeaturesConfig(),
         seed=0,
         cv_folds=3,
+        task="classification",
     )
     assert result.cv.mean > 0.8
     assert cross_val_score(TorchMLPClassifier(max_epochs=5), *_xy(200), cv=2).shape == (2,)

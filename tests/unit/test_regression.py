@@ -11,11 +11,12 @@ from honing.data import split_data
 from honing.evaluation import evaluate, gate
 from honing.exceptions import ConfigError, DataValidationError, ModelQualityError
 from honing.features import infer_columns
+from honing.metrics import metric_value
 from honing.models import REGRESSION_FAMILIES
 from honing.monitoring import DriftReport
 from honing.monitoring import gate as drift_gate
 from honing.registry import ChampionScore, champion_gate
-from honing.training import ModelSpec, metric_value, train_model
+from honing.training import ModelSpec, train_model
 from tests.conftest import demo_config_dict
 
 
@@ -192,7 +193,14 @@ def test_init_profiles_a_regression_target_into_a_valid_config(tmp_path):
     )
     cfg = parse_config(raw, source=Path("r.yaml"), root=tmp_path)
     assert cfg.task == "regression" and cfg.search.metric == "rmse"
-    assert set(cfg.search.families) <= {"linear", "random_forest", "hist_gradient_boosting"}
+    assert set(cfg.search.families) == {
+        "linear",
+        "random_forest",
+        "extra_trees",
+        "lightgbm",
+        "xgboost",
+    }
+    assert cfg.time_budget_s == profiling.DEFAULT_BUDGET_S and cfg.search.trials_per_family is None
     with pytest.raises(DataValidationError, match="numeric target"):
         profiling.profile_config(
             df.assign(price="x"),

@@ -56,12 +56,20 @@ def test_space_per_algorithm(algorithm, family_domain, samples):
     assert space["features__scaler"].categories == ["standard", "robust"]
     assert num_samples(cfg) == samples
     alg = _search_alg(cfg)
-    assert type(alg).__name__ == (
-        "BasicVariantGenerator" if algorithm == "random" else "OptunaSearch"
+    assert (
+        type(alg).__name__
+        == {
+            "random": "BasicVariantGenerator",
+            "tpe": "FamilyTPESearcher",
+            "evolutionary": "OptunaSearch",
+        }[algorithm]
     )
-    if algorithm != "random":
-        sampler = alg._sampler
-        assert type(sampler).__name__ == ("TPESampler" if algorithm == "tpe" else "NSGAIISampler")
+    if algorithm == "tpe":  # one TPE per family, with the constant liar for parallel trials
+        samplers = [study.sampler for study in alg.state.studies.values()]
+        assert sorted(alg.state.studies) == ["knn", "logistic_regression"]
+        assert all(type(s).__name__ == "TPESampler" and s._constant_liar for s in samplers)
+    elif algorithm == "evolutionary":
+        assert type(alg._sampler).__name__ == "NSGAIISampler"
 
 
 def test_grid_search_turns_choices_into_grid_axes_and_refuses_continuous_ranges():
@@ -115,14 +123,26 @@ def test_feature_options_shape_the_pipeline():
         {},
         {"encoder": "ordinal", "selection": "mutual_info", "selection_fraction": 0.5, "pca": 0.9},
     )
-    model = make_model(spec, cols, FeaturesConfig(), seed=0).fit(X, y)
+    model = make_model(spec, cols, FeaturesConfig(), seed=0, task="classification").fit(X, y)
     assert [name for name, _ in model.steps] == ["features", "select", "pca", "model"]
     assert model.named_steps["features"].transform(X).shape[1] == 3  # ordinal: one column
     assert model.named_steps["select"].get_support().sum() <= 2
-    l1 = make_model(ModelSpec("knn", {}, {"selection": "l1"}), cols, FeaturesConfig(), seed=0)
+    l1 = make_model(
+        ModelSpec("knn", {}, {"selection": "l1"}),
+        cols,
+        FeaturesConfig(),
+        seed=0,
+        task="classification",
+    )
     assert type(l1.fit(X, y).named_steps["select"]).__name__ == "SelectFromModel"
     with pytest.raises(ValidationError, match="pca"):
-        make_model(ModelSpec("knn", {}, {"pca": 3.0}), cols, FeaturesConfig(), seed=0)
+        make_model(
+            ModelSpec("knn", {}, {"pca": 3.0}),
+            cols,
+            FeaturesConfig(),
+            seed=0,
+            task="classification",
+        )
 
 
 def test_resampling_balances_training_rows_only():
@@ -146,7 +166,12 @@ def test_resampling_balances_training_rows_only():
 
     model = Pipeline(
         [
-            ("features", build_preprocessor(infer_columns(X, FeaturesConfig()), FeaturesConfig())),
+            (
+                "features",
+                build_preprocessor(
+                    infer_columns(X, FeaturesConfig()), FeaturesConfig(), task="classification"
+                ),
+            ),
             ("model", Recorder()),
         ]
     )
@@ -180,6 +205,7 @@ def test_rungs_grow_the_budget_and_end_where_one_shot_training_ends(family, para
         refit=False,
         rungs=3,
         on_step=lambda rung, scores, seconds: steps.append((rung, np.mean(scores))),
+        task="classification",
     )
     assert [r for r, _ in steps] == [1, 2, 3]
     one_shot = train_model(
@@ -192,6 +218,7 @@ def test_rungs_grow_the_budget_and_end_where_one_shot_training_ends(family, para
         metric="accuracy",
         cv_folds=3,
         refit=False,
+        task="classification",
     )
     np.testing.assert_allclose(laddered.cv.fold_scores, one_shot.cv.fold_scores)
 
@@ -211,6 +238,7 @@ def test_one_shot_families_report_once_at_the_last_rung():
         refit=False,
         rungs=4,
         on_step=lambda rung, scores, seconds: steps.append(rung),
+        task="classification",
     )
     assert steps == [4]
 
@@ -229,7 +257,9 @@ def test_ensembles_use_the_top_k_distinct_trials_and_are_kept_only_if_better():
             _t(3, "knn", None),
         ],
     )
-    specs = ensembles.ensemble_specs(result, EnsembleConfig(enabled=True, top_k=2))
+    specs = ensembles.ensemble_specs(
+        result, EnsembleConfig(enabled=True, top_k=2, methods=["soft_voting", "stacking"])
+    )
     assert [s.family for s in specs] == ["soft_voting", "stacking"]
     assert [m["family"] for m in specs[0].params["members"]] == ["logistic_regression", "svm"]
 
@@ -266,6 +296,7 @@ def test_ensemble_models_fit_and_predict(method):
         seed=0,
         metric="roc_auc",
         cv_folds=3,
+        task="classification",
     )
     assert res.cv.mean > 0.8
     assert res.model.predict_proba(X.head(5)).shape == (5, 2)
@@ -287,6 +318,7 @@ def test_permutation_importance_finds_the_signal_and_shap_agrees():
         columns=cols,
         features=FeaturesConfig(),
         seed=0,
+        task="classification",
     ).model
     results, notes = explain.explain_model(model, X, y, metric="roc_auc", seed=0)
     perm = results[0]
@@ -296,7 +328,13 @@ def test_permutation_importance_finds_the_signal_and_shap_agrees():
     assert shap_imp.method == "shap_tree" and notes == []
     assert shap_imp.top(1)[0][0] == "x1"
     lr = train_model(
-        X, y, ModelSpec("logistic_regression", {}), columns=cols, features=FeaturesConfig(), seed=0
+        X,
+        y,
+        ModelSpec("logistic_regression", {}),
+        columns=cols,
+        features=FeaturesConfig(),
+        seed=0,
+        task="classification",
     ).model
     assert explain.shap_importances(lr, X, seed=0, rows=30).method == "shap_permutation"
     fig = explain.plot_importance(perm)

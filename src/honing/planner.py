@@ -1,0 +1,223 @@
+"""The time budget as a contract for the whole pipeline.
+
+``time_budget_s`` in a pipeline config covers everything a run does: validation, search,
+ensembles, refit, explanations, compression and registration. :func:`plan` shares it out
+before the search (the search gets what the later stages do not need), and :func:`trim`
+decides, once the search is over, what optional work still fits, saying what it cut. A
+:class:`StageClock` measures the seconds each stage took, for the run summary and MLflow.
+
+All of it is data and pure decisions: the flow reads the clock and passes the numbers in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from honing.config import CompressionConfig, SearchConfig
+
+#: Seconds kept for each stage after the search, as shares of the whole budget, with a floor
+#: in seconds: measured on the bundled tables at 60-300 s budgets (bench/results/automl.md).
+RESERVE: dict[str, tuple[float, float]] = {
+    "refit": (0.08, 3.0),
+    "evaluation": (0.03, 2.0),
+    "explain": (0.05, 2.0),
+    "compression": (0.10, 4.0),
+    "registration": (0.10, 5.0),
+}
+#: The search never gets less than this share of the budget.
+MIN_SEARCH_SHARE = 0.25
+#: What the cheapest useful explanation and compression need, in seconds.
+SHAP_MIN_S = 6.0
+COMPRESSION_MIN_S = 3.0
+
+
+class StageClock:
+    """Wall-clock seconds per named stage, and the time left of a budget (``None``: none)."""
+
+    def __init__(self, budget_s: float | None, started: float | None = None) -> None:
+        self.budget_s = budget_s
+        self.started = time.monotonic() if started is None else started
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - start
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def left(self) -> float | None:
+        return None if self.budget_s is None else self.budget_s - self.elapsed()
+
+
+def _reserve(budget_s: float, stages: tuple[str, ...]) -> float:
+    return sum(max(budget_s * share, floor) for s, (share, floor) in RESERVE.items() if s in stages)
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """How the budget is shared: seconds for the search, and seconds kept for the stages
+    after it (refit, evaluation, explain, compression, registration)."""
+
+    budget_s: float | None
+    search_s: float | None
+    reserved_s: float
+    note: str
+
+    def log_lines(self) -> list[str]:
+        return [self.note]
+
+    def to_dict(self) -> dict[str, float | str | None]:
+        return {
+            "budget_s": self.budget_s,
+            "search_s": self.search_s,
+            "reserved_s": self.reserved_s,
+            "note": self.note,
+        }
+
+
+def plan(
+    budget_s: float | None,
+    *,
+    elapsed_s: float,
+    compression: bool,
+    search_cap_s: float | None = None,
+) -> BudgetPlan:
+    """The search's share of ``budget_s`` after ``elapsed_s`` already spent (validation):
+    what is left less the reserves of the later stages, at least :data:`MIN_SEARCH_SHARE`
+    of the budget, at most ``search_cap_s`` (the config's own ``search.time_budget_s``)."""
+    if budget_s is None:
+        return BudgetPlan(None, search_cap_s, 0.0, "no pipeline time budget")
+    stages = tuple(s for s in RESERVE if compression or s != "compression")
+    reserved = _reserve(budget_s, stages)
+    search = max(budget_s - elapsed_s - reserved, MIN_SEARCH_SHARE * budget_s)
+    if search_cap_s is not None:
+        search = min(search, search_cap_s)
+    note = (
+        f"budget {budget_s:.0f}s: {elapsed_s:.1f}s spent before the search, {search:.1f}s for "
+        f"the search, {reserved:.1f}s kept for {', '.join(stages)}"
+    )
+    return BudgetPlan(budget_s, round(search, 1), round(reserved, 1), note)
+
+
+def search_config(search: SearchConfig, budget: BudgetPlan) -> SearchConfig:
+    """The search config with the planned time budget."""
+    if budget.search_s is None:
+        return search
+    return search.model_copy(update={"time_budget_s": budget.search_s})
+
+
+def refit_budget(
+    budget_s: float | None, left_s: float | None, *, compression: bool
+) -> float | None:
+    """Seconds an ensemble's members may take to refit, decided after the search: what is
+    left less the reserves of the stages after the refit (None: no budget)."""
+    if budget_s is None or left_s is None:
+        return None
+    stages = ("evaluation", "explain", "registration") + (("compression",) if compression else ())
+    return round(max(left_s - _reserve(budget_s, stages), budget_s * RESERVE["refit"][0]), 1)
+
+
+@dataclass(frozen=True)
+class Trims:
+    """Optional work after the evaluation, sized to the time left. ``notes`` say what was
+    cut."""
+
+    permutation_repeats: int = 5
+    shap_rows: int = 100
+    compression: tuple[str, ...] | None = None  # None: as configured
+    latency_rows: int | None = None  # single-row latency samples; None: as configured
+    notes: list[str] = field(default_factory=list)
+
+    def log_lines(self) -> list[str]:
+        return [f"trimmed: {note}" for note in self.notes] or ["nothing trimmed: the budget fits"]
+
+    def compression_config(self, cfg: CompressionConfig) -> CompressionConfig:
+        """The compression config with the trimmed techniques (disabled when none are left)."""
+        if self.compression is not None and not self.compression:
+            return cfg.model_copy(update={"enabled": False})
+        update: dict[str, object] = {}
+        if self.compression is not None:
+            update["techniques"] = list(self.compression)
+        if self.latency_rows is not None and self.latency_rows < cfg.latency_rows:
+            update["latency_rows"] = self.latency_rows
+        return cfg.model_copy(update=update)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "permutation_repeats": self.permutation_repeats,
+            "shap_rows": self.shap_rows,
+            "compression": None if self.compression is None else list(self.compression),
+            "latency_rows": self.latency_rows,
+            "notes": self.notes,
+        }
+
+
+#: Share of the time left before registration that explanations may use.
+EXPLAIN_SHARE = 0.3
+#: Seconds below which compression keeps ONNX alone, and below which it is skipped.
+COMPRESSION_FULL_S = 10.0
+
+
+def trim(
+    budget_s: float | None,
+    left_s: float | None,
+    *,
+    predict_s: float,
+    columns: int,
+    techniques: tuple[str, ...],
+    compression: bool,
+) -> Trims:
+    """What still fits in ``left_s`` once the model is evaluated: permutation repeats (each
+    costs ``columns`` predictions of the test split, ``predict_s`` each), SHAP rows, and the
+    compression techniques (ONNX alone when short, none when shorter). Registration's
+    reserve is kept aside."""
+    if budget_s is None or left_s is None:
+        return Trims()
+    notes: list[str] = []
+    available = left_s - _reserve(budget_s, ("registration",))
+    per_repeat = max(columns * predict_s, 1e-3)
+    explain_s = EXPLAIN_SHARE * available if compression else available
+    repeats = int(min(5, max(explain_s, 0.0) // per_repeat))
+    if repeats < 5:
+        notes.append(
+            f"permutation importance: {repeats} repeat(s) (~{per_repeat:.1f}s each, "
+            f"{max(explain_s, 0):.0f}s for explanations)"
+        )
+    shap_rows = 100
+    if explain_s - repeats * per_repeat < SHAP_MIN_S:
+        shap_rows = 0
+        notes.append(f"SHAP skipped: it needs ~{SHAP_MIN_S:.0f}s")
+    kept: tuple[str, ...] | None = None
+    rest = available - repeats * per_repeat - (0 if shap_rows == 0 else SHAP_MIN_S)
+    if compression:
+        if rest < COMPRESSION_MIN_S:
+            kept = ()
+            notes.append(f"compression skipped: {max(rest, 0):.0f}s left for it")
+        elif rest < COMPRESSION_FULL_S and set(techniques) - {"onnx"}:
+            kept = tuple(t for t in techniques if t == "onnx")
+            notes.append(
+                f"compression: ONNX only ({rest:.0f}s left for it); skipped "
+                f"{', '.join(t for t in techniques if t != 'onnx')}"
+            )
+    latency_rows = None
+    if compression and kept != ():
+        # each candidate is timed on single rows, at about the cost of one prediction each
+        candidates = 1 + len(kept if kept is not None else techniques)
+        latency_rows = int(max(20, min(10_000, 0.5 * rest / (candidates * max(predict_s, 1e-4)))))
+        if latency_rows < 200:
+            notes.append(f"latency measured on {latency_rows} single rows")
+    return Trims(
+        permutation_repeats=repeats,
+        shap_rows=shap_rows,
+        compression=kept,
+        latency_rows=latency_rows,
+        notes=notes,
+    )
