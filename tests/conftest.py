@@ -78,6 +78,7 @@ def project(tmp_path: Path, churn_df: pd.DataFrame) -> dict[str, Path]:
     cfg["data"]["path"] = str(tmp_path / "data" / "churn.csv")
     cfg["validation"]["suite"] = str(tmp_path / "expectations" / "churn.json")
     cfg["search"] = SMALL_SEARCH
+    cfg.pop("time_budget_s", None)  # tests count trials; the budget tests set their own
     # compression as configured, with fewer latency rows and a shorter student training
     cfg["compression"] = {**cfg["compression"], "latency_rows": 20, "distill": {"epochs": 5}}
     config_path = tmp_path / "configs" / "churn.yaml"

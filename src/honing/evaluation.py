@@ -8,20 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    brier_score_loss,
-    confusion_matrix,
-    f1_score,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-    roc_curve,
-)
+from sklearn.metrics import brier_score_loss, confusion_matrix, roc_curve
 
 from honing.exceptions import ModelQualityError
-from honing.metrics import lower_is_better
+from honing.metrics import METRICS, lower_is_better
 
 
 @dataclass(frozen=True)
@@ -43,31 +33,37 @@ def positive_scores(model: Any, X: pd.DataFrame) -> np.ndarray:
 
 
 def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, classes: list[Any]) -> EvaluationReport:
-    """Classification (``classes`` = [negative, positive]): accuracy, precision, recall, F1,
-    ROC-AUC, average precision, Brier score and the confusion matrix (rows: true class,
-    columns: predicted), for the positive class 1. Regression (``classes`` = []): RMSE, MAE,
-    R² and the largest absolute error."""
+    """Classification (``classes``: [negative, positive], or the labels of a multiclass
+    task): every classification metric of :data:`honing.metrics.METRICS` (binary: for class
+    1; multiclass: macro averages, ROC-AUC one-vs-rest), the Brier score (binary) and the
+    confusion matrix (rows: true class, columns: predicted). Regression (``classes`` = []):
+    RMSE, MAE, R² and the largest absolute error."""
     if not classes:
         return _evaluate_regression(model, X, y)
     y = np.asarray(y)
-    pred = np.asarray(model.predict(X))
-    scores = positive_scores(model, X)
+    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
     metrics = {
-        "accuracy": accuracy_score(y, pred),
-        "precision": precision_score(y, pred, zero_division=0),
-        "recall": recall_score(y, pred, zero_division=0),
-        "f1": f1_score(y, pred, zero_division=0),
-        "roc_auc": roc_auc_score(y, scores) if len(np.unique(y)) == 2 else float("nan"),
-        "average_precision": average_precision_score(y, scores),
-        "brier": brier_score_loss(y, np.clip(scores, 0, 1)),
+        name: _or_nan(info.from_predictions, y, proba)
+        for name, info in METRICS.items()
+        if info.task == "classification"
     }
-    cm = confusion_matrix(y, pred, labels=[0, 1])
+    if len(classes) == 2:
+        metrics["brier"] = brier_score_loss(y, np.clip(proba[:, 1], 0, 1))
+    cm = confusion_matrix(y, proba.argmax(axis=1), labels=list(range(len(classes))))
     return EvaluationReport(
         metrics={k: float(v) for k, v in metrics.items()},
         confusion_matrix=cm.tolist(),
         classes=[c.item() if hasattr(c, "item") else c for c in classes],
         n_test=int(len(y)),
     )
+
+
+def _or_nan(metric: Any, y: np.ndarray, proba: np.ndarray) -> float:
+    """The metric, or NaN where it is undefined (ROC-AUC on rows of a single class)."""
+    try:
+        return float(metric(y, proba))
+    except ValueError:
+        return float("nan")
 
 
 def _evaluate_regression(model: Any, X: pd.DataFrame, y: np.ndarray) -> EvaluationReport:
@@ -142,7 +138,6 @@ def plot_figures(
         fig.tight_layout()
         figures["residuals.png"] = fig
         return figures
-    scores = positive_scores(model, X)
 
     fig, ax = plt.subplots(figsize=(4.5, 4))
     cm = np.asarray(report.confusion_matrix)
@@ -152,13 +147,16 @@ def plot_figures(
             j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black"
         )
     labels = [str(c) for c in report.classes]
-    ax.set_xticks([0, 1], labels)
-    ax.set_yticks([0, 1], labels)
+    ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 3 else 0)
+    ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix (test)")
     fig.tight_layout()
     figures["confusion_matrix.png"] = fig
+    if len(report.classes) != 2:  # ROC and calibration curves are drawn for binary tasks
+        return figures
+    scores = positive_scores(model, X)
 
     fpr, tpr, _ = roc_curve(y, scores)
     fig, ax = plt.subplots(figsize=(4.5, 4))

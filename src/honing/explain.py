@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing.metrics import scorer_name
+from honing.metrics import scorer
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def permutation_importances(
     from sklearn.inspection import permutation_importance
 
     res = permutation_importance(
-        model, X, y, scoring=scorer_name(metric), n_repeats=n_repeats, random_state=seed, n_jobs=1
+        model, X, y, scoring=scorer(metric), n_repeats=n_repeats, random_state=seed, n_jobs=1
     )
     return Importance(
         "permutation",
@@ -94,14 +94,15 @@ def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100)
         def f(data: np.ndarray) -> np.ndarray:
             if not is_classifier(estimator):
                 return np.asarray(estimator.predict(data.astype(np.float32)))
-            return np.asarray(estimator.predict_proba(data.astype(np.float32)))[:, 1]
+            proba = np.asarray(estimator.predict_proba(data.astype(np.float32)))
+            return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
 
         explainer = shap.explainers.Permutation(f, shap.maskers.Independent(background), seed=seed)
         values = explainer(Z).values
         method = "shap_permutation"
     values = np.asarray(values)
-    if values.ndim == 3:  # (rows, features, classes): the positive class
-        values = values[..., 1]
+    if values.ndim == 3:  # (rows, features, classes): the positive class, or all classes
+        values = values[..., 1] if values.shape[2] == 2 else np.abs(values).mean(axis=2)
     mean = np.abs(values).mean(axis=0)
     return Importance(
         method,

@@ -13,17 +13,42 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn import metrics as skm
 
-#: ``pred`` is the class-probability matrix (rows x classes, classes in sorted label order)
-#: for classification, and the predicted values (1-D) for regression.
+#: ``pred`` is the class-probability matrix (rows x classes, classes in label-code order; a
+#: 1-D array is the positive class of a binary task) for classification, and the predicted
+#: values (1-D) for regression. Binary metrics are for class 1; multiclass ones are macro
+#: averages (ROC-AUC and average precision one-vs-rest).
 FromPredictions = Callable[[np.ndarray, np.ndarray], float]
 
 
+def _matrix(proba: np.ndarray) -> np.ndarray:
+    p = np.asarray(proba, dtype=np.float64)
+    return np.column_stack([1.0 - p, p]) if p.ndim == 1 else p
+
+
 def _labels(proba: np.ndarray) -> np.ndarray:
-    return np.asarray(proba).argmax(axis=1)
+    return _matrix(proba).argmax(axis=1)
 
 
-def _positive(proba: np.ndarray) -> np.ndarray:
-    return np.asarray(proba)[:, 1]
+def _average(proba: np.ndarray) -> str:
+    return "binary" if _matrix(proba).shape[1] == 2 else "macro"
+
+
+def _ranking(score: Callable[..., float], y: np.ndarray, proba: np.ndarray) -> float:
+    """A ranking metric: on P(class 1) for binary tasks, one-vs-rest macro for multiclass."""
+    p = _matrix(proba)
+    if p.shape[1] == 2:
+        return float(score(y, p[:, 1]))
+    onehot = np.eye(p.shape[1])[np.asarray(y, dtype=int)]
+    return float(score(onehot, p, average="macro"))
+
+
+def _label_metric(score: Callable[..., float]) -> FromPredictions:
+    return lambda y, p: float(score(y, _labels(p), average=_average(p), zero_division=0))
+
+
+def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
+    p = _matrix(proba)
+    return float(skm.log_loss(y, p, labels=list(range(p.shape[1]))))
 
 
 @dataclass(frozen=True)
@@ -43,25 +68,20 @@ METRICS: dict[str, MetricInfo] = {
             "accuracy", "classification", True, "accuracy",
             lambda y, p: float(skm.accuracy_score(y, _labels(p))),
         ),
-        MetricInfo(
-            "precision", "classification", True, "precision",
-            lambda y, p: float(skm.precision_score(y, _labels(p), zero_division=0)),
-        ),
-        MetricInfo(
-            "recall", "classification", True, "recall",
-            lambda y, p: float(skm.recall_score(y, _labels(p), zero_division=0)),
-        ),
-        MetricInfo(
-            "f1", "classification", True, "f1",
-            lambda y, p: float(skm.f1_score(y, _labels(p), zero_division=0)),
-        ),
+        MetricInfo("precision", "classification", True, "precision",
+                   _label_metric(skm.precision_score)),
+        MetricInfo("recall", "classification", True, "recall", _label_metric(skm.recall_score)),
+        MetricInfo("f1", "classification", True, "f1", _label_metric(skm.f1_score)),
         MetricInfo(
             "roc_auc", "classification", True, "roc_auc",
-            lambda y, p: float(skm.roc_auc_score(y, _positive(p))),
+            lambda y, p: _ranking(skm.roc_auc_score, y, p),
         ),
         MetricInfo(
             "average_precision", "classification", True, "average_precision",
-            lambda y, p: float(skm.average_precision_score(y, _positive(p))),
+            lambda y, p: _ranking(skm.average_precision_score, y, p),
+        ),
+        MetricInfo(
+            "log_loss", "classification", False, "neg_log_loss", _log_loss, bounded=False
         ),
         MetricInfo(
             "rmse", "regression", False, "neg_root_mean_squared_error",
@@ -87,6 +107,19 @@ def lower_is_better(metric: str) -> bool:
 
 def scorer_name(metric: str) -> str:
     return METRICS[metric].scorer
+
+
+def scorer(metric: str) -> Callable[..., float]:
+    """A scikit-learn scorer of ``metric`` (greater-is-better), built from the table: the
+    same numbers as :func:`score_predictions`, for binary, multiclass and regression."""
+    from sklearn.metrics import make_scorer
+
+    info = METRICS[metric]
+    return make_scorer(
+        info.from_predictions,
+        greater_is_better=info.higher_is_better,
+        response_method="predict" if info.task == "regression" else "predict_proba",
+    )
 
 
 def metric_value(metric: str, score: float) -> float:

@@ -181,7 +181,7 @@ class Family:
     encoder: str = "onehot"  # the low-cardinality encoding it prefers (features.encoder: auto)
     rung_param: str | None = None  # the resource a scheduler cuts into rungs
     native_categorical: str | None = None  # constructor keyword for categorical positions
-    tree: bool = False  # SHAP's exact tree explainer applies
+    tree: bool = False  # SHAP's exact tree explainer applies; no numeric scaling needed
 
 
 FAMILY_TABLE: dict[str, Family] = {

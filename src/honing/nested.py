@@ -13,12 +13,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import get_scorer
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from honing.config import FeaturesConfig, RaySettings, SearchConfig
 from honing.features import FeatureColumns
-from honing.metrics import lower_is_better, metric_value, scorer_name
+from honing.metrics import lower_is_better, metric_value, scorer
 from honing.search import run_search
 from honing.training import train_model
 
@@ -60,7 +59,7 @@ def nested_cv(
     experiment_name: str,
     task: str = "classification",
 ) -> NestedCVResult:
-    scorer = get_scorer(scorer_name(cfg.metric))
+    score = scorer(cfg.metric)
     splitter = StratifiedKFold if task == "classification" else KFold
     outer = splitter(cfg.nested_cv.outer_folds, shuffle=True, random_state=cfg.seed + 1)
     scores, inner, chosen = [], [], []
@@ -87,7 +86,7 @@ def nested_cv(
             metric=cfg.metric,
             task=task,
         ).model
-        scores.append(metric_value(cfg.metric, scorer(model, X.iloc[test_idx], y[test_idx])))
+        scores.append(metric_value(cfg.metric, score(model, X.iloc[test_idx], y[test_idx])))
         inner.append(metric_value(cfg.metric, float(best.score or np.nan)))
         chosen.append(best.spec.label())
     return NestedCVResult(cfg.metric, scores, inner, chosen)

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from honing.config import FeaturesConfig, QualityConfig
+from honing.data import MAX_CLASSES
 from honing.exceptions import DataValidationError
 from honing.features import detect_dates, detect_identifiers, infer_columns
 
@@ -222,12 +223,20 @@ def _quality_rules(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def _positive_label(df: pd.DataFrame, target: str, positive_label: Any | None) -> Any:
+    """The positive label of a binary target; None for a multiclass one."""
     labels = _plain(list(df[target].dropna().unique()))
-    if len(labels) != 2:
+    if len(labels) < 2 or len(labels) > MAX_CLASSES:
         raise DataValidationError(
-            f"column '{target}': honing init supports binary targets; found {len(labels)} "
-            f"label values {labels[:10]}"
+            f"column '{target}': classification needs 2 to {MAX_CLASSES} label values; found "
+            f"{len(labels)}: {labels[:10]} (a numeric target may be --task regression)"
         )
+    if len(labels) > 2:
+        if positive_label is not None:
+            raise DataValidationError(
+                f"column '{target}': --positive-label applies to binary targets; this one has "
+                f"{len(labels)} labels {labels[:10]}"
+            )
+        return None
     if positive_label is None:
         return labels[1]
     # a label typed on the command line is a string: match it by its text
@@ -237,3 +246,19 @@ def _positive_label(df: pd.DataFrame, target: str, positive_label: Any | None) -
             f"column '{target}': positive label {positive_label!r} is not among {labels}"
         )
     return matches[0]
+
+
+def to_yaml(raw: dict[str, Any], *, header: str = "") -> str:
+    """A config mapping as YAML, short lists (distributions, value sets) on one line."""
+    import yaml
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+        flow = all(not isinstance(v, dict | list) for v in data)
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+    _Dumper.add_representer(list, _list)
+    body = yaml.dump(raw, Dumper=_Dumper, sort_keys=False, width=100)
+    return "".join(f"# {line}\n" for line in header.splitlines()) + body

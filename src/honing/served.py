@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from honing.compression import MANIFEST, load_served, read_served
+from honing.serving import outputs
 
 
 class ServedModel(mlflow.pyfunc.PythonModel):
@@ -32,6 +33,4 @@ class ServedModel(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
         if not self.classes_:  # regression
             return pd.DataFrame({"prediction": self.predictor_.predict(model_input)})
-        proba = self.predict_proba(model_input)[:, 1]
-        labels = np.where(proba >= 0.5, self.classes_[1], self.classes_[0])
-        return pd.DataFrame({"prediction": labels, "probability": proba})
+        return outputs(self.predict_proba(model_input), self.classes_)

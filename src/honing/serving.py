@@ -65,21 +65,49 @@ def load_model(uri: str) -> Any:
         raise HoningError(f"model {uri!r} cannot be loaded: {exc}") from exc
 
 
+def outputs(proba: np.ndarray, classes: list[Any]) -> pd.DataFrame:
+    """The prediction columns of a classifier: the label in the user's own values and, for a
+    binary task, ``probability`` (of the positive class); for a multiclass task,
+    ``probability`` (of the predicted label) and one ``probability_<label>`` per class."""
+    proba = np.asarray(proba, dtype=np.float64)
+    if len(classes) == 2:
+        return pd.DataFrame(
+            {
+                "prediction": np.where(proba[:, 1] >= 0.5, classes[1], classes[0]),
+                "probability": proba[:, 1],
+            }
+        )
+    best = proba.argmax(axis=1)
+    out = pd.DataFrame(
+        {
+            "prediction": np.asarray(classes, dtype=object)[best],
+            "probability": proba[np.arange(len(proba)), best],
+        }
+    )
+    for i, label in enumerate(classes):
+        out[f"probability_{label}"] = proba[:, i]
+    return out
+
+
 def predict(model: Any, df: pd.DataFrame, classes: list[Any]) -> pd.DataFrame:
-    """The batch with two columns added: predicted label and probability of the positive
-    class (``classes`` = []: regression, one ``prediction`` column)."""
+    """The batch with the prediction columns added (:func:`outputs`; ``classes`` = []:
+    regression, one ``prediction`` column)."""
     if not classes:  # regression
         return df.assign(prediction=np.asarray(model.predict(df), dtype=np.float64))
-    proba = np.asarray(model.predict_proba(df))[:, 1]
-    return df.assign(prediction=np.where(proba >= 0.5, classes[1], classes[0]), probability=proba)
+    extra = outputs(model.predict_proba(df), classes)
+    extra.index = df.index
+    return pd.concat([df, extra], axis=1)
 
 
 def label_classes(suite: dict[str, Any], target: str, positive_label: Any | None) -> list[Any]:
-    """``[negative, positive]`` from the suite's value set of the label."""
+    """``[negative, positive]`` from the suite's value set of the label; the sorted labels
+    of a multiclass target."""
     for exp in suite.get("expectations", []):
         kwargs = exp.get("kwargs", {})
         if exp["type"] == "expect_column_values_to_be_in_set" and kwargs.get("column") == target:
             values = sorted(kwargs["value_set"], key=str)
+            if len(values) > 2:
+                return values
             if len(values) == 2:
                 positive = positive_label if positive_label in values else values[1]
                 return [next(v for v in values if v != positive), positive]

@@ -105,7 +105,12 @@ def make_model(
             [("model", _ensemble(spec, columns, features, seed=seed, n_jobs=n_jobs, task=task))]
         )
     cfg = effective_features(spec, features)
-    encoder = resolve_encoder(cfg, FAMILY_TABLE[spec.family].encoder)
+    family = FAMILY_TABLE[spec.family]
+    if family.tree and cfg.scaler != "none":
+        # splits do not care about scale, and float32 rounding of scaled values (as served by
+        # ONNX) could move rows across thresholds that sit exactly on training values
+        cfg = cfg.model_copy(update={"scaler": "none"})
+    encoder = resolve_encoder(cfg, family.encoder)
     reducers = build_reducers(cfg, seed=seed, task=task)
     # native categorical splits need the encoded positions, which selection or PCA would move
     positions = [] if reducers else categorical_positions(columns, encoder)

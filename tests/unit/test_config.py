@@ -22,11 +22,15 @@ def test_shipped_configs_are_valid():
         "logistic_regression",
         "extra_trees",
         "random_forest",
-        "hist_gradient_boosting",
-        "knn",
+        "lightgbm",
+        "xgboost",
     }
-    assert cfg.search.algorithm == "tpe" and cfg.search.scheduler.kind == "asha"
-    assert cfg.search.ensemble.enabled
+    # the demo uses the budget-driven defaults `honing init --budget` writes
+    assert cfg.time_budget_s == 120 and cfg.search.trials_per_family is None
+    assert cfg.search.algorithm == "tpe" and cfg.search.portfolio
+    assert cfg.search.ensemble.enabled and cfg.search.ensemble.selection
+    for name in ("penguins", "diamonds", "flights"):
+        assert load_config(ROOT / "configs" / f"{name}.yaml", root=ROOT).name == name
     env = load_env_settings(ROOT / "configs" / "env" / "local.yaml", root=ROOT, environ={})
     assert env.mlflow.tracking_uri == f"sqlite:///{ROOT / 'mlflow.db'}"
     assert env.ray.address is None

@@ -91,8 +91,10 @@ def test_encode_target_maps_positive_label():
     assert classes == ["no", "yes"]
     with pytest.raises(DataValidationError, match="not among"):
         encode_target(pd.Series(["no", "yes"], name="y"), "maybe")
-    with pytest.raises(DataValidationError, match="exactly 2"):
+    with pytest.raises(DataValidationError, match="2 to 100 label values"):
         encode_target(pd.Series(["a", "a"], name="y"), None)
+    with pytest.raises(DataValidationError, match="2 to 100 label values"):
+        encode_target(pd.Series(range(101), name="y"), None)
 
 
 def test_split_is_deterministic_and_stratified():

@@ -116,9 +116,9 @@ def test_profiled_config_is_valid(tmp_path: Path):
     cfg = parse_config(raw, source=Path("t.yaml"), root=tmp_path)
     assert cfg.data.positive_label == "yes"
     assert cfg.registry.model_name == "honing-t"
-    with pytest.raises(DataValidationError, match="binary"):
+    with pytest.raises(DataValidationError, match="task regression"):
         profile_config(
-            df.assign(label=range(len(df))),
+            pd.concat([df] * 20, ignore_index=True).assign(label=lambda d: range(len(d))),
             name="t",
             data_path=Path("d.csv"),
             suite_path=Path("s.json"),

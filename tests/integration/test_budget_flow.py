@@ -1,0 +1,115 @@
+"""The config `honing init --budget` writes, through the whole training flow: the run keeps
+to its time budget and says where the seconds went; a multiclass table goes end to end
+(encoding, metrics, N x N confusion matrix, gates, registry, served flavor)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from honing import data as data_mod
+from honing import profiling, validation
+from honing.serving import predict
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+#: The slack the issue states: budget + 10%, plus Ray's start-up (measured apart).
+SLACK = 1.10
+
+
+def _init_project(root: Path, df, *, name: str, target: str, budget: float, seed: int = 3):
+    """What `honing init DATA --target T --budget B` writes, in a throwaway project."""
+    data_path = root / f"{name}.csv"
+    data_mod.write_table(df, data_path)
+    table = data_mod.load_table(data_path)
+    suite_path = root / "expectations" / f"{name}.json"
+    validation.save_suite(profiling.profile_suite(table, name=name, target=target), suite_path)
+    raw = profiling.profile_config(
+        table, name=name, data_path=data_path, suite_path=suite_path, target=target,
+        budget_s=budget,
+    )  # fmt: skip
+    raw["search"]["seed"] = seed
+    config = root / "configs" / f"{name}.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(profiling.to_yaml(raw))
+    return config
+
+
+@pytest.fixture
+def run_flow(prefect_harness, ray_local, project, monkeypatch):
+    from flows.training import training_pipeline
+
+    before = mlflow.get_tracking_uri()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def _run(config: Path):
+        return training_pipeline(
+            config_path=str(config), env_path=str(project["env"]), repo=str(project["root"])
+        )
+
+    yield _run
+    mlflow.set_tracking_uri(before)
+
+
+def test_a_budgeted_run_keeps_to_its_budget_and_says_where_the_time_went(
+    run_flow, project, churn_df
+):
+    budget = 45.0
+    config = _init_project(project["root"], churn_df, name="churn", target="churn", budget=budget)
+    summary = run_flow(config)
+    seconds = summary["timings"]
+    assert seconds["total"] <= SLACK * budget + seconds["ray_start"], seconds
+    assert {"validation", "search", "ensemble", "refit", "evaluation", "registration"} <= set(
+        seconds
+    )
+    assert summary["trials"] >= 5  # the portfolio's first entries at least
+    assert summary["test_metrics"]["roc_auc"] > 0.8
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project['root'] / 'mlflow.db'}")
+    run = client.get_run(summary["run_id"])
+    assert run.data.metrics["seconds_total"] == pytest.approx(seconds["total"], rel=1e-6)
+    budget_file = client.download_artifacts(summary["run_id"], "budget.json")
+    report = json.loads(Path(budget_file).read_text())
+    assert report["plan"]["budget_s"] == budget and report["within_budget"] is True
+    assert report["plan"]["search_s"] < budget
+    # trials the budget cut are marked stopped (KILLED), never failed
+    trials = client.search_runs(
+        [run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{summary['run_id']}'"
+    )
+    statuses = {(t.data.tags["honing.trial_status"], t.info.status) for t in trials}
+    assert statuses <= {("completed", "FINISHED"), ("stopped", "KILLED")}
+    assert summary["trials_failed"] == 0
+
+
+def test_multiclass_goes_through_the_whole_flow(run_flow, project):
+    penguins = data_mod.fetch_penguins()
+    config = _init_project(project["root"], penguins, name="penguins", target="species", budget=30)
+    assert "positive_label" not in yaml.safe_load(config.read_text())["data"]
+    summary = run_flow(config)
+    assert summary["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
+    assert len(summary["confusion_matrix"]) == 3 and all(
+        len(r) == 3 for r in summary["confusion_matrix"]
+    )
+    metrics = summary["test_metrics"]
+    assert metrics["roc_auc"] > 0.95 and metrics["f1"] > 0.9 and metrics["log_loss"] < 0.5
+    assert summary["promoted"] and summary["version"] == "1"
+
+    # the registered model and its served flavor answer in the user's labels, one probability
+    # column per class
+    tracking = f"sqlite:///{project['root'] / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking)
+    native = mlflow.sklearn.load_model("models:/honing-penguins@champion")
+    rows = penguins.drop(columns=["species"]).head(8)
+    out = predict(native, rows, summary["classes"])
+    assert set(out["prediction"]) <= set(summary["classes"])
+    per_class = out[[f"probability_{c}" for c in summary["classes"]]].to_numpy()
+    assert per_class.sum(axis=1) == pytest.approx(1.0, abs=1e-6)
+    if summary["served"] is not None:
+        served = mlflow.pyfunc.load_model("models:/honing-penguins-served@champion")
+        answer = served.predict(rows)
+        assert list(answer.columns[:2]) == ["prediction", "probability"]
+        assert set(answer["prediction"]) <= set(summary["classes"])

@@ -1,0 +1,74 @@
+"""The boosting families served through ONNX (onnxmltools' converters inside skl2onnx): the
+graph answers like the native pipeline, with categoricals split natively, missing values,
+high-cardinality target encoding, multiclass probabilities and regression."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from honing.compression import MANIFEST, load_served, onnx_bytes
+from honing.config import FeaturesConfig
+from honing.features import infer_columns
+from honing.training import ModelSpec, make_model
+
+pytestmark = pytest.mark.model
+
+
+def _frame(n: int = 800, classes: int = 2, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "color": rng.choice(["red", "green", "blue"], n),
+            "shop": rng.choice([f"s{i}" for i in range(40)], n),  # high cardinality
+        }
+    )
+    X.loc[::11, "a"] = np.nan
+    X.loc[::13, "color"] = np.nan  # as read from a CSV
+    z = X["a"].fillna(0) + (X["color"] == "red") * 1.5 + rng.normal(scale=0.5, size=n)
+    if classes == 0:
+        return X, z.to_numpy()
+    return X, np.digitize(z, np.quantile(z, np.linspace(0, 1, classes + 1)[1:-1]))
+
+
+def _served(model, X: pd.DataFrame, task: str):
+    cols = infer_columns(X, FeaturesConfig())
+    data = onnx_bytes(model, cols.numeric, cols.text)
+    manifest = {"format": "onnx", "numeric": cols.numeric, "categorical": cols.text, "task": task}
+    return load_served({MANIFEST: json.dumps(manifest).encode(), "model.onnx": data})
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
+@pytest.mark.parametrize("classes", [2, 3])
+def test_boosting_classifiers_answer_the_same_through_onnx(family, classes):
+    X, y = _frame(classes=classes)
+    if classes > 2:  # skl2onnx converts TargetEncoder for binary and continuous targets only
+        X = X.drop(columns=["shop"])
+    cols = infer_columns(X, FeaturesConfig())
+    assert cols.high_cardinality == ([] if classes > 2 else ["shop"])
+    model = make_model(
+        ModelSpec(family, {"n_estimators": 40}), cols, FeaturesConfig(), seed=0,
+        task="classification",
+    ).fit(X, y)  # fmt: skip
+    served = _served(model, X, "classification")
+    native = model.predict_proba(X)
+    onnx = served.predict_proba(X)
+    assert onnx.shape == native.shape == (len(X), classes)
+    np.testing.assert_allclose(onnx, native, atol=1e-4)
+    assert (served.predict(X) == model.predict(X)).mean() > 0.999
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
+def test_boosting_regressors_answer_the_same_through_onnx(family):
+    X, y = _frame(classes=0)
+    cols = infer_columns(X, FeaturesConfig())
+    model = make_model(
+        ModelSpec(family, {"n_estimators": 40}), cols, FeaturesConfig(), seed=0, task="regression"
+    ).fit(X, y)
+    served = _served(model, X, "regression")
+    np.testing.assert_allclose(served.predict(X), model.predict(X), rtol=1e-4, atol=1e-4)

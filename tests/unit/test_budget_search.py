@@ -1,0 +1,242 @@
+"""The budget planner, the per-family TPE scheduler, the portfolio, out-of-fold ensemble
+selection and the metric table (binary, multiclass, regression)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+
+from honing import metrics, planner
+from honing.config import CompressionConfig, SearchConfig
+from honing.ensembles import choose, select_ensemble
+from honing.portfolio import PORTFOLIO, SPACES, points
+from honing.search import SearchResult, TrialResult, holdout_share, num_samples
+from honing.tpe import TRIALS_PER_DIMENSION, FamilySearcher
+from honing.training import ModelSpec
+
+# ---------------------------------------------------------------------------- the planner
+
+
+def test_plan_gives_the_search_what_the_later_stages_do_not_need():
+    plan = planner.plan(60.0, elapsed_s=5.0, compression=True)
+    assert plan.search_s == pytest.approx(60.0 - 5.0 - plan.reserved_s, abs=0.1)
+    assert 0.25 * 60 <= plan.search_s < 60
+    without = planner.plan(60.0, elapsed_s=5.0, compression=False)
+    assert without.search_s > plan.search_s  # no compression reserve
+    capped = planner.plan(600.0, elapsed_s=5.0, compression=True, search_cap_s=30.0)
+    assert capped.search_s == 30.0
+    # a validation that ate most of the budget still leaves the search its minimum share
+    late = planner.plan(60.0, elapsed_s=55.0, compression=True)
+    assert late.search_s == pytest.approx(planner.MIN_SEARCH_SHARE * 60)
+    assert planner.plan(None, elapsed_s=1.0, compression=True).search_s is None
+
+
+def test_search_config_takes_the_planned_share():
+    cfg = SearchConfig(families={"lightgbm": {}}, trials_per_family=None, time_budget_s=900)
+    plan = planner.plan(60.0, elapsed_s=2.0, compression=True, search_cap_s=900)
+    assert planner.search_config(cfg, plan).time_budget_s == plan.search_s
+    assert num_samples(cfg) == -1  # no cap: the budget ends the search
+
+
+def test_trims_cut_optional_work_in_order_and_say_so():
+    techniques = ("onnx", "onnx_int8", "distill")
+    roomy = planner.trim(
+        600.0, 400.0, predict_s=0.01, columns=10, techniques=techniques, compression=True
+    )
+    assert roomy.notes == [] and roomy.permutation_repeats == 5 and roomy.shap_rows == 100
+    assert (
+        roomy.compression_config(CompressionConfig()).techniques == CompressionConfig().techniques
+    )
+
+    tight = planner.trim(
+        60.0, 14.0, predict_s=0.2, columns=30, techniques=techniques, compression=True
+    )
+    assert tight.permutation_repeats < 5 and tight.shap_rows == 0
+    assert any("permutation" in n for n in tight.notes) and any("SHAP" in n for n in tight.notes)
+    trimmed = tight.compression_config(CompressionConfig(techniques=list(techniques)))
+    assert trimmed.enabled and set(trimmed.techniques) <= set(techniques)
+
+    spent = planner.trim(
+        60.0, 2.0, predict_s=0.2, columns=30, techniques=techniques, compression=True
+    )
+    assert spent.compression == () and spent.permutation_repeats == 0
+    assert not spent.compression_config(CompressionConfig()).enabled
+    assert any("compression skipped" in n for n in spent.notes)
+
+
+def test_refit_budget_keeps_the_later_stages_reserve():
+    assert planner.refit_budget(None, None, compression=True) is None
+    roomy = planner.refit_budget(60.0, 30.0, compression=True)
+    assert 0 < roomy < 30.0
+    assert planner.refit_budget(60.0, 30.0, compression=False) > roomy
+
+
+def test_stage_clock_adds_up_stages():
+    clock = planner.StageClock(10.0)
+    with clock.stage("a"):
+        pass
+    with clock.stage("a"):
+        pass
+    assert set(clock.seconds) == {"a"} and clock.seconds["a"] >= 0
+    assert clock.left() <= 10.0 and planner.StageClock(None).left() is None
+
+
+# ---------------------------------------------------------------------------- the search
+
+
+def _searcher(families: dict, **extra):
+    cfg = SearchConfig(families=families, algorithm="tpe", trials_per_family=None, **extra)
+    return FamilySearcher.build(cfg, family_key="family", sep="__", bounded=True).state
+
+
+def test_portfolio_runs_first_then_every_family_is_capped_by_its_dimensions():
+    state = _searcher({f: SPACES[f] for f in ("lightgbm", "logistic_regression")})
+    first = [state.suggest(f"t{i}") for i in range(4)]
+    expected = [f for f, _ in PORTFOLIO if f in ("lightgbm", "logistic_regression")]
+    assert [c["family"] for c in first] == expected[:4]
+    assert first[0]["lightgbm__num_leaves"] == 31  # the first portfolio entry, as written
+    for i in range(len(first)):
+        state.complete(f"t{i}", {"score": 0.8, "time_total_s": 0.1}, False)
+    # the 1-D logistic regression stops at TRIALS_PER_DIMENSION trials
+    seen = []
+    for i in range(4, 200):
+        config = state.suggest(f"t{i}")
+        if config is None:
+            break
+        seen.append(config["family"])
+        state.complete(f"t{i}", {"score": 0.8, "time_total_s": 0.01}, False)
+    assert state.counts["logistic_regression"] == TRIALS_PER_DIMENSION * 1
+    assert state.counts["lightgbm"] <= TRIALS_PER_DIMENSION * len(SPACES["lightgbm"])
+
+
+def test_time_goes_to_the_competitive_family():
+    state = _searcher(
+        {"lightgbm": SPACES["lightgbm"], "random_forest": SPACES["random_forest"]}, portfolio=False
+    )
+    for i in range(40):
+        config = state.suggest(f"t{i}")
+        score = 0.90 if config["family"] == "lightgbm" else 0.70  # forests far behind
+        state.complete(f"t{i}", {"score": score, "time_total_s": 1.0}, False)
+    assert state.counts["lightgbm"] > 3 * state.counts["random_forest"]
+
+
+def test_a_configuration_already_tried_is_not_run_again():
+    state = _searcher({"knn": {"n_neighbors": {"choice": [5, 15]}}}, portfolio=False)
+    labels = set()
+    for i in range(2):
+        config = state.suggest(f"t{i}")
+        labels.add(config["knn__n_neighbors"])
+        state.complete(f"t{i}", {"score": 0.7, "time_total_s": 0.1}, False)
+    assert labels == {5, 15}  # the second ask skipped the duplicate of the first
+
+
+def test_portfolio_points_fill_every_dimension_and_respect_the_space():
+    cfg = SearchConfig(
+        families={
+            "lightgbm": SPACES["lightgbm"],
+            "logistic_regression": {"C": {"loguniform": [10.0, 100.0]}},
+        },
+        features={"scaler": {"choice": ["standard", "robust"]}},
+        algorithm="evolutionary",
+    )
+    pts = points(cfg, family_key="family", sep="__")
+    assert {p["family"] for p in pts} == {"lightgbm"}  # C=1.0 and 0.05 are outside [10, 100]
+    dims = {"family", "features__scaler", "logistic_regression__C"} | {
+        f"lightgbm__{k}" for k in SPACES["lightgbm"]
+    }
+    assert all(set(p) == dims for p in pts)
+
+
+def test_validation_auto_switches_to_holdout_for_large_tables():
+    cfg = SearchConfig(families={"lightgbm": {}}, validation="auto", time_budget_s=60)
+    assert holdout_share(cfg, 1_000, 10) is None
+    assert holdout_share(cfg, 100_000, 20) == cfg.holdout_fraction
+    assert holdout_share(cfg.model_copy(update={"validation": "cv"}), 10**6, 50) is None
+
+
+# ---------------------------------------------------------------------------- ensembles
+
+
+def _trial(i: int, family: str, oof: np.ndarray, y: np.ndarray) -> TrialResult:
+    score = metrics.score_predictions("roc_auc", y, oof)
+    return TrialResult(
+        f"t{i}", ModelSpec(family, {"i": i}), score, 0.0, [score], 1.0,
+        oof=oof, oof_rows=np.arange(len(y)),
+    )  # fmt: skip
+
+
+def test_ensemble_selection_mixes_complementary_trials_and_refits_only_members():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 600)
+    signal_a, signal_b = rng.normal(size=600), rng.normal(size=600)
+    logit = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    # two models that each see half of the signal, plus a useless one
+    a = logit(2 * (y - 0.5) * (signal_a > 0) + rng.normal(size=600))
+    b = logit(2 * (y - 0.5) * (signal_b > 0) + rng.normal(size=600))
+    junk = rng.random(600)
+    to_matrix = lambda p: np.column_stack([1 - p, p])  # noqa: E731
+    result = SearchResult(
+        "roc_auc",
+        [_trial(0, "lightgbm", to_matrix(a), y), _trial(1, "xgboost", to_matrix(b), y),
+         _trial(2, "knn", to_matrix(junk), y)],
+    )  # fmt: skip
+    selection = select_ensemble(result, y)
+    assert selection is not None
+    weights = dict.fromkeys(("lightgbm", "xgboost", "knn"), 0.0)
+    for member, weight in zip(
+        selection.spec.params["members"], selection.spec.params["weights"], strict=True
+    ):
+        weights[member["family"]] += weight
+    assert weights["lightgbm"] >= 0.3 and weights["xgboost"] >= 0.3
+    assert weights["knn"] <= 0.1  # chance gains from the useless model stay small
+    assert sum(selection.spec.params["weights"]) == pytest.approx(1.0)
+    assert selection.score > selection.best_single
+    decision = choose(result.best, [], selection=selection, metric="roc_auc")
+    assert decision.spec.family == "soft_voting" and "ensemble selection" in decision.reason
+    # a refit budget too small for a second member: no ensemble
+    assert select_ensemble(result, y, refit_budget_s=0.5) is None
+
+
+def test_ensemble_selection_keeps_a_dominant_single_model():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 400)
+    perfect = np.column_stack([1 - y, y]).astype(float)
+    noisy = np.column_stack([np.full(400, 0.5), np.full(400, 0.5)]) + rng.normal(0, 0.01, (400, 2))
+    result = SearchResult(
+        "roc_auc", [_trial(0, "lightgbm", perfect, y), _trial(1, "knn", noisy, y)]
+    )
+    assert select_ensemble(result, y) is None
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def test_one_metric_table_serves_binary_multiclass_and_regression():
+    X, y = make_classification(n_samples=300, n_classes=3, n_informative=5, random_state=0)
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    proba = model.predict_proba(X)
+    assert metrics.METRICS["roc_auc"].from_predictions(y, proba) == pytest.approx(
+        skm.roc_auc_score(y, proba, multi_class="ovr")
+    )
+    assert metrics.METRICS["f1"].from_predictions(y, proba) == pytest.approx(
+        skm.f1_score(y, proba.argmax(1), average="macro")
+    )
+    assert metrics.METRICS["log_loss"].from_predictions(y, proba) == pytest.approx(
+        skm.log_loss(y, proba)
+    )
+    # the scikit-learn scorer built from the table gives the same numbers (log loss negated)
+    for name in ("roc_auc", "f1", "log_loss", "average_precision"):
+        by_scorer = cross_val_score(model, X, y, cv=3, scoring=metrics.scorer(name))
+        assert np.isfinite(by_scorer).all()
+    assert metrics.scorer("log_loss")(model, X, y) == pytest.approx(-skm.log_loss(y, proba))
+    yb = (y == 1).astype(int)
+    binary = LogisticRegression(max_iter=500).fit(X, yb)
+    assert metrics.scorer("roc_auc")(binary, X, yb) == pytest.approx(
+        skm.roc_auc_score(yb, binary.predict_proba(X)[:, 1])
+    )
+    assert metrics.lower_is_better("rmse") and not metrics.lower_is_better("r2")
+    assert metrics.passes("rmse", 1.0, 0.9, margin=0.1) and not metrics.passes("r2", 0.7, 0.9)

@@ -1,0 +1,143 @@
+"""Real-world columns: dates expanded into calendar features, high-cardinality categoricals
+target- or frequency-encoded, identifier-like text flagged and dropped by ``honing init``,
+and multiclass targets encoded and profiled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from honing.config import FeaturesConfig, parse_config
+from honing.data import encode_target
+from honing.exceptions import DataValidationError
+from honing.features import (
+    DATE_WIDTH,
+    DateFeatures,
+    build_preprocessor,
+    categorical_positions,
+    detect_dates,
+    detect_identifiers,
+    infer_columns,
+)
+from honing.profiling import flag_columns, profile_config, to_yaml
+from honing.training import ModelSpec, make_model
+
+
+def _table(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    days = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D")
+    city = rng.choice([f"city{i:03d}" for i in range(60)], n)  # 60 values: high cardinality
+    df = pd.DataFrame(
+        {
+            "amount": rng.normal(size=n),
+            "signup": days.strftime("%Y-%m-%d"),
+            "city": city,
+            "plan": rng.choice(["a", "b", "c"], n),
+            "customer_id": [f"C{i:06d}" for i in range(n)],
+        }
+    )
+    # the label depends on the month (a calendar effect) and on the city
+    month = days.month.to_numpy()
+    city_effect = np.array([int(c[-1]) % 2 for c in city])
+    df["label"] = np.where((month >= 7) & (city_effect == 1), "yes", "no")
+    df.loc[::17, "signup"] = None  # missing dates are imputed
+    return df
+
+
+def test_dates_are_detected_and_expanded_into_calendar_parts():
+    df = _table()
+    assert detect_dates(df) == ["signup"]
+    assert detect_dates(pd.DataFrame({"code": ["12", "7", "2024"], "x": [1, 2, 3]})) == []
+    Z = DateFeatures().fit(df[["signup"]]).transform(df[["signup"]])
+    assert Z.shape == (len(df), DATE_WIDTH)
+    first = df["signup"].dropna().index[0]
+    when = pd.Timestamp(df.loc[first, "signup"])
+    assert Z[first, 0] == when.year and Z[first, 1] == when.month
+    assert np.isnan(Z[0, 0])  # a missing date stays missing until the imputer
+
+
+def test_high_cardinality_columns_are_target_encoded_not_one_hot():
+    df = _table()
+    X = df.drop(columns=["label", "customer_id"])
+    y = (df["label"] == "yes").to_numpy(dtype=int)
+    cols = infer_columns(X, FeaturesConfig())
+    assert cols.high_cardinality == ["city"] and cols.categorical == ["plan"]
+    assert cols.dates == ["signup"] and cols.numeric == ["amount"]
+    pre = build_preprocessor(cols, FeaturesConfig(), task="classification").fit(X, y)
+    width = pre.transform(X).shape[1]
+    assert width == 1 + DATE_WIDTH + 3 + 1  # amount, date parts, one-hot plan, encoded city
+    capped = build_preprocessor(
+        cols, FeaturesConfig(high_cardinality="frequency", max_onehot_categories=10),
+        task="classification",
+    ).fit(X, y)  # fmt: skip
+    assert capped.transform(X).shape[1] <= 1 + DATE_WIDTH + 3 + 11
+
+
+def test_boosting_splits_ordinal_categoricals_natively_and_learns_from_dates():
+    df = _table(2000)
+    X = df.drop(columns=["label", "customer_id"])
+    y = (df["label"] == "yes").to_numpy(dtype=int)
+    cols = infer_columns(X, FeaturesConfig())
+    assert categorical_positions(cols, "ordinal") == [1 + DATE_WIDTH]
+    assert categorical_positions(cols, "onehot") == []
+    model = make_model(
+        ModelSpec("lightgbm", {"n_estimators": 60}), cols, FeaturesConfig(), seed=0,
+        task="classification",
+    )  # fmt: skip
+    assert model.steps[-1][1].get_params()["categorical_feature"] == [1 + DATE_WIDTH]
+    model.fit(X.iloc[:1500], y[:1500])
+    accuracy = (model.predict(X.iloc[1500:]) == y[1500:]).mean()
+    assert accuracy > 0.9  # needs both the month (from the date) and the encoded city
+    no_dates = make_model(
+        ModelSpec("lightgbm", {"n_estimators": 60}),
+        infer_columns(X.drop(columns=["signup"]), FeaturesConfig()),
+        FeaturesConfig(), seed=0, task="classification",
+    ).fit(X.iloc[:1500].drop(columns=["signup"]), y[:1500])  # fmt: skip
+    assert (no_dates.predict(X.iloc[1500:].drop(columns=["signup"])) == y[1500:]).mean() < accuracy
+
+
+def test_init_flags_identifiers_and_dates_and_writes_a_budget_config(tmp_path: Path):
+    df = _table()
+    flags = flag_columns(df, "label")
+    assert flags == {
+        "dates": ["signup"],
+        "identifiers": ["customer_id"],
+        "high_cardinality": ["city"],
+    }
+    assert detect_identifiers(df.drop(columns=["label"])) == ["customer_id"]
+    raw = profile_config(
+        df, name="t", data_path=Path("t.csv"), suite_path=Path("t.json"), target="label",
+        budget_s=90,
+    )  # fmt: skip
+    cfg = parse_config(raw, source=Path("t.yaml"), root=tmp_path)
+    assert cfg.time_budget_s == 90 and cfg.search.trials_per_family is None
+    assert cfg.data.drop_columns == ["customer_id"] and cfg.features.dates == ["signup"]
+    assert {"lightgbm", "xgboost"} <= set(cfg.search.families)
+    assert cfg.search.ensemble.enabled and cfg.search.ensemble.selection
+    assert "loguniform: [50, 1000]" in to_yaml(raw)  # short lists on one line
+
+
+def test_init_fits_the_quality_rules_to_the_data(tmp_path: Path):
+    df = _table()
+    dup = pd.concat([df, df.iloc[: len(df) // 10]], ignore_index=True)  # ~9% duplicates
+    raw = profile_config(
+        dup, name="t", data_path=Path("t.csv"), suite_path=Path("t.json"), target="label"
+    )
+    assert raw["validation"]["quality"]["max_duplicate_fraction"] > dup.duplicated().mean()
+
+
+def test_multiclass_targets_are_encoded_and_profiled(tmp_path: Path):
+    y = pd.Series(["b", "a", "c", "a", "b"], name="species")
+    codes, classes = encode_target(y, None)
+    assert classes == ["a", "b", "c"] and codes.tolist() == [1, 0, 2, 0, 1]
+    with pytest.raises(DataValidationError, match="binary"):
+        encode_target(y, "a")
+    df = pd.DataFrame({"x": range(30), "species": ["a", "b", "c"] * 10})
+    raw = profile_config(
+        df, name="m", data_path=Path("m.csv"), suite_path=Path("m.json"), target="species"
+    )
+    cfg = parse_config(raw, source=Path("m.yaml"), root=tmp_path)
+    assert cfg.data.positive_label is None and cfg.registry.metric == "roc_auc"
