@@ -196,10 +196,12 @@ def write(results: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "automl.json").write_text(json.dumps(results, indent=2) + "\n")
     budget = results["budget_s"]
+    tables = results["tables"].values()
+    commits = ", ".join(sorted({f"`{r.get('commit', results['commit'])}`" for r in tables}))
     lines = [
         f"# honing vs FLAML on unseen tables (B = {budget:.0f} s)",
         "",
-        f"Commit `{results['commit']}`, {results['machine']}, seeds {results['seeds']}. "
+        f"Commits {commits}, {results['machine']}, seeds {results['seeds']}. "
         "honing: the config `honing init --budget B` writes, the whole training flow, warm "
         "Prefect and Ray (start-up shown apart). FLAML: `AutoML(time_budget=honing's wall)` on "
         "the identical cleaned split. Verdict: paired one-sided t test over the seeds at 90% "
@@ -249,6 +251,11 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tables", nargs="*", default=None)
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other tables' rows of an existing results file (same budget and seeds)",
+    )
     args = parser.parse_args()
     for key, value in ENV.items():
         os.environ.setdefault(key, value)
@@ -262,6 +269,12 @@ def main() -> None:
         "seeds": args.seeds,
         "tables": {},
     }
+    previous = RESULTS / "automl.json"
+    if args.merge and previous.exists():
+        old = json.loads(previous.read_text())
+        if old["budget_s"] != args.budget or old["seeds"] != args.seeds:
+            raise SystemExit("--merge needs the same --budget and --seeds as the results file")
+        results["tables"] = old["tables"]
     from honing.data import load_table
 
     chosen = [t for t in TABLES if not args.tables or t[0] in args.tables]
@@ -274,7 +287,11 @@ def main() -> None:
     for name, package, item, target, task in chosen:
         table = load(package, item)
         metric = "rmse" if task == "regression" else "roc_auc"
-        row: dict[str, Any] = {"metric": metric, "higher_is_better": metric != "rmse"}
+        row: dict[str, Any] = {
+            "metric": metric,
+            "higher_is_better": metric != "rmse",
+            "commit": commit,
+        }
         scores: dict[str, list[float]] = {"honing": [], "flaml": []}
         walls: dict[str, list[float]] = {"honing": [], "flaml": []}
         extra: list[dict[str, Any]] = []

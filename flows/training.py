@@ -14,6 +14,7 @@ from prefect.runtime import flow_run
 from flows.steps import connect_services, fit_and_evaluate
 from honing.metrics import metric_value
 from honing.planner import StageClock
+from honing.training import ENSEMBLES
 from tasks import compress as compress_tasks
 from tasks import data as data_tasks
 from tasks import registry as registry_tasks
@@ -237,7 +238,7 @@ def training_pipeline(
         "gate_reason": registration.decision.reason,
         "champion_version": registration.decision.champion_version,
         "best_model": fitted.choice.spec.label()
-        if fitted.choice.spec.family not in ("soft_voting", "stacking")
+        if fitted.choice.spec.family not in ENSEMBLES
         else f"{fitted.choice.spec.family} of {len(fitted.choice.spec.params['members'])} trials",
         "model_choice": fitted.choice.reason,
         "nested_cv": None if fitted.nested is None else fitted.nested.to_dict(),

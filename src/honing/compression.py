@@ -535,9 +535,9 @@ ONNX_OPSET = 17
 
 def _onnx_ready(estimator: Any) -> Any:
     """A copy whose categorical imputers mark missing values with "" (skl2onnx imputes strings
-    only with a string marker; :class:`OnnxPredictor` feeds missing categories as ""). Only
-    the feature steps are copied: a deep copy of an XGBoost booster loses its base score."""
-    if hasattr(estimator, "steps"):
+    only with a string marker; :class:`OnnxPredictor` feeds missing categories as ""). The
+    feature steps are copied, a final predictor is shared (the ONNX export only reads it)."""
+    if hasattr(estimator, "steps") and hasattr(estimator.steps[-1][1], "predict"):
         from sklearn.pipeline import Pipeline
 
         export = Pipeline([*copy.deepcopy(estimator.steps[:-1]), estimator.steps[-1]])

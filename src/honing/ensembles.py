@@ -171,7 +171,7 @@ def select_ensemble(
     members = [i for i in range(len(pool)) if best_counts[i]]
     weights = [float(best_counts[i] / best_counts.sum()) for i in members]
     spec = ModelSpec(
-        "soft_voting",
+        "ensemble_selection",
         {"members": [asdict(pool[i].spec) for i in members], "weights": weights},
     )
     return Selection(

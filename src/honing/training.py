@@ -83,7 +83,8 @@ def effective_features(spec: ModelSpec, features: FeaturesConfig) -> FeaturesCon
     return FeaturesConfig.model_validate({**features.model_dump(), **spec.features})
 
 
-ENSEMBLES = ("soft_voting", "stacking")
+#: Ensemble "families": ``ensemble_selection`` is a soft vote weighted by selection counts.
+ENSEMBLES = ("soft_voting", "stacking", "ensemble_selection")
 
 
 def make_model(
@@ -158,10 +159,10 @@ def _ensemble(
     # ensemble selection gives each member a weight (how often it was picked)
     weights = spec.params.get("weights")
     if task == "regression":  # soft voting of regressors: the (weighted) mean prediction
-        if spec.family == "soft_voting":
+        if spec.family != "stacking":
             return VotingRegressor(estimators, weights=weights)
         return StackingRegressor(estimators, final_estimator=RidgeCV(), cv=3)
-    if spec.family == "soft_voting":
+    if spec.family != "stacking":
         return VotingClassifier(estimators, voting="soft", weights=weights)
     return StackingClassifier(
         estimators,

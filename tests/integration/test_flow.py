@@ -152,7 +152,13 @@ def test_flow_with_ensembles_nested_cv_and_explanations(run_flow, project):
         "trials_per_family": 2,
         "cv_folds": 3,
         "seed": 3,
-        "ensemble": {"enabled": True, "top_k": 3},
+        # the top-k ensembles, cross-validated (selection has its own tests)
+        "ensemble": {
+            "enabled": True,
+            "top_k": 3,
+            "selection": False,
+            "methods": ["soft_voting", "stacking"],
+        },
         "nested_cv": {"enabled": True, "outer_folds": 2},
     }
     cfg["compression"] = {"techniques": ["onnx"]}

@@ -196,7 +196,7 @@ def test_ensemble_selection_mixes_complementary_trials_and_refits_only_members()
     assert sum(selection.spec.params["weights"]) == pytest.approx(1.0)
     assert selection.score > selection.best_single
     decision = choose(result.best, [], selection=selection, metric="roc_auc")
-    assert decision.spec.family == "soft_voting" and "ensemble selection" in decision.reason
+    assert decision.spec.family == "ensemble_selection" and "ensemble selection" in decision.reason
     # a refit budget too small for a second member: no ensemble
     assert select_ensemble(result, y, refit_budget_s=0.5) is None
 
