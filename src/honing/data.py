@@ -237,22 +237,29 @@ def clean(
 MAX_CLASSES = 100
 
 
-def encode_target(y: pd.Series, positive_label: object | None) -> tuple[np.ndarray, list]:
-    """Map labels to codes. Binary: 0/1 (``positive_label`` -> 1), returning the codes and
-    ``[negative, positive]``. Multiclass (more than two values): codes in the order of the
-    sorted labels, returned with that order."""
+def class_labels(y: pd.Series, positive_label: object | None = None) -> list:
+    """The sorted label values of a classification target, checked: 2 to
+    :data:`MAX_CLASSES` of them, and a positive label only for a binary target."""
     labels = sorted(pd.unique(y.dropna()), key=str)
     if len(labels) < 2 or len(labels) > MAX_CLASSES:
         raise DataValidationError(
             f"column '{y.name}': classification needs 2 to {MAX_CLASSES} label values, "
-            f"found {len(labels)}: {labels[:10]}"
+            f"found {len(labels)}: {labels[:10]} (a numeric target may be task regression)"
         )
+    if len(labels) > 2 and positive_label is not None:
+        raise DataValidationError(
+            f"column '{y.name}': positive_label applies to binary targets; this one has "
+            f"{len(labels)} label values {labels[:10]}"
+        )
+    return labels
+
+
+def encode_target(y: pd.Series, positive_label: object | None) -> tuple[np.ndarray, list]:
+    """Map labels to codes. Binary: 0/1 (``positive_label`` -> 1), returning the codes and
+    ``[negative, positive]``. Multiclass (more than two values): codes in the order of the
+    sorted labels, returned with that order."""
+    labels = class_labels(y, positive_label)
     if len(labels) > 2:
-        if positive_label is not None:
-            raise DataValidationError(
-                f"column '{y.name}': positive_label applies to binary targets; this one has "
-                f"{len(labels)} label values {labels[:10]}"
-            )
         codes = {label: i for i, label in enumerate(labels)}
         return y.map(codes).to_numpy(dtype=np.int64), labels
     if positive_label is None:

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from honing.config import FeaturesConfig, QualityConfig
-from honing.data import MAX_CLASSES
+from honing.data import class_labels
 from honing.exceptions import DataValidationError
 from honing.features import detect_dates, detect_identifiers, infer_columns
 
@@ -224,18 +224,8 @@ def _quality_rules(df: pd.DataFrame) -> dict[str, Any]:
 
 def _positive_label(df: pd.DataFrame, target: str, positive_label: Any | None) -> Any:
     """The positive label of a binary target; None for a multiclass one."""
-    labels = _plain(list(df[target].dropna().unique()))
-    if len(labels) < 2 or len(labels) > MAX_CLASSES:
-        raise DataValidationError(
-            f"column '{target}': classification needs 2 to {MAX_CLASSES} label values; found "
-            f"{len(labels)}: {labels[:10]} (a numeric target may be --task regression)"
-        )
+    labels = _plain(class_labels(df[target], positive_label))
     if len(labels) > 2:
-        if positive_label is not None:
-            raise DataValidationError(
-                f"column '{target}': --positive-label applies to binary targets; this one has "
-                f"{len(labels)} labels {labels[:10]}"
-            )
         return None
     if positive_label is None:
         return labels[1]

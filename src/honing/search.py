@@ -350,75 +350,6 @@ def connect_ray(settings: RaySettings) -> dict[str, Any]:
     return dict(ray.cluster_resources())
 
 
-def _progress_callback(
-    say: Callable[[str], None], metric: str, budget_s: float | None, every_s: float
-) -> Any:
-    """A Ray Tune callback that says, every ``every_s`` seconds and at the end, how many trials
-    are done and running, the best score so far and the time left."""
-    from ray.tune import Callback
-
-    class Progress(Callback):
-        def __init__(
-            self,
-            say: Callable[[str], None],
-            metric: str,
-            budget_s: float | None,
-            every_s: float,
-        ) -> None:
-            self.say, self.metric, self.budget_s, self.every_s = say, metric, budget_s, every_s
-            self.started = time.monotonic()
-            self.last = 0.0
-            self.done = self.stopped = self.failed = 0
-            self.best: tuple[float, str] | None = None
-
-        def line(self, running: int) -> str:
-            from honing.metrics import metric_value
-
-            best = (
-                f"best {self.metric} {metric_value(self.metric, self.best[0]):.4f} ({self.best[1]})"
-                if self.best
-                else "no score yet"
-            )
-            left = ""
-            if self.budget_s is not None:
-                remaining = self.budget_s - (time.monotonic() - self.started)
-                left = f", {max(remaining, 0):.0f}s left"
-            extra = "".join(
-                f", {n} {word}"
-                for n, word in ((self.stopped, "stopped"), (self.failed, "failed"))
-                if n
-            )
-            return f"search: {self.done} trials done, {running} running{extra}; {best}{left}"
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
-            score = result.get("score")
-            if score is not None and (self.best is None or score > self.best[0]):
-                self.best = (float(score), str(trial.config.get(FAMILY_KEY)))
-            self.tick(trials)
-
-        def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
-            self.done += 1
-            self.tick(trials)
-
-        def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
-            self.failed += 1
-            self.tick(trials)
-
-        def tick(self, trials: list[Any], force: bool = False) -> None:
-            now = time.monotonic()
-            if force or now - self.last >= self.every_s:
-                self.last = now
-                running = sum(1 for t in trials if t.status == "RUNNING")
-                self.say(self.line(running))
-
-        def on_experiment_end(self, trials, **info):  # noqa: ANN001
-            self.stopped = sum(1 for t in trials if t.status == "TERMINATED") - self.done
-            self.stopped = max(self.stopped, 0)
-            self.say(self.line(0).replace("search:", "search finished:"))
-
-    return Progress(say, metric, budget_s, every_s)
-
-
 def _param_space(cfg: SearchConfig) -> dict[str, Any]:
     """Tune's ``param_space``: empty for TPE, whose family searcher hands out whole configs."""
     return {} if cfg.algorithm == "tpe" else build_space(cfg)
@@ -482,6 +413,8 @@ def run_search(
     is restored instead: trials that finished are not run again."""
     from ray import tune
 
+    from honing.progress import progress_callback
+
     startup = time.time()
     connect_ray(ray_settings)
     startup_s = time.time() - startup
@@ -503,7 +436,7 @@ def run_search(
         {"cpu": cfg.cpus_per_trial},
     )
     callbacks = (
-        [_progress_callback(progress, cfg.metric, cfg.time_budget_s, progress_every_s)]
+        [progress_callback(progress, cfg.metric, cfg.time_budget_s, progress_every_s, FAMILY_KEY)]
         if progress
         else []
     )
