@@ -13,7 +13,7 @@ from prefect.runtime import flow_run
 
 from flows.steps import connect_services, fit_and_evaluate
 from honing.metrics import metric_value
-from honing.planner import StageClock
+from honing.planner import StageClock, budget_report
 from honing.training import ENSEMBLES
 from tasks import compress as compress_tasks
 from tasks import data as data_tasks
@@ -213,16 +213,7 @@ def training_pipeline(
         timings = {**clock.seconds, "ray_start": result.startup_s, "total": clock.elapsed()}
         tracking_tasks.log_metrics(run_id, {f"seconds_{k}": v for k, v in timings.items()})
         tracking_tasks.log_json(
-            run_id,
-            {
-                "plan": fitted.budget.to_dict(),
-                "trims": fitted.trims.to_dict(),
-                "seconds": timings,
-                "within_budget": None
-                if cfg.time_budget_s is None
-                else timings["total"] <= cfg.time_budget_s,
-            },
-            "budget.json",
+            run_id, budget_report(fitted.budget, fitted.trims, timings), "budget.json"
         )
     except BaseException:
         tracking_tasks.end_run(run_id, "FAILED")

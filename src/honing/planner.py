@@ -27,6 +27,8 @@ RESERVE: dict[str, tuple[float, float]] = {
     "compression": (0.10, 4.0),
     "registration": (0.10, 5.0),
 }
+#: The contract: a run ends within this multiple of its budget, Ray's start-up apart.
+SLACK = 1.10
 #: The search never gets less than this share of the budget.
 MIN_SEARCH_SHARE = 0.25
 #: What the cheapest useful explanation and compression need, in seconds.
@@ -221,3 +223,18 @@ def trim(
         latency_rows=latency_rows,
         notes=notes,
     )
+
+
+def budget_report(budget: BudgetPlan, trims: Trims, seconds: dict[str, float]) -> dict[str, object]:
+    """What a run logs about its budget: the plan, the trims, the seconds per stage, and
+    whether the total kept to ``SLACK`` x the budget (Ray's start-up, ``ray_start``, apart)."""
+    limit = None
+    if budget.budget_s is not None:
+        limit = SLACK * budget.budget_s + seconds.get("ray_start", 0.0)
+    return {
+        "plan": budget.to_dict(),
+        "trims": trims.to_dict(),
+        "seconds": seconds,
+        "limit_s": limit,
+        "within_budget": None if limit is None else seconds["total"] <= limit,
+    }

@@ -75,6 +75,18 @@ def test_refit_budget_keeps_the_later_stages_reserve():
     assert planner.refit_budget(60.0, 30.0, compression=False) > roomy
 
 
+def test_budget_report_judges_the_total_against_the_slack():
+    plan = planner.plan(60.0, elapsed_s=1.0, compression=True)
+    report = planner.budget_report(plan, planner.Trims(), {"ray_start": 5.0, "total": 70.0})
+    assert report["limit_s"] == pytest.approx(71.0) and report["within_budget"] is True
+    late = planner.budget_report(plan, planner.Trims(), {"ray_start": 0.0, "total": 67.0})
+    assert late["within_budget"] is False
+    unbounded = planner.plan(None, elapsed_s=1.0, compression=True)
+    assert (
+        planner.budget_report(unbounded, planner.Trims(), {"total": 9.0})["within_budget"] is None
+    )
+
+
 def test_stage_clock_adds_up_stages():
     clock = planner.StageClock(10.0)
     with clock.stage("a"):
