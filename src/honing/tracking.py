@@ -180,16 +180,19 @@ def start_run(
     run_name: str,
     tags: dict[str, str] | None = None,
     parent_run_id: str | None = None,
+    start_time_ms: int | None = None,
 ) -> str:
     tags = dict(tags or {})
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    run = _client().create_run(experiment_id, run_name=run_name, tags=tags)
+    run = _client().create_run(
+        experiment_id, run_name=run_name, tags=tags, start_time=start_time_ms
+    )
     return str(run.info.run_id)
 
 
-def end_run(run_id: str, status: str = "FINISHED") -> None:
-    _client().set_terminated(run_id, status=status)
+def end_run(run_id: str, status: str = "FINISHED", end_time_ms: int | None = None) -> None:
+    _client().set_terminated(run_id, status=status, end_time=end_time_ms)
 
 
 def set_tags(run_id: str, tags: dict[str, Any]) -> None:
@@ -259,6 +262,7 @@ def log_trials(parent_run_id: str, experiment_id: str, search: Any) -> list[str]
                 "honing.trial_status": trial.status,
             },
             parent_run_id=parent_run_id,
+            start_time_ms=None if trial.started_at is None else int(trial.started_at * 1000),
         )
         params = {
             "family": trial.spec.family,
@@ -286,7 +290,10 @@ def log_trials(parent_run_id: str, experiment_id: str, search: Any) -> list[str]
             params=[Param(k, str(v)[:6000]) for k, v in params.items()],
             tags=[RunTag(k, v) for k, v in tags.items()],
         )
-        end_run(run_id, TRIAL_RUN_STATUS[trial.status])
+        end = None  # the trial's real end when known (the run is logged after the search)
+        if trial.started_at is not None and trial.fit_seconds is not None:
+            end = int((trial.started_at + trial.fit_seconds) * 1000)
+        end_run(run_id, TRIAL_RUN_STATUS[trial.status], end)
         run_ids.append(run_id)
     return run_ids
 

@@ -80,6 +80,13 @@ def test_a_budgeted_run_keeps_to_its_budget_and_says_where_the_time_went(
         [run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{summary['run_id']}'"
     )
     statuses = {(t.data.tags["honing.trial_status"], t.info.status) for t in trials}
+    # trial runs carry the trials' real times, not the moment they were logged
+    done = [t for t in trials if t.data.tags["honing.trial_status"] == "completed"]
+    starts = sorted(t.info.start_time for t in done)
+    assert starts[-1] - starts[0] > 5_000  # spread over the search, in milliseconds
+    for t in done:
+        took = (t.info.end_time - t.info.start_time) / 1000
+        assert took == pytest.approx(t.data.metrics["fit_seconds"], abs=0.01)
     assert statuses <= {("completed", "FINISHED"), ("stopped", "KILLED")}
     assert summary["trials_failed"] == 0
 
