@@ -146,6 +146,8 @@ def run_flaml(raw: dict[str, Any], table: pd.DataFrame, budget: float, seed: int
         seed=seed,
         task=task,
     )
+    if task == "classification" and len(np.unique(split.y_train)) > 2:
+        metric = "roc_auc_ovr"  # FLAML's name for honing's multiclass roc_auc
     automl = AutoML()
     start = time.perf_counter()
     with warnings.catch_warnings():

@@ -140,6 +140,7 @@ def fit_and_evaluate(
         split.X_test.shape[1],
         tuple(cfg.compression.techniques),
         cfg.compression.enabled,
+        trained.model,
     )
     return Fitted(
         cleaning,

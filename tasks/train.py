@@ -9,6 +9,7 @@ import pandas as pd
 from prefect import get_run_logger
 
 from honing import evaluation, planner, search, training
+from honing.compression import n_parameters
 from honing.config import FeaturesConfig, RaySettings, SearchConfig
 from honing.features import FeatureColumns
 from tasks import compute_task, logged
@@ -38,6 +39,7 @@ def trim_to_budget(
     columns: int,
     techniques: tuple[str, ...],
     compression: bool,
+    model: Any,
 ) -> planner.Trims:
     return logged(
         planner.trim(
@@ -47,6 +49,7 @@ def trim_to_budget(
             columns=columns,
             techniques=techniques,
             compression=compression,
+            model_size=n_parameters(model) or 0,
         )
     )
 

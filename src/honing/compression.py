@@ -456,7 +456,7 @@ def native_candidate(pipeline: Any) -> Candidate:
     if mlp is None:
         data = _skops_bytes(pipeline)
         files = {MANIFEST: json.dumps({"format": "pipeline"}).encode(), "pipeline.skops": data}
-        return Candidate("native", pipeline, files, _n_params_sklearn(pipeline))
+        return Candidate("native", pipeline, files, n_parameters(pipeline))
     import cloudpickle
 
     files = {"model.pkl": cloudpickle.dumps(pipeline)}
@@ -470,11 +470,11 @@ def native_candidate(pipeline: Any) -> Candidate:
     )
 
 
-def _n_params_sklearn(model: Any) -> int | None:
+def n_parameters(model: Any) -> int | None:
     """Coefficients, or tree nodes, of a fitted model (summed over ensemble members);
     None when it has neither."""
     if hasattr(model, "steps"):
-        return _n_params_sklearn(model.steps[-1][1])
+        return n_parameters(model.steps[-1][1])
     if hasattr(model, "coef_"):
         return int(np.asarray(model.coef_).size + np.asarray(model.intercept_).size)
     if hasattr(model, "tree_"):
@@ -486,7 +486,7 @@ def _n_params_sklearn(model: Any) -> int | None:
     members: list[Any] = []
     for e in getattr(model, "estimators_", []) or []:
         members.extend(e if isinstance(e, list | np.ndarray) else [e])
-    counts = [c for c in (_n_params_sklearn(m) for m in members) if c is not None]
+    counts = [c for c in (n_parameters(m) for m in members) if c is not None]
     return int(sum(counts)) if counts else None
 
 

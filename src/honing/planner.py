@@ -164,6 +164,9 @@ class Trims:
 
 #: Share of the time left before registration that explanations may use.
 EXPLAIN_SHARE = 0.3
+#: Tree nodes (or coefficients) converted to ONNX per second, and again as much time to log
+#: and load the result: measured 30-90 thousand per second for LightGBM and XGBoost.
+ONNX_PARAMETERS_PER_S = 30_000
 #: Seconds below which compression keeps ONNX alone (distillation and int8 exports took up to
 #: 14 s on the benchmark's tables at B = 60 s), and below which it is skipped.
 COMPRESSION_FULL_S = 15.0
@@ -177,11 +180,14 @@ def trim(
     columns: int,
     techniques: tuple[str, ...],
     compression: bool,
+    model_size: int = 0,
 ) -> Trims:
     """What still fits in ``left_s`` once the model is evaluated: permutation repeats (each
     costs ``columns`` predictions of the test split, ``predict_s`` each), SHAP rows, and the
-    compression techniques (ONNX alone when short, none when shorter). Registration's
-    reserve is kept aside."""
+    compression techniques (ONNX alone when short, none when shorter; a model of
+    ``model_size`` tree nodes or coefficients takes about ``2 x model_size /``
+    :data:`ONNX_PARAMETERS_PER_S` seconds to export, log and load). Registration's reserve is
+    kept aside."""
     if budget_s is None or left_s is None:
         return Trims()
     notes: list[str] = []
@@ -200,11 +206,15 @@ def trim(
         notes.append(f"SHAP skipped: it needs ~{SHAP_MIN_S:.0f}s")
     kept: tuple[str, ...] | None = None
     rest = available - repeats * per_repeat - (0 if shap_rows == 0 else SHAP_MIN_S)
+    export_s = 2.0 * model_size / ONNX_PARAMETERS_PER_S
     if compression:
-        if rest < COMPRESSION_MIN_S:
+        if rest < COMPRESSION_MIN_S + export_s:
             kept = ()
-            notes.append(f"compression skipped: {max(rest, 0):.0f}s left for it")
-        elif rest < COMPRESSION_FULL_S and set(techniques) - {"onnx"}:
+            notes.append(
+                f"compression skipped: {max(rest, 0):.0f}s left for it, the ONNX export of "
+                f"{model_size:,} parameters needs ~{COMPRESSION_MIN_S + export_s:.0f}s"
+            )
+        elif rest < COMPRESSION_FULL_S + export_s and set(techniques) - {"onnx"}:
             kept = tuple(t for t in techniques if t == "onnx")
             notes.append(
                 f"compression: ONNX only ({rest:.0f}s left for it); skipped "

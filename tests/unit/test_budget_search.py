@@ -60,6 +60,18 @@ def test_trims_cut_optional_work_in_order_and_say_so():
     trimmed = tight.compression_config(CompressionConfig(techniques=list(techniques)))
     assert trimmed.enabled and set(trimmed.techniques) <= set(techniques)
 
+    # a big tree ensemble takes its ONNX export out of a budget that a small one fits
+    small = planner.trim(
+        60.0, 40.0, predict_s=0.05, columns=10, techniques=techniques, compression=True,
+        model_size=10_000,
+    )  # fmt: skip
+    big = planner.trim(
+        60.0, 40.0, predict_s=0.05, columns=10, techniques=techniques, compression=True,
+        model_size=1_000_000,
+    )  # fmt: skip
+    assert small.compression != () and big.compression == ()
+    assert any("1,000,000 parameters" in n for n in big.notes)
+
     spent = planner.trim(
         60.0, 2.0, predict_s=0.2, columns=30, techniques=techniques, compression=True
     )
