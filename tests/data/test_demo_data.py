@@ -71,3 +71,19 @@ def test_suite_passes_on_demo_data(churn_df, churn_suite):
 def test_suite_catches_bad_demo_batches(churn_df, churn_suite, mutate, column, rule):
     report = validate_frame(mutate(churn_df), churn_suite, source="bad.csv")
     assert any(f.rule == rule and f.column == column for f in report.failures), report.table()
+
+
+def test_multiclass_demo_matches_the_dvc_lock_and_its_suite(tmp_path: Path):
+    """The penguins table (multiclass demo) regenerates to the bytes DVC tracks, and passes
+    the suite `honing init` wrote for it."""
+    from honing.data import fetch_penguins, load_table
+    from honing.validation import load_suite
+
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
+    out = lock["stages"]["prepare_penguins"]["outs"][0]
+    path = write_table(fetch_penguins(), tmp_path / "penguins.csv")
+    assert file_md5(path) == out["md5"] and path.stat().st_size == out["size"]
+    table = load_table(path)
+    assert sorted(table["species"].unique()) == ["Adelie", "Chinstrap", "Gentoo"]
+    suite = load_suite(ROOT / "expectations" / "penguins.json")
+    gate(validate_frame(table, suite, source="data/penguins.csv"))
