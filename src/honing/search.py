@@ -46,10 +46,14 @@ class TrialResult:
     node: str | None = None
     restored: bool = False
     rungs: int | None = None
-    status: str = "completed"
+    status: str = ""  # empty: "failed" when there is an error, else "completed"
     oof: np.ndarray | None = field(default=None, repr=False, compare=False)
     oof_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
     started_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            object.__setattr__(self, "status", "failed" if self.error else "completed")
 
 
 @dataclass

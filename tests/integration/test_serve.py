@@ -208,8 +208,13 @@ def test_data_change_retrains_through_an_event_trigger(served):
         "a model version from the data change",
         served["procs"],
     )
-    runs = _runs(served, "retrain-on-data-change")
-    assert any(r["state"] == "COMPLETED" for r in runs)
+    # the version is registered before the flow run ends: wait on the run's state
+    _wait(
+        lambda: any(r["state"] == "COMPLETED" for r in _runs(served, "retrain-on-data-change")),
+        120,
+        "the retraining run to complete",
+        served["procs"],
+    )
 
 
 def test_drifted_batch_triggers_retraining(served):

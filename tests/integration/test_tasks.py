@@ -47,6 +47,7 @@ def test_training_tasks(project):
         cfg.features,
         0,
         "roc_auc",
+        "classification",
     )
     evaluation = train_tasks.evaluate.fn(trained.model, split.X_test, split.y_test, classes)
     assert evaluation.metrics["roc_auc"] > 0.7
