@@ -55,7 +55,7 @@ def run_flow(prefect_harness, ray_local, project, monkeypatch):
 def test_a_budgeted_run_keeps_to_its_budget_and_says_where_the_time_went(
     run_flow, project, churn_df
 ):
-    budget = 45.0
+    budget = 30.0
     config = _init_project(project["root"], churn_df, name="churn", target="churn", budget=budget)
     summary = run_flow(config)
     seconds = summary["timings"]
@@ -93,7 +93,7 @@ def test_a_budgeted_run_keeps_to_its_budget_and_says_where_the_time_went(
 
 def test_multiclass_goes_through_the_whole_flow(run_flow, project):
     penguins = data_mod.fetch_penguins()
-    config = _init_project(project["root"], penguins, name="penguins", target="species", budget=30)
+    config = _init_project(project["root"], penguins, name="penguins", target="species", budget=20)
     assert "positive_label" not in yaml.safe_load(config.read_text())["data"]
     summary = run_flow(config)
     assert summary["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
