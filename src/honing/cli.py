@@ -210,6 +210,7 @@ def init(
                 raise HoningError(f"{out}: already exists; pass --force to overwrite")
         df = data.load_table(data_path)
         suite = profiling.profile_suite(df, name=name, target=target, task=task)
+        flags = profiling.flag_columns(df, target)
         raw_cfg = profiling.profile_config(
             df,
             name=name,
@@ -220,9 +221,9 @@ def init(
             drop_columns=drop,
             task=task,
             budget_s=budget,
+            flags=flags,
         )
         config_mod.parse_config(raw_cfg, source=config_out, root=Path.cwd())  # must be valid
-        flags = profiling.flag_columns(df, target)
     except HoningError as exc:
         raise _fail(exc) from None
     validation.save_suite(suite, suite_out)

@@ -74,10 +74,17 @@ def detect_dates(X: pd.DataFrame, *, sample: int = 200, share: float = 0.95) -> 
     return found
 
 
-def detect_identifiers(X: pd.DataFrame, *, min_unique: int = 50, share: float = 0.9) -> list[str]:
+def detect_identifiers(
+    X: pd.DataFrame,
+    *,
+    dates: list[str] | None = None,
+    min_unique: int = 50,
+    share: float = 0.9,
+) -> list[str]:
     """Text columns that look like identifiers or free text: at least ``share`` of their
-    non-null values are distinct (names, ids, addresses). Dates are not counted."""
-    dates = set(detect_dates(X))
+    non-null values are distinct (names, ids, addresses). Dates (``dates``, detected when
+    None) are not counted."""
+    dates = set(detect_dates(X) if dates is None else dates)
     found = []
     for col in X.columns:
         s = X[col]

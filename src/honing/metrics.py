@@ -128,15 +128,11 @@ def metric_value(metric: str, score: float) -> float:
     return -score if METRICS[metric].scorer.startswith("neg_") else score
 
 
-def as_score(metric: str, value: float) -> float:
-    """The inverse of :func:`metric_value`: the metric's units to greater-is-better."""
-    return metric_value(metric, value)
-
-
 def score_predictions(metric: str, y: np.ndarray, pred: np.ndarray) -> float:
     """``metric`` of predictions, in scikit-learn's greater-is-better convention (the same
     numbers as the CV scorer gives)."""
-    return as_score(metric, METRICS[metric].from_predictions(y, pred))
+    # metric_value is its own inverse: units -> greater-is-better
+    return metric_value(metric, METRICS[metric].from_predictions(y, pred))
 
 
 def passes(metric: str, value: float, reference: float, margin: float = 0.0) -> bool:
@@ -145,8 +141,3 @@ def passes(metric: str, value: float, reference: float, margin: float = 0.0) -> 
     if lower_is_better(metric):
         return value <= reference + margin
     return value >= reference - margin
-
-
-def better(metric: str, value: float, reference: float) -> bool:
-    """True when ``value`` is strictly better than ``reference``."""
-    return value < reference if lower_is_better(metric) else value > reference

@@ -129,7 +129,7 @@ def flag_columns(df: pd.DataFrame, target: str) -> dict[str, list[str]]:
     (target-encoded)."""
     X = df.drop(columns=[target])
     dates = detect_dates(X)
-    identifiers = detect_identifiers(X)
+    identifiers = detect_identifiers(X, dates=dates)
     columns = infer_columns(X.drop(columns=identifiers), FeaturesConfig(dates=dates))
     return {
         "dates": dates,
@@ -149,14 +149,16 @@ def profile_config(
     drop_columns: list[str] | None = None,
     task: str = "classification",
     budget_s: float = DEFAULT_BUDGET_S,
+    flags: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """A budget-driven pipeline config (as a plain mapping, ready to dump as YAML) for a newly
     profiled table: the whole run keeps to ``budget_s``, the search runs until its share is
     spent, starting from the portfolio of known-good configurations, and ensemble selection
-    is on. Dates are named, identifier-like text columns dropped."""
+    is on. Dates are named, identifier-like text columns dropped (``flags``: what
+    :func:`flag_columns` found, profiled here when None)."""
     from honing.portfolio import default_families
 
-    flags = flag_columns(df, target)
+    flags = flags if flags is not None else flag_columns(df, target)
     drop = list(dict.fromkeys([*(drop_columns or []), *flags["identifiers"]]))
     if task == "regression":
         if not pd.api.types.is_numeric_dtype(df[target]):

@@ -23,7 +23,7 @@ from honing.config import FeaturesConfig, RaySettings, SearchConfig
 from honing.exceptions import SearchError
 from honing.features import FeatureColumns
 from honing.metrics import metric_value
-from honing.training import ModelSpec, train_model
+from honing.training import ModelSpec, laddered, train_model
 
 FAMILY_KEY = "family"
 FEATURES_PREFIX = "features"
@@ -235,7 +235,7 @@ def _trainable(
         if rung < last:
             tune.report(metrics(rung, scores, seconds))
 
-    last = max(rungs, 1) if _has_rungs(config, rungs) else 1
+    last = max(rungs, 1) if laddered(config[FAMILY_KEY], rungs) else 1
     res = train_model(
         X,
         y,
@@ -262,12 +262,6 @@ def _trainable(
 
 
 OOF_FILE = "oof.npz"
-
-
-def _has_rungs(config: dict[str, Any], rungs: int) -> bool:
-    from honing.models import ITERATIVE
-
-    return rungs > 1 and config[FAMILY_KEY] in ITERATIVE
 
 
 def _read_oof(checkpoint: Any) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -175,12 +175,17 @@ def _ensemble(
 StepCallback = Callable[[int, list[float], float], None]
 
 
+def laddered(family: str, rungs: int) -> bool:
+    """Whether ``family`` is trained in ``rungs`` growing steps (a scheduler's resource)."""
+    return rungs > 1 and family in FAMILY_TABLE and FAMILY_TABLE[family].rung_param is not None
+
+
 def _rungs(model: Pipeline, family: str, rungs: int) -> tuple[str, list[int]] | None:
     """(parameter, cumulative budgets) that cut an iterative estimator's budget into
     ``rungs`` steps; None for estimators trained in one go."""
-    name = FAMILY_TABLE[family].rung_param if family in FAMILY_TABLE else None
-    if name is None or rungs <= 1:
+    if not laddered(family, rungs):
         return None
+    name = FAMILY_TABLE[family].rung_param
     total = int(model.steps[-1][1].get_params()[name])
     budgets = sorted({max(1, round(total * (i + 1) / rungs)) for i in range(rungs)})
     return name, budgets
