@@ -183,9 +183,11 @@ def _check_space(where: str, space: Mapping[str, Any]) -> None:
 
 
 class SchedulerConfig(_Strict):
-    """Early stopping of trials. The resource is the iterative families' own budget
-    (``mlp``: epochs, ``hist_gradient_boosting``: boosting iterations), cut into ``max_t``
-    rungs; other families report once."""
+    """Early stopping of trials at low-fidelity rungs (:mod:`honing.fidelity`). The resource,
+    cut into ``max_t`` rungs, is each family's own: boosting rounds (``lightgbm``, ``xgboost``,
+    which also stop by themselves when their validation loss stops improving), trees
+    (forests), epochs (``mlp``), iterations (``hist_gradient_boosting``), or a growing row
+    subsample for the others (only on tables large enough to subsample)."""
 
     kind: Literal["none", "asha", "hyperband", "median"] = "none"
     max_t: int = Field(default=8, ge=1, le=1000, description="Rungs of the resource.")

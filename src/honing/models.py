@@ -19,6 +19,8 @@ from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.svm import SVC, SVR
 
+from honing.fidelity import Booster, LightGBMRounds, XGBoostRounds
+
 
 def _logistic_regression(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
     p = dict(params)
@@ -137,7 +139,8 @@ def _lightgbm_params(params: dict[str, Any], seed: int, n_jobs: int) -> dict[str
 
 def _lightgbm(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
     """LightGBM: leaf-wise gradient boosting; ordinal-encoded categoricals are split natively
-    (``categorical_feature``, set by the trainer from the column layout)."""
+    (``categorical_column``, set by the trainer from the column layout: the alias that the
+    C++ library reads; the Python ``categorical_feature`` keyword warns when set as a param)."""
     from lightgbm import LGBMClassifier
 
     return LGBMClassifier(**_lightgbm_params(params, seed, n_jobs))
@@ -174,12 +177,16 @@ Builder = Callable[[dict[str, Any], int, int], BaseEstimator]
 class Family:
     """What honing knows about a model family: one entry of :data:`FAMILY_TABLE`, read by the
     config (allowed names per task), the trainer (encoding, rungs, native categoricals), the
-    explainer and the search portfolio."""
+    explainer and the search portfolio.
+
+    A scheduler's resource (see :mod:`honing.fidelity`) is the ``booster``'s rounds (with
+    early stopping) when set, else the warm-started ``rung_param``, else training rows."""
 
     name: str
     builders: dict[str, Builder]  # task -> builder
     encoder: str = "onehot"  # the low-cardinality encoding it prefers (features.encoder: auto)
-    rung_param: str | None = None  # the resource a scheduler cuts into rungs
+    rung_param: str | None = None  # the warm-started parameter a scheduler cuts into rungs
+    booster: Booster | None = None  # grows n_estimators round by round, with early stopping
     native_categorical: str | None = None  # constructor keyword for categorical positions
     tree: bool = False  # SHAP's exact tree explainer applies; no numeric scaling needed
 
@@ -200,6 +207,7 @@ FAMILY_TABLE: dict[str, Family] = {
                 ),
             },
             encoder="ordinal",
+            rung_param="n_estimators",
             tree=True,
         ),
         Family(
@@ -211,6 +219,7 @@ FAMILY_TABLE: dict[str, Family] = {
                 ),
             },
             encoder="ordinal",
+            rung_param="n_estimators",
             tree=True,
         ),
         Family(
@@ -229,13 +238,15 @@ FAMILY_TABLE: dict[str, Family] = {
             "lightgbm",
             {"classification": _lightgbm, "regression": _lightgbm_regressor},
             encoder="ordinal",
-            native_categorical="categorical_feature",
+            native_categorical="categorical_column",
+            booster=LightGBMRounds(),
             tree=True,
         ),
         Family(
             "xgboost",
             {"classification": _xgboost, "regression": _xgboost_regressor},
             encoder="ordinal",
+            booster=XGBoostRounds(),
             tree=True,
         ),
         Family(
@@ -257,12 +268,6 @@ FAMILIES: dict[str, Builder] = {
 }
 REGRESSION_FAMILIES: dict[str, Builder] = {
     f.name: f.builders["regression"] for f in FAMILY_TABLE.values() if "regression" in f.builders
-}
-
-#: Families trained in steps, so ASHA/HyperBand/median stopping can cut them early: the
-#: hyperparameter that is the resource (epochs, boosting iterations).
-ITERATIVE: dict[str, str] = {
-    f.name: f.rung_param for f in FAMILY_TABLE.values() if f.rung_param is not None
 }
 
 

@@ -218,7 +218,9 @@ def _trainable(
     node = f"{socket.gethostname()}:{ray.get_runtime_context().get_node_id()[:12]}"
     started = time.time()
 
-    def metrics(rung: int, scores: list[float], seconds: float) -> dict[str, Any]:
+    def metrics(
+        rung: int, scores: list[float], seconds: float, rounds: int | None = None
+    ) -> dict[str, Any]:
         return {
             "score": float(np.mean(scores)),
             "score_std": float(np.std(scores)),
@@ -227,6 +229,7 @@ def _trainable(
             "rung": rung,
             "node": node,
             "started_at": started,
+            "rounds": rounds,
         }
 
     def report(rung: int, scores: list[float], seconds: float) -> None:
@@ -256,7 +259,7 @@ def _trainable(
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(f"{tmp}/{OOF_FILE}", oof=cv.oof, rows=cv.oof_rows)
         tune.report(
-            metrics(last, cv.fold_scores, cv.fit_seconds),
+            metrics(last, cv.fold_scores, cv.fit_seconds, cv.rounds),
             checkpoint=tune.Checkpoint.from_directory(tmp),
         )
 
@@ -478,7 +481,7 @@ def _trial_result(trial: Any, started: float) -> TrialResult:
         status = "stopped"
     return TrialResult(
         trial_id=str(m.get("trial_id") or trial.path.rsplit("/", 1)[-1]),
-        spec=spec_from_trial_config(trial.config),
+        spec=spec_from_trial_config(trial.config).with_rounds(m.get("rounds")),
         score=m.get("score"),
         score_std=m.get("score_std"),
         fold_scores=list(m.get("fold_scores") or []),

@@ -4,7 +4,6 @@ call it, so a trial's score and the refit model come from the same code."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,15 @@ from honing.features import (
     categorical_positions,
     resample,
     resolve_encoder,
+)
+from honing.fidelity import (
+    Fold,
+    LadderResult,
+    StepCallback,
+    boosting_ladder,
+    predictions,
+    sample_ladder,
+    warm_start_ladder,
 )
 from honing.metrics import score_predictions
 from honing.models import FAMILY_TABLE, build_estimator
@@ -46,6 +54,13 @@ class ModelSpec:
         extra = f" + features({show(self.features)})" if self.features else ""
         return f"{self.family}({show(self.params)}){extra}"
 
+    def with_rounds(self, rounds: int | None) -> ModelSpec:
+        """This spec with the boosting rounds that early stopping chose (``n_estimators`` in
+        the search space is then an upper bound); unchanged when ``rounds`` is None."""
+        if not rounds:
+            return self
+        return ModelSpec(self.family, {**self.params, "n_estimators": int(rounds)}, self.features)
+
 
 @dataclass(frozen=True)
 class CVResult:
@@ -58,6 +73,7 @@ class CVResult:
     fit_seconds: float
     oof: np.ndarray | None = None
     oof_rows: np.ndarray | None = None
+    rounds: int | None = None  # boosting: the rounds at the best mean validation loss
 
     @property
     def mean(self) -> float:
@@ -172,30 +188,10 @@ def _ensemble(
     )
 
 
-StepCallback = Callable[[int, list[float], float], None]
-
-
 def laddered(family: str, rungs: int) -> bool:
-    """Whether ``family`` is trained in ``rungs`` growing steps (a scheduler's resource)."""
-    return rungs > 1 and family in FAMILY_TABLE and FAMILY_TABLE[family].rung_param is not None
-
-
-def _rungs(model: Pipeline, family: str, rungs: int) -> tuple[str, list[int]] | None:
-    """(parameter, cumulative budgets) that cut an iterative estimator's budget into
-    ``rungs`` steps; None for estimators trained in one go."""
-    if not laddered(family, rungs):
-        return None
-    name = FAMILY_TABLE[family].rung_param
-    total = int(model.steps[-1][1].get_params()[name])
-    budgets = sorted({max(1, round(total * (i + 1) / rungs)) for i in range(rungs)})
-    return name, budgets
-
-
-def _predictions(model: Any, X: pd.DataFrame) -> np.ndarray:
-    """What ensembles average: class probabilities (rows x classes), or predicted values."""
-    if is_classifier(model):
-        return np.asarray(model.predict_proba(X), dtype=np.float64)
-    return np.asarray(model.predict(X), dtype=np.float64)
+    """Whether a trial of ``family`` reports at every one of ``rungs`` rungs (a scheduler's
+    resource, see :mod:`honing.fidelity`): every known family has one."""
+    return rungs > 1 and family in FAMILY_TABLE
 
 
 def splits_for(
@@ -239,64 +235,60 @@ def cross_validate_model(
     or a single holdout score when ``holdout`` is a share of rows. The validation predictions
     are kept (``CVResult.oof``) so that ensembles can be selected without refitting.
 
-    ``sampling`` rebalances each fold's training rows only. With ``rungs > 1`` an iterative
-    estimator (MLP epochs, boosting iterations) is trained in that many growing steps, warm
-    started, and ``on_step(rung, fold scores, seconds so far)`` is called after each: the hook
-    through which a Ray Tune scheduler stops unpromising trials early."""
+    ``sampling`` rebalances each fold's training rows only. With ``rungs > 1`` the family's
+    resource (boosting rounds, epochs, trees or rows: :mod:`honing.fidelity`) is cut into that
+    many growing steps, and ``on_step(rung, fold scores, seconds so far)`` is called after
+    each: the hook through which a Ray Tune scheduler stops unpromising trials early. Boosting
+    families always stop early on the folds' mean validation loss; ``CVResult.rounds`` is the
+    round count the refit should use."""
     splits = splits_for(model, X, y, folds=folds, seed=seed, holdout=holdout)
     start = time.perf_counter()
-    fold_data = []
+    folds_data = []
     for train_idx, valid_idx in splits:
         X_fit, y_fit = resample(X.iloc[train_idx], y[train_idx], sampling, seed=seed)
-        fold_data.append((X_fit, y_fit, X.iloc[valid_idx], y[valid_idx]))
-    ladder = _rungs(model, family, rungs)
-    preds: list[np.ndarray] = []
+        folds_data.append(Fold(X_fit, y_fit, X.iloc[valid_idx], y[valid_idx]))
 
-    def scored(fitted: Any, X_val: pd.DataFrame, y_val: np.ndarray) -> float:
-        preds.append(_predictions(fitted, X_val))
-        return score_predictions(metric, y_val, preds[-1])
+    def score(y_val: np.ndarray, preds: np.ndarray) -> float:
+        return score_predictions(metric, y_val, preds)
 
-    if ladder is None:
-        scores = []
-        for X_fit, y_fit, X_val, y_val in fold_data:
-            scores.append(scored(clone(model).fit(X_fit, y_fit), X_val, y_val))
+    info = FAMILY_TABLE.get(family)
+    ladder: LadderResult | None = None
+    if info is not None and info.booster is not None:  # early stopping, with or without rungs
+        ladder = boosting_ladder(
+            model, folds_data, info.booster, rungs=rungs, score=score, on_step=on_step, start=start
+        )
+    elif laddered(family, rungs) and info is not None and info.rung_param is not None:
+        param = info.rung_param
+        ladder = warm_start_ladder(
+            model, folds_data, param, rungs=rungs, score=score, on_step=on_step, start=start
+        )
+    elif laddered(family, rungs):
+        ladder = sample_ladder(
+            model, folds_data, rungs=rungs, seed=seed, score=score, on_step=on_step, start=start
+        )
+    if ladder is None:  # trained in one go
+        preds = [predictions(clone(model).fit(f.X_fit, f.y_fit), f.X_val) for f in folds_data]
+        scores = [score(f.y_val, p) for f, p in zip(folds_data, preds, strict=True)]
+        ladder = LadderResult(scores, preds)
         if on_step is not None:  # trained with its whole budget: the last rung
-            on_step(max(rungs, 1), scores, time.perf_counter() - start)
-        return _result(metric, scores, start, splits, preds)
-    name, budgets = ladder
-    # features are fitted once per fold; only the estimator grows from rung to rung
-    folds_ready = []
-    for X_fit, y_fit, X_val, y_val in fold_data:
-        features = Pipeline(clone(model).steps[:-1]).fit(X_fit, y_fit)
-        estimator = clone(model.steps[-1][1]).set_params(warm_start=True)
-        folds_ready.append((features, estimator, features.transform(X_fit), y_fit, X_val, y_val))
-    done = 0
-    scores = []
-    for rung, budget in enumerate(budgets, start=1):
-        scores, preds = [], []
-        for features, estimator, Z_fit, y_fit, X_val, y_val in folds_ready:
-            # MLP: each fit adds max_epochs epochs; boosting: max_iter is the running total
-            step = budget - done if name == "max_epochs" else budget
-            estimator.set_params(**{name: step}).fit(Z_fit, y_fit)
-            fitted = Pipeline([*features.steps, ("model", estimator)])
-            scores.append(scored(fitted, X_val, y_val))
-        done = budget
-        if on_step is not None:
-            on_step(rung, scores, time.perf_counter() - start)
-    return _result(metric, scores, start, splits, preds)
+            on_step(max(rungs, 1), ladder.scores, time.perf_counter() - start)
+    return _result(metric, ladder, start, splits)
 
 
 def _result(
-    metric: str,
-    scores: list[float],
-    start: float,
-    splits: list[tuple[np.ndarray, np.ndarray]],
-    preds: list[np.ndarray],
+    metric: str, ladder: LadderResult, start: float, splits: list[tuple[np.ndarray, np.ndarray]]
 ) -> CVResult:
     rows = np.concatenate([valid for _, valid in splits])
     order = np.argsort(rows, kind="stable")
-    oof = np.concatenate(preds)[order]
-    return CVResult(metric, scores, time.perf_counter() - start, oof=oof, oof_rows=rows[order])
+    oof = np.concatenate(ladder.preds)[order]
+    return CVResult(
+        metric,
+        ladder.scores,
+        time.perf_counter() - start,
+        oof=oof,
+        oof_rows=rows[order],
+        rounds=ladder.rounds,
+    )
 
 
 def train_model(
@@ -342,6 +334,9 @@ def train_model(
     )
     fitted = None
     if refit:
+        if cv is not None and cv.rounds:  # refit with the rounds early stopping chose
+            spec = spec.with_rounds(cv.rounds)
+            model = make_model(spec, columns, features, seed=seed, n_jobs=n_jobs, task=task)
         X_fit, y_fit = resample(X, y, sampling, seed=seed)
         fitted = model.fit(X_fit, y_fit)
     return TrainResult(spec=spec, model=fitted, cv=cv)

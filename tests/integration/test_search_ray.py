@@ -178,3 +178,35 @@ def test_schedulers_stop_bad_mlp_trials_early(ray_local, small_split, tmp_path, 
     assert rungs[3e-3] == 4  # the first trial always runs to the end
     assert min(rungs[lr] for lr in (1e-6, 2e-6, 3e-6)) < 4
     assert not [t for t in result.trials if t.error]
+
+
+def test_asha_cuts_boosting_by_rounds_and_the_refit_keeps_the_best_rounds(
+    ray_local, small_split, tmp_path
+):
+    # Boosting rounds are the resource: the slow learning rates that follow the good ones
+    # have a poor log loss after their first quarter of rounds and are stopped there.
+    cfg = SearchConfig.model_validate(
+        {
+            "families": {
+                "lightgbm": {
+                    "learning_rate": {"grid": [0.1, 0.05, 1e-4, 2e-4, 3e-4]},
+                    "n_estimators": 400,
+                }
+            },
+            "trials_per_family": 1,
+            "cv_folds": 2,
+            "metric": "log_loss",
+            "max_concurrent_trials": 1,
+            "scheduler": {"kind": "asha", "max_t": 4, "grace_period": 1, "reduction_factor": 2},
+        }
+    )
+    cols = infer_columns(small_split.X_train, FeaturesConfig())
+    result = _search(small_split, cfg, cols, tmp_path, "boosting-asha")
+    by_rate = {t.spec.params["learning_rate"]: t for t in result.trials}
+    slow = [by_rate[r] for r in (1e-4, 2e-4, 3e-4)]
+    assert any(t.status == "stopped" and t.rungs < 4 for t in slow)
+    good = by_rate[0.1]
+    assert good.status == "completed" and good.oof is not None
+    # early stopping chose the rounds; the spec the refit uses carries them
+    assert good.spec.params["n_estimators"] < 400
+    assert not [t for t in result.trials if t.error]

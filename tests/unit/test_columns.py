@@ -87,7 +87,7 @@ def test_boosting_splits_ordinal_categoricals_natively_and_learns_from_dates():
         ModelSpec("lightgbm", {"n_estimators": 60}), cols, FeaturesConfig(), seed=0,
         task="classification",
     )  # fmt: skip
-    assert model.steps[-1][1].get_params()["categorical_feature"] == [1 + DATE_WIDTH]
+    assert model.steps[-1][1].get_params()["categorical_column"] == [1 + DATE_WIDTH]
     model.fit(X.iloc[:1500], y[:1500])
     accuracy = (model.predict(X.iloc[1500:]) == y[1500:]).mean()
     assert accuracy > 0.9  # needs both the month (from the date) and the encoded city

@@ -1,0 +1,283 @@
+"""Low-fidelity rungs: how one trial is trained in growing steps, so that a scheduler (ASHA,
+HyperBand, median stopping) can stop an unpromising trial before it has spent its full cost.
+
+Each family's resource is named in :data:`honing.models.FAMILY_TABLE`:
+
+- **boosting rounds** (LightGBM, XGBoost): every fold's booster is grown a chunk of rounds at a
+  time, continuing from the previous chunk's trees, with its validation loss recorded per
+  round. Training stops early when the mean validation loss over the folds has not improved
+  for :func:`patience` rounds, and the trial's score, out-of-fold predictions and refit round
+  count are taken at the best round (one round count for all folds, as ``xgb.cv`` does);
+- **a warm-started parameter** (MLP epochs, HistGradientBoosting iterations, forest trees):
+  the estimator is refit with a larger budget, keeping what it already learned;
+- **rows**, for the families with neither (linear models, SVM, k-NN): the rung trains on a
+  stratified subsample that doubles from rung to rung, from :data:`MIN_SAMPLE_ROWS`, so a slow
+  family on a large table is judged on a few thousand rows first.
+
+A family trained in one go on a small table reports once, at the last rung, so it never sets
+the bar for partial trainings. The ladders never see the validation rows while fitting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone, is_classifier
+from sklearn.pipeline import Pipeline
+
+#: (rung, fold scores, seconds so far): the hook through which a scheduler sees a trial.
+StepCallback = Callable[[int, list[float], float], None]
+#: (fitted model or estimator, validation rows) -> fold score; also keeps the predictions.
+Scorer = Callable[[np.ndarray, np.ndarray], float]
+
+#: Rounds grown at a time when no scheduler cuts the budget into rungs.
+CHUNKS = 8
+#: Both libraries' round count when ``n_estimators`` is left unset.
+DEFAULT_ROUNDS = 100
+#: The smallest training sample of a row-subsample rung.
+MIN_SAMPLE_ROWS = 2000
+
+
+def patience(total_rounds: int) -> int:
+    """Rounds without improvement of the mean validation loss before boosting stops."""
+    return max(20, total_rounds // 10)
+
+
+def predictions(model: Any, X: Any) -> np.ndarray:
+    """What ensembles average and metrics score: class probabilities (rows x classes), or
+    predicted values."""
+    if is_classifier(model):
+        return np.asarray(model.predict_proba(X), dtype=np.float64)
+    return np.asarray(model.predict(X), dtype=np.float64)
+
+
+class Booster(Protocol):
+    """How a boosting library grows a fitted estimator by more rounds and predicts with its
+    first ``rounds`` rounds."""
+
+    def grow(
+        self,
+        template: BaseEstimator,
+        previous: BaseEstimator | None,
+        rounds: int,
+        train: tuple[np.ndarray, np.ndarray],
+        valid: tuple[np.ndarray, np.ndarray],
+    ) -> tuple[BaseEstimator, list[float]]: ...
+
+    def predict(self, estimator: BaseEstimator, X: np.ndarray, rounds: int) -> np.ndarray: ...
+
+
+def _first_curve(evals: dict[str, dict[str, list[float]]]) -> list[float]:
+    """The validation loss per round (the first metric of the first validation set)."""
+    return [float(v) for v in next(iter(next(iter(evals.values())).values()))]
+
+
+class LightGBMRounds:
+    """LightGBM continues from ``init_model``; its default metric is the objective's loss."""
+
+    def grow(
+        self,
+        template: BaseEstimator,
+        previous: BaseEstimator | None,
+        rounds: int,
+        train: tuple[np.ndarray, np.ndarray],
+        valid: tuple[np.ndarray, np.ndarray],
+    ) -> tuple[BaseEstimator, list[float]]:
+        est = clone(template).set_params(n_estimators=rounds)
+        init = previous.booster_ if previous is not None else None  # type: ignore[attr-defined]
+        est.fit(*train, eval_X=(valid[0],), eval_y=(valid[1],), init_model=init)
+        return est, _first_curve(est.evals_result_)  # type: ignore[attr-defined]
+
+    def predict(self, estimator: BaseEstimator, X: np.ndarray, rounds: int) -> np.ndarray:
+        if is_classifier(estimator):
+            out = estimator.predict_proba(X, num_iteration=rounds)  # type: ignore[attr-defined]
+        else:
+            out = estimator.predict(X, num_iteration=rounds)  # type: ignore[attr-defined]
+        return np.asarray(out, dtype=np.float64)
+
+
+class XGBoostRounds:
+    """XGBoost continues from ``xgb_model``; its default metric is the objective's loss."""
+
+    def grow(
+        self,
+        template: BaseEstimator,
+        previous: BaseEstimator | None,
+        rounds: int,
+        train: tuple[np.ndarray, np.ndarray],
+        valid: tuple[np.ndarray, np.ndarray],
+    ) -> tuple[BaseEstimator, list[float]]:
+        est = clone(template).set_params(n_estimators=rounds)
+        start = previous.get_booster() if previous is not None else None  # type: ignore[attr-defined]
+        est.fit(*train, eval_set=[valid], xgb_model=start, verbose=False)
+        return est, _first_curve(est.evals_result())  # type: ignore[attr-defined]
+
+    def predict(self, estimator: BaseEstimator, X: np.ndarray, rounds: int) -> np.ndarray:
+        if is_classifier(estimator):
+            out = estimator.predict_proba(X, iteration_range=(0, rounds))  # type: ignore[attr-defined]
+        else:
+            out = estimator.predict(X, iteration_range=(0, rounds))  # type: ignore[attr-defined]
+        return np.asarray(out, dtype=np.float64)
+
+
+@dataclass
+class Fold:
+    """One validation split, ready for a ladder: the training rows (already rebalanced when
+    sampling is on) and the validation rows."""
+
+    X_fit: pd.DataFrame
+    y_fit: np.ndarray
+    X_val: pd.DataFrame
+    y_val: np.ndarray
+
+
+@dataclass
+class LadderResult:
+    """The last rung's fold scores and validation predictions; ``rounds``: the boosting rounds
+    at the best mean validation loss (None for other resources)."""
+
+    scores: list[float]
+    preds: list[np.ndarray]
+    rounds: int | None = None
+
+
+def budgets(total: int, rungs: int) -> list[int]:
+    """Cumulative budgets that cut ``total`` into ``rungs`` growing steps."""
+    return sorted({max(1, round(total * (i + 1) / rungs)) for i in range(rungs)})
+
+
+def _prepared(model: Pipeline, folds: Sequence[Fold]) -> list[tuple[Pipeline, Any, Any]]:
+    """Per fold: the fitted feature steps and the transformed training and validation rows
+    (features are fitted once per fold; only the estimator grows from rung to rung)."""
+    out = []
+    for f in folds:
+        features = Pipeline(clone(model).steps[:-1]).fit(f.X_fit, f.y_fit)
+        out.append((features, features.transform(f.X_fit), features.transform(f.X_val)))
+    return out
+
+
+def boosting_ladder(
+    model: Pipeline,
+    folds: Sequence[Fold],
+    booster: Booster,
+    *,
+    rungs: int,
+    score: Scorer,
+    on_step: StepCallback | None,
+    start: float,
+) -> LadderResult:
+    """Grow every fold's booster in lockstep, rung by rung (or :data:`CHUNKS` chunks when no
+    scheduler cuts the budget), and stop when the mean validation loss has not improved for
+    :func:`patience` rounds. Scores and predictions are those at the best round."""
+    template = model.steps[-1][1]
+    total = int(template.get_params()["n_estimators"] or DEFAULT_ROUNDS)
+    steps = budgets(total, rungs if rungs > 1 else CHUNKS)
+    ready = _prepared(model, folds)
+    estimators: list[BaseEstimator | None] = [None] * len(folds)
+    curves: list[list[float]] = [[] for _ in folds]
+    done, result = 0, LadderResult([], [])
+    for rung, budget in enumerate(steps, start=1):
+        for i, ((_, Z_fit, Z_val), f) in enumerate(zip(ready, folds, strict=True)):
+            estimators[i], curve = booster.grow(
+                template, estimators[i], budget - done, (Z_fit, f.y_fit), (Z_val, f.y_val)
+            )
+            curves[i].extend(curve)
+        done = budget
+        best = int(np.argmin(np.mean(curves, axis=0))) + 1
+        preds = [
+            booster.predict(est, Z_val, best)
+            for est, (_, _, Z_val) in zip(estimators, ready, strict=True)  # type: ignore[arg-type]
+        ]
+        scores = [score(f.y_val, p) for f, p in zip(folds, preds, strict=True)]
+        result = LadderResult(scores, preds, rounds=best)
+        if on_step is not None and rungs > 1:
+            on_step(rung, scores, time.perf_counter() - start)
+        if done - best >= patience(total):
+            break
+    return result
+
+
+def warm_start_ladder(
+    model: Pipeline,
+    folds: Sequence[Fold],
+    param: str,
+    *,
+    rungs: int,
+    score: Scorer,
+    on_step: StepCallback | None,
+    start: float,
+) -> LadderResult:
+    """Refit each fold's warm-started estimator with a growing ``param`` (MLP epochs add up
+    per fit; iterations and trees are running totals)."""
+    template = model.steps[-1][1]
+    steps = budgets(int(template.get_params()[param]), rungs)
+    ready = _prepared(model, folds)
+    estimators = [clone(template).set_params(warm_start=True) for _ in folds]
+    done, result = 0, LadderResult([], [])
+    for rung, budget in enumerate(steps, start=1):
+        step = budget - done if param == "max_epochs" else budget
+        preds = []
+        for est, (_, Z_fit, Z_val), f in zip(estimators, ready, folds, strict=True):
+            est.set_params(**{param: step}).fit(Z_fit, f.y_fit)
+            preds.append(predictions(est, Z_val))
+        done = budget
+        scores = [score(f.y_val, p) for f, p in zip(folds, preds, strict=True)]
+        result = LadderResult(scores, preds)
+        if on_step is not None:
+            on_step(rung, scores, time.perf_counter() - start)
+    return result
+
+
+def sample_sizes(rows: int, rungs: int) -> list[int]:
+    """Training rows per rung: doubling up to all ``rows``, from :data:`MIN_SAMPLE_ROWS`."""
+    return [min(rows, max(MIN_SAMPLE_ROWS, rows >> (rungs - r))) for r in range(1, rungs + 1)]
+
+
+def _subsample(f: Fold, size: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    if size >= len(f.y_fit):
+        return f.X_fit, f.y_fit
+    rows = np.arange(len(f.y_fit))
+    try:
+        keep, _ = train_test_split(rows, train_size=size, random_state=seed, stratify=f.y_fit)
+    except ValueError:  # a class too rare to stratify, or a continuous target
+        keep, _ = train_test_split(rows, train_size=size, random_state=seed)
+    keep = np.sort(keep)
+    return f.X_fit.iloc[keep], f.y_fit[keep]
+
+
+def sample_ladder(
+    model: Pipeline,
+    folds: Sequence[Fold],
+    *,
+    rungs: int,
+    seed: int,
+    score: Scorer,
+    on_step: StepCallback | None,
+    start: float,
+) -> LadderResult | None:
+    """Fit the whole pipeline on a growing stratified subsample of each fold's training rows,
+    refitting only when the size grows. None when the table is too small to subsample (the
+    caller then trains once)."""
+    sizes = [sample_sizes(len(f.y_fit), rungs) for f in folds]
+    if all(s[0] >= len(f.y_fit) for s, f in zip(sizes, folds, strict=True)):
+        return None
+    result, previous = LadderResult([], []), None
+    for rung in range(1, rungs + 1):
+        current = [s[rung - 1] for s in sizes]
+        if current != previous:
+            preds = []
+            for f, size in zip(folds, current, strict=True):
+                fitted = clone(model).fit(*_subsample(f, size, seed))
+                preds.append(predictions(fitted, f.X_val))
+            scores = [score(f.y_val, p) for f, p in zip(folds, preds, strict=True)]
+            result, previous = LadderResult(scores, preds), current
+        if on_step is not None:
+            on_step(rung, result.scores, time.perf_counter() - start)
+    return result
