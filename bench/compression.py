@@ -113,7 +113,7 @@ def int8_experiment() -> dict[str, Any]:
     int8_arrays = C.quantize_int8(layers)
     int8_net = C.quantized_module(int8_arrays, layers.activation)
     network = {
-        "fp32_bytes": _npz_size(C._dense_arrays(layers)),
+        "fp32_bytes": _npz_size(C.dense_arrays(layers)),
         "int8_bytes": _npz_size(int8_arrays),
         "fp32_p50_ms": _network_latency(fp32_net, Z)[0],
         "int8_p50_ms": _network_latency(int8_net, Z)[0],

@@ -17,11 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -31,46 +29,55 @@ from pydantic import (
 
 from honing import metrics
 from honing.exceptions import ConfigError
+from honing.metrics import Metric
 from honing.models import task_families
+from honing.search_config import (
+    SEARCHABLE_FEATURES,
+    EnsembleConfig,
+    NestedCVConfig,
+    SchedulerConfig,
+    SearchConfig,
+)
+from honing.settings import (
+    DvcSettings,
+    EnvSettings,
+    MlflowSettings,
+    RaySettings,
+    StrictModel,
+    format_errors,
+    load_env_settings,
+    parse_env_settings,
+    read_yaml,
+)
+from honing.techniques import known as known_technique
+
+#: The search section lives in :mod:`honing.search_config` and the environment settings in
+#: :mod:`honing.settings`; they are named here too, so that one import gives every model.
+__all__ = [
+    "SEARCHABLE_FEATURES",
+    "EnsembleConfig",
+    "NestedCVConfig",
+    "SchedulerConfig",
+    "SearchConfig",
+    "DvcSettings",
+    "EnvSettings",
+    "MlflowSettings",
+    "RaySettings",
+    "load_env_settings",
+    "parse_env_settings",
+]
 
 CLASSIFICATION_METRICS = metrics.names("classification")
 REGRESSION_METRICS = metrics.names("regression")
 
 
-def _known_metric(name: str) -> str:
-    if name not in metrics.METRICS:
-        raise ValueError(f"unknown metric {name!r}; choose from {list(metrics.METRICS)}")
-    return name
-
-
-#: A metric name of :data:`honing.metrics.METRICS` (the one table of metrics).
-Metric = Annotated[str, AfterValidator(_known_metric)]
 Task = Literal["classification", "regression"]
 #: Families per task, from the one family table (``linear``: ridge / lasso / elastic net;
 #: ``logistic_regression``: the classifier).
 TASK_FAMILIES = {task: task_families(task) for task in ("classification", "regression")}
 
 
-Family = Literal[
-    "logistic_regression",
-    "linear",
-    "svm",
-    "knn",
-    "random_forest",
-    "extra_trees",
-    "hist_gradient_boosting",
-    "lightgbm",
-    "xgboost",
-    "mlp",
-]
-DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint", "grid")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     path: Path
     target: str
     positive_label: str | int | bool | None = Field(
@@ -80,7 +87,7 @@ class DataConfig(_Strict):
     format: Literal["auto", "csv", "parquet"] = "auto"
 
 
-class QualityConfig(_Strict):
+class QualityConfig(StrictModel):
     """Rules checked beside the expectation suite (see honing.quality)."""
 
     forbid_constant_columns: bool = True
@@ -89,22 +96,22 @@ class QualityConfig(_Strict):
     max_abs_correlation: float = Field(default=0.99, gt=0.0, le=1.0)
 
 
-class ValidationConfig(_Strict):
+class ValidationConfig(StrictModel):
     suite: Path
     quality: QualityConfig = QualityConfig()
 
 
-class CleaningConfig(_Strict):
+class CleaningConfig(StrictModel):
     deduplicate: bool = True
     drop_invalid_labels: bool = True
 
 
-class SplitConfig(_Strict):
+class SplitConfig(StrictModel):
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     seed: int = 42
 
 
-class FeaturesConfig(_Strict):
+class FeaturesConfig(StrictModel):
     numeric: list[str] | None = Field(default=None, description="None: inferred from dtypes.")
     categorical: list[str] | None = Field(default=None, description="None: inferred from dtypes.")
     dates: list[str] | None = Field(
@@ -149,153 +156,7 @@ class FeaturesConfig(_Strict):
     )
 
 
-#: Feature options the search may vary per trial (``search.features``).
-SEARCHABLE_FEATURES = (
-    "numeric_imputer",
-    "scaler",
-    "encoder",
-    "selection",
-    "selection_fraction",
-    "selection_C",
-    "pca",
-    "sampling",
-)
-
-
-def _check_space(where: str, space: Mapping[str, Any]) -> None:
-    for name, spec in space.items():
-        if not isinstance(spec, Mapping):
-            continue
-        if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
-            raise ValueError(
-                f"{where}.{name}: a distribution is one key of {DISTRIBUTIONS}, got {dict(spec)}"
-            )
-        kind, args = next(iter(spec.items()))
-        if kind in ("uniform", "loguniform", "randint"):
-            if not (isinstance(args, list) and len(args) == 2 and args[0] < args[1]):
-                raise ValueError(
-                    f"{where}.{name}: {kind} needs [low, high] with low < high, got {args}"
-                )
-            if kind == "loguniform" and args[0] <= 0:
-                raise ValueError(f"{where}.{name}: loguniform needs low > 0")
-        elif not (isinstance(args, list) and args):
-            raise ValueError(f"{where}.{name}: {kind} needs a non-empty list")
-
-
-class SchedulerConfig(_Strict):
-    """Early stopping of trials at low-fidelity rungs (:mod:`honing.fidelity`). The resource,
-    cut into ``max_t`` rungs, is each family's own: boosting rounds (``lightgbm``, ``xgboost``,
-    which also stop by themselves when their validation loss stops improving), trees
-    (forests), epochs (``mlp``), iterations (``hist_gradient_boosting``), or a growing row
-    subsample for the others (only on tables large enough to subsample)."""
-
-    kind: Literal["none", "asha", "hyperband", "median"] = "none"
-    max_t: int = Field(default=8, ge=1, le=1000, description="Rungs of the resource.")
-    grace_period: int = Field(default=1, ge=1, description="Rungs before a trial may stop.")
-    reduction_factor: float = Field(default=3.0, gt=1.0)
-
-
-class NestedCVConfig(_Strict):
-    """Nested CV: the whole search repeated inside each outer fold, scored on the held-out
-    outer fold: an unbiased estimate of the procedure (reported, not used to choose)."""
-
-    enabled: bool = False
-    outer_folds: int = Field(default=3, ge=2, le=10)
-
-
-class EnsembleConfig(_Strict):
-    """Ensembles of the trials, kept only when they beat the best single model: ensemble
-    selection on the trials' out-of-fold predictions (no extra fitting to score it), and
-    optionally soft voting / stacking of the top-k trials (cross-validated again)."""
-
-    enabled: bool = False
-    selection: bool = Field(
-        default=True, description="Greedy ensemble selection (Caruana) on out-of-fold predictions."
-    )
-    top_k: int = Field(default=3, ge=2, le=10)
-    methods: list[Literal["soft_voting", "stacking"]] = Field(
-        default_factory=list,
-        description="Top-k ensembles cross-validated after the search (each costs a CV).",
-    )
-
-
-class SearchConfig(_Strict):
-    families: dict[Family, dict[str, Any]] = Field(min_length=1)
-    features: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Feature options searched per trial: keys of SEARCHABLE_FEATURES.",
-    )
-    algorithm: Literal["random", "grid", "tpe", "evolutionary"] = Field(
-        default="random",
-        description="random/grid: Ray's variant generator; tpe: Optuna TPE; evolutionary: "
-        "Optuna NSGA-II (a genetic algorithm), both through Ray Tune's OptunaSearch.",
-    )
-    trials_per_family: int | None = Field(
-        default=4,
-        ge=1,
-        le=1000,
-        description="random/grid: per family; tpe/evolutionary: x families in total. None: "
-        "no cap, the time budget ends the search.",
-    )
-    portfolio: bool = Field(
-        default=True,
-        description="tpe/evolutionary: start from known-good configurations (honing.portfolio).",
-    )
-    validation: Literal["cv", "holdout", "auto"] = Field(
-        default="cv",
-        description="How trials are scored: k-fold CV, one holdout split, or auto (holdout when "
-        "rows x columns is large for the time budget).",
-    )
-    holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.5)
-    cv_folds: int = Field(default=5, ge=2, le=20)
-    metric: Metric = "roc_auc"
-    seed: int = 42
-    max_concurrent_trials: int | None = Field(default=None, ge=1)
-    cpus_per_trial: float = Field(default=1.0, gt=0)
-    time_budget_s: float | None = Field(default=None, gt=0)
-    scheduler: SchedulerConfig = SchedulerConfig()
-    nested_cv: NestedCVConfig = NestedCVConfig()
-    ensemble: EnsembleConfig = EnsembleConfig()
-
-    @field_validator("families")
-    @classmethod
-    def _check_spaces(cls, families: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        for family, space in families.items():
-            _check_space(f"search.families.{family}", space or {})
-        return {k: dict(v or {}) for k, v in families.items()}
-
-    @field_validator("features")
-    @classmethod
-    def _check_features(cls, features: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(features) - set(SEARCHABLE_FEATURES))
-        if unknown:
-            raise ValueError(
-                f"search.features: {unknown} cannot be searched; choose from "
-                f"{list(SEARCHABLE_FEATURES)}"
-            )
-        _check_space("search.features", features)
-        return features
-
-    @model_validator(mode="after")
-    def _grid_is_discrete(self) -> SearchConfig:
-        if self.trials_per_family is None and self.algorithm == "grid":
-            raise ValueError("search.trials_per_family: grid search needs a number, not null")
-        if self.algorithm != "grid":
-            return self
-        spaces = [("search.features", self.features)] + [
-            (f"search.families.{f}", p) for f, p in self.families.items()
-        ]
-        for where, space in spaces:
-            for name, spec in space.items():
-                if isinstance(spec, Mapping) and next(iter(spec)) not in ("choice", "grid"):
-                    raise ValueError(
-                        f"{where}.{name}: algorithm grid needs choice/grid lists or constants, "
-                        f"got {next(iter(spec))}"
-                    )
-        return self
-
-
-class EvaluationConfig(_Strict):
+class EvaluationConfig(StrictModel):
     thresholds: dict[Metric, float] = Field(
         default_factory=dict,
         description="Test metric limits: minimums, maximums for rmse/mae; past any, nothing is "
@@ -314,7 +175,7 @@ class EvaluationConfig(_Strict):
         return thresholds
 
 
-class MonitoringConfig(_Strict):
+class MonitoringConfig(StrictModel):
     """When the monitoring flow asks for retraining (see honing.monitoring.gate)."""
 
     drift_share: float = Field(
@@ -329,7 +190,7 @@ class MonitoringConfig(_Strict):
     )
 
 
-class RegistryConfig(_Strict):
+class RegistryConfig(StrictModel):
     model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     metric: Metric = "roc_auc"
     promotion_margin: float = Field(
@@ -340,16 +201,15 @@ class RegistryConfig(_Strict):
     champion_alias: str = "champion"
 
 
-class TrackingConfig(_Strict):
+class TrackingConfig(StrictModel):
     experiment: str = Field(min_length=1)
 
 
-Technique = Literal[
-    "onnx", "onnx_int8", "prune_unstructured", "prune_structured", "int8", "distill"
-]
+#: A technique of :data:`honing.techniques.TECHNIQUES` (the one table of techniques).
+Technique = Annotated[str, AfterValidator(known_technique)]
 
 
-class DistillConfig(_Strict):
+class DistillConfig(StrictModel):
     """The student MLP trained on the model's soft labels."""
 
     hidden_layers: int = Field(default=1, ge=1, le=4)
@@ -360,7 +220,7 @@ class DistillConfig(_Strict):
     alpha: float = Field(default=0.7, ge=0.0, le=1.0, description="Weight of the soft loss.")
 
 
-class CompressionConfig(_Strict):
+class CompressionConfig(StrictModel):
     """Candidates built from the refit model, and how the served one is picked
     (see honing.compression)."""
 
@@ -389,7 +249,7 @@ class CompressionConfig(_Strict):
     latency_rows: int = Field(default=200, ge=10, le=100_000)
 
 
-class PipelineConfig(_Strict):
+class PipelineConfig(StrictModel):
     name: str = Field(min_length=1)
     task: Task = "classification"
     time_budget_s: float | None = Field(
@@ -482,59 +342,6 @@ class PipelineConfig(_Strict):
         return self
 
 
-class MlflowSettings(_Strict):
-    tracking_uri: str = "sqlite:///mlflow.db"
-    registry_uri: str | None = None
-    artifact_root: str | None = Field(
-        default="mlartifacts",
-        description="Where new experiments keep artifacts; None: the tracking server decides.",
-    )
-
-
-class RaySettings(_Strict):
-    address: str | None = Field(default=None, description="None: start Ray on this machine.")
-    num_cpus: int | None = Field(default=2, ge=1)
-    storage_path: str = ".honing/ray_results"
-
-
-class DvcSettings(_Strict):
-    remote: str | None = None
-
-
-class EnvSettings(_Strict):
-    """Where the services live. Switching profiles changes this object only, never code."""
-
-    profile: str = "local"
-    mlflow: MlflowSettings = MlflowSettings()
-    ray: RaySettings = RaySettings()
-    dvc: DvcSettings = DvcSettings()
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: config file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    return raw
-
-
-def _format_errors(path: Path, exc: ValidationError) -> str:
-    lines = [f"{path}: {exc.error_count()} config error(s)"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "<root>"
-        rule = "unknown key (not allowed)" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"  - {where}: {rule}")
-    return "\n".join(lines)
-
-
 def _resolve(root: Path, value: Path) -> Path:
     return value if value.is_absolute() else (root / value).resolve()
 
@@ -544,7 +351,7 @@ def parse_config(raw: Mapping[str, Any], *, source: Path, root: Path) -> Pipelin
     try:
         cfg = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(source, exc)) from exc
+        raise ConfigError(format_errors(source, exc)) from exc
     digest = config_hash(cfg)
     data = cfg.data.model_copy(update={"path": _resolve(root, cfg.data.path)})
     validation = cfg.validation.model_copy(update={"suite": _resolve(root, cfg.validation.suite)})
@@ -556,72 +363,7 @@ def parse_config(raw: Mapping[str, Any], *, source: Path, root: Path) -> Pipelin
 def load_config(path: Path | str, *, root: Path | None = None) -> PipelineConfig:
     """Read and validate a pipeline config. ``root`` defaults to the current directory."""
     path = Path(path)
-    return parse_config(_read_yaml(path), source=path, root=(root or Path.cwd()).resolve())
-
-
-def _has_scheme(uri: str) -> bool:
-    """True for ``s3://b``, ``file:///x``, ``mlflow-artifacts:/x``; False for plain paths."""
-    scheme, sep, _ = uri.partition(":")
-    return bool(sep) and len(scheme) > 1 and scheme.replace("-", "").replace("+", "").isalnum()
-
-
-def _absolute_sqlite(uri: str, root: Path) -> str:
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return prefix + str((root / uri[len(prefix) :]).resolve())
-    return uri
-
-
-def parse_env_settings(
-    raw: Mapping[str, Any], *, source: Path, root: Path, environ: Mapping[str, str] | None = None
-) -> EnvSettings:
-    """Validate an environment profile; ``environ`` overrides (MLFLOW_TRACKING_URI, RAY_ADDRESS).
-
-    The caller passes ``os.environ`` (or a test dict): the library never reads it by itself.
-    """
-    try:
-        settings = EnvSettings.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(source, exc)) from exc
-    environ = environ or {}
-    mlflow = settings.mlflow
-    if environ.get("MLFLOW_TRACKING_URI"):
-        mlflow = mlflow.model_copy(update={"tracking_uri": environ["MLFLOW_TRACKING_URI"]})
-    if environ.get("MLFLOW_REGISTRY_URI"):
-        mlflow = mlflow.model_copy(update={"registry_uri": environ["MLFLOW_REGISTRY_URI"]})
-    artifact_root = mlflow.artifact_root
-    if artifact_root is not None and not _has_scheme(artifact_root):
-        artifact_root = (root / artifact_root).resolve().as_uri()
-    mlflow = mlflow.model_copy(
-        update={
-            "tracking_uri": _absolute_sqlite(mlflow.tracking_uri, root),
-            "registry_uri": _absolute_sqlite(mlflow.registry_uri, root)
-            if mlflow.registry_uri
-            else None,
-            "artifact_root": artifact_root,
-        }
-    )
-    ray = settings.ray
-    if environ.get("RAY_ADDRESS"):
-        ray = ray.model_copy(update={"address": environ["RAY_ADDRESS"]})
-    storage = ray.storage_path
-    if not _has_scheme(storage):
-        ray = ray.model_copy(update={"storage_path": str((root / storage).resolve())})
-    return settings.model_copy(update={"mlflow": mlflow, "ray": ray})
-
-
-def load_env_settings(
-    path: Path | str | None,
-    *,
-    root: Path | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> EnvSettings:
-    """Read an environment profile (``None``: the built-in embedded defaults)."""
-    root = (root or Path.cwd()).resolve()
-    if path is None:
-        return parse_env_settings({}, source=Path("<defaults>"), root=root, environ=environ)
-    path = Path(path)
-    return parse_env_settings(_read_yaml(path), source=path, root=root, environ=environ)
+    return parse_config(read_yaml(path), source=path, root=(root or Path.cwd()).resolve())
 
 
 def config_hash(cfg: BaseModel) -> str:

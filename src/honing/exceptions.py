@@ -64,3 +64,7 @@ class RegistryError(HoningError):
 
 class ReproducibilityError(HoningError):
     """A rebuilt model's metrics differ from the registered ones beyond the tolerance."""
+
+
+class CompressionError(HoningError):
+    """No candidate is deployable, or a served artifact is malformed."""

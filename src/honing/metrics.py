@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+from pydantic import AfterValidator
 from sklearn import metrics as skm
 
 #: ``pred`` is the class-probability matrix (rows x classes, classes in label-code order; a
@@ -141,3 +143,14 @@ def passes(metric: str, value: float, reference: float, margin: float = 0.0) -> 
     if lower_is_better(metric):
         return value <= reference + margin
     return value >= reference - margin
+
+
+def known(name: str) -> str:
+    """``name`` when it is a metric of :data:`METRICS` (the config's validator)."""
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; choose from {list(METRICS)}")
+    return name
+
+
+#: A metric name of :data:`METRICS`, as config fields declare it.
+Metric = Annotated[str, AfterValidator(known)]

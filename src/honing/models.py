@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -254,6 +255,17 @@ FAMILY_TABLE: dict[str, Family] = {
         ),
     )
 }
+
+
+def known_family(name: str) -> str:
+    """``name`` when it is a family of :data:`FAMILY_TABLE` (the config's validator)."""
+    if name not in FAMILY_TABLE:
+        raise ValueError(f"unknown model family {name!r}; choose from {list(FAMILY_TABLE)}")
+    return name
+
+
+#: A family name of :data:`FAMILY_TABLE`, as config fields declare it.
+FamilyName = Annotated[str, AfterValidator(known_family)]
 
 
 def task_families(task: str) -> tuple[str, ...]:

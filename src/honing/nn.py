@@ -21,7 +21,7 @@ OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 ACTIVATIONS = ("relu", "tanh", "gelu")
 
 
-class _TorchMLP(BaseEstimator):
+class TorchMLPBase(BaseEstimator):
     """The MLP, its training loop and regularization; the subclasses set the output layer,
     the loss and the target encoding. Trained with mini-batches on the CPU (or CUDA when
     ``device="auto"`` finds one, with mixed precision there)."""
@@ -236,7 +236,7 @@ class _TorchMLP(BaseEstimator):
         return int(sum(p.numel() for p in self.model_.parameters()))
 
 
-class TorchMLPClassifier(ClassifierMixin, _TorchMLP):
+class TorchMLPClassifier(ClassifierMixin, TorchMLPBase):
     """Binary or multiclass MLP classifier (softmax outputs, cross-entropy)."""
 
     def _encode_target(self, y: np.ndarray) -> np.ndarray:
@@ -264,7 +264,7 @@ class TorchMLPClassifier(ClassifierMixin, _TorchMLP):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
-class TorchMLPRegressor(RegressorMixin, _TorchMLP):
+class TorchMLPRegressor(RegressorMixin, TorchMLPBase):
     """MLP regressor: one linear output on the standardized target, mean squared error."""
 
     def _encode_target(self, y: np.ndarray) -> np.ndarray:

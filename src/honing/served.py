@@ -11,7 +11,8 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from honing.compression import MANIFEST, load_served, read_served
+from honing.artifacts import MANIFEST, read_served
+from honing.compression.predictors import load_served
 from honing.serving import outputs
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from honing.artifacts import SKOPS_TRUSTED_TYPES
 from honing.config import MlflowSettings
 from honing.exceptions import TrackingUnavailableError
 
@@ -58,31 +59,6 @@ def git_state(repo: Path) -> tuple[str, bool]:
     except (OSError, subprocess.SubprocessError):
         return "unknown", True
     return commit, bool(status)
-
-
-#: Types beyond skops' defaults that honing's model families need, reviewed: plain numpy dtypes,
-#: scikit-learn's own tree structures and Bunch (ensembles' named members), and the mutual
-#: information score function of feature selection (a ``functools.partial`` fixing its seed).
-#: Models are stored with skops, so loading a registered model never unpickles arbitrary objects.
-SKOPS_TRUSTED_TYPES = [
-    "numpy.dtype",
-    "sklearn.tree._tree.Tree",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.utils._bunch.Bunch",
-    "functools.partial",
-    "sklearn.feature_selection._mutual_info.mutual_info_classif",
-    "sklearn.feature_selection._mutual_info.mutual_info_regression",
-    # the boosting families (their boosters are stored as the libraries' own model text)
-    "collections.OrderedDict",
-    "lightgbm.basic.Booster",
-    "lightgbm.sklearn.LGBMClassifier",
-    "lightgbm.sklearn.LGBMRegressor",
-    "xgboost.core.Booster",
-    "xgboost.sklearn.XGBClassifier",
-    "xgboost.sklearn.XGBRegressor",
-    # honing's own date expansion (no state beyond its column names)
-    "honing.features.DateFeatures",
-]
 
 
 def build_lineage(
@@ -346,10 +322,10 @@ def model_requirements() -> list[str]:
 def serialization_format(model: Any) -> str:
     """``skops`` (safe loading) for scikit-learn models; ``cloudpickle`` only for pipelines
     (or ensembles) holding a PyTorch network, which skops cannot store."""
-    from honing.nn import _TorchMLP
+    from honing.nn import TorchMLPBase
 
     def holds_torch(obj: Any) -> bool:
-        if isinstance(obj, _TorchMLP):
+        if isinstance(obj, TorchMLPBase):
             return True
         inner = [s for _, s in getattr(obj, "steps", [])]
         inner += [e for _, e in (getattr(obj, "estimators", None) or [])]
@@ -390,7 +366,7 @@ def log_served_model(run_id: str, files: dict[str, bytes], input_example: Any) -
 
     import mlflow
 
-    from honing.compression import write_served
+    from honing.artifacts import write_served
     from honing.served import ServedModel
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -78,3 +78,75 @@ def test_importing_the_library_has_no_side_effects(tmp_path: Path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "clean" in out.stdout
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(LIBRARY.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _library_graph() -> dict[str, set[str]]:
+    """Every honing module and the honing modules it imports, at any depth of the file
+    (imports inside functions count: a cycle through them still couples the modules)."""
+    modules = {_module_name(p): p for p in LIBRARY.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target.startswith("honing") and target not in (name, "honing"):
+                    edges.add(target)
+        graph[name] = edges
+    return graph
+
+
+def test_the_library_has_no_import_cycles():
+    graph = _library_graph()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    # a package importing its own submodules is not a cycle; a submodule importing the
+    # package's __init__ back would be, and is reported like any other
+    assert cycles == [], [" -> ".join(c) for c in cycles]
+
+
+def test_no_private_names_are_imported_across_modules():
+    offenders = []
+    for folder in (LIBRARY, ROOT / "tasks", ROOT / "flows"):
+        for path in folder.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    if not (node.module.split(".")[0] in {"honing", "tasks", "flows"}):
+                        continue
+                    private = [a.name for a in node.names if a.name.startswith("_")]
+                    if private:
+                        offenders.append(f"{path.relative_to(ROOT)}: {node.module} {private}")
+    assert offenders == []
+
+
+def test_no_library_module_is_over_500_lines():
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in LIBRARY.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 500
+    }
+    assert long == {}

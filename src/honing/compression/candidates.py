@@ -1,0 +1,409 @@
+"""Compression candidates: one builder per kind of model (scikit-learn or boosting pipelines,
+the PyTorch MLP), sharing one try-convert-or-skip step. Each candidate is a deployable artifact
+(files) plus a predictor loaded *from those files*, so what is measured is what is served."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import is_classifier
+
+from honing.artifacts import MANIFEST, npz_bytes, skops_bytes
+from honing.compression.dense import (
+    DenseLayers,
+    build_module,
+    dense_arrays,
+    export_dense,
+    new_dense,
+    prune_structured,
+    prune_unstructured,
+    quantize_int8,
+    remove_masks,
+    train_dense,
+)
+from honing.compression.onnx import mlp_onnx_bytes, onnx_bytes, ort_quantize
+from honing.compression.predictors import load_served
+from honing.techniques import TECHNIQUES, applicable
+
+
+@dataclass
+class Candidate:
+    name: str
+    predictor: Any
+    files: dict[str, bytes]
+    n_parameters: int | None = None
+    note: str = ""
+    servable: bool = True
+
+    @property
+    def size_bytes(self) -> int:
+        return int(sum(len(v) for v in self.files.values()))
+
+
+@dataclass(frozen=True)
+class CompressionOptions:
+    techniques: tuple[str, ...] = tuple(TECHNIQUES)
+    prune_amount: float = 0.5
+    fine_tune_epochs: int = 5
+    student_hidden_layers: int = 1
+    student_width: int = 16
+    student_epochs: int = 30
+    student_learning_rate: float = 3e-3
+    temperature: float = 2.0
+    alpha: float = 0.7
+    seed: int = 0
+
+
+def options_from_config(cfg: Any, *, seed: int) -> CompressionOptions:
+    """:class:`CompressionOptions` from a :class:`honing.config.CompressionConfig`."""
+    return CompressionOptions(
+        techniques=tuple(cfg.techniques),
+        prune_amount=cfg.prune_amount,
+        fine_tune_epochs=cfg.fine_tune_epochs,
+        student_hidden_layers=cfg.distill.hidden_layers,
+        student_width=cfg.distill.width,
+        student_epochs=cfg.distill.epochs,
+        student_learning_rate=cfg.distill.learning_rate,
+        temperature=cfg.distill.temperature,
+        alpha=cfg.distill.alpha,
+        seed=seed,
+    )
+
+
+def feature_steps(pipeline: Any) -> Any:
+    """The fitted steps before the estimator (encoding, selection, PCA) as one transformer;
+    for an ensemble, those of its first member. Students and exports start from these."""
+    from sklearn.pipeline import Pipeline
+
+    model = pipeline.steps[-1][1]
+    members = getattr(model, "estimators_", None)
+    if type(model).__name__ in ("VotingClassifier", "StackingClassifier") and members:
+        pipeline = members[0]
+    return Pipeline(pipeline.steps[:-1])
+
+
+def torch_mlp(pipeline: Any) -> Any | None:
+    """The PyTorch MLP at the end of ``pipeline``, or None."""
+    from honing.nn import TorchMLPBase
+
+    model = pipeline.steps[-1][1]
+    return model if isinstance(model, TorchMLPBase) else None
+
+
+def native_candidate(pipeline: Any) -> Candidate:
+    """The pipeline as registered: skops bytes for scikit-learn, cloudpickle for the MLP."""
+    mlp = torch_mlp(pipeline)
+    if mlp is None:
+        data = skops_bytes(pipeline)
+        files = {MANIFEST: json.dumps({"format": "pipeline"}).encode(), "pipeline.skops": data}
+        return Candidate("native", pipeline, files, n_parameters(pipeline))
+    import cloudpickle
+
+    files = {"model.pkl": cloudpickle.dumps(pipeline)}
+    return Candidate(
+        "native",
+        pipeline,
+        files,
+        mlp.n_parameters(),
+        note="cloudpickle (MLflow's format for the MLP pipeline)",
+        servable=False,
+    )
+
+
+def n_parameters(model: Any) -> int | None:
+    """Coefficients, or tree nodes, of a fitted model (summed over ensemble members);
+    None when it has neither."""
+    if hasattr(model, "steps"):
+        return n_parameters(model.steps[-1][1])
+    if hasattr(model, "coef_"):
+        return int(np.asarray(model.coef_).size + np.asarray(model.intercept_).size)
+    if hasattr(model, "tree_"):
+        return int(model.tree_.node_count)
+    if hasattr(model, "booster_"):  # LightGBM: nodes of each tree
+        return int(sum(2 * t["num_leaves"] - 1 for t in model.booster_.dump_model()["tree_info"]))
+    if hasattr(model, "get_booster"):  # XGBoost: one dump line per node
+        return int(sum(d.count("\n") for d in model.get_booster().get_dump()))
+    members: list[Any] = []
+    for e in getattr(model, "estimators_", []) or []:
+        members.extend(e if isinstance(e, list | np.ndarray) else [e])
+    counts = [c for c in (n_parameters(m) for m in members) if c is not None]
+    return int(sum(counts)) if counts else None
+
+
+def _torch_candidate(
+    name: str, preprocessor: Any, layers: DenseLayers, note: str = "", *, int8: bool = False
+) -> Candidate:
+    """Preprocessor (skops) + network arrays (npz: float32, or int8 weights with their
+    scales), served by PyTorch."""
+    files = {
+        MANIFEST: json.dumps(
+            {
+                "format": "dense_int8" if int8 else "dense",
+                "activation": layers.activation,
+                "widths": layers.widths,
+            }
+        ).encode(),
+        "preprocessor.skops": skops_bytes(preprocessor),
+        "network.npz": npz_bytes(quantize_int8(layers) if int8 else dense_arrays(layers)),
+    }
+    return Candidate(name, load_served(files), files, layers.n_parameters, note)
+
+
+def _dense_candidate(
+    name: str,
+    preprocessor: Any,
+    layers: DenseLayers,
+    numeric: list[str],
+    categorical: list[str],
+    note: str = "",
+) -> Candidate:
+    """A dense network served as one ONNX graph with its features (PyTorch when the feature
+    pipeline has no ONNX converter)."""
+    try:
+        data = mlp_onnx_bytes(preprocessor, layers, numeric, categorical)
+    except Exception as exc:  # noqa: BLE001 - fall back to the PyTorch artifact
+        return _torch_candidate(
+            name, preprocessor, layers, f"{note}; PyTorch (no ONNX: {type(exc).__name__})"
+        )
+    return _onnx_candidate(
+        name, data, numeric, categorical, f"{note}; ONNX", n_parameters=layers.n_parameters
+    )
+
+
+def _onnx_candidate(
+    name: str,
+    data: bytes,
+    numeric: list[str],
+    cat: list[str],
+    note: str,
+    task: str = "classification",
+    n_parameters: int | None = None,
+) -> Candidate:
+    manifest = {"format": "onnx", "numeric": numeric, "categorical": cat, "task": task}
+    files = {
+        MANIFEST: json.dumps(manifest).encode(),
+        "model.onnx": data,
+    }
+    return Candidate(name, load_served(files), files, n_parameters, note)
+
+
+def distill(
+    teacher: Any,
+    preprocessor: Any,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    *,
+    widths: list[int],
+    activation: str = "relu",
+    epochs: int,
+    temperature: float,
+    alpha: float,
+    seed: int,
+    learning_rate: float = 3e-3,
+) -> DenseLayers:
+    """A student MLP on the teacher's features, trained on the teacher's soft labels (and the
+    hard labels, weighted ``1 - alpha``)."""
+    Z = np.asarray(preprocessor.transform(X_train), dtype=np.float32)
+    soft = np.asarray(teacher.predict_proba(X_train), dtype=np.float32)
+    student = new_dense(Z.shape[1], widths, soft.shape[1], activation, seed)
+    train_dense(
+        student,
+        Z,
+        y_train,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        seed=seed,
+        soft_targets=soft,
+        temperature=temperature,
+        alpha=alpha,
+    )
+    return export_dense(student, activation)
+
+
+def _onnx_or_skip(
+    convert: Any, names: list[str], skipped: dict[str, str], what: str
+) -> bytes | None:
+    """The one try-convert-or-skip step: the ONNX bytes, or None with the reason recorded
+    for each of ``names`` (a converter gap is reported, not fatal)."""
+    if not names:
+        return None
+    try:
+        return bytes(convert())
+    except Exception as exc:  # noqa: BLE001 - a converter gap is reported, not fatal
+        for name in names:
+            skipped[name] = f"skl2onnx cannot convert {what}: {type(exc).__name__}"
+        return None
+
+
+def _graph_candidates(
+    data: bytes | None,
+    wanted: list[str],
+    skipped: dict[str, str],
+    *,
+    numeric: list[str],
+    categorical: list[str],
+    note: str,
+    task: str,
+    n_params: int | None,
+) -> list[Candidate]:
+    """``onnx`` and ``onnx_int8`` from one converted graph, as requested."""
+    if data is None:
+        return []
+    out = []
+    if "onnx" in wanted:
+        out.append(_onnx_candidate("onnx", data, numeric, categorical, note, task, n_params))
+    if "onnx_int8" in wanted:
+        quantized = ort_quantize(data)
+        if quantized is None:
+            skipped["onnx_int8"] = (
+                "ORT dynamic quantization does not apply: the graph has no MatMul/Gemm nodes "
+                "(ai.onnx.ml tree or linear operators)"
+            )
+        else:
+            out.append(
+                _onnx_candidate(
+                    "onnx_int8",
+                    quantized,
+                    numeric,
+                    categorical,
+                    "ORT dynamic int8",
+                    task,
+                    n_params,
+                )
+            )
+    return out
+
+
+def _sklearn_candidates(
+    pipeline: Any, wanted: list[str], skipped: dict[str, str], cols: tuple[list[str], list[str]]
+) -> list[Candidate]:
+    """A scikit-learn (or boosting-library) pipeline: its ONNX graph, quantized if it can be."""
+    numeric, categorical = cols
+    graph = [t for t in wanted if t in ("onnx", "onnx_int8")]
+    data = _onnx_or_skip(
+        lambda: onnx_bytes(pipeline, numeric, categorical), graph, skipped, "this pipeline"
+    )
+    task = "classification" if is_classifier(pipeline) else "regression"
+    return _graph_candidates(
+        data,
+        graph,
+        skipped,
+        numeric=numeric,
+        categorical=categorical,
+        note="skl2onnx",
+        task=task,
+        n_params=None,
+    )
+
+
+def _mlp_candidates(
+    pipeline: Any,
+    mlp: Any,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    wanted: list[str],
+    skipped: dict[str, str],
+    cols: tuple[list[str], list[str]],
+    options: CompressionOptions,
+) -> list[Candidate]:
+    """The PyTorch MLP: the dense export, its ONNX graph (int8 too), pruned and int8 nets."""
+    numeric, categorical = cols
+    preprocessor = feature_steps(pipeline)
+    layers = export_dense(mlp.model_, mlp.activation)
+    out = [_torch_candidate("fp32", preprocessor, layers, "dense export, PyTorch")]
+    graph = [t for t in wanted if t in ("onnx", "onnx_int8")]
+    data = _onnx_or_skip(
+        lambda: mlp_onnx_bytes(preprocessor, layers, numeric, categorical),
+        graph,
+        skipped,
+        "the feature pipeline",
+    )
+    out += _graph_candidates(
+        data,
+        graph,
+        skipped,
+        numeric=numeric,
+        categorical=categorical,
+        note="skl2onnx + MatMul",
+        task="classification",
+        n_params=layers.n_parameters,
+    )
+    Z = np.asarray(preprocessor.transform(X_train), dtype=np.float32)
+    y_idx = np.searchsorted(mlp.classes_, y_train)
+    if "prune_unstructured" in wanted:
+        module, linears = prune_unstructured(layers, options.prune_amount)
+        train_dense(module, Z, y_idx, epochs=options.fine_tune_epochs, seed=options.seed)
+        remove_masks(linears)
+        pruned = export_dense(module, layers.activation)
+        zeros = int(sum((w == 0).sum() for w in pruned.weights))
+        note = f"{zeros} zero weights; dense kernels, so no speed-up"
+        out.append(
+            _dense_candidate(
+                "pruned_unstructured", preprocessor, pruned, numeric, categorical, note
+            )
+        )
+    if "prune_structured" in wanted:
+        module = build_module(prune_structured(layers, options.prune_amount))
+        train_dense(module, Z, y_idx, epochs=options.fine_tune_epochs, seed=options.seed)
+        smaller = export_dense(module, layers.activation)
+        note = f"hidden widths {smaller.widths}"
+        out.append(
+            _dense_candidate("pruned_structured", preprocessor, smaller, numeric, categorical, note)
+        )
+    if "int8" in wanted:
+        out.append(
+            _torch_candidate(
+                "int8", preprocessor, layers, "torch.ao dynamic int8 Linear", int8=True
+            )
+        )
+    return out
+
+
+def build_candidates(
+    pipeline: Any,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    *,
+    numeric: list[str],
+    categorical: list[str],
+    options: CompressionOptions,
+) -> tuple[list[Candidate], dict[str, str]]:
+    """All candidates that apply to ``pipeline``, and why the others were skipped (what
+    applies comes from :data:`honing.techniques.TECHNIQUES`)."""
+    mlp = torch_mlp(pipeline)
+    wanted, skipped = applicable(
+        options.techniques, classifier=is_classifier(pipeline), mlp=mlp is not None
+    )
+    cols = (numeric, categorical)
+    candidates = [native_candidate(pipeline)]
+    if mlp is not None and is_classifier(pipeline):
+        candidates += _mlp_candidates(
+            pipeline, mlp, X_train, y_train, wanted, skipped, cols, options
+        )
+    else:
+        candidates += _sklearn_candidates(pipeline, wanted, skipped, cols)
+    if "distill" in wanted:
+        widths = [options.student_width] * options.student_hidden_layers
+        preprocessor = feature_steps(pipeline)
+        student = distill(
+            pipeline,
+            preprocessor,
+            X_train,
+            np.searchsorted(np.unique(y_train), y_train),
+            widths=widths,
+            epochs=options.student_epochs,
+            learning_rate=options.student_learning_rate,
+            temperature=options.temperature,
+            alpha=options.alpha,
+            seed=options.seed,
+        )
+        candidates.append(
+            _dense_candidate(
+                "distilled", preprocessor, student, numeric, categorical, f"student {widths}"
+            )
+        )
+    return candidates, skipped

@@ -1,0 +1,103 @@
+"""Predictors rebuilt from a served artifact's files: an onnxruntime session, or a feature
+pipeline plus a dense PyTorch network. :func:`load_served` reads the manifest to choose."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from honing.artifacts import MANIFEST, load_skops, npz_arrays
+from honing.compression.dense import build_module, dense_layers, quantized_module
+from honing.exceptions import CompressionError
+
+
+class TorchPredictor:
+    """Preprocessor (scikit-learn) + dense torch network; ``predict`` gives class indices."""
+
+    def __init__(self, preprocessor: Any, module: Any) -> None:
+        self.preprocessor = preprocessor
+        self.module = module
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        import torch
+
+        Z = np.asarray(self.preprocessor.transform(X), dtype=np.float32)
+        with torch.inference_mode():
+            return torch.softmax(self.module(torch.from_numpy(Z)), dim=1).numpy()
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.argmax(self.predict_proba(X), axis=1)
+
+
+class OnnxPredictor:
+    """An onnxruntime session (one thread) fed from a DataFrame, column by column."""
+
+    def __init__(
+        self,
+        model_bytes: bytes,
+        numeric: list[str],
+        categorical: list[str],
+        regression: bool = False,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.regression = regression
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+        self.numeric, self.categorical = numeric, categorical
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def _feed(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        feed: dict[str, np.ndarray] = {}
+        if self.numeric:
+            num = X[self.numeric].to_numpy(dtype=np.float32)
+            feed.update({c: num[:, i : i + 1] for i, c in enumerate(self.numeric)})
+        if self.categorical:
+            cat = X[self.categorical].to_numpy(dtype=object)
+            cat[pd.isna(cat)] = ""
+            cat = cat.astype(str)
+            feed.update({c: cat[:, i : i + 1] for i, c in enumerate(self.categorical)})
+        return feed
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        out = self.session.run(self.outputs[-1:], self._feed(X))[0]
+        return np.asarray(out, dtype=np.float64)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        if self.regression:  # skl2onnx regressors: one output, shape (n, 1)
+            out = self.session.run(self.outputs[:1], self._feed(X))[0]
+            return np.asarray(out, dtype=np.float64).reshape(-1)
+        return np.argmax(self.predict_proba(X), axis=1)
+
+
+def load_served(files: dict[str, bytes]) -> Any:
+    """Rebuild a candidate's predictor from its artifact files (``manifest.json`` says how)."""
+    try:
+        manifest = json.loads(files[MANIFEST])
+        kind = manifest["format"]
+    except (KeyError, ValueError) as exc:
+        raise CompressionError(f"served artifact has no valid {MANIFEST}: {exc}") from exc
+    if kind == "onnx":
+        return OnnxPredictor(
+            files["model.onnx"],
+            manifest["numeric"],
+            manifest["categorical"],
+            regression=manifest.get("task") == "regression",
+        )
+    if kind in ("dense", "dense_int8"):
+        preprocessor = load_skops(files["preprocessor.skops"])
+        arrays = npz_arrays(files["network.npz"])
+        if kind == "dense_int8":
+            module = quantized_module(arrays, manifest["activation"])
+        else:
+            module = build_module(dense_layers(arrays, manifest["activation"]))
+        return TorchPredictor(preprocessor, module)
+    if kind == "pipeline":
+        return load_skops(files["pipeline.skops"])
+    raise CompressionError(f"served artifact format {kind!r} is not one honing serves")
