@@ -67,7 +67,13 @@ def _churn() -> tuple[Any, list, Any]:
 
     df, _ = clean(fetch_demo_dataset(), "churn")
     split, classes = split_data(
-        df, "churn", positive_label="Yes", drop_columns=[], test_size=0.2, seed=42
+        df,
+        "churn",
+        positive_label="Yes",
+        drop_columns=[],
+        test_size=0.2,
+        seed=42,
+        task="classification",
     )
     return split, classes, infer_columns(split.X_train, FeaturesConfig())
 

@@ -61,7 +61,13 @@ def main() -> None:
 
     df, _ = clean(fetch_demo_dataset(), "churn")
     split, _ = split_data(
-        df, "churn", positive_label="Yes", drop_columns=[], test_size=0.2, seed=42
+        df,
+        "churn",
+        positive_label="Yes",
+        drop_columns=[],
+        test_size=0.2,
+        seed=42,
+        task="classification",
     )
     cols = infer_columns(split.X_train, FeaturesConfig())
     search = SearchConfig.model_validate(

@@ -35,7 +35,7 @@ def validate_data(
     target: str,
     ignore: list[str],
     cfg: QualityConfig,
-    task: str = "classification",
+    task: str,
 ) -> validation.ValidationReport:
     return quality.validate(
         df, suite, source=source, target=target, ignore=ignore, cfg=cfg, task=task
@@ -62,7 +62,7 @@ def split_data(
     drop_columns: list[str],
     test_size: float,
     seed: int,
-    task: str = "classification",
+    task: str,
 ) -> tuple[data.Split, list]:
     return data.split_data(
         df,

@@ -31,7 +31,7 @@ def drift_report(
 
 
 @compute_task
-def encode_target(labels: pd.Series, positive_label: object, task: str = "classification") -> tuple:
+def encode_target(labels: pd.Series, positive_label: object, task: str) -> tuple:
     return data.target_values(labels, task, positive_label)
 
 

@@ -49,6 +49,7 @@ from honing.settings import (
     parse_env_settings,
     read_yaml,
 )
+from honing.techniques import TECHNIQUES
 from honing.techniques import known as known_technique
 
 #: The search section lives in :mod:`honing.search_config` and the environment settings in
@@ -66,9 +67,6 @@ __all__ = [
     "load_env_settings",
     "parse_env_settings",
 ]
-
-CLASSIFICATION_METRICS = metrics.names("classification")
-REGRESSION_METRICS = metrics.names("regression")
 
 
 Task = Literal["classification", "regression"]
@@ -225,16 +223,7 @@ class CompressionConfig(StrictModel):
     (see honing.compression)."""
 
     enabled: bool = True
-    techniques: list[Technique] = Field(
-        default_factory=lambda: [
-            "onnx",
-            "onnx_int8",
-            "prune_unstructured",
-            "prune_structured",
-            "int8",
-            "distill",
-        ]
-    )
+    techniques: list[Technique] = Field(default_factory=lambda: list(TECHNIQUES))
     metric: Metric = "accuracy"
     tolerance: float = Field(
         default=0.005,
@@ -296,7 +285,7 @@ class PipelineConfig(StrictModel):
 
     @model_validator(mode="after")
     def _metrics_fit_the_task(self) -> PipelineConfig:
-        allowed = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+        allowed = metrics.names(self.task)  # read now: the table is the one home
         used = {
             "search.metric": self.search.metric,
             "registry.metric": self.registry.metric,
@@ -309,11 +298,11 @@ class PipelineConfig(StrictModel):
                 raise ValueError(
                     f"{where}: '{metric}' is not a {self.task} metric; use one of {list(allowed)}"
                 )
-        families = sorted(set(self.search.families) - set(TASK_FAMILIES[self.task]))
+        families = sorted(set(self.search.families) - set(task_families(self.task)))
         if families:
             raise ValueError(
                 f"search.families: {families} cannot do {self.task}; use "
-                f"{list(TASK_FAMILIES[self.task])}"
+                f"{list(task_families(self.task))}"
             )
         if self.task == "regression" and self.features.sampling != "none":
             raise ValueError("features.sampling: class rebalancing applies to classification")

@@ -308,7 +308,7 @@ def split_data(
     drop_columns: list[str],
     test_size: float,
     seed: int,
-    task: str = "classification",
+    task: str,
 ) -> tuple[Split, list]:
     """Deterministic train/test split, stratified by label for classification. Returns the
     split and the label order (``[]`` for regression, whose target must be numeric)."""

@@ -199,7 +199,7 @@ def score_ensembles(
     seed: int,
     folds: int,
     metric: str,
-    task: str = "classification",
+    task: str,
 ) -> list[EnsembleScore]:
     """Cross-validate each ensemble spec exactly as a search trial is."""
     out = []

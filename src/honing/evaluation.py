@@ -11,7 +11,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, confusion_matrix, roc_curve
 
 from honing.exceptions import ModelQualityError
-from honing.metrics import METRICS, lower_is_better
+from honing.metrics import METRICS, lower_is_better, passes
 
 
 @dataclass(frozen=True)
@@ -91,15 +91,12 @@ def gate(report: EvaluationReport, thresholds: dict[str, float]) -> None:
     failed = []
     for name, limit in sorted(thresholds.items()):
         value = report.metrics.get(name)
-        lower_better = lower_is_better(name)
         if value is None:
             failed.append(f"  - {name}: not computed")
-        elif not np.isfinite(value) or (value > limit if lower_better else value < limit):
-            failed.append(
-                f"  - {name}: {value:.4f} > maximum {limit:.4f}"
-                if lower_better
-                else f"  - {name}: {value:.4f} < minimum {limit:.4f}"
-            )
+        elif not np.isfinite(value) or not passes(name, value, limit):
+            bound = "maximum" if lower_is_better(name) else "minimum"
+            op = ">" if lower_is_better(name) else "<"
+            failed.append(f"  - {name}: {value:.4f} {op} {bound} {limit:.4f}")
     if failed:
         raise ModelQualityError(
             f"model below the quality thresholds on {report.n_test} test rows; "

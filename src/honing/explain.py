@@ -55,11 +55,11 @@ def permutation_importances(
 
 def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100) -> Importance:
     """Mean |SHAP value| of the positive-class probability (the prediction, for regression)
-    per encoded feature. Tree models
-    use the exact TreeExplainer, others the permutation explainer against a background
-    sample. Raises ImportError when shap is not installed, and ValueError for ensembles."""
+    per encoded feature. Models that shap's TreeExplainer supports (every tree family, and
+    any new one it knows) get exact values, others the permutation explainer against a
+    background sample. Raises ImportError when shap is not installed, and ValueError for
+    ensembles."""
     import shap
-    from sklearn import ensemble
     from sklearn.base import is_classifier
     from sklearn.pipeline import Pipeline
 
@@ -72,23 +72,12 @@ def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100)
         names = [str(n) for n in pre.get_feature_names_out()]
     except (AttributeError, ValueError):
         names = [f"x{i}" for i in range(Z.shape[1])]
-    from lightgbm import LGBMModel
-    from xgboost import XGBModel
-
-    trees = (
-        LGBMModel,
-        XGBModel,
-        ensemble.RandomForestClassifier,
-        ensemble.RandomForestRegressor,
-        ensemble.ExtraTreesClassifier,
-        ensemble.ExtraTreesRegressor,
-        ensemble.HistGradientBoostingClassifier,
-        ensemble.HistGradientBoostingRegressor,
-    )
-    if isinstance(estimator, trees):
+    try:  # SHAP's exact tree explainer wherever shap supports the model (any tree family)
         values = shap.TreeExplainer(estimator).shap_values(Z)
         method = "shap_tree"
-    else:
+    except Exception:  # noqa: BLE001 - shap says the model is not a tree model it knows
+        values = None
+    if values is None:
         background = Z[: min(50, len(Z))]
 
         def f(data: np.ndarray) -> np.ndarray:

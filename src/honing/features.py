@@ -235,9 +235,7 @@ def categorical_positions(columns: FeatureColumns, encoder: str) -> list[int]:
     return list(range(start, start + len(columns.categorical)))
 
 
-def build_reducers(
-    cfg: FeaturesConfig, *, seed: int, task: str = "classification"
-) -> list[tuple[str, object]]:
+def build_reducers(cfg: FeaturesConfig, *, seed: int, task: str) -> list[tuple[str, object]]:
     """Steps after the encoding: feature selection (mutual information, or an L1 logistic
     regression's non-zero coefficients) and PCA, as configured."""
     from functools import partial

@@ -145,6 +145,15 @@ def passes(metric: str, value: float, reference: float, margin: float = 0.0) -> 
     return value >= reference - margin
 
 
+def compare(metric: str, value: float, reference: float, margin: float = 0.0) -> tuple[bool, str]:
+    """:func:`passes`, and the comparison in words for a gate's reason, e.g.
+    ``0.8412 >= 0.8390 - margin 0.01`` or ``12.3000 > 11.9000 + margin 0`` (a failed RMSE)."""
+    lower = lower_is_better(metric)
+    ok = passes(metric, value, reference, margin)
+    op = ("<=" if ok else ">") if lower else (">=" if ok else "<")
+    return ok, f"{value:.4f} {op} {reference:.4f} {'+' if lower else '-'} margin {margin:g}"
+
+
 def known(name: str) -> str:
     """``name`` when it is a metric of :data:`METRICS` (the config's validator)."""
     if name not in METRICS:

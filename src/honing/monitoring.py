@@ -7,10 +7,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from honing.config import MonitoringConfig
-from honing.metrics import lower_is_better
+from honing.metrics import lower_is_better, passes
 
 
 @dataclass(frozen=True)
@@ -109,13 +110,12 @@ def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
         )
     metric = cfg.metric
     if metric in report.performance and metric in report.reference_performance:
-        drop = report.reference_performance[metric] - report.performance[metric]
-        if lower_is_better(metric):  # an error that grew is a drop in quality
-            drop = -drop
-        if drop > cfg.max_metric_drop:
+        before, now = report.reference_performance[metric], report.performance[metric]
+        measured = bool(np.isfinite(now) and np.isfinite(before))
+        if measured and not passes(metric, now, before, cfg.max_metric_drop):
             reasons.append(
-                f"{metric} {'rose' if lower_is_better(metric) else 'fell'} by {drop:.4f} (from "
-                f"{report.reference_performance[metric]:.4f} to "
-                f"{report.performance[metric]:.4f}; allowed {cfg.max_metric_drop})"
+                f"{metric} {'rose' if lower_is_better(metric) else 'fell'} by "
+                f"{abs(now - before):.4f} (from {before:.4f} to {now:.4f}; allowed "
+                f"{cfg.max_metric_drop})"
             )
     return RetrainDecision(bool(reasons), reasons or ["no drift beyond the thresholds"])

@@ -57,7 +57,7 @@ def nested_cv(
     features: FeaturesConfig,
     ray_settings: RaySettings,
     experiment_name: str,
-    task: str = "classification",
+    task: str,
 ) -> NestedCVResult:
     score = scorer(cfg.metric)
     splitter = StratifiedKFold if task == "classification" else KFold

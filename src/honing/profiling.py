@@ -55,7 +55,7 @@ def profile_suite(
     target: str,
     max_categories: int = 50,
     range_margin: float = 0.1,
-    task: str = "classification",
+    task: str,
 ) -> dict[str, Any]:
     """Build an expectation suite (GX JSON form) describing ``df`` as it is (a regression
     target gets a numeric range, a classification label its value set)."""
@@ -147,7 +147,7 @@ def profile_config(
     target: str,
     positive_label: Any | None = None,
     drop_columns: list[str] | None = None,
-    task: str = "classification",
+    task: str,
     budget_s: float = DEFAULT_BUDGET_S,
     flags: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:

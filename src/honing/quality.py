@@ -37,7 +37,7 @@ def check_quality(
     target: str,
     ignore: list[str],
     cfg: QualityConfig,
-    task: str = "classification",
+    task: str,
 ) -> list[ExpectationFailure]:
     """Run every rule on ``df``; returns the failures (empty when the table is fine). The class
     rules apply to classification; leakage is checked for both tasks."""
@@ -168,7 +168,7 @@ def validate(
     target: str,
     ignore: list[str],
     cfg: QualityConfig,
-    task: str = "classification",
+    task: str,
 ) -> ValidationReport:
     """The expectation suite plus the quality rules, as one report."""
     report = validate_frame(df, suite, source=source)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from honing.evaluation import EvaluationReport, evaluate
 from honing.exceptions import RegistryError, TrackingUnavailableError
-from honing.metrics import lower_is_better
+from honing.metrics import compare
 from honing.tracking import Lineage
 
 
@@ -98,30 +98,13 @@ def champion_gate(
             champion.version,
         )
     best = champion.report.metrics[metric]
-    delta = value - best
-    if lower_is_better(metric):  # errors: the challenger may be at most `margin` larger
-        if value <= best + margin:
-            reason = (
-                f"challenger {metric} {value:.4f} <= champion v{champion.version} "
-                f"{best:.4f} + margin {margin:g} (delta {delta:+.4f})"
-            )
-            return GateDecision(True, reason, metric, value, best, margin, champion.version)
-        reason = (
-            f"challenger {metric} {value:.4f} > champion v{champion.version} {best:.4f} "
-            f"+ margin {margin:g} (delta {delta:+.4f}); champion kept"
-        )
-        return GateDecision(False, reason, metric, value, best, margin, champion.version)
-    if value >= best - margin:
-        reason = (
-            f"challenger {metric} {value:.4f} >= champion v{champion.version} "
-            f"{best:.4f} - margin {margin:g} (delta {delta:+.4f})"
-        )
-        return GateDecision(True, reason, metric, value, best, margin, champion.version)
+    ok, words = compare(metric, value, best, margin)
+    mine, op, theirs = words.split(" ", 2)
     reason = (
-        f"challenger {metric} {value:.4f} < champion v{champion.version} {best:.4f} "
-        f"- margin {margin:g} (delta {delta:+.4f}); champion kept"
+        f"challenger {metric} {mine} {op} champion v{champion.version} {theirs} "
+        f"(delta {value - best:+.4f})" + ("" if ok else "; champion kept")
     )
-    return GateDecision(False, reason, metric, value, best, margin, champion.version)
+    return GateDecision(ok, reason, metric, value, best, margin, champion.version)
 
 
 def _client():  # type: ignore[no-untyped-def]

@@ -24,10 +24,12 @@ def _init_project(root: Path, df, *, name: str, target: str, budget: float, seed
     data_mod.write_table(df, data_path)
     table = data_mod.load_table(data_path)
     suite_path = root / "expectations" / f"{name}.json"
-    validation.save_suite(profiling.profile_suite(table, name=name, target=target), suite_path)
+    validation.save_suite(
+        profiling.profile_suite(table, name=name, target=target, task="classification"), suite_path
+    )
     raw = profiling.profile_config(
         table, name=name, data_path=data_path, suite_path=suite_path, target=target,
-        budget_s=budget,
+        budget_s=budget, task="classification",
     )  # fmt: skip
     raw["search"]["seed"] = seed
     config = root / "configs" / f"{name}.yaml"

@@ -15,7 +15,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def small_split(churn_df):
     df, _ = clean(churn_df.sample(1500, random_state=0), "churn")
-    split, _ = split_data(df, "churn", positive_label="Yes", drop_columns=[], test_size=0.2, seed=0)
+    split, _ = split_data(
+        df,
+        "churn",
+        positive_label="Yes",
+        drop_columns=[],
+        test_size=0.2,
+        seed=0,
+        task="classification",
+    )
     return split
 
 

@@ -19,7 +19,13 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 def churn_split(churn_df):
     df, _ = clean(churn_df, "churn")
     split, classes = split_data(
-        df, "churn", positive_label="Yes", drop_columns=[], test_size=0.2, seed=42
+        df,
+        "churn",
+        positive_label="Yes",
+        drop_columns=[],
+        test_size=0.2,
+        seed=42,
+        task="classification",
     )
     return split, classes, infer_columns(split.X_train, FeaturesConfig())
 

@@ -17,7 +17,13 @@ pytestmark = pytest.mark.model
 def trained(churn_df):
     df, _ = clean(churn_df, "churn")
     split, classes = split_data(
-        df, "churn", positive_label="Yes", drop_columns=[], test_size=0.2, seed=42
+        df,
+        "churn",
+        positive_label="Yes",
+        drop_columns=[],
+        test_size=0.2,
+        seed=42,
+        task="classification",
     )
     cols = infer_columns(split.X_train, FeaturesConfig())
     result = train_model(

@@ -110,7 +110,7 @@ def test_init_flags_identifiers_and_dates_and_writes_a_budget_config(tmp_path: P
     assert detect_identifiers(df.drop(columns=["label"])) == ["customer_id"]
     raw = profile_config(
         df, name="t", data_path=Path("t.csv"), suite_path=Path("t.json"), target="label",
-        budget_s=90,
+        budget_s=90, task="classification",
     )  # fmt: skip
     cfg = parse_config(raw, source=Path("t.yaml"), root=tmp_path)
     assert cfg.time_budget_s == 90 and cfg.search.trials_per_family is None
@@ -124,7 +124,12 @@ def test_init_fits_the_quality_rules_to_the_data(tmp_path: Path):
     df = _table()
     dup = pd.concat([df, df.iloc[: len(df) // 10]], ignore_index=True)  # ~9% duplicates
     raw = profile_config(
-        dup, name="t", data_path=Path("t.csv"), suite_path=Path("t.json"), target="label"
+        dup,
+        name="t",
+        data_path=Path("t.csv"),
+        suite_path=Path("t.json"),
+        target="label",
+        task="classification",
     )
     assert raw["validation"]["quality"]["max_duplicate_fraction"] > dup.duplicated().mean()
 
@@ -137,7 +142,12 @@ def test_multiclass_targets_are_encoded_and_profiled(tmp_path: Path):
         encode_target(y, "a")
     df = pd.DataFrame({"x": range(30), "species": ["a", "b", "c"] * 10})
     raw = profile_config(
-        df, name="m", data_path=Path("m.csv"), suite_path=Path("m.json"), target="species"
+        df,
+        name="m",
+        data_path=Path("m.csv"),
+        suite_path=Path("m.json"),
+        target="species",
+        task="classification",
     )
     cfg = parse_config(raw, source=Path("m.yaml"), root=tmp_path)
     assert cfg.data.positive_label is None and cfg.registry.metric == "roc_auc"

@@ -100,10 +100,22 @@ def test_encode_target_maps_positive_label():
 def test_split_is_deterministic_and_stratified():
     df = _frame(200)
     a, classes = split_data(
-        df, "label", positive_label="yes", drop_columns=["id"], test_size=0.25, seed=3
+        df,
+        "label",
+        positive_label="yes",
+        drop_columns=["id"],
+        test_size=0.25,
+        seed=3,
+        task="classification",
     )
     b, _ = split_data(
-        df, "label", positive_label="yes", drop_columns=["id"], test_size=0.25, seed=3
+        df,
+        "label",
+        positive_label="yes",
+        drop_columns=["id"],
+        test_size=0.25,
+        seed=3,
+        task="classification",
     )
     pd.testing.assert_frame_equal(a.X_test, b.X_test)
     assert "id" not in a.X_train.columns and "label" not in a.X_train.columns

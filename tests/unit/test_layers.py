@@ -135,7 +135,7 @@ def test_no_private_names_are_imported_across_modules():
         for path in folder.rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                    if not (node.module.split(".")[0] in {"honing", "tasks", "flows"}):
+                    if node.module.split(".")[0] not in {"honing", "tasks", "flows"}:
                         continue
                     private = [a.name for a in node.names if a.name.startswith("_")]
                     if private:

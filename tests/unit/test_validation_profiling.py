@@ -26,7 +26,7 @@ def _frame() -> pd.DataFrame:
 
 def test_profiled_suite_accepts_its_own_data():
     df = _frame()
-    suite = profile_suite(df, name="t", target="label")
+    suite = profile_suite(df, name="t", target="label", task="classification")
     kinds = {e["type"] for e in suite["expectations"]}
     assert {
         "expect_table_columns_to_match_set",
@@ -66,7 +66,7 @@ def test_profiled_suite_accepts_its_own_data():
 )
 def test_bad_data_is_reported_with_column_and_rule(mutate, column, rule):
     df = _frame()
-    suite = profile_suite(df, name="t", target="label")
+    suite = profile_suite(df, name="t", target="label", task="classification")
     report = validate_frame(mutate(df), suite, source="incoming.csv")
     assert not report.success
     assert any(f.rule == rule and f.column == column for f in report.failures), report.table()
@@ -81,7 +81,7 @@ def test_bad_data_is_reported_with_column_and_rule(mutate, column, rule):
 
 def test_warning_severity_does_not_block():
     df = _frame()
-    suite = profile_suite(df, name="t", target="label")
+    suite = profile_suite(df, name="t", target="label", task="classification")
     for e in suite["expectations"]:
         e["severity"] = "warning"
     report = validate_frame(df.assign(plan="other"), suite, source="x.csv")
@@ -90,7 +90,7 @@ def test_warning_severity_does_not_block():
 
 
 def test_suite_round_trip_and_bad_suite_files(tmp_path: Path):
-    suite = profile_suite(_frame(), name="t", target="label")
+    suite = profile_suite(_frame(), name="t", target="label", task="classification")
     path = save_suite(suite, tmp_path / "s.json")
     assert load_suite(path) == suite
     (tmp_path / "bad.json").write_text("{")
@@ -112,6 +112,7 @@ def test_profiled_config_is_valid(tmp_path: Path):
         suite_path=Path("expectations/t.json"),
         target="label",
         positive_label="yes",
+        task="classification",
     )
     cfg = parse_config(raw, source=Path("t.yaml"), root=tmp_path)
     assert cfg.data.positive_label == "yes"
@@ -123,9 +124,10 @@ def test_profiled_config_is_valid(tmp_path: Path):
             data_path=Path("d.csv"),
             suite_path=Path("s.json"),
             target="label",
+            task="classification",
         )
     with pytest.raises(DataValidationError, match="not in the data"):
-        profile_suite(df, name="t", target="nope")
+        profile_suite(df, name="t", target="nope", task="classification")
 
 
 def test_positive_label_given_as_text_matches_numeric_labels():
@@ -137,5 +139,6 @@ def test_positive_label_given_as_text_matches_numeric_labels():
         suite_path=Path("s.json"),
         target="label",
         positive_label="1",
+        task="classification",
     )
     assert raw["data"]["positive_label"] == 1

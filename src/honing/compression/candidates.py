@@ -169,8 +169,9 @@ def _dense_candidate(
         return _torch_candidate(
             name, preprocessor, layers, f"{note}; PyTorch (no ONNX: {type(exc).__name__})"
         )
+    note = f"{note}; ONNX"
     return _onnx_candidate(
-        name, data, numeric, categorical, f"{note}; ONNX", n_parameters=layers.n_parameters
+        name, data, numeric, categorical, note, "classification", layers.n_parameters
     )
 
 
@@ -180,7 +181,7 @@ def _onnx_candidate(
     numeric: list[str],
     cat: list[str],
     note: str,
-    task: str = "classification",
+    task: str,
     n_parameters: int | None = None,
 ) -> Candidate:
     manifest = {"format": "onnx", "numeric": numeric, "categorical": cat, "task": task}

@@ -1,0 +1,137 @@
+"""CONTRIBUTING.md's one-file examples hold: a new metric is one entry of
+``honing.metrics.METRICS`` and a new model family one entry of ``honing.models.FAMILY_TABLE``.
+Each test adds its entry (and nothing else) and drives it through everything that reads it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+from sklearn.tree import DecisionTreeClassifier
+
+from honing import metrics, models
+from honing.compression import CompressionOptions, build_candidates
+from honing.config import FeaturesConfig, parse_config
+from honing.data import clean, split_data
+from honing.evaluation import evaluate, gate
+from honing.exceptions import ModelQualityError
+from honing.explain import shap_importances
+from honing.features import infer_columns
+from honing.registry import ChampionScore, champion_gate
+from honing.training import ModelSpec, train_model
+from tests.conftest import ROOT, demo_config_dict
+
+
+@pytest.fixture(scope="module")
+def split(churn_df):
+    df, _ = clean(churn_df.sample(800, random_state=1), "churn")
+    out, classes = split_data(
+        df,
+        "churn",
+        positive_label="Yes",
+        drop_columns=[],
+        test_size=0.25,
+        seed=0,
+        task="classification",
+    )
+    return out, classes
+
+
+def _balanced_accuracy(y: np.ndarray, proba: np.ndarray) -> float:
+    p = np.asarray(proba)
+    labels = p.argmax(axis=1) if p.ndim == 2 else (p >= 0.5).astype(int)
+    return float(skm.balanced_accuracy_score(y, labels))
+
+
+def test_a_new_metric_is_one_table_entry(monkeypatch, split):
+    monkeypatch.setitem(
+        metrics.METRICS,
+        "balanced_accuracy",
+        metrics.MetricInfo(
+            "balanced_accuracy", "classification", True, "balanced_accuracy", _balanced_accuracy
+        ),
+    )
+    (data, classes) = split
+    # the config accepts it for the search, the gates and the thresholds
+    raw = demo_config_dict()
+    raw["search"]["metric"] = "balanced_accuracy"
+    raw["registry"]["metric"] = "balanced_accuracy"
+    raw["evaluation"]["thresholds"] = {"balanced_accuracy": 0.5}
+    cfg = parse_config(raw, source=ROOT / "configs" / "churn.yaml", root=ROOT)
+    assert cfg.search.metric == "balanced_accuracy"
+    # the trials are scored with it, the same numbers as on their out-of-fold predictions
+    columns = infer_columns(data.X_train, FeaturesConfig())
+    res = train_model(
+        data.X_train,
+        data.y_train,
+        ModelSpec("logistic_regression", {"C": 1.0}),
+        columns=columns,
+        features=FeaturesConfig(),
+        seed=0,
+        metric="balanced_accuracy",
+        cv_folds=3,
+        task="classification",
+    )
+    assert 0.5 < res.cv.mean < 1.0
+    # the evaluation reports it, and the quality and champion gates decide on it
+    report = evaluate(res.model, data.X_test, data.y_test, classes)
+    value = report.metrics["balanced_accuracy"]
+    assert value == pytest.approx(
+        _balanced_accuracy(data.y_test, res.model.predict_proba(data.X_test))
+    )
+    with pytest.raises(ModelQualityError, match="balanced_accuracy"):
+        gate(report, {"balanced_accuracy": 0.99})
+    decision = champion_gate(
+        report, ChampionScore("1", report), metric="balanced_accuracy", margin=0.0
+    )
+    assert decision.promote and "balanced_accuracy" in decision.reason
+
+
+def test_a_new_family_is_one_table_entry(monkeypatch, split):
+    monkeypatch.setitem(
+        models.FAMILY_TABLE,
+        "decision_tree",
+        models.Family(
+            "decision_tree",
+            {
+                "classification": lambda p, seed, n_jobs: DecisionTreeClassifier(
+                    random_state=seed, **p
+                )
+            },
+            encoder="ordinal",
+            tree=True,
+        ),  # fmt: skip
+    )
+    (data, classes) = split
+    raw = demo_config_dict()
+    raw["search"]["families"] = {"decision_tree": {"max_depth": {"randint": [2, 8]}}}
+    cfg = parse_config(raw, source=ROOT / "configs" / "churn.yaml", root=ROOT)
+    assert list(cfg.search.families) == ["decision_tree"]
+    columns = infer_columns(data.X_train, FeaturesConfig(encoder="auto"))
+    res = train_model(
+        data.X_train,
+        data.y_train,
+        ModelSpec("decision_tree", {"max_depth": 4}),
+        columns=columns,
+        features=FeaturesConfig(encoder="auto"),
+        seed=0,
+        metric="roc_auc",
+        cv_folds=3,
+        task="classification",
+        rungs=4,  # under a scheduler its resource is rows (a table this small: one report)
+    )
+    assert 0.6 < res.cv.mean <= 1.0
+    assert res.model.steps[0][1].transformers[1][0] == "categorical"  # ordinal, as declared
+    # explained exactly, as a tree, and served through ONNX like any scikit-learn pipeline
+    assert shap_importances(res.model, data.X_test, seed=0, rows=30).method == "shap_tree"
+    candidates, skipped = build_candidates(
+        res.model,
+        data.X_train,
+        data.y_train,
+        numeric=columns.numeric,
+        categorical=columns.text,
+        options=CompressionOptions(techniques=("onnx",)),
+    )
+    assert [c.name for c in candidates] == ["native", "onnx"] and skipped == {}
+    onnx = candidates[1].predictor.predict_proba(data.X_test)
+    np.testing.assert_allclose(onnx, res.model.predict_proba(data.X_test), atol=1e-5)
