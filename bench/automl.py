@@ -110,7 +110,7 @@ def project(name: str, df: pd.DataFrame, target: str, task: str, seed: int, budg
     return folder, config, env, raw
 
 
-def run_honing(folder: Path, config: Path, env: Path) -> tuple[dict[str, Any], float]:
+def run_honing(folder: Path, config: Path, env: Path) -> tuple[Any, float]:
     from flows.training import training_pipeline
 
     cwd = os.getcwd()
@@ -303,7 +303,7 @@ def main() -> None:
             for seed in args.seeds:
                 folder, config, env, raw = project(name, table, target, task, seed, args.budget)
                 summary, wall = run_honing(folder, config, env)
-                scores["honing"].append(float(summary["test_metrics"][metric]))
+                scores["honing"].append(float(summary.test_metrics[metric]))
                 walls["honing"].append(wall)
                 data = load_table(folder / f"{name}.csv")
                 score, fwall = run_flaml(raw, data, wall, seed, metric)
@@ -314,11 +314,11 @@ def main() -> None:
                         "seed": seed,
                         "honing": scores["honing"][-1],
                         "flaml": score,
-                        "model": summary["best_model"],
-                        "validation": summary["validation_scheme"],
-                        "trials": summary["trials"],
-                        "seconds": summary["timings"],
-                        "trimmed": summary["trimmed"],
+                        "model": summary.best_model,
+                        "validation": summary.validation_scheme,
+                        "trials": summary.trials,
+                        "seconds": summary.timings,
+                        "trimmed": summary.trimmed,
                     }
                 )
                 print(f"{name} seed {seed}: honing {scores['honing'][-1]:.4f} ({wall:.0f}s), "

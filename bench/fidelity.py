@@ -40,11 +40,11 @@ def arm(name: str, seed: int, budget: float, scheduler: dict[str, Any] | None) -
     summary, wall = automl.run_honing(folder, config, env)
     metric = raw["search"]["metric"]
     return {
-        "score": float(summary["test_metrics"][metric]),
+        "score": float(summary.test_metrics[metric]),
         "wall_s": round(wall, 1),
-        "trials": summary["trials"],
-        "stopped": summary["trials_stopped"],
-        "model": summary["best_model"],
+        "trials": summary.trials,
+        "stopped": summary.trials_stopped,
+        "model": summary.best_model,
     }
 
 

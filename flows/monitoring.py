@@ -104,6 +104,6 @@ def monitoring_pipeline(
         "performance": report.performance,
         "retrain": decision.retrain,
         "reasons": decision.reasons,
-        "retrained_version": retrained["version"] if retrained else None,
+        "retrained_version": retrained.version if retrained else None,
         "run_id": run_id,
     }

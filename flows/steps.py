@@ -1,4 +1,4 @@
-"""Task compositions shared by the training and reproduce flows."""
+"""The steps of the training and reproduce flows: each a short composition of tasks."""
 
 from __future__ import annotations
 
@@ -6,18 +6,26 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from honing import summary
+from honing.compression import CompressionResult
 from honing.config import EnvSettings, PipelineConfig
 from honing.data import CleaningReport, Split
 from honing.ensembles import EnsembleDecision
 from honing.evaluation import EvaluationReport
+from honing.explain import Importance
 from honing.features import FeatureColumns
+from honing.lineage import Lineage
 from honing.nested import NestedCVResult
 from honing.planner import BudgetPlan, StageClock, Trims, search_config
+from honing.registry import RegistrationResult, ServedRegistration
 from honing.search import SearchResult
 from honing.training import TrainResult
+from tasks import compress as compress_tasks
 from tasks import data as data_tasks
+from tasks import registry as registry_tasks
 from tasks import search_extras as extra_tasks
 from tasks import setup as setup_tasks
+from tasks import tracking as tracking_tasks
 from tasks import train as train_tasks
 
 
@@ -155,3 +163,154 @@ def fit_and_evaluate(
         budget,
         trims,
     )
+
+
+def validate_and_version(
+    *, cfg: PipelineConfig, run_id: str, repo: str, config_path: str, flow_run_id: str
+) -> tuple[pd.DataFrame, Lineage]:
+    """Load the table, record its lineage (data MD5, commit, config hash) on the run, validate
+    it against the suite and the quality rules, log the report, then gate on it."""
+    raw = data_tasks.load_table(cfg.data.path, cfg.data.format)
+    data_md5 = data_tasks.file_md5(cfg.data.path)
+    lineage = setup_tasks.build_lineage(
+        cfg.data.path, data_md5, repo, cfg.content_hash, config_path, flow_run_id
+    )
+    tracking_tasks.set_tags(run_id, lineage.tags())
+    tracking_tasks.log_json(run_id, cfg.model_dump(mode="json"), "config.json")
+    suite = data_tasks.load_suite(cfg.validation.suite)
+    report = data_tasks.validate_data(
+        raw,
+        suite,
+        str(cfg.data.path),
+        cfg.data.target,
+        cfg.data.drop_columns,
+        cfg.validation.quality,
+        cfg.task,
+    )
+    tracking_tasks.log_json(run_id, report.to_dict(), "validation/report.json")
+    data_tasks.validation_gate(report)
+    return raw, lineage
+
+
+def log_fit(*, cfg: PipelineConfig, run_id: str, experiment_id: str, fitted: Fitted) -> None:
+    """The rows, the trials (nested runs), the search's params and CV scores, the model
+    choice, nested CV and the test evaluation, on the training run."""
+    split, search, choice = fitted.split, fitted.search, fitted.choice
+    tracking_tasks.log_trials(run_id, experiment_id, search)
+    tracking_tasks.log_params(
+        run_id,
+        summary.search_params(
+            search, choice, algorithm=cfg.search.algorithm, scheduler=cfg.search.scheduler.kind
+        ),
+    )
+    tracking_tasks.log_metrics(
+        run_id,
+        summary.data_metrics(fitted.cleaning, len(split.X_train), len(split.X_test))
+        | summary.search_metrics(search, choice, fitted.nested)
+        | {f"test_{k}": v for k, v in fitted.evaluation.metrics.items()},
+    )
+    tracking_tasks.log_json(run_id, choice.to_dict(), "search/model_choice.json")
+    if fitted.nested is not None:
+        tracking_tasks.log_json(run_id, fitted.nested.to_dict(), "search/nested_cv.json")
+    tracking_tasks.log_json(run_id, fitted.evaluation.to_dict(), "evaluation/report.json")
+
+
+def explain_and_log(*, cfg: PipelineConfig, run_id: str, fitted: Fitted) -> list[Importance]:
+    """Evaluation plots, permutation importance and SHAP (as trimmed to the budget)."""
+    split, model = fitted.split, fitted.trained.model
+    figures = train_tasks.plot_figures(model, split.X_test, split.y_test, fitted.evaluation)
+    importances, notes = extra_tasks.explain_model(
+        model,
+        split.X_test,
+        split.y_test,
+        cfg.search.metric,
+        cfg.search.seed,
+        fitted.trims.permutation_repeats,
+        fitted.trims.shap_rows,
+    )
+    for imp in importances:
+        figures[f"importance_{imp.method}.png"] = extra_tasks.plot_importance(imp)
+    tracking_tasks.log_figures(run_id, figures)
+    tracking_tasks.log_json(
+        run_id,
+        {"importances": [imp.to_dict() for imp in importances], "notes": notes},
+        "explain/importances.json",
+    )
+    return importances
+
+
+def compress_and_log(
+    *, cfg: PipelineConfig, run_id: str, fitted: Fitted
+) -> tuple[CompressionResult | None, str | None]:
+    """Compression candidates measured on the test split and the pick, logged, with the
+    picked one logged as the run's served model (its URI). Nothing when disabled or trimmed."""
+    compression_cfg = fitted.trims.compression_config(cfg.compression)
+    if not compression_cfg.enabled:
+        return None, None
+    split = fitted.split
+    compressed = compress_tasks.compress(
+        fitted.trained.model,
+        split.X_train,
+        split.y_train,
+        split.X_test,
+        split.y_test,
+        fitted.classes,
+        fitted.columns,
+        compression_cfg,
+        cfg.search.seed,
+    )
+    tracking_tasks.log_compression(
+        run_id,
+        compressed.report,
+        compressed.choice,
+        compress_tasks.plot_tradeoff(compressed.report),
+    )
+    served_uri = tracking_tasks.log_served_model(run_id, compressed.files, split.X_test.head(5))
+    return compressed, served_uri
+
+
+def register(
+    *,
+    cfg: PipelineConfig,
+    run_id: str,
+    fitted: Fitted,
+    lineage: Lineage,
+    compressed: CompressionResult | None,
+    served_uri: str | None,
+) -> tuple[RegistrationResult, ServedRegistration | None]:
+    """Log the model, score the champion on the same test split, gate, register the version
+    (with the alias when promoted) and its served flavor."""
+    split = fitted.split
+    model_uri = tracking_tasks.log_model(run_id, fitted.trained.model, split.X_test.head(5))
+    champion = registry_tasks.score_champion(
+        cfg.registry.model_name,
+        cfg.registry.champion_alias,
+        split.X_test,
+        split.y_test,
+        fitted.classes,
+    )
+    decision = registry_tasks.champion_gate(
+        fitted.evaluation, champion, cfg.registry.metric, cfg.registry.promotion_margin
+    )
+    registration = registry_tasks.register_version(
+        model_uri,
+        cfg.registry.model_name,
+        run_id,
+        decision,
+        fitted.evaluation,
+        lineage,
+        cfg.registry.champion_alias,
+    )
+    tracking_tasks.set_tags(
+        run_id, {**registration.decision.tags(), "honing.registered_version": registration.version}
+    )
+    served = None
+    if compressed is not None and served_uri is not None:
+        served = registry_tasks.register_served(
+            served_uri,
+            registration,
+            compressed.choice.name,
+            compressed.choice.reason,
+            cfg.registry.champion_alias,
+        )
+    return registration, served

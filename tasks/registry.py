@@ -7,7 +7,7 @@ import pandas as pd
 
 from honing import registry
 from honing.evaluation import EvaluationReport
-from honing.tracking import Lineage
+from honing.lineage import Lineage
 from tasks import compute_task, io_task
 
 

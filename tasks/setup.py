@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from honing import config, runtime, tracking
+from honing import lineage as lineage_mod
 from tasks import compute_task, io_task
 
 
@@ -45,15 +46,17 @@ def ensure_experiment(name: str, artifact_root: str | None) -> str:
 
 
 @compute_task
-def search_name(name: str, config_hash: str, lineage: tracking.Lineage | None, resume: bool) -> str:
+def search_name(
+    name: str, config_hash: str, lineage: lineage_mod.Lineage | None, resume: bool
+) -> str:
     return tracking.search_name(name, config_hash, lineage, resume=resume)
 
 
 @io_task
 def build_lineage(
     data_path: Path, data_md5: str, repo: str, config_hash: str, config_path: str, flow_run_id: str
-) -> tracking.Lineage:
-    return tracking.build_lineage(
+) -> lineage_mod.Lineage:
+    return lineage_mod.build_lineage(
         data_path=Path(data_path),
         data_md5=data_md5,
         repo=Path(repo),

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from honing import tracking
+from honing.compression import CompressionChoice, CompressionReport
 from honing.search import SearchResult
 from tasks import io_task
 
@@ -61,7 +64,12 @@ def log_model(run_id: str, model: Any, input_example: Any) -> str:
 
 
 @io_task
-def log_compression(run_id: str, report: Any, choice: Any, figure: Any) -> None:
+def log_compression(
+    run_id: str,
+    report: CompressionReport,
+    choice: CompressionChoice,
+    figure: Figure,
+) -> None:
     tracking.log_compression(run_id, report, choice, figure)
 
 

@@ -8,10 +8,16 @@ import numpy as np
 import pandas as pd
 from prefect import get_run_logger
 
-from honing import evaluation, planner, search, training
-from honing.compression import n_parameters
+from honing import evaluation, planner, search, summary, training
+from honing.compression import CompressionResult, n_parameters
 from honing.config import FeaturesConfig, RaySettings, SearchConfig
+from honing.data import CleaningReport
+from honing.ensembles import EnsembleDecision
+from honing.explain import Importance
 from honing.features import FeatureColumns
+from honing.lineage import Lineage
+from honing.nested import NestedCVResult
+from honing.registry import RegistrationResult, ServedRegistration
 from tasks import compute_task, logged
 
 
@@ -122,3 +128,42 @@ def plot_figures(
     model: Any, X: pd.DataFrame, y: np.ndarray, report: evaluation.EvaluationReport
 ) -> dict[str, Any]:
     return evaluation.plot_figures(model, X, y, report)
+
+
+@compute_task
+def summarize(
+    run: summary.RunRef,
+    task: str,
+    time_budget_s: float | None,
+    search: search.SearchResult,
+    choice: EnsembleDecision,
+    nested: NestedCVResult | None,
+    evaluation: evaluation.EvaluationReport,
+    importances: list[Importance],
+    registration: RegistrationResult,
+    compressed: CompressionResult | None,
+    served: ServedRegistration | None,
+    lineage: Lineage,
+    cleaning: CleaningReport,
+    timings: dict[str, float],
+    trims: planner.Trims,
+) -> summary.TrainingSummary:
+    return logged(
+        summary.summarize(
+            run=run,
+            task=task,
+            time_budget_s=time_budget_s,
+            search=search,
+            choice=choice,
+            nested=nested,
+            evaluation=evaluation,
+            importances=importances,
+            registration=registration,
+            compressed=compressed,
+            served=served,
+            lineage=lineage,
+            cleaning=cleaning,
+            timings=timings,
+            trims=trims,
+        )
+    )

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.table import Table
 from honing import config as config_mod
 from honing import data, profiling, quality, runtime, validation
 from honing.exceptions import HoningError
+
+if TYPE_CHECKING:
+    from honing.summary import TrainingSummary
 
 app = typer.Typer(
     add_completion=False,
@@ -48,47 +51,46 @@ def _fail(exc: BaseException) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _summary(result: dict[str, Any]) -> Table:
-    table = Table(title=f"honing: {result['model_name']} v{result['version']}", show_lines=False)
+def _summary(result: TrainingSummary) -> Table:
+    table = Table(title=f"honing: {result.model_name} v{result.version}", show_lines=False)
     table.add_column("item", style="bold")
     table.add_column("value")
-    verdict = "[green]promoted to champion[/]" if result["promoted"] else "[yellow]not promoted[/]"
-    table.add_row("registry", f"{result['model_name']} version {result['version']}: {verdict}")
-    table.add_row("gate", result["gate_reason"])
-    table.add_row("best model", result["best_model"])
-    table.add_row(f"CV {result['cv_metric']}", f"{result['cv_score']:.4f}")
-    if result.get("model_choice"):
-        table.add_row("ensembles", result["model_choice"])
-    nested = result.get("nested_cv")
+    verdict = "[green]promoted to champion[/]" if result.promoted else "[yellow]not promoted[/]"
+    table.add_row("registry", f"{result.model_name} version {result.version}: {verdict}")
+    table.add_row("gate", result.gate_reason)
+    table.add_row("best model", result.best_model)
+    table.add_row(f"CV {result.cv_metric}", f"{result.cv_score:.4f}")
+    if result.model_choice:
+        table.add_row("ensembles", result.model_choice)
+    nested = result.nested_cv
     if nested:
         table.add_row(
-            f"nested CV {result['cv_metric']}",
+            f"nested CV {result.cv_metric}",
             f"{nested['mean']:.4f} ± {nested['std']:.4f} (optimism {nested['optimism']:+.4f})",
         )
-    if result.get("top_features"):
+    if result.top_features:
         table.add_row(
             "top features",
-            ", ".join(f"{name} ({value:.3f})" for name, value in result["top_features"]),
+            ", ".join(f"{name} ({value:.3f})" for name, value in result.top_features),
         )
     table.add_row(
         "trials",
-        f"{result['trials']} ({result['trials_stopped']} stopped by the budget or scheduler, "
-        f"{result['trials_failed']} failed, {result['trials_restored']} restored from an "
-        f"earlier run; scored by {result['validation_scheme']})",
+        f"{result.trials} ({result.trials_stopped} stopped by the budget or scheduler, "
+        f"{result.trials_failed} failed, {result.trials_restored} restored from an "
+        f"earlier run; scored by {result.validation_scheme})",
     )
-    timings = result["timings"]
-    budget = result["time_budget_s"]
+    timings, budget = result.timings, result.time_budget_s
     table.add_row(
         "seconds",
         ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total")
         + f"; total {timings['total']:.1f}"
         + (f" of a {budget:.0f} s budget" if budget else ""),
     )
-    if result["trimmed"]:
-        table.add_row("trimmed to the budget", "; ".join(result["trimmed"]))
-    for name, value in result["test_metrics"].items():
+    if result.trimmed:
+        table.add_row("trimmed to the budget", "; ".join(result.trimmed))
+    for name, value in result.test_metrics.items():
         table.add_row(f"test {name}", f"{value:.4f}")
-    cm = result["confusion_matrix"]
+    cm = result.confusion_matrix
     if cm:
         table.add_row(
             "confusion matrix",
@@ -96,20 +98,16 @@ def _summary(result: dict[str, Any]) -> Table:
             if len(cm) == 2
             else " / ".join(" ".join(str(v) for v in row) for row in cm) + " (rows: true)",
         )
-    lineage = result["lineage"]
+    lineage = result.lineage
     table.add_row("data", f"{lineage['honing.data_path']} md5 {lineage['honing.data_md5']}")
     table.add_row(
-        "commit",
-        lineage["honing.git_commit"][:12]
-        + (" (dirty)" if lineage["honing.git_dirty"] == "True" else ""),
+        "commit", lineage["honing.git_commit"][:12] + (" (dirty)" if result.dirty else "")
     )
     table.add_row("config hash", lineage["honing.config_hash"])
-    served = result.get("served")
-    if served:
-        table.add_row(
-            "served flavor", f"{served['model_name']} v{served['version']}: {served['reason']}"
-        )
-    table.add_row("MLflow run", result["run_id"])
+    if result.served:
+        served = result.served
+        table.add_row("served flavor", f"{served.model_name} v{served.version}: {served.reason}")
+    table.add_row("MLflow run", result.run_id)
     return table
 
 
@@ -140,7 +138,7 @@ def run(
     console.print(_summary(result))
     if metrics_out:
         metrics_out.parent.mkdir(parents=True, exist_ok=True)
-        metrics_out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        metrics_out.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
     console.print(
         f"Open the MLflow UI with [bold]make ui[/] (or [bold]honing ui --env {env}[/]) "
         f"and browse to http://127.0.0.1:5000 — store: {settings.mlflow.tracking_uri}"
@@ -264,7 +262,7 @@ def predict(
     ),
 ) -> None:
     """Validate a batch like training data (without the label) and score it."""
-    from honing import registry, serving, tracking
+    from honing import inference, registry, tracking
 
     try:
         cfg = config_mod.load_config(config)
@@ -273,7 +271,7 @@ def predict(
             raise HoningError(f"{out}: already exists; refusing to overwrite")
         df = data.load_table(data_path)
         suite = validation.load_suite(cfg.validation.suite)
-        report = serving.check_inference(
+        report = inference.check_inference(
             df,
             suite,
             target=cfg.data.target,
@@ -286,12 +284,12 @@ def predict(
         if served:
             name = registry.served_name(name)
         uri = model or f"models:/{name}@{cfg.registry.champion_alias}"
-        scored = serving.predict(
-            serving.load_model(uri),
+        scored = inference.predict(
+            inference.load_model(uri),
             df,
             []
             if cfg.task == "regression"
-            else serving.label_classes(suite, cfg.data.target, cfg.data.positive_label),
+            else inference.label_classes(suite, cfg.data.target, cfg.data.positive_label),
         )
         data.write_table(scored, out)
     except HoningError as exc:

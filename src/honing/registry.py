@@ -16,8 +16,8 @@ import pandas as pd
 
 from honing.evaluation import EvaluationReport, evaluate
 from honing.exceptions import RegistryError, TrackingUnavailableError
+from honing.lineage import RUN_ID_TAG, Lineage, metric_tags
 from honing.metrics import compare
-from honing.tracking import Lineage
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def score_champion(
         return ChampionScore(version, None, f"{type(exc).__name__}: {exc}"[:500])
 
 
-def _version_of_run(name: str, run_id: str, tag: str = "honing.run_id") -> str | None:
+def _version_of_run(name: str, run_id: str, tag: str = RUN_ID_TAG) -> str | None:
     """The version of ``name`` whose ``tag`` is ``run_id`` (registration is idempotent)."""
     from mlflow.exceptions import MlflowException
 
@@ -183,7 +183,7 @@ def register_version(
         existing = _version_of_run(name, run_id)
         if existing is None:  # a retry after a partial success must not register twice
             existing = str(
-                mlflow.register_model(model_uri, name, tags={"honing.run_id": run_id}).version
+                mlflow.register_model(model_uri, name, tags={RUN_ID_TAG: run_id}).version
             )
         version = existing
         moved = champion_version(name, alias) if decision.promote else None
@@ -205,7 +205,7 @@ def register_version(
         tags = {
             **lineage.tags(),
             **decision.tags(),
-            **{f"honing.metric.{k}": f"{v:.6f}" for k, v in report.metrics.items()},
+            **metric_tags(report.metrics),
         }
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)

@@ -16,6 +16,7 @@ from typing import Any
 from honing.config import PipelineConfig, parse_config
 from honing.data import file_md5
 from honing.exceptions import DataLoadError, RegistryError, ReproducibilityError
+from honing.lineage import RUN_ID_TAG, Lineage, metrics_from_tags
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,16 @@ def version_lineage(name: str, version: str) -> VersionLineage:
     try:
         mv = client.get_model_version(name, version)
         tags = mv.tags
-        run_id = tags["honing.run_id"]
+        lineage = Lineage.from_tags(tags)
+        run_id = tags[RUN_ID_TAG]
         folder = tempfile.mkdtemp(prefix="honing-repro-")
         config = json.loads(
             Path(client.download_artifacts(run_id, "config.json", folder)).read_text()
         )
-    except KeyError as exc:
+    except (KeyError, ValueError) as exc:
         raise RegistryError(
-            f"model {name} v{version} has no lineage tag {exc}; it was not registered by honing"
+            f"model {name} v{version} has incomplete lineage ({exc}); it was not registered by "
+            "honing, or its registration was cut off"
         ) from exc
     except MlflowException as exc:
         raise RegistryError(f"cannot read model {name} v{version}: {exc}") from exc
@@ -71,15 +74,11 @@ def version_lineage(name: str, version: str) -> VersionLineage:
         name=name,
         version=str(version),
         run_id=run_id,
-        data_path=tags["honing.data_path"],
-        data_md5=tags["honing.data_md5"],
-        git_commit=tags["honing.git_commit"],
+        data_path=lineage.data_path,
+        data_md5=lineage.data_md5,
+        git_commit=lineage.git_commit,
         config=config,
-        metrics={
-            k.removeprefix("honing.metric."): float(v)
-            for k, v in tags.items()
-            if k.startswith("honing.metric.")
-        },
+        metrics=metrics_from_tags(tags),
     )
 
 

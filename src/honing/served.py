@@ -13,7 +13,7 @@ import pandas as pd
 
 from honing.artifacts import MANIFEST, read_served
 from honing.compression.predictors import load_served
-from honing.serving import outputs
+from honing.inference import outputs
 
 
 class ServedModel(mlflow.pyfunc.PythonModel):

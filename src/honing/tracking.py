@@ -7,83 +7,22 @@ process-wide tracking URI, and it is called by the entry point, never on import.
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from honing.artifacts import SKOPS_TRUSTED_TYPES
 from honing.config import MlflowSettings
 from honing.exceptions import TrackingUnavailableError
+from honing.lineage import Lineage
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-@dataclass(frozen=True)
-class Lineage:
-    """Where a model came from: enough to rebuild it."""
-
-    data_path: str
-    data_md5: str
-    git_commit: str
-    git_dirty: bool
-    config_hash: str
-    config_name: str
-    flow_run_id: str
-
-    def tags(self) -> dict[str, str]:
-        tags = {f"honing.{k}": str(v) for k, v in asdict(self).items()}
-        tags["mlflow.source.git.commit"] = self.git_commit
-        return tags
-
-
-def git_state(repo: Path) -> tuple[str, bool]:
-    """(commit, dirty) of the git checkout at ``repo``; ("unknown", True) outside git."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=repo,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=repo,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown", True
-    return commit, bool(status)
-
-
-def build_lineage(
-    *,
-    data_path: Path,
-    data_md5: str,
-    repo: Path,
-    config_hash: str,
-    config_path: str,
-    flow_run_id: str,
-) -> Lineage:
-    """Lineage of a training run; paths inside ``repo`` are stored relative to it."""
-    repo = Path(repo).resolve()
-    data_path = Path(data_path).resolve()
-    shown = data_path.relative_to(repo) if data_path.is_relative_to(repo) else data_path
-    commit, dirty = git_state(repo)
-    return Lineage(
-        data_path=str(shown),
-        data_md5=data_md5,
-        git_commit=commit,
-        git_dirty=dirty,
-        config_hash=config_hash,
-        config_name=str(config_path),
-        flow_run_id=flow_run_id,
-    )
+    from honing.compression import CompressionChoice, CompressionReport
+    from honing.search import SearchResult
 
 
 def search_name(name: str, config_hash: str, lineage: Lineage | None, *, resume: bool) -> str:
@@ -216,7 +155,7 @@ def log_figures(run_id: str, figures: dict[str, Any], folder: str = "plots") -> 
 TRIAL_RUN_STATUS = {"completed": "FINISHED", "stopped": "KILLED", "failed": "FAILED"}
 
 
-def log_trials(parent_run_id: str, experiment_id: str, search: Any) -> list[str]:
+def log_trials(parent_run_id: str, experiment_id: str, search: SearchResult) -> list[str]:
     """One nested MLflow run per search trial (params and feature options, CV score in the
     metric's units, per-fold scores, rungs reached, status, errors), each written in one
     batch: a search of a hundred trials costs seconds, not minutes, on SQLite."""
@@ -334,7 +273,9 @@ def serialization_format(model: Any) -> str:
     return "cloudpickle" if holds_torch(model) else "skops"
 
 
-def log_compression(run_id: str, report: Any, choice: Any, figure: Any) -> None:
+def log_compression(
+    run_id: str, report: CompressionReport, choice: CompressionChoice, figure: Figure
+) -> None:
     """The candidates table (MLflow table artifact), the full report, the pick and the
     size-versus-accuracy plot, plus the chosen candidate's ratios as metrics."""
     import matplotlib.pyplot as plt

@@ -244,7 +244,7 @@ def test_unseen_category_at_inference(project, flow_in, churn_df, monkeypatch):
     from honing.cli import app
 
     result = flow_in(project["config"])  # a champion to serve
-    assert result["promoted"]
+    assert result.promoted
     batch = churn_df.drop(columns=["churn"]).head(30)
     batch.loc[batch.index[3], "contract"] = "Lifetime"
     path = project["root"] / "batch.csv"

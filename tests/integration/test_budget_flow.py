@@ -13,7 +13,7 @@ import yaml
 
 from honing import data as data_mod
 from honing import planner, profiling, validation
-from honing.serving import predict
+from honing.inference import predict
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -60,26 +60,26 @@ def test_a_budgeted_run_keeps_to_its_budget_and_says_where_the_time_went(
     budget = 30.0
     config = _init_project(project["root"], churn_df, name="churn", target="churn", budget=budget)
     summary = run_flow(config)
-    seconds = summary["timings"]
+    seconds = summary.timings
     assert planner.SLACK == 1.10  # the contract: budget + 10%, Ray's start-up apart
     assert seconds["total"] <= planner.SLACK * budget + seconds["ray_start"], seconds
     assert {"validation", "search", "ensemble", "refit", "evaluation", "registration"} <= set(
         seconds
     )
-    assert summary["trials"] >= 5  # the portfolio's first entries at least
-    assert summary["test_metrics"]["roc_auc"] > 0.8
+    assert summary.trials >= 5  # the portfolio's first entries at least
+    assert summary.test_metrics["roc_auc"] > 0.8
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project['root'] / 'mlflow.db'}")
-    run = client.get_run(summary["run_id"])
+    run = client.get_run(summary.run_id)
     assert run.data.metrics["seconds_total"] == pytest.approx(seconds["total"], rel=1e-6)
-    budget_file = client.download_artifacts(summary["run_id"], "budget.json")
+    budget_file = client.download_artifacts(summary.run_id, "budget.json")
     report = json.loads(Path(budget_file).read_text())
     assert report["plan"]["budget_s"] == budget and report["within_budget"] is True
     assert report["limit_s"] == pytest.approx(planner.SLACK * budget + seconds["ray_start"])
     assert report["plan"]["search_s"] < budget
     # trials the budget cut are marked stopped (KILLED), never failed
     trials = client.search_runs(
-        [run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{summary['run_id']}'"
+        [run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{summary.run_id}'"
     )
     statuses = {(t.data.tags["honing.trial_status"], t.info.status) for t in trials}
     # trial runs carry the trials' real times, not the moment they were logged
@@ -90,7 +90,7 @@ def test_a_budgeted_run_keeps_to_its_budget_and_says_where_the_time_went(
         took = (t.info.end_time - t.info.start_time) / 1000
         assert took == pytest.approx(t.data.metrics["fit_seconds"], abs=0.01)
     assert statuses <= {("completed", "FINISHED"), ("stopped", "KILLED")}
-    assert summary["trials_failed"] == 0
+    assert summary.trials_failed == 0
 
 
 def test_multiclass_goes_through_the_whole_flow(run_flow, project):
@@ -98,13 +98,11 @@ def test_multiclass_goes_through_the_whole_flow(run_flow, project):
     config = _init_project(project["root"], penguins, name="penguins", target="species", budget=20)
     assert "positive_label" not in yaml.safe_load(config.read_text())["data"]
     summary = run_flow(config)
-    assert summary["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
-    assert len(summary["confusion_matrix"]) == 3 and all(
-        len(r) == 3 for r in summary["confusion_matrix"]
-    )
-    metrics = summary["test_metrics"]
+    assert summary.classes == ["Adelie", "Chinstrap", "Gentoo"]
+    assert len(summary.confusion_matrix) == 3 and all(len(r) == 3 for r in summary.confusion_matrix)
+    metrics = summary.test_metrics
     assert metrics["roc_auc"] > 0.95 and metrics["f1"] > 0.9 and metrics["log_loss"] < 0.5
-    assert summary["promoted"] and summary["version"] == "1"
+    assert summary.promoted and summary.version == "1"
 
     # the registered model and its served flavor answer in the user's labels, one probability
     # column per class
@@ -112,12 +110,12 @@ def test_multiclass_goes_through_the_whole_flow(run_flow, project):
     mlflow.set_tracking_uri(tracking)
     native = mlflow.sklearn.load_model("models:/honing-penguins@champion")
     rows = penguins.drop(columns=["species"]).head(8)
-    out = predict(native, rows, summary["classes"])
-    assert set(out["prediction"]) <= set(summary["classes"])
-    per_class = out[[f"probability_{c}" for c in summary["classes"]]].to_numpy()
+    out = predict(native, rows, summary.classes)
+    assert set(out["prediction"]) <= set(summary.classes)
+    per_class = out[[f"probability_{c}" for c in summary.classes]].to_numpy()
     assert per_class.sum(axis=1) == pytest.approx(1.0, abs=1e-6)
-    if summary["served"] is not None:
+    if summary.served is not None:
         served = mlflow.pyfunc.load_model("models:/honing-penguins-served@champion")
         answer = served.predict(rows)
         assert list(answer.columns[:2]) == ["prediction", "probability"]
-        assert set(answer["prediction"]) <= set(summary["classes"])
+        assert set(answer["prediction"]) <= set(summary.classes)

@@ -39,15 +39,15 @@ def _client(project):
 
 def test_two_runs_keep_the_registry_consistent(run_flow, project):
     first = run_flow()
-    assert first["version"] == "1" and first["promoted"]
-    assert first["test_metrics"]["roc_auc"] > 0.8
-    assert first["trials"] == 3 and first["trials_failed"] == 0
+    assert first.version == "1" and first.promoted
+    assert first.test_metrics["roc_auc"] > 0.8
+    assert first.trials == 3 and first.trials_failed == 0
 
     second = run_flow()
-    assert second["version"] == "2"
-    assert second["champion_version"] == "1"  # the gate ran against the existing champion
+    assert second.version == "2"
+    assert second.champion_version == "1"  # the gate ran against the existing champion
     # same seed, same data: the challenger ties the champion and is promoted (margin 0)
-    assert second["promoted"]
+    assert second.promoted
 
     client = _client(project)
     model = client.get_registered_model("honing-churn")
@@ -57,19 +57,19 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
 
     v2 = client.get_model_version("honing-churn", "2")
     assert v2.tags["honing.data_md5"] == file_md5(project["data"])
-    assert v2.tags["honing.config_hash"] == first["lineage"]["honing.config_hash"]
+    assert v2.tags["honing.config_hash"] == first.lineage["honing.config_hash"]
     assert v2.tags["honing.flow_run_id"] not in ("", "none")
     assert v2.tags["honing.gate.champion_version"] == "1"
     assert "PROMOTED" in v2.description
 
-    parent = client.get_run(second["run_id"])
+    parent = client.get_run(second.run_id)
     assert parent.info.status == "FINISHED"
-    assert parent.data.metrics["test_roc_auc"] == pytest.approx(second["test_metrics"]["roc_auc"])
+    assert parent.data.metrics["test_roc_auc"] == pytest.approx(second.test_metrics["roc_auc"])
     trials = client.search_runs(
-        [second["experiment_id"]], filter_string=f"tags.mlflow.parentRunId = '{second['run_id']}'"
+        [second.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{second.run_id}'"
     )
     assert len(trials) == 3
-    artifacts = {a.path for a in client.list_artifacts(second["run_id"], "plots")}
+    artifacts = {a.path for a in client.list_artifacts(second.run_id, "plots")}
     assert artifacts >= {
         "plots/confusion_matrix.png",
         "plots/roc_curve.png",
@@ -79,24 +79,24 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
 
     # compression: the candidates table and plot are logged, the pick is registered as the
     # served flavor, linked both ways with the uncompressed version, and takes its alias
-    compression = {a.path for a in client.list_artifacts(second["run_id"], "compression")}
+    compression = {a.path for a in client.list_artifacts(second.run_id, "compression")}
     assert {"compression/candidates.json", "compression/size_vs_accuracy.png"} <= compression
-    served = second["served"]
-    assert served["model_name"] == "honing-churn-served" and served["version"] == "2"
-    table = served["candidates"]
-    assert table["candidate"][0] == "native" and served["candidate"] in table["candidate"]
+    served = second.served
+    assert served.model_name == "honing-churn-served" and served.version == "2"
+    table = served.candidates
+    assert table["candidate"][0] == "native" and served.candidate in table["candidate"]
     sv = client.get_model_version("honing-churn-served", "2")
     assert sv.tags["honing.source_version"] == "2"
-    assert sv.tags["honing.compression.candidate"] == served["candidate"]
+    assert sv.tags["honing.compression.candidate"] == served.candidate
     assert client.get_model_version("honing-churn", "2").tags["honing.served_model"] == (
         "honing-churn-served/2"
     )
     assert client.get_registered_model("honing-churn-served").aliases == {"champion": 2}
-    from honing import serving
+    from honing import inference
 
     mlflow.set_tracking_uri(f"sqlite:///{project['root'] / 'mlflow.db'}")
-    model = serving.load_model("models:/honing-churn-served@champion")
-    scored = serving.predict(model, pd.read_csv(project["data"]).head(50), ["No", "Yes"])
+    model = inference.load_model("models:/honing-churn-served@champion")
+    scored = inference.predict(model, pd.read_csv(project["data"]).head(50), ["No", "Yes"])
     assert scored["prediction"].isin(["No", "Yes"]).all()
     assert scored["probability"].between(0, 1).all()
 
@@ -167,7 +167,7 @@ def test_flow_with_ensembles_nested_cv_and_explanations(run_flow, project):
     out = run_flow(path)
 
     client = _client(project)
-    run = client.get_run(out["run_id"])
+    run = client.get_run(out.run_id)
     assert run.data.params["search_algorithm"] == "tpe"
     assert run.data.params["final_model"] in (
         "logistic_regression",
@@ -182,14 +182,14 @@ def test_flow_with_ensembles_nested_cv_and_explanations(run_flow, project):
         > run.data.metrics["cv_roc_auc_best_single"]
     )
     assert (run.data.params["final_model"] in ("soft_voting", "stacking")) == ensemble_wins
-    nested = out["nested_cv"]
+    nested = out.nested_cv
     assert len(nested["outer_scores"]) == 2 and 0.7 < nested["mean"] < 1.0
     assert "nested_cv_roc_auc" in run.data.metrics
-    plots = {a.path for a in client.list_artifacts(out["run_id"], "plots")}
+    plots = {a.path for a in client.list_artifacts(out.run_id, "plots")}
     assert {"plots/importance_permutation.png"} <= plots
-    explained = {a.path for a in client.list_artifacts(out["run_id"], "explain")}
+    explained = {a.path for a in client.list_artifacts(out.run_id, "explain")}
     assert explained == {"explain/importances.json"}
-    assert out["top_features"] and out["version"] == "1"
+    assert out.top_features and out.version == "1"
 
 
 def test_regression_flow_on_the_diamonds_demo(run_flow, project):
@@ -219,29 +219,29 @@ def test_regression_flow_on_the_diamonds_demo(run_flow, project):
     path.write_text(yaml.safe_dump(cfg))
 
     first = run_flow(path)
-    assert first["task"] == "regression" and first["promoted"]
-    assert first["cv_metric"] == "rmse" and first["cv_score"] > 0  # in dollars, not negated
-    assert first["test_metrics"]["r2"] > 0.9 and first["confusion_matrix"] == []
-    served = first["served"]
-    assert served["skipped"]["distill"] == "classification only"
+    assert first.task == "regression" and first.promoted
+    assert first.cv_metric == "rmse" and first.cv_score > 0  # in dollars, not negated
+    assert first.test_metrics["r2"] > 0.9 and first.confusion_matrix == []
+    served = first.served
+    assert served.skipped["distill"] == "classification only"
     second = run_flow(path)
-    assert second["champion_version"] == "1" and second["promoted"]  # equal RMSE: promoted
-    assert "<=" in second["gate_reason"]  # the gate compares errors the other way round
+    assert second.champion_version == "1" and second.promoted  # equal RMSE: promoted
+    assert "<=" in second.gate_reason  # the gate compares errors the other way round
 
     client = _client(project)
-    plots = {a.path for a in client.list_artifacts(second["run_id"], "plots")}
+    plots = {a.path for a in client.list_artifacts(second.run_id, "plots")}
     assert {"plots/predicted_vs_actual.png", "plots/residuals.png"} <= plots
     trials = client.search_runs(
-        [second["experiment_id"]], filter_string=f"tags.mlflow.parentRunId = '{second['run_id']}'"
+        [second.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{second.run_id}'"
     )
     assert len(trials) == 2
     for trial in trials:  # feature options logged; RMSE in dollars, not negated
         assert trial.data.params["features.encoder"] in ("onehot", "ordinal")
         assert trial.data.metrics["cv_rmse"] > 0 and trial.data.metrics["fold_0_rmse"] > 0
-    from honing import serving
+    from honing import inference
 
     mlflow.set_tracking_uri(f"sqlite:///{project['root'] / 'mlflow.db'}")
     batch = pd.read_csv(project["root"] / "data" / "diamonds.csv").drop(columns=["price"])
     for uri in ("models:/honing-diamonds@champion", "models:/honing-diamonds-served@champion"):
-        scored = serving.predict(serving.load_model(uri), batch.head(20), [])
+        scored = inference.predict(inference.load_model(uri), batch.head(20), [])
         assert scored["prediction"].between(100, 40000).all()

@@ -48,7 +48,7 @@ def test_reproduce_a_version_after_the_data_moved_on(
             config_path=str(project["config"]), env_path=str(project["env"]), repo=str(root)
         )
         v1_md5 = file_md5(project["data"])
-        assert trained["lineage"]["honing.git_dirty"] == "False"
+        assert trained.lineage["honing.git_dirty"] == "False"
 
         # The data moves on: a new DVC version in a new commit.
         df = pd.read_csv(project["data"])
@@ -58,7 +58,7 @@ def test_reproduce_a_version_after_the_data_moved_on(
 
         result = reproduce_pipeline(
             model_name="honing-churn",
-            version=trained["version"],
+            version=trained.version,
             env_path=str(project["env"]),
             repo=str(root),
             tolerance=0.005,

@@ -9,7 +9,7 @@ import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
-from honing import registry, tracking
+from honing import lineage, registry, tracking
 from honing.evaluation import evaluate
 from honing.search import SearchResult, TrialResult
 from honing.training import ModelSpec
@@ -25,7 +25,7 @@ def _data(n=300):
 
 
 def _lineage():
-    return tracking.Lineage("data/t.csv", "abc123", "deadbeef", False, "cfg0", "c.yaml", "fr-1")
+    return lineage.Lineage("data/t.csv", "abc123", "deadbeef", False, "cfg0", "c.yaml", "fr-1")
 
 
 def _register(settings, exp, model, X, y, name="m"):
@@ -121,7 +121,7 @@ def test_no_champion_means_no_score(mlflow_store):
 
 
 def test_git_state_outside_a_repo(tmp_path):
-    assert tracking.git_state(tmp_path) == ("unknown", True)
+    assert lineage.git_state(tmp_path) == ("unknown", True)
 
 
 def test_mlp_pipeline_is_logged_and_served(mlflow_store):

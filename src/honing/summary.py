@@ -1,0 +1,226 @@
+"""What one training run did, as a typed record: built from the stages' own reports once the
+run is registered, printed by the CLI, written by ``honing run --metrics-out``, logged to
+Prefect, and read by the benchmarks. Nothing here decides anything."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from honing.compression import CompressionResult
+from honing.data import CleaningReport
+from honing.ensembles import EnsembleDecision
+from honing.evaluation import EvaluationReport
+from honing.explain import Importance
+from honing.lineage import Lineage
+from honing.metrics import metric_value
+from honing.nested import NestedCVResult
+from honing.planner import Trims
+from honing.registry import RegistrationResult, ServedRegistration
+from honing.search import SearchResult
+from honing.training import ENSEMBLES
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Where a run lives in MLflow."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+
+
+@dataclass(frozen=True)
+class ServedSummary:
+    """The registered served (compressed) flavor and why that candidate was picked."""
+
+    model_name: str
+    version: str
+    candidate: str
+    reason: str
+    candidates: dict[str, list[Any]]
+    skipped: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """One training run: the registered version and its gate, the search and the chosen
+    model, the test metrics, the time per stage, the data lineage and the served flavor."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    task: str
+    model_name: str
+    version: str
+    promoted: bool
+    gate_reason: str
+    champion_version: str | None
+    best_model: str
+    model_choice: str
+    cv_metric: str
+    cv_score: float
+    trials: int
+    trials_failed: int
+    trials_stopped: int
+    trials_restored: int
+    validation_scheme: str
+    time_budget_s: float | None
+    test_metrics: dict[str, float]
+    classes: list[Any]
+    confusion_matrix: list[list[int]] | None
+    lineage: dict[str, str]
+    cleaning: dict[str, int]
+    timings: dict[str, float] = field(default_factory=dict)
+    trimmed: list[str] = field(default_factory=list)
+    ray_nodes: list[str] = field(default_factory=list)
+    top_features: list[tuple[str, float]] = field(default_factory=list)
+    nested_cv: dict[str, Any] | None = None
+    served: ServedSummary | None = None
+
+    @property
+    def dirty(self) -> bool:
+        """Whether the code had uncommitted changes when the run started."""
+        return self.lineage.get("honing.git_dirty") == "True"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def log_lines(self) -> list[str]:
+        verdict = "promoted to champion" if self.promoted else "not promoted"
+        lines = [
+            f"registered {self.model_name} v{self.version}: {verdict} ({self.gate_reason})",
+            f"model: {self.best_model}; CV {self.cv_metric} {self.cv_score:.4f}",
+            "test: " + ", ".join(f"{k} {v:.4f}" for k, v in self.test_metrics.items()),
+        ]
+        if self.served is not None:
+            lines.append(f"served: {self.served.model_name} v{self.served.version}")
+        total = self.timings.get("total")
+        if total is not None:
+            budget = f" of a {self.time_budget_s:.0f} s budget" if self.time_budget_s else ""
+            lines.append(f"seconds: {total:.1f}{budget}")
+        return lines
+
+
+def describe_model(choice: EnsembleDecision) -> str:
+    """The chosen model in a few words: its spec, or the ensemble and its size."""
+    spec = choice.spec
+    if spec.family not in ENSEMBLES:
+        return spec.label()
+    return f"{spec.family} of {len(spec.params['members'])} trials"
+
+
+def summarize(
+    *,
+    run: RunRef,
+    task: str,
+    time_budget_s: float | None,
+    search: SearchResult,
+    choice: EnsembleDecision,
+    nested: NestedCVResult | None,
+    evaluation: EvaluationReport,
+    importances: list[Importance],
+    registration: RegistrationResult,
+    compressed: CompressionResult | None,
+    served: ServedRegistration | None,
+    lineage: Lineage,
+    cleaning: CleaningReport,
+    timings: dict[str, float],
+    trims: Trims,
+) -> TrainingSummary:
+    """The run's summary, from the reports of its stages."""
+    best = search.best
+    served_summary = None
+    if served is not None and compressed is not None:
+        served_summary = ServedSummary(
+            model_name=served.name,
+            version=served.version,
+            candidate=served.candidate,
+            reason=compressed.choice.reason,
+            candidates=compressed.report.table(),
+            skipped=dict(compressed.report.skipped),
+        )
+    return TrainingSummary(
+        run_id=run.run_id,
+        experiment_id=run.experiment_id,
+        tracking_uri=run.tracking_uri,
+        task=task,
+        model_name=registration.name,
+        version=registration.version,
+        promoted=registration.promoted,
+        gate_reason=registration.decision.reason,
+        champion_version=registration.decision.champion_version,
+        best_model=describe_model(choice),
+        model_choice=choice.reason,
+        cv_metric=search.metric,
+        cv_score=metric_value(search.metric, best.score or 0.0),
+        trials=len(search.trials),
+        trials_failed=len(search.failed),
+        trials_stopped=len(search.stopped),
+        trials_restored=search.restored,
+        validation_scheme=search.validation,
+        time_budget_s=time_budget_s,
+        test_metrics=dict(evaluation.metrics),
+        classes=list(evaluation.classes),
+        confusion_matrix=evaluation.confusion_matrix,
+        lineage=lineage.tags(),
+        cleaning={
+            "rows_in": cleaning.rows_in,
+            "duplicates_dropped": cleaning.duplicates_dropped,
+            "invalid_labels_dropped": cleaning.invalid_labels_dropped,
+        },
+        timings=dict(timings),
+        trimmed=list(trims.notes),
+        ray_nodes=list(search.nodes),
+        top_features=importances[0].top(5) if importances else [],
+        nested_cv=None if nested is None else nested.to_dict(),
+        served=served_summary,
+    )
+
+
+def data_metrics(cleaning: CleaningReport, rows_train: int, rows_test: int) -> dict[str, float]:
+    """Rows at each step, as MLflow metrics."""
+    return {
+        "rows_raw": cleaning.rows_in,
+        "rows_duplicates_dropped": cleaning.duplicates_dropped,
+        "rows_invalid_labels_dropped": cleaning.invalid_labels_dropped,
+        "rows_train": rows_train,
+        "rows_test": rows_test,
+    }
+
+
+def search_params(
+    search: SearchResult, choice: EnsembleDecision, *, algorithm: str, scheduler: str
+) -> dict[str, Any]:
+    """The search's setup and winner, as MLflow params."""
+    best = search.best
+    return {
+        "best_family": best.spec.family,
+        **{f"best.{k}": v for k, v in best.spec.params.items()},
+        **{f"best.features.{k}": v for k, v in best.spec.features.items()},
+        "search_trials": len(search.trials),
+        "search_validation": search.validation,
+        "search_algorithm": algorithm,
+        "search_scheduler": scheduler,
+        "final_model": choice.spec.family,
+    }
+
+
+def search_metrics(
+    search: SearchResult, choice: EnsembleDecision, nested: NestedCVResult | None
+) -> dict[str, float]:
+    """CV scores of the best trial and of the candidates the choice weighed (and nested CV),
+    in the metric's own units (RMSE positive), as MLflow metrics."""
+    m, best = search.metric, search.best
+    out = {
+        f"cv_{m}": metric_value(m, best.score or 0.0),
+        f"cv_{m}_std": best.score_std or 0.0,
+        **{f"cv_{m}_{k}": metric_value(m, v) for k, v in choice.scores.items()},
+    }
+    if nested is not None:
+        out |= {
+            f"nested_cv_{m}": nested.mean,
+            f"nested_cv_{m}_std": nested.std,
+            "nested_cv_optimism": nested.optimism,
+        }
+    return out
