@@ -85,24 +85,26 @@ def training_pipeline(
         tracking_tasks.log_json(
             run_id, budget_report(fitted.budget, fitted.trims, timings), "budget.json"
         )
+        summary = train_tasks.summarize(
+            run=RunRef(run_id, experiment_id, settings.mlflow.tracking_uri),
+            task=cfg.task,
+            time_budget_s=cfg.time_budget_s,
+            search=fitted.search,
+            choice=fitted.choice,
+            nested=fitted.nested,
+            evaluation=fitted.evaluation,
+            importances=importances,
+            registration=registration,
+            compressed=compressed,
+            served=served,
+            lineage=lineage,
+            cleaning=fitted.cleaning,
+            timings=timings,
+            trims=fitted.trims,
+        )
+        tracking_tasks.log_summary(run_id, summary)
     except BaseException:
         tracking_tasks.end_run(run_id, "FAILED")
         raise
     tracking_tasks.end_run(run_id, "FINISHED")
-    return train_tasks.summarize(
-        run=RunRef(run_id, experiment_id, settings.mlflow.tracking_uri),
-        task=cfg.task,
-        time_budget_s=cfg.time_budget_s,
-        search=fitted.search,
-        choice=fitted.choice,
-        nested=fitted.nested,
-        evaluation=fitted.evaluation,
-        importances=importances,
-        registration=registration,
-        compressed=compressed,
-        served=served,
-        lineage=lineage,
-        cleaning=fitted.cleaning,
-        timings=timings,
-        trims=fitted.trims,
-    )
+    return summary

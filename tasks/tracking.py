@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from honing import tracking
 from honing.compression import CompressionChoice, CompressionReport
 from honing.search import SearchResult
+from honing.summary import TrainingSummary
 from tasks import io_task
 
 
@@ -51,6 +52,11 @@ def log_artifact(run_id: str, path: Path, folder: str | None = None) -> None:
 @io_task
 def log_figures(run_id: str, figures: dict[str, Any]) -> None:
     tracking.log_figures(run_id, figures)
+
+
+@io_task
+def log_summary(run_id: str, summary: TrainingSummary) -> None:
+    tracking.log_summary(run_id, summary.markdown())
 
 
 @io_task

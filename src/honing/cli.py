@@ -139,9 +139,11 @@ def run(
     if metrics_out:
         metrics_out.parent.mkdir(parents=True, exist_ok=True)
         metrics_out.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    ui = "http://127.0.0.1:5000/#/experiments"
     console.print(
-        f"Open the MLflow UI with [bold]make ui[/] (or [bold]honing ui --env {env}[/]) "
-        f"and browse to http://127.0.0.1:5000 — store: {settings.mlflow.tracking_uri}"
+        f"Open the MLflow UI with [bold]make ui[/] (or [bold]honing ui --env {env}[/]); this "
+        f"run: {ui}/{result.experiment_id}/runs/{result.run_id} (its summary.md, the search "
+        f"leaderboard under search/) — store: {settings.mlflow.tracking_uri}"
     )
 
 

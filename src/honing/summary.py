@@ -86,6 +86,52 @@ class TrainingSummary:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def markdown(self) -> str:
+        """The run as Markdown: its description in MLflow and its ``summary.md``."""
+        s = self
+        verdict = "**promoted to champion**" if s.promoted else "**not promoted**"
+        lines = [
+            f"# {s.model_name} v{s.version}: {verdict}",
+            "",
+            f"- **gate**: {s.gate_reason}",
+            f"- **data**: `{s.lineage.get('honing.data_path', '?')}` (md5 "
+            f"`{s.lineage.get('honing.data_md5', '?')}`), {s.cleaning.get('rows_in', 0)} rows, "
+            f"{s.cleaning.get('duplicates_dropped', 0)} duplicates and "
+            f"{s.cleaning.get('invalid_labels_dropped', 0)} invalid labels dropped; validation "
+            "passed",
+            f"- **search**: {s.trials} trials ({s.trials_stopped} stopped, "
+            f"{s.trials_failed} failed), scored by {s.validation_scheme}",
+            f"- **model**: {s.best_model}; CV {s.cv_metric} {s.cv_score:.4f}",
+            f"- **choice**: {s.model_choice}",
+            "",
+            "| test metric | value |",
+            "|---|---|",
+            *[f"| {k} | {v:.4f} |" for k, v in s.test_metrics.items()],
+            "",
+        ]
+        if s.served is not None:
+            lines += [
+                f"- **served flavor**: {s.served.model_name} v{s.served.version} "
+                f"({s.served.candidate}): {s.served.reason}",
+            ]
+        if s.timings:
+            budget = f" of a {s.time_budget_s:.0f} s budget" if s.time_budget_s else ""
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in s.timings.items() if k != "total")
+            lines.append(
+                f"- **seconds**: {stages}; total {s.timings.get('total', 0.0):.1f}{budget}"
+            )
+        if s.trimmed:
+            lines.append(f"- **trimmed to the budget**: {'; '.join(s.trimmed)}")
+        commit = s.lineage.get("honing.git_commit", "unknown")[:12]
+        lines += [
+            f"- **code**: commit `{commit}`{' (dirty)' if s.dirty else ''}, config hash "
+            f"`{s.lineage.get('honing.config_hash', '?')}`",
+            f"- **Prefect flow run**: `{s.lineage.get('honing.flow_run_id', '?')}`",
+            f"- **registry**: `models:/{s.model_name}/{s.version}`"
+            + (f", `models:/{s.served.model_name}/{s.served.version}`" if s.served else ""),
+        ]
+        return "\n".join(lines) + "\n"
+
     def log_lines(self) -> list[str]:
         verdict = "promoted to champion" if self.promoted else "not promoted"
         lines = [

@@ -134,6 +134,13 @@ def log_metrics(run_id: str, metrics: dict[str, float], step: int = 0) -> None:
     )
 
 
+def log_summary(run_id: str, text: str) -> None:
+    """``summary.md`` at the run's artifact root, also set as the run's description."""
+    client = _client()
+    client.log_text(run_id, text, "summary.md")
+    client.set_tag(run_id, "mlflow.note.content", text)
+
+
 def log_json(run_id: str, payload: Any, artifact_file: str) -> None:
     _client().log_dict(run_id, payload, artifact_file)
 
@@ -210,7 +217,86 @@ def log_trials(parent_run_id: str, experiment_id: str, search: SearchResult) -> 
             end = int((trial.started_at + trial.fit_seconds) * 1000)
         end_run(run_id, TRIAL_RUN_STATUS[trial.status], end)
         run_ids.append(run_id)
+    _log_leaderboard(client, parent_run_id, experiment_id, search, run_ids)
     return run_ids
+
+
+def leaderboard(search: SearchResult, run_ids: list[str], experiment_id: str) -> dict[str, list]:
+    """One row per trial, best first (unscored trials last): a link to its run, family, key
+    params, CV mean and sd in the metric's units, fold scores, fit seconds, rungs, status,
+    and which one is the best single trial."""
+    from honing.metrics import metric_value
+
+    best = search.best.trial_id if search.completed else None
+    order = sorted(
+        range(len(search.trials)),
+        key=lambda i: (search.trials[i].score is None, -(search.trials[i].score or 0.0)),
+    )
+    table: dict[str, list] = {
+        k: []
+        for k in (
+            "trial", "run", "family", "params", f"cv_{search.metric}", "sd", "folds",
+            "fit_seconds", "rungs", "status", "best",
+        )
+    }  # fmt: skip
+    for i in order:
+        t = search.trials[i]
+        table["trial"].append(t.trial_id)
+        table["run"].append(f"#/experiments/{experiment_id}/runs/{run_ids[i]}")
+        table["family"].append(t.spec.family)
+        table["params"].append(t.spec.label())
+        score = None if t.score is None else round(metric_value(search.metric, t.score), 6)
+        table[f"cv_{search.metric}"].append(score)
+        table["sd"].append(None if t.score_std is None else round(t.score_std, 6))
+        table["folds"].append(
+            ", ".join(f"{metric_value(search.metric, f):.4f}" for f in t.fold_scores)
+        )
+        table["fit_seconds"].append(None if t.fit_seconds is None else round(t.fit_seconds, 2))
+        table["rungs"].append(t.rungs)
+        table["status"].append(t.status)
+        table["best"].append(t.trial_id == best)
+    return table
+
+
+def _log_leaderboard(
+    client: Any, run_id: str, experiment_id: str, search: SearchResult, run_ids: list[str]
+) -> None:
+    """The leaderboard table on the parent run, the best trial's run tagged, and a stepped
+    best-so-far CV score (one step per finished trial, at its real end time): the parent
+    run's chart of it is the search's convergence curve."""
+    from mlflow.entities import Metric
+
+    from honing.metrics import metric_value
+
+    client.log_table(
+        run_id,
+        data=leaderboard(search, run_ids, experiment_id),
+        artifact_file="search/leaderboard.json",
+    )
+    if not search.completed:
+        return
+    best = search.best
+    client.set_tag(run_ids[search.trials.index(best)], "honing.best_trial", "true")
+    done = sorted(
+        (t for t in search.completed if t.started_at is not None),
+        key=lambda t: t.started_at + (t.fit_seconds or 0.0),  # type: ignore[operator]
+    )
+    curve, top = [], None
+    for step, t in enumerate(done):
+        top = t.score if top is None else max(top, t.score)  # type: ignore[type-var]
+        when = int((t.started_at + (t.fit_seconds or 0.0)) * 1000)  # type: ignore[operator]
+        curve.append(
+            Metric(f"best_cv_{search.metric}", metric_value(search.metric, top), when, step)
+        )
+    for start in range(0, len(curve), 1000):  # MLflow's batch limit
+        client.log_batch(run_id, metrics=curve[start : start + 1000])
+
+
+def run_name(name: str, kind: str, commit: str, when: float | None = None) -> str:
+    """A run name that explains itself: ``churn train 2026-11-25 21:06 c33e497``."""
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when or time.time()))
+    short = commit[:7] if commit and commit != "unknown" else "no-commit"
+    return f"{name} {kind} {stamp} {short}"
 
 
 def log_sklearn_model(run_id: str, model: Any, input_example: Any) -> str:

@@ -122,8 +122,8 @@ def test_killed_flow_resumes_the_search_without_redoing_trials(project):
     )
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     summary = json.loads((project["root"] / "out.json").read_text())
-    assert summary.trials == 6 and summary.trials_failed == 0
-    assert summary.trials_restored >= 2, summary
+    assert summary["trials"] == 6 and summary["trials_failed"] == 0
+    assert summary["trials_restored"] >= 2, summary
 
 
 def test_two_flows_at_once_keep_the_registry_consistent(project):

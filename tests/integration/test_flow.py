@@ -1,5 +1,6 @@
 """The whole training flow under Prefect's test harness, with Ray and MLflow for real."""
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -69,6 +70,27 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
         [second.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{second.run_id}'"
     )
     assert len(trials) == 3
+    # the review surface: a name that explains itself, the summary as the run's description
+    # and summary.md, the leaderboard with the best trial tagged, a best-so-far curve
+    assert parent.info.run_name.startswith("churn train ")
+    assert parent.data.tags["mlflow.note.content"].startswith("# honing-churn v2")
+    summary_md = client.download_artifacts(second.run_id, "summary.md", str(project["root"]))
+    assert "| roc_auc |" in Path(summary_md).read_text()
+    board = json.loads(
+        Path(
+            client.download_artifacts(
+                second.run_id, "search/leaderboard.json", str(project["root"])
+            )
+        ).read_text()
+    )
+    rows = dict(zip(board["columns"], zip(*board["data"], strict=True), strict=True))
+    assert len(rows["trial"]) == 3 and rows["best"][0] is True and sum(rows["best"]) == 1
+    assert list(rows["cv_roc_auc"]) == sorted(rows["cv_roc_auc"], reverse=True)
+    best_run = [t for t in trials if t.data.tags.get("honing.best_trial") == "true"]
+    assert len(best_run) == 1
+    curve = [m.value for m in client.get_metric_history(second.run_id, "best_cv_roc_auc")]
+    assert len(curve) == 3 and curve == sorted(curve)
+    assert curve[-1] == pytest.approx(second.cv_score)
     artifacts = {a.path for a in client.list_artifacts(second.run_id, "plots")}
     assert artifacts >= {
         "plots/confusion_matrix.png",
