@@ -42,7 +42,9 @@ install: $(STAMP)
 data: install
 	$(BIN)/dvc repro prepare_data prepare_flights prepare_diamonds prepare_penguins
 
+# honing never replaces an existing report: the Makefile drops its own previous summary first.
 demo: data
+	rm -f reports/train.json
 	$(BIN)/honing run --config $(CONFIG) --env $(ENV) --metrics-out reports/train.json
 
 # Regression demo: diamond prices (ggplot2::diamonds), RMSE, regression families.

@@ -124,6 +124,8 @@ def run(
 ) -> None:
     """Run the full training pipeline (Prefect flow) for CONFIG."""
     try:
+        if metrics_out:
+            data.ensure_new(metrics_out)  # before the run, not after minutes of training
         config_mod.load_config(config)  # fail early, with the config's own error message
         settings = config_mod.load_env_settings(env, environ=os.environ)
         os.environ.update(runtime.ray_environment(settings.ray.address))
@@ -137,8 +139,10 @@ def run(
         raise _fail(exc) from None
     console.print(_summary(result))
     if metrics_out:
-        metrics_out.parent.mkdir(parents=True, exist_ok=True)
-        metrics_out.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        try:
+            data.write_new(json.dumps(result.to_dict(), indent=2, default=str) + "\n", metrics_out)
+        except HoningError as exc:
+            raise _fail(exc) from None
     ui = "http://127.0.0.1:5000/#/experiments"
     console.print(
         f"Open the MLflow UI with [bold]make ui[/] (or [bold]honing ui --env {env}[/]); this "
@@ -155,6 +159,8 @@ def validate_cmd(
 ) -> None:
     """Validate a data file against the config's expectation suite (exit 1 on failure)."""
     try:
+        if report_out:
+            data.ensure_new(report_out)
         cfg = config_mod.load_config(config)
         path = data_path or cfg.data.path
         df = data.load_table(path, cfg.data.format)
@@ -168,8 +174,7 @@ def validate_cmd(
             task=cfg.task,
         )
         if report_out:
-            report_out.parent.mkdir(parents=True, exist_ok=True)
-            report_out.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+            data.write_new(json.dumps(report.to_dict(), indent=2, default=str) + "\n", report_out)
         validation.gate(report)
     except HoningError as exc:
         raise _fail(exc) from None

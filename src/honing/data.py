@@ -11,7 +11,12 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from honing.exceptions import DataLoadError, DataNotFoundError, DataValidationError
+from honing.exceptions import (
+    DataLoadError,
+    DataNotFoundError,
+    DataValidationError,
+    OutputExistsError,
+)
 
 DEMO_SOURCE = ("modeldata", "wa_churn")
 
@@ -168,6 +173,25 @@ def write_table(df: pd.DataFrame, path: Path, *, overwrite: bool = False) -> Pat
     else:
         df.to_csv(tmp, index=False, lineterminator="\n")
     tmp.replace(path)  # atomic: a crash never leaves half a file behind
+    return path
+
+
+def ensure_new(path: Path) -> Path:
+    """``path`` when nothing is there yet; an output never replaces a file (it could be the
+    input table itself)."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        raise OutputExistsError(f"{path}: already exists; refusing to overwrite it")
+    return path
+
+
+def write_new(text: str, path: Path) -> Path:
+    """Write a report atomically to a path that does not exist yet (see :func:`ensure_new`)."""
+    path = ensure_new(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
     return path
 
 

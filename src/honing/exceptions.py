@@ -26,6 +26,10 @@ class DataLoadError(HoningError):
     """A data file cannot be read as a table (missing, empty, corrupt, wrong format)."""
 
 
+class OutputExistsError(HoningError):
+    """An output path (report, summary) already holds a file; it is never replaced."""
+
+
 class DataNotFoundError(DataLoadError):
     """A data file is not there (yet): it may still be syncing, so a retry may help."""
 

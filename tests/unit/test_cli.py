@@ -46,6 +46,16 @@ def test_init_then_validate(tmp_path: Path, monkeypatch):
     res = runner.invoke(app, ["init", str(data), "--target", "left"])
     assert res.exit_code == 1 and "already exists" in res.output
 
+    # reports never replace a file: not the earlier report, not the input table itself
+    before = data.read_bytes()
+    for out in ("reports/v.json", str(data)):
+        res = runner.invoke(app, ["validate", "--config", "configs/new.yaml", "--report-out", out])
+        assert res.exit_code == 1 and "refusing to overwrite" in " ".join(res.output.split())
+    assert data.read_bytes() == before
+    res = runner.invoke(app, ["run", "--config", "configs/new.yaml", "--metrics-out", str(data)])
+    assert res.exit_code == 1 and "refusing to overwrite" in " ".join(res.output.split())
+    assert data.read_bytes() == before
+
 
 def test_validate_reports_failures_and_exits_1(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
