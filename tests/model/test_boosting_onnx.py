@@ -72,3 +72,25 @@ def test_boosting_regressors_answer_the_same_through_onnx(family):
     ).fit(X, y)
     served = _served(model, X, "regression")
     np.testing.assert_allclose(served.predict(X), model.predict(X), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["logistic_regression", "lightgbm"])
+def test_column_names_the_converter_renames_are_still_fed(family):
+    # skl2onnx turns "monthly charges", "tenure.1" and "plan-type" into valid input names;
+    # the served predictor feeds the graph's inputs by position, so the frame's own column
+    # names (as the user wrote them) keep working.
+    X, y = _frame(300)
+    X = X.rename(columns={"a": "monthly charges", "b": "tenure.1", "color": "plan-type",
+                          "shop": "größe"})  # fmt: skip
+    cols = infer_columns(X, FeaturesConfig(encoder="auto"))
+    features = FeaturesConfig(encoder="auto")
+    model = make_model(ModelSpec(family, {}), cols, features, seed=0, task="classification")
+    model.fit(X, y)
+    manifest = {"format": "onnx", "numeric": cols.numeric, "categorical": cols.text}
+    served = load_served(
+        {
+            MANIFEST: json.dumps(manifest).encode(),
+            "model.onnx": onnx_bytes(model, cols.numeric, cols.text),
+        }
+    )
+    np.testing.assert_allclose(served.predict_proba(X), model.predict_proba(X), atol=1e-5)

@@ -52,18 +52,21 @@ class OnnxPredictor:
         self.session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
         self.numeric, self.categorical = numeric, categorical
         self.outputs = [o.name for o in self.session.get_outputs()]
+        self.inputs = [i.name for i in self.session.get_inputs()]
 
     def _feed(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
-        feed: dict[str, np.ndarray] = {}
+        """One input per column, by position: the graph's inputs were declared numeric first,
+        then categorical, and the converter may have sanitized their names (spaces, dots)."""
+        columns: list[np.ndarray] = []
         if self.numeric:
             num = X[self.numeric].to_numpy(dtype=np.float32)
-            feed.update({c: num[:, i : i + 1] for i, c in enumerate(self.numeric)})
+            columns += [num[:, i : i + 1] for i in range(len(self.numeric))]
         if self.categorical:
             cat = X[self.categorical].to_numpy(dtype=object)
             cat[pd.isna(cat)] = ""
             cat = cat.astype(str)
-            feed.update({c: cat[:, i : i + 1] for i, c in enumerate(self.categorical)})
-        return feed
+            columns += [cat[:, i : i + 1] for i in range(len(self.categorical))]
+        return dict(zip(self.inputs, columns, strict=True))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         out = self.session.run(self.outputs[-1:], self._feed(X))[0]
