@@ -66,14 +66,7 @@ def load_table(path: Path, fmt: str = "auto") -> pd.DataFrame:
         raise DataLoadError(f"{path}: not a well-formed CSV file: {exc}") from exc
     except (OSError, ValueError) as exc:
         raise DataLoadError(f"{path}: cannot read as {kind}: {exc}") from exc
-    dupes = [
-        c
-        for c in df.columns
-        if isinstance(c, str)
-        and "." in c
-        and c.rsplit(".", 1)[0] in df.columns
-        and c.rsplit(".", 1)[1].isdigit()
-    ]
+    dupes = _duplicated_header(path) if kind == "csv" else []
     if dupes:
         raise DataLoadError(
             f"{path}: duplicated column name(s) {sorted(dupes)}; rule: column names must be unique"
@@ -83,6 +76,16 @@ def load_table(path: Path, fmt: str = "auto") -> pd.DataFrame:
     if kind == "csv":
         _check_csv_shape(path, df)
     return df
+
+
+def _duplicated_header(path: Path) -> list[str]:
+    """Names the CSV header repeats, read from the header itself: pandas renames a repeat
+    ``x`` to ``x.1``, which a genuine column named ``x.1`` must not be mistaken for."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        header = next(csv.reader(fh), [])
+    from collections import Counter
+
+    return sorted(name for name, count in Counter(header).items() if count > 1)
 
 
 def _check_csv_shape(path: Path, df: pd.DataFrame) -> None:

@@ -47,6 +47,12 @@ def test_bad_files_raise_clear_errors(tmp_path: Path, content: bytes, rule: str)
     assert rule in str(exc.value)
 
 
+def test_a_genuine_dotted_column_name_is_not_a_duplicate(tmp_path: Path):
+    path = tmp_path / "t.csv"
+    path.write_text("tenure,tenure.1,label\n1,2,0\n3,4,1\n")
+    assert list(load_table(path).columns) == ["tenure", "tenure.1", "label"]
+
+
 def test_missing_file_and_unknown_suffix(tmp_path: Path):
     with pytest.raises(DataLoadError, match="not found"):
         load_table(tmp_path / "missing.csv")
