@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +45,27 @@ def _detect_format(path: Path, fmt: str) -> str:
     )
 
 
+def _check_is_file(path: Path) -> None:
+    """A clear error for what is not a readable file: missing (may still be syncing, so a
+    retry may help), a directory, a symbolic-link loop or a dangling link."""
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataLoadError(f"{path}: symbolic-link loop; rule: data must be a file") from exc
+        if path.is_symlink():
+            raise DataLoadError(f"{path}: dangling symbolic link to {path.readlink()}") from exc
+        raise DataNotFoundError(f"{path}: file not found") from exc
+    if path.is_dir():
+        raise DataLoadError(f"{path}: is a directory; rule: data must be one CSV or Parquet file")
+    if not path.is_file():
+        raise DataLoadError(f"{path}: not a regular file; rule: data must be a file")
+
+
 def load_table(path: Path, fmt: str = "auto") -> pd.DataFrame:
     """Read a CSV or Parquet file, turning every reader failure into a :class:`DataLoadError`."""
     path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"{path}: file not found")
+    _check_is_file(path)
     if path.stat().st_size == 0:
         raise DataLoadError(f"{path}: file is empty (0 bytes); rule: a header and rows are needed")
     kind = _detect_format(path, fmt)
@@ -73,9 +90,25 @@ def load_table(path: Path, fmt: str = "auto") -> pd.DataFrame:
         )
     if df.empty:
         raise DataLoadError(f"{path}: has a header but no rows; rule: at least one row is needed")
+    nested = _nested_columns(df)
+    if nested:
+        raise DataLoadError(
+            f"{path}: column(s) {nested} hold lists, arrays or mappings; rule: every cell "
+            "must be a single value (flatten those columns, or remove them from the file)"
+        )
     if kind == "csv":
         _check_csv_shape(path, df)
     return df
+
+
+def _nested_columns(df: pd.DataFrame) -> list[str]:
+    """Object columns whose values are containers (Parquet list or struct columns)."""
+    out = []
+    for name in df.select_dtypes(include="object").columns:
+        values = df[name].dropna()
+        if len(values) and isinstance(values.iloc[0], list | tuple | dict | set | np.ndarray):
+            out.append(str(name))
+    return out
 
 
 def _duplicated_header(path: Path) -> list[str]:

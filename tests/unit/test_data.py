@@ -47,6 +47,23 @@ def test_bad_files_raise_clear_errors(tmp_path: Path, content: bytes, rule: str)
     assert rule in str(exc.value)
 
 
+def test_directories_and_link_loops_are_named_as_such(tmp_path: Path):
+    (tmp_path / "dir.csv").mkdir()
+    (tmp_path / "x.csv").symlink_to(tmp_path / "y.csv")
+    (tmp_path / "y.csv").symlink_to(tmp_path / "x.csv")
+    with pytest.raises(DataLoadError, match="is a directory"):
+        load_table(tmp_path / "dir.csv")
+    with pytest.raises(DataLoadError, match="symbolic-link loop"):
+        load_table(tmp_path / "x.csv")
+
+
+def test_a_parquet_list_column_is_refused_by_name(tmp_path: Path):
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"a": [1, 2], "tags": [[1, 2], [3]], "y": [0, 1]}).to_parquet(path)
+    with pytest.raises(DataLoadError, match=r"\['tags'\] hold lists"):
+        load_table(path)
+
+
 def test_a_genuine_dotted_column_name_is_not_a_duplicate(tmp_path: Path):
     path = tmp_path / "t.csv"
     path.write_text("tenure,tenure.1,label\n1,2,0\n3,4,1\n")
