@@ -137,6 +137,14 @@ def run(
         )
     except HoningError as exc:
         raise _fail(exc) from None
+    except KeyboardInterrupt:
+        err.print(
+            "[bold red]interrupted:[/] the run is marked FAILED and nothing was registered; "
+            "a new `honing run` of the same config, data and commit keeps the finished trials",
+            markup=True,
+            highlight=False,
+        )
+        raise typer.Exit(code=130) from None
     console.print(_summary(result))
     if metrics_out:
         try:

@@ -34,12 +34,15 @@ def ray_environment(address: str | None) -> dict[str, str]:
 
     With no address Ray starts on this machine. Ray normally advertises and binds the machine's
     routable address even then; its ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` switch keeps that
-    single-node instance on 127.0.0.1. Joining a cluster needs nothing here: ``RAY_ADDRESS`` and
-    the cluster's token settings come from the environment the user set.
+    single-node instance on 127.0.0.1. Joining a cluster needs nothing more here: ``RAY_ADDRESS``
+    and the cluster's token settings come from the environment the user set.
     """
+    # Ctrl-C must stop the run, not just the search: without this, Tune catches SIGINT, ends
+    # the search early and returns, and the flow would refit, register and promote.
+    interrupt = {"TUNE_DISABLE_SIGINT_HANDLER": "1"}
     if address:
-        return {}
-    return {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        return interrupt
+    return {**interrupt, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 #: Libraries a training run needs late (model logging, ONNX export and serving); importing

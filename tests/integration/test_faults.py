@@ -126,6 +126,48 @@ def test_killed_flow_resumes_the_search_without_redoing_trials(project):
     assert summary["trials_restored"] >= 2, summary
 
 
+def test_ctrl_c_stops_the_whole_run_and_registers_nothing(project):
+    # Ctrl-C reaches the whole foreground process group; the search must not end "early and
+    # fine" and let the flow refit, register and promote on the trials that finished.
+    config = _slow_search(project)
+    env = _cli_env(project)
+    ray_before = _ray_daemons()
+    proc = subprocess.Popen(
+        _run_cmd(project, config, "out.json"),
+        cwd=project["root"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    results = project["root"] / "ray_results"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(f.stat().st_size > 0 for f in results.glob("*/*/result.json")):
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        output = proc.communicate(timeout=300)[0]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in _ray_daemons() - ray_before:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 130, output[-3000:]
+    assert "interrupted" in output and "nothing was registered" in output
+    assert not (project["root"] / "out.json").exists()
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project['root'] / 'mlflow.db'}")
+    assert client.search_model_versions("name='honing-churn'") == []
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`honing.kind` = 'training'"
+    )
+    assert [r.info.status for r in runs] == ["FAILED"]
+
+
 def test_two_flows_at_once_keep_the_registry_consistent(project):
     config = project["config"]
     env = _cli_env(project)
