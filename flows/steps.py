@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from honing import summary, tracking
+from honing import summary
 from honing.compression import CompressionResult
 from honing.config import EnvSettings, PipelineConfig
 from honing.data import CleaningReport, Split
@@ -175,8 +175,7 @@ def validate_and_version(
     lineage = setup_tasks.build_lineage(
         cfg.data.path, data_md5, repo, cfg.content_hash, config_path, flow_run_id
     )
-    name = tracking.run_name(cfg.name, "train", lineage.git_commit)
-    tracking_tasks.set_tags(run_id, {**lineage.tags(), "mlflow.runName": name})
+    tracking_tasks.set_tags(run_id, lineage.tags())
     tracking_tasks.log_json(run_id, cfg.model_dump(mode="json"), "config.json")
     suite = data_tasks.load_suite(cfg.validation.suite)
     report = data_tasks.validate_data(

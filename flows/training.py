@@ -21,12 +21,23 @@ from flows.steps import (
 )
 from honing.planner import StageClock, budget_report
 from honing.summary import RunRef, TrainingSummary
+from honing.tracking import planned_run_name
 from tasks import setup as setup_tasks
 from tasks import tracking as tracking_tasks
 from tasks import train as train_tasks
 
 
-@flow(name="training_pipeline", log_prints=True, validate_parameters=True)
+def _run_name() -> str:
+    params = flow_run.parameters
+    return planned_run_name(params.get("config_path", ""), params.get("repo", "."), "train")
+
+
+@flow(
+    name="training_pipeline",
+    flow_run_name=_run_name,
+    log_prints=True,
+    validate_parameters=True,
+)
 def training_pipeline(
     config_path: str = "configs/churn.yaml",
     env_path: str | None = "configs/env/local.yaml",
@@ -43,7 +54,7 @@ def training_pipeline(
     flow_run_id = str(flow_run.get_id() or "none")
     run_id = tracking_tasks.start_run(
         experiment_id,
-        f"{cfg.name}-train",
+        flow_run.get_name() or f"{cfg.name} train",  # the Prefect flow run's name
         {
             "honing.kind": "training",
             "honing.flow_run_id": flow_run_id,

@@ -292,6 +292,20 @@ def _log_leaderboard(
         client.log_batch(run_id, metrics=curve[start : start + 1000])
 
 
+def planned_run_name(config_path: str, repo: str, kind: str) -> str:
+    """The run name for a run of the config at ``config_path`` (its ``name``, or the file's
+    stem when it cannot be read yet: the run itself reports that error) and the commit of
+    ``repo``. Prefect's flow run and the MLflow run both take it."""
+    from honing.lineage import git_state
+    from honing.settings import read_yaml
+
+    try:
+        name = str(read_yaml(Path(config_path)).get("name") or Path(config_path).stem)
+    except Exception:  # noqa: BLE001 - naming never fails a run; loading the config will
+        name = Path(config_path).stem
+    return run_name(name, kind, git_state(Path(repo))[0])
+
+
 def run_name(name: str, kind: str, commit: str, when: float | None = None) -> str:
     """A run name that explains itself: ``churn train 2026-11-25 21:06 c33e497``."""
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when or time.time()))
