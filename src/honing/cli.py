@@ -52,62 +52,13 @@ def _fail(exc: BaseException) -> typer.Exit:
 
 
 def _summary(result: TrainingSummary) -> Table:
-    table = Table(title=f"honing: {result.model_name} v{result.version}", show_lines=False)
+    color = "green" if result.promoted else "yellow"
+    title = f"honing: {result.model_name} v{result.version} [{color}]({result.verdict})[/]"
+    table = Table(title=title, show_lines=False)
     table.add_column("item", style="bold")
     table.add_column("value")
-    verdict = "[green]promoted to champion[/]" if result.promoted else "[yellow]not promoted[/]"
-    table.add_row("registry", f"{result.model_name} version {result.version}: {verdict}")
-    table.add_row("gate", result.gate_reason)
-    table.add_row("best model", result.best_model)
-    table.add_row(f"CV {result.cv_metric}", f"{result.cv_score:.4f}")
-    if result.model_choice:
-        table.add_row("ensembles", result.model_choice)
-    nested = result.nested_cv
-    if nested:
-        table.add_row(
-            f"nested CV {result.cv_metric}",
-            f"{nested['mean']:.4f} ± {nested['std']:.4f} (optimism {nested['optimism']:+.4f})",
-        )
-    if result.top_features:
-        table.add_row(
-            "top features",
-            ", ".join(f"{name} ({value:.3f})" for name, value in result.top_features),
-        )
-    table.add_row(
-        "trials",
-        f"{result.trials} ({result.trials_stopped} stopped by the budget or scheduler, "
-        f"{result.trials_failed} failed, {result.trials_restored} restored from an "
-        f"earlier run; scored by {result.validation_scheme})",
-    )
-    timings, budget = result.timings, result.time_budget_s
-    table.add_row(
-        "seconds",
-        ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total")
-        + f"; total {timings['total']:.1f}"
-        + (f" of a {budget:.0f} s budget" if budget else ""),
-    )
-    if result.trimmed:
-        table.add_row("trimmed to the budget", "; ".join(result.trimmed))
-    for name, value in result.test_metrics.items():
-        table.add_row(f"test {name}", f"{value:.4f}")
-    cm = result.confusion_matrix
-    if cm:
-        table.add_row(
-            "confusion matrix",
-            f"TN={cm[0][0]} FP={cm[0][1]} FN={cm[1][0]} TP={cm[1][1]}"
-            if len(cm) == 2
-            else " / ".join(" ".join(str(v) for v in row) for row in cm) + " (rows: true)",
-        )
-    lineage = result.lineage
-    table.add_row("data", f"{lineage['honing.data_path']} md5 {lineage['honing.data_md5']}")
-    table.add_row(
-        "commit", lineage["honing.git_commit"][:12] + (" (dirty)" if result.dirty else "")
-    )
-    table.add_row("config hash", lineage["honing.config_hash"])
-    if result.served:
-        served = result.served
-        table.add_row("served flavor", f"{served.model_name} v{served.version}: {served.reason}")
-    table.add_row("MLflow run", result.run_id)
+    for item, value in result.rows():
+        table.add_row(item, value)
     return table
 
 

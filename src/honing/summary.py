@@ -132,10 +132,69 @@ class TrainingSummary:
         ]
         return "\n".join(lines) + "\n"
 
+    @property
+    def verdict(self) -> str:
+        return "promoted to champion" if self.promoted else "not promoted"
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(item, value) rows of the run's summary table, as the CLI prints it."""
+        rows = [
+            ("registry", f"{self.model_name} version {self.version}: {self.verdict}"),
+            ("gate", self.gate_reason),
+            ("best model", self.best_model),
+            (f"CV {self.cv_metric}", f"{self.cv_score:.4f}"),
+        ]
+        if self.model_choice:
+            rows.append(("ensembles", self.model_choice))
+        if self.nested_cv:
+            n = self.nested_cv
+            rows.append(
+                (
+                    f"nested CV {self.cv_metric}",
+                    f"{n['mean']:.4f} ± {n['std']:.4f} (optimism {n['optimism']:+.4f})",
+                )
+            )
+        if self.top_features:
+            top = ", ".join(f"{name} ({value:.3f})" for name, value in self.top_features)
+            rows.append(("top features", top))
+        rows.append(
+            (
+                "trials",
+                f"{self.trials} ({self.trials_stopped} stopped by the budget or scheduler, "
+                f"{self.trials_failed} failed, {self.trials_restored} restored from an "
+                f"earlier run; scored by {self.validation_scheme})",
+            )
+        )
+        if self.timings:
+            budget = f" of a {self.time_budget_s:.0f} s budget" if self.time_budget_s else ""
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in self.timings.items() if k != "total")
+            rows.append(("seconds", f"{stages}; total {self.timings['total']:.1f}{budget}"))
+        if self.trimmed:
+            rows.append(("trimmed to the budget", "; ".join(self.trimmed)))
+        rows += [(f"test {name}", f"{value:.4f}") for name, value in self.test_metrics.items()]
+        cm = self.confusion_matrix
+        if cm:
+            shown = (
+                f"TN={cm[0][0]} FP={cm[0][1]} FN={cm[1][0]} TP={cm[1][1]}"
+                if len(cm) == 2
+                else " / ".join(" ".join(str(v) for v in row) for row in cm) + " (rows: true)"
+            )
+            rows.append(("confusion matrix", shown))
+        lin = self.lineage
+        rows += [
+            ("data", f"{lin['honing.data_path']} md5 {lin['honing.data_md5']}"),
+            ("commit", lin["honing.git_commit"][:12] + (" (dirty)" if self.dirty else "")),
+            ("config hash", lin["honing.config_hash"]),
+        ]
+        if self.served:
+            sv = self.served
+            rows.append(("served flavor", f"{sv.model_name} v{sv.version}: {sv.reason}"))
+        rows.append(("MLflow run", self.run_id))
+        return rows
+
     def log_lines(self) -> list[str]:
-        verdict = "promoted to champion" if self.promoted else "not promoted"
         lines = [
-            f"registered {self.model_name} v{self.version}: {verdict} ({self.gate_reason})",
+            f"registered {self.model_name} v{self.version}: {self.verdict} ({self.gate_reason})",
             f"model: {self.best_model}; CV {self.cv_metric} {self.cv_score:.4f}",
             "test: " + ", ".join(f"{k} {v:.4f}" for k, v in self.test_metrics.items()),
         ]

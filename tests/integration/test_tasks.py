@@ -19,12 +19,18 @@ def test_config_and_data_tasks(project):
     assert len(data_tasks.file_md5.fn(cfg.data.path)) == 32
     suite = data_tasks.load_suite.fn(cfg.validation.suite)
     report = data_tasks.validate_data.fn(
-        df, suite, "churn.csv", "churn", [], cfg.validation.quality
+        df, suite, "churn.csv", "churn", [], cfg.validation.quality, cfg.task
     )
     assert report.success
     data_tasks.validation_gate.fn(report)
     bad = data_tasks.validate_data.fn(
-        df.drop(columns=["contract"]), suite, "bad.csv", "churn", [], cfg.validation.quality
+        df.drop(columns=["contract"]),
+        suite,
+        "bad.csv",
+        "churn",
+        [],
+        cfg.validation.quality,
+        cfg.task,
     )
     with pytest.raises(DataValidationError, match="contract"):
         data_tasks.validation_gate.fn(bad)
@@ -35,7 +41,7 @@ def test_training_tasks(project):
     df = data_tasks.load_table.fn(cfg.data.path).sample(800, random_state=0)
     cleaned, report = data_tasks.clean.fn(df, "churn", True, True)
     assert report.rows_out == len(cleaned)
-    split, classes = data_tasks.split_data.fn(cleaned, "churn", "Yes", [], 0.25, 0)
+    split, classes = data_tasks.split_data.fn(cleaned, "churn", "Yes", [], 0.25, 0, cfg.task)
     cols = data_tasks.infer_columns.fn(split.X_train, cfg.features)
     from honing.training import ModelSpec
 
