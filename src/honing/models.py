@@ -177,8 +177,8 @@ Builder = Callable[[dict[str, Any], int, int], BaseEstimator]
 @dataclass(frozen=True)
 class Family:
     """What honing knows about a model family: one entry of :data:`FAMILY_TABLE`, read by the
-    config (allowed names per task), the trainer (encoding, rungs, native categoricals), the
-    explainer and the search portfolio.
+    config (allowed names per task), the trainer (encoding, scaling, rungs, native
+    categoricals) and the search portfolio.
 
     A scheduler's resource (see :mod:`honing.fidelity`) is the ``booster``'s rounds (with
     early stopping) when set, else the warm-started ``rung_param``, else training rows."""
@@ -189,7 +189,7 @@ class Family:
     rung_param: str | None = None  # the warm-started parameter a scheduler cuts into rungs
     booster: Booster | None = None  # grows n_estimators round by round, with early stopping
     native_categorical: str | None = None  # constructor keyword for categorical positions
-    tree: bool = False  # SHAP's exact tree explainer applies; no numeric scaling needed
+    tree: bool = False  # a tree model: splits ignore scale, so numeric columns are not scaled
 
 
 FAMILY_TABLE: dict[str, Family] = {

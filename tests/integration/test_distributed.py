@@ -103,8 +103,10 @@ def test_training_flow_on_the_stack(stack, tmp_path):
         "trials_per_family": 2,
         "families": {
             **SMALL_SEARCH["families"],
-            "random_forest": {"n_estimators": {"randint": [40, 80]}, "max_depth": 6},
+            # trials long enough (seconds) that Tune runs two at once, one per 1-CPU node
+            "random_forest": {"n_estimators": {"randint": [300, 400]}, "max_depth": 8},
         },
+        "max_concurrent_trials": 2,
     }
     cfg["compression"] = {"techniques": ["onnx"], "latency_rows": 20}  # not under test here
     config_path = tmp_path / "churn-small.yaml"

@@ -142,6 +142,8 @@ def test_an_interrupt_stops_the_whole_run_and_registers_nothing(project):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # as from a terminal: a suite started in the background inherits SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     results = project["root"] / "ray_results"
     deadline = time.monotonic() + 240
