@@ -77,52 +77,63 @@ def _first_curve(evals: dict[str, dict[str, list[float]]]) -> list[float]:
     return [float(v) for v in next(iter(next(iter(evals.values())).values()))]
 
 
-class LightGBMRounds:
+class _Rounds:
+    """What both libraries share: a fresh estimator per chunk of ``rounds``, continued from
+    the previous chunk's booster, and predictions limited to the first rounds. Subclasses say
+    how their library spells it."""
+
+    def grow(
+        self,
+        template: BaseEstimator,
+        previous: BaseEstimator | None,
+        rounds: int,
+        train: tuple[np.ndarray, np.ndarray],
+        valid: tuple[np.ndarray, np.ndarray],
+    ) -> tuple[BaseEstimator, list[float]]:
+        est = clone(template).set_params(n_estimators=rounds)
+        self._fit(est, previous, train, valid)
+        return est, _first_curve(self._evals(est))
+
+    def predict(self, estimator: BaseEstimator, X: np.ndarray, rounds: int) -> np.ndarray:
+        method = estimator.predict_proba if is_classifier(estimator) else estimator.predict  # type: ignore[attr-defined]
+        return np.asarray(method(X, **self._first(rounds)), dtype=np.float64)
+
+    def _fit(self, est: Any, previous: Any, train: tuple, valid: tuple) -> None:
+        raise NotImplementedError
+
+    def _evals(self, est: Any) -> dict[str, dict[str, list[float]]]:
+        raise NotImplementedError
+
+    def _first(self, rounds: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class LightGBMRounds(_Rounds):
     """LightGBM continues from ``init_model``; its default metric is the objective's loss."""
 
-    def grow(
-        self,
-        template: BaseEstimator,
-        previous: BaseEstimator | None,
-        rounds: int,
-        train: tuple[np.ndarray, np.ndarray],
-        valid: tuple[np.ndarray, np.ndarray],
-    ) -> tuple[BaseEstimator, list[float]]:
-        est = clone(template).set_params(n_estimators=rounds)
-        init = previous.booster_ if previous is not None else None  # type: ignore[attr-defined]
+    def _fit(self, est: Any, previous: Any, train: tuple, valid: tuple) -> None:
+        init = previous.booster_ if previous is not None else None
         est.fit(*train, eval_X=(valid[0],), eval_y=(valid[1],), init_model=init)
-        return est, _first_curve(est.evals_result_)  # type: ignore[attr-defined]
 
-    def predict(self, estimator: BaseEstimator, X: np.ndarray, rounds: int) -> np.ndarray:
-        if is_classifier(estimator):
-            out = estimator.predict_proba(X, num_iteration=rounds)  # type: ignore[attr-defined]
-        else:
-            out = estimator.predict(X, num_iteration=rounds)  # type: ignore[attr-defined]
-        return np.asarray(out, dtype=np.float64)
+    def _evals(self, est: Any) -> dict[str, dict[str, list[float]]]:
+        return dict(est.evals_result_)
+
+    def _first(self, rounds: int) -> dict[str, Any]:
+        return {"num_iteration": rounds}
 
 
-class XGBoostRounds:
+class XGBoostRounds(_Rounds):
     """XGBoost continues from ``xgb_model``; its default metric is the objective's loss."""
 
-    def grow(
-        self,
-        template: BaseEstimator,
-        previous: BaseEstimator | None,
-        rounds: int,
-        train: tuple[np.ndarray, np.ndarray],
-        valid: tuple[np.ndarray, np.ndarray],
-    ) -> tuple[BaseEstimator, list[float]]:
-        est = clone(template).set_params(n_estimators=rounds)
-        start = previous.get_booster() if previous is not None else None  # type: ignore[attr-defined]
+    def _fit(self, est: Any, previous: Any, train: tuple, valid: tuple) -> None:
+        start = previous.get_booster() if previous is not None else None
         est.fit(*train, eval_set=[valid], xgb_model=start, verbose=False)
-        return est, _first_curve(est.evals_result())  # type: ignore[attr-defined]
 
-    def predict(self, estimator: BaseEstimator, X: np.ndarray, rounds: int) -> np.ndarray:
-        if is_classifier(estimator):
-            out = estimator.predict_proba(X, iteration_range=(0, rounds))  # type: ignore[attr-defined]
-        else:
-            out = estimator.predict(X, iteration_range=(0, rounds))  # type: ignore[attr-defined]
-        return np.asarray(out, dtype=np.float64)
+    def _evals(self, est: Any) -> dict[str, dict[str, list[float]]]:
+        return dict(est.evals_result())
+
+    def _first(self, rounds: int) -> dict[str, Any]:
+        return {"iteration_range": (0, rounds)}
 
 
 @dataclass
