@@ -4,9 +4,12 @@ Three experiments, each on a fixed split:
 
 1. **int8** — a PyTorch MLP (2 x 256) trained on Telco churn; its candidates from
    ``honing.compression.build_candidates``: int8 (torch.ao dynamic) against the fp32 export
-   served by PyTorch, and ONNX int8 (onnxruntime dynamic) against the fp32 ONNX graph. Sizes and
-   latencies are given for the whole served pipeline (features + network) and for the network
-   alone, since the feature transform is a fixed cost that int8 does not touch.
+   served by PyTorch, and ONNX int8 (onnxruntime dynamic, and static with calibration rows)
+   against the fp32 ONNX graph. Sizes and latencies are given for the whole served pipeline
+   (features + network) and for the network alone, since the feature transform is a fixed cost
+   that int8 does not touch. The library replacements are measured against what they replaced
+   (hand-written network graph vs ``torch.onnx.export``; numpy structured pruning vs
+   torch-pruning), on the same trained network.
 2. **distillation** — on digits (8x8 images, 10 classes) and on churn: a teacher MLP, a student
    with under 10% of its parameters trained from scratch, and the same student distilled from the
    teacher's soft labels. Gap closed = (distilled - scratch) / (teacher - scratch).
@@ -108,6 +111,7 @@ def int8_experiment() -> dict[str, Any]:
         categorical=cols.categorical,
         options=C.CompressionOptions(student_epochs=30),
     )
+    replacements = replacement_experiment(model, split, classes)
     report = C.measure(
         candidates, split.X_test, split.y_test, classes, metric="accuracy", latency_rows=ROWS
     )
@@ -137,14 +141,81 @@ def int8_experiment() -> dict[str, Any]:
         "table": report.table(),
         "int8_vs_fp32_torch": ratio("int8", "fp32"),
         "onnx_int8_vs_onnx": ratio("onnx_int8", "onnx"),
+        "onnx_int8_static_vs_onnx": ratio("onnx_int8_static", "onnx"),
         "network_only": {
             **network,
             "size": network["int8_bytes"] / network["fp32_bytes"],
             "p50": network["int8_p50_ms"] / network["fp32_p50_ms"],
         },
+        "replacements": replacements,
         "structured_vs_fp32_onnx_p50": row["pruned_structured"].p50_ms / row["onnx"].p50_ms,
         "unstructured_vs_fp32_onnx_p50": row["pruned_unstructured"].p50_ms / row["onnx"].p50_ms,
     }
+
+
+def _hand_built_graph(layers: Any) -> bytes:
+    """Before: the network as hand-written MatMul/Add/Relu nodes and a Softmax (what
+    honing's exporter wrote until torch.onnx.export replaced it), kept as the reference."""
+    return _network_graph(layers, softmax=True)
+
+
+def _numpy_structured(layers: Any, amount: float) -> Any:
+    """Before: structured pruning in numpy (each hidden layer keeps the neurons with the
+    largest L2 norm of incoming weights), kept as the reference for torch-pruning."""
+    from honing import compression as C
+
+    weights = [w.copy() for w in layers.weights]
+    biases = [b.copy() for b in layers.biases]
+    for i in range(len(weights) - 1):
+        keep_n = max(1, int(round(weights[i].shape[0] * (1.0 - amount))))
+        keep = np.sort(np.argsort(-np.linalg.norm(weights[i], axis=1))[:keep_n])
+        weights[i], biases[i] = weights[i][keep], biases[i][keep]
+        weights[i + 1] = weights[i + 1][:, keep]
+    return C.DenseLayers(weights, biases, layers.activation)
+
+
+def replacement_experiment(model: Any, split: Any, classes: list[Any]) -> dict[str, Any]:
+    """The library replacements against what they replaced, on the same trained MLP:
+    the network graph (hand-built vs torch.onnx.export), structured pruning (numpy vs
+    torch-pruning, both fine-tuned the same way)."""
+    from honing import compression as C
+
+    mlp, pre = model.steps[-1][1], model.steps[0][1]
+    layers = C.export_dense(mlp.model_, mlp.activation)
+    Z = np.asarray(pre.transform(split.X_test), dtype=np.float32)
+    before, after = _hand_built_graph(layers), C.network_onnx(layers).SerializeToString()
+
+    def probs(graph: bytes) -> np.ndarray:
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+        return sess.run(None, {sess.get_inputs()[0].name: Z})[0]
+
+    graph = {
+        "before_bytes": len(before),
+        "after_bytes": len(after),
+        "before_p50_ms": _ort_latency(before, Z[:1]),
+        "after_p50_ms": _ort_latency(after, Z[:1]),
+        "max_abs_diff": float(np.abs(probs(before) - probs(after)).max()),
+    }
+    y_idx = np.searchsorted(mlp.classes_, split.y_train)
+    Ztr = np.asarray(pre.transform(split.X_train), dtype=np.float32)
+    y_test = np.searchsorted(mlp.classes_, split.y_test)
+    pruning = {}
+    for name, pruned in (
+        ("numpy", _numpy_structured(layers, 0.5)),
+        ("torch_pruning", C.prune_structured(layers, 0.5)),
+    ):
+        module = C.build_module(pruned)
+        C.train_dense(module, Ztr, y_idx, epochs=5, seed=0)
+        tuned = C.export_dense(module, layers.activation)
+        pred = C.TorchPredictor(pre, C.build_module(tuned)).predict(split.X_test)
+        pruning[name] = {
+            "accuracy": float((pred == y_test).mean()),
+            "n_parameters": tuned.n_parameters,
+            "widths": tuned.widths,
+        }
+    return {"graph": graph, "pruning": pruning}
 
 
 def _ort_latency(model_bytes: bytes, x: np.ndarray) -> float:
@@ -162,8 +233,8 @@ def _ort_latency(model_bytes: bytes, x: np.ndarray) -> float:
     return (time.perf_counter() - start) / 2000 * 1000
 
 
-def _network_graph(layers: Any) -> bytes:
-    """The dense network alone as an ONNX graph (MatMul/Add/Relu), for the width sweep."""
+def _network_graph(layers: Any, softmax: bool = False) -> bytes:
+    """The dense network alone as a hand-written ONNX graph (MatMul/Add/Relu)."""
     from onnx import TensorProto, helper, numpy_helper
 
     nodes, inits, x = [], [], "x"
@@ -180,6 +251,9 @@ def _network_graph(layers: Any) -> bytes:
         if i < len(layers.weights) - 1:
             nodes.append(helper.make_node("Relu", [x], [f"a{i}"]))
             x = f"a{i}"
+    if softmax:
+        nodes.append(helper.make_node("Softmax", [x], ["p"], axis=1))
+        x = "p"
     graph = helper.make_graph(
         nodes,
         "mlp",
@@ -196,16 +270,19 @@ def width_sweep() -> list[dict[str, Any]]:
     from honing import compression as C
 
     rows = []
-    x = np.random.default_rng(0).normal(size=(1, 45)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 45)).astype(np.float32)
     Z = np.repeat(x, 400, axis=0)
     for width in (256, 1024, 2048):
         layers = C.export_dense(C.new_dense(45, [width, width], 2, "relu", seed=0), "relu")
-        graph = _network_graph(layers)
+        graph = C.network_onnx(layers).SerializeToString()
+        calibration = [{"features": Z[:128] + rng.normal(size=(128, 45)).astype(np.float32)}]
         rows.append(
             {
                 "width": width,
                 "ort_fp32_ms": _ort_latency(graph, x),
                 "ort_int8_ms": _ort_latency(C.ort_quantize(graph), x),
+                "ort_static_ms": _ort_latency(C.ort_quantize_static(graph, calibration), x),
                 "torch_fp32_ms": _network_latency(C.build_module(layers), Z)[0],
                 "torch_int8_ms": _network_latency(
                     C.quantized_module(C.quantize_int8(layers), "relu"), Z
@@ -367,6 +444,8 @@ def render(results: dict[str, Any]) -> str:
         "n_parameters",
     ]
     t, o, n = i8["int8_vs_fp32_torch"], i8["onnx_int8_vs_onnx"], i8["network_only"]
+    st = i8["onnx_int8_static_vs_onnx"]
+    rg, rp = i8["replacements"]["graph"], i8["replacements"]["pruning"]
     lines = [
         "# Compression benchmark",
         "",
@@ -389,8 +468,28 @@ def render(results: dict[str, Any]) -> str:
         f"| ORT int8 vs ONNX fp32, whole pipeline | {o['size']:.3f} | {o['p50']:.3f} | "
         f"{o['drop_points']:+.2f} | size {_ok(o['size'] <= 0.3)}, latency "
         f"{_ok(o['p50'] <= 0.7)}, accuracy {_ok(o['drop_points'] <= 0.5)} |",
+        f"| ORT static int8 (QDQ, calibrated) vs ONNX fp32, whole pipeline | {st['size']:.3f} | "
+        f"{st['p50']:.3f} | {st['drop_points']:+.2f} | size {_ok(st['size'] <= 0.3)}, latency "
+        f"{_ok(st['p50'] <= 0.7)}, accuracy {_ok(st['drop_points'] <= 0.5)} |",
         f"| torch.ao int8 vs fp32, network only | {n['size']:.3f} | {n['p50']:.3f} | - | "
         f"size {_ok(n['size'] <= 0.3)}, latency {_ok(n['p50'] <= 0.7)} |",
+        "",
+        "### Library replacements against what they replaced (same trained network)",
+        "",
+        "| what | before | after | verdict |",
+        "|---|---|---|---|",
+        f"| network graph: hand-written MatMul/Add/Softmax vs `torch.onnx.export` | "
+        f"{rg['before_bytes']} B, p50 {rg['before_p50_ms']:.4f} ms | {rg['after_bytes']} B, "
+        f"p50 {rg['after_p50_ms']:.4f} ms | max prob. difference {rg['max_abs_diff']:.1e}; "
+        f"size {_ok(rg['after_bytes'] <= rg['before_bytes'] * 1.01)}, latency "
+        f"{_ok(rg['after_p50_ms'] <= rg['before_p50_ms'] * 1.1)} (same or better, 10% noise) |",
+        f"| structured pruning (half the neurons, 5 epochs fine-tuning): numpy vs torch-pruning"
+        f" | acc {rp['numpy']['accuracy']:.4f}, {rp['numpy']['n_parameters']} params, widths "
+        f"{rp['numpy']['widths']} | acc {rp['torch_pruning']['accuracy']:.4f}, "
+        f"{rp['torch_pruning']['n_parameters']} params, widths {rp['torch_pruning']['widths']} | "
+        f"accuracy {_ok(rp['torch_pruning']['accuracy'] >= rp['numpy']['accuracy'] - 0.005)} "
+        "(within 0.5 point), size "
+        f"{_ok(rp['torch_pruning']['n_parameters'] <= rp['numpy']['n_parameters'])} |",
         "",
         f"Structured pruning (half the neurons removed, fine-tuned) runs at "
         f"{i8['structured_vs_fp32_onnx_p50']:.3f}x the fp32 ONNX graph's p50; unstructured "
@@ -401,11 +500,13 @@ def render(results: dict[str, Any]) -> str:
         "Where int8 pays: single-row p50 (ms) of the network alone, 45 inputs, two hidden "
         "layers, one thread:",
         "",
-        "| width | ORT fp32 | ORT int8 | ratio | torch fp32 | torch.ao int8 | ratio |",
-        "|---|---|---|---|---|---|---|",
+        "| width | ORT fp32 | ORT int8 | ratio | ORT static int8 | ratio | torch fp32 | "
+        "torch.ao int8 | ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
         *[
             f"| {w['width']} | {w['ort_fp32_ms']:.4f} | {w['ort_int8_ms']:.4f} | "
-            f"{w['ort_int8_ms'] / w['ort_fp32_ms']:.2f} | {w['torch_fp32_ms']:.4f} | "
+            f"{w['ort_int8_ms'] / w['ort_fp32_ms']:.2f} | {w['ort_static_ms']:.4f} | "
+            f"{w['ort_static_ms'] / w['ort_fp32_ms']:.2f} | {w['torch_fp32_ms']:.4f} | "
             f"{w['torch_int8_ms']:.4f} | {w['torch_int8_ms'] / w['torch_fp32_ms']:.2f} |"
             for w in results["width_sweep"]
         ],

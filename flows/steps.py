@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from honing import summary
+from honing import summary, validation
 from honing.compression import CompressionResult
 from honing.config import EnvSettings, PipelineConfig
 from honing.data import CleaningReport, Split
@@ -179,13 +179,7 @@ def validate_and_version(
     tracking_tasks.log_json(run_id, cfg.model_dump(mode="json"), "config.json")
     suite = data_tasks.load_suite(cfg.validation.suite)
     report = data_tasks.validate_data(
-        raw,
-        suite,
-        str(cfg.data.path),
-        cfg.data.target,
-        cfg.data.drop_columns,
-        cfg.validation.quality,
-        cfg.task,
+        raw, suite, str(cfg.data.path), validation.QualityRules.from_config(cfg)
     )
     tracking_tasks.log_json(run_id, report.to_dict(), "validation/report.json")
     data_tasks.validation_gate(report)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from honing import data, features, quality, validation
-from honing.config import FeaturesConfig, QualityConfig
+from honing import data, features, validation
+from honing.config import FeaturesConfig
 from tasks import compute_task, io_task
 
 
@@ -32,14 +32,9 @@ def validate_data(
     df: pd.DataFrame,
     suite: dict[str, Any],
     source: str,
-    target: str,
-    ignore: list[str],
-    cfg: QualityConfig,
-    task: str,
+    rules: validation.QualityRules,
 ) -> validation.ValidationReport:
-    return quality.validate(
-        df, suite, source=source, target=target, ignore=ignore, cfg=cfg, task=task
-    )
+    return validation.validate(df, suite, source=source, rules=rules)
 
 
 @compute_task

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from honing import config as config_mod
-from honing import data, profiling, quality, runtime, validation
+from honing import data, profiling, runtime, validation
 from honing.exceptions import HoningError
 
 if TYPE_CHECKING:
@@ -123,14 +123,11 @@ def validate_cmd(
         cfg = config_mod.load_config(config)
         path = data_path or cfg.data.path
         df = data.load_table(path, cfg.data.format)
-        report = quality.validate(
+        report = validation.validate(
             df,
             validation.load_suite(cfg.validation.suite),
             source=str(path),
-            target=cfg.data.target,
-            ignore=cfg.data.drop_columns,
-            cfg=cfg.validation.quality,
-            task=cfg.task,
+            rules=validation.QualityRules.from_config(cfg),
         )
         if report_out:
             data.write_new(json.dumps(report.to_dict(), indent=2, default=str) + "\n", report_out)

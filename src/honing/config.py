@@ -86,7 +86,7 @@ class DataConfig(StrictModel):
 
 
 class QualityConfig(StrictModel):
-    """Rules checked beside the expectation suite (see honing.quality)."""
+    """Rules checked beside the expectation suite (see honing.validation.rules)."""
 
     forbid_constant_columns: bool = True
     min_minority_fraction: float = Field(default=0.01, ge=0.0, lt=0.5)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from honing.exceptions import HoningError
-from honing.validation import ValidationReport, validate_frame
+from honing.validation import ValidationReport, validate
 
 _TABLE_RULES_DROPPED = {"expect_table_row_count_to_be_between"}
 
@@ -42,7 +42,7 @@ def check_inference(
     df: pd.DataFrame, suite: dict[str, Any], *, target: str, drop_columns: list[str], source: str
 ) -> ValidationReport:
     """Validate an unlabeled batch; unseen categories, missing columns and wrong dtypes fail."""
-    return validate_frame(df, inference_suite(suite, target, drop_columns), source=source)
+    return validate(df, inference_suite(suite, target, drop_columns), source=source, rules=None)
 
 
 def load_model(uri: str) -> Any:

@@ -205,7 +205,7 @@ def profile_config(
         },
         "evaluation": {"thresholds": thresholds},
         "compression": {
-            "techniques": ["onnx", "onnx_int8", "distill"],
+            "techniques": ["onnx", "onnx_int8", "onnx_int8_static", "distill"],
             "metric": "accuracy" if task == "classification" else "r2",
         },
         "registry": {"model_name": f"honing-{name}", "metric": metric, "promotion_margin": 0.0},

@@ -10,19 +10,30 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Technique:
     """A compression technique. ``scope``: ``any`` model, ``classifier`` only, or the PyTorch
-    ``mlp`` only. ``candidates``: the candidate names it yields."""
+    ``mlp`` only. ``candidates``: the candidate names it yields. ``graph``: it is built from
+    the pipeline's ONNX graph (converted once for all such techniques)."""
 
     name: str
     scope: str
     candidates: tuple[str, ...]
     what: str
+    graph: bool = False
 
 
 TECHNIQUES: dict[str, Technique] = {
     t.name: t
     for t in (
-        Technique("onnx", "any", ("onnx",), "the whole pipeline as one ONNX graph"),
-        Technique("onnx_int8", "classifier", ("onnx_int8",), "ORT dynamic int8 of that graph"),
+        Technique("onnx", "any", ("onnx",), "the whole pipeline as one ONNX graph", True),
+        Technique(
+            "onnx_int8", "classifier", ("onnx_int8",), "ORT dynamic int8 of that graph", True
+        ),
+        Technique(
+            "onnx_int8_static",
+            "classifier",
+            ("onnx_int8_static",),
+            "ORT static int8 (QDQ) of that graph, calibrated on training rows",
+            True,
+        ),
         Technique(
             "prune_unstructured", "mlp", ("pruned_unstructured",), "global magnitude pruning"
         ),

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from honing.data import file_md5, write_table
-from honing.validation import gate, validate_frame
+from honing.validation import gate, validate
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.data
@@ -31,7 +31,7 @@ def test_demo_file_matches_the_dvc_lock(churn_df: pd.DataFrame, tmp_path: Path):
 
 
 def test_suite_passes_on_demo_data(churn_df, churn_suite):
-    report = validate_frame(churn_df, churn_suite, source="data/churn.csv")
+    report = validate(churn_df, churn_suite, source="data/churn.csv", rules=None)
     assert report.success, report.table()
     assert report.evaluated == len(churn_suite["expectations"])
     gate(report)
@@ -69,7 +69,7 @@ def test_suite_passes_on_demo_data(churn_df, churn_suite):
     ],
 )
 def test_suite_catches_bad_demo_batches(churn_df, churn_suite, mutate, column, rule):
-    report = validate_frame(mutate(churn_df), churn_suite, source="bad.csv")
+    report = validate(mutate(churn_df), churn_suite, source="bad.csv", rules=None)
     assert any(f.rule == rule and f.column == column for f in report.failures), report.table()
 
 
@@ -86,4 +86,4 @@ def test_multiclass_demo_matches_the_dvc_lock_and_its_suite(tmp_path: Path):
     table = load_table(path)
     assert sorted(table["species"].unique()) == ["Adelie", "Chinstrap", "Gentoo"]
     suite = load_suite(ROOT / "expectations" / "penguins.json")
-    gate(validate_frame(table, suite, source="data/penguins.csv"))
+    gate(validate(table, suite, source="data/penguins.csv", rules=None))

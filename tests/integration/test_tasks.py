@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from honing.exceptions import DataValidationError
+from honing.validation import QualityRules
 from tasks import data as data_tasks
 from tasks import registry as registry_tasks
 from tasks import setup as setup_tasks
@@ -18,20 +19,11 @@ def test_config_and_data_tasks(project):
     assert len(df) == 7043
     assert len(data_tasks.file_md5.fn(cfg.data.path)) == 32
     suite = data_tasks.load_suite.fn(cfg.validation.suite)
-    report = data_tasks.validate_data.fn(
-        df, suite, "churn.csv", "churn", [], cfg.validation.quality, cfg.task
-    )
+    rules = QualityRules.from_config(cfg)
+    report = data_tasks.validate_data.fn(df, suite, "churn.csv", rules)
     assert report.success
     data_tasks.validation_gate.fn(report)
-    bad = data_tasks.validate_data.fn(
-        df.drop(columns=["contract"]),
-        suite,
-        "bad.csv",
-        "churn",
-        [],
-        cfg.validation.quality,
-        cfg.task,
-    )
+    bad = data_tasks.validate_data.fn(df.drop(columns=["contract"]), suite, "bad.csv", rules)
     with pytest.raises(DataValidationError, match="contract"):
         data_tasks.validation_gate.fn(bad)
 

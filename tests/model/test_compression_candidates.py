@@ -63,6 +63,7 @@ def test_mlp_candidates(churn_split, tmp_path):
         "fp32",
         "onnx",
         "onnx_int8",
+        "onnx_int8_static",
         "pruned_unstructured",
         "pruned_structured",
         "int8",
@@ -78,6 +79,10 @@ def test_mlp_candidates(churn_split, tmp_path):
     assert np.abs(by["int8"].predictor.predict_proba(X) - ref).max() < 0.05
     assert np.abs(by["onnx_int8"].predictor.predict_proba(X) - ref).max() < 0.05
     assert by["onnx_int8"].size_bytes < 0.7 * by["onnx"].size_bytes  # features stay fp32
+    # static int8: calibrated activation ranges, QDQ nodes around the network's Gemms
+    assert np.abs(by["onnx_int8_static"].predictor.predict_proba(X) - ref).max() < 0.05
+    assert by["onnx_int8_static"].size_bytes < 0.75 * by["onnx"].size_bytes  # + QDQ scales
+    assert "calibration rows" in by["onnx_int8_static"].note
     # structured pruning removed neurons; unstructured only zeroed weights
     assert by["pruned_structured"].n_parameters < 0.5 * by["fp32"].n_parameters
     assert by["pruned_unstructured"].n_parameters == by["fp32"].n_parameters
@@ -103,6 +108,7 @@ def test_sklearn_candidates_and_the_pick(churn_split):
     by = {c.name: c for c in candidates}
     assert set(by) == {"native", "onnx", "distilled"}
     assert "MLP only" in skipped["int8"] and "MatMul" in skipped["onnx_int8"]
+    assert "MatMul" in skipped["onnx_int8_static"]
     np.testing.assert_allclose(
         by["onnx"].predictor.predict_proba(X), model.predict_proba(X), atol=1e-5
     )

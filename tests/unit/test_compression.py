@@ -119,6 +119,40 @@ def test_mlp_onnx_graph_matches_pytorch_including_missing_values(fitted_preproce
         )
 
 
+def test_mlp_graph_is_the_torch_export_merged_onto_the_feature_graph(fitted_preprocessor):
+    import onnx
+
+    X, y, cols, pre = fitted_preprocessor
+    n_in = pre.transform(X.head(2)).shape[1]
+    layers = C.export_dense(C.new_dense(n_in, [8, 4], 3, "relu", seed=2), "relu")
+    network = C.network_onnx(layers)
+    assert [n.op_type for n in network.graph.node] == [
+        "Gemm", "Relu", "Gemm", "Relu", "Gemm", "Softmax"
+    ]  # fmt: skip
+    merged = onnx.load_from_string(C.mlp_onnx_bytes(pre, layers, cols.numeric, cols.categorical))
+    names = [n.name for n in merged.graph.node]
+    assert sum(n.startswith("net_") for n in names) == 6  # the network, prefixed, once
+    assert [o.name for o in merged.graph.output] == ["net_probabilities"]
+    assert len(merged.graph.input) == len(cols.numeric) + len(cols.categorical)
+
+
+def test_static_int8_quantizes_the_network_with_calibration_rows(fitted_preprocessor):
+    import onnx
+
+    X, y, cols, pre = fitted_preprocessor
+    n_in = pre.transform(X.head(2)).shape[1]
+    layers = C.export_dense(C.new_dense(n_in, [16], 2, "relu", seed=3), "relu")
+    data = C.mlp_onnx_bytes(pre, layers, cols.numeric, cols.categorical)
+    fp32 = C.OnnxPredictor(data, cols.numeric, cols.categorical)
+    quantized = C.ort_quantize_static(data, [fp32.feed(X.iloc[i : i + 100]) for i in (0, 100, 200)])
+    assert quantized is not None
+    ops = [n.op_type for n in onnx.load_from_string(quantized).graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    int8 = C.OnnxPredictor(quantized, cols.numeric, cols.categorical)
+    diff = np.abs(int8.predict_proba(X) - fp32.predict_proba(X))
+    assert diff.max() < 0.05 and np.median(diff) < 0.01
+
+
 def test_distilled_student_learns_from_soft_labels(fitted_preprocessor):
     X, y, cols, pre = fitted_preprocessor
 

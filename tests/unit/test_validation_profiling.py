@@ -7,7 +7,7 @@ import pytest
 from honing.config import parse_config
 from honing.exceptions import ConfigError, DataValidationError
 from honing.profiling import profile_config, profile_suite
-from honing.validation import gate, load_suite, save_suite, validate_frame
+from honing.validation import gate, load_suite, save_suite, validate
 
 
 def _frame() -> pd.DataFrame:
@@ -36,7 +36,7 @@ def test_profiled_suite_accepts_its_own_data():
         "expect_column_values_to_be_between",
         "expect_column_values_to_be_in_set",
     } <= kinds
-    report = validate_frame(df, suite, source="t.csv")
+    report = validate(df, suite, source="t.csv", rules=None)
     assert report.success, report.table()
     gate(report)
 
@@ -67,7 +67,7 @@ def test_profiled_suite_accepts_its_own_data():
 def test_bad_data_is_reported_with_column_and_rule(mutate, column, rule):
     df = _frame()
     suite = profile_suite(df, name="t", target="label", task="classification")
-    report = validate_frame(mutate(df), suite, source="incoming.csv")
+    report = validate(mutate(df), suite, source="incoming.csv", rules=None)
     assert not report.success
     assert any(f.rule == rule and f.column == column for f in report.failures), report.table()
     with pytest.raises(DataValidationError) as exc:
@@ -84,7 +84,7 @@ def test_warning_severity_does_not_block():
     suite = profile_suite(df, name="t", target="label", task="classification")
     for e in suite["expectations"]:
         e["severity"] = "warning"
-    report = validate_frame(df.assign(plan="other"), suite, source="x.csv")
+    report = validate(df.assign(plan="other"), suite, source="x.csv", rules=None)
     assert not report.success
     gate(report)  # only warnings: passes
 

@@ -5,12 +5,15 @@ artifact (files) plus an in-memory predictor loaded *from those files*:
 
 * ``native``: the pipeline as registered (skops, or cloudpickle for the PyTorch MLP);
 * ``onnx``: a scikit-learn pipeline converted with skl2onnx and run by onnxruntime;
-* ``onnx_int8``: onnxruntime's dynamic int8 quantization of that graph, where it applies
+* ``onnx_int8`` and ``onnx_int8_static``: onnxruntime's int8 quantization of that graph,
+  dynamic or static (QDQ, activation ranges calibrated on training rows), where it applies
   (graphs with MatMul/Gemm nodes; tree ensembles and linear classifiers use ``ai.onnx.ml``
   operators it does not touch);
-* for the PyTorch MLP: ``fp32`` (the dense network exported, batch norm folded), global
+* for the PyTorch MLP: ``fp32`` (the dense network exported, batch norm folded; its ONNX
+  graph is ``torch.onnx.export``'s, merged onto the skl2onnx feature graph), global
   ``pruned_unstructured`` magnitude pruning and ``pruned_structured`` pruning that removes
-  hidden neurons, both fine-tuned, and ``int8`` dynamic quantization of the Linear layers;
+  hidden neurons (torch-pruning's dependency graph), both fine-tuned, and ``int8`` dynamic
+  quantization of the Linear layers;
 * ``distilled``: a small MLP student trained on the soft labels of the model (any family).
 
 :func:`measure` scores every candidate the same way (metric, serialized size, single-row p50/p99
@@ -65,9 +68,12 @@ from honing.compression.dense import (
 )
 from honing.compression.onnx import (
     ONNX_OPSET,
+    has_matmul,
     mlp_onnx_bytes,
+    network_onnx,
     onnx_bytes,
     ort_quantize,
+    ort_quantize_static,
     register_boosting_converters,
 )
 from honing.compression.predictors import OnnxPredictor, TorchPredictor, load_served
@@ -99,13 +105,16 @@ __all__ = [
     "feature_steps",
     "load_served",
     "measure",
+    "has_matmul",
     "mlp_onnx_bytes",
     "n_parameters",
     "native_candidate",
+    "network_onnx",
     "new_dense",
     "onnx_bytes",
     "options_from_config",
     "ort_quantize",
+    "ort_quantize_static",
     "pick",
     "plot_tradeoff",
     "prune_structured",

@@ -25,8 +25,14 @@ from honing.compression.dense import (
     remove_masks,
     train_dense,
 )
-from honing.compression.onnx import mlp_onnx_bytes, onnx_bytes, ort_quantize
-from honing.compression.predictors import load_served
+from honing.compression.onnx import (
+    has_matmul,
+    mlp_onnx_bytes,
+    onnx_bytes,
+    ort_quantize,
+    ort_quantize_static,
+)
+from honing.compression.predictors import OnnxPredictor, load_served
 from honing.techniques import TECHNIQUES, applicable
 
 
@@ -240,51 +246,82 @@ def _onnx_or_skip(
         return None
 
 
+CALIBRATION_ROWS = 512  # training rows that calibrate static int8's activation ranges
+CALIBRATION_BATCH = 128
+
+
+def _calibration_feeds(
+    data: bytes, cols: tuple[list[str], list[str]], X: pd.DataFrame, seed: int
+) -> list[dict[str, np.ndarray]]:
+    """Batches of training rows as the graph's inputs (fed exactly as serving feeds them)."""
+    rows = X.sample(n=min(len(X), CALIBRATION_ROWS), random_state=seed)
+    feeder = OnnxPredictor(data, *cols)
+    return [
+        feeder.feed(rows.iloc[i : i + CALIBRATION_BATCH])
+        for i in range(0, len(rows), CALIBRATION_BATCH)
+    ]
+
+
 def _graph_candidates(
     data: bytes | None,
     wanted: list[str],
     skipped: dict[str, str],
     *,
-    numeric: list[str],
-    categorical: list[str],
+    cols: tuple[list[str], list[str]],
+    calibration: pd.DataFrame,
+    seed: int,
     note: str,
     task: str,
     n_params: int | None,
 ) -> list[Candidate]:
-    """``onnx`` and ``onnx_int8`` from one converted graph, as requested."""
+    """``onnx``, ``onnx_int8`` and ``onnx_int8_static`` from one converted graph, as
+    requested."""
     if data is None:
         return []
+    numeric, categorical = cols
     out = []
     if "onnx" in wanted:
         out.append(_onnx_candidate("onnx", data, numeric, categorical, note, task, n_params))
-    if "onnx_int8" in wanted:
-        quantized = ort_quantize(data)
-        if quantized is None:
-            skipped["onnx_int8"] = (
-                "ORT dynamic quantization does not apply: the graph has no MatMul/Gemm nodes "
+    quantizers = {
+        "onnx_int8": ("ORT dynamic int8", lambda: ort_quantize(data)),
+        "onnx_int8_static": (
+            f"ORT static int8 (QDQ, {min(len(calibration), CALIBRATION_ROWS)} calibration rows)",
+            lambda: ort_quantize_static(data, _calibration_feeds(data, cols, calibration, seed)),
+        ),
+    }
+    requested = [name for name in quantizers if name in wanted]
+    if requested and not has_matmul(data):
+        for name in requested:
+            skipped[name] = (
+                "ORT int8 quantization does not apply: the graph has no MatMul/Gemm nodes "
                 "(ai.onnx.ml tree or linear operators)"
             )
+        return out
+    for name in requested:
+        how, quantize = quantizers[name]
+        try:
+            quantized = quantize()
+        except Exception as exc:  # noqa: BLE001 - a quantizer gap is reported, not fatal
+            skipped[name] = f"{how} failed: {type(exc).__name__}: {exc}"
+            continue
+        if quantized is None:
+            skipped[name] = f"{how} found nothing to quantize"
         else:
-            out.append(
-                _onnx_candidate(
-                    "onnx_int8",
-                    quantized,
-                    numeric,
-                    categorical,
-                    "ORT dynamic int8",
-                    task,
-                    n_params,
-                )
-            )
+            out.append(_onnx_candidate(name, quantized, numeric, categorical, how, task, n_params))
     return out
 
 
 def _sklearn_candidates(
-    pipeline: Any, wanted: list[str], skipped: dict[str, str], cols: tuple[list[str], list[str]]
+    pipeline: Any,
+    X_train: pd.DataFrame,
+    wanted: list[str],
+    skipped: dict[str, str],
+    cols: tuple[list[str], list[str]],
+    seed: int,
 ) -> list[Candidate]:
     """A scikit-learn (or boosting-library) pipeline: its ONNX graph, quantized if it can be."""
     numeric, categorical = cols
-    graph = [t for t in wanted if t in ("onnx", "onnx_int8")]
+    graph = [t for t in wanted if TECHNIQUES[t].graph]
     data = _onnx_or_skip(
         lambda: onnx_bytes(pipeline, numeric, categorical), graph, skipped, "this pipeline"
     )
@@ -293,8 +330,9 @@ def _sklearn_candidates(
         data,
         graph,
         skipped,
-        numeric=numeric,
-        categorical=categorical,
+        cols=cols,
+        calibration=X_train,
+        seed=seed,
         note="skl2onnx",
         task=task,
         n_params=None,
@@ -316,7 +354,7 @@ def _mlp_candidates(
     preprocessor = feature_steps(pipeline)
     layers = export_dense(mlp.model_, mlp.activation)
     out = [_torch_candidate("fp32", preprocessor, layers, "dense export, PyTorch")]
-    graph = [t for t in wanted if t in ("onnx", "onnx_int8")]
+    graph = [t for t in wanted if TECHNIQUES[t].graph]
     data = _onnx_or_skip(
         lambda: mlp_onnx_bytes(preprocessor, layers, numeric, categorical),
         graph,
@@ -327,9 +365,10 @@ def _mlp_candidates(
         data,
         graph,
         skipped,
-        numeric=numeric,
-        categorical=categorical,
-        note="skl2onnx + MatMul",
+        cols=cols,
+        calibration=X_train,
+        seed=options.seed,
+        note="skl2onnx + torch.onnx.export",
         task="classification",
         n_params=layers.n_parameters,
     )
@@ -386,7 +425,7 @@ def build_candidates(
             pipeline, mlp, X_train, y_train, wanted, skipped, cols, options
         )
     else:
-        candidates += _sklearn_candidates(pipeline, wanted, skipped, cols)
+        candidates += _sklearn_candidates(pipeline, X_train, wanted, skipped, cols, options.seed)
     if "distill" in wanted:
         widths = [options.student_width] * options.student_hidden_layers
         preprocessor = feature_steps(pipeline)

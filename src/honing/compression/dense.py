@@ -150,20 +150,23 @@ def remove_masks(linears: list[Any]) -> None:
 
 
 def prune_structured(layers: DenseLayers, amount: float) -> DenseLayers:
-    """Remove ``amount`` of each hidden layer's neurons, those with the smallest L2 norm of
-    incoming weights; the next layer loses the matching input columns. The result is a
-    genuinely smaller dense network."""
-    weights = [w.copy() for w in layers.weights]
-    biases = [b.copy() for b in layers.biases]
-    for i in range(len(weights) - 1):
-        n = weights[i].shape[0]
-        keep_n = max(1, int(round(n * (1.0 - amount))))
-        norms = np.linalg.norm(weights[i], axis=1)
-        keep = np.sort(np.argsort(-norms)[:keep_n])
-        weights[i] = weights[i][keep]
-        biases[i] = biases[i][keep]
-        weights[i + 1] = weights[i + 1][:, keep]
-    return DenseLayers(weights, biases, layers.activation)
+    """Remove ``amount`` of each hidden layer's neurons with torch-pruning: its dependency
+    graph finds every tensor coupled to a neuron (the row and bias that produce it, the next
+    layer's input column) and removes the group whose weights have the smallest L2 norm. The
+    output layer is kept whole. The result is a genuinely smaller dense network."""
+    import torch
+    import torch_pruning as tp
+
+    module = build_module(layers)
+    pruner = tp.pruner.MagnitudePruner(
+        module,
+        torch.zeros(2, int(layers.weights[0].shape[1])),
+        importance=tp.importance.MagnitudeImportance(p=2),
+        pruning_ratio=amount,
+        ignored_layers=[module[len(module) - 1]],
+    )
+    pruner.step()
+    return export_dense(module, layers.activation)
 
 
 def quantize_int8(layers: DenseLayers) -> dict[str, np.ndarray]:

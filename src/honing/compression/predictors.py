@@ -54,7 +54,7 @@ class OnnxPredictor:
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.inputs = [i.name for i in self.session.get_inputs()]
 
-    def _feed(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+    def feed(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
         """One input per column, by position: the graph's inputs were declared numeric first,
         then categorical, and the converter may have sanitized their names (spaces, dots)."""
         columns: list[np.ndarray] = []
@@ -69,12 +69,12 @@ class OnnxPredictor:
         return dict(zip(self.inputs, columns, strict=True))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        out = self.session.run(self.outputs[-1:], self._feed(X))[0]
+        out = self.session.run(self.outputs[-1:], self.feed(X))[0]
         return np.asarray(out, dtype=np.float64)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         if self.regression:  # skl2onnx regressors: one output, shape (n, 1)
-            out = self.session.run(self.outputs[:1], self._feed(X))[0]
+            out = self.session.run(self.outputs[:1], self.feed(X))[0]
             return np.asarray(out, dtype=np.float64).reshape(-1)
         return np.argmax(self.predict_proba(X), axis=1)
 

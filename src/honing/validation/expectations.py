@@ -1,56 +1,15 @@
-"""Data validation with a Great Expectations suite: first a report, then a separate gate."""
+"""The Great Expectations half of validation: suites saved as JSON, run on a frame."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from honing.exceptions import ConfigError, DataValidationError
-
-
-@dataclass(frozen=True)
-class ExpectationFailure:
-    column: str | None
-    rule: str
-    severity: str
-    details: str
-
-
-@dataclass(frozen=True)
-class ValidationReport:
-    source: str
-    suite: str
-    rows: int
-    evaluated: int
-    failures: list[ExpectationFailure] = field(default_factory=list)
-
-    @property
-    def success(self) -> bool:
-        return not self.failures
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "success": self.success}
-
-    def table(self) -> str:
-        """The failed expectations as a fixed-width text table (file, column, rule, details)."""
-        rows = [(f.column or "<table>", f.rule, f.severity, f.details) for f in self.failures]
-        head = ("column", "rule", "severity", "details")
-        widths = [
-            max(len(head[i]), *(len(r[i]) for r in rows)) if rows else len(head[i])
-            for i in range(3)
-        ]
-        lines = [
-            "  ".join(h.ljust(w) for h, w in zip(head[:3], widths, strict=True)) + "  " + head[3]
-        ]
-        for r in rows:
-            lines.append(
-                "  ".join(v.ljust(w) for v, w in zip(r[:3], widths, strict=True)) + "  " + r[3]
-            )
-        return "\n".join(lines)
+from honing.exceptions import ConfigError
+from honing.validation.report import ExpectationFailure, ValidationReport
 
 
 def load_suite(path: Path) -> dict[str, Any]:
@@ -122,9 +81,9 @@ def _describe(result: Any) -> str:
     return "; ".join(parts) or "failed"
 
 
-def validate_frame(df: pd.DataFrame, suite: dict[str, Any], *, source: str) -> ValidationReport:
+def check_expectations(df: pd.DataFrame, suite: dict[str, Any], *, source: str) -> ValidationReport:
     """Run every expectation of ``suite`` on ``df`` and collect the failures. Never raises on bad
-    data: deciding is :func:`gate`'s job."""
+    data: deciding is :func:`honing.validation.gate`'s job."""
     import great_expectations as gx
 
     ctx = _context()
@@ -160,17 +119,3 @@ def validate_frame(df: pd.DataFrame, suite: dict[str, Any], *, source: str) -> V
         evaluated=len(result.results),
         failures=failures,
     )
-
-
-def gate(report: ValidationReport, fail_on: tuple[str, ...] = ("critical",)) -> None:
-    """Raise :class:`DataValidationError` if any failure has a severity in ``fail_on``."""
-    blocking = [f for f in report.failures if f.severity in fail_on]
-    if blocking:
-        blocked = ValidationReport(
-            report.source, report.suite, report.rows, report.evaluated, blocking
-        )
-        raise DataValidationError(
-            f"{report.source}: {len(blocking)} of {report.evaluated} expectations of suite "
-            f"'{report.suite}' failed:\n{blocked.table()}",
-            report=report,
-        )

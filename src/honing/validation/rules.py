@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from honing.config import QualityConfig
-from honing.validation import ExpectationFailure, ValidationReport, validate_frame
+from honing.validation.report import ExpectationFailure
 
 RULES = (
     "no_infinite_values",
@@ -31,7 +31,7 @@ def _fail(column: str | None, rule: str, details: str) -> ExpectationFailure:
     )
 
 
-def check_quality(
+def check_rules(
     df: pd.DataFrame,
     *,
     target: str,
@@ -158,25 +158,3 @@ def _leakage(
                     )
                 )
     return failures
-
-
-def validate(
-    df: pd.DataFrame,
-    suite: dict,
-    *,
-    source: str,
-    target: str,
-    ignore: list[str],
-    cfg: QualityConfig,
-    task: str,
-) -> ValidationReport:
-    """The expectation suite plus the quality rules, as one report."""
-    report = validate_frame(df, suite, source=source)
-    extra = check_quality(df, target=target, ignore=ignore, cfg=cfg, task=task)
-    return ValidationReport(
-        source=report.source,
-        suite=report.suite,
-        rows=report.rows,
-        evaluated=report.evaluated + len(RULES),
-        failures=[*report.failures, *extra],
-    )
