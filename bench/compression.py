@@ -83,16 +83,13 @@ def _churn() -> tuple[Any, list, Any]:
 
 def _fit(split: Any, cols: Any, family: str, params: dict[str, Any]) -> Any:
     from honing.config import FeaturesConfig
-    from honing.training import ModelSpec, train_model
+    from honing.training import ModelSpec, TrainingSetup, train_model
 
     return train_model(
         split.X_train,
         split.y_train,
         ModelSpec(family, params),
-        columns=cols,
-        features=FeaturesConfig(),
-        seed=0,
-        task="classification",
+        TrainingSetup("classification", cols, FeaturesConfig(), seed=0, metric="roc_auc", folds=5),
     ).model
 
 
@@ -330,7 +327,7 @@ def distillation_experiment() -> list[dict[str, Any]]:
     from honing import compression as C
     from honing.config import FeaturesConfig
     from honing.features import infer_columns
-    from honing.training import ModelSpec, train_model
+    from honing.training import ModelSpec, TrainingSetup, train_model
 
     out = []
     X_train, y_train, X_test, y_test = _digits()
@@ -353,10 +350,7 @@ def distillation_experiment() -> list[dict[str, Any]]:
             Xtr,
             ytr,
             ModelSpec("mlp", {"hidden_layers": 2, "width": 256, "max_epochs": 60}),
-            columns=c,
-            features=FeaturesConfig(),
-            seed=0,
-            task="classification",
+            TrainingSetup("classification", c, FeaturesConfig(), seed=0, metric="roc_auc", folds=5),
         ).model
         pre = teacher.steps[0][1]
         mlp = teacher.steps[-1][1]

@@ -58,6 +58,7 @@ def main() -> None:
     from honing.data import clean, fetch_demo_dataset, split_data
     from honing.features import infer_columns
     from honing.search import run_search
+    from honing.training import TrainingSetup
 
     df, _ = clean(fetch_demo_dataset(), "churn")
     split, _ = split_data(
@@ -117,11 +118,16 @@ def main() -> None:
                 split.X_train,
                 split.y_train,
                 cfg=search,
-                columns=cols,
-                features=FeaturesConfig(),
+                setup=TrainingSetup(
+                    "classification",
+                    cols,
+                    FeaturesConfig(),
+                    seed=search.seed,
+                    metric=search.metric,
+                    folds=search.cv_folds,
+                ),
                 ray_settings=settings,
                 experiment_name=f"bench-{nodes}",
-                task="classification",
             )
             wall = time.perf_counter() - start
             rows.append(

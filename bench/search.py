@@ -88,7 +88,7 @@ def run_honing(X_tr, y_tr, X_te, y_te, budget: float, storage: str) -> dict[str,
     from honing.ensembles import affordable, choose, ensemble_specs, score_ensembles
     from honing.features import infer_columns
     from honing.search import run_search
-    from honing.training import train_model
+    from honing.training import TrainingSetup, train_model
 
     cfg = SearchConfig.model_validate(
         {
@@ -112,10 +112,10 @@ def run_honing(X_tr, y_tr, X_te, y_te, budget: float, storage: str) -> dict[str,
         X_tr,
         y_tr,
         cfg=cfg,
-        columns=cols,
-        features=features,
+        setup=TrainingSetup(
+            "classification", cols, features, seed=cfg.seed, metric=cfg.metric, folds=cfg.cv_folds
+        ),
         ray_settings=RaySettings(num_cpus=2, storage_path=storage),
-        task="classification",
     )
     search_s = time.perf_counter() - start
     # what is left of the budget, less the refit of the best (about one CV fold's fit)
@@ -129,16 +129,14 @@ def run_honing(X_tr, y_tr, X_te, y_te, budget: float, storage: str) -> dict[str,
         X_tr,
         y_tr,
         specs,
-        columns=cols,
-        features=features,
-        seed=SEED,
-        folds=3,
-        metric="accuracy",
-        task="classification",
+        TrainingSetup("classification", cols, features, seed=SEED, metric="accuracy", folds=3),
     )
     decision = choose(result.best, scored, notes)
     model = train_model(
-        X_tr, y_tr, decision.spec, columns=cols, features=features, seed=SEED, task="classification"
+        X_tr,
+        y_tr,
+        decision.spec,
+        TrainingSetup("classification", cols, features, seed=SEED, metric="roc_auc", folds=5),
     ).model
     wall = time.perf_counter() - start
     return {
@@ -179,17 +177,21 @@ def run_flaml(X_tr, y_tr, X_te, y_te, budget: float, log_dir: str) -> dict[str, 
 def run_baseline(X_tr, y_tr, X_te, y_te) -> dict[str, Any]:
     from honing.config import FeaturesConfig
     from honing.features import infer_columns
-    from honing.training import ModelSpec, train_model
+    from honing.training import ModelSpec, TrainingSetup, train_model
 
     start = time.perf_counter()
     model = train_model(
         X_tr,
         y_tr,
         ModelSpec("hist_gradient_boosting", {}),
-        columns=infer_columns(X_tr, FeaturesConfig()),
-        features=FeaturesConfig(),
-        seed=SEED,
-        task="classification",
+        TrainingSetup(
+            "classification",
+            infer_columns(X_tr, FeaturesConfig()),
+            FeaturesConfig(),
+            seed=SEED,
+            metric="roc_auc",
+            folds=5,
+        ),
     ).model
     return {
         "accuracy": float((model.predict(X_te) == y_te).mean()),
@@ -203,6 +205,7 @@ def asha_vs_random(trials: int, storage: str) -> dict[str, Any]:
     from honing.config import FeaturesConfig, RaySettings, SearchConfig
     from honing.features import infer_columns
     from honing.search import run_search
+    from honing.training import TrainingSetup
 
     X, y = _datasets()["churn"]
     X_tr, _, y_tr, _ = _split(X, y)
@@ -239,10 +242,15 @@ def asha_vs_random(trials: int, storage: str) -> dict[str, Any]:
             X_tr,
             y_tr,
             cfg=cfg,
-            columns=cols,
-            features=features,
+            setup=TrainingSetup(
+                "classification",
+                cols,
+                features,
+                seed=cfg.seed,
+                metric=cfg.metric,
+                folds=cfg.cv_folds,
+            ),
             ray_settings=RaySettings(num_cpus=2, storage_path=storage),
-            task="classification",
         )
         out["random" if kind == "none" else "asha"] = {
             "best_roc_auc": float(result.best.score),

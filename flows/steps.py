@@ -13,13 +13,12 @@ from honing.data import CleaningReport, Split
 from honing.ensembles import EnsembleDecision
 from honing.evaluation import EvaluationReport
 from honing.explain import Importance
-from honing.features import FeatureColumns
 from honing.lineage import Lineage
 from honing.nested import NestedCVResult
 from honing.planner import BudgetPlan, StageClock, Trims, search_config
 from honing.registry import RegistrationResult, ServedRegistration
 from honing.search import SearchResult
-from honing.training import TrainResult
+from honing.training import TrainingSetup, TrainResult
 from tasks import compress as compress_tasks
 from tasks import data as data_tasks
 from tasks import registry as registry_tasks
@@ -36,7 +35,7 @@ class Fitted(NamedTuple):
     search: SearchResult
     trained: TrainResult
     evaluation: EvaluationReport
-    columns: FeatureColumns
+    setup: TrainingSetup
     choice: EnsembleDecision
     nested: NestedCVResult | None
     budget: BudgetPlan
@@ -78,7 +77,7 @@ def fit_and_evaluate(
         cfg.split.seed,
         cfg.task,
     )
-    columns = data_tasks.infer_columns(split.X_train, cfg.features)
+    setup = train_tasks.training_setup(cfg, split.X_train)
     budget = train_tasks.plan_budget(
         cfg.time_budget_s, clock.elapsed(), cfg.compression.enabled, cfg.search.time_budget_s
     )
@@ -88,11 +87,9 @@ def fit_and_evaluate(
             split.X_train,
             split.y_train,
             search_cfg,
-            columns,
-            cfg.features,
+            setup,
             settings.ray,
             search_name,
-            cfg.task,
         )
     refit_s = train_tasks.refit_budget(cfg.time_budget_s, clock.left(), cfg.compression.enabled)
     with clock.stage("ensemble"):
@@ -103,17 +100,7 @@ def fit_and_evaluate(
         if ensembles.enabled and ensembles.methods:
             specs = extra_tasks.ensemble_specs(result, ensembles)
             specs, notes = extra_tasks.affordable_ensembles(specs, result, refit_s)
-            scored = extra_tasks.score_ensembles(
-                split.X_train,
-                split.y_train,
-                specs,
-                columns,
-                cfg.features,
-                cfg.search.seed,
-                cfg.search.cv_folds,
-                cfg.search.metric,
-                cfg.task,
-            )
+            scored = extra_tasks.score_ensembles(split.X_train, split.y_train, specs, setup)
         choice = extra_tasks.choose_model(result.best, scored, notes, selection, cfg.search.metric)
     nested = None
     if cfg.search.nested_cv.enabled:
@@ -122,23 +109,12 @@ def fit_and_evaluate(
                 split.X_train,
                 split.y_train,
                 search_cfg,
-                columns,
-                cfg.features,
+                setup,
                 settings.ray,
                 search_name,
-                cfg.task,
             )
     with clock.stage("refit"):
-        trained = train_tasks.train_model(
-            split.X_train,
-            split.y_train,
-            choice.spec,
-            columns,
-            cfg.features,
-            cfg.search.seed,
-            cfg.search.metric,
-            cfg.task,
-        )
+        trained = train_tasks.train_model(split.X_train, split.y_train, choice.spec, setup)
     with clock.stage("evaluation"):
         evaluation = train_tasks.evaluate(trained.model, split.X_test, split.y_test, classes)
     trims = train_tasks.trim_to_budget(
@@ -157,7 +133,7 @@ def fit_and_evaluate(
         result,
         trained,
         evaluation,
-        columns,
+        setup,
         choice,
         nested,
         budget,
@@ -249,7 +225,7 @@ def compress_and_log(
         split.X_test,
         split.y_test,
         fitted.classes,
-        fitted.columns,
+        fitted.setup.columns,
         compression_cfg,
         cfg.search.seed,
     )

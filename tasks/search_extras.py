@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 
 from honing import ensembles, explain, nested
-from honing.config import EnsembleConfig, FeaturesConfig, RaySettings, SearchConfig
-from honing.features import FeatureColumns
+from honing.config import EnsembleConfig, RaySettings, SearchConfig
 from honing.search import SearchResult, TrialResult
-from honing.training import ModelSpec
+from honing.training import ModelSpec, TrainingSetup
 from tasks import compute_task, logged
 
 
@@ -32,24 +31,9 @@ def score_ensembles(
     X: pd.DataFrame,
     y: np.ndarray,
     specs: list[ModelSpec],
-    columns: FeatureColumns,
-    features: FeaturesConfig,
-    seed: int,
-    folds: int,
-    metric: str,
-    task: str,
+    setup: TrainingSetup,
 ) -> list[ensembles.EnsembleScore]:
-    return ensembles.score_ensembles(
-        X,
-        y,
-        specs,
-        columns=columns,
-        features=features,
-        seed=seed,
-        folds=folds,
-        metric=metric,
-        task=task,
-    )
+    return ensembles.score_ensembles(X, y, specs, setup)
 
 
 @compute_task
@@ -75,21 +59,12 @@ def nested_cv(
     X: pd.DataFrame,
     y: np.ndarray,
     cfg: SearchConfig,
-    columns: FeatureColumns,
-    features: FeaturesConfig,
+    setup: TrainingSetup,
     ray_settings: RaySettings,
     experiment_name: str,
-    task: str,
 ) -> nested.NestedCVResult:
     return nested.nested_cv(
-        X,
-        y,
-        cfg=cfg,
-        columns=columns,
-        features=features,
-        ray_settings=ray_settings,
-        experiment_name=experiment_name,
-        task=task,
+        X, y, cfg=cfg, setup=setup, ray_settings=ray_settings, experiment_name=experiment_name
     )
 
 

@@ -10,11 +10,10 @@ from prefect import get_run_logger
 
 from honing import evaluation, planner, search, summary, training
 from honing.compression import CompressionResult, n_parameters
-from honing.config import FeaturesConfig, RaySettings, SearchConfig
+from honing.config import PipelineConfig, RaySettings, SearchConfig
 from honing.data import CleaningReport
 from honing.ensembles import EnsembleDecision
 from honing.explain import Importance
-from honing.features import FeatureColumns
 from honing.lineage import Lineage
 from honing.nested import NestedCVResult
 from honing.registry import RegistrationResult, ServedRegistration
@@ -61,26 +60,27 @@ def trim_to_budget(
 
 
 @compute_task
+def training_setup(cfg: PipelineConfig, X_train: pd.DataFrame) -> training.TrainingSetup:
+    return training.training_setup(cfg, X_train)
+
+
+@compute_task
 def run_search(
     X: pd.DataFrame,
     y: np.ndarray,
     cfg: SearchConfig,
-    columns: FeatureColumns,
-    features: FeaturesConfig,
+    setup: training.TrainingSetup,
     ray_settings: RaySettings,
     experiment_name: str,
-    task: str,
 ) -> search.SearchResult:
     return logged(
         search.run_search(
             X,
             y,
             cfg=cfg,
-            columns=columns,
-            features=features,
+            setup=setup,
             ray_settings=ray_settings,
             experiment_name=experiment_name,
-            task=task,
             progress=get_run_logger().info,
         )
     )
@@ -88,27 +88,9 @@ def run_search(
 
 @compute_task
 def train_model(
-    X: pd.DataFrame,
-    y: np.ndarray,
-    spec: training.ModelSpec,
-    columns: FeatureColumns,
-    features: FeaturesConfig,
-    seed: int,
-    metric: str,
-    task: str,
+    X: pd.DataFrame, y: np.ndarray, spec: training.ModelSpec, setup: training.TrainingSetup
 ) -> training.TrainResult:
-    return training.train_model(
-        X,
-        y,
-        spec,
-        columns=columns,
-        features=features,
-        seed=seed,
-        metric=metric,
-        cv_folds=None,
-        refit=True,
-        task=task,
-    )
+    return training.train_model(X, y, spec, setup)
 
 
 @compute_task

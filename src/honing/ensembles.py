@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing.config import EnsembleConfig, FeaturesConfig
-from honing.features import FeatureColumns
+from honing.config import EnsembleConfig
 from honing.metrics import metric_value, score_predictions
 from honing.search import SearchResult, TrialResult
-from honing.training import CVResult, ModelSpec, train_model
+from honing.training import CVResult, ModelSpec, TrainingSetup, train_model
 
 
 def ensemble_specs(result: SearchResult, cfg: EnsembleConfig) -> list[ModelSpec]:
@@ -193,13 +192,7 @@ def score_ensembles(
     X: pd.DataFrame,
     y: np.ndarray,
     specs: list[ModelSpec],
-    *,
-    columns: FeatureColumns,
-    features: FeaturesConfig,
-    seed: int,
-    folds: int,
-    metric: str,
-    task: str,
+    setup: TrainingSetup,
 ) -> list[EnsembleScore]:
     """Cross-validate each ensemble spec exactly as a search trial is."""
     out = []
@@ -208,13 +201,9 @@ def score_ensembles(
             X,
             y,
             spec,
-            columns=columns,
-            features=features,
-            seed=seed,
-            metric=metric,
-            cv_folds=folds,
+            setup,
+            cross_validate=True,
             refit=False,
-            task=task,
         )
         assert res.cv is not None
         out.append(EnsembleScore(spec, res.cv))

@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from honing.config import FeaturesConfig, RaySettings, SearchConfig
-from honing.features import FeatureColumns
+from honing.config import RaySettings, SearchConfig
 from honing.metrics import lower_is_better, metric_value, scorer
 from honing.search import run_search
-from honing.training import train_model
+from honing.training import TrainingSetup, train_model
 
 
 @dataclass(frozen=True)
@@ -53,14 +52,12 @@ def nested_cv(
     y: np.ndarray,
     *,
     cfg: SearchConfig,
-    columns: FeatureColumns,
-    features: FeaturesConfig,
+    setup: TrainingSetup,
     ray_settings: RaySettings,
     experiment_name: str,
-    task: str,
 ) -> NestedCVResult:
     score = scorer(cfg.metric)
-    splitter = StratifiedKFold if task == "classification" else KFold
+    splitter = StratifiedKFold if setup.task == "classification" else KFold
     outer = splitter(cfg.nested_cv.outer_folds, shuffle=True, random_state=cfg.seed + 1)
     scores, inner, chosen = [], [], []
     for i, (train_idx, test_idx) in enumerate(outer.split(X, y)):
@@ -69,22 +66,16 @@ def nested_cv(
             X_in,
             y_in,
             cfg=cfg,
-            columns=columns,
-            features=features,
+            setup=setup,
             ray_settings=ray_settings,
             experiment_name=f"{experiment_name}-outer{i}",
-            task=task,
         )
         best = result.best
         model = train_model(
             X_in,
             y_in,
             best.spec,
-            columns=columns,
-            features=features,
-            seed=cfg.seed,
-            metric=cfg.metric,
-            task=task,
+            setup,
         ).model
         scores.append(metric_value(cfg.metric, score(model, X.iloc[test_idx], y[test_idx])))
         inner.append(metric_value(cfg.metric, float(best.score or np.nan)))

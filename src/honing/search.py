@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing.config import FeaturesConfig, RaySettings, SearchConfig
+from honing.config import RaySettings, SearchConfig
 from honing.exceptions import SearchError
-from honing.features import FeatureColumns
 from honing.metrics import metric_value
-from honing.training import ModelSpec, laddered, train_model
+from honing.training import ModelSpec, TrainingSetup, laddered, train_model
 
 FAMILY_KEY = "family"
 FEATURES_PREFIX = "features"
@@ -200,13 +199,8 @@ def _trainable(
     config: dict[str, Any],
     X: pd.DataFrame,
     y: np.ndarray,
-    columns: FeatureColumns,
-    features: FeaturesConfig,
-    seed: int,
-    folds: int,
-    metric: str,
+    setup: TrainingSetup,
     rungs: int,
-    task: str,
     holdout: float | None,
 ) -> None:
     import socket
@@ -243,15 +237,11 @@ def _trainable(
         X,
         y,
         spec_from_trial_config(config),
-        columns=columns,
-        features=features,
-        seed=seed,
-        metric=metric,
-        cv_folds=folds,
+        setup,
+        cross_validate=True,
         refit=False,
         rungs=rungs,
         on_step=report,
-        task=task,
         holdout=holdout,
     )
     cv = res.cv
@@ -397,10 +387,8 @@ def run_search(
     y: np.ndarray,
     *,
     cfg: SearchConfig,
-    columns: FeatureColumns,
-    features: FeaturesConfig,
+    setup: TrainingSetup,
     ray_settings: RaySettings,
-    task: str,
     experiment_name: str | None = None,
     progress: Callable[[str], None] | None = None,
     progress_every_s: float = 5.0,
@@ -419,19 +407,14 @@ def run_search(
     startup = time.time()
     connect_ray(ray_settings)
     startup_s = time.time() - startup
-    holdout = holdout_share(cfg, len(X), len(columns.all))
+    holdout = holdout_share(cfg, len(X), len(setup.columns.all))
     trainable = tune.with_resources(
         tune.with_parameters(
             _trainable,
             X=X,
             y=y,
-            columns=columns,
-            features=features,
-            seed=cfg.seed,
-            folds=cfg.cv_folds,
-            metric=cfg.metric,
+            setup=setup,
             rungs=cfg.scheduler.max_t if cfg.scheduler.kind != "none" else 1,
-            task=task,
             holdout=holdout,
         ),
         {"cpu": cfg.cpus_per_trial},

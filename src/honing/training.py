@@ -13,7 +13,7 @@ from sklearn.base import clone, is_classifier
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from honing.config import FeaturesConfig
+from honing.config import FeaturesConfig, PipelineConfig
 from honing.features import (
     FeatureColumns,
     build_preprocessor,
@@ -84,6 +84,39 @@ class CVResult:
         return float(np.std(self.fold_scores))
 
 
+@dataclass(frozen=True)
+class TrainingSetup:
+    """What every fit of one run shares, built once after the columns are inferred and
+    passed down to the search, its trials, the ensembles, nested CV and the refit: the task,
+    the columns and feature config, the seed, the metric and the number of CV folds."""
+
+    task: str
+    columns: FeatureColumns
+    features: FeaturesConfig
+    seed: int
+    metric: str
+    folds: int
+
+    @classmethod
+    def from_config(cls, cfg: PipelineConfig, columns: FeatureColumns) -> TrainingSetup:
+        return cls(
+            task=cfg.task,
+            columns=columns,
+            features=cfg.features,
+            seed=cfg.search.seed,
+            metric=cfg.search.metric,
+            folds=cfg.search.cv_folds,
+        )
+
+
+def training_setup(cfg: PipelineConfig, X_train: pd.DataFrame) -> TrainingSetup:
+    """The run's :class:`TrainingSetup`: the columns inferred from the training split, with
+    the config's task, feature options, seed, metric and folds."""
+    from honing.features import infer_columns
+
+    return TrainingSetup.from_config(cfg, infer_columns(X_train, cfg.features))
+
+
 @dataclass
 class TrainResult:
     spec: ModelSpec
@@ -103,25 +136,16 @@ def effective_features(spec: ModelSpec, features: FeaturesConfig) -> FeaturesCon
 ENSEMBLES = ("soft_voting", "stacking", "ensemble_selection")
 
 
-def make_model(
-    spec: ModelSpec,
-    columns: FeatureColumns,
-    features: FeaturesConfig,
-    *,
-    seed: int,
-    n_jobs: int = 1,
-    task: str,
-) -> Pipeline:
+def make_model(spec: ModelSpec, setup: TrainingSetup, *, n_jobs: int = 1) -> Pipeline:
     """The unfitted pipeline for ``spec``: encoding, optional selection and PCA, estimator.
 
     An ensemble spec (family ``soft_voting`` or ``stacking``, ``params["members"]`` a list of
     member specs as dicts) gives a pipeline around a voting or stacking classifier whose
     members are full pipelines, each with its own feature options."""
     if spec.family in ENSEMBLES:
-        return Pipeline(
-            [("model", _ensemble(spec, columns, features, seed=seed, n_jobs=n_jobs, task=task))]
-        )
-    cfg = effective_features(spec, features)
+        return Pipeline([("model", _ensemble(spec, setup, n_jobs=n_jobs))])
+    columns, seed, task = setup.columns, setup.seed, setup.task
+    cfg = effective_features(spec, setup.features)
     family = FAMILY_TABLE[spec.family]
     if family.tree and cfg.scaler != "none":
         # splits do not care about scale, and float32 rounding of scaled values (as served by
@@ -150,15 +174,7 @@ def make_model(
     )
 
 
-def _ensemble(
-    spec: ModelSpec,
-    columns: FeatureColumns,
-    features: FeaturesConfig,
-    *,
-    seed: int,
-    n_jobs: int,
-    task: str,
-) -> Any:
+def _ensemble(spec: ModelSpec, setup: TrainingSetup, *, n_jobs: int) -> Any:
     from sklearn.ensemble import (
         StackingClassifier,
         StackingRegressor,
@@ -169,12 +185,11 @@ def _ensemble(
 
     members = [ModelSpec(**m) for m in spec.params["members"]]
     estimators = [
-        (f"m{i}_{m.family}", make_model(m, columns, features, seed=seed, n_jobs=n_jobs, task=task))
-        for i, m in enumerate(members)
+        (f"m{i}_{m.family}", make_model(m, setup, n_jobs=n_jobs)) for i, m in enumerate(members)
     ]
     # ensemble selection gives each member a weight (how often it was picked)
     weights = spec.params.get("weights")
-    if task == "regression":  # soft voting of regressors: the (weighted) mean prediction
+    if setup.task == "regression":  # soft voting of regressors: the (weighted) mean prediction
         if spec.family != "stacking":
             return VotingRegressor(estimators, weights=weights)
         return StackingRegressor(estimators, final_estimator=RidgeCV(), cv=3)
@@ -295,24 +310,22 @@ def train_model(
     X: pd.DataFrame,
     y: np.ndarray,
     spec: ModelSpec,
+    setup: TrainingSetup,
     *,
-    columns: FeatureColumns,
-    features: FeaturesConfig,
-    seed: int,
-    metric: str = "roc_auc",
-    cv_folds: int | None = None,
+    cross_validate: bool = False,
     refit: bool = True,
     n_jobs: int = 1,
     rungs: int = 1,
     on_step: StepCallback | None = None,
-    task: str,
     holdout: float | None = None,
 ) -> TrainResult:
-    """Cross-validate ``spec`` on (X, y) when ``cv_folds`` is set, and fit it on all of (X, y)
-    when ``refit`` is set. Search trials use ``cv_folds=k, refit=False`` (and ``rungs`` /
-    ``on_step`` under a scheduler); the final model uses ``refit=True``."""
-    model = make_model(spec, columns, features, seed=seed, n_jobs=n_jobs, task=task)
-    sampling = effective_features(spec, features).sampling
+    """Cross-validate ``spec`` on (X, y) with ``setup.folds`` folds (or one ``holdout``
+    split) when ``cross_validate`` is set, and fit it on all of (X, y) when ``refit`` is
+    set. Search trials use ``cross_validate=True, refit=False`` (and ``rungs`` / ``on_step``
+    under a scheduler); the final model uses the defaults."""
+    task, seed = setup.task, setup.seed
+    model = make_model(spec, setup, n_jobs=n_jobs)
+    sampling = effective_features(spec, setup.features).sampling
     if task == "regression" and sampling != "none":
         raise ValueError(f"sampling={sampling!r}: class rebalancing applies to classification")
     cv = (
@@ -320,8 +333,8 @@ def train_model(
             model,
             X,
             y,
-            folds=cv_folds,
-            metric=metric,
+            folds=setup.folds,
+            metric=setup.metric,
             seed=seed,
             family=spec.family,
             sampling=sampling,
@@ -329,14 +342,14 @@ def train_model(
             on_step=on_step,
             holdout=holdout,
         )
-        if cv_folds
+        if cross_validate
         else None
     )
     fitted = None
     if refit:
         if cv is not None and cv.rounds:  # refit with the rounds early stopping chose
             spec = spec.with_rounds(cv.rounds)
-            model = make_model(spec, columns, features, seed=seed, n_jobs=n_jobs, task=task)
+            model = make_model(spec, setup, n_jobs=n_jobs)
         X_fit, y_fit = resample(X, y, sampling, seed=seed)
         fitted = model.fit(X_fit, y_fit)
     return TrainResult(spec=spec, model=fitted, cv=cv)

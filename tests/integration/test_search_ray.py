@@ -6,7 +6,7 @@ from honing.config import FeaturesConfig, RaySettings, SearchConfig
 from honing.data import clean, split_data
 from honing.features import infer_columns
 from honing.search import run_search
-from honing.training import train_model
+from honing.training import TrainingSetup, train_model
 from tests.conftest import SMALL_SEARCH
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,11 +32,16 @@ def _search(split, cfg, cols, tmp_path, name):
         split.X_train,
         split.y_train,
         cfg=cfg,
-        columns=cols,
-        features=FeaturesConfig(),
+        setup=TrainingSetup(
+            "classification",
+            cols,
+            FeaturesConfig(),
+            seed=cfg.seed,
+            metric=cfg.metric,
+            folds=cfg.cv_folds,
+        ),
         ray_settings=RaySettings(storage_path=str(tmp_path)),
         experiment_name=name,
-        task="classification",
     )
 
 
@@ -56,13 +61,16 @@ def test_search_runs_every_family_and_matches_train_model(ray_local, small_split
         small_split.X_train,
         small_split.y_train,
         best.spec,
-        columns=cols,
-        features=FeaturesConfig(),
-        seed=cfg.seed,
-        metric=cfg.metric,
-        cv_folds=cfg.cv_folds,
+        TrainingSetup(
+            "classification",
+            cols,
+            FeaturesConfig(),
+            seed=cfg.seed,
+            metric=cfg.metric,
+            folds=cfg.cv_folds,
+        ),
+        cross_validate=True,
         refit=False,
-        task="classification",
     )
     assert direct.cv.fold_scores == pytest.approx(best.fold_scores)
 

@@ -34,18 +34,12 @@ def test_training_tasks(project):
     cleaned, report = data_tasks.clean.fn(df, "churn", True, True)
     assert report.rows_out == len(cleaned)
     split, classes = data_tasks.split_data.fn(cleaned, "churn", "Yes", [], 0.25, 0, cfg.task)
-    cols = data_tasks.infer_columns.fn(split.X_train, cfg.features)
+    setup = train_tasks.training_setup.fn(cfg, split.X_train)
+    assert setup.columns == data_tasks.infer_columns.fn(split.X_train, cfg.features)
     from honing.training import ModelSpec
 
     trained = train_tasks.train_model.fn(
-        split.X_train,
-        split.y_train,
-        ModelSpec("logistic_regression", {}),
-        cols,
-        cfg.features,
-        0,
-        "roc_auc",
-        "classification",
+        split.X_train, split.y_train, ModelSpec("logistic_regression", {}), setup
     )
     evaluation = train_tasks.evaluate.fn(trained.model, split.X_test, split.y_test, classes)
     assert evaluation.metrics["roc_auc"] > 0.7

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from honing import lineage, registry, tracking
 from honing.evaluation import evaluate
 from honing.search import SearchResult, TrialResult
-from honing.training import ModelSpec
+from honing.training import ModelSpec, TrainingSetup
 
 pytestmark = pytest.mark.integration
 
@@ -135,10 +135,14 @@ def test_mlp_pipeline_is_logged_and_served(mlflow_store):
         X,
         y,
         ModelSpec("mlp", {"width": 8, "max_epochs": 5}),
-        columns=infer_columns(X, FeaturesConfig()),
-        features=FeaturesConfig(),
-        seed=0,
-        task="classification",
+        TrainingSetup(
+            "classification",
+            infer_columns(X, FeaturesConfig()),
+            FeaturesConfig(),
+            seed=0,
+            metric="roc_auc",
+            folds=5,
+        ),
     ).model
     assert tracking.serialization_format(model) == "cloudpickle"
     exp = tracking.ensure_experiment("e-mlp", mlflow_store.mlflow.artifact_root)

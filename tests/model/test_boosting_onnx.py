@@ -13,7 +13,7 @@ import pytest
 from honing.compression import MANIFEST, load_served, onnx_bytes
 from honing.config import FeaturesConfig
 from honing.features import infer_columns
-from honing.training import ModelSpec, make_model
+from honing.training import ModelSpec, TrainingSetup, make_model
 
 pytestmark = pytest.mark.model
 
@@ -51,10 +51,8 @@ def test_boosting_classifiers_answer_the_same_through_onnx(family, classes):
         X = X.drop(columns=["shop"])
     cols = infer_columns(X, FeaturesConfig())
     assert cols.high_cardinality == ([] if classes > 2 else ["shop"])
-    model = make_model(
-        ModelSpec(family, {"n_estimators": 40}), cols, FeaturesConfig(), seed=0,
-        task="classification",
-    ).fit(X, y)  # fmt: skip
+    setup = TrainingSetup("classification", cols, FeaturesConfig(), 0, "roc_auc", 5)
+    model = make_model(ModelSpec(family, {"n_estimators": 40}), setup).fit(X, y)
     served = _served(model, X, "classification")
     native = model.predict_proba(X)
     onnx = served.predict_proba(X)
@@ -68,7 +66,8 @@ def test_boosting_regressors_answer_the_same_through_onnx(family):
     X, y = _frame(classes=0)
     cols = infer_columns(X, FeaturesConfig())
     model = make_model(
-        ModelSpec(family, {"n_estimators": 40}), cols, FeaturesConfig(), seed=0, task="regression"
+        ModelSpec(family, {"n_estimators": 40}),
+        TrainingSetup("regression", cols, FeaturesConfig(), seed=0, metric="rmse", folds=5),
     ).fit(X, y)
     served = _served(model, X, "regression")
     np.testing.assert_allclose(served.predict(X), model.predict(X), rtol=1e-4, atol=1e-4)
@@ -84,7 +83,10 @@ def test_column_names_the_converter_renames_are_still_fed(family):
                           "shop": "größe"})  # fmt: skip
     cols = infer_columns(X, FeaturesConfig(encoder="auto"))
     features = FeaturesConfig(encoder="auto")
-    model = make_model(ModelSpec(family, {}), cols, features, seed=0, task="classification")
+    model = make_model(
+        ModelSpec(family, {}),
+        TrainingSetup("classification", cols, features, seed=0, metric="roc_auc", folds=5),
+    )
     model.fit(X, y)
     manifest = {"format": "onnx", "numeric": cols.numeric, "categorical": cols.text}
     served = load_served(

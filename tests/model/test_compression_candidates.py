@@ -10,7 +10,7 @@ from honing import compression as C
 from honing.config import FeaturesConfig
 from honing.data import clean, split_data
 from honing.features import infer_columns
-from honing.training import ModelSpec, train_model
+from honing.training import ModelSpec, TrainingSetup, train_model
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -35,10 +35,7 @@ def _fit(split, cols, family, params):
         split.X_train,
         split.y_train,
         ModelSpec(family, params),
-        columns=cols,
-        features=FeaturesConfig(),
-        seed=0,
-        task="classification",
+        TrainingSetup("classification", cols, FeaturesConfig(), seed=0, metric="roc_auc", folds=5),
     ).model
 
 

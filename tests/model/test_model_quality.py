@@ -8,7 +8,7 @@ from honing.config import FeaturesConfig
 from honing.data import clean, split_data
 from honing.evaluation import evaluate
 from honing.features import infer_columns
-from honing.training import ModelSpec, train_model
+from honing.training import ModelSpec, TrainingSetup, train_model
 
 pytestmark = pytest.mark.model
 
@@ -30,10 +30,7 @@ def trained(churn_df):
         split.X_train,
         split.y_train,
         ModelSpec("logistic_regression", {"C": 1.0}),
-        columns=cols,
-        features=FeaturesConfig(),
-        seed=0,
-        task="classification",
+        TrainingSetup("classification", cols, FeaturesConfig(), seed=0, metric="roc_auc", folds=5),
     )
     return result.model, split, classes
 

@@ -23,7 +23,7 @@ from honing.features import (
     infer_columns,
 )
 from honing.profiling import flag_columns, profile_config, to_yaml
-from honing.training import ModelSpec, make_model
+from honing.training import ModelSpec, TrainingSetup, make_model
 
 
 def _table(n: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -83,19 +83,17 @@ def test_boosting_splits_ordinal_categoricals_natively_and_learns_from_dates():
     cols = infer_columns(X, FeaturesConfig())
     assert categorical_positions(cols, "ordinal") == [1 + DATE_WIDTH]
     assert categorical_positions(cols, "onehot") == []
-    model = make_model(
-        ModelSpec("lightgbm", {"n_estimators": 60}), cols, FeaturesConfig(), seed=0,
-        task="classification",
-    )  # fmt: skip
+    setup = TrainingSetup("classification", cols, FeaturesConfig(), 0, "roc_auc", 5)
+    model = make_model(ModelSpec("lightgbm", {"n_estimators": 60}), setup)
     assert model.steps[-1][1].get_params()["categorical_column"] == [1 + DATE_WIDTH]
     model.fit(X.iloc[:1500], y[:1500])
     accuracy = (model.predict(X.iloc[1500:]) == y[1500:]).mean()
     assert accuracy > 0.9  # needs both the month (from the date) and the encoded city
+    undated = infer_columns(X.drop(columns=["signup"]), FeaturesConfig())
     no_dates = make_model(
         ModelSpec("lightgbm", {"n_estimators": 60}),
-        infer_columns(X.drop(columns=["signup"]), FeaturesConfig()),
-        FeaturesConfig(), seed=0, task="classification",
-    ).fit(X.iloc[:1500].drop(columns=["signup"]), y[:1500])  # fmt: skip
+        TrainingSetup("classification", undated, FeaturesConfig(), 0, "roc_auc", 5),
+    ).fit(X.iloc[:1500].drop(columns=["signup"]), y[:1500])
     assert (no_dates.predict(X.iloc[1500:].drop(columns=["signup"])) == y[1500:]).mean() < accuracy
 
 

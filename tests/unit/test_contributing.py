@@ -18,7 +18,7 @@ from honing.exceptions import ModelQualityError
 from honing.explain import shap_importances
 from honing.features import infer_columns
 from honing.registry import ChampionScore, champion_gate
-from honing.training import ModelSpec, train_model
+from honing.training import ModelSpec, TrainingSetup, train_model
 from tests.conftest import ROOT, demo_config_dict
 
 
@@ -65,12 +65,10 @@ def test_a_new_metric_is_one_table_entry(monkeypatch, split):
         data.X_train,
         data.y_train,
         ModelSpec("logistic_regression", {"C": 1.0}),
-        columns=columns,
-        features=FeaturesConfig(),
-        seed=0,
-        metric="balanced_accuracy",
-        cv_folds=3,
-        task="classification",
+        TrainingSetup(
+            "classification", columns, FeaturesConfig(), seed=0, metric="balanced_accuracy", folds=3
+        ),
+        cross_validate=True,
     )
     assert 0.5 < res.cv.mean < 1.0
     # the evaluation reports it, and the quality and champion gates decide on it
@@ -112,12 +110,15 @@ def test_a_new_family_is_one_table_entry(monkeypatch, split):
         data.X_train,
         data.y_train,
         ModelSpec("decision_tree", {"max_depth": 4}),
-        columns=columns,
-        features=FeaturesConfig(encoder="auto"),
-        seed=0,
-        metric="roc_auc",
-        cv_folds=3,
-        task="classification",
+        TrainingSetup(
+            "classification",
+            columns,
+            FeaturesConfig(encoder="auto"),
+            seed=0,
+            metric="roc_auc",
+            folds=3,
+        ),
+        cross_validate=True,
         rungs=4,  # under a scheduler its resource is rows (a table this small: one report)
     )
     assert 0.6 < res.cv.mean <= 1.0

@@ -7,7 +7,7 @@ from honing.config import FeaturesConfig
 from honing.exceptions import DataValidationError
 from honing.features import build_preprocessor, infer_columns
 from honing.models import FAMILIES, build_estimator
-from honing.training import ModelSpec, cross_validate_model, make_model, train_model
+from honing.training import ModelSpec, TrainingSetup, cross_validate_model, make_model, train_model
 
 
 def _data(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -48,11 +48,15 @@ def test_every_family_builds_and_fits(family):
         X,
         y,
         ModelSpec(family, {}),
-        columns=infer_columns(X, FeaturesConfig()),
-        features=FeaturesConfig(),
-        seed=0,
-        cv_folds=3,
-        task="classification",
+        TrainingSetup(
+            "classification",
+            infer_columns(X, FeaturesConfig()),
+            FeaturesConfig(),
+            seed=0,
+            metric="roc_auc",
+            folds=3,
+        ),
+        cross_validate=True,
     )
     assert result.model is not None
     assert result.cv is not None and len(result.cv.fold_scores) == 3
@@ -91,21 +95,15 @@ def test_train_model_is_deterministic_and_refit_optional():
         X,
         y,
         spec,
-        columns=cols,
-        features=FeaturesConfig(),
-        seed=1,
-        cv_folds=3,
-        task="classification",
+        TrainingSetup("classification", cols, FeaturesConfig(), seed=1, metric="roc_auc", folds=3),
+        cross_validate=True,
     )
     b = train_model(
         X,
         y,
         spec,
-        columns=cols,
-        features=FeaturesConfig(),
-        seed=1,
-        cv_folds=3,
-        task="classification",
+        TrainingSetup("classification", cols, FeaturesConfig(), seed=1, metric="roc_auc", folds=3),
+        cross_validate=True,
     )
     assert a.cv.fold_scores == b.cv.fold_scores
     np.testing.assert_array_equal(a.model.predict_proba(X), b.model.predict_proba(X))
@@ -113,12 +111,9 @@ def test_train_model_is_deterministic_and_refit_optional():
         X,
         y,
         spec,
-        columns=cols,
-        features=FeaturesConfig(),
-        seed=1,
-        cv_folds=3,
+        TrainingSetup("classification", cols, FeaturesConfig(), seed=1, metric="roc_auc", folds=3),
+        cross_validate=True,
         refit=False,
-        task="classification",
     )
     assert c.model is None and c.cv.fold_scores == a.cv.fold_scores
 
@@ -130,10 +125,14 @@ def test_cross_validation_leaves_the_template_unfitted():
     X, y = _data()
     model = make_model(
         ModelSpec("logistic_regression", {}),
-        infer_columns(X, FeaturesConfig()),
-        FeaturesConfig(),
-        seed=0,
-        task="classification",
+        TrainingSetup(
+            "classification",
+            infer_columns(X, FeaturesConfig()),
+            FeaturesConfig(),
+            seed=0,
+            metric="roc_auc",
+            folds=5,
+        ),
     )
     cv = cross_validate_model(model, X, y, folds=4, metric="accuracy", seed=0)
     assert len(cv.fold_scores) == 4 and 0.5 < cv.mean <= 1.0

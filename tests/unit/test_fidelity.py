@@ -19,7 +19,7 @@ from honing.fidelity import (
     sample_sizes,
 )
 from honing.models import build_estimator
-from honing.training import ModelSpec, train_model
+from honing.training import ModelSpec, TrainingSetup, train_model
 
 
 def _frame(n: int, *, task: str = "classification", seed: int = 0):
@@ -37,13 +37,9 @@ def _cv(df, y, cols, spec, *, rungs=1, task="classification", refit=False, metri
         df,
         y,
         spec,
-        columns=cols,
-        features=FeaturesConfig(),
-        seed=0,
-        metric=metric,
-        cv_folds=3,
+        TrainingSetup(task, cols, FeaturesConfig(), seed=0, metric=metric, folds=3),
+        cross_validate=True,
         refit=refit,
-        task=task,
         rungs=rungs,
         on_step=lambda rung, scores, _s: steps.append((rung, float(np.mean(scores)))),
     )

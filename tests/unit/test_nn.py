@@ -11,7 +11,7 @@ from sklearn.model_selection import cross_val_score
 from honing.config import FeaturesConfig
 from honing.features import infer_columns
 from honing.nn import OPTIMIZERS, TorchMLPClassifier
-from honing.training import ModelSpec, train_model
+from honing.training import ModelSpec, TrainingSetup, train_model
 
 
 def _xy(n=600, seed=0):
@@ -76,11 +76,15 @@ def test_mlp_is_a_model_family_in_the_pipeline():
         df,
         y,
         ModelSpec("mlp", {"width": 16, "max_epochs": 20}),
-        columns=infer_columns(df, FeaturesConfig()),
-        features=FeaturesConfig(),
-        seed=0,
-        cv_folds=3,
-        task="classification",
+        TrainingSetup(
+            "classification",
+            infer_columns(df, FeaturesConfig()),
+            FeaturesConfig(),
+            seed=0,
+            metric="roc_auc",
+            folds=3,
+        ),
+        cross_validate=True,
     )
     assert result.cv.mean > 0.8
     assert cross_val_score(TorchMLPClassifier(max_epochs=5), *_xy(200), cv=2).shape == (2,)

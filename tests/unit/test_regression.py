@@ -16,7 +16,7 @@ from honing.models import REGRESSION_FAMILIES
 from honing.monitoring import DriftReport
 from honing.monitoring import gate as drift_gate
 from honing.registry import ChampionScore, champion_gate
-from honing.training import ModelSpec, train_model
+from honing.training import ModelSpec, TrainingSetup, train_model
 from tests.conftest import demo_config_dict
 
 
@@ -61,12 +61,15 @@ def test_every_regression_family_fits(family):
         X,
         y,
         ModelSpec(family, {}),
-        columns=infer_columns(X, FeaturesConfig()),
-        features=FeaturesConfig(),
-        seed=0,
-        metric="r2",
-        cv_folds=3,
-        task="regression",
+        TrainingSetup(
+            "regression",
+            infer_columns(X, FeaturesConfig()),
+            FeaturesConfig(),
+            seed=0,
+            metric="r2",
+            folds=3,
+        ),
+        cross_validate=True,
     )
     assert res.cv.mean > 0.6, family
     assert res.model.predict(X.head(3)).shape == (3,)
@@ -80,10 +83,7 @@ def test_linear_penalties():
             X,
             y,
             ModelSpec("linear", {"penalty": penalty, "alpha": 0.01}),
-            columns=cols,
-            features=FeaturesConfig(),
-            seed=0,
-            task="regression",
+            TrainingSetup("regression", cols, FeaturesConfig(), seed=0, metric="rmse", folds=5),
         ).model
         assert type(model.steps[-1][1]).__name__ == cls
 
@@ -94,13 +94,16 @@ def test_rmse_cv_scores_are_reported_in_rmse_units():
         X,
         y,
         ModelSpec("linear", {}),
-        columns=infer_columns(X, FeaturesConfig()),
-        features=FeaturesConfig(),
-        seed=0,
-        metric="rmse",
-        cv_folds=3,
+        TrainingSetup(
+            "regression",
+            infer_columns(X, FeaturesConfig()),
+            FeaturesConfig(),
+            seed=0,
+            metric="rmse",
+            folds=3,
+        ),
+        cross_validate=True,
         refit=False,
-        task="regression",
     )
     assert res.cv.mean < 0  # scikit-learn's greater-is-better convention
     assert 0.2 < metric_value("rmse", res.cv.mean) < 0.5  # the noise is 0.3
@@ -133,10 +136,14 @@ def test_split_and_evaluate_regression():
         split.X_train,
         split.y_train,
         ModelSpec("linear", {}),
-        columns=infer_columns(split.X_train, FeaturesConfig()),
-        features=FeaturesConfig(),
-        seed=0,
-        task="regression",
+        TrainingSetup(
+            "regression",
+            infer_columns(split.X_train, FeaturesConfig()),
+            FeaturesConfig(),
+            seed=0,
+            metric="rmse",
+            folds=5,
+        ),
     ).model
     report = evaluate(model, split.X_test, split.y_test, classes)
     assert set(report.metrics) == {"rmse", "mae", "r2", "max_error"}

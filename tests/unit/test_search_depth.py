@@ -21,7 +21,7 @@ from honing.search import (
     num_samples,
     spec_from_trial_config,
 )
-from honing.training import ModelSpec, cross_validate_model, make_model, train_model
+from honing.training import ModelSpec, TrainingSetup, cross_validate_model, make_model, train_model
 
 FAMILIES = {
     "logistic_regression": {"C": {"loguniform": [0.01, 1.0]}},
@@ -123,25 +123,24 @@ def test_feature_options_shape_the_pipeline():
         {},
         {"encoder": "ordinal", "selection": "mutual_info", "selection_fraction": 0.5, "pca": 0.9},
     )
-    model = make_model(spec, cols, FeaturesConfig(), seed=0, task="classification").fit(X, y)
+    model = make_model(
+        spec,
+        TrainingSetup("classification", cols, FeaturesConfig(), seed=0, metric="roc_auc", folds=5),
+    ).fit(X, y)
     assert [name for name, _ in model.steps] == ["features", "select", "pca", "model"]
     assert model.named_steps["features"].transform(X).shape[1] == 3  # ordinal: one column
     assert model.named_steps["select"].get_support().sum() <= 2
     l1 = make_model(
         ModelSpec("knn", {}, {"selection": "l1"}),
-        cols,
-        FeaturesConfig(),
-        seed=0,
-        task="classification",
+        TrainingSetup("classification", cols, FeaturesConfig(), seed=0, metric="roc_auc", folds=5),
     )
     assert type(l1.fit(X, y).named_steps["select"]).__name__ == "SelectFromModel"
     with pytest.raises(ValidationError, match="pca"):
         make_model(
             ModelSpec("knn", {}, {"pca": 3.0}),
-            cols,
-            FeaturesConfig(),
-            seed=0,
-            task="classification",
+            TrainingSetup(
+                "classification", cols, FeaturesConfig(), seed=0, metric="roc_auc", folds=5
+            ),
         )
 
 
@@ -197,28 +196,20 @@ def test_rungs_grow_the_budget_and_end_where_one_shot_training_ends(family, para
         X,
         y,
         ModelSpec(family, params),
-        columns=cols,
-        features=FeaturesConfig(),
-        seed=0,
-        metric="accuracy",
-        cv_folds=3,
+        TrainingSetup("classification", cols, FeaturesConfig(), seed=0, metric="accuracy", folds=3),
+        cross_validate=True,
         refit=False,
         rungs=3,
         on_step=lambda rung, scores, seconds: steps.append((rung, np.mean(scores))),
-        task="classification",
     )
     assert [r for r, _ in steps] == [1, 2, 3]
     one_shot = train_model(
         X,
         y,
         ModelSpec(family, params),
-        columns=cols,
-        features=FeaturesConfig(),
-        seed=0,
-        metric="accuracy",
-        cv_folds=3,
+        TrainingSetup("classification", cols, FeaturesConfig(), seed=0, metric="accuracy", folds=3),
+        cross_validate=True,
         refit=False,
-        task="classification",
     )
     np.testing.assert_allclose(laddered.cv.fold_scores, one_shot.cv.fold_scores)
 
@@ -230,15 +221,18 @@ def test_one_shot_families_report_once_at_the_last_rung():
         X,
         y,
         ModelSpec("knn", {}),
-        columns=infer_columns(X, FeaturesConfig()),
-        features=FeaturesConfig(),
-        seed=0,
-        metric="accuracy",
-        cv_folds=3,
+        TrainingSetup(
+            "classification",
+            infer_columns(X, FeaturesConfig()),
+            FeaturesConfig(),
+            seed=0,
+            metric="accuracy",
+            folds=3,
+        ),
+        cross_validate=True,
         refit=False,
         rungs=4,
         on_step=lambda rung, scores, seconds: steps.append(rung),
-        task="classification",
     )
     assert steps == [4]
 
@@ -291,12 +285,8 @@ def test_ensemble_models_fit_and_predict(method):
         X,
         y,
         ModelSpec(method, {"members": members}),
-        columns=cols,
-        features=FeaturesConfig(),
-        seed=0,
-        metric="roc_auc",
-        cv_folds=3,
-        task="classification",
+        TrainingSetup("classification", cols, FeaturesConfig(), seed=0, metric="roc_auc", folds=3),
+        cross_validate=True,
     )
     assert res.cv.mean > 0.8
     assert res.model.predict_proba(X.head(5)).shape == (5, 2)
@@ -315,10 +305,7 @@ def test_permutation_importance_finds_the_signal_and_shap_agrees():
         X,
         y,
         ModelSpec("random_forest", {"n_estimators": 50}),
-        columns=cols,
-        features=FeaturesConfig(),
-        seed=0,
-        task="classification",
+        TrainingSetup("classification", cols, FeaturesConfig(), seed=0, metric="roc_auc", folds=5),
     ).model
     results, notes = explain.explain_model(model, X, y, metric="roc_auc", seed=0)
     perm = results[0]
@@ -331,10 +318,7 @@ def test_permutation_importance_finds_the_signal_and_shap_agrees():
         X,
         y,
         ModelSpec("logistic_regression", {}),
-        columns=cols,
-        features=FeaturesConfig(),
-        seed=0,
-        task="classification",
+        TrainingSetup("classification", cols, FeaturesConfig(), seed=0, metric="roc_auc", folds=5),
     ).model
     assert explain.shap_importances(lr, X, seed=0, rows=30).method == "shap_permutation"
     fig = explain.plot_importance(perm)
