@@ -111,7 +111,7 @@ def project(name: str, df: pd.DataFrame, target: str, task: str, seed: int, budg
 
 
 def run_honing(folder: Path, config: Path, env: Path) -> tuple[Any, float]:
-    from flows.training import training_pipeline
+    from honing_flows.flows.training import training_pipeline
 
     cwd = os.getcwd()
     os.chdir(folder)

@@ -9,9 +9,9 @@ from typing import Any
 from prefect import serve
 from prefect.events import DeploymentEventTrigger
 
-from flows.monitoring import monitoring_pipeline
-from flows.training import training_pipeline
-from flows.watch import DATA_CHANGED, watch_data
+from honing_flows.flows.monitoring import monitoring_pipeline
+from honing_flows.flows.training import training_pipeline
+from honing_flows.flows.watch import DATA_CHANGED, watch_data
 
 
 def build_deployments(

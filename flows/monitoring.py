@@ -9,15 +9,15 @@ from typing import Any
 from prefect import flow
 from prefect.events import emit_event
 
-from flows.steps import connect_services
-from flows.training import training_pipeline
 from honing.exceptions import RegistryError
-from tasks import data as data_tasks
-from tasks import monitoring as monitoring_tasks
-from tasks import registry as registry_tasks
-from tasks import reproduce as repro_tasks
-from tasks import setup as setup_tasks
-from tasks import tracking as tracking_tasks
+from honing_flows.flows.steps import connect_services
+from honing_flows.flows.training import training_pipeline
+from honing_flows.tasks import data as data_tasks
+from honing_flows.tasks import monitoring as monitoring_tasks
+from honing_flows.tasks import registry as registry_tasks
+from honing_flows.tasks import reproduce as repro_tasks
+from honing_flows.tasks import setup as setup_tasks
+from honing_flows.tasks import tracking as tracking_tasks
 
 
 @flow(name="monitoring_pipeline", log_prints=True, validate_parameters=True)

@@ -7,10 +7,10 @@ from typing import Any
 
 from prefect import flow
 
-from flows.steps import connect_services, fit_and_evaluate
-from tasks import data as data_tasks
-from tasks import reproduce as repro_tasks
-from tasks import setup as setup_tasks
+from honing_flows.flows.steps import connect_services, fit_and_evaluate
+from honing_flows.tasks import data as data_tasks
+from honing_flows.tasks import reproduce as repro_tasks
+from honing_flows.tasks import setup as setup_tasks
 
 
 @flow(name="reproduce_pipeline", log_prints=True, validate_parameters=True)

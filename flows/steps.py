@@ -19,13 +19,14 @@ from honing.planner import BudgetPlan, StageClock, Trims, search_config
 from honing.registry import RegistrationResult, ServedRegistration
 from honing.search import SearchResult
 from honing.training import TrainingSetup, TrainResult
-from tasks import compress as compress_tasks
-from tasks import data as data_tasks
-from tasks import registry as registry_tasks
-from tasks import search_extras as extra_tasks
-from tasks import setup as setup_tasks
-from tasks import tracking as tracking_tasks
-from tasks import train as train_tasks
+from honing_flows.tasks import compress as compress_tasks
+from honing_flows.tasks import data as data_tasks
+from honing_flows.tasks import explain as explain_tasks
+from honing_flows.tasks import registry as registry_tasks
+from honing_flows.tasks import selection as selection_tasks
+from honing_flows.tasks import setup as setup_tasks
+from honing_flows.tasks import tracking as tracking_tasks
+from honing_flows.tasks import train as train_tasks
 
 
 class Fitted(NamedTuple):
@@ -96,16 +97,18 @@ def fit_and_evaluate(
         selection, scored, notes = None, [], []
         ensembles = cfg.search.ensemble
         if ensembles.enabled and ensembles.selection:
-            selection = extra_tasks.select_ensemble(result, split.y_train, refit_s)
+            selection = selection_tasks.select_ensemble(result, split.y_train, refit_s)
         if ensembles.enabled and ensembles.methods:
-            specs = extra_tasks.ensemble_specs(result, ensembles)
-            specs, notes = extra_tasks.affordable_ensembles(specs, result, refit_s)
-            scored = extra_tasks.score_ensembles(split.X_train, split.y_train, specs, setup)
-        choice = extra_tasks.choose_model(result.best, scored, notes, selection, cfg.search.metric)
+            specs = selection_tasks.ensemble_specs(result, ensembles)
+            specs, notes = selection_tasks.affordable_ensembles(specs, result, refit_s)
+            scored = selection_tasks.score_ensembles(split.X_train, split.y_train, specs, setup)
+        choice = selection_tasks.choose_model(
+            result.best, scored, notes, selection, cfg.search.metric
+        )
     nested = None
     if cfg.search.nested_cv.enabled:
         with clock.stage("nested_cv"):
-            nested = extra_tasks.nested_cv(
+            nested = selection_tasks.nested_cv(
                 split.X_train,
                 split.y_train,
                 search_cfg,
@@ -189,7 +192,7 @@ def explain_and_log(*, cfg: PipelineConfig, run_id: str, fitted: Fitted) -> list
     """Evaluation plots, permutation importance and SHAP (as trimmed to the budget)."""
     split, model = fitted.split, fitted.trained.model
     figures = train_tasks.plot_figures(model, split.X_test, split.y_test, fitted.evaluation)
-    importances, notes = extra_tasks.explain_model(
+    importances, notes = explain_tasks.explain_model(
         model,
         split.X_test,
         split.y_test,
@@ -199,7 +202,7 @@ def explain_and_log(*, cfg: PipelineConfig, run_id: str, fitted: Fitted) -> list
         fitted.trims.shap_rows,
     )
     for imp in importances:
-        figures[f"importance_{imp.method}.png"] = extra_tasks.plot_importance(imp)
+        figures[f"importance_{imp.method}.png"] = explain_tasks.plot_importance(imp)
     tracking_tasks.log_figures(run_id, figures)
     tracking_tasks.log_json(
         run_id,

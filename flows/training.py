@@ -10,7 +10,10 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.steps import (
+from honing.planner import StageClock, budget_report
+from honing.summary import RunRef, TrainingSummary
+from honing.tracking import planned_run_name
+from honing_flows.flows.steps import (
     compress_and_log,
     connect_services,
     explain_and_log,
@@ -19,12 +22,9 @@ from flows.steps import (
     register,
     validate_and_version,
 )
-from honing.planner import StageClock, budget_report
-from honing.summary import RunRef, TrainingSummary
-from honing.tracking import planned_run_name
-from tasks import setup as setup_tasks
-from tasks import tracking as tracking_tasks
-from tasks import train as train_tasks
+from honing_flows.tasks import setup as setup_tasks
+from honing_flows.tasks import tracking as tracking_tasks
+from honing_flows.tasks import train as train_tasks
 
 
 def _run_name() -> str:

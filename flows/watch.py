@@ -9,7 +9,7 @@ from typing import Any
 from prefect import flow
 from prefect.events import emit_event
 
-from tasks import data as data_tasks
+from honing_flows.tasks import data as data_tasks
 
 DATA_CHANGED = "honing.data.changed"
 

@@ -10,7 +10,7 @@ import pandas as pd
 from honing import compression
 from honing.config import CompressionConfig
 from honing.features import FeatureColumns
-from tasks import compute_task
+from honing_flows.tasks import compute_task
 
 
 @compute_task

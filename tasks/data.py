@@ -9,7 +9,7 @@ import pandas as pd
 
 from honing import data, features, validation
 from honing.config import FeaturesConfig
-from tasks import compute_task, io_task
+from honing_flows.tasks import compute_task, io_task
 
 
 @io_task

@@ -9,7 +9,7 @@ import pandas as pd
 from honing import data, monitoring, registry
 from honing.config import MonitoringConfig
 from honing.features import FeatureColumns
-from tasks import compute_task, io_task
+from honing_flows.tasks import compute_task, io_task
 
 
 @io_task

@@ -8,7 +8,7 @@ import pandas as pd
 from honing import registry
 from honing.evaluation import EvaluationReport
 from honing.lineage import Lineage
-from tasks import compute_task, io_task
+from honing_flows.tasks import compute_task, io_task
 
 
 @io_task

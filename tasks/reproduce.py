@@ -6,7 +6,7 @@ from pathlib import Path
 
 from honing import reproduce
 from honing.config import PipelineConfig
-from tasks import compute_task, io_task
+from honing_flows.tasks import compute_task, io_task
 
 
 @io_task

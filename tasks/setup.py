@@ -7,7 +7,7 @@ from pathlib import Path
 
 from honing import config, runtime, tracking
 from honing import lineage as lineage_mod
-from tasks import compute_task, io_task
+from honing_flows.tasks import compute_task, io_task
 
 
 @compute_task

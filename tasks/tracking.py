@@ -11,7 +11,7 @@ from honing import tracking
 from honing.compression import CompressionChoice, CompressionReport
 from honing.search import SearchResult
 from honing.summary import TrainingSummary
-from tasks import io_task
+from honing_flows.tasks import io_task
 
 
 @io_task

@@ -17,7 +17,7 @@ from honing.explain import Importance
 from honing.lineage import Lineage
 from honing.nested import NestedCVResult
 from honing.registry import RegistrationResult, ServedRegistration
-from tasks import compute_task, logged
+from honing_flows.tasks import compute_task, logged
 
 
 @compute_task

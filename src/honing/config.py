@@ -70,9 +70,6 @@ __all__ = [
 
 
 Task = Literal["classification", "regression"]
-#: Families per task, from the one family table (``linear``: ridge / lasso / elastic net;
-#: ``logistic_regression``: the classifier).
-TASK_FAMILIES = {task: task_families(task) for task in ("classification", "regression")}
 
 
 class DataConfig(StrictModel):

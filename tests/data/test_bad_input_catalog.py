@@ -177,7 +177,7 @@ CASES = [
 
 @pytest.fixture
 def flow_in(project, prefect_harness, monkeypatch):
-    from flows.training import training_pipeline
+    from honing_flows.flows.training import training_pipeline
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     before = mlflow.get_tracking_uri()
@@ -241,7 +241,7 @@ def test_bad_config(edit, where, project, flow_in):
 
 
 def test_unseen_category_at_inference(project, flow_in, churn_df, monkeypatch):
-    from honing.cli import app
+    from honing_flows.cli import app
 
     result = flow_in(project["config"])  # a champion to serve
     assert result.promoted

@@ -40,7 +40,7 @@ def _init_project(root: Path, df, *, name: str, target: str, budget: float, seed
 
 @pytest.fixture
 def run_flow(prefect_harness, ray_local, project, monkeypatch):
-    from flows.training import training_pipeline
+    from honing_flows.flows.training import training_pipeline
 
     before = mlflow.get_tracking_uri()
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -19,7 +19,7 @@ from prefect import flow
 
 from honing.data import file_md5, write_table
 from honing.exceptions import TrackingUnavailableError
-from tasks import data as data_tasks
+from honing_flows.tasks import data as data_tasks
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -200,7 +200,7 @@ def test_two_flows_at_once_keep_the_registry_consistent(project):
 
 
 def test_unreachable_mlflow_is_a_clear_error_after_retries(prefect_harness, project, monkeypatch):
-    from flows.training import training_pipeline
+    from honing_flows.flows.training import training_pipeline
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     env = yaml.safe_load(project["env"].read_text())

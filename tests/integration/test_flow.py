@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture
 def run_flow(prefect_harness, ray_local, project, monkeypatch):
-    from flows.training import training_pipeline
+    from honing_flows.flows.training import training_pipeline
 
     before = mlflow.get_tracking_uri()
     # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI, which would override this test's

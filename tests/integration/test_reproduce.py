@@ -31,8 +31,8 @@ def _commit(root: Path, message: str) -> None:
 def test_reproduce_a_version_after_the_data_moved_on(
     project, prefect_harness, ray_local, monkeypatch
 ):
-    from flows.reproduce import reproduce_pipeline
-    from flows.training import training_pipeline
+    from honing_flows.flows.reproduce import reproduce_pipeline
+    from honing_flows.flows.training import training_pipeline
 
     root = project["root"]
     (root / ".gitignore").write_text("mlflow.db\nmlartifacts/\nray_results/\n.honing/\n")

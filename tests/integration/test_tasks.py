@@ -5,10 +5,10 @@ import pytest
 
 from honing.exceptions import DataValidationError
 from honing.validation import QualityRules
-from tasks import data as data_tasks
-from tasks import registry as registry_tasks
-from tasks import setup as setup_tasks
-from tasks import train as train_tasks
+from honing_flows.tasks import data as data_tasks
+from honing_flows.tasks import registry as registry_tasks
+from honing_flows.tasks import setup as setup_tasks
+from honing_flows.tasks import train as train_tasks
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ import pandas as pd
 import yaml
 from typer.testing import CliRunner
 
-from honing.cli import app
+from honing_flows.cli import app
 
 runner = CliRunner()
 

@@ -1,4 +1,5 @@
-"""Architecture rules: the library never imports Prefect, and importing it does nothing."""
+"""Architecture rules: the library never imports Prefect or the orchestration package, and
+importing it does nothing."""
 
 import ast
 import os
@@ -9,6 +10,9 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 LIBRARY = ROOT / "src" / "honing"
+#: The orchestration package, honing_flows: its own modules and the tasks/ and flows/ folders
+#: installed under it (honing_flows.tasks, honing_flows.flows).
+ORCHESTRATION = (ROOT / "src" / "honing_flows", ROOT / "tasks", ROOT / "flows")
 
 
 def _imports(path: Path) -> set[str]:
@@ -23,12 +27,31 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_library_has_no_prefect_or_orchestration_imports():
+    forbidden = {"prefect", "honing_flows", "tasks", "flows"}
     offenders = {
-        str(p.relative_to(ROOT)): sorted(_imports(p) & {"prefect", "tasks"})
+        str(p.relative_to(ROOT)): sorted(_imports(p) & forbidden)
         for p in LIBRARY.rglob("*.py")
-        if _imports(p) & {"prefect", "tasks"}
+        if _imports(p) & forbidden
     }
     assert offenders == {}
+
+
+def test_orchestration_is_imported_through_its_namespace():
+    """Nothing imports the generic top-level names ``tasks`` or ``flows``: the orchestration
+    modules are ``honing_flows.tasks.*`` and ``honing_flows.flows.*`` once installed."""
+    folders = (*ORCHESTRATION, ROOT / "tests", ROOT / "bench", LIBRARY)
+    offenders = {
+        str(p.relative_to(ROOT))
+        for folder in folders
+        for p in folder.rglob("*.py")
+        if ".work" not in p.parts and _imports(p) & {"tasks", "flows"}
+    }
+    assert offenders == set()
+    import honing_flows.flows.training
+    import honing_flows.tasks.train
+
+    assert Path(honing_flows.tasks.train.__file__) == ROOT / "tasks" / "train.py"
+    assert Path(honing_flows.flows.training.__file__) == ROOT / "flows" / "training.py"
 
 
 def test_tasks_are_one_library_call_each():
@@ -51,7 +74,7 @@ def test_flows_only_compose_tasks():
     """Flow modules import only Prefect, typing helpers, tasks and honing types."""
     for path in (ROOT / "flows").glob("*.py"):
         # pandas: only for annotating the frames that pass between tasks
-        allowed = {"__future__", "typing", "pathlib", "prefect", "tasks", "honing", "flows"}
+        allowed = {"__future__", "typing", "pathlib", "prefect", "honing", "honing_flows"}
         allowed |= {"pandas"}
         assert _imports(path) <= allowed, f"{path.name}: {_imports(path) - allowed}"
 
@@ -131,11 +154,11 @@ def test_the_library_has_no_import_cycles():
 
 def test_no_private_names_are_imported_across_modules():
     offenders = []
-    for folder in (LIBRARY, ROOT / "tasks", ROOT / "flows"):
+    for folder in (LIBRARY, *ORCHESTRATION):
         for path in folder.rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                    if node.module.split(".")[0] not in {"honing", "tasks", "flows"}:
+                    if node.module.split(".")[0] not in {"honing", "honing_flows"}:
                         continue
                     private = [a.name for a in node.names if a.name.startswith("_")]
                     if private:

@@ -1,17 +1,15 @@
-"""Ensembles, nested CV and explainability tasks."""
+"""Choosing the model after the search: ensembles from the trials, and nested CV."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from honing import ensembles, explain, nested
+from honing import ensembles, nested
 from honing.config import EnsembleConfig, RaySettings, SearchConfig
 from honing.search import SearchResult, TrialResult
 from honing.training import ModelSpec, TrainingSetup
-from tasks import compute_task, logged
+from honing_flows.tasks import compute_task, logged
 
 
 @compute_task
@@ -66,23 +64,3 @@ def nested_cv(
     return nested.nested_cv(
         X, y, cfg=cfg, setup=setup, ray_settings=ray_settings, experiment_name=experiment_name
     )
-
-
-@compute_task
-def explain_model(
-    model: Any,
-    X: pd.DataFrame,
-    y: np.ndarray,
-    metric: str,
-    seed: int,
-    repeats: int = 5,
-    shap_rows: int = 100,
-) -> tuple[list[explain.Importance], list[str]]:
-    return explain.explain_model(
-        model, X, y, metric=metric, seed=seed, repeats=repeats, shap_rows=shap_rows
-    )
-
-
-@compute_task
-def plot_importance(imp: explain.Importance) -> Any:
-    return explain.plot_importance(imp)

@@ -1,0 +1,190 @@
+"""The ``honing`` command line: the library's commands (:mod:`honing.cli`) plus the ones
+that launch Prefect flows (``run``, ``reproduce``, ``monitor``, ``serve``), which live here,
+on the orchestration side. The flows are imported only when a command runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from honing import config as config_mod
+from honing import data, runtime
+from honing.cli import CONFIG_OPT, ENV_OPT, console, err, fail
+from honing.cli import app as library_app
+from honing.exceptions import HoningError
+from honing.summary import TrainingSummary
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="honing: validated, tuned, registered tabular models.",
+)
+app.registered_callback = library_app.registered_callback
+app.registered_commands.extend(library_app.registered_commands)
+app.registered_groups.extend(library_app.registered_groups)
+
+
+def summary_table(result: TrainingSummary) -> Table:
+    color = "green" if result.promoted else "yellow"
+    title = f"honing: {result.model_name} v{result.version} [{color}]({result.verdict})[/]"
+    table = Table(title=title, show_lines=False)
+    table.add_column("item", style="bold")
+    table.add_column("value")
+    for item, value in result.rows():
+        table.add_row(item, value)
+    return table
+
+
+@app.command()
+def run(
+    config: Path = CONFIG_OPT,
+    env: Path = ENV_OPT,
+    metrics_out: Path | None = typer.Option(None, help="Also write the run summary as JSON."),
+    fresh_search: bool = typer.Option(
+        False,
+        help="Search anew instead of restoring an earlier search of the same config, "
+        "data and commit.",
+    ),
+) -> None:
+    """Run the full training pipeline (Prefect flow) for CONFIG."""
+    try:
+        if metrics_out:
+            data.ensure_new(metrics_out)  # before the run, not after minutes of training
+        config_mod.load_config(config)  # fail early, with the config's own error message
+        settings = config_mod.load_env_settings(env, environ=os.environ)
+        os.environ.update(runtime.ray_environment(settings.ray.address))
+        runtime.preload()  # start-up, before the run's time budget counts
+        from honing_flows.flows.training import training_pipeline
+
+        result = training_pipeline(
+            config_path=str(config), env_path=str(env), resume_search=not fresh_search
+        )
+    except HoningError as exc:
+        raise fail(exc) from None
+    except KeyboardInterrupt:
+        err.print(
+            "[bold red]interrupted:[/] the run is marked FAILED and nothing was registered; "
+            "a new `honing run` of the same config, data and commit keeps the finished trials",
+            markup=True,
+            highlight=False,
+        )
+        raise typer.Exit(code=130) from None
+    console.print(summary_table(result))
+    if metrics_out:
+        try:
+            data.write_new(json.dumps(result.to_dict(), indent=2, default=str) + "\n", metrics_out)
+        except HoningError as exc:
+            raise fail(exc) from None
+    ui = "http://127.0.0.1:5000/#/experiments"
+    console.print(
+        f"Open the MLflow UI with [bold]make ui[/] (or [bold]honing ui --env {env}[/]); this "
+        f"run: {ui}/{result.experiment_id}/runs/{result.run_id} (its summary.md, the search "
+        f"leaderboard under search/) — store: {settings.mlflow.tracking_uri}"
+    )
+
+
+@app.command()
+def reproduce(
+    model_name: str = typer.Argument(..., help="Registered model name."),
+    version: str = typer.Argument(..., help="Version number."),
+    env: Path = ENV_OPT,
+    tolerance: float = typer.Option(0.005, help="Largest allowed metric difference."),
+) -> None:
+    """Rebuild MODEL_NAME VERSION from its lineage (DVC data, config, commit); compare metrics."""
+    try:
+        settings = config_mod.load_env_settings(env, environ=os.environ)
+        os.environ.update(runtime.ray_environment(settings.ray.address))
+        from honing_flows.flows.reproduce import reproduce_pipeline
+
+        result = reproduce_pipeline(
+            model_name=model_name, version=version, env_path=str(env), tolerance=tolerance
+        )
+    except HoningError as exc:
+        raise fail(exc) from None
+    table = Table(title=f"reproduce {model_name} v{version} (commit {result['git_commit'][:12]})")
+    for col in ("metric", "registered", "rebuilt", "difference"):
+        table.add_column(col)
+    for name, expected in result["expected"].items():
+        table.add_row(
+            name,
+            f"{expected:.4f}",
+            f"{result['actual'][name]:.4f}",
+            f"{result['differences'][name]:+.4f}",
+        )
+    console.print(table)
+    console.print(f"[green]reproduced within {tolerance}[/] from {result['data_path']}")
+
+
+@app.command()
+def monitor(
+    batch: Path = typer.Argument(..., help="Current batch (CSV or Parquet)."),
+    config: Path = typer.Option("configs/flights.yaml", "--config", "-c"),
+    env: Path = ENV_OPT,
+    retrain: bool = typer.Option(True, help="Run the training flow when the gate says so."),
+) -> None:
+    """Drift check of BATCH against the champion's reference data (Prefect flow)."""
+    try:
+        config_mod.load_config(config)
+        settings = config_mod.load_env_settings(env, environ=os.environ)
+        os.environ.update(runtime.ray_environment(settings.ray.address))
+        from honing_flows.flows.monitoring import monitoring_pipeline
+
+        result = monitoring_pipeline(
+            batch_path=str(batch), config_path=str(config), env_path=str(env), retrain=retrain
+        )
+    except HoningError as exc:
+        raise fail(exc) from None
+    verdict = "[yellow]retrain[/]" if result["retrain"] else "[green]no retraining needed[/]"
+    console.print(
+        f"champion v{result['champion_version']}: {result['drifted_share']:.0%} of "
+        f"columns drifted ({', '.join(result['drifted_columns']) or 'none'}): "
+        f"{verdict}"
+    )
+    for reason in result["reasons"]:
+        console.print(f"  - {reason}")
+    if result["retrained_version"]:
+        console.print(f"retrained: version {result['retrained_version']} registered")
+
+
+@app.command()
+def serve(
+    config: Path = CONFIG_OPT,
+    env: Path = ENV_OPT,
+    watch: list[Path] = typer.Option([], help="Data files to watch (default: the config's)."),
+    batch: Path | None = typer.Option(None, help="Batch the monitoring deployment checks."),
+    retrain_cron: str | None = typer.Option("0 3 * * 1", help="Retraining schedule (cron)."),
+    monitor_cron: str | None = typer.Option("0 * * * *", help="Monitoring schedule (cron)."),
+    watch_interval: float = typer.Option(60.0, help="Seconds between data-change checks."),
+) -> None:
+    """Serve the retraining, monitoring and data-watch deployments from this process.
+
+    Needs a Prefect server (PREFECT_API_URL): `prefect server start` in another terminal, or
+    infra/local/up.sh."""
+    try:
+        cfg = config_mod.load_config(config)
+        settings = config_mod.load_env_settings(env, environ=os.environ)
+        if not os.environ.get("PREFECT_API_URL"):
+            raise HoningError(
+                "honing serve needs a Prefect server: run `prefect server start` "
+                "and export PREFECT_API_URL=http://127.0.0.1:4200/api"
+            )
+        os.environ.update(runtime.ray_environment(settings.ray.address))
+        from honing_flows.flows.deployments import build_deployments, serve_deployments
+
+        deployments = build_deployments(
+            config_path=str(config),
+            env_path=str(env),
+            watch_paths=[str(p) for p in (watch or [cfg.data.path])],
+            batch_path=str(batch) if batch else None,
+            retrain_cron=retrain_cron,
+            monitor_cron=monitor_cron,
+            watch_interval_s=watch_interval,
+            repo=str(Path.cwd()),
+        )
+    except HoningError as exc:
+        raise fail(exc) from None
+    serve_deployments(deployments)
