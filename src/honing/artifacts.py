@@ -9,13 +9,14 @@ skops files and JSON): loading one never unpickles arbitrary objects.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from honing.exceptions import CompressionError
+from honing.exceptions import UnsafeModelError
 
 #: The served artifact's index: its format, inputs, label order and candidate name.
 MANIFEST = "manifest.json"
@@ -42,7 +43,31 @@ SKOPS_TRUSTED_TYPES = [
     "xgboost.sklearn.XGBRegressor",
     # honing's own date expansion (no state beyond its column names)
     "honing.features.DateFeatures",
+    # the PyTorch MLP: its state is plain data (weights as numpy arrays, see honing.nn)
+    "honing.nn.TorchMLPClassifier",
+    "honing.nn.TorchMLPRegressor",
 ]
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """The SHA-256 of every file under ``folder``, by relative POSIX path."""
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(folder).rglob("*"))
+        if p.is_file()
+    }
+
+
+def verify(folder: Path, expected: dict[str, str], what: str) -> None:
+    """Refuse ``folder`` unless its files are exactly ``expected`` (path -> SHA-256)."""
+    actual = digests(folder)
+    changed = sorted(k for k in expected if actual.get(k) != expected[k])
+    added = sorted(set(actual) - set(expected))
+    if changed or added:
+        raise UnsafeModelError(
+            f"{what}: rule: files must match the SHA-256 recorded at registration; "
+            f"{', '.join(changed + added)} differ; refusing to load"
+        )
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -69,7 +94,10 @@ def trusted_types(data: bytes) -> list[str]:
     unknown = sio.get_untrusted_types(data=data)
     bad = [t for t in unknown if t not in SKOPS_TRUSTED_TYPES]
     if bad:
-        raise CompressionError(f"served artifact holds untrusted types {bad}; refusing to load")
+        raise UnsafeModelError(
+            f"rule: a model may hold only the types honing reviewed; this one holds {bad}; "
+            "refusing to load"
+        )
     return unknown
 
 

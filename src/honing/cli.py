@@ -17,6 +17,7 @@ from rich.console import Console
 from honing import config as config_mod
 from honing import data, profiling, runtime, validation
 from honing.exceptions import HoningError
+from honing.settings import redact
 
 app = typer.Typer(
     add_completion=False,
@@ -44,7 +45,7 @@ def _main() -> None:
 
 def fail(exc: BaseException) -> typer.Exit:
     """Print ``exc`` as one clear line and give the exit to raise (code 1)."""
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {redact(str(exc))}", markup=True, highlight=False)
     return typer.Exit(code=1)
 
 
@@ -186,7 +187,7 @@ def predict(
             name = registry.served_name(name)
         uri = model or f"models:/{name}@{cfg.registry.champion_alias}"
         scored = inference.predict(
-            inference.load_model(uri),
+            registry.load_model(uri),
             df,
             []
             if cfg.task == "regression"
@@ -210,7 +211,7 @@ def ui(
         raise fail(exc) from None
     uri = settings.mlflow.tracking_uri
     if uri.startswith("http"):
-        console.print(f"The profile uses a tracking server: open {uri}")
+        console.print(f"The profile uses a tracking server: open {redact(uri)}")
         return
     console.print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
     cmd = [

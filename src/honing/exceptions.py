@@ -70,5 +70,11 @@ class ReproducibilityError(HoningError):
     """A rebuilt model's metrics differ from the registered ones beyond the tolerance."""
 
 
+class UnsafeModelError(HoningError):
+    """A model honing will not load: stored in a format whose loading can run code, holding
+    a type outside honing's reviewed list, with files that differ from those recorded at
+    registration, or from a registration that did not finish."""
+
+
 class CompressionError(HoningError):
     """No candidate is deployable, or a served artifact is malformed."""

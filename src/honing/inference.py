@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing.exceptions import HoningError
+from honing.artifacts import load_skops, read_served
+from honing.compression.predictors import load_served
+from honing.exceptions import HoningError, UnsafeModelError
 from honing.validation import ValidationReport, validate
 
 _TABLE_RULES_DROPPED = {"expect_table_row_count_to_be_between"}
@@ -45,24 +47,35 @@ def check_inference(
     return validate(df, inference_suite(suite, target, drop_columns), source=source, rules=None)
 
 
-def load_model(uri: str) -> Any:
-    """A registered or local MLflow model: the scikit-learn pipeline, or the served
-    (compressed) flavor. Anything else is refused."""
-    import mlflow
-    from mlflow.models import get_model_info
+def load_model_folder(folder: Path) -> Any:
+    """A model folder (MLflow's layout) loaded without running any of its code: a
+    scikit-learn pipeline stored with skops, checked against honing's own list of reviewed
+    types (never the folder's), or the served flavor's files (ONNX, numpy arrays, skops).
+    MLflow's own loaders are not used: they unpickle ``python_model.pkl`` and take the
+    trusted types from the folder's ``MLmodel``, which whoever edits the folder controls."""
+    import yaml
 
-    if not (uri.startswith("models:/") or Path(uri).is_dir()):
-        raise HoningError(
-            f"model {uri!r}: rule: load only models:/<name>@<alias>, models:/<name>/<version> "
-            "or a local MLflow model folder"
-        )
+    folder = Path(folder)
     try:
-        if "sklearn" in get_model_info(uri).flavors:
-            return mlflow.sklearn.load_model(uri)
-        # the served flavor: its predictor (ONNX session, dense network or pipeline)
-        return mlflow.pyfunc.load_model(uri).unwrap_python_model().predictor_
-    except Exception as exc:  # noqa: BLE001
-        raise HoningError(f"model {uri!r} cannot be loaded: {exc}") from exc
+        flavors = yaml.safe_load((folder / "MLmodel").read_text(encoding="utf-8"))["flavors"]
+    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as exc:
+        raise HoningError(f"{folder}: not an MLflow model folder (MLmodel: {exc})") from exc
+    served = folder / "artifacts" / "served"
+    if "sklearn" in flavors:
+        fmt = flavors["sklearn"].get("serialization_format")
+        if fmt != "skops":
+            raise UnsafeModelError(
+                f"{folder}: rule: honing loads scikit-learn models stored with skops only; this "
+                f"one is stored with {fmt!r}, whose loading can run code"
+            )
+        name = Path(str(flavors["sklearn"].get("pickled_model", ""))).name
+        return load_skops((folder / name).read_bytes())
+    if "python_function" in flavors and served.is_dir():
+        return load_served(read_served(served))  # ONNX session, dense network or pipeline
+    raise UnsafeModelError(
+        f"{folder}: rule: load a honing model (scikit-learn with skops, or the served flavor); "
+        f"this folder has flavors {sorted(flavors)}"
+    )
 
 
 def outputs(proba: np.ndarray, classes: list[Any]) -> pd.DataFrame:

@@ -14,6 +14,9 @@ PREFIX = "honing."
 #: The training run a registered version came from.
 RUN_ID_TAG = f"{PREFIX}run_id"
 METRIC_PREFIX = f"{PREFIX}metric."
+#: The last tag a registration writes: the SHA-256 of every file of the version's artifacts
+#: (JSON, by relative path). Loading verifies it; a version without it is incomplete.
+DIGEST_TAG = f"{PREFIX}sha256"
 
 
 def metric_tags(metrics: Mapping[str, float]) -> dict[str, str]:

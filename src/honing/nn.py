@@ -227,9 +227,31 @@ class TorchMLPBase(BaseEstimator):
                         st["stopped"] = True
 
     def __getstate__(self) -> dict[str, Any]:
+        """The fitted model as plain data: the network's weights as numpy arrays (its state
+        dict) and its input/output sizes, so skops stores it without pickling any torch
+        object, and loading it runs no code. Training buffers are not part of it."""
         state = dict(super().__getstate__())
-        state.pop("_state", None)  # training buffers are not part of the fitted model
+        state.pop("_state", None)
+        net = state.pop("model_", None)
+        if net is not None:
+            linears = [m for m in net if hasattr(m, "in_features")]
+            state["network_shape_"] = [int(linears[0].in_features), int(linears[-1].out_features)]
+            state["network_weights_"] = {
+                k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()
+            }
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        shape = state.pop("network_shape_", None)
+        weights = state.pop("network_weights_", None)
+        super().__setstate__(state)
+        if shape is not None and weights is not None:
+            import torch
+
+            net = self._network(int(shape[0]), int(shape[1]))
+            net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+            self.model_ = net.eval()
 
     def n_parameters(self) -> int:
         check_is_fitted(self, "model_")

@@ -7,16 +7,26 @@ numbers and reason are written into the version's description and tags either wa
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from honing.artifacts import digests, verify
 from honing.evaluation import EvaluationReport, evaluate
-from honing.exceptions import RegistryError, TrackingUnavailableError
-from honing.lineage import RUN_ID_TAG, Lineage, metric_tags
+from honing.exceptions import (
+    HoningError,
+    RegistryError,
+    TrackingUnavailableError,
+    UnsafeModelError,
+)
+from honing.inference import load_model_folder
+from honing.lineage import DIGEST_TAG, RUN_ID_TAG, Lineage, metric_tags
 from honing.metrics import compare
 
 
@@ -125,17 +135,91 @@ def champion_version(name: str, alias: str) -> str | None:
         raise RegistryError(f"cannot read alias '{alias}' of model '{name}': {exc}") from exc
 
 
+def _version(uri: str) -> tuple[str, str]:
+    """(name, version) of ``models:/<name>/<version>`` or ``models:/<name>@<alias>``."""
+    body = uri.removeprefix("models:/")
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        version = champion_version(name, alias)
+        if version is None:
+            raise RegistryError(f"model {uri!r}: '{name}' has no version with alias '{alias}'")
+        return name, version
+    name, _, version = body.rpartition("/")
+    if not name or not version.isdigit():
+        raise RegistryError(
+            f"model {uri!r}: rule: models:/<name>/<version> or models:/<name>@<alias>"
+        )
+    return name, version
+
+
+def _download(name: str, version: str) -> Path:
+    import mlflow
+
+    folder = tempfile.mkdtemp(prefix="honing-model-")
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=folder
+        )
+    )
+
+
+def fetch_version(uri: str) -> Path:
+    """The files of a registered version, in a fresh local folder, once they match the
+    SHA-256 recorded when it was registered (the registration's last tag: a version without
+    it did not finish registering, and is refused)."""
+    name, version = _version(uri)
+    try:
+        recorded = _client().get_model_version(name, version).tags.get(DIGEST_TAG)
+    except Exception as exc:  # noqa: BLE001
+        raise RegistryError(f"cannot read model {name} v{version}: {exc}") from exc
+    if not recorded:
+        raise UnsafeModelError(
+            f"models:/{name}/{version}: rule: load only complete registrations; this version has "
+            "no recorded file digests (its registration was cut off, or honing did not write it)"
+        )
+    folder = _download(name, version)
+    verify(folder, json.loads(recorded), f"models:/{name}/{version}")
+    return folder
+
+
+def load_model(uri: str) -> Any:
+    """A registered version (``models:/<name>@<alias>`` or ``models:/<name>/<version>``),
+    whose files are first checked against the SHA-256 recorded at registration, or a local
+    model folder; either way loaded by :func:`load_model_folder`. Anything else is refused."""
+    if uri.startswith("models:/"):
+        folder = fetch_version(uri)
+    elif Path(uri).is_dir():
+        folder = Path(uri)
+    else:
+        raise HoningError(
+            f"model {uri!r}: rule: load only models:/<name>@<alias>, models:/<name>/<version> "
+            "or a local MLflow model folder"
+        )
+    try:
+        return load_model_folder(folder)
+    except HoningError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken file is one clear message
+        raise HoningError(f"model {uri!r} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+
+
+def _seal(name: str, version: str) -> None:
+    """Record the SHA-256 of the version's files as its last tag: from here on it is a
+    complete registration that loaders accept."""
+    files = digests(_download(name, version))
+    _client().set_model_version_tag(name, version, DIGEST_TAG, json.dumps(files, sort_keys=True))
+
+
 def score_champion(
     name: str, alias: str, X: pd.DataFrame, y: np.ndarray, classes: list[Any]
 ) -> ChampionScore | None:
     """Evaluate the current champion on the challenger's test data (None: no champion)."""
-    import mlflow
 
     version = champion_version(name, alias)
     if version is None:
         return None
     try:
-        model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+        model = load_model_folder(fetch_version(f"models:/{name}/{version}"))
         return ChampionScore(version, evaluate(model, X, y, classes))
     except Exception as exc:  # noqa: BLE001 - any failure to score blocks promotion
         return ChampionScore(version, None, f"{type(exc).__name__}: {exc}"[:500])
@@ -209,6 +293,7 @@ def register_version(
         }
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
+        _seal(name, version)
         if decision.promote:
             client.set_registered_model_alias(name, alias, version)
         else:
@@ -274,6 +359,7 @@ def register_served(
         client.set_model_version_tag(
             source.name, source.version, "honing.served_model", f"{name}/{version}"
         )
+        _seal(name, version)
         client.set_registered_model_alias(name, alias if source.promoted else "challenger", version)
     except (RegistryError, TrackingUnavailableError):
         raise

@@ -10,6 +10,7 @@ SQLite stores free of ``database is locked`` and needs no tracking access from t
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -19,10 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from honing import experiments
 from honing.config import RaySettings, SearchConfig
 from honing.exceptions import SearchError
 from honing.metrics import metric_value
 from honing.training import ModelSpec, TrainingSetup, laddered, train_model
+
+LOG = logging.getLogger(__name__)
 
 FAMILY_KEY = "family"
 FEATURES_PREFIX = "features"
@@ -424,18 +428,24 @@ def run_search(
         if progress
         else []
     )
-    name = experiment_name or f"search-{uuid.uuid4().hex[:8]}"
-    path = f"{ray_settings.storage_path.rstrip('/')}/{name}"
-    started = time.time()
-    if experiment_name and tune.Tuner.can_restore(path):
-        # A search with this name ran before (same config, data and code) and may have been
-        # interrupted: finished trials are kept, unfinished and errored ones run again.
-        tuner = tune.Tuner.restore(
-            path, trainable=trainable, resume_errored=True, param_space=_param_space(cfg)
-        )
-    else:
-        tuner = _new_tuner(trainable, cfg, name, ray_settings, callbacks)
-    grid = tuner.fit()
+    wanted = experiment_name or f"search-{uuid.uuid4().hex[:8]}"
+    with experiments.claim(ray_settings.storage_path, wanted) as name:
+        path = f"{ray_settings.storage_path.rstrip('/')}/{name}"
+        restore = bool(experiment_name) and tune.Tuner.can_restore(path)
+        why = experiments.untrusted(path) if restore else None
+        if why:  # never unpickle state someone else could have written
+            name, restore = f"{name}-{uuid.uuid4().hex[:8]}", False
+            (progress or LOG.warning)(f"not restoring the search in {path} ({why}): searching anew")
+        started = time.time()
+        if restore:
+            # A search with this name ran before (same config, data and code) and may have
+            # been interrupted: finished trials are kept, unfinished and errored ones run again.
+            tuner = tune.Tuner.restore(
+                path, trainable=trainable, resume_errored=True, param_space=_param_space(cfg)
+            )
+        else:
+            tuner = _new_tuner(trainable, cfg, name, ray_settings, callbacks)
+        grid = tuner.fit()
     result = SearchResult(
         metric=cfg.metric, validation=describe_validation(cfg, holdout), startup_s=startup_s
     )

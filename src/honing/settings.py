@@ -4,6 +4,7 @@ Switching from the embedded default to the distributed profile changes these obj
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from honing.exceptions import ConfigError
+
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^:/@\s]*):[^@/\s]+@")
+_SECRET_PARAM = re.compile(r"(?P<head>\b(?:password|passwd|token|secret)=)[^&\s'\"]+", re.I)
+
+
+def redact(text: str) -> str:
+    """``text`` with the secrets of any URI in it masked: ``postgresql://u:***@host/db``,
+    ``?password=***``. Every message and artifact that may show a tracking URI goes
+    through it."""
+    return _SECRET_PARAM.sub(r"\g<head>***", _USERINFO.sub(r"\g<head>:***@", text))
 
 
 class StrictModel(BaseModel):
@@ -48,8 +59,58 @@ class EnvSettings(StrictModel):
     dvc: DvcSettings = DvcSettings()
 
 
+#: The most values a config may expand to once its aliases are followed. Real configs are a
+#: few hundred; a few aliases nested in each other can otherwise expand to gigabytes.
+MAX_EXPANDED_NODES = 100_000
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key that appears twice in one mapping (YAML itself
+    keeps the last one silently, which replaces a whole section)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen and key != "<<":
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (each key may appear once)",
+                    key_node.start_mark,
+                )  # fmt: skip
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping
+)
+
+
+def _expanded_nodes(root: yaml.Node | None) -> int:
+    """How many nodes the document has once every alias is expanded (aliases share node
+    objects in the composed graph, so each distinct node is sized once)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # a recursive alias counts once instead of looping
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(v) for v in node.value)
+        else:
+            total = 1
+        sizes[id(node)] = min(total, MAX_EXPANDED_NODES + 1)
+        return sizes[id(node)]
+
+    return 0 if root is None else size(root)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML file's top-level mapping; every failure is one :class:`ConfigError` naming it."""
+    """A YAML file's top-level mapping; every failure is one :class:`ConfigError` naming it.
+    Duplicate keys are errors, and so is a document whose aliases expand past
+    :data:`MAX_EXPANDED_NODES` values."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -57,7 +118,12 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from exc
     try:
-        raw = yaml.safe_load(text)
+        if _expanded_nodes(yaml.compose(text, Loader=yaml.SafeLoader)) > MAX_EXPANDED_NODES:
+            raise ConfigError(
+                f"{path}: rule: aliases may expand to at most {MAX_EXPANDED_NODES:,} values; "
+                "this document expands to more (an alias bomb?)"
+            )
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):

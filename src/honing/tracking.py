@@ -17,6 +17,7 @@ from honing.artifacts import SKOPS_TRUSTED_TYPES
 from honing.config import MlflowSettings
 from honing.exceptions import TrackingUnavailableError
 from honing.lineage import Lineage
+from honing.settings import redact
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -51,7 +52,7 @@ def ping(tracking_uri: str, timeout_s: float = 5.0) -> None:
     except (urllib.error.URLError, OSError) as exc:
         reason = str(getattr(exc, "reason", exc))
     raise TrackingUnavailableError(
-        f"MLflow tracking server at {tracking_uri} is unreachable ({reason}); start it "
+        f"MLflow tracking server at {redact(tracking_uri)} is unreachable ({reason}); start it "
         "(infra/local/up.sh) or point MLFLOW_TRACKING_URI / the env profile at a running one"
     )
 
@@ -319,18 +320,17 @@ def log_sklearn_model(run_id: str, model: Any, input_example: Any) -> str:
     from mlflow.models import infer_signature
 
     signature = infer_signature(input_example, model.predict(input_example))
-    fmt = serialization_format(model)
     with mlflow.start_run(run_id=run_id, nested=True):
         info = mlflow.sklearn.log_model(
             model,
             name="model",
             signature=signature,
             input_example=input_example,
-            serialization_format=fmt,
-            skops_trusted_types=SKOPS_TRUSTED_TYPES if fmt == "skops" else None,
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
             pip_requirements=model_requirements(),
         )
-    set_tags(run_id, {"honing.serialization": fmt})
+    set_tags(run_id, {"honing.serialization": "skops"})
     return str(info.model_uri)
 
 
@@ -346,7 +346,6 @@ def model_requirements() -> list[str]:
         "honing",
         "scikit-learn",
         "skops",
-        "cloudpickle",
         "torch",
         "onnxruntime",
         "mlflow",
@@ -356,21 +355,6 @@ def model_requirements() -> list[str]:
         except PackageNotFoundError:
             continue
     return reqs
-
-
-def serialization_format(model: Any) -> str:
-    """``skops`` (safe loading) for scikit-learn models; ``cloudpickle`` only for pipelines
-    (or ensembles) holding a PyTorch network, which skops cannot store."""
-    from honing.nn import TorchMLPBase
-
-    def holds_torch(obj: Any) -> bool:
-        if isinstance(obj, TorchMLPBase):
-            return True
-        inner = [s for _, s in getattr(obj, "steps", [])]
-        inner += [e for _, e in (getattr(obj, "estimators", None) or [])]
-        return any(holds_torch(o) for o in inner)
-
-    return "cloudpickle" if holds_torch(model) else "skops"
 
 
 def log_compression(

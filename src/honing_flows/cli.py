@@ -16,6 +16,7 @@ from honing import data, runtime
 from honing.cli import CONFIG_OPT, ENV_OPT, console, err, fail
 from honing.cli import app as library_app
 from honing.exceptions import HoningError
+from honing.settings import redact
 from honing.summary import TrainingSummary
 
 app = typer.Typer(
@@ -83,7 +84,7 @@ def run(
     console.print(
         f"Open the MLflow UI with [bold]make ui[/] (or [bold]honing ui --env {env}[/]); this "
         f"run: {ui}/{result.experiment_id}/runs/{result.run_id} (its summary.md, the search "
-        f"leaderboard under search/) — store: {settings.mlflow.tracking_uri}"
+        f"leaderboard under search/) — store: {redact(settings.mlflow.tracking_uri)}"
     )
 
 

@@ -114,10 +114,10 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
         "honing-churn-served/2"
     )
     assert client.get_registered_model("honing-churn-served").aliases == {"champion": 2}
-    from honing import inference
+    from honing import inference, registry
 
     mlflow.set_tracking_uri(f"sqlite:///{project['root'] / 'mlflow.db'}")
-    model = inference.load_model("models:/honing-churn-served@champion")
+    model = registry.load_model("models:/honing-churn-served@champion")
     scored = inference.predict(model, pd.read_csv(project["data"]).head(50), ["No", "Yes"])
     assert scored["prediction"].isin(["No", "Yes"]).all()
     assert scored["probability"].between(0, 1).all()
@@ -260,10 +260,10 @@ def test_regression_flow_on_the_diamonds_demo(run_flow, project):
     for trial in trials:  # feature options logged; RMSE in dollars, not negated
         assert trial.data.params["features.encoder"] in ("onehot", "ordinal")
         assert trial.data.metrics["cv_rmse"] > 0 and trial.data.metrics["fold_0_rmse"] > 0
-    from honing import inference
+    from honing import inference, registry
 
     mlflow.set_tracking_uri(f"sqlite:///{project['root'] / 'mlflow.db'}")
     batch = pd.read_csv(project["root"] / "data" / "diamonds.csv").drop(columns=["price"])
     for uri in ("models:/honing-diamonds@champion", "models:/honing-diamonds-served@champion"):
-        scored = inference.predict(inference.load_model(uri), batch.head(20), [])
+        scored = inference.predict(registry.load_model(uri), batch.head(20), [])
         assert scored["prediction"].between(100, 40000).all()

@@ -124,7 +124,7 @@ def test_git_state_outside_a_repo(tmp_path):
     assert lineage.git_state(tmp_path) == ("unknown", True)
 
 
-def test_mlp_pipeline_is_logged_and_served(mlflow_store):
+def test_mlp_pipeline_is_logged_and_served(mlflow_store, tmp_path):
     from honing.config import FeaturesConfig
     from honing.features import infer_columns
     from honing.training import ModelSpec, train_model
@@ -144,12 +144,16 @@ def test_mlp_pipeline_is_logged_and_served(mlflow_store):
             folds=5,
         ),
     ).model
-    assert tracking.serialization_format(model) == "cloudpickle"
     exp = tracking.ensure_experiment("e-mlp", mlflow_store.mlflow.artifact_root)
     run_id = tracking.start_run(exp, "mlp")
     uri = tracking.log_sklearn_model(run_id, model, X.head(3))
-    loaded = mlflow.sklearn.load_model(uri)
+    # stored with skops like every family: the network is arrays, no pickle anywhere
+    info = mlflow.models.get_model_info(uri)
+    assert info.flavors["sklearn"]["serialization_format"] == "skops"
+    folder = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path)))
+    assert not list(folder.rglob("*.pkl"))
+    loaded = registry.load_model(str(folder))
     np.testing.assert_allclose(
         loaded.predict_proba(X.head(20)), model.predict_proba(X.head(20)), rtol=1e-5
     )
-    assert mlflow.MlflowClient().get_run(run_id).data.tags["honing.serialization"] == "cloudpickle"
+    assert mlflow.MlflowClient().get_run(run_id).data.tags["honing.serialization"] == "skops"

@@ -90,7 +90,7 @@ def test_models_load_only_from_the_registry_or_a_named_folder(tmp_path: Path):
     import pytest
 
     from honing.exceptions import HoningError
-    from honing.inference import load_model
+    from honing.registry import load_model
 
     for uri in ("s3://bucket/model.pkl", "runs:/abc/model", str(tmp_path / "model.pkl")):
         with pytest.raises(HoningError, match="rule: load only"):

@@ -3,7 +3,7 @@
 From the refit pipeline (features + model) this package builds candidates, each a deployable
 artifact (files) plus an in-memory predictor loaded *from those files*:
 
-* ``native``: the pipeline as registered (skops, or cloudpickle for the PyTorch MLP);
+* ``native``: the pipeline as registered (skops);
 * ``onnx``: a scikit-learn pipeline converted with skl2onnx and run by onnxruntime;
 * ``onnx_int8`` and ``onnx_int8_static``: onnxruntime's int8 quantization of that graph,
   dynamic or static (QDQ, activation ranges calibrated on training rows), where it applies

@@ -101,23 +101,13 @@ def torch_mlp(pipeline: Any) -> Any | None:
 
 
 def native_candidate(pipeline: Any) -> Candidate:
-    """The pipeline as registered: skops bytes for scikit-learn, cloudpickle for the MLP."""
+    """The pipeline as registered: skops bytes (the PyTorch MLP included: it stores its
+    network as arrays)."""
     mlp = torch_mlp(pipeline)
-    if mlp is None:
-        data = skops_bytes(pipeline)
-        files = {MANIFEST: json.dumps({"format": "pipeline"}).encode(), "pipeline.skops": data}
-        return Candidate("native", pipeline, files, n_parameters(pipeline))
-    import cloudpickle
-
-    files = {"model.pkl": cloudpickle.dumps(pipeline)}
-    return Candidate(
-        "native",
-        pipeline,
-        files,
-        mlp.n_parameters(),
-        note="cloudpickle (MLflow's format for the MLP pipeline)",
-        servable=False,
-    )
+    data = skops_bytes(pipeline)
+    files = {MANIFEST: json.dumps({"format": "pipeline"}).encode(), "pipeline.skops": data}
+    params = n_parameters(pipeline) if mlp is None else mlp.n_parameters()
+    return Candidate("native", pipeline, files, params)
 
 
 def n_parameters(model: Any) -> int | None:

@@ -1,0 +1,64 @@
+"""Ray Tune experiment folders, kept safe to share a machine: one run at a time per folder,
+and a folder is restored only when this user wrote all of it.
+
+A search is restored from ``<storage>/<name>/``, and restoring unpickles the ``tuner.pkl``
+and trial state found there. The name is predictable (config, data and commit), so another
+local user could plant that folder, and two identical runs started together would share
+it. :func:`claim` gives each run a folder of its own (a lock held for the whole search; a
+second run with the same name gets a fresh one), and :func:`untrusted` says why a folder
+must not be restored (like OpenSSH's StrictModes: owned by someone else, or writable by
+others)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def is_local(storage_path: str) -> bool:
+    return "://" not in storage_path
+
+
+@contextlib.contextmanager
+def claim(storage_path: str, name: str) -> Iterator[str]:
+    """The experiment name this run may use, locked until the block ends: ``name`` when no
+    other run holds it, else a fresh ``<name>-<hex>`` (nothing is restored then). Remote
+    storage (``s3://`` ...) is not locked here: each cluster run names its own search."""
+    if not is_local(storage_path):
+        yield name
+        return
+    root = Path(storage_path)
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / f".{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield f"{name}-{uuid.uuid4().hex[:8]}"  # another run is searching under ``name``
+            return
+        yield name
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def untrusted(path: str) -> str | None:
+    """Why the experiment folder at ``path`` must not be restored, or None: every file and
+    folder in it must belong to this user and be writable by no one else."""
+    if not is_local(path):
+        return None
+    uid = os.getuid()
+    for here, dirs, files in os.walk(path, followlinks=False):
+        for entry in [here, *(os.path.join(here, n) for n in dirs + files)]:
+            info = os.lstat(entry)
+            if stat.S_ISLNK(info.st_mode):
+                return f"{entry} is a symbolic link"
+            if info.st_uid != uid:
+                return f"{entry} belongs to another user (uid {info.st_uid})"
+            if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                return f"{entry} is writable by other users"
+    return None
