@@ -303,7 +303,7 @@ def main() -> None:
             for seed in args.seeds:
                 folder, config, env, raw = project(name, table, target, task, seed, args.budget)
                 summary, wall = run_honing(folder, config, env)
-                scores["honing"].append(float(summary.test_metrics[metric]))
+                scores["honing"].append(summary.metrics()[f"test_{metric}"])
                 walls["honing"].append(wall)
                 data = load_table(folder / f"{name}.csv")
                 score, fwall = run_flaml(raw, data, wall, seed, metric)
@@ -319,6 +319,7 @@ def main() -> None:
                         "trials": summary.trials,
                         "seconds": summary.timings,
                         "trimmed": summary.trimmed,
+                        "params": summary.params(),
                     }
                 )
                 print(f"{name} seed {seed}: honing {scores['honing'][-1]:.4f} ({wall:.0f}s), "

@@ -86,6 +86,33 @@ class TrainingSummary:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def metrics(self) -> dict[str, float]:
+        """The run's numbers, flat: ``test_<metric>``, ``cv_<metric>``, the trial counts and
+        ``seconds_<stage>`` (what benchmarks and dashboards compare)."""
+        out = {f"test_{k}": float(v) for k, v in self.test_metrics.items()}
+        out[f"cv_{self.cv_metric}"] = float(self.cv_score)
+        out.update(
+            trials=float(self.trials),
+            trials_failed=float(self.trials_failed),
+            trials_stopped=float(self.trials_stopped),
+        )
+        out.update({f"seconds_{k}": float(v) for k, v in self.timings.items()})
+        return out
+
+    def params(self) -> dict[str, str]:
+        """The run's choices, flat: the model, the validation scheme, the budget, the gate,
+        the registered version and what the budget trimmed."""
+        return {
+            "model": self.best_model,
+            "model_choice": self.model_choice,
+            "validation": self.validation_scheme,
+            "time_budget_s": str(self.time_budget_s),
+            "registered": f"{self.model_name} v{self.version}",
+            "promoted": str(self.promoted),
+            "served": self.served.candidate if self.served else "none",
+            "trimmed": "; ".join(self.trimmed) or "nothing",
+        }
+
     def markdown(self) -> str:
         """The run as Markdown: its description in MLflow and its ``summary.md``."""
         s = self

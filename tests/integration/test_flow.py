@@ -43,6 +43,11 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
     assert first.version == "1" and first.promoted
     assert first.test_metrics["roc_auc"] > 0.8
     assert first.trials == 3 and first.trials_failed == 0
+    # the typed summary, flat for benchmarks and dashboards
+    assert first.metrics()["test_roc_auc"] == first.test_metrics["roc_auc"]
+    assert first.metrics()["trials"] == 3 and "seconds_search" in first.metrics()
+    assert first.params()["registered"] == f"{first.model_name} v1"
+    assert first.params()["promoted"] == "True"
 
     second = run_flow()
     assert second.version == "2"
