@@ -7,11 +7,20 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.events import DeploymentEventTrigger
 
 from honing_flows.flows.monitoring import monitoring_pipeline
 from honing_flows.flows.training import training_pipeline
 from honing_flows.flows.watch import DATA_CHANGED, watch_data
+
+#: One run at a time per deployment. Retraining queues (a trigger during a run waits for it);
+#: the watcher and the monitor drop a run that would overlap the one in progress, so that
+#: scheduled work never piles up behind a slow retraining.
+QUEUE_OF_ONE = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+SKIP_IF_BUSY = ConcurrencyLimitConfig(
+    limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+)
 
 
 def build_deployments(
@@ -31,6 +40,7 @@ def build_deployments(
             name="retrain-scheduled",
             cron=retrain_cron,
             parameters=train_params,
+            concurrency_limit=QUEUE_OF_ONE,
             description="Retrain, gate and register on a schedule.",
         ),
         training_pipeline.to_deployment(
@@ -43,12 +53,14 @@ def build_deployments(
                     match={"prefect.resource.id": "honing.data.*"},
                 )
             ],
+            concurrency_limit=QUEUE_OF_ONE,
             description=f"Retrain when a watched file changes ({DATA_CHANGED} event).",
         ),
         watch_data.to_deployment(
             name="watch-data",
             interval=watch_interval_s,
             parameters={"paths": watch_paths, "state_path": f"{repo}/.honing/watch_state.json"},
+            concurrency_limit=SKIP_IF_BUSY,
             description="Hash the watched data files; emit an event on change.",
         ),
     ]
@@ -58,6 +70,7 @@ def build_deployments(
                 name="monitor",
                 cron=monitor_cron,
                 parameters={**train_params, "batch_path": batch_path},
+                concurrency_limit=SKIP_IF_BUSY,
                 description="Drift check of the current batch; retrains on drift.",
             )
         )

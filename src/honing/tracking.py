@@ -58,12 +58,36 @@ def ping(tracking_uri: str, timeout_s: float = 5.0) -> None:
 
 
 def configure(settings: MlflowSettings) -> None:
-    """Point this process's MLflow client at the configured tracking (and registry) store."""
+    """Point this process's MLflow client at the configured tracking (and registry) store.
+    A SQLite store is created and migrated once, under a file lock: two runs started
+    together on a fresh store would otherwise both migrate its schema, and one crash."""
     import mlflow
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     if settings.registry_uri:
         mlflow.set_registry_uri(settings.registry_uri)
+    for uri in {settings.tracking_uri, settings.registry_uri or settings.tracking_uri}:
+        if uri.startswith("sqlite:///"):
+            _migrate_once(uri)
+
+
+def _migrate_once(uri: str) -> None:
+    """Open (create, migrate) the SQLite store at ``uri`` while holding ``<db>.lock``."""
+    import fcntl
+    import os
+
+    from mlflow import MlflowClient
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{db}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another process migrates
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments(max_results=1)  # the tracking tables
+        client.search_registered_models(max_results=1)  # the registry tables
+    finally:
+        os.close(fd)
 
 
 def _client():  # type: ignore[no-untyped-def]

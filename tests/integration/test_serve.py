@@ -247,3 +247,47 @@ def test_drifted_batch_triggers_retraining(served):
     assert "temp" in monitors[0].data.tags["honing.retrain_reasons"]
     artifacts = {a.path for a in client.list_artifacts(monitors[0].info.run_id, "monitoring")}
     assert {"monitoring/drift.html", "monitoring/drift.json"} <= artifacts
+
+
+def _limits(served) -> dict[str, list]:
+    code = (
+        "import asyncio, json\n"
+        "from prefect.client.orchestration import get_client\n"
+        "async def main():\n"
+        "    out = {}\n"
+        "    async with get_client() as c:\n"
+        "        for name in ('watch_data/watch-data', 'monitoring_pipeline/monitor',\n"
+        "                     'training_pipeline/retrain-on-data-change',\n"
+        "                     'training_pipeline/retrain-scheduled'):\n"
+        "            d = await c.read_deployment_by_name(name)\n"
+        "            g = d.global_concurrency_limit\n"
+        "            o = d.concurrency_options\n"
+        "            out[name] = [g.limit if g else None,\n"
+        "                         o.collision_strategy.value if o else None]\n"
+        "    print(json.dumps(out))\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=served["env"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_served_deployments_run_one_at_a_time(served):
+    """Scheduled work cannot pile up: the watcher and the monitor drop a run that would
+    overlap the one in progress, and retraining queues behind the running one."""
+    _wait(
+        lambda: any(r["state"] == "COMPLETED" for r in _runs(served, "watch-data")),
+        180,
+        "the served deployments",
+        served["procs"],
+    )
+    assert _limits(served) == {
+        "watch_data/watch-data": [1, "CANCEL_NEW"],
+        "monitoring_pipeline/monitor": [1, "CANCEL_NEW"],
+        "training_pipeline/retrain-on-data-change": [1, "ENQUEUE"],
+        "training_pipeline/retrain-scheduled": [1, "ENQUEUE"],
+    }
+    # the watcher fires every 3 s; with one at a time, no two of its runs are ever RUNNING
+    assert sum(r["state"] == "RUNNING" for r in _runs(served, "watch-data")) <= 1

@@ -157,3 +157,27 @@ def test_mlp_pipeline_is_logged_and_served(mlflow_store, tmp_path):
         loaded.predict_proba(X.head(20)), model.predict_proba(X.head(20)), rtol=1e-5
     )
     assert mlflow.MlflowClient().get_run(run_id).data.tags["honing.serialization"] == "skops"
+
+
+def test_a_fresh_sqlite_store_is_migrated_once_by_concurrent_runs(tmp_path):
+    """Four processes open the same new store at once: one migrates it under the lock, the
+    others wait and find it ready (without the lock, two migrations collide on
+    ``_alembic_tmp_*`` tables)."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "fresh" / "mlflow.db"
+    code = (
+        "from honing import tracking\n"
+        "from honing.config import MlflowSettings\n"
+        f"tracking.configure(MlflowSettings(tracking_uri='sqlite:///{db}'))\n"
+        "print(tracking.ensure_experiment('same', None))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]  # fmt: skip
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, "\n".join(err[-1500:] for _, err in outs)
+    assert len({out.strip() for out, _ in outs}) == 1  # one experiment, the same id for all
