@@ -54,13 +54,16 @@ def validate_cmd(
     config: Path = CONFIG_OPT,
     data_path: Path | None = typer.Option(None, "--data", help="Validate this file instead."),
     report_out: Path | None = typer.Option(None, help="Write the validation report as JSON."),
+    force: bool = typer.Option(False, help="Replace an existing --report-out file."),
 ) -> None:
     """Validate a data file against the config's expectation suite (exit 1 on failure)."""
     try:
         if report_out:
-            data.ensure_new(report_out)
+            given = tuple(p for p in (config, data_path) if p is not None)
+            data.ensure_new(report_out, force=force, inputs=given)
         cfg = config_mod.load_config(config)
         path = data_path or cfg.data.path
+        inputs = (config, Path(path), Path(cfg.validation.suite))
         df = data.load_table(path, cfg.data.format)
         report = validation.validate(
             df,
@@ -69,7 +72,12 @@ def validate_cmd(
             rules=validation.QualityRules.from_config(cfg),
         )
         if report_out:
-            data.write_new(json.dumps(report.to_dict(), indent=2, default=str) + "\n", report_out)
+            data.write_new(
+                json.dumps(report.to_dict(), indent=2, default=str) + "\n",
+                report_out,
+                force=force,
+                inputs=inputs,
+            )
         validation.gate(report)
     except HoningError as exc:
         raise fail(exc) from None
@@ -162,6 +170,7 @@ def predict(
     served: bool = typer.Option(
         False, help="Score with the compressed served flavor (<name>-served) of the champion."
     ),
+    force: bool = typer.Option(False, help="Replace an existing --out file."),
 ) -> None:
     """Validate a batch like training data (without the label) and score it."""
     from honing import inference, registry, tracking
@@ -169,8 +178,8 @@ def predict(
     try:
         cfg = config_mod.load_config(config)
         settings = config_mod.load_env_settings(env, environ=os.environ)
-        if out.exists():
-            raise HoningError(f"{out}: already exists; refusing to overwrite")
+        inputs = (data_path, config, Path(cfg.data.path))
+        data.ensure_new(out, force=force, inputs=inputs)
         df = data.load_table(data_path)
         suite = validation.load_suite(cfg.validation.suite)
         report = inference.check_inference(
@@ -193,7 +202,7 @@ def predict(
             if cfg.task == "regression"
             else inference.label_classes(suite, cfg.data.target, cfg.data.positive_label),
         )
-        data.write_table(scored, out)
+        data.write_table(scored, data.ensure_new(out, force=force, inputs=inputs), overwrite=True)
     except HoningError as exc:
         raise fail(exc) from None
     console.print(f"wrote {len(scored)} predictions to {out} (model {uri})")

@@ -212,18 +212,29 @@ def write_table(df: pd.DataFrame, path: Path, *, overwrite: bool = False) -> Pat
     return path
 
 
-def ensure_new(path: Path) -> Path:
-    """``path`` when nothing is there yet; an output never replaces a file (it could be the
-    input table itself)."""
+def ensure_new(path: Path, *, force: bool = False, inputs: tuple[Path, ...] = ()) -> Path:
+    """``path`` when an output may be written there: nothing is there yet, or ``force`` is
+    set. Never one of the command's own ``inputs`` (the data, the config), even forced."""
     path = Path(path)
-    if path.exists() or path.is_symlink():
-        raise OutputExistsError(f"{path}: already exists; refusing to overwrite it")
+    for source in inputs:
+        same = Path(source).exists() and path.exists() and path.samefile(source)
+        if same or path.resolve() == Path(source).resolve():
+            raise OutputExistsError(
+                f"{path}: rule: refusing to overwrite the command's own input ({source}), "
+                "even with --force"
+            )
+    if (path.exists() or path.is_symlink()) and not force:
+        raise OutputExistsError(
+            f"{path}: already exists; refusing to overwrite it (pass --force to replace it)"
+        )
+    if force and path.is_dir():
+        raise OutputExistsError(f"{path}: is a directory; an output is a file")
     return path
 
 
-def write_new(text: str, path: Path) -> Path:
-    """Write a report atomically to a path that does not exist yet (see :func:`ensure_new`)."""
-    path = ensure_new(path)
+def write_new(text: str, path: Path, *, force: bool = False, inputs: tuple[Path, ...] = ()) -> Path:
+    """Write a report atomically where :func:`ensure_new` allows it."""
+    path = ensure_new(path, force=force, inputs=inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -45,6 +45,7 @@ def run(
     config: Path = CONFIG_OPT,
     env: Path = ENV_OPT,
     metrics_out: Path | None = typer.Option(None, help="Also write the run summary as JSON."),
+    force: bool = typer.Option(False, help="Replace an existing --metrics-out file."),
     fresh_search: bool = typer.Option(
         False,
         help="Search anew instead of restoring an earlier search of the same config, "
@@ -53,9 +54,10 @@ def run(
 ) -> None:
     """Run the full training pipeline (Prefect flow) for CONFIG."""
     try:
-        if metrics_out:
-            data.ensure_new(metrics_out)  # before the run, not after minutes of training
-        config_mod.load_config(config)  # fail early, with the config's own error message
+        cfg = config_mod.load_config(config)  # fail early, with the config's own message
+        inputs = (config, Path(cfg.data.path))
+        if metrics_out:  # checked before the run, not after minutes of training
+            data.ensure_new(metrics_out, force=force, inputs=inputs)
         settings = config_mod.load_env_settings(env, environ=os.environ)
         os.environ.update(runtime.ray_environment(settings.ray.address))
         runtime.preload()  # start-up, before the run's time budget counts
@@ -77,7 +79,12 @@ def run(
     console.print(summary_table(result))
     if metrics_out:
         try:
-            data.write_new(json.dumps(result.to_dict(), indent=2, default=str) + "\n", metrics_out)
+            data.write_new(
+                json.dumps(result.to_dict(), indent=2, default=str) + "\n",
+                metrics_out,
+                force=force,
+                inputs=inputs,
+            )
         except HoningError as exc:
             raise fail(exc) from None
     ui = "http://127.0.0.1:5000/#/experiments"

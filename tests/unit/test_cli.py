@@ -55,6 +55,16 @@ def test_init_then_validate(tmp_path: Path, monkeypatch):
     res = runner.invoke(app, ["run", "--config", "configs/new.yaml", "--metrics-out", str(data)])
     assert res.exit_code == 1 and "refusing to overwrite" in " ".join(res.output.split())
     assert data.read_bytes() == before
+    # --force replaces an earlier report, never the command's own input
+    res = runner.invoke(
+        app, ["validate", "-c", "configs/new.yaml", "--report-out", "reports/v.json", "--force"]
+    )
+    assert res.exit_code == 0, res.output
+    for cmd in (["validate", "--report-out"], ["run", "--metrics-out"]):
+        res = runner.invoke(app, [cmd[0], "-c", "configs/new.yaml", cmd[1], str(data), "--force"])
+        out = " ".join(res.output.split())
+        assert res.exit_code == 1 and "own input" in out and "even with --force" in out
+    assert data.read_bytes() == before
 
 
 def test_validate_reports_failures_and_exits_1(tmp_path: Path, monkeypatch):
