@@ -11,6 +11,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from honing.planner import StageClock, budget_report
+from honing.registry import served_name
 from honing.summary import RunRef, TrainingSummary
 from honing.tracking import planned_run_name
 from honing_flows.flows.steps import (
@@ -50,6 +51,10 @@ def training_pipeline(
     settings = connect_services(env_path)
     experiment_id = setup_tasks.ensure_experiment(
         cfg.tracking.experiment, settings.mlflow.artifact_root
+    )
+    setup_tasks.heal_stale(
+        experiment_id,
+        [cfg.registry.model_name, served_name(cfg.registry.model_name)],
     )
     flow_run_id = str(flow_run.get_id() or "none")
     run_id = tracking_tasks.start_run(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from honing import config, runtime, tracking
+from honing import config, runtime, stale, tracking
 from honing import lineage as lineage_mod
-from honing_flows.tasks import compute_task, io_task
+from honing_flows.tasks import compute_task, io_task, logged
 
 
 @compute_task
@@ -64,3 +64,8 @@ def build_lineage(
         config_path=config_path,
         flow_run_id=flow_run_id,
     )
+
+
+@io_task
+def heal_stale(experiment_id: str, model_names: list[str]) -> stale.Healed:
+    return logged(stale.heal(experiment_id, model_names))

@@ -7,8 +7,10 @@ process-wide tracking URI, and it is called by the entry point, never on import.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,7 @@ from honing.config import MlflowSettings
 from honing.exceptions import TrackingUnavailableError
 from honing.lineage import Lineage
 from honing.settings import redact
+from honing.stale import owner_tags
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -125,6 +128,8 @@ def start_run(
     tags = dict(tags or {})
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
+    else:  # a top-level run names its process, so a run left RUNNING by a kill is found
+        tags.update(owner_tags())
     run = _client().create_run(
         experiment_id, run_name=run_name, tags=tags, start_time=start_time_ms
     )
@@ -338,13 +343,27 @@ def run_name(name: str, kind: str, commit: str, when: float | None = None) -> st
     return f"{name} {kind} {stamp} {short}"
 
 
+@contextlib.contextmanager
+def _resumed(run_id: str) -> Iterator[None]:
+    """The run made active for MLflow's model loggers. Leaving ``mlflow.start_run`` ends the
+    run; a run that was RUNNING is set RUNNING again (the flow ends it, with its status), so
+    that a run in progress never looks finished to another process."""
+    import mlflow
+
+    status = _client().get_run(run_id).info.status
+    with mlflow.start_run(run_id=run_id, nested=True):
+        yield
+    if status == "RUNNING":
+        _client().update_run(run_id, status="RUNNING")
+
+
 def log_sklearn_model(run_id: str, model: Any, input_example: Any) -> str:
     """Log a fitted scikit-learn pipeline with signature and input example; returns its URI."""
     import mlflow
     from mlflow.models import infer_signature
 
     signature = infer_signature(input_example, model.predict(input_example))
-    with mlflow.start_run(run_id=run_id, nested=True):
+    with _resumed(run_id):
         info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -420,7 +439,7 @@ def log_served_model(run_id: str, files: dict[str, bytes], input_example: Any) -
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_served(files, Path(tmp) / "served")
-        with mlflow.start_run(run_id=run_id, nested=True):
+        with _resumed(run_id):
             info = mlflow.pyfunc.log_model(
                 name="served_model",
                 python_model=ServedModel(),
