@@ -1,6 +1,5 @@
 """Tasks called through ``.fn``: the wrapped library call, without a Prefect run."""
 
-import pandas as pd
 import pytest
 
 from honing.exceptions import DataValidationError
@@ -62,4 +61,8 @@ def test_env_task_reads_the_process_environment(project, monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6390")
     settings = setup_tasks.load_env_settings.fn(str(project["env"]))
     assert settings.ray.address == "127.0.0.1:6390"
-    assert isinstance(pd.__version__, str)
+    # the address came from the variable: without it, the profile's own value returns
+    monkeypatch.delenv("RAY_ADDRESS")
+    from_file = setup_tasks.load_env_settings.fn(str(project["env"]))
+    assert from_file.ray.address != "127.0.0.1:6390"
+    assert from_file.mlflow == settings.mlflow  # the variable touched nothing else

@@ -181,3 +181,38 @@ def test_a_fresh_sqlite_store_is_migrated_once_by_concurrent_runs(tmp_path):
     outs = [p.communicate(timeout=180) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, "\n".join(err[-1500:] for _, err in outs)
     assert len({out.strip() for out, _ in outs}) == 1  # one experiment, the same id for all
+
+
+def test_a_champion_moved_during_the_gate_blocks_promotion(mlflow_store):
+    """Fail closed: the gate promoted against v1, but another run moved the alias to v2
+    before this registration; the alias stays where the other run put it."""
+    X, y = _data()
+    exp = tracking.ensure_experiment("e-race", mlflow_store.mlflow.artifact_root)
+    first = _register(mlflow_store, exp, LogisticRegression(C=0.1).fit(X, y), X, y)
+    assert first.promoted
+    # this run is gated against v1 ...
+    run_id = tracking.start_run(exp, "train")
+    model = LogisticRegression(C=1.0).fit(X, y)
+    uri = tracking.log_sklearn_model(run_id, model, X.head(3))
+    report = evaluate(model, X, y, [0, 1])
+    champion = registry.score_champion("m", "champion", X, y, [0, 1])
+    decision = registry.champion_gate(report, champion, metric="roc_auc", margin=0.0)
+    assert decision.promote and decision.champion_version == "1"
+    # ... and another run registers v2 and moves the alias meanwhile
+    other = _register(mlflow_store, exp, LogisticRegression(C=0.5).fit(X, y), X, y)
+    assert other.version == "2" and other.promoted
+    late = registry.register_version(
+        model_uri=uri,
+        name="m",
+        run_id=run_id,
+        decision=decision,
+        report=report,
+        lineage=_lineage(),
+        alias="champion",
+    )
+    tracking.end_run(run_id)
+    client = mlflow.MlflowClient()
+    assert late.version == "3" and not late.promoted
+    assert "champion changed from v1 to v2" in late.decision.reason
+    assert client.get_registered_model("m").aliases["champion"] == 2
+    assert client.get_model_version("m", "3").tags["honing.gate.promoted"] == "false"
