@@ -47,14 +47,19 @@ mkdir -p "$STATE"/{logs,pids,artifacts,dvc-remote,ray,prefect}
 chmod 755 "$STATE"
 
 # --- secrets: generated once, kept out of the repo, mode 600 ---------------------------------
-if [ ! -f "$STATE/secrets.env" ]; then
-  umask 077
-  {
-    echo "HONING_PG_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-  } >"$STATE/secrets.env"
+# Every secret file is created mode 600 (umask 077 before it exists, never chmod after), and
+# no secret goes on a command line (`ps` shows those to every local user): PostgreSQL's
+# password reaches libpq through PGPASSFILE, the others through the environment.
+secret() { python3 -c 'import secrets; print(secrets.token_hex(16))'; }
+umask 077
+touch "$STATE/secrets.env"
+for key in HONING_PG_PASSWORD HONING_MLFLOW_PASSWORD HONING_MLFLOW_SECRET_KEY \
+           HONING_PREFECT_PASSWORD; do
+  grep -q "^$key=" "$STATE/secrets.env" || echo "$key=$(secret)" >>"$STATE/secrets.env"
+done
+[ -f "$STATE/ray_token" ] ||
   python3 -c 'import secrets; print(secrets.token_hex(32), end="")' >"$STATE/ray_token"
-  umask 022
-fi
+umask 022
 # shellcheck disable=SC1091
 source "$STATE/secrets.env"
 PG_USER=honing
@@ -67,7 +72,9 @@ PGDATA=$STATE/pg
 if [ ! -f "$PGDATA/PG_VERSION" ]; then
   mkdir -p "$PGDATA"
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$PGDATA"
-  pwfile=$(mktemp); echo "$HONING_PG_PASSWORD" >"$pwfile"; chmod 644 "$pwfile"
+  pwfile=$(umask 077; mktemp)  # mode 600 from the start, readable by initdb's user only
+  echo "$HONING_PG_PASSWORD" >"$pwfile"
+  [ "$(id -u)" = 0 ] && chown postgres "$pwfile"
   as_pg "$PG_BIN/initdb" -D "$PGDATA" -U "$PG_USER" --pwfile="$pwfile" \
     --auth-local=scram-sha-256 --auth-host=scram-sha-256 >"$STATE/logs/initdb.log"
   rm -f "$pwfile"
@@ -78,17 +85,31 @@ if ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
     -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PGDATA" >/dev/null
 fi
 log "PostgreSQL is up at 127.0.0.1:$PG_PORT"
-export PGPASSWORD=$HONING_PG_PASSWORD
+export PGPASSFILE=$STATE/pgpass
+(umask 077; echo "127.0.0.1:$PG_PORT:*:$PG_USER:$HONING_PG_PASSWORD" >"$PGPASSFILE")
 for db in mlflow prefect; do
   psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 ||
     psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "CREATE DATABASE $db"
 done
-PG_URI="postgresql+psycopg2://$PG_USER:$HONING_PG_PASSWORD@127.0.0.1:$PG_PORT"
+PG_URI="postgresql+psycopg2://$PG_USER@127.0.0.1:$PG_PORT"  # the password: PGPASSFILE
 
 # --- MLflow tracking server --------------------------------------------------------------------
+# MLflow's basic-auth app: every request needs a user; the admin's credentials are in the
+# stack's secret files, and anonymous reads and writes are refused (HTTP 401).
+(umask 077; cat >"$STATE/mlflow-auth.ini" <<INI
+[mlflow]
+default_permission = READ
+database_uri = sqlite:///$STATE/mlflow-auth.db
+admin_username = honing
+admin_password = $HONING_MLFLOW_PASSWORD
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+INI
+)
 if [ ! -f "$STATE/pids/mlflow.pid" ] || ! kill -0 "$(cat "$STATE/pids/mlflow.pid")" 2>/dev/null; then
-  start_bg mlflow "$BIN/mlflow" server \
+  MLFLOW_AUTH_CONFIG_PATH=$STATE/mlflow-auth.ini \
+  MLFLOW_FLASK_SERVER_SECRET_KEY=$HONING_MLFLOW_SECRET_KEY \
+  start_bg mlflow "$BIN/mlflow" server --app-name basic-auth \
     --backend-store-uri "$PG_URI/mlflow" \
     --artifacts-destination "$STATE/artifacts" --serve-artifacts \
     --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1
@@ -98,9 +119,11 @@ wait_http "http://127.0.0.1:$MLFLOW_PORT/health" "MLflow server" "$STATE/pids/ml
 # --- Prefect server, work pool and worker ------------------------------------------------------
 export PREFECT_HOME=$STATE/prefect
 export PREFECT_API_URL="http://127.0.0.1:$PREFECT_PORT/api"
+export PREFECT_API_AUTH_STRING="honing:$HONING_PREFECT_PASSWORD"  # the server's basic auth
 if [ ! -f "$STATE/pids/prefect-server.pid" ] ||
    ! kill -0 "$(cat "$STATE/pids/prefect-server.pid")" 2>/dev/null; then
   PREFECT_SERVER_DATABASE_CONNECTION_URL="postgresql+asyncpg://$PG_USER:$HONING_PG_PASSWORD@127.0.0.1:$PG_PORT/prefect" \
+  PREFECT_SERVER_API_AUTH_STRING="honing:$HONING_PREFECT_PASSWORD" \
   PREFECT_UI_ENABLED=false \
     start_bg prefect-server "$BIN/prefect" server start --host 127.0.0.1 --port "$PREFECT_PORT"
 fi
@@ -148,6 +171,10 @@ export RAY_AUTH_MODE=token
 export RAY_AUTH_TOKEN_PATH=$STATE/ray_token
 export HONING_DVC_REMOTE_URL=$STATE/dvc-remote
 export HONING_PG_URI=$PG_URI
+export PGPASSFILE=$PGPASSFILE
+export MLFLOW_TRACKING_USERNAME=honing
+export MLFLOW_TRACKING_PASSWORD=$HONING_MLFLOW_PASSWORD
+export PREFECT_API_AUTH_STRING=$PREFECT_API_AUTH_STRING
 ENV
 umask 022
 # shellcheck disable=SC1091

@@ -17,6 +17,7 @@ import mlflow
 import pytest
 import yaml
 
+from honing import registry
 from tests.conftest import ROOT, SMALL_SEARCH, demo_config_dict, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.distributed]
@@ -93,7 +94,51 @@ def test_servers_bind_loopback(stack):
         assert lines and all("127.0.0.1:" in ln for ln in lines), lines
 
 
-def test_training_flow_on_the_stack(stack, tmp_path):
+def test_the_stack_refuses_anonymous_users_and_keeps_secrets_off_command_lines(stack):
+    import base64
+    import urllib.error
+    import urllib.request
+
+    state = Path(stack["HONING_STACK_DIR"])
+    secrets = dict(
+        line.split("=", 1) for line in (state / "secrets.env").read_text().splitlines() if line
+    )
+    assert set(secrets) >= {"HONING_PG_PASSWORD", "HONING_MLFLOW_PASSWORD"}
+
+    def status(url: str, body: bytes | None, auth: str | None) -> int:
+        req = urllib.request.Request(url, data=body, method="POST" if body else "GET")
+        req.add_header("Content-Type", "application/json")
+        if auth:
+            req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    mlflow_api = f"{stack['MLFLOW_TRACKING_URI']}/api/2.0/mlflow"
+    admin = f"honing:{secrets['HONING_MLFLOW_PASSWORD']}"
+    create = b'{"name": "anonymous-writes"}'
+    assert status(f"{mlflow_api}/experiments/search?max_results=1", None, None) == 401
+    assert status(f"{mlflow_api}/experiments/create", create, None) == 401
+    assert status(f"{mlflow_api}/experiments/search?max_results=1", None, admin) == 200
+    prefect_api = stack["PREFECT_API_URL"]
+    assert status(f"{prefect_api}/flows/filter", b"{}", None) == 401
+    assert status(f"{prefect_api}/flows/filter", b"{}", stack["PREFECT_API_AUTH_STRING"]) == 200
+
+    # what `ps` shows every local user: no process's command line holds a secret
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        for key, value in secrets.items():
+            assert value not in cmdline, f"{key} on the command line of pid {proc.name}"
+    for name in ("secrets.env", "pgpass", "mlflow-auth.ini", "stack.env", "ray_token"):
+        assert (state / name).stat().st_mode & 0o077 == 0, f"{name} is readable by others"
+
+
+def test_training_flow_on_the_stack(stack, tmp_path, monkeypatch):
     # A smaller search than the demo, but enough concurrent trials to use both Ray nodes.
     cfg = demo_config_dict()
     cfg["data"]["path"] = str(ROOT / "data" / "churn.csv")
@@ -134,7 +179,11 @@ def test_training_flow_on_the_stack(stack, tmp_path):
     )
     assert "Completed" in run.stdout
 
-    # Read what the worker's flow run wrote, straight from PostgreSQL through the MLflow client.
+    # Read what the worker's flow run wrote, straight from PostgreSQL through the MLflow client
+    # (libpq finds the password in the stack's PGPASSFILE; the URI holds none).
+    for key in ("PGPASSFILE", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(key, stack[key])
+    assert stack["HONING_PG_URI"].split("//", 1)[1].split("@")[0] == "honing"  # no password
     pg = mlflow.MlflowClient(tracking_uri=f"{stack['HONING_PG_URI']}/mlflow")
     exp = pg.get_experiment_by_name("honing-churn")
     assert exp is not None
@@ -154,14 +203,15 @@ def test_training_flow_on_the_stack(stack, tmp_path):
     assert version.tags["honing.gate.promoted"] == "true"
     assert version.tags["honing.data_md5"] == parents[0].data.tags["honing.data_md5"]
 
-    # The same model, through the tracking server, with artifacts served by it.
+    # The same model, through the tracking server (as its admin user), with artifacts served
+    # by it, loaded the way honing loads models: its files checked against their digests.
     server = mlflow.MlflowClient(tracking_uri=stack["MLFLOW_TRACKING_URI"])
     aliases = server.get_registered_model("honing-churn").aliases
     assert {k: int(v) for k, v in aliases.items()} == {"champion": 1}
     before = mlflow.get_tracking_uri()
     try:
         mlflow.set_tracking_uri(stack["MLFLOW_TRACKING_URI"])
-        model_obj = mlflow.sklearn.load_model("models:/honing-churn@champion")
+        model_obj = registry.load_model("models:/honing-churn@champion")
     finally:
         mlflow.set_tracking_uri(before)
     assert hasattr(model_obj, "predict_proba")
