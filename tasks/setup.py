@@ -22,7 +22,7 @@ def ray_environment(settings: config.RaySettings) -> None:
 
 @io_task
 def load_pipeline_config(path: str) -> config.PipelineConfig:
-    return config.load_config(Path(path))
+    return config.load_config(Path(path), extra_roots=config.data_roots(os.environ))
 
 
 @io_task

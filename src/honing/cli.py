@@ -61,7 +61,7 @@ def validate_cmd(
         if report_out:
             given = tuple(p for p in (config, data_path) if p is not None)
             data.ensure_new(report_out, force=force, inputs=given)
-        cfg = config_mod.load_config(config)
+        cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
         path = data_path or cfg.data.path
         inputs = (config, Path(path), Path(cfg.validation.suite))
         df = data.load_table(path, cfg.data.format)
@@ -176,7 +176,7 @@ def predict(
     from honing import inference, registry, tracking
 
     try:
-        cfg = config_mod.load_config(config)
+        cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
         settings = config_mod.load_env_settings(env, environ=os.environ)
         inputs = (data_path, config, Path(cfg.data.path))
         data.ensure_new(out, force=force, inputs=inputs)

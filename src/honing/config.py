@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -346,10 +347,35 @@ def parse_config(raw: Mapping[str, Any], *, source: Path, root: Path) -> Pipelin
     return resolved
 
 
-def load_config(path: Path | str, *, root: Path | None = None) -> PipelineConfig:
-    """Read and validate a pipeline config. ``root`` defaults to the current directory."""
+#: Folders outside the project that configs may read data from (``os.pathsep``-separated).
+DATA_ROOTS_VAR = "HONING_DATA_ROOTS"
+
+
+def data_roots(environ: Mapping[str, str]) -> tuple[Path, ...]:
+    """The extra data folders the environment allows (:data:`DATA_ROOTS_VAR`)."""
+    return tuple(Path(p) for p in environ.get(DATA_ROOTS_VAR, "").split(os.pathsep) if p)
+
+
+def load_config(
+    path: Path | str, *, root: Path | None = None, extra_roots: tuple[Path, ...] = ()
+) -> PipelineConfig:
+    """Read and validate a pipeline config. ``root`` (default: the current directory) is
+    the project relative paths are resolved against. ``data.path`` must stay inside the
+    project (``root``, or the folder holding the config's ``configs/``) or one of
+    ``extra_roots``: a config cannot make honing read, and log, any file of the machine."""
     path = Path(path)
-    return parse_config(read_yaml(path), source=path, root=(root or Path.cwd()).resolve())
+    root = (root or Path.cwd()).resolve()
+    cfg = parse_config(read_yaml(path), source=path, root=root)
+    folder = path.resolve().parent
+    project = folder.parent if folder.name == "configs" else folder
+    allowed = [root, project, *(p.resolve() for p in extra_roots)]
+    data = Path(cfg.data.path).resolve()  # follows links: a link out of the project is out
+    if not any(data == a or a in data.parents for a in allowed):
+        raise ConfigError(
+            f"{path}: data.path {cfg.data.path}: rule: data must be inside the project "
+            f"({root}) or a folder listed in {DATA_ROOTS_VAR}; it resolves to {data}"
+        )
+    return cfg
 
 
 def config_hash(cfg: BaseModel) -> str:

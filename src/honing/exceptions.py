@@ -62,6 +62,10 @@ class TrackingUnavailableError(HoningError):
     transient = True
 
 
+class TrackingStoreError(HoningError):
+    """The MLflow store is there but cannot be used: read-only, or not writable by this user."""
+
+
 class RegistryError(HoningError):
     """The model registry could not be read or updated."""
 

@@ -154,6 +154,18 @@ def _absolute_sqlite(uri: str, root: Path) -> str:
     return uri
 
 
+#: Tracking stores honing runs on: the ones with a model registry.
+TRACKING_SCHEMES = (
+    "sqlite:///",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "http://",
+    "https://",
+    "databricks",
+)
+
+
 def parse_env_settings(
     raw: Mapping[str, Any], *, source: Path, root: Path, environ: Mapping[str, str] | None = None
 ) -> EnvSettings:
@@ -183,6 +195,14 @@ def parse_env_settings(
             "artifact_root": artifact_root,
         }
     )
+    for uri in (mlflow.tracking_uri, mlflow.registry_uri):
+        where = "MLFLOW_TRACKING_URI" if environ.get("MLFLOW_TRACKING_URI") else f"{source}"
+        if uri and not uri.startswith(TRACKING_SCHEMES):
+            raise ConfigError(
+                f"{where}: mlflow.tracking_uri {redact(uri)!r}: rule: use a database or a "
+                f"server ({', '.join(s.rstrip(':/') for s in TRACKING_SCHEMES)}); the file "
+                "store has no model registry (sqlite:///mlflow.db is the embedded default)"
+            )
     ray = settings.ray
     if environ.get("RAY_ADDRESS"):
         ray = ray.model_copy(update={"address": environ["RAY_ADDRESS"]})

@@ -8,6 +8,7 @@ process-wide tracking URI, and it is called by the entry point, never on import.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from honing.artifacts import SKOPS_TRUSTED_TYPES
 from honing.config import MlflowSettings
-from honing.exceptions import TrackingUnavailableError
+from honing.exceptions import TrackingStoreError, TrackingUnavailableError
 from honing.lineage import Lineage
 from honing.settings import redact
 from honing.stale import owner_tags
@@ -77,12 +78,17 @@ def configure(settings: MlflowSettings) -> None:
 def _migrate_once(uri: str) -> None:
     """Open (create, migrate) the SQLite store at ``uri`` while holding ``<db>.lock``."""
     import fcntl
-    import os
 
     from mlflow import MlflowClient
 
     db = Path(uri.removeprefix("sqlite:///"))
     db.parent.mkdir(parents=True, exist_ok=True)
+    for path in (db, db.parent):  # SQLite also writes a journal next to the file
+        if path.exists() and not os.access(path, os.W_OK):
+            raise TrackingStoreError(
+                f"{path}: rule: the MLflow store must be writable; it is read-only for this "
+                "user (check its permissions, or point the env profile at a writable store)"
+            )
     fd = os.open(f"{db}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another process migrates

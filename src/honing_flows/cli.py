@@ -54,7 +54,8 @@ def run(
 ) -> None:
     """Run the full training pipeline (Prefect flow) for CONFIG."""
     try:
-        cfg = config_mod.load_config(config)  # fail early, with the config's own message
+        # fail early, with the config's own message
+        cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
         inputs = (config, Path(cfg.data.path))
         if metrics_out:  # checked before the run, not after minutes of training
             data.ensure_new(metrics_out, force=force, inputs=inputs)
@@ -136,7 +137,7 @@ def monitor(
 ) -> None:
     """Drift check of BATCH against the champion's reference data (Prefect flow)."""
     try:
-        config_mod.load_config(config)
+        config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
         settings = config_mod.load_env_settings(env, environ=os.environ)
         os.environ.update(runtime.ray_environment(settings.ray.address))
         from honing_flows.flows.monitoring import monitoring_pipeline
@@ -173,7 +174,7 @@ def serve(
     Needs a Prefect server (PREFECT_API_URL): `prefect server start` in another terminal, or
     infra/local/up.sh."""
     try:
-        cfg = config_mod.load_config(config)
+        cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
         settings = config_mod.load_env_settings(env, environ=os.environ)
         if not os.environ.get("PREFECT_API_URL"):
             raise HoningError(
