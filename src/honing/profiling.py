@@ -224,13 +224,29 @@ def _quality_rules(df: pd.DataFrame) -> dict[str, Any]:
     return rules
 
 
+#: Label texts that name the event of interest (compared stripped and lower-cased).
+POSITIVE_NAMES = {"yes", "y", "true", "t", "1", "positive", "pos", "bad", "default", "fraud"}
+
+
+def _guess_positive(y: pd.Series, labels: list[Any]) -> Any:
+    """The positive class of a binary target when the user named none: the label whose text
+    says so ("Yes", " yes ", "True", 1 ...: spaces and case do not matter), else the rarer
+    class (the event a model is usually built to find), else the second in sorted order."""
+    named = [label for label in labels if str(label).strip().lower() in POSITIVE_NAMES]
+    if len(named) == 1:
+        return named[0]
+    counts = y.value_counts()
+    rare = [label for label in labels if counts.get(label, 0) == counts.min()]
+    return rare[0] if len(rare) == 1 else labels[1]
+
+
 def _positive_label(df: pd.DataFrame, target: str, positive_label: Any | None) -> Any:
     """The positive label of a binary target; None for a multiclass one."""
     labels = _plain(class_labels(df[target], positive_label))
     if len(labels) > 2:
         return None
     if positive_label is None:
-        return labels[1]
+        return _guess_positive(df[target], labels)
     # a label typed on the command line is a string: match it by its text
     matches = [label for label in labels if str(label) == str(positive_label)]
     if not matches:

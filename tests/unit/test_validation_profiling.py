@@ -142,3 +142,21 @@ def test_positive_label_given_as_text_matches_numeric_labels():
         task="classification",
     )
     assert raw["data"]["positive_label"] == 1
+
+
+def test_init_guesses_the_positive_label_by_its_name_then_by_rarity():
+    def guess(labels: list, counts: list[int]) -> object:
+        y = np.repeat(np.array(labels, dtype=object), counts)
+        df = pd.DataFrame({"x": np.arange(len(y)), "label": y})
+        raw = profile_config(
+            df, name="t", data_path=Path("d.csv"), suite_path=Path("s.json"),
+            target="label", task="classification",
+        )  # fmt: skip
+        return raw["data"]["positive_label"]
+
+    # labels read with leading spaces: " Yes" sorts before "No", yet it is the positive one
+    assert guess([" Yes", "No"], [30, 70]) == " Yes"
+    assert guess([" no", " yes"], [80, 20]) == " yes"
+    assert guess(["False", "True"], [50, 50]) == "True"
+    # no telling name: the rarer class
+    assert guess(["paid", "late"], [90, 10]) == "late"
