@@ -43,9 +43,11 @@ def _main() -> None:
     runtime.quiet_environment(os.environ)
 
 
-def fail(exc: BaseException) -> typer.Exit:
-    """Print ``exc`` as one clear line and give the exit to raise (code 1)."""
+def fail(exc: BaseException, note: str | None = None) -> typer.Exit:
+    """Print ``exc`` as one clear message (and ``note``), and give the exit to raise (1)."""
     err.print(f"[bold red]error:[/] {redact(str(exc))}", markup=True, highlight=False)
+    if note:
+        err.print(f"[dim]{note}[/]", markup=True, highlight=False)
     return typer.Exit(code=1)
 
 

@@ -5,6 +5,7 @@ on the orchestration side. The flows are imported only when a command runs."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -40,6 +41,39 @@ def summary_table(result: TrainingSummary) -> Table:
     return table
 
 
+#: Where the full log of the flows launched from this command line goes, tracebacks included.
+LOG_FILE = Path(".honing/logs/honing.log")
+
+
+class _StoryOnly(logging.Filter):
+    """On the screen, Prefect's log tells the story (tasks, scores, decisions); a failure's
+    traceback and exception dump go to :data:`LOG_FILE` only, and the command prints one
+    clear message instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        failure = (
+            record.levelno >= logging.ERROR
+            or record.exc_info is not None
+            or "Finished in state Failed(" in record.getMessage()  # the exception, dumped
+        )
+        return not (failure and record.name.startswith("prefect"))
+
+
+def keep_tracebacks_in_the_log() -> Path:
+    """Route Prefect's records to :data:`LOG_FILE` with their tracebacks, and keep failures
+    off the console. Called once Prefect has configured its logging (on import)."""
+    LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    if not any(getattr(h, "honing_log", False) for h in root.handlers):
+        handler = logging.FileHandler(LOG_FILE, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.honing_log = True  # type: ignore[attr-defined]
+        for console_handler in root.handlers:
+            console_handler.addFilter(_StoryOnly())
+        root.handlers.insert(0, handler)
+    return LOG_FILE
+
+
 @app.command()
 def run(
     config: Path = CONFIG_OPT,
@@ -64,11 +98,12 @@ def run(
         runtime.preload()  # start-up, before the run's time budget counts
         from honing_flows.flows.training import training_pipeline
 
+        keep_tracebacks_in_the_log()
         result = training_pipeline(
             config_path=str(config), env_path=str(env), resume_search=not fresh_search
         )
     except HoningError as exc:
-        raise fail(exc) from None
+        raise fail(exc, note=f"the run's full log, tracebacks included: {LOG_FILE}") from None
     except KeyboardInterrupt:
         err.print(
             "[bold red]interrupted:[/] the run is marked FAILED and nothing was registered; "
@@ -77,6 +112,11 @@ def run(
             highlight=False,
         )
         raise typer.Exit(code=130) from None
+    except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in the log
+        logging.getLogger("honing").exception("honing run failed")
+        raise fail(
+            RuntimeError(f"{type(exc).__name__}: {exc} (the traceback is in {LOG_FILE})")
+        ) from None
     console.print(summary_table(result))
     if metrics_out:
         try:

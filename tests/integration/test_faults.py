@@ -221,3 +221,31 @@ def test_unreachable_mlflow_is_a_clear_error_after_retries(prefect_harness, proj
     assert "http://127.0.0.1:9" in str(exc.value) and "unreachable" in str(exc.value)
     assert time.monotonic() - start >= 1 + 2 + 4  # three retries with backoff
     assert file_md5(project["data"]) == before
+
+
+def test_a_failed_run_prints_one_clear_message_and_logs_the_traceback(project, churn_df):
+    """Bad data: the screen shows the story and one error naming the file, the column and
+    the rule; Prefect's tracebacks and exception dumps go to .honing/logs/honing.log."""
+    bad = project["root"] / "data" / "input.csv"
+    churn_df.drop(columns=["contract"]).to_csv(bad, index=False)
+    cfg = yaml.safe_load(project["config"].read_text())
+    cfg["data"]["path"] = str(bad)
+    config = project["root"] / "configs" / "run.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(
+        _run_cmd(project, config, "out.json"),
+        cwd=project["root"],
+        env=_cli_env(project),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    screen = " ".join((out.stdout + out.stderr).split())
+    assert out.returncode == 1, screen[-3000:]
+    assert "Traceback" not in screen and "Failed(" not in screen
+    assert f"error: {bad}" in screen and "contract" in screen
+    assert "expect_table_columns_to_match_set" in screen
+    assert "Task run 'validate_data" in screen  # the story is still told
+    log = (project["root"] / ".honing" / "logs" / "honing.log").read_text()
+    assert "Traceback" in log and "DataValidationError" in log
+    assert not (project["root"] / "out.json").exists()
