@@ -143,7 +143,12 @@ def init(
         "review it.\n"
         "time_budget_s covers the whole run; the search runs until its share is spent."
     )
-    config_out.write_text(profiling.to_yaml(raw_cfg, header=header), encoding="utf-8")
+    _, moved = profiling.fitted_rules(df, target, task)
+    config_out.write_text(
+        profiling.to_yaml(raw_cfg, header=header, comments=moved), encoding="utf-8"
+    )
+    for key, note in moved.items():
+        console.print(f"[yellow]validation.quality.{key}:[/] {note}")
     for kind, note in (
         ("dates", "date columns, expanded into calendar parts and elapsed days"),
         ("identifiers", "identifier-like text columns (mostly distinct values), dropped"),

@@ -179,7 +179,7 @@ def profile_config(
         "task": task,
         "time_budget_s": float(budget_s),
         "data": data,
-        "validation": {"suite": str(suite_path), "quality": _quality_rules(df)},
+        "validation": {"suite": str(suite_path), "quality": fitted_rules(df, target, task)[0]},
         "cleaning": {"deduplicate": True, "drop_invalid_labels": True},
         "split": {"test_size": 0.2, "seed": 42},
         "features": {
@@ -214,14 +214,31 @@ def profile_config(
     }
 
 
-def _quality_rules(df: pd.DataFrame) -> dict[str, Any]:
-    """The quality rules, fitted to the table as it is: a rule the data already breaks is set
-    just above what was observed (duplicates are then dropped by cleaning)."""
+def fitted_rules(df: pd.DataFrame, target: str, task: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The quality rules fitted to the table as it is, and a note for each rule moved: a rule
+    the data already breaks is set just past what was observed (duplicates are then dropped
+    by cleaning), so that ``init``'s config passes its own data. ``init`` prints the notes
+    and writes them beside the keys."""
     rules: dict[str, Any] = QualityConfig().model_dump()
+    notes: dict[str, str] = {}
     duplicates = float(df.duplicated().mean())
     if duplicates > rules["max_duplicate_fraction"]:
+        default = rules["max_duplicate_fraction"]
         rules["max_duplicate_fraction"] = round(min(1.0, duplicates + 0.01), 4)
-    return rules
+        notes["max_duplicate_fraction"] = (
+            f"{duplicates:.1%} of the rows are exact duplicates (default maximum {default:.0%}); "
+            "set just above, cleaning drops them"
+        )
+    if task == "classification" and df[target].notna().any():
+        minority = float(df[target].value_counts(normalize=True).min())
+        if minority < rules["min_minority_fraction"]:
+            default = rules["min_minority_fraction"]
+            rules["min_minority_fraction"] = math.floor(minority * 0.9 * 1e4) / 1e4
+            notes["min_minority_fraction"] = (
+                f"the rarest class is {minority:.2%} of the rows (default minimum "
+                f"{default:.0%}); set just below"
+            )
+    return rules, notes
 
 
 #: Label texts that name the event of interest (compared stripped and lower-cased).
@@ -256,8 +273,11 @@ def _positive_label(df: pd.DataFrame, target: str, positive_label: Any | None) -
     return matches[0]
 
 
-def to_yaml(raw: dict[str, Any], *, header: str = "") -> str:
-    """A config mapping as YAML, short lists (distributions, value sets) on one line."""
+def to_yaml(
+    raw: dict[str, Any], *, header: str = "", comments: dict[str, str] | None = None
+) -> str:
+    """A config mapping as YAML, short lists (distributions, value sets) on one line;
+    ``comments`` are written above the line of each named key."""
     import yaml
 
     class _Dumper(yaml.SafeDumper):
@@ -269,4 +289,11 @@ def to_yaml(raw: dict[str, Any], *, header: str = "") -> str:
 
     _Dumper.add_representer(list, _list)
     body = yaml.dump(raw, Dumper=_Dumper, sort_keys=False, width=100)
-    return "".join(f"# {line}\n" for line in header.splitlines()) + body
+    lines = []
+    for line in body.splitlines():
+        key = line.strip().split(":", 1)[0]
+        if comments and key in comments:
+            indent = line[: len(line) - len(line.lstrip())]
+            lines.append(f"{indent}# {comments[key]}")
+        lines.append(line)
+    return "".join(f"# {line}\n" for line in header.splitlines()) + "\n".join(lines) + "\n"

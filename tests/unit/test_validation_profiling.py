@@ -160,3 +160,28 @@ def test_init_guesses_the_positive_label_by_its_name_then_by_rarity():
     assert guess(["False", "True"], [50, 50]) == "True"
     # no telling name: the rarer class
     assert guess(["paid", "late"], [90, 10]) == "late"
+
+
+def test_init_fits_a_rare_class_rule_to_the_table_and_says_so():
+    from honing.profiling import fitted_rules, to_yaml
+    from honing.validation import check_rules
+
+    rng = np.random.default_rng(0)
+    y = np.where(rng.random(4000) < 0.004, "fraud", "ok")
+    df = pd.DataFrame({"amount": rng.normal(size=4000), "label": y})
+    rules, notes = fitted_rules(df, "label", "classification")
+    minority = (y == "fraud").mean()
+    assert 0.8 * minority < rules["min_minority_fraction"] < minority
+    assert "rarest class" in notes["min_minority_fraction"]
+    text = to_yaml({"validation": {"quality": rules}}, comments=notes)
+    lines = text.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.strip().startswith("min_minority_fraction:"))
+    assert lines[at - 1].strip().startswith("# the rarest class")
+    # the fitted rules pass the table they were fitted to
+    from honing.config import QualityConfig
+
+    cfg = QualityConfig(**rules)
+    failures = check_rules(df, target="label", ignore=[], cfg=cfg, task="classification")
+    assert not [f for f in failures if f.rule == "honing.class_balance"]
+    default = check_rules(df, target="label", ignore=[], cfg=QualityConfig(), task="classification")
+    assert [f for f in default if f.rule == "honing.class_balance"]  # the default would fail
