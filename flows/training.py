@@ -23,6 +23,7 @@ from honing_flows.flows.steps import (
     register,
     validate_and_version,
 )
+from honing_flows.tasks import registry as registry_tasks
 from honing_flows.tasks import setup as setup_tasks
 from honing_flows.tasks import tracking as tracking_tasks
 from honing_flows.tasks import train as train_tasks
@@ -44,6 +45,7 @@ def training_pipeline(
     env_path: str | None = "configs/env/local.yaml",
     repo: str = ".",
     resume_search: bool = True,
+    force: bool = False,
 ) -> TrainingSummary:
     """Train, evaluate and register a model for the pipeline config at ``config_path``."""
     cfg = setup_tasks.load_pipeline_config(config_path)
@@ -76,6 +78,21 @@ def training_pipeline(
                 config_path=config_path,
                 flow_run_id=flow_run_id,
             )
+        # a run of the same data, config and commit as a complete version changes nothing
+        same = None if force else registry_tasks.unchanged_version(cfg.registry.model_name, lineage)
+        if same is not None:
+            summary = train_tasks.summarize_unchanged(
+                run=RunRef(run_id, experiment_id, settings.mlflow.tracking_uri),
+                task=cfg.task,
+                time_budget_s=cfg.time_budget_s,
+                same=same,
+                metric=cfg.search.metric,
+                lineage=lineage,
+                timings={**clock.seconds, "total": clock.elapsed()},
+            )
+            tracking_tasks.log_summary(run_id, summary)
+            tracking_tasks.end_run(run_id, "FINISHED")
+            return summary
         # 3-6. clean, split, search on Ray Tune, ensembles, refit, evaluate
         search_name = setup_tasks.search_name(cfg.name, cfg.content_hash, lineage, resume_search)
         fitted = fit_and_evaluate(cfg, raw, settings, search_name, clock)

@@ -61,3 +61,8 @@ def register_served(
     return registry.register_served(
         model_uri=model_uri, source=source, candidate=candidate, reason=reason, alias=alias
     )
+
+
+@io_task
+def unchanged_version(name: str, lineage: Lineage) -> registry.UnchangedVersion | None:
+    return registry.unchanged_version(name, lineage)

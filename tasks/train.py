@@ -16,7 +16,7 @@ from honing.ensembles import EnsembleDecision
 from honing.explain import Importance
 from honing.lineage import Lineage
 from honing.nested import NestedCVResult
-from honing.registry import RegistrationResult, ServedRegistration
+from honing.registry import RegistrationResult, ServedRegistration, UnchangedVersion
 from honing_flows.tasks import compute_task, logged
 
 
@@ -147,5 +147,28 @@ def summarize(
             cleaning=cleaning,
             timings=timings,
             trims=trims,
+        )
+    )
+
+
+@compute_task
+def summarize_unchanged(
+    run: summary.RunRef,
+    task: str,
+    time_budget_s: float | None,
+    same: UnchangedVersion,
+    metric: str,
+    lineage: Lineage,
+    timings: dict[str, float],
+) -> summary.TrainingSummary:
+    return logged(
+        summary.unchanged(
+            run=run,
+            task=task,
+            time_budget_s=time_budget_s,
+            same=same,
+            metric=metric,
+            lineage=lineage,
+            timings=timings,
         )
     )

@@ -26,7 +26,7 @@ from honing.exceptions import (
     UnsafeModelError,
 )
 from honing.inference import load_model_folder
-from honing.lineage import DIGEST_TAG, RUN_ID_TAG, Lineage, metric_tags
+from honing.lineage import DIGEST_TAG, RUN_ID_TAG, Lineage, metric_tags, metrics_from_tags
 from honing.metrics import compare
 
 
@@ -366,3 +366,51 @@ def register_served(
     except Exception as exc:  # noqa: BLE001
         raise RegistryError(f"cannot register served model {model_uri} as '{name}': {exc}") from exc
     return ServedRegistration(name, version, candidate, source)
+
+
+@dataclass(frozen=True)
+class UnchangedVersion:
+    """A complete registered version trained from the same data, config and code as a run
+    about to start: retraining would only register a copy of it."""
+
+    name: str
+    version: str
+    promoted: bool
+    gate_reason: str
+    metrics: dict[str, float]
+    run_id: str
+
+    def log_lines(self) -> list[str]:
+        return [
+            f"nothing changed since {self.name} v{self.version} (same data MD5, config hash "
+            "and commit): no retraining, nothing registered; --force retrains"
+        ]
+
+
+def unchanged_version(name: str, lineage: Lineage) -> UnchangedVersion | None:
+    """The newest complete version of ``name`` whose lineage equals ``lineage`` (data MD5,
+    config hash, commit), or None. Code with uncommitted changes never matches: its commit
+    does not say what ran."""
+    if lineage.git_dirty or lineage.git_commit == "unknown":
+        return None
+    wanted = {k: v for k, v in lineage.tags().items() if k.split(".")[-1] in _SAME}
+    try:
+        versions = _client().search_model_versions(f"name='{name}'")
+    except Exception:  # noqa: BLE001 - no registered model yet
+        return None
+    for mv in sorted(versions, key=lambda v: -int(v.version)):
+        tags = mv.tags
+        if DIGEST_TAG in tags and all(tags.get(k) == v for k, v in wanted.items()):
+            return UnchangedVersion(
+                name=name,
+                version=str(mv.version),
+                promoted=tags.get("honing.gate.promoted") == "true",
+                gate_reason=tags.get("honing.gate.reason", ""),
+                metrics=metrics_from_tags(tags),
+                run_id=tags.get(RUN_ID_TAG, ""),
+            )
+    return None
+
+
+#: The lineage fields that decide whether a run would retrain the same model.
+_SAME = ("data_md5", "config_hash", "git_commit", "git_dirty")

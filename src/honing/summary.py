@@ -16,7 +16,7 @@ from honing.lineage import Lineage
 from honing.metrics import metric_value
 from honing.nested import NestedCVResult
 from honing.planner import Trims
-from honing.registry import RegistrationResult, ServedRegistration
+from honing.registry import RegistrationResult, ServedRegistration, UnchangedVersion
 from honing.search import SearchResult
 from honing.training import ENSEMBLES
 
@@ -356,3 +356,44 @@ def search_metrics(
             "nested_cv_optimism": nested.optimism,
         }
     return out
+
+
+def unchanged(
+    *,
+    run: RunRef,
+    task: str,
+    time_budget_s: float | None,
+    same: UnchangedVersion,
+    metric: str,
+    lineage: Lineage,
+    timings: dict[str, float],
+) -> TrainingSummary:
+    """The summary of a run that found nothing changed: it reports the existing version."""
+    return TrainingSummary(
+        run_id=run.run_id,
+        experiment_id=run.experiment_id,
+        tracking_uri=run.tracking_uri,
+        task=task,
+        model_name=same.name,
+        version=same.version,
+        promoted=same.promoted,
+        gate_reason=f"unchanged since v{same.version} (same data, config and commit): nothing "
+        f"retrained or registered; its own gate said: {same.gate_reason}",
+        champion_version=None,
+        best_model=f"{same.name} v{same.version} (unchanged)",
+        model_choice="unchanged",
+        cv_metric=metric,
+        cv_score=float("nan"),
+        trials=0,
+        trials_failed=0,
+        trials_stopped=0,
+        trials_restored=0,
+        validation_scheme="none (unchanged)",
+        time_budget_s=time_budget_s,
+        test_metrics=dict(same.metrics),
+        classes=[],
+        confusion_matrix=None,
+        lineage=lineage.tags(),
+        cleaning={},
+        timings=timings,
+    )

@@ -79,7 +79,11 @@ def run(
     config: Path = CONFIG_OPT,
     env: Path = ENV_OPT,
     metrics_out: Path | None = typer.Option(None, help="Also write the run summary as JSON."),
-    force: bool = typer.Option(False, help="Replace an existing --metrics-out file."),
+    force: bool = typer.Option(
+        False,
+        help="Retrain even when the data, config and commit match a registered version, and "
+        "replace an existing --metrics-out file.",
+    ),
     fresh_search: bool = typer.Option(
         False,
         help="Search anew instead of restoring an earlier search of the same config, "
@@ -100,7 +104,10 @@ def run(
 
         keep_tracebacks_in_the_log()
         result = training_pipeline(
-            config_path=str(config), env_path=str(env), resume_search=not fresh_search
+            config_path=str(config),
+            env_path=str(env),
+            resume_search=not fresh_search,
+            force=force,
         )
     except HoningError as exc:
         raise fail(exc, note=f"the run's full log, tracebacks included: {LOG_FILE}") from None

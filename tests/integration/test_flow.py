@@ -23,11 +23,12 @@ def run_flow(prefect_harness, ray_local, project, monkeypatch):
     # profile; start from a clean environment as a new process would.
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
-    def _run(config: Path | None = None):
+    def _run(config: Path | None = None, force: bool = False):
         return training_pipeline(
             config_path=str(config or project["config"]),
             env_path=str(project["env"]),
             repo=str(project["root"]),
+            force=force,
         )
 
     yield _run
@@ -272,3 +273,39 @@ def test_regression_flow_on_the_diamonds_demo(run_flow, project):
     for uri in ("models:/honing-diamonds@champion", "models:/honing-diamonds-served@champion"):
         scored = inference.predict(registry.load_model(uri), batch.head(20), [])
         assert scored["prediction"].between(100, 40000).all()
+
+
+def test_an_unchanged_run_registers_nothing_and_force_retrains(run_flow, project):
+    """Same data MD5, config hash and (clean) commit as a complete version: the run reports
+    that version and stops before the search; --force trains and registers anyway."""
+    import subprocess
+    import time
+
+    git = ["git", "-C", str(project["root"]), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (project["root"] / ".gitignore").write_text("*\n!.gitignore\n")  # a clean tree
+    subprocess.run([*git, "add", ".gitignore"], check=True)
+    subprocess.run([*git, "commit", "-qm", "project"], check=True)
+
+    start = time.monotonic()
+    first = run_flow()
+    full_s = time.monotonic() - start
+    assert first.version == "1" and first.lineage["honing.git_dirty"] == "False"
+
+    start = time.monotonic()
+    again = run_flow()
+    noop_s = time.monotonic() - start
+    assert again.version == "1" and again.trials == 0 and "unchanged" in again.gate_reason
+    assert again.test_metrics == pytest.approx(first.test_metrics)
+    client = _client(project)
+    assert [str(v.version) for v in client.search_model_versions("name='honing-churn'")] == ["1"]
+    run = client.get_run(again.run_id)
+    assert run.info.status == "FINISHED" and "unchanged" in run.data.tags["mlflow.note.content"]
+    nested = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{again.run_id}'"
+    )
+    assert nested == []  # no trial ran: the search never started
+    print(f"full run {full_s:.1f} s, unchanged run {noop_s:.1f} s")
+
+    forced = run_flow(force=True)
+    assert forced.version == "2" and forced.trials == 3
