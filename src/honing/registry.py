@@ -152,19 +152,18 @@ def _version(uri: str) -> tuple[str, str]:
     return name, version
 
 
-def _download(name: str, version: str) -> Path:
+def _download(name: str, version: str, into: Path) -> Path:
     import mlflow
 
-    folder = tempfile.mkdtemp(prefix="honing-model-")
     return Path(
         mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=folder
+            artifact_uri=f"models:/{name}/{version}", dst_path=str(into)
         )
     )
 
 
-def fetch_version(uri: str) -> Path:
-    """The files of a registered version, in a fresh local folder, once they match the
+def fetch_version(uri: str, into: Path) -> Path:
+    """The files of a registered version, downloaded under ``into``, once they match the
     SHA-256 recorded when it was registered (the registration's last tag: a version without
     it did not finish registering, and is refused)."""
     name, version = _version(uri)
@@ -177,7 +176,7 @@ def fetch_version(uri: str) -> Path:
             f"models:/{name}/{version}: rule: load only complete registrations; this version has "
             "no recorded file digests (its registration was cut off, or honing did not write it)"
         )
-    folder = _download(name, version)
+    folder = _download(name, version, into)
     verify(folder, json.loads(recorded), f"models:/{name}/{version}")
     return folder
 
@@ -185,28 +184,30 @@ def fetch_version(uri: str) -> Path:
 def load_model(uri: str) -> Any:
     """A registered version (``models:/<name>@<alias>`` or ``models:/<name>/<version>``),
     whose files are first checked against the SHA-256 recorded at registration, or a local
-    model folder; either way loaded by :func:`load_model_folder`. Anything else is refused."""
-    if uri.startswith("models:/"):
-        folder = fetch_version(uri)
-    elif Path(uri).is_dir():
-        folder = Path(uri)
-    else:
+    model folder; either way loaded by :func:`load_model_folder` (into memory: the download
+    is removed afterwards). Anything else is refused."""
+    if not (uri.startswith("models:/") or Path(uri).is_dir()):
         raise HoningError(
             f"model {uri!r}: rule: load only models:/<name>@<alias>, models:/<name>/<version> "
             "or a local MLflow model folder"
         )
-    try:
-        return load_model_folder(folder)
-    except HoningError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a broken file is one clear message
-        raise HoningError(f"model {uri!r} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+    with tempfile.TemporaryDirectory(prefix="honing-model-") as tmp:
+        folder = fetch_version(uri, Path(tmp)) if uri.startswith("models:/") else Path(uri)
+        try:
+            return load_model_folder(folder)
+        except HoningError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken file is one clear message
+            raise HoningError(
+                f"model {uri!r} cannot be loaded: {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 def _seal(name: str, version: str) -> None:
     """Record the SHA-256 of the version's files as its last tag: from here on it is a
     complete registration that loaders accept."""
-    files = digests(_download(name, version))
+    with tempfile.TemporaryDirectory(prefix="honing-seal-") as tmp:
+        files = digests(_download(name, version, Path(tmp)))
     _client().set_model_version_tag(name, version, DIGEST_TAG, json.dumps(files, sort_keys=True))
 
 
@@ -219,7 +220,7 @@ def score_champion(
     if version is None:
         return None
     try:
-        model = load_model_folder(fetch_version(f"models:/{name}/{version}"))
+        model = load_model(f"models:/{name}/{version}")
         return ChampionScore(version, evaluate(model, X, y, classes))
     except Exception as exc:  # noqa: BLE001 - any failure to score blocks promotion
         return ChampionScore(version, None, f"{type(exc).__name__}: {exc}"[:500])

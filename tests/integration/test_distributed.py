@@ -152,6 +152,9 @@ def test_training_flow_on_the_stack(stack, tmp_path, monkeypatch):
             "random_forest": {"n_estimators": {"randint": [300, 400]}, "max_depth": 8},
         },
         "max_concurrent_trials": 2,
+        # all six configurations known up front, so that two trials start at once (the
+        # cost-aware TPE may wait for a result before it suggests the next one)
+        "algorithm": "random",
     }
     cfg["compression"] = {"techniques": ["onnx"], "latency_rows": 20}  # not under test here
     config_path = tmp_path / "churn-small.yaml"
