@@ -173,6 +173,10 @@ def test_training_flow_on_the_stack(stack, tmp_path, monkeypatch):
             "training_pipeline/churn-train-distributed",
             "--param",
             f"config_path={config_path}",
+            # a fresh search: the repo's .honing/ray_results may hold an earlier run's search
+            # of the same config, data and commit, whose trials carry that cluster's nodes
+            "--param",
+            "resume_search=false",
             "--watch",
             "--watch-timeout",
             "540",
