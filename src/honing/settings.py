@@ -117,15 +117,19 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from exc
-    try:
-        if _expanded_nodes(yaml.compose(text, Loader=yaml.SafeLoader)) > MAX_EXPANDED_NODES:
+    loader = _StrictLoader(text)
+    try:  # parsed once: the node graph is sized, then built
+        node = loader.get_single_node()
+        if _expanded_nodes(node) > MAX_EXPANDED_NODES:
             raise ConfigError(
                 f"{path}: rule: aliases may expand to at most {MAX_EXPANDED_NODES:,} values; "
                 "this document expands to more (an alias bomb?)"
             )
-        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = None if node is None else loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     return raw

@@ -8,7 +8,7 @@ import contextlib
 import copy
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -178,24 +178,37 @@ def has_matmul(model_bytes: bytes) -> bool:
     return any(n.op_type in ("MatMul", "Gemm") for n in graph.node)
 
 
-def ort_quantize(model_bytes: bytes) -> bytes | None:
-    """onnxruntime dynamic int8 quantization; None when the graph has nothing it quantizes."""
+def _quantized(
+    model_bytes: bytes, quantize: Callable[[Path, Path], None], marks: set[str]
+) -> bytes | None:
+    """Run an ORT quantizer (it works on files) over ``model_bytes``; the result, or None
+    when it holds none of the ``marks`` node types (nothing was quantized)."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
         src.write_bytes(model_bytes)
         with _quiet_quantizer():
-            quantize_dynamic(
-                src,
-                dst,
-                weight_type=QuantType.QInt8,
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
+            quantize(src, dst)
         out = dst.read_bytes()
     ops = {n.op_type for n in onnx.load_from_string(out).graph.node}
-    return out if ops & {"MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul"} else None
+    return out if ops & marks else None
+
+
+def ort_quantize(model_bytes: bytes) -> bytes | None:
+    """onnxruntime dynamic int8 quantization; None when the graph has nothing it quantizes."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    def run(src: Path, dst: Path) -> None:
+        quantize_dynamic(
+            src,
+            dst,
+            weight_type=QuantType.QInt8,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+
+    return _quantized(model_bytes, run, {"MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul"})
 
 
 def ort_quantize_static(model_bytes: bytes, feeds: list[dict[str, np.ndarray]]) -> bytes | None:
@@ -219,22 +232,18 @@ def ort_quantize_static(model_bytes: bytes, feeds: list[dict[str, np.ndarray]]) 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._feeds, None)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
-        src.write_bytes(model_bytes)
-        with _quiet_quantizer():
-            quantize_static(
-                src,
-                dst,
-                _Rows(),
-                quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=["MatMul", "Gemm"],
-                per_channel=True,
-                weight_type=QuantType.QInt8,
-                activation_type=QuantType.QUInt8,
-                calibrate_method=CalibrationMethod.MinMax,
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
-        out = dst.read_bytes()
-    ops = {n.op_type for n in onnx.load_from_string(out).graph.node}
-    return out if "QuantizeLinear" in ops else None
+    def run(src: Path, dst: Path) -> None:
+        quantize_static(
+            src,
+            dst,
+            _Rows(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["MatMul", "Gemm"],
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            activation_type=QuantType.QUInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+
+    return _quantized(model_bytes, run, {"QuantizeLinear"})
