@@ -121,6 +121,7 @@ def init(
         df = data.load_table(data_path)
         suite = profiling.profile_suite(df, name=name, target=target, task=task)
         flags = profiling.flag_columns(df, target)
+        rules, moved = profiling.fitted_rules(df, target, task)
         raw_cfg = profiling.profile_config(
             df,
             name=name,
@@ -132,6 +133,7 @@ def init(
             task=task,
             budget_s=budget,
             flags=flags,
+            quality=rules,
         )
         config_mod.parse_config(raw_cfg, source=config_out, root=Path.cwd())  # must be valid
     except HoningError as exc:
@@ -143,7 +145,6 @@ def init(
         "review it.\n"
         "time_budget_s covers the whole run; the search runs until its share is spent."
     )
-    _, moved = profiling.fitted_rules(df, target, task)
     config_out.write_text(
         profiling.to_yaml(raw_cfg, header=header, comments=moved), encoding="utf-8"
     )

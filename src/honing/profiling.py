@@ -150,12 +150,14 @@ def profile_config(
     task: str,
     budget_s: float = DEFAULT_BUDGET_S,
     flags: dict[str, list[str]] | None = None,
+    quality: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A budget-driven pipeline config (as a plain mapping, ready to dump as YAML) for a newly
     profiled table: the whole run keeps to ``budget_s``, the search runs until its share is
     spent, starting from the portfolio of known-good configurations, and ensemble selection
     is on. Dates are named, identifier-like text columns dropped (``flags``: what
-    :func:`flag_columns` found, profiled here when None)."""
+    :func:`flag_columns` found, profiled here when None; ``quality``: the rules
+    :func:`fitted_rules` fitted, likewise)."""
     from honing.portfolio import default_families
 
     flags = flags if flags is not None else flag_columns(df, target)
@@ -174,12 +176,14 @@ def profile_config(
     if label is not None:
         data["positive_label"] = label
     data["drop_columns"] = drop
+    if quality is None:
+        quality = fitted_rules(df, target, task)[0]
     return {
         "name": name,
         "task": task,
         "time_budget_s": float(budget_s),
         "data": data,
-        "validation": {"suite": str(suite_path), "quality": fitted_rules(df, target, task)[0]},
+        "validation": {"suite": str(suite_path), "quality": quality},
         "cleaning": {"deduplicate": True, "drop_invalid_labels": True},
         "split": {"test_size": 0.2, "seed": 42},
         "features": {
