@@ -10,6 +10,7 @@ from honing import summary, validation
 from honing.compression import CompressionResult
 from honing.config import EnvSettings, PipelineConfig
 from honing.data import CleaningReport, Split
+from honing.decision import DecisionFit
 from honing.ensembles import EnsembleDecision
 from honing.evaluation import EvaluationReport
 from honing.explain import Importance
@@ -38,6 +39,7 @@ class Fitted(NamedTuple):
     evaluation: EvaluationReport
     setup: TrainingSetup
     choice: EnsembleDecision
+    decision: DecisionFit
     nested: NestedCVResult | None
     budget: BudgetPlan
     trims: Trims
@@ -118,8 +120,12 @@ def fit_and_evaluate(
             )
     with clock.stage("refit"):
         trained = train_tasks.train_model(split.X_train, split.y_train, choice.spec, setup)
+        # calibration and threshold from the chosen model's out-of-fold predictions
+        decision = train_tasks.tune_decision(split.y_train, choice, classes, cfg)
     with clock.stage("evaluation"):
-        evaluation = train_tasks.evaluate(trained.model, split.X_test, split.y_test, classes)
+        evaluation = train_tasks.evaluate(
+            trained.model, split.X_test, split.y_test, classes, decision.rule
+        )
     trims = train_tasks.trim_to_budget(
         cfg.time_budget_s,
         clock.left(),
@@ -130,17 +136,18 @@ def fit_and_evaluate(
         trained.model,
     )
     return Fitted(
-        cleaning,
-        split,
-        classes,
-        result,
-        trained,
-        evaluation,
-        setup,
-        choice,
-        nested,
-        budget,
-        trims,
+        cleaning=cleaning,
+        split=split,
+        classes=classes,
+        search=result,
+        trained=trained,
+        evaluation=evaluation,
+        setup=setup,
+        choice=choice,
+        decision=decision,
+        nested=nested,
+        budget=budget,
+        trims=trims,
     )
 
 
@@ -180,9 +187,12 @@ def log_fit(*, cfg: PipelineConfig, run_id: str, experiment_id: str, fitted: Fit
         run_id,
         summary.data_metrics(fitted.cleaning, len(split.X_train), len(split.X_test))
         | summary.search_metrics(search, choice, fitted.nested)
-        | {f"test_{k}": v for k, v in fitted.evaluation.metrics.items()},
+        | {f"test_{k}": v for k, v in fitted.evaluation.metrics.items()}
+        | {f"test_{k}_at_default": v for k, v in fitted.evaluation.at_default.items()}
+        | summary.decision_metrics(fitted.decision),
     )
     tracking_tasks.log_json(run_id, choice.to_dict(), "search/model_choice.json")
+    tracking_tasks.log_json(run_id, fitted.decision.to_dict(), "evaluation/decision.json")
     if fitted.nested is not None:
         tracking_tasks.log_json(run_id, fitted.nested.to_dict(), "search/nested_cv.json")
     tracking_tasks.log_json(run_id, fitted.evaluation.to_dict(), "evaluation/report.json")
@@ -191,7 +201,9 @@ def log_fit(*, cfg: PipelineConfig, run_id: str, experiment_id: str, fitted: Fit
 def explain_and_log(*, cfg: PipelineConfig, run_id: str, fitted: Fitted) -> list[Importance]:
     """Evaluation plots, permutation importance and SHAP (as trimmed to the budget)."""
     split, model = fitted.split, fitted.trained.model
-    figures = train_tasks.plot_figures(model, split.X_test, split.y_test, fitted.evaluation)
+    figures = train_tasks.plot_figures(
+        model, split.X_test, split.y_test, fitted.evaluation, fitted.decision
+    )
     importances, notes = explain_tasks.explain_model(
         model,
         split.X_test,
@@ -231,6 +243,7 @@ def compress_and_log(
         fitted.setup.columns,
         compression_cfg,
         cfg.search.seed,
+        fitted.decision.rule,
     )
     tracking_tasks.log_compression(
         run_id,
@@ -254,7 +267,9 @@ def register(
     """Log the model, score the champion on the same test split, gate, register the version
     (with the alias when promoted) and its served flavor."""
     split = fitted.split
-    model_uri = tracking_tasks.log_model(run_id, fitted.trained.model, split.X_test.head(5))
+    model_uri = tracking_tasks.log_model(
+        run_id, fitted.trained.model, split.X_test.head(5), fitted.decision.rule
+    )
     champion = registry_tasks.score_champion(
         cfg.registry.model_name,
         cfg.registry.champion_alias,

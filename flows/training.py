@@ -134,6 +134,7 @@ def training_pipeline(
             cleaning=fitted.cleaning,
             timings=timings,
             trims=fitted.trims,
+            decision=fitted.decision,
         )
         tracking_tasks.log_summary(run_id, summary)
     except BaseException:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from honing import compression
 from honing.config import CompressionConfig
+from honing.decision import DecisionRule
 from honing.features import FeatureColumns
 from honing_flows.tasks import compute_task
 
@@ -24,6 +25,7 @@ def compress(
     columns: FeatureColumns,
     cfg: CompressionConfig,
     seed: int,
+    rule: DecisionRule,
 ) -> compression.CompressionResult:
     return compression.compress(
         model,
@@ -37,6 +39,7 @@ def compress(
         options=compression.options_from_config(cfg, seed=seed),
         metric=cfg.metric,
         tolerance=cfg.tolerance,
+        rule=rule,
         prefer=cfg.prefer,
         latency_rows=cfg.latency_rows,
     )

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from honing import tracking
 from honing.compression import CompressionChoice, CompressionReport
+from honing.decision import DecisionRule
 from honing.search import SearchResult
 from honing.summary import TrainingSummary
 from honing_flows.tasks import io_task
@@ -65,8 +66,8 @@ def log_trials(parent_run_id: str, experiment_id: str, result: SearchResult) -> 
 
 
 @io_task
-def log_model(run_id: str, model: Any, input_example: Any) -> str:
-    return tracking.log_sklearn_model(run_id, model, input_example)
+def log_model(run_id: str, model: Any, input_example: Any, rule: DecisionRule) -> str:
+    return tracking.log_native_model(run_id, model, input_example, rule)
 
 
 @io_task

@@ -12,6 +12,7 @@ from honing import evaluation, planner, search, summary, training
 from honing.compression import CompressionResult, n_parameters
 from honing.config import PipelineConfig, RaySettings, SearchConfig
 from honing.data import CleaningReport
+from honing.decision import DecisionFit, DecisionRule, fit_decision
 from honing.ensembles import EnsembleDecision
 from honing.explain import Importance
 from honing.lineage import Lineage
@@ -94,10 +95,27 @@ def train_model(
 
 
 @compute_task
+def tune_decision(
+    y_train: np.ndarray, choice: EnsembleDecision, classes: list, cfg: PipelineConfig
+) -> DecisionFit:
+    return logged(
+        fit_decision(
+            y_train,
+            choice.oof,
+            classes,
+            cfg.decision,
+            metric=cfg.search.metric,
+            seed=cfg.search.seed,
+            rows=choice.oof_rows,
+        )
+    )
+
+
+@compute_task
 def evaluate(
-    model: Any, X: pd.DataFrame, y: np.ndarray, classes: list
+    model: Any, X: pd.DataFrame, y: np.ndarray, classes: list, rule: DecisionRule
 ) -> evaluation.EvaluationReport:
-    return evaluation.evaluate(model, X, y, classes)
+    return evaluation.evaluate(model, X, y, classes, rule)
 
 
 @compute_task
@@ -107,9 +125,13 @@ def quality_gate(report: evaluation.EvaluationReport, thresholds: dict[str, floa
 
 @compute_task
 def plot_figures(
-    model: Any, X: pd.DataFrame, y: np.ndarray, report: evaluation.EvaluationReport
+    model: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    report: evaluation.EvaluationReport,
+    fit: DecisionFit,
 ) -> dict[str, Any]:
-    return evaluation.plot_figures(model, X, y, report)
+    return evaluation.plot_figures(model, X, y, report, fit)
 
 
 @compute_task
@@ -129,6 +151,7 @@ def summarize(
     cleaning: CleaningReport,
     timings: dict[str, float],
     trims: planner.Trims,
+    decision: DecisionFit,
 ) -> summary.TrainingSummary:
     return logged(
         summary.summarize(
@@ -147,6 +170,7 @@ def summarize(
             cleaning=cleaning,
             timings=timings,
             trims=trims,
+            decision=decision,
         )
     )
 

@@ -171,6 +171,43 @@ class EvaluationConfig(StrictModel):
         return thresholds
 
 
+class CostsConfig(StrictModel):
+    """What each wrong decision costs (any unit): the threshold minimizes their mean."""
+
+    false_positive: float = Field(gt=0.0)
+    false_negative: float = Field(gt=0.0)
+
+
+class DecisionConfig(StrictModel):
+    """How a binary classifier's probabilities become decisions (see honing.decision)."""
+
+    objective: Literal["auto", "f1", "accuracy", "balanced_accuracy", "youden", "cost", "none"] = (
+        Field(
+            default="auto",
+            description="What the threshold maximizes on out-of-fold predictions; auto: the "
+            "search metric when it scores labels (accuracy, f1), else f1; none: 0.5.",
+        )
+    )
+    costs: CostsConfig | None = Field(
+        default=None, description="With objective cost: the cost of each kind of error."
+    )
+    min_precision: float | None = Field(default=None, gt=0.0, le=1.0)
+    min_recall: float | None = Field(default=None, gt=0.0, le=1.0)
+    calibration: Literal["auto", "sigmoid", "isotonic", "none"] = Field(
+        default="auto",
+        description="Cross-fitted on out-of-fold predictions; kept only when it lowers the "
+        "Brier score. auto tries sigmoid and isotonic (sigmoid only for ranking metrics).",
+    )
+
+    @model_validator(mode="after")
+    def _costs_with_cost(self) -> DecisionConfig:
+        if self.objective == "cost" and self.costs is None:
+            raise ValueError("decision.objective cost needs decision.costs")
+        if self.costs is not None and self.objective != "cost":
+            raise ValueError(f"decision.costs apply with objective cost, not {self.objective!r}")
+        return self
+
+
 class MonitoringConfig(StrictModel):
     """When the monitoring flow asks for retraining (see honing.monitoring.gate)."""
 
@@ -253,6 +290,7 @@ class PipelineConfig(StrictModel):
     features: FeaturesConfig = FeaturesConfig()
     search: SearchConfig
     evaluation: EvaluationConfig = EvaluationConfig()
+    decision: DecisionConfig = DecisionConfig()
     compression: CompressionConfig = CompressionConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     registry: RegistryConfig

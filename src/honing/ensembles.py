@@ -12,7 +12,7 @@ The pure :func:`choose` then decides which model is refit.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -80,6 +80,8 @@ class Selection:
     best_single: float
     refit_s: float
     rounds: int
+    oof: np.ndarray | None = field(default=None, repr=False, compare=False)
+    oof_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def describe(self, metric: str) -> str:
         members = self.spec.params["members"]
@@ -179,6 +181,8 @@ def select_ensemble(
         best_single=float(max(single)),
         refit_s=float(sum(cost[i] for i in members)),
         rounds=int(best_counts.sum()),
+        oof=np.sum([preds[i] * best_counts[i] for i in members], axis=0) / best_counts.sum(),
+        oof_rows=pool[0].oof_rows,
     )
 
 
@@ -215,6 +219,9 @@ class EnsembleDecision:
     spec: ModelSpec
     reason: str
     scores: dict[str, float]  # CV, scikit-learn's greater-is-better convention (metric_value)
+    # the chosen model's out-of-fold predictions of training rows ``oof_rows`` (decision rule)
+    oof: np.ndarray | None = field(default=None, repr=False, compare=False)
+    oof_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"chosen": self.spec.family, "reason": self.reason, "cv_scores": self.scores}
@@ -241,7 +248,9 @@ def choose(
             "ensemble_selection": selection.score,
             **{s.spec.family: s.cv.mean for s in scored},
         }
-        return EnsembleDecision(selection.spec, selection.describe(metric), scores)
+        return EnsembleDecision(
+            selection.spec, selection.describe(metric), scores, selection.oof, selection.oof_rows
+        )
     scores = {"best_single": best.score, **{s.spec.family: s.cv.mean for s in scored}}
     metric = metric or (scored[0].cv.metric if scored else "")
 
@@ -255,10 +264,14 @@ def choose(
             f"{winner.spec.family} CV {metric} {shown(winner.cv.mean)} beats best single "
             f"{best.spec.family} {shown(best.score)}",
             scores,
+            winner.cv.oof,
+            winner.cv.oof_rows,
         )
     tried = ", ".join([f"{s.spec.family} {shown(s.cv.mean)}" for s in scored] + list(notes or []))
     return EnsembleDecision(
         best.spec,
         f"best single {best.spec.family} {shown(best.score)} kept (ensembles: {tried or 'none'})",
         scores,
+        best.oof,
+        best.oof_rows,
     )

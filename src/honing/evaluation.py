@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import brier_score_loss, confusion_matrix, roc_curve
+from sklearn.metrics import (
+    brier_score_loss,
+    confusion_matrix,
+    precision_recall_curve,
+    roc_curve,
+)
 
+from honing.decision import DecisionFit, DecisionRule, raw_and_rule
 from honing.exceptions import ModelQualityError
-from honing.metrics import METRICS, lower_is_better, passes
+from honing.metrics import METRICS, lower_is_better, of_labels, passes
 
 
 @dataclass(frozen=True)
 class EvaluationReport:
+    """Test metrics. Label metrics (accuracy, f1 ...) are those of the decisions the model's
+    rule makes (``threshold``: the tuned one; None: argmax); ``at_default`` holds them at the
+    uncalibrated 0.5/argmax decision, for comparison."""
+
     metrics: dict[str, float]
     confusion_matrix: list[list[int]]
     classes: list[Any]
     n_test: int
+    threshold: float | None = None
+    at_default: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -32,29 +44,54 @@ def positive_scores(model: Any, X: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.decision_function(X))
 
 
-def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, classes: list[Any]) -> EvaluationReport:
+def evaluate(
+    model: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    classes: list[Any],
+    rule: DecisionRule | None = None,
+) -> EvaluationReport:
     """Classification (``classes``: [negative, positive], or the labels of a multiclass
     task): every classification metric of :data:`honing.metrics.METRICS` (binary: for class
     1; multiclass: macro averages, ROC-AUC one-vs-rest), the Brier score (binary) and the
-    confusion matrix (rows: true class, columns: predicted). Regression (``classes`` = []):
-    RMSE, MAE, R² and the largest absolute error."""
+    confusion matrix (rows: true class, columns: predicted), all under the decision ``rule``
+    (default: the model's own, see :func:`honing.decision.raw_and_rule`). Regression
+    (``classes`` = []): RMSE, MAE, R² and the largest absolute error."""
     if not classes:
         return _evaluate_regression(model, X, y)
+    predictor, own = raw_and_rule(model, classes)
+    raw = np.asarray(predictor.predict_proba(X), dtype=np.float64)
+    return evaluate_proba(raw, y, classes, rule or own)
+
+
+def evaluate_proba(
+    raw: np.ndarray, y: np.ndarray, classes: list[Any], rule: DecisionRule
+) -> EvaluationReport:
+    """:func:`evaluate` from uncalibrated class probabilities ``raw``."""
     y = np.asarray(y)
-    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    proba = rule.calibrate(raw)
+    codes = rule.codes(proba)
+    decided = of_labels(proba, codes)
+    label_metrics = [m for m in METRICS.values() if m.task == "classification" and m.labels]
     metrics = {
-        name: _or_nan(info.from_predictions, y, proba)
-        for name, info in METRICS.items()
+        info.name: _or_nan(info.from_predictions, y, decided if info.labels else proba)
+        for info in METRICS.values()
         if info.task == "classification"
     }
     if len(classes) == 2:
         metrics["brier"] = brier_score_loss(y, np.clip(proba[:, 1], 0, 1))
-    cm = confusion_matrix(y, proba.argmax(axis=1), labels=list(range(len(classes))))
+    changed = rule.threshold is not None or rule.calibration != "none"
+    at_default = (
+        {m.name: _or_nan(m.from_predictions, y, raw) for m in label_metrics} if changed else {}
+    )
+    cm = confusion_matrix(y, codes, labels=list(range(len(classes))))
     return EvaluationReport(
         metrics={k: float(v) for k, v in metrics.items()},
         confusion_matrix=cm.tolist(),
         classes=[c.item() if hasattr(c, "item") else c for c in classes],
         n_test=int(len(y)),
+        threshold=rule.threshold,
+        at_default={k: float(v) for k, v in at_default.items()},
     )
 
 
@@ -106,10 +143,16 @@ def gate(report: EvaluationReport, thresholds: dict[str, float]) -> None:
 
 
 def plot_figures(
-    model: Any, X: pd.DataFrame, y: np.ndarray, report: EvaluationReport
+    model: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    report: EvaluationReport,
+    decision: DecisionFit | None = None,
 ) -> dict[str, Any]:
-    """Confusion matrix, ROC curve and calibration (reliability) plots as matplotlib figures;
-    for regression, predicted against actual and the residuals."""
+    """Confusion matrix, ROC and precision-recall curves, and reliability plots before and
+    after calibration; with a tuned ``decision``, the objective, precision and recall
+    against the threshold on the out-of-fold rows. For regression, predicted against actual
+    and the residuals."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -153,7 +196,10 @@ def plot_figures(
     figures["confusion_matrix.png"] = fig
     if len(report.classes) != 2:  # ROC and calibration curves are drawn for binary tasks
         return figures
-    scores = positive_scores(model, X)
+    predictor, own = raw_and_rule(model, report.classes)
+    rule = decision.rule if decision is not None else own
+    raw = np.asarray(predictor.predict_proba(X), dtype=np.float64)[:, 1]
+    scores = rule.calibrate(np.column_stack([1 - raw, raw]))[:, 1]
 
     fpr, tpr, _ = roc_curve(y, scores)
     fig, ax = plt.subplots(figsize=(4.5, 4))
@@ -166,14 +212,51 @@ def plot_figures(
     fig.tight_layout()
     figures["roc_curve.png"] = fig
 
-    prob_true, prob_pred = calibration_curve(y, np.clip(scores, 0, 1), n_bins=10)
+    precision, recall, _ = precision_recall_curve(y, scores)
     fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.plot(prob_pred, prob_true, "o-", label=f"Brier = {report.metrics['brier']:.3f}")
+    ax.plot(recall, precision, label=f"AP = {report.metrics['average_precision']:.3f}")
+    ax.scatter(
+        [report.metrics["recall"]],
+        [report.metrics["precision"]],
+        color="red",
+        zorder=3,
+        label=f"threshold {rule.threshold if rule.threshold is not None else 0.5:.3f}",
+    )
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title("Precision-recall (test)")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    figures["precision_recall.png"] = fig
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    curves = [("uncalibrated", raw)]
+    if rule.calibration != "none":
+        curves.append((f"{rule.calibration}", scores))
+    for name, p in curves:
+        prob_true, prob_pred = calibration_curve(y, np.clip(p, 0, 1), n_bins=10)
+        brier = brier_score_loss(y, np.clip(p, 0, 1))
+        ax.plot(prob_pred, prob_true, "o-", label=f"{name}: Brier = {brier:.3f}")
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     ax.set_xlabel("mean predicted probability")
     ax.set_ylabel("fraction of positives")
-    ax.set_title("Calibration (test)")
+    ax.set_title("Reliability (test)")
     ax.legend(loc="upper left")
     fig.tight_layout()
     figures["calibration.png"] = fig
+
+    if decision is not None and decision.curve is not None:
+        curve = decision.curve
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.plot(curve.thresholds, curve.objective, label=decision.rule.objective)
+        ax.plot(curve.thresholds, curve.precision, label="precision", lw=0.9)
+        ax.plot(curve.thresholds, curve.recall, label="recall", lw=0.9)
+        ax.axvline(0.5, color="grey", ls=":", lw=0.8, label="0.5")
+        if rule.threshold is not None:
+            ax.axvline(rule.threshold, color="red", ls="--", lw=0.9, label="tuned")
+        ax.set_xlabel("threshold on P(positive)")
+        ax.set_title(f"Metric vs threshold (out-of-fold, {decision.rows} rows)")
+        ax.legend(loc="best", fontsize=8)
+        fig.tight_layout()
+        figures["threshold.png"] = fig
     return figures

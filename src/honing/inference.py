@@ -10,11 +10,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from honing.artifacts import load_skops, read_served
-from honing.compression.predictors import load_served
+from honing.compression.predictors import load_decided
+from honing.decision import Decided, DecisionRule
 from honing.exceptions import HoningError, UnsafeModelError
 from honing.validation import ValidationReport, validate
 
@@ -71,43 +71,20 @@ def load_model_folder(folder: Path) -> Any:
         name = Path(str(flavors["sklearn"].get("pickled_model", ""))).name
         return load_skops((folder / name).read_bytes())
     if "python_function" in flavors and served.is_dir():
-        return load_served(read_served(served))  # ONNX session, dense network or pipeline
+        # ONNX session, dense network or pipeline, with the manifest's decision rule
+        return load_decided(read_served(served))
     raise UnsafeModelError(
         f"{folder}: rule: load a honing model (scikit-learn with skops, or the served flavor); "
         f"this folder has flavors {sorted(flavors)}"
     )
 
 
-def outputs(proba: np.ndarray, classes: list[Any]) -> pd.DataFrame:
-    """The prediction columns of a classifier: the label in the user's own values and, for a
-    binary task, ``probability`` (of the positive class); for a multiclass task,
-    ``probability`` (of the predicted label) and one ``probability_<label>`` per class."""
-    proba = np.asarray(proba, dtype=np.float64)
-    if len(classes) == 2:
-        return pd.DataFrame(
-            {
-                "prediction": np.where(proba[:, 1] >= 0.5, classes[1], classes[0]),
-                "probability": proba[:, 1],
-            }
-        )
-    best = proba.argmax(axis=1)
-    out = pd.DataFrame(
-        {
-            "prediction": np.asarray(classes, dtype=object)[best],
-            "probability": proba[np.arange(len(proba)), best],
-        }
-    )
-    for i, label in enumerate(classes):
-        out[f"probability_{label}"] = proba[:, i]
-    return out
-
-
 def predict(model: Any, df: pd.DataFrame, classes: list[Any]) -> pd.DataFrame:
-    """The batch with the prediction columns added (:func:`outputs`; ``classes`` = []:
-    regression, one ``prediction`` column)."""
-    if not classes:  # regression
-        return df.assign(prediction=np.asarray(model.predict(df), dtype=np.float64))
-    extra = outputs(model.predict_proba(df), classes)
+    """The batch with the output contract's columns added
+    (:meth:`honing.decision.DecisionRule.outputs`): a loaded model decides with its own rule;
+    a bare estimator by argmax of ``classes`` (``classes`` = []: regression, ``prediction``)."""
+    decided = model if isinstance(model, Decided) else Decided(model, DecisionRule.argmax(classes))
+    extra = decided.outputs(df)
     extra.index = df.index
     return pd.concat([df, extra], axis=1)
 

@@ -61,6 +61,7 @@ class MetricInfo:
     scorer: str  # scikit-learn scorer name (greater-is-better: errors come negated)
     from_predictions: FromPredictions
     bounded: bool = True  # in [0, 1] (r2: at most 1)
+    labels: bool = False  # scores decided labels (a threshold moves it), not probabilities
 
 
 METRICS: dict[str, MetricInfo] = {
@@ -68,12 +69,13 @@ METRICS: dict[str, MetricInfo] = {
     for m in (
         MetricInfo(
             "accuracy", "classification", True, "accuracy",
-            lambda y, p: float(skm.accuracy_score(y, _labels(p))),
+            lambda y, p: float(skm.accuracy_score(y, _labels(p))), labels=True,
         ),
         MetricInfo("precision", "classification", True, "precision",
-                   _label_metric(skm.precision_score)),
-        MetricInfo("recall", "classification", True, "recall", _label_metric(skm.recall_score)),
-        MetricInfo("f1", "classification", True, "f1", _label_metric(skm.f1_score)),
+                   _label_metric(skm.precision_score), labels=True),
+        MetricInfo("recall", "classification", True, "recall", _label_metric(skm.recall_score),
+                   labels=True),
+        MetricInfo("f1", "classification", True, "f1", _label_metric(skm.f1_score), labels=True),
         MetricInfo(
             "roc_auc", "classification", True, "roc_auc",
             lambda y, p: _ranking(skm.roc_auc_score, y, p),
@@ -101,6 +103,12 @@ METRICS: dict[str, MetricInfo] = {
 def names(task: str) -> tuple[str, ...]:
     """The metrics of ``task``, in table order."""
     return tuple(m.name for m in METRICS.values() if m.task == task)
+
+
+def of_labels(proba: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """A probability matrix whose argmax is ``codes`` (one-hot): label metrics of it score
+    decisions made by a threshold instead of argmax."""
+    return np.eye(_matrix(proba).shape[1])[np.asarray(codes, dtype=int)]
 
 
 def lower_is_better(metric: str) -> bool:

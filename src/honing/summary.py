@@ -9,6 +9,7 @@ from typing import Any
 
 from honing.compression import CompressionResult
 from honing.data import CleaningReport
+from honing.decision import DecisionFit
 from honing.ensembles import EnsembleDecision
 from honing.evaluation import EvaluationReport
 from honing.explain import Importance
@@ -77,6 +78,9 @@ class TrainingSummary:
     top_features: list[tuple[str, float]] = field(default_factory=list)
     nested_cv: dict[str, Any] | None = None
     served: ServedSummary | None = None
+    decision: str = ""  # how probabilities become labels (honing.decision)
+    threshold: float | None = None
+    test_at_default: dict[str, float] = field(default_factory=dict)  # label metrics at 0.5
 
     @property
     def dirty(self) -> bool:
@@ -130,10 +134,16 @@ class TrainingSummary:
             f"{s.trials_failed} failed), scored by {s.validation_scheme}",
             f"- **model**: {s.best_model}; CV {s.cv_metric} {s.cv_score:.4f}",
             f"- **choice**: {s.model_choice}",
+            *([f"- **decision**: {s.decision}"] if s.decision else []),
             "",
             "| test metric | value |",
             "|---|---|",
-            *[f"| {k} | {v:.4f} |" for k, v in s.test_metrics.items()],
+            *[
+                f"| {k} | {v:.4f}"
+                + (f" (at 0.5: {s.test_at_default[k]:.4f})" if k in s.test_at_default else "")
+                + " |"
+                for k, v in s.test_metrics.items()
+            ],
             "",
         ]
         if s.served is not None:
@@ -259,6 +269,7 @@ def summarize(
     cleaning: CleaningReport,
     timings: dict[str, float],
     trims: Trims,
+    decision: DecisionFit | None = None,
 ) -> TrainingSummary:
     """The run's summary, from the reports of its stages."""
     best = search.best
@@ -307,7 +318,23 @@ def summarize(
         top_features=importances[0].top(5) if importances else [],
         nested_cv=None if nested is None else nested.to_dict(),
         served=served_summary,
+        decision="" if decision is None or not decision.rule.classes else decision.rule.describe(),
+        threshold=evaluation.threshold,
+        test_at_default=dict(evaluation.at_default),
     )
+
+
+def decision_metrics(fit: DecisionFit) -> dict[str, float]:
+    """The decision rule's numbers, as MLflow metrics: the threshold, the out-of-fold
+    objective at it and at 0.5, and the cross-fitted Brier score of each calibration tried."""
+    out: dict[str, float] = {}
+    if fit.rule.threshold is not None:
+        out["decision_threshold"] = fit.rule.threshold
+    if fit.objective_tuned is not None and fit.objective_default is not None:
+        out["oof_objective_tuned"] = fit.objective_tuned
+        out["oof_objective_at_0.5"] = fit.objective_default
+    out.update({f"oof_brier_{k}": v["brier"] for k, v in fit.calibration_scores.items()})
+    return out
 
 
 def data_metrics(cleaning: CleaningReport, rows_train: int, rows_test: int) -> dict[str, float]:

@@ -16,8 +16,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from honing.artifacts import SKOPS_TRUSTED_TYPES
 from honing.config import MlflowSettings
+from honing.decision import DecisionRule
 from honing.exceptions import TrackingStoreError, TrackingUnavailableError
 from honing.lineage import Lineage
 from honing.settings import redact
@@ -363,24 +363,24 @@ def _resumed(run_id: str) -> Iterator[None]:
         _client().update_run(run_id, status="RUNNING")
 
 
-def log_sklearn_model(run_id: str, model: Any, input_example: Any) -> str:
-    """Log a fitted scikit-learn pipeline with signature and input example; returns its URI."""
-    import mlflow
-    from mlflow.models import infer_signature
+def log_native_model(
+    run_id: str, model: Any, input_example: Any, rule: DecisionRule | None = None
+) -> str:
+    """Log a fitted scikit-learn pipeline as the run's ``model``: its skops bytes and a
+    manifest with the labels and the decision ``rule`` (default: argmax of the estimator's
+    classes), behind the same pyfunc as the served flavor, so that both answer with the
+    same columns (:meth:`honing.decision.DecisionRule.outputs`); returns its URI."""
+    from sklearn.base import is_classifier
 
-    signature = infer_signature(input_example, model.predict(input_example))
-    with _resumed(run_id):
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=signature,
-            input_example=input_example,
-            serialization_format="skops",
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            pip_requirements=model_requirements(),
-        )
+    from honing.compression import native_candidate, with_rule
+
+    if rule is None:
+        classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])]
+        rule = DecisionRule.argmax(classes if is_classifier(model) else [])
+    files = with_rule(native_candidate(model).files, "native", rule)
+    uri = log_served_model(run_id, files, input_example, name="model")
     set_tags(run_id, {"honing.serialization": "skops"})
-    return str(info.model_uri)
+    return uri
 
 
 def model_requirements() -> list[str]:
@@ -434,23 +434,41 @@ def log_compression(
     set_tags(run_id, {"honing.served_candidate": choice.name})
 
 
-def log_served_model(run_id: str, files: dict[str, bytes], input_example: Any) -> str:
-    """Log a compressed candidate as the ``served_model`` pyfunc of the run; returns its URI."""
+#: The pyfunc's code as MLflow stores it in a logged model (no pickle of the model class).
+MODEL_CODE = (
+    '"""honing\'s pyfunc: the model\'s files plus its decision rule (honing.served)."""\n'
+    "import mlflow\n\n"
+    "from honing.served import ServedModel\n\n"
+    "mlflow.models.set_model(ServedModel())\n"
+)
+
+
+def log_served_model(
+    run_id: str, files: dict[str, bytes], input_example: Any, name: str = "served_model"
+) -> str:
+    """Log a model's files (a compressed candidate, or the native pipeline) as the pyfunc
+    ``name`` of the run, with the signature of its output contract; returns its URI."""
     import tempfile
 
     import mlflow
+    from mlflow.models import infer_signature
 
     from honing.artifacts import write_served
-    from honing.served import ServedModel
+    from honing.compression.predictors import load_decided
 
+    output = load_decided(files).outputs(input_example)
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_served(files, Path(tmp) / "served")
+        # models from code: MLflow stores this script instead of a pickled python_model
+        code = Path(tmp) / "honing_model.py"
+        code.write_text(MODEL_CODE, encoding="utf-8")
         with _resumed(run_id):
             info = mlflow.pyfunc.log_model(
-                name="served_model",
-                python_model=ServedModel(),
+                name=name,
+                python_model=str(code),
                 artifacts={"served": str(folder)},
                 input_example=input_example,
+                signature=infer_signature(input_example, output),
                 pip_requirements=model_requirements(),
             )
     return str(info.model_uri)

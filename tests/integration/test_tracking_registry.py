@@ -30,7 +30,7 @@ def _lineage():
 
 def _register(settings, exp, model, X, y, name="m"):
     run_id = tracking.start_run(exp, "train")
-    uri = tracking.log_sklearn_model(run_id, model, X.head(3))
+    uri = tracking.log_native_model(run_id, model, X.head(3))
     report = evaluate(model, X, y, [0, 1])
     champion = registry.score_champion(name, "champion", X, y, [0, 1])
     decision = registry.champion_gate(report, champion, metric="roc_auc", margin=0.0)
@@ -110,8 +110,10 @@ def test_champion_challenger_in_the_registry(mlflow_store):
     # the registered model serves with its preprocessing inside and its signature
     loaded = mlflow.pyfunc.load_model("models:/m@champion")
     assert loaded.metadata.signature is not None
-    assert loaded.metadata.flavors["sklearn"]["serialization_format"] == "skops"
-    assert len(loaded.predict(X.head(4))) == 4
+    outputs = [c["name"] for c in loaded.metadata.signature.outputs.to_dict()]
+    assert outputs == ["prediction", "probability", "probability_0", "probability_1", "threshold"]
+    scored = loaded.predict(X.head(4))
+    assert list(scored.columns) == outputs and len(scored) == 4
 
 
 def test_no_champion_means_no_score(mlflow_store):
@@ -146,12 +148,13 @@ def test_mlp_pipeline_is_logged_and_served(mlflow_store, tmp_path):
     ).model
     exp = tracking.ensure_experiment("e-mlp", mlflow_store.mlflow.artifact_root)
     run_id = tracking.start_run(exp, "mlp")
-    uri = tracking.log_sklearn_model(run_id, model, X.head(3))
+    uri = tracking.log_native_model(run_id, model, X.head(3))
     # stored with skops like every family: the network is arrays, no pickle anywhere
     info = mlflow.models.get_model_info(uri)
-    assert info.flavors["sklearn"]["serialization_format"] == "skops"
+    assert set(info.flavors) == {"python_function"}
     folder = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path)))
     assert not list(folder.rglob("*.pkl"))
+    assert (folder / "artifacts" / "served" / "pipeline.skops").is_file()
     loaded = registry.load_model(str(folder))
     np.testing.assert_allclose(
         loaded.predict_proba(X.head(20)), model.predict_proba(X.head(20)), rtol=1e-5
@@ -193,7 +196,7 @@ def test_a_champion_moved_during_the_gate_blocks_promotion(mlflow_store):
     # this run is gated against v1 ...
     run_id = tracking.start_run(exp, "train")
     model = LogisticRegression(C=1.0).fit(X, y)
-    uri = tracking.log_sklearn_model(run_id, model, X.head(3))
+    uri = tracking.log_native_model(run_id, model, X.head(3))
     report = evaluate(model, X, y, [0, 1])
     champion = registry.score_champion("m", "champion", X, y, [0, 1])
     decision = registry.champion_gate(report, champion, metric="roc_auc", margin=0.0)

@@ -42,7 +42,7 @@ def _register(store, X, y, model=None, name="sec"):
     exp = tracking.ensure_experiment("security", store.mlflow.artifact_root)
     run_id = tracking.start_run(exp, "train")
     model = model or LogisticRegression().fit(X, y)
-    uri = tracking.log_sklearn_model(run_id, model, X.head(3))
+    uri = tracking.log_native_model(run_id, model, X.head(3))
     report = evaluate(model, X, y, [0, 1])
     champion = registry.score_champion(name, "champion", X, y, [0, 1])
     decision = registry.champion_gate(report, champion, metric="roc_auc", margin=0.0)
@@ -110,20 +110,36 @@ def test_a_registered_version_edited_in_place_is_refused_everywhere(mlflow_store
     first = _register(mlflow_store, X, y)
     assert first.promoted
     recorded = json.loads(mlflow.MlflowClient().get_model_version("sec", "1").tags[DIGEST_TAG])
-    assert "model.skops" in recorded and all(len(h) == 64 for h in recorded.values())
+    skops_file = "artifacts/served/pipeline.skops"
+    assert skops_file in recorded and all(len(h) == 64 for h in recorded.values())
     model = registry.load_model("models:/sec@champion")
     assert model.predict(X.head(3)).shape == (3,)
 
     stored = _stored_folder("sec", "1")
     marker = tmp_path / "marker"
-    (stored / "model.skops").write_bytes(pickle.dumps(Payload(marker)))
-    with pytest.raises(UnsafeModelError, match="model.skops differ"):
+    (stored / skops_file).write_bytes(pickle.dumps(Payload(marker)))
+    with pytest.raises(UnsafeModelError, match="pipeline.skops differ"):
         registry.load_model("models:/sec/1")
     # the next run's champion/challenger gate cannot score it, so nothing is promoted
     score = registry.score_champion("sec", "champion", X, y, [0, 1])
     assert score is not None and score.report is None and "SHA-256" in score.error
     second = _register(mlflow_store, X, y, LogisticRegression(C=0.5).fit(X, y))
     assert not second.promoted
+    assert not marker.exists()
+
+
+def test_the_pyfunc_code_of_a_model_folder_is_never_run(mlflow_store, tmp_path):
+    """The logged pyfunc is stored as code (models from code, no pickle); honing's loader
+    reads the manifest and the skops file and never runs that code, even when edited."""
+    X, y = _data()
+    _register(mlflow_store, X, y)
+    folder = Path(mlflow.artifacts.download_artifacts("models:/sec/1", dst_path=str(tmp_path)))
+    assert not list(folder.rglob("*.pkl"))
+    marker = tmp_path / "marker"
+    for code in folder.rglob("honing_model.py"):
+        code.write_text(f"from pathlib import Path\nPath({str(marker)!r}).write_text('pwned')\n")
+    model = registry.load_model(str(folder))
+    assert model.predict(X.head(3)).shape == (3,)
     assert not marker.exists()
 
 

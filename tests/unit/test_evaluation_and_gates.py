@@ -96,7 +96,12 @@ def test_plots_are_real_figures():
     model = LogisticRegression().fit(X, y)
     report = evaluate(model, X, y, [0, 1])
     figures = plot_figures(model, X, y, report)
-    assert set(figures) == {"confusion_matrix.png", "roc_curve.png", "calibration.png"}
+    assert set(figures) == {
+        "confusion_matrix.png",
+        "roc_curve.png",
+        "precision_recall.png",
+        "calibration.png",
+    }
     for fig in figures.values():
         assert fig.axes and fig.axes[0].has_data()
 

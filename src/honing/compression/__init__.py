@@ -77,9 +77,10 @@ from honing.compression.onnx import (
     register_boosting_converters,
 )
 from honing.compression.predictors import OnnxPredictor, TorchPredictor, load_served
+from honing.decision import DecisionRule
 from honing.evaluation import evaluate
 from honing.exceptions import CompressionError
-from honing.metrics import lower_is_better, passes
+from honing.metrics import METRICS, lower_is_better, passes
 from honing.techniques import TECHNIQUES
 
 __all__ = [
@@ -128,6 +129,7 @@ __all__ = [
     "throughput",
     "torch_mlp",
     "train_dense",
+    "with_rule",
     "write_served",
 ]
 
@@ -161,11 +163,12 @@ class CompressionReport:
     def table(self) -> dict[str, list[Any]]:
         """Column-oriented table (MLflow ``log_table`` shape), ratios against the reference."""
         ref = self.row(self.reference)
+        names = [self.metric, *(k for k in ref.metrics if k != self.metric)]
         cols: dict[str, list[Any]] = {
             k: []
             for k in (
                 "candidate",
-                self.metric,
+                *names,
                 "size_bytes",
                 "size_ratio",
                 "p50_ms",
@@ -179,7 +182,8 @@ class CompressionReport:
         }
         for r in self.rows:
             cols["candidate"].append(r.name)
-            cols[self.metric].append(round(r.metrics[self.metric], 6))
+            for k in names:
+                cols[k].append(round(r.metrics.get(k, float("nan")), 6))
             cols["size_bytes"].append(r.size_bytes)
             cols["size_ratio"].append(round(r.size_bytes / ref.size_bytes, 4))
             cols["p50_ms"].append(round(r.p50_ms, 4))
@@ -239,15 +243,17 @@ def measure(
     classes: list[Any],
     *,
     metric: str,
+    rule: DecisionRule | None = None,
     latency_rows: int = 200,
     skipped: dict[str, str] | None = None,
 ) -> CompressionReport:
-    """Every candidate on the same test rows: all evaluation metrics, serialized size,
-    single-row p50/p99 latency at one thread and batch throughput."""
+    """Every candidate on the same test rows: all evaluation metrics under the model's
+    decision ``rule`` (its calibration and tuned threshold), serialized size, single-row
+    p50/p99 latency at one thread and batch throughput."""
     report = CompressionReport(metric=metric, reference=candidates[0].name)
     report.skipped = dict(skipped or {})
     for cand in candidates:
-        ev = evaluate(cand.predictor, X_test, y_test, classes)
+        ev = evaluate(cand.predictor, X_test, y_test, classes, rule)
         predict = cand.predictor.predict_proba if classes else cand.predictor.predict
         p50, p99 = single_row_latency(predict, X_test, rows=latency_rows)
         report.rows.append(
@@ -280,8 +286,10 @@ def pick(
     prefer: str = "latency",
     slack: float = 0.1,
 ) -> CompressionChoice:
-    """The deployable candidate: among servable candidates whose metric is at most
-    ``tolerance`` below the reference's, keep the Pareto front of (size, p50 latency). With
+    """The deployable candidate: among servable candidates whose metric, and every other
+    reported metric, is at most ``tolerance`` worse than the reference's (relative to the
+    reference for unbounded ones: log loss, RMSE), keep the Pareto front of (size, p50
+    latency). With
     ``prefer="latency"`` take the smallest of those within ``slack`` (10%) of the fastest
     p50; with ``prefer="size"`` the fastest of those within ``slack`` of the smallest size."""
     ref = report.row(report.reference)
@@ -292,6 +300,7 @@ def pick(
         if r.servable
         and math.isfinite(r.metrics[report.metric])
         and passes(report.metric, r.metrics[report.metric], reference, tolerance)
+        and not worse_metrics(r, ref, tolerance)
     ]
     if not eligible:
         direction = "above" if lower_is_better(report.metric) else "below"
@@ -329,6 +338,20 @@ def pick(
         f"Pareto front {[r.name for r in front]}, preferring {prefer}"
     )
     return CompressionChoice(best.name, reason, [r.name for r in eligible])
+
+
+def worse_metrics(row: CandidateMeasure, ref: CandidateMeasure, tolerance: float) -> list[str]:
+    """The metrics of :data:`honing.metrics.METRICS` on which ``row`` is more than
+    ``tolerance`` worse than ``ref`` (relative for unbounded metrics); NaN on both is equal."""
+    worse = []
+    for name, value in row.metrics.items():
+        if name not in METRICS or not math.isfinite(ref.metrics.get(name, math.nan)):
+            continue
+        base = ref.metrics[name]
+        margin = tolerance if METRICS[name].bounded else tolerance * abs(base)
+        if not math.isfinite(value) or not passes(name, value, base, margin):
+            worse.append(name)
+    return worse
 
 
 def plot_tradeoff(report: CompressionReport) -> Any:
@@ -377,10 +400,12 @@ def compress(
     options: CompressionOptions,
     metric: str,
     tolerance: float,
+    rule: DecisionRule | None = None,
     prefer: str = "latency",
     latency_rows: int = 200,
 ) -> CompressionResult:
-    """Build every candidate, measure them on the test split, pick the deployable one."""
+    """Build every candidate, measure them on the test split under the model's decision
+    ``rule``, pick the deployable one; its manifest carries the labels and the rule."""
     candidates, skipped = build_candidates(
         pipeline, X_train, y_train, numeric=numeric, categorical=categorical, options=options
     )
@@ -390,16 +415,25 @@ def compress(
         y_test,
         classes,
         metric=metric,
+        rule=rule,
         latency_rows=latency_rows,
         skipped=skipped,
     )
     choice = pick(report, tolerance=tolerance, prefer=prefer)
     chosen = next(c for c in candidates if c.name == choice.name)
-    files = dict(chosen.files)
+    rule = rule or DecisionRule.argmax(_json_labels(classes))
+    return CompressionResult(report, choice, with_rule(chosen.files, chosen.name, rule))
+
+
+def with_rule(files: dict[str, bytes], name: str, rule: DecisionRule) -> dict[str, bytes]:
+    """A candidate's files with its manifest naming it and carrying the labels and the
+    decision rule: what every loader of the artifact applies."""
+    files = dict(files)
     manifest = json.loads(files[MANIFEST])
-    manifest.update({"candidate": chosen.name, "classes": _json_labels(classes)})
+    rule = DecisionRule(**{**rule.to_dict(), "classes": _json_labels(rule.classes)})
+    manifest.update({"candidate": name, "classes": rule.classes, "decision": rule.to_dict()})
     files[MANIFEST] = json.dumps(manifest).encode()
-    return CompressionResult(report, choice, files)
+    return files
 
 
 def _json_labels(classes: list[Any]) -> list[Any]:

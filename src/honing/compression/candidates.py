@@ -96,7 +96,7 @@ def torch_mlp(pipeline: Any) -> Any | None:
     """The PyTorch MLP at the end of ``pipeline``, or None."""
     from honing.nn import TorchMLPBase
 
-    model = pipeline.steps[-1][1]
+    model = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     return model if isinstance(model, TorchMLPBase) else None
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from honing.artifacts import MANIFEST, load_skops, npz_arrays
 from honing.compression.dense import build_module, dense_layers, quantized_module
+from honing.decision import Decided, DecisionRule
 from honing.exceptions import CompressionError
 
 
@@ -104,3 +105,9 @@ def load_served(files: dict[str, bytes]) -> Any:
     if kind == "pipeline":
         return load_skops(files["pipeline.skops"])
     raise CompressionError(f"served artifact format {kind!r} is not one honing serves")
+
+
+def load_decided(files: dict[str, bytes]) -> Decided:
+    """The artifact's predictor with the decision rule its manifest carries (argmax of the
+    manifest's labels for artifacts written before rules existed)."""
+    return Decided(load_served(files), DecisionRule.from_manifest(json.loads(files[MANIFEST])))

@@ -1,0 +1,370 @@
+"""Decision rules: from a classifier's probabilities to a decision, and the one output
+contract of every flavor of a model.
+
+A binary classifier's probabilities are calibrated (sigmoid or isotonic, cross-fitted on the
+chosen model's out-of-fold predictions, kept only when that lowers the Brier score) and its
+threshold is tuned on the same out-of-fold rows for the configured objective. Both are
+stored as a :class:`DecisionRule` inside every flavor of the model (the manifest of the
+registered and the served artifacts), so that ``honing predict``, the served flavor, the
+gates and monitoring decide the same way. Multiclass tasks use argmax.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from honing.config import DecisionConfig
+from honing.metrics import METRICS
+
+#: Objectives computed from confusion counts (arrays over candidate thresholds).
+_EPS = 1e-12
+
+
+def _objective(name: str, tp: Any, fp: Any, tn: Any, fn: Any, costs: tuple[float, float]) -> Any:
+    tpr = tp / np.maximum(tp + fn, _EPS)
+    tnr = tn / np.maximum(tn + fp, _EPS)
+    if name == "f1":
+        return 2 * tp / np.maximum(2 * tp + fp + fn, _EPS)
+    if name == "accuracy":
+        return (tp + tn) / np.maximum(tp + fp + tn + fn, _EPS)
+    if name == "balanced_accuracy":
+        return (tpr + tnr) / 2
+    if name == "youden":
+        return tpr + tnr - 1
+    if name == "cost":  # negated mean cost per row: greater is better like the others
+        return -(costs[0] * fp + costs[1] * fn) / np.maximum(tp + fp + tn + fn, _EPS)
+    raise ValueError(f"unknown decision objective {name!r}")
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """How probabilities become decisions. ``classes``: the labels in the user's own values
+    (binary: ``[negative, positive]``; empty for regression). ``threshold``: a binary task
+    predicts the positive label when the calibrated P(positive) is at least this; None means
+    argmax. ``calibration``: ``none``, ``sigmoid`` (``params`` = [a, b] on the logit) or
+    ``isotonic`` (``params`` = knots x, then ``values`` y, interpolated)."""
+
+    classes: list[Any]
+    threshold: float | None = None
+    objective: str = "argmax"
+    calibration: str = "none"
+    params: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+    @classmethod
+    def argmax(cls, classes: list[Any]) -> DecisionRule:
+        return cls(classes=list(classes))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DecisionRule:
+        return cls(**data)
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> DecisionRule:
+        """The rule an artifact's manifest carries; argmax of its labels without one."""
+        if "decision" in manifest:
+            return cls.from_dict(manifest["decision"])
+        return cls.argmax(list(manifest.get("classes", [])))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def binary(self) -> bool:
+        return len(self.classes) == 2
+
+    def calibrate(self, proba: np.ndarray) -> np.ndarray:
+        """The class-probability matrix after calibration (unchanged when there is none)."""
+        proba = np.asarray(proba, dtype=np.float64)
+        if self.calibration == "none" or not self.binary:
+            return proba
+        p = calibrated(self.calibration, self.params, self.values, proba[:, 1])
+        return np.column_stack([1.0 - p, p])
+
+    def codes(self, proba: np.ndarray) -> np.ndarray:
+        """Class indices from calibrated probabilities: the threshold on P(positive) for a
+        binary task, argmax otherwise."""
+        proba = np.asarray(proba, dtype=np.float64)
+        if self.binary and self.threshold is not None:
+            return (proba[:, 1] >= self.threshold).astype(int)
+        return proba.argmax(axis=1)
+
+    def outputs(self, raw_proba: np.ndarray) -> pd.DataFrame:
+        """The output contract of every flavor: ``prediction`` (the label in the user's own
+        values), ``probability`` (of the positive class; of the predicted label for a
+        multiclass task), ``probability_<label>`` for each class, and ``threshold`` (the one
+        used; NaN where argmax decides)."""
+        proba = self.calibrate(raw_proba)
+        codes = self.codes(proba)
+        labels = np.empty(len(self.classes), dtype=object)
+        labels[:] = self.classes
+        out = pd.DataFrame({"prediction": labels[codes]})
+        out["probability"] = proba[:, 1] if self.binary else proba[np.arange(len(proba)), codes]
+        for i, label in enumerate(self.classes):
+            out[f"probability_{label}"] = proba[:, i]
+        out["threshold"] = float("nan") if self.threshold is None else float(self.threshold)
+        return out
+
+    def describe(self) -> str:
+        if self.threshold is None:
+            return "argmax of the class probabilities"
+        cal = "" if self.calibration == "none" else f" after {self.calibration} calibration"
+        return (
+            f"{self.classes[1]!r} when P({self.classes[1]!r}) >= {self.threshold:.4f}{cal} "
+            f"(tuned for {self.objective})"
+        )
+
+
+class Decided:
+    """A loaded model with its decision rule, as every loader returns it: ``predict_proba``
+    gives calibrated probabilities, ``predict`` class indices decided by the rule (the
+    predicted values for regression), ``outputs`` the output contract."""
+
+    def __init__(self, predictor: Any, rule: DecisionRule) -> None:
+        self.predictor = predictor
+        self.rule = rule
+
+    def raw_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.predictor.predict_proba(X), dtype=np.float64)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.rule.calibrate(self.raw_proba(X))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        if not self.rule.classes:
+            return np.asarray(self.predictor.predict(X), dtype=np.float64)
+        return self.rule.codes(self.predict_proba(X))
+
+    def outputs(self, X: pd.DataFrame) -> pd.DataFrame:
+        if not self.rule.classes:
+            return pd.DataFrame({"prediction": self.predict(X)})
+        return self.rule.outputs(self.raw_proba(X))
+
+
+def raw_and_rule(model: Any, classes: list[Any]) -> tuple[Any, DecisionRule]:
+    """The predictor under ``model`` and its rule: a :class:`Decided` model's own, argmax of
+    ``classes`` for a bare estimator."""
+    if isinstance(model, Decided):
+        return model.predictor, model.rule
+    return model, DecisionRule.argmax(classes)
+
+
+def calibrated(method: str, params: list[float], values: list[float], p: np.ndarray) -> np.ndarray:
+    """P(positive) after a fitted calibration map."""
+    p = np.asarray(p, dtype=np.float64)
+    if method == "sigmoid":
+        a, b = params
+        logit = np.log(np.clip(p, 1e-7, 1 - 1e-7) / np.clip(1 - p, 1e-7, 1))
+        return 1.0 / (1.0 + np.exp(-(a * logit + b)))
+    if method == "isotonic":
+        return np.interp(p, params, values)
+    return p
+
+
+def fit_calibration(method: str, y: np.ndarray, p: np.ndarray) -> tuple[list[float], list[float]]:
+    """The parameters of a ``sigmoid`` (Platt scaling on the logit) or ``isotonic`` map
+    fitted on (P(positive), label) pairs."""
+    if method == "sigmoid":
+        from sklearn.linear_model import LogisticRegression
+
+        logit = np.log(np.clip(p, 1e-7, 1 - 1e-7) / np.clip(1 - p, 1e-7, 1))
+        lr = LogisticRegression(C=1e6, max_iter=1000).fit(logit.reshape(-1, 1), y)
+        return [float(lr.coef_[0, 0]), float(lr.intercept_[0])], []
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
+    return [float(v) for v in iso.X_thresholds_], [float(v) for v in iso.y_thresholds_]
+
+
+def cross_fitted(method: str, y: np.ndarray, p: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
+    """Each row's calibrated probability from a map fitted on the other folds' rows."""
+    from sklearn.model_selection import StratifiedKFold
+
+    out = np.empty_like(p, dtype=np.float64)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fit_rows, held in splitter.split(p.reshape(-1, 1), y):
+        params, values = fit_calibration(method, y[fit_rows], p[fit_rows])
+        out[held] = calibrated(method, params, values, p[held])
+    return out
+
+
+@dataclass(frozen=True)
+class ThresholdCurve:
+    """The objective, precision and recall at each candidate threshold (out-of-fold rows)."""
+
+    thresholds: list[float]
+    objective: list[float]
+    precision: list[float]
+    recall: list[float]
+
+
+def threshold_curve(
+    y: np.ndarray, p: np.ndarray, objective: str, costs: tuple[float, float], points: int = 400
+) -> ThresholdCurve:
+    """Confusion counts at up to ``points`` candidate thresholds (quantiles of ``p``, plus
+    0.5), in one pass over the sorted scores."""
+    y = np.asarray(y, dtype=int)
+    qs = np.unique(np.quantile(p, np.linspace(0, 1, points)))
+    cands = np.unique(np.concatenate([qs, [0.5]]))
+    order = np.sort(p)
+    # rows with p >= t: n - (rows with p < t)
+    below = np.searchsorted(order, cands, side="left")
+    pos_sorted = np.sort(p[y == 1])
+    pos_below = np.searchsorted(pos_sorted, cands, side="left")
+    n, n_pos = len(p), int(y.sum())
+    tp = (n_pos - pos_below).astype(np.float64)
+    predicted = (n - below).astype(np.float64)
+    fp = predicted - tp
+    fn = n_pos - tp
+    tn = (n - n_pos) - fp
+    obj = _objective(objective, tp, fp, tn, fn, costs)
+    precision = np.where(predicted > 0, tp / np.maximum(predicted, _EPS), 1.0)
+    recall = tp / max(n_pos, 1)
+    return ThresholdCurve(
+        thresholds=cands.tolist(),
+        objective=obj.tolist(),
+        precision=precision.tolist(),
+        recall=recall.tolist(),
+    )
+
+
+@dataclass(frozen=True)
+class DecisionFit:
+    """The rule and what chose it: the cross-fitted Brier score and log loss of each
+    calibration tried (``none``: the raw probabilities), the threshold curve, and the
+    objective at the tuned threshold and at 0.5 (out-of-fold rows)."""
+
+    rule: DecisionRule
+    calibration_scores: dict[str, dict[str, float]]
+    curve: ThresholdCurve | None
+    objective_tuned: float | None
+    objective_default: float | None
+    rows: int
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def log_lines(self) -> list[str]:
+        lines = [f"decision: {self.rule.describe()}"]
+        if self.objective_tuned is not None and self.objective_default is not None:
+            lines.append(
+                f"decision: out-of-fold {self.rule.objective} {self.objective_tuned:.4f} at the "
+                f"tuned threshold vs {self.objective_default:.4f} at 0.5 ({self.rows} rows)"
+            )
+        return lines + [f"decision: {n}" for n in self.notes]
+
+
+def _objective_name(cfg: DecisionConfig, metric: str) -> str:
+    """``auto``: the search metric when it scores labels (accuracy, f1 ...), else f1."""
+    if cfg.objective != "auto":
+        return cfg.objective
+    return metric if metric in ("accuracy", "f1", "balanced_accuracy") else "f1"
+
+
+def fit_decision(
+    y: np.ndarray,
+    oof: np.ndarray | None,
+    classes: list[Any],
+    cfg: DecisionConfig,
+    *,
+    metric: str,
+    seed: int,
+    rows: np.ndarray | None = None,
+) -> DecisionFit:
+    """The decision rule of a classifier from its out-of-fold predictions ``oof`` (rows x
+    classes) of the training labels ``y`` (codes; ``rows``: the rows of ``y`` that ``oof``
+    predicts, all when None). Without predictions, or for a multiclass task, argmax of the
+    uncalibrated probabilities (and a note saying why); regression has no rule."""
+    if not classes:
+        return DecisionFit(DecisionRule([]), {}, None, None, None, 0, ["regression: no rule"])
+    if rows is not None:
+        y = np.asarray(y)[rows]
+    argmax = DecisionRule.argmax(classes)
+    if oof is None or len(classes) != 2:
+        why = "multiclass: argmax" if len(classes) != 2 else "no out-of-fold predictions: 0.5"
+        rule = argmax if len(classes) != 2 else DecisionRule(list(classes), 0.5, "default")
+        return DecisionFit(rule, {}, None, None, None, 0, [why])
+    y = np.asarray(y, dtype=int)
+    p = np.clip(np.asarray(oof, dtype=np.float64).reshape(len(y), -1)[:, -1], 0.0, 1.0)
+    notes: list[str] = []
+    scores = {"none": _prob_scores(y, p)}
+    methods = {"auto": ["sigmoid", "isotonic"], "none": []}.get(cfg.calibration, [cfg.calibration])
+    if cfg.calibration == "auto" and metric in ("roc_auc", "average_precision"):
+        methods = ["sigmoid"]  # isotonic steps tie scores and move a ranking metric
+        notes.append(f"isotonic calibration not tried: its ties change {metric}")
+    folds = min(5, int(min(y.sum(), len(y) - y.sum())))
+    best, p_used, params, values = "none", p, [], []
+    if folds >= 2:
+        for method in methods:
+            p_cal = cross_fitted(method, y, p, folds=folds, seed=seed)
+            scores[method] = _prob_scores(y, p_cal)
+            better = scores[method]["brier"] < scores[best]["brier"] - 1e-6
+            if better and scores[method]["log_loss"] <= scores["none"]["log_loss"]:
+                best, p_used = method, p_cal
+    elif methods:
+        notes.append("too few rows of the rarer class to cross-fit a calibration")
+    if best != "none":
+        params, values = fit_calibration(best, y, p)
+        notes.append(
+            f"{best} calibration kept: cross-fitted Brier {scores[best]['brier']:.4f} vs "
+            f"{scores['none']['brier']:.4f} uncalibrated"
+        )
+    elif methods:
+        notes.append(
+            "calibration not kept: no method lowered the cross-fitted Brier score without "
+            "raising the log loss"
+        )
+    objective = _objective_name(cfg, metric)
+    if objective == "none":
+        rule = DecisionRule(list(classes), 0.5, "none (0.5)", best, params, values)
+        return DecisionFit(rule, scores, None, None, None, len(y), notes)
+    costs = (
+        (cfg.costs.false_positive, cfg.costs.false_negative) if cfg.costs is not None else (1, 1)
+    )
+    curve = threshold_curve(y, p_used, objective, costs)
+    t, tuned, note = _choose(curve, cfg)
+    if note:
+        notes.append(note)
+    default = float(_objective(objective, *_counts(y, p_used >= 0.5), costs))
+    rule = DecisionRule(list(classes), t, objective, best, params, values)
+    return DecisionFit(rule, scores, curve, tuned, default, len(y), notes)
+
+
+def _counts(y: np.ndarray, pred: np.ndarray) -> tuple[int, int, int, int]:
+    tp = int(((pred == 1) & (y == 1)).sum())
+    fp = int(((pred == 1) & (y == 0)).sum())
+    tn = int(((pred == 0) & (y == 0)).sum())
+    fn = int(((pred == 0) & (y == 1)).sum())
+    return tp, fp, tn, fn
+
+
+def _choose(curve: ThresholdCurve, cfg: DecisionConfig) -> tuple[float, float, str]:
+    """The threshold with the best objective among those meeting the precision and recall
+    floors (ties: the middle one of the tied run). When no threshold meets the floors, the
+    objective's best, with a note."""
+    obj = np.asarray(curve.objective)
+    ok = np.ones(len(obj), dtype=bool)
+    if cfg.min_precision is not None:
+        ok &= np.asarray(curve.precision) >= cfg.min_precision
+    if cfg.min_recall is not None:
+        ok &= np.asarray(curve.recall) >= cfg.min_recall
+    note = ""
+    if not ok.any():
+        note = "no threshold meets the precision/recall floors on the out-of-fold rows"
+        ok[:] = True
+    masked = np.where(ok, obj, -np.inf)
+    top = np.flatnonzero(masked >= masked.max() - 1e-12)
+    i = int(top[len(top) // 2])
+    return float(curve.thresholds[i]), float(obj[i]), note
+
+
+def _prob_scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    return {
+        "brier": float(np.mean((p - y) ** 2)),
+        "log_loss": METRICS["log_loss"].from_predictions(y, p),
+    }
