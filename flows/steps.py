@@ -19,6 +19,7 @@ from honing.nested import NestedCVResult
 from honing.planner import BudgetPlan, StageClock, Trims, search_config
 from honing.registry import RegistrationResult, ServedRegistration
 from honing.search import SearchResult
+from honing.slices import SliceReport
 from honing.training import TrainingSetup, TrainResult
 from honing_flows.tasks import compress as compress_tasks
 from honing_flows.tasks import data as data_tasks
@@ -40,6 +41,7 @@ class Fitted(NamedTuple):
     setup: TrainingSetup
     choice: EnsembleDecision
     decision: DecisionFit
+    slices: SliceReport | None
     nested: NestedCVResult | None
     budget: BudgetPlan
     trims: Trims
@@ -126,6 +128,9 @@ def fit_and_evaluate(
         evaluation = train_tasks.evaluate(
             trained.model, split.X_test, split.y_test, classes, decision.rule
         )
+        slice_report = train_tasks.evaluate_slices(
+            trained.model, decision.rule, split.X_test, split.y_test, classes, cfg
+        )
     trims = train_tasks.trim_to_budget(
         cfg.time_budget_s,
         clock.left(),
@@ -145,6 +150,7 @@ def fit_and_evaluate(
         setup=setup,
         choice=choice,
         decision=decision,
+        slices=slice_report,
         nested=nested,
         budget=budget,
         trims=trims,
@@ -193,6 +199,8 @@ def log_fit(*, cfg: PipelineConfig, run_id: str, experiment_id: str, fitted: Fit
     )
     tracking_tasks.log_json(run_id, choice.to_dict(), "search/model_choice.json")
     tracking_tasks.log_json(run_id, fitted.decision.to_dict(), "evaluation/decision.json")
+    if fitted.slices is not None:
+        tracking_tasks.log_slices(run_id, fitted.slices)
     if fitted.nested is not None:
         tracking_tasks.log_json(run_id, fitted.nested.to_dict(), "search/nested_cv.json")
     tracking_tasks.log_json(run_id, fitted.evaluation.to_dict(), "evaluation/report.json")
@@ -278,7 +286,15 @@ def register(
         fitted.classes,
     )
     decision = registry_tasks.champion_gate(
-        fitted.evaluation, champion, cfg.registry.metric, cfg.registry.promotion_margin
+        fitted.evaluation,
+        fitted.trained.model,
+        fitted.decision.rule,
+        split.X_test,
+        split.y_test,
+        champion,
+        cfg.registry,
+        cfg.search.seed,
+        cfg.evaluation,
     )
     registration = registry_tasks.register_version(
         model_uri,

@@ -99,7 +99,12 @@ def training_pipeline(
         log_fit(cfg=cfg, run_id=run_id, experiment_id=experiment_id, fitted=fitted)
         with clock.stage("explain"):
             importances = explain_and_log(cfg=cfg, run_id=run_id, fitted=fitted)
-        train_tasks.quality_gate(fitted.evaluation, cfg.evaluation.thresholds)
+        train_tasks.quality_gate(
+            fitted.evaluation,
+            cfg.evaluation.thresholds,
+            fitted.slices,
+            cfg.evaluation.slice_gate,
+        )
         # 7. compression: candidates measured on the test split, the deployable one picked
         with clock.stage("compression"):
             compressed, served_uri = compress_and_log(cfg=cfg, run_id=run_id, fitted=fitted)

@@ -6,11 +6,13 @@ fast. Results are neither cached nor persisted: tasks pass DataFrames and models
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
 from honing.exceptions import is_transient
 
@@ -49,13 +51,18 @@ class Reported(Protocol):
     def log_lines(self) -> list[str]: ...
 
 
-R = TypeVar("R", bound=Reported)
+R = TypeVar("R", bound=Reported | None)
 
 
 def logged(value: R) -> R:
     """``value``, after writing its decision lines (scores, choices, what was trimmed) to the
-    task run's log, so that a Prefect run reads as a story."""
-    logger = get_run_logger()
+    task run's log, so that a Prefect run reads as a story (None: nothing to say)."""
+    if value is None:
+        return value
+    try:
+        logger = get_run_logger()
+    except MissingContextError:  # called as a plain function (``task.fn``), outside a run
+        logger = logging.getLogger("honing")
     for line in value.log_lines():
         logger.info(line)
     return value

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-from honing import registry
+from honing import registry, unchanged
+from honing.config import EvaluationConfig, RegistryConfig
+from honing.decision import DecisionRule
 from honing.evaluation import EvaluationReport
 from honing.lineage import Lineage
-from honing_flows.tasks import compute_task, io_task
+from honing_flows.tasks import compute_task, io_task, logged
 
 
 @io_task
@@ -21,11 +25,20 @@ def score_champion(
 @compute_task
 def champion_gate(
     challenger: EvaluationReport,
+    model: Any,
+    rule: DecisionRule,
+    X: pd.DataFrame,
+    y: np.ndarray,
     champion: registry.ChampionScore | None,
-    metric: str,
-    margin: float,
+    cfg: RegistryConfig,
+    seed: int,
+    evaluation: EvaluationConfig,
 ) -> registry.GateDecision:
-    return registry.champion_gate(challenger, champion, metric=metric, margin=margin)
+    return logged(
+        registry.decide(
+            challenger, model, rule, X, y, champion, cfg, seed=seed, evaluation=evaluation
+        )
+    )
 
 
 # Retried: registration first looks for a version of this run, so a retry never duplicates.
@@ -64,5 +77,5 @@ def register_served(
 
 
 @io_task
-def unchanged_version(name: str, lineage: Lineage) -> registry.UnchangedVersion | None:
-    return registry.unchanged_version(name, lineage)
+def unchanged_version(name: str, lineage: Lineage) -> unchanged.UnchangedVersion | None:
+    return unchanged.unchanged_version(name, lineage)

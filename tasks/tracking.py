@@ -11,6 +11,7 @@ from honing import tracking
 from honing.compression import CompressionChoice, CompressionReport
 from honing.decision import DecisionRule
 from honing.search import SearchResult
+from honing.slices import SliceReport
 from honing.summary import TrainingSummary
 from honing_flows.tasks import io_task
 
@@ -83,3 +84,8 @@ def log_compression(
 @io_task
 def log_served_model(run_id: str, files: dict[str, bytes], input_example: Any) -> str:
     return tracking.log_served_model(run_id, files, input_example)
+
+
+@io_task
+def log_slices(run_id: str, report: SliceReport) -> None:
+    tracking.log_slices(run_id, report)

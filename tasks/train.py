@@ -8,16 +8,17 @@ import numpy as np
 import pandas as pd
 from prefect import get_run_logger
 
-from honing import evaluation, planner, search, summary, training
+from honing import evaluation, planner, search, slices, summary, training
 from honing.compression import CompressionResult, n_parameters
-from honing.config import PipelineConfig, RaySettings, SearchConfig
+from honing.config import PipelineConfig, RaySettings, SearchConfig, SliceGateConfig
 from honing.data import CleaningReport
 from honing.decision import DecisionFit, DecisionRule, fit_decision
 from honing.ensembles import EnsembleDecision
 from honing.explain import Importance
 from honing.lineage import Lineage
 from honing.nested import NestedCVResult
-from honing.registry import RegistrationResult, ServedRegistration, UnchangedVersion
+from honing.registry import RegistrationResult, ServedRegistration
+from honing.unchanged import UnchangedVersion
 from honing_flows.tasks import compute_task, logged
 
 
@@ -119,8 +120,29 @@ def evaluate(
 
 
 @compute_task
-def quality_gate(report: evaluation.EvaluationReport, thresholds: dict[str, float]) -> None:
-    evaluation.gate(report, thresholds)
+def evaluate_slices(
+    model: Any,
+    rule: DecisionRule,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    classes: list,
+    cfg: PipelineConfig,
+) -> slices.SliceReport | None:
+    return logged(
+        slices.evaluate_slices(
+            model, rule, X, y, classes, cfg.evaluation, metric=cfg.registry.metric, task=cfg.task
+        )
+    )
+
+
+@compute_task
+def quality_gate(
+    report: evaluation.EvaluationReport,
+    thresholds: dict[str, float],
+    slice_report: slices.SliceReport | None,
+    slice_gate: SliceGateConfig,
+) -> None:
+    evaluation.gate(report, thresholds, slice_report, slice_gate)
 
 
 @compute_task

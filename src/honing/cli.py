@@ -1,4 +1,5 @@
-"""The library's commands of the ``honing`` command line (validate, init, predict, ui, data):
+"""The library's commands of the ``honing`` command line (validate, init, predict, rollback,
+aliases, ui, data):
 each calls the same library functions as the Prefect tasks and the DVC stages. The commands
 that launch flows (run, reproduce, monitor, serve) live on the orchestration side,
 :mod:`honing_flows.cli`, which adds them to these; ``honing`` is that command line."""
@@ -214,6 +215,50 @@ def predict(
     except HoningError as exc:
         raise fail(exc) from None
     console.print(f"wrote {len(scored)} predictions to {out} (model {uri})")
+
+
+@app.command()
+def rollback(
+    name: str = typer.Argument(..., help="Registered model name (e.g. honing-churn)."),
+    reason: str = typer.Option(..., "--reason", "-r", help="Why: recorded with the move."),
+    to: str | None = typer.Option(
+        None, "--to", help="Version to restore (default: the previous holder of the alias)."
+    ),
+    alias: str = typer.Option("champion", help="The alias to move back."),
+    env: Path = ENV_OPT,
+) -> None:
+    """Move @champion back (and the served flavor's with it), recording who and why."""
+    from honing import aliases, tracking
+
+    try:
+        settings = config_mod.load_env_settings(env, environ=os.environ)
+        tracking.configure(settings.mlflow)
+        moves = aliases.rollback(name, reason=reason, to=to, alias=alias)
+    except HoningError as exc:
+        raise fail(exc) from None
+    for move in moves:
+        console.print(f"{move.model}: {move.line()}", highlight=False)
+
+
+@app.command("aliases")
+def aliases_cmd(
+    name: str = typer.Argument(..., help="Registered model name."),
+    alias: str | None = typer.Option(None, help="Only this alias's moves."),
+    env: Path = ENV_OPT,
+) -> None:
+    """The alias history of a registered model: every move, by whom, and why."""
+    from honing import aliases, tracking
+
+    try:
+        settings = config_mod.load_env_settings(env, environ=os.environ)
+        tracking.configure(settings.mlflow)
+        moves = aliases.history(name, alias)
+    except HoningError as exc:
+        raise fail(exc) from None
+    if not moves:
+        console.print(f"{name}: no alias moves recorded")
+    for move in moves:
+        console.print(move.line(), highlight=False)
 
 
 @app.command()

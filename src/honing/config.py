@@ -152,12 +152,44 @@ class FeaturesConfig(StrictModel):
     )
 
 
+class SliceGateConfig(StrictModel):
+    """Gates on the slices of ``evaluation.slices`` (slices smaller than ``min_rows`` are
+    reported, not gated)."""
+
+    metric: Metric | None = Field(default=None, description="Default: registry.metric.")
+    minimum: float | None = Field(default=None, description="Every slice's metric floor.")
+    max_gap: float | None = Field(
+        default=None, ge=0.0, description="Largest shortfall of a slice against the overall."
+    )
+    max_fairness_difference: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Largest demographic-parity or equalized-odds difference of a sensitive "
+        "column.",
+    )
+    non_inferiority: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="Promotion: no slice may be more than this worse than the champion's.",
+    )
+    min_rows: int = Field(default=30, ge=1)
+
+
 class EvaluationConfig(StrictModel):
     thresholds: dict[Metric, float] = Field(
         default_factory=dict,
         description="Test metric limits: minimums, maximums for rmse/mae; past any, nothing is "
         "registered.",
     )
+    slices: list[str] = Field(
+        default_factory=list, description="Columns whose groups get their own test metrics."
+    )
+    sensitive: list[str] = Field(
+        default_factory=list,
+        description="Columns whose fairness differences are reported (fairlearn; binary).",
+    )
+    slice_gate: SliceGateConfig = SliceGateConfig()
 
     @field_validator("thresholds")
     @classmethod
@@ -232,6 +264,20 @@ class RegistryConfig(StrictModel):
         description="Challenger is promoted when its metric >= champion's metric - margin.",
     )
     champion_alias: str = "champion"
+    gate: Literal["statistical", "point"] = Field(
+        default="statistical",
+        description="statistical: promote only when the confidence interval of the metric "
+        "difference on the same test rows clears the margin (undecidable otherwise); point: "
+        "compare the two numbers.",
+    )
+    confidence: float = Field(default=0.95, ge=0.5, lt=1.0)
+    max_flip_share: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Keep the champion when more than this share of test rows would change "
+        "their decision.",
+    )
 
 
 class TrackingConfig(StrictModel):

@@ -145,6 +145,27 @@ class Decided:
         return self.rule.outputs(self.raw_proba(X))
 
 
+@dataclass(frozen=True)
+class Answers:
+    """A model's answers on test rows: calibrated class probabilities (rows x classes) and
+    the decided class codes; for regression the predicted values and no codes."""
+
+    values: np.ndarray
+    codes: np.ndarray | None
+
+
+def answers(
+    model: Any, X: pd.DataFrame, classes: list[Any], rule: DecisionRule | None = None
+) -> Answers:
+    """What ``model`` answers on ``X`` under ``rule`` (default: its own)."""
+    if not classes:
+        return Answers(np.asarray(model.predict(X), dtype=np.float64), None)
+    predictor, own = raw_and_rule(model, classes)
+    rule = rule or own
+    proba = rule.calibrate(np.asarray(predictor.predict_proba(X), dtype=np.float64))
+    return Answers(proba, rule.codes(proba))
+
+
 def raw_and_rule(model: Any, classes: list[Any]) -> tuple[Any, DecisionRule]:
     """The predictor under ``model`` and its rule: a :class:`Decided` model's own, argmax of
     ``classes`` for a bare estimator."""

@@ -15,9 +15,12 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from honing.config import SliceGateConfig
 from honing.decision import DecisionFit, DecisionRule, raw_and_rule
 from honing.exceptions import ModelQualityError
 from honing.metrics import METRICS, lower_is_better, of_labels, passes
+from honing.slices import SliceReport
+from honing.slices import slice_gate as check_slices
 
 
 @dataclass(frozen=True)
@@ -122,10 +125,18 @@ def _evaluate_regression(model: Any, X: pd.DataFrame, y: np.ndarray) -> Evaluati
     )
 
 
-def gate(report: EvaluationReport, thresholds: dict[str, float]) -> None:
+def gate(
+    report: EvaluationReport,
+    thresholds: dict[str, float],
+    slices: SliceReport | None = None,
+    slice_gate: SliceGateConfig | None = None,
+) -> None:
     """Raise :class:`ModelQualityError` when any metric is past its limit: below a minimum,
-    or above a maximum for errors (rmse, mae)."""
+    or above a maximum for errors (rmse, mae); or when a slice fails ``slice_gate``
+    (:func:`honing.slices.slice_gate`)."""
     failed = []
+    if slices is not None and slice_gate is not None:
+        failed += [f"  - slice {words}" for words in check_slices(slices, slice_gate)]
     for name, limit in sorted(thresholds.items()):
         value = report.metrics.get(name)
         if value is None:

@@ -178,6 +178,10 @@ def profile_config(
     data["drop_columns"] = drop
     if quality is None:
         quality = fitted_rules(df, target, task)[0]
+    # binary tasks: a threshold tuned on out-of-fold predictions, calibration when it helps
+    decision = (
+        {"decision": {"objective": "auto", "calibration": "auto"}} if label is not None else {}
+    )
     return {
         "name": name,
         "task": task,
@@ -208,11 +212,18 @@ def profile_config(
             "ensemble": {"enabled": True, "selection": True, "methods": []},
         },
         "evaluation": {"thresholds": thresholds},
+        **decision,
         "compression": {
             "techniques": ["onnx", "onnx_int8", "onnx_int8_static", "distill"],
             "metric": "accuracy" if task == "classification" else "r2",
         },
-        "registry": {"model_name": f"honing-{name}", "metric": metric, "promotion_margin": 0.0},
+        "registry": {
+            "model_name": f"honing-{name}",
+            "metric": metric,
+            "promotion_margin": 0.0,
+            "gate": "statistical",
+            "confidence": 0.95,
+        },
         "monitoring": {"metric": metric},
         "tracking": {"experiment": f"honing-{name}"},
     }

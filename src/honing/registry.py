@@ -10,14 +10,19 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from honing import promotion
+from honing.aliases import SERVED_TAG, move_alias
 from honing.artifacts import digests, verify
+from honing.config import EvaluationConfig, RegistryConfig
+from honing.decision import Answers, DecisionRule, answers
+from honing.describe import version_description
 from honing.evaluation import EvaluationReport, evaluate
 from honing.exceptions import (
     HoningError,
@@ -26,8 +31,10 @@ from honing.exceptions import (
     UnsafeModelError,
 )
 from honing.inference import load_model_folder
-from honing.lineage import DIGEST_TAG, RUN_ID_TAG, Lineage, metric_tags, metrics_from_tags
+from honing.lineage import DIGEST_TAG, RUN_ID_TAG, Lineage, metric_tags
 from honing.metrics import compare
+from honing.promotion import Comparison, Evidence
+from honing.slices import slice_regressions
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class ChampionScore:
     version: str
     report: EvaluationReport | None
     error: str | None = None
+    answers: Answers | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -46,9 +54,31 @@ class GateDecision:
     champion: float | None
     margin: float
     champion_version: str | None
+    outcome: str = ""  # promote | keep | undecidable (empty: promote or keep by ``promote``)
+    comparison: Comparison | None = None
+    rows_needed: int | None = None
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return self.outcome or ("promote" if self.promote else "keep")
+
+    def log_lines(self) -> list[str]:
+        return [f"gate: {self.verdict.upper()}: {self.reason}"]
 
     def tags(self) -> dict[str, str]:
+        extra = {}
+        if self.comparison is not None:
+            c = self.comparison
+            extra = {
+                "honing.gate.method": c.method,
+                "honing.gate.interval": f"{c.low:+.6f}..{c.high:+.6f}",
+                "honing.gate.flip_share": "n/a" if c.flip_share is None else f"{c.flip_share:.4f}",
+                "honing.gate.rows_needed": str(self.rows_needed or "n/a"),
+            }
         return {
+            "honing.gate.outcome": self.verdict,
+            **extra,
             "honing.gate.promoted": str(self.promote).lower(),
             "honing.gate.metric": self.metric,
             "honing.gate.challenger": f"{self.challenger:.6f}",
@@ -77,10 +107,16 @@ def champion_gate(
     *,
     metric: str,
     margin: float,
+    evidence: Evidence | None = None,
+    confidence: float = 0.95,
+    max_flip_share: float | None = None,
+    seed: int = 0,
 ) -> GateDecision:
-    """Promote the challenger when there is no champion, or when on the same test data
-    ``challenger >= champion - margin`` (``challenger <= champion + margin`` for errors such as
-    RMSE). A champion that cannot be scored blocks promotion."""
+    """Promote the challenger when there is no champion. With ``evidence`` (both models'
+    answers on the same test rows), decide on the confidence interval of the metric
+    difference: promote, keep or undecidable (:func:`honing.promotion.judge`). Without it,
+    on the point values: ``challenger >= champion - margin`` (``challenger <= champion +
+    margin`` for errors such as RMSE). A champion that cannot be scored blocks promotion."""
     value = challenger.metrics[metric]
     if not math.isfinite(value):
         return GateDecision(
@@ -108,13 +144,87 @@ def champion_gate(
             champion.version,
         )
     best = champion.report.metrics[metric]
+    theirs = dict(champion.report.metrics)
+    if evidence is not None:
+        comparison = promotion.compare(evidence, metric, confidence=confidence, seed=seed)
+        verdict = promotion.judge(comparison, margin=margin, max_flip_share=max_flip_share)
+        return GateDecision(
+            verdict.outcome == "promote",
+            f"{verdict.outcome} against champion v{champion.version}: {verdict.reason}",
+            metric,
+            value,
+            best,
+            margin,
+            champion.version,
+            outcome=verdict.outcome,
+            comparison=comparison,
+            rows_needed=verdict.rows_needed,
+            champion_metrics=theirs,
+        )
     ok, words = compare(metric, value, best, margin)
     mine, op, theirs = words.split(" ", 2)
     reason = (
         f"challenger {metric} {mine} {op} champion v{champion.version} {theirs} "
         f"(delta {value - best:+.4f})" + ("" if ok else "; champion kept")
     )
-    return GateDecision(ok, reason, metric, value, best, margin, champion.version)
+    return GateDecision(
+        ok, reason, metric, value, best, margin, champion.version, champion_metrics=theirs
+    )
+
+
+def decide(
+    challenger: EvaluationReport,
+    model: Any,
+    rule: DecisionRule | None,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    champion: ChampionScore | None,
+    cfg: RegistryConfig,
+    *,
+    seed: int = 0,
+    evaluation: EvaluationConfig | None = None,
+) -> GateDecision:
+    """The gate as configured (``cfg.gate``): statistical on both models' answers on the
+    same test rows (the challenger ``model`` deciding by ``rule``), or on point values.
+    With ``evaluation.slice_gate.non_inferiority`` set, a challenger that would be promoted
+    is kept when any slice of ``evaluation.slices`` is that much worse than the champion's."""
+    evidence = None
+    if champion is not None and champion.answers is not None:
+        evidence = Evidence(
+            np.asarray(y), answers(model, X, challenger.classes, rule), champion.answers
+        )
+    decision = champion_gate(
+        challenger,
+        champion,
+        metric=cfg.metric,
+        margin=cfg.promotion_margin,
+        evidence=evidence if cfg.gate == "statistical" else None,
+        confidence=cfg.confidence,
+        max_flip_share=cfg.max_flip_share,
+        seed=seed,
+    )
+    tolerance = evaluation.slice_gate.non_inferiority if evaluation is not None else None
+    if not decision.promote or evidence is None or tolerance is None or evaluation is None:
+        return decision
+    worse = slice_regressions(
+        X,
+        y,
+        evidence.challenger,
+        evidence.champion,
+        columns=list(evaluation.slices),
+        metric=evaluation.slice_gate.metric or cfg.metric,
+        tolerance=tolerance,
+        min_rows=evaluation.slice_gate.min_rows,
+    )
+    if not worse:
+        return decision
+    return replace(
+        decision,
+        promote=False,
+        outcome="keep",
+        reason=f"{decision.reason}; but slices are more than {tolerance:g} worse than the "
+        f"champion's: {'; '.join(worse)}",
+    )
 
 
 def _client():  # type: ignore[no-untyped-def]
@@ -221,7 +331,9 @@ def score_champion(
         return None
     try:
         model = load_model(f"models:/{name}/{version}")
-        return ChampionScore(version, evaluate(model, X, y, classes))
+        return ChampionScore(
+            version, evaluate(model, X, y, classes), answers=answers(model, X, classes)
+        )
     except Exception as exc:  # noqa: BLE001 - any failure to score blocks promotion
         return ChampionScore(version, None, f"{type(exc).__name__}: {exc}"[:500])
 
@@ -237,16 +349,13 @@ def _version_of_run(name: str, run_id: str, tag: str = RUN_ID_TAG) -> str | None
     return str(found[0].version) if found else None
 
 
-def _description(decision: GateDecision, report: EvaluationReport, lineage: Lineage) -> str:
-    metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(report.metrics.items()))
-    verdict = "PROMOTED to champion" if decision.promote else "NOT promoted"
-    return (
-        f"{verdict}. Gate: {decision.reason}.\n"
-        f"Test metrics ({report.n_test} rows): {metrics}.\n"
-        f"Lineage: data {lineage.data_path} md5={lineage.data_md5}, commit {lineage.git_commit}"
-        f"{' (dirty)' if lineage.git_dirty else ''}, config {lineage.config_name} "
-        f"hash={lineage.config_hash}, Prefect flow run {lineage.flow_run_id}."
-    )
+def _run_link(run_id: str) -> str:
+    """The MLflow UI route of a run (relative: it works wherever the UI is served)."""
+    try:
+        experiment = _client().get_run(run_id).info.experiment_id
+    except Exception:  # noqa: BLE001 - a link is a courtesy
+        return f"#/runs/{run_id}"
+    return f"#/experiments/{experiment}/runs/{run_id}"
 
 
 def register_version(
@@ -285,7 +394,11 @@ def register_version(
                 moved,
             )
         client.update_model_version(
-            name, version, description=_description(decision, report, lineage)
+            name,
+            version,
+            description=version_description(
+                decision, report, lineage, name=name, run=_run_link(run_id)
+            ),
         )
         tags = {
             **lineage.tags(),
@@ -295,10 +408,13 @@ def register_version(
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
         _seal(name, version)
-        if decision.promote:
-            client.set_registered_model_alias(name, alias, version)
-        else:
-            client.set_registered_model_alias(name, "challenger", version)
+        move_alias(
+            name,
+            alias if decision.promote else "challenger",
+            version,
+            by=f"training run {run_id}",
+            reason=f"gate {decision.verdict}: {decision.reason}",
+        )
     except (RegistryError, TrackingUnavailableError):
         raise
     except Exception as exc:  # noqa: BLE001
@@ -357,61 +473,17 @@ def register_served(
             description=f"Served flavor ({candidate}) of {source.name} v{source.version}. "
             f"{reason}.",
         )
-        client.set_model_version_tag(
-            source.name, source.version, "honing.served_model", f"{name}/{version}"
-        )
+        client.set_model_version_tag(source.name, source.version, SERVED_TAG, f"{name}/{version}")
         _seal(name, version)
-        client.set_registered_model_alias(name, alias if source.promoted else "challenger", version)
+        move_alias(
+            name,
+            alias if source.promoted else "challenger",
+            version,
+            by=f"training of {source.name} v{source.version}",
+            reason=f"follows {source.name} v{source.version} ({source.decision.verdict})",
+        )
     except (RegistryError, TrackingUnavailableError):
         raise
     except Exception as exc:  # noqa: BLE001
         raise RegistryError(f"cannot register served model {model_uri} as '{name}': {exc}") from exc
     return ServedRegistration(name, version, candidate, source)
-
-
-@dataclass(frozen=True)
-class UnchangedVersion:
-    """A complete registered version trained from the same data, config and code as a run
-    about to start: retraining would only register a copy of it."""
-
-    name: str
-    version: str
-    promoted: bool
-    gate_reason: str
-    metrics: dict[str, float]
-    run_id: str
-
-    def log_lines(self) -> list[str]:
-        return [
-            f"nothing changed since {self.name} v{self.version} (same data MD5, config hash "
-            "and commit): no retraining, nothing registered; --force retrains"
-        ]
-
-
-def unchanged_version(name: str, lineage: Lineage) -> UnchangedVersion | None:
-    """The newest complete version of ``name`` whose lineage equals ``lineage`` (data MD5,
-    config hash, commit), or None. Code with uncommitted changes never matches: its commit
-    does not say what ran."""
-    if lineage.git_dirty or lineage.git_commit == "unknown":
-        return None
-    wanted = {k: v for k, v in lineage.tags().items() if k.split(".")[-1] in _SAME}
-    try:
-        versions = _client().search_model_versions(f"name='{name}'")
-    except Exception:  # noqa: BLE001 - no registered model yet
-        return None
-    for mv in sorted(versions, key=lambda v: -int(v.version)):
-        tags = mv.tags
-        if DIGEST_TAG in tags and all(tags.get(k) == v for k, v in wanted.items()):
-            return UnchangedVersion(
-                name=name,
-                version=str(mv.version),
-                promoted=tags.get("honing.gate.promoted") == "true",
-                gate_reason=tags.get("honing.gate.reason", ""),
-                metrics=metrics_from_tags(tags),
-                run_id=tags.get(RUN_ID_TAG, ""),
-            )
-    return None
-
-
-#: The lineage fields that decide whether a run would retrain the same model.
-_SAME = ("data_md5", "config_hash", "git_commit", "git_dirty")

@@ -17,9 +17,10 @@ from honing.lineage import Lineage
 from honing.metrics import metric_value
 from honing.nested import NestedCVResult
 from honing.planner import Trims
-from honing.registry import RegistrationResult, ServedRegistration, UnchangedVersion
+from honing.registry import RegistrationResult, ServedRegistration
 from honing.search import SearchResult
 from honing.training import ENSEMBLES
+from honing.unchanged import UnchangedVersion
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from honing.compression import CompressionChoice, CompressionReport
     from honing.search import SearchResult
+    from honing.slices import SliceReport
 
 
 def search_name(name: str, config_hash: str, lineage: Lineage | None, *, resume: bool) -> str:
@@ -404,6 +405,30 @@ def model_requirements() -> list[str]:
         except PackageNotFoundError:
             continue
     return reqs
+
+
+def log_slices(run_id: str, report: SliceReport) -> None:
+    """The per-slice metrics as an MLflow table, the fairness differences as metrics, the
+    whole report as JSON and the per-slice bar chart."""
+    import matplotlib.pyplot as plt
+
+    from honing.slices import plot_slices
+
+    client = _client()
+    if report.slices:
+        client.log_table(run_id, data=report.table(), artifact_file="evaluation/slices.json")
+        figure = plot_slices(report)
+        client.log_figure(run_id, figure, "evaluation/slices.png")
+        plt.close(figure)
+    client.log_dict(run_id, report.to_dict(), "evaluation/slice_report.json")
+    log_metrics(
+        run_id,
+        {
+            f"fairness_{column}_{name}": value
+            for column, diffs in report.fairness.items()
+            for name, value in diffs.items()
+        },
+    )
 
 
 def log_compression(

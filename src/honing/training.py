@@ -111,9 +111,18 @@ class TrainingSetup:
 
 def training_setup(cfg: PipelineConfig, X_train: pd.DataFrame) -> TrainingSetup:
     """The run's :class:`TrainingSetup`: the columns inferred from the training split, with
-    the config's task, feature options, seed, metric and folds."""
+    the config's task, feature options, seed, metric and folds. Columns the evaluation
+    slices name must be features: checked here, before any training."""
+    from honing.exceptions import ConfigError
     from honing.features import infer_columns
 
+    for key in ("slices", "sensitive"):
+        missing = [c for c in getattr(cfg.evaluation, key) if c not in X_train.columns]
+        if missing:
+            raise ConfigError(
+                f"evaluation.{key}: {missing} are not feature columns of {cfg.data.path} "
+                f"(features: {sorted(X_train.columns)[:20]})"
+            )
     return TrainingSetup.from_config(cfg, infer_columns(X_train, cfg.features))
 
 

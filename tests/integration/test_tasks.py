@@ -40,13 +40,21 @@ def test_training_tasks(project):
     trained = train_tasks.train_model.fn(
         split.X_train, split.y_train, ModelSpec("logistic_regression", {}), setup
     )
-    evaluation = train_tasks.evaluate.fn(trained.model, split.X_test, split.y_test, classes)
+    from honing.decision import fit_decision
+
+    fit = fit_decision(split.y_train, None, classes, cfg.decision, metric="roc_auc", seed=0)
+    evaluation = train_tasks.evaluate.fn(
+        trained.model, split.X_test, split.y_test, classes, fit.rule
+    )
     assert evaluation.metrics["roc_auc"] > 0.7
-    train_tasks.quality_gate.fn(evaluation, {"roc_auc": 0.5})
-    decision = registry_tasks.champion_gate.fn(evaluation, None, "roc_auc", 0.0)
+    train_tasks.quality_gate.fn(evaluation, {"roc_auc": 0.5}, None, cfg.evaluation.slice_gate)
+    decision = registry_tasks.champion_gate.fn(
+        evaluation, trained.model, fit.rule, split.X_test, split.y_test, None, cfg.registry, 0,
+        cfg.evaluation,
+    )  # fmt: skip
     assert decision.promote
     assert set(
-        train_tasks.plot_figures.fn(trained.model, split.X_test, split.y_test, evaluation)
+        train_tasks.plot_figures.fn(trained.model, split.X_test, split.y_test, evaluation, fit)
     ) >= {"roc_curve.png"}
 
 

@@ -219,3 +219,48 @@ def test_a_champion_moved_during_the_gate_blocks_promotion(mlflow_store):
     assert "champion changed from v1 to v2" in late.decision.reason
     assert client.get_registered_model("m").aliases["champion"] == 2
     assert client.get_model_version("m", "3").tags["honing.gate.promoted"] == "false"
+
+
+def test_rollback_moves_the_champion_back_with_its_history(mlflow_store):
+    from honing import aliases
+    from honing.compression import native_candidate, with_rule
+    from honing.decision import DecisionRule
+    from honing.exceptions import RegistryError
+
+    X, y = _data()
+    exp = tracking.ensure_experiment("e-rollback", mlflow_store.mlflow.artifact_root)
+    versions = []
+    for C in (1.0, 0.5):
+        model = LogisticRegression(C=C).fit(X, y)
+        result = _register(mlflow_store, exp, model, X, y, name="rb")
+        assert result.promoted
+        run_id = tracking.start_run(exp, "served")
+        files = with_rule(native_candidate(model).files, "native", DecisionRule.argmax([0, 1]))
+        uri = tracking.log_served_model(run_id, files, X.head(3))
+        registry.register_served(
+            model_uri=uri, source=result, candidate="native", reason="test", alias="champion"
+        )
+        versions.append(result.version)
+    client = mlflow.MlflowClient()
+    assert client.get_registered_model("rb").aliases == {"champion": 2}
+
+    moves = aliases.rollback("rb", reason="v2 misbehaves on Mondays")
+    assert [(m.model, m.version, m.previous) for m in moves] == [
+        ("rb", "1", "2"),
+        ("rb-served", "1", "2"),
+    ]
+    assert client.get_registered_model("rb").aliases == {"champion": 1}
+    assert client.get_registered_model("rb-served").aliases == {"champion": 1}
+    champion = registry.load_model("models:/rb@champion")
+    assert champion.predict(X.head(3)).shape == (3,)
+
+    history = aliases.history("rb", "champion")
+    assert [(m.previous, m.version) for m in history] == [(None, "1"), ("1", "2"), ("2", "1")]
+    assert history[0].by.startswith("training run ") and "gate promote" in history[0].reason
+    assert "v2 misbehaves on Mondays" in history[-1].reason and "rollback" in history[-1].by
+    assert len(aliases.history("rb-served")) == 3  # appended, never rewritten
+
+    with pytest.raises(RegistryError, match="reason"):
+        aliases.rollback("rb", reason=" ")
+    with pytest.raises(RegistryError, match="no version 9"):
+        aliases.rollback("rb", reason="x", to="9")

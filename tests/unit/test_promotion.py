@@ -1,0 +1,104 @@
+"""The statistical champion/challenger gate: promote, keep or undecidable, on real data."""
+
+import numpy as np
+import pytest
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from honing import promotion
+from honing.config import RegistryConfig
+from honing.decision import answers
+from honing.evaluation import evaluate
+from honing.registry import ChampionScore, champion_gate, decide
+
+
+@pytest.fixture(scope="module")
+def churn(churn_df):
+    X = churn_df[["tenure", "monthly_charges", "contract", "internet_service"]]
+    y = (churn_df["churn"] == "Yes").astype(int).to_numpy()
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
+def _model(columns, C=1.0):
+    from sklearn.compose import make_column_transformer
+
+    cats = [c for c in columns if c in ("contract", "internet_service")]
+    nums = [c for c in columns if c not in cats]
+    return make_pipeline(
+        make_column_transformer(
+            (OneHotEncoder(handle_unknown="ignore"), cats), ("passthrough", nums)
+        ),
+        LogisticRegression(C=C, max_iter=2000),
+    )
+
+
+def _gate(challenger, champion, X, y, *, metric="roc_auc", margin=0.0, flips=None):
+    classes = [0, 1]
+    theirs = ChampionScore(
+        "1", evaluate(champion, X, y, classes), answers=answers(champion, X, classes)
+    )
+    cfg = RegistryConfig(
+        model_name="m", metric=metric, promotion_margin=margin, max_flip_share=flips
+    )
+    return decide(evaluate(challenger, X, y, classes), challenger, None, X, y, theirs, cfg)
+
+
+def test_a_clearly_better_challenger_is_promoted_and_a_worse_one_is_not(churn):
+    X_train, X_test, y_train, y_test = churn
+    full = _model(list(X_train.columns)).fit(X_train, y_train)
+    weak = _model(["monthly_charges"]).fit(X_train, y_train)
+    promoted = _gate(full, weak, X_test, y_test)
+    assert promoted.promote and promoted.outcome == "promote"
+    assert promoted.comparison.method == "DeLong" and promoted.comparison.low > 0
+    kept = _gate(weak, full, X_test, y_test)
+    assert not kept.promote and kept.outcome == "keep" and "champion" in kept.reason
+    # label metrics: a bootstrap interval and McNemar's test
+    by_f1 = _gate(full, weak, X_test, y_test, metric="accuracy")
+    assert "bootstrap" in by_f1.comparison.method and by_f1.comparison.mcnemar_p is not None
+
+
+def test_a_small_split_cannot_resolve_two_close_models(churn):
+    X_train, X_test, y_train, y_test = churn
+    a = _model(list(X_train.columns), C=1.0).fit(X_train, y_train)
+    b = _model(list(X_train.columns), C=0.05).fit(X_train, y_train)
+    small_X, small_y = X_test.iloc[:150], y_test[:150]
+    decision = _gate(a, b, small_X, small_y)
+    assert decision.outcome == "undecidable" and not decision.promote
+    assert decision.rows_needed is None or decision.rows_needed > 150
+    assert "cannot resolve" in decision.reason
+    # the point gate would have moved on the same numbers
+    point = champion_gate(
+        evaluate(a, small_X, small_y, [0, 1]),
+        ChampionScore("1", evaluate(b, small_X, small_y, [0, 1])),
+        metric="roc_auc",
+        margin=0.0,
+    )
+    assert point.outcome == "" and point.verdict in ("promote", "keep")
+
+
+def test_too_many_flipped_decisions_keep_the_champion(churn):
+    X_train, X_test, y_train, y_test = churn
+    full = _model(list(X_train.columns)).fit(X_train, y_train)
+    prior = DummyClassifier(strategy="prior").fit(X_train, y_train)
+    decision = _gate(full, prior, X_test, y_test, margin=0.5, flips=0.05)
+    assert decision.outcome == "keep" and "flip" in decision.reason
+    assert decision.comparison.flip_share > 0.05
+
+
+def test_delong_agrees_with_a_bootstrap(churn):
+    X_train, X_test, y_train, y_test = churn
+    a = _model(list(X_train.columns)).fit(X_train, y_train).predict_proba(X_test)[:, 1]
+    b = _model(["tenure"]).fit(X_train, y_train).predict_proba(X_test)[:, 1]
+    diff, se, _ = promotion.delong(y_test, a, b)
+    from sklearn.metrics import roc_auc_score
+
+    assert diff == pytest.approx(roc_auc_score(y_test, a) - roc_auc_score(y_test, b))
+    rng = np.random.default_rng(0)
+    boots = []
+    for _ in range(400):
+        rows = rng.integers(0, len(y_test), len(y_test))
+        boots.append(roc_auc_score(y_test[rows], a[rows]) - roc_auc_score(y_test[rows], b[rows]))
+    assert se == pytest.approx(np.std(boots), rel=0.25)
