@@ -221,7 +221,7 @@ def test_a_champion_moved_during_the_gate_blocks_promotion(mlflow_store):
     assert client.get_model_version("m", "3").tags["honing.gate.promoted"] == "false"
 
 
-def test_rollback_moves_the_champion_back_with_its_history(mlflow_store):
+def test_rollback_moves_the_champion_back_with_its_history(mlflow_store, project, monkeypatch):
     from honing import aliases
     from honing.compression import native_candidate, with_rule
     from honing.decision import DecisionRule
@@ -259,6 +259,22 @@ def test_rollback_moves_the_champion_back_with_its_history(mlflow_store):
     assert history[0].by.startswith("training run ") and "gate promote" in history[0].reason
     assert "v2 misbehaves on Mondays" in history[-1].reason and "rollback" in history[-1].by
     assert len(aliases.history("rb-served")) == 3  # appended, never rewritten
+
+    # the same through the command line: roll forward to v2, then read the history
+    from typer.testing import CliRunner
+
+    from honing.cli import app
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    env = ["--env", str(project["env"])]
+    res = CliRunner().invoke(app, ["rollback", "rb", "--to", "2", "-r", "fixed", *env])
+    assert res.exit_code == 0, res.output
+    assert "@champion: v1 -> v2" in res.output and "rb-served" in res.output
+    assert client.get_registered_model("rb").aliases == {"champion": 2}
+    res = CliRunner().invoke(app, ["aliases", "rb", "--alias", "champion", *env])
+    assert res.exit_code == 0 and res.output.count("@champion") == 4
+    res = CliRunner().invoke(app, ["rollback", "rb", "--to", "7", "-r", "x", *env])
+    assert res.exit_code == 1 and "no version 7" in res.output and "Traceback" not in res.output
 
     with pytest.raises(RegistryError, match="reason"):
         aliases.rollback("rb", reason=" ")

@@ -130,3 +130,28 @@ def test_sklearn_candidates_and_the_pick(churn_split):
     manifest = json.loads(result.files[C.MANIFEST])
     assert manifest["classes"] == ["No", "Yes"] and manifest["candidate"] == result.choice.name
     assert set(result.report.table()) >= {"size_ratio", "p50_ms", "p99_ms", "throughput_rows_s"}
+
+
+def test_native_and_served_flavors_answer_alike_under_the_rule(churn_split):
+    """The output contract: the native pipeline and its ONNX graph, each with the model's
+    decision rule in its manifest, give the same columns, labels and threshold."""
+    from honing.compression.predictors import load_decided
+    from honing.decision import DecisionRule
+
+    split, classes, cols = churn_split
+    model = _fit(split, cols, "random_forest", {"n_estimators": 40, "max_depth": 6})
+    candidates, _ = _build(model, split, cols, techniques=("onnx",))
+    rule = DecisionRule(list(classes), 0.3, "f1", "sigmoid", [1.2, -0.4])
+    answers = {
+        c.name: load_decided(C.with_rule(c.files, c.name, rule)).outputs(split.X_test)
+        for c in candidates
+        if c.name in ("native", "onnx")
+    }
+    native, onnx = answers["native"], answers["onnx"]
+    assert list(native.columns) == list(onnx.columns) == [
+        "prediction", "probability", "probability_No", "probability_Yes", "threshold"
+    ]  # fmt: skip
+    assert set(native["prediction"]) <= {"No", "Yes"}
+    assert (native["threshold"] == 0.3).all() and (onnx["threshold"] == 0.3).all()
+    np.testing.assert_allclose(native["probability"], onnx["probability"], atol=1e-4)
+    assert (native["prediction"] == onnx["prediction"]).mean() > 0.999
