@@ -14,6 +14,7 @@ from honing.decision import DecisionFit
 from honing.ensembles import EnsembleDecision
 from honing.evaluation import EvaluationReport
 from honing.explain import Importance
+from honing.infra import check_for
 from honing.lineage import Lineage
 from honing.nested import NestedCVResult
 from honing.planner import BudgetPlan, StageClock, Trims, search_config
@@ -304,6 +305,7 @@ def register(
         fitted.evaluation,
         lineage,
         cfg.registry.champion_alias,
+        check_for(cfg.registry.infra_check, split.X_test),
     )
     tracking_tasks.set_tags(
         run_id, {**registration.decision.tags(), "honing.registered_version": registration.version}

@@ -7,10 +7,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing import registry, unchanged
+from honing import champion, registry, unchanged
 from honing.config import EvaluationConfig, RegistryConfig
 from honing.decision import DecisionRule
 from honing.evaluation import EvaluationReport
+from honing.infra import InfraCheck
 from honing.lineage import Lineage
 from honing_flows.tasks import compute_task, io_task, logged
 
@@ -18,7 +19,7 @@ from honing_flows.tasks import compute_task, io_task, logged
 @io_task
 def score_champion(
     name: str, alias: str, X: pd.DataFrame, y: np.ndarray, classes: list
-) -> registry.ChampionScore | None:
+) -> champion.ChampionScore | None:
     return registry.score_champion(name, alias, X, y, classes)
 
 
@@ -29,13 +30,13 @@ def champion_gate(
     rule: DecisionRule,
     X: pd.DataFrame,
     y: np.ndarray,
-    champion: registry.ChampionScore | None,
+    champion: champion.ChampionScore | None,
     cfg: RegistryConfig,
     seed: int,
     evaluation: EvaluationConfig,
-) -> registry.GateDecision:
+) -> champion.GateDecision:
     return logged(
-        registry.decide(
+        champion.decide(
             challenger, model, rule, X, y, champion, cfg, seed=seed, evaluation=evaluation
         )
     )
@@ -47,10 +48,11 @@ def register_version(
     model_uri: str,
     name: str,
     run_id: str,
-    decision: registry.GateDecision,
+    decision: champion.GateDecision,
     report: EvaluationReport,
     lineage: Lineage,
     alias: str,
+    infra: InfraCheck | None,
 ) -> registry.RegistrationResult:
     return registry.register_version(
         model_uri=model_uri,
@@ -60,6 +62,7 @@ def register_version(
         report=report,
         lineage=lineage,
         alias=alias,
+        infra=infra,
     )
 
 

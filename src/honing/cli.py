@@ -1,5 +1,5 @@
-"""The library's commands of the ``honing`` command line (validate, init, predict, rollback,
-aliases, ui, data):
+"""The library's commands of the ``honing`` command line (validate, init, predict,
+serve-model, rollback, aliases, ui, data):
 each calls the same library functions as the Prefect tasks and the DVC stages. The commands
 that launch flows (run, reproduce, monitor, serve) live on the orchestration side,
 :mod:`honing_flows.cli`, which adds them to these; ``honing`` is that command line."""
@@ -215,6 +215,51 @@ def predict(
     except HoningError as exc:
         raise fail(exc) from None
     console.print(f"wrote {len(scored)} predictions to {out} (model {uri})")
+
+
+@app.command("serve-model")
+def serve_model(
+    config: Path = CONFIG_OPT,
+    env: Path = ENV_OPT,
+    alias: str = typer.Option("champion", help="Serve the version holding this alias."),
+    version: str | None = typer.Option(None, help="Serve this version instead of the alias."),
+    served: bool = typer.Option(False, help="Serve the compressed flavor (<name>-served)."),
+    port: int = typer.Option(8000, help="Port on 127.0.0.1."),
+) -> None:
+    """Serve a registered model over HTTP on 127.0.0.1: POST /invocations, GET /health."""
+    import uvicorn
+
+    from honing import endpoint, inference, registry, tracking
+    from honing.decision import Decided, DecisionRule
+
+    try:
+        cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
+        settings = config_mod.load_env_settings(env, environ=os.environ)
+        tracking.configure(settings.mlflow)
+        name = cfg.registry.model_name
+        name = registry.served_name(name) if served else name
+        uri = f"models:/{name}/{version}" if version else f"models:/{name}@{alias}"
+        number = version or registry.champion_version(name, alias) or "?"
+        suite = validation.load_suite(cfg.validation.suite)
+        model = registry.load_model(uri)
+        if not isinstance(model, Decided):  # registered before decision rules existed
+            classes = (
+                []
+                if cfg.task == "regression"
+                else inference.label_classes(suite, cfg.data.target, cfg.data.positive_label)
+            )
+            model = Decided(model, DecisionRule.argmax(classes))
+        bundle = endpoint.served(
+            model, suite, target=cfg.data.target, drop_columns=cfg.data.drop_columns,
+            uri=uri, version=number,
+        )  # fmt: skip
+    except HoningError as exc:
+        raise fail(exc) from None
+    console.print(
+        f"serving {uri} (v{number}) on http://127.0.0.1:{port}: POST /invocations, "
+        "GET /health, GET /metadata (Ctrl-C to stop)"
+    )
+    uvicorn.run(endpoint.build_app(bundle), host="127.0.0.1", port=port, log_level="warning")
 
 
 @app.command()

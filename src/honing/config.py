@@ -255,6 +255,17 @@ class MonitoringConfig(StrictModel):
     )
 
 
+class InfraCheckConfig(StrictModel):
+    """The load-and-query check before an alias moves (honing.infra)."""
+
+    enabled: bool = True
+    latency_budget_ms: float = Field(
+        default=1000.0, gt=0.0, description="p50 of answering `rows` test rows, in ms."
+    )
+    rows: int = Field(default=5, ge=1, le=1000)
+    timeout_s: float = Field(default=120.0, gt=0.0)
+
+
 class RegistryConfig(StrictModel):
     model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     metric: Metric = "roc_auc"
@@ -278,6 +289,7 @@ class RegistryConfig(StrictModel):
         description="Keep the champion when more than this share of test rows would change "
         "their decision.",
     )
+    infra_check: InfraCheckConfig = InfraCheckConfig()
 
 
 class TrackingConfig(StrictModel):

@@ -10,7 +10,7 @@ from honing.lineage import Lineage
 
 
 class Gate(Protocol):
-    """What a description shows of a gate decision (:class:`honing.registry.GateDecision`)."""
+    """What a description shows of a gate decision (:class:`honing.champion.GateDecision`)."""
 
     @property
     def verdict(self) -> str: ...

@@ -6,7 +6,7 @@ metrics and the share of rows whose decision flips.
 :func:`judge` turns a :class:`Comparison` into one of three outcomes: ``promote`` (the
 challenger is, with the configured confidence, at most ``margin`` worse than the champion),
 ``keep`` (it is surely worse than that) or ``undecidable`` (the test split cannot tell; then
-it says how many rows would). Pure functions: :func:`honing.registry.champion_gate` calls
+it says how many rows would). Pure functions: :func:`honing.champion.champion_gate` calls
 them and writes the words.
 """
 

@@ -10,6 +10,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
 from honing import lineage, registry, tracking
+from honing.champion import champion_gate
 from honing.evaluation import evaluate
 from honing.search import SearchResult, TrialResult
 from honing.training import ModelSpec, TrainingSetup
@@ -33,7 +34,7 @@ def _register(settings, exp, model, X, y, name="m"):
     uri = tracking.log_native_model(run_id, model, X.head(3))
     report = evaluate(model, X, y, [0, 1])
     champion = registry.score_champion(name, "champion", X, y, [0, 1])
-    decision = registry.champion_gate(report, champion, metric="roc_auc", margin=0.0)
+    decision = champion_gate(report, champion, metric="roc_auc", margin=0.0)
     result = registry.register_version(
         model_uri=uri,
         name=name,
@@ -97,6 +98,10 @@ def test_champion_challenger_in_the_registry(mlflow_store):
     assert client.get_registered_model("m").aliases == {"champion": 1, "challenger": 2}
     v2 = client.get_model_version("m", "2")
     assert "NOT promoted" in v2.description and "champion kept" in v2.description
+    # Markdown: the metrics beside the champion's, and links to the run and the champion
+    assert "| roc_auc |" in v2.description and "champion v1 |" in v2.description
+    assert "[training run](#/experiments/" in v2.description
+    assert "[champion v1](#/models/m/versions/1)" in v2.description
     assert v2.tags["honing.gate.promoted"] == "false"
     assert v2.tags["honing.data_md5"] == "abc123"
     assert v2.tags["honing.flow_run_id"] == "fr-1"
@@ -199,7 +204,7 @@ def test_a_champion_moved_during_the_gate_blocks_promotion(mlflow_store):
     uri = tracking.log_native_model(run_id, model, X.head(3))
     report = evaluate(model, X, y, [0, 1])
     champion = registry.score_champion("m", "champion", X, y, [0, 1])
-    decision = registry.champion_gate(report, champion, metric="roc_auc", margin=0.0)
+    decision = champion_gate(report, champion, metric="roc_auc", margin=0.0)
     assert decision.promote and decision.champion_version == "1"
     # ... and another run registers v2 and moves the alias meanwhile
     other = _register(mlflow_store, exp, LogisticRegression(C=0.5).fit(X, y), X, y)

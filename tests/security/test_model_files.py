@@ -14,6 +14,7 @@ import yaml
 from sklearn.linear_model import LogisticRegression
 
 from honing import lineage, registry, tracking
+from honing.champion import champion_gate
 from honing.evaluation import evaluate
 from honing.exceptions import ConfigError, UnsafeModelError
 from honing.lineage import DIGEST_TAG, Lineage
@@ -45,7 +46,7 @@ def _register(store, X, y, model=None, name="sec"):
     uri = tracking.log_native_model(run_id, model, X.head(3))
     report = evaluate(model, X, y, [0, 1])
     champion = registry.score_champion(name, "champion", X, y, [0, 1])
-    decision = registry.champion_gate(report, champion, metric="roc_auc", margin=0.0)
+    decision = champion_gate(report, champion, metric="roc_auc", margin=0.0)
     lin = Lineage("d.csv", "abc", "deadbeef", False, "h", "c.yaml", "fr")
     result = registry.register_version(
         model_uri=uri,

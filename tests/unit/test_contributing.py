@@ -10,6 +10,7 @@ from sklearn import metrics as skm
 from sklearn.tree import DecisionTreeClassifier
 
 from honing import metrics, models
+from honing.champion import ChampionScore, champion_gate
 from honing.compression import CompressionOptions, build_candidates
 from honing.config import FeaturesConfig, parse_config
 from honing.data import clean, split_data
@@ -17,7 +18,6 @@ from honing.evaluation import evaluate, gate
 from honing.exceptions import ModelQualityError
 from honing.explain import shap_importances
 from honing.features import infer_columns
-from honing.registry import ChampionScore, champion_gate
 from honing.training import ModelSpec, TrainingSetup, train_model
 from tests.conftest import ROOT, demo_config_dict
 

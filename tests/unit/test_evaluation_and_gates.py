@@ -4,9 +4,9 @@ import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
+from honing.champion import ChampionScore, champion_gate
 from honing.evaluation import EvaluationReport, evaluate, gate, plot_figures
 from honing.exceptions import ModelQualityError
-from honing.registry import ChampionScore, champion_gate
 
 
 class FixedModel:

@@ -9,10 +9,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from honing import promotion
+from honing.champion import ChampionScore, champion_gate, decide
 from honing.config import RegistryConfig
 from honing.decision import answers
 from honing.evaluation import evaluate
-from honing.registry import ChampionScore, champion_gate, decide
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from honing.champion import ChampionScore, champion_gate
 from honing.config import FeaturesConfig, MonitoringConfig, parse_config
 from honing.data import split_data
 from honing.evaluation import evaluate, gate
@@ -15,7 +16,6 @@ from honing.metrics import metric_value
 from honing.models import REGRESSION_FAMILIES
 from honing.monitoring import DriftReport
 from honing.monitoring import gate as drift_gate
-from honing.registry import ChampionScore, champion_gate
 from honing.training import ModelSpec, TrainingSetup, train_model
 from tests.conftest import demo_config_dict
 

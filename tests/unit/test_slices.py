@@ -11,11 +11,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from honing import slices
+from honing.champion import ChampionScore, decide
 from honing.config import EvaluationConfig, RegistryConfig, SliceGateConfig
 from honing.decision import DecisionRule, answers
 from honing.evaluation import evaluate, gate
 from honing.exceptions import ModelQualityError
-from honing.registry import ChampionScore, decide
 
 CATS = ["contract", "internet_service", "female"]
 NUMS = ["tenure", "monthly_charges"]

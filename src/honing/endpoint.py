@@ -1,0 +1,150 @@
+"""The online endpoint: a registered model behind HTTP on 127.0.0.1 (``honing serve-model``).
+
+Requests carry rows as JSON (``{"dataframe_records": [...]}``, MLflow's
+``{"dataframe_split": {"columns": [...], "data": [...]}}``, or a bare list of records). Each
+batch is checked with the inference suite (the training suite without the label), the same
+rules as ``honing predict``, evaluated by :func:`honing.validation.fast.check_fast`; a bad
+request gets a 4xx naming the column and the rule. The answer is the model's output contract
+(:meth:`honing.decision.DecisionRule.outputs`). Nothing a client sends crashes the server: a
+failure inside the model is a 500 with one line, and the next request is served.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from honing.decision import Decided
+from honing.inference import inference_suite
+from honing.validation.fast import check_fast
+
+log = logging.getLogger("honing.endpoint")
+
+#: Largest batch one request may carry.
+MAX_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the endpoint serves: the loaded model, the suite requests are checked with, and
+    where the model came from."""
+
+    model: Decided
+    suite: dict[str, Any]
+    uri: str
+    version: str
+
+
+class RequestError(ValueError):
+    """A request the endpoint refuses, with its HTTP status and the failures in words."""
+
+    def __init__(self, status: int, message: str, failures: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.failures = failures or []
+
+
+def served(model: Decided, suite: dict[str, Any], *, target: str, drop_columns: list[str],
+           uri: str, version: str) -> Served:  # fmt: skip
+    """The bundle :func:`build_app` serves, its suite reduced to what a request must meet."""
+    return Served(model, inference_suite(suite, target, drop_columns), uri, version)
+
+
+def parse_rows(payload: Any) -> pd.DataFrame:
+    """The request's rows as a frame (:class:`RequestError` 400 when the shape is wrong)."""
+    if isinstance(payload, dict) and "dataframe_records" in payload:
+        records = payload["dataframe_records"]
+    elif isinstance(payload, dict) and "dataframe_split" in payload:
+        split = payload["dataframe_split"]
+        if not isinstance(split, dict) or "columns" not in split or "data" not in split:
+            raise RequestError(400, "dataframe_split needs 'columns' and 'data'")
+        try:
+            return pd.DataFrame(split["data"], columns=split["columns"])
+        except (ValueError, TypeError) as exc:
+            raise RequestError(400, f"dataframe_split: {exc}") from exc
+    elif isinstance(payload, list):
+        records = payload
+    else:
+        raise RequestError(
+            400, "send {'dataframe_records': [{column: value, ...}, ...]} or dataframe_split"
+        )
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise RequestError(400, "dataframe_records must be a list of objects (one per row)")
+    if not records:
+        raise RequestError(400, "no rows to score")
+    if len(records) > MAX_ROWS:
+        raise RequestError(413, f"{len(records)} rows; at most {MAX_ROWS} per request")
+    return pd.DataFrame.from_records(records)
+
+
+def answer(bundle: Served, payload: Any) -> dict[str, Any]:
+    """Score one request: parse, check like ``honing predict``, predict; the output
+    contract as records. Raises :class:`RequestError` for what the client must fix."""
+    df = parse_rows(payload)
+    report = check_fast(df, bundle.suite, source="request")
+    if not report.success:
+        failures = [
+            {"column": f.column, "rule": f.rule, "details": f.details} for f in report.failures
+        ]
+        first = failures[0]
+        raise RequestError(
+            422,
+            f"column {first['column'] or '<table>'!r}: rule {first['rule']}: {first['details']}"
+            + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""),
+            failures,
+        )
+    out = bundle.model.outputs(df)
+    out = out.replace({np.nan: None})
+    return {"predictions": out.to_dict(orient="records")}
+
+
+def build_app(bundle: Served) -> FastAPI:
+    """The FastAPI app: ``POST /invocations`` (and ``/predict``), ``GET /health``, ``GET
+    /metadata``."""
+    app = FastAPI(title="honing model", docs_url=None, redoc_url=None)
+    rule = bundle.model.rule
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "model": bundle.uri, "version": bundle.version}
+
+    @app.get("/metadata")
+    def metadata() -> dict[str, Any]:
+        return {
+            "model": bundle.uri,
+            "version": bundle.version,
+            "classes": rule.classes,
+            "threshold": rule.threshold,
+            "decision": rule.describe() if rule.classes else "regression",
+        }
+
+    async def invocations(request: Request) -> JSONResponse:
+        start = time.perf_counter()
+        try:
+            payload = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        try:
+            body = answer(bundle, payload)
+        except RequestError as exc:
+            return JSONResponse(
+                {"error": str(exc), "failures": exc.failures}, status_code=exc.status
+            )
+        except Exception as exc:  # noqa: BLE001 - one bad request never stops the server
+            log.exception("scoring failed")
+            return JSONResponse(
+                {"error": f"scoring failed: {type(exc).__name__}: {exc}"[:500]}, status_code=500
+            )
+        body["ms"] = round((time.perf_counter() - start) * 1000, 3)
+        return JSONResponse(body)
+
+    app.add_api_route("/invocations", invocations, methods=["POST"])
+    app.add_api_route("/predict", invocations, methods=["POST"])
+    return app

@@ -1,0 +1,46 @@
+"""The endpoint's pandas evaluation of a suite agrees with Great Expectations, failure by
+failure, on the demo table and on broken copies of it."""
+
+import numpy as np
+import pytest
+
+from honing.inference import inference_suite
+from honing.validation import check_expectations
+from honing.validation.fast import check_fast, supported
+
+pytestmark = pytest.mark.data
+
+BROKEN = {
+    "clean": lambda d: d,
+    "missing column": lambda d: d.drop(columns=["contract"]),
+    "extra column": lambda d: d.assign(note="x"),
+    "text in a number": lambda d: d.assign(tenure=d["tenure"].astype(str)),
+    "unseen category": lambda d: d.assign(
+        contract=np.where(np.arange(len(d)) % 7 == 0, "Weekly", d["contract"])
+    ),
+    "out of range": lambda d: d.assign(monthly_charges=d["monthly_charges"] * 10),
+    "nulls": lambda d: d.assign(payment_method=d["payment_method"].where(d.index % 5 != 0)),
+    "float flags": lambda d: d.assign(female=d["female"].astype(float)),
+    "two faults": lambda d: d.drop(columns=["tenure"]).assign(contract="Weekly"),
+}
+
+
+def _failed(report):
+    return sorted((f.column or "", f.rule) for f in report.failures)
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_pandas_and_great_expectations_fail_the_same_rules(case, churn_df, churn_suite):
+    features = churn_df.drop(columns=["churn"]).head(300)
+    suite = inference_suite(churn_suite, "churn", [])
+    assert supported(suite)
+    frame = BROKEN[case](features.copy())
+    fast = check_fast(frame, suite, source="request")
+    slow = check_expectations(frame, suite, source="request")
+    assert _failed(fast) == _failed(slow)
+    assert fast.success == (case in ("clean", "extra column", "float flags"))
+    # the whole training suite too (row count, label rules)
+    full = BROKEN[case](churn_df.head(300).copy())
+    assert _failed(check_fast(full, churn_suite, source="t")) == _failed(
+        check_expectations(full, churn_suite, source="t")
+    )

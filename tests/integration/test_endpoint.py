@@ -1,0 +1,175 @@
+"""The online endpoint for real: `honing serve-model` serves the champion on 127.0.0.1,
+answers the output contract, refuses bad requests with the column and the rule, and keeps
+serving; the load-and-query check runs a version in a fresh process before an alias moves."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from honing import champion, registry, tracking
+from honing.config import load_config
+from honing.data import clean, split_data
+from honing.decision import DecisionRule
+from honing.features import infer_columns
+from honing.infra import InfraCheck, load_and_query
+from honing.lineage import Lineage
+from honing.training import ModelSpec, TrainingSetup, train_model
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.integration]
+BIN = Path(sys.executable).parent
+
+
+def _register_champion(project, infra=None):
+    """A small logistic model of the demo config, registered as honing-churn's champion."""
+    cfg = load_config(project["config"], root=project["root"])
+    df, _ = clean(__import__("pandas").read_csv(project["data"]), "churn")
+    split, classes = split_data(
+        df, "churn", positive_label="Yes", drop_columns=[], test_size=0.2, seed=0,
+        task="classification",
+    )  # fmt: skip
+    setup = TrainingSetup(
+        "classification", infer_columns(split.X_train, cfg.features), cfg.features, 0,
+        "roc_auc", 3,
+    )  # fmt: skip
+    model = train_model(split.X_train, split.y_train, ModelSpec("logistic_regression"), setup)
+    rule = DecisionRule(list(classes), 0.35, "f1")
+    exp = tracking.ensure_experiment("endpoint", str(project["root"] / "mlartifacts"))
+    run_id = tracking.start_run(exp, "train")
+    uri = tracking.log_native_model(run_id, model.model, split.X_test.head(3), rule)
+    from honing.evaluation import evaluate
+
+    report = evaluate(model.model, split.X_test, split.y_test, classes, rule)
+    result = registry.register_version(
+        model_uri=uri,
+        name=cfg.registry.model_name,
+        run_id=run_id,
+        decision=champion.champion_gate(
+            report,
+            registry.score_champion(
+                cfg.registry.model_name, "champion", split.X_test, split.y_test, classes
+            ),
+            metric="roc_auc",
+            margin=0.0,
+        ),
+        report=report,
+        lineage=Lineage("d.csv", "md5", "c0ffee", False, "h", "c.yaml", "fr"),
+        alias="champion",
+        infra=infra(split.X_test) if infra else None,
+    )
+    tracking.end_run(run_id)
+    return result, split
+
+
+@pytest.fixture
+def server(mlflow_store, project):
+    result, split = _register_champion(project)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    proc = subprocess.Popen(
+        [str(BIN / "honing"), "serve-model", "--config", str(project["config"]), "--env",
+         str(project["env"]), "--port", str(port)],
+        cwd=project["root"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+        assert proc.poll() is None, proc.stdout.read()
+    else:
+        proc.kill()
+        pytest.fail("the endpoint did not come up")
+    yield url, split
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_the_endpoint_answers_and_refuses_clearly(server, churn_df):
+    url, split = server
+    rows = split.X_test.head(5)
+    health = httpx.get(f"{url}/health").json()
+    assert health["status"] == "ok" and health["version"] == "1"
+    assert httpx.get(f"{url}/metadata").json()["threshold"] == 0.35
+
+    ok = httpx.post(f"{url}/invocations", json={"dataframe_records": rows.to_dict("records")})
+    assert ok.status_code == 200, ok.text
+    answers = ok.json()["predictions"]
+    assert len(answers) == 5
+    assert set(answers[0]) == {
+        "prediction", "probability", "probability_No", "probability_Yes", "threshold"
+    }  # fmt: skip
+    assert {a["prediction"] for a in answers} <= {"No", "Yes"}
+    assert all(a["threshold"] == 0.35 for a in answers)
+    # the same answers as the registered model loaded by honing predict's loader
+    local = registry.load_model("models:/honing-churn@champion").outputs(rows)
+    np.testing.assert_allclose([a["probability"] for a in answers], local["probability"], rtol=1e-9)
+    split_body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.values.tolist()}}
+    assert httpx.post(f"{url}/invocations", json=split_body).status_code == 200
+
+    # bad requests: 4xx naming the column and the rule, and the server keeps serving
+    missing = httpx.post(
+        f"{url}/invocations",
+        json={"dataframe_records": rows.drop(columns=["tenure"]).to_dict("records")},
+    )
+    assert missing.status_code == 422
+    body = missing.json()
+    assert "expect_table_columns_to_match_set" in body["error"]
+    assert any(f["column"] == "tenure" for f in body["failures"])
+    unseen = rows.assign(contract="Weekly").to_dict("records")
+    bad = httpx.post(f"{url}/invocations", json={"dataframe_records": unseen})
+    assert bad.status_code == 422 and "'contract'" in bad.json()["error"]
+    assert "expect_column_values_to_be_in_set" in bad.json()["error"]
+    text = rows.assign(tenure="twelve").to_dict("records")
+    wrong = httpx.post(f"{url}/invocations", json={"dataframe_records": text})
+    assert wrong.status_code == 422 and "tenure" in wrong.json()["error"]
+    not_json = httpx.post(
+        f"{url}/invocations", content=b"{nope", headers={"content-type": "application/json"}
+    )
+    assert not_json.status_code == 400
+    assert httpx.post(f"{url}/invocations", json={"rows": []}).status_code == 400
+    assert httpx.post(f"{url}/invocations", json={"dataframe_records": []}).status_code == 400
+    again = httpx.post(f"{url}/invocations", json={"dataframe_records": rows.to_dict("records")})
+    assert again.status_code == 200 and again.json()["predictions"] == answers
+
+
+def test_the_load_and_query_check_gates_the_alias(mlflow_store, project, tmp_path):
+    import mlflow
+
+    # a version that loads and answers within budget takes the alias
+    result, split = _register_champion(project, infra=lambda X: InfraCheck(X.head(5), 5000.0))
+    client = mlflow.MlflowClient()
+    assert result.promoted
+    tag = client.get_model_version("honing-churn", result.version).tags["honing.infra_check"]
+    assert "loaded in a fresh process" in tag
+
+    # the same check on a local copy, with an impossible budget, and on a broken folder
+    folder = Path(
+        mlflow.artifacts.download_artifacts("models:/honing-churn/1", dst_path=str(tmp_path))
+    )
+    slow = load_and_query(
+        str(folder), split.X_test.head(5), tracking_uri=mlflow.get_tracking_uri(),
+        budget_ms=1e-6,
+    )  # fmt: skip
+    assert not slow.ok and slow.reason.startswith("too slow") and slow.p50_ms > 0
+    (folder / "artifacts" / "served" / "pipeline.skops").write_bytes(b"not a model")
+    broken = load_and_query(
+        str(folder), split.X_test.head(5), tracking_uri=mlflow.get_tracking_uri(), budget_ms=1e4
+    )
+    assert not broken.ok and "fresh process" in broken.reason
+
+    # a version failing the check is registered, but the alias stays where it was
+    second, _ = _register_champion(project, infra=lambda X: InfraCheck(X.head(5), 1e-6))
+    assert not second.promoted and "load-and-query check failed" in second.decision.reason
+    assert client.get_registered_model("honing-churn").aliases["champion"] == 1
