@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing import champion, registry, unchanged
+from honing import registry, unchanged
+from honing.champion import ChampionScore, GateDecision, decide
 from honing.config import EvaluationConfig, RegistryConfig
 from honing.decision import DecisionRule
 from honing.evaluation import EvaluationReport
@@ -19,7 +20,7 @@ from honing_flows.tasks import compute_task, io_task, logged
 @io_task
 def score_champion(
     name: str, alias: str, X: pd.DataFrame, y: np.ndarray, classes: list
-) -> champion.ChampionScore | None:
+) -> ChampionScore | None:
     return registry.score_champion(name, alias, X, y, classes)
 
 
@@ -30,15 +31,13 @@ def champion_gate(
     rule: DecisionRule,
     X: pd.DataFrame,
     y: np.ndarray,
-    champion: champion.ChampionScore | None,
+    champion: ChampionScore | None,
     cfg: RegistryConfig,
     seed: int,
     evaluation: EvaluationConfig,
-) -> champion.GateDecision:
+) -> GateDecision:
     return logged(
-        champion.decide(
-            challenger, model, rule, X, y, champion, cfg, seed=seed, evaluation=evaluation
-        )
+        decide(challenger, model, rule, X, y, champion, cfg, seed=seed, evaluation=evaluation)
     )
 
 
@@ -48,7 +47,7 @@ def register_version(
     model_uri: str,
     name: str,
     run_id: str,
-    decision: champion.GateDecision,
+    decision: GateDecision,
     report: EvaluationReport,
     lineage: Lineage,
     alias: str,

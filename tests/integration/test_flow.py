@@ -253,8 +253,9 @@ def test_regression_flow_on_the_diamonds_demo(run_flow, project):
     served = first.served
     assert served.skipped["distill"] == "classification only"
     second = run_flow(path)
-    assert second.champion_version == "1" and second.promoted  # equal RMSE: promoted
-    assert "<=" in second.gate_reason  # the gate compares errors the other way round
+    # equal RMSE on the same rows: the paired interval is [0, 0], within margin 0: promoted
+    assert second.champion_version == "1" and second.promoted
+    assert "rmse difference +0.0000" in second.gate_reason and "bootstrap" in second.gate_reason
 
     client = _client(project)
     plots = {a.path for a in client.list_artifacts(second.run_id, "plots")}

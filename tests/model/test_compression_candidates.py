@@ -155,3 +155,45 @@ def test_native_and_served_flavors_answer_alike_under_the_rule(churn_split):
     assert (native["threshold"] == 0.3).all() and (onnx["threshold"] == 0.3).all()
     np.testing.assert_allclose(native["probability"], onnx["probability"], atol=1e-4)
     assert (native["prediction"] == onnx["prediction"]).mean() > 0.999
+    # the answers do not depend on the order of the rows in a batch
+    order = np.random.default_rng(0).permutation(len(split.X_test))
+    for name in ("native", "onnx"):
+        files = C.with_rule(next(c for c in candidates if c.name == name).files, name, rule)
+        shuffled = load_decided(files).outputs(split.X_test.iloc[order])
+        np.testing.assert_array_equal(
+            shuffled["probability"].to_numpy(), answers[name]["probability"].to_numpy()[order]
+        )
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "mlp"])
+def test_column_names_with_spaces_dots_and_accents_compress_and_serve(churn_df, family):
+    """Names ONNX would sanitize (spaces, dots, slashes, non-ASCII) reach every candidate:
+    the graph is fed by position, so the served files answer the user's own frame."""
+    from honing.compression.predictors import load_decided
+    from honing.decision import DecisionRule
+
+    renamed = churn_df.rename(
+        columns={
+            "monthly_charges": "monthly charges",
+            "tenure": "tenure.1",
+            "contract": "Vertrag/Größe",
+            "payment_method": "pay-ment méthode",
+        }
+    )
+    df, _ = clean(renamed, "churn")
+    split, classes = split_data(
+        df, "churn", positive_label="Yes", drop_columns=[], test_size=0.2, seed=0,
+        task="classification",
+    )  # fmt: skip
+    cols = infer_columns(split.X_train, FeaturesConfig())
+    params = {"n_estimators": 40} if family == "lightgbm" else {"width": 16, "max_epochs": 3}
+    model = _fit(split, cols, family, params)
+    result = C.compress(
+        model, split.X_train, split.y_train, split.X_test, split.y_test, classes,
+        numeric=cols.numeric, categorical=cols.text,
+        options=C.CompressionOptions(student_epochs=3, fine_tune_epochs=1),
+        metric="accuracy", tolerance=0.01, rule=DecisionRule.argmax(classes), latency_rows=5,
+    )  # fmt: skip
+    assert "onnx" in [r.name for r in result.report.rows]
+    served = load_decided(result.files).outputs(split.X_test.head(20))
+    assert len(served) == 20 and set(served["prediction"]) <= {"No", "Yes"}
