@@ -18,13 +18,15 @@ export DVC_NO_ANALYTICS := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo demo-regression demo-multiclass monitor-demo data test test-fast lint ui clean help
+.PHONY: install demo demo-regression demo-multiclass monitor-demo data test test-fast lint ui prefect-ui serve-model clean help
 
 help:
 	@echo "make demo   - venv + install + full pipeline on the bundled Telco churn data"
 	@echo "make test   - venv + install + the whole test suite (what CI runs)"
 	@echo "make lint   - ruff"
 	@echo "make ui     - MLflow UI on http://127.0.0.1:5000"
+	@echo "make prefect-ui - Prefect UI over the demo's flow runs on http://127.0.0.1:4300"
+	@echo "make serve-model - the champion over HTTP on http://127.0.0.1:8000"
 	@echo "make monitor-demo - flights model, then an Evidently drift check that retrains"
 	@echo "make demo-regression - the regression demo: diamond prices"
 	@echo "make demo-multiclass - the multiclass demo: penguin species"
@@ -72,6 +74,18 @@ lint: install
 
 ui: install
 	$(BIN)/honing ui --env $(ENV)
+
+# The embedded runs keep Prefect's state in $(PREFECT_HOME); a local server reads it back.
+# The UI must be told where its API is, or it calls port 4200.
+PREFECT_UI_PORT ?= 4300
+prefect-ui: install
+	@echo "Prefect UI on http://127.0.0.1:$(PREFECT_UI_PORT) (flow runs: /runs) - Ctrl-C to stop"
+	PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_UI_PORT)/api \
+	PREFECT_API_URL= \
+	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_UI_PORT)
+
+serve-model: install
+	$(BIN)/honing serve-model --config $(CONFIG) --env $(ENV)
 
 clean:
 	rm -rf mlflow.db mlartifacts .honing .prefect reports

@@ -82,6 +82,7 @@ def fit_and_evaluate(
         cfg.split.test_size,
         cfg.split.seed,
         cfg.task,
+        cfg.split.time_column,
     )
     setup = train_tasks.training_setup(cfg, split.X_train)
     budget = train_tasks.plan_budget(
@@ -169,10 +170,11 @@ def validate_and_version(
         cfg.data.path, data_md5, repo, cfg.content_hash, config_path, flow_run_id
     )
     tracking_tasks.set_tags(run_id, lineage.tags())
-    tracking_tasks.log_json(run_id, cfg.model_dump(mode="json"), "config.json")
+    tracking_tasks.log_dataset(run_id, raw, lineage.data_path, cfg.name, data_md5)
+    tracking_tasks.log_config(run_id, cfg, repo)
     suite = data_tasks.load_suite(cfg.validation.suite)
     report = data_tasks.validate_data(
-        raw, suite, str(cfg.data.path), validation.QualityRules.from_config(cfg)
+        raw, suite, lineage.data_path, validation.QualityRules.from_config(cfg)
     )
     tracking_tasks.log_json(run_id, report.to_dict(), "validation/report.json")
     data_tasks.validation_gate(report)
@@ -260,7 +262,13 @@ def compress_and_log(
         compressed.choice,
         compress_tasks.plot_tradeoff(compressed.report),
     )
-    served_uri = tracking_tasks.log_served_model(run_id, compressed.files, split.X_test.head(5))
+    served_uri = tracking_tasks.log_served_model(
+        run_id,
+        compressed.files,
+        split.X_test.head(5),
+        f"{cfg.name}-{compressed.choice.name}",
+        compressed.report.row(compressed.choice.name).metrics,
+    )
     return compressed, served_uri
 
 
@@ -277,7 +285,12 @@ def register(
     (with the alias when promoted) and its served flavor."""
     split = fitted.split
     model_uri = tracking_tasks.log_model(
-        run_id, fitted.trained.model, split.X_test.head(5), fitted.decision.rule
+        run_id,
+        fitted.trained.model,
+        split.X_test.head(5),
+        fitted.decision.rule,
+        f"{cfg.name}-{fitted.choice.spec.family}",
+        fitted.evaluation.metrics,
     )
     champion = registry_tasks.score_champion(
         cfg.registry.model_name,

@@ -142,6 +142,7 @@ def training_pipeline(
             decision=fitted.decision,
         )
         tracking_tasks.log_summary(run_id, summary)
+        tracking_tasks.publish_summary(summary)
     except BaseException:
         tracking_tasks.end_run(run_id, "FAILED")
         raise

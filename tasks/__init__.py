@@ -34,17 +34,24 @@ def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     return True
 
 
-def io_task(fn: Callable[..., Any]) -> Any:
+def io_task(fn: Callable[..., Any] | None = None, *, run_name: str | None = None) -> Any:
     """A task that reads or writes files or services: retried with backoff when the failure
-    may be transient."""
-    return task(
-        fn,
-        cache_policy=NO_CACHE,
-        persist_result=False,
-        retries=IO_RETRIES,
-        retry_delay_seconds=IO_RETRY_DELAYS,
-        retry_condition_fn=_retry_if_transient,
-    )
+    may be transient. ``run_name``: a task-run name template over the parameters (e.g.
+    ``log_json[{artifact_file}]``), so that a flow run's task list says what each run wrote.
+    Use bare (``@io_task``) or with the template (``@io_task(run_name=...)``)."""
+
+    def wrap(f: Callable[..., Any]) -> Any:
+        return task(
+            f,
+            cache_policy=NO_CACHE,
+            persist_result=False,
+            retries=IO_RETRIES,
+            retry_delay_seconds=IO_RETRY_DELAYS,
+            retry_condition_fn=_retry_if_transient,
+            **({"task_run_name": run_name} if run_name else {}),
+        )
+
+    return wrap(fn) if fn is not None else wrap
 
 
 class Reported(Protocol):

@@ -58,6 +58,7 @@ def split_data(
     test_size: float,
     seed: int,
     task: str,
+    time_column: str | None,
 ) -> tuple[data.Split, list]:
     return data.split_data(
         df,
@@ -67,6 +68,7 @@ def split_data(
         test_size=test_size,
         seed=seed,
         task=task,
+        time_column=time_column,
     )
 
 

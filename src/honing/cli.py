@@ -320,7 +320,11 @@ def ui(
     if uri.startswith("http"):
         console.print(f"The profile uses a tracking server: open {redact(uri)}")
         return
-    console.print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    console.print(
+        f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop): runs tables at "
+        f"http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning",
+        highlight=False,
+    )
     cmd = [
         sys.executable,
         "-m",

@@ -103,8 +103,22 @@ class CleaningConfig(StrictModel):
 
 
 class SplitConfig(StrictModel):
+    """The held-out test split. ``kind: time`` trains on the past and tests on the most
+    recent ``test_size`` of the rows by ``time_column``: the champion/challenger gate then
+    scores both models on the newest window, a forward backtest."""
+
+    kind: Literal["random", "time"] = "random"
+    time_column: str | None = None
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     seed: int = 42
+
+    @model_validator(mode="after")
+    def _time_needs_a_column(self) -> SplitConfig:
+        if self.kind == "time" and not self.time_column:
+            raise ValueError("split.kind time needs split.time_column")
+        if self.time_column and self.kind != "time":
+            raise ValueError("split.time_column applies with split.kind time")
+        return self
 
 
 class FeaturesConfig(StrictModel):

@@ -380,14 +380,21 @@ def split_data(
     test_size: float,
     seed: int,
     task: str,
+    time_column: str | None = None,
 ) -> tuple[Split, list]:
-    """Deterministic train/test split, stratified by label for classification. Returns the
-    split and the label order (``[]`` for regression, whose target must be numeric)."""
+    """Deterministic train/test split, stratified by label for classification; with
+    ``time_column``, the most recent ``test_size`` of the rows (by that column, parsed as
+    dates when it is text) are the test split and the earlier ones the training split.
+    Returns the split and the label order (``[]`` for regression, whose target must be
+    numeric)."""
     y, classes = target_values(df[target], task, positive_label)
     X = df.drop(columns=[target, *[c for c in drop_columns if c in df.columns]])
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=test_size, random_state=seed, stratify=y if classes else None
-    )
+    if time_column is not None:
+        X_train, X_test, y_train, y_test = _forward_split(df, X, y, time_column, test_size)
+    else:
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, y, test_size=test_size, random_state=seed, stratify=y if classes else None
+        )
     return (
         Split(
             X_train.reset_index(drop=True),
@@ -397,6 +404,28 @@ def split_data(
         ),
         classes,
     )
+
+
+def _forward_split(
+    df: pd.DataFrame, X: pd.DataFrame, y: np.ndarray, column: str, test_size: float
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+    """Rows ordered by ``column`` (stable: ties keep the file's order); the last
+    ``test_size`` of them are the test split."""
+    if column not in df.columns:
+        raise DataValidationError(f"column '{column}': split.time_column is not in the data")
+    when = df[column]
+    if not (pd.api.types.is_numeric_dtype(when) or pd.api.types.is_datetime64_any_dtype(when)):
+        when = pd.to_datetime(when, errors="coerce")
+    if when.isna().any():
+        raise DataValidationError(
+            f"column '{column}': {int(when.isna().sum())} rows have no time; rule: "
+            "split.time_column must order every row"
+        )
+    order = np.argsort(when.to_numpy(), kind="stable")
+    cut = len(order) - max(1, int(round(test_size * len(order))))
+    train, test = order[:cut], order[cut:]
+    y = np.asarray(y)
+    return X.iloc[train], X.iloc[test], y[train], y[test]
 
 
 def fetch_diamonds(*, rows: int = 6000, seed: int = 0) -> pd.DataFrame:

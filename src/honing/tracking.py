@@ -12,11 +12,11 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from honing.config import MlflowSettings
+from honing.config import MlflowSettings, PipelineConfig
 from honing.decision import DecisionRule
 from honing.exceptions import TrackingStoreError, TrackingUnavailableError
 from honing.lineage import Lineage
@@ -24,6 +24,7 @@ from honing.settings import redact
 from honing.stale import owner_tags
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.figure import Figure
 
     from honing.compression import CompressionChoice, CompressionReport
@@ -169,6 +170,65 @@ def log_metrics(run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         run_id,
         metrics=[Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None],
     )
+
+
+#: Where ``honing ui`` serves the embedded store's UI.
+LOCAL_UI = "http://127.0.0.1:5000"
+
+
+@dataclass(frozen=True)
+class UiLinks:
+    """Direct links into the MLflow UI: the run, and its experiment's runs table (machine
+    learning view, sorted by a test metric)."""
+
+    run: str
+    runs_table: str
+
+
+def ui_links(tracking_uri: str, experiment_id: str, run_id: str, metric: str = "") -> UiLinks:
+    """:class:`UiLinks` for a run: on the tracking server itself when the store is one
+    (credentials removed), else on ``honing ui``'s local address."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    base = LOCAL_UI
+    if tracking_uri.startswith(("http://", "https://")):
+        parts = urlsplit(tracking_uri)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    table = f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    if metric:
+        table += f"&orderByKey={quote(f'metrics.`test_{metric}`')}&orderByAsc=false"
+    return UiLinks(f"{base}/#/experiments/{experiment_id}/runs/{run_id}", table)
+
+
+def log_dataset(run_id: str, df: pd.DataFrame, *, source: str, name: str, digest: str) -> None:
+    """The training table as the run's MLflow dataset input (its schema, row count and
+    digest; ``source`` the repo-relative path)."""
+    import mlflow
+
+    dataset = mlflow.data.from_pandas(df, source=source, name=name, digest=digest[:36])
+    with _resumed(run_id):
+        mlflow.log_input(dataset, context="training")
+
+
+def portable(value: Any, root: Path) -> Any:
+    """``value`` (JSON-like) with every absolute path inside ``root`` made relative to it, so
+    that an artifact does not carry the machine it was written on."""
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        path = Path(value)
+        if path.is_relative_to(root):
+            return str(path.relative_to(root))
+    return value
+
+
+def log_config(run_id: str, cfg: PipelineConfig, repo: Path) -> None:
+    """The validated config as ``config.json``, its paths relative to the repository."""
+    log_json(run_id, portable(cfg.model_dump(mode="json"), Path(repo).resolve()), "config.json")
 
 
 def log_summary(run_id: str, text: str) -> None:
@@ -365,7 +425,13 @@ def _resumed(run_id: str) -> Iterator[None]:
 
 
 def log_native_model(
-    run_id: str, model: Any, input_example: Any, rule: DecisionRule | None = None
+    run_id: str,
+    model: Any,
+    input_example: Any,
+    rule: DecisionRule | None = None,
+    *,
+    name: str = "model",
+    metrics: dict[str, float] | None = None,
 ) -> str:
     """Log a fitted scikit-learn pipeline as the run's ``model``: its skops bytes and a
     manifest with the labels and the decision ``rule`` (default: argmax of the estimator's
@@ -379,7 +445,7 @@ def log_native_model(
         classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])]
         rule = DecisionRule.argmax(classes if is_classifier(model) else [])
     files = with_rule(native_candidate(model).files, "native", rule)
-    uri = log_served_model(run_id, files, input_example, name="model")
+    uri = log_served_model(run_id, files, input_example, name=name, metrics=metrics)
     set_tags(run_id, {"honing.serialization": "skops"})
     return uri
 
@@ -469,10 +535,17 @@ MODEL_CODE = (
 
 
 def log_served_model(
-    run_id: str, files: dict[str, bytes], input_example: Any, name: str = "served_model"
+    run_id: str,
+    files: dict[str, bytes],
+    input_example: Any,
+    name: str = "served_model",
+    metrics: dict[str, float] | None = None,
 ) -> str:
     """Log a model's files (a compressed candidate, or the native pipeline) as the pyfunc
-    ``name`` of the run, with the signature of its output contract; returns its URI."""
+    ``name`` of the run (a logged-model name such as ``churn-lightgbm``), with the signature
+    of its output contract and its own test ``metrics`` (logged with its model id, so the
+    model's page shows its numbers, not the run's); returns its URI."""
+    import re
     import tempfile
 
     import mlflow
@@ -481,6 +554,7 @@ def log_served_model(
     from honing.artifacts import write_served
     from honing.compression.predictors import load_decided
 
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "model"
     output = load_decided(files).outputs(input_example)
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_served(files, Path(tmp) / "served")
@@ -496,4 +570,8 @@ def log_served_model(
                 signature=infer_signature(input_example, output),
                 pip_requirements=model_requirements(),
             )
+            if metrics:
+                mlflow.log_metrics(
+                    {f"test_{k}": float(v) for k, v in metrics.items()}, model_id=info.model_id
+                )
     return str(info.model_uri)

@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import typer
 from rich.table import Table
 
 from honing import config as config_mod
-from honing import data, runtime
+from honing import data, runtime, tracking
 from honing.cli import CONFIG_OPT, ENV_OPT, console, err, fail
 from honing.cli import app as library_app
 from honing.exceptions import HoningError
@@ -74,6 +76,32 @@ def keep_tracebacks_in_the_log() -> Path:
     return LOG_FILE
 
 
+T = TypeVar("T")
+
+
+def in_flow(call: Callable[[], T], what: str) -> T:
+    """Run a flow with one clear message on failure: a honing error as itself, an interrupt
+    as what it left behind, anything else (a bug) as one line, its traceback in the log."""
+    keep_tracebacks_in_the_log()
+    try:
+        return call()
+    except HoningError as exc:
+        raise fail(exc, note=f"the run's full log, tracebacks included: {LOG_FILE}") from None
+    except KeyboardInterrupt:
+        err.print(
+            f"[bold red]interrupted:[/] the {what} is marked FAILED and nothing was "
+            "registered; running it again keeps what had finished",
+            markup=True,
+            highlight=False,
+        )
+        raise typer.Exit(code=130) from None
+    except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in the log
+        logging.getLogger("honing").exception("honing %s failed", what)
+        raise fail(
+            RuntimeError(f"{type(exc).__name__}: {exc} (the traceback is in {LOG_FILE})")
+        ) from None
+
+
 @app.command()
 def run(
     config: Path = CONFIG_OPT,
@@ -101,29 +129,17 @@ def run(
         os.environ.update(runtime.ray_environment(settings.ray.address))
         runtime.preload()  # start-up, before the run's time budget counts
         from honing_flows.flows.training import training_pipeline
-
-        keep_tracebacks_in_the_log()
-        result = training_pipeline(
+    except HoningError as exc:
+        raise fail(exc) from None
+    result = in_flow(
+        lambda: training_pipeline(
             config_path=str(config),
             env_path=str(env),
             resume_search=not fresh_search,
             force=force,
-        )
-    except HoningError as exc:
-        raise fail(exc, note=f"the run's full log, tracebacks included: {LOG_FILE}") from None
-    except KeyboardInterrupt:
-        err.print(
-            "[bold red]interrupted:[/] the run is marked FAILED and nothing was registered; "
-            "a new `honing run` of the same config, data and commit keeps the finished trials",
-            markup=True,
-            highlight=False,
-        )
-        raise typer.Exit(code=130) from None
-    except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in the log
-        logging.getLogger("honing").exception("honing run failed")
-        raise fail(
-            RuntimeError(f"{type(exc).__name__}: {exc} (the traceback is in {LOG_FILE})")
-        ) from None
+        ),
+        "run",
+    )
     console.print(summary_table(result))
     if metrics_out:
         try:
@@ -135,11 +151,15 @@ def run(
             )
         except HoningError as exc:
             raise fail(exc) from None
-    ui = "http://127.0.0.1:5000/#/experiments"
+    links = tracking.ui_links(
+        settings.mlflow.tracking_uri, result.experiment_id, result.run_id, result.cv_metric
+    )
     console.print(
-        f"Open the MLflow UI with [bold]make ui[/] (or [bold]honing ui --env {env}[/]); this "
-        f"run: {ui}/{result.experiment_id}/runs/{result.run_id} (its summary.md, the search "
-        f"leaderboard under search/) — store: {redact(settings.mlflow.tracking_uri)}"
+        f"Open the MLflow UI with [bold]make ui[/] (or [bold]honing ui --env {env}[/]):\n"
+        f"  this run (its summary.md, the search leaderboard under search/): {links.run}\n"
+        f"  all runs, by test {result.cv_metric}: {links.runs_table}\n"
+        f"  store: {redact(settings.mlflow.tracking_uri)}",
+        highlight=False,
     )
 
 
@@ -155,12 +175,14 @@ def reproduce(
         settings = config_mod.load_env_settings(env, environ=os.environ)
         os.environ.update(runtime.ray_environment(settings.ray.address))
         from honing_flows.flows.reproduce import reproduce_pipeline
-
-        result = reproduce_pipeline(
-            model_name=model_name, version=version, env_path=str(env), tolerance=tolerance
-        )
     except HoningError as exc:
         raise fail(exc) from None
+    result = in_flow(
+        lambda: reproduce_pipeline(
+            model_name=model_name, version=version, env_path=str(env), tolerance=tolerance
+        ),
+        "reproduction",
+    )
     table = Table(title=f"reproduce {model_name} v{version} (commit {result['git_commit'][:12]})")
     for col in ("metric", "registered", "rebuilt", "difference"):
         table.add_column(col)
@@ -188,12 +210,14 @@ def monitor(
         settings = config_mod.load_env_settings(env, environ=os.environ)
         os.environ.update(runtime.ray_environment(settings.ray.address))
         from honing_flows.flows.monitoring import monitoring_pipeline
-
-        result = monitoring_pipeline(
-            batch_path=str(batch), config_path=str(config), env_path=str(env), retrain=retrain
-        )
     except HoningError as exc:
         raise fail(exc) from None
+    result = in_flow(
+        lambda: monitoring_pipeline(
+            batch_path=str(batch), config_path=str(config), env_path=str(env), retrain=retrain
+        ),
+        "monitoring run",
+    )
     verdict = "[yellow]retrain[/]" if result["retrain"] else "[green]no retraining needed[/]"
     console.print(
         f"champion v{result['champion_version']}: {result['drifted_share']:.0%} of "

@@ -94,6 +94,42 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
     assert list(rows["cv_roc_auc"]) == sorted(rows["cv_roc_auc"], reverse=True)
     best_run = [t for t in trials if t.data.tags.get("honing.best_trial") == "true"]
     assert len(best_run) == 1
+    # repo-relative paths in the artifacts
+    config_json = json.loads(
+        Path(
+            client.download_artifacts(second.run_id, "config.json", str(project["root"]))
+        ).read_text()
+    )
+    assert config_json["data"]["path"] == "data/churn.csv"
+    # the table is the run's dataset input, by its repo-relative path and MD5
+
+    dataset = parent.inputs.dataset_inputs[0].dataset
+    assert dataset.name == "churn" and dataset.digest == file_md5(project["data"])[:36]
+    # models named after the config and what they are, each with its own test metrics
+    logged = mlflow.search_logged_models(
+        experiment_ids=[second.experiment_id], output_format="list"
+    )
+    names = {m.name for m in logged if m.source_run_id == second.run_id}
+    assert f"churn-{second.served.candidate}" in names
+    assert any(n.startswith("churn-") and n != f"churn-{second.served.candidate}" for n in names)
+    assert all(
+        any(metric.key == "test_roc_auc" for metric in m.metrics or [])
+        for m in logged
+        if m.source_run_id == second.run_id
+    )
+    # the Prefect flow run carries the summary and a link to the MLflow run
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as prefect:
+        artifacts = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["honing-churn-summary", "honing-churn-mlflow-run"])
+            )
+        )
+    kinds = {a.type for a in artifacts}
+    assert kinds == {"markdown", "link"}
+    assert any(second.run_id in str(a.data) for a in artifacts if a.type == "link")
     curve = [m.value for m in client.get_metric_history(second.run_id, "best_cv_roc_auc")]
     assert len(curve) == 3 and curve == sorted(curve)
     assert curve[-1] == pytest.approx(second.cv_score)

@@ -1,0 +1,35 @@
+"""A run's summary in the Prefect UI: a Markdown artifact and a link artifact to the MLflow
+run, under keys named after the model, so that each key keeps its history across runs."""
+
+from __future__ import annotations
+
+import re
+
+from honing.summary import TrainingSummary
+from honing.tracking import ui_links
+
+
+def key(name: str) -> str:
+    """A Prefect artifact key (lowercase letters, digits and dashes) for ``name``."""
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "honing"
+
+
+def publish(summary: TrainingSummary) -> str:
+    """Create the Markdown and link artifacts of ``summary``; returns the MLflow run link."""
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact
+
+    metric = next(iter(summary.test_metrics), "")
+    links = ui_links(summary.tracking_uri, summary.experiment_id, summary.run_id, metric)
+    name = key(summary.model_name)
+    create_markdown_artifact(
+        markdown=summary.markdown() + f"\n\n[Open the run in MLflow]({links.run})\n",
+        key=f"{name}-summary",
+        description=f"{summary.model_name} v{summary.version}: training summary",
+    )
+    create_link_artifact(
+        link=links.run,
+        link_text=f"MLflow run of {summary.model_name} v{summary.version}",
+        key=f"{name}-mlflow-run",
+        description="The run in the MLflow UI (make ui / honing ui for the embedded store)",
+    )
+    return links.run
