@@ -49,7 +49,7 @@ def _free_port() -> int:
 def _project(tmp: Path) -> tuple[Path, Path, Any]:
     """A config and env profile in ``tmp`` over the demo data, with a registered champion
     (native) and its ONNX served flavor; returns them and the test rows."""
-    from honing import champion, compression, registry, tracking
+    from honing import champion, compression, model_logging, registry, tracking
     from honing.config import load_config, load_env_settings
     from honing.data import clean, load_table, split_data
     from honing.decision import fit_decision
@@ -93,7 +93,7 @@ def _project(tmp: Path) -> tuple[Path, Path, Any]:
     ).rule  # fmt: skip
     exp = tracking.ensure_experiment("bench-serve", str(tmp / "mlartifacts"))
     run_id = tracking.start_run(exp, "serve bench")
-    uri = tracking.log_native_model(run_id, trained.model, split.X_test.head(3), rule)
+    uri = model_logging.log_native_model(run_id, trained.model, split.X_test.head(3), rule)
     report = evaluate(trained.model, split.X_test, split.y_test, classes, rule)
     result = registry.register_version(
         model_uri=uri, name="bench-serve", run_id=run_id,
@@ -107,7 +107,7 @@ def _project(tmp: Path) -> tuple[Path, Path, Any]:
         options=compression.CompressionOptions(techniques=("onnx",)), metric="accuracy",
         tolerance=0.005, rule=rule, latency_rows=20,
     )  # fmt: skip
-    served_uri = tracking.log_served_model(run_id, compressed.files, split.X_test.head(3))
+    served_uri = model_logging.log_served_model(run_id, compressed.files, split.X_test.head(3))
     registry.register_served(
         model_uri=served_uri, source=result, candidate=compressed.choice.name,
         reason=compressed.choice.reason, alias="champion",

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from honing import tracking
+from honing import model_logging, tracking
 from honing.compression import CompressionChoice, CompressionReport
 from honing.config import PipelineConfig
 from honing.decision import DecisionRule
@@ -95,7 +95,9 @@ def log_model(
     name: str,
     metrics: dict[str, float],
 ) -> str:
-    return tracking.log_native_model(run_id, model, input_example, rule, name=name, metrics=metrics)
+    return model_logging.log_native_model(
+        run_id, model, input_example, rule, name=name, metrics=metrics
+    )
 
 
 @io_task
@@ -116,7 +118,7 @@ def log_served_model(
     name: str,
     metrics: dict[str, float],
 ) -> str:
-    return tracking.log_served_model(run_id, files, input_example, name, metrics)
+    return model_logging.log_served_model(run_id, files, input_example, name, metrics)
 
 
 @io_task

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from honing.config import MlflowSettings, PipelineConfig
-from honing.decision import DecisionRule
 from honing.exceptions import TrackingStoreError, TrackingUnavailableError
 from honing.lineage import Lineage
 from honing.settings import redact
@@ -208,7 +207,7 @@ def log_dataset(run_id: str, df: pd.DataFrame, *, source: str, name: str, digest
     import mlflow
 
     dataset = mlflow.data.from_pandas(df, source=source, name=name, digest=digest[:36])
-    with _resumed(run_id):
+    with resumed(run_id):
         mlflow.log_input(dataset, context="training")
 
 
@@ -411,7 +410,7 @@ def run_name(name: str, kind: str, commit: str, when: float | None = None) -> st
 
 
 @contextlib.contextmanager
-def _resumed(run_id: str) -> Iterator[None]:
+def resumed(run_id: str) -> Iterator[None]:
     """The run made active for MLflow's model loggers. Leaving ``mlflow.start_run`` ends the
     run; a run that was RUNNING is set RUNNING again (the flow ends it, with its status), so
     that a run in progress never looks finished to another process."""
@@ -422,55 +421,6 @@ def _resumed(run_id: str) -> Iterator[None]:
         yield
     if status == "RUNNING":
         _client().update_run(run_id, status="RUNNING")
-
-
-def log_native_model(
-    run_id: str,
-    model: Any,
-    input_example: Any,
-    rule: DecisionRule | None = None,
-    *,
-    name: str = "model",
-    metrics: dict[str, float] | None = None,
-) -> str:
-    """Log a fitted scikit-learn pipeline as the run's ``model``: its skops bytes and a
-    manifest with the labels and the decision ``rule`` (default: argmax of the estimator's
-    classes), behind the same pyfunc as the served flavor, so that both answer with the
-    same columns (:meth:`honing.decision.DecisionRule.outputs`); returns its URI."""
-    from sklearn.base import is_classifier
-
-    from honing.compression import native_candidate, with_rule
-
-    if rule is None:
-        classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])]
-        rule = DecisionRule.argmax(classes if is_classifier(model) else [])
-    files = with_rule(native_candidate(model).files, "native", rule)
-    uri = log_served_model(run_id, files, input_example, name=name, metrics=metrics)
-    set_tags(run_id, {"honing.serialization": "skops"})
-    return uri
-
-
-def model_requirements() -> list[str]:
-    """The pip requirements logged with every model: honing (whose classes the MLP and the
-    served flavor need) and the libraries that load and run the artifacts, pinned to the
-    versions that wrote them. Stated, not inferred: MLflow's inference loads the model in a
-    subprocess, which costs seconds per model."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    reqs = []
-    for dist in (
-        "honing",
-        "scikit-learn",
-        "skops",
-        "torch",
-        "onnxruntime",
-        "mlflow",
-    ):
-        try:
-            reqs.append(f"{dist}=={version(dist).split('+')[0]}")
-        except PackageNotFoundError:
-            continue
-    return reqs
 
 
 def log_slices(run_id: str, report: SliceReport) -> None:
@@ -523,55 +473,3 @@ def log_compression(
         },
     )
     set_tags(run_id, {"honing.served_candidate": choice.name})
-
-
-#: The pyfunc's code as MLflow stores it in a logged model (no pickle of the model class).
-MODEL_CODE = (
-    '"""honing\'s pyfunc: the model\'s files plus its decision rule (honing.served)."""\n'
-    "import mlflow\n\n"
-    "from honing.served import ServedModel\n\n"
-    "mlflow.models.set_model(ServedModel())\n"
-)
-
-
-def log_served_model(
-    run_id: str,
-    files: dict[str, bytes],
-    input_example: Any,
-    name: str = "served_model",
-    metrics: dict[str, float] | None = None,
-) -> str:
-    """Log a model's files (a compressed candidate, or the native pipeline) as the pyfunc
-    ``name`` of the run (a logged-model name such as ``churn-lightgbm``), with the signature
-    of its output contract and its own test ``metrics`` (logged with its model id, so the
-    model's page shows its numbers, not the run's); returns its URI."""
-    import re
-    import tempfile
-
-    import mlflow
-    from mlflow.models import infer_signature
-
-    from honing.artifacts import write_served
-    from honing.compression.predictors import load_decided
-
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "model"
-    output = load_decided(files).outputs(input_example)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = write_served(files, Path(tmp) / "served")
-        # models from code: MLflow stores this script instead of a pickled python_model
-        code = Path(tmp) / "honing_model.py"
-        code.write_text(MODEL_CODE, encoding="utf-8")
-        with _resumed(run_id):
-            info = mlflow.pyfunc.log_model(
-                name=name,
-                python_model=str(code),
-                artifacts={"served": str(folder)},
-                input_example=input_example,
-                signature=infer_signature(input_example, output),
-                pip_requirements=model_requirements(),
-            )
-            if metrics:
-                mlflow.log_metrics(
-                    {f"test_{k}": float(v) for k, v in metrics.items()}, model_id=info.model_id
-                )
-    return str(info.model_uri)

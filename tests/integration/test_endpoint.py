@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from honing import champion, registry, tracking
+from honing import champion, model_logging, registry, tracking
 from honing.config import load_config
 from honing.data import clean, split_data
 from honing.decision import DecisionRule
@@ -44,7 +44,7 @@ def _register_champion(project, infra=None):
     rule = DecisionRule(list(classes), 0.35, "f1")
     exp = tracking.ensure_experiment("endpoint", str(project["root"] / "mlartifacts"))
     run_id = tracking.start_run(exp, "train")
-    uri = tracking.log_native_model(run_id, model.model, split.X_test.head(3), rule)
+    uri = model_logging.log_native_model(run_id, model.model, split.X_test.head(3), rule)
     from honing.evaluation import evaluate
 
     report = evaluate(model.model, split.X_test, split.y_test, classes, rule)

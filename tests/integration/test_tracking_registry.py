@@ -9,7 +9,7 @@ import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
-from honing import lineage, registry, tracking
+from honing import lineage, model_logging, registry, tracking
 from honing.champion import champion_gate
 from honing.evaluation import evaluate
 from honing.search import SearchResult, TrialResult
@@ -31,7 +31,7 @@ def _lineage():
 
 def _register(settings, exp, model, X, y, name="m"):
     run_id = tracking.start_run(exp, "train")
-    uri = tracking.log_native_model(run_id, model, X.head(3))
+    uri = model_logging.log_native_model(run_id, model, X.head(3))
     report = evaluate(model, X, y, [0, 1])
     champion = registry.score_champion(name, "champion", X, y, [0, 1])
     decision = champion_gate(report, champion, metric="roc_auc", margin=0.0)
@@ -153,7 +153,7 @@ def test_mlp_pipeline_is_logged_and_served(mlflow_store, tmp_path):
     ).model
     exp = tracking.ensure_experiment("e-mlp", mlflow_store.mlflow.artifact_root)
     run_id = tracking.start_run(exp, "mlp")
-    uri = tracking.log_native_model(run_id, model, X.head(3))
+    uri = model_logging.log_native_model(run_id, model, X.head(3))
     # stored with skops like every family: the network is arrays, no pickle anywhere
     info = mlflow.models.get_model_info(uri)
     assert set(info.flavors) == {"python_function"}
@@ -201,7 +201,7 @@ def test_a_champion_moved_during_the_gate_blocks_promotion(mlflow_store):
     # this run is gated against v1 ...
     run_id = tracking.start_run(exp, "train")
     model = LogisticRegression(C=1.0).fit(X, y)
-    uri = tracking.log_native_model(run_id, model, X.head(3))
+    uri = model_logging.log_native_model(run_id, model, X.head(3))
     report = evaluate(model, X, y, [0, 1])
     champion = registry.score_champion("m", "champion", X, y, [0, 1])
     decision = champion_gate(report, champion, metric="roc_auc", margin=0.0)
@@ -241,7 +241,7 @@ def test_rollback_moves_the_champion_back_with_its_history(mlflow_store, project
         assert result.promoted
         run_id = tracking.start_run(exp, "served")
         files = with_rule(native_candidate(model).files, "native", DecisionRule.argmax([0, 1]))
-        uri = tracking.log_served_model(run_id, files, X.head(3))
+        uri = model_logging.log_served_model(run_id, files, X.head(3))
         registry.register_served(
             model_uri=uri, source=result, candidate="native", reason="test", alias="champion"
         )

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from sklearn.linear_model import LogisticRegression
 
-from honing import lineage, registry, tracking
+from honing import lineage, model_logging, registry, tracking
 from honing.champion import champion_gate
 from honing.evaluation import evaluate
 from honing.exceptions import ConfigError, UnsafeModelError
@@ -43,7 +43,7 @@ def _register(store, X, y, model=None, name="sec"):
     exp = tracking.ensure_experiment("security", store.mlflow.artifact_root)
     run_id = tracking.start_run(exp, "train")
     model = model or LogisticRegression().fit(X, y)
-    uri = tracking.log_native_model(run_id, model, X.head(3))
+    uri = model_logging.log_native_model(run_id, model, X.head(3))
     report = evaluate(model, X, y, [0, 1])
     champion = registry.score_champion(name, "champion", X, y, [0, 1])
     decision = champion_gate(report, champion, metric="roc_auc", margin=0.0)

@@ -23,7 +23,7 @@ tracking.configure(MlflowSettings(tracking_uri={uri!r}, artifact_root={root!r}))
 exp = tracking.ensure_experiment("killed", {root!r})
 run_id = tracking.start_run(exp, "churn train")
 X = pd.DataFrame({{"x": np.arange(40.0)}}); y = (X["x"] > 20).astype(int).to_numpy()
-uri = tracking.log_native_model(run_id, LogisticRegression().fit(X, y), X.head(3))
+uri = model_logging.log_native_model(run_id, LogisticRegression().fit(X, y), X.head(3))
 import mlflow
 mlflow.register_model(uri, "killed-model", tags={{"honing.run_id": run_id}})
 print(exp, run_id, flush=True)
