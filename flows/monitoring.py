@@ -55,7 +55,9 @@ def monitoring_pipeline(
             "honing.batch": str(batch_path),
         },
     )
-    report = monitoring_tasks.drift_report(reference, current, columns, folder / "drift.html")
+    report = monitoring_tasks.drift_report(
+        reference, current, columns, folder / "drift.html", cfg.monitoring
+    )
     if cfg.data.target in current.columns:
         y, classes = monitoring_tasks.encode_target(
             current[cfg.data.target], cfg.data.positive_label, cfg.task
@@ -67,6 +69,9 @@ def monitoring_pipeline(
             report = monitoring_tasks.with_performance(
                 report, champion.report.metrics, lineage.metrics
             )
+    else:  # no labels yet: the champion's performance estimated from its probabilities
+        estimated = monitoring_tasks.estimate_champion(name, version, current)
+        report = monitoring_tasks.with_estimate(report, estimated, lineage.metrics)
     tracking_tasks.log_json(run_id, report.to_dict(), "monitoring/drift.json")
     tracking_tasks.log_artifact(run_id, folder / "drift.html", "monitoring")
     tracking_tasks.log_metrics(
@@ -74,6 +79,7 @@ def monitoring_pipeline(
         {
             "drifted_share": report.drifted_share,
             **{f"batch_{k}": v for k, v in report.performance.items()},
+            **{f"estimated_{k}": v for k, v in report.estimated.items()},
         },
     )
     decision = monitoring_tasks.drift_gate(report, cfg.monitoring)
@@ -102,6 +108,7 @@ def monitoring_pipeline(
         "drifted_share": report.drifted_share,
         "drifted_columns": report.drifted,
         "performance": report.performance,
+        "estimated": report.estimated,
         "retrain": decision.retrain,
         "reasons": decision.reasons,
         "retrained_version": retrained.version if retrained else None,

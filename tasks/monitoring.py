@@ -19,7 +19,11 @@ def champion_version(name: str, alias: str) -> str | None:
 
 @compute_task
 def drift_report(
-    reference: pd.DataFrame, current: pd.DataFrame, columns: FeatureColumns, html_path: Path
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: FeatureColumns,
+    html_path: Path,
+    cfg: MonitoringConfig,
 ) -> monitoring.DriftReport:
     return monitoring.drift_report(
         reference,
@@ -27,7 +31,21 @@ def drift_report(
         numeric=columns.numeric,
         categorical=columns.categorical,
         html_path=html_path,
+        method=cfg.drift_method,
+        max_rows=cfg.max_rows,
     )
+
+
+@io_task
+def estimate_champion(name: str, version: str, X: pd.DataFrame) -> dict[str, float]:
+    return monitoring.estimate_champion(name, version, X)
+
+
+@compute_task
+def with_estimate(
+    report: monitoring.DriftReport, estimated: dict[str, float], reference: dict[str, float]
+) -> monitoring.DriftReport:
+    return monitoring.with_estimate(report, estimated, reference)
 
 
 @compute_task

@@ -265,7 +265,18 @@ class MonitoringConfig(StrictModel):
     )
     metric: Metric = "roc_auc"
     max_metric_drop: float = Field(
-        default=0.05, ge=0.0, description="Worsening allowed, in the metric's units."
+        default=0.05,
+        ge=0.0,
+        description="Worsening allowed, in the metric's units (measured on a labeled batch, "
+        "else estimated from the champion's calibrated probabilities).",
+    )
+    drift_method: Literal["auto", "effect_size"] = Field(
+        default="auto",
+        description="auto: Evidently's defaults (p-values on small samples); effect_size: "
+        "normed Wasserstein and PSI with thresholds, whatever the batch size.",
+    )
+    max_rows: int | None = Field(
+        default=50_000, ge=100, description="Rows sampled from each table for drift checks."
     )
 
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from honing.config import MonitoringConfig
 from honing.data import detect_changes
@@ -63,3 +64,52 @@ def test_detect_changes_records_a_baseline_then_reports_changes(tmp_path: Path):
     changes = detect_changes([data], state)
     assert [c.path for c in changes] == [str(data)] and changes[0].old_md5 != changes[0].new_md5
     assert detect_changes([data], state) == []
+
+
+def test_effect_sizes_judge_small_and_big_batches_alike():
+    """``effect_size`` measures every batch with the normed Wasserstein distance and PSI (the
+    default switches to p-values under 1,000 rows): a 0.05-sd shift is no drift on 500 rows
+    or on 40,000, a 1.5-sd shift is drift on both."""
+    rng = np.random.default_rng(1)
+    n = 40_000
+    ref = pd.DataFrame({"a": rng.normal(size=n), "c": rng.choice(["x", "y"], size=n)})
+    tiny = pd.DataFrame({"a": rng.normal(0.05, 1, size=n), "c": rng.choice(["x", "y"], size=n)})
+    big = tiny.assign(a=rng.normal(1.5, 1, size=n))
+    kw = {"numeric": ["a"], "categorical": ["c"], "method": "effect_size"}
+    for rows in (500, None):
+        cap = {"max_rows": rows}
+        trivial = drift_report(ref, tiny, **kw, **cap)
+        assert trivial.drifted == [] and {c.method for c in trivial.columns} == {
+            "wasserstein",
+            "psi",
+        }
+        assert drift_report(ref, big, **kw, **cap).drifted == ["a"]
+
+
+def test_large_batches_are_sampled_and_report_their_own_size():
+    ref, cur = _frames(shift=1.5)
+    report = drift_report(ref, cur, numeric=["a", "b"], categorical=["c"], max_rows=1000)
+    assert (report.reference_rows, report.current_rows) == (1500, 1500)
+    assert "a" in report.drifted
+
+
+def test_a_label_free_estimate_from_calibrated_probabilities():
+    """Labels drawn from the probabilities themselves: the estimate matches what the labels
+    then show, within sampling error."""
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    from honing.monitoring import estimate_performance
+
+    rng = np.random.default_rng(3)
+    p = rng.beta(1.2, 4, size=20_000)
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    codes = (p >= 0.3).astype(int)
+    est = estimate_performance(np.column_stack([1 - p, p]), codes)
+    assert est["accuracy"] == pytest.approx(accuracy_score(y, codes), abs=0.01)
+    assert est["f1"] == pytest.approx(f1_score(y, codes), abs=0.02)
+    assert est["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=0.01)
+    cfg = MonitoringConfig(metric="roc_auc", max_metric_drop=0.05)
+    report = DriftReport(10, 10, [], 0.0, estimated={"roc_auc": 0.70},
+                         reference_performance={"roc_auc": 0.80})  # fmt: skip
+    decision = gate(report, cfg)
+    assert decision.retrain and decision.reasons[0].startswith("estimated roc_auc fell")
