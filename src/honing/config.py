@@ -24,12 +24,19 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
 from honing import metrics
 from honing.exceptions import ConfigError
+from honing.gates_config import (
+    CostsConfig,
+    DecisionConfig,
+    EvaluationConfig,
+    InfraCheckConfig,
+    RegistryConfig,
+    SliceGateConfig,
+)
 from honing.metrics import Metric
 from honing.models import task_families
 from honing.search_config import (
@@ -53,9 +60,16 @@ from honing.settings import (
 from honing.techniques import TECHNIQUES
 from honing.techniques import known as known_technique
 
-#: The search section lives in :mod:`honing.search_config` and the environment settings in
-#: :mod:`honing.settings`; they are named here too, so that one import gives every model.
+#: The search section lives in :mod:`honing.search_config`, the deciding sections in
+#: :mod:`honing.gates_config` and the environment settings in :mod:`honing.settings`; they
+#: are named here too, so that one import gives every model.
 __all__ = [
+    "CostsConfig",
+    "DecisionConfig",
+    "EvaluationConfig",
+    "InfraCheckConfig",
+    "RegistryConfig",
+    "SliceGateConfig",
     "SEARCHABLE_FEATURES",
     "EnsembleConfig",
     "NestedCVConfig",
@@ -166,94 +180,6 @@ class FeaturesConfig(StrictModel):
     )
 
 
-class SliceGateConfig(StrictModel):
-    """Gates on the slices of ``evaluation.slices`` (slices smaller than ``min_rows`` are
-    reported, not gated)."""
-
-    metric: Metric | None = Field(default=None, description="Default: registry.metric.")
-    minimum: float | None = Field(default=None, description="Every slice's metric floor.")
-    max_gap: float | None = Field(
-        default=None, ge=0.0, description="Largest shortfall of a slice against the overall."
-    )
-    max_fairness_difference: float | None = Field(
-        default=None,
-        ge=0.0,
-        le=1.0,
-        description="Largest demographic-parity or equalized-odds difference of a sensitive "
-        "column.",
-    )
-    non_inferiority: float | None = Field(
-        default=None,
-        ge=0.0,
-        description="Promotion: no slice may be more than this worse than the champion's.",
-    )
-    min_rows: int = Field(default=30, ge=1)
-
-
-class EvaluationConfig(StrictModel):
-    thresholds: dict[Metric, float] = Field(
-        default_factory=dict,
-        description="Test metric limits: minimums, maximums for rmse/mae; past any, nothing is "
-        "registered.",
-    )
-    slices: list[str] = Field(
-        default_factory=list, description="Columns whose groups get their own test metrics."
-    )
-    sensitive: list[str] = Field(
-        default_factory=list,
-        description="Columns whose fairness differences are reported (fairlearn; binary).",
-    )
-    slice_gate: SliceGateConfig = SliceGateConfig()
-
-    @field_validator("thresholds")
-    @classmethod
-    def _in_range(cls, thresholds: dict[str, float]) -> dict[str, float]:
-        for name, value in thresholds.items():
-            if not metrics.METRICS[name].bounded:
-                if value <= 0:
-                    raise ValueError(f"evaluation.thresholds.{name} must be > 0, got {value}")
-            elif not (value <= 1.0 if name == "r2" else 0.0 <= value <= 1.0):
-                raise ValueError(f"evaluation.thresholds.{name} must be in [0, 1], got {value}")
-        return thresholds
-
-
-class CostsConfig(StrictModel):
-    """What each wrong decision costs (any unit): the threshold minimizes their mean."""
-
-    false_positive: float = Field(gt=0.0)
-    false_negative: float = Field(gt=0.0)
-
-
-class DecisionConfig(StrictModel):
-    """How a binary classifier's probabilities become decisions (see honing.decision)."""
-
-    objective: Literal["auto", "f1", "accuracy", "balanced_accuracy", "youden", "cost", "none"] = (
-        Field(
-            default="auto",
-            description="What the threshold maximizes on out-of-fold predictions; auto: the "
-            "search metric when it scores labels (accuracy, f1), else f1; none: 0.5.",
-        )
-    )
-    costs: CostsConfig | None = Field(
-        default=None, description="With objective cost: the cost of each kind of error."
-    )
-    min_precision: float | None = Field(default=None, gt=0.0, le=1.0)
-    min_recall: float | None = Field(default=None, gt=0.0, le=1.0)
-    calibration: Literal["auto", "sigmoid", "isotonic", "none"] = Field(
-        default="auto",
-        description="Cross-fitted on out-of-fold predictions; kept only when it lowers the "
-        "Brier score. auto tries sigmoid and isotonic (sigmoid only for ranking metrics).",
-    )
-
-    @model_validator(mode="after")
-    def _costs_with_cost(self) -> DecisionConfig:
-        if self.objective == "cost" and self.costs is None:
-            raise ValueError("decision.objective cost needs decision.costs")
-        if self.costs is not None and self.objective != "cost":
-            raise ValueError(f"decision.costs apply with objective cost, not {self.objective!r}")
-        return self
-
-
 class MonitoringConfig(StrictModel):
     """When the monitoring flow asks for retraining (see honing.monitoring.gate)."""
 
@@ -278,43 +204,6 @@ class MonitoringConfig(StrictModel):
     max_rows: int | None = Field(
         default=50_000, ge=100, description="Rows sampled from each table for drift checks."
     )
-
-
-class InfraCheckConfig(StrictModel):
-    """The load-and-query check before an alias moves (honing.infra)."""
-
-    enabled: bool = True
-    latency_budget_ms: float = Field(
-        default=1000.0, gt=0.0, description="p50 of answering `rows` test rows, in ms."
-    )
-    rows: int = Field(default=5, ge=1, le=1000)
-    timeout_s: float = Field(default=120.0, gt=0.0)
-
-
-class RegistryConfig(StrictModel):
-    model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    metric: Metric = "roc_auc"
-    promotion_margin: float = Field(
-        default=0.0,
-        ge=0.0,
-        description="Challenger is promoted when its metric >= champion's metric - margin.",
-    )
-    champion_alias: str = "champion"
-    gate: Literal["statistical", "point"] = Field(
-        default="statistical",
-        description="statistical: promote only when the confidence interval of the metric "
-        "difference on the same test rows clears the margin (undecidable otherwise); point: "
-        "compare the two numbers.",
-    )
-    confidence: float = Field(default=0.95, ge=0.5, lt=1.0)
-    max_flip_share: float | None = Field(
-        default=None,
-        gt=0.0,
-        le=1.0,
-        description="Keep the champion when more than this share of test rows would change "
-        "their decision.",
-    )
-    infra_check: InfraCheckConfig = InfraCheckConfig()
 
 
 class TrackingConfig(StrictModel):
