@@ -53,8 +53,20 @@ class RequestError(ValueError):
 
 def served(model: Decided, suite: dict[str, Any], *, target: str, drop_columns: list[str],
            uri: str, version: str) -> Served:  # fmt: skip
-    """The bundle :func:`build_app` serves, its suite reduced to what a request must meet."""
-    return Served(model, inference_suite(suite, target, drop_columns), uri, version)
+    """The bundle :func:`build_app` serves, its suite reduced to what a request must meet:
+    the inference suite (no label, no row count), less the not-null rules that allow a share
+    of nulls (``mostly`` < 1). Those are statistics of a batch, which a request of one row
+    cannot meet, and the model imputes the missing values they allow."""
+    rules = inference_suite(suite, target, drop_columns)
+    rules["expectations"] = [
+        e
+        for e in rules["expectations"]
+        if not (
+            e["type"] == "expect_column_values_to_not_be_null"
+            and float(e.get("kwargs", {}).get("mostly", 1.0)) < 1.0
+        )
+    ]
+    return Served(model, rules, uri, version)
 
 
 def parse_rows(payload: Any) -> pd.DataFrame:
@@ -84,10 +96,24 @@ def parse_rows(payload: Any) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def blanks_typed(df: pd.DataFrame, suite: dict[str, Any]) -> pd.DataFrame:
+    """A column that is blank in every row of the request (JSON null) has no type of its
+    own; it takes float when the suite lets the column be numeric, as a blank does in a
+    batch of numbers."""
+    numeric = {
+        e["kwargs"]["column"]
+        for e in suite.get("expectations", [])
+        if e["type"] == "expect_column_values_to_be_in_type_list"
+        and any(t.lower().startswith(("float", "int")) for t in e["kwargs"].get("type_list") or [])
+    }
+    blank = [c for c in df.columns if c in numeric and df[c].isna().all()]
+    return df.astype({c: "float64" for c in blank}) if blank else df
+
+
 def answer(bundle: Served, payload: Any) -> dict[str, Any]:
     """Score one request: parse, check like ``honing predict``, predict; the output
     contract as records. Raises :class:`RequestError` for what the client must fix."""
-    df = parse_rows(payload)
+    df = blanks_typed(parse_rows(payload), bundle.suite)
     report = check_fast(df, bundle.suite, source="request")
     if not report.success:
         failures = [

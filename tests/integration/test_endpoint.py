@@ -134,6 +134,13 @@ def test_the_endpoint_answers_and_refuses_clearly(server, churn_df):
     text = rows.assign(tenure="twelve").to_dict("records")
     wrong = httpx.post(f"{url}/invocations", json={"dataframe_records": text})
     assert wrong.status_code == 422 and "tenure" in wrong.json()["error"]
+    # a blank where the suite allows a share of blanks (a new customer's total charges) is
+    # imputed; a blank where it allows none is refused
+    blank = rows.head(1).astype(object).assign(total_charges=None).to_dict("records")
+    assert httpx.post(f"{url}/invocations", json={"dataframe_records": blank}).status_code == 200
+    no_contract = rows.head(1).astype(object).assign(contract=None).to_dict("records")
+    refused = httpx.post(f"{url}/invocations", json={"dataframe_records": no_contract})
+    assert refused.status_code == 422 and "expect_column_values_to_not_be_null" in refused.text
     not_json = httpx.post(
         f"{url}/invocations", content=b"{nope", headers={"content-type": "application/json"}
     )
