@@ -174,9 +174,9 @@ def validate_and_version(
     tracking_tasks.log_config(run_id, cfg, repo)
     suite = data_tasks.load_suite(cfg.validation.suite)
     report = data_tasks.validate_data(
-        raw, suite, lineage.data_path, validation.QualityRules.from_config(cfg)
+        raw, suite, str(cfg.data.path), validation.QualityRules.from_config(cfg)
     )
-    tracking_tasks.log_json(run_id, report.to_dict(), "validation/report.json")
+    tracking_tasks.log_json(run_id, report.to_dict(), "validation/report.json", repo)
     data_tasks.validation_gate(report)
     return raw, lineage
 

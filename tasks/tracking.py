@@ -45,8 +45,8 @@ def log_metrics(run_id: str, metrics: dict[str, float]) -> None:
 
 
 @io_task(run_name="log_json[{artifact_file}]")
-def log_json(run_id: str, payload: Any, artifact_file: str) -> None:
-    tracking.log_json(run_id, payload, artifact_file)
+def log_json(run_id: str, payload: Any, artifact_file: str, repo: str | None = None) -> None:
+    tracking.log_json(run_id, payload, artifact_file, root=repo)
 
 
 @io_task(run_name="log_artifact[{folder}]")

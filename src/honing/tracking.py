@@ -227,7 +227,7 @@ def portable(value: Any, root: Path) -> Any:
 
 def log_config(run_id: str, cfg: PipelineConfig, repo: Path) -> None:
     """The validated config as ``config.json``, its paths relative to the repository."""
-    log_json(run_id, portable(cfg.model_dump(mode="json"), Path(repo).resolve()), "config.json")
+    log_json(run_id, cfg.model_dump(mode="json"), "config.json", root=repo)
 
 
 def log_summary(run_id: str, text: str) -> None:
@@ -237,7 +237,13 @@ def log_summary(run_id: str, text: str) -> None:
     client.set_tag(run_id, "mlflow.note.content", text)
 
 
-def log_json(run_id: str, payload: Any, artifact_file: str) -> None:
+def log_json(
+    run_id: str, payload: Any, artifact_file: str, *, root: str | Path | None = None
+) -> None:
+    """``payload`` as a JSON artifact; with ``root``, its absolute paths inside ``root``
+    made relative to it (:func:`portable`)."""
+    if root is not None:
+        payload = portable(payload, Path(root).resolve())
     _client().log_dict(run_id, payload, artifact_file)
 
 

@@ -32,7 +32,7 @@ def test_training_tasks(project):
     df = data_tasks.load_table.fn(cfg.data.path).sample(800, random_state=0)
     cleaned, report = data_tasks.clean.fn(df, "churn", True, True)
     assert report.rows_out == len(cleaned)
-    split, classes = data_tasks.split_data.fn(cleaned, "churn", "Yes", [], 0.25, 0, cfg.task)
+    split, classes = data_tasks.split_data.fn(cleaned, "churn", "Yes", [], 0.25, 0, cfg.task, None)
     setup = train_tasks.training_setup.fn(cfg, split.X_train)
     assert setup.columns == data_tasks.infer_columns.fn(split.X_train, cfg.features)
     from honing.training import ModelSpec

@@ -17,7 +17,7 @@ KILLED = """
 import os, signal
 import numpy as np, pandas as pd
 from sklearn.linear_model import LogisticRegression
-from honing import tracking
+from honing import model_logging, tracking
 from honing.config import MlflowSettings
 tracking.configure(MlflowSettings(tracking_uri={uri!r}, artifact_root={root!r}))
 exp = tracking.ensure_experiment("killed", {root!r})
