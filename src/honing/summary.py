@@ -209,7 +209,20 @@ class TrainingSummary:
             rows.append(("seconds", f"{stages}; total {self.timings['total']:.1f}{budget}"))
         if self.trimmed:
             rows.append(("trimmed to the budget", "; ".join(self.trimmed)))
-        rows += [(f"test {name}", f"{value:.4f}") for name, value in self.test_metrics.items()]
+        if self.decision:
+            rows.append(("decision", self.decision))
+        rows += [
+            (
+                f"test {name}",
+                f"{value:.4f}"
+                + (
+                    f" (at 0.5: {self.test_at_default[name]:.4f})"
+                    if name in self.test_at_default
+                    else ""
+                ),
+            )
+            for name, value in self.test_metrics.items()
+        ]
         cm = self.confusion_matrix
         if cm:
             shown = (

@@ -1,0 +1,39 @@
+"""The run's summary table says how decisions are made and what 0.5 would have given."""
+
+from honing.summary import TrainingSummary
+
+
+def _summary(**extra):
+    base = dict(
+        run_id="r", experiment_id="1", tracking_uri="sqlite:///x.db", task="classification",
+        model_name="honing-churn", version="2", promoted=True, gate_reason="promote",
+        champion_version="1", best_model="lightgbm", model_choice="", cv_metric="roc_auc",
+        cv_score=0.85, trials=3, trials_failed=0, trials_stopped=0, trials_restored=0,
+        validation_scheme="5-fold CV", time_budget_s=None,
+        test_metrics={"roc_auc": 0.84, "f1": 0.62}, classes=["No", "Yes"],
+        confusion_matrix=[[900, 100], [120, 280]],
+        lineage={"honing.data_path": "data/churn.csv", "honing.data_md5": "abc",
+                 "honing.git_commit": "c0ffee", "honing.config_hash": "h"},
+        cleaning={"rows_in": 7043},
+    )  # fmt: skip
+    return TrainingSummary(**{**base, **extra})
+
+
+def test_the_decision_and_the_metrics_at_one_half_are_shown():
+    s = _summary(
+        decision="'Yes' when P('Yes') >= 0.3100 (tuned for f1)",
+        threshold=0.31,
+        test_at_default={"f1": 0.55},
+    )
+    rows = dict(s.rows())
+    assert rows["decision"].startswith("'Yes' when P('Yes') >= 0.3100")
+    assert rows["test f1"] == "0.6200 (at 0.5: 0.5500)"
+    assert rows["test roc_auc"] == "0.8400"  # a ranking metric has no threshold
+    assert "- **decision**: 'Yes' when" in s.markdown()
+    assert "| f1 | 0.6200 (at 0.5: 0.5500) |" in s.markdown()
+
+
+def test_regression_rows_have_no_decision():
+    rows = dict(_summary(task="regression", test_metrics={"rmse": 3.2}, classes=[],
+                         confusion_matrix=[]).rows())  # fmt: skip
+    assert "decision" not in rows and rows["test rmse"] == "3.2000"
