@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from honing.config import DecisionConfig
-from honing.metrics import METRICS
+from honing.metrics import METRICS, metric_value, of_labels, score_predictions
 
 #: Objectives computed from confusion counts (arrays over candidate thresholds).
 _EPS = 1e-12
@@ -152,6 +152,14 @@ class Answers:
 
     values: np.ndarray
     codes: np.ndarray | None
+
+    def score(self, metric: str, y: np.ndarray) -> float:
+        """``metric`` of these answers against ``y``, in the metric's own units: label
+        metrics from the decided codes, the others from the probabilities or values."""
+        pred = self.values
+        if METRICS[metric].labels and self.codes is not None:
+            pred = of_labels(pred, self.codes)
+        return metric_value(metric, score_predictions(metric, y, pred))
 
 
 def answers(

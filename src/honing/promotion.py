@@ -20,7 +20,7 @@ import numpy as np
 from scipy import stats
 
 from honing.decision import Answers
-from honing.metrics import METRICS, metric_value, score_predictions
+from honing.metrics import METRICS
 
 
 @dataclass(frozen=True)
@@ -90,24 +90,13 @@ def mcnemar(y: np.ndarray, first: np.ndarray, second: np.ndarray) -> float:
     return float(stats.binomtest(b, b + c, 0.5).pvalue)
 
 
-def _value(metric: str, y: np.ndarray, answers: Answers) -> float:
-    """The metric in its own units, from the answers (label metrics from the decisions)."""
-    from honing.metrics import of_labels
-
-    info = METRICS[metric]
-    pred = answers.values
-    if info.labels and answers.codes is not None:
-        pred = of_labels(pred, answers.codes)
-    return metric_value(metric, score_predictions(metric, y, pred))
-
-
 def compare(
     evidence: Evidence, metric: str, *, confidence: float = 0.95, seed: int = 0, n_boot: int = 1000
 ) -> Comparison:
     """The metric's paired difference on the same rows with its confidence interval."""
     y = np.asarray(evidence.y)
     mine, theirs = evidence.challenger, evidence.champion
-    delta = _value(metric, y, mine) - _value(metric, y, theirs)
+    delta = mine.score(metric, y) - theirs.score(metric, y)
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     codes_known = mine.codes is not None and theirs.codes is not None
     flips = float(np.mean(mine.codes != theirs.codes)) if codes_known else None
@@ -129,7 +118,7 @@ def compare(
         )
         a, b = sample
         try:
-            diffs.append(_value(metric, y[rows], a) - _value(metric, y[rows], b))
+            diffs.append(a.score(metric, y[rows]) - b.score(metric, y[rows]))
         except ValueError:  # a resample with one class: undefined for ranking metrics
             continue
     tail = (1 - confidence) / 2 * 100

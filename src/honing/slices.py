@@ -19,7 +19,7 @@ import pandas as pd
 
 from honing.config import EvaluationConfig, SliceGateConfig
 from honing.decision import Answers, DecisionRule, answers
-from honing.metrics import METRICS, lower_is_better, metric_value, of_labels, score_predictions
+from honing.metrics import METRICS, lower_is_better
 
 #: A numeric column with more distinct values than this is cut into quartiles.
 MAX_LEVELS = 12
@@ -112,12 +112,8 @@ def groups(X: pd.DataFrame, column: str) -> pd.Series:
 def _metrics(y: np.ndarray, answers: Answers, task_metrics: list[str]) -> dict[str, float]:
     out = {}
     for name in task_metrics:
-        info = METRICS[name]
-        pred = answers.values
-        if info.labels and answers.codes is not None:
-            pred = of_labels(pred, answers.codes)
         try:
-            out[name] = metric_value(name, score_predictions(name, y, pred))
+            out[name] = answers.score(name, y)
         except ValueError:  # e.g. ROC-AUC on a slice of one class
             out[name] = math.nan
     return out
