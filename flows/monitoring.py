@@ -10,13 +10,13 @@ from prefect import flow
 from prefect.events import emit_event
 
 from honing.exceptions import RegistryError
-from honing_flows.flows.steps import connect_services
 from honing_flows.flows.training import training_pipeline
 from honing_flows.tasks import data as data_tasks
 from honing_flows.tasks import monitoring as monitoring_tasks
 from honing_flows.tasks import registry as registry_tasks
 from honing_flows.tasks import reproduce as repro_tasks
 from honing_flows.tasks import setup as setup_tasks
+from honing_flows.tasks import stages
 from honing_flows.tasks import tracking as tracking_tasks
 
 
@@ -30,7 +30,7 @@ def monitoring_pipeline(
 ) -> dict[str, Any]:
     """Check ``batch_path`` for drift against the current champion's training data."""
     cfg = setup_tasks.load_pipeline_config(config_path)
-    settings = connect_services(env_path)
+    settings = stages.connect(env_path)
     experiment_id = setup_tasks.ensure_experiment(
         cfg.tracking.experiment, settings.mlflow.artifact_root
     )

@@ -7,10 +7,11 @@ from typing import Any
 
 from prefect import flow
 
-from honing_flows.flows.steps import connect_services, fit_and_evaluate
+from honing.planner import StageClock, refit_budget
+from honing.tracking import search_name
 from honing_flows.tasks import data as data_tasks
 from honing_flows.tasks import reproduce as repro_tasks
-from honing_flows.tasks import setup as setup_tasks
+from honing_flows.tasks import stages
 
 
 @flow(name="reproduce_pipeline", log_prints=True, validate_parameters=True)
@@ -21,15 +22,26 @@ def reproduce_pipeline(
     repo: str = ".",
     tolerance: float = 0.005,
 ) -> dict[str, Any]:
-    """Fetch the version's data through DVC, retrain with its config, compare its metrics."""
-    settings = connect_services(env_path)
+    """Fetch the version's data through DVC, retrain with its config, compare its metrics.
+    Nothing is reused from earlier runs: every stage runs again."""
+    settings = stages.connect(env_path)
     lineage = repro_tasks.version_lineage(model_name, version)
     dest = Path(repo) / ".honing" / "reproduce" / f"{model_name}-v{version}" / "data.csv"
     data_path = repro_tasks.fetch_data_version(repo, lineage, dest)
     cfg = repro_tasks.lineage_config(lineage, data_path, repo)
+    clock = StageClock(cfg.time_budget_s)
     raw = data_tasks.load_table(data_path, cfg.data.format)
-    search_name = setup_tasks.search_name(cfg.name, cfg.content_hash, None, False)
-    fitted = fit_and_evaluate(cfg, raw, settings, search_name)
-    report = repro_tasks.compare(lineage, fitted.evaluation.metrics, tolerance)
+    prepared = stages.prepare_data(cfg=cfg, raw=raw, lineage=lineage, elapsed_s=clock.elapsed())
+    name = search_name(cfg.name, cfg.content_hash, None, resume=False)
+    result = stages.search.with_options(refresh_cache=True)(
+        cfg=cfg, prepared=prepared, ray=settings.ray, experiment_name=name
+    )
+    refit_s = refit_budget(cfg.time_budget_s, clock.left(), compression=cfg.compression.enabled)
+    choice = stages.choose.with_options(refresh_cache=True)(
+        cfg=cfg, prepared=prepared, result=result, refit_s=refit_s
+    )
+    refit = stages.refit.with_options(refresh_cache=True)(cfg=cfg, prepared=prepared, choice=choice)
+    evaluated = stages.evaluate(cfg=cfg, prepared=prepared, refit=refit, left_s=clock.left())
+    report = repro_tasks.compare(lineage, evaluated.report.metrics, tolerance)
     repro_tasks.reproducibility_gate(report)
     return {**report.to_dict(), "data_path": str(data_path), "git_commit": lineage.git_commit}

@@ -1,8 +1,8 @@
-"""``training_pipeline``: validate, clean/split, search, refit, evaluate, gate, explain,
-compress, register.
+"""``training_pipeline``: start, validate, prepare, search, choose, refit, evaluate, explain,
+gate, compress, register, finish.
 
-The flow only composes: each step below is a short composition of tasks (``flows.steps``),
-and each task is one call into the ``honing`` library.
+The flow only composes: each task is one stage of :mod:`honing.stages`. A flow run is about
+fifteen task runs, each named for its stage, each logging its scores and decisions.
 """
 
 from __future__ import annotations
@@ -10,23 +10,10 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
-from honing.planner import StageClock, budget_report
-from honing.registry import served_name
-from honing.summary import RunRef, TrainingSummary
-from honing.tracking import planned_run_name
-from honing_flows.flows.steps import (
-    compress_and_log,
-    connect_services,
-    explain_and_log,
-    fit_and_evaluate,
-    log_fit,
-    register,
-    validate_and_version,
-)
-from honing_flows.tasks import registry as registry_tasks
-from honing_flows.tasks import setup as setup_tasks
-from honing_flows.tasks import tracking as tracking_tasks
-from honing_flows.tasks import train as train_tasks
+from honing.planner import StageClock, refit_budget
+from honing.summary import TrainingSummary
+from honing.tracking import planned_run_name, search_name
+from honing_flows.tasks import stages
 
 
 def _run_name() -> str:
@@ -48,103 +35,101 @@ def training_pipeline(
     force: bool = False,
 ) -> TrainingSummary:
     """Train, evaluate and register a model for the pipeline config at ``config_path``."""
-    cfg = setup_tasks.load_pipeline_config(config_path)
-    clock = StageClock(cfg.time_budget_s)  # the whole run's budget counts from here
-    settings = connect_services(env_path)
-    experiment_id = setup_tasks.ensure_experiment(
-        cfg.tracking.experiment, settings.mlflow.artifact_root
-    )
-    setup_tasks.heal_stale(
-        experiment_id,
-        [cfg.registry.model_name, served_name(cfg.registry.model_name)],
-    )
     flow_run_id = str(flow_run.get_id() or "none")
-    run_id = tracking_tasks.start_run(
-        experiment_id,
-        flow_run.get_name() or f"{cfg.name} train",  # the Prefect flow run's name
-        {
-            "honing.kind": "training",
-            "honing.flow_run_id": flow_run_id,
-            "honing.profile": settings.profile,
-        },
+    started = stages.begin(
+        config_path=config_path,
+        env_path=env_path,
+        run_name=flow_run.get_name() or "",
+        flow_run_id=flow_run_id,
     )
+    cfg, run, ray = started.cfg, started.run, started.settings.ray
+    clock = StageClock(cfg.time_budget_s, started=started.started)  # counts from the start
     try:
-        # 1-2. load and version, validate: report, log, then gate
         with clock.stage("validation"):
-            raw, lineage = validate_and_version(
-                cfg=cfg,
-                run_id=run_id,
-                repo=repo,
-                config_path=config_path,
-                flow_run_id=flow_run_id,
+            validated = stages.validate(
+                cfg=cfg, run=run, repo=repo, config_path=config_path, flow_run_id=flow_run_id
             )
+            stages.validation_gate(validated=validated)  # reported and logged, then decided
+        lineage = validated.lineage
         # a run of the same data, config and commit as a complete version changes nothing
-        same = None if force else registry_tasks.unchanged_version(cfg.registry.model_name, lineage)
+        same = None if force else stages.unchanged(name=cfg.registry.model_name, lineage=lineage)
         if same is not None:
-            summary = train_tasks.summarize_unchanged(
-                run=RunRef(run_id, experiment_id, settings.mlflow.tracking_uri),
-                task=cfg.task,
-                time_budget_s=cfg.time_budget_s,
-                same=same,
-                metric=cfg.search.metric,
+            return stages.finish_unchanged(
+                started=started,
                 lineage=lineage,
+                same=same,
                 timings={**clock.seconds, "total": clock.elapsed()},
             )
-            tracking_tasks.log_summary(run_id, summary)
-            tracking_tasks.end_run(run_id, "FINISHED")
-            return summary
-        # 3-6. clean, split, search on Ray Tune, ensembles, refit, evaluate
-        search_name = setup_tasks.search_name(cfg.name, cfg.content_hash, lineage, resume_search)
-        fitted = fit_and_evaluate(cfg, raw, settings, search_name, clock)
-        log_fit(cfg=cfg, run_id=run_id, experiment_id=experiment_id, fitted=fitted)
-        with clock.stage("explain"):
-            importances = explain_and_log(cfg=cfg, run_id=run_id, fitted=fitted)
-        train_tasks.quality_gate(
-            fitted.evaluation,
-            cfg.evaluation.thresholds,
-            fitted.slices,
-            cfg.evaluation.slice_gate,
+        prepared = stages.prepare_data(
+            cfg=cfg, raw=validated.raw, lineage=lineage, elapsed_s=clock.elapsed()
         )
-        # 7. compression: candidates measured on the test split, the deployable one picked
-        with clock.stage("compression"):
-            compressed, served_uri = compress_and_log(cfg=cfg, run_id=run_id, fitted=fitted)
-        # 8. champion/challenger gate on the same test data, then register
-        with clock.stage("registration"):
-            registration, served = register(
+        # the expensive stages reuse a result of the same inputs, unless --force
+        fresh = {"refresh_cache": force}
+        name = search_name(cfg.name, cfg.content_hash, lineage, resume=resume_search)
+        with clock.stage("search"):
+            result = stages.search.with_options(**fresh)(
+                cfg=cfg, prepared=prepared, ray=ray, experiment_name=name
+            )
+        with clock.stage("ensemble"):
+            refit_s = refit_budget(
+                cfg.time_budget_s, clock.left(), compression=cfg.compression.enabled
+            )
+            choice = stages.choose.with_options(**fresh)(
+                cfg=cfg, prepared=prepared, result=result, refit_s=refit_s
+            )
+        nested = None
+        if cfg.search.nested_cv.enabled:
+            with clock.stage("nested_cv"):
+                nested = stages.nested_cv(cfg=cfg, prepared=prepared, ray=ray, experiment_name=name)
+        with clock.stage("refit"):
+            refit = stages.refit.with_options(**fresh)(cfg=cfg, prepared=prepared, choice=choice)
+        with clock.stage("evaluation"):
+            evaluated = stages.evaluate(
+                cfg=cfg, prepared=prepared, refit=refit, left_s=clock.left()
+            )
+        with clock.stage("explain"):
+            explained = stages.explain.with_options(**fresh)(
+                cfg=cfg, prepared=prepared, refit=refit, trims=evaluated.trims
+            )
+            stages.log_evaluation(
+                run=run,
                 cfg=cfg,
-                run_id=run_id,
-                fitted=fitted,
+                prepared=prepared,
+                search=result,
+                choice=choice,
+                nested=nested,
+                refit=refit,
+                evaluated=evaluated,
+                explained=explained,
+            )
+        stages.quality_gate(cfg=cfg, evaluated=evaluated)
+        with clock.stage("compression"):
+            compressed = stages.compress.with_options(**fresh)(
+                cfg=cfg, prepared=prepared, refit=refit, trims=evaluated.trims
+            )
+        with clock.stage("registration"):
+            registered = stages.register_model(
+                run=run,
+                cfg=cfg,
+                prepared=prepared,
+                refit=refit,
+                evaluated=evaluated,
                 lineage=lineage,
                 compressed=compressed,
-                served_uri=served_uri,
             )
-        timings = {**clock.seconds, "ray_start": fitted.search.startup_s, "total": clock.elapsed()}
-        tracking_tasks.log_metrics(run_id, {f"seconds_{k}": v for k, v in timings.items()})
-        tracking_tasks.log_json(
-            run_id, budget_report(fitted.budget, fitted.trims, timings), "budget.json"
-        )
-        summary = train_tasks.summarize(
-            run=RunRef(run_id, experiment_id, settings.mlflow.tracking_uri),
-            task=cfg.task,
-            time_budget_s=cfg.time_budget_s,
-            search=fitted.search,
-            choice=fitted.choice,
-            nested=fitted.nested,
-            evaluation=fitted.evaluation,
-            importances=importances,
-            registration=registration,
-            compressed=compressed,
-            served=served,
+        return stages.finish(
+            started=started,
             lineage=lineage,
-            cleaning=fitted.cleaning,
-            timings=timings,
-            trims=fitted.trims,
-            decision=fitted.decision,
+            prepared=prepared,
+            search=result,
+            choice=choice,
+            nested=nested,
+            refit=refit,
+            evaluated=evaluated,
+            explained=explained,
+            registered=registered,
+            timings={**clock.seconds, "total": clock.elapsed()},
         )
-        tracking_tasks.log_summary(run_id, summary)
-        tracking_tasks.publish_summary(summary)
     except BaseException:
-        tracking_tasks.end_run(run_id, "FAILED")
+        stages.fail(run=run)
         raise
-    tracking_tasks.end_run(run_id, "FINISHED")
-    return summary

@@ -118,3 +118,42 @@ def write_served(files: dict[str, bytes], folder: Path) -> Path:
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return folder
+
+
+#: The types of the stages' results that may be reused from an earlier run (see
+#: :mod:`honing.stages.keys`), beyond the models' own: honing's plain-data result records
+#: (dataclasses of numbers, strings and arrays; loading one sets fields and runs none of
+#: their code).
+RESULT_TRUSTED_TYPES = [
+    "honing.search.SearchResult",
+    "honing.search.TrialResult",
+    "honing.training.ModelSpec",
+    "honing.training.TrainResult",
+    "honing.training.CVResult",
+    "honing.ensembles.EnsembleDecision",
+    "honing.decision.DecisionFit",
+    "honing.decision.DecisionRule",
+    "honing.decision.ThresholdCurve",
+    "honing.stages.fit.Refit",
+    "honing.explain.Importance",
+    "honing.stages.evaluate.Explained",
+    "honing.compression.CandidateMeasure",
+    "honing.compression.CompressionChoice",
+    "honing.compression.CompressionReport",
+    "honing.compression.CompressionResult",
+]
+
+
+def load_result(data: bytes) -> Any:
+    """A stage result stored with :func:`skops_bytes`, loaded with the types reviewed for
+    models and for results only: a tampered file cannot make loading run code."""
+    import skops.io as sio
+
+    unknown = sio.get_untrusted_types(data=data)
+    bad = [t for t in unknown if t not in SKOPS_TRUSTED_TYPES + RESULT_TRUSTED_TYPES]
+    if bad:
+        raise UnsafeModelError(
+            f"rule: a reused stage result may hold only the types honing reviewed; this one "
+            f"holds {bad}; refusing to load"
+        )
+    return sio.loads(data, trusted=unknown)

@@ -97,15 +97,18 @@ def build_lineage(
 ) -> Lineage:
     """Lineage of a training run; paths inside ``repo`` are stored relative to it."""
     repo = Path(repo).resolve()
-    data_path = Path(data_path).resolve()
-    shown = data_path.relative_to(repo) if data_path.is_relative_to(repo) else data_path
+
+    def shown(path: Path) -> str:
+        path = Path(path).resolve()
+        return str(path.relative_to(repo) if path.is_relative_to(repo) else path)
+
     commit, dirty = git_state(repo)
     return Lineage(
-        data_path=str(shown),
+        data_path=shown(data_path),
         data_md5=data_md5,
         git_commit=commit,
         git_dirty=dirty,
         config_hash=config_hash,
-        config_name=str(config_path),
+        config_name=shown(Path(config_path)),
         flow_run_id=flow_run_id,
     )

@@ -53,6 +53,7 @@ class TrialResult:
     oof: np.ndarray | None = field(default=None, repr=False, compare=False)
     oof_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
     started_at: float | None = None
+    rung_scores: tuple[tuple[int, float, float], ...] = ()  # (rung, score, seconds) per report
 
     def __post_init__(self) -> None:
         if not self.status:
@@ -401,7 +402,6 @@ def run_search(
     or one holdout split (``cfg.validation``), with the configured algorithm, scheduler,
     budget and concurrency. Each trial's validation predictions come back with it, for
     ensemble selection. ``progress`` receives a line every ``progress_every_s`` seconds.
-
     With an ``experiment_name`` whose folder already exists under the storage path, the search
     is restored instead: trials that finished are not run again."""
     from ray import tune
@@ -487,4 +487,14 @@ def _trial_result(trial: Any, started: float) -> TrialResult:
         oof=oof,
         oof_rows=rows,
         started_at=m.get("started_at"),
+        rung_scores=_rung_scores(trial),
     )
+
+
+def _rung_scores(trial: Any) -> tuple[tuple[int, float, float], ...]:
+    """Each report of a Ray Tune trial: (rung, mean score, seconds since it started)."""
+    frame, wanted = getattr(trial, "metrics_dataframe", None), ["rung", "score", "fit_seconds"]
+    if frame is None or not set(wanted) <= set(frame.columns):
+        return ()
+    rows = frame[wanted].dropna().itertuples(index=False)
+    return tuple((int(r), float(s), float(t)) for r, s, t in rows)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from honing.compression import CompressionChoice, CompressionReport
-    from honing.search import SearchResult
+    from honing.search import SearchResult, TrialResult
     from honing.slices import SliceReport
 
 
@@ -204,9 +204,13 @@ def ui_links(tracking_uri: str, experiment_id: str, run_id: str, metric: str = "
 def log_dataset(run_id: str, df: pd.DataFrame, *, source: str, name: str, digest: str) -> None:
     """The training table as the run's MLflow dataset input (its schema, row count and
     digest; ``source`` the repo-relative path)."""
+    import warnings
+
     import mlflow
 
-    dataset = mlflow.data.from_pandas(df, source=source, name=name, digest=digest[:36])
+    with warnings.catch_warnings():  # MLflow's hints on its schema inference, not the user's
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(df, source=source, name=name, digest=digest[:36])
     with resumed(run_id):
         mlflow.log_input(dataset, context="training")
 
@@ -278,7 +282,7 @@ def log_trials(parent_run_id: str, experiment_id: str, search: SearchResult) -> 
     for i, trial in enumerate(search.trials):
         run_id = start_run(
             experiment_id,
-            run_name=f"trial-{i:03d}-{trial.spec.family}",
+            run_name=trial_run_name(i, trial),
             tags={
                 "honing.kind": "trial",
                 "honing.trial_id": trial.trial_id,
@@ -308,9 +312,18 @@ def log_trials(parent_run_id: str, experiment_id: str, search: SearchResult) -> 
             tags["honing.ray_node"] = trial.node
         if trial.error:
             tags["honing.error"] = trial.error[:4000]
+        rungs = [  # the score at each rung, at its real time: the trial's learning curve
+            Metric(
+                f"rung_cv_{search.metric}",
+                metric_value(search.metric, score),
+                int((trial.started_at + seconds) * 1000) if trial.started_at else now,
+                rung,
+            )
+            for rung, score, seconds in trial.rung_scores
+        ]
         client.log_batch(
             run_id,
-            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()] + rungs,
             params=[Param(k, str(v)[:6000]) for k, v in params.items()],
             tags=[RunTag(k, v) for k, v in tags.items()],
         )
@@ -323,10 +336,15 @@ def log_trials(parent_run_id: str, experiment_id: str, search: SearchResult) -> 
     return run_ids
 
 
+def trial_run_name(index: int, trial: TrialResult) -> str:
+    """The MLflow run name of the ``index``-th trial of a search (the leaderboard's too)."""
+    return f"trial-{index:03d}-{trial.spec.family}"
+
+
 def leaderboard(search: SearchResult, run_ids: list[str], experiment_id: str) -> dict[str, list]:
-    """One row per trial, best first (unscored trials last): a link to its run, family, key
-    params, CV mean and sd in the metric's units, fold scores, fit seconds, rungs, status,
-    and which one is the best single trial."""
+    """One row per trial, best first (unscored trials last), what a reviewer reads first on
+    the left: run name, best or not, family, CV mean and sd (the metric's units), fit seconds,
+    rungs, status, key params, fold scores, a link to its run and Ray's trial id."""
     from honing.metrics import metric_value
 
     best = search.best.trial_id if search.completed else None
@@ -337,26 +355,27 @@ def leaderboard(search: SearchResult, run_ids: list[str], experiment_id: str) ->
     table: dict[str, list] = {
         k: []
         for k in (
-            "trial", "run", "family", "params", f"cv_{search.metric}", "sd", "folds",
-            "fit_seconds", "rungs", "status", "best",
+            "trial", "best", "family", f"cv_{search.metric}", "sd", "fit_seconds", "rungs",
+            "status", "params", "folds", "run", "ray_trial",
         )
     }  # fmt: skip
     for i in order:
         t = search.trials[i]
-        table["trial"].append(t.trial_id)
-        table["run"].append(f"#/experiments/{experiment_id}/runs/{run_ids[i]}")
+        table["trial"].append(trial_run_name(i, t))
+        table["best"].append(t.trial_id == best)
         table["family"].append(t.spec.family)
-        table["params"].append(t.spec.label())
         score = None if t.score is None else round(metric_value(search.metric, t.score), 6)
         table[f"cv_{search.metric}"].append(score)
         table["sd"].append(None if t.score_std is None else round(t.score_std, 6))
-        table["folds"].append(
-            ", ".join(f"{metric_value(search.metric, f):.4f}" for f in t.fold_scores)
-        )
         table["fit_seconds"].append(None if t.fit_seconds is None else round(t.fit_seconds, 2))
         table["rungs"].append(t.rungs)
         table["status"].append(t.status)
-        table["best"].append(t.trial_id == best)
+        table["params"].append(t.spec.label())
+        table["folds"].append(
+            ", ".join(f"{metric_value(search.metric, f):.4f}" for f in t.fold_scores)
+        )
+        table["run"].append(f"#/experiments/{experiment_id}/runs/{run_ids[i]}")
+        table["ray_trial"].append(t.trial_id)
     return table
 
 

@@ -33,3 +33,9 @@ def publish(summary: TrainingSummary) -> str:
         description="The run in the MLflow UI (make ui / honing ui for the embedded store)",
     )
     return links.run
+
+
+def published(summary: TrainingSummary) -> TrainingSummary:
+    """``summary``, once :func:`publish` has made its artifacts."""
+    publish(summary)
+    return summary

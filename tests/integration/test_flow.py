@@ -320,17 +320,38 @@ def test_regression_flow_on_the_diamonds_demo(run_flow, project):
         assert scored["prediction"].between(100, 40000).all()
 
 
-def test_an_unchanged_run_registers_nothing_and_force_retrains(run_flow, project):
-    """Same data MD5, config hash and (clean) commit as a complete version: the run reports
-    that version and stops before the search; --force trains and registers anyway."""
+def _clean_checkout(project) -> None:
+    """The project as a clean git checkout: its commit then says what code ran."""
     import subprocess
-    import time
 
     git = ["git", "-C", str(project["root"]), "-c", "user.email=t@t", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q"], check=True)
     (project["root"] / ".gitignore").write_text("*\n!.gitignore\n")  # a clean tree
     subprocess.run([*git, "add", ".gitignore"], check=True)
     subprocess.run([*git, "commit", "-qm", "project"], check=True)
+
+
+def _task_runs(summary) -> dict[str, str]:
+    """The flow run's task runs: stage name -> final state name (``Cached``: reused)."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    flow_run_id = UUID(summary.lineage["honing.flow_run_id"])
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return {r.name.split("[")[0].rsplit("-", 1)[0]: r.state.name for r in runs}
+
+
+def test_an_unchanged_run_registers_nothing_and_force_retrains(run_flow, project):
+    """Same data MD5, config hash and (clean) commit as a complete version: the run reports
+    that version and stops before the search; --force trains and registers anyway."""
+    import time
+
+    _clean_checkout(project)
 
     start = time.monotonic()
     first = run_flow()
@@ -355,3 +376,32 @@ def test_an_unchanged_run_registers_nothing_and_force_retrains(run_flow, project
 
     forced = run_flow(force=True)
     assert forced.version == "2" and forced.trials == 3
+
+
+def test_a_compression_change_reruns_only_compression_in_a_few_named_tasks(run_flow, project):
+    """Prefect keeps the expensive stages' results under keys of their real inputs: with
+    only the compression settings changed, the search, the choice, the refit and the
+    explanations are reused and the compression runs again. A flow run is a few task runs,
+    one per stage, named for it."""
+    _clean_checkout(project)
+    first = run_flow()
+    tasks = _task_runs(first)
+    assert len(tasks) <= 15, tasks
+    assert set(tasks) >= {"start", "validate", "search", "refit", "compress", "register_model"}
+    assert set(tasks.values()) == {"Completed"}
+
+    cfg = yaml.safe_load(project["config"].read_text())
+    cfg["compression"]["tolerance"] = 0.02
+    changed = project["root"] / "configs" / "compression.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    second = run_flow(changed)
+    assert second.version == "2" and second.trials == first.trials
+    tasks = _task_runs(second)
+    reused = {name for name, state in tasks.items() if state == "Cached"}
+    assert reused == {"search", "choose", "refit", "explain"}, tasks
+    assert tasks["compress"] == "Completed"
+    assert second.cv_score == first.cv_score
+    assert second.test_metrics == pytest.approx(first.test_metrics)
+    # --force reuses nothing
+    forced = run_flow(changed, force=True)
+    assert "Cached" not in _task_runs(forced).values()

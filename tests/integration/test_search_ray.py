@@ -194,6 +194,10 @@ def test_schedulers_stop_bad_mlp_trials_early(ray_local, small_split, tmp_path, 
     assert rungs[3e-3] == 4  # the first trial always runs to the end
     assert min(rungs[lr] for lr in (1e-6, 2e-6, 3e-6)) < 4
     assert not [t for t in result.trials if t.error]
+    # every rung's score is kept, in order, up to where the scheduler stopped the trial
+    for t in result.trials:
+        assert [r for r, _, _ in t.rung_scores] == list(range(1, t.rungs + 1))
+        assert t.rung_scores[-1][1] == pytest.approx(t.score)
 
 
 def test_asha_cuts_boosting_by_rounds_and_the_refit_keeps_the_best_rounds(

@@ -1,68 +1,88 @@
-"""Tasks called through ``.fn``: the wrapped library call, without a Prefect run."""
+"""The stage tasks called through ``.fn``: the wrapped library call, without a Prefect run,
+on a real MLflow store in the test's project folder."""
+
+import os
 
 import pytest
 
-from honing.exceptions import DataValidationError
-from honing.validation import QualityRules
+from honing.ensembles import EnsembleDecision
+from honing.exceptions import DataValidationError, ModelQualityError
+from honing.lineage import Lineage
+from honing.training import ModelSpec
 from honing_flows.tasks import data as data_tasks
 from honing_flows.tasks import registry as registry_tasks
 from honing_flows.tasks import setup as setup_tasks
-from honing_flows.tasks import train as train_tasks
+from honing_flows.tasks import stages
 
 pytestmark = pytest.mark.integration
 
 
-def test_config_and_data_tasks(project):
-    cfg = setup_tasks.load_pipeline_config.fn(str(project["config"]))
-    df = data_tasks.load_table.fn(cfg.data.path)
-    assert len(df) == 7043
-    assert len(data_tasks.file_md5.fn(cfg.data.path)) == 32
-    suite = data_tasks.load_suite.fn(cfg.validation.suite)
-    rules = QualityRules.from_config(cfg)
-    report = data_tasks.validate_data.fn(df, suite, "churn.csv", rules)
-    assert report.success
-    data_tasks.validation_gate.fn(report)
-    bad = data_tasks.validate_data.fn(df.drop(columns=["contract"]), suite, "bad.csv", rules)
+def _lineage(md5: str = "0" * 32) -> Lineage:
+    return Lineage("data/churn.csv", md5, "abc1234", False, "cfg", "churn", "none")
+
+
+def test_start_and_validate_tasks_report_and_log_then_the_gate_decides(project, monkeypatch):
+    monkeypatch.chdir(project["root"])
+    started = stages.begin.fn(str(project["config"]), str(project["env"]), "churn test", "f1")
+    assert started.cfg.name == "churn" and started.run.run_id
+    validated = stages.validate.fn(
+        started.cfg, started.run, str(project["root"]), str(project["config"]), "f1"
+    )
+    assert len(validated.raw) == 7043 and validated.report.success
+    assert len(validated.lineage.data_md5) == 32
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    tags = client.get_run(started.run.run_id).data.tags
+    assert tags["honing.data_md5"] == validated.lineage.data_md5
+    stages.validation_gate.fn(validated)
+    # a table that breaks the suite: the report is logged, then the gate refuses it
+    bad = project["root"] / "data" / "churn.csv"
+    validated.raw.drop(columns=["contract"]).to_csv(bad, index=False)
+    again = stages.begin.fn(str(project["config"]), str(project["env"]), "churn bad", "f2")
+    rejected = stages.validate.fn(
+        again.cfg, again.run, str(project["root"]), str(project["config"]), "f2"
+    )
+    assert not rejected.report.success
     with pytest.raises(DataValidationError, match="contract"):
-        data_tasks.validation_gate.fn(bad)
+        stages.validation_gate.fn(rejected)
+    artifacts = [a.path for a in client.list_artifacts(again.run.run_id, "validation")]
+    assert artifacts == ["validation/report.json"]
+    stages.fail.fn(again.run)
+    assert client.get_run(again.run.run_id).info.status == "FAILED"
 
 
-def test_training_tasks(project):
+def test_fit_tasks_prepare_refit_evaluate_explain_and_gate(project):
     cfg = setup_tasks.load_pipeline_config.fn(str(project["config"]))
-    df = data_tasks.load_table.fn(cfg.data.path).sample(800, random_state=0)
-    cleaned, report = data_tasks.clean.fn(df, "churn", True, True)
-    assert report.rows_out == len(cleaned)
-    split, classes = data_tasks.split_data.fn(cleaned, "churn", "Yes", [], 0.25, 0, cfg.task, None)
-    setup = train_tasks.training_setup.fn(cfg, split.X_train)
-    assert setup.columns == data_tasks.infer_columns.fn(split.X_train, cfg.features)
-    from honing.training import ModelSpec
-
-    trained = train_tasks.train_model.fn(
-        split.X_train, split.y_train, ModelSpec("logistic_regression", {}), setup
+    raw = data_tasks.load_table.fn(cfg.data.path).sample(800, random_state=0)
+    prepared = stages.prepare_data.fn(cfg, raw, _lineage(), 0.0)
+    assert len(prepared.split.X_train) + len(prepared.split.X_test) == prepared.cleaning.rows_out
+    assert prepared.setup.columns == data_tasks.infer_columns.fn(
+        prepared.split.X_train, cfg.features
     )
-    from honing.decision import fit_decision
-
-    fit = fit_decision(split.y_train, None, classes, cfg.decision, metric="roc_auc", seed=0)
-    evaluation = train_tasks.evaluate.fn(
-        trained.model, split.X_test, split.y_test, classes, fit.rule
+    choice = EnsembleDecision(ModelSpec("logistic_regression", {}), "test", {})
+    refit = stages.refit.fn(cfg, prepared, choice)
+    evaluated = stages.evaluate.fn(cfg, prepared, refit, None)
+    assert evaluated.report.metrics["roc_auc"] > 0.7
+    stages.quality_gate.fn(cfg, evaluated)
+    strict = cfg.model_copy(
+        update={"evaluation": cfg.evaluation.model_copy(update={"thresholds": {"roc_auc": 0.99}})}
     )
-    assert evaluation.metrics["roc_auc"] > 0.7
-    train_tasks.quality_gate.fn(evaluation, {"roc_auc": 0.5}, None, cfg.evaluation.slice_gate)
-    decision = registry_tasks.champion_gate.fn(
-        evaluation, trained.model, fit.rule, split.X_test, split.y_test, None, cfg.registry, 0,
-        cfg.evaluation,
-    )  # fmt: skip
-    assert decision.promote
-    assert set(
-        train_tasks.plot_figures.fn(trained.model, split.X_test, split.y_test, evaluation, fit)
-    ) >= {"roc_curve.png"}
+    with pytest.raises(ModelQualityError, match="roc_auc"):
+        stages.quality_gate.fn(strict, evaluated)
+    explained = stages.explain.fn(cfg, prepared, refit, evaluated.trims)
+    assert explained.importances and explained.importances[0].method == "permutation"
 
 
 def test_io_tasks_retry_and_pure_tasks_do_not():
     assert data_tasks.load_table.retries == 3
     assert registry_tasks.score_champion.retries == 3
-    assert data_tasks.validation_gate.retries == 0
-    assert registry_tasks.register_version.retries == 3  # idempotent per run id
+    assert stages.validate.retries == 3
+    assert stages.quality_gate.retries == 0
+    assert stages.validation_gate.retries == 0
+    assert stages.register_model.retries == 3  # idempotent per run id
+    assert stages.search.retries == 0
 
 
 def test_env_task_reads_the_process_environment(project, monkeypatch):
@@ -74,3 +94,4 @@ def test_env_task_reads_the_process_environment(project, monkeypatch):
     from_file = setup_tasks.load_env_settings.fn(str(project["env"]))
     assert from_file.ray.address != "127.0.0.1:6390"
     assert from_file.mlflow == settings.mlflow  # the variable touched nothing else
+    assert os.environ.get("RAY_ADDRESS") is None

@@ -56,7 +56,15 @@ def test_experiment_runs_and_nested_trials(mlflow_store):
         "roc_auc",
         [
             TrialResult(
-                "t0", ModelSpec("random_forest", {"n_estimators": 5}), 0.8, 0.01, [0.79, 0.81], 1.2
+                "t0",
+                ModelSpec("random_forest", {"n_estimators": 5}),
+                0.8,
+                0.01,
+                [0.79, 0.81],
+                1.2,
+                started_at=1_700_000_000.0,
+                rungs=2,
+                rung_scores=((1, 0.75, 0.5), (2, 0.8, 1.2)),
             ),
             TrialResult(
                 "t1",
@@ -76,6 +84,14 @@ def test_experiment_runs_and_nested_trials(mlflow_store):
     assert runs[0].data.metrics["cv_roc_auc"] == 0.8
     assert runs[0].data.metrics["fold_1_roc_auc"] == 0.81
     assert runs[0].data.params["n_estimators"] == "5"
+    # the trial's real times, and its score at each rung as the steps of one metric
+    assert runs[0].info.start_time == 1_700_000_000_000
+    assert runs[0].info.end_time == 1_700_000_001_200
+    curve = client.get_metric_history(ids[0], "rung_cv_roc_auc")
+    assert [(m.step, m.value, m.timestamp) for m in sorted(curve, key=lambda m: m.step)] == [
+        (1, 0.75, 1_700_000_000_500),
+        (2, 0.8, 1_700_000_001_200),
+    ]
     assert runs[1].info.status == "FAILED" and runs[1].data.tags["honing.error"]
     tracking.end_run(parent)
     assert client.get_run(parent).info.status == "FINISHED"

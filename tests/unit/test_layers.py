@@ -48,9 +48,9 @@ def test_orchestration_is_imported_through_its_namespace():
     }
     assert offenders == set()
     import honing_flows.flows.training
-    import honing_flows.tasks.train
+    import honing_flows.tasks.stages
 
-    assert Path(honing_flows.tasks.train.__file__) == ROOT / "tasks" / "train.py"
+    assert Path(honing_flows.tasks.stages.__file__) == ROOT / "tasks" / "stages.py"
     assert Path(honing_flows.flows.training.__file__) == ROOT / "flows" / "training.py"
 
 

@@ -1,0 +1,84 @@
+"""Finishing a run: its summary (also the run's description), the stage timings and the
+budget report, and the run's end state."""
+
+from __future__ import annotations
+
+from honing import planner, summary, tracking
+from honing.ensembles import EnsembleDecision
+from honing.lineage import Lineage
+from honing.nested import NestedCVResult
+from honing.search import SearchResult
+from honing.stages.evaluate import Evaluated, Explained
+from honing.stages.fit import Refit
+from honing.stages.prepare import Prepared
+from honing.stages.register import Registered
+from honing.stages.start import Started
+from honing.unchanged import UnchangedVersion
+
+
+def finish(
+    started: Started,
+    *,
+    lineage: Lineage,
+    prepared: Prepared,
+    search: SearchResult,
+    choice: EnsembleDecision,
+    nested: NestedCVResult | None,
+    refit: Refit,
+    evaluated: Evaluated,
+    explained: Explained,
+    registered: Registered,
+    timings: dict[str, float],
+) -> summary.TrainingSummary:
+    """The run's summary, logged with the stage timings (``seconds_<stage>``) and the budget
+    report; the run ends FINISHED."""
+    cfg, run = started.cfg, started.run
+    reg = registered
+    timings = {**timings, "ray_start": search.startup_s}
+    tracking.log_metrics(run.run_id, {f"seconds_{k}": v for k, v in timings.items()})
+    tracking.log_json(
+        run.run_id,
+        planner.budget_report(prepared.budget, evaluated.trims, timings),
+        "budget.json",
+    )
+    result = summary.summarize(
+        run=run,
+        task=cfg.task,
+        time_budget_s=cfg.time_budget_s,
+        search=search,
+        choice=choice,
+        nested=nested,
+        evaluation=evaluated.report,
+        importances=explained.importances,
+        registration=reg.registration,
+        compressed=reg.compressed,
+        served=reg.served,
+        lineage=lineage,
+        cleaning=prepared.cleaning,
+        timings=timings,
+        trims=evaluated.trims,
+        decision=refit.decision,
+    )
+    tracking.log_summary(run.run_id, result.markdown())
+    tracking.end_run(run.run_id, "FINISHED")
+    return result
+
+
+def finish_unchanged(
+    started: Started, *, lineage: Lineage, same: UnchangedVersion, timings: dict[str, float]
+) -> summary.TrainingSummary:
+    """The summary of a run that found nothing changed (it reports the existing version),
+    logged; the run ends FINISHED."""
+    cfg, run = started.cfg, started.run
+    result = summary.unchanged(
+        run=run,
+        task=cfg.task,
+        time_budget_s=cfg.time_budget_s,
+        same=same,
+        metric=cfg.search.metric,
+        lineage=lineage,
+        timings=timings,
+    )
+    tracking.log_summary(run.run_id, result.markdown())
+    tracking.end_run(run.run_id, "FINISHED")
+    return result

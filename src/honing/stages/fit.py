@@ -1,0 +1,101 @@
+"""Fitting: the search on Ray Tune, the model choice (ensembles from the trials), nested CV,
+and the refit of the chosen model with its decision rule. Pure computations: nothing here
+writes to MLflow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from honing import ensembles, nested, planner, search, training
+from honing.config import PipelineConfig, RaySettings
+from honing.decision import DecisionFit, fit_decision
+from honing.stages.prepare import Prepared
+
+
+def run_search(
+    cfg: PipelineConfig,
+    prepared: Prepared,
+    *,
+    ray: RaySettings,
+    experiment_name: str,
+    progress: Callable[[str], None] | None = None,
+) -> search.SearchResult:
+    """The search over the config's families within the planned share of the budget
+    (``progress``: where the trials done, the best so far and the time left are reported)."""
+    split = prepared.split
+    return search.run_search(
+        split.X_train,
+        split.y_train,
+        cfg=planner.search_config(cfg.search, prepared.budget),
+        setup=prepared.setup,
+        ray_settings=ray,
+        experiment_name=experiment_name,
+        progress=progress,
+    )
+
+
+def choose(
+    cfg: PipelineConfig,
+    prepared: Prepared,
+    result: search.SearchResult,
+    *,
+    refit_s: float | None,
+) -> ensembles.EnsembleDecision:
+    """The model to refit: the best trial, or an ensemble of trials when it scores higher
+    (greedy selection on the out-of-fold rows; stacking or voting refit in CV when configured
+    and affordable in ``refit_s`` seconds)."""
+    split, cfg_ens = prepared.split, cfg.search.ensemble
+    selection, scored, notes = None, [], []
+    if cfg_ens.enabled and cfg_ens.selection:
+        selection = ensembles.select_ensemble(result, split.y_train, refit_budget_s=refit_s)
+    if cfg_ens.enabled and cfg_ens.methods:
+        specs = ensembles.ensemble_specs(result, cfg_ens)
+        specs, notes = ensembles.affordable(specs, result, refit_s)
+        scored = ensembles.score_ensembles(split.X_train, split.y_train, specs, prepared.setup)
+    return ensembles.choose(
+        result.best, scored, notes, selection=selection, metric=cfg.search.metric
+    )
+
+
+def nested_cv(
+    cfg: PipelineConfig, prepared: Prepared, *, ray: RaySettings, experiment_name: str
+) -> nested.NestedCVResult:
+    """Nested cross-validation of the whole search: an unbiased estimate of its score."""
+    split = prepared.split
+    return nested.nested_cv(
+        split.X_train,
+        split.y_train,
+        cfg=planner.search_config(cfg.search, prepared.budget),
+        setup=prepared.setup,
+        ray_settings=ray,
+        experiment_name=experiment_name,
+    )
+
+
+@dataclass(frozen=True)
+class Refit:
+    """The chosen model fitted on the whole training split, and its decision rule."""
+
+    trained: training.TrainResult
+    decision: DecisionFit
+
+    def log_lines(self) -> list[str]:
+        return [f"refit: {self.trained.spec.label()}", *self.decision.log_lines()]
+
+
+def refit(cfg: PipelineConfig, prepared: Prepared, choice: ensembles.EnsembleDecision) -> Refit:
+    """Fit the chosen model on the training split, and its calibration and threshold on
+    the choice's out-of-fold predictions (no extra fit)."""
+    split = prepared.split
+    trained = training.train_model(split.X_train, split.y_train, choice.spec, prepared.setup)
+    decision = fit_decision(
+        split.y_train,
+        choice.oof,
+        prepared.classes,
+        cfg.decision,
+        metric=cfg.search.metric,
+        seed=cfg.search.seed,
+        rows=choice.oof_rows,
+    )
+    return Refit(trained=trained, decision=decision)

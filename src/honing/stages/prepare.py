@@ -1,0 +1,73 @@
+"""Preparing the search: clean the table, split it, set up the features and share out the
+time budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from honing import data, planner, training
+from honing.config import PipelineConfig
+from honing.lineage import Lineage
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The train/test split and what the stages after it share: the label order, the feature
+    setup, the budget plan, and the lineage of the data (what the stages' results depend
+    on, :mod:`honing.stages.keys`)."""
+
+    cleaning: data.CleaningReport
+    split: data.Split
+    classes: list
+    setup: training.TrainingSetup
+    budget: planner.BudgetPlan
+    lineage: Lineage
+
+    def log_lines(self) -> list[str]:
+        cleaned = self.cleaning
+        return [
+            f"clean: {cleaned.rows_in} rows in, {cleaned.duplicates_dropped} duplicates and "
+            f"{cleaned.invalid_labels_dropped} invalid labels dropped; split: "
+            f"{len(self.split.X_train)} train, {len(self.split.X_test)} test rows",
+            *self.budget.log_lines(),
+        ]
+
+
+def prepare(
+    cfg: PipelineConfig, raw: pd.DataFrame, lineage: Lineage, *, elapsed_s: float
+) -> Prepared:
+    """Clean and split the validated table ``raw`` (from ``lineage``), set up the features
+    on the training split, and plan the search's share of the budget (``elapsed_s`` already
+    spent)."""
+    cleaned, cleaning = data.clean(
+        raw,
+        cfg.data.target,
+        deduplicate=cfg.cleaning.deduplicate,
+        drop_invalid_labels=cfg.cleaning.drop_invalid_labels,
+    )
+    split, classes = data.split_data(
+        cleaned,
+        cfg.data.target,
+        positive_label=cfg.data.positive_label,
+        drop_columns=cfg.data.drop_columns,
+        test_size=cfg.split.test_size,
+        seed=cfg.split.seed,
+        task=cfg.task,
+        time_column=cfg.split.time_column,
+    )
+    budget = planner.plan(
+        cfg.time_budget_s,
+        elapsed_s=elapsed_s,
+        compression=cfg.compression.enabled,
+        search_cap_s=cfg.search.time_budget_s,
+    )
+    return Prepared(
+        cleaning=cleaning,
+        split=split,
+        classes=classes,
+        setup=training.training_setup(cfg, split.X_train),
+        budget=budget,
+        lineage=lineage,
+    )

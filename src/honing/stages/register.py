@@ -1,0 +1,114 @@
+"""Registering: log the model (and the compressed flavor), score the champion on the same
+test rows, let the pure champion gate decide, then register the version, with its alias only
+when promoted, and its served flavor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from honing import compression, model_logging, registry, tracking
+from honing.champion import decide
+from honing.config import PipelineConfig
+from honing.infra import check_for
+from honing.lineage import Lineage
+from honing.stages.evaluate import Evaluated
+from honing.stages.fit import Refit
+from honing.stages.prepare import Prepared
+from honing.summary import RunRef
+
+
+@dataclass(frozen=True)
+class Registered:
+    """The registered version (with the gate's decision), its served flavor and the
+    compression result it was built from (both None: no compression)."""
+
+    registration: registry.RegistrationResult
+    served: registry.ServedRegistration | None
+    compressed: compression.CompressionResult | None
+
+    def log_lines(self) -> list[str]:
+        lines = self.registration.decision.log_lines()
+        reg = self.registration
+        lines.append(
+            f"registered {reg.name} v{reg.version}: "
+            + ("promoted" if reg.promoted else "not promoted")
+        )
+        if self.served is not None:
+            lines.append(
+                f"served flavor {self.served.name} v{self.served.version}: {self.served.candidate}"
+            )
+        return lines
+
+
+def register(
+    run: RunRef,
+    cfg: PipelineConfig,
+    *,
+    prepared: Prepared,
+    refit: Refit,
+    evaluated: Evaluated,
+    lineage: Lineage,
+    compressed: compression.CompressionResult | None,
+) -> Registered:
+    """Log, gate and register the run's model and its served flavor."""
+    split, model, rule = prepared.split, refit.trained.model, refit.decision.rule
+    served_uri = None
+    if compressed is not None:
+        tracking.log_compression(
+            run.run_id,
+            compressed.report,
+            compressed.choice,
+            compression.plot_tradeoff(compressed.report),
+        )
+        served_uri = model_logging.log_served_model(
+            run.run_id,
+            compressed.files,
+            split.X_test.head(5),
+            f"{cfg.name}-{compressed.choice.name}",
+            compressed.report.row(compressed.choice.name).metrics,
+        )
+    model_uri = model_logging.log_native_model(
+        run.run_id,
+        model,
+        split.X_test.head(5),
+        rule,
+        name=f"{cfg.name}-{refit.trained.spec.family}",
+        metrics=evaluated.report.metrics,
+    )
+    name, alias = cfg.registry.model_name, cfg.registry.champion_alias
+    champion = registry.score_champion(name, alias, split.X_test, split.y_test, prepared.classes)
+    decision = decide(
+        evaluated.report,
+        model,
+        rule,
+        split.X_test,
+        split.y_test,
+        champion,
+        cfg.registry,
+        seed=cfg.search.seed,
+        evaluation=cfg.evaluation,
+    )
+    registration = registry.register_version(
+        model_uri=model_uri,
+        name=name,
+        run_id=run.run_id,
+        decision=decision,
+        report=evaluated.report,
+        lineage=lineage,
+        alias=alias,
+        infra=check_for(cfg.registry.infra_check, split.X_test),
+    )
+    tracking.set_tags(
+        run.run_id,
+        {**registration.decision.tags(), "honing.registered_version": registration.version},
+    )
+    served = None
+    if compressed is not None and served_uri is not None:
+        served = registry.register_served(
+            model_uri=served_uri,
+            source=registration,
+            candidate=compressed.choice.name,
+            reason=compressed.choice.reason,
+            alias=alias,
+        )
+    return Registered(registration=registration, served=served, compressed=compressed)

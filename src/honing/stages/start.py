@@ -1,0 +1,82 @@
+"""Starting a run: the config, the services of the environment profile, and the MLflow run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from honing import config, runtime, stale, tracking
+from honing.config import EnvSettings, PipelineConfig
+from honing.registry import served_name
+from honing.summary import RunRef
+
+
+@dataclass(frozen=True)
+class Started:
+    """A run under way: its config, the services it talks to and where it is tracked.
+    ``started``: ``time.monotonic()`` when it began (the time budget counts from there)."""
+
+    cfg: PipelineConfig
+    settings: EnvSettings
+    run: RunRef
+    healed: stale.Healed
+    started: float
+
+    def log_lines(self) -> list[str]:
+        return [
+            *self.healed.log_lines(),
+            f"{self.cfg.name}: MLflow run {self.run.run_id} in experiment "
+            f"{self.cfg.tracking.experiment!r} ({self.settings.profile} profile)",
+        ]
+
+
+def connect(env_path: str | None, environ: MutableMapping[str, str]) -> EnvSettings:
+    """Quiet the process, load the environment profile, and point Ray and MLflow at it
+    (failing early, with a :class:`~honing.exceptions.ServiceError`, when the tracking
+    server is unreachable)."""
+    runtime.quiet_environment(environ)
+    settings = config.load_env_settings(env_path, environ=environ)
+    environ.update(runtime.ray_environment(settings.ray.address))
+    tracking.ping(settings.mlflow.tracking_uri)
+    tracking.configure(settings.mlflow)
+    return settings
+
+
+def load(config_path: str, environ: MutableMapping[str, str]) -> PipelineConfig:
+    """The pipeline config at ``config_path`` (data folders outside the project as the
+    environment allows)."""
+    return config.load_config(Path(config_path), extra_roots=config.data_roots(environ))
+
+
+def start(
+    config_path: str,
+    env_path: str | None,
+    *,
+    run_name: str,
+    tags: dict[str, str],
+    environ: MutableMapping[str, str],
+) -> Started:
+    """Load the config, connect to the services, heal what killed runs left behind, and
+    start the training run (named ``run_name``, tagged with ``tags``)."""
+    started = time.monotonic()
+    cfg = load(config_path, environ)
+    settings = connect(env_path, environ)
+    experiment_id = tracking.ensure_experiment(
+        cfg.tracking.experiment, settings.mlflow.artifact_root
+    )
+    name = cfg.registry.model_name
+    healed = stale.heal(experiment_id, [name, served_name(name)])
+    run_id = tracking.start_run(
+        experiment_id,
+        run_name or f"{cfg.name} train",
+        {"honing.kind": "training", "honing.profile": settings.profile, **tags},
+    )
+    return Started(
+        cfg=cfg,
+        settings=settings,
+        run=RunRef(run_id, experiment_id, settings.mlflow.tracking_uri),
+        healed=healed,
+        started=started,
+    )

@@ -1,0 +1,59 @@
+"""Validating and versioning the table: load it, record its lineage on the run, validate it
+against the suite and the quality rules, and log the report (the gate decides afterwards)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from honing import data, lineage, tracking, validation
+from honing.config import PipelineConfig
+from honing.summary import RunRef
+
+
+@dataclass(frozen=True)
+class Validated:
+    """The table as loaded, where it came from, and what validation said of it."""
+
+    raw: pd.DataFrame
+    lineage: lineage.Lineage
+    report: validation.ValidationReport
+
+    def log_lines(self) -> list[str]:
+        return [
+            f"data {self.lineage.data_path}: {len(self.raw)} rows, MD5 {self.lineage.data_md5}, "
+            f"commit {self.lineage.git_commit[:7]}{' (dirty)' if self.lineage.git_dirty else ''}",
+            f"validation: {self.report.evaluated - len(self.report.failures)} of "
+            f"{self.report.evaluated} expectations of suite {self.report.suite!r} passed",
+        ]
+
+
+def validate(
+    cfg: PipelineConfig, run: RunRef, *, repo: str, config_path: str, flow_run_id: str
+) -> Validated:
+    """Load ``cfg.data.path``, tag the run with its lineage (data MD5, commit, config hash),
+    log it as the run's dataset input and the config beside it, validate it and log the
+    report. :func:`honing.validation.gate` then decides on it."""
+    raw = data.load_table(cfg.data.path, cfg.data.format)
+    data_md5 = data.file_md5(cfg.data.path)
+    found = lineage.build_lineage(
+        data_path=Path(cfg.data.path),
+        data_md5=data_md5,
+        repo=Path(repo),
+        config_hash=cfg.content_hash,
+        config_path=config_path,
+        flow_run_id=flow_run_id,
+    )
+    tracking.set_tags(run.run_id, found.tags())
+    tracking.log_dataset(run.run_id, raw, source=found.data_path, name=cfg.name, digest=data_md5)
+    tracking.log_config(run.run_id, cfg, Path(repo))
+    report = validation.validate(
+        raw,
+        validation.load_suite(cfg.validation.suite),
+        source=str(cfg.data.path),
+        rules=validation.QualityRules.from_config(cfg),
+    )
+    tracking.log_json(run.run_id, report.to_dict(), "validation/report.json", root=repo)
+    return Validated(raw=raw, lineage=found, report=report)

@@ -1,0 +1,270 @@
+"""The training pipeline's stages as tasks: one call into :mod:`honing.stages` each.
+
+The expensive, pure stages (search, choice, refit, explanations, compression) keep their
+results in Prefect's result storage under the key :func:`honing.stages.keys.stage_key` gives
+(data MD5, commit, the config sections they read), so that a run whose compression settings
+changed re-runs only the compression. The results are stored with skops and loaded with a
+fixed list of reviewed types (:func:`honing.artifacts.load_result`), never unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from honing import evaluation, summary, tracking, validation
+from honing.compression import CompressionResult
+from honing.config import EnvSettings, PipelineConfig, RaySettings
+from honing.ensembles import EnsembleDecision
+from honing.lineage import Lineage
+from honing.nested import NestedCVResult
+from honing.planner import Trims
+from honing.search import SearchResult
+from honing.stages import compress as compress_stage
+from honing.stages import evaluate as evaluate_stage
+from honing.stages import finish as finish_stage
+from honing.stages import fit, keys, prepare, record, register, start
+from honing.stages import validate as validate_stage
+from honing.unchanged import UnchangedVersion, unchanged_version
+from honing_flows import prefect_artifacts
+from honing_flows.results import SkopsResults
+from honing_flows.tasks import compute_task, io_task, logged
+
+
+def _key(stage: str, extra: Callable[[dict[str, Any]], str] | None = None) -> Callable[..., Any]:
+    def key(context: Any, parameters: dict[str, Any]) -> str | None:
+        prepared = parameters["prepared"]
+        more = extra(parameters) if extra else ""
+        return keys.stage_key(stage, parameters["cfg"], prepared.lineage, more)
+
+    return key
+
+
+def _trims(parameters: dict[str, Any]) -> str:
+    return json.dumps(parameters["trims"].to_dict(), sort_keys=True, default=str)
+
+
+def reused(stage: str, extra: Callable[[dict[str, Any]], str] | None = None) -> Any:
+    """A pure stage whose result is kept and reused under its :func:`keys.stage_key`."""
+
+    def wrap(fn: Callable[..., Any]) -> Any:
+        return task(
+            fn,
+            name=stage,
+            cache_key_fn=_key(stage, extra),
+            persist_result=True,
+            result_serializer=SkopsResults(),
+        )
+
+    return wrap
+
+
+@io_task(run_name="start[{config_path}]")
+def begin(config_path: str, env_path: str | None, run_name: str, flow_run_id: str) -> start.Started:
+    return logged(
+        start.start(
+            config_path,
+            env_path,
+            run_name=run_name,
+            tags={"honing.flow_run_id": flow_run_id},
+            environ=os.environ,
+        )
+    )
+
+
+@io_task
+def connect(env_path: str | None) -> EnvSettings:
+    return start.connect(env_path, os.environ)
+
+
+@io_task
+def validate(
+    cfg: PipelineConfig, run: summary.RunRef, repo: str, config_path: str, flow_run_id: str
+) -> validate_stage.Validated:
+    return logged(
+        validate_stage.validate(
+            cfg, run, repo=repo, config_path=config_path, flow_run_id=flow_run_id
+        )
+    )
+
+
+@compute_task
+def validation_gate(validated: validate_stage.Validated) -> None:
+    validation.gate(validated.report)
+
+
+@io_task
+def unchanged(name: str, lineage: Lineage) -> UnchangedVersion | None:
+    return logged(unchanged_version(name, lineage))
+
+
+@compute_task
+def prepare_data(
+    cfg: PipelineConfig, raw: Any, lineage: Lineage, elapsed_s: float
+) -> prepare.Prepared:
+    return logged(prepare.prepare(cfg, raw, lineage, elapsed_s=elapsed_s))
+
+
+@reused("search")
+def search(
+    cfg: PipelineConfig, prepared: prepare.Prepared, ray: RaySettings, experiment_name: str
+) -> SearchResult:
+    return logged(
+        fit.run_search(
+            cfg,
+            prepared,
+            ray=ray,
+            experiment_name=experiment_name,
+            progress=get_run_logger().info,
+        )
+    )
+
+
+@reused("choose")
+def choose(
+    cfg: PipelineConfig, prepared: prepare.Prepared, result: SearchResult, refit_s: float | None
+) -> EnsembleDecision:
+    return logged(fit.choose(cfg, prepared, result, refit_s=refit_s))
+
+
+@compute_task
+def nested_cv(
+    cfg: PipelineConfig, prepared: prepare.Prepared, ray: RaySettings, experiment_name: str
+) -> NestedCVResult:
+    return fit.nested_cv(cfg, prepared, ray=ray, experiment_name=experiment_name)
+
+
+@reused("refit")
+def refit(cfg: PipelineConfig, prepared: prepare.Prepared, choice: EnsembleDecision) -> fit.Refit:
+    return logged(fit.refit(cfg, prepared, choice))
+
+
+@compute_task
+def evaluate(
+    cfg: PipelineConfig, prepared: prepare.Prepared, refit: fit.Refit, left_s: float | None
+) -> evaluate_stage.Evaluated:
+    return logged(evaluate_stage.evaluate(cfg, prepared, refit, left_s=left_s))
+
+
+@reused("explain", _trims)
+def explain(
+    cfg: PipelineConfig, prepared: prepare.Prepared, refit: fit.Refit, trims: Trims
+) -> evaluate_stage.Explained:
+    return logged(evaluate_stage.explain_model(cfg, prepared, refit, trims))
+
+
+@io_task
+def log_evaluation(
+    run: summary.RunRef,
+    cfg: PipelineConfig,
+    prepared: prepare.Prepared,
+    search: SearchResult,
+    choice: EnsembleDecision,
+    nested: NestedCVResult | None,
+    refit: fit.Refit,
+    evaluated: evaluate_stage.Evaluated,
+    explained: evaluate_stage.Explained,
+) -> None:
+    record.log_evaluation(
+        run,
+        cfg,
+        prepared=prepared,
+        search=search,
+        choice=choice,
+        nested=nested,
+        refit=refit,
+        evaluated=evaluated,
+        explained=explained,
+    )
+
+
+@compute_task
+def quality_gate(cfg: PipelineConfig, evaluated: evaluate_stage.Evaluated) -> None:
+    evaluation.gate(
+        evaluated.report, cfg.evaluation.thresholds, evaluated.slices, cfg.evaluation.slice_gate
+    )
+
+
+@reused("compress", _trims)
+def compress(
+    cfg: PipelineConfig, prepared: prepare.Prepared, refit: fit.Refit, trims: Trims
+) -> CompressionResult | None:
+    return compress_stage.compress(cfg, prepared, refit, trims)
+
+
+# Retried: registration first looks for a version of this run, so a retry never duplicates.
+@io_task
+def register_model(
+    run: summary.RunRef,
+    cfg: PipelineConfig,
+    prepared: prepare.Prepared,
+    refit: fit.Refit,
+    evaluated: evaluate_stage.Evaluated,
+    lineage: Lineage,
+    compressed: CompressionResult | None,
+) -> register.Registered:
+    return logged(
+        register.register(
+            run,
+            cfg,
+            prepared=prepared,
+            refit=refit,
+            evaluated=evaluated,
+            lineage=lineage,
+            compressed=compressed,
+        )
+    )
+
+
+@io_task
+def finish(
+    started: start.Started,
+    lineage: Lineage,
+    prepared: prepare.Prepared,
+    search: SearchResult,
+    choice: EnsembleDecision,
+    nested: NestedCVResult | None,
+    refit: fit.Refit,
+    evaluated: evaluate_stage.Evaluated,
+    explained: evaluate_stage.Explained,
+    registered: register.Registered,
+    timings: dict[str, float],
+) -> summary.TrainingSummary:
+    """The library's finish, then the summary as Prefect Markdown and link artifacts."""
+    return logged(
+        prefect_artifacts.published(
+            finish_stage.finish(
+                started,
+                lineage=lineage,
+                prepared=prepared,
+                search=search,
+                choice=choice,
+                nested=nested,
+                refit=refit,
+                evaluated=evaluated,
+                explained=explained,
+                registered=registered,
+                timings=timings,
+            )
+        )
+    )
+
+
+@io_task
+def finish_unchanged(
+    started: start.Started, lineage: Lineage, same: UnchangedVersion, timings: dict[str, float]
+) -> summary.TrainingSummary:
+    return logged(
+        prefect_artifacts.published(
+            finish_stage.finish_unchanged(started, lineage=lineage, same=same, timings=timings)
+        )
+    )
+
+
+@io_task
+def fail(run: summary.RunRef) -> None:
+    tracking.end_run(run.run_id, "FAILED")

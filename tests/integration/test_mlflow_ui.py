@@ -1,0 +1,152 @@
+"""The MLflow UI as a reviewer sees it, in a real browser: Playwright drives Debian's
+Chromium (``/usr/bin/chromium``; no browser is downloaded) over ``honing ui`` on a store that
+two training runs wrote."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: Chromium in a closed network: no sandbox (root in CI), no background connections.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT_MS = 60_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("HONING_REQUIRE_STACK") == "1":
+            pytest.fail("Debian's chromium is not installed but HONING_REQUIRE_STACK=1")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def demo_store(prefect_harness, ray_local, project, monkeypatch):
+    """Two training runs (v1, then v2 gated against v1) and ``honing ui`` over their store;
+    yields the UI's address, the second run's summary, a client of the store and the
+    project folder."""
+    from honing_flows.flows.training import training_pipeline
+
+    before = mlflow.get_tracking_uri()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    summaries = [
+        training_pipeline(
+            config_path=str(project["config"]),
+            env_path=str(project["env"]),
+            repo=str(project["root"]),
+        )
+        for _ in range(2)
+    ]
+    mlflow.set_tracking_uri(before)
+    port = _free_port()
+    honing = Path(sys.executable).parent / "honing"
+    ui = subprocess.Popen(
+        [str(honing), "ui", "--env", str(project["env"]), "--port", str(port)],
+        cwd=project["root"],
+        # the profile names the store (mlflow.set_tracking_uri exported another one here)
+        env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or ui.poll() is not None:
+                    pytest.fail("honing ui did not answer within 90 s")
+                time.sleep(0.5)
+        client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project['root'] / 'mlflow.db'}")
+        yield url, summaries[1], client, project["root"]
+    finally:
+        os.killpg(ui.pid, 15)
+        ui.wait(timeout=30)
+
+
+def test_a_reviewer_finds_the_summary_leaderboard_winner_and_links(browser, demo_store, tmp_path):
+    url, summary, client, root = demo_store
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        _review(page, url, summary, client, root)
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failed.png"), full_page=True)
+        print(f"screenshot of the page: {tmp_path / 'failed.png'} ({page.url})")
+        raise
+
+
+def _review(page, url, summary, client, root: Path) -> None:
+    exp, run_id = summary.experiment_id, summary.run_id
+
+    # the run's page: its name, and the summary as its description
+    page.goto(f"{url}/#/experiments/{exp}/runs/{run_id}")
+    run = client.get_run(run_id)
+    page.get_by_text(run.info.run_name).first.wait_for(timeout=WAIT_MS)
+    page.get_by_text(f"{summary.model_name} v2: promoted to champion").first.wait_for(
+        timeout=WAIT_MS
+    )
+    page.get_by_text("test metric").first.wait_for(timeout=WAIT_MS)
+
+    # the leaderboard table artifact: one row per trial, the best one marked
+    page.goto(f"{url}/#/experiments/{exp}/runs/{run_id}/artifacts/search/leaderboard.json")
+    page.get_by_text("fit_seconds").first.wait_for(timeout=WAIT_MS)
+    trials = client.search_runs([exp], f"tags.mlflow.parentRunId = '{run_id}'")
+    best = [t for t in trials if t.data.tags.get("honing.best_trial") == "true"]
+    assert len(best) == 1
+    page.get_by_text(best[0].info.run_name).first.wait_for(timeout=WAIT_MS)
+
+    # the winning trial's own page carries its tag
+    page.goto(f"{url}/#/experiments/{exp}/runs/{best[0].info.run_id}")
+    page.get_by_text("honing.best_trial").first.wait_for(timeout=WAIT_MS)
+
+    # the champion's version page: its gate verdict, and links to its run and to the
+    # version it was gated against, which the browser follows
+    page.goto(f"{url}/#/models/{summary.model_name}/versions/2")
+    page.get_by_text("PROMOTED").first.wait_for(timeout=WAIT_MS)
+    page.get_by_text("champion").first.wait_for(timeout=WAIT_MS)
+    to_run = page.locator(f"a[href*='{run_id}']").first
+    to_run.wait_for(timeout=WAIT_MS)
+    to_champion = page.locator(f"a[href*='/models/{summary.model_name}/versions/1']").first
+    to_champion.wait_for(timeout=WAIT_MS)
+    if to_champion.get_attribute("target") == "_blank":  # MLflow opens description links
+        with page.context.expect_page(timeout=WAIT_MS) as opened:  # in a new tab
+            to_champion.click()
+        page = opened.value
+    else:
+        to_champion.click()
+    page.wait_for_url(f"**/models/{summary.model_name}/versions/1", timeout=WAIT_MS)
+    page.get_by_text("no champion yet").first.wait_for(timeout=WAIT_MS)
+    # paths in the description are the project's own, not this machine's
+    assert "configs/churn.yaml" in page.inner_text("body")
+    assert str(root) not in page.inner_text("body")
