@@ -63,8 +63,8 @@ def training_pipeline(
         prepared = stages.prepare_data(
             cfg=cfg, raw=validated.raw, lineage=lineage, elapsed_s=clock.elapsed()
         )
-        # the expensive stages reuse a result of the same inputs, unless --force
-        fresh = {"refresh_cache": force}
+        # the expensive stages reuse a result of the same inputs, unless forced or searching anew
+        fresh = {"refresh_cache": force or not resume_search}
         name = search_name(cfg.name, cfg.content_hash, lineage, resume=resume_search)
         with clock.stage("search"):
             result = stages.search.with_options(**fresh)(

@@ -37,7 +37,8 @@ def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
 def io_task(fn: Callable[..., Any] | None = None, *, run_name: str | None = None) -> Any:
     """A task that reads or writes files or services: retried with backoff when the failure
     may be transient. ``run_name``: a task-run name template over the parameters (e.g.
-    ``log_json[{artifact_file}]``), so that a flow run's task list says what each run wrote.
+    ``log_json({artifact_file})``), so that a flow run's task list says what each run wrote
+    (parentheses, not brackets: Prefect's console reads brackets as Rich markup).
     Use bare (``@io_task``) or with the template (``@io_task(run_name=...)``)."""
 
     def wrap(f: Callable[..., Any]) -> Any:

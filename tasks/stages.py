@@ -63,7 +63,7 @@ def reused(stage: str, extra: Callable[[dict[str, Any]], str] | None = None) -> 
     return wrap
 
 
-@io_task(run_name="start[{config_path}]")
+@io_task(run_name="start({config_path})")
 def begin(config_path: str, env_path: str | None, run_name: str, flow_run_id: str) -> start.Started:
     return logged(
         start.start(

@@ -29,11 +29,11 @@ def log_metrics(run_id: str, metrics: dict[str, float]) -> None:
     tracking.log_metrics(run_id, metrics)
 
 
-@io_task(run_name="log_json[{artifact_file}]")
+@io_task(run_name="log_json({artifact_file})")
 def log_json(run_id: str, payload: Any, artifact_file: str, repo: str | None = None) -> None:
     tracking.log_json(run_id, payload, artifact_file, root=repo)
 
 
-@io_task(run_name="log_artifact[{folder}]")
+@io_task(run_name="log_artifact({folder})")
 def log_artifact(run_id: str, path: Path, folder: str | None = None) -> None:
     tracking.log_artifact(run_id, path, folder)

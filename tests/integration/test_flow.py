@@ -343,7 +343,7 @@ def _task_runs(summary) -> dict[str, str]:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
         )
-    return {r.name.split("[")[0].rsplit("-", 1)[0]: r.state.name for r in runs}
+    return {r.name.split("(")[0].rsplit("-", 1)[0]: r.state.name for r in runs}
 
 
 def test_an_unchanged_run_registers_nothing_and_force_retrains(run_flow, project):
