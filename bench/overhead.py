@@ -207,7 +207,9 @@ def _child(mode: str, tmp: Path) -> dict[str, Any]:
 
 def _commit() -> str:
     out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], **_QUIET)
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], **_QUIET).stdout
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "-uno"], **_QUIET
+    ).stdout
     return out.stdout.strip() + (" (uncommitted changes)" if dirty.strip() else "")
 
 
