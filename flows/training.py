@@ -11,6 +11,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from honing.planner import StageClock, refit_budget
+from honing.stages.keys import reusable
 from honing.summary import TrainingSummary
 from honing.tracking import planned_run_name, search_name
 from honing_flows.tasks import stages
@@ -63,8 +64,9 @@ def training_pipeline(
         prepared = stages.prepare_data(
             cfg=cfg, raw=validated.raw, lineage=lineage, elapsed_s=clock.elapsed()
         )
-        # the expensive stages reuse a result of the same inputs, unless forced or searching anew
-        fresh = {"refresh_cache": force or not resume_search}
+        # the expensive stages reuse a result of the same inputs, unless forced or searching
+        # anew; their results are kept only when the commit says what code made them
+        fresh = {"refresh_cache": force or not resume_search, "persist_result": reusable(lineage)}
         name = search_name(cfg.name, cfg.content_hash, lineage, resume=resume_search)
         with clock.stage("search"):
             result = stages.search.with_options(**fresh)(

@@ -39,8 +39,18 @@ def _client(project):
     return mlflow.MlflowClient(tracking_uri=f"sqlite:///{project['root'] / 'mlflow.db'}")
 
 
+def _stored_results() -> set[str]:
+    from prefect.settings import get_current_settings
+
+    folder = Path(get_current_settings().results.local_storage_path)
+    return {p.name for p in folder.glob("*")} if folder.exists() else set()
+
+
 def test_two_runs_keep_the_registry_consistent(run_flow, project):
+    stored = _stored_results()
     first = run_flow()
+    # outside git (no commit says what code ran) no stage result is kept for reuse
+    assert _stored_results() == stored
     assert first.version == "1" and first.promoted
     assert first.test_metrics["roc_auc"] > 0.8
     assert first.trials == 3 and first.trials_failed == 0
@@ -384,7 +394,10 @@ def test_a_compression_change_reruns_only_compression_in_a_few_named_tasks(run_f
     explanations are reused and the compression runs again. A flow run is a few task runs,
     one per stage, named for it."""
     _clean_checkout(project)
+    stored = _stored_results()
     first = run_flow()
+    kept = {name.split("-")[2] for name in _stored_results() - stored}
+    assert kept == {"search", "choose", "refit", "explain", "compress"}
     tasks = _task_runs(first)
     assert len(tasks) <= 15, tasks
     assert set(tasks) >= {"start", "validate", "search", "refit", "compress", "register_model"}

@@ -29,10 +29,16 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
 }
 
 
+def reusable(lineage: Lineage) -> bool:
+    """Whether results of this data and code may be kept for reuse: only when the commit
+    says what code ran (no uncommitted changes, inside git)."""
+    return not lineage.git_dirty and lineage.git_commit != "unknown"
+
+
 def stage_key(stage: str, cfg: PipelineConfig, lineage: Lineage, extra: str = "") -> str | None:
     """The cache key of ``stage`` for this config, data and code, or None (not reusable: the
     code has uncommitted changes or is outside git)."""
-    if lineage.git_dirty or lineage.git_commit == "unknown":
+    if not reusable(lineage):
         return None
     fields = cfg.model_dump(mode="json", include=set(STAGE_INPUTS[stage]))
     text = json.dumps(
