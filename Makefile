@@ -60,7 +60,7 @@ demo-multiclass: data
 # Second demo: train on NYC flights Jan-Jun, then check the Jul-Dec batch for drift.
 monitor-demo: data
 	$(BIN)/honing run --config configs/flights.yaml --env $(ENV)
-	$(BIN)/honing monitor data/flights_h2.csv --config configs/flights.yaml --env $(ENV)
+	$(BIN)/honing monitor data/flights_h2.csv --config configs/flights.yaml --env $(ENV) --no-ingest
 
 test: data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -65,7 +65,8 @@ def _npz_size(arrays: dict[str, np.ndarray]) -> int:
 
 def _churn() -> tuple[Any, list, Any]:
     from honing.config import FeaturesConfig
-    from honing.data import clean, fetch_demo_dataset, split_data
+    from honing.data import clean, split_data
+    from honing.demo_data import fetch_demo_dataset
     from honing.features import infer_columns
 
     df, _ = clean(fetch_demo_dataset(), "churn")

@@ -55,7 +55,8 @@ def main() -> None:
     import ray
 
     from honing.config import FeaturesConfig, RaySettings, SearchConfig
-    from honing.data import clean, fetch_demo_dataset, split_data
+    from honing.data import clean, split_data
+    from honing.demo_data import fetch_demo_dataset
     from honing.features import infer_columns
     from honing.search import run_search
     from honing.training import TrainingSetup

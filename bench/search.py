@@ -63,7 +63,8 @@ FEATURES = {"scaler": {"choice": ["standard", "minmax", "robust"]}}
 def _datasets() -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
     from sklearn.datasets import load_breast_cancer, load_digits
 
-    from honing.data import clean, encode_target, fetch_demo_dataset
+    from honing.data import clean, encode_target
+    from honing.demo_data import fetch_demo_dataset
 
     churn, _ = clean(fetch_demo_dataset(), "churn")
     y_churn, _ = encode_target(churn["churn"], "Yes")

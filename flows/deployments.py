@@ -69,7 +69,9 @@ def build_deployments(
             monitoring_pipeline.to_deployment(
                 name="monitor",
                 cron=monitor_cron,
-                parameters={**train_params, "batch_path": batch_path},
+                # new rows come in through `honing ingest`, whose data change the watcher
+                # turns into a retraining; the scheduled check only looks at the batch
+                parameters={**train_params, "batch_path": batch_path, "ingest": False},
                 concurrency_limit=SKIP_IF_BUSY,
                 description="Drift check of the current batch; retrains on drift.",
             )

@@ -1,4 +1,5 @@
-"""Data tasks: load a table, infer its column kinds, watch files for changes."""
+"""Data tasks: load a table, infer its column kinds, watch files for changes, ingest a
+batch as a data version."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from honing import data, features
-from honing.config import FeaturesConfig
-from honing_flows.tasks import compute_task, io_task
+from honing import data, features, versions
+from honing.config import FeaturesConfig, PipelineConfig
+from honing_flows.tasks import compute_task, io_task, logged
 
 
 @io_task
@@ -24,3 +25,8 @@ def infer_columns(X: pd.DataFrame, cfg: FeaturesConfig) -> features.FeatureColum
 @io_task
 def detect_changes(paths: list[str], state_path: str) -> list[data.DataChange]:
     return data.detect_changes([Path(p) for p in paths], Path(state_path))
+
+
+@compute_task  # not retried: appending twice would duplicate the batch
+def ingest(cfg: PipelineConfig, batch_path: str, repo: str) -> versions.Ingested:
+    return logged(versions.ingest(cfg, Path(batch_path), repo=Path(repo)))

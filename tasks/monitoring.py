@@ -1,65 +1,37 @@
-"""Monitoring tasks: champion lookup, drift report, performance, gate."""
+"""Monitoring tasks: check a batch against the champion, decide, record the decision."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from honing import data, monitoring, registry
-from honing.config import MonitoringConfig
-from honing.features import FeatureColumns
-from honing_flows.tasks import compute_task, io_task
+from honing import monitoring
+from honing.config import MonitoringConfig, PipelineConfig
+from honing.stages import monitor as monitor_stage
+from honing_flows.tasks import compute_task, io_task, logged
 
 
-@io_task
-def champion_version(name: str, alias: str) -> str | None:
-    return registry.champion_version(name, alias)
-
-
-@compute_task
-def drift_report(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    columns: FeatureColumns,
-    html_path: Path,
-    cfg: MonitoringConfig,
-) -> monitoring.DriftReport:
-    return monitoring.drift_report(
-        reference,
-        current,
-        numeric=columns.numeric,
-        categorical=columns.categorical,
-        html_path=html_path,
-        method=cfg.drift_method,
-        max_rows=cfg.max_rows,
+@io_task(run_name="monitor({batch_path})")
+def monitor(
+    cfg: PipelineConfig, batch_path: str, experiment_id: str, tracking_uri: str, repo: str
+) -> monitor_stage.Monitored:
+    return logged(
+        monitor_stage.monitor(
+            cfg,
+            Path(batch_path),
+            experiment_id=experiment_id,
+            tracking_uri=tracking_uri,
+            repo=repo,
+        )
     )
-
-
-@io_task
-def estimate_champion(name: str, version: str, X: pd.DataFrame) -> dict[str, float]:
-    return monitoring.estimate_champion(name, version, X)
-
-
-@compute_task
-def with_estimate(
-    report: monitoring.DriftReport, estimated: dict[str, float], reference: dict[str, float]
-) -> monitoring.DriftReport:
-    return monitoring.with_estimate(report, estimated, reference)
-
-
-@compute_task
-def encode_target(labels: pd.Series, positive_label: object, task: str) -> tuple:
-    return data.target_values(labels, task, positive_label)
-
-
-@compute_task
-def with_performance(
-    report: monitoring.DriftReport, current: dict[str, float], reference: dict[str, float]
-) -> monitoring.DriftReport:
-    return monitoring.with_performance(report, current, reference)
 
 
 @compute_task
 def drift_gate(report: monitoring.DriftReport, cfg: MonitoringConfig) -> monitoring.RetrainDecision:
-    return monitoring.gate(report, cfg)
+    return logged(monitoring.gate(report, cfg))
+
+
+@io_task
+def record_decision(
+    monitored: monitor_stage.Monitored, decision: monitoring.RetrainDecision
+) -> None:
+    monitor_stage.record_decision(monitored, decision)

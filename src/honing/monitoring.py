@@ -23,8 +23,17 @@ class ColumnDrift:
     drifted: bool
 
 
+#: Column names for the model's answers and the label in the drift report's tables.
+PREDICTION, TARGET = "__prediction__", "__target__"
+
+
 @dataclass(frozen=True)
 class DriftReport:
+    """Per-column drift of the batch against the reference. ``weights``: each feature
+    column's share of the model's permutation importance (empty when unknown);
+    ``weighted_share``: the importance share of the drifted columns (None without weights);
+    ``prediction`` and ``target``: drift of the model's answers and of the labels."""
+
     reference_rows: int
     current_rows: int
     columns: list[ColumnDrift]
@@ -32,19 +41,69 @@ class DriftReport:
     performance: dict[str, float] = field(default_factory=dict)  # current batch, if labeled
     reference_performance: dict[str, float] = field(default_factory=dict)
     estimated: dict[str, float] = field(default_factory=dict)  # without labels (estimate)
+    weights: dict[str, float] = field(default_factory=dict)
+    weighted_share: float | None = None
+    prediction: ColumnDrift | None = None
+    target: ColumnDrift | None = None
 
     @property
     def drifted(self) -> list[str]:
         return [c.column for c in self.columns if c.drifted]
 
+    @property
+    def share(self) -> float:
+        """What the gate compares: the importance-weighted share when known."""
+        return self.drifted_share if self.weighted_share is None else self.weighted_share
+
+    def explain(self) -> list[str]:
+        """In words: which columns drifted, by how much, and how much they matter; then the
+        model's answers and the labels."""
+        lines = self.column_lines()
+        for role, c in (("the model's answers", self.prediction), ("the labels", self.target)):
+            if c is not None:
+                lines.append(f"{role} {'drifted' if c.drifted else 'did not drift'} ({_score(c)})")
+        return lines
+
+    def column_lines(self) -> list[str]:
+        """The feature columns that drifted, those that matter first, in words."""
+        lines, unused = [], []
+        ranked = sorted(self.columns, key=lambda c: -self.weights.get(c.column, 0.0))
+        for c in (c for c in ranked if c.drifted):
+            weight = self.weights.get(c.column)
+            if weight is not None and weight < 0.01:
+                unused.append(c.column)
+                continue
+            matters = "" if weight is None else f", {weight:.0%} of the model's importance"
+            lines.append(f"{c.column} drifted ({_score(c)}{matters})")
+        if unused:
+            lines.append(f"drifted but unused by the model: {', '.join(unused)}")
+        quiet = [c.column for c in ranked if not c.drifted and self.weights.get(c.column, 0) >= 0.2]
+        if quiet:
+            lines.append(f"stable: {', '.join(quiet)}, which the model relies on most")
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "drifted": self.drifted}
+        return {**asdict(self), "drifted": self.drifted, "explanation": self.explain()}
+
+
+def _score(c: ColumnDrift) -> str:
+    sign = "<" if _is_p_value(c.method) else ">="
+    sign = sign if c.drifted else {"<": ">=", ">=": "<"}[sign]
+    return f"{c.method} {c.score:.3g} {sign} {c.threshold:.3g}"
 
 
 @dataclass(frozen=True)
 class RetrainDecision:
+    """Retrain or not, why, and what was seen but did not decide (``warnings``)."""
+
     retrain: bool
     reasons: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+    def log_lines(self) -> list[str]:
+        verdict = "retrain" if self.retrain else "keep the champion"
+        lines = [f"drift gate: {verdict}: {'; '.join(self.reasons)}"]
+        return lines + [f"drift gate: noted, not deciding: {w}" for w in self.warnings]
 
 
 def _is_p_value(method: str) -> bool:
@@ -74,12 +133,15 @@ def drift_report(
     html_path: Path | None = None,
     method: str = "auto",
     max_rows: int | None = None,
+    weights: dict[str, float] | None = None,
 ) -> DriftReport:
     """Per-column data drift. ``method`` ``auto``: Evidently's DataDriftPreset defaults (K-S /
     chi-square p-values on small samples, Wasserstein / Jensen-Shannon on large ones);
     ``effect_size``: :data:`EFFECT_SIZE` whatever the size. Both tables are sampled down to
     ``max_rows`` first (the row counts reported are the batch's own). Writes Evidently's HTML
-    to ``html_path``."""
+    to ``html_path``. Columns :data:`PREDICTION` and :data:`TARGET`, when both tables have
+    them, are reported apart from the features. ``weights``: importance per feature column
+    (negative ones count as 0), giving the report's ``weighted_share``."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -104,8 +166,17 @@ def drift_report(
         method = str(cfg.get("method", ""))
         drifted = score < threshold if _is_p_value(method) else score >= threshold
         drifts.append(ColumnDrift(cfg["column"], method, score, threshold, drifted))
+    apart = {d.column: d for d in drifts if d.column in (PREDICTION, TARGET)}
+    drifts = [d for d in drifts if d.column not in apart]
     share = sum(d.drifted for d in drifts) / len(drifts) if drifts else 0.0
-    return DriftReport(rows[0], rows[1], drifts, share)
+    kept = {d.column: max(float((weights or {}).get(d.column, 0.0)), 0.0) for d in drifts}
+    total = sum(kept.values())
+    shares = {c: w / total for c, w in kept.items()} if total > 0 else {}
+    weighted = sum(shares[d.column] for d in drifts if d.drifted) if shares else None
+    return DriftReport(
+        rows[0], rows[1], drifts, share, weights=shares, weighted_share=weighted,
+        prediction=apart.get(PREDICTION), target=apart.get(TARGET),
+    )  # fmt: skip
 
 
 def with_performance(
@@ -152,39 +223,49 @@ def estimate_performance(proba: np.ndarray, codes: np.ndarray) -> dict[str, floa
     return {k: float(v) for k, v in out.items()}
 
 
-def estimate_champion(name: str, version: str, X: pd.DataFrame) -> dict[str, float]:
-    """:func:`estimate_performance` of version ``version`` of ``name`` on the unlabeled
-    batch ``X`` (empty for regression, or for a model registered without a decision rule)."""
-    from honing.decision import Decided
-    from honing.registry import load_model
-
-    model = load_model(f"models:/{name}/{version}")
-    if not isinstance(model, Decided) or not model.rule.classes:
-        return {}
-    proba = model.predict_proba(X)
-    return estimate_performance(proba, model.rule.codes(proba))
-
-
 def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
-    """Retrain when the share of drifted columns reaches ``drift_share`` or when the monitored
-    metric fell by more than ``max_metric_drop`` on a labeled batch."""
-    reasons = []
-    if report.drifted_share >= cfg.drift_share:
-        reasons.append(
-            f"{report.drifted_share:.0%} of columns drifted (threshold "
-            f"{cfg.drift_share:.0%}): {', '.join(report.drifted)}"
+    """Whether to retrain, with the reasons in words. The signals: the drifted columns' share
+    (of the model's importance when known, else of the columns) against ``drift_share``; the
+    model's answers drifting (``prediction_drift``); the monitored metric falling by more
+    than ``max_metric_drop``, measured on a labelled batch, else estimated.
+
+    ``trigger`` says which decide. ``auto``: on a labelled batch the measured metric alone
+    (a shift the model handles is not worth a retraining: the drift is reported as a
+    warning), and without labels the drift and the estimate; ``drift``: any signal;
+    ``performance``: the metric only."""
+    drift = []
+    if report.share >= cfg.drift_share:
+        what = "of columns" if report.weighted_share is None else "of the model's importance"
+        drift.append(
+            f"{report.share:.0%} {what} drifted (threshold {cfg.drift_share:.0%}): "
+            + "; ".join(line for line in report.column_lines() if not line.startswith("stable"))
         )
-    metric = cfg.metric
+    if cfg.prediction_drift and report.prediction is not None and report.prediction.drifted:
+        drift.append(f"the model's answers drifted ({_score(report.prediction)})")
+    metric, performance, held, measured = cfg.metric, [], [], False
     for kind, values in (("", report.performance), ("estimated ", report.estimated)):
         if metric not in values or metric not in report.reference_performance:
             continue
         before, now = report.reference_performance[metric], values[metric]
-        measured = bool(np.isfinite(now) and np.isfinite(before))
-        if measured and not passes(metric, now, before, cfg.max_metric_drop):
-            reasons.append(
+        measured = not kind
+        finite = bool(np.isfinite(now) and np.isfinite(before))
+        if finite and not passes(metric, now, before, cfg.max_metric_drop):
+            performance.append(
                 f"{kind}{metric} {'rose' if lower_is_better(metric) else 'fell'} by "
                 f"{abs(now - before):.4f} (from {before:.4f} to {now:.4f}; allowed "
                 f"{cfg.max_metric_drop})"
             )
+        elif finite and measured:
+            held.append(
+                f"the measured {metric} held: {now:.4f} on the batch, {before:.4f} at "
+                f"registration (allowed change {cfg.max_metric_drop})"
+            )
         break  # measured performance, when there is any, outranks the estimate
-    return RetrainDecision(bool(reasons), reasons or ["no drift beyond the thresholds"])
+    decisive = {
+        "drift": drift + performance,
+        "performance": performance,
+        "auto": performance if measured else drift + performance,
+    }[cfg.trigger]
+    noted = [w for w in drift + performance if w not in decisive]
+    reasons = decisive or held or ["no drift beyond the thresholds"]
+    return RetrainDecision(bool(decisive), reasons, noted)

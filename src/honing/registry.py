@@ -63,6 +63,22 @@ def champion_version(name: str, alias: str) -> str | None:
         raise RegistryError(f"cannot read alias '{alias}' of model '{name}': {exc}") from exc
 
 
+def version_importances(name: str, version: str) -> dict[str, float]:
+    """The permutation importance of each input column, as the training run of version
+    ``version`` of ``name`` measured it (``explain/importances.json``; empty if absent)."""
+    import mlflow
+
+    try:
+        run_id = _client().get_model_version(name, version).run_id
+        found = mlflow.artifacts.load_dict(f"runs:/{run_id}/explain/importances.json")
+    except Exception:  # noqa: BLE001 - no importances recorded: drift is not weighted
+        return {}
+    for imp in found.get("importances", []):
+        if imp.get("method") == "permutation":
+            return {str(f): float(m) for f, m in zip(imp["features"], imp["mean"], strict=True)}
+    return {}
+
+
 def _version(uri: str) -> tuple[str, str]:
     """(name, version) of ``models:/<name>/<version>`` or ``models:/<name>@<alias>``."""
     body = uri.removeprefix("models:/")

@@ -203,8 +203,12 @@ def monitor(
     config: Path = typer.Option("configs/flights.yaml", "--config", "-c"),
     env: Path = ENV_OPT,
     retrain: bool = typer.Option(True, help="Run the training flow when the gate says so."),
+    ingest: bool = typer.Option(
+        True, help="Keep a labelled batch as the newest data version (honing ingest)."
+    ),
 ) -> None:
-    """Drift check of BATCH against the champion's reference data (Prefect flow)."""
+    """Drift check of BATCH against the champion's training data (Prefect flow); a labelled
+    batch becomes the newest data version, which a retraining then uses."""
     try:
         config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
         settings = config_mod.load_env_settings(env, environ=os.environ)
@@ -214,18 +218,28 @@ def monitor(
         raise fail(exc) from None
     result = in_flow(
         lambda: monitoring_pipeline(
-            batch_path=str(batch), config_path=str(config), env_path=str(env), retrain=retrain
+            batch_path=str(batch),
+            config_path=str(config),
+            env_path=str(env),
+            retrain=retrain,
+            ingest=ingest,
         ),
         "monitoring run",
     )
     verdict = "[yellow]retrain[/]" if result["retrain"] else "[green]no retraining needed[/]"
+    weighted = result["weighted_drift_share"]
     console.print(
         f"champion v{result['champion_version']}: {result['drifted_share']:.0%} of "
-        f"columns drifted ({', '.join(result['drifted_columns']) or 'none'}): "
-        f"{verdict}"
+        f"columns drifted ({', '.join(result['drifted_columns']) or 'none'})"
+        + (f", {weighted:.0%} of its importance" if weighted is not None else "")
+        + f": {verdict}"
     )
     for reason in result["reasons"]:
         console.print(f"  - {reason}")
+    if result["ingested"]:
+        console.print(
+            f"ingested: version {result['ingested']['version']} of {result['ingested']['stored']}"
+        )
     if result["retrained_version"]:
         console.print(f"retrained: version {result['retrained_version']} registered")
 

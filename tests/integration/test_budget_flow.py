@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from honing import data as data_mod
-from honing import planner, profiling, registry, validation
+from honing import demo_data, planner, profiling, registry, validation
 from honing.inference import predict
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -95,7 +95,7 @@ def test_a_budgeted_run_keeps_to_its_budget_and_says_where_the_time_went(
 
 
 def test_multiclass_goes_through_the_whole_flow(run_flow, project):
-    penguins = data_mod.fetch_penguins()
+    penguins = demo_data.fetch_penguins()
     config = _init_project(project["root"], penguins, name="penguins", target="species", budget=20)
     assert "positive_label" not in yaml.safe_load(config.read_text())["data"]
     summary = run_flow(config)

@@ -113,3 +113,54 @@ def test_a_label_free_estimate_from_calibrated_probabilities():
                          reference_performance={"roc_auc": 0.80})  # fmt: skip
     decision = gate(report, cfg)
     assert decision.retrain and decision.reasons[0].startswith("estimated roc_auc fell")
+
+
+def test_drift_is_weighted_by_what_the_model_relies_on_and_answers_are_apart():
+    from honing.monitoring import PREDICTION, TARGET
+
+    ref, cur = _frames(shift=1.5)  # only "a" drifts
+    rng = np.random.default_rng(1)
+    ref[PREDICTION], cur[PREDICTION] = rng.uniform(size=1500), rng.uniform(0.3, 1.0, size=1500)
+    ref[TARGET], cur[TARGET] = "x", "x"
+    args = {"numeric": ["a", "b", PREDICTION], "categorical": ["c", TARGET]}
+    args["method"] = "effect_size"
+    cfg = MonitoringConfig(drift_share=0.3, prediction_drift=False)
+    # the model barely uses the drifted column: a third of the columns, 5% of what matters
+    unused = drift_report(ref, cur, **args, weights={"a": 0.05, "b": 0.6, "c": 0.35})
+    assert unused.drifted == ["a"] and unused.drifted_share == 1 / 3
+    assert unused.weighted_share == pytest.approx(0.05)
+    assert unused.prediction.drifted and unused.target is not None and not unused.target.drifted
+    assert PREDICTION not in unused.drifted and len(unused.columns) == 3
+    assert not gate(unused, cfg).retrain
+    assert "a drifted (wasserstein" in unused.explain()[0]
+    assert "5% of the model's importance" in unused.explain()[0]
+    assert any(line.startswith("the model's answers drifted") for line in unused.explain())
+    # the same drift on the column the model relies on retrains, and says why in words
+    relied = drift_report(ref, cur, **args, weights={"a": 0.7, "b": 0.2, "c": -0.1})
+    assert relied.weighted_share == pytest.approx(0.7 / 0.9)  # negative importance counts 0
+    decision = gate(relied, cfg)
+    assert decision.retrain and "78% of the model's importance drifted" in decision.reasons[0]
+    # answers that drift retrain too, when the config says so
+    answers = gate(unused, MonitoringConfig(drift_share=0.3))
+    assert answers.retrain and "the model's answers drifted" in answers.reasons[0]
+    # without weights, the plain share of columns decides
+    plain = drift_report(ref, cur, **args)
+    assert plain.weighted_share is None and plain.share == 1 / 3 and gate(plain, cfg).retrain
+
+
+def test_a_labelled_batch_whose_metric_held_keeps_the_model_despite_drift():
+    drifted = _report(0.5, {"roc_auc": 0.79}, {"roc_auc": 0.80})  # half the columns moved
+    auto = gate(drifted, MonitoringConfig(drift_share=0.3))
+    assert not auto.retrain
+    assert auto.reasons[0].startswith("the measured roc_auc held: 0.7900 on the batch")
+    assert auto.warnings and "50% of columns drifted" in auto.warnings[0]
+    assert any("noted, not deciding: 50% of columns" in line for line in auto.log_lines())
+    assert gate(drifted, MonitoringConfig(drift_share=0.3, trigger="drift")).retrain
+    # the measured drop decides under auto and performance, whatever the drift
+    fell = _report(0.0, {"roc_auc": 0.70}, {"roc_auc": 0.80})
+    for trigger in ("auto", "performance", "drift"):
+        assert gate(fell, MonitoringConfig(trigger=trigger)).retrain
+    # without labels, auto acts on the drift; performance waits for a measured or estimated drop
+    unlabelled = DriftReport(100, 100, drifted.columns, 0.5)
+    assert gate(unlabelled, MonitoringConfig(drift_share=0.3)).retrain
+    assert not gate(unlabelled, MonitoringConfig(drift_share=0.3, trigger="performance")).retrain

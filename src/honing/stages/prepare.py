@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from honing import data, planner, training
+from honing import data, planner, training, versions
 from honing.config import PipelineConfig
 from honing.lineage import Lineage
 
@@ -24,13 +24,15 @@ class Prepared:
     setup: training.TrainingSetup
     budget: planner.BudgetPlan
     lineage: Lineage
+    windowed: int | None = None  # rows the window policy kept, when it dropped some
 
     def log_lines(self) -> list[str]:
         cleaned = self.cleaning
         return [
             f"clean: {cleaned.rows_in} rows in, {cleaned.duplicates_dropped} duplicates and "
             f"{cleaned.invalid_labels_dropped} invalid labels dropped; split: "
-            f"{len(self.split.X_train)} train, {len(self.split.X_test)} test rows",
+            f"{len(self.split.X_train)} train, {len(self.split.X_test)} test rows"
+            + (f" (window: the newest {self.windowed} rows)" if self.windowed is not None else ""),
             *self.budget.log_lines(),
         ]
 
@@ -38,7 +40,8 @@ class Prepared:
 def prepare(
     cfg: PipelineConfig, raw: pd.DataFrame, lineage: Lineage, *, elapsed_s: float
 ) -> Prepared:
-    """Clean and split the validated table ``raw`` (from ``lineage``), set up the features
+    """Clean the validated table ``raw`` (from ``lineage``), keep the rows of the window
+    policy (``data.window``), split them, set up the features
     on the training split, and plan the search's share of the budget (``elapsed_s`` already
     spent)."""
     cleaned, cleaning = data.clean(
@@ -47,8 +50,9 @@ def prepare(
         deduplicate=cfg.cleaning.deduplicate,
         drop_invalid_labels=cfg.cleaning.drop_invalid_labels,
     )
+    kept = versions.window(cleaned, cfg.data.window)
     split, classes = data.split_data(
-        cleaned,
+        kept,
         cfg.data.target,
         positive_label=cfg.data.positive_label,
         drop_columns=cfg.data.drop_columns,
@@ -70,4 +74,5 @@ def prepare(
         setup=training.training_setup(cfg, split.X_train),
         budget=budget,
         lineage=lineage,
+        windowed=len(kept) if len(kept) < len(cleaned) else None,
     )

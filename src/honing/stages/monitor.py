@@ -1,0 +1,186 @@
+"""Monitoring a batch: its drift against the data the champion was trained on (weighted by
+what the champion relies on), the drift of the champion's answers and of the labels, and the
+champion's performance on it, measured when it has labels and estimated when not; all of it
+logged on an MLflow run. The pure :func:`honing.monitoring.gate` then decides."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from honing import data, features, monitoring, registry, reproduce, tracking, versions
+from honing.config import PipelineConfig, WindowConfig
+from honing.decision import answers
+from honing.evaluation import evaluate
+from honing.exceptions import RegistryError
+from honing.monitoring import PREDICTION, TARGET, DriftReport, RetrainDecision
+from honing.summary import RunRef
+
+
+@dataclass(frozen=True)
+class Monitored:
+    """A monitoring check of ``batch`` against version ``version`` of the champion."""
+
+    version: str
+    batch: str
+    labelled: bool
+    report: DriftReport
+    run: RunRef
+
+    def log_lines(self) -> list[str]:
+        r = self.report
+        share = (
+            f"{r.drifted_share:.0%} of columns drifted"
+            if r.weighted_share is None
+            else f"{r.drifted_share:.0%} of columns drifted, {r.weighted_share:.0%} of the "
+            "champion's importance"
+        )
+        measured = r.performance or r.estimated
+        kind = "measured" if r.performance else "estimated (no labels)"
+        return [
+            f"monitoring {self.batch} ({r.current_rows} rows) against champion v{self.version} "
+            f"({r.reference_rows} reference rows): {share}",
+            *r.explain(),
+            *(
+                [f"champion on the batch, {kind}: "
+                 + ", ".join(f"{k} {v:.4f}" for k, v in sorted(measured.items()))]
+                if measured else []
+            ),
+        ]  # fmt: skip
+
+
+def _answers_column(model: object, X: pd.DataFrame, classes: list) -> pd.Series:
+    """The model's answer per row, as the drift report compares them: P(positive) for a
+    binary task, the decided label for a multiclass one, the value for regression."""
+    found = answers(model, X, classes)
+    if not classes:
+        return pd.Series(found.values, index=X.index)
+    if len(classes) == 2:
+        return pd.Series(found.values[:, 1], index=X.index)
+    codes = found.codes if found.codes is not None else np.argmax(found.values, axis=1)
+    return pd.Series([str(classes[int(c)]) for c in codes], index=X.index)
+
+
+def metric_key(column: str) -> str:
+    """``column`` as an MLflow metric name allows it."""
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", column)
+
+
+def _shown(path: Path, repo: Path) -> str:
+    """``path`` relative to the project when it is inside it (what MLflow shows)."""
+    try:
+        return str(path.resolve().relative_to(repo.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _window(config: dict, fallback: WindowConfig) -> WindowConfig:
+    raw = config.get("data", {}).get("window")
+    return WindowConfig.model_validate(raw) if raw else fallback
+
+
+def monitor(
+    cfg: PipelineConfig, batch_path: Path, *, experiment_id: str, tracking_uri: str, repo: str
+) -> Monitored:
+    """Check the batch at ``batch_path`` against the champion of ``cfg.registry`` and log
+    the report on a new MLflow run (``<name> monitor``)."""
+    shown = _shown(Path(batch_path), Path(repo))
+    name, alias = cfg.registry.model_name, cfg.registry.champion_alias
+    version = registry.champion_version(name, alias)
+    if version is None:
+        raise RegistryError(f"model {name} has no @{alias} to monitor; run the training flow first")
+    found = reproduce.version_lineage(name, version)
+    folder = Path(repo) / ".honing" / "monitoring" / f"{name}-v{version}"
+    reference_path = reproduce.fetch_data_version(
+        Path(repo), found.data_path, found.data_md5, found.git_commit, folder / "reference.csv"
+    )
+    target = cfg.data.target
+    reference = versions.window(
+        data.load_table(reference_path, cfg.data.format),
+        _window(found.config, cfg.data.window),
+    )
+    current = data.load_table(Path(batch_path), cfg.data.format)
+    labelled = target in current.columns and bool(current[target].notna().any())
+    dropped = [target, *cfg.data.drop_columns]
+    X_ref = reference.drop(columns=[c for c in dropped if c in reference.columns])
+    X_cur = current.drop(columns=[c for c in dropped if c in current.columns])
+    columns = features.infer_columns(X_ref, cfg.features)
+    y_ref, classes = data.target_values(reference[target], cfg.task, cfg.data.positive_label)
+    model = registry.load_model(f"models:/{name}/{version}")
+    tables = []
+    for X, frame in ((X_ref, reference), (X_cur, current)):
+        table = X[[*columns.numeric, *columns.categorical]].copy()
+        table[PREDICTION] = _answers_column(model, X, classes)
+        if labelled:
+            table[TARGET] = frame[target].astype(str) if classes else frame[target]
+        tables.append(table)
+    numeric, categorical = list(columns.numeric), list(columns.categorical)
+    (numeric if len(classes) <= 2 else categorical).append(PREDICTION)
+    if labelled:
+        (categorical if classes else numeric).append(TARGET)
+    run_id = tracking.start_run(
+        experiment_id,
+        f"{cfg.name} monitor v{version}",
+        {"honing.kind": "monitoring", "honing.champion_version": version,
+         "honing.batch": shown},
+    )  # fmt: skip
+    report = monitoring.drift_report(
+        tables[0],
+        tables[1],
+        numeric=numeric,
+        categorical=categorical,
+        html_path=folder / "drift.html",
+        method=cfg.monitoring.drift_method,
+        max_rows=cfg.monitoring.max_rows,
+        weights=registry.version_importances(name, version),
+    )
+    if labelled:
+        y_cur, _ = data.target_values(current[target], cfg.task, cfg.data.positive_label)
+        measured = evaluate(model, X_cur, y_cur, classes).metrics
+        report = monitoring.with_performance(report, measured, found.metrics)
+    elif classes:
+        seen = answers(model, X_cur, classes)
+        estimated = monitoring.estimate_performance(seen.values, seen.codes)
+        report = monitoring.with_estimate(report, estimated, found.metrics)
+    tracking.log_json(run_id, report.to_dict(), "monitoring/drift.json")
+    tracking.log_artifact(run_id, folder / "drift.html", "monitoring")
+    tracking.log_metrics(
+        run_id,
+        {
+            "drifted_share": report.drifted_share,
+            **({"weighted_drift_share": report.weighted_share}
+               if report.weighted_share is not None else {}),
+            **{f"drift_{metric_key(c.column)}": c.score for c in report.columns},
+            **{f"drift_{c.column.strip('_')}": c.score
+               for c in (report.prediction, report.target) if c is not None},
+            **{f"batch_{k}": v for k, v in report.performance.items()},
+            **{f"estimated_{k}": v for k, v in report.estimated.items()},
+        },
+    )  # fmt: skip
+    return Monitored(
+        version=version,
+        batch=shown,
+        labelled=labelled,
+        report=report,
+        run=RunRef(run_id, experiment_id, tracking_uri),
+    )
+
+
+def record_decision(monitored: Monitored, decision: RetrainDecision) -> None:
+    """Tag the monitoring run with the gate's decision and its reasons, and end it."""
+    tracking.set_tags(
+        monitored.run.run_id,
+        {
+            "honing.retrain": str(decision.retrain).lower(),
+            "honing.retrain_reasons": "; ".join(decision.reasons),
+            "mlflow.note.content": "\n".join(
+                [f"**{'retrain' if decision.retrain else 'keep'}**: "
+                 + "; ".join(decision.reasons), "", *monitored.log_lines()]
+            ),
+        },
+    )  # fmt: skip
+    tracking.end_run(monitored.run.run_id, "FINISHED")

@@ -1,0 +1,150 @@
+"""Data versions: the window policy, and batches ingested as DVC versions for real (a DVC
+project without git), changing nothing when they are refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from honing import data, reproduce, versions
+from honing.config import WindowConfig, load_config
+from honing.exceptions import ConfigError, DataLoadError, DataValidationError
+from tests.conftest import ROOT, demo_config_dict
+
+DVC = str(Path(sys.executable).parent / "dvc")
+
+
+def _table(n: int, start: str = "2024-01-01") -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "date": pd.date_range(start, periods=n, freq="D").strftime("%Y-%m-%d"),
+            "x": range(n),
+            "y": ["a", "b"] * (n // 2),
+        }
+    )
+
+
+def test_window_policies_keep_the_newest_rows():
+    df = _table(100)
+    assert versions.window(df, WindowConfig()).equals(df)
+    assert versions.window(df, WindowConfig(kind="last_n_rows", rows=30))["x"].tolist() == list(
+        range(70, 100)
+    )
+    month = versions.window(df, WindowConfig(kind="last_period", period="30D", time_column="date"))
+    assert month["date"].min() == "2024-03-11" and len(month) == 30
+    with pytest.raises(DataValidationError, match="'x'.*needs dates"):
+        versions.window(df, WindowConfig(kind="last_period", period="30D", time_column="x"))
+
+
+@pytest.mark.parametrize(
+    ("window", "needle"),
+    [
+        ({"kind": "last_n_rows"}, "data.window.kind last_n_rows needs data.window.rows"),
+        ({"kind": "last_period", "period": "30D"}, "needs data.window.period and"),
+        ({"kind": "last_period", "period": "soon", "time_column": "d"}, "data.window.period"),
+    ],
+)
+def test_an_incomplete_window_is_a_config_error_naming_the_key(tmp_path, window, needle):
+    cfg = demo_config_dict()
+    cfg["data"]["window"] = window
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=needle):
+        load_config(path, root=ROOT)
+
+
+@pytest.fixture
+def dvc_project(tmp_path: Path, churn_df: pd.DataFrame):
+    """A DVC project (no git): 4,000 churn rows tracked by `dvc add`, the rest as batches."""
+    (tmp_path / "data").mkdir()
+    data.write_table(churn_df.iloc[:4000], tmp_path / "data" / "churn.csv")
+    subprocess.run([DVC, "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([DVC, "add", "-q", "data/churn.csv"], cwd=tmp_path, check=True)
+    cfg = demo_config_dict()
+    cfg["data"]["path"] = "data/churn.csv"
+    cfg["validation"]["suite"] = str(ROOT / "expectations" / "churn.json")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    data.write_table(churn_df.iloc[4000:4500], tmp_path / "batch.csv")
+    return tmp_path, load_config(tmp_path / "c.yaml", root=tmp_path), churn_df
+
+
+def _pointer(root: Path) -> str:
+    return yaml.safe_load((root / "data" / "churn.csv.dvc").read_text())["outs"][0]["md5"]
+
+
+def test_a_labelled_batch_becomes_a_new_dvc_version_and_the_old_one_stays(dvc_project):
+    root, cfg, _ = dvc_project
+    before_bytes, before = (root / "data" / "churn.csv").read_bytes(), _pointer(root)
+    done = versions.ingest(cfg, root / "batch.csv", repo=root)
+    assert done.labelled and done.new and done.version == 1 and done.rows == 500
+    assert done.previous_md5 == before and done.total_rows == 4500
+    assert _pointer(root) == done.md5 == data.file_md5(root / "data" / "churn.csv") != before
+    now = (root / "data" / "churn.csv").read_bytes()
+    assert now.startswith(before_bytes)  # the old rows byte for byte, the batch after them
+    assert len(data.load_table(root / "data" / "churn.csv")) == 4500
+    assert versions.history(root / "data" / "churn.csv")[0]["batch_md5"] == done.batch_md5
+    # the version before is still there, by its MD5
+    old = versions.cached_copy(root, before)
+    assert old is not None and old.read_bytes() == before_bytes
+    fetched = reproduce.fetch_data_version(root, "data/churn.csv", before, "", root / "v0.csv")
+    assert fetched.read_bytes() == before_bytes
+    # the same batch again changes nothing
+    again = versions.ingest(cfg, root / "batch.csv", repo=root)
+    assert not again.new and again.version == 1 and "nothing changed" in again.line()
+    assert (root / "data" / "churn.csv").read_bytes() == now
+
+
+def test_an_unlabelled_batch_is_stored_for_monitoring(dvc_project):
+    root, cfg, churn = dvc_project
+    data.write_table(churn.iloc[4000:4200].drop(columns=["churn"]), root / "new.csv")
+    table_md5 = data.file_md5(root / "data" / "churn.csv")
+    done = versions.ingest(cfg, root / "new.csv", repo=root)
+    assert not done.labelled and done.stored.startswith("data/batches/new-")
+    assert (root / done.stored).is_file() and (root / (done.stored + ".dvc")).is_file()
+    assert data.file_md5(root / "data" / "churn.csv") == table_md5
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda df: df.drop(columns=["tenure"]), "column 'tenure' of .*churn.csv is missing"),
+        (lambda df: df.assign(extra=1), "column 'extra' is not in"),
+        (lambda df: df.assign(churn="maybe"), "churn"),
+    ],
+)
+def test_a_bad_batch_is_refused_and_nothing_changes(dvc_project, mutate, needle):
+    root, cfg, _ = dvc_project
+    data.write_table(mutate(data.load_table(root / "batch.csv")), root / "bad.csv", overwrite=True)
+    before, pointer = (root / "data" / "churn.csv").read_bytes(), _pointer(root)
+    with pytest.raises(DataValidationError, match=needle):
+        versions.ingest(cfg, root / "bad.csv", repo=root)
+    assert (root / "data" / "churn.csv").read_bytes() == before and _pointer(root) == pointer
+    assert versions.history(root / "data" / "churn.csv") == []
+
+
+def test_a_stage_output_is_committed_and_a_project_without_dvc_is_refused(dvc_project):
+    root, cfg, churn = dvc_project
+    data.write_table(churn.iloc[4500:4700], root / "more.csv")
+    subprocess.run([DVC, "remove", "-q", "data/churn.csv.dvc"], cwd=root, check=True)
+    (root / "dvc.yaml").write_text(
+        yaml.safe_dump({"stages": {"make": {"cmd": "true", "outs": ["data/churn.csv"]}}})
+    )
+    subprocess.run([DVC, "commit", "-q", "-f", "make"], cwd=root, check=True)
+    done = versions.ingest(cfg, root / "batch.csv", repo=root)
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    assert lock["stages"]["make"]["outs"][0]["md5"] == done.md5
+    with (
+        tempfile.TemporaryDirectory() as elsewhere,
+        pytest.raises(DataLoadError, match="not a DVC project"),
+    ):
+        versions.ingest(cfg, root / "more.csv", repo=Path(elsewhere))
+    assert (
+        json.loads(versions.history_path(root / "data" / "churn.csv").read_text())["version"] == 1
+    )
