@@ -24,7 +24,7 @@ The projects' config is fixed for every month (nothing tuned per month); the sui
 flights demo's, with the date column, and two values the first half-year never showed
 (carrier ``OO``, precipitation up to 2 inches).
 
-    .venv/bin/python bench/loop.py [--rows-per-month 1500] [--months 12]
+    .venv/bin/python bench/loop.py [--rows-per-month 1500] [--months 12] [--out DIR]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-WORK = ROOT / "bench" / ".work" / "loop"
+WORK = ROOT / "bench" / ".work" / "loop"  # where the replay's projects live
 BIN = Path(sys.executable).parent
 POLICIES = ("loop", "always", "never")
 METRIC = "roc_auc"
@@ -193,15 +193,19 @@ def replay(policy: str, months: list[Any]) -> list[dict[str, Any]]:
                 row["reasons"] = result["reasons"]
                 row["weighted_drift_share"] = result["weighted_drift_share"]
                 row["retrained_version"] = result["retrained_version"]
+                row["refused"] = result["retrain_failed"]
             elif policy == "always":
                 from honing import config as config_mod
                 from honing import versions
 
                 cfg = config_mod.load_config(folder / "configs" / "flights.yaml")
                 versions.ingest(cfg, path, repo=folder)
-                summary = training_pipeline(**_in(folder), resume_search=False)
+                state = training_pipeline(**_in(folder), resume_search=False, return_state=True)
                 row["action"] = "retrain"
-                row["retrained_version"] = summary.version
+                if state.is_completed():
+                    row["retrained_version"] = state.result().version
+                else:  # its gates refused it: the champion stays, as in the loop
+                    row["refused"] = str(state.message)
             else:
                 row["action"] = "none"
             row["seconds"] = time.perf_counter() - start
@@ -308,9 +312,9 @@ def summarize(
     }
 
 
-def write(result: dict[str, Any]) -> str:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "loop.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+def write(result: dict[str, Any], out: Path) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "loop.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     pol = result["policies"]
     months = [r["month"] for r in pol["never"]["timeline"] if METRIC in r]
     by = {p: {r["month"]: r for r in pol[p]["timeline"]} for p in POLICIES}
@@ -329,6 +333,7 @@ def write(result: dict[str, Any]) -> str:
         why = loop.get("action", "")
         if loop.get("action") == "retrain":
             why += ": " + "; ".join(r.split(":")[0] for r in loop.get("reasons", []))[:120]
+            why += " (its gates registered nothing)" if loop.get("refused") else ""
         lines.append(
             f"| 2013-{m:02d} | {by['never'][m][METRIC]:.4f} | {by['always'][m][METRIC]:.4f} | "
             f"{loop[METRIC]:.4f} (v{loop['champion']}) | {why} |"
@@ -348,7 +353,7 @@ def write(result: dict[str, Any]) -> str:
         "![forward metric by month](loop.png)",
     ]
     text = "\n".join(lines) + "\n"
-    (RESULTS / "loop.md").write_text(text)
+    (out / "loop.md").write_text(text)
     return text
 
 
@@ -375,7 +380,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows-per-month", type=int, default=1500)
     parser.add_argument("--months", type=int, default=12)
-    parser.add_argument("--policies", nargs="*", default=list(POLICIES))
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="where loop.{json,md,png} go (make loop-demo: "
+        ".honing/loop-demo, leaving the benchmark's results alone)",
+    )  # fmt: skip
     args = parser.parse_args()
     commit = _commit()  # the code that runs: read before anything else can change
     for key, value in ENV.items():
@@ -388,13 +396,13 @@ def main() -> None:
     table = fetch_flight_months(rows_per_month=args.rows_per_month)
     month = table["date"].str[5:7].astype(int)
     months = [table[month == m].reset_index(drop=True) for m in range(1, args.months + 1)]
-    timelines = {p: replay(p, months) for p in args.policies}
+    timelines = {p: replay(p, months) for p in POLICIES}
     monitor_s = time_monitoring(WORK / "loop", 100_000)
     result = summarize(timelines, monitor_s, commit)
-    png = RESULTS / "loop.png"
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    png = args.out / "loop.png"
     plot(timelines, png)
-    text = write(result)
+    text = write(result, args.out)
     log_to_mlflow(WORK / "loop", text, png)
     print(text)
 

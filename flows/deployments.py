@@ -1,5 +1,6 @@
 """Deployments that `honing serve` runs in one process (Prefect's `serve`): scheduled
-retraining, retraining on a data-change event, scheduled monitoring, and the data watcher.
+retraining, retraining on a data-change event and on a drift event, scheduled monitoring,
+and the data watcher.
 prefect.yaml declares the same deployments for a Prefect server with workers."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from prefect import serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.events import DeploymentEventTrigger
 
-from honing_flows.flows.monitoring import monitoring_pipeline
+from honing_flows.flows.monitoring import DRIFT_DETECTED, monitoring_pipeline
 from honing_flows.flows.training import training_pipeline
 from honing_flows.flows.watch import DATA_CHANGED, watch_data
 
@@ -56,6 +57,19 @@ def build_deployments(
             concurrency_limit=QUEUE_OF_ONE,
             description=f"Retrain when a watched file changes ({DATA_CHANGED} event).",
         ),
+        training_pipeline.to_deployment(
+            name="retrain-on-drift",
+            parameters={**train_params, "resume_search": False},
+            triggers=[
+                DeploymentEventTrigger(
+                    name="drift detected",
+                    expect={DRIFT_DETECTED},
+                    match={"prefect.resource.id": "honing.model.*"},
+                )
+            ],
+            concurrency_limit=QUEUE_OF_ONE,
+            description=f"Retrain when monitoring finds drift ({DRIFT_DETECTED} event).",
+        ),
         watch_data.to_deployment(
             name="watch-data",
             interval=watch_interval_s,
@@ -70,8 +84,14 @@ def build_deployments(
                 name="monitor",
                 cron=monitor_cron,
                 # new rows come in through `honing ingest`, whose data change the watcher
-                # turns into a retraining; the scheduled check only looks at the batch
-                parameters={**train_params, "batch_path": batch_path, "ingest": False},
+                # turns into a retraining; the scheduled check looks at the batch, decides
+                # and emits its event, which the retrain-on-drift deployment acts on
+                parameters={
+                    **train_params,
+                    "batch_path": batch_path,
+                    "ingest": False,
+                    "retrain": False,
+                },
                 concurrency_limit=SKIP_IF_BUSY,
                 description="Drift check of the current batch; retrains on drift.",
             )

@@ -23,6 +23,10 @@ def _run_name() -> str:
     return f"monitor {Path(flow_run.parameters['batch_path']).name}"
 
 
+#: What the flow emits when its gate says retrain (an automation may act on it).
+DRIFT_DETECTED = "honing.drift.detected"
+
+
 @flow(
     name="monitoring_pipeline",
     flow_run_name=_run_name,
@@ -62,7 +66,7 @@ def monitoring_pipeline(
     if decision.retrain:
         name = cfg.registry.model_name
         emit_event(
-            event="honing.drift.detected",
+            event=DRIFT_DETECTED,
             resource={"prefect.resource.id": f"honing.model.{name}"},
             payload={
                 "version": monitored.version,
@@ -71,9 +75,13 @@ def monitoring_pipeline(
                 "data_md5": ingested.md5 if ingested else None,
             },
         )
-        if retrain:
+        if retrain:  # a retraining that fails its gates leaves the champion in place
             retrained = training_pipeline(
-                config_path=config_path, env_path=env_path, repo=repo, resume_search=False
+                config_path=config_path,
+                env_path=env_path,
+                repo=repo,
+                resume_search=False,
+                return_state=True,
             )
     report = monitored.report
     return {
@@ -87,6 +95,11 @@ def monitoring_pipeline(
         "retrain": decision.retrain,
         "reasons": decision.reasons,
         "ingested": ingested.to_dict() if ingested else None,
-        "retrained_version": retrained.version if retrained else None,
+        "retrained_version": (
+            retrained.result().version if retrained and retrained.is_completed() else None
+        ),
+        "retrain_failed": (
+            str(retrained.message) if retrained and not retrained.is_completed() else None
+        ),
         "run_id": monitored.run.run_id,
     }

@@ -242,6 +242,8 @@ def monitor(
         )
     if result["retrained_version"]:
         console.print(f"retrained: version {result['retrained_version']} registered")
+    if result["retrain_failed"]:
+        console.print(f"[yellow]retraining registered nothing:[/] {result['retrain_failed']}")
 
 
 @app.command()

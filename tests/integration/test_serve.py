@@ -1,14 +1,16 @@
 """Schedules and triggers for real: a local Prefect server, `honing serve`, a data change that
-retrains through an event trigger, a drifted batch that retrains through the monitoring flow,
-and a schedule that fires."""
+retrains through an event trigger, a drifted batch whose drift event retrains through an
+automation (and reaches a webhook), and a schedule that fires."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -221,7 +223,37 @@ def test_data_change_retrains_through_an_event_trigger(served):
     )
 
 
+class _Hooks(http.server.BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        _Hooks.received.append(json.loads(body or b"{}"))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+
 def test_drifted_batch_triggers_retraining(served):
+    """The monitor emits honing.drift.detected; an automation runs the retraining
+    deployment, and the route in infra/ posts the same event to a webhook."""
+    hook = http.server.HTTPServer(("127.0.0.1", 0), _Hooks)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    routed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "infra" / "prefect" / "drift_webhook.py"),
+            "--url",
+            f"http://127.0.0.1:{hook.server_address[1]}/drift",
+        ],
+        env=served["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert routed.returncode == 0, routed.stderr[-2000:]
     _wait(lambda: _versions(served) == [1], 300, "a champion", served["procs"])
     out = subprocess.run(
         [
@@ -241,14 +273,28 @@ def test_drifted_batch_triggers_retraining(served):
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert "Completed" in out.stdout
+    # the monitor only decides and emits; the automation on its event retrains
+    _wait(
+        lambda: any(r["state"] == "COMPLETED" for r in _runs(served, "retrain-on-drift")),
+        400,
+        "the retraining the drift event triggers",
+        served["procs"],
+    )
     assert _versions(served) == [1, 2]
+    _wait(lambda: bool(_Hooks.received), 60, "the drift webhook", served["procs"])
+    hook.shutdown()
+    posted = _Hooks.received[0]
+    assert posted["event"] == "honing.drift.detected"
+    assert posted["model"] == "honing.model.honing-flights" and posted["version"] == "1"
+    assert any("drifted" in r for r in posted["reasons"])
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{served['root'] / 'mlflow.db'}")
     monitors = client.search_runs(
         [client.get_experiment_by_name("honing-flights").experiment_id],
         filter_string="tags.`honing.kind` = 'monitoring'",
     )
     assert monitors and monitors[0].data.tags["honing.retrain"] == "true"
-    assert "temp" in monitors[0].data.tags["honing.retrain_reasons"]
+    assert "drifted" in monitors[0].data.tags["honing.retrain_reasons"]
+    assert "temp" in monitors[0].data.tags["mlflow.note.content"]  # the seasons, in words
     artifacts = {a.path for a in client.list_artifacts(monitors[0].info.run_id, "monitoring")}
     assert {"monitoring/drift.html", "monitoring/drift.json"} <= artifacts
 
@@ -262,6 +308,7 @@ def _limits(served) -> dict[str, list]:
         "    async with get_client() as c:\n"
         "        for name in ('watch_data/watch-data', 'monitoring_pipeline/monitor',\n"
         "                     'training_pipeline/retrain-on-data-change',\n"
+        "                     'training_pipeline/retrain-on-drift',\n"
         "                     'training_pipeline/retrain-scheduled'):\n"
         "            d = await c.read_deployment_by_name(name)\n"
         "            g = d.global_concurrency_limit\n"
@@ -291,6 +338,7 @@ def test_served_deployments_run_one_at_a_time(served):
         "watch_data/watch-data": [1, "CANCEL_NEW"],
         "monitoring_pipeline/monitor": [1, "CANCEL_NEW"],
         "training_pipeline/retrain-on-data-change": [1, "ENQUEUE"],
+        "training_pipeline/retrain-on-drift": [1, "ENQUEUE"],
         "training_pipeline/retrain-scheduled": [1, "ENQUEUE"],
     }
     # the watcher fires every 3 s; with one at a time, no two of its runs are ever RUNNING
