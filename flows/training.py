@@ -14,6 +14,7 @@ from honing.planner import StageClock, refit_budget
 from honing.stages.keys import reusable
 from honing.summary import TrainingSummary
 from honing.tracking import planned_run_name, search_name
+from honing_flows.tasks import setup as setup_tasks
 from honing_flows.tasks import stages
 
 
@@ -43,6 +44,8 @@ def training_pipeline(
         run_name=flow_run.get_name() or "",
         flow_run_id=flow_run_id,
     )
+    if started.healed.flow_runs:  # killed runs' flow runs, RUNNING forever otherwise
+        setup_tasks.settle_flow_runs(flow_run_ids=started.healed.flow_runs)
     cfg, run, ray = started.cfg, started.run, started.settings.ray
     clock = StageClock(cfg.time_budget_s, started=started.started)  # counts from the start
     try:

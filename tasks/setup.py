@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 from honing import config, tracking
-from honing_flows.tasks import io_task
+from honing_flows import flow_runs
+from honing_flows.tasks import io_task, logged
 
 
 @io_task
@@ -23,3 +24,8 @@ def load_env_settings(path: str | None) -> config.EnvSettings:
 @io_task
 def ensure_experiment(name: str, artifact_root: str | None) -> str:
     return tracking.ensure_experiment(name, artifact_root)
+
+
+@io_task
+def settle_flow_runs(flow_run_ids: list[str]) -> flow_runs.Settled:
+    return logged(flow_runs.settle(flow_run_ids))

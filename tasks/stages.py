@@ -20,7 +20,7 @@ from honing import evaluation, summary, tracking, validation
 from honing.compression import CompressionResult
 from honing.config import EnvSettings, PipelineConfig, RaySettings
 from honing.ensembles import EnsembleDecision
-from honing.lineage import Lineage
+from honing.lineage import FLOW_RUN_TAG, Lineage
 from honing.nested import NestedCVResult
 from honing.planner import Trims
 from honing.search import SearchResult
@@ -70,7 +70,7 @@ def begin(config_path: str, env_path: str | None, run_name: str, flow_run_id: st
             config_path,
             env_path,
             run_name=run_name,
-            tags={"honing.flow_run_id": flow_run_id},
+            tags={FLOW_RUN_TAG: flow_run_id},
             environ=os.environ,
         )
     )

@@ -62,6 +62,12 @@ class TrackingUnavailableError(HoningError):
     transient = True
 
 
+class ServiceUnavailableError(HoningError):
+    """A service the run needs (such as the orchestrator's API) did not start or answer."""
+
+    transient = True
+
+
 class TrackingStoreError(HoningError):
     """The MLflow store is there but cannot be used: read-only, or not writable by this user."""
 

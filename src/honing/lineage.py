@@ -13,6 +13,7 @@ from typing import Any
 PREFIX = "honing."
 #: The training run a registered version came from.
 RUN_ID_TAG = f"{PREFIX}run_id"
+FLOW_RUN_TAG = f"{PREFIX}flow_run_id"  # the orchestrator's run (Lineage.flow_run_id)
 METRIC_PREFIX = f"{PREFIX}metric."
 #: The last tag a registration writes: the SHA-256 of every file of the version's artifacts
 #: (JSON, by relative path). Loading verifies it; a version without it is incomplete.

@@ -14,7 +14,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from honing.lineage import DIGEST_TAG, PREFIX, RUN_ID_TAG
+from honing.lineage import DIGEST_TAG, FLOW_RUN_TAG, PREFIX, RUN_ID_TAG
 
 OWNER_HOST, OWNER_PID, OWNER_STARTED = (f"{PREFIX}owner_{k}" for k in ("host", "pid", "started"))
 STATUS_TAG = f"{PREFIX}status"
@@ -54,6 +54,7 @@ def owner_gone(tags: dict[str, str]) -> bool:
 class Healed:
     runs: list[str] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)
+    flow_runs: list[str] = field(default_factory=list)  # the orchestrator's runs of ``runs``
 
     def log_lines(self) -> list[str]:
         return [f"marked FAILED: run {r} (its process is gone)" for r in self.runs] + [
@@ -72,6 +73,8 @@ def heal(experiment_id: str, model_names: list[str]) -> Healed:
             client.set_terminated(run.info.run_id, "FAILED", end_time=int(time.time() * 1000))
             client.set_tag(run.info.run_id, STATUS_TAG, "killed: owner process gone")
             healed.runs.append(run.info.run_id)
+            if run.data.tags.get(FLOW_RUN_TAG):
+                healed.flow_runs.append(run.data.tags[FLOW_RUN_TAG])
     for name in model_names:
         for mv in client.search_model_versions(f"name='{name}'"):
             if DIGEST_TAG in mv.tags or mv.tags.get(STATUS_TAG) == "incomplete":

@@ -21,6 +21,7 @@ from honing.cli import app as library_app
 from honing.exceptions import HoningError
 from honing.settings import redact
 from honing.summary import TrainingSummary
+from honing_flows.api_server import private_api
 
 app = typer.Typer(
     add_completion=False,
@@ -84,7 +85,10 @@ def in_flow(call: Callable[[], T], what: str) -> T:
     as what it left behind, anything else (a bug) as one line, its traceback in the log."""
     keep_tracebacks_in_the_log()
     try:
-        return call()
+        # no server named: a private API of its own session (Ctrl-C then stops the run, not
+        # the API the run still reports to)
+        with private_api(os.environ, LOG_FILE.with_name("prefect-api.log")):
+            return call()
     except HoningError as exc:
         raise fail(exc, note=f"the run's full log, tracebacks included: {LOG_FILE}") from None
     except KeyboardInterrupt:

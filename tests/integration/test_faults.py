@@ -121,6 +121,8 @@ def test_killed_flow_resumes_the_search_without_redoing_trials(project):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     time.sleep(2)
+    home = project["root"] / ".prefect"
+    assert _processes_of(home) == []  # the run's Prefect API died with it
 
     rerun = subprocess.run(
         cmd, cwd=project["root"], env=env, capture_output=True, text=True, timeout=600
@@ -129,13 +131,19 @@ def test_killed_flow_resumes_the_search_without_redoing_trials(project):
     summary = json.loads((project["root"] / "out.json").read_text())
     assert summary["trials"] == 6 and summary["trials_failed"] == 0
     assert summary["trials_restored"] >= 2, summary
+    # the killed run's flow run, RUNNING when it died, was settled by the rerun
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(home / "prefect.db")) as db:
+        states = sorted(r[0] for r in db.execute("select state_type from flow_run"))
+    assert states == ["COMPLETED", "CRASHED"], states
+    assert _processes_of(home) == []
 
 
 def test_an_interrupt_stops_the_whole_run_and_registers_nothing(project):
-    # SIGINT to the run (`kill -INT`, or Ctrl-C): the search must not end "early and fine"
-    # and let the flow refit, register and promote on the trials that finished. (A terminal's
-    # Ctrl-C also reaches Prefect's temporary server in the same process group; that case
-    # still hangs on reporting to the stopped server: see the README's known limits.)
+    # SIGINT to the run (`kill -INT`): the search must not end "early and fine" and let the
+    # flow refit, register and promote on the trials that finished. (A terminal's Ctrl-C,
+    # to the whole process group: the next test.)
     config = _slow_search(project)
     env = _cli_env(project)
     ray_before = _ray_daemons()
@@ -175,6 +183,65 @@ def test_an_interrupt_stops_the_whole_run_and_registers_nothing(project):
         [e.experiment_id for e in client.search_experiments()], "tags.`honing.kind` = 'training'"
     )
     assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def _processes_of(prefect_home: Path) -> list[str]:
+    """Command lines of the live processes started with this PREFECT_HOME."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get("PREFECT_HOME") == str(prefect_home) and proc.is_running():
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(" ".join(proc.info["cmdline"] or []))
+    return found
+
+
+def test_a_terminal_ctrl_c_stops_the_run_and_its_api_within_seconds(project):
+    """Ctrl-C in a terminal signals the whole foreground process group. The run's Prefect API
+    lives in a session of its own: the run marks itself failed, reports to a live API, stops
+    it, and exits within seconds, leaving no process and no flow run RUNNING."""
+    import sqlite3
+
+    config = _slow_search(project)
+    env = _cli_env(project)
+    home = project["root"] / ".prefect"
+    proc = subprocess.Popen(
+        _run_cmd(project, config, "out.json"),
+        cwd=project["root"],
+        env=env,
+        start_new_session=True,  # its own group, as a terminal's foreground job
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    results = project["root"] / "ray_results"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(f.stat().st_size > 0 for f in results.glob("*/*/result.json")):
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        signalled = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does
+        output = proc.communicate(timeout=120)[0]
+        took = time.monotonic() - signalled
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, output[-3000:]
+    assert took < 30, f"{took:.0f} s from Ctrl-C to exit"
+    assert "nothing was registered" in output
+    time.sleep(1)
+    assert _processes_of(home) == []  # the API and everything else are gone
+    with contextlib.closing(sqlite3.connect(home / "prefect.db")) as db:
+        states = [r[0] for r in db.execute("select state_type from flow_run")]
+    assert states and "RUNNING" not in states, states
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project['root'] / 'mlflow.db'}")
+    assert client.search_model_versions("name='honing-churn'") == []
 
 
 def test_two_flows_at_once_keep_the_registry_consistent(project):

@@ -1,0 +1,111 @@
+"""A private Prefect API for one command, when no ``PREFECT_API_URL`` names a server.
+
+Prefect would start a temporary server by itself, as a child in the command's process group.
+A terminal's Ctrl-C then reaches that server too: it stops at once, and the run, still
+trying to report its end, waits minutes on a server that is gone. This one runs in its own
+session, so the interrupt reaches only the run, which marks itself failed, reports to a live
+server, and then stops the server here, within seconds. A run killed outright takes its
+server with it (the parent-death signal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from honing.exceptions import ServiceUnavailableError
+
+START_TIMEOUT_S = 90.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before it runs: Linux sends it SIGTERM when the process that
+    started it dies, even by SIGKILL, so that a killed run leaves no server behind."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _drain() -> None:
+    """Send the logs and events the run has queued while the API is still there."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogHandler
+
+    with contextlib.suppress(Exception):
+        APILogHandler().flush()
+    with contextlib.suppress(Exception):
+        EventsWorker.drain_all(timeout=5)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)  # its session: the server and what it started
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@contextlib.contextmanager
+def private_api(environ: Mapping[str, str], log_path: Path) -> Iterator[str | None]:
+    """Within the block, Prefect talks to a server of its own session on 127.0.0.1 (its output
+    in ``log_path``); None, and nothing started, when ``PREFECT_API_URL`` is set."""
+    if environ.get("PREFECT_API_URL"):
+        yield None
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+             "--port", str(port)],
+            env={**environ, "PREFECT_UI_ENABLED": "false",
+                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise ServiceUnavailableError(
+                    f"the Prefect API for this run did not start on {url} (see {log_path})"
+                )
+            time.sleep(0.2)
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            try:
+                yield url
+            finally:
+                _drain()
+    finally:
+        _stop(proc)
