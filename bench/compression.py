@@ -26,13 +26,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from common import code_commit, machine  # bench/common.py (scripts run from bench/)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -444,7 +444,8 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "# Compression benchmark",
         "",
-        f"`bench/compression.py` on {results['machine']}; single-row latency at 1 thread over "
+        f"`bench/compression.py` at commit `{results.get('commit', '?')}` on {results['machine']}; "
+        "single-row latency at 1 thread over "
         f"{ROWS} test rows. Ratios are against the fp32/native model of the same run.",
         "",
         "## 1. int8 and pruning: PyTorch MLP (2 x 256) on Telco churn",
@@ -549,8 +550,8 @@ def main() -> None:
     runtime.quiet_environment(os.environ)
     started = time.perf_counter()
     results = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}",
+        "commit": code_commit(),
+        "machine": machine(),
         "int8": int8_experiment(),
         "width_sweep": width_sweep(),
         "distillation": distillation_experiment(),

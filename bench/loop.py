@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from common import code_commit  # bench/common.py (scripts run from bench/)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -270,14 +271,6 @@ def plot(timelines: dict[str, list[dict[str, Any]]], path: Path) -> None:
     plt.close(fig)
 
 
-def _commit() -> str:
-    out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], **_QUIET)
-    dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "-uno"], **_QUIET
-    ).stdout
-    return out.stdout.strip() + (" (uncommitted changes)" if dirty.strip() else "")
-
-
 def _mean(rows: list[dict[str, Any]]) -> float:
     scored = [r[METRIC] for r in rows if METRIC in r]
     return sum(scored) / len(scored)
@@ -385,7 +378,7 @@ def main() -> None:
         ".honing/loop-demo, leaving the benchmark's results alone)",
     )  # fmt: skip
     args = parser.parse_args()
-    commit = _commit()  # the code that runs: read before anything else can change
+    commit = code_commit()  # the code that runs: read before anything else can change
     for key, value in ENV.items():
         os.environ.setdefault(key, value)
     os.environ.pop("MLFLOW_TRACKING_URI", None)

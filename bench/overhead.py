@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from common import code_commit  # bench/common.py (scripts run from bench/)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -205,18 +206,11 @@ def _child(mode: str, tmp: Path) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def _commit() -> str:
-    out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], **_QUIET)
-    dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "-uno"], **_QUIET
-    ).stdout
-    return out.stdout.strip() + (" (uncommitted changes)" if dirty.strip() else "")
-
-
 _QUIET: dict[str, Any] = {"capture_output": True, "text": True, "check": False}
 
 
 def main() -> None:
+    commit = code_commit()  # the code that runs: read before anything else can change
     walls: dict[str, list[float]] = {m: [] for m in (*MODES, "empty")}
     stages: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="honing-overhead-") as tmp_name:
@@ -234,7 +228,7 @@ def main() -> None:
     stage_med = {k: statistics.median(v) for k, v in stages.items()}
     prefect_s, mlflow_s = med["flow"] - med["plain"], med["plain"] - med["compute"]
     result = {
-        "commit": _commit(),
+        "commit": commit,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "trials_per_family": TRIALS_PER_FAMILY,
         "repeats": REPEATS,

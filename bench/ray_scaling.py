@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import code_commit, machine  # bench/common.py (scripts run from bench/)
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PORT = 26390
@@ -41,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials-per-family", type=int, default=4)
     args = parser.parse_args()
+    commit = code_commit()
 
     from honing import runtime
 
@@ -156,7 +159,8 @@ def main() -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "commit": commit,
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         "python": platform.python_version(),
     }
@@ -166,7 +170,7 @@ def main() -> None:
     speedup = rows[1]["trials_per_min"] / rows[0]["trials_per_min"]
     lines = [
         f"Ray Tune search on Telco churn, {rows[0]['trials']} trials (3 families, 3-fold CV), "
-        f"{meta['machine']}, {meta['date']}.",
+        f"{meta['machine']}, {meta['date']}, commit `{meta['commit']}`.",
         "",
         "| Ray nodes | CPUs/node | trials | nodes used | wall (s) | trials/min |",
         "|---|---|---|---|---|---|",

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from common import code_commit, machine  # bench/common.py (scripts run from bench/)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -269,7 +269,8 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "# Search benchmark",
         "",
-        f"`bench/search.py` on {results['machine']}, budget {budget:g} s per contender, test "
+        f"`bench/search.py` at commit `{results.get('commit', '?')}` on {results['machine']}, "
+        f"budget {budget:g} s per contender, test "
         "accuracy on a stratified 25% split (the same split for all).",
         "",
         "| dataset | honing acc | honing wall (s) | FLAML acc | FLAML wall (s) | baseline acc | "
@@ -319,6 +320,7 @@ def main() -> None:
         "--parts", default="flaml,asha", help="flaml: part 1, asha: part 2 (comma-separated)"
     )
     args = parser.parse_args()
+    commit = code_commit()
 
     from honing import runtime
     from honing.config import RaySettings
@@ -330,8 +332,8 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="honing-bench-search-")
     data = _datasets()
     results: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}",
+        "commit": commit,
+        "machine": machine(),
         "budget_s": args.budget,
         "datasets": {},
     }

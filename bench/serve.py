@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from common import code_commit, machine  # bench/common.py (scripts run from bench/)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -202,6 +202,7 @@ def _check_times(X: Any) -> dict[str, float]:
 
 
 def main() -> None:
+    commit = code_commit()
     with tempfile.TemporaryDirectory(prefix="honing-bench-serve-") as tmp:
         config, env, X_test = _project(Path(tmp))
         rows = json.loads(X_test.to_json(orient="records"))
@@ -211,7 +212,8 @@ def main() -> None:
         }
     checks = _check_times(X_test)
     out = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "commit": commit,
+        "machine": machine(),
         "clients": CLIENTS,
         "seconds": SECONDS,
         "flavors": results,
@@ -223,7 +225,8 @@ def main() -> None:
         "# Online endpoint under load",
         "",
         f"`honing serve-model` on 127.0.0.1, {CLIENTS} concurrent clients for {SECONDS:g} s, "
-        f"one-row requests of the churn test split, on {out['machine']} (clients and server "
+        f"one-row requests of the churn test split, on {out['machine']} at commit "
+        f"`{out['commit']}` (clients and server "
         "share the machine). LightGBM, 200 trees; the served flavor is its ONNX graph.",
         "",
         "| flavor | requests | p50 ms | p99 ms | requests/s | errors |",

@@ -140,18 +140,17 @@ def test_killed_flow_resumes_the_search_without_redoing_trials(project):
     assert _processes_of(home) == []
 
 
-def test_an_interrupt_stops_the_whole_run_and_registers_nothing(project):
-    # SIGINT to the run (`kill -INT`): the search must not end "early and fine" and let the
-    # flow refit, register and promote on the trials that finished. (A terminal's Ctrl-C,
-    # to the whole process group: the next test.)
+def _interrupted_run(project, whole_group: bool) -> tuple[int, str, float]:
+    """``honing run`` with a slow search, sent SIGINT once a trial has finished: to the run
+    alone (``kill -INT``) or to its whole process group (a terminal's Ctrl-C). Returns its
+    exit code, its output and the seconds from the signal to its exit."""
     config = _slow_search(project)
-    env = _cli_env(project)
     ray_before = _ray_daemons()
     proc = subprocess.Popen(
         _run_cmd(project, config, "out.json"),
         cwd=project["root"],
-        env=env,
-        start_new_session=True,
+        env=_cli_env(project),
+        start_new_session=True,  # its own group, as a terminal's foreground job
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -166,15 +165,28 @@ def test_an_interrupt_stops_the_whole_run_and_registers_nothing(project):
                 break
             time.sleep(0.5)
         assert proc.poll() is None, "the run ended before it could be interrupted"
-        os.kill(proc.pid, signal.SIGINT)
+        signalled = time.monotonic()
+        if whole_group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGINT)
         output = proc.communicate(timeout=120)[0]
+        took = time.monotonic() - signalled
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         for pid in _ray_daemons() - ray_before:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    assert proc.returncode == 130, output[-3000:]
+    return proc.returncode, output, took
+
+
+def test_an_interrupt_stops_the_whole_run_and_registers_nothing(project):
+    # SIGINT to the run (`kill -INT`): the search must not end "early and fine" and let the
+    # flow refit, register and promote on the trials that finished. (A terminal's Ctrl-C,
+    # to the whole process group: the next test.)
+    returncode, output, _ = _interrupted_run(project, whole_group=False)
+    assert returncode == 130, output[-3000:]
     assert "interrupted" in output and "nothing was registered" in output
     assert not (project["root"] / "out.json").exists()
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project['root'] / 'mlflow.db'}")
@@ -204,35 +216,9 @@ def test_a_terminal_ctrl_c_stops_the_run_and_its_api_within_seconds(project):
     it, and exits within seconds, leaving no process and no flow run RUNNING."""
     import sqlite3
 
-    config = _slow_search(project)
-    env = _cli_env(project)
     home = project["root"] / ".prefect"
-    proc = subprocess.Popen(
-        _run_cmd(project, config, "out.json"),
-        cwd=project["root"],
-        env=env,
-        start_new_session=True,  # its own group, as a terminal's foreground job
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    results = project["root"] / "ray_results"
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(f.stat().st_size > 0 for f in results.glob("*/*/result.json")):
-                break
-            time.sleep(0.5)
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        signalled = time.monotonic()
-        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does
-        output = proc.communicate(timeout=120)[0]
-        took = time.monotonic() - signalled
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, output[-3000:]
+    returncode, output, took = _interrupted_run(project, whole_group=True)
+    assert returncode == 130, output[-3000:]
     assert took < 30, f"{took:.0f} s from Ctrl-C to exit"
     assert "nothing was registered" in output
     time.sleep(1)
