@@ -14,7 +14,7 @@ import pandas as pd
 
 from honing import data, features, monitoring, registry, reproduce, tracking, versions
 from honing.config import PipelineConfig, WindowConfig
-from honing.decision import answers
+from honing.decision import Answers, answers
 from honing.evaluation import evaluate
 from honing.exceptions import RegistryError
 from honing.monitoring import PREDICTION, TARGET, DriftReport, RetrainDecision
@@ -53,29 +53,20 @@ class Monitored:
         ]  # fmt: skip
 
 
-def _answers_column(model: object, X: pd.DataFrame, classes: list) -> pd.Series:
+def _answers_column(found: Answers, classes: list, index: pd.Index) -> pd.Series:
     """The model's answer per row, as the drift report compares them: P(positive) for a
     binary task, the decided label for a multiclass one, the value for regression."""
-    found = answers(model, X, classes)
     if not classes:
-        return pd.Series(found.values, index=X.index)
+        return pd.Series(found.values, index=index)
     if len(classes) == 2:
-        return pd.Series(found.values[:, 1], index=X.index)
+        return pd.Series(found.values[:, 1], index=index)
     codes = found.codes if found.codes is not None else np.argmax(found.values, axis=1)
-    return pd.Series([str(classes[int(c)]) for c in codes], index=X.index)
+    return pd.Series([str(classes[int(c)]) for c in codes], index=index)
 
 
 def metric_key(column: str) -> str:
     """``column`` as an MLflow metric name allows it."""
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", column)
-
-
-def _shown(path: Path, repo: Path) -> str:
-    """``path`` relative to the project when it is inside it (what MLflow shows)."""
-    try:
-        return str(path.resolve().relative_to(repo.resolve()))
-    except ValueError:
-        return str(path)
 
 
 def _window(config: dict, fallback: WindowConfig) -> WindowConfig:
@@ -88,7 +79,7 @@ def monitor(
 ) -> Monitored:
     """Check the batch at ``batch_path`` against the champion of ``cfg.registry`` and log
     the report on a new MLflow run (``<name> monitor``)."""
-    shown = _shown(Path(batch_path), Path(repo))
+    shown = str(tracking.portable(str(Path(batch_path).resolve()), Path(repo).resolve()))
     name, alias = cfg.registry.model_name, cfg.registry.champion_alias
     version = registry.champion_version(name, alias)
     if version is None:
@@ -111,10 +102,14 @@ def monitor(
     columns = features.infer_columns(X_ref, cfg.features)
     y_ref, classes = data.target_values(reference[target], cfg.task, cfg.data.positive_label)
     model = registry.load_model(f"models:/{name}/{version}")
+    seen = answers(model, X_cur, classes)  # the batch's answers, also for the estimate
     tables = []
-    for X, frame in ((X_ref, reference), (X_cur, current)):
+    for X, frame, said in (
+        (X_ref, reference, answers(model, X_ref, classes)),
+        (X_cur, current, seen),
+    ):
         table = X[[*columns.numeric, *columns.categorical]].copy()
-        table[PREDICTION] = _answers_column(model, X, classes)
+        table[PREDICTION] = _answers_column(said, classes, X.index)
         if labelled:
             table[TARGET] = frame[target].astype(str) if classes else frame[target]
         tables.append(table)
@@ -143,7 +138,6 @@ def monitor(
         measured = evaluate(model, X_cur, y_cur, classes).metrics
         report = monitoring.with_performance(report, measured, found.metrics)
     elif classes:
-        seen = answers(model, X_cur, classes)
         estimated = monitoring.estimate_performance(seen.values, seen.codes)
         report = monitoring.with_estimate(report, estimated, found.metrics)
     tracking.log_json(run_id, report.to_dict(), "monitoring/drift.json")
