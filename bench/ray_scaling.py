@@ -1,8 +1,9 @@
 """Trials per minute of honing's Ray Tune search with 1 and with 2 Ray nodes on this machine.
 
-Starts its own Ray head (1 CPU, token auth, no dashboard) with ``ray start``, runs the same
-search through ``honing.search.run_search`` (the code the flow uses), adds a second node with
-``ray start --address`` and runs it again. Writes bench/results/ray_scaling.{json,md}.
+Starts its own Ray head (1 CPU, token auth, no dashboard, on 127.0.0.1) with ``ray start``,
+runs the same search through ``honing.search.run_search`` (the code the flow uses), adds a
+second node on 127.0.0.1 with ``infra/local/ray_node.py`` (as the local stack does) and runs it
+again. Writes bench/results/ray_scaling.{json,md}.
 
     .venv/bin/python bench/ray_scaling.py [--trials-per-family 4]
 """
@@ -48,7 +49,7 @@ def main() -> None:
     from honing import runtime
 
     runtime.quiet_environment(os.environ)
-    os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every node on 127.0.0.1
     state = Path(tempfile.mkdtemp(prefix="honing-bench-ray-"))
     token = state / "token"
     token.write_text(secrets.token_hex(32))
@@ -113,7 +114,21 @@ def main() -> None:
         settings = RaySettings(address=address, storage_path=str(state / "results"))
         for nodes in (1, 2):
             if nodes == 2:
-                _ray(["start", "--address", address, "--num-cpus", "1"], env)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        str(ROOT / "infra" / "local" / "ray_node.py"),
+                        address,
+                        "--num-cpus",
+                        "1",
+                        "--temp-dir",
+                        str(state / "ray"),
+                    ],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    timeout=180,
+                )
                 deadline = time.time() + 60
                 while sum(n["Alive"] for n in ray.nodes()) < 2 and time.time() < deadline:
                     time.sleep(0.5)

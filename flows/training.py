@@ -136,5 +136,7 @@ def training_pipeline(
             timings={**clock.seconds, "total": clock.elapsed()},
         )
     except BaseException:
-        stages.fail(run=run)
+        # the run's own failure is what the user sees, even when its store cannot take the
+        # FAILED mark either (a full disk): the next run marks it from its dead process
+        stages.fail(run=run, return_state=True)
         raise

@@ -3,8 +3,8 @@
 #   PostgreSQL (Debian package) -> MLflow tracking server (backend store in PostgreSQL,
 #   artifacts served by the server) -> Prefect server (database in PostgreSQL) + a process
 #   work pool and worker -> Ray head + a second Ray node -> a local DVC remote.
-# Everything that can bind an address binds 127.0.0.1; Ray cannot (see README), so its
-# cluster requires a token (RAY_AUTH_MODE=token) instead.
+# Everything binds 127.0.0.1, the two Ray nodes included; Ray's cluster also requires a token
+# (RAY_AUTH_MODE=token).
 # Writes $HONING_STACK_DIR/stack.env: `source` it to point honing at the stack.
 set -euo pipefail
 
@@ -132,30 +132,33 @@ wait_http "http://127.0.0.1:$PREFECT_PORT/api/health" "Prefect server" "$STATE/p
   "$BIN/prefect" work-pool create "$POOL" --type process >/dev/null
 log "Prefect work pool '$POOL' is ready"
 
-# --- Ray: a head node and a second node, token authentication on ------------------------------
+# --- Ray: a head node and a second node, on 127.0.0.1, token authentication on ------------------
+# Ray's loopback switch keeps every Ray process on 127.0.0.1; its CLI refuses a second node
+# under that switch, so ray_node.py starts the second one (see that file).
 export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$STATE/ray_token
-unset RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER RAY_ADDRESS  # a cluster, not a loopback-only instance
-RAY_IP=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(("192.0.2.1", 9)); print(s.getsockname()[0])' 2>/dev/null || hostname -I | awk '{print $1}')
-if ! "$BIN/ray" status --address "$RAY_IP:$RAY_PORT" >/dev/null 2>&1; then
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+unset RAY_ADDRESS
+RAY_ADDR=127.0.0.1:$RAY_PORT
+if ! "$BIN/ray" status --address "$RAY_ADDR" >/dev/null 2>&1; then
   "$BIN/ray" start --head --port "$RAY_PORT" --num-cpus "$RAY_NODE_CPUS" \
     --include-dashboard=false --disable-usage-stats --temp-dir "$STATE/ray" \
     >"$STATE/logs/ray-head.log" 2>&1
-  "$BIN/ray" start --address "$RAY_IP:$RAY_PORT" --num-cpus "$RAY_NODE_CPUS" \
-    >"$STATE/logs/ray-worker.log" 2>&1
+  "$BIN/python" "$ROOT/infra/local/ray_node.py" "$RAY_ADDR" --num-cpus "$RAY_NODE_CPUS" \
+    --temp-dir "$STATE/ray" >"$STATE/logs/ray-worker.log" 2>&1
 fi
 for _ in $(seq 1 30); do
-  nodes=$("$BIN/python" - "$RAY_IP:$RAY_PORT" <<'PY' 2>/dev/null || true
+  nodes=$("$BIN/python" - "$RAY_ADDR" <<'PY' 2>/dev/null || true
 import sys, ray
 ray.init(address=sys.argv[1], include_dashboard=False, log_to_driver=False,
          logging_level="ERROR")
-print(sum(1 for n in ray.nodes() if n["Alive"]))
+print(sum(1 for n in ray.nodes() if n["Alive"] and n["NodeManagerAddress"] == "127.0.0.1"))
 PY
 )
   [ "${nodes:-0}" -ge 2 ] && break
   sleep 1
 done
-[ "${nodes:-0}" -ge 2 ] || { log "Ray cluster did not reach 2 nodes"; exit 1; }
-log "Ray cluster is up at $RAY_IP:$RAY_PORT with $nodes nodes (token auth)"
+[ "${nodes:-0}" -ge 2 ] || { log "Ray cluster did not reach 2 nodes on 127.0.0.1"; exit 1; }
+log "Ray cluster is up at $RAY_ADDR with $nodes nodes (loopback only, token auth)"
 
 # --- DVC remote (a folder here; s3://... on a real deployment) --------------------------------
 log "DVC remote folder: $STATE/dvc-remote"
@@ -166,7 +169,8 @@ cat >"$STATE/stack.env" <<ENV
 export MLFLOW_TRACKING_URI=http://127.0.0.1:$MLFLOW_PORT
 export PREFECT_API_URL=$PREFECT_API_URL
 export PREFECT_HOME=$PREFECT_HOME
-export RAY_ADDRESS=$RAY_IP:$RAY_PORT
+export RAY_ADDRESS=$RAY_ADDR
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
 export RAY_AUTH_MODE=token
 export RAY_AUTH_TOKEN_PATH=$STATE/ray_token
 export HONING_DVC_REMOTE_URL=$STATE/dvc-remote

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class HoningError(Exception):
     """Base class of every error honing raises on purpose. Most are deterministic (the same
@@ -15,7 +17,25 @@ def is_transient(exc: BaseException) -> bool:
     transient honing errors yes; bad configs and bad data no."""
     if isinstance(exc, HoningError):
         return exc.transient
+    if disk_full(exc) is not None:  # stays full until someone frees space
+        return False
     return isinstance(exc, Exception)
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """When ``exc``, or an exception it came from, is a write refused for lack of space (a full
+    disk, a quota, SQLite's "database or disk is full"): the file it names, "" if it names
+    none. None for any other failure."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return str(current.filename or "")
+        if "database or disk is full" in str(current):
+            return ""
+        current = current.__cause__ or current.__context__
+    return None
 
 
 class ConfigError(HoningError):
@@ -70,6 +90,10 @@ class ServiceUnavailableError(HoningError):
 
 class TrackingStoreError(HoningError):
     """The MLflow store is there but cannot be used: read-only, or not writable by this user."""
+
+
+class StoreFullError(HoningError):
+    """A store (MLflow's database or artifacts, an output folder) is on a full disk."""
 
 
 class RegistryError(HoningError):

@@ -18,7 +18,7 @@ from honing import config as config_mod
 from honing import data, runtime, tracking
 from honing.cli import CONFIG_OPT, ENV_OPT, console, err, fail
 from honing.cli import app as library_app
-from honing.exceptions import HoningError
+from honing.exceptions import HoningError, StoreFullError, disk_full
 from honing.settings import redact
 from honing.summary import TrainingSummary
 from honing_flows.api_server import private_api
@@ -49,9 +49,9 @@ LOG_FILE = Path(".honing/logs/honing.log")
 
 
 class _StoryOnly(logging.Filter):
-    """On the screen, Prefect's log tells the story (tasks, scores, decisions); a failure's
-    traceback and exception dump go to :data:`LOG_FILE` only, and the command prints one
-    clear message instead."""
+    """On the screen, the log tells the story (tasks, scores, decisions); a failure's
+    traceback and exception dump (Prefect's, MLflow's, honing's own) go to :data:`LOG_FILE`
+    only, and the command prints one clear message instead."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         failure = (
@@ -59,22 +59,42 @@ class _StoryOnly(logging.Filter):
             or record.exc_info is not None
             or "Finished in state Failed(" in record.getMessage()  # the exception, dumped
         )
-        return not (failure and record.name.startswith("prefect"))
+        return not failure
 
 
 def keep_tracebacks_in_the_log() -> Path:
-    """Route Prefect's records to :data:`LOG_FILE` with their tracebacks, and keep failures
-    off the console. Called once Prefect has configured its logging (on import)."""
+    """Route the log records to :data:`LOG_FILE` with their tracebacks, and keep failures
+    off the console. Called once Prefect has configured its logging (on import). MLflow's
+    logger has a console handler of its own and does not propagate: it gets the same."""
     LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
-    root = logging.getLogger()
-    if not any(getattr(h, "honing_log", False) for h in root.handlers):
-        handler = logging.FileHandler(LOG_FILE, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        handler.honing_log = True  # type: ignore[attr-defined]
-        for console_handler in root.handlers:
-            console_handler.addFilter(_StoryOnly())
-        root.handlers.insert(0, handler)
+    handler = logging.FileHandler(LOG_FILE, encoding="utf-8", delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.honing_log = True  # type: ignore[attr-defined]
+    for logger in (logging.getLogger(), logging.getLogger("mlflow")):
+        if logger is not logging.getLogger() and logger.propagate:
+            continue  # its records reach the root's handlers
+        if not any(getattr(h, "honing_log", False) for h in logger.handlers):
+            for console_handler in logger.handlers:
+                console_handler.addFilter(_StoryOnly())
+            logger.handlers.insert(0, handler)
     return LOG_FILE
+
+
+def _store_full(exc: BaseException, what: str) -> StoreFullError | None:
+    """A full disk, said as one line naming the file (the tracking store when the error
+    names none) and the rule; None for any other failure."""
+    import mlflow
+
+    where = disk_full(exc)
+    if where is None:
+        return None
+    where = where or redact(mlflow.get_tracking_uri()).removeprefix("sqlite:///")
+    return StoreFullError(
+        f"{where}: rule: a write needs free space, and the disk holding this file is full. "
+        f"The {what} stopped there; no version of it loads (a registration cut short is "
+        "refused, and the next run marks it incomplete). Free space, or point the env "
+        "profile at a store on another disk"
+    )
 
 
 T = TypeVar("T")
@@ -101,6 +121,9 @@ def in_flow(call: Callable[[], T], what: str) -> T:
         raise typer.Exit(code=130) from None
     except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in the log
         logging.getLogger("honing").exception("honing %s failed", what)
+        full = _store_full(exc, what)
+        if full is not None:
+            raise fail(full, note=f"the run's full log, tracebacks included: {LOG_FILE}") from None
         raise fail(
             RuntimeError(f"{type(exc).__name__}: {exc} (the traceback is in {LOG_FILE})")
         ) from None

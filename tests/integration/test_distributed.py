@@ -8,6 +8,7 @@ the embedded default: only configs/env/distributed.yaml and the stack's environm
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -36,8 +37,31 @@ def _read_env(path: Path) -> dict[str, str]:
     return env
 
 
+def _off_loopback() -> set[tuple[str, str, str, str]]:
+    """Every TCP socket of this machine that is not on loopback at both ends, listening ones
+    included (a listener on 0.0.0.0 or * takes the routable address too): (state, local,
+    peer, process)."""
+    out = subprocess.run(["ss", "-tanpH"], capture_output=True, text=True, check=True).stdout
+    rows = set()
+    for line in out.splitlines():
+        state, _, _, local, peer, *rest = line.split()
+        name = re.search(r'\(\("([^"]+)"', " ".join(rest))
+        hosts = [local.rsplit(":", 1)[0]] + ([] if state == "LISTEN" else [peer.rsplit(":", 1)[0]])
+        if not all(re.match(r"(\[::ffff:)?127\.|\[::1\]$", host) for host in hosts):
+            rows.add((state, local, peer if state != "LISTEN" else "", name[1] if name else ""))
+    return rows
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def sockets_before() -> set[tuple[str, str, str, str]]:
+    """What was off loopback before the stack started (this machine's own services)."""
+    return _off_loopback()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, sockets_before: set[tuple[str, str, str, str]]
+) -> Iterator[dict[str, str]]:
     if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
         if os.environ.get("HONING_REQUIRE_STACK") == "1":
             pytest.fail("PostgreSQL is not installed but HONING_REQUIRE_STACK=1")
@@ -222,6 +246,50 @@ def test_training_flow_on_the_stack(stack, tmp_path, monkeypatch):
     finally:
         mlflow.set_tracking_uri(before)
     assert hasattr(model_obj, "predict_proba")
+
+
+def test_the_stack_keeps_every_socket_on_loopback(stack, sockets_before):
+    """After the flow ran on both Ray nodes: no process of the stack listened on, or talked to,
+    an address other than loopback. (TIME-WAIT sockets of the flow's connections would still
+    be listed here for a minute.)"""
+    nodes = subprocess.run(
+        [
+            str(BIN / "python"),
+            "-c",
+            "import ray; ray.init(logging_level='ERROR', log_to_driver=False);"
+            "print(sorted(n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']))",
+        ],
+        env=stack,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert nodes.stdout.strip() == "['127.0.0.1', '127.0.0.1']", nodes.stdout + nodes.stderr
+    assert stack["RAY_ADDRESS"].startswith("127.0.0.1:")
+    new = _off_loopback() - sockets_before
+    assert not new, f"sockets off loopback: {sorted(new)}"
+
+
+@pytest.mark.parametrize("token", [None, "0" * 64], ids=["no token", "a wrong token"])
+def test_ray_refuses_a_driver_without_the_clusters_token(stack, tmp_path, token):
+    env = {k: v for k, v in stack.items() if not k.startswith("RAY_AUTH")}
+    env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token to fall back on
+    if token:
+        env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    probe = subprocess.run(
+        [
+            str(BIN / "python"),
+            "-c",
+            "import ray; ray.init(logging_level='ERROR', log_to_driver=False);"
+            "print('connected', len(ray.nodes()))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode != 0 and "connected" not in probe.stdout
+    assert "InvalidAuthToken" in probe.stderr, probe.stderr[-2000:]
 
 
 def test_dvc_remote_round_trip(stack, tmp_path):

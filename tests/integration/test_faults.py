@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import yaml
 from prefect import flow
@@ -313,3 +314,151 @@ def test_a_failed_run_prints_one_clear_message_and_logs_the_traceback(project, c
     log = (project["root"] / ".honing" / "logs" / "honing.log").read_text()
     assert "Traceback" in log and "DataValidationError" in log
     assert not (project["root"] / "out.json").exists()
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    """``sql`` on a SQLite file another process is writing, read-only; nothing while the file
+    or its tables do not exist yet, or while a writer holds it."""
+    import sqlite3
+
+    if not db.exists():
+        return []
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as c:
+            return c.execute(sql).fetchall()
+    except sqlite3.OperationalError:
+        return []
+
+
+#: Where each kill lands: the stage, and what shows it has begun, read from the stores the run
+#: writes while it runs (polled every 0.1 s).
+KILL_POINTS = {
+    # the training run exists in MLflow: `start` is done, validation is next
+    "validation": (
+        "mlflow.db",
+        "select 1 from runs where status = 'RUNNING' and name like '%train%'",
+    ),
+    # the compression task has started (after the search, refit, evaluation, explanations):
+    # its run's first state reaches the Prefect API a moment after it starts, and the test's
+    # config gives the distilled student enough epochs to still be training then
+    "compression": (".prefect/prefect.db", "select 1 from task_run where name like 'compress-%'"),
+    # MLflow has created the version; its tags, description and alias are not written yet
+    "registration": ("mlflow.db", "select 1 from model_versions"),
+}
+
+
+def _killed_at(project: dict[str, Path], cmd: list[str], stage: str) -> None:
+    """Start ``cmd`` and SIGKILL its whole process group as soon as ``stage`` has begun."""
+    db, sql = KILL_POINTS[stage]
+    ray_before = _ray_daemons()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=project["root"],
+        env=_cli_env(project),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _rows(project["root"] / db, sql):
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, f"the run ended before its {stage} could be killed"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        for pid in _ray_daemons() - ray_before:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_runs_killed_in_validation_compression_and_registration_are_settled(project):
+    """SIGKILL (no handler runs) in three stages in turn, each kill followed by the next run.
+    Each run settles what the one before left, and the last one leaves a store where every
+    run, flow run and version says what happened to it; the cut registration never loads."""
+    home = project["root"] / ".prefect"
+    mlflow_db = project["root"] / "mlflow.db"
+    out = project["root"] / "out.json"
+    cfg = yaml.safe_load(project["config"].read_text())
+    cfg["compression"]["distill"] = {"epochs": 150}
+    config = project["root"] / "configs" / "killed.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    cmd = _run_cmd(project, config, "out.json")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{mlflow_db}")
+
+    def training_runs() -> list[str]:
+        sql = "select status from runs where name like '%train%' order by start_time"
+        return [r[0] for r in _rows(mlflow_db, sql)]
+
+    _killed_at(project, cmd, "validation")
+    assert _left_after(home, 15, only="prefect") == []  # its API went with it
+    assert training_runs() == ["RUNNING"] and _rows(mlflow_db, "select 1 from model_versions") == []
+
+    _killed_at(project, cmd, "compression")
+    assert _left_after(home, 15, only="prefect") == []
+    # the next run found the first one dead and marked it; it was killed itself before it
+    # registered anything
+    assert training_runs() == ["FAILED", "RUNNING"]
+    assert _rows(mlflow_db, "select 1 from model_versions") == []
+
+    _killed_at(project, cmd, "registration")
+    assert _left_after(home, 15, only="prefect") == []
+    assert training_runs() == ["FAILED", "FAILED", "RUNNING"]
+    cut = client.get_model_version("honing-churn", "1")
+    assert "honing.gate.promoted" not in cut.tags  # the registration was cut short
+    assert client.get_registered_model("honing-churn").aliases == {}
+    assert not out.exists()
+
+    last = subprocess.run(
+        cmd, cwd=project["root"], env=_cli_env(project), capture_output=True, text=True, timeout=600
+    )
+    assert last.returncode == 0, last.stdout[-3000:] + last.stderr[-3000:]
+    assert training_runs() == ["FAILED", "FAILED", "FAILED", "FINISHED"]
+    assert "incomplete" in last.stdout + last.stderr  # the settling is told in the story
+    cut = client.get_model_version("honing-churn", "1")
+    assert cut.tags["honing.status"] == "incomplete"
+    assert {k: int(v) for k, v in client.get_registered_model("honing-churn").aliases.items()} == {
+        "champion": 2
+    }
+    assert json.loads(out.read_text())["version"] == "2"
+    states = sorted(r[0] for r in _rows(home / "prefect.db", "select state_type from flow_run"))
+    assert states == ["COMPLETED", "CRASHED", "CRASHED", "CRASHED"], states
+
+    # the cut version is refused by name, with the rule; the champion serves
+    batch = project["root"] / "batch.csv"
+    pd.read_csv(project["data"]).drop(columns=["churn"]).head(20).to_csv(batch, index=False)
+
+    def predict(model: str, name: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                HONING,
+                "predict",
+                str(batch),
+                "--out",
+                str(project["root"] / name),
+                "--config",
+                str(project["config"]),
+                "--env",
+                str(project["env"]),
+                "--model",
+                model,
+            ],
+            cwd=project["root"],
+            env=_cli_env(project),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    refused = predict("models:/honing-churn/1", "p1.csv")
+    screen = " ".join((refused.stdout + refused.stderr).split())
+    assert refused.returncode == 1 and "Traceback" not in screen, screen[-2000:]
+    assert "models:/honing-churn/1" in screen and "complete registrations" in screen
+    assert not (project["root"] / "p1.csv").exists()
+    served = predict("models:/honing-churn@champion", "p2.csv")
+    assert served.returncode == 0, served.stdout[-2000:] + served.stderr[-2000:]
+    assert len(pd.read_csv(project["root"] / "p2.csv")) == 20
+    assert _left_after(home, 30) == []

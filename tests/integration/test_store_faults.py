@@ -1,0 +1,144 @@
+"""A tracking store honing cannot write: read-only for the user who runs it, or on a full disk.
+Each is one line on the screen naming the file and the rule, and leaves nothing half-written:
+no version that looks usable, no store file changed by the refused run."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+HONING = str(Path(sys.executable).parent / "honing")
+
+
+def _env(project: dict[str, Path]) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_TRACKING", "PREFECT_API", "PREFECT__", "RAY_ADDRESS"))
+    }
+    env["PREFECT_HOME"] = str(project["root"] / ".prefect")
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def _run(project: dict[str, Path], env_path: Path, *prefix: str) -> subprocess.CompletedProcess:
+    cmd = [
+        *prefix,
+        HONING,
+        "run",
+        "--config",
+        str(project["config"]),
+        "--env",
+        str(env_path),
+        "--metrics-out",
+        str(project["root"] / "out.json"),
+    ]
+    return subprocess.run(
+        cmd, cwd=project["root"], env=_env(project), capture_output=True, text=True, timeout=600
+    )
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _without_file_override() -> list[str]:
+    """A command prefix that runs as this user without the capabilities that let root write
+    any file (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH): file modes then apply to it as to any
+    other user. (An unprivileged user cannot run this checkout's interpreter, which lives
+    under /root.)"""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    if os.geteuid() != 0:
+        return []  # already an ordinary user: file modes apply
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_a_read_only_store_is_one_line_and_is_left_as_it_was(project):
+    from honing import tracking
+    from honing.config import MlflowSettings
+
+    store = project["root"] / "mlflow.db"
+    uri = f"sqlite:///{store}"
+    tracking.configure(MlflowSettings(tracking_uri=uri, artifact_root=None))  # a real store
+    mlflow.set_tracking_uri(None)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    store.chmod(0o444)
+    before = _md5(store)
+    try:
+        out = _run(project, project["env"], *_without_file_override())
+    finally:
+        store.chmod(0o644)
+    screen = " ".join((out.stdout + out.stderr).split())
+    assert out.returncode == 1, screen[-3000:]
+    assert "Traceback" not in screen
+    assert f"error: {store}: rule: the MLflow store must be writable" in screen
+    assert _md5(store) == before
+    assert not (project["root"] / "out.json").exists()
+    assert not (project["root"] / "mlartifacts").exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MiB file system (tmpfs) of its own, mounted for this test and unmounted after."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m,mode=0755", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        if os.environ.get("HONING_REQUIRE_STACK") == "1":
+            pytest.fail(f"cannot mount a small file system: {done.stderr}")
+        pytest.skip(f"cannot mount a small file system here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30)
+
+
+def test_a_store_on_a_full_disk_is_one_line_and_registers_nothing(project, small_disk):
+    store = small_disk / "mlflow.db"
+    env = yaml.safe_load(project["env"].read_text())
+    env["mlflow"] = {
+        "tracking_uri": f"sqlite:///{store}",
+        "artifact_root": str(small_disk / "mlartifacts"),
+    }
+    env_path = project["root"] / "configs" / "small-disk.yaml"
+    env_path.write_text(yaml.safe_dump(env))
+
+    out = _run(project, env_path)
+    screen = " ".join((out.stdout + out.stderr).split())
+    assert out.returncode == 1, screen[-3000:]
+    assert "Traceback" not in screen
+    assert screen.count("error:") == 1, screen[-3000:]
+    error = screen.split("error:", 1)[1]
+    assert "rule: a write needs free space, and the disk holding this file is full" in error
+    assert error.replace(" ", "").startswith(str(small_disk)), error
+    assert not (project["root"] / "out.json").exists()
+
+    # nothing looks usable: no version, or only versions marked or refused as incomplete
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store}")
+    for version in client.search_model_versions("name='honing-churn'"):
+        assert "honing.gate.promoted" not in version.tags
+    with contextlib.suppress(Exception):
+        assert client.get_registered_model("honing-churn").aliases == {}
+    # and no empty file was left in the store by a write the disk cut short
+    empty = [p for p in small_disk.rglob("*") if p.is_file() and p.stat().st_size == 0]
+    assert [p for p in empty if not p.name.endswith(".lock")] == []
