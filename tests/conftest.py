@@ -33,6 +33,20 @@ SMALL_SEARCH: dict[str, Any] = {
 }
 
 
+def cli_env(project: dict[str, Path]) -> dict[str, str]:
+    """The environment of a ``honing`` command run as a subprocess in ``project``: this
+    process's, without any tracking or orchestration server it points at (the command starts
+    its own Prefect API), with the project's own Prefect home."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_TRACKING", "PREFECT_API", "PREFECT__", "RAY_ADDRESS"))
+    }
+    env["PREFECT_HOME"] = str(project["root"] / ".prefect")
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
 def free_port() -> int:
     """A port nothing listens on, from the OS's ephemeral range (outside Ray's worker ports
     10002-19999 and apart from a developer's own stack)."""

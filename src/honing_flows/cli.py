@@ -70,9 +70,10 @@ def keep_tracebacks_in_the_log() -> Path:
     handler = logging.FileHandler(LOG_FILE, encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.honing_log = True  # type: ignore[attr-defined]
-    for logger in (logging.getLogger(), logging.getLogger("mlflow")):
-        if logger is not logging.getLogger() and logger.propagate:
-            continue  # its records reach the root's handlers
+    loggers = [logging.getLogger()]
+    if not logging.getLogger("mlflow").propagate:  # MLflow prints through its own handler
+        loggers.append(logging.getLogger("mlflow"))
+    for logger in loggers:
         if not any(getattr(h, "honing_log", False) for h in logger.handlers):
             for console_handler in logger.handlers:
                 console_handler.addFilter(_StoryOnly())

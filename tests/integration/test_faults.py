@@ -21,21 +21,10 @@ from prefect import flow
 from honing.data import file_md5, write_table
 from honing.exceptions import TrackingUnavailableError
 from honing_flows.tasks import data as data_tasks
-from tests.conftest import ROOT
+from tests.conftest import cli_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HONING = str(Path(sys.executable).parent / "honing")
-
-
-def _cli_env(project: dict[str, Path]) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MLFLOW_TRACKING", "PREFECT_API", "PREFECT__", "RAY_ADDRESS"))
-    }
-    env["PREFECT_HOME"] = str(project["root"] / ".prefect")
-    env["PYTHONPATH"] = str(ROOT)
-    return env
 
 
 def _run_cmd(project: dict[str, Path], config: Path, out: str, *extra: str) -> list[str]:
@@ -94,7 +83,7 @@ def test_transient_io_failure_is_retried(prefect_harness, tmp_path, churn_df):
 def test_killed_flow_resumes_the_search_without_redoing_trials(project):
     config = _slow_search(project)
     cmd = _run_cmd(project, config, "out.json")
-    env = _cli_env(project)
+    env = cli_env(project)
     ray_before = _ray_daemons()
     proc = subprocess.Popen(
         cmd,
@@ -151,7 +140,7 @@ def _interrupted_run(project, whole_group: bool) -> tuple[int, str, float]:
     proc = subprocess.Popen(
         _run_cmd(project, config, "out.json"),
         cwd=project["root"],
-        env=_cli_env(project),
+        env=cli_env(project),
         start_new_session=True,  # its own group, as a terminal's foreground job
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -244,7 +233,7 @@ def test_a_terminal_ctrl_c_stops_the_run_and_its_api_within_seconds(project):
 
 def test_two_flows_at_once_keep_the_registry_consistent(project):
     config = project["config"]
-    env = _cli_env(project)
+    env = cli_env(project)
     procs = [
         subprocess.Popen(
             _run_cmd(project, config, f"out{i}.json", "--fresh-search"),
@@ -300,7 +289,7 @@ def test_a_failed_run_prints_one_clear_message_and_logs_the_traceback(project, c
     out = subprocess.run(
         _run_cmd(project, config, "out.json"),
         cwd=project["root"],
-        env=_cli_env(project),
+        env=cli_env(project),
         capture_output=True,
         text=True,
         timeout=300,
@@ -354,7 +343,7 @@ def _killed_at(project: dict[str, Path], cmd: list[str], stage: str) -> None:
     proc = subprocess.Popen(
         cmd,
         cwd=project["root"],
-        env=_cli_env(project),
+        env=cli_env(project),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -413,7 +402,7 @@ def test_runs_killed_in_validation_compression_and_registration_are_settled(proj
     assert not out.exists()
 
     last = subprocess.run(
-        cmd, cwd=project["root"], env=_cli_env(project), capture_output=True, text=True, timeout=600
+        cmd, cwd=project["root"], env=cli_env(project), capture_output=True, text=True, timeout=600
     )
     assert last.returncode == 0, last.stdout[-3000:] + last.stderr[-3000:]
     assert training_runs() == ["FAILED", "FAILED", "FAILED", "FINISHED"]
@@ -447,7 +436,7 @@ def test_runs_killed_in_validation_compression_and_registration_are_settled(proj
                 model,
             ],
             cwd=project["root"],
-            env=_cli_env(project),
+            env=cli_env(project),
             capture_output=True,
             text=True,
             timeout=300,

@@ -17,21 +17,10 @@ import mlflow
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import cli_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HONING = str(Path(sys.executable).parent / "honing")
-
-
-def _env(project: dict[str, Path]) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MLFLOW_TRACKING", "PREFECT_API", "PREFECT__", "RAY_ADDRESS"))
-    }
-    env["PREFECT_HOME"] = str(project["root"] / ".prefect")
-    env["PYTHONPATH"] = str(ROOT)
-    return env
 
 
 def _run(project: dict[str, Path], env_path: Path, *prefix: str) -> subprocess.CompletedProcess:
@@ -47,7 +36,7 @@ def _run(project: dict[str, Path], env_path: Path, *prefix: str) -> subprocess.C
         str(project["root"] / "out.json"),
     ]
     return subprocess.run(
-        cmd, cwd=project["root"], env=_env(project), capture_output=True, text=True, timeout=600
+        cmd, cwd=project["root"], env=cli_env(project), capture_output=True, text=True, timeout=600
     )
 
 
