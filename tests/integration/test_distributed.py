@@ -118,27 +118,29 @@ def test_servers_bind_loopback(stack):
         assert lines and all("127.0.0.1:" in ln for ln in lines), lines
 
 
-def test_the_stack_refuses_anonymous_users_and_keeps_secrets_off_command_lines(stack):
+def status(url: str, body: bytes | None, auth: str | None, method: str = "") -> int:
+    """The HTTP status of a request to the stack, with basic auth ``user:password`` or none."""
     import base64
     import urllib.error
     import urllib.request
 
+    req = urllib.request.Request(url, data=body, method=method or ("POST" if body else "GET"))
+    req.add_header("Content-Type", "application/json")
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_stack_refuses_anonymous_users_and_keeps_secrets_off_command_lines(stack):
     state = Path(stack["HONING_STACK_DIR"])
     secrets = dict(
         line.split("=", 1) for line in (state / "secrets.env").read_text().splitlines() if line
     )
     assert set(secrets) >= {"HONING_PG_PASSWORD", "HONING_MLFLOW_PASSWORD"}
-
-    def status(url: str, body: bytes | None, auth: str | None) -> int:
-        req = urllib.request.Request(url, data=body, method="POST" if body else "GET")
-        req.add_header("Content-Type", "application/json")
-        if auth:
-            req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
 
     mlflow_api = f"{stack['MLFLOW_TRACKING_URI']}/api/2.0/mlflow"
     admin = f"honing:{secrets['HONING_MLFLOW_PASSWORD']}"
@@ -237,6 +239,14 @@ def test_training_flow_on_the_stack(stack, tmp_path, monkeypatch):
     # The same model, through the tracking server (as its admin user), with artifacts served
     # by it, loaded the way honing loads models: its files checked against their digests.
     server = mlflow.MlflowClient(tracking_uri=stack["MLFLOW_TRACKING_URI"])
+    aliases = server.get_registered_model("honing-churn").aliases
+    assert {k: int(v) for k, v in aliases.items()} == {"champion": 1}
+    # another local user, without the stack's credentials, cannot set or remove an alias
+    alias_api = f"{stack['MLFLOW_TRACKING_URI']}/api/2.0/mlflow/registered-models/alias"
+    rogue = b'{"name": "honing-churn", "alias": "rogue", "version": "1"}'
+    assert status(alias_api, rogue, None) == 401
+    gone = b'{"name": "honing-churn", "alias": "champion"}'
+    assert status(alias_api, gone, None, method="DELETE") == 401
     aliases = server.get_registered_model("honing-churn").aliases
     assert {k: int(v) for k, v in aliases.items()} == {"champion": 1}
     before = mlflow.get_tracking_uri()
