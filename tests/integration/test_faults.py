@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -80,36 +81,91 @@ def test_transient_io_failure_is_retried(prefect_harness, tmp_path, churn_df):
     assert task_run.state.is_completed() and task_run.run_count >= 2
 
 
-def test_killed_flow_resumes_the_search_without_redoing_trials(project):
-    config = _slow_search(project)
-    cmd = _run_cmd(project, config, "out.json")
-    env = cli_env(project)
+def _rows(db: Path, sql: str) -> list[tuple]:
+    """``sql`` on a SQLite file another process is writing, read-only; nothing while the file
+    or its tables do not exist yet, or while a writer holds it."""
+    import sqlite3
+
+    if not db.exists():
+        return []
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as c:
+            return c.execute(sql).fetchall()
+    except sqlite3.OperationalError:
+        return []
+
+
+def _sql(db: str, sql: str) -> Callable[[Path], bool]:
+    """Whether ``sql`` finds a row in the project's SQLite file ``db``."""
+    return lambda root: bool(_rows(root / db, sql))
+
+
+def _trials_finished(at_least: int) -> Callable[[Path], bool]:
+    """Whether ``at_least`` trials of the project's Tune experiments have reported."""
+
+    def finished(root: Path) -> bool:
+        results = (root / "ray_results").glob("*/*/result.json")
+        return sum(1 for f in results if f.stat().st_size > 0) >= at_least
+
+    return finished
+
+
+#: Where each kill lands: the stage, and what shows it has begun, read from what the run
+#: writes while it runs (polled every 0.1 s).
+KILL_POINTS: dict[str, Callable[[Path], bool]] = {
+    # two trials have finished; the search goes on
+    "search": _trials_finished(2),
+    # the training run exists in MLflow: `start` is done, validation is next
+    "validation": _sql(
+        "mlflow.db", "select 1 from runs where status = 'RUNNING' and name like '%train%'"
+    ),
+    # the compression task has started (after the search, refit, evaluation, explanations):
+    # its run's first state reaches the Prefect API a moment after it starts, and the test's
+    # config gives the distilled student enough epochs to still be training then
+    "compression": _sql(
+        ".prefect/prefect.db", "select 1 from task_run where name like 'compress-%'"
+    ),
+    # MLflow has created the version; its tags, description and alias are not written yet
+    "registration": _sql("mlflow.db", "select 1 from model_versions"),
+}
+
+
+def _killed_at(project: dict[str, Path], cmd: list[str], stage: str) -> None:
+    """Start ``cmd`` and SIGKILL its whole process group as soon as ``stage`` has begun."""
+    begun = KILL_POINTS[stage]
     ray_before = _ray_daemons()
     proc = subprocess.Popen(
         cmd,
         cwd=project["root"],
-        env=env,
+        env=cli_env(project),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    results = project["root"] / "ray_results"
     deadline = time.monotonic() + 240
-    finished = 0
+    reached = False
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            finished = sum(1 for f in results.glob("*/*/result.json") if f.stat().st_size > 0)
-            if finished >= 2:
+            reached = begun(project["root"])
+            if reached:
                 break
-            time.sleep(0.5)
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        assert finished >= 2
+            time.sleep(0.1)
+        assert proc.poll() is None, f"the run ended before its {stage} could be killed"
+        assert reached, f"its {stage} had not begun after 240 s"
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
         for pid in _ray_daemons() - ray_before:  # the killed run's own Ray, nobody else's
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_killed_flow_resumes_the_search_without_redoing_trials(project):
+    config = _slow_search(project)
+    cmd = _run_cmd(project, config, "out.json")
+    env = cli_env(project)
+    _killed_at(project, cmd, "search")
     home = project["root"] / ".prefect"
     # the run's Prefect API died with it (its Ray workers notice their raylet is gone a
     # little later)
@@ -123,10 +179,7 @@ def test_killed_flow_resumes_the_search_without_redoing_trials(project):
     assert summary["trials"] == 6 and summary["trials_failed"] == 0
     assert summary["trials_restored"] >= 2, summary
     # the killed run's flow run, RUNNING when it died, was settled by the rerun
-    import sqlite3
-
-    with contextlib.closing(sqlite3.connect(home / "prefect.db")) as db:
-        states = sorted(r[0] for r in db.execute("select state_type from flow_run"))
+    states = sorted(r[0] for r in _rows(home / "prefect.db", "select state_type from flow_run"))
     assert states == ["COMPLETED", "CRASHED"], states
     assert _left_after(home, 30) == []
 
@@ -148,11 +201,11 @@ def _interrupted_run(project, whole_group: bool) -> tuple[int, str, float]:
         # as from a terminal: a suite started in the background inherits SIGINT ignored
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    results = project["root"] / "ray_results"
+    a_trial_finished = _trials_finished(1)
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if any(f.stat().st_size > 0 for f in results.glob("*/*/result.json")):
+            if a_trial_finished(project["root"]):
                 break
             time.sleep(0.5)
         assert proc.poll() is None, "the run ended before it could be interrupted"
@@ -303,65 +356,6 @@ def test_a_failed_run_prints_one_clear_message_and_logs_the_traceback(project, c
     log = (project["root"] / ".honing" / "logs" / "honing.log").read_text()
     assert "Traceback" in log and "DataValidationError" in log
     assert not (project["root"] / "out.json").exists()
-
-
-def _rows(db: Path, sql: str) -> list[tuple]:
-    """``sql`` on a SQLite file another process is writing, read-only; nothing while the file
-    or its tables do not exist yet, or while a writer holds it."""
-    import sqlite3
-
-    if not db.exists():
-        return []
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as c:
-            return c.execute(sql).fetchall()
-    except sqlite3.OperationalError:
-        return []
-
-
-#: Where each kill lands: the stage, and what shows it has begun, read from the stores the run
-#: writes while it runs (polled every 0.1 s).
-KILL_POINTS = {
-    # the training run exists in MLflow: `start` is done, validation is next
-    "validation": (
-        "mlflow.db",
-        "select 1 from runs where status = 'RUNNING' and name like '%train%'",
-    ),
-    # the compression task has started (after the search, refit, evaluation, explanations):
-    # its run's first state reaches the Prefect API a moment after it starts, and the test's
-    # config gives the distilled student enough epochs to still be training then
-    "compression": (".prefect/prefect.db", "select 1 from task_run where name like 'compress-%'"),
-    # MLflow has created the version; its tags, description and alias are not written yet
-    "registration": ("mlflow.db", "select 1 from model_versions"),
-}
-
-
-def _killed_at(project: dict[str, Path], cmd: list[str], stage: str) -> None:
-    """Start ``cmd`` and SIGKILL its whole process group as soon as ``stage`` has begun."""
-    db, sql = KILL_POINTS[stage]
-    ray_before = _ray_daemons()
-    proc = subprocess.Popen(
-        cmd,
-        cwd=project["root"],
-        env=cli_env(project),
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if _rows(project["root"] / db, sql):
-                break
-            time.sleep(0.1)
-        assert proc.poll() is None, f"the run ended before its {stage} could be killed"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-        for pid in _ray_daemons() - ray_before:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_runs_killed_in_validation_compression_and_registration_are_settled(project):
