@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,24 @@ def cli_env(project: dict[str, Path]) -> dict[str, str]:
     env["PREFECT_HOME"] = str(project["root"] / ".prefect")
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+def run_cmd(
+    project: dict[str, Path], config: Path, out: str, *extra: str, env: Path | None = None
+) -> list[str]:
+    """``honing run`` on ``config`` in ``project`` (its env profile unless ``env``), writing
+    its summary to ``out`` in the project."""
+    return [
+        str(Path(sys.executable).parent / "honing"),
+        "run",
+        "--config",
+        str(config),
+        "--env",
+        str(env or project["env"]),
+        "--metrics-out",
+        str(project["root"] / out),
+        *extra,
+    ]
 
 
 def free_port() -> int:

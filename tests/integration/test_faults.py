@@ -22,24 +22,10 @@ from prefect import flow
 from honing.data import file_md5, write_table
 from honing.exceptions import TrackingUnavailableError
 from honing_flows.tasks import data as data_tasks
-from tests.conftest import cli_env
+from tests.conftest import cli_env, run_cmd
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HONING = str(Path(sys.executable).parent / "honing")
-
-
-def _run_cmd(project: dict[str, Path], config: Path, out: str, *extra: str) -> list[str]:
-    return [
-        HONING,
-        "run",
-        "--config",
-        str(config),
-        "--env",
-        str(project["env"]),
-        "--metrics-out",
-        str(project["root"] / out),
-        *extra,
-    ]
 
 
 def _ray_daemons() -> set[int]:
@@ -163,7 +149,7 @@ def _killed_at(project: dict[str, Path], cmd: list[str], stage: str) -> None:
 
 def test_killed_flow_resumes_the_search_without_redoing_trials(project):
     config = _slow_search(project)
-    cmd = _run_cmd(project, config, "out.json")
+    cmd = run_cmd(project, config, "out.json")
     env = cli_env(project)
     _killed_at(project, cmd, "search")
     home = project["root"] / ".prefect"
@@ -191,7 +177,7 @@ def _interrupted_run(project, whole_group: bool) -> tuple[int, str, float]:
     config = _slow_search(project)
     ray_before = _ray_daemons()
     proc = subprocess.Popen(
-        _run_cmd(project, config, "out.json"),
+        run_cmd(project, config, "out.json"),
         cwd=project["root"],
         env=cli_env(project),
         start_new_session=True,  # its own group, as a terminal's foreground job
@@ -289,7 +275,7 @@ def test_two_flows_at_once_keep_the_registry_consistent(project):
     env = cli_env(project)
     procs = [
         subprocess.Popen(
-            _run_cmd(project, config, f"out{i}.json", "--fresh-search"),
+            run_cmd(project, config, f"out{i}.json", "--fresh-search"),
             cwd=project["root"],
             env={**env, "PREFECT_HOME": str(project["root"] / f".prefect{i}")},
             stdout=subprocess.PIPE,
@@ -340,7 +326,7 @@ def test_a_failed_run_prints_one_clear_message_and_logs_the_traceback(project, c
     config = project["root"] / "configs" / "run.yaml"
     config.write_text(yaml.safe_dump(cfg))
     out = subprocess.run(
-        _run_cmd(project, config, "out.json"),
+        run_cmd(project, config, "out.json"),
         cwd=project["root"],
         env=cli_env(project),
         capture_output=True,
@@ -369,7 +355,7 @@ def test_runs_killed_in_validation_compression_and_registration_are_settled(proj
     cfg["compression"]["distill"] = {"epochs": 150}
     config = project["root"] / "configs" / "killed.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    cmd = _run_cmd(project, config, "out.json")
+    cmd = run_cmd(project, config, "out.json")
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{mlflow_db}")
 
     def training_runs() -> list[str]:

@@ -5,11 +5,9 @@ no version that looks usable, no store file changed by the refused run."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,31 +15,21 @@ import mlflow
 import pytest
 import yaml
 
-from tests.conftest import cli_env
+from honing.data import file_md5
+from tests.conftest import cli_env, run_cmd
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-HONING = str(Path(sys.executable).parent / "honing")
 
 
 def _run(project: dict[str, Path], env_path: Path, *prefix: str) -> subprocess.CompletedProcess:
-    cmd = [
-        *prefix,
-        HONING,
-        "run",
-        "--config",
-        str(project["config"]),
-        "--env",
-        str(env_path),
-        "--metrics-out",
-        str(project["root"] / "out.json"),
-    ]
     return subprocess.run(
-        cmd, cwd=project["root"], env=cli_env(project), capture_output=True, text=True, timeout=600
+        [*prefix, *run_cmd(project, project["config"], "out.json", env=env_path)],
+        cwd=project["root"],
+        env=cli_env(project),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-
-
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
 
 
 def _without_file_override() -> list[str]:
@@ -67,7 +55,7 @@ def test_a_read_only_store_is_one_line_and_is_left_as_it_was(project):
     mlflow.set_tracking_uri(None)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     store.chmod(0o444)
-    before = _md5(store)
+    before = file_md5(store)
     try:
         out = _run(project, project["env"], *_without_file_override())
     finally:
@@ -76,7 +64,7 @@ def test_a_read_only_store_is_one_line_and_is_left_as_it_was(project):
     assert out.returncode == 1, screen[-3000:]
     assert "Traceback" not in screen
     assert f"error: {store}: rule: the MLflow store must be writable" in screen
-    assert _md5(store) == before
+    assert file_md5(store) == before
     assert not (project["root"] / "out.json").exists()
     assert not (project["root"] / "mlartifacts").exists()
 
