@@ -35,14 +35,18 @@ def training_pipeline(
     repo: str = ".",
     resume_search: bool = True,
     force: bool = False,
+    started_at: float | None = None,
 ) -> TrainingSummary:
-    """Train, evaluate and register a model for the pipeline config at ``config_path``."""
+    """Train, evaluate and register a model for the pipeline config at ``config_path``.
+    ``started_at`` (``time.time()`` seconds): when the command that runs it started, where
+    the time budget counts from (default: the flow's own start)."""
     flow_run_id = str(flow_run.get_id() or "none")
     started = stages.begin(
         config_path=config_path,
         env_path=env_path,
         run_name=flow_run.get_name() or "",
         flow_run_id=flow_run_id,
+        started_at=started_at,
     )
     if started.healed.flow_runs:  # killed runs' flow runs, RUNNING forever otherwise
         setup_tasks.settle_flow_runs(flow_run_ids=started.healed.flow_runs)

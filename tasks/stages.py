@@ -64,7 +64,13 @@ def reused(stage: str, extra: Callable[[dict[str, Any]], str] | None = None) -> 
 
 
 @io_task(run_name="start({config_path})")
-def begin(config_path: str, env_path: str | None, run_name: str, flow_run_id: str) -> start.Started:
+def begin(
+    config_path: str,
+    env_path: str | None,
+    run_name: str,
+    flow_run_id: str,
+    started_at: float | None = None,
+) -> start.Started:
     return logged(
         start.start(
             config_path,
@@ -72,6 +78,7 @@ def begin(config_path: str, env_path: str | None, run_name: str, flow_run_id: st
             run_name=run_name,
             tags={FLOW_RUN_TAG: flow_run_id},
             environ=os.environ,
+            started_at=started_at,
         )
     )
 

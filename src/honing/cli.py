@@ -121,7 +121,7 @@ def init(
                 raise HoningError(f"{out}: already exists; pass --force to overwrite")
         df = data.load_table(data_path)
         suite = profiling.profile_suite(df, name=name, target=target, task=task)
-        flags = profiling.flag_columns(df, target)
+        flags = profiling.flag_columns(df, target, task)
         rules, moved = profiling.fitted_rules(df, target, task)
         raw_cfg = profiling.profile_config(
             df,
@@ -146,14 +146,21 @@ def init(
         "review it.\n"
         "time_budget_s covers the whole run; the search runs until its share is spent."
     )
+    dropped = profiling.dropped_columns(flags)
+    comments = dict(moved)
+    if dropped:
+        comments["drop_columns"] = "dropped by init: " + "; ".join(
+            f"{column} ({reason})" for column, reason in dropped.items()
+        )
     config_out.write_text(
-        profiling.to_yaml(raw_cfg, header=header, comments=moved), encoding="utf-8"
+        profiling.to_yaml(raw_cfg, header=header, comments=comments), encoding="utf-8"
     )
     for key, note in moved.items():
         console.print(f"[yellow]validation.quality.{key}:[/] {note}")
+    for column, reason in dropped.items():
+        console.print(f"[yellow]dropped {column}:[/] {reason}")
     for kind, note in (
         ("dates", "date columns, expanded into calendar parts and elapsed days"),
-        ("identifiers", "identifier-like text columns (mostly distinct values), dropped"),
         ("high_cardinality", "high-cardinality categoricals, target-encoded"),
     ):
         if flags[kind]:

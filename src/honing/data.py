@@ -339,9 +339,8 @@ def split_data(
     if time_column is not None:
         X_train, X_test, y_train, y_test = _forward_split(df, X, y, time_column, test_size)
     else:
-        X_train, X_test, y_train, y_test = train_test_split(
-            X, y, test_size=test_size, random_state=seed, stratify=y if classes else None
-        )
+        train, test = holdout_rows(y, test_size, seed=seed, stratify=bool(classes))
+        X_train, X_test, y_train, y_test = X.iloc[train], X.iloc[test], y[train], y[test]
     return (
         Split(
             X_train.reset_index(drop=True),
@@ -351,6 +350,24 @@ def split_data(
         ),
         classes,
     )
+
+
+def holdout_rows(
+    y: np.ndarray, test_size: float, *, seed: int, stratify: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of a deterministic holdout split: (train, held out), in the order
+    ``train_test_split`` gives them. ``stratify`` (class codes): the label shares are kept,
+    and a class with a single row stays on the training side, where a model can learn it
+    (it cannot be stratified, and a class a model never saw breaks its probabilities)."""
+    rows = np.arange(len(y))
+    if not stratify:
+        return tuple(train_test_split(rows, test_size=test_size, random_state=seed))  # type: ignore[return-value]
+    codes = np.asarray(y, dtype=int)
+    single = np.bincount(codes)[codes] < 2
+    train, test = train_test_split(
+        rows[~single], test_size=test_size, random_state=seed, stratify=codes[~single]
+    )
+    return np.concatenate([train, rows[single]]), test
 
 
 def time_values(df: pd.DataFrame, column: str, key: str) -> pd.Series:

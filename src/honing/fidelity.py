@@ -16,6 +16,12 @@ Each family's resource is named in :data:`honing.models.FAMILY_TABLE`:
 
 A family trained in one go on a small table reports once, at the last rung, so it never sets
 the bar for partial trainings. The ladders never see the validation rows while fitting.
+
+**Anytime.** A ladder given a ``deadline`` (``time.time()`` seconds, shared by every process of
+the search) grows only while it fits: before each step it predicts the step's seconds from the
+steps so far, shrinks it (boosting rounds) or stops (trees), and returns what it has, a complete
+result at the best round so far, marked ``cut``. Without a scheduler, boosting grows in chunks
+that double from a few rounds, so a first result exists after seconds even on a large table.
 """
 
 from __future__ import annotations
@@ -35,8 +41,13 @@ StepCallback = Callable[[int, list[float], float], None]
 #: (fitted model or estimator, validation rows) -> fold score; also keeps the predictions.
 Scorer = Callable[[np.ndarray, np.ndarray], float]
 
-#: Rounds grown at a time when no scheduler cuts the budget into rungs.
-CHUNKS = 8
+#: The first chunk of rounds when no scheduler cuts the budget into rungs; each next chunk
+#: doubles the rounds grown so far (a first result after a few rounds, whatever the total).
+MIN_CHUNK = 10
+#: Patience never exceeds this many rounds (a search space reaches 10^4 rounds).
+MAX_PATIENCE = 100
+#: Steps a forest's trees are grown in when a deadline may cut them.
+TREE_STEPS = 4
 #: Both libraries' round count when ``n_estimators`` is left unset.
 DEFAULT_ROUNDS = 100
 #: The smallest training sample of a row-subsample rung.
@@ -44,8 +55,25 @@ MIN_SAMPLE_ROWS = 2000
 
 
 def patience(total_rounds: int) -> int:
-    """Rounds without improvement of the mean validation loss before boosting stops."""
-    return max(20, total_rounds // 10)
+    """Rounds without improvement of the mean validation loss before boosting stops: a tenth
+    of the rounds, within [20, :data:`MAX_PATIENCE`]."""
+    return max(20, min(total_rounds // 10, MAX_PATIENCE))
+
+
+def chunks(total: int) -> list[int]:
+    """Cumulative round budgets that grow ``total`` rounds in doubling chunks, from
+    :data:`MIN_CHUNK` rounds."""
+    step = MIN_CHUNK
+    out = []
+    while step < total:
+        out.append(step)
+        step *= 2
+    return [*out, total]
+
+
+def time_left(deadline: float | None) -> float:
+    """Seconds until ``deadline`` (``time.time()`` based); infinite without one."""
+    return float("inf") if deadline is None else deadline - time.time()
 
 
 def predictions(model: Any, X: Any) -> np.ndarray:
@@ -150,11 +178,13 @@ class Fold:
 @dataclass
 class LadderResult:
     """The last rung's fold scores and validation predictions; ``rounds``: the boosting rounds
-    at the best mean validation loss (None for other resources)."""
+    at the best mean validation loss, or the trees a deadline left a forest (None for other
+    resources); ``cut``: a deadline stopped the growth before its configured end."""
 
     scores: list[float]
     preds: list[np.ndarray]
     rounds: int | None = None
+    cut: bool = False
 
 
 def budgets(total: int, rungs: int) -> list[int]:
@@ -181,18 +211,29 @@ def boosting_ladder(
     score: Scorer,
     on_step: StepCallback | None,
     start: float,
+    deadline: float | None = None,
 ) -> LadderResult:
-    """Grow every fold's booster in lockstep, rung by rung (or :data:`CHUNKS` chunks when no
-    scheduler cuts the budget), and stop when the mean validation loss has not improved for
-    :func:`patience` rounds. Scores and predictions are those at the best round."""
+    """Grow every fold's booster in lockstep, rung by rung (or in doubling :func:`chunks`
+    when no scheduler cuts the budget), and stop when the mean validation loss has not
+    improved for :func:`patience` rounds, or when the next chunk would pass ``deadline``
+    (it is shrunk to the rounds that fit first). Scores and predictions are those at the best
+    round."""
     template = model.steps[-1][1]
     total = int(template.get_params()["n_estimators"] or DEFAULT_ROUNDS)
-    steps = budgets(total, rungs if rungs > 1 else CHUNKS)
+    steps = budgets(total, rungs) if rungs > 1 else chunks(total)
     ready = _prepared(model, folds)
     estimators: list[BaseEstimator | None] = [None] * len(folds)
     curves: list[list[float]] = [[] for _ in folds]
     done, result = 0, LadderResult([], [])
-    for rung, budget in enumerate(steps, start=1):
+    growing = time.time()
+    for rung, planned in enumerate(steps, start=1):
+        budget = planned
+        if done and deadline is not None:  # the rounds that fit, at the pace so far
+            pace = (time.time() - growing) / done
+            budget = min(planned, done + int(time_left(deadline) / max(pace, 1e-9)))
+            if budget <= done:
+                result.cut = True
+                break
         for i, ((_, Z_fit, Z_val), f) in enumerate(zip(ready, folds, strict=True)):
             estimators[i], curve = booster.grow(
                 template, estimators[i], budget - done, (Z_fit, f.y_fit), (Z_val, f.y_val)
@@ -205,10 +246,10 @@ def boosting_ladder(
             for est, (_, _, Z_val) in zip(estimators, ready, strict=True)  # type: ignore[arg-type]
         ]
         scores = [score(f.y_val, p) for f, p in zip(folds, preds, strict=True)]
-        result = LadderResult(scores, preds, rounds=best)
+        result = LadderResult(scores, preds, rounds=best, cut=budget < planned)
         if on_step is not None and rungs > 1:
             on_step(rung, scores, time.perf_counter() - start)
-        if done - best >= patience(total):
+        if done - best >= patience(total) or result.cut:
             break
     return result
 
@@ -222,15 +263,24 @@ def warm_start_ladder(
     score: Scorer,
     on_step: StepCallback | None,
     start: float,
+    deadline: float | None = None,
 ) -> LadderResult:
     """Refit each fold's warm-started estimator with a growing ``param`` (MLP epochs add up
-    per fit; iterations and trees are running totals)."""
+    per fit; iterations and trees are running totals). With a ``deadline``, a step that
+    would pass it, at the pace so far, is not taken: the result is the last step's, and
+    ``rounds`` says how many trees a forest has (None for other parameters)."""
     template = model.steps[-1][1]
     steps = budgets(int(template.get_params()[param]), rungs)
     ready = _prepared(model, folds)
     estimators = [clone(template).set_params(warm_start=True) for _ in folds]
     done, result = 0, LadderResult([], [])
+    growing = time.time()
     for rung, budget in enumerate(steps, start=1):
+        if done and deadline is not None:
+            pace = (time.time() - growing) / done
+            if pace * (budget - done) > time_left(deadline):
+                result.cut = True
+                break
         step = budget - done if param == "max_epochs" else budget
         preds = []
         for est, (_, Z_fit, Z_val), f in zip(estimators, ready, folds, strict=True):
@@ -238,7 +288,8 @@ def warm_start_ladder(
             preds.append(predictions(est, Z_val))
         done = budget
         scores = [score(f.y_val, p) for f, p in zip(folds, preds, strict=True)]
-        result = LadderResult(scores, preds)
+        trees = budget if param == "n_estimators" else None  # a forest: its trees so far
+        result = LadderResult(scores, preds, rounds=trees)
         if on_step is not None:
             on_step(rung, scores, time.perf_counter() - start)
     return result
@@ -272,16 +323,20 @@ def sample_ladder(
     score: Scorer,
     on_step: StepCallback | None,
     start: float,
+    deadline: float | None = None,
 ) -> LadderResult | None:
     """Fit the whole pipeline on a growing stratified subsample of each fold's training rows,
-    refitting only when the size grows. None when the table is too small to subsample (the
-    caller then trains once)."""
+    refitting only when the size grows, and not past ``deadline`` once a rung has a result.
+    None when the table is too small to subsample (the caller then trains once)."""
     sizes = [sample_sizes(len(f.y_fit), rungs) for f in folds]
     if all(s[0] >= len(f.y_fit) for s, f in zip(sizes, folds, strict=True)):
         return None
     result, previous = LadderResult([], []), None
     for rung in range(1, rungs + 1):
         current = [s[rung - 1] for s in sizes]
+        if previous is not None and time_left(deadline) <= 0:
+            result.cut = True
+            break
         if current != previous:
             preds = []
             for f, size in zip(folds, current, strict=True):

@@ -25,7 +25,7 @@ RESERVE: dict[str, tuple[float, float]] = {
     "evaluation": (0.03, 2.0),
     "explain": (0.05, 2.0),
     "compression": (0.10, 4.0),
-    "registration": (0.10, 5.0),
+    "registration": (0.10, 8.0),
 }
 #: The contract: a run ends within this multiple of its budget, Ray's start-up apart.
 SLACK = 1.10

@@ -5,8 +5,11 @@ configurations that do well across public tables (in the manner of FLAML's zero-
 ``flaml.default`` and AutoGluon's presets), cheapest and most robust first, interleaved across
 families so that a short budget still sees every family once. TPE then searches from there.
 
-The configurations are sized for budgets of a minute or more on two cores: a few hundred
-boosting rounds, not thousands. ``honing init`` writes :data:`SPACES` into new configs.
+The spaces reach thousands of boosting rounds, learning rates up to 1 and thousands of leaves;
+the search stays cost-frugal all the same: the portfolio's cheap points run first, early
+stopping and the trials' deadlines bound what a costly point spends, and the family scheduler
+(:mod:`honing.tpe`) shares time by score. ``honing init`` writes :data:`SPACES` into new
+configs.
 """
 
 from __future__ import annotations
@@ -19,22 +22,26 @@ from honing.config import SearchConfig
 #: Default search space per family (the config's distribution syntax). Shared by both tasks;
 #: ``logistic_regression`` and ``linear`` are the classification and regression linear models.
 SPACES: dict[str, dict[str, Any]] = {
+    # rounds are an upper bound (early stopping picks the count, a deadline may cut it): wide
+    # enough for thousands of small trees at a high rate, or a few large ones at a low rate
     "lightgbm": {
-        "n_estimators": {"loguniform": [50, 1000]},
-        "learning_rate": {"loguniform": [0.01, 0.3]},
-        "num_leaves": {"loguniform": [4, 256]},
-        "min_child_samples": {"loguniform": [2, 100]},
-        "colsample_bytree": {"uniform": [0.4, 1.0]},
-        "reg_lambda": {"loguniform": [0.001, 10.0]},
+        "n_estimators": {"loguniform": [16, 10000]},
+        "learning_rate": {"loguniform": [0.005, 1.0]},
+        "num_leaves": {"loguniform": [4, 4096]},
+        "min_child_samples": {"loguniform": [2, 128]},
+        "colsample_bytree": {"uniform": [0.3, 1.0]},
+        "reg_alpha": {"loguniform": [0.001, 100.0]},
+        "reg_lambda": {"loguniform": [0.001, 1000.0]},
     },
     "xgboost": {
-        "n_estimators": {"loguniform": [50, 1000]},
-        "learning_rate": {"loguniform": [0.01, 0.3]},
-        "max_depth": {"randint": [2, 10]},
-        "min_child_weight": {"loguniform": [0.01, 20.0]},
+        "n_estimators": {"loguniform": [16, 10000]},
+        "learning_rate": {"loguniform": [0.005, 1.0]},
+        "max_depth": {"randint": [2, 12]},
+        "min_child_weight": {"loguniform": [0.01, 128.0]},
         "subsample": {"uniform": [0.5, 1.0]},
-        "colsample_bytree": {"uniform": [0.4, 1.0]},
-        "reg_lambda": {"loguniform": [0.001, 10.0]},
+        "colsample_bytree": {"uniform": [0.3, 1.0]},
+        "reg_alpha": {"loguniform": [0.001, 100.0]},
+        "reg_lambda": {"loguniform": [0.001, 1000.0]},
     },
     "extra_trees": {
         "n_estimators": 300,
@@ -64,8 +71,8 @@ DEFAULT_FAMILIES = {
 
 #: The portfolio, in the order it runs. Each entry: (family, params).
 PORTFOLIO: tuple[tuple[str, dict[str, Any]], ...] = (
-    # moderate boosting: the usual strong default
-    ("lightgbm", {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31,
+    # the library's own defaults, with room to grow: cheap, and a model within seconds
+    ("lightgbm", {"n_estimators": 300, "learning_rate": 0.1, "num_leaves": 31,
                   "min_child_samples": 20, "colsample_bytree": 0.9, "reg_lambda": 0.001}),
     ("xgboost", {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 6,
                  "min_child_weight": 1.0, "subsample": 0.8, "colsample_bytree": 0.8,
@@ -80,6 +87,9 @@ PORTFOLIO: tuple[tuple[str, dict[str, Any]], ...] = (
     ("xgboost", {"n_estimators": 400, "learning_rate": 0.03, "max_depth": 3,
                  "min_child_weight": 1.0, "subsample": 0.8, "colsample_bytree": 0.6,
                  "reg_lambda": 5.0}),
+    # many shallow trees at a high rate: near-additive targets, common in regression
+    ("lightgbm", {"n_estimators": 4000, "learning_rate": 0.3, "num_leaves": 4,
+                  "min_child_samples": 10, "colsample_bytree": 0.8, "reg_lambda": 1.0}),
     # large leaves, column sampling: bigger tables with interactions
     ("lightgbm", {"n_estimators": 300, "learning_rate": 0.03, "num_leaves": 128,
                   "min_child_samples": 3, "colsample_bytree": 0.5, "reg_lambda": 1.0}),
@@ -99,7 +109,7 @@ def in_space(spec: Any, value: Any) -> bool:
     return args[0] <= value <= (args[1] + 1 if kind == "randint" else args[1])
 
 
-def _middle(spec: Mapping[str, Any]) -> Any:
+def middle(spec: Mapping[str, Any]) -> Any:
     kind, args = next(iter(spec.items()))
     if kind in ("choice", "grid"):
         return args[0]
@@ -130,7 +140,7 @@ def points(cfg: SearchConfig, *, family_key: str, sep: str) -> list[dict[str, An
         if not all(in_space(space[k], v) for k, v in params.items() if k in space):
             continue
         point: dict[str, Any] = {family_key: family}
-        point.update({key: _middle(spec) for key, spec in dims.items()})
+        point.update({key: middle(spec) for key, spec in dims.items()})
         point.update({f"{family}{sep}{k}": v for k, v in params.items() if k in space})
         out.append({k: v for k, v in point.items() if k == family_key or k in dims})
     return out

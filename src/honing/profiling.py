@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from honing.config import FeaturesConfig, QualityConfig
@@ -100,7 +101,8 @@ def profile_suite(
                         value_set=_plain(list(uniques)),
                     )
                 )
-            elif len(non_null):
+            elif len(non_null) and np.isfinite(non_null.astype(float)).all():
+                # (a column with infinities gets no range: init drops it, see flag_columns)
                 lo, hi = _range(non_null, range_margin)
                 exps.append(
                     _expect(
@@ -123,19 +125,49 @@ def profile_suite(
     return {"name": name, "expectations": exps, "meta": {"generated_by": "honing init"}}
 
 
-def flag_columns(df: pd.DataFrame, target: str) -> dict[str, list[str]]:
+#: The quality rules a feature column can break whatever the config says, and what ``init``
+#: does about each: the column is dropped, with this reason.
+COLUMN_RULES = {
+    "honing.not_constant": "constant or empty: one value in every row carries no signal",
+    "honing.no_infinite_values": "holds infinite values, which no model can use",
+    "honing.target_leakage": "predicts the label (almost) perfectly: it leaks it",
+}
+
+
+def flag_columns(
+    df: pd.DataFrame, target: str, task: str = "classification"
+) -> dict[str, list[str]]:
     """What ``honing init`` tells the user about the feature columns: dates (expanded into
-    calendar features), identifier-like text (dropped) and high-cardinality categoricals
-    (target-encoded)."""
+    calendar features), identifier-like text (dropped), high-cardinality categoricals
+    (target-encoded), and the columns that break a quality rule of
+    :mod:`honing.validation.rules` (:data:`COLUMN_RULES`: dropped, so that the config
+    ``init`` writes passes its own table), keyed ``rule:<rule>``."""
+    from honing.validation import check_rules
+
     X = df.drop(columns=[target])
     dates = detect_dates(X)
     identifiers = detect_identifiers(X, dates=dates)
-    columns = infer_columns(X.drop(columns=identifiers), FeaturesConfig(dates=dates))
+    broken = check_rules(df, target=target, ignore=identifiers, cfg=QualityConfig(), task=task)
+    flags: dict[str, list[str]] = {f"rule:{rule}": [] for rule in COLUMN_RULES}
+    for failure in broken:
+        if failure.rule in COLUMN_RULES and failure.column and failure.column != target:
+            flags[f"rule:{failure.rule}"].append(failure.column)
+    dropped = [*identifiers, *(c for rule in COLUMN_RULES for c in flags[f"rule:{rule}"])]
+    columns = infer_columns(X.drop(columns=dropped), FeaturesConfig(dates=dates))
     return {
-        "dates": dates,
+        "dates": [d for d in dates if d not in dropped],
         "identifiers": identifiers,
         "high_cardinality": columns.high_cardinality,
+        **flags,
     }
+
+
+def dropped_columns(flags: dict[str, list[str]]) -> dict[str, str]:
+    """The columns ``init`` drops, each with its reason (:func:`flag_columns`' flags)."""
+    out = {c: "identifier-like text: mostly distinct values" for c in flags["identifiers"]}
+    for rule, reason in COLUMN_RULES.items():
+        out.update({c: reason for c in flags.get(f"rule:{rule}", []) if c not in out})
+    return out
 
 
 def profile_config(
@@ -160,8 +192,8 @@ def profile_config(
     :func:`fitted_rules` fitted, likewise)."""
     from honing.portfolio import default_families
 
-    flags = flags if flags is not None else flag_columns(df, target)
-    drop = list(dict.fromkeys([*(drop_columns or []), *flags["identifiers"]]))
+    flags = flags if flags is not None else flag_columns(df, target, task)
+    drop = list(dict.fromkeys([*(drop_columns or []), *dropped_columns(flags)]))
     if task == "regression":
         if not pd.api.types.is_numeric_dtype(df[target]):
             raise DataValidationError(

@@ -6,6 +6,8 @@ call :func:`quiet_environment` with their own ``os.environ``.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import MutableMapping
 
 #: Telemetry and phone-home switches of the stack, all off, plus quieter logs and progress bars.
@@ -67,3 +69,17 @@ def preload(modules: tuple[str, ...] = PRELOAD) -> None:
 
     for name in modules:
         importlib.import_module(name)
+
+
+def process_started() -> float:
+    """When this process started, in ``time.time()`` seconds (Linux's ``/proc``); now where
+    that cannot be read. A command's time budget counts from there: its imports, and the
+    services it starts, are part of what the user waits for."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22: start time
+        with open("/proc/stat", encoding="ascii") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
+        return min(time.time(), boot + ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()

@@ -20,17 +20,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing import experiments
+from honing import anytime, experiments
+from honing.anytime import Deadlines, describe_validation, holdout_share
 from honing.config import RaySettings, SearchConfig
 from honing.exceptions import SearchError
 from honing.metrics import metric_value
+from honing.search_space import (
+    FAMILY_KEY,
+    num_samples,
+    param_space,
+    scheduler,
+    search_alg,
+    spec_from_trial_config,
+)
+from honing.tpe import deadline as tpe_deadline
 from honing.training import ModelSpec, TrainingSetup, laddered, train_model
 
 LOG = logging.getLogger(__name__)
-
-FAMILY_KEY = "family"
-FEATURES_PREFIX = "features"
-SEP = "__"
 
 
 @dataclass(frozen=True)
@@ -108,98 +114,6 @@ class SearchResult:
         return max(done, key=lambda t: (t.score, -self.trials.index(t)))
 
 
-def _domain(spec: Any) -> Any:
-    from ray import tune
-
-    if not isinstance(spec, dict):
-        return spec
-    kind, args = next(iter(spec.items()))
-    if kind == "choice":
-        return tune.choice(list(args))
-    if kind == "grid":
-        return tune.grid_search(list(args))
-    if kind == "uniform":
-        return tune.uniform(args[0], args[1])
-    if kind == "loguniform":
-        return tune.loguniform(args[0], args[1])
-    if kind == "randint":  # inclusive of both ends
-        return tune.randint(int(args[0]), int(args[1]) + 1)
-    raise ValueError(f"unknown distribution {kind}")
-
-
-def build_space(cfg: SearchConfig) -> dict[str, Any]:
-    """A flat Tune space. Each family's params are namespaced ``family__param`` and the feature
-    options ``features__option``. For random and grid search ``family`` is a grid axis (every
-    family gets ``trials_per_family`` samples); for the model-based algorithms it is a
-    categorical the sampler learns about."""
-    from ray import tune
-
-    families = sorted(cfg.families)
-    if cfg.algorithm in ("random", "grid"):
-        space: dict[str, Any] = {FAMILY_KEY: tune.grid_search(families)}
-    else:
-        space = {FAMILY_KEY: tune.choice(families)}
-    grid = cfg.algorithm == "grid"
-    for family, params in cfg.families.items():
-        for name, spec in params.items():
-            space[f"{family}{SEP}{name}"] = _domain(_as_grid(spec) if grid else spec)
-    for name, spec in cfg.features.items():
-        space[f"{FEATURES_PREFIX}{SEP}{name}"] = _domain(_as_grid(spec) if grid else spec)
-    return space
-
-
-def _as_grid(spec: Any) -> Any:
-    if isinstance(spec, dict) and next(iter(spec)) == "choice":
-        return {"grid": next(iter(spec.values()))}
-    return spec
-
-
-def num_samples(cfg: SearchConfig) -> int:
-    """Tune's ``num_samples``: per grid point for random/grid search (grid: one pass over the
-    grid), in total for TPE and the evolutionary algorithm; -1 (until the time budget ends
-    the search) when ``trials_per_family`` is None."""
-    if cfg.algorithm == "grid":
-        return 1
-    if cfg.trials_per_family is None:
-        return -1
-    if cfg.algorithm == "random":
-        return cfg.trials_per_family
-    return cfg.trials_per_family * len(cfg.families)
-
-
-#: Rows x columns that k-fold CV affords per hour of search (FLAML's rule of thumb is of the
-#: same order): past it, ``validation: auto`` scores trials on one holdout split.
-CV_CELLS_PER_HOUR = 10_000_000
-
-
-def holdout_share(cfg: SearchConfig, rows: int, columns: int) -> float | None:
-    """The holdout share that scores the trials, or None for k-fold CV."""
-    if cfg.validation == "holdout":
-        return cfg.holdout_fraction
-    if cfg.validation == "cv" or cfg.time_budget_s is None:
-        return None
-    affordable = CV_CELLS_PER_HOUR * cfg.time_budget_s / 3600.0
-    return cfg.holdout_fraction if rows * max(columns, 1) > affordable else None
-
-
-def describe_validation(cfg: SearchConfig, holdout: float | None) -> str:
-    return f"holdout {holdout:.0%}" if holdout else f"{cfg.cv_folds}-fold CV"
-
-
-def spec_from_trial_config(config: dict[str, Any]) -> ModelSpec:
-    """The model a trial config describes (drops other families' namespaced params)."""
-    family = config[FAMILY_KEY]
-    prefix = f"{family}{SEP}"
-    params = {k[len(prefix) :]: _plain(v) for k, v in config.items() if k.startswith(prefix)}
-    fprefix = f"{FEATURES_PREFIX}{SEP}"
-    features = {k[len(fprefix) :]: _plain(v) for k, v in config.items() if k.startswith(fprefix)}
-    return ModelSpec(family=family, params=params, features=features)
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _trainable(
     config: dict[str, Any],
     X: pd.DataFrame,
@@ -207,6 +121,7 @@ def _trainable(
     setup: TrainingSetup,
     rungs: int,
     holdout: float | None,
+    deadlines: Deadlines = Deadlines(),  # noqa: B008 - frozen, shared safely
 ) -> None:
     import socket
     import tempfile
@@ -218,7 +133,7 @@ def _trainable(
     started = time.time()
 
     def metrics(
-        rung: int, scores: list[float], seconds: float, rounds: int | None = None
+        rung: int, scores: list[float], seconds: float, rounds: int | None = None, cut: bool = False
     ) -> dict[str, Any]:
         return {
             "score": float(np.mean(scores)),
@@ -229,6 +144,7 @@ def _trainable(
             "node": node,
             "started_at": started,
             "rounds": rounds,
+            "cut": cut,
         }
 
     def report(rung: int, scores: list[float], seconds: float) -> None:
@@ -248,13 +164,14 @@ def _trainable(
         rungs=rungs,
         on_step=report,
         holdout=holdout,
+        deadline=deadlines.for_trial(started),
     )
     cv = res.cv
     assert cv is not None and cv.oof is not None
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(f"{tmp}/{OOF_FILE}", oof=cv.oof, rows=cv.oof_rows)
         tune.report(
-            metrics(last, cv.fold_scores, cv.fit_seconds, cv.rounds),
+            metrics(last, cv.fold_scores, cv.fit_seconds, cv.rounds, cv.cut),
             checkpoint=tune.Checkpoint.from_directory(tmp),
         )
 
@@ -272,58 +189,6 @@ def _read_oof(checkpoint: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
         except FileNotFoundError:
             return None, None
         return np.asarray(data["oof"]), np.asarray(data["rows"])
-
-
-def _search_alg(cfg: SearchConfig) -> Any:
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-
-    if cfg.algorithm in ("random", "grid"):
-        # the generator limits concurrency itself (Tune ignores max_concurrent_trials for it)
-        return BasicVariantGenerator(
-            random_state=cfg.seed, max_concurrent=cfg.max_concurrent_trials or 0
-        )
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
-
-    from honing.metrics import METRICS
-    from honing.portfolio import points as portfolio_points
-    from honing.tpe import FamilySearcher
-
-    if cfg.algorithm == "tpe":  # one TPE per family, families scheduled by cost and score
-        return FamilySearcher.build(
-            cfg, family_key=FAMILY_KEY, sep=SEP, bounded=METRICS[cfg.metric].bounded
-        )
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    start = portfolio_points(cfg, family_key=FAMILY_KEY, sep=SEP) if cfg.portfolio else []
-    planned = num_samples(cfg)
-    # evolutionary: NSGA-II, a genetic algorithm (selection, crossover, mutation)
-    sampler = optuna.samplers.NSGAIISampler(
-        seed=cfg.seed, population_size=max(4, (planned if planned > 0 else 32) // 4)
-    )
-    return OptunaSearch(
-        metric="score", mode="max", sampler=sampler, points_to_evaluate=start or None
-    )
-
-
-def _scheduler(cfg: SearchConfig) -> Any:
-    """ASHA (one bracket), HyperBand (asynchronous, several brackets: Ray's synchronous
-    HyperBand pauses trials, which needs checkpoints a CV trainable does not keep) or the
-    median stopping rule, over rungs of the iterative families' resource. Families trained in
-    one go report once, at the last rung, so they never set the bar for partial trainings."""
-    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRule
-
-    s = cfg.scheduler
-    if s.kind == "none":
-        return FIFOScheduler()
-    if s.kind in ("asha", "hyperband"):
-        return AsyncHyperBandScheduler(
-            time_attr="rung",
-            max_t=s.max_t,
-            grace_period=min(s.grace_period, s.max_t),
-            reduction_factor=s.reduction_factor,
-            brackets=1 if s.kind == "asha" else 3,
-        )
-    return MedianStoppingRule(time_attr="rung", grace_period=s.grace_period, min_samples_required=3)
 
 
 def connect_ray(settings: RaySettings) -> dict[str, Any]:
@@ -346,11 +211,6 @@ def connect_ray(settings: RaySettings) -> dict[str, Any]:
     return dict(ray.cluster_resources())
 
 
-def _param_space(cfg: SearchConfig) -> dict[str, Any]:
-    """Tune's ``param_space``: empty for TPE, whose family searcher hands out whole configs."""
-    return {} if cfg.algorithm == "tpe" else build_space(cfg)
-
-
 def _new_tuner(
     trainable: Any,
     cfg: SearchConfig,
@@ -359,20 +219,27 @@ def _new_tuner(
     callbacks: list[Any],
 ) -> Any:
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+    # the CSV and JSON results only (rung scores are read back from them): Tune's default
+    # TensorBoard logger imports torch in the driver, seconds of every short search
+    callbacks = [*callbacks, CSVLoggerCallback(), JsonLoggerCallback()]
     return tune.Tuner(
         trainable,
-        param_space=_param_space(cfg),
+        param_space=param_space(cfg),
         tune_config=tune.TuneConfig(
             metric="score",
             mode="max",
             num_samples=num_samples(cfg),
-            search_alg=_search_alg(cfg),
-            scheduler=_scheduler(cfg),
+            search_alg=search_alg(cfg),
+            scheduler=scheduler(cfg),
             max_concurrent_trials=None
             if cfg.algorithm in ("random", "grid")
             else cfg.max_concurrent_trials,
-            time_budget_s=cfg.time_budget_s,
+            # trials stop growing at the search's deadline; Tune stops the rest a little later
+            time_budget_s=None
+            if cfg.time_budget_s is None
+            else cfg.time_budget_s + anytime.TUNE_GRACE_S,
             reuse_actors=True,  # no new worker (and torch import) per trial
             # short folder names (Tune's default spells out every parameter)
             trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
@@ -411,7 +278,9 @@ def run_search(
     startup = time.time()
     connect_ray(ray_settings)
     startup_s = time.time() - startup
-    holdout = holdout_share(cfg, len(X), len(setup.columns.all))
+    classes = int(np.max(y)) + 1 if setup.task == "classification" and len(y) else 0
+    holdout = holdout_share(cfg, len(X), len(setup.columns.all), classes)
+    deadlines = Deadlines.from_budget(cfg.time_budget_s)
     trainable = tune.with_resources(
         tune.with_parameters(
             _trainable,
@@ -420,6 +289,7 @@ def run_search(
             setup=setup,
             rungs=cfg.scheduler.max_t if cfg.scheduler.kind != "none" else 1,
             holdout=holdout,
+            deadlines=deadlines,
         ),
         {"cpu": cfg.cpus_per_trial},
     )
@@ -441,11 +311,15 @@ def run_search(
             # A search with this name ran before (same config, data and code) and may have
             # been interrupted: finished trials are kept, unfinished and errored ones run again.
             tuner = tune.Tuner.restore(
-                path, trainable=trainable, resume_errored=True, param_space=_param_space(cfg)
+                path, trainable=trainable, resume_errored=True, param_space=param_space(cfg)
             )
         else:
             tuner = _new_tuner(trainable, cfg, name, ray_settings, callbacks)
-        grid = tuner.fit()
+        with (
+            anytime.environ(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1"),
+            tpe_deadline(deadlines.search),
+        ):
+            grid = tuner.fit()
     result = SearchResult(
         metric=cfg.metric, validation=describe_validation(cfg, holdout), startup_s=startup_s
     )
@@ -456,9 +330,58 @@ def run_search(
         node = (trial.metrics or {}).get("node")
         if node and node not in result.nodes:
             result.nodes.append(node)
+    if not result.completed:  # anytime: a search always ends with a model
+        fallback = fallback_trial(X, y, cfg=cfg, setup=setup, holdout=holdout)
+        (progress or LOG.info)(
+            f"no trial finished within the search's {cfg.time_budget_s or 0:.0f}s: fitted "
+            f"{fallback.spec.label()} in {fallback.fit_seconds or 0:.1f}s instead"
+            + (f" ({fallback.error})" if fallback.error else "")
+        )
+        result.trials.append(fallback)
     result.wall_s = time.time() - started
-    _ = result.best  # raises SearchError when nothing finished
+    _ = result.best  # raises SearchError when nothing finished, the fallback included
     return result
+
+
+def fallback_trial(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    cfg: SearchConfig,
+    setup: TrainingSetup,
+    holdout: float | None,
+    seconds: float = anytime.FALLBACK_S,
+) -> TrialResult:
+    """The model a search ends with when none of its trials finished (a loaded machine, a
+    budget shorter than Ray's start, a table whose classes make every trial slow): the
+    cheapest family of the config, trained here in the driver on the search's own splits,
+    its growth cut after ``seconds``. A trial like the others (``trial_id`` ``fallback``)."""
+    spec = ModelSpec(**anytime.fallback_point(cfg))
+    started = time.time()
+    try:
+        res = train_model(
+            X, y, spec, setup, cross_validate=True, refit=False, holdout=holdout,
+            deadline=started + seconds,
+        )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - reported with the trial, as a failed trial is
+        return TrialResult(
+            "fallback", spec, None, None, [], time.time() - started,
+            error=f"{type(exc).__name__}: {exc}", started_at=started,
+        )  # fmt: skip
+    cv = res.cv
+    assert cv is not None
+    return TrialResult(
+        trial_id="fallback",
+        spec=spec.with_rounds(cv.rounds),
+        score=cv.mean,
+        score_std=cv.std,
+        fold_scores=cv.fold_scores,
+        fit_seconds=cv.fit_seconds,
+        node="driver",
+        oof=cv.oof,
+        oof_rows=cv.oof_rows,
+        started_at=started,
+    )
 
 
 def _trial_result(trial: Any, started: float) -> TrialResult:

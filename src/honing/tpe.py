@@ -19,9 +19,11 @@ long after it has converged. Here, instead (in the spirit of FLAML's cost-frugal
 
 from __future__ import annotations
 
+import contextlib
 import math
 import pickle
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from honing.config import SearchConfig
@@ -48,12 +50,32 @@ def _distribution(spec: Any) -> Any:
     return od.IntDistribution(int(args[0]), int(args[1]))  # randint: both ends inclusive
 
 
+#: The deadlines of the searches under way in this process (the innermost last).
+_DEADLINE: list[float] = []
+
+
+@contextlib.contextmanager
+def deadline(when: float | None) -> Iterator[None]:
+    """Within the block, the family searcher starts no trial after ``when`` (``time.time()``
+    seconds; None: no deadline)."""
+    if when is None:
+        yield
+        return
+    _DEADLINE.append(when)
+    try:
+        yield
+    finally:
+        _DEADLINE.pop()
+
+
 class FamilySearcher:
     """Builds the Ray Tune searcher (``build()``); kept apart so this module imports Ray only
     when a search runs."""
 
     @staticmethod
     def build(cfg: SearchConfig, *, family_key: str, sep: str, bounded: bool) -> Any:
+        """The searcher; past the :func:`deadline` of the search under way it starts no
+        trial (a restored searcher reads the new search's, not the one it was saved in)."""
         from ray.tune.search import Searcher
 
         class FamilyTPESearcher(Searcher):
@@ -62,6 +84,8 @@ class FamilySearcher:
                 self.state = _State(cfg, family_key=family_key, sep=sep, bounded=bounded)
 
             def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+                if _DEADLINE and time.time() >= _DEADLINE[-1]:
+                    return Searcher.FINISHED
                 config = self.state.suggest(trial_id)
                 return Searcher.FINISHED if config is None else config
 

@@ -14,6 +14,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from honing.config import FeaturesConfig, PipelineConfig
+from honing.data import holdout_rows
 from honing.features import (
     FeatureColumns,
     build_preprocessor,
@@ -23,6 +24,7 @@ from honing.features import (
     resolve_encoder,
 )
 from honing.fidelity import (
+    TREE_STEPS,
     Fold,
     LadderResult,
     StepCallback,
@@ -74,6 +76,7 @@ class CVResult:
     oof: np.ndarray | None = None
     oof_rows: np.ndarray | None = None
     rounds: int | None = None  # boosting: the rounds at the best mean validation loss
+    cut: bool = False  # a deadline ended the training early: the result is its best so far
 
     @property
     def mean(self) -> float:
@@ -221,24 +224,24 @@ def laddered(family: str, rungs: int) -> bool:
 def splits_for(
     model: Any, X: pd.DataFrame, y: np.ndarray, *, folds: int, seed: int, holdout: float | None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The validation splits: stratified (classifiers) k-fold, or one holdout of that share.
-    Every trial and ensemble uses the same splits for the same seed."""
-    from sklearn.model_selection import train_test_split
-
-    rows = np.arange(len(y))
+    """The validation splits: k-fold (stratified for classifiers), or one holdout of that
+    share. A class with a single row is on the training side of every split. Every trial
+    and ensemble uses the same splits for the same seed."""
+    classify = is_classifier(model)
     if holdout:
-        train, valid = train_test_split(
-            rows,
-            test_size=holdout,
-            random_state=seed,
-            stratify=y if is_classifier(model) else None,
-        )
+        train, valid = holdout_rows(y, holdout, seed=seed, stratify=classify)
         return [(np.sort(train), np.sort(valid))]
-    if is_classifier(model):
-        splitter: Any = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    else:
-        splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
-    return list(splitter.split(X, y))
+    if not classify:
+        return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y))
+    codes = np.asarray(y, dtype=int)
+    rows = np.arange(len(codes))
+    single = np.bincount(codes)[codes] < 2  # never validated: every fold trains on them
+    pool = rows[~single]
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [
+        (np.sort(np.concatenate([pool[t], rows[single]])), pool[v])
+        for t, v in splitter.split(pool, codes[~single])
+    ]
 
 
 def cross_validate_model(
@@ -254,6 +257,7 @@ def cross_validate_model(
     rungs: int = 1,
     on_step: StepCallback | None = None,
     holdout: float | None = None,
+    deadline: float | None = None,
 ) -> CVResult:
     """Stratified k-fold CV score of ``model`` (cloned per fold; ``model`` is left unfitted),
     or a single holdout score when ``holdout`` is a share of rows. The validation predictions
@@ -264,7 +268,11 @@ def cross_validate_model(
     many growing steps, and ``on_step(rung, fold scores, seconds so far)`` is called after
     each: the hook through which a Ray Tune scheduler stops unpromising trials early. Boosting
     families always stop early on the folds' mean validation loss; ``CVResult.rounds`` is the
-    round count the refit should use."""
+    round count the refit should use.
+
+    ``deadline`` (``time.time()`` seconds) makes the training anytime: boosting rounds and a
+    forest's trees grow only while they fit before it, and the result is the best so far
+    (``CVResult.cut``). Families trained in one go are not cut."""
     splits = splits_for(model, X, y, folds=folds, seed=seed, holdout=holdout)
     start = time.perf_counter()
     folds_data = []
@@ -277,19 +285,17 @@ def cross_validate_model(
 
     info = FAMILY_TABLE.get(family)
     ladder: LadderResult | None = None
+    common = {"score": score, "on_step": on_step, "start": start, "deadline": deadline}
     if info is not None and info.booster is not None:  # early stopping, with or without rungs
-        ladder = boosting_ladder(
-            model, folds_data, info.booster, rungs=rungs, score=score, on_step=on_step, start=start
-        )
+        ladder = boosting_ladder(model, folds_data, info.booster, rungs=rungs, **common)
     elif laddered(family, rungs) and info is not None and info.rung_param is not None:
-        param = info.rung_param
-        ladder = warm_start_ladder(
-            model, folds_data, param, rungs=rungs, score=score, on_step=on_step, start=start
-        )
+        ladder = warm_start_ladder(model, folds_data, info.rung_param, rungs=rungs, **common)
     elif laddered(family, rungs):
-        ladder = sample_ladder(
-            model, folds_data, rungs=rungs, seed=seed, score=score, on_step=on_step, start=start
-        )
+        ladder = sample_ladder(model, folds_data, rungs=rungs, seed=seed, **common)
+    elif deadline is not None and info is not None and info.rung_param == "n_estimators":
+        # a forest under a deadline grows its trees in steps, so that time can cut them
+        steps = {**common, "on_step": None}
+        ladder = warm_start_ladder(model, folds_data, "n_estimators", rungs=TREE_STEPS, **steps)
     if ladder is None:  # trained in one go
         preds = [predictions(clone(model).fit(f.X_fit, f.y_fit), f.X_val) for f in folds_data]
         scores = [score(f.y_val, p) for f, p in zip(folds_data, preds, strict=True)]
@@ -312,6 +318,7 @@ def _result(
         oof=oof,
         oof_rows=rows[order],
         rounds=ladder.rounds,
+        cut=ladder.cut,
     )
 
 
@@ -327,11 +334,12 @@ def train_model(
     rungs: int = 1,
     on_step: StepCallback | None = None,
     holdout: float | None = None,
+    deadline: float | None = None,
 ) -> TrainResult:
     """Cross-validate ``spec`` on (X, y) with ``setup.folds`` folds (or one ``holdout``
     split) when ``cross_validate`` is set, and fit it on all of (X, y) when ``refit`` is
     set. Search trials use ``cross_validate=True, refit=False`` (and ``rungs`` / ``on_step``
-    under a scheduler); the final model uses the defaults."""
+    under a scheduler, and the trial's ``deadline``); the final model uses the defaults."""
     task, seed = setup.task, setup.seed
     model = make_model(spec, setup, n_jobs=n_jobs)
     sampling = effective_features(spec, setup.features).sampling
@@ -350,6 +358,7 @@ def train_model(
             rungs=rungs,
             on_step=on_step,
             holdout=holdout,
+            deadline=deadline,
         )
         if cross_validate
         else None

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from honing.exceptions import ServiceUnavailableError
@@ -71,10 +71,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def private_api(environ: Mapping[str, str], log_path: Path) -> Iterator[str | None]:
+def private_api(
+    environ: Mapping[str, str],
+    log_path: Path,
+    meanwhile: Callable[[], object] | None = None,
+) -> Iterator[str | None]:
     """Within the block, Prefect talks to a server of its own session on 127.0.0.1 (its output
-    in ``log_path``); None, and nothing started, when ``PREFECT_API_URL`` is set."""
+    in ``log_path``); None, and nothing started, when ``PREFECT_API_URL`` is set.
+    ``meanwhile`` runs while the server starts (the command's other start-up work)."""
     if environ.get("PREFECT_API_URL"):
+        if meanwhile is not None:
+            meanwhile()
         yield None
         return
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -95,6 +102,8 @@ def private_api(environ: Mapping[str, str], log_path: Path) -> Iterator[str | No
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )  # fmt: skip
     try:
+        if meanwhile is not None:
+            meanwhile()
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _healthy(url):
             if proc.poll() is not None or time.monotonic() > deadline:

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from honing import config as config_mod
-from honing import data, runtime, tracking
+from honing import data, runtime, search, tracking
 from honing.cli import CONFIG_OPT, ENV_OPT, console, err, fail
 from honing.cli import app as library_app
 from honing.exceptions import HoningError, StoreFullError, disk_full
@@ -101,14 +101,15 @@ def _store_full(exc: BaseException, what: str) -> StoreFullError | None:
 T = TypeVar("T")
 
 
-def in_flow(call: Callable[[], T], what: str) -> T:
+def in_flow(call: Callable[[], T], what: str, meanwhile: Callable[[], object] | None = None) -> T:
     """Run a flow with one clear message on failure: a honing error as itself, an interrupt
-    as what it left behind, anything else (a bug) as one line, its traceback in the log."""
+    as what it left behind, anything else (a bug) as one line, its traceback in the log.
+    ``meanwhile``: start-up work done while the Prefect API starts."""
     keep_tracebacks_in_the_log()
     try:
         # no server named: a private API of its own session (Ctrl-C then stops the run, not
         # the API the run still reports to)
-        with private_api(os.environ, LOG_FILE.with_name("prefect-api.log")):
+        with private_api(os.environ, LOG_FILE.with_name("prefect-api.log"), meanwhile):
             return call()
     except HoningError as exc:
         raise fail(exc, note=f"the run's full log, tracebacks included: {LOG_FILE}") from None
@@ -146,7 +147,9 @@ def run(
         "data and commit.",
     ),
 ) -> None:
-    """Run the full training pipeline (Prefect flow) for CONFIG."""
+    """Run the full training pipeline (Prefect flow) for CONFIG. Its time budget counts from
+    the moment this command started."""
+    started_at = runtime.process_started()
     try:
         # fail early, with the config's own message
         cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
@@ -155,18 +158,24 @@ def run(
             data.ensure_new(metrics_out, force=force, inputs=inputs)
         settings = config_mod.load_env_settings(env, environ=os.environ)
         os.environ.update(runtime.ray_environment(settings.ray.address))
-        runtime.preload()  # start-up, before the run's time budget counts
         from honing_flows.flows.training import training_pipeline
     except HoningError as exc:
         raise fail(exc) from None
+
+    def start_up() -> None:  # while the Prefect API starts: Ray, and what the run imports
+        search.connect_ray(settings.ray)
+        runtime.preload()
+
     result = in_flow(
         lambda: training_pipeline(
             config_path=str(config),
             env_path=str(env),
             resume_search=not fresh_search,
             force=force,
+            started_at=started_at,
         ),
         "run",
+        meanwhile=start_up,
     )
     console.print(summary_table(result))
     if metrics_out:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -169,3 +170,25 @@ def test_a_tuned_threshold_decides_better_on_an_imbalanced_table(run_flow, proje
     truth = np.asarray(classes, dtype=object)[split.y_test]
     f1 = f1_score(truth, answer["prediction"], pos_label="Yes")
     assert f1 == pytest.approx(summary.test_metrics["f1"], abs=1e-9)
+
+
+def test_a_40_class_table_with_a_20s_budget_ends_with_a_registered_model(run_flow, project):
+    """Anytime: 40 classes make every boosted trial forty times dearer; with 20 s for the
+    whole run, the search's trials end at their deadline with what they have (or the driver
+    fits its fallback), and the run registers a model that answers in all 40 classes."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        2000, 30, n_informative=15, n_classes=40, n_clusters_per_class=1, random_state=0
+    )
+    table = pd.DataFrame(X, columns=[f"x{i}" for i in range(30)])
+    table["label"] = [f"c{v:02d}" for v in y]
+    config = _init_project(project["root"], table, name="many", target="label", budget=20)
+    summary = run_flow(config)
+    assert summary.version == "1" and summary.promoted
+    assert len(summary.classes) == 40 and summary.trials >= 1
+    assert summary.test_metrics["roc_auc"] > 0.7  # far above chance (0.5)
+    mlflow.set_tracking_uri(f"sqlite:///{project['root'] / 'mlflow.db'}")
+    model = registry.load_model("models:/honing-many@champion")
+    answer = predict(model, table.drop(columns=["label"]).head(5), summary.classes)
+    assert answer.filter(like="probability_").shape[1] == 40

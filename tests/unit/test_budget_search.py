@@ -11,10 +11,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
 from honing import metrics, planner
+from honing.anytime import holdout_share
 from honing.config import CompressionConfig, SearchConfig
 from honing.ensembles import choose, select_ensemble
 from honing.portfolio import PORTFOLIO, SPACES, points
-from honing.search import SearchResult, TrialResult, holdout_share, num_samples
+from honing.search import SearchResult, TrialResult
+from honing.search_space import num_samples
 from honing.tpe import TRIALS_PER_DIMENSION, FamilySearcher
 from honing.training import ModelSpec
 

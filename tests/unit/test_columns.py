@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from honing.config import FeaturesConfig, parse_config
+from honing.config import FeaturesConfig, QualityConfig, parse_config
 from honing.data import encode_target
 from honing.exceptions import DataValidationError
 from honing.features import (
@@ -104,6 +104,9 @@ def test_init_flags_identifiers_and_dates_and_writes_a_budget_config(tmp_path: P
         "dates": ["signup"],
         "identifiers": ["customer_id"],
         "high_cardinality": ["city"],
+        "rule:honing.not_constant": [],
+        "rule:honing.no_infinite_values": [],
+        "rule:honing.target_leakage": [],
     }
     assert detect_identifiers(df.drop(columns=["label"])) == ["customer_id"]
     raw = profile_config(
@@ -115,7 +118,7 @@ def test_init_flags_identifiers_and_dates_and_writes_a_budget_config(tmp_path: P
     assert cfg.data.drop_columns == ["customer_id"] and cfg.features.dates == ["signup"]
     assert {"lightgbm", "xgboost"} <= set(cfg.search.families)
     assert cfg.search.ensemble.enabled and cfg.search.ensemble.selection
-    assert "loguniform: [50, 1000]" in to_yaml(raw)  # short lists on one line
+    assert "loguniform: [16, 10000]" in to_yaml(raw)  # short lists on one line
 
 
 def test_init_fits_the_quality_rules_to_the_data(tmp_path: Path):
@@ -149,3 +152,54 @@ def test_multiclass_targets_are_encoded_and_profiled(tmp_path: Path):
     )
     cfg = parse_config(raw, source=Path("m.yaml"), root=tmp_path)
     assert cfg.data.positive_label is None and cfg.registry.metric == "roc_auc"
+
+
+def _breaking(rule: str) -> tuple[pd.DataFrame, str]:
+    """A table that breaks ``rule`` of honing.validation.rules as it comes."""
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.choice(["x", "y", "z"], n)})
+    df["label"] = np.where(df["a"] + rng.normal(size=n) > 0, "yes", "no")
+    if rule == "not_constant":
+        df["site"] = "north"
+    elif rule == "empty":
+        df["notes"] = np.nan
+    elif rule == "no_infinite_values":
+        df["ratio"] = np.where(np.arange(n) % 40 == 0, np.inf, rng.random(n))
+    elif rule == "target_leakage":
+        df["flag"] = (df["label"] == "yes").astype(int)
+    elif rule == "duplicate_rows":
+        df = pd.concat([df, df.head(60)], ignore_index=True)
+    elif rule == "class_balance":
+        df.loc[df.index[:397], "label"] = "no"  # 3 of 400 rows are "yes": 0.75%
+    return df, "label"
+
+
+@pytest.mark.parametrize(
+    "rule",
+    ["not_constant", "empty", "no_infinite_values", "target_leakage", "duplicate_rows",
+     "class_balance"],
+)  # fmt: skip
+def test_init_never_writes_a_rule_its_own_table_breaks(tmp_path: Path, rule: str):
+    """What `honing init` writes (suite, rules, dropped columns), then the validation that
+    `honing run` starts with, on a table that breaks one rule: it passes."""
+    from honing import validation
+    from honing.profiling import fitted_rules, profile_suite
+
+    df, target = _breaking(rule)
+    broken = validation.check_rules(
+        df, target=target, ignore=[], cfg=QualityConfig(), task="classification"
+    )
+    assert broken  # the table as it comes breaks the default rules
+    suite = profile_suite(df, name="t", target=target, task="classification")
+    rules, _ = fitted_rules(df, target, "classification")
+    raw = profile_config(
+        df, name="t", data_path=Path("t.csv"), suite_path=Path("t.json"), target=target,
+        task="classification", quality=rules,
+    )  # fmt: skip
+    cfg = parse_config(raw, source=Path("t.yaml"), root=tmp_path)
+    report = validation.validate(
+        df, suite, source="t.csv", rules=validation.QualityRules.from_config(cfg)
+    )
+    assert report.success, report.table()
+    validation.gate(report)

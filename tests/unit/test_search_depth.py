@@ -12,13 +12,12 @@ from honing import ensembles, explain
 from honing.config import EnsembleConfig, FeaturesConfig, SearchConfig
 from honing.features import infer_columns, resample
 from honing.nested import NestedCVResult
-from honing.search import (
-    SearchResult,
-    TrialResult,
-    _scheduler,
-    _search_alg,
+from honing.search import SearchResult, TrialResult
+from honing.search_space import (
     build_space,
     num_samples,
+    scheduler,
+    search_alg,
     spec_from_trial_config,
 )
 from honing.training import ModelSpec, TrainingSetup, cross_validate_model, make_model, train_model
@@ -55,7 +54,7 @@ def test_space_per_algorithm(algorithm, family_domain, samples):
         assert space["family"].categories == ["knn", "logistic_regression"]
     assert space["features__scaler"].categories == ["standard", "robust"]
     assert num_samples(cfg) == samples
-    alg = _search_alg(cfg)
+    alg = search_alg(cfg)
     assert (
         type(alg).__name__
         == {
@@ -101,7 +100,7 @@ def test_only_known_feature_options_are_searchable():
     ],
 )
 def test_schedulers(kind, cls, brackets):
-    sched = _scheduler(SearchConfig(families=FAMILIES, scheduler={"kind": kind, "max_t": 9}))
+    sched = scheduler(SearchConfig(families=FAMILIES, scheduler={"kind": kind, "max_t": 9}))
     assert type(sched).__name__ == cls
     if brackets:
         assert len(sched._brackets) == brackets and sched._time_attr == "rung"

@@ -1,7 +1,8 @@
 from ray import tune
 
 from honing.config import SearchConfig
-from honing.search import SearchResult, TrialResult, build_space, spec_from_trial_config
+from honing.search import SearchResult, TrialResult
+from honing.search_space import build_space, spec_from_trial_config
 from honing.training import ModelSpec
 
 

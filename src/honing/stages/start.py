@@ -57,10 +57,14 @@ def start(
     run_name: str,
     tags: dict[str, str],
     environ: MutableMapping[str, str],
+    started_at: float | None = None,
 ) -> Started:
     """Load the config, connect to the services, heal what killed runs left behind, and
-    start the training run (named ``run_name``, tagged with ``tags``)."""
+    start the training run (named ``run_name``, tagged with ``tags``). The time budget
+    counts from ``started_at`` (``time.time()`` seconds; now when None)."""
     started = time.monotonic()
+    if started_at is not None:  # the command's start, as a point of the monotonic clock
+        started -= max(0.0, time.time() - started_at)
     cfg = load(config_path, environ)
     settings = connect(env_path, environ)
     experiment_id = tracking.ensure_experiment(

@@ -1,0 +1,128 @@
+"""The anytime search's parts, on real estimators: a deadline cuts boosting rounds and forest
+trees to a complete result at the best point so far; the driver's fallback is a trial on the
+search's own splits; classes with one row never break a split; multiclass ROC-AUC skips
+classes a fold lacks and stays fast; the validation scheme counts classes."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+from sklearn.datasets import make_classification
+
+from honing import anytime, data
+from honing.config import FeaturesConfig, SearchConfig
+from honing.features import FeatureColumns
+from honing.metrics import score_predictions
+from honing.portfolio import SPACES
+from honing.search import fallback_trial
+from honing.training import ModelSpec, TrainingSetup, splits_for, train_model
+
+
+def _table(n: int, classes: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, TrainingSetup]:
+    X, y = make_classification(
+        n, 20, n_informative=10, n_classes=classes, n_clusters_per_class=1, random_state=seed
+    )
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(20)])
+    cols = FeatureColumns(numeric=list(df.columns), categorical=[])
+    return df, y, TrainingSetup("classification", cols, FeaturesConfig(), 0, "roc_auc", 3)
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
+def test_a_deadline_cuts_boosting_to_the_best_round_so_far(family):
+    df, y, setup = _table(3000, 10)
+    spec = ModelSpec(family, {"n_estimators": 10_000, "learning_rate": 0.01})
+    start = time.time()
+    res = train_model(df, y, spec, setup, cross_validate=True, refit=False, deadline=start + 2.0)
+    took = time.time() - start
+    cv = res.cv
+    assert cv is not None and cv.cut  # 10,000 slow rounds of 10 classes do not fit in 2 s
+    assert took < 12.0  # the deadline, the chunk it was in, and the scoring (loaded CI)
+    assert cv.rounds is not None and 10 <= cv.rounds < 10_000
+    assert np.array_equal(cv.oof_rows, np.arange(len(y)))  # a complete result: every fold
+    assert cv.oof.shape == (len(y), 10) and cv.mean > 0.8
+    # the same spec without a deadline is not cut (checked on a cheap version of it)
+    cheap = ModelSpec(family, {"n_estimators": 30, "learning_rate": 0.3})
+    whole = train_model(df, y, cheap, setup, cross_validate=True, refit=False).cv
+    assert whole is not None and not whole.cut
+
+
+def test_a_forest_under_a_deadline_keeps_the_trees_it_grew_and_refits_with_them():
+    df, y, setup = _table(4000, 5)
+    spec = ModelSpec("random_forest", {"n_estimators": 4000})
+    res = train_model(
+        df, y, spec, setup, cross_validate=True, refit=False, deadline=time.time() + 2.0
+    )
+    assert res.cv is not None and res.cv.cut
+    trees = res.cv.rounds
+    assert trees is not None and trees < 4000  # a step of the four, the last one not taken
+    assert spec.with_rounds(trees).params["n_estimators"] == trees
+
+
+def test_the_fallback_is_a_trial_on_the_searchs_own_splits():
+    df, y, setup = _table(1500, 40, seed=1)
+    cfg = SearchConfig(families={f: SPACES[f] for f in ("extra_trees", "lightgbm")})
+    assert anytime.fallback_point(cfg)["family"] == "lightgbm"  # cheapest first
+    trial = fallback_trial(df, y, cfg=cfg, setup=setup, holdout=0.2, seconds=1.0)
+    assert trial.status == "completed" and trial.trial_id == "fallback"
+    assert trial.spec.family == "lightgbm" and trial.score is not None and trial.score > 0.6
+    # scored on the holdout the search's trials use, so it can join their ensembles
+    model = train_model(df, y, trial.spec, setup, refit=False).spec  # the spec is complete
+    assert model.params["n_estimators"] == trial.spec.params["n_estimators"]
+    ((_, valid),) = splits_for(  # fmt: skip
+        make_classifier(), df, y, folds=3, seed=0, holdout=0.2
+    )
+    assert np.array_equal(trial.oof_rows, valid)
+
+
+def make_classifier():
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression()
+
+
+def test_a_class_with_one_row_is_trained_on_and_never_validated():
+    df, y, _ = _table(600, 3)
+    y = y.copy()
+    y[7] = 3  # a fourth class of one row
+    for holdout in (None, 0.2):
+        for train, valid in splits_for(make_classifier(), df, y, folds=5, seed=0, holdout=holdout):
+            assert 7 in train and 7 not in valid
+            assert set(y[train]) == {0, 1, 2, 3}
+    train, test = data.holdout_rows(y, 0.2, seed=0, stratify=True)
+    assert 7 in train and 7 not in test and len(set(train) | set(test)) == len(y)
+
+
+def test_multiclass_roc_auc_skips_absent_classes_and_equals_scikit_learn():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 40, 500)
+    proba = rng.random((500, 40))
+    proba[np.arange(500), y] += 0.5
+    proba = np.round(proba / proba.sum(axis=1, keepdims=True), 2)  # ties, as real models give
+    expected = skm.roc_auc_score(np.eye(40)[y], proba, average="macro")
+    assert score_predictions("roc_auc", y, proba) == pytest.approx(expected, abs=1e-12)
+    absent = y != 5  # class 5 has no row in this fold: it is skipped, not an error
+    kept = [k for k in range(40) if k != 5]
+    expected = skm.roc_auc_score(np.eye(40)[y[absent]][:, kept], proba[absent][:, kept])
+    assert score_predictions("roc_auc", y[absent], proba[absent]) == pytest.approx(expected)
+    start = time.perf_counter()
+    for _ in range(200):  # a bootstrap's worth of 40-class scores stays well under a second
+        score_predictions("roc_auc", y, proba)
+    assert time.perf_counter() - start < 5.0
+
+
+def test_the_validation_scheme_counts_classes():
+    cfg = SearchConfig(families={"lightgbm": {}}, validation="auto", time_budget_s=60)
+    assert anytime.holdout_share(cfg, 1600, 50) is None  # binary: CV affordable
+    assert anytime.holdout_share(cfg, 1600, 50, classes=40) == cfg.holdout_fraction
+
+
+def test_trials_stop_at_the_search_deadline_or_their_share_of_it():
+    d = anytime.Deadlines.from_budget(100.0, now=1000.0)
+    assert d.search == 1100.0
+    assert d.for_trial(1000.0) == 1000.0 + anytime.TRIAL_SHARE * 100.0
+    assert d.for_trial(1090.0) == 1100.0
+    assert anytime.Deadlines.from_budget(None).for_trial(5.0) is None
