@@ -7,8 +7,12 @@ budget and however loaded the machine.
   forest trees), so trials end by themselves rather than being killed without a result.
 * The validation scheme is chosen by the cost of a trial (:func:`holdout_share`), which grows
   with the table's rows, columns and, for boosting, its classes.
+* A short search runs here, in this process (:func:`search_here`): Ray Tune's start (its
+  controller, and a worker per trial that imports the training stack) takes about 6 s on two
+  cores, most of a search of a few seconds. The same family scheduler and portfolio propose
+  the trials, one after another, each on every core.
 * If no trial finished all the same, the driver fits the config's cheapest model on the
-  search's own splits (:func:`fallback_point`), its growth cut after :data:`FALLBACK_S`.
+  search's own splits (:func:`fallback_trial`), its growth cut after :data:`FALLBACK_S`.
 """
 
 from __future__ import annotations
@@ -16,12 +20,20 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from honing.config import SearchConfig
+from honing.metrics import METRICS, metric_value
 from honing.portfolio import PORTFOLIO, in_space, middle
+from honing.search_space import FAMILY_KEY, SEP, spec_from_trial_config
+from honing.tpe import FamilyState
+from honing.training import ModelSpec, TrainingSetup, train_model
+from honing.trials import SearchResult, TrialResult
 
 #: Rows x columns that k-fold CV affords per hour of search (FLAML's rule of thumb is of the
 #: same order): past it, ``validation: auto`` scores trials on one holdout split.
@@ -50,7 +62,7 @@ def describe_validation(cfg: SearchConfig, holdout: float | None) -> str:
 TRIAL_SHARE = 0.5
 #: Seconds Ray Tune's own budget adds to the search's, so that trials ending at the deadline
 #: report before Tune stops them.
-TUNE_GRACE_S = 3.0
+TUNE_GRACE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -116,3 +128,137 @@ def environ(**values: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+#: Searches shorter than this run in this process (``tpe`` on this machine, no scheduler):
+#: Ray Tune's start would take most of them.
+SEARCH_HERE_S = 30.0
+
+
+def runs_here(cfg: SearchConfig, address: str | None) -> bool:
+    """Whether a search of ``cfg`` runs in this process rather than on Ray Tune: a ``tpe``
+    search without a scheduler, on no cluster, with less than :data:`SEARCH_HERE_S` s."""
+    return (
+        cfg.algorithm == "tpe"
+        and cfg.scheduler.kind == "none"
+        and not address
+        and cfg.time_budget_s is not None
+        and cfg.time_budget_s < SEARCH_HERE_S
+    )
+
+
+def _trial(
+    trial_id: str, spec: ModelSpec, started: float, fit: Callable[[], TrialResult]
+) -> TrialResult:
+    try:
+        return fit()
+    except Exception as exc:  # noqa: BLE001 - a failed trial, reported as one
+        return TrialResult(
+            trial_id, spec, None, None, [], time.time() - started,
+            error=f"{type(exc).__name__}: {exc}", node="driver", started_at=started,
+        )  # fmt: skip
+
+
+def _fit(
+    trial_id: str,
+    spec: ModelSpec,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    setup: TrainingSetup,
+    *,
+    holdout: float | None,
+    deadline: float | None,
+    n_jobs: int = 1,
+) -> TrialResult:
+    """One trial here: ``spec`` scored on the search's splits, cut at ``deadline``."""
+    started = time.time()
+
+    def fit() -> TrialResult:
+        res = train_model(
+            X, y, spec, setup, cross_validate=True, refit=False, holdout=holdout,
+            deadline=deadline, n_jobs=n_jobs,
+        )  # fmt: skip
+        cv = res.cv
+        assert cv is not None
+        return TrialResult(
+            trial_id=trial_id,
+            spec=spec.with_rounds(cv.rounds),
+            score=cv.mean,
+            score_std=cv.std,
+            fold_scores=cv.fold_scores,
+            fit_seconds=cv.fit_seconds,
+            node="driver",
+            oof=cv.oof,
+            oof_rows=cv.oof_rows,
+            started_at=started,
+        )
+
+    return _trial(trial_id, spec, started, fit)
+
+
+def search_here(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    cfg: SearchConfig,
+    setup: TrainingSetup,
+    holdout: float | None,
+    deadlines: Deadlines,
+    n_jobs: int,
+    progress: Callable[[str], None] | None = None,
+    every_s: float = 5.0,
+) -> SearchResult:
+    """The search in this process: the family scheduler and portfolio of ``tpe``
+    (:class:`honing.tpe.FamilyState`) propose trials until the search's deadline, each
+    trained on ``n_jobs`` cores and cut at its own deadline."""
+    state = FamilyState(cfg, family_key=FAMILY_KEY, sep=SEP, bounded=METRICS[cfg.metric].bounded)
+    result = SearchResult(
+        metric=cfg.metric, validation=describe_validation(cfg, holdout),
+        nodes=["driver"],
+    )  # fmt: skip
+    said = time.time()
+    while deadlines.search is None or time.time() < deadlines.search:
+        trial_id = f"here_{len(result.trials):05d}"
+        config = state.suggest(trial_id)
+        if config is None:  # every family reached its cap
+            break
+        begun = time.time()
+        trial = _fit(
+            trial_id, spec_from_trial_config(config), X, y, setup, holdout=holdout,
+            deadline=deadlines.for_trial(begun), n_jobs=n_jobs,
+        )  # fmt: skip
+        state.complete(
+            trial_id,
+            None
+            if trial.score is None
+            else {"score": trial.score, "time_total_s": time.time() - begun},
+            trial.error is not None,
+        )
+        result.trials.append(trial)
+        if progress is not None and time.time() - said >= every_s:
+            said = time.time()
+            best = max((t.score for t in result.completed), default=None)
+            shown = (
+                "no score yet"
+                if best is None
+                else f"best {cfg.metric} {metric_value(cfg.metric, best):.4f}"
+            )
+            progress(f"search (in process): {len(result.completed)} trials done; {shown}")
+    return result
+
+
+def fallback_trial(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    cfg: SearchConfig,
+    setup: TrainingSetup,
+    holdout: float | None,
+    seconds: float = FALLBACK_S,
+) -> TrialResult:
+    """The model a search ends with when none of its trials finished (a loaded machine, a
+    budget shorter than Ray's start, a table whose classes make every trial slow): the
+    cheapest family of the config, trained here in the driver on the search's own splits,
+    its growth cut after ``seconds``. A trial like the others (``trial_id`` ``fallback``)."""
+    spec = ModelSpec(**fallback_point(cfg))
+    return _fit("fallback", spec, X, y, setup, holdout=holdout, deadline=time.time() + seconds)

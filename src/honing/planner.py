@@ -25,12 +25,16 @@ RESERVE: dict[str, tuple[float, float]] = {
     "evaluation": (0.03, 2.0),
     "explain": (0.05, 2.0),
     "compression": (0.10, 4.0),
-    "registration": (0.10, 8.0),
+    "registration": (0.10, 12.0),
 }
+#: Seconds a ``honing run`` spends before its search on this 2-core machine: Prefect's API,
+#: Ray and the imports side by side, then validation (measured 20-27 s): what the command
+#: guesses, before the real number is known, to decide whether the search will need Ray.
+COMMAND_START_S = 25.0
 #: The contract: a run ends within this multiple of its budget, Ray's start-up apart.
 SLACK = 1.10
 #: The search never gets less than this share of the budget.
-MIN_SEARCH_SHARE = 0.25
+MIN_SEARCH_SHARE = 0.15
 #: What the cheapest useful explanation and compression need, in seconds.
 SHAP_MIN_S = 6.0
 COMPRESSION_MIN_S = 3.0
@@ -170,6 +174,9 @@ ONNX_PARAMETERS_PER_S = 30_000
 #: Seconds below which compression keeps ONNX alone (distillation and int8 exports took up to
 #: 14 s on the benchmark's tables at B = 60 s), and below which it is skipped.
 COMPRESSION_FULL_S = 15.0
+#: What a served flavor adds to registration (a second version, logged, loaded and checked):
+#: measured 5-9 s on two cores.
+SERVED_REGISTRATION_S = 6.0
 
 
 def trim(
@@ -186,8 +193,8 @@ def trim(
     costs ``columns`` predictions of the test split, ``predict_s`` each), SHAP rows, and the
     compression techniques (ONNX alone when short, none when shorter; a model of
     ``model_size`` tree nodes or coefficients takes about ``2 x model_size /``
-    :data:`ONNX_PARAMETERS_PER_S` seconds to export, log and load). Registration's reserve is
-    kept aside."""
+    :data:`ONNX_PARAMETERS_PER_S` seconds to export, log and load, and its served flavor
+    :data:`SERVED_REGISTRATION_S` more to register). Registration's reserve is kept aside."""
     if budget_s is None or left_s is None:
         return Trims()
     notes: list[str] = []
@@ -206,7 +213,7 @@ def trim(
         notes.append(f"SHAP skipped: it needs ~{SHAP_MIN_S:.0f}s")
     kept: tuple[str, ...] | None = None
     rest = available - repeats * per_repeat - (0 if shap_rows == 0 else SHAP_MIN_S)
-    export_s = 2.0 * model_size / ONNX_PARAMETERS_PER_S
+    export_s = 2.0 * model_size / ONNX_PARAMETERS_PER_S + SERVED_REGISTRATION_S
     if compression:
         if rest < COMPRESSION_MIN_S + export_s:
             kept = ()

@@ -11,10 +11,10 @@ SQLite stores free of ``database is locked`` and needs no tracking access from t
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,8 +23,6 @@ import pandas as pd
 from honing import anytime, experiments
 from honing.anytime import Deadlines, describe_validation, holdout_share
 from honing.config import RaySettings, SearchConfig
-from honing.exceptions import SearchError
-from honing.metrics import metric_value
 from honing.search_space import (
     FAMILY_KEY,
     num_samples,
@@ -34,84 +32,10 @@ from honing.search_space import (
     spec_from_trial_config,
 )
 from honing.tpe import deadline as tpe_deadline
-from honing.training import ModelSpec, TrainingSetup, laddered, train_model
+from honing.training import TrainingSetup, laddered, train_model
+from honing.trials import SearchResult, TrialResult
 
 LOG = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrialResult:
-    """One trial. ``status``: ``completed``; ``stopped`` (by the time budget or the
-    scheduler before it had a score, or cut early by the scheduler); ``failed`` (an error).
-    ``oof``/``oof_rows``: its validation predictions (see :class:`honing.training.CVResult`)."""
-
-    trial_id: str
-    spec: ModelSpec
-    score: float | None
-    score_std: float | None
-    fold_scores: list[float]
-    fit_seconds: float | None
-    error: str | None = None
-    node: str | None = None
-    restored: bool = False
-    rungs: int | None = None
-    status: str = ""  # empty: "failed" when there is an error, else "completed"
-    oof: np.ndarray | None = field(default=None, repr=False, compare=False)
-    oof_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
-    started_at: float | None = None
-    rung_scores: tuple[tuple[int, float, float], ...] = ()  # (rung, score, seconds) per report
-
-    def __post_init__(self) -> None:
-        if not self.status:
-            object.__setattr__(self, "status", "failed" if self.error else "completed")
-
-
-@dataclass
-class SearchResult:
-    metric: str
-    trials: list[TrialResult] = field(default_factory=list)
-    nodes: list[str] = field(default_factory=list)
-    wall_s: float = 0.0
-    validation: str = "cv"  # "5-fold CV" or "holdout 20%": what scored the trials
-    startup_s: float = 0.0  # starting or joining Ray, before the search's own budget
-
-    def log_lines(self) -> list[str]:
-        line = (
-            f"search: {len(self.completed)} trials completed, {len(self.stopped)} stopped by the "
-            f"budget or scheduler, {len(self.failed)} failed "
-            f"({self.validation}, {self.wall_s:.0f}s)"
-        )
-        if self.completed:
-            best = self.best
-            score = metric_value(self.metric, best.score or 0.0)
-            line += f"; best {best.spec.label()}: {self.metric} {score:.4f}"
-        return [line]
-
-    @property
-    def stopped(self) -> list[TrialResult]:
-        return [t for t in self.trials if t.status == "stopped"]
-
-    @property
-    def failed(self) -> list[TrialResult]:
-        return [t for t in self.trials if t.status == "failed"]
-
-    @property
-    def completed(self) -> list[TrialResult]:
-        return [t for t in self.trials if t.error is None and t.score is not None]
-
-    @property
-    def restored(self) -> int:
-        """Trials whose results came from an earlier, interrupted or finished run."""
-        return sum(t.restored for t in self.trials)
-
-    @property
-    def best(self) -> TrialResult:
-        done = self.completed
-        if not done:
-            errors = "; ".join(sorted({t.error or "no score" for t in self.trials}))[:2000]
-            raise SearchError(f"no search trial finished ({len(self.trials)} tried): {errors}")
-        # ties: first by trial order, so results are deterministic
-        return max(done, key=lambda t: (t.score, -self.trials.index(t)))
 
 
 def _trainable(
@@ -265,12 +189,58 @@ def run_search(
     progress: Callable[[str], None] | None = None,
     progress_every_s: float = 5.0,
 ) -> SearchResult:
-    """Search the families and feature options on Ray Tune, each trial scored by k-fold CV
+    """Search the families and feature options on Ray Tune (or, for a short search, in this
+    process: :func:`honing.anytime.runs_here`), each trial scored by k-fold CV
     or one holdout split (``cfg.validation``), with the configured algorithm, scheduler,
-    budget and concurrency. Each trial's validation predictions come back with it, for
-    ensemble selection. ``progress`` receives a line every ``progress_every_s`` seconds.
-    With an ``experiment_name`` whose folder already exists under the storage path, the search
-    is restored instead: trials that finished are not run again."""
+    budget and concurrency. A search with a budget ends with a model: the trials end at their
+    deadlines with what they have, and if none finished the driver fits a fallback. Each trial's
+    validation predictions come back with it, for ensemble selection. ``progress`` receives a
+    line every ``progress_every_s`` seconds. With an ``experiment_name`` whose folder already
+    exists under the storage path, the search is restored instead: trials that finished are not
+    run again."""
+    classes = int(np.max(y)) + 1 if setup.task == "classification" and len(y) else 0
+    holdout = holdout_share(cfg, len(X), len(setup.columns.all), classes)
+    deadlines = Deadlines.from_budget(cfg.time_budget_s)
+    started = time.time()
+    if anytime.runs_here(cfg, ray_settings.address):
+        cores = ray_settings.num_cpus or os.cpu_count() or 1
+        result = anytime.search_here(
+            X, y, cfg=cfg, setup=setup, holdout=holdout, deadlines=deadlines,
+            n_jobs=max(1, int(cores)), progress=progress, every_s=progress_every_s,
+        )  # fmt: skip
+    else:
+        result = _search_on_ray(
+            X, y, cfg=cfg, setup=setup, ray_settings=ray_settings,
+            experiment_name=experiment_name, progress=progress,
+            progress_every_s=progress_every_s, holdout=holdout, deadlines=deadlines,
+        )  # fmt: skip
+    if not result.completed:  # anytime: a search always ends with a model
+        fallback = anytime.fallback_trial(X, y, cfg=cfg, setup=setup, holdout=holdout)
+        (progress or LOG.info)(
+            f"no trial finished within the search's {cfg.time_budget_s or 0:.0f}s: fitted "
+            f"{fallback.spec.label()} in {fallback.fit_seconds or 0:.1f}s instead"
+            + (f" ({fallback.error})" if fallback.error else "")
+        )
+        result.trials.append(fallback)
+    result.wall_s = time.time() - started
+    _ = result.best  # raises SearchError when nothing finished, the fallback included
+    return result
+
+
+def _search_on_ray(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    cfg: SearchConfig,
+    setup: TrainingSetup,
+    ray_settings: RaySettings,
+    experiment_name: str | None,
+    progress: Callable[[str], None] | None,
+    progress_every_s: float,
+    holdout: float | None,
+    deadlines: Deadlines,
+) -> SearchResult:
+    """The trials on Ray Tune (see :func:`run_search`)."""
     from ray import tune
 
     from honing.progress import progress_callback
@@ -278,9 +248,6 @@ def run_search(
     startup = time.time()
     connect_ray(ray_settings)
     startup_s = time.time() - startup
-    classes = int(np.max(y)) + 1 if setup.task == "classification" and len(y) else 0
-    holdout = holdout_share(cfg, len(X), len(setup.columns.all), classes)
-    deadlines = Deadlines.from_budget(cfg.time_budget_s)
     trainable = tune.with_resources(
         tune.with_parameters(
             _trainable,
@@ -330,58 +297,7 @@ def run_search(
         node = (trial.metrics or {}).get("node")
         if node and node not in result.nodes:
             result.nodes.append(node)
-    if not result.completed:  # anytime: a search always ends with a model
-        fallback = fallback_trial(X, y, cfg=cfg, setup=setup, holdout=holdout)
-        (progress or LOG.info)(
-            f"no trial finished within the search's {cfg.time_budget_s or 0:.0f}s: fitted "
-            f"{fallback.spec.label()} in {fallback.fit_seconds or 0:.1f}s instead"
-            + (f" ({fallback.error})" if fallback.error else "")
-        )
-        result.trials.append(fallback)
-    result.wall_s = time.time() - started
-    _ = result.best  # raises SearchError when nothing finished, the fallback included
     return result
-
-
-def fallback_trial(
-    X: pd.DataFrame,
-    y: np.ndarray,
-    *,
-    cfg: SearchConfig,
-    setup: TrainingSetup,
-    holdout: float | None,
-    seconds: float = anytime.FALLBACK_S,
-) -> TrialResult:
-    """The model a search ends with when none of its trials finished (a loaded machine, a
-    budget shorter than Ray's start, a table whose classes make every trial slow): the
-    cheapest family of the config, trained here in the driver on the search's own splits,
-    its growth cut after ``seconds``. A trial like the others (``trial_id`` ``fallback``)."""
-    spec = ModelSpec(**anytime.fallback_point(cfg))
-    started = time.time()
-    try:
-        res = train_model(
-            X, y, spec, setup, cross_validate=True, refit=False, holdout=holdout,
-            deadline=started + seconds,
-        )  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - reported with the trial, as a failed trial is
-        return TrialResult(
-            "fallback", spec, None, None, [], time.time() - started,
-            error=f"{type(exc).__name__}: {exc}", started_at=started,
-        )  # fmt: skip
-    cv = res.cv
-    assert cv is not None
-    return TrialResult(
-        trial_id="fallback",
-        spec=spec.with_rounds(cv.rounds),
-        score=cv.mean,
-        score_std=cv.std,
-        fold_scores=cv.fold_scores,
-        fit_seconds=cv.fit_seconds,
-        node="driver",
-        oof=cv.oof,
-        oof_rows=cv.oof_rows,
-        started_at=started,
-    )
 
 
 def _trial_result(trial: Any, started: float) -> TrialResult:

@@ -81,7 +81,7 @@ class FamilySearcher:
         class FamilyTPESearcher(Searcher):
             def __init__(self) -> None:
                 super().__init__(metric="score", mode="max")
-                self.state = _State(cfg, family_key=family_key, sep=sep, bounded=bounded)
+                self.state = FamilyState(cfg, family_key=family_key, sep=sep, bounded=bounded)
 
             def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
                 if _DEADLINE and time.time() >= _DEADLINE[-1]:
@@ -105,7 +105,7 @@ class FamilySearcher:
         return FamilyTPESearcher()
 
 
-class _State:
+class FamilyState:
     """The scheduler's state: studies, queue, per-family time and scores (picklable)."""
 
     def __init__(self, cfg: SearchConfig, *, family_key: str, sep: str, bounded: bool) -> None:

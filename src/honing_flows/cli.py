@@ -14,8 +14,8 @@ from typing import TypeVar
 import typer
 from rich.table import Table
 
+from honing import anytime, data, planner, runtime, search, tracking
 from honing import config as config_mod
-from honing import data, runtime, search, tracking
 from honing.cli import CONFIG_OPT, ENV_OPT, console, err, fail
 from honing.cli import app as library_app
 from honing.exceptions import HoningError, StoreFullError, disk_full
@@ -158,16 +158,32 @@ def run(
             data.ensure_new(metrics_out, force=force, inputs=inputs)
         settings = config_mod.load_env_settings(env, environ=os.environ)
         os.environ.update(runtime.ray_environment(settings.ray.address))
-        from honing_flows.flows.training import training_pipeline
     except HoningError as exc:
         raise fail(exc) from None
 
-    def start_up() -> None:  # while the Prefect API starts: Ray, and what the run imports
-        search.connect_ray(settings.ray)
+    # a short search runs in this process: Ray is started only for one that may need it
+    guess = planner.plan(
+        cfg.time_budget_s,
+        elapsed_s=planner.COMMAND_START_S,
+        compression=cfg.compression.enabled,
+        search_cap_s=cfg.search.time_budget_s,
+    )
+    needs_ray = not anytime.runs_here(
+        planner.search_config(cfg.search, guess), settings.ray.address
+    )
+
+    flows = {}
+
+    def start_up() -> None:  # while the Prefect API starts: the flow, Ray, the late imports
+        from honing_flows.flows.training import training_pipeline
+
+        flows["training"] = training_pipeline
+        if needs_ray:
+            search.connect_ray(settings.ray)
         runtime.preload()
 
     result = in_flow(
-        lambda: training_pipeline(
+        lambda: flows["training"](
             config_path=str(config),
             env_path=str(env),
             resume_search=not fresh_search,

@@ -18,7 +18,6 @@ from honing.config import FeaturesConfig, SearchConfig
 from honing.features import FeatureColumns
 from honing.metrics import score_predictions
 from honing.portfolio import SPACES
-from honing.search import fallback_trial
 from honing.training import ModelSpec, TrainingSetup, splits_for, train_model
 
 
@@ -66,7 +65,7 @@ def test_the_fallback_is_a_trial_on_the_searchs_own_splits():
     df, y, setup = _table(1500, 40, seed=1)
     cfg = SearchConfig(families={f: SPACES[f] for f in ("extra_trees", "lightgbm")})
     assert anytime.fallback_point(cfg)["family"] == "lightgbm"  # cheapest first
-    trial = fallback_trial(df, y, cfg=cfg, setup=setup, holdout=0.2, seconds=1.0)
+    trial = anytime.fallback_trial(df, y, cfg=cfg, setup=setup, holdout=0.2, seconds=1.0)
     assert trial.status == "completed" and trial.trial_id == "fallback"
     assert trial.spec.family == "lightgbm" and trial.score is not None and trial.score > 0.6
     # scored on the holdout the search's trials use, so it can join their ensembles
