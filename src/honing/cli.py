@@ -120,8 +120,10 @@ def init(
             if out.exists() and not force:
                 raise HoningError(f"{out}: already exists; pass --force to overwrite")
         df = data.load_table(data_path)
-        suite = profiling.profile_suite(df, name=name, target=target, task=task)
         flags = profiling.flag_columns(df, target, task)
+        suite = profiling.profile_suite(
+            df, name=name, target=target, task=task, dates=flags["dates"]
+        )
         rules, moved = profiling.fitted_rules(df, target, task)
         raw_cfg = profiling.profile_config(
             df,
@@ -241,6 +243,8 @@ def ingest(
     except HoningError as exc:
         raise fail(exc) from None
     console.print(done.line(), highlight=False)
+    for warning in done.warnings:
+        console.print(f"[yellow]warning (a statistic moved):[/] {warning}", highlight=False)
 
 
 @app.command("serve-model")

@@ -149,12 +149,20 @@ class CleaningConfig(StrictModel):
 class SplitConfig(StrictModel):
     """The held-out test split. ``kind: time`` trains on the past and tests on the most
     recent ``test_size`` of the rows by ``time_column``: the champion/challenger gate then
-    scores both models on the newest window, a forward backtest."""
+    scores both models on the newest window, a forward backtest. Every inner validation is
+    then forward too: expanding-window folds (or the newest rows as the holdout), ``gap``
+    rows apart, so that no training fold holds a row later than those it is scored on."""
 
     kind: Literal["random", "time"] = "random"
     time_column: str | None = None
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     seed: int = 42
+    gap: int = Field(
+        default=0,
+        ge=0,
+        description="kind time: rows left out between each inner training window and the "
+        "rows it is validated on (the search, ensembles and decision rule validate forward).",
+    )
 
     @model_validator(mode="after")
     def _time_needs_a_column(self) -> SplitConfig:
@@ -162,6 +170,8 @@ class SplitConfig(StrictModel):
             raise ValueError("split.kind time needs split.time_column")
         if self.time_column and self.kind != "time":
             raise ValueError("split.time_column applies with split.kind time")
+        if self.gap and self.kind != "time":
+            raise ValueError("split.gap applies with split.kind time")
         return self
 
 

@@ -18,7 +18,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from honing.config import RaySettings, SearchConfig
 from honing.metrics import lower_is_better, metric_value, scorer
 from honing.search import run_search
-from honing.training import TrainingSetup, train_model
+from honing.training import TrainingSetup, forward_splits, train_model
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,16 @@ def nested_cv(
     experiment_name: str,
 ) -> NestedCVResult:
     score = scorer(cfg.metric)
-    splitter = StratifiedKFold if setup.task == "classification" else KFold
-    outer = splitter(cfg.nested_cv.outer_folds, shuffle=True, random_state=cfg.seed + 1)
+    if setup.forward_gap is not None:  # rows in time order: the outer folds are forward too
+        outer_splits = forward_splits(
+            len(y), folds=cfg.nested_cv.outer_folds, holdout=None, gap=setup.forward_gap
+        )
+    else:
+        splitter = StratifiedKFold if setup.task == "classification" else KFold
+        outer = splitter(cfg.nested_cv.outer_folds, shuffle=True, random_state=cfg.seed + 1)
+        outer_splits = list(outer.split(X, y))
     scores, inner, chosen = [], [], []
-    for i, (train_idx, test_idx) in enumerate(outer.split(X, y)):
+    for i, (train_idx, test_idx) in enumerate(outer_splits):
         X_in, y_in = X.iloc[train_idx].reset_index(drop=True), y[train_idx]
         result = run_search(
             X_in,

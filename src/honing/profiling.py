@@ -1,13 +1,22 @@
 """``honing init``: profile a new table into a pipeline config and an expectation suite.
 
-The generated suite is a starting point written from the data as it is now: column set, dtypes,
-nulls, numeric ranges (widened by a margin), category sets, row count and label values. Review
-it, then commit it next to the config.
+The generated suite is a starting point written from the data as it is now, in two kinds:
+
+- **contracts** (severity ``critical``: a breach refuses the table): the column set, the types,
+  no nulls where the sample had none, the label's values (classification), booleans;
+- **statistics of the sample** (severity ``warning``: reported, never refused): numeric ranges
+  (widened by a margin), category sets, the share of nulls where some were seen, the row count.
+  A world that moves breaks them first: a new month, a count past its old maximum, a category
+  not seen yet (encoded as unknown). Time-like columns get no range at all. An accepted batch
+  widens them (:func:`honing.versions.ingest`).
+
+Review it, then commit it next to the config.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +36,21 @@ DEFAULT_BUDGET_S = 300.0
 DEFAULT_CONCURRENCY = 2
 
 
-def _expect(kind: str, **kwargs: Any) -> dict[str, Any]:
-    return {"type": kind, "kwargs": kwargs, "meta": {}, "severity": "critical"}
+#: A breach of a contract refuses the table; a breach of a statistic is reported.
+CONTRACT, STATISTIC = "critical", "warning"
+#: Column names that say "a time": no range is written for them (the next batch is later).
+TIME_LIKE = re.compile(
+    r"(^|[_\W])(year|yr|month|mon|week|day|date|time|timestamp|ts|hour)s?($|[_\W])", re.I
+)
+
+
+def time_like(name: str) -> bool:
+    """Whether a column's name says it holds a time (``year``, ``order_date``, ``ts``...)."""
+    return bool(TIME_LIKE.search(str(name)))
+
+
+def _expect(kind: str, severity: str = CONTRACT, **kwargs: Any) -> dict[str, Any]:
+    return {"type": kind, "kwargs": kwargs, "meta": {}, "severity": severity}
 
 
 def _range(series: pd.Series, margin: float) -> tuple[float, float]:
@@ -57,9 +79,13 @@ def profile_suite(
     max_categories: int = 50,
     range_margin: float = 0.1,
     task: str,
+    dates: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Build an expectation suite (GX JSON form) describing ``df`` as it is (a regression
-    target gets a numeric range, a classification label its value set)."""
+    """Build an expectation suite (GX JSON form) describing ``df`` as it is: contracts
+    (``critical``) and statistics of the sample (``warning``), see the module's docstring.
+    A classification label's value set is a contract, a regression target's range a
+    statistic; a column whose name says it holds a time (:func:`time_like`) gets no range,
+    and ``dates`` (text columns known to hold dates) no value set."""
     if target not in df.columns:
         raise DataValidationError(
             f"target column '{target}' is not in the data (columns: {list(df.columns)})"
@@ -67,7 +93,10 @@ def profile_suite(
     exps: list[dict[str, Any]] = [
         _expect("expect_table_columns_to_match_set", column_set=list(df.columns), exact_match=True),
         _expect(
-            "expect_table_row_count_to_be_between", min_value=max(1, len(df) // 2), max_value=None
+            "expect_table_row_count_to_be_between",
+            STATISTIC,
+            min_value=max(1, len(df) // 2),
+            max_value=None,
         ),
     ]
     for col in df.columns:
@@ -77,8 +106,12 @@ def profile_suite(
             exps.append(_expect("expect_column_values_to_not_be_null", column=col))
         else:
             mostly = max(0.0, round(1.0 - 2 * nulls - 0.01, 4))
-            exps.append(_expect("expect_column_values_to_not_be_null", column=col, mostly=mostly))
+            exps.append(
+                _expect("expect_column_values_to_not_be_null", STATISTIC, column=col, mostly=mostly)
+            )
         non_null = s.dropna()
+        is_label = col == target and task == "classification"
+        moving = col in (dates or ()) or (col != target and time_like(col))
         if pd.api.types.is_bool_dtype(s):
             exps.append(
                 _expect("expect_column_values_to_be_in_set", column=col, value_set=[False, True])
@@ -90,23 +123,27 @@ def profile_suite(
                 )
             )
             uniques = non_null.unique()
-            is_label = col == target and task == "classification"
             if is_label or (
                 col != target and len(uniques) <= 2 and pd.api.types.is_integer_dtype(s)
             ):
                 exps.append(
                     _expect(
                         "expect_column_values_to_be_in_set",
+                        CONTRACT if is_label else STATISTIC,
                         column=col,
                         value_set=_plain(list(uniques)),
                     )
                 )
-            elif len(non_null) and np.isfinite(non_null.astype(float)).all():
+            elif not moving and len(non_null) and np.isfinite(non_null.astype(float)).all():
                 # (a column with infinities gets no range: init drops it, see flag_columns)
                 lo, hi = _range(non_null, range_margin)
                 exps.append(
                     _expect(
-                        "expect_column_values_to_be_between", column=col, min_value=lo, max_value=hi
+                        "expect_column_values_to_be_between",
+                        STATISTIC,
+                        column=col,
+                        min_value=lo,
+                        max_value=hi,
                     )
                 )
         else:
@@ -114,15 +151,21 @@ def profile_suite(
                 _expect("expect_column_values_to_be_in_type_list", column=col, type_list=TEXT_TYPES)
             )
             uniques = non_null.unique()
-            if col == target or len(uniques) <= max_categories:
+            if is_label or (col != target and not moving and len(uniques) <= max_categories):
                 exps.append(
                     _expect(
                         "expect_column_values_to_be_in_set",
+                        CONTRACT if is_label else STATISTIC,
                         column=col,
                         value_set=_plain(list(uniques)),
                     )
                 )
-    return {"name": name, "expectations": exps, "meta": {"generated_by": "honing init"}}
+    meta = {
+        "generated_by": "honing init",
+        "severities": "critical: a contract, whose breach refuses the table; warning: a "
+        "statistic of the sample, reported and widened by accepted batches",
+    }
+    return {"name": name, "expectations": exps, "meta": meta}
 
 
 #: The quality rules a feature column can break whatever the config says, and what ``init``
@@ -344,3 +387,34 @@ def to_yaml(
             lines.append(f"{indent}# {comments[key]}")
         lines.append(line)
     return "".join(f"# {line}\n" for line in header.splitlines()) + "\n".join(lines) + "\n"
+
+
+def widen_suite(
+    suite: dict[str, Any], df: pd.DataFrame, failures: list[Any], *, range_margin: float = 0.1
+) -> tuple[dict[str, Any], list[str]]:
+    """The suite with the statistics (``warning`` expectations) that ``failures`` name widened
+    to take in ``df`` (an accepted table): a range to its values (by the same margin as
+    ``init``'s), a category set to its values. Returns the new suite and one line per change;
+    contracts are never touched."""
+    import copy
+
+    out = copy.deepcopy(suite)
+    moved = {(f.column, f.rule) for f in failures if f.severity == STATISTIC and f.column}
+    changes = []
+    for exp in out["expectations"]:
+        column = exp.get("kwargs", {}).get("column")
+        if exp.get("severity") != STATISTIC or (column, exp["type"]) not in moved:
+            continue
+        values, kw = df[column].dropna(), exp["kwargs"]
+        if exp["type"] == "expect_column_values_to_be_between" and len(values):
+            lo, hi = _range(values, range_margin)
+            low, high = min(kw["min_value"], lo), max(kw["max_value"], hi)
+            changes.append(
+                f"{column}: range [{kw['min_value']}, {kw['max_value']}] -> [{low}, {high}]"
+            )
+            kw["min_value"], kw["max_value"] = low, high
+        elif exp["type"] == "expect_column_values_to_be_in_set":
+            new = [v for v in _plain(list(values.unique())) if v not in kw["value_set"]]
+            changes.append(f"{column}: values {new[:10]} added to its set")
+            kw["value_set"] = _plain([*kw["value_set"], *new])
+    return out, changes

@@ -99,6 +99,10 @@ class TrainingSetup:
     seed: int
     metric: str
     folds: int
+    #: None: shuffled (stratified) folds. A number: the rows are in time order (as a
+    #: ``split.kind: time`` training split is) and every validation is forward, this many
+    #: rows after its training window (see :func:`splits_for`).
+    forward_gap: int | None = None
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, columns: FeatureColumns) -> TrainingSetup:
@@ -109,6 +113,7 @@ class TrainingSetup:
             seed=cfg.search.seed,
             metric=cfg.search.metric,
             folds=cfg.search.cv_folds,
+            forward_gap=cfg.split.gap if cfg.split.kind == "time" else None,
         )
 
 
@@ -222,11 +227,24 @@ def laddered(family: str, rungs: int) -> bool:
 
 
 def splits_for(
-    model: Any, X: pd.DataFrame, y: np.ndarray, *, folds: int, seed: int, holdout: float | None
+    model: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    folds: int,
+    seed: int,
+    holdout: float | None,
+    forward_gap: int | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """The validation splits: k-fold (stratified for classifiers), or one holdout of that
     share. A class with a single row is on the training side of every split. Every trial
-    and ensemble uses the same splits for the same seed."""
+    and ensemble uses the same splits for the same seed.
+
+    With ``forward_gap`` (rows in time order), every split is forward: expanding-window
+    folds (scikit-learn's ``TimeSeriesSplit``), or the newest ``holdout`` share of the rows
+    validating a model trained on the rows before them, ``forward_gap`` rows apart."""
+    if forward_gap is not None:
+        return forward_splits(len(y), folds=folds, holdout=holdout, gap=forward_gap)
     classify = is_classifier(model)
     if holdout:
         train, valid = holdout_rows(y, holdout, seed=seed, stratify=classify)
@@ -244,6 +262,21 @@ def splits_for(
     ]
 
 
+def forward_splits(
+    rows: int, *, folds: int, holdout: float | None, gap: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Forward validation splits of ``rows`` rows in time order (see :func:`splits_for`)."""
+    from sklearn.model_selection import TimeSeriesSplit
+
+    if holdout:
+        cut = rows - max(1, int(round(holdout * rows)))
+        return [(np.arange(max(1, cut - gap)), np.arange(cut, rows))]
+    return [
+        (np.asarray(t), np.asarray(v))
+        for t, v in TimeSeriesSplit(n_splits=folds, gap=gap).split(np.arange(rows))
+    ]
+
+
 def cross_validate_model(
     model: Pipeline,
     X: pd.DataFrame,
@@ -258,6 +291,7 @@ def cross_validate_model(
     on_step: StepCallback | None = None,
     holdout: float | None = None,
     deadline: float | None = None,
+    forward_gap: int | None = None,
 ) -> CVResult:
     """Stratified k-fold CV score of ``model`` (cloned per fold; ``model`` is left unfitted),
     or a single holdout score when ``holdout`` is a share of rows. The validation predictions
@@ -273,7 +307,9 @@ def cross_validate_model(
     ``deadline`` (``time.time()`` seconds) makes the training anytime: boosting rounds and a
     forest's trees grow only while they fit before it, and the result is the best so far
     (``CVResult.cut``). Families trained in one go are not cut."""
-    splits = splits_for(model, X, y, folds=folds, seed=seed, holdout=holdout)
+    splits = splits_for(
+        model, X, y, folds=folds, seed=seed, holdout=holdout, forward_gap=forward_gap
+    )
     start = time.perf_counter()
     folds_data = []
     for train_idx, valid_idx in splits:
@@ -359,6 +395,7 @@ def train_model(
             on_step=on_step,
             holdout=holdout,
             deadline=deadline,
+            forward_gap=setup.forward_gap,
         )
         if cross_validate
         else None

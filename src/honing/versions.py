@@ -18,13 +18,13 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from honing import data, inference, validation
+from honing import data, inference, profiling, validation
 from honing.config import PipelineConfig, WindowConfig
 from honing.exceptions import DataLoadError, DataValidationError
 
@@ -46,12 +46,14 @@ class Ingested:
     version: int | None
     total_rows: int
     new: bool = True  # False: the batch was already ingested, and nothing changed
+    warnings: list[str] = field(default_factory=list)  # statistics the batch moved
+    suite_widened: list[str] = field(default_factory=list)  # how the suite took them in
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def log_lines(self) -> list[str]:
-        return [self.line()]
+        return [self.line(), *(f"warning (a statistic moved): {w}" for w in self.warnings)]
 
     def line(self) -> str:
         if not self.new:
@@ -60,10 +62,16 @@ class Ingested:
                 f"(MD5 {self.md5}); nothing changed"
             )
         if self.labelled:
+            widened = (
+                f"; the suite's statistics took in what the batch moved: "
+                f"{'; '.join(self.suite_widened)}"
+                if self.suite_widened
+                else ""
+            )
             return (
                 f"{self.batch}: {self.rows} labelled rows appended to {self.stored} as version "
                 f"{self.version} ({self.total_rows} rows, MD5 {self.md5}; was "
-                f"{self.previous_md5}), tracked by DVC"
+                f"{self.previous_md5}), tracked by DVC{widened}"
             )
         return (
             f"{self.batch}: {self.rows} unlabelled rows stored at {self.stored} "
@@ -224,7 +232,8 @@ def ingest(cfg: PipelineConfig, batch_path: Path, *, repo: Path) -> Ingested:
     report = validation.validate(
         combined, suite, source=str(batch_path), rules=validation.QualityRules.from_config(cfg)
     )
-    validation.gate(report)
+    validation.gate(report)  # contracts refuse; statistics the world moved are taken in
+    widened, changes = profiling.widen_suite(suite, combined, report.failures)
     previous = data.file_md5(data_path)
     if cached_copy(root, previous) is None:
         track(root, data_path)  # the version before stays fetchable
@@ -239,6 +248,10 @@ def ingest(cfg: PipelineConfig, batch_path: Path, *, repo: Path) -> Ingested:
         batch=rel(batch_path), batch_md5=batch_md5, rows=len(batch), labelled=True,
         stored=rel(data_path), md5=md5, previous_md5=previous, version=version,
         total_rows=len(combined),
+        warnings=[f"{f.column or '<table>'}: {f.rule}: {f.details}" for f in report.failures],
+        suite_widened=changes,
     )  # fmt: skip
+    if changes:  # recorded with the version below; the suite file is the project's to commit
+        validation.save_suite(widened, cfg.validation.suite)
     _append_history(data_path, {**entry.to_dict(), "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return entry

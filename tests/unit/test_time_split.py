@@ -51,3 +51,45 @@ def test_the_config_asks_for_a_column():
         SplitConfig(kind="time")
     with pytest.raises(ValueError, match="applies with split.kind time"):
         SplitConfig(time_column="date")
+
+
+@pytest.mark.parametrize("holdout", [None, 0.2])
+@pytest.mark.parametrize("gap", [0, 7])
+def test_under_a_time_split_every_inner_validation_is_forward(flights, holdout, gap):
+    """The search's CV (and so the out-of-fold predictions behind ensemble selection, the
+    threshold and calibration) trains on earlier rows only: no training fold holds a row
+    from the time it is scored on or later, ``gap`` rows apart."""
+    from honing.config import FeaturesConfig
+    from honing.features import FeatureColumns
+    from honing.training import ModelSpec, TrainingSetup, splits_for, train_model
+
+    split, _ = split_data(
+        flights, "late", positive_label="yes", drop_columns=[], test_size=0.25, seed=0,
+        task="classification", time_column="date",
+    )  # fmt: skip
+    when = split.X_train["date"].to_numpy()
+    assert (when[:-1] <= when[1:]).all()  # the training split is in time order
+    cols = FeatureColumns(numeric=["dep_delay", "distance"], categorical=[])
+    setup = TrainingSetup(
+        "classification", cols, FeaturesConfig(), 0, "roc_auc", 4, forward_gap=gap
+    )
+    splits = splits_for(
+        None, split.X_train, split.y_train, folds=4, seed=0, holdout=holdout, forward_gap=gap
+    )
+    assert len(splits) == (1 if holdout else 4)
+    for train, valid in splits:
+        assert train.max() + gap < valid.min()  # the past only, gap rows before
+        assert when[train].max() <= when[valid].min()
+    res = train_model(
+        split.X_train.drop(columns=["date"]), split.y_train,
+        ModelSpec("lightgbm", {"n_estimators": 30}), setup, cross_validate=True, refit=False,
+        holdout=holdout,
+    )  # fmt: skip
+    valid_rows = np.concatenate([v for _, v in splits])
+    assert np.array_equal(res.cv.oof_rows, np.sort(valid_rows))  # the first window never scored
+
+
+def test_a_time_split_makes_the_setup_forward_and_gap_needs_it():
+    assert SplitConfig(kind="time", time_column="date", gap=3).gap == 3
+    with pytest.raises(ValueError, match="split.gap applies with split.kind time"):
+        SplitConfig(gap=3)

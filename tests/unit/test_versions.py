@@ -129,6 +129,50 @@ def test_a_bad_batch_is_refused_and_nothing_changes(dvc_project, mutate, needle)
     assert versions.history(root / "data" / "churn.csv") == []
 
 
+def test_a_batch_of_a_world_that_moved_is_taken_in_and_the_suite_widens(dvc_project):
+    """The suite `init` writes, then a batch with what new data brings: a new month, a
+    count past its old maximum, a category not seen yet. Accepted (statistics warn, they do
+    not refuse), recorded with the version, and the suite's statistics widened to take it in;
+    a broken contract (the label's values) is still refused."""
+    from honing import profiling, validation
+
+    root, cfg, churn = dvc_project
+    table = data.load_table(root / "data" / "churn.csv")
+    table["month"] = 1 + table.index % 6  # a time-like column: no range
+    data.write_table(table, root / "data" / "churn.csv", overwrite=True)
+    subprocess.run([DVC, "add", "-q", "data/churn.csv"], cwd=root, check=True)
+    suite_path = root / "suite.json"
+    validation.save_suite(
+        profiling.profile_suite(table, name="churn", target="churn", task="classification"),
+        suite_path,
+    )
+    cfg = cfg.model_copy(
+        update={"validation": cfg.validation.model_copy(update={"suite": suite_path})}
+    )
+    batch = churn.iloc[4000:4500].copy()
+    batch["month"] = 7
+    batch["tenure"] = batch["tenure"] + 100  # past the old maximum, with its margin
+    batch.loc[batch.index[:20], "contract"] = "Ten year"  # a category not seen yet
+    data.write_table(batch, root / "moved.csv")
+    done = versions.ingest(cfg, root / "moved.csv", repo=root)
+    assert done.labelled and done.version == 1
+    assert any(w.startswith("tenure: expect_column_values_to_be_between") for w in done.warnings)
+    assert any(w.startswith("contract: expect_column_values_to_be_in_set") for w in done.warnings)
+    assert not any(w.startswith("month:") for w in done.warnings)
+    recorded = versions.history(root / "data" / "churn.csv")[0]
+    assert recorded["suite_widened"] == done.suite_widened and len(done.suite_widened) == 2
+    # the widened suite takes the whole table in without a warning
+    widened = validation.load_suite(suite_path)
+    report = validation.validate(
+        data.load_table(root / "data" / "churn.csv"), widened, source="t", rules=None
+    )
+    assert report.success, report.table()
+    # contracts still refuse
+    data.write_table(batch.assign(churn="maybe"), root / "bad.csv")
+    with pytest.raises(DataValidationError, match="churn"):
+        versions.ingest(cfg, root / "bad.csv", repo=root)
+
+
 def test_a_stage_output_is_committed_and_a_project_without_dvc_is_refused(dvc_project):
     root, cfg, churn = dvc_project
     data.write_table(churn.iloc[4500:4700], root / "more.csv")
