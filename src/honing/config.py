@@ -246,6 +246,20 @@ class MonitoringConfig(StrictModel):
         description="Worsening allowed, in the metric's units (measured on a labeled batch, "
         "else estimated from the champion's calibrated probabilities).",
     )
+    max_metric_drop_relative: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Worsening allowed as a share of the metric's value at registration "
+        "(0.1: an RMSE 10% higher); replaces max_metric_drop when set. For errors, whose "
+        "units are the target's.",
+    )
+
+    def allowed_drop(self, reference: float) -> float:
+        """The worsening allowed from ``reference``, the metric's value at registration."""
+        if self.max_metric_drop_relative is None:
+            return self.max_metric_drop
+        return self.max_metric_drop_relative * abs(reference)
+
     drift_method: Literal["auto", "effect_size"] = Field(
         default="auto",
         description="auto: Evidently's defaults (p-values on small samples); effect_size: "

@@ -227,7 +227,8 @@ def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
     """Whether to retrain, with the reasons in words. The signals: the drifted columns' share
     (of the model's importance when known, else of the columns) against ``drift_share``; the
     model's answers drifting (``prediction_drift``); the monitored metric falling by more
-    than ``max_metric_drop``, measured on a labelled batch, else estimated.
+    than ``max_metric_drop`` (or ``max_metric_drop_relative`` of its value at registration),
+    measured on a labelled batch, else estimated.
 
     ``trigger`` says which decide. ``auto``: on a labelled batch the measured metric alone
     (a shift the model handles is not worth a retraining: the drift is reported as a
@@ -249,16 +250,17 @@ def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
         before, now = report.reference_performance[metric], values[metric]
         measured = not kind
         finite = bool(np.isfinite(now) and np.isfinite(before))
-        if finite and not passes(metric, now, before, cfg.max_metric_drop):
+        allowed = cfg.allowed_drop(before) if finite else cfg.max_metric_drop
+        if finite and not passes(metric, now, before, allowed):
             performance.append(
                 f"{kind}{metric} {'rose' if lower_is_better(metric) else 'fell'} by "
                 f"{abs(now - before):.4f} (from {before:.4f} to {now:.4f}; allowed "
-                f"{cfg.max_metric_drop})"
+                f"{allowed:.4g})"
             )
         elif finite and measured:
             held.append(
                 f"the measured {metric} held: {now:.4f} on the batch, {before:.4f} at "
-                f"registration (allowed change {cfg.max_metric_drop})"
+                f"registration (allowed change {allowed:.4g})"
             )
         break  # measured performance, when there is any, outranks the estimate
     decisive = {

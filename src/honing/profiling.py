@@ -299,9 +299,20 @@ def profile_config(
             "gate": "statistical",
             "confidence": 0.95,
         },
-        "monitoring": {"metric": metric},
+        # an error's units are the target's: its allowed rise is a share of its value
+        "monitoring": {"metric": metric, **_allowed_drop(metric)},
         "tracking": {"experiment": f"honing-{name}"},
     }
+
+
+def _allowed_drop(metric: str) -> dict[str, float]:
+    """What ``init`` writes for the monitored metric's allowed worsening: 0.05 of a bounded
+    score (five points of ROC-AUC), 10% of an unbounded error (RMSE, MAE, log loss)."""
+    from honing.metrics import METRICS
+
+    if METRICS[metric].bounded:
+        return {"max_metric_drop": 0.05}
+    return {"max_metric_drop_relative": 0.1}
 
 
 def fitted_rules(df: pd.DataFrame, target: str, task: str) -> tuple[dict[str, Any], dict[str, str]]:

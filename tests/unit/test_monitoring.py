@@ -55,6 +55,39 @@ def test_gate_on_drift_share_and_metric_drop():
     assert not gate(_report(0.0, {"roc_auc": 0.78}, {"roc_auc": 0.80}), cfg).retrain
 
 
+def test_a_relative_allowed_drop_scales_with_the_error_and_init_writes_one():
+    """RMSE is in the target's units: 0.05 would retrain on any batch of house prices. A
+    relative allowance is a share of the value at registration; `init` writes one for errors
+    and keeps the absolute one for bounded scores."""
+    from honing.profiling import profile_config
+
+    cfg = MonitoringConfig(metric="rmse", max_metric_drop_relative=0.1)
+    assert cfg.allowed_drop(2000.0) == pytest.approx(200.0)
+    assert not gate(_report(0.0, {"rmse": 2150.0}, {"rmse": 2000.0}), cfg).retrain
+    rose = gate(_report(0.0, {"rmse": 2300.0}, {"rmse": 2000.0}), cfg)
+    assert (
+        rose.retrain
+        and "rmse rose by 300.0000" in rose.reasons[0]
+        and "allowed 200" in (rose.reasons[0])
+    )
+    absolute = MonitoringConfig(metric="rmse")  # the default, in the target's units
+    assert gate(_report(0.0, {"rmse": 2000.1}, {"rmse": 2000.0}), absolute).retrain
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"x": rng.normal(size=200)})
+    table["y"] = table["x"] * 3 + rng.normal(size=200)
+    written = profile_config(
+        table, name="r", data_path=Path("r.csv"), suite_path=Path("r.json"), target="y",
+        task="regression",
+    )  # fmt: skip
+    assert written["monitoring"] == {"metric": "rmse", "max_metric_drop_relative": 0.1}
+    table["y"] = np.where(table["x"] + rng.normal(size=200) > 0, "a", "b")
+    written = profile_config(
+        table, name="c", data_path=Path("c.csv"), suite_path=Path("c.json"), target="y",
+        task="classification",
+    )  # fmt: skip
+    assert written["monitoring"] == {"metric": "roc_auc", "max_metric_drop": 0.05}
+
+
 def test_detect_changes_records_a_baseline_then_reports_changes(tmp_path: Path):
     data, state = tmp_path / "d.csv", tmp_path / "state.json"
     data.write_text("a\n1\n")
