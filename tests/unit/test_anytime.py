@@ -61,8 +61,9 @@ def test_a_forest_under_a_deadline_keeps_the_trees_it_grew_and_refits_with_them(
     assert spec.with_rounds(trees).params["n_estimators"] == trees
 
 
-def test_the_fallback_is_a_trial_on_the_searchs_own_splits():
-    df, y, setup = _table(1500, 40, seed=1)
+@pytest.mark.parametrize("classes", [40, 100])
+def test_the_fallback_is_a_trial_on_the_searchs_own_splits(classes):
+    df, y, setup = _table(1500, classes, seed=1)
     cfg = SearchConfig(families={f: SPACES[f] for f in ("extra_trees", "lightgbm")})
     assert anytime.fallback_point(cfg)["family"] == "lightgbm"  # cheapest first
     trial = anytime.fallback_trial(df, y, cfg=cfg, setup=setup, holdout=0.2, seconds=1.0)
