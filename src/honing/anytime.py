@@ -17,10 +17,8 @@ budget and however loaded the machine.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,21 +113,6 @@ def fallback_point(cfg: SearchConfig) -> dict[str, Any]:
     return {"family": family, "params": out}
 
 
-@contextlib.contextmanager
-def environ(**values: str) -> Iterator[None]:
-    """``os.environ`` with ``values`` within the block, as it was after it."""
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 #: Searches shorter than this run in this process (``tpe`` on this machine, no scheduler):
 #: Ray Tune's start would take most of them.
 SEARCH_HERE_S = 30.0
@@ -147,18 +130,6 @@ def runs_here(cfg: SearchConfig, address: str | None) -> bool:
     )
 
 
-def _trial(
-    trial_id: str, spec: ModelSpec, started: float, fit: Callable[[], TrialResult]
-) -> TrialResult:
-    try:
-        return fit()
-    except Exception as exc:  # noqa: BLE001 - a failed trial, reported as one
-        return TrialResult(
-            trial_id, spec, None, None, [], time.time() - started,
-            error=f"{type(exc).__name__}: {exc}", node="driver", started_at=started,
-        )  # fmt: skip
-
-
 def _fit(
     trial_id: str,
     spec: ModelSpec,
@@ -170,30 +141,33 @@ def _fit(
     deadline: float | None,
     n_jobs: int = 1,
 ) -> TrialResult:
-    """One trial here: ``spec`` scored on the search's splits, cut at ``deadline``."""
+    """One trial here: ``spec`` scored on the search's splits, cut at ``deadline``; an error
+    is a failed trial, as on Ray."""
     started = time.time()
-
-    def fit() -> TrialResult:
+    try:
         res = train_model(
             X, y, spec, setup, cross_validate=True, refit=False, holdout=holdout,
             deadline=deadline, n_jobs=n_jobs,
         )  # fmt: skip
-        cv = res.cv
-        assert cv is not None
+    except Exception as exc:  # noqa: BLE001 - a failed trial, reported as one
         return TrialResult(
-            trial_id=trial_id,
-            spec=spec.with_rounds(cv.rounds),
-            score=cv.mean,
-            score_std=cv.std,
-            fold_scores=cv.fold_scores,
-            fit_seconds=cv.fit_seconds,
-            node="driver",
-            oof=cv.oof,
-            oof_rows=cv.oof_rows,
-            started_at=started,
-        )
-
-    return _trial(trial_id, spec, started, fit)
+            trial_id, spec, None, None, [], time.time() - started,
+            error=f"{type(exc).__name__}: {exc}", node="driver", started_at=started,
+        )  # fmt: skip
+    cv = res.cv
+    assert cv is not None
+    return TrialResult(
+        trial_id=trial_id,
+        spec=spec.with_rounds(cv.rounds),
+        score=cv.mean,
+        score_std=cv.std,
+        fold_scores=cv.fold_scores,
+        fit_seconds=cv.fit_seconds,
+        node="driver",
+        oof=cv.oof,
+        oof_rows=cv.oof_rows,
+        started_at=started,
+    )
 
 
 def search_here(
@@ -227,13 +201,9 @@ def search_here(
             trial_id, spec_from_trial_config(config), X, y, setup, holdout=holdout,
             deadline=deadlines.for_trial(begun), n_jobs=n_jobs,
         )  # fmt: skip
-        state.complete(
-            trial_id,
-            None
-            if trial.score is None
-            else {"score": trial.score, "time_total_s": time.time() - begun},
-            trial.error is not None,
-        )
+        took = time.time() - begun
+        scored = None if trial.score is None else {"score": trial.score, "time_total_s": took}
+        state.complete(trial_id, scored, trial.error is not None)
         result.trials.append(trial)
         if progress is not None and time.time() - said >= every_s:
             said = time.time()

@@ -10,11 +10,12 @@ SQLite stores free of ``database is locked`` and needs no tracking access from t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -283,7 +284,7 @@ def _search_on_ray(
         else:
             tuner = _new_tuner(trainable, cfg, name, ray_settings, callbacks)
         with (
-            anytime.environ(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1"),
+            _environ(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1"),
             tpe_deadline(deadlines.search),
         ):
             grid = tuner.fit()
@@ -298,6 +299,21 @@ def _search_on_ray(
         if node and node not in result.nodes:
             result.nodes.append(node)
     return result
+
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """``os.environ`` with ``values`` within the block, as it was after it."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _trial_result(trial: Any, started: float) -> TrialResult:
