@@ -64,19 +64,26 @@ class _StoryOnly(logging.Filter):
 
 def keep_tracebacks_in_the_log() -> Path:
     """Route the log records to :data:`LOG_FILE` with their tracebacks, and keep failures
-    off the console. Called once Prefect has configured its logging (on import). MLflow's
-    logger has a console handler of its own and does not propagate: it gets the same."""
+    off the console. Called before the command's start-up and again once Prefect has
+    configured its logging (on the flow's import), whose console handlers then get the
+    filter too. MLflow's logger has a console handler of its own and does not propagate: it
+    gets the same."""
     LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(LOG_FILE, encoding="utf-8", delay=True)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    handler.honing_log = True  # type: ignore[attr-defined]
     loggers = [logging.getLogger()]
     if not logging.getLogger("mlflow").propagate:  # MLflow prints through its own handler
         loggers.append(logging.getLogger("mlflow"))
     for logger in loggers:
-        if not any(getattr(h, "honing_log", False) for h in logger.handlers):
-            for console_handler in logger.handlers:
+        for console_handler in logger.handlers:
+            if not getattr(console_handler, "honing_log", False) and not any(
+                isinstance(f, _StoryOnly) for f in console_handler.filters
+            ):
                 console_handler.addFilter(_StoryOnly())
+        if not any(getattr(h, "honing_log", False) for h in logger.handlers):
+            handler = logging.FileHandler(LOG_FILE, encoding="utf-8", delay=True)
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+            )
+            handler.honing_log = True  # type: ignore[attr-defined]
             logger.handlers.insert(0, handler)
     return LOG_FILE
 
@@ -110,6 +117,7 @@ def in_flow(call: Callable[[], T], what: str, meanwhile: Callable[[], object] | 
         # no server named: a private API of its own session (Ctrl-C then stops the run, not
         # the API the run still reports to)
         with private_api(os.environ, LOG_FILE.with_name("prefect-api.log"), meanwhile):
+            keep_tracebacks_in_the_log()  # once the flow's import has set Prefect's logging up
             return call()
     except HoningError as exc:
         raise fail(exc, note=f"the run's full log, tracebacks included: {LOG_FILE}") from None
