@@ -64,26 +64,19 @@ class _StoryOnly(logging.Filter):
 
 def keep_tracebacks_in_the_log() -> Path:
     """Route the log records to :data:`LOG_FILE` with their tracebacks, and keep failures
-    off the console. Called before the command's start-up and again once Prefect has
-    configured its logging (on the flow's import), whose console handlers then get the
-    filter too. MLflow's logger has a console handler of its own and does not propagate: it
-    gets the same."""
+    off the console. Called once Prefect has configured its logging (on import). MLflow's
+    logger has a console handler of its own and does not propagate: it gets the same."""
     LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(LOG_FILE, encoding="utf-8", delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.honing_log = True  # type: ignore[attr-defined]
     loggers = [logging.getLogger()]
     if not logging.getLogger("mlflow").propagate:  # MLflow prints through its own handler
         loggers.append(logging.getLogger("mlflow"))
     for logger in loggers:
-        for console_handler in logger.handlers:
-            if not getattr(console_handler, "honing_log", False) and not any(
-                isinstance(f, _StoryOnly) for f in console_handler.filters
-            ):
-                console_handler.addFilter(_StoryOnly())
         if not any(getattr(h, "honing_log", False) for h in logger.handlers):
-            handler = logging.FileHandler(LOG_FILE, encoding="utf-8", delay=True)
-            handler.setFormatter(
-                logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-            )
-            handler.honing_log = True  # type: ignore[attr-defined]
+            for console_handler in logger.handlers:
+                console_handler.addFilter(_StoryOnly())
             logger.handlers.insert(0, handler)
     return LOG_FILE
 
@@ -117,7 +110,6 @@ def in_flow(call: Callable[[], T], what: str, meanwhile: Callable[[], object] | 
         # no server named: a private API of its own session (Ctrl-C then stops the run, not
         # the API the run still reports to)
         with private_api(os.environ, LOG_FILE.with_name("prefect-api.log"), meanwhile):
-            keep_tracebacks_in_the_log()  # once the flow's import has set Prefect's logging up
             return call()
     except HoningError as exc:
         raise fail(exc, note=f"the run's full log, tracebacks included: {LOG_FILE}") from None
@@ -166,6 +158,8 @@ def run(
             data.ensure_new(metrics_out, force=force, inputs=inputs)
         settings = config_mod.load_env_settings(env, environ=os.environ)
         os.environ.update(runtime.ray_environment(settings.ray.address))
+        # before the log routing below: importing the flow sets Prefect's logging up
+        from honing_flows.flows.training import training_pipeline
     except HoningError as exc:
         raise fail(exc) from None
 
@@ -180,18 +174,13 @@ def run(
         planner.search_config(cfg.search, guess), settings.ray.address
     )
 
-    flows = {}
-
-    def start_up() -> None:  # while the Prefect API starts: the flow, Ray, the late imports
-        from honing_flows.flows.training import training_pipeline
-
-        flows["training"] = training_pipeline
+    def start_up() -> None:  # while the Prefect API starts: Ray, and the late imports
         if needs_ray:
             search.connect_ray(settings.ray)
         runtime.preload()
 
     result = in_flow(
-        lambda: flows["training"](
+        lambda: training_pipeline(
             config_path=str(config),
             env_path=str(env),
             resume_search=not fresh_search,
