@@ -125,8 +125,8 @@ def write_served(files: dict[str, bytes], folder: Path) -> Path:
 #: (dataclasses of numbers, strings and arrays; loading one sets fields and runs none of
 #: their code).
 RESULT_TRUSTED_TYPES = [
-    "honing.search.SearchResult",
-    "honing.search.TrialResult",
+    "honing.trials.SearchResult",
+    "honing.trials.TrialResult",
     "honing.training.ModelSpec",
     "honing.training.TrainResult",
     "honing.training.CVResult",
