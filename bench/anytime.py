@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from bench.common import ROOT, code_commit, machine
+from common import ROOT, code_commit, machine  # bench/common.py (scripts run from bench/)
 
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / ".work" / "anytime"
