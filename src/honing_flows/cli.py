@@ -62,18 +62,39 @@ class _StoryOnly(logging.Filter):
         return not failure
 
 
+#: The loggers MLflow configures on import, with the level it gives them. MLflow replaces
+#: their handlers when it is imported, so this command line configures them itself (and
+#: tells MLflow not to): a late ``import mlflow`` then keeps the routing below.
+MLFLOW_LOGGERS = {
+    "mlflow": logging.INFO,
+    "sqlalchemy.engine": logging.WARNING,
+    "alembic": logging.WARNING,
+    "huey": logging.WARNING,
+}
+
+
 def keep_tracebacks_in_the_log() -> Path:
     """Route the log records to :data:`LOG_FILE` with their tracebacks, and keep failures
     off the console. Called once Prefect has configured its logging (on import). MLflow's
-    logger has a console handler of its own and does not propagate: it gets the same."""
+    loggers print through a console handler of their own and do not propagate: they get the
+    same, set up here rather than by MLflow's import, which would drop it when the run
+    imports MLflow later."""
     LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(LOG_FILE, encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.honing_log = True  # type: ignore[attr-defined]
-    loggers = [logging.getLogger()]
-    if not logging.getLogger("mlflow").propagate:  # MLflow prints through its own handler
-        loggers.append(logging.getLogger("mlflow"))
-    for logger in loggers:
+    os.environ["MLFLOW_CONFIGURE_LOGGING"] = "false"
+    mlflow_console = logging.StreamHandler()  # stderr, in MLflow's own line format
+    mlflow_console.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y/%m/%d %H:%M:%S")
+    )
+    for name, level in MLFLOW_LOGGERS.items():
+        logger = logging.getLogger(name)
+        if not any(getattr(h, "honing_log", False) for h in logger.handlers):
+            logger.handlers = [mlflow_console]
+            logger.setLevel(level)
+            logger.propagate = False
+    for logger in [logging.getLogger(), *map(logging.getLogger, MLFLOW_LOGGERS)]:
         if not any(getattr(h, "honing_log", False) for h in logger.handlers):
             for console_handler in logger.handlers:
                 console_handler.addFilter(_StoryOnly())
