@@ -18,7 +18,7 @@ export DVC_NO_ANALYTICS := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo demo-regression demo-multiclass monitor-demo loop-demo data test test-fast lint ui prefect-ui serve-model clean help
+.PHONY: bench-venv-autogluon bench-automl install demo demo-regression demo-multiclass monitor-demo loop-demo data test test-fast lint ui prefect-ui serve-model clean help
 
 help:
 	@echo "make demo   - venv + install + full pipeline on the bundled Telco churn data"
@@ -31,6 +31,7 @@ help:
 	@echo "make loop-demo - replay 2013's flights month by month: ingest, monitor, retrain"
 	@echo "make demo-regression - the regression demo: diamond prices"
 	@echo "make demo-multiclass - the multiclass demo: penguin species"
+	@echo "make bench-automl - honing vs FLAML and AutoGluon on 16 public tables (hours)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "honing needs Python 3.11, found " + sys.version' 
@@ -70,6 +71,23 @@ loop-demo: install
 
 test: data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The AutoML benchmark's second peer, AutoGluon-Tabular, in a venv of its own (~4 min,
+# 1.2 GB): it does not co-install with honing's dependencies, which it leaves unchanged.
+AUTOGLUON_VENV := .venv-autogluon
+$(AUTOGLUON_VENV)/.installed:
+	test -x $(AUTOGLUON_VENV)/bin/python || $(PYTHON) -m venv $(AUTOGLUON_VENV)
+	$(AUTOGLUON_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AUTOGLUON_VENV)/bin/python -m pip install --quiet "autogluon.tabular[lightgbm,xgboost,catboost]==1.6.3"
+	touch $@
+
+bench-venv-autogluon: $(AUTOGLUON_VENV)/.installed
+
+# honing against FLAML and AutoGluon on 16 public tables, from the command line (hours:
+# B = 60 s with 3 seeds; BENCH_ARGS="--budget 300 --seeds 0 --tables ..." for the long one).
+BENCH_ARGS ?=
+bench-automl: data bench-venv-autogluon
+	cd bench && ../$(BIN)/python automl.py $(BENCH_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest tests/unit -q

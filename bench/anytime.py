@@ -17,19 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
-import time
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from common import ROOT, code_commit, machine  # bench/common.py (scripts run from bench/)
+from common import ROOT, cli_init, cli_run, code_commit, machine  # bench/common.py
 
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / ".work" / "anytime"
-HONING = str(ROOT / ".venv" / "bin" / "honing")
 #: (case, table, classes or None for the real table, budget in seconds)
 CASES: list[tuple[str, str, int | None, float]] = [
     ("c2-60", "synthetic", 2, 60.0),
@@ -40,10 +34,6 @@ CASES: list[tuple[str, str, int | None, float]] = [
     ("c100-20", "synthetic", 100, 20.0),
     ("ames-60", "ames", None, 60.0),
 ]
-ENV_YAML = """profile: bench
-mlflow: {tracking_uri: "sqlite:///mlflow.db", artifact_root: mlartifacts}
-ray: {address: null, num_cpus: 2, storage_path: .honing/ray_results}
-"""
 
 
 def table(kind: str, classes: int | None) -> tuple[pd.DataFrame, str, str]:
@@ -68,48 +58,14 @@ def table(kind: str, classes: int | None) -> tuple[pd.DataFrame, str, str]:
     return df, "label", "classification"
 
 
-def environ(folder: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MLFLOW_TRACKING", "PREFECT_API", "PREFECT__", "RAY_ADDRESS"))
-    }
-    env.update(
-        {
-            "PREFECT_HOME": str(folder / ".prefect"),
-            "DO_NOT_TRACK": "true",
-            "RAY_USAGE_STATS_ENABLED": "0",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "GX_ANALYTICS_ENABLED": "false",
-        }
-    )
-    return env
-
-
 def run_case(case: str, kind: str, classes: int | None, budget: float) -> dict[str, Any]:
     folder = WORK / case
-    shutil.rmtree(folder, ignore_errors=True)
-    (folder / "configs").mkdir(parents=True)
     df, target, task = table(kind, classes)
-    df.to_csv(folder / "data.csv", index=False)
-    (folder / "configs" / "env.yaml").write_text(ENV_YAML)
-    env = environ(folder)
-    quiet = {"cwd": folder, "env": env, "capture_output": True, "text": True}
-    init = subprocess.run(
-        [HONING, "init", "data.csv", "--target", target, "--task", task, "--budget",
-         f"{budget:.0f}", "--name", "case"],
-        timeout=600, **quiet,
-    )  # fmt: skip
+    init = cli_init(folder, df, target=target, task=task, budget=budget)
     if init.returncode != 0:
         return {"case": case, "failed": 1, "why": (init.stderr or init.stdout)[-500:]}
-    began = time.monotonic()
-    run = subprocess.run(
-        [HONING, "run", "--config", "configs/case.yaml", "--env", "configs/env.yaml",
-         "--metrics-out", "summary.json"],
-        timeout=1200, **quiet,
-    )  # fmt: skip
-    wall = time.monotonic() - began
+    run = cli_run(folder)
+    wall = run.wall_s
     out: dict[str, Any] = {
         "case": case,
         "classes": classes,
@@ -118,12 +74,12 @@ def run_case(case: str, kind: str, classes: int | None, budget: float) -> dict[s
         "wall_s": round(wall, 1),
         "limit_s": round(1.1 * budget + 5, 1),
         "within": wall <= 1.1 * budget + 5,
-        "failed": int(run.returncode != 0),
+        "failed": int(run.summary is None),
     }
-    if run.returncode != 0:
-        out["why"] = (run.stderr or run.stdout)[-500:]
+    if run.summary is None:
+        out["why"] = run.tail[-500:]
         return out
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = run.summary
     metric = summary["cv_metric"]
     out.update(
         {

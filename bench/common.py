@@ -1,12 +1,19 @@
 """What every benchmark records about where it ran: the commit of the code (read at the
-start, before anything can change the tree) and the machine."""
+start, before anything can change the tree) and the machine; and how the ones that act as
+a user run honing: `honing init` then `honing run`, each a new process in a project folder
+of its own."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shutil
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,3 +32,75 @@ def code_commit() -> str:
 
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+HONING = str(ROOT / ".venv" / "bin" / "honing")
+#: The env profile of a benchmark project: an SQLite store and local Ray, inside the folder.
+ENV_YAML = """profile: bench
+mlflow: {tracking_uri: "sqlite:///mlflow.db", artifact_root: mlartifacts}
+ray: {address: null, num_cpus: 2, storage_path: .honing/ray_results}
+"""
+
+
+def environ(folder: Path) -> dict[str, str]:
+    """This process's environment for a command run in ``folder``: no tracking server, Prefect
+    API or Ray cluster of the caller's, Prefect's state inside the folder, telemetry off."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_TRACKING", "PREFECT_API", "PREFECT__", "RAY_ADDRESS"))
+    }
+    env.update(
+        {
+            "PREFECT_HOME": str(folder / ".prefect"),
+            "DO_NOT_TRACK": "true",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "GX_ANALYTICS_ENABLED": "false",
+        }
+    )
+    return env
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """One `honing run` from a cold start: its exit status, wall time, the summary it wrote
+    (``--metrics-out``; None when it failed) and the tail of its output."""
+
+    returncode: int
+    wall_s: float
+    summary: dict[str, Any] | None
+    tail: str
+
+
+def cli_init(
+    folder: Path, df: Any, *, target: str, task: str, budget: float, drop: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """A fresh project in ``folder``: the table as ``data.csv``, the env profile, and
+    ``honing init data.csv --budget B`` (config ``configs/case.yaml``)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "configs").mkdir(parents=True)
+    df.to_csv(folder / "data.csv", index=False)
+    (folder / "configs" / "env.yaml").write_text(ENV_YAML)
+    dropped = [arg for column in drop for arg in ("--drop", column)]
+    return subprocess.run(
+        [HONING, "init", "data.csv", "--target", target, "--task", task, "--budget",
+         f"{budget:.0f}", "--name", "case", *dropped],
+        cwd=folder, env=environ(folder), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def cli_run(folder: Path, config: str = "configs/case.yaml") -> CliRun:
+    """`honing run` in ``folder``, timed from outside the command (a cold start)."""
+    (folder / "summary.json").unlink(missing_ok=True)
+    began = time.monotonic()
+    run = subprocess.run(
+        [HONING, "run", "--config", config, "--env", "configs/env.yaml",
+         "--metrics-out", "summary.json"],
+        cwd=folder, env=environ(folder), capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+    wall = time.monotonic() - began
+    out = folder / "summary.json"
+    summary = json.loads(out.read_text()) if run.returncode == 0 and out.exists() else None
+    return CliRun(run.returncode, wall, summary, (run.stderr or run.stdout)[-800:])
