@@ -209,13 +209,26 @@ def fit_calibration(method: str, y: np.ndarray, p: np.ndarray) -> tuple[list[flo
     return [float(v) for v in iso.X_thresholds_], [float(v) for v in iso.y_thresholds_]
 
 
-def cross_fitted(method: str, y: np.ndarray, p: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
-    """Each row's calibrated probability from a map fitted on the other folds' rows."""
-    from sklearn.model_selection import StratifiedKFold
+def cross_fitted(
+    method: str, y: np.ndarray, p: np.ndarray, *, folds: int, seed: int, forward: bool = False
+) -> np.ndarray:
+    """Each row's calibrated probability from a map fitted on the other folds' rows.
 
-    out = np.empty_like(p, dtype=np.float64)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for fit_rows, held in splitter.split(p.reshape(-1, 1), y):
+    ``forward`` (rows in time order): each fold's map is fitted on the rows before it only
+    (expanding windows), so no future row calibrates a past one; the rows of the first
+    window, and of any fold whose past lacks a class, have none (NaN)."""
+    from sklearn.model_selection import StratifiedKFold, TimeSeriesSplit
+
+    out = np.full(len(p), np.nan, dtype=np.float64)
+    if forward:
+        splits = TimeSeriesSplit(n_splits=folds).split(p.reshape(-1, 1))
+    else:
+        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(
+            p.reshape(-1, 1), y
+        )
+    for fit_rows, held in splits:
+        if len(np.unique(y[fit_rows])) < 2:
+            continue  # a forward window with one class only: nothing to calibrate against
         params, values = fit_calibration(method, y[fit_rows], p[fit_rows])
         out[held] = calibrated(method, params, values, p[held])
     return out
@@ -304,15 +317,22 @@ def fit_decision(
     metric: str,
     seed: int,
     rows: np.ndarray | None = None,
+    forward: bool = False,
 ) -> DecisionFit:
     """The decision rule of a classifier from its out-of-fold predictions ``oof`` (rows x
     classes) of the training labels ``y`` (codes; ``rows``: the rows of ``y`` that ``oof``
     predicts, all when None). Without predictions, or for a multiclass task, argmax of the
-    uncalibrated probabilities (and a note saying why); regression has no rule."""
+    uncalibrated probabilities (and a note saying why); regression has no rule.
+
+    ``forward`` (the training rows are in time order, as under ``split.kind: time``): the
+    calibrations are judged forward, each fitted on earlier rows than those it is scored on
+    (:func:`cross_fitted`)."""
     if not classes:
         return DecisionFit(DecisionRule([]), {}, None, None, None, 0, ["regression: no rule"])
     if rows is not None:
-        y = np.asarray(y)[rows]
+        order = np.argsort(rows, kind="stable")  # time order, when the rows are
+        y, rows = np.asarray(y)[rows][order], np.asarray(rows)[order]
+        oof = None if oof is None else np.asarray(oof)[order]
     argmax = DecisionRule.argmax(classes)
     if oof is None or len(classes) != 2:
         why = "multiclass: argmax" if len(classes) != 2 else "no out-of-fold predictions: 0.5"
@@ -327,21 +347,30 @@ def fit_decision(
         methods = ["sigmoid"]  # isotonic steps tie scores and move a ranking metric
         notes.append(f"isotonic calibration not tried: its ties change {metric}")
     folds = min(5, int(min(y.sum(), len(y) - y.sum())))
-    best, p_used, params, values = "none", p, [], []
+    best, y_used, p_used, params, values = "none", y, p, [], []
+    reference = scores["none"]  # the raw probabilities on the rows the calibrations score
     if folds >= 2:
         for method in methods:
-            p_cal = cross_fitted(method, y, p, folds=folds, seed=seed)
-            scores[method] = _prob_scores(y, p_cal)
-            better = scores[method]["brier"] < scores[best]["brier"] - 1e-6
-            if better and scores[method]["log_loss"] <= scores["none"]["log_loss"]:
-                best, p_used = method, p_cal
+            p_cal = cross_fitted(method, y, p, folds=folds, seed=seed, forward=forward)
+            held = ~np.isnan(p_cal)  # forward: the rows after the first window
+            if held.sum() < 2 or len(np.unique(y[held])) < 2:
+                notes.append(f"{method} calibration not tried: too few rows after the first")
+                continue
+            scores[method] = _prob_scores(y[held], p_cal[held])
+            if not held.all():  # forward: the same rows, uncalibrated
+                reference = scores["none_forward"] = _prob_scores(y[held], p[held])
+            incumbent = reference if best == "none" else scores[best]
+            better = scores[method]["brier"] < incumbent["brier"] - 1e-6
+            if better and scores[method]["log_loss"] <= reference["log_loss"]:
+                best, y_used, p_used = method, y[held], p_cal[held]
     elif methods:
         notes.append("too few rows of the rarer class to cross-fit a calibration")
     if best != "none":
         params, values = fit_calibration(best, y, p)
+        judged = "forward-fitted" if forward else "cross-fitted"
         notes.append(
-            f"{best} calibration kept: cross-fitted Brier {scores[best]['brier']:.4f} vs "
-            f"{scores['none']['brier']:.4f} uncalibrated"
+            f"{best} calibration kept: {judged} Brier {scores[best]['brier']:.4f} vs "
+            f"{reference['brier']:.4f} uncalibrated"
         )
     elif methods:
         notes.append(
@@ -355,13 +384,13 @@ def fit_decision(
     costs = (
         (cfg.costs.false_positive, cfg.costs.false_negative) if cfg.costs is not None else (1, 1)
     )
-    curve = threshold_curve(y, p_used, objective, costs)
+    curve = threshold_curve(y_used, p_used, objective, costs)
     t, tuned, note = _choose(curve, cfg)
     if note:
         notes.append(note)
-    default = float(_objective(objective, *_counts(y, p_used >= 0.5), costs))
+    default = float(_objective(objective, *_counts(y_used, p_used >= 0.5), costs))
     rule = DecisionRule(list(classes), t, objective, best, params, values)
-    return DecisionFit(rule, scores, curve, tuned, default, len(y), notes)
+    return DecisionFit(rule, scores, curve, tuned, default, len(y_used), notes)
 
 
 def _counts(y: np.ndarray, pred: np.ndarray) -> tuple[int, int, int, int]:

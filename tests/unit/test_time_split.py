@@ -93,3 +93,44 @@ def test_a_time_split_makes_the_setup_forward_and_gap_needs_it():
     assert SplitConfig(kind="time", time_column="date", gap=3).gap == 3
     with pytest.raises(ValueError, match="split.gap applies with split.kind time"):
         SplitConfig(gap=3)
+
+
+def test_under_a_time_split_calibration_is_judged_forward():
+    """The decision rule's calibrations are scored on rows calibrated by maps fitted on
+    earlier rows only: changing the newest labels changes no earlier calibrated value."""
+    from honing.config import DecisionConfig
+    from honing.decision import cross_fitted, fit_decision
+
+    rng = np.random.default_rng(0)
+    n = 1200
+    p = rng.uniform(0.02, 0.98, n)
+    drift = np.linspace(0.0, 0.25, n)  # later rows are positive more often than p says
+    y = (rng.uniform(size=n) < np.clip(p + drift, 0, 1)).astype(int)
+    forward = cross_fitted("sigmoid", y, p, folds=5, seed=0, forward=True)
+    first = int(np.flatnonzero(~np.isnan(forward))[0])
+    assert first > 0 and np.isnan(forward[:first]).all() and not np.isnan(forward[first:]).any()
+    future = y.copy()
+    future[-200:] = 1 - future[-200:]  # rewrite the newest labels
+    again = cross_fitted("sigmoid", future, p, folds=5, seed=0, forward=True)
+    np.testing.assert_array_equal(again[: n - 200], forward[: n - 200])
+    # shuffled cross-fitting uses them for every row
+    shuffled = cross_fitted("sigmoid", y, p, folds=5, seed=0)
+    changed = cross_fitted("sigmoid", future, p, folds=5, seed=0)
+    assert not np.allclose(shuffled[: n - 200], changed[: n - 200])
+
+    # fit_decision puts the out-of-fold rows back in time order, and scores the forward rows
+    order = rng.permutation(n)
+    oof = np.column_stack([1 - p, p])
+    fit = fit_decision(
+        y, oof[order], ["no", "yes"], DecisionConfig(), metric="roc_auc", seed=0,
+        rows=order, forward=True,
+    )  # fmt: skip
+    in_order = fit_decision(
+        y, oof, ["no", "yes"], DecisionConfig(), metric="roc_auc", seed=0,
+        rows=np.arange(n), forward=True,
+    )  # fmt: skip
+    assert fit.rule == in_order.rule and fit.calibration_scores == in_order.calibration_scores
+    assert "none_forward" in fit.calibration_scores
+    assert fit.rows == n - first  # the tuned threshold's rows: those calibrated forward
+    assert fit.rule.calibration == "sigmoid"  # the drift is there to correct
+    assert any("forward-fitted Brier" in note for note in fit.notes)

@@ -97,5 +97,6 @@ def refit(cfg: PipelineConfig, prepared: Prepared, choice: ensembles.EnsembleDec
         metric=cfg.search.metric,
         seed=cfg.search.seed,
         rows=choice.oof_rows,
+        forward=prepared.setup.forward_gap is not None,
     )
     return Refit(trained=trained, decision=decision)
