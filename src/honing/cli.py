@@ -154,6 +154,9 @@ def init(
         comments["drop_columns"] = "dropped by init: " + "; ".join(
             f"{column} ({reason})" for column, reason in dropped.items()
         )
+    split_note = profiling.split_note(flags)
+    if split_note:
+        comments["split"] = split_note
     config_out.write_text(
         profiling.to_yaml(raw_cfg, header=header, comments=comments), encoding="utf-8"
     )
@@ -161,6 +164,8 @@ def init(
         console.print(f"[yellow]validation.quality.{key}:[/] {note}")
     for column, reason in dropped.items():
         console.print(f"[yellow]dropped {column}:[/] {reason}")
+    if split_note:
+        console.print(f"[yellow]split:[/] {split_note}", highlight=False)
     for kind, note in (
         ("dates", "date columns, expanded into calendar parts and elapsed days"),
         ("high_cardinality", "high-cardinality categoricals, target-encoded"),

@@ -197,12 +197,34 @@ def flag_columns(
             flags[f"rule:{failure.rule}"].append(failure.column)
     dropped = [*identifiers, *(c for rule in COLUMN_RULES for c in flags[f"rule:{rule}"])]
     columns = infer_columns(X.drop(columns=dropped), FeaturesConfig(dates=dates))
+    kept = [d for d in dates if d not in dropped]
     return {
-        "dates": [d for d in dates if d not in dropped],
+        "dates": kept,
+        "orders_rows": [c for c in kept if orders_rows(df, c)][:1],
         "identifiers": identifiers,
         "high_cardinality": columns.high_cardinality,
         **flags,
     }
+
+
+#: A date column orders the rows when it has at least this many distinct times.
+MIN_ORDERING_TIMES = 10
+
+
+def orders_rows(df: pd.DataFrame, column: str) -> bool:
+    """Whether the rows of ``df`` are in the order of the date column ``column`` (oldest or
+    newest first), every row with a time and at least :data:`MIN_ORDERING_TIMES` of them: a
+    table recorded over time, whose newest rows a model will meet next. ``init`` then
+    proposes ``split.kind: time`` on it."""
+    from honing.data import time_values
+
+    try:
+        when = time_values(df, column, "split.time_column")
+    except DataValidationError:  # a row without a time cannot be placed in time
+        return False
+    if when.nunique() < MIN_ORDERING_TIMES:
+        return False
+    return bool(when.is_monotonic_increasing or when.is_monotonic_decreasing)
 
 
 def dropped_columns(flags: dict[str, list[str]]) -> dict[str, str]:
@@ -264,7 +286,7 @@ def profile_config(
         "data": data,
         "validation": {"suite": str(suite_path), "quality": quality},
         "cleaning": {"deduplicate": True, "drop_invalid_labels": True},
-        "split": {"test_size": 0.2, "seed": 42},
+        "split": _split(flags.get("orders_rows", [])),
         "features": {
             "dates": [c for c in flags["dates"] if c not in drop],
             "numeric_imputer": "median",
@@ -303,6 +325,26 @@ def profile_config(
         "monitoring": {"metric": metric, **_allowed_drop(metric)},
         "tracking": {"experiment": f"honing-{name}"},
     }
+
+
+def _split(ordering: list[str]) -> dict[str, Any]:
+    """A random split, or a time split on the date column that orders the rows: the model
+    is then tested on the newest rows, and validated forward (:func:`orders_rows`)."""
+    if ordering:
+        return {"kind": "time", "time_column": ordering[0], "test_size": 0.2, "seed": 42}
+    return {"test_size": 0.2, "seed": 42}
+
+
+def split_note(flags: dict[str, list[str]]) -> str | None:
+    """What ``init`` says of the split it proposed, when it is a time split."""
+    if not flags.get("orders_rows"):
+        return None
+    column = flags["orders_rows"][0]
+    return (
+        f"kind: time proposed by init: the rows are in the order of '{column}', so the test "
+        "split is the newest 20% and every inner validation is forward (set kind: random, "
+        "without time_column, for a shuffled split)"
+    )
 
 
 def _allowed_drop(metric: str) -> dict[str, float]:

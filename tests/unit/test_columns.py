@@ -102,6 +102,7 @@ def test_init_flags_identifiers_and_dates_and_writes_a_budget_config(tmp_path: P
     flags = flag_columns(df, "label")
     assert flags == {
         "dates": ["signup"],
+        "orders_rows": [],  # signups in no order: a random split
         "identifiers": ["customer_id"],
         "high_cardinality": ["city"],
         "rule:honing.not_constant": [],
@@ -116,6 +117,7 @@ def test_init_flags_identifiers_and_dates_and_writes_a_budget_config(tmp_path: P
     cfg = parse_config(raw, source=Path("t.yaml"), root=tmp_path)
     assert cfg.time_budget_s == 90 and cfg.search.trials_per_family is None
     assert cfg.data.drop_columns == ["customer_id"] and cfg.features.dates == ["signup"]
+    assert cfg.split.kind == "random"
     assert {"lightgbm", "xgboost"} <= set(cfg.search.families)
     assert cfg.search.ensemble.enabled and cfg.search.ensemble.selection
     assert "loguniform: [16, 10000]" in to_yaml(raw)  # short lists on one line

@@ -134,3 +134,28 @@ def test_under_a_time_split_calibration_is_judged_forward():
     assert fit.rows == n - first  # the tuned threshold's rows: those calibrated forward
     assert fit.rule.calibration == "sigmoid"  # the drift is there to correct
     assert any("forward-fitted Brier" in note for note in fit.notes)
+
+
+def test_init_proposes_a_time_split_when_a_date_orders_the_rows(flights, tmp_path):
+    from honing.config import parse_config
+    from honing.profiling import flag_columns, profile_config, split_note
+
+    def proposed(df):
+        flags = flag_columns(df, "late")
+        raw = profile_config(
+            df, name="t", data_path=tmp_path / "t.csv", suite_path=tmp_path / "t.json",
+            target="late", task="classification", flags=flags,
+        )  # fmt: skip
+        parse_config(raw, source=tmp_path / "t.yaml", root=tmp_path)  # a valid config
+        return raw["split"], split_note(flags)
+
+    ordered = flights.sort_values("date", kind="stable")
+    split, note = proposed(ordered)
+    assert split == {"kind": "time", "time_column": "date", "test_size": 0.2, "seed": 42}
+    assert "order of 'date'" in note and "newest 20%" in note
+    assert proposed(ordered.iloc[::-1])[0]["kind"] == "time"  # newest first orders them too
+    # shuffled rows, or a row without a date: a random split, and nothing to say
+    assert proposed(flights) == ({"test_size": 0.2, "seed": 42}, None)
+    gap = ordered.copy()
+    gap.iloc[5, gap.columns.get_loc("date")] = None
+    assert proposed(gap)[0] == {"test_size": 0.2, "seed": 42}
