@@ -196,31 +196,45 @@ def with_estimate(
 def estimate_performance(proba: np.ndarray, codes: np.ndarray) -> dict[str, float]:
     """Metrics expected on an unlabeled batch from a model's calibrated probabilities
     (confidence-based performance estimation, as NannyML's CBPE does; NannyML itself pins
-    LightGBM < 4.6 and does not co-install): each row counts as P(positive) of a positive and
-    1 - P(positive) of a negative, so the confusion counts, and the metrics built from them,
-    are expectations. Binary tasks: accuracy, precision, recall, F1 and ROC-AUC; multiclass:
-    accuracy. Only as good as the calibration, which the decision rule checked in CV."""
+    LightGBM < 4.6 and does not co-install): each row counts as P(class) of that class and
+    1 - P(class) of the others, so the confusion counts, and the metrics built from them,
+    are expectations. Binary tasks: accuracy, precision, recall, F1 and ROC-AUC of the
+    positive class; multiclass: accuracy, and the macro (one-vs-rest) precision, recall, F1
+    and ROC-AUC, as the evaluation reports them. Only as good as the calibration, which the
+    decision rule checked in CV."""
     proba = np.asarray(proba, dtype=np.float64)
     codes = np.asarray(codes)
-    if proba.shape[1] != 2:
-        return {"accuracy": float(np.mean(proba[np.arange(len(proba)), codes]))}
-    p, decided = proba[:, 1], codes == 1
+    accuracy = float(np.mean(proba[np.arange(len(proba)), codes]))
+    ks = [1] if proba.shape[1] == 2 else list(range(proba.shape[1]))
+    per_class = [_expected_one_vs_rest(proba[:, k], codes == k) for k in ks]
+    out = {"accuracy": accuracy}
+    for name in ("precision", "recall", "f1", "roc_auc"):
+        values = [c[name] for c in per_class if name in c]
+        if values:
+            out[name] = float(np.mean(values))  # macro: every class counts the same
+    return out
+
+
+def _expected_one_vs_rest(p: np.ndarray, decided: np.ndarray) -> dict[str, float]:
+    """Expected precision, recall, F1 and ROC-AUC of one class against the rest, from the
+    probabilities ``p`` of that class and the rows ``decided`` as it. A class with no
+    expected row has no recall or ROC-AUC (NaN precision when nothing is decided as it)."""
     tp, fp = float(p[decided].sum()), float((1 - p)[decided].sum())
-    fn, tn = float(p[~decided].sum()), float((1 - p)[~decided].sum())
+    fn = float(p[~decided].sum())
     out = {
-        "accuracy": (tp + tn) / len(p),
         "precision": tp / (tp + fp) if tp + fp else float("nan"),
-        "recall": tp / (tp + fn) if tp + fn else float("nan"),
         "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan"),
     }
+    if tp + fn:
+        out["recall"] = tp / (tp + fn)
     # ROC-AUC: expected true and false positive rates, sweeping the score from the top
     order = np.argsort(-p, kind="stable")
     pos, neg = np.cumsum(p[order]), np.cumsum(1 - p[order])
-    tpr = np.concatenate([[0.0], pos / pos[-1]]) if pos[-1] > 0 else None
-    fpr = np.concatenate([[0.0], neg / neg[-1]]) if neg[-1] > 0 else None
-    if tpr is not None and fpr is not None:
+    if pos[-1] > 0 and neg[-1] > 0:
+        tpr = np.concatenate([[0.0], pos / pos[-1]])
+        fpr = np.concatenate([[0.0], neg / neg[-1]])
         out["roc_auc"] = float(np.trapezoid(tpr, fpr))
-    return {k: float(v) for k, v in out.items()}
+    return out
 
 
 def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:

@@ -197,3 +197,30 @@ def test_a_labelled_batch_whose_metric_held_keeps_the_model_despite_drift():
     unlabelled = DriftReport(100, 100, drifted.columns, 0.5)
     assert gate(unlabelled, MonitoringConfig(drift_share=0.3)).retrain
     assert not gate(unlabelled, MonitoringConfig(drift_share=0.3, trigger="performance")).retrain
+
+
+def test_a_multiclass_estimate_covers_the_metrics_the_evaluation_reports():
+    """Four classes, labels drawn from calibrated probabilities: accuracy, and the macro
+    precision, recall, F1 and one-vs-rest ROC-AUC match what the drawn labels then show."""
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    from honing.metrics import METRICS
+    from honing.monitoring import estimate_performance
+
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(30_000, 4)) * np.array([2.0, 1.5, 1.0, 0.5])
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(4, p=row) for row in p])
+    codes = p.argmax(axis=1)
+    est = estimate_performance(p, codes)
+    assert set(est) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
+    assert est["accuracy"] == pytest.approx(accuracy_score(y, codes), abs=0.01)
+    macro = {"average": "macro", "zero_division": 0}
+    assert est["precision"] == pytest.approx(precision_score(y, codes, **macro), abs=0.015)
+    assert est["recall"] == pytest.approx(recall_score(y, codes, **macro), abs=0.015)
+    assert est["f1"] == pytest.approx(f1_score(y, codes, **macro), abs=0.015)
+    # the evaluation's own multiclass ROC-AUC (macro one-vs-rest)
+    assert est["roc_auc"] == pytest.approx(METRICS["roc_auc"].from_predictions(y, p), abs=0.01)
+    # a model whose confidence fell: every estimate falls with it
+    flat = 0.5 * p + 0.5 / 4
+    assert all(estimate_performance(flat, codes)[k] < v for k, v in est.items())
