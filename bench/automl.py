@@ -101,29 +101,14 @@ def load(table: Table) -> pd.DataFrame:
 
 
 def peer_split(folder: Path) -> tuple[Any, str, str]:
-    """The split ``honing run`` trained and tested on, made by the same library calls
+    """The split ``honing run`` trained and tested on, made by the library call the run makes
     (clean, window, split) from the config ``init`` wrote; its task and metric."""
-    from honing import config, data, versions
+    from honing import config, data
+    from honing.stages.prepare import split_table
 
     cfg = config.load_config(folder / "configs" / "case.yaml", root=folder)
     raw = data.load_table(folder / cfg.data.path)
-    cleaned, _ = data.clean(
-        raw,
-        cfg.data.target,
-        deduplicate=cfg.cleaning.deduplicate,
-        drop_invalid_labels=cfg.cleaning.drop_invalid_labels,
-    )
-    split, _ = data.split_data(
-        versions.window(cleaned, cfg.data.window),
-        cfg.data.target,
-        positive_label=cfg.data.positive_label,
-        drop_columns=cfg.data.drop_columns,
-        test_size=cfg.split.test_size,
-        seed=cfg.split.seed,
-        task=cfg.task,
-        time_column=cfg.split.time_column,
-    )
-    return split, cfg.task, cfg.search.metric
+    return split_table(cfg, raw).split, cfg.task, cfg.search.metric
 
 
 def score(metric: str, y: np.ndarray, pred: np.ndarray) -> float:

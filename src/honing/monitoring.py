@@ -237,6 +237,67 @@ def _expected_one_vs_rest(p: np.ndarray, decided: np.ndarray) -> dict[str, float
     return out
 
 
+#: Rows of held-out reference a loss estimate needs to be fitted at all.
+MIN_LOSS_ROWS = 50
+
+
+def estimate_loss(
+    X_ref: pd.DataFrame,
+    pred_ref: np.ndarray,
+    y_ref: np.ndarray,
+    X_cur: pd.DataFrame,
+    pred_cur: np.ndarray,
+    *,
+    seed: int = 0,
+) -> dict[str, float]:
+    """RMSE and MAE expected on an unlabeled batch of a regression model (direct loss
+    estimation, as NannyML's DLE does): a gradient-boosted model of the champion's squared
+    and absolute errors, fitted on reference rows the champion did not train on (``X_ref``
+    and its predictions ``pred_ref``, labels ``y_ref``), predicts each batch row's error
+    from its features and the champion's prediction. Empty with fewer than
+    :data:`MIN_LOSS_ROWS` reference rows."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    if len(X_ref) < MIN_LOSS_ROWS:
+        return {}
+    ref, cur = _error_features(X_ref, pred_ref, X_cur, pred_cur)
+    error = np.asarray(y_ref, dtype=np.float64) - np.asarray(pred_ref, dtype=np.float64)
+    out = {}
+    for name, target, finish in (
+        ("rmse", error**2, lambda m: float(np.sqrt(max(m, 0.0)))),
+        ("mae", np.abs(error), lambda m: float(max(m, 0.0))),
+    ):
+        model = HistGradientBoostingRegressor(
+            max_iter=200, learning_rate=0.05, min_samples_leaf=20, random_state=seed,
+            categorical_features="from_dtype",
+        )  # fmt: skip
+        model.fit(ref, target)
+        out[name] = finish(float(np.mean(model.predict(cur))))
+    return out
+
+
+def _error_features(
+    X_ref: pd.DataFrame, pred_ref: np.ndarray, X_cur: pd.DataFrame, pred_cur: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The columns an error model reads: numbers as they are, text as categories of the
+    reference (an unseen value is missing), and the champion's prediction."""
+    ref, cur = X_ref.copy(), X_cur[X_ref.columns].copy()
+    for column in ref.columns:
+        if pd.api.types.is_numeric_dtype(ref[column]) and not pd.api.types.is_bool_dtype(
+            ref[column]
+        ):
+            cur[column] = pd.to_numeric(cur[column], errors="coerce")
+            continue
+        values = ref[column].astype(str).where(ref[column].notna())
+        kept = values.value_counts().index[:250]  # the histogram's categorical limit
+        kind = pd.CategoricalDtype(categories=list(kept))
+        ref[column] = values.astype(kind)
+        cur[column] = cur[column].astype(str).where(cur[column].notna()).astype(kind)
+    ref["__prediction__"] = np.asarray(pred_ref, dtype=np.float64)
+    cur["__prediction__"] = np.asarray(pred_cur, dtype=np.float64)
+    return ref, cur
+
+
 def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
     """Whether to retrain, with the reasons in words. The signals: the drifted columns' share
     (of the model's importance when known, else of the columns) against ``drift_share``; the

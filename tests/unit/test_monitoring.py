@@ -224,3 +224,36 @@ def test_a_multiclass_estimate_covers_the_metrics_the_evaluation_reports():
     # a model whose confidence fell: every estimate falls with it
     flat = 0.5 * p + 0.5 / 4
     assert all(estimate_performance(flat, codes)[k] < v for k, v in est.items())
+
+
+def test_a_regression_estimate_follows_the_error_where_the_batch_moved():
+    """Direct loss estimation: the noise grows with x and the batch moves to large x. The
+    estimated RMSE and MAE rise with it and match what the batch's labels then show."""
+    from sklearn.linear_model import LinearRegression
+
+    from honing.monitoring import estimate_loss
+
+    rng = np.random.default_rng(7)
+
+    def table(n, low, high):
+        x = rng.uniform(low, high, n)
+        kind = rng.choice(["a", "b"], n)
+        noise = rng.normal(size=n) * (0.2 + x) * np.where(kind == "b", 2.0, 1.0)
+        return pd.DataFrame({"x": x, "kind": kind}), 3 * x + noise
+
+    X_train, y_train = table(3000, 0, 1)
+    champion = LinearRegression().fit(X_train[["x"]], y_train)
+    X_ref, y_ref = table(2000, 0, 1)  # held out: the champion never saw these rows
+    X_cur, y_cur = table(2000, 0.6, 1.0)  # the batch: the noisy end
+    pred_ref, pred_cur = champion.predict(X_ref[["x"]]), champion.predict(X_cur[["x"]])
+    est = estimate_loss(X_ref, pred_ref, y_ref, X_cur, pred_cur)
+    rmse = float(np.sqrt(np.mean((y_cur - pred_cur) ** 2)))
+    mae = float(np.mean(np.abs(y_cur - pred_cur)))
+    before = float(np.sqrt(np.mean((y_ref - pred_ref) ** 2)))
+    assert est["rmse"] == pytest.approx(rmse, rel=0.08) and est["rmse"] > 1.2 * before
+    assert est["mae"] == pytest.approx(mae, rel=0.08)
+    # on rows like the reference, it says what the reference said
+    X_same, y_same = table(2000, 0, 1)
+    same = estimate_loss(X_ref, pred_ref, y_ref, X_same, champion.predict(X_same[["x"]]))
+    assert same["rmse"] == pytest.approx(before, rel=0.08)
+    assert estimate_loss(X_ref.head(10), pred_ref[:10], y_ref[:10], X_cur, pred_cur) == {}

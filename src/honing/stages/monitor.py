@@ -18,6 +18,7 @@ from honing.decision import Answers, answers
 from honing.evaluation import evaluate
 from honing.exceptions import RegistryError
 from honing.monitoring import PREDICTION, TARGET, DriftReport, RetrainDecision
+from honing.stages.prepare import split_table
 from honing.summary import RunRef
 
 
@@ -139,6 +140,17 @@ def monitor(
         report = monitoring.with_performance(report, measured, found.metrics)
     elif classes:
         estimated = monitoring.estimate_performance(seen.values, seen.codes)
+        report = monitoring.with_estimate(report, estimated, found.metrics)
+    else:  # regression: a model of the champion's error, fitted on rows it was tested on
+        held = split_table(cfg, reference).split  # the rows of the champion's test
+        estimated = monitoring.estimate_loss(
+            held.X_test,
+            answers(model, held.X_test, []).values,
+            held.y_test,
+            X_cur,
+            seen.values,
+            seed=cfg.search.seed,
+        )
         report = monitoring.with_estimate(report, estimated, found.metrics)
     tracking.log_json(run_id, report.to_dict(), "monitoring/drift.json")
     tracking.log_artifact(run_id, folder / "drift.html", "monitoring")

@@ -44,6 +44,38 @@ def prepare(
     policy (``data.window``), split them, set up the features
     on the training split, and plan the search's share of the budget (``elapsed_s`` already
     spent)."""
+    split = split_table(cfg, raw)
+    budget = planner.plan(
+        cfg.time_budget_s,
+        elapsed_s=elapsed_s,
+        compression=cfg.compression.enabled,
+        search_cap_s=cfg.search.time_budget_s,
+    )
+    return Prepared(
+        cleaning=split.cleaning,
+        split=split.split,
+        classes=split.classes,
+        setup=training.training_setup(cfg, split.split.X_train),
+        budget=budget,
+        lineage=lineage,
+        windowed=split.windowed,
+    )
+
+
+@dataclass(frozen=True)
+class SplitTable:
+    """A table cleaned, windowed and split as a run of its config does it."""
+
+    cleaning: data.CleaningReport
+    split: data.Split
+    classes: list
+    windowed: int | None  # rows the window policy kept, when it dropped some
+
+
+def split_table(cfg: PipelineConfig, raw: pd.DataFrame) -> SplitTable:
+    """Clean ``raw`` (the config's ``cleaning``), keep the rows of its window policy and
+    split them (``split``): the train and test rows a run of ``cfg`` uses. Monitoring and
+    the benchmarks call it to get the same rows."""
     cleaned, cleaning = data.clean(
         raw,
         cfg.data.target,
@@ -61,18 +93,4 @@ def prepare(
         task=cfg.task,
         time_column=cfg.split.time_column,
     )
-    budget = planner.plan(
-        cfg.time_budget_s,
-        elapsed_s=elapsed_s,
-        compression=cfg.compression.enabled,
-        search_cap_s=cfg.search.time_budget_s,
-    )
-    return Prepared(
-        cleaning=cleaning,
-        split=split,
-        classes=classes,
-        setup=training.training_setup(cfg, split.X_train),
-        budget=budget,
-        lineage=lineage,
-        windowed=len(kept) if len(kept) < len(cleaned) else None,
-    )
+    return SplitTable(cleaning, split, classes, len(kept) if len(kept) < len(cleaned) else None)
