@@ -232,8 +232,11 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def table_row(table: Table, rows: int, classes: int, metric: str, runs: list[dict[str, Any]]):
+def table_row(
+    table: Table, rows: int, classes: int, metric: str, runs: list[dict[str, Any]], commit: str
+) -> dict[str, Any]:
     row: dict[str, Any] = {
+        "commit": commit,
         "metric": metric,
         "higher_is_better": metric != "rmse",
         "rows": rows,
@@ -422,7 +425,7 @@ def main() -> None:
     results.update(commit=commit, machine=machine())
     key = f"{args.budget:.0f}"
     block = results["budgets"].setdefault(key, {"tables": {}})
-    block.update(seeds=args.seeds, commit=commit)
+    block["seeds"] = args.seeds
     for table in TABLES:
         if args.tables and table.name not in args.tables:
             continue
@@ -435,8 +438,9 @@ def main() -> None:
                 split, metric = made
                 if table.task == "classification":
                     classes = len(np.unique(np.concatenate([split.y_train, split.y_test])))
-        block["tables"][table.name] = table_row(table, len(df), classes, metric, runs)
+        block["tables"][table.name] = table_row(table, len(df), classes, metric, runs, commit)
         block["targets"] = targets(block, args.budget)
+        block["commit"] = ", ".join(sorted({r["commit"] for r in block["tables"].values()}))
         write(results)
     print("\n".join(block.get("targets", [])))
 
