@@ -330,9 +330,10 @@ def fit_decision(
     if not classes:
         return DecisionFit(DecisionRule([]), {}, None, None, None, 0, ["regression: no rule"])
     if rows is not None:
-        order = np.argsort(rows, kind="stable")  # time order, when the rows are
-        y, rows = np.asarray(y)[rows][order], np.asarray(rows)[order]
-        oof = None if oof is None else np.asarray(oof)[order]
+        y = np.asarray(y)[rows]
+        if forward:  # the out-of-fold rows in time order, as the training rows are
+            order = np.argsort(rows, kind="stable")
+            y, oof = y[order], None if oof is None else np.asarray(oof)[order]
     argmax = DecisionRule.argmax(classes)
     if oof is None or len(classes) != 2:
         why = "multiclass: argmax" if len(classes) != 2 else "no out-of-fold predictions: 0.5"
