@@ -117,7 +117,10 @@ def test_drift_retrains_on_the_ingested_version_and_the_forward_gate_promotes_it
     )
     assert quiet["ingested"] is None and quiet["performance"] == {}
     assert 0.0 < quiet["estimated"]["roc_auc"] <= 1.0
-    assert quiet["estimated"]["accuracy"] > 0.5  # it believes it still does well
+    # it believes it does as well as at registration (the measured test scores of its run;
+    # its accuracy is that of a threshold tuned for f1 on rare late flights)
+    for metric in ("accuracy", "roc_auc"):
+        assert quiet["estimated"][metric] == pytest.approx(first.test_metrics[metric], abs=0.05)
     assert data.file_md5(p["data"]) == v1_md5
 
     # the labelled batch of the new world: measured drop, ingested, retrained on it
