@@ -208,10 +208,14 @@ def estimate_performance(proba: np.ndarray, codes: np.ndarray) -> dict[str, floa
     ks = [1] if proba.shape[1] == 2 else list(range(proba.shape[1]))
     per_class = [_expected_one_vs_rest(proba[:, k], codes == k) for k in ks]
     out = {"accuracy": accuracy}
+    if len(ks) == 1:
+        return out | per_class[0]
     for name in ("precision", "recall", "f1", "roc_auc"):
-        values = [c[name] for c in per_class if name in c]
+        # macro: every class counts the same; one never decided has precision 0, as the
+        # evaluation counts it (zero_division=0)
+        values = [np.nan_to_num(c[name]) for c in per_class if name in c]
         if values:
-            out[name] = float(np.mean(values))  # macro: every class counts the same
+            out[name] = float(np.mean(values))
     return out
 
 
