@@ -91,10 +91,9 @@ def monitor(
         Path(repo), found.data_path, found.data_md5, found.git_commit, folder / "reference.csv"
     )
     target = cfg.data.target
-    reference = versions.window(
-        data.load_table(reference_path, cfg.data.format),
-        _window(found.config, cfg.data.window),
-    )
+    trained_on = data.load_table(reference_path, cfg.data.format)
+    window = _window(found.config, cfg.data.window)
+    reference = versions.window(trained_on, window)
     current = data.load_table(Path(batch_path), cfg.data.format)
     labelled = target in current.columns and bool(current[target].notna().any())
     dropped = [target, *cfg.data.drop_columns]
@@ -142,7 +141,8 @@ def monitor(
         estimated = monitoring.estimate_performance(seen.values, seen.codes)
         report = monitoring.with_estimate(report, estimated, found.metrics)
     else:  # regression: a model of the champion's error, fitted on rows it was tested on
-        held = split_table(cfg, reference).split  # the rows of the champion's test
+        # the rows of the champion's test: its table cleaned, then windowed, as its run did
+        held = split_table(cfg, trained_on, window).split
         estimated = monitoring.estimate_loss(
             held.X_test,
             answers(model, held.X_test, []).values,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from honing import data, planner, training, versions
-from honing.config import PipelineConfig
+from honing.config import PipelineConfig, WindowConfig
 from honing.lineage import Lineage
 
 
@@ -72,17 +72,19 @@ class SplitTable:
     windowed: int | None  # rows the window policy kept, when it dropped some
 
 
-def split_table(cfg: PipelineConfig, raw: pd.DataFrame) -> SplitTable:
-    """Clean ``raw`` (the config's ``cleaning``), keep the rows of its window policy and
-    split them (``split``): the train and test rows a run of ``cfg`` uses. Monitoring and
-    the benchmarks call it to get the same rows."""
+def split_table(
+    cfg: PipelineConfig, raw: pd.DataFrame, window: WindowConfig | None = None
+) -> SplitTable:
+    """Clean ``raw`` (the config's ``cleaning``), keep the rows of its window policy (or of
+    ``window``: a registered version's own) and split them (``split``): the train and test
+    rows a run of ``cfg`` uses. Monitoring and the benchmarks call it to get the same rows."""
     cleaned, cleaning = data.clean(
         raw,
         cfg.data.target,
         deduplicate=cfg.cleaning.deduplicate,
         drop_invalid_labels=cfg.cleaning.drop_invalid_labels,
     )
-    kept = versions.window(cleaned, cfg.data.window)
+    kept = versions.window(cleaned, window or cfg.data.window)
     split, classes = data.split_data(
         kept,
         cfg.data.target,
