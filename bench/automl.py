@@ -364,14 +364,22 @@ def write(results: dict[str, Any]) -> None:
     (RESULTS / "automl.md").write_text("\n".join(lines) + "\n")
 
 
+def init_project(folder: Path, table: Table, df: pd.DataFrame, budget: float) -> None:
+    """`honing init` of ``table`` with budget ``budget`` in ``folder``; raises when it fails."""
+    made = cli_init(folder, df, target=table.target, task=table.task, budget=budget,
+                    drop=table.drop)  # fmt: skip
+    if made.returncode != 0:
+        raise RuntimeError(f"init: {(made.stderr or made.stdout)[-300:]}")
+
+
 def one_seed(table: Table, df: pd.DataFrame, budget: float, seed: int, first: bool, args):
     """honing, FLAML and (first seed) AutoGluon and honing at B/2 on one seed's split."""
     out: dict[str, Any] = {"seed": seed}
     folder = WORK / f"{table.name}-{budget:.0f}-{seed}"
-    init = cli_init(folder, df, target=table.target, task=table.task, budget=budget,
-                    drop=table.drop)  # fmt: skip
-    if init.returncode != 0:
-        out["honing"] = {"error": f"init: {(init.stderr or init.stdout)[-300:]}"}
+    try:
+        init_project(folder, table, df, budget)
+    except RuntimeError as exc:  # no config: the peers have no split either
+        out["honing"] = {"error": str(exc)}
         return out, None
     try:
         out["honing"] = run_honing(folder, seed)
@@ -389,11 +397,8 @@ def one_seed(table: Table, df: pd.DataFrame, budget: float, seed: int, first: bo
             out["autogluon"] = {"error": str(exc)[-400:]}
     if first and args.half:
         half = WORK / f"{table.name}-{budget:.0f}-{seed}-half"
-        made = cli_init(half, df, target=table.target, task=table.task, budget=budget / 2,
-                        drop=table.drop)  # fmt: skip
         try:
-            if made.returncode != 0:
-                raise RuntimeError(f"init: {(made.stderr or made.stdout)[-300:]}")
+            init_project(half, table, df, budget / 2)
             out["honing_half"] = run_honing(half, seed)
         except Exception as exc:  # noqa: BLE001
             out["honing_half"] = {"error": str(exc)[-400:]}
