@@ -6,7 +6,11 @@ chosen model's out-of-fold predictions, kept only when that lowers the Brier sco
 threshold is tuned on the same out-of-fold rows for the configured objective. Both are
 stored as a :class:`DecisionRule` inside every flavor of the model (the manifest of the
 registered and the served artifacts), so that ``honing predict``, the served flavor, the
-gates and monitoring decide the same way. Multiclass tasks use argmax.
+gates and monitoring decide the same way. Multiclass tasks decide by argmax; their
+probabilities may be temperature-scaled (one scale on the log-probabilities, cross-fitted the
+same way, kept only when it lowers the log loss), which leaves every row's argmax unchanged.
+A boosted model cut early by its budget is under-confident, and this restores its
+probabilities without another fit.
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ class DecisionRule:
     """How probabilities become decisions. ``classes``: the labels in the user's own values
     (binary: ``[negative, positive]``; empty for regression). ``threshold``: a binary task
     predicts the positive label when the calibrated P(positive) is at least this; None means
-    argmax. ``calibration``: ``none``, ``sigmoid`` (``params`` = [a, b] on the logit) or
-    ``isotonic`` (``params`` = knots x, then ``values`` y, interpolated)."""
+    argmax. ``calibration``: ``none``, ``sigmoid`` (``params`` = [a, b] on the logit),
+    ``isotonic`` (``params`` = knots x, then ``values`` y, interpolated) or, for a
+    multiclass task, ``temperature`` (``params`` = [a], the scale of the log-probabilities)."""
 
     classes: list[Any]
     threshold: float | None = None
@@ -80,6 +85,8 @@ class DecisionRule:
     def calibrate(self, proba: np.ndarray) -> np.ndarray:
         """The class-probability matrix after calibration (unchanged when there is none)."""
         proba = np.asarray(proba, dtype=np.float64)
+        if self.calibration == "temperature":
+            return tempered(proba, self.params[0])
         if self.calibration == "none" or not self.binary:
             return proba
         p = calibrated(self.calibration, self.params, self.values, proba[:, 1])
@@ -111,7 +118,9 @@ class DecisionRule:
 
     def describe(self) -> str:
         if self.threshold is None:
-            return "argmax of the class probabilities"
+            scaled = self.calibration == "temperature"
+            how = f" (log-probabilities scaled by {self.params[0]:.3f})" if scaled else ""
+            return f"argmax of the class probabilities{how}"
         cal = "" if self.calibration == "none" else f" after {self.calibration} calibration"
         return (
             f"{self.classes[1]!r} when P({self.classes[1]!r}) >= {self.threshold:.4f}{cal} "
@@ -209,6 +218,58 @@ def fit_calibration(method: str, y: np.ndarray, p: np.ndarray) -> tuple[list[flo
     return [float(v) for v in iso.X_thresholds_], [float(v) for v in iso.y_thresholds_]
 
 
+def tempered(proba: np.ndarray, scale: float) -> np.ndarray:
+    """Class probabilities with their log-probabilities multiplied by ``scale`` and
+    renormalized (temperature 1/``scale``): above 1 sharpens, below 1 softens. Each row's
+    order of classes is kept."""
+    z = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0)) * scale
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(y: np.ndarray, proba: np.ndarray) -> float:
+    """The scale of the log-probabilities (in [0.05, 20]) that minimizes the log loss of
+    the class codes ``y`` under the class-probability matrix ``proba``."""
+    from scipy.optimize import minimize_scalar
+
+    y = np.asarray(y, dtype=int)
+    logp = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0))
+    rows = np.arange(len(y))
+
+    def nll(log_scale: float) -> float:
+        z = logp * np.exp(log_scale)
+        z -= z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[rows, y]))
+
+    found = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(found.x))
+
+
+def _splits(y: np.ndarray, folds: int, seed: int, forward: bool) -> Any:
+    """(fit rows, held rows) pairs: expanding windows when ``forward``, else stratified
+    folds (plain folds when a class has fewer rows than folds)."""
+    from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
+
+    index = np.zeros((len(y), 1))
+    if forward:
+        return TimeSeriesSplit(n_splits=folds).split(index)
+    if np.bincount(np.asarray(y, dtype=int)).min() >= folds:
+        return StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(index, y)
+    return KFold(n_splits=folds, shuffle=True, random_state=seed).split(index)
+
+
+def cross_fitted_temperature(
+    y: np.ndarray, proba: np.ndarray, *, folds: int, seed: int, forward: bool = False
+) -> np.ndarray:
+    """Each row's temperature-scaled class probabilities, from a scale fitted on the other
+    folds' rows (``forward``: on the earlier rows only; the first window's rows are NaN)."""
+    out = np.full(proba.shape, np.nan, dtype=np.float64)
+    for fit_rows, held in _splits(y, folds, seed, forward):
+        out[held] = tempered(proba[held], fit_temperature(y[fit_rows], proba[fit_rows]))
+    return out
+
+
 def cross_fitted(
     method: str, y: np.ndarray, p: np.ndarray, *, folds: int, seed: int, forward: bool = False
 ) -> np.ndarray:
@@ -217,16 +278,8 @@ def cross_fitted(
     ``forward`` (rows in time order): each fold's map is fitted on the rows before it only
     (expanding windows), so no future row calibrates a past one; the rows of the first
     window, and of any fold whose past lacks a class, have none (NaN)."""
-    from sklearn.model_selection import StratifiedKFold, TimeSeriesSplit
-
     out = np.full(len(p), np.nan, dtype=np.float64)
-    if forward:
-        splits = TimeSeriesSplit(n_splits=folds).split(p.reshape(-1, 1))
-    else:
-        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(
-            p.reshape(-1, 1), y
-        )
-    for fit_rows, held in splits:
+    for fit_rows, held in _splits(y, folds, seed, forward):
         if len(np.unique(y[fit_rows])) < 2:
             continue  # a forward window with one class only: nothing to calibrate against
         params, values = fit_calibration(method, y[fit_rows], p[fit_rows])
@@ -335,10 +388,14 @@ def fit_decision(
             order = np.argsort(rows, kind="stable")
             y, oof = y[order], None if oof is None else np.asarray(oof)[order]
     argmax = DecisionRule.argmax(classes)
-    if oof is None or len(classes) != 2:
+    if oof is not None and len(classes) > 2:
+        return _fit_multiclass(y, oof, classes, cfg, seed=seed, forward=forward)
+    if oof is None:
         why = "multiclass: argmax" if len(classes) != 2 else "no out-of-fold predictions: 0.5"
         rule = argmax if len(classes) != 2 else DecisionRule(list(classes), 0.5, "default")
         return DecisionFit(rule, {}, None, None, None, 0, [why])
+    if cfg.calibration == "temperature":
+        cfg = cfg.model_copy(update={"calibration": "sigmoid"})  # the binary form of it
     y = np.asarray(y, dtype=int)
     p = np.clip(np.asarray(oof, dtype=np.float64).reshape(len(y), -1)[:, -1], 0.0, 1.0)
     notes: list[str] = []
@@ -392,6 +449,66 @@ def fit_decision(
     default = float(_objective(objective, *_counts(y_used, p_used >= 0.5), costs))
     rule = DecisionRule(list(classes), t, objective, best, params, values)
     return DecisionFit(rule, scores, curve, tuned, default, len(y_used), notes)
+
+
+#: Fewest out-of-fold rows a multiclass calibration is cross-fitted on.
+MIN_CALIBRATION_ROWS = 50
+
+
+def _fit_multiclass(
+    y: np.ndarray,
+    oof: np.ndarray,
+    classes: list[Any],
+    cfg: DecisionConfig,
+    *,
+    seed: int,
+    forward: bool,
+) -> DecisionFit:
+    """Argmax, with the out-of-fold probabilities temperature-scaled when a cross-fitted
+    (``forward``: forward-fitted) scale lowers their log loss without raising their Brier
+    score."""
+    argmax = DecisionRule.argmax(classes)
+    if cfg.calibration not in ("auto", "temperature"):
+        why = "" if cfg.calibration == "none" else f" ({cfg.calibration} is for binary tasks)"
+        return DecisionFit(argmax, {}, None, None, None, 0, [f"multiclass: argmax{why}"])
+    y = np.asarray(y, dtype=int)
+    proba = np.clip(np.asarray(oof, dtype=np.float64).reshape(len(y), -1), 0.0, 1.0)
+    proba /= np.maximum(proba.sum(axis=1, keepdims=True), _EPS)
+    scores = {"none": _class_scores(y, proba)}
+    if len(y) < MIN_CALIBRATION_ROWS:
+        note = f"multiclass: argmax, uncalibrated (fewer than {MIN_CALIBRATION_ROWS} rows)"
+        return DecisionFit(argmax, scores, None, None, None, len(y), [note])
+    held_out = cross_fitted_temperature(y, proba, folds=5, seed=seed, forward=forward)
+    held = ~np.isnan(held_out[:, 0])
+    reference = scores["none"]
+    if not held.all():  # forward: the same rows, uncalibrated
+        reference = scores["none_forward"] = _class_scores(y[held], proba[held])
+    scores["temperature"] = _class_scores(y[held], held_out[held])
+    judged = "forward-fitted" if forward else "cross-fitted"
+    kept = scores["temperature"]["log_loss"] < reference["log_loss"] - 1e-6
+    if not kept or scores["temperature"]["brier"] > reference["brier"]:
+        note = (
+            f"multiclass: argmax; temperature calibration not kept ({judged} log loss "
+            f"{scores['temperature']['log_loss']:.4f} vs {reference['log_loss']:.4f} uncalibrated)"
+        )
+        return DecisionFit(argmax, scores, None, None, None, len(y), [note])
+    scale = fit_temperature(y, proba)
+    rule = DecisionRule(list(classes), None, "argmax", "temperature", [scale], [])
+    note = (
+        f"temperature calibration kept: {judged} log loss {scores['temperature']['log_loss']:.4f}"
+        f" vs {reference['log_loss']:.4f} uncalibrated (log-probabilities x {scale:.3f})"
+    )
+    return DecisionFit(rule, scores, None, None, None, len(y), [note])
+
+
+def _class_scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """The multiclass Brier score (the mean squared distance to the one-hot label) and log
+    loss of a class-probability matrix."""
+    onehot = np.eye(proba.shape[1])[y]
+    return {
+        "brier": float(np.mean(np.sum((proba - onehot) ** 2, axis=1))),
+        "log_loss": METRICS["log_loss"].from_predictions(y, proba),
+    }
 
 
 def _counts(y: np.ndarray, pred: np.ndarray) -> tuple[int, int, int, int]:

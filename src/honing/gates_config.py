@@ -73,7 +73,8 @@ class CostsConfig(StrictModel):
 
 
 class DecisionConfig(StrictModel):
-    """How a binary classifier's probabilities become decisions (see honing.decision)."""
+    """How a classifier's probabilities become decisions (see honing.decision): a binary
+    task's calibration and threshold, a multiclass task's calibration."""
 
     objective: Literal["auto", "f1", "accuracy", "balanced_accuracy", "youden", "cost", "none"] = (
         Field(
@@ -87,10 +88,11 @@ class DecisionConfig(StrictModel):
     )
     min_precision: float | None = Field(default=None, gt=0.0, le=1.0)
     min_recall: float | None = Field(default=None, gt=0.0, le=1.0)
-    calibration: Literal["auto", "sigmoid", "isotonic", "none"] = Field(
+    calibration: Literal["auto", "sigmoid", "isotonic", "temperature", "none"] = Field(
         default="auto",
         description="Cross-fitted on out-of-fold predictions; kept only when it lowers the "
-        "Brier score. auto tries sigmoid and isotonic (sigmoid only for ranking metrics).",
+        "Brier score and the log loss. auto tries sigmoid and isotonic on a binary task "
+        "(sigmoid only for ranking metrics) and temperature scaling on a multiclass one.",
     )
 
     @model_validator(mode="after")

@@ -107,3 +107,46 @@ def test_the_output_contract():
     assert multi["prediction"].tolist() == ["b"] and multi["threshold"].isna().all()
     assert multi["probability"].tolist() == [0.5]
     assert DecisionRule.from_dict(rule.to_dict()) == rule
+
+
+def test_an_under_confident_multiclass_model_is_temperature_scaled():
+    """Boosting cut after 10 rounds at a low rate ranks the penguins right but is far from
+    sure of them: the cross-fitted temperature is kept, the held-out log loss falls, and no
+    decision changes. A model that is already confident keeps its probabilities."""
+    from lightgbm import LGBMClassifier
+
+    from honing import demo_data
+
+    df = demo_data.fetch_penguins().dropna()
+    X = df[["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]]
+    y = pd.factorize(df["species"], sort=True)[0]
+    classes = sorted(df["species"].unique())
+    X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y, random_state=0)
+    cut = LGBMClassifier(n_estimators=10, learning_rate=0.05, verbose=-1)
+    oof = cross_val_predict(cut, X_train, y_train, cv=5, method="predict_proba")
+    fit = fit_decision(y_train, oof, classes, DecisionConfig(), metric="roc_auc", seed=0)
+    rule = fit.rule
+    assert rule.calibration == "temperature" and rule.params[0] > 2, fit.notes
+    assert (
+        fit.calibration_scores["temperature"]["log_loss"]
+        < fit.calibration_scores["none"]["log_loss"]
+    )
+    cut.fit(X_train, y_train)
+    raw = evaluate(cut, X_test, y_test, classes, DecisionRule.argmax(classes))
+    scaled = evaluate(cut, X_test, y_test, classes, rule)
+    assert scaled.metrics["log_loss"] < raw.metrics["log_loss"] - 0.2
+    assert scaled.metrics["accuracy"] == raw.metrics["accuracy"]
+    out = Decided(cut, rule).outputs(X_test)
+    assert out[[f"probability_{c}" for c in classes]].sum(axis=1).to_numpy() == pytest.approx(1.0)
+    assert "scaled by" in rule.describe()
+
+    # a converged model: no scale lowers the cross-fitted log loss by enough to keep one, or
+    # the one kept is close to 1
+    full = LogisticRegression(max_iter=5000)
+    oof = cross_val_predict(full, X_train, y_train, cv=5, method="predict_proba")
+    fit = fit_decision(y_train, oof, classes, DecisionConfig(), metric="roc_auc", seed=0)
+    assert fit.rule.calibration == "none" or 0.5 < fit.rule.params[0] < 2
+    none = fit_decision(
+        y_train, oof, classes, DecisionConfig(calibration="none"), metric="roc_auc", seed=0
+    )
+    assert none.rule.calibration == "none" and none.notes == ["multiclass: argmax"]

