@@ -209,7 +209,7 @@ def predict(
             df,
             suite,
             target=cfg.data.target,
-            drop_columns=cfg.data.drop_columns,
+            drop_columns=cfg.identifiers,
             source=str(data_path),
         )
         validation.gate(report)
@@ -285,7 +285,7 @@ def serve_model(
             )
             model = Decided(model, DecisionRule.argmax(classes))
         bundle = endpoint.served(
-            model, suite, target=cfg.data.target, drop_columns=cfg.data.drop_columns,
+            model, suite, target=cfg.data.target, drop_columns=cfg.identifiers,
             uri=uri, version=number,
         )  # fmt: skip
     except HoningError as exc:

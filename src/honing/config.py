@@ -147,14 +147,23 @@ class CleaningConfig(StrictModel):
 
 
 class SplitConfig(StrictModel):
-    """The held-out test split. ``kind: time`` trains on the past and tests on the most
-    recent ``test_size`` of the rows by ``time_column``: the champion/challenger gate then
+    """The held-out test split: random (stratified for classification; by ``group_column``
+    when rows repeat an entity), or in time. ``kind: time`` trains on the past and tests on
+    the most recent ``test_size`` of the rows by ``time_column``: the champion/challenger gate then
     scores both models on the newest window, a forward backtest. Every inner validation is
     then forward too: expanding-window folds (or the newest rows as the holdout), ``gap``
     rows apart, so that no training fold holds a row later than those it is scored on."""
 
     kind: Literal["random", "time"] = "random"
     time_column: str | None = None
+    group_column: str | None = Field(
+        default=None,
+        description="kind random: the column naming each row's entity (a customer, a "
+        "patient, a store). All the rows of one group fall on one side of every split: "
+        "the test split, and every inner validation (the search's folds or holdout, the "
+        "ensembles and nested CV). The column identifies, it does not predict: it is not "
+        "a feature, and a served model does not need it.",
+    )
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     seed: int = 42
     gap: int = Field(
@@ -172,6 +181,8 @@ class SplitConfig(StrictModel):
             raise ValueError("split.time_column applies with split.kind time")
         if self.gap and self.kind != "time":
             raise ValueError("split.gap applies with split.kind time")
+        if self.group_column and self.kind != "random":
+            raise ValueError("split.group_column applies with split.kind random")
         return self
 
 
@@ -338,6 +349,13 @@ class PipelineConfig(StrictModel):
         """Hash of the config as written (before paths were resolved), for lineage."""
         return self._content_hash or config_hash(self)
 
+    @property
+    def identifiers(self) -> list[str]:
+        """The columns of the table that are not features: ``data.drop_columns`` and the
+        group column of the split. A batch to score may leave them out."""
+        group = [self.split.group_column] if self.split.group_column else []
+        return list(dict.fromkeys([*self.data.drop_columns, *group]))
+
     @model_validator(mode="before")
     @classmethod
     def _regression_defaults(cls, raw: Any) -> Any:
@@ -400,6 +418,13 @@ class PipelineConfig(StrictModel):
         for group in (self.features.numeric or [], self.features.categorical or []):
             if self.data.target in group:
                 raise ValueError(f"data.target '{self.data.target}' is listed as a feature")
+            if self.split.group_column and self.split.group_column in group:
+                raise ValueError(
+                    f"split.group_column '{self.split.group_column}' is listed as a feature: "
+                    "it names the groups, it is not one"
+                )
+        if self.split.group_column == self.data.target:
+            raise ValueError(f"split.group_column '{self.data.target}' is the target")
         return self
 
 

@@ -316,6 +316,8 @@ class Split:
     X_test: pd.DataFrame
     y_train: np.ndarray
     y_test: np.ndarray
+    #: The training rows' groups (``split.group_column``), None without groups.
+    groups_train: np.ndarray | None = None
 
 
 def split_data(
@@ -328,18 +330,28 @@ def split_data(
     seed: int,
     task: str,
     time_column: str | None = None,
+    group_column: str | None = None,
 ) -> tuple[Split, list]:
     """Deterministic train/test split, stratified by label for classification; with
     ``time_column``, the most recent ``test_size`` of the rows (by that column, parsed as
-    dates when it is text) are the test split and the earlier ones the training split.
+    dates when it is text) are the test split and the earlier ones the training split; with
+    ``group_column``, about ``test_size`` of the groups are the test split, all their rows
+    (the column is then no feature: its values are kept in ``Split.groups_train``).
     Returns the split and the label order (``[]`` for regression, whose target must be
     numeric)."""
     y, classes = target_values(df[target], task, positive_label)
-    X = df.drop(columns=[target, *[c for c in drop_columns if c in df.columns]])
+    groups = None if group_column is None else group_values(df, group_column)
+    dropped = [target, *drop_columns, *([group_column] if group_column else [])]
+    X = df.drop(columns=[c for c in dict.fromkeys(dropped) if c in df.columns])
     if time_column is not None:
         X_train, X_test, y_train, y_test = _forward_split(df, X, y, time_column, test_size)
+        train = None
     else:
-        train, test = holdout_rows(y, test_size, seed=seed, stratify=bool(classes))
+        if groups is not None:
+            codes = y if classes else None
+            train, test = group_holdout_rows(groups, test_size, seed=seed, codes=codes)
+        else:
+            train, test = holdout_rows(y, test_size, seed=seed, stratify=bool(classes))
         X_train, X_test, y_train, y_test = X.iloc[train], X.iloc[test], y[train], y[test]
     return (
         Split(
@@ -347,9 +359,58 @@ def split_data(
             X_test.reset_index(drop=True),
             y_train,
             y_test,
+            groups_train=None if groups is None or train is None else groups[train],
         ),
         classes,
     )
+
+
+def group_values(df: pd.DataFrame, column: str) -> np.ndarray:
+    """The group of every row, as integer codes of ``df[column]`` (``split.group_column``):
+    every row needs one."""
+    if column not in df.columns:
+        raise DataValidationError(f"column '{column}': split.group_column is not in the data")
+    missing = int(df[column].isna().sum())
+    if missing:
+        raise DataValidationError(
+            f"column '{column}': {missing} rows have no group; rule: split.group_column "
+            "needs a value on every row"
+        )
+    return pd.factorize(df[column], sort=True)[0]
+
+
+def pinned_rows(groups: np.ndarray, codes: np.ndarray | None) -> np.ndarray:
+    """Rows that every group split keeps on its training side: with class ``codes``, the
+    rows of each group that holds a class no other group has (a model must see every class,
+    as a class with a single row stays in training under a stratified split)."""
+    if codes is None:
+        return np.zeros(len(groups), dtype=bool)
+    pairs = np.unique(np.column_stack([np.asarray(codes, dtype=np.int64), groups]), axis=0)
+    classes, spread = np.unique(pairs[:, 0], return_counts=True)
+    lonely = set(classes[spread < 2].tolist())
+    held_groups = {g for c, g in pairs.tolist() if c in lonely}
+    return np.isin(groups, list(held_groups))
+
+
+def group_holdout_rows(
+    groups: np.ndarray, share: float, *, seed: int, codes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions (train, held out) with about ``share`` of the groups held out, all the
+    rows of each group on one side (``codes``: a group that alone holds a class stays in
+    training, see :func:`pinned_rows`). Fewer than two groups cannot be split."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    rows = np.arange(len(groups))
+    pinned = pinned_rows(groups, codes)
+    if len(np.unique(groups[~pinned])) < 2:
+        raise DataValidationError(
+            "split.group_column: fewer than two groups can be held out; rule: at least two "
+            "groups (and, for classification, classes that more than one group holds)"
+        )
+    splitter = GroupShuffleSplit(n_splits=1, test_size=share, random_state=seed)
+    pool = rows[~pinned]
+    train, held = next(splitter.split(pool.reshape(-1, 1), groups=groups[~pinned]))
+    return np.sort(np.concatenate([pool[train], rows[pinned]])), np.sort(pool[held])
 
 
 def holdout_rows(

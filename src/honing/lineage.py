@@ -1,14 +1,19 @@
 """Lineage: where a model came from, and the one schema of the tags that record it on MLflow
 runs and registered versions (``honing.<field>``, ``honing.metric.<name>``, ``honing.run_id``).
-Everything that writes or reads these tags goes through this module."""
+Everything that writes or reads these tags goes through this module; so does the schema of
+the training table that a run records as its dataset input."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PREFIX = "honing."
 #: The training run a registered version came from.
@@ -113,3 +118,37 @@ def build_lineage(
         config_name=shown(Path(config_path)),
         flow_run_id=flow_run_id,
     )
+
+
+def table_schema(df: pd.DataFrame) -> Any:
+    """MLflow's schema of ``df``, as ``mlflow.data.from_pandas`` infers it, without its
+    Python loops over every value: a text column's type is found by pandas' own inference,
+    and whether a column is required by ``isna``; MLflow types the other columns. None when
+    a column has no single type, as MLflow leaves it."""
+    import pandas as pd
+    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types.utils import _infer_pandas_column
+
+    def spec(name: Any, col: pd.Series) -> Any:
+        text = col.dtype.kind == "O" and pd.api.types.infer_dtype(col, skipna=True) == "string"
+        kind = DataType.string if text else _infer_pandas_column(col)
+        return ColSpec(type=kind, name=name, required=not bool(col.isna().any()))
+
+    try:
+        return Schema([spec(name, col) for name, col in df.items()])
+    except Exception:  # as MLflow's own inference: a column it cannot type leaves no schema
+        return None
+
+
+def portable(value: Any, root: Path) -> Any:
+    """``value`` (JSON-like) with every absolute path inside ``root`` made relative to it, so
+    that an artifact does not carry the machine it was written on."""
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        path = Path(value)
+        if path.is_relative_to(root):
+            return str(path.relative_to(root))
+    return value

@@ -18,7 +18,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from honing.config import RaySettings, SearchConfig
 from honing.metrics import lower_is_better, metric_value, scorer
 from honing.search import run_search
-from honing.training import TrainingSetup, forward_splits, train_model
+from honing.training import TrainingSetup, forward_splits, group_splits, train_model
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,11 @@ def nested_cv(
         outer_splits = forward_splits(
             len(y), folds=cfg.nested_cv.outer_folds, holdout=None, gap=setup.forward_gap
         )
+    elif setup.groups is not None:  # a group's rows on one side of every outer fold too
+        outer_splits = group_splits(
+            y, setup.groups, folds=cfg.nested_cv.outer_folds, seed=cfg.seed + 1,
+            holdout=None, stratify=setup.task == "classification",
+        )  # fmt: skip
     else:
         splitter = StratifiedKFold if setup.task == "classification" else KFold
         outer = splitter(cfg.nested_cv.outer_folds, shuffle=True, random_state=cfg.seed + 1)
@@ -68,11 +73,12 @@ def nested_cv(
     scores, inner, chosen = [], [], []
     for i, (train_idx, test_idx) in enumerate(outer_splits):
         X_in, y_in = X.iloc[train_idx].reset_index(drop=True), y[train_idx]
+        inner_setup = setup.of_rows(train_idx)
         result = run_search(
             X_in,
             y_in,
             cfg=cfg,
-            setup=setup,
+            setup=inner_setup,
             ray_settings=ray_settings,
             experiment_name=f"{experiment_name}-outer{i}",
         )
@@ -81,7 +87,7 @@ def nested_cv(
             X_in,
             y_in,
             best.spec,
-            setup,
+            inner_setup,
         ).model
         scores.append(metric_value(cfg.metric, score(model, X.iloc[test_idx], y[test_idx])))
         inner.append(metric_value(cfg.metric, float(best.score or np.nan)))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from honing.config import MlflowSettings, PipelineConfig
 from honing.exceptions import TrackingStoreError, TrackingUnavailableError
-from honing.lineage import Lineage
+from honing.lineage import Lineage, portable, table_schema
 from honing.settings import redact
 from honing.stale import owner_tags
 
@@ -208,46 +208,12 @@ def log_dataset(run_id: str, df: pd.DataFrame, *, source: str, name: str, digest
 
     import mlflow
 
-    with warnings.catch_warnings():  # MLflow's hints on its schema inference, not the user's
+    with warnings.catch_warnings():  # MLflow's guess at the kind of source, not the user's
         warnings.simplefilter("ignore", UserWarning)
         dataset = mlflow.data.from_pandas(df, source=source, name=name, digest=digest[:36])
-        dataset.__dict__["schema"] = table_schema(df)  # its cached property, computed faster
+    dataset.__dict__["schema"] = table_schema(df)  # its cached property, computed faster
     with resumed(run_id):
         mlflow.log_input(dataset, context="training")
-
-
-def table_schema(df: pd.DataFrame) -> Any:
-    """MLflow's schema of ``df``, as ``mlflow.data.from_pandas`` infers it, without its
-    Python loops over every value: a text column's type is found by pandas' own inference,
-    and whether a column is required by ``isna``; MLflow types the other columns. None when
-    a column has no single type, as MLflow leaves it."""
-    import pandas as pd
-    from mlflow.types import ColSpec, DataType, Schema
-    from mlflow.types.utils import _infer_pandas_column
-
-    def spec(name: Any, col: pd.Series) -> Any:
-        text = col.dtype.kind == "O" and pd.api.types.infer_dtype(col, skipna=True) == "string"
-        kind = DataType.string if text else _infer_pandas_column(col)
-        return ColSpec(type=kind, name=name, required=not bool(col.isna().any()))
-
-    try:
-        return Schema([spec(name, col) for name, col in df.items()])
-    except Exception:  # as MLflow's own inference: a column it cannot type leaves no schema
-        return None
-
-
-def portable(value: Any, root: Path) -> Any:
-    """``value`` (JSON-like) with every absolute path inside ``root`` made relative to it, so
-    that an artifact does not carry the machine it was written on."""
-    if isinstance(value, dict):
-        return {k: portable(v, root) for k, v in value.items()}
-    if isinstance(value, list):
-        return [portable(v, root) for v in value]
-    if isinstance(value, str) and os.path.isabs(value):
-        path = Path(value)
-        if path.is_relative_to(root):
-            return str(path.relative_to(root))
-    return value
 
 
 def log_config(run_id: str, cfg: PipelineConfig, repo: Path) -> None:

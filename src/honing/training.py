@@ -4,7 +4,7 @@ call it, so a trial's score and the refit model come from the same code."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from honing.config import FeaturesConfig, PipelineConfig
-from honing.data import holdout_rows
+from honing.data import group_holdout_rows, holdout_rows, pinned_rows
 from honing.features import (
     FeatureColumns,
     build_preprocessor,
@@ -103,9 +103,14 @@ class TrainingSetup:
     #: ``split.kind: time`` training split is) and every validation is forward, this many
     #: rows after its training window (see :func:`splits_for`).
     forward_gap: int | None = None
+    #: The group of each training row (``split.group_column``): every validation keeps a
+    #: group's rows on one side (see :func:`splits_for`). None: rows are independent.
+    groups: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_config(cls, cfg: PipelineConfig, columns: FeatureColumns) -> TrainingSetup:
+    def from_config(
+        cls, cfg: PipelineConfig, columns: FeatureColumns, groups: np.ndarray | None = None
+    ) -> TrainingSetup:
         return cls(
             task=cfg.task,
             columns=columns,
@@ -114,13 +119,24 @@ class TrainingSetup:
             metric=cfg.search.metric,
             folds=cfg.search.cv_folds,
             forward_gap=cfg.split.gap if cfg.split.kind == "time" else None,
+            groups=groups,
         )
 
+    def of_rows(self, rows: np.ndarray) -> TrainingSetup:
+        """This setup for a subset of its training rows (nested CV's outer training folds):
+        their groups."""
+        if self.groups is None:
+            return self
+        return replace(self, groups=self.groups[rows])
 
-def training_setup(cfg: PipelineConfig, X_train: pd.DataFrame) -> TrainingSetup:
+
+def training_setup(
+    cfg: PipelineConfig, X_train: pd.DataFrame, groups: np.ndarray | None = None
+) -> TrainingSetup:
     """The run's :class:`TrainingSetup`: the columns inferred from the training split, with
-    the config's task, feature options, seed, metric and folds. Columns the evaluation
-    slices name must be features: checked here, before any training."""
+    the config's task, feature options, seed, metric and folds (and the training rows'
+    ``groups``). Columns the evaluation slices name must be features: checked here, before
+    any training."""
     from honing.exceptions import ConfigError
     from honing.features import infer_columns
 
@@ -131,7 +147,7 @@ def training_setup(cfg: PipelineConfig, X_train: pd.DataFrame) -> TrainingSetup:
                 f"evaluation.{key}: {missing} are not feature columns of {cfg.data.path} "
                 f"(features: {sorted(X_train.columns)[:20]})"
             )
-    return TrainingSetup.from_config(cfg, infer_columns(X_train, cfg.features))
+    return TrainingSetup.from_config(cfg, infer_columns(X_train, cfg.features), groups)
 
 
 @dataclass
@@ -235,6 +251,7 @@ def splits_for(
     seed: int,
     holdout: float | None,
     forward_gap: int | None = None,
+    groups: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """The validation splits: k-fold (stratified for classifiers), or one holdout of that
     share. A class with a single row is on the training side of every split. Every trial
@@ -242,9 +259,16 @@ def splits_for(
 
     With ``forward_gap`` (rows in time order), every split is forward: expanding-window
     folds (scikit-learn's ``TimeSeriesSplit``), or the newest ``holdout`` share of the rows
-    validating a model trained on the rows before them, ``forward_gap`` rows apart."""
+    validating a model trained on the rows before them, ``forward_gap`` rows apart.
+
+    With ``groups`` (one per row), a group's rows are on one side of every split: group
+    k-fold (stratified for classifiers), with at most as many folds as groups, or about a
+    ``holdout`` share of the groups held out."""
     if forward_gap is not None:
         return forward_splits(len(y), folds=folds, holdout=holdout, gap=forward_gap)
+    if groups is not None:
+        return group_splits(y, groups, folds=folds, seed=seed, holdout=holdout,
+                            stratify=is_classifier(model))  # fmt: skip
     classify = is_classifier(model)
     if holdout:
         train, valid = holdout_rows(y, holdout, seed=seed, stratify=classify)
@@ -259,6 +283,39 @@ def splits_for(
     return [
         (np.sort(np.concatenate([pool[t], rows[single]])), pool[v])
         for t, v in splitter.split(pool, codes[~single])
+    ]
+
+
+def group_splits(
+    y: np.ndarray,
+    groups: np.ndarray,
+    *,
+    folds: int,
+    seed: int,
+    holdout: float | None,
+    stratify: bool,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Validation splits that keep each group's rows together (see :func:`splits_for`)."""
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+    if len(groups) != len(y):
+        raise ValueError(f"{len(groups)} groups for {len(y)} rows")
+    codes = np.asarray(y, dtype=int) if stratify else None
+    if holdout:
+        return [group_holdout_rows(groups, holdout, seed=seed, codes=codes)]
+    rows = np.arange(len(y))
+    pinned = pinned_rows(groups, codes)  # on the training side of every fold
+    pool = rows[~pinned]
+    k = min(folds, len(np.unique(groups[pool])))
+    if k < 2:
+        raise ValueError("split.group_column: fewer than two groups to validate on")
+    if stratify:
+        splitter: Any = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    else:
+        splitter = GroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [
+        (np.sort(np.concatenate([pool[t], rows[pinned]])), np.sort(pool[v]))
+        for t, v in splitter.split(pool.reshape(-1, 1), y[pool], groups[pool])
     ]
 
 
@@ -292,6 +349,7 @@ def cross_validate_model(
     holdout: float | None = None,
     deadline: float | None = None,
     forward_gap: int | None = None,
+    groups: np.ndarray | None = None,
 ) -> CVResult:
     """Stratified k-fold CV score of ``model`` (cloned per fold; ``model`` is left unfitted),
     or a single holdout score when ``holdout`` is a share of rows. The validation predictions
@@ -308,8 +366,9 @@ def cross_validate_model(
     forest's trees grow only while they fit before it, and the result is the best so far
     (``CVResult.cut``). Families trained in one go are not cut."""
     splits = splits_for(
-        model, X, y, folds=folds, seed=seed, holdout=holdout, forward_gap=forward_gap
-    )
+        model, X, y, folds=folds, seed=seed, holdout=holdout, forward_gap=forward_gap,
+        groups=groups,
+    )  # fmt: skip
     start = time.perf_counter()
     folds_data = []
     for train_idx, valid_idx in splits:
@@ -396,6 +455,7 @@ def train_model(
             holdout=holdout,
             deadline=deadline,
             forward_gap=setup.forward_gap,
+            groups=setup.groups,
         )
         if cross_validate
         else None

@@ -208,7 +208,7 @@ def ingest(cfg: PipelineConfig, batch_path: Path, *, repo: Path) -> Ingested:
             batch.drop(columns=[target], errors="ignore"),
             suite,
             target=target,
-            drop_columns=cfg.data.drop_columns,
+            drop_columns=cfg.identifiers,
             source=str(batch_path),
         )
         validation.gate(report)

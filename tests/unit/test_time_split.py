@@ -98,8 +98,9 @@ def test_a_time_split_makes_the_setup_forward_and_gap_needs_it():
 def test_under_a_time_split_calibration_is_judged_forward():
     """The decision rule's calibrations are scored on rows calibrated by maps fitted on
     earlier rows only: changing the newest labels changes no earlier calibrated value."""
+    from honing.calibration import cross_fitted
     from honing.config import DecisionConfig
-    from honing.decision import cross_fitted, fit_decision
+    from honing.decision import fit_decision
 
     rng = np.random.default_rng(0)
     n = 1200

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from honing import data, features, monitoring, registry, reproduce, tracking, versions
+from honing import data, features, lineage, monitoring, registry, reproduce, tracking, versions
 from honing.config import PipelineConfig, WindowConfig
 from honing.decision import Answers, answers
 from honing.evaluation import evaluate
@@ -80,7 +80,7 @@ def monitor(
 ) -> Monitored:
     """Check the batch at ``batch_path`` against the champion of ``cfg.registry`` and log
     the report on a new MLflow run (``<name> monitor``)."""
-    shown = str(tracking.portable(str(Path(batch_path).resolve()), Path(repo).resolve()))
+    shown = str(lineage.portable(str(Path(batch_path).resolve()), Path(repo).resolve()))
     name, alias = cfg.registry.model_name, cfg.registry.champion_alias
     version = registry.champion_version(name, alias)
     if version is None:
@@ -96,7 +96,7 @@ def monitor(
     reference = versions.window(trained_on, window)
     current = data.load_table(Path(batch_path), cfg.data.format)
     labelled = target in current.columns and bool(current[target].notna().any())
-    dropped = [target, *cfg.data.drop_columns]
+    dropped = [target, *cfg.identifiers]
     X_ref = reference.drop(columns=[c for c in dropped if c in reference.columns])
     X_cur = current.drop(columns=[c for c in dropped if c in current.columns])
     columns = features.infer_columns(X_ref, cfg.features)

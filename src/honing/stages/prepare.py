@@ -55,7 +55,7 @@ def prepare(
         cleaning=split.cleaning,
         split=split.split,
         classes=split.classes,
-        setup=training.training_setup(cfg, split.split.X_train),
+        setup=training.training_setup(cfg, split.split.X_train, split.split.groups_train),
         budget=budget,
         lineage=lineage,
         windowed=split.windowed,
@@ -94,5 +94,6 @@ def split_table(
         seed=cfg.split.seed,
         task=cfg.task,
         time_column=cfg.split.time_column,
+        group_column=cfg.split.group_column,
     )
     return SplitTable(cleaning, split, classes, len(kept) if len(kept) < len(cleaned) else None)

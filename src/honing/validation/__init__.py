@@ -45,7 +45,7 @@ class QualityRules:
             target=cfg.data.target,
             task=cfg.task,
             cfg=cfg.validation.quality,
-            ignore=tuple(cfg.data.drop_columns),
+            ignore=tuple(cfg.identifiers),
         )
 
 
