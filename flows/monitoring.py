@@ -92,8 +92,10 @@ def monitoring_pipeline(
         "prediction_drifted": bool(report.prediction and report.prediction.drifted),
         "performance": report.performance,
         "estimated": report.estimated,
+        "estimate_audit": report.audit.to_dict() if report.audit else None,
         "retrain": decision.retrain,
         "reasons": decision.reasons,
+        "warnings": decision.warnings,
         "ingested": ingested.to_dict() if ingested else None,
         "retrained_version": (
             retrained.result().version if retrained and retrained.is_completed() else None

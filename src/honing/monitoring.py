@@ -28,6 +28,43 @@ PREDICTION, TARGET = "__prediction__", "__target__"
 
 
 @dataclass(frozen=True)
+class EstimateAudit:
+    """The label-free estimate checked against labels, on one labelled batch: the monitored
+    ``metric`` as estimated without the labels and as measured with them, and the error the
+    estimate is ``allowed`` (the metric's allowed drop). An estimate off by more does not
+    decide a retraining until a later audit agrees."""
+
+    metric: str
+    estimated: float
+    measured: float
+    allowed: float
+    batch: str
+
+    @property
+    def error(self) -> float:
+        return abs(self.estimated - self.measured)
+
+    @property
+    def trusted(self) -> bool:
+        return bool(np.isfinite(self.error) and self.error <= self.allowed)
+
+    def describe(self) -> str:
+        verdict = "within" if self.trusted else "beyond"
+        return (
+            f"on {self.batch} the estimated {self.metric} was {self.estimated:.4f} and the "
+            f"labels measured {self.measured:.4f}: off by {self.error:.4f}, {verdict} the "
+            f"allowed {self.allowed:.4g}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> EstimateAudit:
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
 class DriftReport:
     """Per-column drift of the batch against the reference. ``weights``: each feature
     column's share of the model's permutation importance (empty when unknown);
@@ -45,6 +82,9 @@ class DriftReport:
     weighted_share: float | None = None
     prediction: ColumnDrift | None = None
     target: ColumnDrift | None = None
+    #: A labelled batch: its estimate checked against its labels. An unlabelled one: the
+    #: champion's latest such check, which says whether its estimate may decide.
+    audit: EstimateAudit | None = None
 
     @property
     def drifted(self) -> list[str]:
@@ -193,6 +233,26 @@ def with_estimate(
     return replace(report, estimated=dict(estimated), reference_performance=dict(reference))
 
 
+def audit_estimate(report: DriftReport, cfg: MonitoringConfig, batch: str) -> DriftReport:
+    """The report of a labelled batch with its estimate checked against its measured
+    metric (``cfg.metric``, allowed its ``allowed_drop``); unchanged without both."""
+    metric = cfg.metric
+    if metric not in report.performance or metric not in report.estimated:
+        return report
+    before = report.reference_performance.get(metric, float("nan"))
+    allowed = cfg.allowed_drop(before) if np.isfinite(before) else cfg.max_metric_drop
+    audit = EstimateAudit(
+        metric, float(report.estimated[metric]), float(report.performance[metric]),
+        float(allowed), batch,
+    )  # fmt: skip
+    return replace(report, audit=audit)
+
+
+def with_audit(report: DriftReport, audit: EstimateAudit | None) -> DriftReport:
+    """The report of an unlabelled batch with the champion's latest audit of its estimate."""
+    return replace(report, audit=audit)
+
+
 def estimate_performance(proba: np.ndarray, codes: np.ndarray) -> dict[str, float]:
     """Metrics expected on an unlabeled batch from a model's calibrated probabilities
     (confidence-based performance estimation, as NannyML's CBPE does; NannyML itself pins
@@ -312,7 +372,11 @@ def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
     ``trigger`` says which decide. ``auto``: on a labelled batch the measured metric alone
     (a shift the model handles is not worth a retraining: the drift is reported as a
     warning), and without labels the drift and the estimate; ``drift``: any signal;
-    ``performance``: the metric only."""
+    ``performance``: the metric only.
+
+    The estimate decides only while it is trusted: when the champion's latest labelled
+    batch found it off by more than the allowed drop (``report.audit``), a falling estimate
+    is noted with that reason, and the drift signals still decide."""
     drift = []
     if report.share >= cfg.drift_share:
         what = "of columns" if report.weighted_share is None else "of the model's importance"
@@ -323,6 +387,7 @@ def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
     if cfg.prediction_drift and report.prediction is not None and report.prediction.drifted:
         drift.append(f"the model's answers drifted ({_score(report.prediction)})")
     metric, performance, held, measured = cfg.metric, [], [], False
+    audit, distrust = report.audit, []
     for kind, values in (("", report.performance), ("estimated ", report.estimated)):
         if metric not in values or metric not in report.reference_performance:
             continue
@@ -341,12 +406,20 @@ def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
                 f"the measured {metric} held: {now:.4f} on the batch, {before:.4f} at "
                 f"registration (allowed change {allowed:.4g})"
             )
+        if audit is not None and not audit.trusted:
+            if measured:  # this batch's own check: later estimates will not decide
+                distrust.append(f"the label-free estimate is off: {audit.describe()}")
+            elif performance:  # the estimate falls, but it was last seen off
+                distrust.append(
+                    f"{performance.pop()}, but the estimate does not decide: "
+                    f"{audit.describe()}; it decides again once a labelled batch agrees"
+                )
         break  # measured performance, when there is any, outranks the estimate
     decisive = {
         "drift": drift + performance,
         "performance": performance,
         "auto": performance if measured else drift + performance,
     }[cfg.trigger]
-    noted = [w for w in drift + performance if w not in decisive]
+    noted = [w for w in drift + performance if w not in decisive] + distrust
     reasons = decisive or held or ["no drift beyond the thresholds"]
     return RetrainDecision(bool(decisive), reasons, noted)

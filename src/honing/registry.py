@@ -79,6 +79,23 @@ def version_importances(name: str, version: str) -> dict[str, float]:
     return {}
 
 
+#: The version tag holding the latest check of its label-free estimate against labels.
+AUDIT_TAG = "honing.estimate_audit"
+
+
+def record_audit(name: str, version: str, audit: dict[str, Any]) -> None:
+    """Keep ``audit`` (:class:`honing.monitoring.EstimateAudit` as a dict) on the version,
+    replacing the one before: the latest labelled batch says whether its estimate is
+    trusted."""
+    _client().set_model_version_tag(name, version, AUDIT_TAG, json.dumps(audit))
+
+
+def latest_audit(name: str, version: str) -> dict[str, Any] | None:
+    """The version's latest audit of its estimate, None before any labelled batch."""
+    raw = _client().get_model_version(name, version).tags.get(AUDIT_TAG)
+    return None if raw is None else dict(json.loads(raw))
+
+
 def _version(uri: str) -> tuple[str, str]:
     """(name, version) of ``models:/<name>/<version>`` or ``models:/<name>@<alias>``."""
     body = uri.removeprefix("models:/")

@@ -128,6 +128,13 @@ def test_drift_retrains_on_the_ingested_version_and_the_forward_gate_promotes_it
     assert result["retrain"], result["reasons"]
     assert any("roc_auc fell" in r for r in result["reasons"]), result["reasons"]
     assert result["performance"]["roc_auc"] < 0.5
+    # the estimate checked against the labels: it cannot see a changed relation (the
+    # answers look as sure as before), so v1's estimate is recorded as off
+    audit = result["estimate_audit"]
+    assert audit["measured"] == result["performance"]["roc_auc"]
+    assert audit["estimated"] == result["estimated"]["roc_auc"]
+    assert abs(audit["estimated"] - audit["measured"]) > audit["allowed"], audit
+    assert any("label-free estimate is off" in line for line in result["warnings"])
     ingested = result["ingested"]
     assert ingested["labelled"] and ingested["version"] == 1 and ingested["previous_md5"] == v1_md5
     assert ingested["md5"] == data.file_md5(p["data"]) != v1_md5
@@ -143,6 +150,7 @@ def test_drift_retrains_on_the_ingested_version_and_the_forward_gate_promotes_it
     assert str(v2.version) == "2"
     assert v2.tags["honing.data_md5"] == ingested["md5"]  # trained on the newest version
     assert str(client.get_model_version_by_alias(name, "champion").version) == "2"  # forward
+    assert json.loads(client.get_model_version(name, "1").tags["honing.estimate_audit"]) == audit
     monitor_run = client.get_run(result["run_id"])
     assert monitor_run.data.tags["honing.retrain"] == "true"
     assert "batch_roc_auc" in monitor_run.data.metrics

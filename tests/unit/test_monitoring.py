@@ -257,3 +257,52 @@ def test_a_regression_estimate_follows_the_error_where_the_batch_moved():
     same = estimate_loss(X_ref, pred_ref, y_ref, X_same, champion.predict(X_same[["x"]]))
     assert same["rmse"] == pytest.approx(before, rel=0.08)
     assert estimate_loss(X_ref.head(10), pred_ref[:10], y_ref[:10], X_cur, pred_cur) == {}
+
+
+def test_an_estimate_that_labels_found_off_stops_deciding_until_one_agrees():
+    """A labelled batch checks the label-free estimate against the labels. While its latest
+    check is off by more than the allowed drop, a falling estimate on an unlabelled batch
+    is noted, not acted on (drift still decides); a check that agrees restores it."""
+    from honing.monitoring import EstimateAudit, audit_estimate, with_audit, with_estimate
+
+    cfg = MonitoringConfig(drift_share=0.3, metric="roc_auc", max_metric_drop=0.05)
+    reference = {"roc_auc": 0.80}
+    # concept drift: the estimate believes 0.79, the labels say 0.55
+    labelled = with_estimate(
+        _report(0.0, {"roc_auc": 0.55}, reference), {"roc_auc": 0.79}, reference
+    )
+    checked = audit_estimate(labelled, cfg, "batch-03.csv")
+    audit = checked.audit
+    assert audit == EstimateAudit("roc_auc", 0.79, 0.55, 0.05, "batch-03.csv")
+    assert audit.error == pytest.approx(0.24) and not audit.trusted
+    decision = gate(checked, cfg)
+    assert decision.retrain and "roc_auc fell" in decision.reasons[0]  # measured decides
+    assert any("estimate is off" in w and "0.2400" in w for w in decision.warnings)
+    assert EstimateAudit.from_dict(audit.to_dict()) == audit
+
+    # the next, unlabelled batch: the estimate falls, but it was last seen off
+    falling = with_estimate(DriftReport(100, 100, [], 0.0), {"roc_auc": 0.70}, reference)
+    assert gate(falling, cfg).retrain  # never checked: the estimate decides
+    distrusted = gate(with_audit(falling, audit), cfg)
+    assert not distrusted.retrain
+    assert any(
+        "estimated roc_auc fell by 0.1000" in w and "does not decide" in w and "0.2400" in w
+        for w in distrusted.warnings
+    ), distrusted.warnings
+    drifted = with_estimate(_report(0.5), {"roc_auc": 0.70}, reference)
+    assert gate(with_audit(drifted, audit), cfg).retrain  # drift still decides
+
+    # a later labelled batch where the estimate agrees: it decides again
+    agreed = audit_estimate(
+        with_estimate(_report(0.0, {"roc_auc": 0.78}, reference), {"roc_auc": 0.77}, reference),
+        cfg,
+        "batch-04.csv",
+    ).audit
+    assert agreed.trusted
+    assert gate(with_audit(falling, agreed), cfg).retrain
+    # relative drops scale the allowed error as they scale the allowed drop
+    rmse = MonitoringConfig(metric="rmse", max_metric_drop_relative=0.1)
+    rel = with_estimate(
+        _report(0.0, {"rmse": 1100.0}, {"rmse": 1000.0}), {"rmse": 1050.0}, {"rmse": 1000.0}
+    )
+    assert audit_estimate(rel, rmse, "b").audit.allowed == pytest.approx(100.0)

@@ -42,6 +42,7 @@ class Monitored:
         )
         measured = r.performance or r.estimated
         kind = "measured" if r.performance else "estimated (no labels)"
+        checked = "the estimate checked" if r.performance else "the estimate's latest check"
         return [
             f"monitoring {self.batch} ({r.current_rows} rows) against champion v{self.version} "
             f"({r.reference_rows} reference rows): {share}",
@@ -51,6 +52,7 @@ class Monitored:
                  + ", ".join(f"{k} {v:.4f}" for k, v in sorted(measured.items()))]
                 if measured else []
             ),
+            *([f"{checked}: {r.audit.describe()}"] if r.audit is not None else []),
         ]  # fmt: skip
 
 
@@ -133,13 +135,8 @@ def monitor(
         max_rows=cfg.monitoring.max_rows,
         weights=registry.version_importances(name, version),
     )
-    if labelled:
-        y_cur, _ = data.target_values(current[target], cfg.task, cfg.data.positive_label)
-        measured = evaluate(model, X_cur, y_cur, classes).metrics
-        report = monitoring.with_performance(report, measured, found.metrics)
-    elif classes:
+    if classes:
         estimated = monitoring.estimate_performance(seen.values, seen.codes)
-        report = monitoring.with_estimate(report, estimated, found.metrics)
     else:  # regression: a model of the champion's error, fitted on rows it was tested on
         # the rows of the champion's test: its table cleaned, then windowed, as its run did
         held = split_table(cfg, trained_on, window).split
@@ -151,7 +148,18 @@ def monitor(
             seen.values,
             seed=cfg.search.seed,
         )
-        report = monitoring.with_estimate(report, estimated, found.metrics)
+    report = monitoring.with_estimate(report, estimated, found.metrics)
+    if labelled:  # measured, and the estimate checked against the measure
+        y_cur, _ = data.target_values(current[target], cfg.task, cfg.data.positive_label)
+        measured = evaluate(model, X_cur, y_cur, classes).metrics
+        report = monitoring.with_performance(report, measured, found.metrics)
+        report = monitoring.audit_estimate(report, cfg.monitoring, shown)
+        if report.audit is not None:
+            registry.record_audit(name, version, report.audit.to_dict())
+    else:
+        kept = registry.latest_audit(name, version)
+        audit = None if kept is None else monitoring.EstimateAudit.from_dict(kept)
+        report = monitoring.with_audit(report, audit)
     tracking.log_json(run_id, report.to_dict(), "monitoring/drift.json")
     tracking.log_artifact(run_id, folder / "drift.html", "monitoring")
     tracking.log_metrics(
@@ -165,6 +173,8 @@ def monitor(
                for c in (report.prediction, report.target) if c is not None},
             **{f"batch_{k}": v for k, v in report.performance.items()},
             **{f"estimated_{k}": v for k, v in report.estimated.items()},
+            **({"estimate_error": report.audit.error}
+               if labelled and report.audit is not None else {}),
         },
     )  # fmt: skip
     return Monitored(
