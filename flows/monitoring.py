@@ -57,6 +57,12 @@ def monitoring_pipeline(
     )
     decision = monitoring_tasks.drift_gate(report=monitored.report, cfg=cfg.monitoring)
     monitoring_tasks.record_decision(monitored=monitored, decision=decision)
+    # a labelled batch is evidence on the challenger its test split could not decide
+    followed = (
+        monitoring_tasks.follow_challenger(cfg=cfg, batch_path=batch_path, repo=repo)
+        if monitored.labelled
+        else None
+    )
     ingested = (
         data_tasks.ingest(cfg=cfg, batch_path=batch_path, repo=repo)
         if ingest and monitored.labelled
@@ -96,6 +102,7 @@ def monitoring_pipeline(
         "retrain": decision.retrain,
         "reasons": decision.reasons,
         "warnings": decision.warnings,
+        "challenger": followed.to_dict() if followed else None,
         "ingested": ingested.to_dict() if ingested else None,
         "retrained_version": (
             retrained.result().version if retrained and retrained.is_completed() else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from honing import monitoring
+from honing import monitoring, registry
 from honing.config import MonitoringConfig, PipelineConfig
 from honing.stages import monitor as monitor_stage
 from honing_flows.tasks import compute_task, io_task, logged
@@ -35,3 +35,10 @@ def record_decision(
     monitored: monitor_stage.Monitored, decision: monitoring.RetrainDecision
 ) -> None:
     monitor_stage.record_decision(monitored, decision)
+
+
+@io_task(run_name="follow-challenger({batch_path})")
+def follow_challenger(
+    cfg: PipelineConfig, batch_path: str, repo: str
+) -> registry.ChallengerFollowed:
+    return logged(monitor_stage.follow_challenger(cfg, Path(batch_path), repo=repo))

@@ -39,7 +39,8 @@ class AliasMove:
     def line(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.at))
         was = f"v{self.previous}" if self.previous else "none"
-        return f"{when}  @{self.alias}: {was} -> v{self.version}  by {self.by}: {self.reason}"
+        now = f"v{self.version}" if self.version else "none"
+        return f"{when}  @{self.alias}: {was} -> {now}  by {self.by}: {self.reason}"
 
 
 def _client():  # type: ignore[no-untyped-def]
@@ -60,13 +61,51 @@ def move_alias(name: str, alias: str, version: str, *, by: str, reason: str) -> 
     """Point ``alias`` of ``name`` at ``version`` and record the move (a no-op move, to the
     version already holding it, is recorded too: it was decided)."""
     previous = holder(name, alias)
-    client = _client()
-    client.set_registered_model_alias(name, alias, version)
-    move = AliasMove(name, alias, str(version), previous, by, reason[:4000], time.time())
-    client.set_registered_model_tag(
-        name, f"{MOVE_PREFIX}{time.time_ns()}", json.dumps(move.to_dict())
+    _client().set_registered_model_alias(name, alias, version)
+    return _record(AliasMove(name, alias, str(version), previous, by, reason[:4000], time.time()))
+
+
+def _record(move: AliasMove) -> AliasMove:
+    _client().set_registered_model_tag(
+        move.model, f"{MOVE_PREFIX}{time.time_ns()}", json.dumps(move.to_dict())
     )
     return move
+
+
+def _served(name: str, version: str) -> tuple[str, str] | None:
+    """The served flavor's (model, version) of version ``version`` of ``name``, if any."""
+    served = _client().get_model_version(name, version).tags.get(SERVED_TAG)
+    if not served:
+        return None
+    served_name, _, served_version = served.rpartition("/")
+    return served_name, served_version
+
+
+def move_with_served(
+    name: str, alias: str, version: str, *, by: str, reason: str
+) -> list[AliasMove]:
+    """:func:`move_alias`, and the same move of the served flavor's alias when the version
+    has one, so that the served model always follows the model."""
+    moves = [move_alias(name, alias, version, by=by, reason=reason)]
+    served = _served(name, version)
+    if served is not None:
+        moves.append(move_alias(served[0], alias, served[1], by=by, reason=reason))
+    return moves
+
+
+def clear_alias(name: str, alias: str, *, by: str, reason: str) -> list[AliasMove]:
+    """Remove ``alias`` from the version holding it (and from its served flavor), recording
+    the move to none."""
+    previous = holder(name, alias)
+    if previous is None:
+        return []
+    served = _served(name, previous)
+    moves = []
+    for model, held in [(name, previous), *([served] if served is not None else [])]:
+        if holder(model, alias) == held:
+            _client().delete_registered_model_alias(model, alias)
+            moves.append(_record(AliasMove(model, alias, "", held, by, reason[:4000], time.time())))
+    return moves
 
 
 def history(name: str, alias: str | None = None) -> list[AliasMove]:
@@ -115,9 +154,4 @@ def rollback(
         )
     by = by or f"{getpass.getuser()} (honing rollback)"
     words = f"rollback from v{current or 'none'}: {reason.strip()}"
-    moves = [move_alias(name, alias, str(to), by=by, reason=words)]
-    served = target.tags.get(SERVED_TAG)
-    if served:
-        served_name, _, served_version = served.rpartition("/")
-        moves.append(move_alias(served_name, alias, served_version, by=by, reason=words))
-    return moves
+    return move_with_served(name, alias, str(to), by=by, reason=words)

@@ -60,6 +60,7 @@ class GateDecision:
                 "honing.gate.interval": f"{c.low:+.6f}..{c.high:+.6f}",
                 "honing.gate.flip_share": "n/a" if c.flip_share is None else f"{c.flip_share:.4f}",
                 "honing.gate.rows_needed": str(self.rows_needed or "n/a"),
+                "honing.gate.rows": str(c.rows),
             }
         return {
             "honing.gate.outcome": self.verdict,

@@ -131,6 +131,12 @@ class RegistryConfig(StrictModel):
         "compare the two numbers.",
     )
     confidence: float = Field(default=0.95, ge=0.5, lt=1.0)
+    sequential_promotion: bool = Field(
+        default=True,
+        description="An undecidable challenger waits as @challenger, and each labelled batch "
+        "that monitoring sees adds its rows to the comparison, until the evidence promotes "
+        "or drops it (honing.sequential).",
+    )
     max_flip_share: float | None = Field(
         default=None,
         gt=0.0,

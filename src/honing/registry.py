@@ -28,6 +28,7 @@ from honing.exceptions import (
     TrackingUnavailableError,
     UnsafeModelError,
 )
+from honing.gates_config import RegistryConfig
 from honing.inference import load_model_folder
 from honing.infra import InfraCheck, InfraReport, load_and_query
 from honing.lineage import DIGEST_TAG, RUN_ID_TAG, Lineage, metric_tags
@@ -368,3 +369,96 @@ def register_served(
     except Exception as exc:  # noqa: BLE001
         raise RegistryError(f"cannot register served model {model_uri} as '{name}': {exc}") from exc
     return ServedRegistration(name, version, candidate, source)
+
+
+#: The version tag holding a waiting challenger's looks and the verdict on them.
+SEQUENTIAL_TAG = "honing.sequential"
+
+
+@dataclass(frozen=True)
+class ChallengerFollowed:
+    """What a labelled batch did to the waiting ``@challenger``: ``outcome`` ``promote``,
+    ``drop``, ``undecidable`` (it waits on) or ``none`` (no challenger waits for evidence)."""
+
+    version: str | None
+    outcome: str
+    reason: str
+    looks: list[dict[str, Any]]
+
+    def log_lines(self) -> list[str]:
+        who = f"@challenger v{self.version}" if self.version else "@challenger"
+        return [f"{who}: {self.outcome}: {self.reason}"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def follow_challenger(
+    name: str,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    classes: list[Any],
+    cfg: RegistryConfig,
+    *,
+    batch: str,
+    by: str,
+) -> ChallengerFollowed:
+    """Judge the ``@challenger`` that its test split left undecidable again, on the labelled
+    rows ``X``, ``y`` of ``batch`` with the evidence of the batches before
+    (:mod:`honing.sequential`), and act: promote it (the served flavor follows), drop it
+    (its alias is removed), or let it wait. A challenger compared with a champion that no
+    longer holds the alias is dropped. The looks and each verdict are kept on the version
+    (``honing.sequential``); every alias move is in the alias history."""
+    from honing import aliases, promotion, sequential
+
+    challenger, champion = (
+        aliases.holder(name, "challenger"),
+        champion_version(name, cfg.champion_alias),
+    )
+    if not cfg.sequential_promotion:
+        return ChallengerFollowed(challenger, "none", "registry.sequential_promotion is off", [])
+    if challenger is None or champion is None:
+        return ChallengerFollowed(None, "none", "no challenger waits for evidence", [])
+    client = _client()
+    tags = client.get_model_version(name, challenger).tags
+    state = json.loads(tags.get(SEQUENTIAL_TAG, "{}"))
+    if tags.get("honing.gate.outcome") != "undecidable" or state.get("outcome") in (
+        "promote",
+        "drop",
+    ):
+        why = state.get("reason") or f"its gate said {tags.get('honing.gate.outcome', 'nothing')}"
+        return ChallengerFollowed(challenger, "none", f"waits for no evidence ({why})", [])
+    looks = [sequential.Look(**d) for d in state.get("looks", [])]
+    seeded = bool(state.get("seeded", False))
+    if tags.get("honing.gate.champion_version") != champion:
+        verdict_reason = (
+            f"it was compared with champion v{tags.get('honing.gate.champion_version')}, and "
+            f"v{champion} holds @{cfg.champion_alias} now"
+        )
+        outcome = "drop"
+    else:
+        if not state:
+            seed = sequential.seed_look(tags, cfg.confidence)
+            looks, seeded = ([seed], True) if seed is not None else ([], False)
+        mine = answers(load_model(f"models:/{name}/{challenger}"), X, classes)
+        theirs = answers(load_model(f"models:/{name}/{champion}"), X, classes)
+        evidence = promotion.Evidence(np.asarray(y), mine, theirs)
+        compared = promotion.compare(evidence, cfg.metric, confidence=cfg.confidence)
+        looks.append(sequential.look(compared, batch))
+        verdict = sequential.judge_looks(
+            looks, metric=cfg.metric, margin=cfg.promotion_margin,
+            confidence=cfg.confidence, seeded=seeded,
+        )  # fmt: skip
+        outcome, verdict_reason = verdict.outcome, verdict.reason
+    kept = [lk.to_dict() for lk in looks]
+    record = {"looks": kept, "seeded": seeded, "outcome": outcome, "reason": verdict_reason}
+    client.set_model_version_tag(name, challenger, SEQUENTIAL_TAG, json.dumps(record))
+    if outcome == "promote":
+        words = f"sequential promotion on {batch}: {verdict_reason}"
+        aliases.move_with_served(name, cfg.champion_alias, challenger, by=by, reason=words)
+        aliases.clear_alias(name, "challenger", by=by, reason=f"v{challenger} promoted")
+    elif outcome == "drop":
+        aliases.clear_alias(
+            name, "challenger", by=by, reason=f"dropped on {batch}: {verdict_reason}"
+        )
+    return ChallengerFollowed(challenger, outcome, verdict_reason, kept)

@@ -1,5 +1,6 @@
 """MLflow tracking and Model Registry on a real SQLite store."""
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -301,3 +302,98 @@ def test_rollback_moves_the_champion_back_with_its_history(mlflow_store, project
         aliases.rollback("rb", reason=" ")
     with pytest.raises(RegistryError, match="no version 9"):
         aliases.rollback("rb", reason="x", to="9")
+
+
+def test_an_undecidable_challenger_is_promoted_by_evidence_across_batches(mlflow_store, churn_df):
+    """Sequential promotion in the registry: the test split (300 rows) cannot tell a churn
+    model with the internet service added from the champion; it waits as @challenger, each
+    labelled batch adds its rows, and the pooled evidence promotes it (the alias history
+    says so). A challenger whose champion was replaced meanwhile is dropped."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from honing import aliases
+    from honing.config import RegistryConfig
+    from honing.decision import answers
+    from honing.promotion import Evidence
+
+    def model(columns):
+        cats = [c for c in columns if c in ("contract", "internet_service")]
+        nums = [c for c in columns if c not in cats]
+        return make_pipeline(
+            make_column_transformer(
+                (OneHotEncoder(handle_unknown="ignore"), cats), ("passthrough", nums)
+            ),
+            LogisticRegression(max_iter=2000),
+        )
+
+    X = churn_df[["tenure", "monthly_charges", "contract", "internet_service"]]
+    y = (churn_df["churn"] == "Yes").astype(int).to_numpy()
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.3, stratify=y, random_state=0
+    )
+    exp = tracking.ensure_experiment("e-seq", mlflow_store.mlflow.artifact_root)
+    split_X, split_y = X_test.iloc[:300], y_test[:300]
+
+    def register(estimator):
+        run_id = tracking.start_run(exp, "train")
+        uri = model_logging.log_native_model(run_id, estimator, X_train.head(3))
+        report = evaluate(estimator, split_X, split_y, [0, 1])
+        champion = registry.score_champion("m", "champion", split_X, split_y, [0, 1])
+        evidence = None
+        if champion is not None:
+            mine = answers(estimator, split_X, [0, 1])
+            evidence = Evidence(split_y, mine, champion.answers)
+        decision = champion_gate(report, champion, metric="roc_auc", margin=0.0, evidence=evidence)
+        result = registry.register_version(
+            model_uri=uri, name="m", run_id=run_id, decision=decision, report=report,
+            lineage=_lineage(), alias="champion",
+        )  # fmt: skip
+        tracking.end_run(run_id)
+        return result
+
+    fewer = model(["tenure", "monthly_charges", "contract"]).fit(X_train, y_train)
+    assert register(fewer).promoted
+    waiting = register(model(list(X.columns)).fit(X_train, y_train))
+    assert waiting.decision.outcome == "undecidable" and waiting.version == "2"
+    client = mlflow.MlflowClient()
+    assert client.get_registered_model("m").aliases == {"champion": 1, "challenger": 2}
+
+    cfg = RegistryConfig(model_name="m", metric="roc_auc")
+    outcomes = []
+    for i, start in enumerate(range(300, 2100, 450)):
+        rows = slice(start, start + 450)
+        followed = registry.follow_challenger(
+            "m", X_test.iloc[rows], y_test[rows], [0, 1], cfg, batch=f"batch-{i}.csv",
+            by="test",
+        )  # fmt: skip
+        outcomes.append(followed.outcome)
+        if followed.outcome != "undecidable":
+            break
+    assert outcomes[-1] == "promote" and set(outcomes[:-1]) <= {"undecidable"}, outcomes
+    assert len(outcomes) >= 2  # one batch was not enough
+    assert client.get_registered_model("m").aliases == {"champion": 2}
+    moves = aliases.history("m")
+    assert moves[-2].alias == "champion" and moves[-2].version == "2"
+    assert moves[-2].reason.startswith(f"sequential promotion on batch-{len(outcomes) - 1}.csv")
+    assert moves[-1].alias == "challenger" and moves[-1].version == "" and moves[-1].previous == "2"
+    state = json.loads(client.get_model_version("m", "2").tags["honing.sequential"])
+    assert state["seeded"] and len(state["looks"]) == len(outcomes) + 1
+    assert state["looks"][0]["source"] == "test split" and state["looks"][0]["rows"] == 300
+    # decided: further batches leave it alone
+    again = registry.follow_challenger(
+        "m", X_test.iloc[:50], y_test[:50], [0, 1], cfg, batch="late.csv", by="test"
+    )
+    assert again.outcome == "none"
+
+    # a new undecidable challenger, then its champion is replaced: it is dropped
+    third = register(model(["tenure", "monthly_charges", "contract"]).fit(X_train, y_train))
+    assert third.decision.outcome == "undecidable" and third.version == "3"
+    aliases.move_alias("m", "champion", "1", by="test", reason="by hand")
+    dropped = registry.follow_challenger(
+        "m", X_test.iloc[300:400], y_test[300:400], [0, 1], cfg, batch="b.csv", by="test"
+    )
+    assert dropped.outcome == "drop" and "holds @champion now" in dropped.reason
+    assert "challenger" not in client.get_registered_model("m").aliases

@@ -200,3 +200,32 @@ def record_decision(monitored: Monitored, decision: RetrainDecision) -> None:
         },
     )  # fmt: skip
     tracking.end_run(monitored.run.run_id, "FINISHED")
+
+
+def follow_challenger(
+    cfg: PipelineConfig, batch_path: Path, *, repo: str
+) -> registry.ChallengerFollowed:
+    """A labelled batch's rows added to the evidence on the waiting ``@challenger``
+    (sequential promotion, :func:`honing.registry.follow_challenger`). Its labels are coded
+    in the order the registered models answer in (the suite's label values); rows with a
+    label the models never saw are left out of the comparison."""
+    from honing import inference, validation
+
+    shown = str(lineage.portable(str(Path(batch_path).resolve()), Path(repo).resolve()))
+    current = data.load_table(Path(batch_path), cfg.data.format)
+    target = cfg.data.target
+    labels = current[target]
+    if cfg.task == "regression":
+        known = labels.notna().to_numpy()
+        y, classes = labels[known].to_numpy(dtype=np.float64), []
+    else:
+        suite = validation.load_suite(cfg.validation.suite)
+        classes = inference.label_classes(suite, target, cfg.data.positive_label)
+        coded = labels.map({c: i for i, c in enumerate(classes)})
+        known = coded.notna().to_numpy()
+        y = coded[known].to_numpy(dtype=np.int64)
+    X = current.drop(columns=[c for c in [target, *cfg.identifiers] if c in current.columns])
+    return registry.follow_challenger(
+        cfg.registry.model_name, X[known].reset_index(drop=True), y, classes, cfg.registry,
+        batch=shown, by=f"monitoring of {shown}",
+    )  # fmt: skip
