@@ -310,6 +310,18 @@ def target_values(
     return values, []
 
 
+def labelled_rows(labels: pd.Series, classes: list) -> tuple[np.ndarray, np.ndarray]:
+    """A batch's labels as a model of ``classes`` (its label order; ``[]``: regression)
+    answers them: the codes (or values) of the rows that have a label the model knows, and
+    which rows those are. A batch holding some of the classes only keeps their codes."""
+    if not classes:
+        known = labels.notna().to_numpy()
+        return labels[known].to_numpy(dtype=np.float64), known
+    coded = labels.map({c: i for i, c in enumerate(classes)})
+    known = coded.notna().to_numpy()
+    return coded[known].to_numpy(dtype=np.int64), known
+
+
 @dataclass(frozen=True)
 class Split:
     X_train: pd.DataFrame

@@ -153,3 +153,19 @@ def test_file_md5_matches_hashlib(tmp_path: Path):
     path = tmp_path / "f.bin"
     path.write_bytes(b"honing" * 1000)
     assert file_md5(path) == hashlib.md5(b"honing" * 1000).hexdigest()
+
+
+def test_a_batchs_labels_are_coded_in_the_models_label_order():
+    """A labelled batch may hold two of three classes, a label the model never saw, or rows
+    without a label: its codes follow the model's classes, not the batch's own."""
+    import numpy as np
+    import pandas as pd
+
+    from honing.data import labelled_rows
+
+    classes = ["Adelie", "Chinstrap", "Gentoo"]
+    labels = pd.Series(["Gentoo", "Adelie", None, "Emperor", "Gentoo"])
+    codes, known = labelled_rows(labels, classes)
+    assert codes.tolist() == [2, 0, 2] and known.tolist() == [True, True, False, False, True]
+    values, known = labelled_rows(pd.Series([1.5, np.nan, 2.0]), [])
+    assert values.tolist() == [1.5, 2.0] and known.tolist() == [True, False, True]

@@ -150,8 +150,9 @@ def monitor(
         )
     report = monitoring.with_estimate(report, estimated, found.metrics)
     if labelled:  # measured, and the estimate checked against the measure
-        y_cur, _ = data.target_values(current[target], cfg.task, cfg.data.positive_label)
-        measured = evaluate(model, X_cur, y_cur, classes).metrics
+        # coded in the champion's label order: a batch may hold some of the classes only
+        y_cur, known = data.labelled_rows(current[target], classes)
+        measured = evaluate(model, X_cur[known], y_cur, classes).metrics
         report = monitoring.with_performance(report, measured, found.metrics)
         report = monitoring.audit_estimate(report, cfg.monitoring, shown)
         if report.audit is not None:
@@ -214,16 +215,11 @@ def follow_challenger(
     shown = str(lineage.portable(str(Path(batch_path).resolve()), Path(repo).resolve()))
     current = data.load_table(Path(batch_path), cfg.data.format)
     target = cfg.data.target
-    labels = current[target]
-    if cfg.task == "regression":
-        known = labels.notna().to_numpy()
-        y, classes = labels[known].to_numpy(dtype=np.float64), []
-    else:
+    classes = []
+    if cfg.task != "regression":
         suite = validation.load_suite(cfg.validation.suite)
         classes = inference.label_classes(suite, target, cfg.data.positive_label)
-        coded = labels.map({c: i for i, c in enumerate(classes)})
-        known = coded.notna().to_numpy()
-        y = coded[known].to_numpy(dtype=np.int64)
+    y, known = data.labelled_rows(current[target], classes)
     X = current.drop(columns=[c for c in [target, *cfg.identifiers] if c in current.columns])
     return registry.follow_challenger(
         cfg.registry.model_name, X[known].reset_index(drop=True), y, classes, cfg.registry,
