@@ -64,10 +64,11 @@ monitor-demo: data
 	$(BIN)/honing run --config configs/flights.yaml --env $(ENV)
 	$(BIN)/honing monitor data/flights_h2.csv --config configs/flights.yaml --env $(ENV) --no-ingest
 
-# The continuous-training loop on a year of NYC flights, in three git + DVC projects under
-# bench/.work/loop: the monitoring loop against retraining every month and never (~15 min).
+# The continuous-training loop on a year of NYC flights, in four git + DVC projects under
+# bench/.work/loop: the monitoring loop (with and without sequential promotion) against
+# retraining every month and never (~15 min). bench/loop.py alone also replays txhousing.
 loop-demo: install
-	$(BIN)/python bench/loop.py --out .honing/loop-demo
+	$(BIN)/python bench/loop.py --tables flights --out .honing/loop-demo
 
 test: data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
