@@ -167,6 +167,7 @@ def _fit(
         oof=cv.oof,
         oof_rows=cv.oof_rows,
         started_at=started,
+        cut=cv.cut,
     )
 
 

@@ -342,6 +342,7 @@ def _trial_result(trial: Any, started: float) -> TrialResult:
         oof=oof,
         oof_rows=rows,
         started_at=m.get("started_at"),
+        cut=bool(m.get("cut", False)),
         rung_scores=_rung_scores(trial),
     )
 

@@ -275,6 +275,7 @@ def log_trials(parent_run_id: str, experiment_id: str, search: SearchResult) -> 
                 "honing.trial_id": trial.trial_id,
                 "honing.family": trial.spec.family,
                 "honing.trial_status": trial.status,
+                **({"honing.trial_cut": "true"} if trial.cut else {}),
             },
             parent_run_id=parent_run_id,
             start_time_ms=None if trial.started_at is None else int(trial.started_at * 1000),
@@ -331,7 +332,8 @@ def trial_run_name(index: int, trial: TrialResult) -> str:
 def leaderboard(search: SearchResult, run_ids: list[str], experiment_id: str) -> dict[str, list]:
     """One row per trial, best first (unscored trials last), what a reviewer reads first on
     the left: run name, best or not, family, CV mean and sd (the metric's units), fit seconds,
-    rungs, status, key params, fold scores, a link to its run and Ray's trial id."""
+    rungs, status, whether its deadline cut it short, key params, fold scores, a link to its
+    run and Ray's trial id."""
     from honing.metrics import metric_value
 
     best = search.best.trial_id if search.completed else None
@@ -343,7 +345,7 @@ def leaderboard(search: SearchResult, run_ids: list[str], experiment_id: str) ->
         k: []
         for k in (
             "trial", "best", "family", f"cv_{search.metric}", "sd", "fit_seconds", "rungs",
-            "status", "params", "folds", "run", "ray_trial",
+            "status", "cut", "params", "folds", "run", "ray_trial",
         )
     }  # fmt: skip
     for i in order:
@@ -357,6 +359,7 @@ def leaderboard(search: SearchResult, run_ids: list[str], experiment_id: str) ->
         table["fit_seconds"].append(None if t.fit_seconds is None else round(t.fit_seconds, 2))
         table["rungs"].append(t.rungs)
         table["status"].append(t.status)
+        table["cut"].append(t.cut)
         table["params"].append(t.spec.label())
         table["folds"].append(
             ", ".join(f"{metric_value(search.metric, f):.4f}" for f in t.fold_scores)

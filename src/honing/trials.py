@@ -33,6 +33,9 @@ class TrialResult:
     oof_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
     started_at: float | None = None
     rung_scores: tuple[tuple[int, float, float], ...] = ()  # (rung, score, seconds) per report
+    #: The trial's deadline stopped its growth (boosting rounds, a forest's trees) before
+    #: its configured end: its score is that of what it had grown by then.
+    cut: bool = False
 
     def __post_init__(self) -> None:
         if not self.status:

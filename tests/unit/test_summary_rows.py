@@ -37,3 +37,25 @@ def test_regression_rows_have_no_decision():
     rows = dict(_summary(task="regression", test_metrics={"rmse": 3.2}, classes=[],
                          confusion_matrix=[]).rows())  # fmt: skip
     assert "decision" not in rows and rows["test rmse"] == "3.2000"
+
+
+def test_the_leaderboard_says_which_trials_their_deadline_cut():
+    """A trial the budget stopped before its configured rounds is marked in the leaderboard
+    a reviewer reads first: its score is that of the rounds it had grown."""
+    from honing.search import SearchResult, TrialResult
+    from honing.tracking import leaderboard
+    from honing.training import ModelSpec
+
+    trials = [
+        TrialResult("a", ModelSpec("lightgbm", {"n_estimators": 10}), 0.81, 0.01, [0.8, 0.82],
+                    2.0, cut=True),
+        TrialResult("b", ModelSpec("logistic_regression", {"C": 1.0}), 0.84, 0.01, [0.84],
+                    1.0),
+    ]  # fmt: skip
+    board = leaderboard(SearchResult("roc_auc", trials), ["r1", "r2"], "7")
+    assert board["family"] == ["logistic_regression", "lightgbm"]  # best first
+    assert dict(zip(board["family"], board["cut"], strict=True)) == {
+        "logistic_regression": False,
+        "lightgbm": True,
+    }
+    assert list(board).index("cut") == list(board).index("status") + 1
