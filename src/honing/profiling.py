@@ -3,7 +3,9 @@
 The generated suite is a starting point written from the data as it is now, in two kinds:
 
 - **contracts** (severity ``critical``: a breach refuses the table): the column set, the types,
-  no nulls where the sample had none, the label's values (classification), booleans;
+  no missing label where the sample had none, a feature column the sample always filled
+  filled on at least :data:`FEATURE_FILLED` of the rows, the label's values
+  (classification), booleans;
 - **statistics of the sample** (severity ``warning``: reported, never refused): numeric ranges
   (widened by a margin), category sets, the share of nulls where some were seen, the row count.
   A world that moves breaks them first: a new month, a count past its old maximum, a category
@@ -47,6 +49,11 @@ TIME_LIKE = re.compile(
 def time_like(name: str) -> bool:
     """Whether a column's name says it holds a time (``year``, ``order_date``, ``ts``...)."""
     return bool(TIME_LIKE.search(str(name)))
+
+
+#: A feature column the sample always filled must stay this full (a contract): below it,
+#: its source is broken; above it, a missing value is imputed as any other.
+FEATURE_FILLED = 0.9
 
 
 def _expect(kind: str, severity: str = CONTRACT, **kwargs: Any) -> dict[str, Any]:
@@ -102,8 +109,13 @@ def profile_suite(
     for col in df.columns:
         s = df[col]
         nulls = float(s.isna().mean())
-        if nulls == 0.0:
+        if nulls == 0.0 and col == target:
             exps.append(_expect("expect_column_values_to_not_be_null", column=col))
+        elif nulls == 0.0:  # a feature: the model imputes a missing value; a mostly empty
+            # column is a broken source, a few empty cells are data
+            exps.append(
+                _expect("expect_column_values_to_not_be_null", column=col, mostly=FEATURE_FILLED)
+            )
         else:
             mostly = max(0.0, round(1.0 - 2 * nulls - 0.01, 4))
             exps.append(

