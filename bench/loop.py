@@ -429,7 +429,8 @@ def write(result: dict[str, Any], out: Path) -> str:
         batches = [r["batch"] for r in pol["never"]["timeline"] if metric in r]
         lines += [
             "",
-            f"## {name} ({metric}, {'higher' if table['higher_is_better'] else 'lower'} is better)",
+            f"## {name} ({metric}, {'higher' if table['higher_is_better'] else 'lower'} is "
+            f"better; commit `{table.get('commit', result['commit'])}`)",
             "",
             "| batch | never | always | loop | loop without sequential | loop's decision |",
             "|---|---|---|---|---|---|",
@@ -507,24 +508,26 @@ def main() -> None:
 
     preload()
     made = {"flights": lambda: flights(args.rows_per_month), "txhousing": txhousing}
-    results, monitor_s = {}, None
-    for name in args.tables:
-        replay = made[name]()
-        timelines = {p: replay_policy(replay, p) for p in POLICIES}
-        results[name] = summarize(replay, timelines)
-        if name == "flights":
-            monitor_s = time_monitoring(WORK / "flights" / "loop", 100_000)
+    found = args.out / "loop.json"
+    earlier = json.loads(found.read_text()) if found.exists() else {}
     result = {
         "commit": commit,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "tables": results,
-        "monitor_100k_s": monitor_s,
+        # the tables not replayed this time keep their rows, each with its own commit
+        "tables": dict(earlier.get("tables", {})),
+        "monitor_100k_s": earlier.get("monitor_100k_s"),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     png = args.out / "loop.png"
-    plot(results, png)
-    text = write(result, args.out)
-    for name in results:
+    for name in args.tables:
+        replay = made[name]()
+        timelines = {p: replay_policy(replay, p) for p in POLICIES}
+        result["tables"][name] = {**summarize(replay, timelines), "commit": commit}
+        if name == "flights":
+            result["monitor_100k_s"] = time_monitoring(WORK / "flights" / "loop", 100_000)
+        args.out.mkdir(parents=True, exist_ok=True)
+        plot(result["tables"], png)
+        text = write(result, args.out)  # after each table: a later failure loses nothing
+    for name in args.tables:
         log_to_mlflow(WORK / name / "loop", f"honing-{name}", text, png)
     print(text)
 
