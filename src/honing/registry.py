@@ -30,7 +30,7 @@ from honing.exceptions import (
 )
 from honing.gates_config import RegistryConfig
 from honing.inference import load_model_folder
-from honing.infra import InfraCheck, InfraReport, load_and_query
+from honing.infra import InfraCheck, InfraReport, check_for, load_and_query
 from honing.lineage import DIGEST_TAG, RUN_ID_TAG, Lineage, metric_tags
 
 
@@ -407,7 +407,9 @@ def follow_challenger(
     rows ``X``, ``y`` of ``batch`` with the evidence of the batches before
     (:mod:`honing.sequential`), and act: promote it (the served flavor follows), drop it
     (its alias is removed), or let it wait. A challenger compared with a champion that no
-    longer holds the alias is dropped. The looks and each verdict are kept on the version
+    longer holds the alias is dropped. A promotion first passes the load-and-query check
+    (``registry.infra_check``) on the batch's rows, as at registration; a failed check
+    leaves it waiting. The looks and each verdict are kept on the version
     (``honing.sequential``); every alias move is in the alias history."""
     from honing import aliases, promotion, sequential
 
@@ -450,6 +452,13 @@ def follow_challenger(
             confidence=cfg.confidence, seeded=seeded,
         )  # fmt: skip
         outcome, verdict_reason = verdict.outcome, verdict.reason
+        check = check_for(cfg.infra_check, X)
+        if outcome == "promote" and check is not None:  # as a promotion at registration
+            report = _infra_check(name, challenger, check)
+            client.set_model_version_tag(name, challenger, "honing.infra_check", report.reason)
+            if not report.ok:
+                outcome = "undecidable"
+                verdict_reason += f"; but the load-and-query check failed: {report.reason}"
     kept = [lk.to_dict() for lk in looks]
     record = {"looks": kept, "seeded": seeded, "outcome": outcome, "reason": verdict_reason}
     client.set_model_version_tag(name, challenger, SEQUENTIAL_TAG, json.dumps(record))

@@ -379,7 +379,9 @@ def test_an_undecidable_challenger_is_promoted_by_evidence_across_batches(mlflow
     assert moves[-2].alias == "champion" and moves[-2].version == "2"
     assert moves[-2].reason.startswith(f"sequential promotion on batch-{len(outcomes) - 1}.csv")
     assert moves[-1].alias == "challenger" and moves[-1].version == "" and moves[-1].previous == "2"
-    state = json.loads(client.get_model_version("m", "2").tags["honing.sequential"])
+    v2_tags = client.get_model_version("m", "2").tags
+    assert v2_tags["honing.infra_check"].startswith("loaded in a fresh process")  # before it moved
+    state = json.loads(v2_tags["honing.sequential"])
     assert state["seeded"] and len(state["looks"]) == len(outcomes) + 1
     assert state["looks"][0]["source"] == "test split" and state["looks"][0]["rows"] == 300
     # decided: further batches leave it alone
