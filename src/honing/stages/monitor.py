@@ -77,12 +77,17 @@ def _window(config: dict, fallback: WindowConfig) -> WindowConfig:
     return WindowConfig.model_validate(raw) if raw else fallback
 
 
+def _shown(batch_path: Path, repo: str) -> str:
+    """The batch's path as runs and alias moves name it: relative to the repository."""
+    return str(lineage.portable(str(Path(batch_path).resolve()), Path(repo).resolve()))
+
+
 def monitor(
     cfg: PipelineConfig, batch_path: Path, *, experiment_id: str, tracking_uri: str, repo: str
 ) -> Monitored:
     """Check the batch at ``batch_path`` against the champion of ``cfg.registry`` and log
     the report on a new MLflow run (``<name> monitor``)."""
-    shown = str(lineage.portable(str(Path(batch_path).resolve()), Path(repo).resolve()))
+    shown = _shown(batch_path, repo)
     name, alias = cfg.registry.model_name, cfg.registry.champion_alias
     version = registry.champion_version(name, alias)
     if version is None:
@@ -212,7 +217,7 @@ def follow_challenger(
     label the models never saw are left out of the comparison."""
     from honing import inference, validation
 
-    shown = str(lineage.portable(str(Path(batch_path).resolve()), Path(repo).resolve()))
+    shown = _shown(batch_path, repo)
     current = data.load_table(Path(batch_path), cfg.data.format)
     target = cfg.data.target
     classes = []
