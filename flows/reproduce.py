@@ -8,6 +8,7 @@ from typing import Any
 from prefect import flow
 
 from honing.planner import StageClock, refit_budget
+from honing.stages.cache import StageStore
 from honing.tracking import search_name
 from honing_flows.tasks import data as data_tasks
 from honing_flows.tasks import reproduce as repro_tasks
@@ -33,14 +34,13 @@ def reproduce_pipeline(
     raw = data_tasks.load_table(data_path, cfg.data.format)
     prepared = stages.prepare_data(cfg=cfg, raw=raw, lineage=lineage, elapsed_s=clock.elapsed())
     name = search_name(cfg.name, cfg.content_hash, None, resume=False)
-    result = stages.search.with_options(refresh_cache=True)(
-        cfg=cfg, prepared=prepared, ray=settings.ray, experiment_name=name
+    off = StageStore.off()  # every stage runs again: nothing is reused, nothing kept
+    result = stages.search(
+        cfg=cfg, prepared=prepared, ray=settings.ray, experiment_name=name, store=off
     )
     refit_s = refit_budget(cfg.time_budget_s, clock.left(), compression=cfg.compression.enabled)
-    choice = stages.choose.with_options(refresh_cache=True)(
-        cfg=cfg, prepared=prepared, result=result, refit_s=refit_s
-    )
-    refit = stages.refit.with_options(refresh_cache=True)(cfg=cfg, prepared=prepared, choice=choice)
+    choice = stages.choose(cfg=cfg, prepared=prepared, result=result, refit_s=refit_s, store=off)
+    refit = stages.refit(cfg=cfg, prepared=prepared, choice=choice, store=off)
     evaluated = stages.evaluate(cfg=cfg, prepared=prepared, refit=refit, left_s=clock.left())
     report = repro_tasks.compare(lineage, evaluated.report.metrics, tolerance)
     repro_tasks.reproducibility_gate(report)

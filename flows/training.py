@@ -11,6 +11,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from honing.planner import StageClock, refit_budget
+from honing.stages.cache import StageStore
 from honing.stages.keys import reusable
 from honing.summary import TrainingSummary
 from honing.tracking import planned_run_name, search_name
@@ -72,33 +73,35 @@ def training_pipeline(
             cfg=cfg, raw=validated.raw, lineage=lineage, elapsed_s=clock.elapsed()
         )
         # the expensive stages reuse a result of the same inputs, unless forced or searching
-        # anew; their results are kept only when the commit says what code made them
-        fresh = {"refresh_cache": force or not resume_search, "persist_result": reusable(lineage)}
-        name = search_name(cfg.name, cfg.content_hash, lineage, resume=resume_search)
+        # anew (nor is an earlier search restored then); their results are kept only when the
+        # commit says what code made them
+        resume = resume_search and not force
+        store = StageStore.for_project(repo, read=resume, write=reusable(lineage))
+        name = search_name(cfg.name, cfg.content_hash, lineage, resume=resume)
         with clock.stage("search"):
-            result = stages.search.with_options(**fresh)(
-                cfg=cfg, prepared=prepared, ray=ray, experiment_name=name
+            result = stages.search(
+                cfg=cfg, prepared=prepared, ray=ray, experiment_name=name, store=store
             )
         with clock.stage("ensemble"):
             refit_s = refit_budget(
                 cfg.time_budget_s, clock.left(), compression=cfg.compression.enabled
             )
-            choice = stages.choose.with_options(**fresh)(
-                cfg=cfg, prepared=prepared, result=result, refit_s=refit_s
+            choice = stages.choose(
+                cfg=cfg, prepared=prepared, result=result, refit_s=refit_s, store=store
             )
         nested = None
         if cfg.search.nested_cv.enabled:
             with clock.stage("nested_cv"):
                 nested = stages.nested_cv(cfg=cfg, prepared=prepared, ray=ray, experiment_name=name)
         with clock.stage("refit"):
-            refit = stages.refit.with_options(**fresh)(cfg=cfg, prepared=prepared, choice=choice)
+            refit = stages.refit(cfg=cfg, prepared=prepared, choice=choice, store=store)
         with clock.stage("evaluation"):
             evaluated = stages.evaluate(
                 cfg=cfg, prepared=prepared, refit=refit, left_s=clock.left()
             )
         with clock.stage("explain"):
-            explained = stages.explain.with_options(**fresh)(
-                cfg=cfg, prepared=prepared, refit=refit, trims=evaluated.trims
+            explained = stages.explain(
+                cfg=cfg, prepared=prepared, refit=refit, trims=evaluated.trims, store=store
             )
             stages.log_evaluation(
                 run=run,
@@ -113,8 +116,8 @@ def training_pipeline(
             )
         stages.quality_gate(cfg=cfg, evaluated=evaluated)
         with clock.stage("compression"):
-            compressed = stages.compress.with_options(**fresh)(
-                cfg=cfg, prepared=prepared, refit=refit, trims=evaluated.trims
+            compressed = stages.compress(
+                cfg=cfg, prepared=prepared, refit=refit, trims=evaluated.trims, store=store
             )
         with clock.stage("registration"):
             registered = stages.register_model(

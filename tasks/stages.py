@@ -1,10 +1,11 @@
 """The training pipeline's stages as tasks: one call into :mod:`honing.stages` each.
 
-The expensive, pure stages (search, choice, refit, explanations, compression) keep their
-results in Prefect's result storage under the key :func:`honing.stages.keys.stage_key` gives
-(data MD5, commit, the config sections they read), so that a run whose compression settings
-changed re-runs only the compression. The results are stored with skops and loaded with a
-fixed list of reviewed types (:func:`honing.artifacts.load_result`), never unpickled.
+The expensive, pure stages (search, choice, refit, explanations, compression) reuse a result
+kept by honing (:class:`honing.stages.cache.StageStore`) under the key
+:func:`honing.stages.keys.stage_key` gives (data MD5, commit, the config sections they read),
+so that a run whose compression settings changed re-runs only the compression. The records
+are sealed with the project's secret and load with honing's reviewed types only; Prefect
+persists none of them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from honing import evaluation, summary, tracking, validation
 from honing.compression import CompressionResult
@@ -27,40 +29,26 @@ from honing.search import SearchResult
 from honing.stages import compress as compress_stage
 from honing.stages import evaluate as evaluate_stage
 from honing.stages import finish as finish_stage
-from honing.stages import fit, keys, prepare, record, register, start
+from honing.stages import fit, prepare, record, register, start
 from honing.stages import validate as validate_stage
+from honing.stages.cache import StageStore
 from honing.unchanged import UnchangedVersion, unchanged_version
 from honing_flows import prefect_artifacts
-from honing_flows.results import SkopsResults
 from honing_flows.tasks import compute_task, io_task, logged
 
 
-def _key(stage: str, extra: Callable[[dict[str, Any]], str] | None = None) -> Callable[..., Any]:
-    def key(context: Any, parameters: dict[str, Any]) -> str | None:
-        prepared = parameters["prepared"]
-        more = extra(parameters) if extra else ""
-        return keys.stage_key(stage, parameters["cfg"], prepared.lineage, more)
-
-    return key
-
-
-def _trims(parameters: dict[str, Any]) -> str:
-    return json.dumps(parameters["trims"].to_dict(), sort_keys=True, default=str)
-
-
-def reused(stage: str, extra: Callable[[dict[str, Any]], str] | None = None) -> Any:
-    """A pure stage whose result is kept and reused under its :func:`keys.stage_key`."""
+def reused(stage: str) -> Any:
+    """A pure stage whose result honing keeps and reuses (:class:`StageStore`); Prefect
+    persists nothing of it."""
 
     def wrap(fn: Callable[..., Any]) -> Any:
-        return task(
-            fn,
-            name=stage,
-            cache_key_fn=_key(stage, extra),
-            persist_result=True,
-            result_serializer=SkopsResults(),
-        )
+        return task(fn, name=stage, cache_policy=NO_CACHE, persist_result=False)
 
     return wrap
+
+
+def _trims(trims: Trims) -> str:
+    return json.dumps(trims.to_dict(), sort_keys=True, default=str)
 
 
 @io_task(run_name="start({config_path})")
@@ -118,24 +106,46 @@ def prepare_data(
 
 @reused("search")
 def search(
-    cfg: PipelineConfig, prepared: prepare.Prepared, ray: RaySettings, experiment_name: str
+    cfg: PipelineConfig,
+    prepared: prepare.Prepared,
+    ray: RaySettings,
+    experiment_name: str,
+    store: StageStore,
 ) -> SearchResult:
     return logged(
-        fit.run_search(
+        store.reuse(
+            "search",
             cfg,
-            prepared,
-            ray=ray,
-            experiment_name=experiment_name,
-            progress=get_run_logger().info,
+            prepared.lineage,
+            lambda: logged(
+                fit.run_search(
+                    cfg,
+                    prepared,
+                    ray=ray,
+                    experiment_name=experiment_name,
+                    progress=get_run_logger().info,
+                )
+            ),
         )
-    )
+    ).value
 
 
 @reused("choose")
 def choose(
-    cfg: PipelineConfig, prepared: prepare.Prepared, result: SearchResult, refit_s: float | None
+    cfg: PipelineConfig,
+    prepared: prepare.Prepared,
+    result: SearchResult,
+    refit_s: float | None,
+    store: StageStore,
 ) -> EnsembleDecision:
-    return logged(fit.choose(cfg, prepared, result, refit_s=refit_s))
+    return logged(
+        store.reuse(
+            "choose",
+            cfg,
+            prepared.lineage,
+            lambda: logged(fit.choose(cfg, prepared, result, refit_s=refit_s)),
+        )
+    ).value
 
 
 @compute_task
@@ -146,8 +156,14 @@ def nested_cv(
 
 
 @reused("refit")
-def refit(cfg: PipelineConfig, prepared: prepare.Prepared, choice: EnsembleDecision) -> fit.Refit:
-    return logged(fit.refit(cfg, prepared, choice))
+def refit(
+    cfg: PipelineConfig, prepared: prepare.Prepared, choice: EnsembleDecision, store: StageStore
+) -> fit.Refit:
+    return logged(
+        store.reuse(
+            "refit", cfg, prepared.lineage, lambda: logged(fit.refit(cfg, prepared, choice))
+        )
+    ).value
 
 
 @compute_task
@@ -157,11 +173,23 @@ def evaluate(
     return logged(evaluate_stage.evaluate(cfg, prepared, refit, left_s=left_s))
 
 
-@reused("explain", _trims)
+@reused("explain")
 def explain(
-    cfg: PipelineConfig, prepared: prepare.Prepared, refit: fit.Refit, trims: Trims
+    cfg: PipelineConfig,
+    prepared: prepare.Prepared,
+    refit: fit.Refit,
+    trims: Trims,
+    store: StageStore,
 ) -> evaluate_stage.Explained:
-    return logged(evaluate_stage.explain_model(cfg, prepared, refit, trims))
+    return logged(
+        store.reuse(
+            "explain",
+            cfg,
+            prepared.lineage,
+            lambda: logged(evaluate_stage.explain_model(cfg, prepared, refit, trims)),
+            extra=_trims(trims),
+        )
+    ).value
 
 
 @io_task
@@ -196,11 +224,23 @@ def quality_gate(cfg: PipelineConfig, evaluated: evaluate_stage.Evaluated) -> No
     )
 
 
-@reused("compress", _trims)
+@reused("compress")
 def compress(
-    cfg: PipelineConfig, prepared: prepare.Prepared, refit: fit.Refit, trims: Trims
+    cfg: PipelineConfig,
+    prepared: prepare.Prepared,
+    refit: fit.Refit,
+    trims: Trims,
+    store: StageStore,
 ) -> CompressionResult | None:
-    return compress_stage.compress(cfg, prepared, refit, trims)
+    return logged(
+        store.reuse(
+            "compress",
+            cfg,
+            prepared.lineage,
+            lambda: compress_stage.compress(cfg, prepared, refit, trims),
+            extra=_trims(trims),
+        )
+    ).value
 
 
 # Retried: registration first looks for a version of this run, so a retry never duplicates.

@@ -81,15 +81,39 @@ def _served(name: str, version: str) -> tuple[str, str] | None:
     return served_name, served_version
 
 
+def served_uri(name: str, alias: str = "champion", version: str | None = None) -> str:
+    """The served flavor of the version of ``name`` holding ``alias`` (or of ``version``),
+    found through that version's own link, never through the flavor's alias: a run killed
+    between the two moves, or a rollback, cannot make it answer for another model."""
+    number = version or holder(name, alias)
+    if number is None:
+        raise RegistryError(f"model {name!r} has no @{alias}; train or roll back first")
+    served = _served(name, number)
+    if served is None:
+        raise RegistryError(
+            f"{name} v{number} has no served flavor (its compression was skipped or trimmed); "
+            "score it without --served"
+        )
+    return f"models:/{served[0]}/{served[1]}"
+
+
 def move_with_served(
     name: str, alias: str, version: str, *, by: str, reason: str
 ) -> list[AliasMove]:
-    """:func:`move_alias`, and the same move of the served flavor's alias when the version
-    has one, so that the served model always follows the model."""
+    """:func:`move_alias`, and the same move of the served flavor's alias, so that the served
+    model always follows the model: to the version's own flavor, or off the old flavor when
+    the version has none."""
     moves = [move_alias(name, alias, version, by=by, reason=reason)]
     served = _served(name, version)
     if served is not None:
         moves.append(move_alias(served[0], alias, served[1], by=by, reason=reason))
+        return moves
+    flavor = f"{name}-served"
+    previous = holder(flavor, alias)
+    if previous is not None:
+        _client().delete_registered_model_alias(flavor, alias)
+        why = f"v{version} of {name} has no served flavor ({reason})"
+        moves.append(_record(AliasMove(flavor, alias, "", previous, by, why[:4000], time.time())))
     return moves
 
 

@@ -66,7 +66,7 @@ def validate_cmd(
             data.ensure_new(report_out, force=force, inputs=given)
         cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
         path = data_path or cfg.data.path
-        inputs = (config, Path(path), Path(cfg.validation.suite))
+        inputs = (config, Path(path), *cfg.inputs)
         df = data.load_table(path, cfg.data.format)
         report = validation.validate(
             df,
@@ -116,9 +116,10 @@ def init(
     try:
         if task not in ("classification", "regression"):
             raise HoningError(f"--task {task!r}: rule: classification or regression")
-        for out in (config_out, suite_out):
-            if out.exists() and not force:
-                raise HoningError(f"{out}: already exists; pass --force to overwrite")
+        if config_out.resolve() == suite_out.resolve():
+            raise HoningError(f"{config_out}: rule: the config and the suite are two files")
+        for out in (config_out, suite_out):  # never the table itself, even forced
+            data.ensure_new(out, force=force, inputs=(data_path,))
         df = data.load_table(data_path)
         flags = profiling.flag_columns(df, target, task)
         suite = profiling.profile_suite(
@@ -196,13 +197,13 @@ def predict(
     force: bool = typer.Option(False, help="Replace an existing --out file."),
 ) -> None:
     """Validate a batch like training data (without the label) and score it."""
-    from honing import inference, registry, tracking
+    from honing import aliases, inference, registry, tracking
 
     try:
         cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
-        settings = config_mod.load_env_settings(env, environ=os.environ)
-        inputs = (data_path, config, Path(cfg.data.path))
+        inputs = (data_path, config, env, *cfg.inputs)
         data.ensure_new(out, force=force, inputs=inputs)
+        settings = config_mod.load_env_settings(env, environ=os.environ)
         df = data.load_table(data_path)
         suite = validation.load_suite(cfg.validation.suite)
         report = inference.check_inference(
@@ -214,10 +215,9 @@ def predict(
         )
         validation.gate(report)
         tracking.configure(settings.mlflow)
-        name = cfg.registry.model_name
-        if served:
-            name = registry.served_name(name)
-        uri = model or f"models:/{name}@{cfg.registry.champion_alias}"
+        name, alias = cfg.registry.model_name, cfg.registry.champion_alias
+        # the champion's own flavor, found through the champion (never the flavor's alias)
+        uri = model or (aliases.served_uri(name, alias) if served else f"models:/{name}@{alias}")
         scored = inference.predict(
             registry.load_model(uri),
             df,
@@ -264,7 +264,7 @@ def serve_model(
     """Serve a registered model over HTTP on 127.0.0.1: POST /invocations, GET /health."""
     import uvicorn
 
-    from honing import endpoint, inference, registry, tracking
+    from honing import aliases, endpoint, inference, registry, tracking
     from honing.decision import Decided, DecisionRule
 
     try:
@@ -272,9 +272,12 @@ def serve_model(
         settings = config_mod.load_env_settings(env, environ=os.environ)
         tracking.configure(settings.mlflow)
         name = cfg.registry.model_name
-        name = registry.served_name(name) if served else name
-        uri = f"models:/{name}/{version}" if version else f"models:/{name}@{alias}"
-        number = version or registry.champion_version(name, alias) or "?"
+        if served:  # the flavor of the version holding the alias, through that version
+            uri = aliases.served_uri(name, alias, version)
+            number = uri.rpartition("/")[2]
+        else:
+            uri = f"models:/{name}/{version}" if version else f"models:/{name}@{alias}"
+            number = version or registry.champion_version(name, alias) or "?"
         suite = validation.load_suite(cfg.validation.suite)
         model = registry.load_model(uri)
         if not isinstance(model, Decided):  # registered before decision rules existed

@@ -279,6 +279,13 @@ class MonitoringConfig(StrictModel):
     max_rows: int | None = Field(
         default=50_000, ge=100, description="Rows sampled from each table for drift checks."
     )
+    min_rows: int = Field(
+        default=30,
+        ge=1,
+        description="A batch of fewer rows is reported but decides nothing, and a metric is "
+        "measured only on this many labelled rows or more: on a handful of rows, drift tests "
+        "and metrics are noise.",
+    )
 
 
 class TrackingConfig(StrictModel):
@@ -355,6 +362,12 @@ class PipelineConfig(StrictModel):
         group column of the split. A batch to score may leave them out."""
         group = [self.split.group_column] if self.split.group_column else []
         return list(dict.fromkeys([*self.data.drop_columns, *group]))
+
+    @property
+    def inputs(self) -> tuple[Path, ...]:
+        """The files a command of this config reads: the table and its suite. No output of
+        the command may replace them, even forced."""
+        return (Path(self.data.path), Path(self.validation.suite))
 
     @model_validator(mode="before")
     @classmethod

@@ -5,6 +5,7 @@ config assembles them."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -123,7 +124,7 @@ class RegistryConfig(StrictModel):
         ge=0.0,
         description="Challenger is promoted when its metric >= champion's metric - margin.",
     )
-    champion_alias: str = "champion"
+    champion_alias: str = Field(default="champion", max_length=255, pattern=r"^[A-Za-z0-9_\-]+$")
     gate: Literal["statistical", "point"] = Field(
         default="statistical",
         description="statistical: promote only when the confidence interval of the metric "
@@ -145,3 +146,15 @@ class RegistryConfig(StrictModel):
         "their decision.",
     )
     infra_check: InfraCheckConfig = InfraCheckConfig()
+
+    @field_validator("champion_alias")
+    @classmethod
+    def _not_reserved(cls, alias: str) -> str:
+        # MLflow resolves @latest (and v<N>) itself: a gate against "latest" would compare
+        # with the newest version, whatever the champion; honing moves @challenger itself
+        if alias.lower() in ("latest", "challenger") or re.fullmatch(r"[vV]\d+", alias):
+            raise ValueError(
+                f"{alias!r} is reserved ('latest' and 'v<number>' by MLflow, 'challenger' by "
+                "honing); name the champion's alias otherwise"
+            )
+        return alias

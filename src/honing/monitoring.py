@@ -235,9 +235,12 @@ def with_estimate(
 
 def audit_estimate(report: DriftReport, cfg: MonitoringConfig, batch: str) -> DriftReport:
     """The report of a labelled batch with its estimate checked against its measured
-    metric (``cfg.metric``, allowed its ``allowed_drop``); unchanged without both."""
+    metric (``cfg.metric``, allowed its ``allowed_drop``); unchanged without both, or when
+    the measured metric is undefined on the batch."""
     metric = cfg.metric
     if metric not in report.performance or metric not in report.estimated:
+        return report
+    if not np.isfinite(report.performance[metric]):  # undefined here: nothing to check
         return report
     before = report.reference_performance.get(metric, float("nan"))
     allowed = cfg.allowed_drop(before) if np.isfinite(before) else cfg.max_metric_drop
@@ -374,9 +377,20 @@ def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
     warning), and without labels the drift and the estimate; ``drift``: any signal;
     ``performance``: the metric only.
 
+    A batch of fewer than ``min_rows`` rows decides nothing. A measured metric that is
+    undefined on the batch (ROC-AUC on one class) leaves the decision to the estimate.
+
     The estimate decides only while it is trusted: when the champion's latest labelled
     batch found it off by more than the allowed drop (``report.audit``), a falling estimate
     is noted with that reason, and the drift signals still decide."""
+    if report.current_rows < cfg.min_rows:
+        return RetrainDecision(
+            False,
+            [
+                f"the batch has {report.current_rows} rows, fewer than monitoring.min_rows "
+                f"({cfg.min_rows}): its drift and metrics are reported, not acted on"
+            ],
+        )
     drift = []
     if report.share >= cfg.drift_share:
         what = "of columns" if report.weighted_share is None else "of the model's importance"
@@ -392,8 +406,11 @@ def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
         if metric not in values or metric not in report.reference_performance:
             continue
         before, now = report.reference_performance[metric], values[metric]
-        measured = not kind
         finite = bool(np.isfinite(now) and np.isfinite(before))
+        if not finite and not kind:  # e.g. ROC-AUC on a batch of one class
+            distrust.append(f"the measured {metric} is undefined on this batch: not deciding")
+            continue
+        measured = not kind
         allowed = cfg.allowed_drop(before) if finite else cfg.max_metric_drop
         if finite and not passes(metric, now, before, allowed):
             performance.append(

@@ -24,6 +24,7 @@ import pandas as pd
 from honing import anytime, experiments
 from honing.anytime import Deadlines, describe_validation, holdout_share
 from honing.config import RaySettings, SearchConfig
+from honing.exceptions import ConfigError
 from honing.search_space import (
     FAMILY_KEY,
     num_samples,
@@ -228,6 +229,21 @@ def run_search(
     return result
 
 
+def _check_fits(cpus_per_trial: float) -> None:
+    """Refuse a trial size no node of the cluster can hold: Tune would wait for the budget
+    and end with no trial and no reason."""
+    import ray
+
+    nodes = [n.get("Resources", {}).get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")]
+    largest = max(nodes, default=0.0)
+    if cpus_per_trial > largest:
+        raise ConfigError(
+            f"search.cpus_per_trial: a trial asks for {cpus_per_trial:g} CPUs, but the largest "
+            f"Ray node has {largest:g}; no trial could ever start (rule: cpus_per_trial <= "
+            "a node's CPUs)"
+        )
+
+
 def _search_on_ray(
     X: pd.DataFrame,
     y: np.ndarray,
@@ -249,6 +265,7 @@ def _search_on_ray(
     startup = time.time()
     connect_ray(ray_settings)
     startup_s = time.time() - startup
+    _check_fits(cfg.cpus_per_trial)
     trainable = tune.with_resources(
         tune.with_parameters(
             _trainable,

@@ -26,9 +26,10 @@ def redact(text: str) -> str:
 
 
 class StrictModel(BaseModel):
-    """Unknown keys are errors (a typo is never silently ignored); values are frozen."""
+    """Unknown keys are errors (a typo is never silently ignored); values are frozen; no
+    number is infinite or NaN (``.inf`` in YAML is a float, and no budget or bound is)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MlflowSettings(StrictModel):

@@ -174,7 +174,7 @@ def run(
     try:
         # fail early, with the config's own message
         cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
-        inputs = (config, Path(cfg.data.path))
+        inputs = (config, env, *cfg.inputs)
         if metrics_out:  # checked before the run, not after minutes of training
             data.ensure_new(metrics_out, force=force, inputs=inputs)
         settings = config_mod.load_env_settings(env, environ=os.environ)

@@ -239,8 +239,10 @@ def test_bad_training_input(case: Case, project, flow_in, churn_df):
     [
         (lambda c: c["search"].update(n_trials=5), "search.n_trials"),
         (lambda c: c["split"].update(test_size=0), "split.test_size"),
+        (lambda c: c.update(time_budget_s=float("inf")), "time_budget_s"),
+        (lambda c: c["registry"].update(champion_alias="latest"), "registry.champion_alias"),
     ],
-    ids=["config-unknown-key", "config-out-of-range"],
+    ids=["config-unknown-key", "config-out-of-range", "config-infinite", "config-reserved-alias"],
 )
 def test_bad_config(edit, where, project, flow_in):
     cfg = yaml.safe_load(project["config"].read_text())

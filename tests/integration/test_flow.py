@@ -39,18 +39,25 @@ def _client(project):
     return mlflow.MlflowClient(tracking_uri=f"sqlite:///{project['root'] / 'mlflow.db'}")
 
 
-def _stored_results() -> set[str]:
+def _prefect_storage() -> Path:
     from prefect.settings import get_current_settings
 
-    folder = Path(get_current_settings().results.local_storage_path)
-    return {p.name for p in folder.glob("*")} if folder.exists() else set()
+    return Path(get_current_settings().results.local_storage_path)
+
+
+def _stored_results(project) -> set[str]:
+    """The stage results honing keeps (``.honing/results``), and anything Prefect stored."""
+    kept = project["root"] / ".honing" / "results"
+    return {p.name for p in kept.glob("*.result")} | {
+        f"prefect:{p.name}" for p in _prefect_storage().glob("*")
+    }
 
 
 def test_two_runs_keep_the_registry_consistent(run_flow, project):
-    stored = _stored_results()
+    stored = _stored_results(project)
     first = run_flow()
     # outside git (no commit says what code ran) no stage result is kept for reuse
-    assert _stored_results() == stored
+    assert _stored_results(project) == stored
     assert first.version == "1" and first.promoted
     assert first.test_metrics["roc_auc"] > 0.8
     assert first.trials == 3 and first.trials_failed == 0
@@ -342,7 +349,7 @@ def _clean_checkout(project) -> None:
 
 
 def _task_runs(summary) -> dict[str, str]:
-    """The flow run's task runs: stage name -> final state name (``Cached``: reused)."""
+    """The flow run's task runs: stage name -> final state name."""
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
@@ -354,6 +361,47 @@ def _task_runs(summary) -> dict[str, str]:
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
         )
     return {r.name.split("(")[0].rsplit("-", 1)[0]: r.state.name for r in runs}
+
+
+def _reused(summary) -> set[str]:
+    """The stages whose task-run log says they reused a kept result."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    flow_run_id = UUID(summary.lineage["honing.flow_run_id"])
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
+    names = {r.id: r.name.split("(")[0].rsplit("-", 1)[0] for r in runs}
+    return {names[log.task_run_id] for log in logs if "reused the result kept" in log.message}
+
+
+def _plant_prefect_record(key: str, marker: Path) -> None:
+    """What Prefect's cache would have run: a record under the stage's key, naming pickle."""
+    from prefect._internal.result_records import ResultRecord, ResultRecordMetadata
+    from prefect.serializers import PickleSerializer
+
+    class Marker:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    record = ResultRecord(
+        result=Marker(),
+        metadata=ResultRecordMetadata(storage_key=key, serializer=PickleSerializer()),
+    )
+    _prefect_storage().mkdir(parents=True, exist_ok=True)
+    (_prefect_storage() / key).write_bytes(record.serialize())
 
 
 def test_an_unchanged_run_registers_nothing_and_force_retrains(run_flow, project):
@@ -385,18 +433,24 @@ def test_an_unchanged_run_registers_nothing_and_force_retrains(run_flow, project
     print(f"full run {full_s:.1f} s, unchanged run {noop_s:.1f} s")
 
     forced = run_flow(force=True)
-    assert forced.version == "2" and forced.trials == 3
+    # --force restores nothing of the earlier search either
+    assert forced.version == "2" and forced.trials == 3 and forced.trials_restored == 0
 
 
 def test_a_compression_change_reruns_only_compression_in_a_few_named_tasks(run_flow, project):
-    """Prefect keeps the expensive stages' results under keys of their real inputs: with
+    """honing keeps the expensive stages' results under keys of their real inputs: with
     only the compression settings changed, the search, the choice, the refit and the
-    explanations are reused and the compression runs again. A flow run is a few task runs,
-    one per stage, named for it."""
+    explanations are reused and the compression runs again. Prefect's result storage is
+    never read: a pickle record planted there under the search's key does not run. A flow
+    run is a few task runs, one per stage, named for it."""
+    from honing.config import load_config
+    from honing.lineage import Lineage
+    from honing.stages.keys import stage_key
+
     _clean_checkout(project)
-    stored = _stored_results()
+    stored = _stored_results(project)
     first = run_flow()
-    kept = {name.split("-")[2] for name in _stored_results() - stored}
+    kept = {name.split("-")[2] for name in _stored_results(project) - stored}
     assert kept == {"search", "choose", "refit", "explain", "compress"}
     tasks = _task_runs(first)
     assert len(tasks) <= 15, tasks
@@ -407,14 +461,16 @@ def test_a_compression_change_reruns_only_compression_in_a_few_named_tasks(run_f
     cfg["compression"]["tolerance"] = 0.02
     changed = project["root"] / "configs" / "compression.yaml"
     changed.write_text(yaml.safe_dump(cfg))
+    marker = project["root"] / "pwned"
+    lineage = Lineage.from_tags(first.lineage)
+    _plant_prefect_record(stage_key("search", load_config(changed), lineage), marker)
     second = run_flow(changed)
     assert second.version == "2" and second.trials == first.trials
-    tasks = _task_runs(second)
-    reused = {name for name, state in tasks.items() if state == "Cached"}
-    assert reused == {"search", "choose", "refit", "explain"}, tasks
-    assert tasks["compress"] == "Completed"
+    assert not marker.exists()
+    assert _reused(second) == {"search", "choose", "refit", "explain"}
+    assert set(_task_runs(second).values()) == {"Completed"}
     assert second.cv_score == first.cv_score
     assert second.test_metrics == pytest.approx(first.test_metrics)
     # --force reuses nothing
     forced = run_flow(changed, force=True)
-    assert "Cached" not in _task_runs(forced).values()
+    assert _reused(forced) == set() and forced.trials_restored == 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from sklearn.model_selection import train_test_split
@@ -121,6 +122,24 @@ def test_drift_retrains_on_the_ingested_version_and_the_forward_gate_promotes_it
     # its accuracy is that of a threshold tuned for f1 on rare late flights)
     for metric in ("accuracy", "roc_auc"):
         assert quiet["estimated"][metric] == pytest.approx(first.test_metrics[metric], abs=0.05)
+    assert data.file_md5(p["data"]) == v1_md5
+
+    # one row decides nothing, however far its columns are from the reference
+    pd.read_csv(p["root"] / "unlabelled.csv").head(1).to_csv(p["root"] / "one.csv", index=False)
+    one = monitoring_pipeline(batch_path=str(p["root"] / "one.csv"), retrain=False, **common)
+    assert not one["retrain"] and one["reasons"][0].startswith("the batch has 1 rows"), one
+    # a labelled batch of one class, one label blank: the blank row is left out of the
+    # measure, ROC-AUC is undefined on it, and the estimate decides instead
+    labels = pd.read_csv(p["root"] / "batch.csv")
+    one_class = labels[labels["delayed"] == "No"].head(200).reset_index(drop=True)
+    one_class.loc[0, "delayed"] = None
+    one_class.to_csv(p["root"] / "one_class.csv", index=False)
+    single = monitoring_pipeline(
+        batch_path=str(p["root"] / "one_class.csv"), retrain=False, **common
+    )
+    assert np.isnan(single["performance"]["roc_auc"]) and 0 <= single["performance"]["recall"]
+    assert any("roc_auc is undefined" in w for w in single["warnings"]), single
+    assert not any(r.startswith("roc_auc fell") for r in single["reasons"]), single
     assert data.file_md5(p["data"]) == v1_md5
 
     # the labelled batch of the new world: measured drop, ingested, retrained on it

@@ -230,3 +230,13 @@ def test_asha_cuts_boosting_by_rounds_and_the_refit_keeps_the_best_rounds(
     # early stopping chose the rounds; the spec the refit uses carries them
     assert good.spec.params["n_estimators"] < 400
     assert not [t for t in result.trials if t.error]
+
+
+def test_a_trial_larger_than_any_node_is_refused_with_its_reason(ray_local, small_split, tmp_path):
+    """Tune would wait out the budget with nothing started; the search says why at once."""
+    from honing.exceptions import ConfigError
+
+    cfg = SearchConfig.model_validate({**SMALL_SEARCH, "cpus_per_trial": 100})
+    cols = infer_columns(small_split.X_train, FeaturesConfig())
+    with pytest.raises(ConfigError, match=r"search.cpus_per_trial: a trial asks for 100 CPUs"):
+        _search(small_split, cfg, cols, tmp_path, "too-big")

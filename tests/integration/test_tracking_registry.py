@@ -303,6 +303,27 @@ def test_rollback_moves_the_champion_back_with_its_history(mlflow_store, project
     with pytest.raises(RegistryError, match="no version 9"):
         aliases.rollback("rb", reason="x", to="9")
 
+    # v3 is promoted without a served flavor (compression trimmed, or the run was killed
+    # before its flavor's alias moved): the flavor's alias still names v2's flavor, but the
+    # served model is found through the champion, so nothing answers for the wrong model
+    assert aliases.served_uri("rb") == "models:/rb-served/2"
+    v3 = _register(mlflow_store, exp, LogisticRegression(C=0.5).fit(X, y), X, y, name="rb")
+    assert v3.version == "3" and v3.promoted
+    assert client.get_registered_model("rb-served").aliases == {"champion": 2}
+    with pytest.raises(RegistryError, match="rb v3 has no served flavor"):
+        aliases.served_uri("rb")
+    assert aliases.served_uri("rb", version="1") == "models:/rb-served/1"
+    # a rollback to a version without a flavor takes the flavor's alias off, recorded
+    aliases.rollback("rb", reason="back", to="1")
+    assert client.get_registered_model("rb-served").aliases == {"champion": 1}
+    moves = aliases.rollback("rb", reason="forward again", to="3")
+    assert [(m.model, m.version, m.previous) for m in moves] == [
+        ("rb", "3", "1"),
+        ("rb-served", "", "1"),
+    ]
+    assert "v3 of rb has no served flavor" in moves[1].reason
+    assert client.get_registered_model("rb-served").aliases == {}
+
 
 def test_an_undecidable_challenger_is_promoted_by_evidence_across_batches(mlflow_store, churn_df):
     """Sequential promotion in the registry: the test split (300 rows) cannot tell a churn

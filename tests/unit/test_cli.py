@@ -65,6 +65,20 @@ def test_init_then_validate(tmp_path: Path, monkeypatch):
         out = " ".join(res.output.split())
         assert res.exit_code == 1 and "own input" in out and "even with --force" in out
     assert data.read_bytes() == before
+    # nor the config's suite, nor the table given to init, whatever the output flag
+    suite = tmp_path / "expectations" / "new.json"
+    kept = suite.read_bytes()
+    for args in (
+        ["validate", "-c", "configs/new.yaml", "--report-out", str(suite)],
+        ["run", "-c", "configs/new.yaml", "--metrics-out", str(suite)],
+        ["predict", str(data), "-c", "configs/new.yaml", "--out", str(suite)],
+        ["init", str(data), "--target", "left", "--config-out", str(data)],
+        ["init", str(data), "--target", "left", "--suite-out", str(data)],
+    ):
+        res = runner.invoke(app, [*args, "--force"])
+        out = " ".join(res.output.split())
+        assert res.exit_code == 1 and "own input" in out and "even with --force" in out, args
+    assert data.read_bytes() == before and suite.read_bytes() == kept
 
 
 def test_validate_reports_failures_and_exits_1(tmp_path: Path, monkeypatch):

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,36 @@ def test_gate_on_drift_share_and_metric_drop():
     dropped = gate(_report(0.0, {"roc_auc": 0.70}, {"roc_auc": 0.80}), cfg)
     assert dropped.retrain and "roc_auc fell by 0.1000" in dropped.reasons[0]
     assert not gate(_report(0.0, {"roc_auc": 0.78}, {"roc_auc": 0.80}), cfg).retrain
+
+
+def test_a_batch_of_a_few_rows_decides_nothing():
+    """One row makes every drift test fire (and any metric swing): it is reported only."""
+    cfg = MonitoringConfig(drift_share=0.3, min_rows=30)
+    cols = [ColumnDrift("a", "K-S p_value", 0.0, 0.05, True)]
+    tiny = with_performance(DriftReport(1000, 1, cols, 1.0), {"roc_auc": 0.0}, {"roc_auc": 0.80})
+    decision = gate(tiny, cfg)
+    assert not decision.retrain
+    assert decision.reasons == [
+        "the batch has 1 rows, fewer than monitoring.min_rows (30): its drift and metrics "
+        "are reported, not acted on"
+    ]
+    assert gate(replace(tiny, current_rows=30), cfg).retrain
+
+
+def test_a_metric_undefined_on_the_batch_leaves_the_decision_to_the_estimate():
+    """A labelled batch of one class has no ROC-AUC: that is no drop and no hold."""
+    cfg = MonitoringConfig(metric="roc_auc", max_metric_drop=0.05)
+    one_class = DriftReport(
+        100, 100, [], 0.0,
+        performance={"roc_auc": float("nan"), "accuracy": 0.9},
+        estimated={"roc_auc": 0.70},
+        reference_performance={"roc_auc": 0.80},
+    )  # fmt: skip
+    decision = gate(one_class, cfg)
+    assert decision.retrain and decision.reasons[0].startswith("estimated roc_auc fell")
+    assert "the measured roc_auc is undefined on this batch: not deciding" in decision.warnings
+    steady = replace(one_class, estimated={"roc_auc": 0.79})
+    assert not gate(steady, cfg).retrain
 
 
 def test_a_relative_allowed_drop_scales_with_the_error_and_init_writes_one():
@@ -142,7 +173,7 @@ def test_a_label_free_estimate_from_calibrated_probabilities():
     assert est["f1"] == pytest.approx(f1_score(y, codes), abs=0.02)
     assert est["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=0.01)
     cfg = MonitoringConfig(metric="roc_auc", max_metric_drop=0.05)
-    report = DriftReport(10, 10, [], 0.0, estimated={"roc_auc": 0.70},
+    report = DriftReport(100, 100, [], 0.0, estimated={"roc_auc": 0.70},
                          reference_performance={"roc_auc": 0.80})  # fmt: skip
     decision = gate(report, cfg)
     assert decision.retrain and decision.reasons[0].startswith("estimated roc_auc fell")

@@ -42,6 +42,8 @@ class Monitored:
         )
         measured = r.performance or r.estimated
         kind = "measured" if r.performance else "estimated (no labels)"
+        if self.labelled and not r.performance:
+            kind = "estimated (too few labelled rows to measure)"
         checked = "the estimate checked" if r.performance else "the estimate's latest check"
         return [
             f"monitoring {self.batch} ({r.current_rows} rows) against champion v{self.version} "
@@ -103,6 +105,7 @@ def monitor(
     reference = versions.window(trained_on, window)
     current = data.load_table(Path(batch_path), cfg.data.format)
     labelled = target in current.columns and bool(current[target].notna().any())
+    few = False
     dropped = [target, *cfg.identifiers]
     X_ref = reference.drop(columns=[c for c in dropped if c in reference.columns])
     X_cur = current.drop(columns=[c for c in dropped if c in current.columns])
@@ -157,12 +160,14 @@ def monitor(
     if labelled:  # measured, and the estimate checked against the measure
         # coded in the champion's label order: a batch may hold some of the classes only
         y_cur, known = data.labelled_rows(current[target], classes)
-        measured = evaluate(model, X_cur[known], y_cur, classes).metrics
-        report = monitoring.with_performance(report, measured, found.metrics)
-        report = monitoring.audit_estimate(report, cfg.monitoring, shown)
-        if report.audit is not None:
-            registry.record_audit(name, version, report.audit.to_dict())
-    else:
+        few = int(known.sum()) < cfg.monitoring.min_rows  # too few to measure: estimated
+        if not few:
+            measured = evaluate(model, X_cur[known], y_cur, classes).metrics
+            report = monitoring.with_performance(report, measured, found.metrics)
+            report = monitoring.audit_estimate(report, cfg.monitoring, shown)
+            if report.audit is not None:
+                registry.record_audit(name, version, report.audit.to_dict())
+    if not labelled or few:
         kept = registry.latest_audit(name, version)
         audit = None if kept is None else monitoring.EstimateAudit.from_dict(kept)
         report = monitoring.with_audit(report, audit)
@@ -180,7 +185,7 @@ def monitor(
             **{f"batch_{k}": v for k, v in report.performance.items()},
             **{f"estimated_{k}": v for k, v in report.estimated.items()},
             **({"estimate_error": report.audit.error}
-               if labelled and report.audit is not None else {}),
+               if report.performance and report.audit is not None else {}),
         },
     )  # fmt: skip
     return Monitored(
