@@ -61,7 +61,14 @@ def training_pipeline(
             stages.validation_gate(validated=validated)  # reported and logged, then decided
         lineage = validated.lineage
         # a run of the same data, config and commit as a complete version changes nothing
-        same = None if force else stages.unchanged(name=cfg.registry.model_name, lineage=lineage)
+        registry = cfg.registry
+        same = (
+            None
+            if force
+            else stages.unchanged(
+                name=registry.model_name, lineage=lineage, alias=registry.champion_alias
+            )
+        )
         if same is not None:
             return stages.finish_unchanged(
                 started=started,

@@ -93,8 +93,8 @@ def validation_gate(validated: validate_stage.Validated) -> None:
 
 
 @io_task
-def unchanged(name: str, lineage: Lineage) -> UnchangedVersion | None:
-    return logged(unchanged_version(name, lineage))
+def unchanged(name: str, lineage: Lineage, alias: str) -> UnchangedVersion | None:
+    return logged(unchanged_version(name, lineage, alias))
 
 
 @compute_task

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from honing.decision import DecisionRule
+from honing.decision import Decided, DecisionRule
 from honing.tracking import resumed, set_tags
 
 
@@ -33,7 +33,13 @@ def log_native_model(
         classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])]
         rule = DecisionRule.argmax(classes if is_classifier(model) else [])
     files = with_rule(native_candidate(model).files, "native", rule)
-    uri = log_served_model(run_id, files, input_example, name=name, metrics=metrics)
+    # the signature's outputs from the model in memory: the same pipeline the files hold
+    # (MLflow serves the example from the logged files, and the load-and-query check loads
+    # them in a fresh process), without deserializing a large ensemble once more
+    outputs = Decided(model, rule).outputs(input_example)
+    uri = log_served_model(
+        run_id, files, input_example, name=name, metrics=metrics, outputs=outputs
+    )
     set_tags(run_id, {"honing.serialization": "skops"})
     return uri
 
@@ -76,11 +82,13 @@ def log_served_model(
     input_example: Any,
     name: str = "served_model",
     metrics: dict[str, float] | None = None,
+    outputs: Any = None,
 ) -> str:
     """Log a model's files (a compressed candidate, or the native pipeline) as the pyfunc
     ``name`` of the run (a logged-model name such as ``churn-lightgbm``), with the signature
     of its output contract and its own test ``metrics`` (logged with its model id, so the
-    model's page shows its numbers, not the run's); returns its URI."""
+    model's page shows its numbers, not the run's); returns its URI. ``outputs``: the
+    model's answers to ``input_example`` when already known (else the files are loaded)."""
     import re
     import tempfile
 
@@ -91,7 +99,7 @@ def log_served_model(
     from honing.compression.predictors import load_decided
 
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "model"
-    output = load_decided(files).outputs(input_example)
+    output = load_decided(files).outputs(input_example) if outputs is None else outputs
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_served(files, Path(tmp) / "served")
         # models from code: MLflow stores this script instead of a pickled python_model

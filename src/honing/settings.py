@@ -129,6 +129,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raw = None if node is None else loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except TypeError as exc:  # a key YAML allows and Python does not: a list, a mapping
+        raise ConfigError(f"{path}: rule: keys are names, not lists or mappings ({exc})") from exc
     finally:
         loader.dispose()
     if not isinstance(raw, dict):

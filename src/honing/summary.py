@@ -417,10 +417,11 @@ def unchanged(
         task=task,
         model_name=same.name,
         version=same.version,
-        promoted=same.promoted,
+        promoted=same.is_champion,
         gate_reason=f"unchanged since v{same.version} (same data, config and commit): nothing "
-        f"retrained or registered; its own gate said: {same.gate_reason}",
-        champion_version=None,
+        f"retrained or registered; its own gate said: {same.gate_reason}"
+        + ("" if same.is_champion else f"; the champion is now v{same.champion or 'none'}"),
+        champion_version=same.champion,
         best_model=f"{same.name} v{same.version} (unchanged)",
         model_choice="unchanged",
         cv_metric=metric,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from honing.aliases import holder
 from honing.lineage import DIGEST_TAG, RUN_ID_TAG, Lineage, metrics_from_tags
 
 
@@ -21,22 +22,33 @@ class UnchangedVersion:
 
     name: str
     version: str
-    promoted: bool
+    promoted: bool  # its own gate promoted it
     gate_reason: str
     metrics: dict[str, float]
     run_id: str
+    #: The version holding the champion's alias now (None: none), which a rollback may have
+    #: moved since: what a re-run reports, not what the version's gate once said.
+    champion: str | None = None
+
+    @property
+    def is_champion(self) -> bool:
+        return self.champion == self.version
 
     def log_lines(self) -> list[str]:
+        now = "it is the champion" if self.is_champion else f"the champion is v{self.champion}"
         return [
             f"nothing changed since {self.name} v{self.version} (same data MD5, config hash "
-            "and commit): no retraining, nothing registered; --force retrains"
+            f"and commit): no retraining, nothing registered; {now}; --force retrains"
         ]
 
 
-def unchanged_version(name: str, lineage: Lineage) -> UnchangedVersion | None:
+def unchanged_version(
+    name: str, lineage: Lineage, alias: str = "champion"
+) -> UnchangedVersion | None:
     """The newest complete version of ``name`` whose lineage equals ``lineage`` (data MD5,
-    config hash, commit), or None. Code with uncommitted changes never matches: its commit
-    does not say what ran."""
+    config hash, commit), or None, with the version holding ``alias`` now. Code with
+    uncommitted changes never matches: its commit does not say what ran."""
+
     if lineage.git_dirty or lineage.git_commit == "unknown":
         return None
     wanted = {k: v for k, v in lineage.tags().items() if k.split(".")[-1] in _SAME}
@@ -54,6 +66,7 @@ def unchanged_version(name: str, lineage: Lineage) -> UnchangedVersion | None:
                 gate_reason=tags.get("honing.gate.reason", ""),
                 metrics=metrics_from_tags(tags),
                 run_id=tags.get(RUN_ID_TAG, ""),
+                champion=holder(name, alias),
             )
     return None
 

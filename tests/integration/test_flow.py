@@ -420,6 +420,7 @@ def test_an_unchanged_run_registers_nothing_and_force_retrains(run_flow, project
     again = run_flow()
     noop_s = time.monotonic() - start
     assert again.version == "1" and again.trials == 0 and "unchanged" in again.gate_reason
+    assert again.promoted and again.champion_version == "1"
     # the version's tags keep six decimals
     assert again.test_metrics == pytest.approx(first.test_metrics, abs=1e-6)
     client = _client(project)
@@ -435,6 +436,16 @@ def test_an_unchanged_run_registers_nothing_and_force_retrains(run_flow, project
     forced = run_flow(force=True)
     # --force restores nothing of the earlier search either
     assert forced.version == "2" and forced.trials == 3 and forced.trials_restored == 0
+
+    # rolled back since: a re-run of v2's inputs says where the champion is now, not what
+    # v2's own gate once said
+    from honing import aliases
+
+    aliases.move_alias("honing-churn", "champion", "1", by="test", reason="rolled back")
+    third = run_flow()
+    assert third.version == "2" and third.trials == 0
+    assert not third.promoted and third.champion_version == "1"
+    assert third.gate_reason.endswith("; the champion is now v1"), third.gate_reason
 
 
 def test_a_compression_change_reruns_only_compression_in_a_few_named_tasks(run_flow, project):

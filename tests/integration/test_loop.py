@@ -135,7 +135,7 @@ def test_drift_retrains_on_the_ingested_version_and_the_forward_gate_promotes_it
     one_class.loc[0, "delayed"] = None
     one_class.to_csv(p["root"] / "one_class.csv", index=False)
     single = monitoring_pipeline(
-        batch_path=str(p["root"] / "one_class.csv"), retrain=False, **common
+        batch_path=str(p["root"] / "one_class.csv"), retrain=False, ingest=False, **common
     )
     assert np.isnan(single["performance"]["roc_auc"]) and 0 <= single["performance"]["recall"]
     assert any("roc_auc is undefined" in w for w in single["warnings"]), single

@@ -89,6 +89,20 @@ def test_missing_and_malformed_files(tmp_path: Path):
     bad.write_text("- a list")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(bad)
+    bad.write_text("name: x\n? [a, b]\n: 1\n")  # a key YAML allows, Python cannot hash
+    with pytest.raises(ConfigError, match="bad.yaml: rule: keys are names"):
+        load_config(bad)
+
+
+def test_a_suite_that_is_a_folder_or_binary_is_one_clear_error(tmp_path: Path):
+    from honing.validation import load_suite
+
+    with pytest.raises(ConfigError, match="this is a folder"):
+        load_suite(tmp_path)
+    binary = tmp_path / "suite.json"
+    binary.write_bytes(b"\x7fELF\xf0\x90\x00\xff")
+    with pytest.raises(ConfigError, match="suite.json: expectation suite is not UTF-8"):
+        load_suite(binary)
 
 
 def test_content_hash_ignores_location_and_formatting(tmp_path: Path):

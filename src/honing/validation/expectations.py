@@ -21,6 +21,14 @@ def load_suite(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: expectation suite not found") from exc
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: expectation suite is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: expectation suite is not UTF-8 text (binary?): {exc}") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(
+            f"{path}: rule: an expectation suite is a JSON file; this is a folder"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the expectation suite: {exc}") from exc
     if not isinstance(suite, dict) or "expectations" not in suite:
         raise ConfigError(f"{path}: not an expectation suite (no 'expectations' key)")
     return suite
