@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ import pandas as pd
 from honing import data, inference, profiling, validation
 from honing.config import PipelineConfig, WindowConfig
 from honing.exceptions import DataLoadError, DataValidationError
+
+LOG = logging.getLogger(__name__)
 
 __all__ = ["Ingested", "cached_copy", "history", "ingest", "track", "window"]
 
@@ -145,16 +148,58 @@ def history_path(data_path: Path) -> Path:
 
 
 def history(data_path: Path) -> list[dict[str, Any]]:
-    """The versions :func:`ingest` made of ``data_path``, oldest first."""
+    """The versions :func:`ingest` made of ``data_path``, oldest first. A last line cut short
+    (an append killed mid-write) is no version; a bad line before it is an error."""
     path = history_path(data_path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    entries = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if n == len(lines):  # no newline after it: the append never finished
+                LOG.warning("%s: its last line is incomplete (an interrupted ingest)", path)
+                continue
+            raise DataLoadError(
+                f"{path}: line {n} is not a JSON record ({exc}); rule: the history is "
+                "append-only, one record a line: restore it from git"
+            ) from exc
+    return entries
 
 
 def _append_history(data_path: Path, entry: dict[str, Any]) -> None:
-    with history_path(data_path).open("a", encoding="utf-8") as out:
-        out.write(json.dumps(entry, sort_keys=True) + "\n")
+    path = history_path(data_path)
+    with path.open("a+b") as out:
+        out.seek(0, os.SEEK_END)
+        if out.tell():  # drop a last line an interrupted append left without its newline
+            out.seek(0)
+            whole = out.read()
+            if not whole.endswith(b"\n"):
+                out.truncate(whole.rfind(b"\n") + 1)
+        out.write((json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
+        out.flush()
+        os.fsync(out.fileno())
+
+
+@contextlib.contextmanager
+def _one_at_a_time(root: Path) -> Iterator[None]:
+    """One ingest at a time in a project: concurrent ones would read the same table and
+    history, and record the same version twice."""
+    import fcntl
+
+    folder = root / ".honing"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(folder / "ingest.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _same_columns(
@@ -197,7 +242,13 @@ def ingest(cfg: PipelineConfig, batch_path: Path, *, repo: Path) -> Ingested:
     """Validate the batch at ``batch_path`` and keep it as a data version (see the module).
     Refuses, changing nothing, a batch that breaks the suite or the rules; a batch already
     ingested changes nothing either (its version is returned, ``new`` False)."""
-    root, data_path, batch_path = Path(repo).resolve(), Path(cfg.data.path), Path(batch_path)
+    root = Path(repo).resolve()
+    with _one_at_a_time(root):
+        return _ingest(cfg, Path(batch_path), root)
+
+
+def _ingest(cfg: PipelineConfig, batch_path: Path, root: Path) -> Ingested:
+    data_path = Path(cfg.data.path)
     batch = data.load_table(batch_path, cfg.data.format)
     batch_md5 = data.file_md5(batch_path)
     rel = lambda p: os.path.relpath(Path(p).resolve(), root)  # noqa: E731

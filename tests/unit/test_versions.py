@@ -192,3 +192,42 @@ def test_a_stage_output_is_committed_and_a_project_without_dvc_is_refused(dvc_pr
     assert (
         json.loads(versions.history_path(root / "data" / "churn.csv").read_text())["version"] == 1
     )
+
+
+def test_concurrent_ingests_record_one_version_each(dvc_project):
+    """Three `ingest`s at once: one at a time, each on the version before it."""
+    root, _, churn_df = dvc_project
+    for i in range(3):
+        data.write_table(churn_df.iloc[4500 + 100 * i : 4600 + 100 * i], root / f"b{i}.csv")
+    code = (
+        "import sys; from pathlib import Path; from honing import versions; "
+        "from honing.config import load_config; root = Path(sys.argv[1]); "
+        "versions.ingest(load_config(root / 'c.yaml', root=root), root / sys.argv[2], repo=root)"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(root), f"b{i}.csv"], cwd=root,
+                         stderr=subprocess.PIPE, text=True)
+        for i in range(3)
+    ]  # fmt: skip
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(e[-1500:] for e in errors)
+    recorded = versions.history(root / "data" / "churn.csv")
+    assert [v["version"] for v in recorded] == [1, 2, 3]
+    assert [v["total_rows"] for v in recorded] == [4100, 4200, 4300]
+    assert len({v["md5"] for v in recorded}) == 3
+    assert [v["previous_md5"] for v in recorded[1:]] == [v["md5"] for v in recorded[:2]]
+    assert recorded[-1]["md5"] == data.file_md5(root / "data" / "churn.csv") == _pointer(root)
+    assert len(data.load_table(root / "data" / "churn.csv")) == 4300
+
+
+def test_an_append_cut_short_is_no_version_and_the_next_ingest_mends_it(dvc_project):
+    root, cfg, _ = dvc_project
+    path = versions.history_path(root / "data" / "churn.csv")
+    path.write_text('{"batch_md5": "x", "version": 1')  # killed mid-write, no newline
+    assert versions.history(root / "data" / "churn.csv") == []
+    done = versions.ingest(cfg, root / "batch.csv", repo=root)
+    assert done.version == 1
+    assert [v["version"] for v in versions.history(root / "data" / "churn.csv")] == [1]
+    path.write_text('{"broken\n' + path.read_text())  # a bad record before the last
+    with pytest.raises(DataLoadError, match=r"churn.csv.history.jsonl: line 1 is not a JSON"):
+        versions.history(root / "data" / "churn.csv")
