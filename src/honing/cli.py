@@ -42,6 +42,7 @@ ENV_OPT = typer.Option(
 @app.callback()
 def _main() -> None:
     runtime.quiet_environment(os.environ)
+    runtime.private_files()
 
 
 def fail(exc: BaseException, note: str | None = None) -> typer.Exit:

@@ -31,6 +31,19 @@ def quiet_environment(environ: MutableMapping[str, str]) -> MutableMapping[str, 
     return environ
 
 
+#: What a command's files grant other local users: nothing. mlflow.db, the artifacts (input
+#: examples are rows of the data), the logs and Ray's token would otherwise follow the umask.
+PRIVATE = 0o077
+
+
+def private_files() -> int:
+    """From here on, what this process and the processes it starts create is the user's
+    alone (0600 files, 0700 folders), whatever the umask; returns the umask before."""
+    before = os.umask(0o077)
+    os.umask(before | PRIVATE)
+    return before
+
+
 def ray_environment(address: str | None) -> dict[str, str]:
     """Variables for this process's Ray driver, for the profile's Ray ``address``.
 

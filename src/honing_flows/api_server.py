@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -84,17 +85,21 @@ def private_api(
             meanwhile()
         yield None
         return
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
+    # only this command may talk to its API: another local user reaches the port, not the
+    # run (the health check alone answers without it)
+    auth = f"honing:{secrets.token_urlsafe(24)}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
              "--port", str(port)],
             env={**environ, "PREFECT_UI_ENABLED": "false",
-                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                 "PREFECT_SERVER_API_AUTH_STRING": auth},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -111,7 +116,7 @@ def private_api(
                     f"the Prefect API for this run did not start on {url} (see {log_path})"
                 )
             time.sleep(0.2)
-        with temporary_settings(updates={PREFECT_API_URL: url}):
+        with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_API_AUTH_STRING: auth}):
             try:
                 yield url
             finally:
