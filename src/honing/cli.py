@@ -225,6 +225,7 @@ def predict(
             []
             if cfg.task == "regression"
             else inference.label_classes(suite, cfg.data.target, cfg.data.positive_label),
+            source=str(data_path),
         )
         data.write_table(scored, data.ensure_new(out, force=force, inputs=inputs), overwrite=True)
     except HoningError as exc:

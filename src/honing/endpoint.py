@@ -77,8 +77,15 @@ def parse_rows(payload: Any) -> pd.DataFrame:
         split = payload["dataframe_split"]
         if not isinstance(split, dict) or "columns" not in split or "data" not in split:
             raise RequestError(400, "dataframe_split needs 'columns' and 'data'")
+        rows, columns = split["data"], split["columns"]
+        if not isinstance(rows, list) or not isinstance(columns, list):
+            raise RequestError(400, "dataframe_split: 'columns' and 'data' are lists")
+        _sized(len(rows))
+        if len(set(map(str, columns))) != len(columns):
+            twice = next(c for c in columns if list(map(str, columns)).count(str(c)) > 1)
+            raise RequestError(400, f"dataframe_split: column {twice!r} is named twice")
         try:
-            return pd.DataFrame(split["data"], columns=split["columns"])
+            return pd.DataFrame(rows, columns=columns)
         except (ValueError, TypeError) as exc:
             raise RequestError(400, f"dataframe_split: {exc}") from exc
     elif isinstance(payload, list):
@@ -89,11 +96,15 @@ def parse_rows(payload: Any) -> pd.DataFrame:
         )
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise RequestError(400, "dataframe_records must be a list of objects (one per row)")
-    if not records:
-        raise RequestError(400, "no rows to score")
-    if len(records) > MAX_ROWS:
-        raise RequestError(413, f"{len(records)} rows; at most {MAX_ROWS} per request")
+    _sized(len(records))
     return pd.DataFrame.from_records(records)
+
+
+def _sized(rows: int) -> None:
+    if not rows:
+        raise RequestError(400, "no rows to score")
+    if rows > MAX_ROWS:
+        raise RequestError(413, f"{rows} rows; at most {MAX_ROWS} per request")
 
 
 def blanks_typed(df: pd.DataFrame, suite: dict[str, Any]) -> pd.DataFrame:
@@ -157,6 +168,10 @@ def build_app(bundle: Served) -> FastAPI:
             payload = await request.json()
         except ValueError:
             return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        except RecursionError:  # a body nested deeper than any table's rows
+            return JSONResponse(
+                {"error": "the body nests too deep to be rows of a table"}, status_code=400
+            )
         try:
             body = answer(bundle, payload)
         except RequestError as exc:

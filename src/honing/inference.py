@@ -15,7 +15,7 @@ import pandas as pd
 from honing.artifacts import load_skops, read_served
 from honing.compression.predictors import load_decided
 from honing.decision import Decided, DecisionRule
-from honing.exceptions import HoningError, UnsafeModelError
+from honing.exceptions import DataValidationError, HoningError, UnsafeModelError
 from honing.validation import ValidationReport, validate
 
 _TABLE_RULES_DROPPED = {"expect_table_row_count_to_be_between"}
@@ -79,12 +79,21 @@ def load_model_folder(folder: Path) -> Any:
     )
 
 
-def predict(model: Any, df: pd.DataFrame, classes: list[Any]) -> pd.DataFrame:
+def predict(
+    model: Any, df: pd.DataFrame, classes: list[Any], source: str = "the batch"
+) -> pd.DataFrame:
     """The batch with the output contract's columns added
     (:meth:`honing.decision.DecisionRule.outputs`): a loaded model decides with its own rule;
-    a bare estimator by argmax of ``classes`` (``classes`` = []: regression, ``prediction``)."""
+    a bare estimator by argmax of ``classes`` (``classes`` = []: regression, ``prediction``).
+    A batch column named like an output is refused: the file would hold it twice."""
     decided = model if isinstance(model, Decided) else Decided(model, DecisionRule.argmax(classes))
     extra = decided.outputs(df)
+    clash = [c for c in extra.columns if c in df.columns]
+    if clash:
+        raise DataValidationError(
+            f"{source}: column {clash[0]!r}: rule: a batch to score has no column named like "
+            f"the model's outputs ({', '.join(map(str, extra.columns))}); rename or drop it"
+        )
     extra.index = df.index
     return pd.concat([df, extra], axis=1)
 

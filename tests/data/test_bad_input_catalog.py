@@ -295,3 +295,11 @@ def test_unseen_category_at_inference(project, flow_in, churn_df, monkeypatch):
     scored = pd.read_csv(out)
     assert len(scored) == 30 and set(scored["prediction"]) <= {"No", "Yes"}
     assert scored["probability"].between(0, 1).all()
+
+    # a batch column named like an output would be written twice: refused, naming both
+    good.assign(prediction="?").to_csv(path, index=False)
+    out.unlink()
+    res = predict()
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and "column 'prediction'" in text and "outputs" in text, text
+    assert not out.exists()

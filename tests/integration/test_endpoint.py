@@ -147,6 +147,22 @@ def test_the_endpoint_answers_and_refuses_clearly(server, churn_df):
     assert not_json.status_code == 400
     assert httpx.post(f"{url}/invocations", json={"rows": []}).status_code == 400
     assert httpx.post(f"{url}/invocations", json={"dataframe_records": []}).status_code == 400
+    # dataframe_split meets the same limits, and a column named twice is refused
+    columns = list(rows.columns)
+    empty = {"dataframe_split": {"columns": columns, "data": []}}
+    assert httpx.post(f"{url}/invocations", json=empty).status_code == 400
+    many = {"dataframe_split": {"columns": columns, "data": rows.values.tolist() * 2001}}
+    assert httpx.post(f"{url}/invocations", json=many).status_code == 413
+    twice = {"dataframe_split": {"columns": [*columns, columns[0]],
+                                 "data": [[*r, r[0]] for r in rows.values.tolist()]}}  # fmt: skip
+    dup = httpx.post(f"{url}/invocations", json=twice)
+    assert dup.status_code == 400 and "named twice" in dup.json()["error"], dup.text
+    # a body nested 200,000 deep: a clear 400, not a bare 500
+    deep = b"[" * 200_000 + b"]" * 200_000
+    nested = httpx.post(
+        f"{url}/invocations", content=deep, headers={"content-type": "application/json"}
+    )
+    assert nested.status_code == 400 and "nests too deep" in nested.json()["error"]
     again = httpx.post(f"{url}/invocations", json={"dataframe_records": rows.to_dict("records")})
     assert again.status_code == 200 and again.json()["predictions"] == answers
 
