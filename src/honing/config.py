@@ -365,8 +365,7 @@ class PipelineConfig(StrictModel):
 
     @property
     def inputs(self) -> tuple[Path, ...]:
-        """The files a command of this config reads: the table and its suite. No output of
-        the command may replace them, even forced."""
+        """The table and its suite: no output of a command may replace them, even forced."""
         return (Path(self.data.path), Path(self.validation.suite))
 
     @model_validator(mode="before")
@@ -441,8 +440,11 @@ class PipelineConfig(StrictModel):
         return self
 
 
-def _resolve(root: Path, value: Path) -> Path:
-    return value if value.is_absolute() else (root / value).resolve()
+def _resolve(root: Path, value: Path, source: Path, key: str, *, follow: bool = False) -> Path:
+    try:  # relative paths (and, with ``follow``, all) resolved; a link loop is a config error
+        return (root / value).resolve() if follow or not value.is_absolute() else value
+    except (RuntimeError, OSError) as exc:
+        raise ConfigError(f"{source}: {key} {value}: rule: a path that resolves ({exc})") from exc
 
 
 def parse_config(raw: Mapping[str, Any], *, source: Path, root: Path) -> PipelineConfig:
@@ -452,8 +454,9 @@ def parse_config(raw: Mapping[str, Any], *, source: Path, root: Path) -> Pipelin
     except ValidationError as exc:
         raise ConfigError(format_errors(source, exc)) from exc
     digest = config_hash(cfg)
-    data = cfg.data.model_copy(update={"path": _resolve(root, cfg.data.path)})
-    validation = cfg.validation.model_copy(update={"suite": _resolve(root, cfg.validation.suite)})
+    data = cfg.data.model_copy(update={"path": _resolve(root, cfg.data.path, source, "data.path")})
+    suite = _resolve(root, cfg.validation.suite, source, "validation.suite")
+    validation = cfg.validation.model_copy(update={"suite": suite})
     resolved = cfg.model_copy(update={"data": data, "validation": validation})
     resolved._content_hash = digest
     return resolved
@@ -481,7 +484,8 @@ def load_config(
     folder = path.resolve().parent
     project = folder.parent if folder.name == "configs" else folder
     allowed = [root, project, *(p.resolve() for p in extra_roots)]
-    data = Path(cfg.data.path).resolve()  # follows links: a link out of the project is out
+    # links followed: a link out of the project is out
+    data = _resolve(root, Path(cfg.data.path), path, "data.path", follow=True)
     if not any(data == a or a in data.parents for a in allowed):
         raise ConfigError(
             f"{path}: data.path {cfg.data.path}: rule: data must be inside the project "

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -31,6 +33,30 @@ app = typer.Typer(
 app.registered_callback = library_app.registered_callback
 app.registered_commands.extend(library_app.registered_commands)
 app.registered_groups.extend(library_app.registered_groups)
+
+
+def main() -> None:
+    """The ``honing`` command: its commands, and any failure they did not put in words
+    themselves (a bug; a store that is not a database) said in one line, its traceback in
+    :data:`LOG_FILE`, exit 1."""
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - the screen gets one line, the log the rest
+        LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+        with LOG_FILE.open("a", encoding="utf-8") as log:
+            log.write("honing command failed:\n")
+            traceback.print_exception(exc, file=log)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        full = _store_full(exc, "command")
+        message = str(full) if full else f"{type(exc).__name__}: {first}"
+        if full is None and "sqlite" in message.lower() and "mlflow" in sys.modules:
+            message = f"{sys.modules['mlflow'].get_tracking_uri()}: {message}"  # which store
+        err.print(
+            f"[bold red]error:[/] {redact(message)} (the traceback is in {LOG_FILE})",
+            markup=True,
+            highlight=False,
+        )
+        sys.exit(1)
 
 
 def summary_table(result: TrainingSummary) -> Table:

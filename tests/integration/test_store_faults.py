@@ -8,6 +8,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,3 +118,27 @@ def test_a_store_on_a_full_disk_is_one_line_and_registers_nothing(project, small
     # and no empty file was left in the store by a write the disk cut short
     empty = [p for p in small_disk.rglob("*") if p.is_file() and p.stat().st_size == 0]
     assert [p for p in empty if not p.name.endswith(".lock")] == []
+
+
+def test_a_store_that_is_not_a_database_is_one_line_naming_it(project):
+    """A corrupted mlflow.db: `aliases` and `predict` say so in one line naming the store,
+    the traceback in the log."""
+    store = project["root"] / "mlflow.db"
+    store.write_bytes(b"SQLite format 3\x00" + b"\x13" * 4000)  # a header, then garbage
+    honing = str(Path(sys.executable).parent / "honing")
+    env_args = ["--env", str(project["env"])]
+    for args in (
+        ["aliases", "honing-churn", *env_args],
+        ["predict", str(project["data"]), "--out", "p.csv", "--config", str(project["config"]),
+         *env_args],
+    ):  # fmt: skip
+        out = subprocess.run(
+            [honing, *args], cwd=project["root"], env=cli_env(project),
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        screen = " ".join((out.stdout + out.stderr).split())
+        assert out.returncode == 1, screen[-2000:]
+        assert "Traceback" not in screen and "error:" in screen, screen[-2000:]
+        assert str(store) in "".join(screen.split()), screen[-2000:]  # rich wraps lines
+        assert "the traceback is in" in screen, screen[-2000:]
+    assert "Traceback" in (project["root"] / ".honing" / "logs" / "honing.log").read_text()

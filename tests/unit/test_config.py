@@ -94,6 +94,17 @@ def test_missing_and_malformed_files(tmp_path: Path):
         load_config(bad)
 
 
+def test_a_data_path_that_loops_is_one_clear_error(tmp_path: Path):
+    (tmp_path / "a.csv").symlink_to(tmp_path / "b.csv")
+    (tmp_path / "b.csv").symlink_to(tmp_path / "a.csv")
+    cfg = demo_config_dict()
+    cfg["data"]["path"] = "a.csv"
+    path = tmp_path / "loop.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"loop.yaml: data.path a.csv: rule: a path that"):
+        load_config(path, root=tmp_path)
+
+
 def test_a_suite_that_is_a_folder_or_binary_is_one_clear_error(tmp_path: Path):
     from honing.validation import load_suite
 
