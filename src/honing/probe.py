@@ -7,18 +7,21 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 
 def main(argv: list[str]) -> int:
-    from honing import registry
+    # the loader a server runs on a version's downloaded files (registry.load_model's own),
+    # without the registry's imports (MLflow's client, the gates), which it does not need
     from honing.decision import Decided, DecisionRule
+    from honing.inference import load_model_folder
 
     uri, sample_path = argv
     start = time.perf_counter()
-    model = registry.load_model(uri)
+    model = load_model_folder(Path(uri))
     load_s = time.perf_counter() - start
     sample = pd.read_parquet(sample_path)
     if not isinstance(model, Decided):

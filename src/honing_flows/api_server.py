@@ -21,11 +21,14 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from honing.exceptions import ServiceUnavailableError
 
 START_TIMEOUT_S = 90.0
+#: Where a command's private API writes its output (next to the command's own log).
+API_LOG = Path(".honing/logs/prefect-api.log")
 
 
 def _free_port() -> int:
@@ -71,24 +74,22 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-@contextlib.contextmanager
-def private_api(
-    environ: Mapping[str, str],
-    log_path: Path,
-    meanwhile: Callable[[], object] | None = None,
-) -> Iterator[str | None]:
-    """Within the block, Prefect talks to a server of its own session on 127.0.0.1 (its output
-    in ``log_path``); None, and nothing started, when ``PREFECT_API_URL`` is set.
-    ``meanwhile`` runs while the server starts (the command's other start-up work)."""
-    if environ.get("PREFECT_API_URL"):
-        if meanwhile is not None:
-            meanwhile()
-        yield None
-        return
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+@dataclass(frozen=True)
+class Launched:
+    """A private API's server process, started (maybe not yet answering), with its URL and
+    the secret only this command knows."""
 
+    proc: subprocess.Popen[bytes]
+    url: str
+    auth: str
+
+
+_EARLY: list[Launched] = []
+
+
+def launch(environ: Mapping[str, str], log_path: Path) -> Launched:
+    """Start a private API's server (see :func:`private_api`) without waiting for it."""
     port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
     # only this command may talk to its API: another local user reaches the port, not the
     # run (the health check alone answers without it)
     auth = f"honing:{secrets.token_urlsafe(24)}"
@@ -106,20 +107,56 @@ def private_api(
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )  # fmt: skip
+    return Launched(proc, f"http://127.0.0.1:{port}/api", auth)
+
+
+def launch_early(environ: Mapping[str, str], log_path: Path) -> None:
+    """Start the command's private API first thing, so that the server boots while the
+    command imports what it needs; :func:`private_api` adopts it (no server is started
+    when ``PREFECT_API_URL`` names one)."""
+    if not environ.get("PREFECT_API_URL") and not _EARLY:
+        _EARLY.append(launch(environ, log_path))
+
+
+def stop_early() -> None:
+    """Stop a server :func:`launch_early` started that no :func:`private_api` adopted."""
+    while _EARLY:
+        _stop(_EARLY.pop().proc)
+
+
+@contextlib.contextmanager
+def private_api(
+    environ: Mapping[str, str],
+    log_path: Path,
+    meanwhile: Callable[[], object] | None = None,
+) -> Iterator[str | None]:
+    """Within the block, Prefect talks to a server of its own session on 127.0.0.1 (its output
+    in ``log_path``), the one :func:`launch_early` started if any; None, and nothing started,
+    when ``PREFECT_API_URL`` is set. ``meanwhile`` runs while the server starts (the
+    command's other start-up work)."""
+    if environ.get("PREFECT_API_URL"):
+        if meanwhile is not None:
+            meanwhile()
+        yield None
+        return
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    server = _EARLY.pop() if _EARLY else launch(environ, log_path)
     try:
         if meanwhile is not None:
             meanwhile()
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
+        while not _healthy(server.url):
+            if server.proc.poll() is not None or time.monotonic() > deadline:
                 raise ServiceUnavailableError(
-                    f"the Prefect API for this run did not start on {url} (see {log_path})"
+                    f"the Prefect API for this run did not start on {server.url} (see {log_path})"
                 )
             time.sleep(0.2)
-        with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_API_AUTH_STRING: auth}):
+        updates = {PREFECT_API_URL: server.url, PREFECT_API_AUTH_STRING: server.auth}
+        with temporary_settings(updates=updates):
             try:
-                yield url
+                yield server.url
             finally:
                 _drain()
     finally:
-        _stop(proc)
+        _stop(server.proc)

@@ -23,7 +23,7 @@ from honing.cli import app as library_app
 from honing.exceptions import HoningError, StoreFullError, disk_full
 from honing.settings import redact
 from honing.summary import TrainingSummary
-from honing_flows.api_server import private_api
+from honing_flows.api_server import API_LOG, private_api
 
 app = typer.Typer(
     add_completion=False,
@@ -156,7 +156,7 @@ def in_flow(call: Callable[[], T], what: str, meanwhile: Callable[[], object] | 
     try:
         # no server named: a private API of its own session (Ctrl-C then stops the run, not
         # the API the run still reports to)
-        with private_api(os.environ, LOG_FILE.with_name("prefect-api.log"), meanwhile):
+        with private_api(os.environ, API_LOG, meanwhile):
             return call()
     except HoningError as exc:
         raise fail(exc, note=f"the run's full log, tracebacks included: {LOG_FILE}") from None
