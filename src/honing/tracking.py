@@ -63,11 +63,15 @@ def ping(tracking_uri: str, timeout_s: float = 5.0) -> None:
 
 
 def configure(settings: MlflowSettings) -> None:
-    """Point this process's MLflow client at the configured tracking (and registry) store.
-    A SQLite store is created and migrated once, under a file lock: two runs started
-    together on a fresh store would otherwise both migrate its schema, and one crash."""
+    """Point this process's MLflow client at the configured tracking (and registry) store,
+    once a tracking server answers its health check (:func:`ping`: a few seconds, not the
+    client's minutes of retries). A SQLite store is created and migrated once, under a file
+    lock: two runs started together on a fresh store would otherwise both migrate its
+    schema, and one crash."""
     import mlflow
 
+    for uri in {settings.tracking_uri, settings.registry_uri or settings.tracking_uri}:
+        ping(uri)
     mlflow.set_tracking_uri(settings.tracking_uri)
     if settings.registry_uri:
         mlflow.set_registry_uri(settings.registry_uri)

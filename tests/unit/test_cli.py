@@ -119,3 +119,14 @@ def test_models_load_only_from_the_registry_or_a_named_folder(tmp_path: Path):
     for uri in ("s3://bucket/model.pkl", "runs:/abc/model", str(tmp_path / "model.pkl")):
         with pytest.raises(HoningError, match="rule: load only"):
             load_model(uri)
+
+
+def test_commands_against_an_unreachable_tracking_server_say_so_at_once(tmp_path: Path):
+    """aliases and rollback (as predict and serve-model) ping the server first: its health
+    check's one line, not the MLflow client's minutes of retries."""
+    env = tmp_path / "env.yaml"
+    env.write_text('profile: dead\nmlflow: {tracking_uri: "http://127.0.0.1:9/"}\n')
+    for args in (["aliases", "m"], ["rollback", "m", "--to", "1", "-r", "x"]):
+        res = runner.invoke(app, [*args, "--env", str(env)])
+        out = " ".join(res.output.split())
+        assert res.exit_code == 1 and "http://127.0.0.1:9/ is unreachable" in out, (args, out)

@@ -39,8 +39,7 @@ def connect(env_path: str | None, environ: MutableMapping[str, str]) -> EnvSetti
     runtime.quiet_environment(environ)
     settings = config.load_env_settings(env_path, environ=environ)
     environ.update(runtime.ray_environment(settings.ray.address))
-    tracking.ping(settings.mlflow.tracking_uri)
-    tracking.configure(settings.mlflow)
+    tracking.configure(settings.mlflow)  # a tracking server must answer first
     return settings
 
 
