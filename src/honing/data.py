@@ -96,7 +96,35 @@ def load_table(path: Path, fmt: str = "auto") -> pd.DataFrame:
         )
     if kind == "csv":
         _check_csv_shape(path, df)
+    return df if kind == "csv" else as_csv_types(df)
+
+
+def as_csv_types(df: pd.DataFrame) -> pd.DataFrame:
+    """A Parquet table with the types its CSV would read as, so that one table gets one
+    suite and one model whatever its file: unsigned ints as int64, decimals and durations
+    (seconds) as floats, dates and times as ISO text, bytes as UTF-8 text."""
+    import decimal
+
+    out = {}
+    for name in df.columns:
+        s, first = df[name], df[name].dropna().head(1).tolist()
+        if pd.api.types.is_unsigned_integer_dtype(s):
+            out[name] = s.astype("int64" if s.max() < 2**63 else "float64")
+        elif pd.api.types.is_timedelta64_dtype(s):
+            out[name] = s.dt.total_seconds()
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            out[name] = s.map(lambda t: None if pd.isna(t) else t.isoformat()).astype(object)
+        elif s.dtype == object and first and isinstance(first[0], decimal.Decimal | bytes):
+            convert = float if isinstance(first[0], decimal.Decimal) else _text
+            out[name] = s.map(lambda v, f=convert: None if v is None or v != v else f(v))
+    df = df.copy() if out else df
+    for name, values in out.items():
+        df[name] = values
     return df
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "backslashreplace")
 
 
 def _nested_columns(df: pd.DataFrame) -> list[str]:

@@ -130,3 +130,28 @@ def test_commands_against_an_unreachable_tracking_server_say_so_at_once(tmp_path
         res = runner.invoke(app, [*args, "--env", str(env)])
         out = " ".join(res.output.split())
         assert res.exit_code == 1 and "http://127.0.0.1:9/ is unreachable" in out, (args, out)
+
+
+def test_init_fits_parquet_only_types(tmp_path: Path, monkeypatch):
+    """Parquet holds types a CSV cannot: each is read as its CSV would be, so the config and
+    suite `init` writes pass their own table (they crashed `init` or refused the table)."""
+    import decimal
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    n = 120
+    columns = {
+        "naive_time": pd.date_range("2024-01-01", periods=n, freq="h"),
+        "utc_time": pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"),
+        "raw": [bytes([65 + i % 7]) * 3 for i in range(n)],
+        "small": (np.arange(n) % 200).astype("uint8"),
+        "price": [decimal.Decimal(str(round(v, 2))) for v in rng.normal(size=n)],
+        "waited": pd.to_timedelta(np.arange(n), unit="s"),
+    }
+    for name, values in columns.items():
+        df = pd.DataFrame({"y": rng.choice(["a", "b"], n), "x": rng.normal(size=n), name: values})
+        df.to_parquet(tmp_path / f"{name}.parquet")
+        res = runner.invoke(app, ["init", f"{name}.parquet", "--target", "y"])
+        assert res.exit_code == 0, (name, res.output)
+        res = runner.invoke(app, ["validate", "--config", f"configs/{name}.yaml"])
+        assert res.exit_code == 0, (name, res.output)
