@@ -44,3 +44,25 @@ def test_pandas_and_great_expectations_fail_the_same_rules(case, churn_df, churn
     assert _failed(check_fast(full, churn_suite, source="t")) == _failed(
         check_expectations(full, churn_suite, source="t")
     )
+
+
+def test_a_large_table_is_validated_by_honing_with_the_same_verdicts(churn_df):
+    """Over GX_MAX_EXPECTATIONS, validate() evaluates the suite itself: the same failures as
+    Great Expectations on a wide table with broken columns, in a fraction of the time."""
+    import pandas as pd
+
+    from honing.profiling import profile_suite
+    from honing.validation import GX_MAX_EXPECTATIONS, validate
+
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame(rng.normal(size=(300, 110)), columns=[f"c{i}" for i in range(110)])
+    wide["y"] = rng.choice(["a", "b"], 300)
+    suite = profile_suite(wide, name="wide", target="y", task="classification")
+    assert len(suite["expectations"]) > GX_MAX_EXPECTATIONS
+    broken = wide.assign(c3=wide["c3"] * 100, c7="text", c9=None).drop(columns=["c5"])
+    fast = validate(broken, suite, source="wide.csv", rules=None)
+    assert fast.engine == "honing" and not fast.success
+    assert _failed(fast) == _failed(check_expectations(broken, suite, source="wide.csv"))
+    small = validate(churn_df.head(300), {**suite, "expectations": suite["expectations"][:5]},
+                     source="t", rules=None)  # fmt: skip
+    assert small.engine == "great_expectations"

@@ -26,8 +26,10 @@ class Validated:
             f"data {self.lineage.data_path}: {len(self.raw)} rows, MD5 {self.lineage.data_md5}, "
             f"commit {self.lineage.git_commit[:7]}{' (dirty)' if self.lineage.git_dirty else ''}",
             f"validation: {self.report.evaluated - len(self.report.failures)} of "
-            f"{self.report.evaluated} expectations of suite {self.report.suite!r} passed",
-        ]
+            f"{self.report.evaluated} expectations of suite {self.report.suite!r} passed"
+            + ("" if self.report.engine == "great_expectations" else " (honing's evaluator: "
+               "a large table, the suite's expectations with Great Expectations' semantics)"),
+        ]  # fmt: skip
 
 
 def validate(

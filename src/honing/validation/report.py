@@ -3,7 +3,7 @@ it: reports are data, :func:`gate` decides."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from honing.exceptions import DataValidationError
@@ -24,6 +24,9 @@ class ValidationReport:
     rows: int
     evaluated: int
     failures: list[ExpectationFailure] = field(default_factory=list)
+    #: What evaluated the suite: Great Expectations, or honing's evaluator of the same
+    #: expectations (:mod:`honing.validation.fast`) on a table too large for GX's pace.
+    engine: str = "great_expectations"
 
     @property
     def success(self) -> bool:
@@ -54,9 +57,7 @@ def gate(report: ValidationReport, fail_on: tuple[str, ...] = ("critical",)) -> 
     """Raise :class:`DataValidationError` if any failure has a severity in ``fail_on``."""
     blocking = [f for f in report.failures if f.severity in fail_on]
     if blocking:
-        blocked = ValidationReport(
-            report.source, report.suite, report.rows, report.evaluated, blocking
-        )
+        blocked = replace(report, failures=blocking)
         raise DataValidationError(
             f"{report.source}: {len(blocking)} of {report.evaluated} expectations of suite "
             f"'{report.suite}' failed:\n{blocked.table()}",
