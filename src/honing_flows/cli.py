@@ -162,8 +162,9 @@ def in_flow(call: Callable[[], T], what: str, meanwhile: Callable[[], object] | 
         raise fail(exc, note=f"the run's full log, tracebacks included: {LOG_FILE}") from None
     except KeyboardInterrupt:
         err.print(
-            f"[bold red]interrupted:[/] the {what} is marked FAILED and nothing was "
-            "registered; running it again keeps what had finished",
+            f"[bold red]interrupted:[/] the {what} is marked FAILED and no alias moved; a "
+            "version cut off while registering has no file digests, so nothing loads it, and "
+            "the next run marks it incomplete; running it again keeps what had finished",
             markup=True,
             highlight=False,
         )

@@ -217,7 +217,7 @@ def test_an_interrupt_stops_the_whole_run_and_registers_nothing(project):
     # to the whole process group: the next test.)
     returncode, output, _ = _interrupted_run(project, whole_group=False)
     assert returncode == 130, output[-3000:]
-    assert "interrupted" in output and "nothing was registered" in output
+    assert "interrupted" in output and "no alias moved" in " ".join(output.split())
     assert not (project["root"] / "out.json").exists()
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project['root'] / 'mlflow.db'}")
     assert client.search_model_versions("name='honing-churn'") == []
@@ -261,7 +261,7 @@ def test_a_terminal_ctrl_c_stops_the_run_and_its_api_within_seconds(project):
     returncode, output, took = _interrupted_run(project, whole_group=True)
     assert returncode == 130, output[-3000:]
     assert took < 30, f"{took:.0f} s from Ctrl-C to exit"
-    assert "nothing was registered" in output
+    assert "no alias moved" in " ".join(output.split())
     assert _left_after(home, 10) == []  # the API and everything else are gone
     with contextlib.closing(sqlite3.connect(home / "prefect.db")) as db:
         states = [r[0] for r in db.execute("select state_type from flow_run")]
