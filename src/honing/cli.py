@@ -17,7 +17,7 @@ from rich.console import Console
 
 from honing import config as config_mod
 from honing import data, demo_data, profiling, runtime, validation
-from honing.exceptions import HoningError
+from honing.exceptions import HoningError, RegistryError
 from honing.settings import redact
 
 app = typer.Typer(
@@ -262,8 +262,15 @@ def serve_model(
     version: str | None = typer.Option(None, help="Serve this version instead of the alias."),
     served: bool = typer.Option(False, help="Serve the compressed flavor (<name>-served)."),
     port: int = typer.Option(8000, help="Port on 127.0.0.1."),
+    follow_every: float = typer.Option(
+        5.0,
+        min=0.5,
+        help="Seconds between reads of the alias: a promotion or a rollback "
+        "swaps the new version in (not with --version).",
+    ),
 ) -> None:
-    """Serve a registered model over HTTP on 127.0.0.1: POST /invocations, GET /health."""
+    """Serve a registered model over HTTP on 127.0.0.1: POST /invocations, GET /health, GET
+    /metadata. Started on an alias, the server follows it."""
     import uvicorn
 
     from honing import aliases, endpoint, inference, registry, tracking
@@ -274,32 +281,43 @@ def serve_model(
         settings = config_mod.load_env_settings(env, environ=os.environ)
         tracking.configure(settings.mlflow)
         name = cfg.registry.model_name
-        if served:  # the flavor of the version holding the alias, through that version
-            uri = aliases.served_uri(name, alias, version)
-            number = uri.rpartition("/")[2]
-        else:
-            uri = f"models:/{name}/{version}" if version else f"models:/{name}@{alias}"
-            number = version or registry.champion_version(name, alias) or "?"
         suite = validation.load_suite(cfg.validation.suite)
-        model = registry.load_model(uri)
-        if not isinstance(model, Decided):  # registered before decision rules existed
-            classes = (
-                []
-                if cfg.task == "regression"
-                else inference.label_classes(suite, cfg.data.target, cfg.data.positive_label)
+        classes = (
+            []
+            if cfg.task == "regression"
+            else inference.label_classes(suite, cfg.data.target, cfg.data.positive_label)
+        )
+
+        def load(number: str) -> endpoint.Served:
+            # the served flavor of that version, through its own link (never the flavor's alias)
+            uri = aliases.served_uri(name, alias, number) if served else f"models:/{name}/{number}"
+            model = registry.load_model(uri)
+            if not isinstance(model, Decided):  # registered before decision rules existed
+                model = Decided(model, DecisionRule.argmax(classes))
+            return endpoint.served(
+                model, suite, target=cfg.data.target, drop_columns=cfg.identifiers,
+                uri=uri, version=number,
+            )  # fmt: skip
+
+        number = version or registry.champion_version(name, alias)
+        if number is None:
+            raise RegistryError(f"model {name!r} has no @{alias} to serve; train first")
+        bundle = load(number)
+        follow = None
+        if version is None:
+            follow = endpoint.Follow(
+                alias, lambda: registry.champion_version(name, alias), load, follow_every
             )
-            model = Decided(model, DecisionRule.argmax(classes))
-        bundle = endpoint.served(
-            model, suite, target=cfg.data.target, drop_columns=cfg.identifiers,
-            uri=uri, version=number,
-        )  # fmt: skip
     except HoningError as exc:
         raise fail(exc) from None
     console.print(
-        f"serving {uri} (v{number}) on http://127.0.0.1:{port}: POST /invocations, "
-        "GET /health, GET /metadata (Ctrl-C to stop)"
+        f"serving {bundle.uri} (v{number}"
+        + (f", following @{alias} every {follow_every:g}s" if follow else "")
+        + f") on http://127.0.0.1:{port}: POST /invocations, GET /health, GET /metadata "
+        "(Ctrl-C to stop)"
     )
-    uvicorn.run(endpoint.build_app(bundle), host="127.0.0.1", port=port, log_level="warning")
+    app_ = endpoint.build_app(bundle, follow)
+    uvicorn.run(app_, host="127.0.0.1", port=port, log_level="warning")
 
 
 @app.command()

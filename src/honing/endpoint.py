@@ -11,8 +11,11 @@ failure inside the model is a 500 with one line, and the next request is served.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,21 +145,75 @@ def answer(bundle: Served, payload: Any) -> dict[str, Any]:
     return {"predictions": out.to_dict(orient="records")}
 
 
-def build_app(bundle: Served) -> FastAPI:
+@dataclass(frozen=True)
+class Follow:
+    """How a server started on an alias follows it: ``holder()`` names the version the
+    alias holds now (None: none), ``load(version)`` loads it (its files checked like every
+    load), and the alias is read every ``every_s`` seconds."""
+
+    alias: str
+    holder: Callable[[], str | None]
+    load: Callable[[str], Served]
+    every_s: float = 5.0
+
+
+class Current:
+    """The bundle being served, swapped whole when the alias moves: a request reads it once,
+    so it is answered by one version from start to end, and none fails during a swap."""
+
+    def __init__(self, bundle: Served, follow: Follow | None = None) -> None:
+        self.bundle = bundle
+        self.follow = follow
+        self.error: str | None = None
+
+    def refresh(self) -> None:
+        """Load and swap in the version the alias holds, if it moved; a version that fails
+        to load leaves the one serving in place, and :attr:`error` says why."""
+        if self.follow is None:
+            return
+        try:
+            version = self.follow.holder()
+            if version is None or version == self.bundle.version:
+                return
+            self.bundle, self.error = self.follow.load(version), None
+            log.info("@%s moved: now serving v%s", self.follow.alias, version)
+        except Exception as exc:  # noqa: BLE001 - the old version keeps serving
+            self.error = f"kept v{self.bundle.version}: {type(exc).__name__}: {exc}"[:500]
+            log.warning("@%s moved, but %s", self.follow.alias, self.error)
+
+    def describe(self) -> dict[str, Any]:
+        follow = self.follow
+        return {
+            "model": self.bundle.uri,
+            "version": self.bundle.version,
+            **({"follows": f"@{follow.alias}", "every_s": follow.every_s} if follow else {}),
+            **({"error": self.error} if self.error else {}),
+        }
+
+
+def build_app(bundle: Served, follow: Follow | None = None) -> FastAPI:
     """The FastAPI app: ``POST /invocations`` (and ``/predict``), ``GET /health``, ``GET
-    /metadata``."""
-    app = FastAPI(title="honing model", docs_url=None, redoc_url=None)
-    rule = bundle.model.rule
+    /metadata``. With ``follow``, the server follows its alias (:class:`Current`)."""
+    current = Current(bundle, follow)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_following(current)) if follow else None
+        yield
+        if task is not None:
+            task.cancel()
+
+    app = FastAPI(title="honing model", docs_url=None, redoc_url=None, lifespan=lifespan)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "model": bundle.uri, "version": bundle.version}
+        return {"status": "ok", **current.describe()}
 
     @app.get("/metadata")
     def metadata() -> dict[str, Any]:
+        rule = current.bundle.model.rule
         return {
-            "model": bundle.uri,
-            "version": bundle.version,
+            **current.describe(),
             "classes": rule.classes,
             "threshold": rule.threshold,
             "decision": rule.describe() if rule.classes else "regression",
@@ -172,8 +229,9 @@ def build_app(bundle: Served) -> FastAPI:
             return JSONResponse(
                 {"error": "the body nests too deep to be rows of a table"}, status_code=400
             )
+        served = current.bundle  # one version answers the whole request
         try:
-            body = answer(bundle, payload)
+            body = answer(served, payload)
         except RequestError as exc:
             return JSONResponse(
                 {"error": str(exc), "failures": exc.failures}, status_code=exc.status
@@ -184,8 +242,17 @@ def build_app(bundle: Served) -> FastAPI:
                 {"error": f"scoring failed: {type(exc).__name__}: {exc}"[:500]}, status_code=500
             )
         body["ms"] = round((time.perf_counter() - start) * 1000, 3)
+        body["version"] = served.version
         return JSONResponse(body)
 
     app.add_api_route("/invocations", invocations, methods=["POST"])
     app.add_api_route("/predict", invocations, methods=["POST"])
     return app
+
+
+async def _following(current: Current) -> None:
+    """Read the alias every ``every_s`` seconds; load a moved version off the event loop."""
+    assert current.follow is not None
+    while True:
+        await asyncio.sleep(current.follow.every_s)
+        await asyncio.to_thread(current.refresh)

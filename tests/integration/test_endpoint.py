@@ -4,6 +4,7 @@ serving; the load-and-query check runs a version in a fresh process before an al
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -69,31 +70,39 @@ def _register_champion(project, infra=None):
     return result, split
 
 
-@pytest.fixture
-def server(mlflow_store, project):
-    result, split = _register_champion(project)
+@contextlib.contextmanager
+def _serving(project, *extra: str):
+    """``honing serve-model`` on the project's champion, as a subprocess; yields its URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     proc = subprocess.Popen(
         [str(BIN / "honing"), "serve-model", "--config", str(project["config"]), "--env",
-         str(project["env"]), "--port", str(port)],
+         str(project["env"]), "--port", str(port), *extra],
         cwd=project["root"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-        assert proc.poll() is None, proc.stdout.read()
-    else:
-        proc.kill()
-        pytest.fail("the endpoint did not come up")
-    yield url, split
-    proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+            assert proc.poll() is None, proc.stdout.read()
+        else:
+            pytest.fail("the endpoint did not come up")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server(mlflow_store, project):
+    result, split = _register_champion(project)
+    with _serving(project) as url:
+        yield url, split
 
 
 def test_the_endpoint_answers_and_refuses_clearly(server, churn_df):
@@ -196,3 +205,65 @@ def test_the_load_and_query_check_gates_the_alias(mlflow_store, project, tmp_pat
     second, _ = _register_champion(project, infra=lambda X: InfraCheck(X.head(5), 1e-6))
     assert not second.promoted and "load-and-query check failed" in second.decision.reason
     assert client.get_registered_model("honing-churn").aliases["champion"] == 1
+
+
+def _serving_version(url: str, version: str, timeout_s: float = 60.0) -> dict:
+    """/health once it names ``version`` (or its last answer, after ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        health = httpx.get(f"{url}/health", timeout=5).json()
+        if health["version"] == version or time.monotonic() > deadline:
+            return health
+        time.sleep(0.3)
+
+
+def test_a_server_follows_its_alias_through_promotion_and_rollback(mlflow_store, project):
+    """Started on @champion, the server swaps in a promoted version and a rolled-back one,
+    with no failed request while it does; a version that fails to load keeps the old one
+    serving, and /health says why."""
+    import threading
+
+    import mlflow
+
+    from honing import aliases
+
+    first, split = _register_champion(project)
+    rows = {"dataframe_records": split.X_test.head(3).to_dict("records")}
+    with _serving(project, "--follow-every", "0.5") as url:
+        assert httpx.get(f"{url}/health").json()["follows"] == "@champion"
+        answered: list[tuple[int, str | None]] = []
+        stop = threading.Event()
+
+        def traffic() -> None:
+            with httpx.Client(timeout=10) as client:
+                while not stop.is_set():
+                    r = client.post(f"{url}/invocations", json=rows)
+                    answered.append((r.status_code, r.json().get("version")))
+
+        sender = threading.Thread(target=traffic)
+        sender.start()
+        try:
+            second, _ = _register_champion(project)  # promoted: the alias moves to v2
+            assert second.promoted and second.version == "2"
+            assert _serving_version(url, "2")["version"] == "2"
+            aliases.rollback("honing-churn", reason="back to v1", to="1")
+            assert _serving_version(url, "1")["version"] == "1"
+        finally:
+            stop.set()
+            sender.join(timeout=30)
+        assert answered and {code for code, _ in answered} == {200}, answered[-5:]
+        assert {"1", "2"} <= {version for _, version in answered}
+        assert httpx.get(f"{url}/metadata").json()["version"] == "1"
+
+        # a version whose registration never finished (no file digests): not loadable
+        client = mlflow.MlflowClient()
+        source = client.get_model_version("honing-churn", "1").source
+        broken = mlflow.register_model(source, "honing-churn").version
+        client.set_registered_model_alias("honing-churn", "champion", broken)
+        deadline = time.monotonic() + 60
+        while "error" not in (health := httpx.get(f"{url}/health").json()):
+            assert time.monotonic() < deadline, health
+            time.sleep(0.3)
+        assert health["version"] == "1" and health["error"].startswith("kept v1")
+        assert "digests" in health["error"]
+        assert httpx.post(f"{url}/invocations", json=rows).status_code == 200
