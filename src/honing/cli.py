@@ -41,8 +41,7 @@ ENV_OPT = typer.Option(
 
 @app.callback()
 def _main() -> None:
-    runtime.quiet_environment(os.environ)
-    runtime.private_files()
+    runtime.quiet_environment(os.environ)  # (the command's umask: honing_flows.entry)
 
 
 def fail(exc: BaseException, note: str | None = None) -> typer.Exit:
