@@ -8,6 +8,7 @@ import pytest
 from honing.ensembles import EnsembleDecision
 from honing.exceptions import DataValidationError, ModelQualityError
 from honing.lineage import Lineage
+from honing.stages.cache import StageStore
 from honing.training import ModelSpec
 from honing_flows.tasks import data as data_tasks
 from honing_flows.tasks import registry as registry_tasks
@@ -62,7 +63,7 @@ def test_fit_tasks_prepare_refit_evaluate_explain_and_gate(project):
         prepared.split.X_train, cfg.features
     )
     choice = EnsembleDecision(ModelSpec("logistic_regression", {}), "test", {})
-    refit = stages.refit.fn(cfg, prepared, choice)
+    refit = stages.refit.fn(cfg, prepared, choice, StageStore.off())
     evaluated = stages.evaluate.fn(cfg, prepared, refit, None)
     assert evaluated.report.metrics["roc_auc"] > 0.7
     stages.quality_gate.fn(cfg, evaluated)
@@ -71,7 +72,7 @@ def test_fit_tasks_prepare_refit_evaluate_explain_and_gate(project):
     )
     with pytest.raises(ModelQualityError, match="roc_auc"):
         stages.quality_gate.fn(strict, evaluated)
-    explained = stages.explain.fn(cfg, prepared, refit, evaluated.trims)
+    explained = stages.explain.fn(cfg, prepared, refit, evaluated.trims, StageStore.off())
     assert explained.importances and explained.importances[0].method == "permutation"
 
 

@@ -121,9 +121,10 @@ def test_models_load_only_from_the_registry_or_a_named_folder(tmp_path: Path):
             load_model(uri)
 
 
-def test_commands_against_an_unreachable_tracking_server_say_so_at_once(tmp_path: Path):
+def test_commands_against_an_unreachable_tracking_server_say_so_at_once(tmp_path, monkeypatch):
     """aliases and rollback (as predict and serve-model) ping the server first: its health
     check's one line, not the MLflow client's minutes of retries."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # it would replace the profile's
     env = tmp_path / "env.yaml"
     env.write_text('profile: dead\nmlflow: {tracking_uri: "http://127.0.0.1:9/"}\n')
     for args in (["aliases", "m"], ["rollback", "m", "--to", "1", "-r", "x"]):

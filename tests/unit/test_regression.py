@@ -168,8 +168,8 @@ def test_champion_gate_turns_around_for_errors():
 
 def test_drift_gate_counts_a_growing_error_as_a_drop():
     report = DriftReport(
-        reference_rows=10,
-        current_rows=10,
+        reference_rows=100,
+        current_rows=100,
         columns=[],
         drifted_share=0.0,
         performance={"rmse": 1.5},
