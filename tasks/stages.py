@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from typing import Any
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from honing import evaluation, summary, tracking, validation
 from honing.compression import CompressionResult
@@ -35,16 +33,6 @@ from honing.stages.cache import StageStore
 from honing.unchanged import UnchangedVersion, unchanged_version
 from honing_flows import prefect_artifacts
 from honing_flows.tasks import compute_task, io_task, logged
-
-
-def reused(stage: str) -> Any:
-    """A pure stage whose result honing keeps and reuses (:class:`StageStore`); Prefect
-    persists nothing of it."""
-
-    def wrap(fn: Callable[..., Any]) -> Any:
-        return task(fn, name=stage, cache_policy=NO_CACHE, persist_result=False)
-
-    return wrap
 
 
 def _trims(trims: Trims) -> str:
@@ -104,7 +92,7 @@ def prepare_data(
     return logged(prepare.prepare(cfg, raw, lineage, elapsed_s=elapsed_s))
 
 
-@reused("search")
+@compute_task  # its result kept and reused by honing (StageStore)
 def search(
     cfg: PipelineConfig,
     prepared: prepare.Prepared,
@@ -117,20 +105,18 @@ def search(
             "search",
             cfg,
             prepared.lineage,
-            lambda: logged(
-                fit.run_search(
-                    cfg,
-                    prepared,
-                    ray=ray,
-                    experiment_name=experiment_name,
-                    progress=get_run_logger().info,
-                )
+            lambda: fit.run_search(
+                cfg,
+                prepared,
+                ray=ray,
+                experiment_name=experiment_name,
+                progress=get_run_logger().info,
             ),
         )
     ).value
 
 
-@reused("choose")
+@compute_task  # its result kept and reused by honing (StageStore)
 def choose(
     cfg: PipelineConfig,
     prepared: prepare.Prepared,
@@ -143,7 +129,7 @@ def choose(
             "choose",
             cfg,
             prepared.lineage,
-            lambda: logged(fit.choose(cfg, prepared, result, refit_s=refit_s)),
+            lambda: fit.choose(cfg, prepared, result, refit_s=refit_s),
         )
     ).value
 
@@ -155,14 +141,12 @@ def nested_cv(
     return fit.nested_cv(cfg, prepared, ray=ray, experiment_name=experiment_name)
 
 
-@reused("refit")
+@compute_task  # its result kept and reused by honing (StageStore)
 def refit(
     cfg: PipelineConfig, prepared: prepare.Prepared, choice: EnsembleDecision, store: StageStore
 ) -> fit.Refit:
     return logged(
-        store.reuse(
-            "refit", cfg, prepared.lineage, lambda: logged(fit.refit(cfg, prepared, choice))
-        )
+        store.reuse("refit", cfg, prepared.lineage, lambda: fit.refit(cfg, prepared, choice))
     ).value
 
 
@@ -173,7 +157,7 @@ def evaluate(
     return logged(evaluate_stage.evaluate(cfg, prepared, refit, left_s=left_s))
 
 
-@reused("explain")
+@compute_task  # its result kept and reused by honing (StageStore)
 def explain(
     cfg: PipelineConfig,
     prepared: prepare.Prepared,
@@ -186,7 +170,7 @@ def explain(
             "explain",
             cfg,
             prepared.lineage,
-            lambda: logged(evaluate_stage.explain_model(cfg, prepared, refit, trims)),
+            lambda: evaluate_stage.explain_model(cfg, prepared, refit, trims),
             extra=_trims(trims),
         )
     ).value
@@ -224,7 +208,7 @@ def quality_gate(cfg: PipelineConfig, evaluated: evaluate_stage.Evaluated) -> No
     )
 
 
-@reused("compress")
+@compute_task  # its result kept and reused by honing (StageStore)
 def compress(
     cfg: PipelineConfig,
     prepared: prepare.Prepared,

@@ -72,6 +72,11 @@ def _record(move: AliasMove) -> AliasMove:
     return move
 
 
+def served_name(name: str) -> str:
+    """Registered-model name of the served (compressed) flavor of ``name``."""
+    return f"{name}-served"
+
+
 def _served(name: str, version: str) -> tuple[str, str] | None:
     """The served flavor's (model, version) of version ``version`` of ``name``, if any."""
     served = _client().get_model_version(name, version).tags.get(SERVED_TAG)
@@ -108,7 +113,7 @@ def move_with_served(
     if served is not None:
         moves.append(move_alias(served[0], alias, served[1], by=by, reason=reason))
         return moves
-    flavor = f"{name}-served"
+    flavor = served_name(name)
     previous = holder(flavor, alias)
     if previous is not None:
         _client().delete_registered_model_alias(flavor, alias)

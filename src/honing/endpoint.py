@@ -84,8 +84,9 @@ def parse_rows(payload: Any) -> pd.DataFrame:
         if not isinstance(rows, list) or not isinstance(columns, list):
             raise RequestError(400, "dataframe_split: 'columns' and 'data' are lists")
         _sized(len(rows))
-        if len(set(map(str, columns))) != len(columns):
-            twice = next(c for c in columns if list(map(str, columns)).count(str(c)) > 1)
+        names = pd.Index(map(str, columns))
+        if names.has_duplicates:  # one pass, whatever the request's width
+            twice = names[names.duplicated()][0]
             raise RequestError(400, f"dataframe_split: column {twice!r} is named twice")
         try:
             return pd.DataFrame(rows, columns=columns)

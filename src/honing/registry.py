@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing.aliases import SERVED_TAG, move_alias
+from honing.aliases import SERVED_TAG, move_alias, served_name
 from honing.artifacts import digests, verify
 from honing.champion import ChampionScore, GateDecision
 from honing.decision import answers
@@ -310,11 +310,6 @@ class ServedRegistration:
     version: str
     candidate: str
     source: RegistrationResult
-
-
-def served_name(name: str) -> str:
-    """Registered-model name of the served (compressed) flavor of ``name``."""
-    return f"{name}-served"
 
 
 def register_served(

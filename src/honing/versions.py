@@ -177,10 +177,10 @@ def _append_history(data_path: Path, entry: dict[str, Any]) -> None:
     with path.open("a+b") as out:
         out.seek(0, os.SEEK_END)
         if out.tell():  # drop a last line an interrupted append left without its newline
-            out.seek(0)
-            whole = out.read()
-            if not whole.endswith(b"\n"):
-                out.truncate(whole.rfind(b"\n") + 1)
+            out.seek(-1, os.SEEK_END)
+            if out.read(1) != b"\n":
+                out.seek(0)
+                out.truncate(out.read().rfind(b"\n") + 1)
         out.write((json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
         out.flush()
         os.fsync(out.fileno())

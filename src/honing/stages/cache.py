@@ -105,9 +105,9 @@ class Reused(Generic[T]):
     note: str = ""
 
     def log_lines(self) -> list[str]:
+        """The result's own lines (scores, choices), after the note when it was reused."""
         inner = getattr(self.value, "log_lines", None)
-        lines = inner() if callable(inner) and self.reused else []
-        return ([self.note] if self.note else []) + lines
+        return ([self.note] if self.note else []) + (inner() if callable(inner) else [])
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from honing import config, runtime, stale, tracking
+from honing.aliases import served_name
 from honing.config import EnvSettings, PipelineConfig
-from honing.registry import served_name
 from honing.summary import RunRef
 
 
