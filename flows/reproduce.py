@@ -38,7 +38,12 @@ def reproduce_pipeline(
     result = stages.search(
         cfg=cfg, prepared=prepared, ray=settings.ray, experiment_name=name, store=off
     )
-    refit_s = refit_budget(cfg.time_budget_s, clock.left(), compression=cfg.compression.enabled)
+    refit_s = refit_budget(
+        cfg.time_budget_s,
+        clock.left(),
+        compression=cfg.compression.enabled,
+        slowdown=prepared.budget.slowdown,
+    )
     choice = stages.choose(cfg=cfg, prepared=prepared, result=result, refit_s=refit_s, store=off)
     refit = stages.refit(cfg=cfg, prepared=prepared, choice=choice, store=off)
     evaluated = stages.evaluate(cfg=cfg, prepared=prepared, refit=refit, left_s=clock.left())

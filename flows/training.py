@@ -77,7 +77,11 @@ def training_pipeline(
                 timings={**clock.seconds, "total": clock.elapsed()},
             )
         prepared = stages.prepare_data(
-            cfg=cfg, raw=validated.raw, lineage=lineage, elapsed_s=clock.elapsed()
+            cfg=cfg,
+            raw=validated.raw,
+            lineage=lineage,
+            elapsed_s=clock.elapsed(),
+            startup_s=clock.startup(),
         )
         # the expensive stages reuse a result of the same inputs, unless forced or searching
         # anew (nor is an earlier search restored then); their results are kept only when the
@@ -91,7 +95,10 @@ def training_pipeline(
             )
         with clock.stage("ensemble"):
             refit_s = refit_budget(
-                cfg.time_budget_s, clock.left(), compression=cfg.compression.enabled
+                cfg.time_budget_s,
+                clock.left(),
+                compression=cfg.compression.enabled,
+                slowdown=prepared.budget.slowdown,
             )
             choice = stages.choose(
                 cfg=cfg, prepared=prepared, result=result, refit_s=refit_s, store=store

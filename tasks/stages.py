@@ -87,9 +87,13 @@ def unchanged(name: str, lineage: Lineage, alias: str) -> UnchangedVersion | Non
 
 @compute_task
 def prepare_data(
-    cfg: PipelineConfig, raw: Any, lineage: Lineage, elapsed_s: float
+    cfg: PipelineConfig,
+    raw: Any,
+    lineage: Lineage,
+    elapsed_s: float,
+    startup_s: float | None = None,
 ) -> prepare.Prepared:
-    return logged(prepare.prepare(cfg, raw, lineage, elapsed_s=elapsed_s))
+    return logged(prepare.prepare(cfg, raw, lineage, elapsed_s=elapsed_s, startup_s=startup_s))
 
 
 @compute_task  # its result kept and reused by honing (StageStore)

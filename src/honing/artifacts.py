@@ -87,24 +87,26 @@ def skops_bytes(obj: Any) -> bytes:
     return sio.dumps(obj)
 
 
-def trusted_types(data: bytes) -> list[str]:
-    """The non-default types a skops file needs, when all are in :data:`SKOPS_TRUSTED_TYPES`."""
+def _load_reviewed(data: bytes, reviewed: list[str], what: str) -> Any:
+    """``data`` loaded by skops when every type it holds beyond skops' defaults is in
+    ``reviewed`` (checked on the file's tree before any object is made, in the same pass
+    that loads it); else :class:`UnsafeModelError` naming the others."""
     import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
 
-    unknown = sio.get_untrusted_types(data=data)
-    bad = [t for t in unknown if t not in SKOPS_TRUSTED_TYPES]
-    if bad:
+    try:
+        return sio.loads(data, trusted=reviewed)
+    except UntrustedTypesFoundException:
+        bad = [t for t in sio.get_untrusted_types(data=data) if t not in reviewed]
         raise UnsafeModelError(
-            f"rule: a model may hold only the types honing reviewed; this one holds {bad}; "
+            f"rule: {what} may hold only the types honing reviewed; this one holds {bad}; "
             "refusing to load"
-        )
-    return unknown
+        ) from None
 
 
 def load_skops(data: bytes) -> Any:
-    import skops.io as sio
-
-    return sio.loads(data, trusted=trusted_types(data))
+    """A model's skops file, holding only the types in :data:`SKOPS_TRUSTED_TYPES`."""
+    return _load_reviewed(data, SKOPS_TRUSTED_TYPES, "a model")
 
 
 def read_served(folder: Path) -> dict[str, bytes]:
@@ -147,13 +149,4 @@ RESULT_TRUSTED_TYPES = [
 def load_result(data: bytes) -> Any:
     """A stage result stored with :func:`skops_bytes`, loaded with the types reviewed for
     models and for results only: a tampered file cannot make loading run code."""
-    import skops.io as sio
-
-    unknown = sio.get_untrusted_types(data=data)
-    bad = [t for t in unknown if t not in SKOPS_TRUSTED_TYPES + RESULT_TRUSTED_TYPES]
-    if bad:
-        raise UnsafeModelError(
-            f"rule: a reused stage result may hold only the types honing reviewed; this one "
-            f"holds {bad}; refusing to load"
-        )
-    return sio.loads(data, trusted=unknown)
+    return _load_reviewed(data, SKOPS_TRUSTED_TYPES + RESULT_TRUSTED_TYPES, "a reused stage result")

@@ -5,8 +5,10 @@ sample of test rows within a latency budget. A version that fails it is not prom
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,6 +50,86 @@ class InfraReport:
         return asdict(self)
 
 
+class WarmProbe:
+    """A probe process started ahead (``python -m honing.probe --wait``): it imports what a
+    server imports while the run does other work, and loads the version only when asked, so
+    the check still loads the files in a process that never held the model. Used once."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.folder = tempfile.mkdtemp(prefix="honing-probe-")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", PROBE, "--wait"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+            cwd=self.folder,
+        )
+
+    def ask(self, uri: str, sample_path: Path, timeout_s: float) -> tuple[int, str, str]:
+        """The probe's exit status, output and errors for ``uri`` and its sample."""
+        request = json.dumps({"uri": uri, "sample": str(sample_path)}) + "\n"
+        try:
+            out, err = self.proc.communicate(request, timeout=timeout_s)
+        finally:
+            self.close()
+        return self.proc.returncode, out, err
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+#: The probe started ahead for this process's next check (:func:`warm_up`), if any.
+_WARM: list[WarmProbe] = []
+
+
+def warm_up(tracking_uri: str) -> None:
+    """Start the next check's probe process now, so that its imports overlap the run's own
+    work (a second call while one waits keeps that one). Stopped when this process exits."""
+    if any(w.proc.poll() is None for w in _WARM):
+        return
+    _stop_warm()
+    atexit.unregister(_stop_warm)  # registered once
+    atexit.register(_stop_warm)
+    _WARM.append(WarmProbe(tracking_uri))
+
+
+def waiting() -> WarmProbe | None:
+    """The probe process :func:`warm_up` started that still waits to be asked, if any."""
+    return next((w for w in _WARM if w.proc.poll() is None), None)
+
+
+def _stop_warm() -> None:
+    while _WARM:
+        _WARM.pop().close()
+
+
+def _run_probe(
+    uri: str, sample_path: Path, tracking_uri: str, timeout_s: float
+) -> tuple[int, str, str]:
+    """The probe's exit status, output and errors: the process started ahead when there is
+    one, else a new one."""
+    warm = _WARM.pop() if _WARM else None  # it reads only the folder it is given
+    if warm is not None and warm.proc.poll() is None:
+        return warm.ask(uri, sample_path, timeout_s)
+    if warm is not None:
+        warm.close()
+    done = subprocess.run(
+        [sys.executable, "-m", PROBE, uri, str(sample_path)],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+        cwd=sample_path.parent,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
 def load_and_query(
     uri: str,
     sample: pd.DataFrame,
@@ -56,26 +138,19 @@ def load_and_query(
     budget_ms: float,
     timeout_s: float = 120.0,
 ) -> InfraReport:
-    """Load ``uri`` in a new process and time its answers to ``sample`` (p50 of repeated
-    calls); ok when it loads, answers every row and its p50 is within ``budget_ms``."""
+    """Load ``uri`` in a new process (the one :func:`warm_up` started, if any) and time its
+    answers to ``sample`` (p50 of repeated calls); ok when it loads, answers every row and
+    its p50 is within ``budget_ms``."""
     with tempfile.TemporaryDirectory(prefix="honing-probe-") as tmp:
         sample_path = Path(tmp) / "sample.parquet"
         sample.to_parquet(sample_path)
-        env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
         try:
-            done = subprocess.run(
-                [sys.executable, "-m", PROBE, uri, str(sample_path)],
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-                env=env,
-                cwd=tmp,
-            )
+            code, stdout, stderr = _run_probe(uri, sample_path, tracking_uri, timeout_s)
         except subprocess.TimeoutExpired:
             return InfraReport(False, f"{uri} did not load and answer within {timeout_s:g}s")
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if code != 0 or not lines:
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
         return InfraReport(False, f"{uri} failed to load or answer in a fresh process: {tail}")
     got = json.loads(lines[-1])
     if got["rows"] != len(sample):

@@ -25,8 +25,18 @@ RESERVE: dict[str, tuple[float, float]] = {
     "evaluation": (0.03, 2.0),
     "explain": (0.05, 2.0),
     "compression": (0.10, 4.0),
-    "registration": (0.10, 12.0),
+    "registration": (0.10, 9.0),
 }
+#: Compression is planned for only when its share comes to this many seconds: below it, the
+#: ONNX export of a boosted ensemble does not fit (it needs 10-45 s), and the search gets them.
+COMPRESSION_PLANNED_S = 10.0
+#: Seconds ``honing run`` takes on a quiet 2-core machine from its start to its first stage
+#: (imports, Prefect's API, the MLflow store, the run: 17-19 s measured), whatever the
+#: table: the yardstick of how busy the machine is. A run that took longer to get there keeps
+#: its reserves as many times longer (at most MAX_SLOWDOWN): on a busy machine the later
+#: stages slow down as much.
+QUIET_START_S = 19.0
+MAX_SLOWDOWN = 2.0
 #: Seconds a ``honing run`` spends before its search on this 2-core machine: Prefect's API,
 #: Ray and the imports side by side, then validation (measured 20-27 s): what the command
 #: guesses, before the real number is known, to decide whether the search will need Ray.
@@ -47,10 +57,13 @@ class StageClock:
         self.budget_s = budget_s
         self.started = time.monotonic() if started is None else started
         self.seconds: dict[str, float] = {}
+        self.began: float | None = None  # when the first stage began
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         start = time.monotonic()
+        if self.began is None:
+            self.began = start
         try:
             yield
         finally:
@@ -59,12 +72,25 @@ class StageClock:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def startup(self) -> float:
+        """Seconds from the start to the first stage (all of them when none began yet)."""
+        first = self.began if self.began is not None else time.monotonic()
+        return first - self.started
+
     def left(self) -> float | None:
         return None if self.budget_s is None else self.budget_s - self.elapsed()
 
 
-def _reserve(budget_s: float, stages: tuple[str, ...]) -> float:
-    return sum(max(budget_s * share, floor) for s, (share, floor) in RESERVE.items() if s in stages)
+def _reserve(budget_s: float, stages: tuple[str, ...], slowdown: float = 1.0) -> float:
+    return slowdown * sum(
+        max(budget_s * share, floor) for s, (share, floor) in RESERVE.items() if s in stages
+    )
+
+
+def slowdown(startup_s: float) -> float:
+    """How many times longer than on a quiet machine the later stages are expected to take,
+    judged by the ``startup_s`` seconds the command took to reach its first stage."""
+    return round(min(MAX_SLOWDOWN, max(1.0, startup_s / QUIET_START_S)), 2)
 
 
 @dataclass(frozen=True)
@@ -76,6 +102,7 @@ class BudgetPlan:
     search_s: float | None
     reserved_s: float
     note: str
+    slowdown: float = 1.0
 
     def log_lines(self) -> list[str]:
         return [self.note]
@@ -86,6 +113,7 @@ class BudgetPlan:
             "search_s": self.search_s,
             "reserved_s": self.reserved_s,
             "note": self.note,
+            "slowdown": self.slowdown,
         }
 
 
@@ -95,22 +123,28 @@ def plan(
     elapsed_s: float,
     compression: bool,
     search_cap_s: float | None = None,
+    startup_s: float | None = None,
 ) -> BudgetPlan:
     """The search's share of ``budget_s`` after ``elapsed_s`` already spent (validation):
-    what is left less the reserves of the later stages, at least :data:`MIN_SEARCH_SHARE`
-    of the budget, at most ``search_cap_s`` (the config's own ``search.time_budget_s``)."""
+    what is left less the reserves of the later stages (:func:`slowdown` times longer after a
+    ``startup_s`` slower than a quiet machine's), at least :data:`MIN_SEARCH_SHARE` of the
+    budget, at most ``search_cap_s`` (the config's own ``search.time_budget_s``)."""
     if budget_s is None:
         return BudgetPlan(None, search_cap_s, 0.0, "no pipeline time budget")
-    stages = tuple(s for s in RESERVE if compression or s != "compression")
-    reserved = _reserve(budget_s, stages)
+    compress = compression and budget_s * RESERVE["compression"][0] >= COMPRESSION_PLANNED_S
+    stages = tuple(s for s in RESERVE if compress or s != "compression")
+    slow = 1.0 if startup_s is None else slowdown(startup_s)
+    reserved = _reserve(budget_s, stages, slow)
     search = max(budget_s - elapsed_s - reserved, MIN_SEARCH_SHARE * budget_s)
     if search_cap_s is not None:
         search = min(search, search_cap_s)
     note = (
         f"budget {budget_s:.0f}s: {elapsed_s:.1f}s spent before the search, {search:.1f}s for "
         f"the search, {reserved:.1f}s kept for {', '.join(stages)}"
-    )
-    return BudgetPlan(budget_s, round(search, 1), round(reserved, 1), note)
+        + (f" (x{slow:g}: a start of {startup_s:.0f}s, a quiet machine's ~{QUIET_START_S:.0f}s)"
+           if slow > 1 else "")
+    )  # fmt: skip
+    return BudgetPlan(budget_s, round(search, 1), round(reserved, 1), note, slow)
 
 
 def search_config(search: SearchConfig, budget: BudgetPlan) -> SearchConfig:
@@ -121,14 +155,17 @@ def search_config(search: SearchConfig, budget: BudgetPlan) -> SearchConfig:
 
 
 def refit_budget(
-    budget_s: float | None, left_s: float | None, *, compression: bool
+    budget_s: float | None, left_s: float | None, *, compression: bool, slowdown: float = 1.0
 ) -> float | None:
     """Seconds an ensemble's members may take to refit, decided after the search: what is
-    left less the reserves of the stages after the refit (None: no budget)."""
+    left less the reserves of the stages after the refit, ``slowdown`` times longer on a
+    busy machine (None: no budget)."""
     if budget_s is None or left_s is None:
         return None
-    stages = ("evaluation", "explain", "registration") + (("compression",) if compression else ())
-    return round(max(left_s - _reserve(budget_s, stages), budget_s * RESERVE["refit"][0]), 1)
+    compress = compression and budget_s * RESERVE["compression"][0] >= COMPRESSION_PLANNED_S
+    stages = ("evaluation", "explain", "registration") + (("compression",) if compress else ())
+    left = left_s - _reserve(budget_s, stages, slowdown)
+    return round(max(left, budget_s * RESERVE["refit"][0]), 1)
 
 
 @dataclass(frozen=True)
@@ -188,17 +225,19 @@ def trim(
     techniques: tuple[str, ...],
     compression: bool,
     model_size: int = 0,
+    slowdown: float = 1.0,
 ) -> Trims:
     """What still fits in ``left_s`` once the model is evaluated: permutation repeats (each
     costs ``columns`` predictions of the test split, ``predict_s`` each), SHAP rows, and the
     compression techniques (ONNX alone when short, none when shorter; a model of
     ``model_size`` tree nodes or coefficients takes about ``2 x model_size /``
     :data:`ONNX_PARAMETERS_PER_S` seconds to export, log and load, and its served flavor
-    :data:`SERVED_REGISTRATION_S` more to register). Registration's reserve is kept aside."""
+    :data:`SERVED_REGISTRATION_S` more to register). Registration's reserve is kept aside,
+    ``slowdown`` times longer on a busy machine."""
     if budget_s is None or left_s is None:
         return Trims()
     notes: list[str] = []
-    available = left_s - _reserve(budget_s, ("registration",))
+    available = left_s - _reserve(budget_s, ("registration",), slowdown)
     per_repeat = max(columns * predict_s, 1e-3)
     explain_s = EXPLAIN_SHARE * available if compression else available
     repeats = int(min(5, max(explain_s, 0.0) // per_repeat))

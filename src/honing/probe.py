@@ -1,6 +1,11 @@
 """``python -m honing.probe URI SAMPLE``: what :func:`honing.infra.load_and_query` runs in a
 fresh process. Loads a model as a server would and prints one JSON line: the load seconds,
-the p50 milliseconds of answering the sample, and the rows answered."""
+the p50 milliseconds of answering the sample, and the rows answered.
+
+``python -m honing.probe --wait`` is the same process started ahead of time (:class:`honing.
+infra.WarmProbe`): it imports what a server imports at its own start, then reads one line,
+``{"uri": ..., "sample": ...}``, from its input and answers it the same way. It has never
+seen the model before that line: the files are loaded from disk as a server would."""
 
 from __future__ import annotations
 
@@ -13,13 +18,12 @@ import numpy as np
 import pandas as pd
 
 
-def main(argv: list[str]) -> int:
+def probe(uri: str, sample_path: str) -> dict[str, float | int]:
     # the loader a server runs on a version's downloaded files (registry.load_model's own),
     # without the registry's imports (MLflow's client, the gates), which it does not need
     from honing.decision import Decided, DecisionRule
     from honing.inference import load_model_folder
 
-    uri, sample_path = argv
     start = time.perf_counter()
     model = load_model_folder(Path(uri))
     load_s = time.perf_counter() - start
@@ -31,7 +35,23 @@ def main(argv: list[str]) -> int:
         t = time.perf_counter()
         rows = len(model.outputs(sample))
         times.append((time.perf_counter() - t) * 1000)
-    print(json.dumps({"load_s": load_s, "p50_ms": float(np.median(times[1:])), "rows": rows}))
+    return {"load_s": load_s, "p50_ms": float(np.median(times[1:])), "rows": rows}
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["--wait"]:
+        # a server's own start-up imports: the loader and the libraries models are made of
+        import importlib
+
+        for name in ("honing.decision", "honing.inference", "skops.io", "lightgbm", "xgboost"):
+            importlib.import_module(name)
+        line = sys.stdin.readline()
+        if not line.strip():  # the run ended without a version to check
+            return 0
+        request = json.loads(line)
+        argv = [request["uri"], request["sample"]]
+    uri, sample_path = argv
+    print(json.dumps(probe(uri, sample_path)), flush=True)
     return 0
 
 

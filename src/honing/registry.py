@@ -240,7 +240,7 @@ def register_version(
     """Register ``model_uri`` as a new version of ``name``, write the gate result and lineage
     into its description and tags, and move ``alias`` to it only if the gate promoted it and,
     with ``infra``, the version's files load and answer in a fresh process
-    (:func:`honing.infra.load_and_query`)."""
+    (:func:`honing.infra.load_and_query`; run, and its result tagged, on every version)."""
     import mlflow
 
     client = _client()
@@ -264,10 +264,10 @@ def register_version(
                 decision.margin,
                 moved,
             )
-        if decision.promote and infra is not None:
+        if infra is not None:  # every version: a challenger may be promoted later
             check = _infra_check(name, version, infra)
             client.set_model_version_tag(name, version, "honing.infra_check", check.reason)
-            if not check.ok:
+            if decision.promote and not check.ok:
                 decision = replace(
                     decision,
                     promote=False,

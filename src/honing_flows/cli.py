@@ -4,6 +4,7 @@ on the orchestration side. The flows are imported only when a command runs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -222,10 +223,14 @@ def run(
         planner.search_config(cfg.search, guess), settings.ray.address
     )
 
-    def start_up() -> None:  # while the Prefect API starts: Ray, and the late imports
+    def start_up() -> None:
+        # while the Prefect API starts: Ray, the late imports, and the MLflow store (created
+        # and migrated here once; a store that does not answer is the start stage's to say)
         if needs_ray:
             search.connect_ray(settings.ray)
         runtime.preload()
+        with contextlib.suppress(HoningError):
+            tracking.configure(settings.mlflow)
 
     result = in_flow(
         lambda: training_pipeline(

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from honing import champion, model_logging, registry, tracking
+from honing import champion, infra, model_logging, registry, tracking
 from honing.config import load_config
 from honing.data import clean, split_data
 from honing.decision import DecisionRule
@@ -195,6 +195,26 @@ def test_the_load_and_query_check_gates_the_alias(mlflow_store, project, tmp_pat
         budget_ms=1e-6,
     )  # fmt: skip
     assert not slow.ok and slow.reason.startswith("too slow") and slow.p50_ms > 0
+    # the process started ahead (honing run starts it with the run) answers the same check,
+    # once: it never held the model before it was asked
+    infra.warm_up(mlflow.get_tracking_uri())
+    ahead = infra.waiting()
+    assert ahead is not None
+    warm = load_and_query(
+        str(folder), split.X_test.head(5), tracking_uri=mlflow.get_tracking_uri(), budget_ms=1e4
+    )
+    assert warm.ok and "loaded in a fresh process" in warm.reason
+    assert ahead.proc.returncode == 0 and infra.waiting() is None  # used, and gone
+    assert not Path(ahead.folder).exists()
+    infra.warm_up(mlflow.get_tracking_uri())
+    ahead = infra.waiting()
+    ahead.proc.kill()  # a probe that died before it was asked: a new process checks instead
+    ahead.proc.wait()
+    again = load_and_query(
+        str(folder), split.X_test.head(5), tracking_uri=mlflow.get_tracking_uri(), budget_ms=1e4
+    )
+    assert again.ok and infra.waiting() is None
+
     (folder / "artifacts" / "served" / "pipeline.skops").write_bytes(b"not a model")
     broken = load_and_query(
         str(folder), split.X_test.head(5), tracking_uri=mlflow.get_tracking_uri(), budget_ms=1e4

@@ -3,6 +3,8 @@ selection and the metric table (binary, multiclass, regression)."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from sklearn import metrics as skm
@@ -27,8 +29,10 @@ def test_plan_gives_the_search_what_the_later_stages_do_not_need():
     plan = planner.plan(60.0, elapsed_s=5.0, compression=True)
     assert plan.search_s == pytest.approx(60.0 - 5.0 - plan.reserved_s, abs=0.1)
     assert 0.25 * 60 <= plan.search_s < 60
-    without = planner.plan(60.0, elapsed_s=5.0, compression=False)
-    assert without.search_s > plan.search_s  # no compression reserve
+    without = planner.plan(200.0, elapsed_s=5.0, compression=False)
+    assert without.search_s > planner.plan(200.0, elapsed_s=5.0, compression=True).search_s
+    # a short budget plans no compression: its share could not hold a boosted ensemble's export
+    assert planner.plan(60.0, elapsed_s=5.0, compression=False).search_s == plan.search_s
     capped = planner.plan(600.0, elapsed_s=5.0, compression=True, search_cap_s=30.0)
     assert capped.search_s == 30.0
     # a validation that ate most of the budget still leaves the search its minimum share
@@ -54,7 +58,7 @@ def test_trims_cut_optional_work_in_order_and_say_so():
         roomy.compression_config(CompressionConfig()).techniques == CompressionConfig().techniques
     )
 
-    tight = planner.trim(  # 12 s of it are registration's, 6 s the served flavor's
+    tight = planner.trim(  # 9 s of it are registration's, 6 s the served flavor's
         60.0, 26.0, predict_s=0.2, columns=30, techniques=techniques, compression=True
     )
     assert tight.permutation_repeats < 5 and tight.shap_rows == 0
@@ -84,9 +88,28 @@ def test_trims_cut_optional_work_in_order_and_say_so():
 
 def test_refit_budget_keeps_the_later_stages_reserve():
     assert planner.refit_budget(None, None, compression=True) is None
-    roomy = planner.refit_budget(60.0, 30.0, compression=True)
-    assert 0 < roomy < 30.0
-    assert planner.refit_budget(60.0, 30.0, compression=False) > roomy
+    roomy = planner.refit_budget(200.0, 100.0, compression=True)
+    assert 0 < roomy < 100.0
+    assert planner.refit_budget(200.0, 100.0, compression=False) > roomy
+
+
+def test_a_slow_start_keeps_longer_reserves():
+    """A run that reached its search later than a quiet machine does (a busy machine, a big
+    table) expects its later stages to take longer too, up to MAX_SLOWDOWN times."""
+    quiet = planner.plan(60.0, elapsed_s=25, compression=True, startup_s=planner.QUIET_START_S)
+    busy = planner.plan(60.0, elapsed_s=25, compression=True, startup_s=1.5 * planner.QUIET_START_S)
+    assert planner.plan(60.0, elapsed_s=25, compression=True).slowdown == 1.0  # not measured
+    assert quiet.slowdown == 1.0 and busy.slowdown == 1.5
+    assert busy.reserved_s == pytest.approx(1.5 * quiet.reserved_s, abs=0.1)
+    assert "(x1.5: a start of 28s" in busy.note and "a start of" not in quiet.note
+    assert planner.slowdown(10 * planner.QUIET_START_S) == planner.MAX_SLOWDOWN
+    assert planner.refit_budget(60.0, 40.0, compression=False, slowdown=1.5) < (
+        planner.refit_budget(60.0, 40.0, compression=False)
+    )
+    left = dict(predict_s=0.01, columns=10, techniques=("onnx",), compression=True)
+    calm = planner.trim(120.0, 30.0, **left, model_size=10_000)
+    rushed = planner.trim(120.0, 30.0, **left, model_size=10_000, slowdown=2.0)
+    assert calm.compression != () and rushed.compression == ()
 
 
 def test_budget_report_judges_the_total_against_the_slack():
@@ -102,12 +125,14 @@ def test_budget_report_judges_the_total_against_the_slack():
 
 
 def test_stage_clock_adds_up_stages():
-    clock = planner.StageClock(10.0)
+    clock = planner.StageClock(10.0, started=time.monotonic() - 3.0)
+    assert clock.startup() >= 3.0  # no stage yet: all of it
     with clock.stage("a"):
         pass
     with clock.stage("a"):
         pass
     assert set(clock.seconds) == {"a"} and clock.seconds["a"] >= 0
+    assert 3.0 <= clock.startup() < clock.elapsed()  # until the first stage began
     assert clock.left() <= 10.0 and planner.StageClock(None).left() is None
 
 

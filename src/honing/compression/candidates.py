@@ -5,6 +5,7 @@ the PyTorch MLP), sharing one try-convert-or-skip step. Each candidate is a depl
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,8 +120,9 @@ def n_parameters(model: Any) -> int | None:
         return int(np.asarray(model.coef_).size + np.asarray(model.intercept_).size)
     if hasattr(model, "tree_"):
         return int(model.tree_.node_count)
-    if hasattr(model, "booster_"):  # LightGBM: nodes of each tree
-        return int(sum(2 * t["num_leaves"] - 1 for t in model.booster_.dump_model()["tree_info"]))
+    if hasattr(model, "booster_"):  # LightGBM: nodes of each tree, read from its model text
+        text = model.booster_.model_to_string()  # (its JSON dump is ~8x slower to build)
+        return int(sum(2 * int(n) - 1 for n in re.findall(r"^num_leaves=(\d+)$", text, re.M)))
     if hasattr(model, "get_booster"):  # XGBoost: one dump line per node
         return int(sum(d.count("\n") for d in model.get_booster().get_dump()))
     members: list[Any] = []

@@ -57,6 +57,7 @@ def evaluate(
         techniques=tuple(cfg.compression.techniques),
         compression=cfg.compression.enabled,
         model_size=n_parameters(model) or 0,
+        slowdown=prepared.budget.slowdown,
     )
     return Evaluated(report=report, slices=slice_report, trims=trims)
 

@@ -38,18 +38,24 @@ class Prepared:
 
 
 def prepare(
-    cfg: PipelineConfig, raw: pd.DataFrame, lineage: Lineage, *, elapsed_s: float
+    cfg: PipelineConfig,
+    raw: pd.DataFrame,
+    lineage: Lineage,
+    *,
+    elapsed_s: float,
+    startup_s: float | None = None,
 ) -> Prepared:
     """Clean the validated table ``raw`` (from ``lineage``), keep the rows of the window
     policy (``data.window``), split them, set up the features
     on the training split, and plan the search's share of the budget (``elapsed_s`` already
-    spent)."""
+    spent, ``startup_s`` of them before the first stage)."""
     split = split_table(cfg, raw)
     budget = planner.plan(
         cfg.time_budget_s,
         elapsed_s=elapsed_s,
         compression=cfg.compression.enabled,
         search_cap_s=cfg.search.time_budget_s,
+        startup_s=startup_s,
     )
     return Prepared(
         cleaning=split.cleaning,

@@ -7,7 +7,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from honing import config, runtime, stale, tracking
+from honing import config, infra, runtime, stale, tracking
 from honing.aliases import served_name
 from honing.config import EnvSettings, PipelineConfig
 from honing.summary import RunRef
@@ -66,6 +66,8 @@ def start(
         started -= max(0.0, time.time() - started_at)
     cfg = load(config_path, environ)
     settings = connect(env_path, environ)
+    if cfg.registry.infra_check.enabled:  # its imports overlap validation and the search
+        infra.warm_up(settings.mlflow.tracking_uri)
     experiment_id = tracking.ensure_experiment(
         cfg.tracking.experiment, settings.mlflow.artifact_root
     )
