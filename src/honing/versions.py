@@ -7,7 +7,8 @@ new rows go after them, and DVC records the new version (``dvc add``, or ``dvc c
 the stage that produces the file). The version before stays in the DVC cache, so
 ``honing reproduce`` can still fetch it by MD5. Each version is a line of the file's
 history (``<data.path>.history.jsonl``): its MD5, the batch, the rows. An unlabelled batch
-is stored beside the table (``batches/``, DVC-tracked too) for monitoring."""
+is stored beside the table (``batches/``, DVC-tracked too) for monitoring. In a batch whose
+labels are partly in, the rows without one are left out of the version, and it says so."""
 
 from __future__ import annotations
 
@@ -279,6 +280,14 @@ def _ingest(cfg: PipelineConfig, batch_path: Path, root: Path) -> Ingested:
         return Ingested(**{**known, "new": False})
     table = data.load_table(data_path, cfg.data.format)
     _same_columns(batch, table, batch_path, data_path)
+    # rows whose label has not arrived yet cannot train: the labelled ones make the version
+    blank = batch[target].isna()
+    batch = batch[~blank]
+    left_out = (
+        [f"{target}: {int(blank.sum())} of {len(blank)} rows have no label yet; they are left "
+         "out of this version (send them in a later batch once they are labelled)"]
+        if blank.any() else []
+    )  # fmt: skip
     combined = pd.concat([table, batch[table.columns]], ignore_index=True)
     report = validation.validate(
         combined, suite, source=str(batch_path), rules=validation.QualityRules.from_config(cfg)
@@ -299,7 +308,8 @@ def _ingest(cfg: PipelineConfig, batch_path: Path, root: Path) -> Ingested:
         batch=rel(batch_path), batch_md5=batch_md5, rows=len(batch), labelled=True,
         stored=rel(data_path), md5=md5, previous_md5=previous, version=version,
         total_rows=len(combined),
-        warnings=[f"{f.column or '<table>'}: {f.rule}: {f.details}" for f in report.failures],
+        warnings=left_out
+        + [f"{f.column or '<table>'}: {f.rule}: {f.details}" for f in report.failures],
         suite_widened=changes,
     )  # fmt: skip
     if changes:  # recorded with the version below; the suite file is the project's to commit

@@ -101,6 +101,20 @@ def test_a_labelled_batch_becomes_a_new_dvc_version_and_the_old_one_stays(dvc_pr
     assert (root / "data" / "churn.csv").read_bytes() == now
 
 
+def test_a_batch_with_labels_still_to_come_keeps_its_labelled_rows(dvc_project):
+    """Late labels: the rows that have one make the version, the others are left out and
+    named, instead of the whole batch being refused for a blank label."""
+    root, cfg, _ = dvc_project
+    batch = data.load_table(root / "batch.csv")
+    batch.loc[batch.index[:7], "churn"] = None
+    data.write_table(batch, root / "late.csv")
+    done = versions.ingest(cfg, root / "late.csv", repo=root)
+    assert done.labelled and done.rows == 493 and done.total_rows == 4493
+    assert any("7 of 500 rows have no label yet" in w for w in done.warnings), done.warnings
+    table = data.load_table(root / "data" / "churn.csv")
+    assert len(table) == 4493 and table["churn"].notna().all()
+
+
 def test_an_unlabelled_batch_is_stored_for_monitoring(dvc_project):
     root, cfg, churn = dvc_project
     data.write_table(churn.iloc[4000:4200].drop(columns=["churn"]), root / "new.csv")
