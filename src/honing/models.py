@@ -307,3 +307,23 @@ def build_estimator(
     if categorical and info.native_categorical:
         estimator.set_params(**{info.native_categorical: list(categorical)})
     return estimator
+
+
+def effective_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` as the family's estimator takes them: the sampler's floats that the builder
+    casts to ints (``num_leaves`` 21.33 fits as 21) read back as those ints, for the logs, the
+    leaderboard and MLflow's params. Anything else, and a family honing does not build from
+    this table (ensembles), is returned as given."""
+    info = FAMILY_TABLE.get(family)
+    if info is None:
+        return dict(params)
+    try:
+        taken = next(iter(info.builders.values()))(dict(params), 0, 1).get_params()
+    except Exception:  # noqa: BLE001 - a display must not fail a run; the fit says why
+        return dict(params)
+    out = dict(params)
+    for key, value in params.items():
+        held = taken.get(key)
+        if isinstance(value, float) and isinstance(held, int) and not isinstance(held, bool):
+            out[key] = held
+    return out

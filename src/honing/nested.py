@@ -91,5 +91,5 @@ def nested_cv(
         ).model
         scores.append(metric_value(cfg.metric, score(model, X.iloc[test_idx], y[test_idx])))
         inner.append(metric_value(cfg.metric, float(best.score or np.nan)))
-        chosen.append(best.spec.label())
+        chosen.append(best.spec.effective().label())
     return NestedCVResult(cfg.metric, scores, inner, chosen)

@@ -220,7 +220,7 @@ def run_search(
         fallback = anytime.fallback_trial(X, y, cfg=cfg, setup=setup, holdout=holdout)
         (progress or LOG.info)(
             f"no trial finished within the search's {cfg.time_budget_s or 0:.0f}s: fitted "
-            f"{fallback.spec.label()} in {fallback.fit_seconds or 0:.1f}s instead"
+            f"{fallback.spec.effective().label()} in {fallback.fit_seconds or 0:.1f}s instead"
             + (f" ({fallback.error})" if fallback.error else "")
         )
         result.trials.append(fallback)

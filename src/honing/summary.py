@@ -262,7 +262,7 @@ def describe_model(choice: EnsembleDecision) -> str:
     """The chosen model in a few words: its spec, or the ensemble and its size."""
     spec = choice.spec
     if spec.family not in ENSEMBLES:
-        return spec.label()
+        return spec.effective().label()
     return f"{spec.family} of {len(spec.params['members'])} trials"
 
 
@@ -369,7 +369,7 @@ def search_params(
     best = search.best
     return {
         "best_family": best.spec.family,
-        **{f"best.{k}": v for k, v in best.spec.params.items()},
+        **{f"best.{k}": v for k, v in best.spec.effective().params.items()},
         **{f"best.features.{k}": v for k, v in best.spec.features.items()},
         "search_trials": len(search.trials),
         "search_validation": search.validation,

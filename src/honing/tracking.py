@@ -286,7 +286,7 @@ def log_trials(parent_run_id: str, experiment_id: str, search: SearchResult) -> 
         )
         params = {
             "family": trial.spec.family,
-            **trial.spec.params,
+            **trial.spec.effective().params,
             **{f"features.{k}": v for k, v in trial.spec.features.items()},
         }
         metrics: dict[str, float] = {}
@@ -364,7 +364,7 @@ def leaderboard(search: SearchResult, run_ids: list[str], experiment_id: str) ->
         table["rungs"].append(t.rungs)
         table["status"].append(t.status)
         table["cut"].append(t.cut)
-        table["params"].append(t.spec.label())
+        table["params"].append(t.spec.effective().label())
         table["folds"].append(
             ", ".join(f"{metric_value(search.metric, f):.4f}" for f in t.fold_scores)
         )

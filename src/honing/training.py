@@ -34,7 +34,7 @@ from honing.fidelity import (
     warm_start_ladder,
 )
 from honing.metrics import score_predictions
-from honing.models import FAMILY_TABLE, build_estimator
+from honing.models import FAMILY_TABLE, build_estimator, effective_params
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,18 @@ class ModelSpec:
 
         extra = f" + features({show(self.features)})" if self.features else ""
         return f"{self.family}({show(self.params)}){extra}"
+
+    def effective(self) -> ModelSpec:
+        """This spec with its hyperparameters as the estimators take them (the sampler's
+        floats that a family casts to ints, as ints; an ensemble's members too): what logs
+        and leaderboards show. The model fitted from either spec is the same."""
+        if isinstance(self.params.get("members"), list):
+            members = [
+                {**m, "params": effective_params(m["family"], m.get("params", {}))}
+                for m in self.params["members"]
+            ]
+            return ModelSpec(self.family, {**self.params, "members": members}, self.features)
+        return ModelSpec(self.family, effective_params(self.family, self.params), self.features)
 
     def with_rounds(self, rounds: int | None) -> ModelSpec:
         """This spec with the boosting rounds that early stopping chose (``n_estimators`` in

@@ -60,7 +60,7 @@ class SearchResult:
         if self.completed:
             best = self.best
             score = metric_value(self.metric, best.score or 0.0)
-            line += f"; best {best.spec.label()}: {self.metric} {score:.4f}"
+            line += f"; best {best.spec.effective().label()}: {self.metric} {score:.4f}"
         return [line]
 
     @property

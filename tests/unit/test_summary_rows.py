@@ -59,3 +59,37 @@ def test_the_leaderboard_says_which_trials_their_deadline_cut():
         "lightgbm": True,
     }
     assert list(board).index("cut") == list(board).index("status") + 1
+
+
+def test_logs_and_leaderboards_show_the_hyperparameters_the_model_was_fitted_with():
+    """The sampler hands LightGBM num_leaves 21.33; the model fits int(21.33) = 21 leaves, and
+    that is what the search line, the leaderboard, the refit line and the summary show (an
+    ensemble's members too), while the float stays what the sampler learns from."""
+    from honing.ensembles import EnsembleDecision
+    from honing.search import SearchResult, TrialResult
+    from honing.summary import describe_model
+    from honing.tracking import leaderboard
+    from honing.training import ModelSpec
+
+    sampled = {"n_estimators": 958.9, "num_leaves": 21.33, "learning_rate": 0.05}
+    spec = ModelSpec("lightgbm", sampled)
+    fitted = spec.effective().params
+    assert fitted == {"n_estimators": 958, "num_leaves": 21, "learning_rate": 0.05}
+    assert spec.params == sampled  # the spec itself is not changed
+    trial = TrialResult("a", spec, 0.81, 0.01, [0.8, 0.82], 2.0)
+    result = SearchResult("roc_auc", [trial])
+    assert "num_leaves=21)" in result.log_lines()[0] and "21.33" not in result.log_lines()[0]
+    assert leaderboard(result, ["r1"], "7")["params"] == [
+        "lightgbm(learning_rate=0.05, n_estimators=958, num_leaves=21)"
+    ]
+    assert describe_model(EnsembleDecision(spec, "best", {})) == (
+        "lightgbm(learning_rate=0.05, n_estimators=958, num_leaves=21)"
+    )
+    ensemble = ModelSpec(
+        "ensemble_selection", {"members": [{"family": "lightgbm", "params": sampled}],
+                               "weights": [1.0]},
+    )  # fmt: skip
+    assert ensemble.effective().params["members"][0]["params"]["num_leaves"] == 21
+    # what a family does not cast is left alone, and an unknown family is shown as given
+    assert ModelSpec("logistic_regression", {"C": 0.5}).effective().params == {"C": 0.5}
+    assert ModelSpec("soft_voting", {"x": 1.5}).effective().params == {"x": 1.5}

@@ -81,7 +81,7 @@ class Refit:
     decision: DecisionFit
 
     def log_lines(self) -> list[str]:
-        return [f"refit: {self.trained.spec.label()}", *self.decision.log_lines()]
+        return [f"refit: {self.trained.spec.effective().label()}", *self.decision.log_lines()]
 
 
 def refit(cfg: PipelineConfig, prepared: Prepared, choice: ensembles.EnsembleDecision) -> Refit:
