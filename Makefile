@@ -18,12 +18,13 @@ export DVC_NO_ANALYTICS := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: bench-venv-autogluon bench-automl install demo demo-regression demo-multiclass monitor-demo loop-demo data test test-fast lint ui prefect-ui serve-model clean help
+.PHONY: bench-venv-autogluon bench-automl docs docs-serve install demo demo-regression demo-multiclass monitor-demo loop-demo data test test-fast lint ui prefect-ui serve-model clean help
 
 help:
 	@echo "make demo   - venv + install + full pipeline on the bundled Telco churn data"
 	@echo "make test   - venv + install + the whole test suite (what CI runs)"
 	@echo "make lint   - ruff"
+	@echo "make docs   - the documentation site into site/ (mkdocs build --strict)"
 	@echo "make ui     - MLflow UI on http://127.0.0.1:5000"
 	@echo "make prefect-ui - Prefect UI over the demo's flow runs on http://127.0.0.1:4300"
 	@echo "make serve-model - the champion over HTTP on http://127.0.0.1:8000"
@@ -96,6 +97,13 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check src tasks flows tests bench
 	$(BIN)/ruff format --check src tasks flows tests bench
+
+# The documentation site (mkdocs.yml): strict, so a broken link or a stale reference fails.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 ui: install
 	$(BIN)/honing ui --env $(ENV)
