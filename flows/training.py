@@ -10,6 +10,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
+from honing.exceptions import failure_reason
 from honing.planner import StageClock, refit_budget
 from honing.stages.cache import StageStore
 from honing.stages.keys import reusable
@@ -156,8 +157,8 @@ def training_pipeline(
             registered=registered,
             timings={**clock.seconds, "total": clock.elapsed()},
         )
-    except BaseException:
+    except BaseException as exc:
         # the run's own failure is what the user sees, even when its store cannot take the
         # FAILED mark either (a full disk): the next run marks it from its dead process
-        stages.fail(run=run, return_state=True)
+        stages.fail(run=run, stage=clock.current, reason=failure_reason(exc), return_state=True)
         raise

@@ -301,5 +301,5 @@ def finish_unchanged(
 
 
 @io_task
-def fail(run: summary.RunRef) -> None:
-    tracking.end_run(run.run_id, "FAILED")
+def fail(run: summary.RunRef, stage: str, reason: str) -> None:
+    tracking.fail_run(run.run_id, stage, reason)

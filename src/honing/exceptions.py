@@ -112,3 +112,13 @@ class UnsafeModelError(HoningError):
 
 class CompressionError(HoningError):
     """No candidate is deployable, or a served artifact is malformed."""
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a failed run says about ``exc`` in one line: a honing error's own message, an
+    interrupt as such, anything else as its type and message."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C or SIGINT); no alias moved"
+    if isinstance(exc, HoningError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -58,16 +58,22 @@ class StageClock:
         self.started = time.monotonic() if started is None else started
         self.seconds: dict[str, float] = {}
         self.began: float | None = None  # when the first stage began
+        self.current = "start"  # the stage running, or the last one that ran
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         start = time.monotonic()
         if self.began is None:
             self.began = start
+        self.current = name
+        done = False
         try:
             yield
+            done = True
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - start
+            if done:  # a stage that raised stays the current one: where the run failed
+                self.current = f"the step after {name}"
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started

@@ -151,6 +151,20 @@ def end_run(run_id: str, status: str = "FINISHED", end_time_ms: int | None = Non
     _client().set_terminated(run_id, status=status, end_time=end_time_ms)
 
 
+def fail_run(run_id: str, stage: str, reason: str) -> None:
+    """End the run FAILED, saying why where a reviewer looks first: its description reads
+    ``FAILED at <stage>: <reason>``, and the tags ``honing.failed_stage`` and
+    ``honing.error`` hold the same for search and filters."""
+    client = _client()
+    text = reason.strip()[:4000] or "no reason given"
+    first, _, rest = text.partition("\n")
+    note = f"**FAILED at {stage}**: {first}" + (f"\n\n```\n{rest}\n```" if rest else "")
+    client.set_tag(run_id, "mlflow.note.content", note)
+    client.set_tag(run_id, "honing.failed_stage", stage)
+    client.set_tag(run_id, "honing.error", text)
+    client.set_terminated(run_id, status="FAILED")
+
+
 def set_tags(run_id: str, tags: dict[str, Any]) -> None:
     client = _client()
     for key, value in tags.items():

@@ -216,6 +216,10 @@ def test_bad_csv_stops_the_flow_and_registers_nothing(run_flow, project, mutate,
     assert client.search_registered_models() == []
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    # the run's own page says why: its description, and tags to filter failed runs by
+    tags = runs[0].data.tags
+    assert tags["mlflow.note.content"].startswith("**FAILED at validation**: ")
+    assert tags["honing.failed_stage"] == "validation" and needle in tags["honing.error"]
     logged = {a.path for a in client.list_artifacts(runs[0].info.run_id, "validation")}
     assert logged == {"validation/report.json"}
 
@@ -227,7 +231,13 @@ def test_quality_gate_blocks_registration(run_flow, project):
     strict.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ModelQualityError, match="roc_auc"):
         run_flow(strict)
-    assert _client(project).search_registered_models() == []
+    client = _client(project)
+    assert client.search_registered_models() == []
+    (run,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`honing.kind` = 'training'"
+    )
+    assert run.info.status == "FAILED" and "roc_auc" in run.data.tags["honing.error"]
+    assert run.data.tags["mlflow.note.content"].startswith("**FAILED at the step after explain")
 
 
 def test_flow_with_ensembles_nested_cv_and_explanations(run_flow, project):

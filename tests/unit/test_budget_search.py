@@ -133,6 +133,11 @@ def test_stage_clock_adds_up_stages():
         pass
     assert set(clock.seconds) == {"a"} and clock.seconds["a"] >= 0
     assert 3.0 <= clock.startup() < clock.elapsed()  # until the first stage began
+    # where a failed run says it failed: the stage that raised, or the step after the last
+    assert clock.current == "the step after a"
+    with pytest.raises(RuntimeError), clock.stage("search"):
+        raise RuntimeError("boom")
+    assert clock.current == "search"
     assert clock.left() <= 10.0 and planner.StageClock(None).left() is None
 
 
