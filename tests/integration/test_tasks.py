@@ -50,8 +50,10 @@ def test_start_and_validate_tasks_report_and_log_then_the_gate_decides(project, 
         stages.validation_gate.fn(rejected)
     artifacts = [a.path for a in client.list_artifacts(again.run.run_id, "validation")]
     assert artifacts == ["validation/report.json"]
-    stages.fail.fn(again.run)
-    assert client.get_run(again.run.run_id).info.status == "FAILED"
+    stages.fail.fn(again.run, "validation", "the table breaks its suite")
+    failed = client.get_run(again.run.run_id)
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["honing.error"] == "the table breaks its suite"
 
 
 def test_fit_tasks_prepare_refit_evaluate_explain_and_gate(project):
