@@ -147,8 +147,23 @@ def start_run(
     return str(run.info.run_id)
 
 
-def end_run(run_id: str, status: str = "FINISHED", end_time_ms: int | None = None) -> None:
-    _client().set_terminated(run_id, status=status, end_time=end_time_ms)
+def end_run(
+    run_id: str, status: str = "FINISHED", end_time_ms: int | None = None, *, owned: bool = True
+) -> None:
+    """End the run with ``status``; an ``owned`` (top-level) run then drops the tags that
+    named its process, which only a run still RUNNING needs (honing.stale)."""
+    client = _client()
+    client.set_terminated(run_id, status=status, end_time=end_time_ms)
+    if owned:
+        _release(client, run_id)
+
+
+def _release(client: Any, run_id: str) -> None:
+    """Remove the owner tags of an ended run (after its end is recorded: a run cut off in
+    between keeps them, and stays findable by the next run's healing)."""
+    for key in owner_tags():
+        with contextlib.suppress(Exception):  # absent already: nothing to remove
+            client.delete_tag(run_id, key)
 
 
 def fail_run(run_id: str, stage: str, reason: str) -> None:
@@ -163,6 +178,7 @@ def fail_run(run_id: str, stage: str, reason: str) -> None:
     client.set_tag(run_id, "honing.failed_stage", stage)
     client.set_tag(run_id, "honing.error", text)
     client.set_terminated(run_id, status="FAILED")
+    _release(client, run_id)
 
 
 def set_tags(run_id: str, tags: dict[str, Any]) -> None:
@@ -336,7 +352,7 @@ def log_trials(parent_run_id: str, experiment_id: str, search: SearchResult) -> 
         end = None  # the trial's real end when known (the run is logged after the search)
         if trial.started_at is not None and trial.fit_seconds is not None:
             end = int((trial.started_at + trial.fit_seconds) * 1000)
-        end_run(run_id, TRIAL_RUN_STATUS[trial.status], end)
+        end_run(run_id, TRIAL_RUN_STATUS[trial.status], end, owned=False)
         run_ids.append(run_id)
     _log_leaderboard(client, parent_run_id, experiment_id, search, run_ids)
     return run_ids

@@ -56,3 +56,21 @@ def test_a_killed_run_and_its_cut_registration_are_settled(mlflow_store):
     assert any("incomplete" in line for line in healed.log_lines())
     assert stale.heal(experiment_id, ["killed-model"]).log_lines() == []  # settled once
     tracking.end_run(alive)
+
+
+def test_an_ended_run_keeps_no_owner_tags(mlflow_store):
+    """The tags naming a run's process matter only while it is RUNNING (a killed one is found
+    by them); a run that ended, finished or failed, drops them; its trials never had them."""
+    exp = tracking.ensure_experiment("owners", None)
+    owners = set(stale.owner_tags())
+    client = mlflow.MlflowClient()
+    done = tracking.start_run(exp, "churn train")
+    assert owners <= set(client.get_run(done).data.tags)  # RUNNING: its owner is named
+    trial = tracking.start_run(exp, "trial", parent_run_id=done)
+    tracking.end_run(trial, "KILLED", owned=False)
+    tracking.end_run(done, "FINISHED")
+    failed = tracking.start_run(exp, "churn train")
+    tracking.fail_run(failed, "search", "no search trial finished")
+    for run_id, status in ((done, "FINISHED"), (failed, "FAILED"), (trial, "KILLED")):
+        run = client.get_run(run_id)
+        assert run.info.status == status and not owners & set(run.data.tags), run.data.tags
