@@ -23,8 +23,9 @@ def reproduce_pipeline(
     repo: str = ".",
     tolerance: float = 0.005,
 ) -> dict[str, Any]:
-    """Fetch the version's data through DVC, retrain with its config, compare its metrics.
-    Nothing is reused from earlier runs: every stage runs again."""
+    """Fetch the version's data through DVC, refit the model its training run recorded
+    (spec and decision rule) on the same split, and compare its metrics. Nothing is reused
+    from earlier runs. A version that recorded no spec is searched for again instead."""
     settings = stages.connect(env_path)
     lineage = repro_tasks.version_lineage(model_name, version)
     dest = Path(repo) / ".honing" / "reproduce" / f"{model_name}-v{version}" / "data.csv"
@@ -33,20 +34,31 @@ def reproduce_pipeline(
     clock = StageClock(cfg.time_budget_s)
     raw = data_tasks.load_table(data_path, cfg.data.format)
     prepared = stages.prepare_data(cfg=cfg, raw=raw, lineage=lineage, elapsed_s=clock.elapsed())
-    name = search_name(cfg.name, cfg.content_hash, None, resume=False)
-    off = StageStore.off()  # every stage runs again: nothing is reused, nothing kept
-    result = stages.search(
-        cfg=cfg, prepared=prepared, ray=settings.ray, experiment_name=name, store=off
-    )
-    refit_s = refit_budget(
-        cfg.time_budget_s,
-        clock.left(),
-        compression=cfg.compression.enabled,
-        slowdown=prepared.budget.slowdown,
-    )
-    choice = stages.choose(cfg=cfg, prepared=prepared, result=result, refit_s=refit_s, store=off)
-    refit = stages.refit(cfg=cfg, prepared=prepared, choice=choice, store=off)
+    recorded = repro_tasks.recorded_choice(lineage)
+    if recorded is not None:  # the very model the version was: its spec and its rule
+        refit = stages.rebuild(prepared=prepared, recorded=recorded)
+    else:  # a version that recorded no spec: search again, under its config and data
+        name = search_name(cfg.name, cfg.content_hash, None, resume=False)
+        off = StageStore.off()  # every stage runs again: nothing is reused, nothing kept
+        result = stages.search(
+            cfg=cfg, prepared=prepared, ray=settings.ray, experiment_name=name, store=off
+        )
+        refit_s = refit_budget(
+            cfg.time_budget_s,
+            clock.left(),
+            compression=cfg.compression.enabled,
+            slowdown=prepared.budget.slowdown,
+        )
+        choice = stages.choose(
+            cfg=cfg, prepared=prepared, result=result, refit_s=refit_s, store=off
+        )
+        refit = stages.refit(cfg=cfg, prepared=prepared, choice=choice, store=off)
     evaluated = stages.evaluate(cfg=cfg, prepared=prepared, refit=refit, left_s=clock.left())
     report = repro_tasks.compare(lineage, evaluated.report.metrics, tolerance)
     repro_tasks.reproducibility_gate(report)
-    return {**report.to_dict(), "data_path": str(data_path), "git_commit": lineage.git_commit}
+    return {
+        **report.to_dict(),
+        "data_path": str(data_path),
+        "git_commit": lineage.git_commit,
+        "from_recorded_choice": recorded is not None,
+    }

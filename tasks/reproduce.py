@@ -15,6 +15,11 @@ def version_lineage(name: str, version: str) -> reproduce.VersionLineage:
 
 
 @io_task
+def recorded_choice(lineage: reproduce.VersionLineage) -> reproduce.RecordedChoice | None:
+    return reproduce.recorded_choice(lineage.run_id)
+
+
+@io_task
 def fetch_data_version(repo: str, lineage: reproduce.VersionLineage, dest: Path) -> Path:
     return reproduce.fetch_data_version(
         Path(repo), lineage.data_path, lineage.data_md5, lineage.git_commit, dest

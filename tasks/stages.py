@@ -23,6 +23,7 @@ from honing.ensembles import EnsembleDecision
 from honing.lineage import FLOW_RUN_TAG, Lineage
 from honing.nested import NestedCVResult
 from honing.planner import Trims
+from honing.reproduce import RecordedChoice
 from honing.search import SearchResult
 from honing.stages import compress as compress_stage
 from honing.stages import evaluate as evaluate_stage
@@ -152,6 +153,11 @@ def refit(
     return logged(
         store.reuse("refit", cfg, prepared.lineage, lambda: fit.refit(cfg, prepared, choice))
     ).value
+
+
+@compute_task
+def rebuild(prepared: prepare.Prepared, recorded: RecordedChoice) -> fit.Refit:
+    return logged(fit.rebuild(prepared, recorded.spec, recorded.rule))
 
 
 @compute_task

@@ -224,7 +224,12 @@ class EnsembleDecision:
     oof_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"chosen": self.spec.family, "reason": self.reason, "cv_scores": self.scores}
+        return {
+            "chosen": self.spec.family,
+            "reason": self.reason,
+            "cv_scores": self.scores,
+            "spec": self.spec.to_dict(),  # what `honing reproduce` refits
+        }
 
     def log_lines(self) -> list[str]:
         return [f"model choice: {self.reason}"]

@@ -17,8 +17,10 @@ from typing import Any
 from honing import versions
 from honing.config import PipelineConfig, parse_config
 from honing.data import file_md5
+from honing.decision import DecisionRule
 from honing.exceptions import DataLoadError, RegistryError, ReproducibilityError
 from honing.lineage import RUN_ID_TAG, Lineage, metrics_from_tags
+from honing.training import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,41 @@ def version_lineage(name: str, version: str) -> VersionLineage:
         git_commit=lineage.git_commit,
         config=config,
         metrics=metrics_from_tags(tags),
+    )
+
+
+@dataclass(frozen=True)
+class RecordedChoice:
+    """What a training run chose, as it recorded it: the model spec (family, hyperparameters,
+    an ensemble's members and weights, boosting rounds) and the decision rule."""
+
+    spec: ModelSpec
+    rule: DecisionRule
+
+
+def recorded_choice(run_id: str) -> RecordedChoice | None:
+    """The choice the run recorded (``search/model_choice.json`` and
+    ``evaluation/decision.json``); None for a run that recorded no spec (an older version)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    folder = tempfile.mkdtemp(prefix="honing-repro-")
+    try:
+        choice = json.loads(
+            Path(client.download_artifacts(run_id, "search/model_choice.json", folder)).read_text()
+        )
+        if "spec" not in choice:
+            return None
+        decision = json.loads(
+            Path(client.download_artifacts(run_id, "evaluation/decision.json", folder)).read_text()
+        )
+    except (MlflowException, OSError, ValueError):
+        return None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return RecordedChoice(
+        ModelSpec.from_dict(choice["spec"]), DecisionRule.from_dict(decision["rule"])
     )
 
 

@@ -56,6 +56,24 @@ class ModelSpec:
         extra = f" + features({show(self.features)})" if self.features else ""
         return f"{self.family}({show(self.params)}){extra}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain JSON values (numpy scalars as Python numbers): what a run records
+        of its chosen model, and :meth:`from_dict` rebuilds exactly."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {str(k): plain(v) for k, v in value.items()}
+            if isinstance(value, list | tuple | np.ndarray):
+                return [plain(v) for v in value]
+            return value.item() if isinstance(value, np.generic) else value
+
+        return {"family": self.family, "params": plain(self.params),
+                "features": plain(self.features)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        return cls(data["family"], dict(data.get("params", {})), dict(data.get("features", {})))
+
     def effective(self) -> ModelSpec:
         """This spec with its hyperparameters as the estimators take them (the sampler's
         floats that a family casts to ints, as ints; an ensemble's members too): what logs

@@ -22,6 +22,7 @@ from honing import config as config_mod
 from honing.cli import CONFIG_OPT, ENV_OPT, console, err, fail
 from honing.cli import app as library_app
 from honing.exceptions import HoningError, StoreFullError, disk_full
+from honing.links import ui_links
 from honing.settings import redact
 from honing.summary import TrainingSummary
 from honing_flows.api_server import API_LOG, private_api
@@ -254,7 +255,7 @@ def run(
             )
         except HoningError as exc:
             raise fail(exc) from None
-    links = tracking.ui_links(
+    links = ui_links(
         settings.mlflow.tracking_uri, result.experiment_id, result.run_id, result.cv_metric
     )
     console.print(

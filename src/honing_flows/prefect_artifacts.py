@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
+from honing.links import ui_links
 from honing.summary import TrainingSummary
-from honing.tracking import ui_links
 
 
 def key(name: str) -> str:

@@ -68,6 +68,8 @@ def test_reproduce_a_version_after_the_data_moved_on(
     fetched = Path(result["data_path"])
     assert fetched != project["data"] and file_md5(fetched) == v1_md5  # through DVC
     assert result["matches"]
+    # the model the version recorded (spec and rule), refit: no search, no choice made anew
+    assert result["from_recorded_choice"]
     assert set(result["expected"]) >= {"roc_auc", "accuracy", "f1"}
     for name, value in result["expected"].items():
         assert result["actual"][name] == pytest.approx(value, abs=0.005)

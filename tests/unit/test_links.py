@@ -1,7 +1,7 @@
 """Direct links into the MLflow UI, as `honing run`, `honing ui` and the Prefect link
 artifact print them."""
 
-from honing.tracking import ui_links
+from honing.links import ui_links
 from honing_flows.prefect_artifacts import key
 
 

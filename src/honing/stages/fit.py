@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from honing import ensembles, nested, planner, search, training
 from honing.config import PipelineConfig, RaySettings
-from honing.decision import DecisionFit, fit_decision
+from honing.decision import DecisionFit, DecisionRule, fit_decision
 from honing.stages.prepare import Prepared
 
 
@@ -98,5 +98,23 @@ def refit(cfg: PipelineConfig, prepared: Prepared, choice: ensembles.EnsembleDec
         seed=cfg.search.seed,
         rows=choice.oof_rows,
         forward=prepared.setup.forward_gap is not None,
+    )
+    return Refit(trained=trained, decision=decision)
+
+
+def rebuild(prepared: Prepared, spec: training.ModelSpec, rule: DecisionRule) -> Refit:
+    """A recorded choice refit on the training split, with its recorded decision rule: no
+    search and no choice made anew, so that a reproduction fits the very model the version
+    was (``honing reproduce``)."""
+    split = prepared.split
+    trained = training.train_model(split.X_train, split.y_train, spec, prepared.setup)
+    decision = DecisionFit(
+        rule=rule,
+        calibration_scores={},
+        curve=None,
+        objective_tuned=None,
+        objective_default=None,
+        rows=0,
+        notes=["the rule recorded by the version's training run"],
     )
     return Refit(trained=trained, decision=decision)
