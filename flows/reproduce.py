@@ -21,11 +21,13 @@ def reproduce_pipeline(
     version: str,
     env_path: str | None = "configs/env/local.yaml",
     repo: str = ".",
-    tolerance: float = 0.005,
+    tolerance: float = 1e-6,
+    search_again: bool = False,
 ) -> dict[str, Any]:
     """Fetch the version's data through DVC, refit the model its training run recorded
     (spec and decision rule) on the same split, and compare its metrics. Nothing is reused
-    from earlier runs. A version that recorded no spec is searched for again instead."""
+    from earlier runs. ``search_again`` (and a version that recorded no spec) runs the whole
+    search again under the version's config instead."""
     settings = stages.connect(env_path)
     lineage = repro_tasks.version_lineage(model_name, version)
     dest = Path(repo) / ".honing" / "reproduce" / f"{model_name}-v{version}" / "data.csv"
@@ -34,10 +36,10 @@ def reproduce_pipeline(
     clock = StageClock(cfg.time_budget_s)
     raw = data_tasks.load_table(data_path, cfg.data.format)
     prepared = stages.prepare_data(cfg=cfg, raw=raw, lineage=lineage, elapsed_s=clock.elapsed())
-    recorded = repro_tasks.recorded_choice(lineage)
+    recorded = None if search_again else repro_tasks.recorded_choice(lineage)
     if recorded is not None:  # the very model the version was: its spec and its rule
         refit = stages.rebuild(prepared=prepared, recorded=recorded)
-    else:  # a version that recorded no spec: search again, under its config and data
+    else:  # asked, or a version that recorded no spec: search again, under its config
         name = search_name(cfg.name, cfg.content_hash, None, resume=False)
         off = StageStore.off()  # every stage runs again: nothing is reused, nothing kept
         result = stages.search(

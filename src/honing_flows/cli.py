@@ -272,9 +272,16 @@ def reproduce(
     model_name: str = typer.Argument(..., help="Registered model name."),
     version: str = typer.Argument(..., help="Version number."),
     env: Path = ENV_OPT,
-    tolerance: float = typer.Option(0.005, help="Largest allowed metric difference."),
+    tolerance: float = typer.Option(1e-6, help="Largest allowed metric difference."),
+    search_again: bool = typer.Option(
+        False,
+        help="Run the whole search again under the version's config and data instead of "
+        "refitting its recorded choice (a check of the search, not of the model: a search "
+        "cut by a time budget may choose differently; use a looser --tolerance).",
+    ),
 ) -> None:
-    """Rebuild MODEL_NAME VERSION from its lineage (DVC data, config, commit); compare metrics."""
+    """Rebuild MODEL_NAME VERSION from its lineage (DVC data, config, commit) and its recorded
+    choice (spec and decision rule); compare metrics."""
     try:
         settings = config_mod.load_env_settings(env, environ=os.environ)
         os.environ.update(runtime.ray_environment(settings.ray.address))
@@ -283,7 +290,11 @@ def reproduce(
         raise fail(exc) from None
     result = in_flow(
         lambda: reproduce_pipeline(
-            model_name=model_name, version=version, env_path=str(env), tolerance=tolerance
+            model_name=model_name,
+            version=version,
+            env_path=str(env),
+            tolerance=tolerance,
+            search_again=search_again,
         ),
         "reproduction",
     )
