@@ -204,7 +204,12 @@ def run_search(
     holdout = holdout_share(cfg, len(X), len(setup.columns.all), classes)
     deadlines = Deadlines.from_budget(cfg.time_budget_s)
     started = time.time()
-    if anytime.runs_here(cfg, ray_settings.address):
+    here = anytime.runs_here(cfg, ray_settings.address)
+    ray_s = time.time()
+    if not here and not ray_settings.address:
+        here = not _local_ray(ray_settings, progress)  # Ray would not start: search anyway
+    ray_s = time.time() - ray_s  # Ray's start, apart from the search's own budget
+    if here:
         cores = ray_settings.num_cpus or os.cpu_count() or 1
         result = anytime.search_here(
             X, y, cfg=cfg, setup=setup, holdout=holdout, deadlines=deadlines,
@@ -216,6 +221,7 @@ def run_search(
             experiment_name=experiment_name, progress=progress,
             progress_every_s=progress_every_s, holdout=holdout, deadlines=deadlines,
         )  # fmt: skip
+        result.startup_s += ray_s
     if not result.completed:  # anytime: a search always ends with a model
         fallback = anytime.fallback_trial(X, y, cfg=cfg, setup=setup, holdout=holdout)
         (progress or LOG.info)(
@@ -227,6 +233,21 @@ def run_search(
     result.wall_s = time.time() - started
     _ = result.best  # raises SearchError when nothing finished, the fallback included
     return result
+
+
+def _local_ray(settings: RaySettings, progress: Callable[[str], None] | None) -> bool:
+    """Whether Ray runs (or starts) on this machine. On a machine too busy for it to start
+    (its node times out, or its GCS does not answer), the search runs in this process
+    instead, and says so: a run with a budget ends with a model all the same."""
+    try:
+        connect_ray(settings)
+    except Exception as exc:  # noqa: BLE001 - any failure to start: the search goes on here
+        (progress or LOG.warning)(
+            f"Ray did not start on this machine ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}); the search runs in this process instead"
+        )
+        return False
+    return True
 
 
 def _check_fits(cpus_per_trial: float) -> None:

@@ -228,7 +228,10 @@ def run(
         # while the Prefect API starts: Ray, the late imports, and the MLflow store (created
         # and migrated here once; a store that does not answer is the start stage's to say)
         if needs_ray:
-            search.connect_ray(settings.ray)
+            # a machine too busy for Ray to start: the search stage tries again, and searches
+            # in this process if it still cannot (honing.search.run_search)
+            with contextlib.suppress(Exception):
+                search.connect_ray(settings.ray)
         runtime.preload()
         with contextlib.suppress(HoningError):
             tracking.configure(settings.mlflow)

@@ -126,3 +126,27 @@ def test_trials_stop_at_the_search_deadline_or_their_share_of_it():
     assert d.for_trial(1000.0) == 1000.0 + anytime.TRIAL_SHARE * 100.0
     assert d.for_trial(1090.0) == 1100.0
     assert anytime.Deadlines.from_budget(None).for_trial(5.0) is None
+
+
+def test_a_search_goes_on_in_this_process_when_ray_cannot_start(monkeypatch):
+    """On a machine too busy for Ray to start (its node times out, its GCS does not answer),
+    a search meant for Ray Tune runs in this process, says so, and still ends with models."""
+    from honing import search
+    from honing.config import RaySettings
+
+    def busy(settings):
+        raise RuntimeError("The current node timed out during startup.")
+
+    monkeypatch.setattr(search, "connect_ray", busy)  # the fault: Ray's own start failing
+    X, y, setup = _table(300, 2)
+    cfg = SearchConfig(
+        families={"logistic_regression": SPACES["logistic_regression"]},
+        trials_per_family=3, time_budget_s=anytime.SEARCH_HERE_S + 10, seed=0,
+    )  # fmt: skip
+    assert not anytime.runs_here(cfg, None)  # a search for Ray Tune
+    said: list[str] = []
+    result = search.run_search(
+        X, y, cfg=cfg, setup=setup, ray_settings=RaySettings(num_cpus=1), progress=said.append
+    )
+    assert len(result.completed) == 3 and result.nodes == ["driver"]
+    assert any("Ray did not start" in line and "in this process" in line for line in said), said
