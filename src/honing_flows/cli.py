@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -150,6 +150,26 @@ def _store_full(exc: BaseException, what: str) -> StoreFullError | None:
 T = TypeVar("T")
 
 
+class _DeadLink(logging.Filter):
+    """Drops Prefect's "View at <url>" line: the run's private API, and so the page it
+    points to, is gone when the command ends (the run's MLflow links are printed instead)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("View at ")
+
+
+@contextlib.contextmanager
+def no_dead_links() -> Iterator[None]:
+    """Within the block, no flow run announces a page of the private API (see
+    :class:`_DeadLink`), on the screen or in the log."""
+    logger, dead = logging.getLogger("prefect.flow_runs"), _DeadLink()
+    logger.addFilter(dead)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dead)
+
+
 def in_flow(call: Callable[[], T], what: str, meanwhile: Callable[[], object] | None = None) -> T:
     """Run a flow with one clear message on failure: a honing error as itself, an interrupt
     as what it left behind, anything else (a bug) as one line, its traceback in the log.
@@ -158,8 +178,11 @@ def in_flow(call: Callable[[], T], what: str, meanwhile: Callable[[], object] | 
     try:
         # no server named: a private API of its own session (Ctrl-C then stops the run, not
         # the API the run still reports to)
-        with private_api(os.environ, API_LOG, meanwhile):
-            return call()
+        with private_api(os.environ, API_LOG, meanwhile) as url:
+            if url is None:  # a server of the user's: its links stay alive
+                return call()
+            with no_dead_links():
+                return call()
     except HoningError as exc:
         raise fail(exc, note=f"the run's full log, tracebacks included: {LOG_FILE}") from None
     except KeyboardInterrupt:

@@ -156,3 +156,23 @@ def test_init_fits_parquet_only_types(tmp_path: Path, monkeypatch):
         assert res.exit_code == 0, (name, res.output)
         res = runner.invoke(app, ["validate", "--config", f"configs/{name}.yaml"])
         assert res.exit_code == 0, (name, res.output)
+
+
+def test_no_dead_link_to_the_private_api_is_printed(caplog):
+    """Prefect announces each flow run's page ("View at ..."); on the run's private API that
+    page is gone when the command ends, so the line is dropped there, and only there."""
+    import logging
+
+    from honing_flows.cli import no_dead_links
+
+    logger = logging.getLogger("prefect.flow_runs")
+    with caplog.at_level(logging.INFO, logger="prefect.flow_runs"):
+        with no_dead_links():
+            logger.info("View at http://127.0.0.1:41927/runs/flow-run/16cb")
+            logger.info("Beginning flow run 'churn train'")
+        logger.info("View at http://prefect.example:4200/runs/flow-run/16cb")  # a real server
+    shown = [r.getMessage() for r in caplog.records]
+    assert shown == [
+        "Beginning flow run 'churn train'",
+        "View at http://prefect.example:4200/runs/flow-run/16cb",
+    ]
