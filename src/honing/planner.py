@@ -93,6 +93,11 @@ def _reserve(budget_s: float, stages: tuple[str, ...], slowdown: float = 1.0) ->
     )
 
 
+def compression_planned(budget_s: float, *, compression: bool) -> bool:
+    """Whether the plan keeps a reserve for compression (see :data:`COMPRESSION_PLANNED_S`)."""
+    return compression and budget_s * RESERVE["compression"][0] >= COMPRESSION_PLANNED_S
+
+
 def slowdown(startup_s: float) -> float:
     """How many times longer than on a quiet machine the later stages are expected to take,
     judged by the ``startup_s`` seconds the command took to reach its first stage."""
@@ -137,7 +142,7 @@ def plan(
     budget, at most ``search_cap_s`` (the config's own ``search.time_budget_s``)."""
     if budget_s is None:
         return BudgetPlan(None, search_cap_s, 0.0, "no pipeline time budget")
-    compress = compression and budget_s * RESERVE["compression"][0] >= COMPRESSION_PLANNED_S
+    compress = compression_planned(budget_s, compression=compression)
     stages = tuple(s for s in RESERVE if compress or s != "compression")
     slow = 1.0 if startup_s is None else slowdown(startup_s)
     reserved = _reserve(budget_s, stages, slow)
@@ -168,7 +173,7 @@ def refit_budget(
     busy machine (None: no budget)."""
     if budget_s is None or left_s is None:
         return None
-    compress = compression and budget_s * RESERVE["compression"][0] >= COMPRESSION_PLANNED_S
+    compress = compression_planned(budget_s, compression=compression)
     stages = ("evaluation", "explain", "registration") + (("compression",) if compress else ())
     left = left_s - _reserve(budget_s, stages, slowdown)
     return round(max(left, budget_s * RESERVE["refit"][0]), 1)
