@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow
 
-from honing.planner import StageClock, refit_budget
+from honing.planner import StageClock
 from honing.stages.cache import StageStore
 from honing.tracking import search_name
 from honing_flows.tasks import data as data_tasks
@@ -45,12 +45,7 @@ def reproduce_pipeline(
         result = stages.search(
             cfg=cfg, prepared=prepared, ray=settings.ray, experiment_name=name, store=off
         )
-        refit_s = refit_budget(
-            cfg.time_budget_s,
-            clock.left(),
-            compression=cfg.compression.enabled,
-            slowdown=prepared.budget.slowdown,
-        )
+        refit_s = prepared.budget.refit_s(clock.left())
         choice = stages.choose(
             cfg=cfg, prepared=prepared, result=result, refit_s=refit_s, store=off
         )

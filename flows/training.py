@@ -11,7 +11,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from honing.exceptions import failure_reason
-from honing.planner import StageClock, refit_budget
+from honing.planner import StageClock
 from honing.stages.cache import StageStore
 from honing.stages.keys import reusable
 from honing.summary import TrainingSummary
@@ -95,12 +95,7 @@ def training_pipeline(
                 cfg=cfg, prepared=prepared, ray=ray, experiment_name=name, store=store
             )
         with clock.stage("ensemble"):
-            refit_s = refit_budget(
-                cfg.time_budget_s,
-                clock.left(),
-                compression=cfg.compression.enabled,
-                slowdown=prepared.budget.slowdown,
-            )
+            refit_s = prepared.budget.refit_s(clock.left())
             choice = stages.choose(
                 cfg=cfg, prepared=prepared, result=result, refit_s=refit_s, store=store
             )

@@ -114,9 +114,17 @@ class BudgetPlan:
     reserved_s: float
     note: str
     slowdown: float = 1.0
+    compression: bool = False  # the config's: whether the stages after the refit compress
 
     def log_lines(self) -> list[str]:
         return [self.note]
+
+    def refit_s(self, left_s: float | None) -> float | None:
+        """Seconds an ensemble's members may take to refit, with ``left_s`` of the budget
+        left after the search (:func:`refit_budget` under this plan)."""
+        return refit_budget(
+            self.budget_s, left_s, compression=self.compression, slowdown=self.slowdown
+        )
 
     def to_dict(self) -> dict[str, float | str | None]:
         return {
@@ -155,7 +163,7 @@ def plan(
         + (f" (x{slow:g}: a start of {startup_s:.0f}s, a quiet machine's ~{QUIET_START_S:.0f}s)"
            if slow > 1 else "")
     )  # fmt: skip
-    return BudgetPlan(budget_s, round(search, 1), round(reserved, 1), note, slow)
+    return BudgetPlan(budget_s, round(search, 1), round(reserved, 1), note, slow, compression)
 
 
 def search_config(search: SearchConfig, budget: BudgetPlan) -> SearchConfig:

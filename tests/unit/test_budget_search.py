@@ -91,6 +91,12 @@ def test_refit_budget_keeps_the_later_stages_reserve():
     roomy = planner.refit_budget(200.0, 100.0, compression=True)
     assert 0 < roomy < 100.0
     assert planner.refit_budget(200.0, 100.0, compression=False) > roomy
+    # a plan refits under its own budget, compression and slowdown
+    busy = planner.plan(200.0, elapsed_s=30, compression=True, startup_s=30)
+    assert busy.refit_s(100.0) == planner.refit_budget(
+        200.0, 100.0, compression=True, slowdown=busy.slowdown
+    )
+    assert planner.plan(None, elapsed_s=1.0, compression=True).refit_s(50.0) is None
 
 
 def test_a_slow_start_keeps_longer_reserves():
