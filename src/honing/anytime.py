@@ -13,6 +13,10 @@ budget and however loaded the machine.
   the trials, one after another, each on every core.
 * If no trial finished all the same, the driver fits the config's cheapest model on the
   search's own splits (:func:`fallback_trial`), its growth cut after :data:`FALLBACK_S`.
+* A boosted trial that its deadline cut while its validation loss still fell (ten rounds of a
+  thousand, say) would be refit as cut, underfitted. After the search, the best such trials
+  are grown again on the same splits, with early stopping, in the time the refit can spare
+  (:func:`finish_cut`): a short or busy search's first trials become finished models.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pandas as pd
 
 from honing.config import SearchConfig
 from honing.metrics import METRICS, metric_value
+from honing.models import FAMILY_TABLE
 from honing.portfolio import PORTFOLIO, in_space, middle
 from honing.search_space import FAMILY_KEY, SEP, spec_from_trial_config
 from honing.tpe import FamilyState
@@ -130,6 +135,16 @@ def runs_here(cfg: SearchConfig, address: str | None) -> bool:
     )
 
 
+def rounds_to_grow(configured: ModelSpec, reached: int | None, cut: bool) -> int | None:
+    """The rounds a boosted trial's ``configured`` spec allows, when its deadline ``cut`` it
+    at ``reached`` rounds, fewer than those (early stopping had not ended it); else None."""
+    info = FAMILY_TABLE.get(configured.family)
+    if not cut or reached is None or info is None or info.booster is None:
+        return None
+    allowed = int(configured.params.get("n_estimators") or 0)
+    return allowed if allowed > reached else None
+
+
 def _fit(
     trial_id: str,
     spec: ModelSpec,
@@ -168,6 +183,7 @@ def _fit(
         oof_rows=cv.oof_rows,
         started_at=started,
         cut=cv.cut,
+        grows_to=rounds_to_grow(spec, cv.rounds, cv.cut),
     )
 
 
@@ -233,3 +249,74 @@ def fallback_trial(
     its growth cut after ``seconds``. A trial like the others (``trial_id`` ``fallback``)."""
     spec = ModelSpec(**fallback_point(cfg))
     return _fit("fallback", spec, X, y, setup, holdout=holdout, deadline=time.time() + seconds)
+
+
+#: At most this many of the best cut trials are grown again after the search.
+FINISH_TOP = 3
+#: Share of the refit's seconds that growing cut trials may take: the rest refits the model
+#: (a grown booster costs about its folds' time over their number again to refit).
+FINISH_SHARE = 0.4
+#: A cut trial is grown again (from its first round) only with this many times the seconds
+#: it took to spare: less would not take it much past where it was cut.
+GROWTH_FACTOR = 2.0
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The search's trials after :func:`finish_cut`: the cut trials that grew replaced by
+    their grown selves, and a line for each one tried."""
+
+    result: SearchResult
+    notes: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+def finish_cut(
+    result: SearchResult,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    setup: TrainingSetup,
+    seconds: float,
+    n_jobs: int,
+    top: int = FINISH_TOP,
+) -> Finished:
+    """Grow again, on the search's own splits and with early stopping, the best ``top``
+    completed trials whose deadline cut their boosting while it still improved
+    (``TrialResult.grows_to``), up to their configured rounds and within ``seconds`` in all.
+    A grown trial replaces its cut self when it scores at least as well; its out-of-fold
+    predictions then feed the ensembles and the decision rule like any trial's."""
+    begun = time.time()
+    end = begun + max(seconds, 0.0)
+    ranked = sorted(result.completed, key=lambda t: -(t.score or 0.0))[:top]
+    trials, notes = list(result.trials), []
+    for trial in ranked:
+        if trial.grows_to is None:
+            continue
+        reached = int(trial.spec.params.get("n_estimators") or 0)
+        if GROWTH_FACTOR * (trial.fit_seconds or 0.0) > end - time.time():
+            notes.append(
+                f"cut trial {trial.trial_id} ({trial.spec.family}, {reached} rounds) not grown: "
+                f"{max(end - time.time(), 0):.1f}s to spare, it took {trial.fit_seconds:.1f}s"
+            )
+            continue
+        spec = trial.spec.with_rounds(trial.grows_to)
+        grown = _fit(
+            trial.trial_id, spec, X, y, setup, holdout=result.holdout, deadline=end,
+            n_jobs=n_jobs,
+        )  # fmt: skip
+        rounds = int(grown.spec.params.get("n_estimators") or 0)
+        was, now = (metric_value(result.metric, s) for s in (trial.score, grown.score or 0.0))
+        said = f"grew cut trial {trial.trial_id} ({trial.spec.family}) from {reached} rounds"
+        if grown.score is None or grown.score < (trial.score or 0.0):
+            why = grown.error or f"{result.metric} {now:.4f}, not above {was:.4f}"
+            notes.append(f"{said}: kept as it was ({why})")
+            continue
+        trials[trials.index(trial)] = grown
+        stop = "its deadline" if grown.cut else "early stopping"
+        notes.append(f"{said} to {rounds} ({stop}): {result.metric} {was:.4f} -> {now:.4f}")
+    finished = SearchResult(
+        metric=result.metric, trials=trials, nodes=result.nodes, wall_s=result.wall_s,
+        validation=result.validation, startup_s=result.startup_s, holdout=result.holdout,
+    )  # fmt: skip
+    return Finished(finished, tuple(notes), time.time() - begun)

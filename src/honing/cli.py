@@ -17,8 +17,9 @@ from rich.console import Console
 
 from honing import config as config_mod
 from honing import data, demo_data, profiling, runtime, validation
+from honing import target as target_mod
 from honing.exceptions import HoningError, RegistryError
-from honing.settings import redact
+from honing.settings import DEFAULT_ENV_PATH, redact
 
 app = typer.Typer(
     add_completion=False,
@@ -32,10 +33,11 @@ err = Console(stderr=True)
 
 CONFIG_OPT = typer.Option("configs/churn.yaml", "--config", "-c", help="Pipeline config YAML.")
 ENV_OPT = typer.Option(
-    "configs/env/local.yaml",
+    str(DEFAULT_ENV_PATH),
     "--env",
     "-e",
-    help="Environment profile YAML (where MLflow, Ray, DVC live).",
+    help="Environment profile YAML (where MLflow, Ray, DVC live); without the default one, "
+    "the embedded profile (SQLite, local Ray).",
 )
 
 
@@ -100,7 +102,9 @@ def init(
     config_out: Path | None = typer.Option(None, help="Default: configs/<name>.yaml"),
     suite_out: Path | None = typer.Option(None, help="Default: expectations/<name>.json"),
     force: bool = typer.Option(False, help="Overwrite existing config and suite."),
-    task: str = typer.Option("classification", help="classification or regression."),
+    task: str = typer.Option(
+        "auto", help="classification, regression, or auto: read from the label column."
+    ),
     budget: float = typer.Option(
         profiling.DEFAULT_BUDGET_S,
         "--budget",
@@ -114,13 +118,14 @@ def init(
     config_out = config_out or Path("configs") / f"{name}.yaml"
     suite_out = suite_out or Path("expectations") / f"{name}.json"
     try:
-        if task not in ("classification", "regression"):
-            raise HoningError(f"--task {task!r}: rule: classification or regression")
+        if task not in ("auto", "classification", "regression"):
+            raise HoningError(f"--task {task!r}: rule: auto, classification or regression")
         if config_out.resolve() == suite_out.resolve():
             raise HoningError(f"{config_out}: rule: the config and the suite are two files")
         for out in (config_out, suite_out):  # never the table itself, even forced
             data.ensure_new(out, force=force, inputs=(data_path,))
         df = data.load_table(data_path)
+        task, task_note = target_mod.resolve_task(df, target, task)
         flags = profiling.flag_columns(df, target, task)
         suite = profiling.profile_suite(
             df, name=name, target=target, task=task, dates=flags["dates"]
@@ -158,9 +163,13 @@ def init(
     split_note = profiling.split_note(flags)
     if split_note:
         comments["split"] = split_note
+    if task_note:
+        comments["task"] = task_note
     config_out.write_text(
         profiling.to_yaml(raw_cfg, header=header, comments=comments), encoding="utf-8"
     )
+    if task_note:
+        console.print(f"[yellow]task:[/] {task_note}", highlight=False)
     for key, note in moved.items():
         console.print(f"[yellow]validation.quality.{key}:[/] {note}")
     for column, reason in dropped.items():

@@ -222,6 +222,7 @@ class EnsembleDecision:
     # the chosen model's out-of-fold predictions of training rows ``oof_rows`` (decision rule)
     oof: np.ndarray | None = field(default=None, repr=False, compare=False)
     oof_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
+    grown: tuple[str, ...] = ()  # cut trials grown again before the choice (honing.anytime)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -229,10 +230,11 @@ class EnsembleDecision:
             "reason": self.reason,
             "cv_scores": self.scores,
             "spec": self.spec.to_dict(),  # what `honing reproduce` refits
+            "grown": list(self.grown),
         }
 
     def log_lines(self) -> list[str]:
-        return [f"model choice: {self.reason}"]
+        return [*self.grown, f"model choice: {self.reason}"]
 
 
 def choose(

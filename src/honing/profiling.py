@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 
 from honing.config import FeaturesConfig, QualityConfig
-from honing.data import class_labels
 from honing.exceptions import DataValidationError
 from honing.features import detect_dates, detect_identifiers, infer_columns
+from honing.target import plain
+from honing.target import positive_label as positive_label_of
 
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "Int64", "float32", "float64", "Float64"]
 TEXT_TYPES = ["object", "str", "string", "category"]
@@ -69,13 +70,6 @@ def _range(series: pd.Series, margin: float) -> tuple[float, float]:
     if pd.api.types.is_integer_dtype(series):
         return math.floor(low), math.ceil(high)
     return round(low, 6), round(high, 6)
-
-
-def _plain(values: list[Any]) -> list[Any]:
-    out = []
-    for v in values:
-        out.append(v.item() if hasattr(v, "item") else v)
-    return sorted(out, key=str)
 
 
 def profile_suite(
@@ -143,7 +137,7 @@ def profile_suite(
                         "expect_column_values_to_be_in_set",
                         CONTRACT if is_label else STATISTIC,
                         column=col,
-                        value_set=_plain(list(uniques)),
+                        value_set=plain(list(uniques)),
                     )
                 )
             elif not moving and len(non_null) and np.isfinite(non_null.astype(float)).all():
@@ -169,7 +163,7 @@ def profile_suite(
                         "expect_column_values_to_be_in_set",
                         CONTRACT if is_label else STATISTIC,
                         column=col,
-                        value_set=_plain(list(uniques)),
+                        value_set=plain(list(uniques)),
                     )
                 )
     meta = {
@@ -280,7 +274,7 @@ def profile_config(
         thresholds: dict[str, float] = {"r2": 0.0}
     else:
         metric, thresholds = "roc_auc", {"roc_auc": 0.6}
-        label = _positive_label(df, target, positive_label)
+        label = positive_label_of(df, target, positive_label)
     data: dict[str, Any] = {"path": str(data_path), "target": target}
     if label is not None:
         data["positive_label"] = label
@@ -396,38 +390,6 @@ def fitted_rules(df: pd.DataFrame, target: str, task: str) -> tuple[dict[str, An
     return rules, notes
 
 
-#: Label texts that name the event of interest (compared stripped and lower-cased).
-POSITIVE_NAMES = {"yes", "y", "true", "t", "1", "positive", "pos", "bad", "default", "fraud"}
-
-
-def _guess_positive(y: pd.Series, labels: list[Any]) -> Any:
-    """The positive class of a binary target when the user named none: the label whose text
-    says so ("Yes", " yes ", "True", 1 ...: spaces and case do not matter), else the rarer
-    class (the event a model is usually built to find), else the second in sorted order."""
-    named = [label for label in labels if str(label).strip().lower() in POSITIVE_NAMES]
-    if len(named) == 1:
-        return named[0]
-    counts = y.value_counts()
-    rare = [label for label in labels if counts.get(label, 0) == counts.min()]
-    return rare[0] if len(rare) == 1 else labels[1]
-
-
-def _positive_label(df: pd.DataFrame, target: str, positive_label: Any | None) -> Any:
-    """The positive label of a binary target; None for a multiclass one."""
-    labels = _plain(class_labels(df[target], positive_label))
-    if len(labels) > 2:
-        return None
-    if positive_label is None:
-        return _guess_positive(df[target], labels)
-    # a label typed on the command line is a string: match it by its text
-    matches = [label for label in labels if str(label) == str(positive_label)]
-    if not matches:
-        raise DataValidationError(
-            f"column '{target}': positive label {positive_label!r} is not among {labels}"
-        )
-    return matches[0]
-
-
 def to_yaml(
     raw: dict[str, Any], *, header: str = "", comments: dict[str, str] | None = None
 ) -> str:
@@ -479,7 +441,7 @@ def widen_suite(
             )
             kw["min_value"], kw["max_value"] = low, high
         elif exp["type"] == "expect_column_values_to_be_in_set":
-            new = [v for v in _plain(list(values.unique())) if v not in kw["value_set"]]
+            new = [v for v in plain(list(values.unique())) if v not in kw["value_set"]]
             changes.append(f"{column}: values {new[:10]} added to its set")
-            kw["value_set"] = _plain([*kw["value_set"], *new])
+            kw["value_set"] = plain([*kw["value_set"], *new])
     return out, changes

@@ -231,6 +231,7 @@ def run_search(
         )
         result.trials.append(fallback)
     result.wall_s = time.time() - started
+    result.holdout = holdout
     _ = result.best  # raises SearchError when nothing finished, the fallback included
     return result
 
@@ -382,6 +383,9 @@ def _trial_result(trial: Any, started: float) -> TrialResult:
         started_at=m.get("started_at"),
         cut=bool(m.get("cut", False)),
         rung_scores=_rung_scores(trial),
+        grows_to=anytime.rounds_to_grow(
+            spec_from_trial_config(trial.config), m.get("rounds"), bool(m.get("cut", False))
+        ),
     )
 
 

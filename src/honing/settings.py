@@ -219,14 +219,22 @@ def parse_env_settings(
     return settings.model_copy(update={"mlflow": mlflow, "ray": ray})
 
 
+#: The environment profile a command reads unless told otherwise (``--env``).
+DEFAULT_ENV_PATH = Path("configs/env/local.yaml")
+
+
 def load_env_settings(
     path: Path | str | None,
     *,
     root: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> EnvSettings:
-    """Read an environment profile (``None``: the built-in embedded defaults)."""
+    """Read an environment profile (``None``: the built-in embedded defaults, as is the
+    default profile :data:`DEFAULT_ENV_PATH` when a project has none: a table's own folder
+    runs embedded, as the repository's ``configs/env/local.yaml`` says)."""
     root = (root or Path.cwd()).resolve()
+    if path is not None and Path(path) == DEFAULT_ENV_PATH and not (root / path).exists():
+        path = None
     if path is None:
         return parse_env_settings({}, source=Path("<defaults>"), root=root, environ=environ)
     path = Path(path)

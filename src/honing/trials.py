@@ -36,6 +36,10 @@ class TrialResult:
     #: The trial's deadline stopped its growth (boosting rounds, a forest's trees) before
     #: its configured end: its score is that of what it had grown by then.
     cut: bool = False
+    #: A boosted trial cut while its validation loss still fell: the rounds its configuration
+    #: allows (``spec`` holds the rounds it reached), which :func:`honing.anytime.finish_cut`
+    #: may grow it to after the search. None otherwise.
+    grows_to: int | None = None
 
     def __post_init__(self) -> None:
         if not self.status:
@@ -50,6 +54,7 @@ class SearchResult:
     wall_s: float = 0.0
     validation: str = "cv"  # "5-fold CV" or "holdout 20%": what scored the trials
     startup_s: float = 0.0  # starting or joining Ray, before the search's own budget
+    holdout: float | None = None  # the holdout share that scored the trials; None: k-fold CV
 
     def log_lines(self) -> list[str]:
         line = (

@@ -19,6 +19,7 @@ from honing.features import FeatureColumns
 from honing.metrics import score_predictions
 from honing.portfolio import SPACES
 from honing.training import ModelSpec, TrainingSetup, splits_for, train_model
+from honing.trials import SearchResult
 
 
 def _table(n: int, classes: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, TrainingSetup]:
@@ -150,3 +151,39 @@ def test_a_search_goes_on_in_this_process_when_ray_cannot_start(monkeypatch):
     )
     assert len(result.completed) == 3 and result.nodes == ["driver"]
     assert any("Ray did not start" in line and "in this process" in line for line in said), said
+
+
+def _regression(n: int = 800) -> tuple[pd.DataFrame, np.ndarray, TrainingSetup]:
+    from sklearn.datasets import make_friedman1
+
+    X, y = make_friedman1(n, n_features=8, noise=0.5, random_state=0)
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(8)])
+    cols = FeatureColumns(numeric=list(df.columns), categorical=[])
+    return df, y, TrainingSetup("regression", cols, FeaturesConfig(), 0, "rmse", 3)
+
+
+def test_a_booster_cut_while_improving_is_grown_again_before_the_choice():
+    df, y, setup = _regression()
+    cfg = SearchConfig(families={"lightgbm": {"n_estimators": 1000, "learning_rate": 0.3}})
+    # a deadline already past: the first chunk of rounds, then cut (a busy machine's search)
+    cut = anytime.fallback_trial(df, y, cfg=cfg, setup=setup, holdout=None, seconds=0.0)
+    assert cut.cut and cut.spec.params["n_estimators"] == 10 and cut.grows_to == 1000
+    plain = anytime.fallback_trial(df, y, cfg=cfg, setup=setup, holdout=None, seconds=60.0)
+    assert not plain.cut and plain.grows_to is None  # early stopping ended it: nothing to grow
+    result = SearchResult(metric="rmse", trials=[cut], holdout=None)
+
+    done = anytime.finish_cut(result, df, y, setup=setup, seconds=60.0, n_jobs=1)
+    (grown,) = done.result.trials
+    rounds = grown.spec.params["n_estimators"]
+    assert 10 < rounds < 1000 and not grown.cut  # early stopping, not the deadline, ended it
+    assert grown.score > cut.score and grown.oof.shape == cut.oof.shape
+    assert np.array_equal(grown.oof_rows, cut.oof_rows)  # the same splits: ensembles can mix
+    assert grown.trial_id == cut.trial_id and grown.grows_to is None
+    assert done.notes[0].startswith(
+        f"grew cut trial fallback (lightgbm) from 10 rounds to {rounds}"
+    )
+    # and it is the model the refit fits: its rounds, on all rows
+    assert grown.score == pytest.approx(plain.score)  # the same model as one never cut
+    # no time to spare: nothing grows, and the cut trial is what the choice sees
+    kept = anytime.finish_cut(result, df, y, setup=setup, seconds=0.0, n_jobs=1)
+    assert kept.result.trials == [cut] and "not grown" in kept.notes[0]

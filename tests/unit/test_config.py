@@ -146,3 +146,13 @@ def test_environment_overrides_profile(tmp_path: Path):
 def test_env_profile_rejects_unknown_keys():
     with pytest.raises(ConfigError, match="mlflow.tracking_url"):
         parse_env_settings({"mlflow": {"tracking_url": "x"}}, source=Path("e.yaml"), root=Path("."))
+
+
+def test_a_project_without_an_env_profile_runs_embedded(tmp_path: Path):
+    """A table's own folder (no configs/env/local.yaml) gets the embedded defaults when the
+    default profile is asked for; a profile named on purpose must exist."""
+    env = load_env_settings("configs/env/local.yaml", root=tmp_path, environ={})
+    assert env.mlflow.tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert env.ray.address is None and env.ray.storage_path.startswith(str(tmp_path.resolve()))
+    with pytest.raises(ConfigError, match="configs/env/cluster.yaml: config file not found"):
+        load_env_settings("configs/env/cluster.yaml", root=tmp_path, environ={})

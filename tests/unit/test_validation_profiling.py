@@ -245,3 +245,36 @@ def test_a_feature_the_sample_always_filled_may_miss_a_few_values_not_most():
     ), report.table()
     with pytest.raises(DataValidationError):
         gate(report)
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        (np.random.default_rng(0).normal(30, 10, 500), "regression"),  # fractions
+        (np.arange(500) % 300, "regression"),  # more whole numbers than classes allow
+        (np.arange(2000) % 150, "regression"),  # over 100 distinct: a quantity
+        (np.arange(500) % 60, "regression"),  # 60 values in 500 rows: 12% distinct
+        (np.arange(2000) % 40, "classification"),  # 40 codes in 2,000 rows: classes
+        (np.arange(500) % 5 + 1.0, "classification"),  # ratings 1-5 stored as floats
+        (np.array(["a", "b", "c"] * 100), "classification"),
+        (np.array([True, False] * 50), "classification"),
+        (np.array([0.5, 1.5] * 50), "classification"),  # two values: binary
+    ],
+)
+def test_init_reads_the_task_from_the_label_column(values, task):
+    from honing.target import infer_task
+
+    assert infer_task(pd.Series(values, name="y"))[0] == task
+
+
+def test_init_names_the_task_it_read_and_how_to_change_it():
+    from honing.exceptions import DataValidationError
+    from honing.target import resolve_task
+
+    df = pd.DataFrame({"price": np.linspace(1.0, 99.5, 300), "x": np.arange(300)})
+    task, note = resolve_task(df, "price", "auto")
+    assert task == "regression" and "read from 'price'" in note
+    assert "--task classification to change it" in note
+    assert resolve_task(df, "price", "classification") == ("classification", None)
+    with pytest.raises(DataValidationError, match="column 'label': the label column is not in"):
+        resolve_task(df, "label", "auto")

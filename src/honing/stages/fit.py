@@ -4,10 +4,11 @@ writes to MLflow."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from honing import ensembles, nested, planner, search, training
+from honing import anytime, ensembles, nested, planner, search, training
 from honing.config import PipelineConfig, RaySettings
 from honing.decision import DecisionFit, DecisionRule, fit_decision
 from honing.stages.prepare import Prepared
@@ -44,8 +45,16 @@ def choose(
 ) -> ensembles.EnsembleDecision:
     """The model to refit: the best trial, or an ensemble of trials when it scores higher
     (greedy selection on the out-of-fold rows; stacking or voting refit in CV when configured
-    and affordable in ``refit_s`` seconds)."""
+    and affordable in ``refit_s`` seconds). The best trials cut by the budget while still
+    improving are first grown on the search's splits, in a share of ``refit_s``."""
     split, cfg_ens = prepared.split, cfg.search.ensemble
+    grown = anytime.Finished(result)
+    if refit_s is not None:
+        grown = anytime.finish_cut(
+            result, split.X_train, split.y_train, setup=prepared.setup,
+            seconds=anytime.FINISH_SHARE * refit_s, n_jobs=os.cpu_count() or 1,
+        )  # fmt: skip
+        result, refit_s = grown.result, max(refit_s - grown.seconds, 0.0)
     selection, scored, notes = None, [], []
     if cfg_ens.enabled and cfg_ens.selection:
         selection = ensembles.select_ensemble(result, split.y_train, refit_budget_s=refit_s)
@@ -53,9 +62,10 @@ def choose(
         specs = ensembles.ensemble_specs(result, cfg_ens)
         specs, notes = ensembles.affordable(specs, result, refit_s)
         scored = ensembles.score_ensembles(split.X_train, split.y_train, specs, prepared.setup)
-    return ensembles.choose(
+    decision = ensembles.choose(
         result.best, scored, notes, selection=selection, metric=cfg.search.metric
     )
+    return replace(decision, grown=grown.notes)
 
 
 def nested_cv(
