@@ -22,8 +22,9 @@ from honing.exceptions import UnsafeModelError
 MANIFEST = "manifest.json"
 
 #: Types beyond skops' defaults that honing's model families need, reviewed: plain numpy dtypes,
-#: scikit-learn's own tree structures and Bunch (ensembles' named members), and the mutual
-#: information score function of feature selection (a ``functools.partial`` fixing its seed).
+#: scikit-learn's own tree structures and Bunch (ensembles' named members), the target
+#: encoder's fold generators, and the mutual information score function of feature selection
+#: (a ``functools.partial`` fixing its seed).
 #: Models are stored with skops, so loading a registered model never unpickles arbitrary objects.
 SKOPS_TRUSTED_TYPES = [
     "numpy.dtype",
@@ -31,6 +32,9 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils._bunch.Bunch",
     "functools.partial",
+    # the target encoder's cross-fitting folds (a seed and a count, no data)
+    "sklearn.model_selection._split.KFold",
+    "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.feature_selection._mutual_info.mutual_info_classif",
     "sklearn.feature_selection._mutual_info.mutual_info_regression",
     # the boosting families (their boosters are stored as the libraries' own model text)
@@ -41,6 +45,8 @@ SKOPS_TRUSTED_TYPES = [
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBClassifier",
     "xgboost.sklearn.XGBRegressor",
+    "catboost.core.CatBoostClassifier",
+    "catboost.core.CatBoostRegressor",
     # honing's own date expansion (no state beyond its column names)
     "honing.features.DateFeatures",
     # the PyTorch MLP: its state is plain data (weights as numpy arrays, see honing.nn)

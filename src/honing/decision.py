@@ -125,6 +125,8 @@ class DecisionRule:
         return out
 
     def describe(self) -> str:
+        if not self.classes:
+            return "the predicted value (regression)"
         if self.threshold is None:
             scaled = self.calibration == "temperature"
             how = f" (log-probabilities scaled by {self.params[0]:.3f})" if scaled else ""
@@ -293,7 +295,7 @@ def fit_decision(
     calibrations are judged forward, each fitted on earlier rows than those it is scored on
     (:func:`cross_fitted`)."""
     if not classes:
-        return DecisionFit(DecisionRule([]), {}, None, None, None, 0, ["regression: no rule"])
+        return DecisionFit(DecisionRule([]), {}, None, None, None, 0, [])
     if rows is not None:
         y = np.asarray(y)[rows]
         if forward:  # the out-of-fold rows in time order, as the training rows are

@@ -222,8 +222,15 @@ def _high_cardinality(cfg: FeaturesConfig, task: str) -> Pipeline:
             sparse_output=False,
         )
         return Pipeline([impute, ("cap", cap)])
-    target_type = "continuous" if task == "regression" else "auto"
-    return Pipeline([impute, ("target", TargetEncoder(target_type=target_type, random_state=0))])
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    # cross-fitted on shuffled folds of a fixed seed (scikit-learn's default, spelled as the
+    # generator it now asks for): the same encoding run after run
+    if task == "regression":
+        target_type, folds = "continuous", KFold(5, shuffle=True, random_state=0)
+    else:
+        target_type, folds = "auto", StratifiedKFold(5, shuffle=True, random_state=0)
+    return Pipeline([impute, ("target", TargetEncoder(target_type=target_type, cv=folds))])
 
 
 def categorical_positions(columns: FeatureColumns, encoder: str) -> list[int]:

@@ -3,11 +3,11 @@ HyperBand, median stopping) can stop an unpromising trial before it has spent it
 
 Each family's resource is named in :data:`honing.models.FAMILY_TABLE`:
 
-- **boosting rounds** (LightGBM, XGBoost): every fold's booster is grown a chunk of rounds at a
-  time, continuing from the previous chunk's trees, with its validation loss recorded per
-  round. Training stops early when the mean validation loss over the folds has not improved
-  for :func:`patience` rounds, and the trial's score, out-of-fold predictions and refit round
-  count are taken at the best round (one round count for all folds, as ``xgb.cv`` does);
+- **boosting rounds** (LightGBM, XGBoost, CatBoost): every fold's booster is grown a chunk of
+  rounds at a time, continuing from the previous chunk's trees, with its validation loss
+  recorded per round. Training stops early when the mean validation loss over the folds has
+  not improved for :func:`patience` rounds, and the trial's score, out-of-fold predictions and
+  refit round count are taken at the best round (one round count for all folds, as ``xgb.cv`` does);
 - **a warm-started parameter** (MLP epochs, HistGradientBoosting iterations, forest trees):
   the estimator is refit with a larger budget, keeping what it already learned;
 - **rows**, for the families with neither (linear models, SVM, k-NN): the rung trains on a
@@ -162,6 +162,20 @@ class XGBoostRounds(_Rounds):
 
     def _first(self, rounds: int) -> dict[str, Any]:
         return {"iteration_range": (0, rounds)}
+
+
+class CatBoostRounds(_Rounds):
+    """CatBoost continues from ``init_model``; its evaluation lists the training rows first,
+    and it must keep every round (``use_best_model`` would cut the model to its best one)."""
+
+    def _fit(self, est: Any, previous: Any, train: tuple, valid: tuple) -> None:
+        est.fit(*train, eval_set=valid, init_model=previous, use_best_model=False)
+
+    def _evals(self, est: Any) -> dict[str, dict[str, list[float]]]:
+        return {"validation": dict(est.get_evals_result()["validation"])}
+
+    def _first(self, rounds: int) -> dict[str, Any]:
+        return {"ntree_end": rounds}
 
 
 @dataclass

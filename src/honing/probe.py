@@ -43,7 +43,14 @@ def main(argv: list[str]) -> int:
         # a server's own start-up imports: the loader and the libraries models are made of
         import importlib
 
-        for name in ("honing.decision", "honing.inference", "skops.io", "lightgbm", "xgboost"):
+        for name in (
+            "honing.decision",
+            "honing.inference",
+            "skops.io",
+            "lightgbm",
+            "xgboost",
+            "catboost",
+        ):
             importlib.import_module(name)
         line = sys.stdin.readline()
         if not line.strip():  # the run ended without a version to check

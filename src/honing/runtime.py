@@ -70,6 +70,7 @@ PRELOAD = (
     "mlflow.pyfunc",
     "lightgbm",
     "xgboost",
+    "catboost",
 )
 
 

@@ -82,7 +82,7 @@ def test_logistic_penalties_map_to_l1_ratio():
 
 def test_bad_family_or_param_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown classification model family"):
-        build_estimator("catboost", {}, seed=0, task="classification")
+        build_estimator("tabnet", {}, seed=0, task="classification")
     with pytest.raises(ValueError, match="random_forest: invalid hyperparameter"):
         build_estimator("random_forest", {"n_trees": 3}, seed=0, task="classification")
 

@@ -12,6 +12,7 @@ from honing.config import FeaturesConfig
 from honing.features import FeatureColumns
 from honing.fidelity import (
     MIN_SAMPLE_ROWS,
+    CatBoostRounds,
     LightGBMRounds,
     XGBoostRounds,
     budgets,
@@ -46,11 +47,11 @@ def _cv(df, y, cols, spec, *, rungs=1, task="classification", refit=False, metri
     return res, steps
 
 
-@pytest.mark.parametrize("booster", [LightGBMRounds(), XGBoostRounds()])
+@pytest.mark.parametrize("booster", [LightGBMRounds(), XGBoostRounds(), CatBoostRounds()])
 def test_growing_a_booster_in_chunks_equals_one_fit(booster):
     df, y, _ = _frame(800)
     X, Xv, y_fit, y_val = df.values[:600], df.values[600:], y[:600], y[600:]
-    family = "lightgbm" if isinstance(booster, LightGBMRounds) else "xgboost"
+    family = {LightGBMRounds: "lightgbm", XGBoostRounds: "xgboost"}.get(type(booster), "catboost")
     template = build_estimator(family, {"learning_rate": 0.1}, seed=0, task="classification")
     first, curve_a = booster.grow(template, None, 30, (X, y_fit), (Xv, y_val))
     grown, curve_b = booster.grow(template, first, 20, (X, y_fit), (Xv, y_val))
@@ -61,7 +62,7 @@ def test_growing_a_booster_in_chunks_equals_one_fit(booster):
     np.testing.assert_allclose(booster.predict(grown, Xv, 30), booster.predict(first, Xv, 30))
 
 
-@pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "catboost"])
 def test_boosting_stops_early_and_refits_with_the_best_rounds(family):
     df, y, cols = _frame(600)
     spec = ModelSpec(family, {"n_estimators": 800, "learning_rate": 0.3})

@@ -205,6 +205,7 @@ def test_init_profiles_a_regression_target_into_a_valid_config(tmp_path):
         "random_forest",
         "extra_trees",
         "lightgbm",
+        "catboost",
         "xgboost",
     }
     assert cfg.time_budget_s == profiling.DEFAULT_BUDGET_S and cfg.search.trials_per_family is None

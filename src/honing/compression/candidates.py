@@ -123,6 +123,9 @@ def n_parameters(model: Any) -> int | None:
     if hasattr(model, "booster_"):  # LightGBM: nodes of each tree, read from its model text
         text = model.booster_.model_to_string()  # (its JSON dump is ~8x slower to build)
         return int(sum(2 * int(n) - 1 for n in re.findall(r"^num_leaves=(\d+)$", text, re.M)))
+    if hasattr(model, "tree_count_"):  # CatBoost: symmetric trees of one depth
+        depth = int(model.get_all_params().get("depth", 6))
+        return int(model.tree_count_) * (2 ** (depth + 1) - 1)
     if hasattr(model, "get_booster"):  # XGBoost: one dump line per node
         return int(sum(d.count("\n") for d in model.get_booster().get_dump()))
     members: list[Any] = []

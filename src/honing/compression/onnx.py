@@ -1,6 +1,7 @@
 """ONNX export of fitted pipelines (skl2onnx, with onnxmltools' converters for LightGBM and
-XGBoost), the dense network exported by PyTorch and merged onto its feature graph, and
-onnxruntime's int8 quantization: dynamic, or static with calibration rows."""
+XGBoost, and CatBoost's own export for CatBoost), the dense network exported by PyTorch and
+merged onto its feature graph, and onnxruntime's int8 quantization: dynamic, or static with
+calibration rows."""
 
 from __future__ import annotations
 
@@ -61,6 +62,55 @@ def register_boosting_converters() -> None:
          calculate_linear_regressor_output_shapes, None),
     ):  # fmt: skip
         update_registered_converter(model, alias, shapes, converter, options=opts)
+    _register_catboost()
+
+
+def _catboost_classifier_parser(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None):
+    """skl2onnx's parser for CatBoost's classifier: a label and the probabilities (no
+    ZipMap, which honing's exports never ask for)."""
+    from skl2onnx._parse import _get_sklearn_operator_name
+    from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
+
+    operator = scope.declare_local_operator(_get_sklearn_operator_name(type(model)), model)
+    operator.inputs = inputs
+    operator.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
+    operator.outputs.append(scope.declare_local_variable("probabilities", FloatTensorType()))
+    return operator.outputs
+
+
+def _convert_catboost(scope: Any, operator: Any, container: Any) -> None:
+    """CatBoost's own ONNX export (one TreeEnsemble node) placed into skl2onnx's graph."""
+    from catboost.utils import convert_to_onnx_object
+    from onnx import helper
+
+    onx = convert_to_onnx_object(operator.raw_operator)
+    node = next(n for n in onx.graph.node if n.op_type.startswith("TreeEnsemble"))
+    opsets = {d.domain: d.version for d in onx.opset_import}
+    attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    container.add_node(
+        node.op_type, [operator.inputs[0].full_name], [o.full_name for o in operator.outputs],
+        op_domain=node.domain, op_version=opsets.get(node.domain), **attributes,
+    )  # fmt: skip
+
+
+def _register_catboost() -> None:
+    """Teach skl2onnx CatBoost's estimators, through CatBoost's own ONNX export."""
+    from catboost import CatBoostClassifier, CatBoostRegressor
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    update_registered_converter(
+        CatBoostClassifier, "CatBoostCatBoostClassifier",
+        calculate_linear_classifier_output_shapes, _convert_catboost,
+        parser=_catboost_classifier_parser, options={"nocl": [True, False], "zipmap": [False]},
+    )  # fmt: skip
+    update_registered_converter(
+        CatBoostRegressor, "CatBoostCatBoostRegressor",
+        calculate_linear_regressor_output_shapes, _convert_catboost,
+    )  # fmt: skip
 
 
 def _onnx_inputs(numeric: list[str], categorical: list[str]) -> list[Any]:
