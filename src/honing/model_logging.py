@@ -8,8 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from honing.decision import Decided, DecisionRule
 from honing.tracking import resumed, set_tags
 
@@ -93,6 +91,7 @@ def log_served_model(
     model's answers to ``input_example`` when already known (else the files are loaded)."""
     import re
     import tempfile
+    import warnings
 
     import mlflow
     from mlflow.models import infer_signature
@@ -102,24 +101,22 @@ def log_served_model(
 
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "model"
     output = load_decided(files).outputs(input_example) if outputs is None else outputs
-    # integer columns declared (and shown) as doubles: a batch with a missing value in one
-    # (read as a float) still meets the signature, as MLflow advises
-    schema_example = input_example
-    if isinstance(input_example, pd.DataFrame):
-        whole = input_example.select_dtypes("integer").columns
-        schema_example = input_example.astype(dict.fromkeys(whole, "float64"))
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_served(files, Path(tmp) / "served")
         # models from code: MLflow stores this script instead of a pickled python_model
         code = Path(tmp) / "honing_model.py"
         code.write_text(MODEL_CODE, encoding="utf-8")
-        with resumed(run_id):
+        with resumed(run_id), warnings.catch_warnings():
+            # MLflow's hint that integer columns cannot hold missing values: declaring them
+            # doubles would refuse whole-number batches instead ("cannot safely convert
+            # int64 to float64"), so the signature keeps the table's own types
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
             info = mlflow.pyfunc.log_model(
                 name=name,
                 python_model=str(code),
                 artifacts={"served": str(folder)},
-                input_example=schema_example,
-                signature=infer_signature(schema_example, output),
+                input_example=input_example,
+                signature=infer_signature(input_example, output),
                 pip_requirements=model_requirements(),
             )
             if metrics:
