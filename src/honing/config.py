@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -47,11 +46,13 @@ from honing.search_config import (
     SearchConfig,
 )
 from honing.settings import (
+    DATA_ROOTS_VAR,
     DvcSettings,
     EnvSettings,
     MlflowSettings,
     RaySettings,
     StrictModel,
+    data_roots,
     format_errors,
     load_env_settings,
     parse_env_settings,
@@ -81,6 +82,7 @@ __all__ = [
     "RaySettings",
     "load_env_settings",
     "parse_env_settings",
+    "data_roots",
 ]
 
 
@@ -462,28 +464,23 @@ def parse_config(raw: Mapping[str, Any], *, source: Path, root: Path) -> Pipelin
     return resolved
 
 
-#: Folders outside the project that configs may read data from (``os.pathsep``-separated).
-DATA_ROOTS_VAR = "HONING_DATA_ROOTS"
-
-
-def data_roots(environ: Mapping[str, str]) -> tuple[Path, ...]:
-    """The extra data folders the environment allows (:data:`DATA_ROOTS_VAR`)."""
-    return tuple(Path(p) for p in environ.get(DATA_ROOTS_VAR, "").split(os.pathsep) if p)
-
-
 def load_config(
     path: Path | str, *, root: Path | None = None, extra_roots: tuple[Path, ...] = ()
 ) -> PipelineConfig:
     """Read and validate a pipeline config. ``root`` (default: the current directory) is
     the project relative paths are resolved against. ``data.path`` must stay inside the
-    project (``root``, or the folder holding the config's ``configs/``) or one of
+    project (the folder holding the config's ``configs/``, or ``root`` when the config lies
+    in it and it is neither the file system's root nor the home folder) or one of
     ``extra_roots``: a config cannot make honing read, and log, any file of the machine."""
     path = Path(path)
     root = (root or Path.cwd()).resolve()
     cfg = parse_config(read_yaml(path), source=path, root=root)
     folder = path.resolve().parent
     project = folder.parent if folder.name == "configs" else folder
-    allowed = [root, project, *(p.resolve() for p in extra_roots)]
+    broad = {Path(root.anchor), Path.home().resolve()}
+    holds = root == folder or root in folder.parents
+    allowed = [project, *([root] if holds and root not in broad else []),
+               *(p.resolve() for p in extra_roots)]  # fmt: skip
     # links followed: a link out of the project is out
     data = _resolve(root, Path(cfg.data.path), path, "data.path", follow=True)
     if not any(data == a or a in data.parents for a in allowed):

@@ -224,6 +224,14 @@ class EnsembleDecision:
     oof_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
     grown: tuple[str, ...] = ()  # cut trials grown again before the choice (honing.anytime)
 
+    @property
+    def score(self) -> float:
+        """The chosen model's own CV score (greater-is-better): the ensemble's on the
+        out-of-fold rows when one was chosen, else the best single trial's."""
+        if self.spec.family in self.scores:
+            return self.scores[self.spec.family]
+        return self.scores["best_single"]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "chosen": self.spec.family,

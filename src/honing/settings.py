@@ -4,6 +4,7 @@ Switching from the embedded default to the distributed profile changes these obj
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -217,6 +218,15 @@ def parse_env_settings(
     if not _has_scheme(storage):
         ray = ray.model_copy(update={"storage_path": str((root / storage).resolve())})
     return settings.model_copy(update={"mlflow": mlflow, "ray": ray})
+
+
+#: Folders outside the project that configs may read data from (``os.pathsep``-separated).
+DATA_ROOTS_VAR = "HONING_DATA_ROOTS"
+
+
+def data_roots(environ: Mapping[str, str]) -> tuple[Path, ...]:
+    """The extra data folders the environment allows (:data:`DATA_ROOTS_VAR`)."""
+    return tuple(Path(p) for p in environ.get(DATA_ROOTS_VAR, "").split(os.pathsep) if p)
 
 
 #: The environment profile a command reads unless told otherwise (``--env``).

@@ -286,7 +286,6 @@ def summarize(
     decision: DecisionFit | None = None,
 ) -> TrainingSummary:
     """The run's summary, from the reports of its stages."""
-    best = search.best
     served_summary = None
     if served is not None and compressed is not None:
         served_summary = ServedSummary(
@@ -310,7 +309,7 @@ def summarize(
         best_model=describe_model(choice),
         model_choice=choice.reason,
         cv_metric=search.metric,
-        cv_score=metric_value(search.metric, best.score or 0.0),
+        cv_score=metric_value(search.metric, choice.score),
         trials=len(search.trials),
         trials_failed=len(search.failed),
         trials_stopped=len(search.stopped),
@@ -382,11 +381,12 @@ def search_params(
 def search_metrics(
     search: SearchResult, choice: EnsembleDecision, nested: NestedCVResult | None
 ) -> dict[str, float]:
-    """CV scores of the best trial and of the candidates the choice weighed (and nested CV),
-    in the metric's own units (RMSE positive), as MLflow metrics."""
+    """CV scores of the chosen model (``cv_<metric>``: an ensemble's on the out-of-fold rows),
+    of the best single trial and of each candidate the choice weighed (and nested CV), in the
+    metric's own units (RMSE positive), as MLflow metrics."""
     m, best = search.metric, search.best
     out = {
-        f"cv_{m}": metric_value(m, best.score or 0.0),
+        f"cv_{m}": metric_value(m, choice.score),
         f"cv_{m}_std": best.score_std or 0.0,
         **{f"cv_{m}_{k}": metric_value(m, v) for k, v in choice.scores.items()},
     }

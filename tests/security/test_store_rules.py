@@ -49,3 +49,29 @@ def test_data_path_stays_inside_the_project(tmp_path):
     # a folder the environment allows
     roots = data_roots({"HONING_DATA_ROOTS": str(outside.parent)})
     assert load_config(config_for(str(outside)), root=project, extra_roots=roots)
+
+
+def test_a_command_run_from_the_file_systems_root_or_home_reads_no_file_outside(tmp_path):
+    """The working directory widens the project only when the config lies in it and it is
+    neither `/` nor the home folder: run from `/`, a config cannot make honing read any
+    file."""
+    import yaml
+
+    from honing.config import load_config
+    from tests.conftest import demo_config_dict
+
+    project = tmp_path / "project"
+    (project / "configs").mkdir(parents=True)
+    raw = demo_config_dict()
+    raw["data"]["path"] = "/etc/passwd"
+    config = project / "configs" / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    for cwd in (Path("/"), Path.home()):
+        with pytest.raises(ConfigError, match="rule: data must be inside the project"):
+            load_config(config, root=cwd)
+    # the folder a user runs from, holding the config: its files are the project's
+    raw["data"]["path"] = "shared/t.csv"
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "t.csv").write_text("a,b\n1,2\n")
+    config.write_text(yaml.safe_dump(raw))
+    assert load_config(config, root=tmp_path).data.path == tmp_path / "shared" / "t.csv"
