@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -28,9 +29,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HONING = str(Path(sys.executable).parent / "honing")
 
 
-def _ray_daemons() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True, text=True)
-    return {int(p) for p in out.stdout.split()}
+def _ray_daemons(project: dict[str, Path]) -> set[int]:
+    """Ray's daemons that this project's commands started: their environment names the
+    project's Prefect home. Another user's Ray, or another project's, is never counted (nor
+    killed)."""
+    import psutil
+
+    home, found = str(project["root"] / ".prefect"), set()
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            line = " ".join(proc.info["cmdline"] or [])
+            if ("raylet" in line or "gcs_server" in line) and (
+                proc.environ().get("PREFECT_HOME") == home
+            ):
+                found.add(proc.pid)
+    return found
 
 
 def _slow_search(project: dict[str, Path], trials_per_family: int = 2) -> Path:
@@ -47,18 +60,49 @@ def _slow_search(project: dict[str, Path], trials_per_family: int = 2) -> Path:
     return path
 
 
+def _write_after_a_failed_attempt(path: Path, table: Any, since: float) -> None:
+    """Write ``table`` to ``path`` once a task run started after ``since`` waits for its
+    retry (Prefect's AwaitingRetry state): the file appears after a failed attempt, never
+    before the first one, however slow the machine."""
+    import datetime
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        TaskRunFilter,
+        TaskRunFilterStartTime,
+        TaskRunFilterState,
+        TaskRunFilterStateName,
+    )
+
+    after = datetime.datetime.fromtimestamp(since, tz=datetime.UTC)
+    waiting = TaskRunFilter(
+        state=TaskRunFilterState(name=TaskRunFilterStateName(any_=["AwaitingRetry"])),
+        start_time=TaskRunFilterStartTime(after_=after),
+    )
+    deadline = time.monotonic() + 120
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            if client.read_task_runs(task_run_filter=waiting):
+                write_table(table, path)
+                return
+            time.sleep(0.1)
+
+
 def test_transient_io_failure_is_retried(prefect_harness, tmp_path, churn_df):
     """load_table fails while the file is not there yet, then succeeds on a retry."""
     path = tmp_path / "late.csv"
-    timer = threading.Timer(1.5, write_table, args=(churn_df.head(50), path))
+    writer = threading.Thread(
+        target=_write_after_a_failed_attempt, args=(path, churn_df.head(50), time.time() - 1)
+    )
 
     @flow
     def load(p: Path):
         state = data_tasks.load_table(p, return_state=True)
         return state.result(), state.state_details.task_run_id
 
-    timer.start()
+    writer.start()
     df, task_run_id = load(path)
+    writer.join(5)
     assert len(df) == 50
     from prefect.client.orchestration import get_client
 
@@ -119,7 +163,6 @@ KILL_POINTS: dict[str, Callable[[Path], bool]] = {
 def _killed_at(project: dict[str, Path], cmd: list[str], stage: str) -> None:
     """Start ``cmd`` and SIGKILL its whole process group as soon as ``stage`` has begun."""
     begun = KILL_POINTS[stage]
-    ray_before = _ray_daemons()
     proc = subprocess.Popen(
         cmd,
         cwd=project["root"],
@@ -142,7 +185,7 @@ def _killed_at(project: dict[str, Path], cmd: list[str], stage: str) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
-        for pid in _ray_daemons() - ray_before:  # the killed run's own Ray, nobody else's
+        for pid in _ray_daemons(project):  # the killed run's own Ray, nobody else's
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -175,7 +218,6 @@ def _interrupted_run(project, whole_group: bool) -> tuple[int, str, float]:
     alone (``kill -INT``) or to its whole process group (a terminal's Ctrl-C). Returns its
     exit code, its output and the seconds from the signal to its exit."""
     config = _slow_search(project)
-    ray_before = _ray_daemons()
     proc = subprocess.Popen(
         run_cmd(project, config, "out.json"),
         cwd=project["root"],
@@ -205,7 +247,7 @@ def _interrupted_run(project, whole_group: bool) -> tuple[int, str, float]:
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        for pid in _ray_daemons() - ray_before:
+        for pid in _ray_daemons(project):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     return proc.returncode, output, took

@@ -153,10 +153,16 @@ def test_resampling_balances_training_rows_only():
 
     seen = []
 
+    predicted: list[int] = []
+
     class Recorder(KNeighborsClassifier):
         def fit(self, X, y):
             seen.append(np.bincount(y))
             return super().fit(X, y)
+
+        def predict_proba(self, X):
+            predicted.append(len(X))
+            return super().predict_proba(X)
 
     from sklearn.pipeline import Pipeline
 
@@ -177,7 +183,11 @@ def test_resampling_balances_training_rows_only():
         model, X, y, folds=3, metric="accuracy", seed=0, sampling="oversample"
     )
     assert all(counts[0] == counts[1] for counts in seen)  # each fold's training rows balanced
-    assert len(cv.fold_scores) == 3  # validation folds keep their natural balance
+    # the validation rows are the table's own, each once: none added, none dropped, so each
+    # fold keeps its natural balance
+    assert len(cv.fold_scores) == 3 and cv.oof is not None and len(cv.oof) == len(y)
+    assert sorted(cv.oof_rows.tolist()) == list(range(len(y)))
+    assert sum(predicted) == len(y)
 
 
 @pytest.mark.parametrize(
