@@ -98,3 +98,30 @@ def test_column_names_the_converter_renames_are_still_fed(family):
         }
     )
     np.testing.assert_allclose(served.predict_proba(X), model.predict_proba(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("classes", [0, 2, 3])
+def test_a_weighted_soft_vote_answers_the_same_through_one_graph(classes):
+    """Ensemble selection's weighted vote of boosted pipelines (and a linear one), each with
+    its own encoding, exported as one ONNX graph."""
+    X, y = _frame(classes=classes)
+    X = X.drop(columns=["shop"])  # (multiclass target encoding does not convert; see above)
+    task = "regression" if classes == 0 else "classification"
+    linear = "linear" if classes == 0 else "logistic_regression"
+    members = [
+        {"family": "lightgbm", "params": {"n_estimators": 40}, "features": {}},
+        {"family": "catboost", "params": {"n_estimators": 40}, "features": {}},
+        {"family": "xgboost", "params": {"n_estimators": 30}, "features": {}},
+        {"family": linear, "params": {}, "features": {}},
+    ]
+    spec = ModelSpec("ensemble_selection", {"members": members, "weights": [3, 2, 1, 1]})
+    cols = infer_columns(X, FeaturesConfig())
+    setup = TrainingSetup(task, cols, FeaturesConfig(), 0, "rmse" if classes == 0 else "roc_auc", 5)
+    model = make_model(spec, setup).fit(X, y)
+    served = _served(model, X, task)
+    if classes == 0:
+        np.testing.assert_allclose(served.predict(X), model.predict(X), rtol=1e-4, atol=1e-4)
+        return
+    onnx, native = served.predict_proba(X), model.predict_proba(X)
+    assert onnx.shape == native.shape == (len(X), classes)
+    np.testing.assert_allclose(onnx, native, atol=1e-4)

@@ -122,19 +122,64 @@ def _onnx_inputs(numeric: list[str], categorical: list[str]) -> list[Any]:
 
 def onnx_bytes(pipeline: Any, numeric: list[str], categorical: list[str]) -> bytes:
     """The fitted scikit-learn pipeline as one ONNX graph (numeric inputs float32, categorical
-    strings; missing categories are fed as the empty string)."""
+    strings; missing categories are fed as the empty string). A weighted soft vote of
+    pipelines (ensemble selection, soft voting) is one graph too: each member's graph side by
+    side on the same inputs, their answers averaged with the vote's weights."""
+    register_boosting_converters()
+    vote = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    if type(vote).__name__ in ("VotingClassifier", "VotingRegressor"):
+        return _vote_graph(vote, numeric, categorical).SerializeToString()
+    return _graph(pipeline, numeric, categorical).SerializeToString()
+
+
+def _graph(pipeline: Any, numeric: list[str], categorical: list[str]) -> Any:
     from skl2onnx import convert_sklearn
 
-    register_boosting_converters()
     export = _onnx_ready(pipeline)
     model = export.steps[-1][1]
-    onx = convert_sklearn(
+    return convert_sklearn(
         export,
         initial_types=_onnx_inputs(numeric, categorical),
         target_opset={"": ONNX_OPSET, "ai.onnx.ml": 3},
         options={id(model): {"zipmap": False}} if is_classifier(model) else None,
     )
-    return onx.SerializeToString()
+
+
+def _vote_graph(vote: Any, numeric: list[str], categorical: list[str]) -> Any:
+    """A fitted soft vote as one graph: every member's graph (names prefixed ``m<i>_``) fed
+    from the shared inputs, and the weighted mean of their probabilities (a classifier:
+    outputs ``label``, the argmax, and ``probabilities``) or of their predictions (a
+    regressor: output ``variable``)."""
+    from onnx import TensorProto, compose, helper
+
+    if getattr(vote, "voting", "soft") != "soft":
+        raise ValueError("a hard vote has no probabilities to average")
+    members = [_graph(m, numeric, categorical) for m in vote.estimators_]
+    weights = np.asarray(vote.weights or [1.0] * len(members), dtype=np.float64)
+    weights = weights / weights.sum()
+    classify = is_classifier(vote)
+    answer = "probabilities" if classify else "variable"
+    inputs = list(members[0].graph.input)
+    nodes, inits, terms = [], [], []
+    opsets: dict[str, int] = {}
+    for i, member in enumerate(members):
+        member = compose.add_prefix(member, prefix=f"m{i}_")
+        for d in member.opset_import:
+            opsets[d.domain] = max(opsets.get(d.domain, 0), d.version)
+        nodes += [helper.make_node("Identity", [x.name], [f"m{i}_{x.name}"]) for x in inputs]
+        nodes += list(member.graph.node)
+        inits += list(member.graph.initializer)
+        inits.append(helper.make_tensor(f"w{i}", TensorProto.FLOAT, [], [float(weights[i])]))
+        nodes.append(helper.make_node("Mul", [f"m{i}_{answer}", f"w{i}"], [f"weighted{i}"]))
+        terms.append(f"weighted{i}")
+    nodes.append(helper.make_node("Sum", terms, [answer]))
+    outputs = [helper.make_tensor_value_info(answer, TensorProto.FLOAT, None)]
+    if classify:
+        nodes.append(helper.make_node("ArgMax", [answer], ["label"], axis=1, keepdims=0))
+        outputs.insert(0, helper.make_tensor_value_info("label", TensorProto.INT64, None))
+    graph = helper.make_graph(nodes, "soft_vote", inputs, outputs, initializer=inits)
+    imports = [helper.make_opsetid(domain, version) for domain, version in opsets.items()]
+    return helper.make_model(graph, opset_imports=imports, ir_version=members[0].ir_version)
 
 
 def network_onnx(layers: DenseLayers) -> Any:
