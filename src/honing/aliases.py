@@ -66,9 +66,15 @@ def move_alias(name: str, alias: str, version: str, *, by: str, reason: str) -> 
 
 
 def _record(move: AliasMove) -> AliasMove:
-    _client().set_registered_model_tag(
+    """Record ``move`` on its model (a tag, never rewritten) and tell the story again in the
+    model's description (:func:`honing.describe.model_description`)."""
+    from honing.describe import model_description
+
+    client = _client()
+    client.set_registered_model_tag(
         move.model, f"{MOVE_PREFIX}{time.time_ns()}", json.dumps(move.to_dict())
     )
+    client.update_registered_model(move.model, model_description(move.model, history(move.model)))
     return move
 
 

@@ -1,8 +1,10 @@
 """Registered versions described in Markdown for the MLflow UI: the gate's verdict and
-statistics, the test metrics beside the champion's, the lineage, and links."""
+statistics, the test metrics beside the champion's, the lineage, and links; and the
+registered model itself: who holds each alias now, and the story of its alias moves."""
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 from honing.evaluation import EvaluationReport
@@ -68,3 +70,58 @@ def version_description(
             "**Links**: " + " · ".join(links),
         ]
     )
+
+
+class Move(Protocol):
+    """What the model's description shows of an alias move (:class:`honing.aliases.AliasMove`)."""
+
+    alias: str
+    version: str
+    previous: str | None
+    by: str
+    reason: str
+    at: float
+
+
+#: The latest alias moves the registered model's description lists.
+STORY_MOVES = 20
+
+
+def model_description(name: str, moves: list[Move], *, limit: int = STORY_MOVES) -> str:
+    """The registered model's description, in Markdown: each alias and the version holding
+    it now (linked), then the latest ``limit`` alias moves, newest first, as a table (when,
+    alias, from, to, by whom, why). ``moves``: oldest first, as recorded."""
+
+    def link(version: str | None) -> str:
+        return f"[v{version}](#/models/{name}/versions/{version})" if version else "none"
+
+    holders: dict[str, str | None] = {}
+    for m in moves:
+        holders[m.alias] = m.version or None
+    now = " · ".join(f"`@{a}` {link(v)}" for a, v in sorted(holders.items())) or "no alias yet"
+    rows = [
+        f"| {time.strftime('%Y-%m-%d %H:%M', time.localtime(m.at))} | @{m.alias} | "
+        f"{link(m.previous)} | {link(m.version)} | {_cell(m.by)} | {_cell(m.reason)} |"
+        for m in reversed(moves[-limit:])
+    ]
+    older = len(moves) - len(rows)
+    hidden = f"; {older} older moves not shown" if older else ""
+    return "\n".join(
+        [
+            f"**{name}** now: {now}",
+            "",
+            f"### Alias history (newest first{hidden})",
+            "",
+            "| when | alias | from | to | by | why |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "The whole history: `honing aliases " + name + "`.",
+        ]
+    )
+
+
+def _cell(text: str, width: int = 160) -> str:
+    """``text`` as one Markdown table cell: one line, no pipe, at most ``width`` characters."""
+    flat = " ".join(text.split()).replace("|", "/")
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -281,6 +281,16 @@ def test_rollback_moves_the_champion_back_with_its_history(mlflow_store, project
     assert history[0].by.startswith("training run ") and "gate promote" in history[0].reason
     assert "v2 misbehaves on Mondays" in history[-1].reason and "rollback" in history[-1].by
     assert len(aliases.history("rb-served")) == 3  # appended, never rewritten
+    # the registry tells the story: the champion now, and the moves, newest first
+    story = client.get_registered_model("rb").description
+    assert story.startswith("**rb** now: `@champion` [v1](#/models/rb/versions/1)")
+    rows = [line for line in story.splitlines() if line.startswith("| 20")]
+    assert len(rows) == 3 and "v2 misbehaves on Mondays" in rows[0]
+    assert "[v2](#/models/rb/versions/2) | [v1](#/models/rb/versions/1)" in rows[0]
+    assert "gate promote" in rows[-1] and "| none |" in rows[-1]
+    assert "`@champion` [v1](#/models/rb-served/versions/1)" in (
+        client.get_registered_model("rb-served").description
+    )
 
     # the same through the command line: roll forward to v2, then read the history
     from typer.testing import CliRunner

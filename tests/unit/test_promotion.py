@@ -151,3 +151,24 @@ def test_evidence_accumulated_over_batches_decides_what_one_split_could_not(chur
     # an error metric reads the interval the other way round
     rmse = judge_looks(backwards, metric="rmse", margin=0.0, confidence=0.95, seeded=True)
     assert rmse.outcome == "promote"
+
+
+def test_the_registered_models_story_is_bounded_newest_first_and_one_line_per_move():
+    from types import SimpleNamespace
+
+    from honing.describe import model_description
+
+    moves = [
+        SimpleNamespace(alias="champion", version=str(v), previous=str(v - 1) if v > 1 else None,
+                        by="training run abc", reason=f"gate promote | line\nbreak {v}",
+                        at=v * 86400.0)
+        for v in range(1, 26)
+    ]  # fmt: skip
+    moves.append(SimpleNamespace(alias="challenger", version="", previous="7", by="gate",
+                                 reason="dropped", at=30 * 86400.0))  # fmt: skip
+    text = model_description("m", moves, limit=20)
+    assert text.startswith("**m** now: `@challenger` none · `@champion` [v25](#/models/m/")
+    rows = [line for line in text.splitlines() if line.startswith("| 19")]
+    assert len(rows) == 20 and "dropped" in rows[0] and "break 25" in rows[1]
+    assert "6 older moves not shown" in text
+    assert all(row.count("|") == 7 for row in rows)  # a pipe or a line break in a reason
