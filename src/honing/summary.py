@@ -121,7 +121,7 @@ class TrainingSummary:
     def markdown(self) -> str:
         """The run as Markdown: its description in MLflow and its ``summary.md``."""
         s = self
-        verdict = "**promoted to champion**" if s.promoted else "**not promoted**"
+        verdict = f"**{s.verdict}**"
         lines = [
             f"# {s.model_name} v{s.version}: {verdict}",
             "",
@@ -133,7 +133,8 @@ class TrainingSummary:
             "passed",
             f"- **search**: {s.trials} trials ({s.trials_stopped} stopped, "
             f"{s.trials_failed} failed), scored by {s.validation_scheme}",
-            f"- **model**: {s.best_model}; CV {s.cv_metric} {s.cv_score:.4f}",
+            f"- **model**: {s.best_model}"
+            + ("" if s.unchanged else f"; CV {s.cv_metric} {s.cv_score:.4f}"),
             f"- **choice**: {s.model_choice}",
             *([f"- **decision**: {s.decision}"] if s.decision else []),
             "",
@@ -171,7 +172,14 @@ class TrainingSummary:
         return "\n".join(lines) + "\n"
 
     @property
+    def unchanged(self) -> bool:
+        """The run found its version already made: it reports it, registers nothing."""
+        return self.model_choice == "unchanged"
+
+    @property
     def verdict(self) -> str:
+        if self.unchanged:
+            return "unchanged, the champion" if self.promoted else "unchanged, not the champion"
         return "promoted to champion" if self.promoted else "not promoted"
 
     def rows(self) -> list[tuple[str, str]]:
@@ -180,8 +188,9 @@ class TrainingSummary:
             ("registry", f"{self.model_name} version {self.version}: {self.verdict}"),
             ("gate", self.gate_reason),
             ("best model", self.best_model),
-            (f"CV {self.cv_metric}", f"{self.cv_score:.4f}"),
         ]
+        if not self.unchanged:
+            rows.append((f"CV {self.cv_metric}", f"{self.cv_score:.4f}"))
         if self.model_choice:
             rows.append(("ensembles", self.model_choice))
         if self.nested_cv:
@@ -244,9 +253,11 @@ class TrainingSummary:
         return rows
 
     def log_lines(self) -> list[str]:
+        did = "reported" if self.unchanged else "registered"
+        cv = "" if self.unchanged else f"; CV {self.cv_metric} {self.cv_score:.4f}"
         lines = [
-            f"registered {self.model_name} v{self.version}: {self.verdict} ({self.gate_reason})",
-            f"model: {self.best_model}; CV {self.cv_metric} {self.cv_score:.4f}",
+            f"{did} {self.model_name} v{self.version}: {self.verdict} ({self.gate_reason})",
+            f"model: {self.best_model}{cv}",
             "test: " + ", ".join(f"{k} {v:.4f}" for k, v in self.test_metrics.items()),
         ]
         if self.served is not None:

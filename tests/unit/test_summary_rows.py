@@ -93,3 +93,15 @@ def test_logs_and_leaderboards_show_the_hyperparameters_the_model_was_fitted_wit
     # what a family does not cast is left alone, and an unknown family is shown as given
     assert ModelSpec("logistic_regression", {"C": 0.5}).effective().params == {"C": 0.5}
     assert ModelSpec("soft_voting", {"x": 1.5}).effective().params == {"x": 1.5}
+
+
+def test_an_unchanged_run_reports_its_version_and_registers_nothing():
+    s = _summary(model_choice="unchanged", cv_score=float("nan"), trials=0, version="1",
+                 gate_reason="unchanged since v1 (same data, config and commit)")  # fmt: skip
+    assert s.log_lines()[0].startswith("reported honing-churn v1: unchanged, the champion")
+    assert "nan" not in " ".join(s.log_lines()) and "nan" not in s.markdown()
+    assert "CV roc_auc" not in dict(s.rows())
+    assert s.markdown().startswith("# honing-churn v1: **unchanged, the champion**")
+    later = _summary(model_choice="unchanged", cv_score=float("nan"), promoted=False)
+    assert later.verdict == "unchanged, not the champion"
+    assert _summary().log_lines()[0].startswith("registered honing-churn v2: promoted")
