@@ -2,6 +2,7 @@
 failure, on the demo table and on broken copies of it."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from honing.inference import inference_suite
@@ -66,3 +67,31 @@ def test_a_large_table_is_validated_by_honing_with_the_same_verdicts(churn_df):
     small = validate(churn_df.head(300), {**suite, "expectations": suite["expectations"][:5]},
                      source="t", rules=None)  # fmt: skip
     assert small.engine == "great_expectations"
+
+
+def test_a_wide_table_is_checked_in_numpy_with_the_same_verdicts():
+    """2,000 numeric columns: the range checks and the leakage correlations are counted at
+    once, and say what the column-by-column path says (a leak, an out-of-range column, a
+    constant one, one with missing values)."""
+    from honing.config import QualityConfig
+    from honing.validation import QualityRules, validate
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(400, 2000)), columns=[f"c{i}" for i in range(2000)])
+    df["y"] = (df["c0"] + rng.normal(size=400) > 0).astype(int)
+    df["leak"] = df["y"] * 2.0 + rng.normal(scale=0.01, size=400)
+    df["flat"] = 1.0
+    df.loc[::7, "c5"] = np.nan
+    expectations = [
+        {"type": "expect_column_values_to_be_between",
+         "kwargs": {"column": c, "min_value": -10.0, "max_value": 10.0}, "meta": {}}
+        for c in df.columns if c != "y"
+    ]  # fmt: skip
+    expectations[3]["kwargs"]["max_value"] = 0.0  # c3: half its values above
+    suite = {"name": "wide", "expectations": expectations}
+    rules = QualityRules("y", "classification", QualityConfig())
+    report = validate(df, suite, source="wide.csv", rules=rules)
+    failed = {(f.column, f.rule) for f in report.failures}
+    assert {c for c, rule in failed if rule == "honing.target_leakage"} == {"leak"}
+    assert {c for c, rule in failed if rule == "expect_column_values_to_be_between"} == {"c3"}
+    assert ("flat", "honing.not_constant") in failed  # constant: no correlation, its own rule

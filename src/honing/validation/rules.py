@@ -106,6 +106,32 @@ def check_rules(
     return failures
 
 
+def _numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def _clean_correlations(
+    df: pd.DataFrame, features: list[str], y: pd.Series
+) -> tuple[dict[str, float], list[str]]:
+    """The correlation with ``y`` of every numeric feature that is finite wherever ``y`` is
+    known, computed at once (a wide table has thousands); the other features, left to the
+    column-by-column check. A constant column's correlation is NaN."""
+    known = y.notna().to_numpy()
+    numeric = [c for c in features if _numeric(df[c])]
+    if known.sum() < 10 or not numeric:
+        return {}, list(features)
+    X = df[numeric].to_numpy(dtype=float, na_value=np.nan)[known]
+    clean = np.isfinite(X).all(axis=0)
+    xs = X[:, clean] - X[:, clean].mean(axis=0)
+    ys = y.to_numpy(dtype=float)[known]
+    ys = ys - ys.mean()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (xs * ys[:, None]).sum(axis=0) / np.sqrt((xs**2).sum(axis=0) * (ys**2).sum())
+    names = [c for c, ok in zip(numeric, clean, strict=True) if ok]
+    done = set(names)
+    return dict(zip(names, r.tolist(), strict=True)), [c for c in features if c not in done]
+
+
 def _leakage(
     df: pd.DataFrame,
     features: list[str],
@@ -122,12 +148,23 @@ def _leakage(
         y = df[target].astype(float)
     else:
         y = pd.Series(pd.factorize(df[target])[0], index=df.index).where(df[target].notna())
-    for col in features:
+    corr, rest = _clean_correlations(df, features, y)
+    for col, r in corr.items():
+        if np.isfinite(r) and abs(r) >= max_abs_corr:
+            failures.append(
+                _fail(
+                    col,
+                    "target_leakage",
+                    f"correlation with '{target}' is {r:+.4f} (|r| >= "
+                    f"{max_abs_corr}); the feature leaks the label",
+                )
+            )
+    for col in rest:
         s = df[col]
         both = pd.concat([s, y], axis=1).dropna()
         if len(both) < 10:
             continue
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        if _numeric(s):
             x = both.iloc[:, 0].astype(float)
             finite = np.isfinite(x)
             if x[finite].nunique() < 2:
