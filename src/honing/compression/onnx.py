@@ -65,13 +65,16 @@ def register_boosting_converters() -> None:
     _register_catboost()
 
 
+#: The name CatBoost's classifier is registered under in skl2onnx.
+CATBOOST_CLASSIFIER = "CatBoostCatBoostClassifier"
+
+
 def _catboost_classifier_parser(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None):
     """skl2onnx's parser for CatBoost's classifier: a label and the probabilities (no
     ZipMap, which honing's exports never ask for)."""
-    from skl2onnx._parse import _get_sklearn_operator_name
     from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
 
-    operator = scope.declare_local_operator(_get_sklearn_operator_name(type(model)), model)
+    operator = scope.declare_local_operator(CATBOOST_CLASSIFIER, model)
     operator.inputs = inputs
     operator.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
     operator.outputs.append(scope.declare_local_variable("probabilities", FloatTensorType()))
@@ -103,7 +106,7 @@ def _register_catboost() -> None:
     )
 
     update_registered_converter(
-        CatBoostClassifier, "CatBoostCatBoostClassifier",
+        CatBoostClassifier, CATBOOST_CLASSIFIER,
         calculate_linear_classifier_output_shapes, _convert_catboost,
         parser=_catboost_classifier_parser, options={"nocl": [True, False], "zipmap": [False]},
     )  # fmt: skip
