@@ -469,17 +469,16 @@ def load_config(
 ) -> PipelineConfig:
     """Read and validate a pipeline config. ``root`` (default: the current directory) is
     the project relative paths are resolved against. ``data.path`` must stay inside the
-    project (the folder holding the config's ``configs/``, or ``root`` when the config lies
-    in it and it is neither the file system's root nor the home folder) or one of
-    ``extra_roots``: a config cannot make honing read, and log, any file of the machine."""
+    project (the folder holding the config's ``configs/``, or ``root`` unless it is the file
+    system's root or the home folder) or one of ``extra_roots``: a config cannot make honing
+    read, and log, any file of the machine."""
     path = Path(path)
     root = (root or Path.cwd()).resolve()
     cfg = parse_config(read_yaml(path), source=path, root=root)
     folder = path.resolve().parent
     project = folder.parent if folder.name == "configs" else folder
-    broad = {Path(root.anchor), Path.home().resolve()}
-    holds = root == folder or root in folder.parents
-    allowed = [project, *([root] if holds and root not in broad else []),
+    broad = {Path(root.anchor), Path.home().resolve()}  # a run from there reads anything
+    allowed = [project, *([root] if root not in broad else []),
                *(p.resolve() for p in extra_roots)]  # fmt: skip
     # links followed: a link out of the project is out
     data = _resolve(root, Path(cfg.data.path), path, "data.path", follow=True)

@@ -52,9 +52,8 @@ def test_data_path_stays_inside_the_project(tmp_path):
 
 
 def test_a_command_run_from_the_file_systems_root_or_home_reads_no_file_outside(tmp_path):
-    """The working directory widens the project only when the config lies in it and it is
-    neither `/` nor the home folder: run from `/`, a config cannot make honing read any
-    file."""
+    """The working directory widens the project unless it is `/` or the home folder: run
+    from there, a config cannot make honing read any file."""
     import yaml
 
     from honing.config import load_config
@@ -69,7 +68,8 @@ def test_a_command_run_from_the_file_systems_root_or_home_reads_no_file_outside(
     for cwd in (Path("/"), Path.home()):
         with pytest.raises(ConfigError, match="rule: data must be inside the project"):
             load_config(config, root=cwd)
-    # the folder a user runs from, holding the config: its files are the project's
+    # the folder a user runs from (a repository whose deployment reads a config elsewhere):
+    # its files are the project's
     raw["data"]["path"] = "shared/t.csv"
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "t.csv").write_text("a,b\n1,2\n")
