@@ -67,6 +67,16 @@ def test_a_large_table_is_validated_by_honing_with_the_same_verdicts(churn_df):
     small = validate(churn_df.head(300), {**suite, "expectations": suite["expectations"][:5]},
                      source="t", rules=None)  # fmt: skip
     assert small.engine == "great_expectations"
+    # a run's budget counts too: 200 expectations at GX's pace (~5 s) are more than 5% of a
+    # 60 s run, not of a 600 s one
+    mid = {**suite, "expectations": suite["expectations"][:200]}
+    assert validate(broken, mid, source="t", rules=None).engine == "great_expectations"
+    short = validate(broken, mid, source="t", rules=None, budget_s=60)
+    assert short.engine == "honing"
+    assert _failed(short) == _failed(check_expectations(broken, mid, source="t"))
+    assert validate(broken, mid, source="t", rules=None, budget_s=600).engine == (
+        "great_expectations"
+    )
 
 
 def test_a_wide_table_is_checked_in_numpy_with_the_same_verdicts():

@@ -56,6 +56,7 @@ def validate(
         validation.load_suite(cfg.validation.suite),
         source=str(cfg.data.path),
         rules=validation.QualityRules.from_config(cfg),
+        budget_s=cfg.time_budget_s,
     )
     tracking.log_json(run.run_id, report.to_dict(), "validation/report.json", root=repo)
     return Validated(raw=raw, lineage=found, report=report)

@@ -35,6 +35,21 @@ __all__ = [
 #: validation; honing's evaluator of the same suite takes 2.4 s and 0.2 s there.
 GX_MAX_EXPECTATIONS = 300
 GX_MAX_ROWS = 100_000
+#: Great Expectations' pace per expectation on a quiet 2-core machine (a busy one is slower),
+#: and the share of a run's time budget it may take: past it, honing's evaluator decides.
+GX_SECONDS_PER_EXPECTATION = 0.025
+GX_BUDGET_SHARE = 0.05
+
+
+def uses_gx(expectations: int, rows: int, budget_s: float | None = None) -> bool:
+    """Whether Great Expectations evaluates a suite of ``expectations`` on ``rows`` rows, in
+    a run with ``budget_s`` seconds (None: no budget): not on a large table, nor where its
+    pace would take more than :data:`GX_BUDGET_SHARE` of the budget (a 60 s run: 120
+    expectations)."""
+    if expectations > GX_MAX_EXPECTATIONS or rows > GX_MAX_ROWS:
+        return False
+    cost = expectations * GX_SECONDS_PER_EXPECTATION
+    return budget_s is None or cost <= GX_BUDGET_SHARE * budget_s
 
 
 @dataclass(frozen=True)
@@ -58,16 +73,21 @@ class QualityRules:
 
 
 def validate(
-    df: pd.DataFrame, suite: dict[str, Any], *, source: str, rules: QualityRules | None
+    df: pd.DataFrame,
+    suite: dict[str, Any],
+    *,
+    source: str,
+    rules: QualityRules | None,
+    budget_s: float | None = None,
 ) -> ValidationReport:
     """The one entry point: every expectation of ``suite`` on ``df``, plus the quality rules
     when ``rules`` is given (a training table; a scoring batch has no label to check), as
     one report. Never raises on bad data: :func:`gate` decides. Great Expectations
-    evaluates the suite, unless the table is large (:data:`GX_MAX_EXPECTATIONS`,
-    :data:`GX_MAX_ROWS`): honing's own evaluator of the same expectations then does, with
-    GX's semantics (:mod:`~honing.validation.fast`, parity-tested), in seconds, not minutes."""
-    large = len(suite.get("expectations", [])) > GX_MAX_EXPECTATIONS or len(df) > GX_MAX_ROWS
-    report = (check_fast if large else check_expectations)(df, suite, source=source)
+    evaluates the suite, unless the table is large or the run's ``budget_s`` short
+    (:func:`uses_gx`): honing's own evaluator of the same expectations then does, with GX's
+    semantics (:mod:`~honing.validation.fast`, parity-tested), in seconds, not minutes."""
+    gx = uses_gx(len(suite.get("expectations", [])), len(df), budget_s)
+    report = (check_expectations if gx else check_fast)(df, suite, source=source)
     if rules is None:
         return report
     extra = check_rules(
