@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -315,8 +315,4 @@ def finish_cut(
         trials[trials.index(trial)] = grown
         stop = "its deadline" if grown.cut else "early stopping"
         notes.append(f"{said} to {rounds} ({stop}): {result.metric} {was:.4f} -> {now:.4f}")
-    finished = SearchResult(
-        metric=result.metric, trials=trials, nodes=result.nodes, wall_s=result.wall_s,
-        validation=result.validation, startup_s=result.startup_s, holdout=result.holdout,
-    )  # fmt: skip
-    return Finished(finished, tuple(notes), time.time() - begun)
+    return Finished(replace(result, trials=trials), tuple(notes), time.time() - begun)

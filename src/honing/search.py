@@ -366,9 +366,10 @@ def _trial_result(trial: Any, started: float) -> TrialResult:
         status, error = "stopped", "stopped before its first result (time budget)"
     elif oof is None:  # cut by the scheduler (or the budget) before its last rung
         status = "stopped"
+    configured = spec_from_trial_config(trial.config)
     return TrialResult(
         trial_id=str(m.get("trial_id") or trial.path.rsplit("/", 1)[-1]),
-        spec=spec_from_trial_config(trial.config).with_rounds(m.get("rounds")),
+        spec=configured.with_rounds(m.get("rounds")),
         score=m.get("score"),
         score_std=m.get("score_std"),
         fold_scores=list(m.get("fold_scores") or []),
@@ -383,9 +384,7 @@ def _trial_result(trial: Any, started: float) -> TrialResult:
         started_at=m.get("started_at"),
         cut=bool(m.get("cut", False)),
         rung_scores=_rung_scores(trial),
-        grows_to=anytime.rounds_to_grow(
-            spec_from_trial_config(trial.config), m.get("rounds"), bool(m.get("cut", False))
-        ),
+        grows_to=anytime.rounds_to_grow(configured, m.get("rounds"), bool(m.get("cut", False))),
     )
 
 

@@ -101,16 +101,21 @@ def _type_list(df: pd.DataFrame, kw: dict[str, Any]) -> str | None:
     return f"observed {dtype!r}; expected {{'type_list': {types}}}"
 
 
-def _between(values: pd.Series, kw: dict[str, Any]) -> pd.Series:
-    if not pd.api.types.is_numeric_dtype(values):
-        raise TypeError(f"values of dtype {values.dtype} are not comparable with numbers")
-    ok = pd.Series(True, index=values.index)
+def _bounded(values: Any, ok: Any, kw: dict[str, Any]) -> Any:
+    """``ok`` where ``values`` also lie within the expectation's bounds (pandas values or a
+    numpy array alike)."""
     low, high = kw.get("min_value"), kw.get("max_value")
     if low is not None:
         ok &= values > low if kw.get("strict_min") else values >= low
     if high is not None:
         ok &= values < high if kw.get("strict_max") else values <= high
     return ok
+
+
+def _between(values: pd.Series, kw: dict[str, Any]) -> pd.Series:
+    if not pd.api.types.is_numeric_dtype(values):
+        raise TypeError(f"values of dtype {values.dtype} are not comparable with numbers")
+    return _bounded(values, pd.Series(True, index=values.index), kw)
 
 
 #: Expectation kind -> its pandas check (the kinds ``honing init`` writes).
@@ -135,12 +140,7 @@ def _range(df: pd.DataFrame, kw: dict[str, Any]) -> str | None:
     # words the failure, on the rare column that fails
     v = column.to_numpy(dtype=float, na_value=np.nan)
     present = ~np.isnan(v)
-    ok = present.copy()
-    low, high = kw.get("min_value"), kw.get("max_value")
-    if low is not None:
-        ok &= v > low if kw.get("strict_min") else v >= low
-    if high is not None:
-        ok &= v < high if kw.get("strict_max") else v <= high
+    ok = _bounded(v, present.copy(), kw)
     bad = int(present.sum() - ok.sum())
     if bad <= (1.0 - float(kw.get("mostly", 1.0))) * int(present.sum()):
         return None
