@@ -7,6 +7,7 @@ the out-of-fold ensemble selection and every gate read this table.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -169,6 +170,23 @@ def passes(metric: str, value: float, reference: float, margin: float = 0.0) -> 
     if lower_is_better(metric):
         return value <= reference + margin
     return value >= reference - margin
+
+
+def worse_than(
+    values: dict[str, float], reference: dict[str, float], tolerance: float
+) -> list[str]:
+    """The metrics of :data:`METRICS` on which ``values`` are more than ``tolerance`` worse
+    than ``reference`` (relative to the reference for unbounded metrics: log loss, RMSE);
+    NaN on both sides is equal."""
+    worse = []
+    for name, value in values.items():
+        if name not in METRICS or not math.isfinite(reference.get(name, math.nan)):
+            continue
+        base = reference[name]
+        margin = tolerance if METRICS[name].bounded else tolerance * abs(base)
+        if not math.isfinite(value) or not passes(name, value, base, margin):
+            worse.append(name)
+    return worse
 
 
 def compare(metric: str, value: float, reference: float, margin: float = 0.0) -> tuple[bool, str]:

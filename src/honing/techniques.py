@@ -40,6 +40,13 @@ TECHNIQUES: dict[str, Technique] = {
         Technique("prune_structured", "mlp", ("pruned_structured",), "removes hidden neurons"),
         Technique("int8", "mlp", ("int8",), "torch.ao dynamic int8 of the Linear layers"),
         Technique("distill", "classifier", ("distilled",), "a small student MLP"),
+        Technique(
+            "trim",
+            "any",
+            ("trimmed",),
+            "the fewest boosting rounds, forest trees and vote members within the tolerance, "
+            "as one ONNX graph",
+        ),
     )
 }
 

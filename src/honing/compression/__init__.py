@@ -14,7 +14,10 @@ artifact (files) plus an in-memory predictor loaded *from those files*:
   ``pruned_unstructured`` magnitude pruning and ``pruned_structured`` pruning that removes
   hidden neurons (torch-pruning's dependency graph), both fine-tuned, and ``int8`` dynamic
   quantization of the Linear layers;
-* ``distilled``: a small MLP student trained on the soft labels of the model (any family).
+* ``distilled``: a small MLP student trained on the soft labels of the model (any family);
+* ``trimmed``: a tree model cut to its fewest boosting rounds, forest trees and vote members
+  that stay within the tolerance on the test rows, as one ONNX graph
+  (:mod:`~honing.compression.trees`).
 
 :func:`measure` scores every candidate the same way (metric, serialized size, single-row p50/p99
 latency at one thread, batch throughput) into a :class:`CompressionReport`; the pure :func:`pick`
@@ -24,7 +27,8 @@ and JSON: loading a served model never unpickles arbitrary objects.
 Where things live: :mod:`~honing.compression.dense` (network maths),
 :mod:`~honing.compression.onnx` (export and ORT quantization),
 :mod:`~honing.compression.candidates` (one builder per model kind),
-:mod:`~honing.compression.predictors` (loading served artifacts), and here: measure, pick,
+:mod:`~honing.compression.predictors` (loading served artifacts),
+:mod:`~honing.compression.trees` (cutting rounds and members), and here: measure, pick,
 compress. The file format itself is :mod:`honing.artifacts`; which technique applies to
 which model is :data:`honing.techniques.TECHNIQUES`.
 """
@@ -77,10 +81,11 @@ from honing.compression.onnx import (
     register_boosting_converters,
 )
 from honing.compression.predictors import OnnxPredictor, TorchPredictor, load_served
+from honing.compression.trees import trimmed_candidate
 from honing.decision import DecisionRule
 from honing.evaluation import evaluate
 from honing.exceptions import CompressionError
-from honing.metrics import METRICS, lower_is_better, passes
+from honing.metrics import lower_is_better, passes, worse_than
 from honing.techniques import TECHNIQUES
 
 __all__ = [
@@ -343,15 +348,7 @@ def pick(
 def worse_metrics(row: CandidateMeasure, ref: CandidateMeasure, tolerance: float) -> list[str]:
     """The metrics of :data:`honing.metrics.METRICS` on which ``row`` is more than
     ``tolerance`` worse than ``ref`` (relative for unbounded metrics); NaN on both is equal."""
-    worse = []
-    for name, value in row.metrics.items():
-        if name not in METRICS or not math.isfinite(ref.metrics.get(name, math.nan)):
-            continue
-        base = ref.metrics[name]
-        margin = tolerance if METRICS[name].bounded else tolerance * abs(base)
-        if not math.isfinite(value) or not passes(name, value, base, margin):
-            worse.append(name)
-    return worse
+    return worse_than(row.metrics, ref.metrics, tolerance)
 
 
 def plot_tradeoff(report: CompressionReport) -> Any:
@@ -409,6 +406,15 @@ def compress(
     candidates, skipped = build_candidates(
         pipeline, X_train, y_train, numeric=numeric, categorical=categorical, options=options
     )
+    if "trim" in options.techniques:  # cut to what the test rows show it can spare
+        trimmed, why = trimmed_candidate(
+            pipeline, X_test, y_test, classes, rule=rule, metric=metric, tolerance=tolerance,
+            numeric=numeric, categorical=categorical,
+        )  # fmt: skip
+        if trimmed is None:
+            skipped["trim"] = why
+        else:
+            candidates.append(trimmed)
     report = measure(
         candidates,
         X_test,

@@ -171,12 +171,12 @@ def _dense_candidate(
             name, preprocessor, layers, f"{note}; PyTorch (no ONNX: {type(exc).__name__})"
         )
     note = f"{note}; ONNX"
-    return _onnx_candidate(
+    return onnx_candidate(
         name, data, numeric, categorical, note, "classification", layers.n_parameters
     )
 
 
-def _onnx_candidate(
+def onnx_candidate(
     name: str,
     data: bytes,
     numeric: list[str],
@@ -276,7 +276,7 @@ def _graph_candidates(
     numeric, categorical = cols
     out = []
     if "onnx" in wanted:
-        out.append(_onnx_candidate("onnx", data, numeric, categorical, note, task, n_params))
+        out.append(onnx_candidate("onnx", data, numeric, categorical, note, task, n_params))
     quantizers = {
         "onnx_int8": ("ORT dynamic int8", lambda: ort_quantize(data)),
         "onnx_int8_static": (
@@ -302,7 +302,7 @@ def _graph_candidates(
         if quantized is None:
             skipped[name] = f"{how} found nothing to quantize"
         else:
-            out.append(_onnx_candidate(name, quantized, numeric, categorical, how, task, n_params))
+            out.append(onnx_candidate(name, quantized, numeric, categorical, how, task, n_params))
     return out
 
 

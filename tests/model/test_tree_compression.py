@@ -1,0 +1,160 @@
+"""Tree compression (`honing.compression.trees`): a cut model is exactly the whole model's
+first rounds (trees) or heaviest members, and the `trimmed` candidate is the smallest cut
+that stays within tolerance, served as one ONNX graph that answers like it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import Pipeline
+
+from honing import compression as C
+from honing.compression import trees
+from honing.config import FeaturesConfig
+from honing.evaluation import evaluate
+from honing.features import infer_columns
+from honing.metrics import worse_than
+from honing.training import ModelSpec, TrainingSetup, make_model
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+
+def _table(n: int, classes: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """A signal that a few rounds learn, noise that many rounds fit: most rounds are
+    spare."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "noise": rng.normal(size=n),
+            "color": rng.choice(["red", "green", "blue"], n),
+        }
+    )
+    X.loc[::11, "a"] = np.nan
+    z = X["a"].fillna(0) + (X["color"] == "red") * 1.5 + rng.normal(scale=0.6, size=n)
+    if classes == 0:
+        return X, z.to_numpy()
+    return X, np.digitize(z, np.quantile(z, np.linspace(0, 1, classes + 1)[1:-1]))
+
+
+def _model(family: str, params: dict, X: pd.DataFrame, y: np.ndarray, classes: int):
+    task = "regression" if classes == 0 else "classification"
+    setup = TrainingSetup(
+        task,
+        infer_columns(X, FeaturesConfig()),
+        FeaturesConfig(),
+        0,
+        "rmse" if classes == 0 else "roc_auc",
+        5,
+    )
+    return make_model(ModelSpec(family, params), setup).fit(X, y)
+
+
+def _first_rounds_natively(final, Z, kept: int, classify: bool) -> np.ndarray:
+    """The library's own answer from the first ``kept`` rounds (trees) of ``final``."""
+    name = type(final).__name__
+    if name.startswith(("RandomForest", "ExtraTrees")):
+        if classify:
+            return np.mean([t.predict_proba(Z) for t in final.estimators_[:kept]], axis=0)
+        return np.mean([t.predict(Z) for t in final.estimators_[:kept]], axis=0)
+    how = {
+        "LGBM": {"num_iteration": kept},
+        "XGB": {"iteration_range": (0, kept)},
+        "CatBoost": {"ntree_end": kept},
+    }
+    kwargs = next(v for k, v in how.items() if name.startswith(k))
+    return final.predict_proba(Z, **kwargs) if classify else final.predict(Z, **kwargs)
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "catboost", "random_forest"])
+@pytest.mark.parametrize("classes", [0, 3])
+def test_a_cut_model_is_exactly_the_first_rounds_of_the_whole(family, classes):
+    X, y = _table(600, classes)
+    model = _model(family, {"n_estimators": 60}, X, y, classes)
+    cut = trees.cut_rounds(model, 0.25)
+    final, kept = trees.final_step(cut), 15
+    assert trees.rounds(final) == kept
+    assert trees.rounds(trees.final_step(model)) == 60  # the whole model is left as it was
+    Z = Pipeline(model.steps[:-1]).transform(X)
+    whole = trees.final_step(model)
+    expected = _first_rounds_natively(whole, Z, kept, classify=classes > 0)
+    answer = cut.predict_proba(X) if classes else cut.predict(X)
+    np.testing.assert_allclose(np.ravel(answer), np.ravel(expected), rtol=1e-6, atol=1e-7)
+
+
+def _vote(X: pd.DataFrame, y: np.ndarray, weights: list[int]):
+    members = [
+        {"family": "lightgbm", "params": {"n_estimators": 80}, "features": {}},
+        {"family": "xgboost", "params": {"n_estimators": 40}, "features": {}},
+        {"family": "logistic_regression", "params": {}, "features": {}},
+    ]
+    return _model("ensemble_selection", {"members": members, "weights": weights}, X, y, 2)
+
+
+def test_a_vote_keeps_its_heaviest_members_in_proportion():
+    X, y = _table(800, 2)
+    vote = _vote(X, y, [6, 1, 2])
+    members = trees.final_step(vote).estimators_
+    first = next(trees.member_trims(vote))
+    assert first.note.startswith("1 of 3 members (m0_lightgbm")
+    np.testing.assert_allclose(
+        first.model.predict_proba(X), members[0].predict_proba(X), atol=1e-12
+    )
+    two = trees.keep_members(vote, [0, 2])
+    expected = (6 * members[0].predict_proba(X) + 2 * members[2].predict_proba(X)) / 8
+    np.testing.assert_allclose(two.predict_proba(X), expected, atol=1e-12)
+    assert len(members) == 3 and trees.final_step(vote).weights == [6, 1, 2]  # as it was
+
+
+def _within(model, trimmed, X, y, classes, margin):
+    reference = evaluate(model, X, y, classes).metrics
+    return worse_than(evaluate(trimmed, X, y, classes).metrics, reference, margin)
+
+
+@pytest.mark.parametrize("kind", ["booster", "vote"])
+def test_the_trimmed_candidate_is_smaller_within_tolerance_and_served_alike(kind):
+    X, y = _table(3000, 2, seed=1)
+    X_test, y_test = _table(1500, 2, seed=2)
+    if kind == "booster":  # far more rounds than the signal needs
+        model = _model("lightgbm", {"n_estimators": 400, "learning_rate": 0.1}, X, y, 2)
+    else:
+        model = _vote(X, y, [50, 1, 1])  # a member that all but decides alone
+    cols = infer_columns(X, FeaturesConfig())
+    classes = [0, 1]
+    trimmed, why = trees.trimmed_candidate(
+        model, X_test, y_test, classes, rule=None, metric="roc_auc", tolerance=0.01,
+        numeric=cols.numeric, categorical=cols.text,
+    )  # fmt: skip
+    assert trimmed is not None, why
+    assert trimmed.name == "trimmed" and "native" not in trimmed.note, trimmed.note
+    whole = C.onnx_bytes(model, cols.numeric, cols.text)
+    assert trimmed.size_bytes < 0.6 * len(whole), (trimmed.size_bytes, len(whole))
+    # every metric within the tolerance, measured through the served graph itself
+    assert _within(model, trimmed.predictor, X_test, y_test, classes, 0.01) == []
+    if kind == "booster":
+        kept, total = (int(v) for v in trimmed.note.split(" rounds")[0].split(" of "))
+        assert total == 400 and kept <= 200
+    else:
+        assert trimmed.note.startswith(("1 of 3", "2 of 3")), trimmed.note
+    # the whole compression: the trimmed graph is measured, eligible, and reported
+    result = C.compress(
+        model, X, y, X_test, y_test, classes, numeric=cols.numeric, categorical=cols.text,
+        options=C.CompressionOptions(techniques=("onnx", "trim")), metric="roc_auc",
+        tolerance=0.01, latency_rows=50,
+    )  # fmt: skip
+    names = [r.name for r in result.report.rows]
+    assert names == ["native", "onnx", "trimmed"] and "trimmed" in result.choice.eligible
+    assert result.report.row("trimmed").size_bytes < result.report.row("onnx").size_bytes
+
+
+def test_a_model_with_nothing_to_cut_says_so():
+    X, y = _table(600, 2)
+    model = _model("logistic_regression", {}, X, y, 2)
+    cols = infer_columns(X, FeaturesConfig())
+    trimmed, why = trees.trimmed_candidate(
+        model, X, y, [0, 1], rule=None, metric="roc_auc", tolerance=0.01,
+        numeric=cols.numeric, categorical=cols.text,
+    )  # fmt: skip
+    assert trimmed is None and why == "no boosting rounds, forest trees or vote members to cut"
