@@ -1,7 +1,7 @@
 """The config sections that decide: ``evaluation`` (quality thresholds, slices and their
-gates), ``decision`` (calibration and threshold) and ``registry`` (the champion/challenger
-gate and the load-and-query check). Named in :mod:`honing.config` too, where the pipeline
-config assembles them."""
+gates), ``decision`` (calibration and threshold), ``registry`` (the champion/challenger
+gate and the load-and-query check) and ``monitoring`` (when to retrain). Named in
+:mod:`honing.config` too, where the pipeline config assembles them."""
 
 from __future__ import annotations
 
@@ -158,3 +158,69 @@ class RegistryConfig(StrictModel):
                 "honing); name the champion's alias otherwise"
             )
         return alias
+
+
+class MonitoringConfig(StrictModel):
+    """When the monitoring flow asks for retraining (see honing.monitoring.gate)."""
+
+    drift_share: float = Field(
+        default=0.3,
+        gt=0.0,
+        le=1.0,
+        description="Share of drifted feature columns that means drift: of the champion's "
+        "permutation importance when it was recorded, else of the columns.",
+    )
+    prediction_drift: bool = Field(
+        default=True, description="Count the champion's answers drifting as a signal."
+    )
+    trigger: Literal["auto", "drift", "performance"] = Field(
+        default="auto",
+        description="Which signals retrain. auto: a labelled batch's measured metric alone "
+        "(drift is then reported, not acted on), else drift and the estimated metric; "
+        "drift: any signal; performance: the metric only.",
+    )
+    metric: Metric = "roc_auc"
+    max_metric_drop: float = Field(
+        default=0.05,
+        ge=0.0,
+        description="Worsening allowed, in the metric's units (measured on a labeled batch, "
+        "else estimated from the champion's calibrated probabilities).",
+    )
+    max_metric_drop_relative: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Worsening allowed as a share of the metric's value at registration "
+        "(0.1: an RMSE 10% higher); replaces max_metric_drop when set. For errors, whose "
+        "units are the target's.",
+    )
+
+    retrain_after_new_rows: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Retrain once the labelled rows the champion has not seen (ingested "
+        "since its data version, and the batch) reach this share of the rows it was trained "
+        "on, whatever the trigger (1.0: when its data has doubled, or a window's worth is "
+        "new); off when unset. honing init writes 1.0.",
+    )
+
+    def allowed_drop(self, reference: float) -> float:
+        """The worsening allowed from ``reference``, the metric's value at registration."""
+        if self.max_metric_drop_relative is None:
+            return self.max_metric_drop
+        return self.max_metric_drop_relative * abs(reference)
+
+    drift_method: Literal["auto", "effect_size"] = Field(
+        default="auto",
+        description="auto: Evidently's defaults (p-values on small samples); effect_size: "
+        "normed Wasserstein and PSI with thresholds, whatever the batch size.",
+    )
+    max_rows: int | None = Field(
+        default=50_000, ge=100, description="Rows sampled from each table for drift checks."
+    )
+    min_rows: int = Field(
+        default=30,
+        ge=1,
+        description="A batch of fewer rows is reported but decides nothing, and a metric is "
+        "measured only on this many labelled rows or more: on a handful of rows, drift tests "
+        "and metrics are noise.",
+    )

@@ -85,6 +85,10 @@ class DriftReport:
     #: A labelled batch: its estimate checked against its labels. An unlabelled one: the
     #: champion's latest such check, which says whether its estimate may decide.
     audit: EstimateAudit | None = None
+    #: The rows the champion was trained on, and the labelled rows it has not seen (the
+    #: data's newest version and this batch); None when not counted.
+    trained_rows: int | None = None
+    unseen_rows: int | None = None
 
     @property
     def drifted(self) -> list[str]:
@@ -251,6 +255,38 @@ def audit_estimate(report: DriftReport, cfg: MonitoringConfig, batch: str) -> Dr
     return replace(report, audit=audit)
 
 
+def _row_keys(table: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """One hash per row of ``columns``, alike for the same values however they were read
+    (numbers compared as float64, anything else as text)."""
+    same = pd.DataFrame(
+        {
+            c: table[c].astype("float64")
+            if pd.api.types.is_numeric_dtype(table[c])
+            else table[c].astype(str)
+            for c in columns
+        }
+    )
+    return pd.util.hash_pandas_object(same, index=False)
+
+
+def unseen_rows(trained_on: pd.DataFrame, tables: list[pd.DataFrame], target: str) -> int:
+    """The labelled rows of ``tables`` that are not rows of ``trained_on``, each counted once
+    (the columns they share, compared by value)."""
+    labelled = [t[t[target].notna()] for t in tables if target in t.columns]
+    if not labelled:
+        return 0
+    columns = sorted(set(trained_on.columns).intersection(*(t.columns for t in labelled)))
+    seen = set(_row_keys(trained_on, columns))
+    new = set().union(*(set(_row_keys(t, columns)) for t in labelled))
+    return len(new - seen)
+
+
+def with_volume(report: DriftReport, trained_rows: int, unseen: int) -> DriftReport:
+    """The report plus how many rows the champion was trained on and how many labelled rows
+    it has not seen."""
+    return replace(report, trained_rows=trained_rows, unseen_rows=unseen)
+
+
 def with_audit(report: DriftReport, audit: EstimateAudit | None) -> DriftReport:
     """The report of an unlabelled batch with the champion's latest audit of its estimate."""
     return replace(report, audit=audit)
@@ -377,6 +413,9 @@ def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
     warning), and without labels the drift and the estimate; ``drift``: any signal;
     ``performance``: the metric only.
 
+    Whatever the trigger, with ``retrain_after_new_rows`` the labelled rows the champion has
+    not seen retrain once they reach that share of the rows it was trained on.
+
     A batch of fewer than ``min_rows`` rows decides nothing. A measured metric that is
     undefined on the batch (ROC-AUC on one class) leaves the decision to the estimate.
 
@@ -436,7 +475,19 @@ def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
         "drift": drift + performance,
         "performance": performance,
         "auto": performance if measured else drift + performance,
-    }[cfg.trigger]
+    }[cfg.trigger] + _volume(report, cfg)
     noted = [w for w in drift + performance if w not in decisive] + distrust
     reasons = decisive or held or ["no drift beyond the thresholds"]
     return RetrainDecision(bool(decisive), reasons, noted)
+
+
+def _volume(report: DriftReport, cfg: MonitoringConfig) -> list[str]:
+    """The data-volume reason to retrain, when the unseen labelled rows reach
+    ``retrain_after_new_rows`` of the rows the champion was trained on."""
+    share, unseen, trained = cfg.retrain_after_new_rows, report.unseen_rows, report.trained_rows
+    if share is None or unseen is None or not trained or unseen < share * trained:
+        return []
+    return [
+        f"{unseen} labelled rows the champion has not seen, {unseen / trained:.2f}x the "
+        f"{trained} it was trained on (retrain_after_new_rows: {share:g})"
+    ]

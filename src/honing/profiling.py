@@ -328,7 +328,7 @@ def profile_config(
             "confidence": 0.95,
         },
         # an error's units are the target's: its allowed rise is a share of its value
-        "monitoring": {"metric": metric, **_allowed_drop(metric)},
+        "monitoring": {"metric": metric, **_allowed_drop(metric), "retrain_after_new_rows": 1.0},
         "tracking": {"experiment": f"honing-{name}"},
     }
 

@@ -7,7 +7,15 @@ import pytest
 
 from honing.config import MonitoringConfig
 from honing.data import detect_changes
-from honing.monitoring import ColumnDrift, DriftReport, drift_report, gate, with_performance
+from honing.monitoring import (
+    ColumnDrift,
+    DriftReport,
+    drift_report,
+    gate,
+    unseen_rows,
+    with_performance,
+    with_volume,
+)
 
 
 def _frames(shift: float):
@@ -110,13 +118,51 @@ def test_a_relative_allowed_drop_scales_with_the_error_and_init_writes_one():
         table, name="r", data_path=Path("r.csv"), suite_path=Path("r.json"), target="y",
         task="regression",
     )  # fmt: skip
-    assert written["monitoring"] == {"metric": "rmse", "max_metric_drop_relative": 0.1}
+    assert written["monitoring"] == {
+        "metric": "rmse",
+        "max_metric_drop_relative": 0.1,
+        "retrain_after_new_rows": 1.0,
+    }
     table["y"] = np.where(table["x"] + rng.normal(size=200) > 0, "a", "b")
     written = profile_config(
         table, name="c", data_path=Path("c.csv"), suite_path=Path("c.json"), target="y",
         task="classification",
     )  # fmt: skip
-    assert written["monitoring"] == {"metric": "roc_auc", "max_metric_drop": 0.05}
+    assert written["monitoring"] == {
+        "metric": "roc_auc",
+        "max_metric_drop": 0.05,
+        "retrain_after_new_rows": 1.0,
+    }
+
+
+def test_unseen_rows_counts_new_labelled_rows_once_however_they_were_read():
+    trained = pd.DataFrame({"x": [1, 2, 3], "c": ["a", "b", "a"], "y": [0, 1, 0]})
+    # the newest version: the trained rows (one read back as floats), and two new ones
+    newest = pd.DataFrame(
+        {"x": [1.0, 2.0, 3.0, 4.0, 5.0], "c": ["a", "b", "a", "b", "b"], "y": [0, 1, 0, 1, 1]}
+    )
+    # the batch: one row already ingested, one new, one new but not yet labelled
+    batch = pd.DataFrame({"x": [5, 6, 7], "c": ["b", "a", "a"], "y": [1.0, 0.0, None]})
+    assert unseen_rows(trained, [batch, newest], "y") == 3
+    assert unseen_rows(trained, [trained], "y") == 0
+    assert unseen_rows(trained, [batch.drop(columns="y")], "y") == 0  # no labels: none
+
+
+def test_the_champion_retrains_once_its_unseen_labelled_rows_match_its_training_rows():
+    """A champion whose metric holds still retrains once the labelled rows it has not seen
+    reach the configured share of those it was trained on, whatever the trigger; off by
+    default, so only a config that asks (``init`` writes 1.0) gets it."""
+    held = _report(0.0, {"roc_auc": 0.79}, {"roc_auc": 0.80})
+    for trigger in ("auto", "drift", "performance"):
+        cfg = MonitoringConfig(metric="roc_auc", trigger=trigger, retrain_after_new_rows=1.0)
+        assert not gate(with_volume(held, 1000, 999), cfg).retrain
+        decision = gate(with_volume(held, 1000, 1000), cfg)
+        assert decision.retrain and decision.reasons == [
+            "1000 labelled rows the champion has not seen, 1.00x the 1000 it was trained on "
+            "(retrain_after_new_rows: 1)"
+        ]
+    assert not gate(with_volume(held, 1000, 5000), MonitoringConfig(metric="roc_auc")).retrain
+    assert not gate(held, MonitoringConfig(retrain_after_new_rows=1.0)).retrain  # not counted
 
 
 def test_detect_changes_records_a_baseline_then_reports_changes(tmp_path: Path):

@@ -55,6 +55,8 @@ class Monitored:
                 if measured else []
             ),
             *([f"{checked}: {r.audit.describe()}"] if r.audit is not None else []),
+            *([f"labelled rows the champion has not seen: {r.unseen_rows} (it was trained "
+               f"on {r.trained_rows})"] if r.unseen_rows is not None else []),
         ]  # fmt: skip
 
 
@@ -157,6 +159,11 @@ def monitor(
             seed=cfg.search.seed,
         )
     report = monitoring.with_estimate(report, estimated, found.metrics)
+    # labelled rows the champion has not seen: ingested since its version, and this batch
+    newest = Path(cfg.data.path)
+    tables = [current, *([data.load_table(newest, cfg.data.format)] if newest.is_file() else [])]
+    unseen = monitoring.unseen_rows(trained_on, tables, target)
+    report = monitoring.with_volume(report, len(reference), unseen)
     if labelled:  # measured, and the estimate checked against the measure
         # coded in the champion's label order: a batch may hold some of the classes only
         y_cur, known = data.labelled_rows(current[target], classes)
