@@ -290,7 +290,8 @@ def finish(
                 explained=explained,
                 registered=registered,
                 timings=timings,
-            )
+            ),
+            started.settings.mlflow.ui_url,
         )
     )
 
@@ -301,7 +302,8 @@ def finish_unchanged(
 ) -> summary.TrainingSummary:
     return logged(
         prefect_artifacts.published(
-            finish_stage.finish_unchanged(started, lineage=lineage, same=same, timings=timings)
+            finish_stage.finish_unchanged(started, lineage=lineage, same=same, timings=timings),
+            started.settings.mlflow.ui_url,
         )
     )
 

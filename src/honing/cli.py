@@ -375,9 +375,13 @@ def aliases_cmd(
 @app.command()
 def ui(
     env: Path = ENV_OPT,
-    port: int = typer.Option(5000, help="Port on 127.0.0.1."),
+    port: int | None = typer.Option(
+        None, help="Port on 127.0.0.1 (default: the profile's mlflow.ui_url, 5000)."
+    ),
 ) -> None:
-    """Open the MLflow UI on 127.0.0.1 for the profile's tracking store."""
+    """Open the MLflow UI on 127.0.0.1 for the profile's tracking store (one worker)."""
+    from urllib.parse import urlsplit
+
     try:
         settings = config_mod.load_env_settings(env, environ=os.environ)
     except HoningError as exc:
@@ -386,9 +390,11 @@ def ui(
     if uri.startswith("http"):
         console.print(f"The profile uses a tracking server: open {redact(uri)}")
         return
+    port = port or urlsplit(settings.mlflow.ui_url).port or 5000
     console.print(
         f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop): runs tables at "
-        f"http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning",
+        f"http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning (each opens "
+        "on the saved view 'honing: training runs by test <metric>')",
         highlight=False,
     )
     cmd = [
@@ -404,6 +410,8 @@ def ui(
         "127.0.0.1",
         "--port",
         str(port),
+        "--workers",
+        "1",
     ]
     raise typer.Exit(subprocess.call(cmd))
 

@@ -1,35 +1,83 @@
-"""Links into the MLflow UI that a run prints and publishes: pure string building, no
-client."""
+"""Links into the MLflow UI that a run prints and publishes, and the saved view they open:
+pure string building, no client."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-#: Where ``honing ui`` serves the embedded store's UI.
+#: Where ``honing ui`` serves the embedded store's UI unless the profile says otherwise.
 LOCAL_UI = "http://127.0.0.1:5000"
+#: The id of the saved view every link opens (its experiment tag:
+#: ``mlflow.sharedViewState.<id>``, the format of the UI's own "Save view").
+REVIEW_VIEW = "honingreview"
+#: The experiment's kind, so that the UI opens it as classic model training, not GenAI.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+_MODE = "workflowType=machine_learning"
 
 
 @dataclass(frozen=True)
 class UiLinks:
-    """Direct links into the MLflow UI: the run, and its experiment's runs table (machine
-    learning view, sorted by a test metric)."""
+    """Direct links into the MLflow UI: the run, and its experiment's runs table (the saved
+    review view: training runs only, metric columns, best first)."""
 
     run: str
     runs_table: str
 
 
-def ui_links(tracking_uri: str, experiment_id: str, run_id: str, metric: str = "") -> UiLinks:
-    """:class:`UiLinks` for a run: on the tracking server itself when the store is one
-    (credentials removed), else on ``honing ui``'s local address."""
-    from urllib.parse import quote, urlsplit, urlunsplit
+def ui_base(tracking_uri: str, ui_url: str = LOCAL_UI) -> str:
+    """The UI's address: the tracking server itself when the store is one (credentials
+    removed), else ``ui_url``, where ``honing ui`` serves the embedded store."""
+    from urllib.parse import urlsplit, urlunsplit
 
-    base = LOCAL_UI
-    if tracking_uri.startswith(("http://", "https://")):
-        parts = urlsplit(tracking_uri)
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-    table = f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-    if metric:
-        table += f"&orderByKey={quote(f'metrics.`test_{metric}`')}&orderByAsc=false"
-    return UiLinks(f"{base}/#/experiments/{experiment_id}/runs/{run_id}", table)
+    if not tracking_uri.startswith(("http://", "https://")):
+        return ui_url.rstrip("/")
+    parts = urlsplit(tracking_uri)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def ui_links(tracking_uri: str, experiment_id: str, run_id: str, ui_url: str = LOCAL_UI) -> UiLinks:
+    """:class:`UiLinks` for a run, in the machine-learning view of the UI."""
+    base = ui_base(tracking_uri, ui_url)
+    experiment = f"{base}/#/experiments/{experiment_id}"
+    return UiLinks(
+        f"{experiment}/runs/{run_id}?{_MODE}",
+        f"{experiment}/runs?viewStateShareKey={REVIEW_VIEW}&{_MODE}",
+    )
+
+
+def review_view(metric: str, others: list[str], *, lower_is_better: bool, now_ms: int) -> dict:
+    """The experiment tags of the review view: the training runs (not their trials, whose
+    rows would flatten the tree when sorted), best ``metric`` on the test split first (an
+    error ascending), and as columns the test metrics (``metric``, then ``others``), the
+    chosen model's CV score, the seconds, the model and the gate's outcome."""
+    columns = [
+        *(f"metrics.`test_{m}`" for m in [metric, *[o for o in others if o != metric]]),
+        f"metrics.`cv_{metric}`",
+        "metrics.`seconds_total`",
+        "params.`final_model`",
+        "params.`best_family`",
+        "tags.`honing.gate.outcome`",
+        "tags.`honing.registered_version`",
+    ]
+    state = {
+        "searchFilter": "tags.`honing.kind` = 'training'",
+        "orderByKey": f"metrics.`test_{metric}`",
+        "orderByAsc": lower_is_better,
+        "startTime": "ALL",
+        "lifecycleFilter": "Active",
+        "datasetsFilter": [],
+        "modelVersionFilter": "All Runs",
+        "selectedColumns": columns,
+        "columnOrder": columns,
+        "runsHiddenMode": "SHOW_ALL",
+    }
+    envelope = {
+        "name": f"honing: training runs by test {metric}",
+        "createdAt": now_ms,
+        "updatedAt": now_ms,
+        "state": json.dumps(state),
+    }
+    return {f"mlflow.sharedViewState.{REVIEW_VIEW}": json.dumps(envelope), **EXPERIMENT_KIND}

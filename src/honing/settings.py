@@ -40,6 +40,11 @@ class MlflowSettings(StrictModel):
         default="mlartifacts",
         description="Where new experiments keep artifacts; None: the tracking server decides.",
     )
+    ui_url: str = Field(
+        default="http://127.0.0.1:5000",
+        description="Where `honing ui` serves an embedded store's UI, and where the links a "
+        "run prints point (a tracking server's own address is used instead).",
+    )
 
 
 class RaySettings(StrictModel):

@@ -282,7 +282,7 @@ def run(
         except HoningError as exc:
             raise fail(exc) from None
     links = ui_links(
-        settings.mlflow.tracking_uri, result.experiment_id, result.run_id, result.cv_metric
+        settings.mlflow.tracking_uri, result.experiment_id, result.run_id, settings.mlflow.ui_url
     )
     console.print(
         f"Open the MLflow UI with [bold]make ui[/] (or [bold]honing ui --env {env}[/]):\n"

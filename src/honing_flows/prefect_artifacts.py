@@ -14,12 +14,12 @@ def key(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "honing"
 
 
-def publish(summary: TrainingSummary) -> str:
-    """Create the Markdown and link artifacts of ``summary``; returns the MLflow run link."""
+def publish(summary: TrainingSummary, ui_url: str) -> str:
+    """Create the Markdown and link artifacts of ``summary``; returns the MLflow run link
+    (on ``ui_url`` for an embedded store)."""
     from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
-    metric = next(iter(summary.test_metrics), "")
-    links = ui_links(summary.tracking_uri, summary.experiment_id, summary.run_id, metric)
+    links = ui_links(summary.tracking_uri, summary.experiment_id, summary.run_id, ui_url)
     name = key(summary.model_name)
     create_markdown_artifact(
         markdown=summary.markdown() + f"\n\n[Open the run in MLflow]({links.run})\n",
@@ -35,7 +35,7 @@ def publish(summary: TrainingSummary) -> str:
     return links.run
 
 
-def published(summary: TrainingSummary) -> TrainingSummary:
+def published(summary: TrainingSummary, ui_url: str) -> TrainingSummary:
     """``summary``, once :func:`publish` has made its artifacts."""
-    publish(summary)
+    publish(summary, ui_url)
     return summary

@@ -13,6 +13,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from honing.links import ui_links
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -108,9 +110,19 @@ def test_a_reviewer_finds_the_summary_leaderboard_winner_and_links(browser, demo
 
 def _review(page, url, summary, client, root: Path) -> None:
     exp, run_id = summary.experiment_id, summary.run_id
+    links = ui_links(f"sqlite:///{root / 'mlflow.db'}", exp, run_id, url)
 
-    # the run's page: its name, and the summary as its description
-    page.goto(f"{url}/#/experiments/{exp}/runs/{run_id}")
+    # the runs-table link a run prints lands on the saved review view, in the ML mode: the
+    # two training runs (no trial rows), the test metrics as columns, best first
+    page.goto(links.runs_table)
+    page.get_by_text("honing: training runs by test roc_auc").first.wait_for(timeout=WAIT_MS)
+    page.get_by_text("2 matching runs").first.wait_for(timeout=WAIT_MS)
+    for column in ("test_roc_auc", "test_f1", "cv_roc_auc", "final_model", "honing.gate.outcome"):
+        page.get_by_text(column, exact=True).first.wait_for(timeout=WAIT_MS)
+    assert page.get_by_text("Model training").first.is_visible()
+
+    # the run's page (the link a run prints): its name, and the summary as its description
+    page.goto(links.run)
     run = client.get_run(run_id)
     page.get_by_text(run.info.run_name).first.wait_for(timeout=WAIT_MS)
     page.get_by_text(f"{summary.model_name} v2: promoted to champion").first.wait_for(

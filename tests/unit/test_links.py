@@ -1,22 +1,51 @@
 """Direct links into the MLflow UI, as `honing run`, `honing ui` and the Prefect link
 artifact print them."""
 
-from honing.links import ui_links
+import json
+
+from honing.links import REVIEW_VIEW, review_view, ui_links
 from honing_flows.prefect_artifacts import key
 
+MODE = "workflowType=machine_learning"
 
-def test_links_point_at_the_run_and_the_sorted_runs_table():
-    local = ui_links("sqlite:///mlflow.db", "3", "abc", "roc_auc")
-    assert local.run == "http://127.0.0.1:5000/#/experiments/3/runs/abc"
-    assert local.runs_table.startswith("http://127.0.0.1:5000/#/experiments/3/runs?")
-    assert "workflowType=machine_learning" in local.runs_table
-    assert "orderByKey=metrics.%60test_roc_auc%60&orderByAsc=false" in local.runs_table
+
+def test_links_open_the_run_and_the_saved_review_view_in_the_ml_mode():
+    local = ui_links("sqlite:///mlflow.db", "3", "abc")
+    assert local.run == "http://127.0.0.1:5000/#/experiments/3/runs/abc?" + MODE
+    assert local.runs_table == (
+        f"http://127.0.0.1:5000/#/experiments/3/runs?viewStateShareKey={REVIEW_VIEW}&{MODE}"
+    )
+    # the profile's UI address (honing ui --port's default) is where the links point
+    moved = ui_links("sqlite:///mlflow.db", "3", "abc", "http://127.0.0.1:5077/")
+    assert moved.run.startswith("http://127.0.0.1:5077/#/experiments/3/runs/abc")
 
 
 def test_a_tracking_server_link_drops_the_credentials():
     links = ui_links("https://alice:s3cret@mlflow.example:5443/", "1", "r")
-    assert links.run == "https://mlflow.example:5443/#/experiments/1/runs/r"
+    assert links.run == "https://mlflow.example:5443/#/experiments/1/runs/r?" + MODE
     assert "s3cret" not in links.runs_table and "alice" not in links.runs_table
+
+
+def test_the_review_view_is_the_uis_saved_view_sorted_in_the_metrics_direction():
+    """The tag the UI's own "Save view" writes: an envelope with the page state as JSON; an
+    error sorts ascending, a score descending; trials are filtered out."""
+    tags = review_view("rmse", ["rmse", "mae", "r2"], lower_is_better=True, now_ms=7)
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    envelope = json.loads(tags[f"mlflow.sharedViewState.{REVIEW_VIEW}"])
+    assert envelope["name"] == "honing: training runs by test rmse" and envelope["createdAt"] == 7
+    state = json.loads(envelope["state"])
+    assert state["orderByKey"] == "metrics.`test_rmse`" and state["orderByAsc"] is True
+    assert state["searchFilter"] == "tags.`honing.kind` = 'training'"
+    assert state["selectedColumns"][:4] == [
+        "metrics.`test_rmse`", "metrics.`test_mae`", "metrics.`test_r2`", "metrics.`cv_rmse`"
+    ]  # fmt: skip
+    assert state["columnOrder"] == state["selectedColumns"]
+    scores = json.loads(
+        json.loads(review_view("roc_auc", [], lower_is_better=False, now_ms=7)[
+            f"mlflow.sharedViewState.{REVIEW_VIEW}"]
+        )["state"]
+    )  # fmt: skip
+    assert scores["orderByAsc"] is False
 
 
 def test_prefect_artifact_keys_are_slugs():

@@ -7,7 +7,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from honing import config, infra, runtime, stale, tracking
+from honing import config, infra, links, metrics, runtime, stale, tracking
 from honing.aliases import served_name
 from honing.config import EnvSettings, PipelineConfig
 from honing.summary import RunRef
@@ -49,6 +49,19 @@ def load(config_path: str, environ: MutableMapping[str, str]) -> PipelineConfig:
     return config.load_config(Path(config_path), extra_roots=config.data_roots(environ))
 
 
+def review_tags(cfg: PipelineConfig) -> dict[str, str]:
+    """The experiment's review view (:func:`honing.links.review_view`) for the task's test
+    metrics, best by the search's metric, and its kind (classic model training)."""
+    task = "regression" if cfg.task == "regression" else "classification"
+    others = [m.name for m in metrics.METRICS.values() if m.task == task]
+    return links.review_view(
+        cfg.search.metric,
+        others,
+        lower_is_better=metrics.lower_is_better(cfg.search.metric),
+        now_ms=int(time.time() * 1000),
+    )
+
+
 def start(
     config_path: str,
     env_path: str | None,
@@ -71,6 +84,7 @@ def start(
     experiment_id = tracking.ensure_experiment(
         cfg.tracking.experiment, settings.mlflow.artifact_root
     )
+    tracking.set_experiment_tags(experiment_id, review_tags(cfg))
     name = cfg.registry.model_name
     healed = stale.heal(experiment_id, [name, served_name(name)])
     run_id = tracking.start_run(
