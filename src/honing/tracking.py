@@ -183,9 +183,8 @@ def fail_run(run_id: str, stage: str, reason: str) -> None:
 
 def set_experiment_tags(experiment_id: str, tags: dict[str, str]) -> None:
     """Tag the experiment (its saved views, its kind), replacing earlier values."""
-    client = _client()
     for key, value in tags.items():
-        client.set_experiment_tag(experiment_id, key, value)
+        _client().set_experiment_tag(experiment_id, key, value)
 
 
 def set_tags(run_id: str, tags: dict[str, Any]) -> None:

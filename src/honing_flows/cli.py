@@ -19,8 +19,9 @@ from rich.table import Table
 
 from honing import anytime, data, planner, runtime, search, tracking
 from honing import config as config_mod
-from honing.cli import CONFIG_OPT, ENV_OPT, console, err, fail
 from honing.cli import app as library_app
+from honing.cli import batch_or_capture
+from honing.cli_common import CONFIG_OPT, ENV_OPT, console, err, fail
 from honing.exceptions import HoningError, StoreFullError, disk_full
 from honing.links import ui_links
 from honing.settings import redact
@@ -340,18 +341,25 @@ def reproduce(
 
 @app.command()
 def monitor(
-    batch: Path = typer.Argument(..., help="Current batch (CSV or Parquet)."),
+    batch: Path | None = typer.Argument(None, help="Current batch (CSV or Parquet)."),
     config: Path = typer.Option("configs/flights.yaml", "--config", "-c"),
     env: Path = ENV_OPT,
     retrain: bool = typer.Option(True, help="Run the training flow when the gate says so."),
     ingest: bool = typer.Option(
         True, help="Keep a labelled batch as the newest data version (honing ingest)."
     ),
+    capture: Path | None = typer.Option(
+        None, help="Instead of BATCH: the traffic a server captured (serve-model --capture)."
+    ),
+    since: str | None = typer.Option(None, help="With --capture: from this time (ISO, UTC)."),
+    until: str | None = typer.Option(None, help="With --capture: up to this time (ISO, UTC)."),
 ) -> None:
-    """Drift check of BATCH against the champion's training data (Prefect flow); a labelled
-    batch becomes the newest data version, which a retraining then uses."""
+    """Drift check of BATCH (or of a --capture window) against the champion's training data
+    (Prefect flow); a labelled batch becomes the newest data version, which a retraining
+    then uses."""
     try:
         config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
+        batch = batch_or_capture(batch, capture, Path("."), since, until)
         settings = config_mod.load_env_settings(env, environ=os.environ)
         os.environ.update(runtime.ray_environment(settings.ray.address))
         from honing_flows.flows.monitoring import monitoring_pipeline

@@ -215,3 +215,86 @@ def _cached(p: dict[str, Path], md5: str) -> bytes:
     found = versions.cached_copy(p["root"], md5)
     assert found is not None, "the version before the batch is in the DVC cache"
     return found.read_bytes()
+
+
+def test_captured_traffic_with_late_labels_becomes_a_version_and_a_monitored_batch(in_project):
+    """The loop on real traffic: `honing serve-model --capture` keeps what it answers, the
+    late labels join it by request id (`honing ingest --capture --labels`, a new DVC
+    version), and `honing monitor --capture` checks the captured window."""
+    import os
+    import signal
+    import time
+
+    import httpx
+
+    from honing_flows.flows.training import training_pipeline
+    from tests.conftest import free_port
+
+    p = in_project
+    common = {"config_path": str(p["config"]), "env_path": str(p["env"]), "repo": str(p["root"])}
+    assert training_pipeline(**common).version == "1"
+    rows_before = len(pd.read_csv(p["data"]))
+    port, folder = free_port(), p["root"] / "capture"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    cli = [str(BIN / "honing")]
+    server = subprocess.Popen(
+        [*cli, "serve-model", "--config", str(p["config"]), "--env", str(p["env"]),
+         "--port", str(port), "--capture", str(folder), "--capture-max-mb", "0.05"],
+        cwd=p["root"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    batch = pd.read_csv(p["root"] / "batch.csv")
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
+            time.sleep(0.5)
+        asked = batch.drop(columns=["delayed"])
+        for i, part in enumerate(np.array_split(np.arange(len(asked)), 4)):
+            answer = httpx.post(
+                f"http://127.0.0.1:{port}/invocations",
+                json={"dataframe_records": json.loads(asked.iloc[part].to_json(orient="records"))},
+                headers={"X-Request-Id": f"req-{i}"},
+                timeout=60,
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["request_id"] == answer.headers["x-request-id"] == f"req-{i}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    files = sorted(folder.iterdir())
+    assert len(files) > 1  # the 50 KB bound closed files as traffic came
+    assert sum(len(f.read_text().splitlines()) for f in files) == len(batch)
+
+    # the labels arrive later, keyed by request and row; one request's never come
+    parts = np.array_split(np.arange(len(batch)), 4)
+    labels = pd.concat(
+        pd.DataFrame({"request_id": f"req-{i}", "row": range(len(part)),
+                      "delayed": batch["delayed"].iloc[part].to_numpy()})
+        for i, part in enumerate(parts[:3])
+    )  # fmt: skip
+    labels.to_csv(p["root"] / "labels.csv", index=False)
+    ingested = subprocess.run(
+        [*cli, "ingest", "--config", str(p["config"]), "--repo", str(p["root"]),
+         "--capture", str(folder), "--labels", str(p["root"] / "labels.csv")],
+        cwd=p["root"], env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ingested.returncode == 0, ingested.stdout + ingested.stderr
+    labelled = sum(len(part) for part in parts[:3])
+    assert len(pd.read_csv(p["data"])) == rows_before + labelled
+    recorded = versions.history(p["data"])[-1]
+    assert recorded["labelled"] and recorded["rows"] == labelled
+    assert recorded["total_rows"] == rows_before + labelled
+
+    monitored = subprocess.run(
+        [*cli, "monitor", "--config", str(p["config"]), "--env", str(p["env"]),
+         "--capture", str(folder), "--no-retrain", "--no-ingest"],
+        cwd=p["root"], env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert monitored.returncode == 0, monitored.stdout[-3000:] + monitored.stderr[-3000:]
+    assert "champion v1" in monitored.stdout and "capture window of" in monitored.stdout
