@@ -303,6 +303,11 @@ def serve_model(
     capture_max_mb: float = typer.Option(
         64.0, min=0.001, help="Close the capture file past this size; a new one starts."
     ),
+    shadow: str | None = typer.Option(
+        None,
+        help="With --capture: also score each captured request with the version "
+        "holding this alias (e.g. challenger), after answering; its answers go to DIR/shadow.",
+    ),
 ) -> None:
     """Serve a registered model over HTTP on 127.0.0.1: POST /invocations, GET /health, GET
     /metadata. Started on an alias, the server follows it. With --capture, the traffic is
@@ -346,21 +351,37 @@ def serve_model(
             )
     except HoningError as exc:
         raise fail(exc) from None
-    kept = None
-    if capture is not None:
-        from honing.capture import CaptureConfig, CaptureLog
+    kept, shadowed = None, None
+    try:
+        if shadow is not None and capture is None:
+            raise ConfigError("--shadow logs its answers beside the capture: add --capture DIR")
+        if capture is not None:
+            from honing.capture import CaptureConfig, CaptureLog
 
-        kept = CaptureLog(
-            CaptureConfig(capture, capture_sample, max(1024, int(capture_max_mb * 2**20)))
-        )
+            size = max(1024, int(capture_max_mb * 2**20))
+            kept = CaptureLog(CaptureConfig(capture, capture_sample, size))
+        if shadow is not None and capture is not None:
+            other = registry.champion_version(name, shadow)
+            if other is None:
+                raise RegistryError(f"model {name!r} has no @{shadow} to shadow")
+            watch = endpoint.Follow(
+                shadow, lambda: registry.champion_version(name, shadow), load, follow_every
+            )
+            shadowed = endpoint.Shadow(
+                endpoint.Current(load(other), watch),
+                CaptureLog(CaptureConfig(capture / "shadow", 1.0, size)),
+            )
+    except HoningError as exc:
+        raise fail(exc) from None
     console.print(
         f"serving {bundle.uri} (v{number}"
         + (f", following @{alias} every {follow_every:g}s" if follow else "")
         + f") on http://127.0.0.1:{port}: POST /invocations, GET /health, GET /metadata "
         + (f"; capturing {capture_sample:.0%} of requests in {capture} " if kept else "")
+        + (f"; shadowed by @{shadow} (v{shadowed.current.bundle.version}) " if shadowed else "")
         + "(Ctrl-C to stop)"
     )
-    app_ = endpoint.build_app(bundle, follow, kept)
+    app_ = endpoint.build_app(bundle, follow, kept, shadowed)
     uvicorn.run(app_, host="127.0.0.1", port=port, log_level="warning")
 
 

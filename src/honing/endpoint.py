@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 
 from honing.capture import CaptureLog
 from honing.decision import Decided
@@ -210,20 +211,51 @@ def request_id(header: str | None) -> str:
     return uuid.uuid4().hex
 
 
+@dataclass(frozen=True)
+class Shadow:
+    """A second model that scores the captured requests off the response path (a
+    challenger judged on live traffic): ``current`` (following its own alias) and the log
+    its answers go to."""
+
+    current: Current
+    log: CaptureLog
+
+
+def _shadowed(shadow: Shadow, rid: str, payload: Any) -> None:
+    """Score a request with the shadow model and log its answers; a failure is logged and
+    never reaches the client, who was answered already."""
+    bundle = shadow.current.bundle
+    try:
+        answer(bundle, payload, functools.partial(shadow.log.record, rid, bundle.version))
+    except Exception as exc:  # noqa: BLE001 - the shadow never affects serving
+        log.warning("shadow v%s could not score request %s: %s", bundle.version, rid, exc)
+
+
 def build_app(
-    bundle: Served, follow: Follow | None = None, capture: CaptureLog | None = None
+    bundle: Served,
+    follow: Follow | None = None,
+    capture: CaptureLog | None = None,
+    shadow: Shadow | None = None,
 ) -> FastAPI:
     """The FastAPI app: ``POST /invocations`` (and ``/predict``), ``GET /health``, ``GET
     /metadata``. With ``follow``, the server follows its alias (:class:`Current`); with
     ``capture``, each answered request's rows and answers are kept
-    (:class:`honing.capture.CaptureLog`). Every answer carries its ``request_id``."""
+    (:class:`honing.capture.CaptureLog`), and with ``shadow`` each captured request is also
+    scored by the shadow model after the response is sent. Every answer carries its
+    ``request_id``."""
     current = Current(bundle, follow)
+    if shadow is not None and capture is None:
+        raise ValueError("a shadow model needs a capture: its answers are compared there")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_following(current)) if follow else None
+        tasks = [
+            asyncio.create_task(_following(c))
+            for c in (current, shadow.current if shadow else None)
+            if c is not None and c.follow is not None
+        ]
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
 
     app = FastAPI(title="honing model", docs_url=None, redoc_url=None, lifespan=lifespan)
@@ -237,6 +269,7 @@ def build_app(
         rule = current.bundle.model.rule
         return {
             **current.describe(),
+            **({"shadow": shadow.current.describe()} if shadow else {}),
             "classes": rule.classes,
             "threshold": rule.threshold,
             "decision": rule.describe() if rule.classes else "regression",
@@ -254,7 +287,12 @@ def build_app(
             )
         served = current.bundle  # one version answers the whole request
         rid = request_id(request.headers.get("x-request-id"))
-        keep = None if capture is None else functools.partial(capture.record, rid, served.version)
+        kept: list[bool] = []
+
+        def keep(rows: list[dict[str, Any]], answers: list[dict[str, Any]]) -> None:
+            if capture is not None:
+                kept.append(capture.record(rid, served.version, rows, answers))
+
         try:
             body = answer(served, payload, keep)
         except RequestError as exc:
@@ -269,7 +307,8 @@ def build_app(
         body["ms"] = round((time.perf_counter() - start) * 1000, 3)
         body["version"] = served.version
         body["request_id"] = rid
-        return JSONResponse(body, headers={"X-Request-Id": rid})
+        after = BackgroundTask(_shadowed, shadow, rid, payload) if shadow and any(kept) else None
+        return JSONResponse(body, headers={"X-Request-Id": rid}, background=after)
 
     app.add_api_route("/invocations", invocations, methods=["POST"])
     app.add_api_route("/predict", invocations, methods=["POST"])

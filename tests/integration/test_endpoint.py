@@ -287,3 +287,47 @@ def test_a_server_follows_its_alias_through_promotion_and_rollback(mlflow_store,
         assert health["version"] == "1" and health["error"].startswith("kept v1")
         assert "digests" in health["error"]
         assert httpx.post(f"{url}/invocations", json=rows).status_code == 200
+
+
+def test_a_shadow_scores_the_captured_traffic_after_the_answer(mlflow_store, project, tmp_path):
+    """`--capture DIR --shadow challenger`: the client gets the champion's answer; the
+    challenger scores the same request off the response path, and both answers are kept,
+    the shadow's under DIR/shadow, joined by request id."""
+    import json
+
+    import mlflow
+
+    _register_champion(project)
+    _, split = _register_champion(project)
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias("honing-churn", "champion", "1")
+    client.set_registered_model_alias("honing-churn", "challenger", "2")
+    folder = tmp_path / "capture"
+    rows = split.X_test.head(6)
+    with _serving(project, "--capture", str(folder), "--shadow", "challenger") as url:
+        meta = httpx.get(f"{url}/metadata").json()
+        assert meta["version"] == "1" and meta["shadow"]["version"] == "2"
+        for i in range(3):
+            part = rows.iloc[2 * i : 2 * i + 2]
+            ok = httpx.post(
+                f"{url}/invocations", json={"dataframe_records": part.to_dict("records")},
+                headers={"X-Request-Id": f"r{i}"},
+            )  # fmt: skip
+            assert ok.status_code == 200 and ok.json()["version"] == "1"
+        deadline = time.monotonic() + 30  # the shadow answers after the response
+        while time.monotonic() < deadline:
+            done = folder / "shadow" / "capture.jsonl"
+            if done.is_file() and len(done.read_text().splitlines()) == 6:
+                break
+            time.sleep(0.2)
+    served = [json.loads(x) for x in (folder / "capture.jsonl").read_text().splitlines()]
+    shadowed = [
+        json.loads(x) for x in (folder / "shadow" / "capture.jsonl").read_text().splitlines()
+    ]
+    assert {x["version"] for x in served} == {"1"} and {x["version"] for x in shadowed} == {"2"}
+    key = lambda x: (x["request_id"], x["row"])  # noqa: E731
+    assert sorted(map(key, served)) == sorted(map(key, shadowed))
+    v2 = registry.load_model("models:/honing-churn/2").outputs(rows)
+    by_key = {key(x): x["answer"]["probability"] for x in shadowed}
+    got = [by_key[(f"r{i // 2}", i % 2)] for i in range(6)]
+    np.testing.assert_allclose(got, v2["probability"], rtol=1e-9)
