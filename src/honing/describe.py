@@ -55,7 +55,7 @@ def version_description(
     dirty = " (dirty)" if lineage.git_dirty else ""
     return "\n".join(
         [
-            f"### {verdict}",
+            verdict,  # a plain first line: the versions table shows it as it is
             "",
             f"**Gate**: {decision.reason}.{threshold}",
             "",
@@ -125,3 +125,13 @@ def _cell(text: str, width: int = 160) -> str:
     """``text`` as one Markdown table cell: one line, no pipe, at most ``width`` characters."""
     flat = " ".join(text.split()).replace("|", "/")
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def served_links(
+    source: str, source_version: str, served: str, served_version: str
+) -> tuple[str, str]:
+    """The two links between a version and its served flavor, in Markdown: what the flavor's
+    description starts with, and the line the source version's description ends with."""
+    to_source = f"[{source} v{source_version}](#/models/{source}/versions/{source_version})"
+    to_served = f"[{served} v{served_version}](#/models/{served}/versions/{served_version})"
+    return to_source, f"**Served flavor**: {to_served}"

@@ -20,7 +20,7 @@ from honing.aliases import SERVED_TAG, move_alias, served_name
 from honing.artifacts import digests, verify
 from honing.champion import ChampionScore, GateDecision
 from honing.decision import answers
-from honing.describe import version_description
+from honing.describe import served_links, version_description
 from honing.evaluation import EvaluationReport, evaluate
 from honing.exceptions import (
     HoningError,
@@ -344,12 +344,15 @@ def register_served(
         }
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
+        to_source, to_served = served_links(source.name, source.version, name, version)
         client.update_model_version(
-            name,
-            version,
-            description=f"Served flavor ({candidate}) of {source.name} v{source.version}. "
-            f"{reason}.",
+            name, version, description=f"Served flavor ({candidate}) of {to_source}.\n\n{reason}."
         )
+        described = client.get_model_version(source.name, source.version).description or ""
+        if to_served not in described:
+            client.update_model_version(
+                source.name, source.version, description=f"{described}\n\n{to_served}"
+            )
         client.set_model_version_tag(source.name, source.version, SERVED_TAG, f"{name}/{version}")
         _seal(name, version)
         move_alias(

@@ -142,6 +142,18 @@ def _review(page, url, summary, client, root: Path) -> None:
     page.goto(f"{url}/#/experiments/{exp}/runs/{best[0].info.run_id}")
     page.get_by_text("honing.best_trial").first.wait_for(timeout=WAIT_MS)
 
+    # the served flavor and the version it was built from link to each other
+    flavors = client.search_model_versions(f"name='{summary.model_name}-served'")
+    assert flavors, "no served flavor was registered"
+    flavor = max(flavors, key=lambda v: int(v.version))
+    source = flavor.tags["honing.source_version"]
+    page.goto(f"{url}/#/models/{summary.model_name}-served/versions/{flavor.version}")
+    back = f"a[href*='/models/{summary.model_name}/versions/{source}']"
+    page.locator(back).first.wait_for(timeout=WAIT_MS)
+    page.goto(f"{url}/#/models/{summary.model_name}/versions/{source}")
+    ahead = f"a[href*='/models/{summary.model_name}-served/versions/{flavor.version}']"
+    page.locator(ahead).first.wait_for(timeout=WAIT_MS)
+
     # the champion's version page: its gate verdict, and links to its run and to the
     # version it was gated against, which the browser follows
     page.goto(f"{url}/#/models/{summary.model_name}/versions/2")
