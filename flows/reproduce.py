@@ -7,9 +7,9 @@ from typing import Any
 
 from prefect import flow
 
+from honing.experiments import search_name
 from honing.planner import StageClock
 from honing.stages.cache import StageStore
-from honing.tracking import search_name
 from honing_flows.tasks import data as data_tasks
 from honing_flows.tasks import reproduce as repro_tasks
 from honing_flows.tasks import stages

@@ -11,11 +11,12 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from honing.exceptions import failure_reason
+from honing.experiments import search_name
 from honing.planner import StageClock
 from honing.stages.cache import StageStore
 from honing.stages.keys import reusable
 from honing.summary import TrainingSummary
-from honing.tracking import planned_run_name, search_name
+from honing.tracking import planned_run_name
 from honing_flows.tasks import setup as setup_tasks
 from honing_flows.tasks import stages
 

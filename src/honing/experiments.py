@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from honing.lineage import Lineage
+
 
 def is_local(storage_path: str) -> bool:
     return "://" not in storage_path
@@ -62,3 +64,12 @@ def untrusted(path: str) -> str | None:
             if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
                 return f"{entry} is writable by other users"
     return None
+
+
+def search_name(name: str, config_hash: str, lineage: Lineage | None, *, resume: bool) -> str:
+    """Name of the Ray Tune experiment for a training run. With ``resume`` it is keyed by
+    config, data and commit, so an interrupted (or repeated) run restores the search and
+    skips finished trials; without, it is unique."""
+    if not resume or lineage is None:
+        return f"{name}-{uuid.uuid4().hex[:12]}"
+    return f"{name}-{config_hash[:10]}-{lineage.data_md5[:10]}-{lineage.git_commit[:10]}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from honing.config import MlflowSettings, PipelineConfig
 from honing.exceptions import TrackingStoreError, TrackingUnavailableError
-from honing.lineage import Lineage, portable, table_schema
+from honing.lineage import portable, table_schema
 from honing.settings import redact
 from honing.stale import owner_tags
 
@@ -29,15 +28,6 @@ if TYPE_CHECKING:
     from honing.compression import CompressionChoice, CompressionReport
     from honing.search import SearchResult, TrialResult
     from honing.slices import SliceReport
-
-
-def search_name(name: str, config_hash: str, lineage: Lineage | None, *, resume: bool) -> str:
-    """Name of the Ray Tune experiment for a training run. With ``resume`` it is keyed by
-    config, data and commit, so an interrupted (or repeated) run restores the search and
-    skips finished trials; without, it is unique."""
-    if not resume or lineage is None:
-        return f"{name}-{uuid.uuid4().hex[:12]}"
-    return f"{name}-{config_hash[:10]}-{lineage.data_md5[:10]}-{lineage.git_commit[:10]}"
 
 
 def ping(tracking_uri: str, timeout_s: float = 5.0) -> None:
@@ -253,11 +243,17 @@ def log_artifact(run_id: str, path: Path, folder: str | None = None) -> None:
 
 
 def log_figures(run_id: str, figures: dict[str, Any], folder: str = "plots") -> None:
+    """Each figure as a file under ``folder``, and as an MLflow image keyed by its name (the
+    run's image grid, which compares it across runs)."""
     import matplotlib.pyplot as plt
+    import numpy as np
 
     client = _client()
     for name, fig in figures.items():
         client.log_figure(run_id, fig, f"{folder}/{name}")
+        fig.canvas.draw()
+        pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+        client.log_image(run_id, pixels, key=Path(name).stem, step=0)
         plt.close(fig)
 
 

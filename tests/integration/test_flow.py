@@ -169,6 +169,12 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
         "plots/calibration.png",
         "plots/importance_permutation.png",
     }
+    # each plot is an MLflow image too, keyed by its name: the run's image grid
+    images = {
+        a.path.split("/")[1].split("+")[0] for a in client.list_artifacts(second.run_id, "images")
+    }
+    assert images >= {"confusion_matrix", "roc_curve", "calibration", "importance_permutation"}
+    assert client.get_run(second.run_id).data.tags.get("mlflow.loggedImages") == "True"
 
     # compression: the candidates table and plot are logged, the pick is registered as the
     # served flavor, linked both ways with the uncompressed version, and takes its alias
@@ -185,6 +191,11 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
         "honing-churn-served/2"
     )
     assert client.get_registered_model("honing-churn-served").aliases == {"champion": 2}
+    # each description links to the other; a version's first line is plain text
+    assert "(#/models/honing-churn/versions/2)" in sv.description
+    source = client.get_model_version("honing-churn", "2").description
+    assert "(#/models/honing-churn-served/versions/2)" in source
+    assert source.splitlines()[0] in ("PROMOTED to champion", "NOT promoted: champion kept")
     from honing import inference, registry
 
     mlflow.set_tracking_uri(f"sqlite:///{project['root'] / 'mlflow.db'}")
