@@ -310,4 +310,9 @@ def finish_unchanged(
 
 @io_task
 def fail(run: summary.RunRef, stage: str, reason: str) -> None:
-    tracking.fail_run(run.run_id, stage, reason)
+    """The MLflow run marked FAILED with its reason; the same reason as the flow run's
+    Markdown artifact, even when the store cannot take the mark."""
+    try:
+        tracking.fail_run(run.run_id, stage, reason)
+    finally:
+        prefect_artifacts.publish_failure(run.run_id, stage, reason)

@@ -39,3 +39,23 @@ def published(summary: TrainingSummary, ui_url: str) -> TrainingSummary:
     """``summary``, once :func:`publish` has made its artifacts."""
     publish(summary, ui_url)
     return summary
+
+
+#: The key of a failed training run's Markdown artifact (its history: every failure).
+FAILURE_KEY = "honing-run-failure"
+
+
+def publish_failure(run_id: str, stage: str, reason: str) -> None:
+    """A failed run's reason as a Markdown artifact of its flow run: what the Prefect UI shows
+    on the failed run's page, beside its logs."""
+    from prefect.artifacts import create_markdown_artifact
+
+    lines = reason.strip().splitlines() or ["(no reason given)"]
+    rest = "\n".join(lines[1:])
+    create_markdown_artifact(
+        markdown=f"# FAILED at {stage}\n\n{lines[0]}\n"
+        + (f"\n```\n{rest}\n```\n" if rest else "")
+        + f"\nMLflow run `{run_id}` (tags `honing.failed_stage`, `honing.error`).\n",
+        key=FAILURE_KEY,
+        description=f"FAILED at {stage}",
+    )

@@ -253,6 +253,20 @@ def test_quality_gate_blocks_registration(run_flow, project):
     )
     assert run.info.status == "FAILED" and "roc_auc" in run.data.tags["honing.error"]
     assert run.data.tags["mlflow.note.content"].startswith("**FAILED at the step after explain")
+    # the flow run's own page in Prefect shows the same reason, as a Markdown artifact
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as prefect:
+        found = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["honing-run-failure"]))
+        )
+    assert any(
+        str(a.data).startswith("# FAILED at the step after explain")
+        and "roc_auc" in str(a.data)
+        and run.info.run_id in str(a.data)
+        for a in found
+    ), [str(a.data)[:200] for a in found]
 
 
 def test_flow_with_ensembles_nested_cv_and_explanations(run_flow, project):
