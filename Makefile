@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/churn.yaml
 ENV ?= configs/env/local.yaml
-PYTEST_ARGS ?=
+# Two workers, one test file at a time each (a file's module-scoped servers stay in one
+# process): the integration tests wait on servers and subprocesses as much as they compute.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 # Telemetry off, Ray dashboard off, Prefect state kept inside the project.
 export DO_NOT_TRACK := true

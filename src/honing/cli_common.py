@@ -22,8 +22,11 @@ ENV_OPT = typer.Option(
 
 
 def fail(exc: BaseException, note: str | None = None) -> typer.Exit:
-    """Print ``exc`` as one clear message (and ``note``), and give the exit to raise (1)."""
-    err.print(f"[bold red]error:[/] {redact(str(exc))}", markup=True, highlight=False)
+    """Print ``exc`` as one clear message (and ``note``), and give the exit to raise (1).
+    Lines are never folded: a path or a link stays whole (the terminal wraps it)."""
+    err.print(
+        f"[bold red]error:[/] {redact(str(exc))}", markup=True, highlight=False, soft_wrap=True
+    )
     if note:
-        err.print(f"[dim]{note}[/]", markup=True, highlight=False)
+        err.print(f"[dim]{note}[/]", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code=1)

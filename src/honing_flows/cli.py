@@ -58,6 +58,7 @@ def main() -> None:
             f"[bold red]error:[/] {redact(message)} (the traceback is in {LOG_FILE})",
             markup=True,
             highlight=False,
+            soft_wrap=True,
         )
         sys.exit(1)
 
@@ -291,6 +292,7 @@ def run(
         f"  all runs, by test {result.cv_metric}: {links.runs_table}\n"
         f"  store: {redact(settings.mlflow.tracking_uri)}",
         highlight=False,
+        soft_wrap=True,  # a link folded mid-URL in a log cannot be opened
     )
 
 
