@@ -197,10 +197,10 @@ class MonitoringConfig(StrictModel):
     retrain_after_new_rows: float | None = Field(
         default=None,
         gt=0.0,
-        description="Retrain once the labelled rows the champion has not seen (ingested "
-        "since its data version, and the batch) reach this share of the rows it was trained "
-        "on, whatever the trigger (1.0: when its data has doubled, or a window's worth is "
-        "new); off when unset. honing init writes 1.0.",
+        description="Retrain once the labelled rows no training has seen (ingested since "
+        "the newest registered version's data, and the batch) reach this share of the rows "
+        "that training used, whatever the trigger (1.0: when the data has doubled, or a "
+        "window's worth is new); off when unset. honing init writes 1.0.",
     )
 
     def allowed_drop(self, reference: float) -> float:

@@ -85,8 +85,8 @@ class DriftReport:
     #: A labelled batch: its estimate checked against its labels. An unlabelled one: the
     #: champion's latest such check, which says whether its estimate may decide.
     audit: EstimateAudit | None = None
-    #: The rows the champion was trained on, and the labelled rows it has not seen (the
-    #: data's newest version and this batch); None when not counted.
+    #: The rows the latest training used (the newest registered version's), and the labelled
+    #: rows no training has seen (the data's newest version and this batch); None: not counted.
     trained_rows: int | None = None
     unseen_rows: int | None = None
 
@@ -270,20 +270,24 @@ def _row_keys(table: pd.DataFrame, columns: list[str]) -> pd.Series:
 
 
 def unseen_rows(trained_on: pd.DataFrame, tables: list[pd.DataFrame], target: str) -> int:
-    """The labelled rows of ``tables`` that are not rows of ``trained_on``, each counted once
-    (the columns they share, compared by value)."""
+    """The labelled rows of ``tables`` that are not rows of ``trained_on`` (the columns they
+    share, compared by value); a row of a later table already in an earlier one counts once,
+    a row repeated within a table each time."""
     labelled = [t[t[target].notna()] for t in tables if target in t.columns]
     if not labelled:
         return 0
     columns = sorted(set(trained_on.columns).intersection(*(t.columns for t in labelled)))
-    seen = set(_row_keys(trained_on, columns))
-    new = set().union(*(set(_row_keys(t, columns)) for t in labelled))
-    return len(new - seen)
+    seen, count = set(_row_keys(trained_on, columns)), 0
+    for table in labelled:
+        keys = _row_keys(table, columns)
+        count += int((~keys.isin(seen)).sum())
+        seen.update(keys)
+    return count
 
 
 def with_volume(report: DriftReport, trained_rows: int, unseen: int) -> DriftReport:
-    """The report plus how many rows the champion was trained on and how many labelled rows
-    it has not seen."""
+    """The report plus how many rows the latest training used and how many labelled rows no
+    training has seen."""
     return replace(report, trained_rows=trained_rows, unseen_rows=unseen)
 
 
@@ -413,8 +417,9 @@ def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
     warning), and without labels the drift and the estimate; ``drift``: any signal;
     ``performance``: the metric only.
 
-    Whatever the trigger, with ``retrain_after_new_rows`` the labelled rows the champion has
-    not seen retrain once they reach that share of the rows it was trained on.
+    Whatever the trigger, with ``retrain_after_new_rows`` the labelled rows no training has
+    seen retrain once they reach that share of the rows the latest training used (the
+    newest version's, promoted or not: a retraining that was not promoted still saw them).
 
     A batch of fewer than ``min_rows`` rows decides nothing. A measured metric that is
     undefined on the batch (ROC-AUC on one class) leaves the decision to the estimate.
@@ -483,11 +488,11 @@ def gate(report: DriftReport, cfg: MonitoringConfig) -> RetrainDecision:
 
 def _volume(report: DriftReport, cfg: MonitoringConfig) -> list[str]:
     """The data-volume reason to retrain, when the unseen labelled rows reach
-    ``retrain_after_new_rows`` of the rows the champion was trained on."""
+    ``retrain_after_new_rows`` of the rows the latest training used."""
     share, unseen, trained = cfg.retrain_after_new_rows, report.unseen_rows, report.trained_rows
     if share is None or unseen is None or not trained or unseen < share * trained:
         return []
     return [
-        f"{unseen} labelled rows the champion has not seen, {unseen / trained:.2f}x the "
-        f"{trained} it was trained on (retrain_after_new_rows: {share:g})"
+        f"{unseen} labelled rows no training has seen, {unseen / trained:.2f}x the "
+        f"{trained} the latest was trained on (retrain_after_new_rows: {share:g})"
     ]

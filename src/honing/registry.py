@@ -64,6 +64,12 @@ def champion_version(name: str, alias: str) -> str | None:
         raise RegistryError(f"cannot read alias '{alias}' of model '{name}': {exc}") from exc
 
 
+def newest_version(name: str) -> str | None:
+    """The newest registered version of ``name`` (the latest training, promoted or not)."""
+    found = _client().search_model_versions(f"name='{name}'")
+    return max((str(v.version) for v in found), key=int, default=None)
+
+
 def version_importances(name: str, version: str) -> dict[str, float]:
     """The permutation importance of each input column, as the training run of version
     ``version`` of ``name`` measured it (``explain/importances.json``; empty if absent)."""

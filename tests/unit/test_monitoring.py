@@ -143,7 +143,10 @@ def test_unseen_rows_counts_new_labelled_rows_once_however_they_were_read():
     )
     # the batch: one row already ingested, one new, one new but not yet labelled
     batch = pd.DataFrame({"x": [5, 6, 7], "c": ["b", "a", "a"], "y": [1.0, 0.0, None]})
-    assert unseen_rows(trained, [batch, newest], "y") == 3
+    assert unseen_rows(trained, [newest, batch], "y") == 3
+    # a row repeated within a batch is two rows; one already in an earlier table, one
+    twice = pd.DataFrame({"x": [8, 8, 4], "c": ["a", "a", "b"], "y": [1, 1, 1]})
+    assert unseen_rows(trained, [newest, twice], "y") == 4
     assert unseen_rows(trained, [trained], "y") == 0
     assert unseen_rows(trained, [batch.drop(columns="y")], "y") == 0  # no labels: none
 
@@ -158,7 +161,7 @@ def test_the_champion_retrains_once_its_unseen_labelled_rows_match_its_training_
         assert not gate(with_volume(held, 1000, 999), cfg).retrain
         decision = gate(with_volume(held, 1000, 1000), cfg)
         assert decision.retrain and decision.reasons == [
-            "1000 labelled rows the champion has not seen, 1.00x the 1000 it was trained on "
+            "1000 labelled rows no training has seen, 1.00x the 1000 the latest was trained on "
             "(retrain_after_new_rows: 1)"
         ]
     assert not gate(with_volume(held, 1000, 5000), MonitoringConfig(metric="roc_auc")).retrain

@@ -55,8 +55,8 @@ class Monitored:
                 if measured else []
             ),
             *([f"{checked}: {r.audit.describe()}"] if r.audit is not None else []),
-            *([f"labelled rows the champion has not seen: {r.unseen_rows} (it was trained "
-               f"on {r.trained_rows})"] if r.unseen_rows is not None else []),
+            *([f"labelled rows no training has seen: {r.unseen_rows} (the latest was "
+               f"trained on {r.trained_rows})"] if r.unseen_rows is not None else []),
         ]  # fmt: skip
 
 
@@ -84,6 +84,22 @@ def _window(config: dict, fallback: WindowConfig) -> WindowConfig:
 def _shown(batch_path: Path, repo: str) -> str:
     """The batch's path as runs and alias moves name it: relative to the repository."""
     return str(lineage.portable(str(Path(batch_path).resolve()), Path(repo).resolve()))
+
+
+def _latest_training(
+    cfg: PipelineConfig, name: str, champion: str, trained_on: pd.DataFrame, *, repo: str,
+    folder: Path,
+) -> pd.DataFrame:  # fmt: skip
+    """The data the newest registered version was trained on: a retraining whose model was
+    not promoted has still seen its rows (the champion's own when it is the newest)."""
+    newest = registry.newest_version(name)
+    if newest is None or newest == champion:
+        return trained_on
+    found = reproduce.version_lineage(name, newest)
+    path = reproduce.fetch_data_version(
+        Path(repo), found.data_path, found.data_md5, found.git_commit, folder / f"v{newest}.csv"
+    )
+    return data.load_table(path, cfg.data.format)
 
 
 def monitor(
@@ -159,11 +175,12 @@ def monitor(
             seed=cfg.search.seed,
         )
     report = monitoring.with_estimate(report, estimated, found.metrics)
-    # labelled rows the champion has not seen: ingested since its version, and this batch
+    # labelled rows no training has seen: ingested since the latest one, and this batch
+    latest = _latest_training(cfg, name, version, trained_on, repo=repo, folder=folder)
     newest = Path(cfg.data.path)
-    tables = [current, *([data.load_table(newest, cfg.data.format)] if newest.is_file() else [])]
-    unseen = monitoring.unseen_rows(trained_on, tables, target)
-    report = monitoring.with_volume(report, len(reference), unseen)
+    tables = [*([data.load_table(newest, cfg.data.format)] if newest.is_file() else []), current]
+    unseen = monitoring.unseen_rows(latest, tables, target)
+    report = monitoring.with_volume(report, len(versions.window(latest, window)), unseen)
     if labelled:  # measured, and the estimate checked against the measure
         # coded in the champion's label order: a batch may hold some of the classes only
         y_cur, known = data.labelled_rows(current[target], classes)
