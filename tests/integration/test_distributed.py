@@ -227,8 +227,11 @@ def test_training_flow_on_the_stack(stack, tmp_path, monkeypatch):
     assert parents[0].data.tags["honing.profile"] == "distributed"
     assert len(trials) == 6
     assert all(t.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for t in trials)
-    nodes = {t.data.tags["honing.ray_node"] for t in trials}
+    # the trials that reported ran on both nodes; one that failed before reporting (a
+    # worker lost on a loaded machine) carries no node, but says why
+    nodes = {t.data.tags["honing.ray_node"] for t in trials if "honing.ray_node" in t.data.tags}
     assert len(nodes) == 2, f"trials ran on {nodes}"
+    assert all("honing.ray_node" in t.data.tags or t.data.tags.get("honing.error") for t in trials)
 
     model = pg.get_registered_model("honing-churn")
     assert {k: int(v) for k, v in model.aliases.items()} == {"champion": 1}

@@ -282,7 +282,7 @@ def test_drifted_batch_triggers_retraining(served):
     if not _versions(served):  # run on its own: a champion first, as a data change makes one
         _retrain_on_a_data_change(served)
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{served['root'] / 'mlflow.db'}")
-    champion = client.get_model_version_by_alias("honing-flights", "champion").version
+    champion = str(client.get_model_version_by_alias("honing-flights", "champion").version)
     before, done = _versions(served), _completed(served, "retrain-on-drift")
     out = subprocess.run(
         [
