@@ -293,8 +293,8 @@ def build_app(
             if capture is not None:
                 kept.append(capture.record(rid, served.version, rows, answers))
 
-        try:
-            body = answer(served, payload, keep)
+        try:  # rows are turned into records only when a capture keeps them
+            body = answer(served, payload, keep if capture is not None else None)
         except RequestError as exc:
             return JSONResponse(
                 {"error": str(exc), "failures": exc.failures}, status_code=exc.status
