@@ -273,7 +273,7 @@ def test_the_stack_keeps_every_socket_on_loopback(stack, sockets_before):
             "print(sorted(n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']))",
         ],
         # this probe is the test's own driver: telemetry off, as every honing process has it
-        # (run outside make, its usage report looked for a cloud at 169.254.169.254)
+        # (run outside make, sockets to 169.254.169.254 appeared: a cloud-metadata probe)
         env={**stack, "RAY_USAGE_STATS_ENABLED": "0"},
         capture_output=True,
         text=True,
