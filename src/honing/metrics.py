@@ -189,6 +189,20 @@ def worse_than(
     return worse
 
 
+def within(
+    values: dict[str, float], reference: dict[str, float], metric: str, tolerance: float
+) -> bool:
+    """Whether ``values`` stand within ``tolerance`` of ``reference``: ``metric`` finite and
+    at most ``tolerance`` worse, and no other metric worse (:func:`worse_than`). The rule a
+    compressed candidate is held to."""
+    value = values[metric]
+    return (
+        math.isfinite(value)
+        and passes(metric, value, reference[metric], tolerance)
+        and not worse_than(values, reference, tolerance)
+    )
+
+
 def compare(metric: str, value: float, reference: float, margin: float = 0.0) -> tuple[bool, str]:
     """:func:`passes`, and the comparison in words for a gate's reason, e.g.
     ``0.8412 >= 0.8390 - margin 0.01`` or ``12.3000 > 11.9000 + margin 0`` (a failed RMSE)."""

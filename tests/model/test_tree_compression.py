@@ -123,9 +123,10 @@ def test_the_trimmed_candidate_is_smaller_within_tolerance_and_served_alike(kind
         model = _vote(X, y, [50, 1, 1])  # a member that all but decides alone
     cols = infer_columns(X, FeaturesConfig())
     classes = [0, 1]
+    reference = evaluate(model, X_test, y_test, classes).metrics
     trimmed, why = trees.trimmed_candidate(
-        model, X_test, y_test, classes, rule=None, metric="roc_auc", tolerance=0.01,
-        numeric=cols.numeric, categorical=cols.text,
+        model, X_test, y_test, classes, reference=reference, rule=None, metric="roc_auc",
+        tolerance=0.01, numeric=cols.numeric, categorical=cols.text,
     )  # fmt: skip
     assert trimmed is not None, why
     assert trimmed.name == "trimmed" and "native" not in trimmed.note, trimmed.note
@@ -154,7 +155,7 @@ def test_a_model_with_nothing_to_cut_says_so():
     model = _model("logistic_regression", {}, X, y, 2)
     cols = infer_columns(X, FeaturesConfig())
     trimmed, why = trees.trimmed_candidate(
-        model, X, y, [0, 1], rule=None, metric="roc_auc", tolerance=0.01,
-        numeric=cols.numeric, categorical=cols.text,
+        model, X, y, [0, 1], reference=evaluate(model, X, y, [0, 1]).metrics, rule=None,
+        metric="roc_auc", tolerance=0.01, numeric=cols.numeric, categorical=cols.text,
     )  # fmt: skip
     assert trimmed is None and why == "no boosting rounds, forest trees or vote members to cut"

@@ -35,6 +35,7 @@ which model is :data:`honing.techniques.TECHNIQUES`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -85,7 +86,7 @@ from honing.compression.trees import trimmed_candidate
 from honing.decision import DecisionRule
 from honing.evaluation import evaluate
 from honing.exceptions import CompressionError
-from honing.metrics import lower_is_better, passes, worse_than
+from honing.metrics import lower_is_better, within, worse_than
 from honing.techniques import TECHNIQUES
 
 __all__ = [
@@ -302,10 +303,7 @@ def pick(
     eligible = [
         r
         for r in report.rows
-        if r.servable
-        and math.isfinite(r.metrics[report.metric])
-        and passes(report.metric, r.metrics[report.metric], reference, tolerance)
-        and not worse_metrics(r, ref, tolerance)
+        if r.servable and within(r.metrics, ref.metrics, report.metric, tolerance)
     ]
     if not eligible:
         direction = "above" if lower_is_better(report.metric) else "below"
@@ -406,25 +404,22 @@ def compress(
     candidates, skipped = build_candidates(
         pipeline, X_train, y_train, numeric=numeric, categorical=categorical, options=options
     )
+    measured = functools.partial(
+        measure, X_test=X_test, y_test=y_test, classes=classes, metric=metric, rule=rule,
+        latency_rows=latency_rows,
+    )  # fmt: skip
+    report = measured(candidates, skipped=skipped)
     if "trim" in options.techniques:  # cut to what the test rows show it can spare
         trimmed, why = trimmed_candidate(
-            pipeline, X_test, y_test, classes, rule=rule, metric=metric, tolerance=tolerance,
-            numeric=numeric, categorical=categorical,
+            pipeline, X_test, y_test, classes, reference=report.row(report.reference).metrics,
+            rule=rule, metric=metric, tolerance=tolerance, numeric=numeric,
+            categorical=categorical,
         )  # fmt: skip
         if trimmed is None:
-            skipped["trim"] = why
+            report.skipped["trim"] = why
         else:
             candidates.append(trimmed)
-    report = measure(
-        candidates,
-        X_test,
-        y_test,
-        classes,
-        metric=metric,
-        rule=rule,
-        latency_rows=latency_rows,
-        skipped=skipped,
-    )
+            report.rows += measured([trimmed]).rows
     choice = pick(report, tolerance=tolerance, prefer=prefer)
     chosen = next(c for c in candidates if c.name == choice.name)
     rule = rule or DecisionRule.argmax(_json_labels(classes))

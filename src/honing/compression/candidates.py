@@ -93,11 +93,16 @@ def feature_steps(pipeline: Any) -> Any:
     return Pipeline(pipeline.steps[:-1])
 
 
+def final_step(model: Any) -> Any:
+    """The estimator at the end of a pipeline (the model itself when it is not one)."""
+    return model.steps[-1][1] if hasattr(model, "steps") else model
+
+
 def torch_mlp(pipeline: Any) -> Any | None:
     """The PyTorch MLP at the end of ``pipeline``, or None."""
     from honing.nn import TorchMLPBase
 
-    model = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    model = final_step(pipeline)
     return model if isinstance(model, TorchMLPBase) else None
 
 

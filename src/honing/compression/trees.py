@@ -25,13 +25,14 @@ from sklearn.base import is_classifier
 
 from honing.compression.candidates import (
     Candidate,
+    final_step,
     n_parameters,
     native_candidate,
     onnx_candidate,
 )
 from honing.compression.onnx import onnx_bytes
 from honing.decision import DecisionRule
-from honing.metrics import passes, worse_than
+from honing.metrics import within
 
 #: The shares of a booster's rounds that are tried, smallest first.
 ROUND_SHARES = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75)
@@ -52,11 +53,6 @@ class Trim:
 
     model: Any
     note: str
-
-
-def final_step(model: Any) -> Any:
-    """The estimator at the end of a pipeline (the model itself when it is not one)."""
-    return model.steps[-1][1] if hasattr(model, "steps") else model
 
 
 def rounds(estimator: Any) -> int | None:
@@ -121,10 +117,25 @@ def cut_rounds(model: Any, share: float) -> Any | None:
         vote.named_estimators_ = _named(vote)
         return _with_final(model, vote)
     total = rounds(final)
-    kept = max(MIN_ROUNDS, round(share * total)) if total else 0
-    if not total or kept >= total:
+    if not total or _kept(total, share) >= total:
         return None
-    return _with_final(model, first_rounds(final, kept))
+    return _with_final(model, first_rounds(final, _kept(total, share)))
+
+
+def _kept(total: int, share: float) -> int:
+    """The rounds a cut to ``share`` of ``total`` keeps (at least :data:`MIN_ROUNDS`)."""
+    return max(MIN_ROUNDS, round(share * total))
+
+
+def cuttable(model: Any) -> bool:
+    """Whether ``model`` has anything to cut: a vote of two members or more, or a booster
+    (or forest) that would lose rounds at the smallest share (in the model or a member);
+    decided without building any cut."""
+    final = final_step(model)
+    if type(final).__name__ in VOTES:
+        return len(final.estimators_) > 1 or any(cuttable(m) for m in final.estimators_)
+    total = rounds(final)
+    return bool(total) and _kept(total, ROUND_SHARES[0]) < total
 
 
 def _named(vote: Any) -> Any:
@@ -198,6 +209,7 @@ def trimmed_candidate(
     y: np.ndarray,
     classes: list[Any],
     *,
+    reference: dict[str, float],
     rule: DecisionRule | None,
     metric: str,
     tolerance: float,
@@ -206,20 +218,16 @@ def trimmed_candidate(
 ) -> tuple[Candidate | None, str]:
     """``trimmed``: the smallest cut of ``pipeline`` (:func:`smallest_within`) whose every
     metric on ``X``, ``y`` under the decision ``rule`` stays within ``tolerance`` of the
-    whole model's, by the pick's own rule (relative for unbounded metrics such as log
-    loss), served as one ONNX graph (native skops when it has none). None, and the reason,
-    when the model has nothing to cut or no cut stays within."""
+    whole model's ``reference`` metrics on those rows, by the pick's own rule
+    (:func:`honing.metrics.within`), served as one ONNX graph (native skops when it has
+    none). None, and the reason, when the model has nothing to cut or no cut stays within."""
     from honing.evaluation import evaluate
-
-    reference = evaluate(pipeline, X, y, classes, rule).metrics
 
     def fits(model: Any) -> bool:
         values = evaluate(model, X, y, classes, rule).metrics
-        return passes(metric, values[metric], reference[metric], tolerance) and not worse_than(
-            values, reference, tolerance
-        )
+        return within(values, reference, metric, tolerance)
 
-    if next(member_trims(pipeline), None) is None and next(round_trims(pipeline), None) is None:
+    if not cuttable(pipeline):
         return None, "no boosting rounds, forest trees or vote members to cut"
     trim = smallest_within(pipeline, fits)
     if trim is None:
