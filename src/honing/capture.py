@@ -58,6 +58,11 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _stamp() -> str:
+    """Now (UTC) as it names a file: sortable, no separators a shell quotes."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
 class CaptureLog:
     """Appends the rows of answered requests to the capture file; thread-safe, one writer
     per folder (the server's)."""
@@ -97,8 +102,7 @@ class CaptureLog:
 
     def _close(self) -> Path:
         """Close the current file as ``capture-<time>.jsonl`` (the caller holds the lock)."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        closed = self.path.with_name(f"capture-{stamp}.jsonl")
+        closed = self.path.with_name(f"capture-{_stamp()}.jsonl")
         os.replace(self.path, closed)
         return closed
 
@@ -198,7 +202,6 @@ def window_batch(
         if batch.empty:
             raise DataLoadError(f"{labels}: none of its request ids is in the capture window")
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    path = out_dir / f"capture-{'labelled' if labels is not None else 'window'}-{stamp}.csv"
+    path = out_dir / f"capture-{'labelled' if labels is not None else 'window'}-{_stamp()}.csv"
     data.write_table(batch, path)
     return path

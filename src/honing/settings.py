@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from honing.exceptions import ConfigError
+from honing.links import LOCAL_UI
 
 _USERINFO = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^:/@\s]*):[^@/\s]+@")
 _SECRET_PARAM = re.compile(r"(?P<head>\b(?:password|passwd|token|secret)=)[^&\s'\"]+", re.I)
@@ -41,7 +42,7 @@ class MlflowSettings(StrictModel):
         description="Where new experiments keep artifacts; None: the tracking server decides.",
     )
     ui_url: str = Field(
-        default="http://127.0.0.1:5000",
+        default=LOCAL_UI,
         description="Where `honing ui` serves an embedded store's UI, and where the links a "
         "run prints point (a tracking server's own address is used instead).",
     )

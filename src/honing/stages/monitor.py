@@ -87,19 +87,18 @@ def _shown(batch_path: Path, repo: str) -> str:
 
 
 def _latest_training(
-    cfg: PipelineConfig, name: str, champion: str, trained_on: pd.DataFrame, *, repo: str,
-    folder: Path,
-) -> pd.DataFrame:  # fmt: skip
+    name: str, champion: str, trained_on: Path, *, repo: str, folder: Path
+) -> Path:
     """The data the newest registered version was trained on: a retraining whose model was
-    not promoted has still seen its rows (the champion's own when it is the newest)."""
+    not promoted has still seen its rows (the champion's own, ``trained_on``, when it is
+    the newest)."""
     newest = registry.newest_version(name)
     if newest is None or newest == champion:
         return trained_on
     found = reproduce.version_lineage(name, newest)
-    path = reproduce.fetch_data_version(
+    return reproduce.fetch_data_version(
         Path(repo), found.data_path, found.data_md5, found.git_commit, folder / f"v{newest}.csv"
     )
-    return data.load_table(path, cfg.data.format)
 
 
 def monitor(
@@ -175,10 +174,19 @@ def monitor(
             seed=cfg.search.seed,
         )
     report = monitoring.with_estimate(report, estimated, found.metrics)
-    # labelled rows no training has seen: ingested since the latest one, and this batch
-    latest = _latest_training(cfg, name, version, trained_on, repo=repo, folder=folder)
+    # labelled rows no training has seen: ingested since the latest one, and this batch;
+    # each file read once (the newest data is often the champion's own version)
+    loaded = {Path(reference_path).resolve(): trained_on}
+
+    def table(path: Path) -> pd.DataFrame:
+        key = Path(path).resolve()
+        if key not in loaded:
+            loaded[key] = data.load_table(key, cfg.data.format)
+        return loaded[key]
+
+    latest = table(_latest_training(name, version, reference_path, repo=repo, folder=folder))
     newest = Path(cfg.data.path)
-    tables = [*([data.load_table(newest, cfg.data.format)] if newest.is_file() else []), current]
+    tables = [*([table(newest)] if newest.is_file() else []), current]
     unseen = monitoring.unseen_rows(latest, tables, target)
     report = monitoring.with_volume(report, len(versions.window(latest, window)), unseen)
     if labelled:  # measured, and the estimate checked against the measure
