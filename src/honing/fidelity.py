@@ -208,11 +208,16 @@ def budgets(total: int, rungs: int) -> list[int]:
 
 def _prepared(model: Pipeline, folds: Sequence[Fold]) -> list[tuple[Pipeline, Any, Any]]:
     """Per fold: the fitted feature steps and the transformed training and validation rows
-    (features are fitted once per fold; only the estimator grows from rung to rung)."""
+    (features are fitted once per fold; only the estimator grows from rung to rung). The
+    training rows are transformed by ``fit_transform``, as a pipeline's own fit does: a target
+    encoder then gives them cross-fitted values, where ``fit`` then ``transform`` would hand
+    the booster each row's own label inside its category's mean (on a few rows per category,
+    boosting then fits that leak and its validation loss rises after a few rounds)."""
     out = []
     for f in folds:
-        features = Pipeline(clone(model).steps[:-1]).fit(f.X_fit, f.y_fit)
-        out.append((features, features.transform(f.X_fit), features.transform(f.X_val)))
+        features = Pipeline(clone(model).steps[:-1])
+        Z_fit = features.fit_transform(f.X_fit, f.y_fit)
+        out.append((features, Z_fit, features.transform(f.X_val)))
     return out
 
 
@@ -314,7 +319,10 @@ def sample_sizes(rows: int, rungs: int) -> list[int]:
     return [min(rows, max(MIN_SAMPLE_ROWS, rows >> (rungs - r))) for r in range(1, rungs + 1)]
 
 
-def _subsample(f: Fold, size: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+def subsample(f: Fold, size: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """A stratified sample of ``size`` of the fold's training rows (all when it has no more),
+    in their original order; a continuous target or a class too rare to stratify is sampled
+    at random."""
     from sklearn.model_selection import train_test_split
 
     if size >= len(f.y_fit):
@@ -354,7 +362,7 @@ def sample_ladder(
         if current != previous:
             preds = []
             for f, size in zip(folds, current, strict=True):
-                fitted = clone(model).fit(*_subsample(f, size, seed))
+                fitted = clone(model).fit(*subsample(f, size, seed))
                 preds.append(predictions(fitted, f.X_val))
             scores = [score(f.y_val, p) for f, p in zip(folds, preds, strict=True)]
             result, previous = LadderResult(scores, preds), current

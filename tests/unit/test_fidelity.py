@@ -130,3 +130,20 @@ def test_out_of_fold_predictions_are_those_at_the_best_round():
     fixed, _ = _cv(df, y, cols, ModelSpec("xgboost", {"n_estimators": res.cv.rounds,
                                                       "learning_rate": 0.3}))  # fmt: skip
     np.testing.assert_allclose(fixed.cv.oof, res.cv.oof, rtol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
+def test_boosting_sees_cross_fitted_target_encodings_as_the_refit_does(family):
+    """A boosted trial's training rows are encoded as the refit's pipeline encodes them: a
+    high-cardinality column is target-encoded out of fold. Encoded with each row's own label
+    inside its category's mean, a column of 1,000 categories of three rows each, which says
+    nothing about the label, was the booster's best split: its validation loss rose after a
+    few rounds, early stopping kept about ten, and the score fell far below that of the same
+    table without the column."""
+    df, y, cols = _frame(3000, seed=3)
+    noise = np.random.default_rng(0).permutation(np.repeat(np.arange(1000), 3))
+    wide = df.assign(code=[f"c{v}" for v in noise])
+    with_code = FeatureColumns(numeric=cols.numeric, categorical=[], high_cardinality=["code"])
+    spec = ModelSpec(family, {"n_estimators": 400, "learning_rate": 0.05})
+    cv, plain = _cv(wide, y, with_code, spec)[0].cv, _cv(df, y, cols, spec)[0].cv
+    assert cv.rounds >= plain.rounds // 2 and cv.mean > plain.mean - 0.02
