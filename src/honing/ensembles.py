@@ -47,14 +47,18 @@ COST_FACTOR = {"soft_voting": 1.0, "stacking": 4.0}
 
 
 def affordable(
-    specs: list[ModelSpec], result: SearchResult, time_left_s: float | None
+    specs: list[ModelSpec], result: SearchResult, time_left_s: float | None, rows: int
 ) -> tuple[list[ModelSpec], list[str]]:
     """The ensemble specs whose estimated CV cost (members' measured CV seconds times
-    :data:`COST_FACTOR`) fits in what is left of the time budget; notes for those skipped.
+    :data:`COST_FACTOR`, on ``rows`` training rows) fits in what is left of the time budget;
+    notes for those skipped.
     ``time_left_s=None``: no budget, all are kept."""
     if time_left_s is None:
         return specs, []
-    seconds = {t.spec.label(): t.fit_seconds or 0.0 for t in result.completed}
+    seconds = {  # a sampled trial's CV on all rows costs as many times more
+        t.spec.label(): (t.fit_seconds or 0.0) * max(1.0, rows / t.fit_rows if t.fit_rows else 1.0)
+        for t in result.completed
+    }
     kept, notes = [], []
     for spec in specs:
         members = [ModelSpec(**m).label() for m in spec.params["members"]]
@@ -98,11 +102,33 @@ class Selection:
         )
 
 
-def refit_seconds(trial: TrialResult) -> float:
-    """Estimated seconds to fit ``trial`` once on all training rows: its mean validation fit
-    time, scaled up for the larger training set."""
+def refit_seconds(trial: TrialResult, rows: int) -> float:
+    """Estimated seconds to fit ``trial`` once on all ``rows`` training rows: its mean
+    validation fit time, scaled up for the larger training set (by the rows a sampled trial
+    did not fit: a forest of 10,000 rows refit on 260,000 takes about 26 times as long)."""
     fits = max(len(trial.fold_scores), 1)
-    return float(trial.fit_seconds or 0.0) / fits * 1.3
+    sampled = rows / trial.fit_rows if trial.fit_rows else 1.0
+    return float(trial.fit_seconds or 0.0) / fits * 1.3 * max(sampled, 1.0)
+
+
+def refittable_best(
+    result: SearchResult, rows: int, refit_s: float | None
+) -> tuple[TrialResult, str | None]:
+    """The best trial, unless it was scored on a sample of the rows and its refit on all
+    ``rows`` would not fit in ``refit_s`` seconds: such a trial may cost many times its
+    trial's seconds to refit (a forest above all). Then the best trial whose refit fits, or
+    the one quickest to refit, and a note that says so."""
+    best = result.best
+    if refit_s is None or not best.fit_rows or refit_seconds(best, rows) <= refit_s:
+        return best, None
+    ranked = sorted(result.completed, key=lambda t: -(t.score or 0.0))
+    fits = [t for t in ranked if refit_seconds(t, rows) <= refit_s]
+    chosen = fits[0] if fits else min(ranked, key=lambda t: refit_seconds(t, rows))
+    return chosen, (
+        f"best trial {best.trial_id} ({best.spec.family}) not refit: ~"
+        f"{refit_seconds(best, rows):.0f}s on all {rows:,} rows, {refit_s:.0f}s for the refit; "
+        f"{chosen.trial_id} ({chosen.spec.family}) instead"
+    )
 
 
 #: Smallest gain a round of ensemble selection must bring: in the metric's units for bounded
@@ -146,7 +172,7 @@ def select_ensemble(
     y_rows = y[pool[0].oof_rows]
     preds = [np.asarray(t.oof, dtype=np.float64) for t in pool]
     single = [score_predictions(metric, y_rows, p) for p in preds]
-    cost = [refit_seconds(t) for t in pool]
+    cost = [refit_seconds(t, len(y)) for t in pool]
     counts = np.zeros(len(pool), dtype=int)
     total = np.zeros_like(preds[0])
     best_counts, best_score = None, -np.inf

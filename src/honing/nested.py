@@ -16,9 +16,10 @@ import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from honing.config import RaySettings, SearchConfig
+from honing.folds import forward_splits, group_splits
 from honing.metrics import lower_is_better, metric_value, scorer
 from honing.search import run_search
-from honing.training import TrainingSetup, forward_splits, group_splits, train_model
+from honing.training import TrainingSetup, train_model
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ def _trainable(
     rungs: int,
     holdout: float | None,
     deadlines: Deadlines = Deadlines(),  # noqa: B008 - frozen, shared safely
+    fit_rows: int | None = None,
 ) -> None:
     import socket
     import tempfile
@@ -59,7 +60,12 @@ def _trainable(
     started = time.time()
 
     def metrics(
-        rung: int, scores: list[float], seconds: float, rounds: int | None = None, cut: bool = False
+        rung: int,
+        scores: list[float],
+        seconds: float,
+        rounds: int | None = None,
+        cut: bool = False,
+        sampled: int | None = None,
     ) -> dict[str, Any]:
         return {
             "score": float(np.mean(scores)),
@@ -71,6 +77,7 @@ def _trainable(
             "started_at": started,
             "rounds": rounds,
             "cut": cut,
+            "fit_rows": sampled,
         }
 
     def report(rung: int, scores: list[float], seconds: float) -> None:
@@ -91,13 +98,14 @@ def _trainable(
         on_step=report,
         holdout=holdout,
         deadline=deadlines.for_trial(started),
+        fit_rows=fit_rows,
     )
     cv = res.cv
     assert cv is not None and cv.oof is not None
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(f"{tmp}/{OOF_FILE}", oof=cv.oof, rows=cv.oof_rows)
         tune.report(
-            metrics(last, cv.fold_scores, cv.fit_seconds, cv.rounds, cv.cut),
+            metrics(last, cv.fold_scores, cv.fit_seconds, cv.rounds, cv.cut, cv.fit_rows),
             checkpoint=tune.Checkpoint.from_directory(tmp),
         )
 
@@ -199,29 +207,47 @@ def run_search(
     validation predictions come back with it, for ensemble selection. ``progress`` receives a
     line every ``progress_every_s`` seconds. With an ``experiment_name`` whose folder already
     exists under the storage path, the search is restored instead: trials that finished are not
-    run again."""
+    run again.
+
+    On a large table (:func:`honing.anytime.sample_rows`) the trials fit a sample of the rows,
+    and the search's last :data:`honing.anytime.PROMOTE_SHARE` of its budget fits the best of
+    them on all rows (``SearchResult.notes`` says which)."""
     classes = int(np.max(y)) + 1 if setup.task == "classification" and len(y) else 0
     holdout = holdout_share(cfg, len(X), len(setup.columns.all), classes)
-    deadlines = Deadlines.from_budget(cfg.time_budget_s)
+    fit_rows = anytime.sample_rows(cfg, len(X), len(setup.columns.all), classes)
     started = time.time()
+    budget = cfg.time_budget_s
+    if fit_rows and budget is not None:  # the trials' share; the rest fits the best on more rows
+        cfg = cfg.model_copy(update={"time_budget_s": budget * (1 - anytime.PROMOTE_SHARE)})
+    deadlines = Deadlines.from_budget(cfg.time_budget_s, started)
     here = anytime.runs_here(cfg, ray_settings.address)
     ray_s = time.time()
     if not here and not ray_settings.address:
         here = not _local_ray(ray_settings, progress)  # Ray would not start: search anyway
     ray_s = time.time() - ray_s  # Ray's start, apart from the search's own budget
+    cores = max(1, int(ray_settings.num_cpus or os.cpu_count() or 1))
     if here:
-        cores = ray_settings.num_cpus or os.cpu_count() or 1
         result = anytime.search_here(
             X, y, cfg=cfg, setup=setup, holdout=holdout, deadlines=deadlines,
-            n_jobs=max(1, int(cores)), progress=progress, every_s=progress_every_s,
+            n_jobs=cores, progress=progress, every_s=progress_every_s, fit_rows=fit_rows,
         )  # fmt: skip
     else:
         result = _search_on_ray(
             X, y, cfg=cfg, setup=setup, ray_settings=ray_settings,
             experiment_name=experiment_name, progress=progress,
             progress_every_s=progress_every_s, holdout=holdout, deadlines=deadlines,
+            fit_rows=fit_rows,
         )  # fmt: skip
         result.startup_s += ray_s
+    result.holdout = holdout
+    if fit_rows and result.completed:  # the best sampled trials, on all rows
+        left = None if budget is None else started + budget - time.time()
+        finished = anytime.finish_cut(
+            result, X, y, setup=setup, n_jobs=cores, top=anytime.PROMOTE_TOP,
+            seconds=float("inf") if left is None else left,
+        )  # fmt: skip
+        result = finished.result
+        result.notes.extend(finished.notes)  # logged with the search's summary
     if not result.completed:  # anytime: a search always ends with a model
         fallback = anytime.fallback_trial(X, y, cfg=cfg, setup=setup, holdout=holdout)
         (progress or LOG.info)(
@@ -231,7 +257,6 @@ def run_search(
         )
         result.trials.append(fallback)
     result.wall_s = time.time() - started
-    result.holdout = holdout
     _ = result.best  # raises SearchError when nothing finished, the fallback included
     return result
 
@@ -278,6 +303,7 @@ def _search_on_ray(
     progress_every_s: float,
     holdout: float | None,
     deadlines: Deadlines,
+    fit_rows: int | None = None,
 ) -> SearchResult:
     """The trials on Ray Tune (see :func:`run_search`)."""
     from ray import tune
@@ -297,6 +323,7 @@ def _search_on_ray(
             rungs=cfg.scheduler.max_t if cfg.scheduler.kind != "none" else 1,
             holdout=holdout,
             deadlines=deadlines,
+            fit_rows=fit_rows,
         ),
         {"cpu": cfg.cpus_per_trial},
     )
@@ -328,7 +355,9 @@ def _search_on_ray(
         ):
             grid = tuner.fit()
     result = SearchResult(
-        metric=cfg.metric, validation=describe_validation(cfg, holdout), startup_s=startup_s
+        metric=cfg.metric,
+        validation=describe_validation(cfg, holdout, fit_rows),
+        startup_s=startup_s,
     )
     for trial in grid:
         if not trial.config:  # created but never started before the time budget ran out
@@ -384,7 +413,10 @@ def _trial_result(trial: Any, started: float) -> TrialResult:
         started_at=m.get("started_at"),
         cut=bool(m.get("cut", False)),
         rung_scores=_rung_scores(trial),
-        grows_to=anytime.rounds_to_grow(configured, m.get("rounds"), bool(m.get("cut", False))),
+        grows_to=anytime.rounds_to_grow(
+            configured, m.get("rounds"), bool(m.get("cut")) or bool(m.get("fit_rows"))
+        ),
+        fit_rows=m.get("fit_rows"),
     )
 
 

@@ -113,6 +113,15 @@ class SearchConfig(StrictModel):
         "rows x columns is large for the time budget).",
     )
     holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.5)
+    sample_rows: int | Literal["auto"] | None = Field(
+        default="auto",
+        description="Training rows each search trial is fitted on (it is scored on all the "
+        "validation rows). auto: with a time budget, a sample of 8,000 cells (rows x columns, "
+        "x classes past two) per second of the search's budget, at least 10,000 rows, on a "
+        "table of twice as many rows; the best trials are then fitted on more rows, all when "
+        "the time allows, before the model is chosen. A number: at most that many, on any "
+        "table. null: every trial fits all rows.",
+    )
     cv_folds: int = Field(default=5, ge=2, le=20)
     metric: Metric = "roc_auc"
     seed: int = 42
@@ -129,6 +138,13 @@ class SearchConfig(StrictModel):
         for family, space in families.items():
             _check_space(f"search.families.{family}", space or {})
         return {k: dict(v or {}) for k, v in families.items()}
+
+    @field_validator("sample_rows")
+    @classmethod
+    def _check_sample(cls, rows: int | str | None) -> int | str | None:
+        if isinstance(rows, int) and rows < 100:
+            raise ValueError(f"search.sample_rows: at least 100 rows, or auto or null; got {rows}")
+        return rows
 
     @field_validator("features")
     @classmethod

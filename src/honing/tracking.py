@@ -282,6 +282,7 @@ def log_trials(parent_run_id: str, experiment_id: str, search: SearchResult) -> 
                 "honing.family": trial.spec.family,
                 "honing.trial_status": trial.status,
                 **({"honing.trial_cut": "true"} if trial.cut else {}),
+                **({"honing.trial_fit_rows": str(trial.fit_rows)} if trial.fit_rows else {}),
             },
             parent_run_id=parent_run_id,
             start_time_ms=None if trial.started_at is None else int(trial.started_at * 1000),
@@ -351,7 +352,7 @@ def leaderboard(search: SearchResult, run_ids: list[str], experiment_id: str) ->
         k: []
         for k in (
             "trial", "best", "family", f"cv_{search.metric}", "sd", "fit_seconds", "rungs",
-            "status", "cut", "params", "folds", "run", "ray_trial",
+            "status", "cut", "fit_rows", "params", "folds", "run", "ray_trial",
         )
     }  # fmt: skip
     for i in order:
@@ -366,6 +367,7 @@ def leaderboard(search: SearchResult, run_ids: list[str], experiment_id: str) ->
         table["rungs"].append(t.rungs)
         table["status"].append(t.status)
         table["cut"].append(t.cut)
+        table["fit_rows"].append(t.fit_rows)
         table["params"].append(t.spec.effective().label())
         table["folds"].append(
             ", ".join(f"{metric_value(search.metric, f):.4f}" for f in t.fold_scores)

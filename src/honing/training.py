@@ -9,12 +9,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone, is_classifier
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from honing.config import FeaturesConfig, PipelineConfig
-from honing.data import group_holdout_rows, holdout_rows, pinned_rows
 from honing.features import (
     FeatureColumns,
     build_preprocessor,
@@ -31,8 +29,10 @@ from honing.fidelity import (
     boosting_ladder,
     predictions,
     sample_ladder,
+    subsample,
     warm_start_ladder,
 )
+from honing.folds import splits_for
 from honing.metrics import score_predictions
 from honing.models import FAMILY_TABLE, build_estimator, effective_params
 
@@ -107,6 +107,7 @@ class CVResult:
     oof_rows: np.ndarray | None = None
     rounds: int | None = None  # boosting: the rounds at the best mean validation loss
     cut: bool = False  # a deadline ended the training early: the result is its best so far
+    fit_rows: int | None = None  # the training rows each split fitted, when a sample of them
 
     @property
     def mean(self) -> float:
@@ -272,98 +273,6 @@ def laddered(family: str, rungs: int) -> bool:
     return rungs > 1 and family in FAMILY_TABLE
 
 
-def splits_for(
-    model: Any,
-    X: pd.DataFrame,
-    y: np.ndarray,
-    *,
-    folds: int,
-    seed: int,
-    holdout: float | None,
-    forward_gap: int | None = None,
-    groups: np.ndarray | None = None,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The validation splits: k-fold (stratified for classifiers), or one holdout of that
-    share. A class with a single row is on the training side of every split. Every trial
-    and ensemble uses the same splits for the same seed.
-
-    With ``forward_gap`` (rows in time order), every split is forward: expanding-window
-    folds (scikit-learn's ``TimeSeriesSplit``), or the newest ``holdout`` share of the rows
-    validating a model trained on the rows before them, ``forward_gap`` rows apart.
-
-    With ``groups`` (one per row), a group's rows are on one side of every split: group
-    k-fold (stratified for classifiers), with at most as many folds as groups, or about a
-    ``holdout`` share of the groups held out."""
-    if forward_gap is not None:
-        return forward_splits(len(y), folds=folds, holdout=holdout, gap=forward_gap)
-    if groups is not None:
-        return group_splits(y, groups, folds=folds, seed=seed, holdout=holdout,
-                            stratify=is_classifier(model))  # fmt: skip
-    classify = is_classifier(model)
-    if holdout:
-        train, valid = holdout_rows(y, holdout, seed=seed, stratify=classify)
-        return [(np.sort(train), np.sort(valid))]
-    if not classify:
-        return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y))
-    codes = np.asarray(y, dtype=int)
-    rows = np.arange(len(codes))
-    single = np.bincount(codes)[codes] < 2  # never validated: every fold trains on them
-    pool = rows[~single]
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return [
-        (np.sort(np.concatenate([pool[t], rows[single]])), pool[v])
-        for t, v in splitter.split(pool, codes[~single])
-    ]
-
-
-def group_splits(
-    y: np.ndarray,
-    groups: np.ndarray,
-    *,
-    folds: int,
-    seed: int,
-    holdout: float | None,
-    stratify: bool,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Validation splits that keep each group's rows together (see :func:`splits_for`)."""
-    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
-
-    if len(groups) != len(y):
-        raise ValueError(f"{len(groups)} groups for {len(y)} rows")
-    codes = np.asarray(y, dtype=int) if stratify else None
-    if holdout:
-        return [group_holdout_rows(groups, holdout, seed=seed, codes=codes)]
-    rows = np.arange(len(y))
-    pinned = pinned_rows(groups, codes)  # on the training side of every fold
-    pool = rows[~pinned]
-    k = min(folds, len(np.unique(groups[pool])))
-    if k < 2:
-        raise ValueError("split.group_column: fewer than two groups to validate on")
-    if stratify:
-        splitter: Any = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    else:
-        splitter = GroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [
-        (np.sort(np.concatenate([pool[t], rows[pinned]])), np.sort(pool[v]))
-        for t, v in splitter.split(pool.reshape(-1, 1), y[pool], groups[pool])
-    ]
-
-
-def forward_splits(
-    rows: int, *, folds: int, holdout: float | None, gap: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Forward validation splits of ``rows`` rows in time order (see :func:`splits_for`)."""
-    from sklearn.model_selection import TimeSeriesSplit
-
-    if holdout:
-        cut = rows - max(1, int(round(holdout * rows)))
-        return [(np.arange(max(1, cut - gap)), np.arange(cut, rows))]
-    return [
-        (np.asarray(t), np.asarray(v))
-        for t, v in TimeSeriesSplit(n_splits=folds, gap=gap).split(np.arange(rows))
-    ]
-
-
 def cross_validate_model(
     model: Pipeline,
     X: pd.DataFrame,
@@ -380,6 +289,7 @@ def cross_validate_model(
     deadline: float | None = None,
     forward_gap: int | None = None,
     groups: np.ndarray | None = None,
+    fit_rows: int | None = None,
 ) -> CVResult:
     """Stratified k-fold CV score of ``model`` (cloned per fold; ``model`` is left unfitted),
     or a single holdout score when ``holdout`` is a share of rows. The validation predictions
@@ -394,16 +304,23 @@ def cross_validate_model(
 
     ``deadline`` (``time.time()`` seconds) makes the training anytime: boosting rounds and a
     forest's trees grow only while they fit before it, and the result is the best so far
-    (``CVResult.cut``). Families trained in one go are not cut."""
+    (``CVResult.cut``). Families trained in one go are not cut.
+
+    ``fit_rows``: each split trains on a stratified sample of at most that many of its
+    training rows (a search's low-fidelity trials on a large table); it validates on all of
+    its validation rows, so scores and out-of-fold predictions are those of the full rows."""
     splits = splits_for(
         model, X, y, folds=folds, seed=seed, holdout=holdout, forward_gap=forward_gap,
         groups=groups,
     )  # fmt: skip
     start = time.perf_counter()
-    folds_data = []
+    folds_data, sampled = [], None
     for train_idx, valid_idx in splits:
         X_fit, y_fit = resample(X.iloc[train_idx], y[train_idx], sampling, seed=seed)
-        folds_data.append(Fold(X_fit, y_fit, X.iloc[valid_idx], y[valid_idx]))
+        fold = Fold(X_fit, y_fit, X.iloc[valid_idx], y[valid_idx])
+        if fit_rows is not None and len(y_fit) > fit_rows:
+            fold, sampled = Fold(*subsample(fold, fit_rows, seed), fold.X_val, fold.y_val), fit_rows
+        folds_data.append(fold)
 
     def score(y_val: np.ndarray, preds: np.ndarray) -> float:
         return score_predictions(metric, y_val, preds)
@@ -427,11 +344,15 @@ def cross_validate_model(
         ladder = LadderResult(scores, preds)
         if on_step is not None:  # trained with its whole budget: the last rung
             on_step(max(rungs, 1), ladder.scores, time.perf_counter() - start)
-    return _result(metric, ladder, start, splits)
+    return _result(metric, ladder, start, splits, sampled)
 
 
 def _result(
-    metric: str, ladder: LadderResult, start: float, splits: list[tuple[np.ndarray, np.ndarray]]
+    metric: str,
+    ladder: LadderResult,
+    start: float,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    fit_rows: int | None,
 ) -> CVResult:
     rows = np.concatenate([valid for _, valid in splits])
     order = np.argsort(rows, kind="stable")
@@ -444,6 +365,7 @@ def _result(
         oof_rows=rows[order],
         rounds=ladder.rounds,
         cut=ladder.cut,
+        fit_rows=fit_rows,
     )
 
 
@@ -460,11 +382,13 @@ def train_model(
     on_step: StepCallback | None = None,
     holdout: float | None = None,
     deadline: float | None = None,
+    fit_rows: int | None = None,
 ) -> TrainResult:
     """Cross-validate ``spec`` on (X, y) with ``setup.folds`` folds (or one ``holdout``
     split) when ``cross_validate`` is set, and fit it on all of (X, y) when ``refit`` is
     set. Search trials use ``cross_validate=True, refit=False`` (and ``rungs`` / ``on_step``
-    under a scheduler, and the trial's ``deadline``); the final model uses the defaults."""
+    under a scheduler, the trial's ``deadline``, and ``fit_rows`` on a large table: see
+    :func:`cross_validate_model`); the final model uses the defaults, and all rows."""
     task, seed = setup.task, setup.seed
     model = make_model(spec, setup, n_jobs=n_jobs)
     sampling = effective_features(spec, setup.features).sampling
@@ -486,6 +410,7 @@ def train_model(
             deadline=deadline,
             forward_gap=setup.forward_gap,
             groups=setup.groups,
+            fit_rows=fit_rows,
         )
         if cross_validate
         else None

@@ -36,10 +36,13 @@ class TrialResult:
     #: The trial's deadline stopped its growth (boosting rounds, a forest's trees) before
     #: its configured end: its score is that of what it had grown by then.
     cut: bool = False
-    #: A boosted trial cut while its validation loss still fell: the rounds its configuration
-    #: allows (``spec`` holds the rounds it reached), which :func:`honing.anytime.finish_cut`
-    #: may grow it to after the search. None otherwise.
+    #: A boosted trial cut while its validation loss still fell, or fitted on a sample: the
+    #: rounds its configuration allows (``spec`` holds the rounds it reached), which
+    #: :func:`honing.anytime.finish_cut` may grow it to after the search. None otherwise.
     grows_to: int | None = None
+    #: The training rows each of its splits fitted, when a sample of them (a large table's
+    #: first rung; see :func:`honing.anytime.sample_rows`); None: all of them.
+    fit_rows: int | None = None
 
     def __post_init__(self) -> None:
         if not self.status:
@@ -55,6 +58,7 @@ class SearchResult:
     validation: str = "cv"  # "5-fold CV" or "holdout 20%": what scored the trials
     startup_s: float = 0.0  # starting or joining Ray, before the search's own budget
     holdout: float | None = None  # the holdout share that scored the trials; None: k-fold CV
+    notes: list[str] = field(default_factory=list)  # what happened after the trials (promotion)
 
     def log_lines(self) -> list[str]:
         line = (
@@ -66,7 +70,7 @@ class SearchResult:
             best = self.best
             score = metric_value(self.metric, best.score or 0.0)
             line += f"; best {best.spec.effective().label()}: {self.metric} {score:.4f}"
-        return [line]
+        return [line, *self.notes]
 
     @property
     def stopped(self) -> list[TrialResult]:

@@ -16,9 +16,10 @@ from sklearn.datasets import make_classification
 from honing import anytime, data
 from honing.config import FeaturesConfig, SearchConfig
 from honing.features import FeatureColumns
+from honing.folds import splits_for
 from honing.metrics import score_predictions
 from honing.portfolio import SPACES
-from honing.training import ModelSpec, TrainingSetup, splits_for, train_model
+from honing.training import ModelSpec, TrainingSetup, train_model
 from honing.trials import SearchResult
 
 

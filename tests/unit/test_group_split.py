@@ -11,8 +11,9 @@ from honing.config import FeaturesConfig, SplitConfig
 from honing.data import split_data
 from honing.exceptions import DataValidationError
 from honing.features import infer_columns
+from honing.folds import splits_for
 from honing.metrics import METRICS, metric_value
-from honing.training import ModelSpec, TrainingSetup, splits_for, train_model
+from honing.training import ModelSpec, TrainingSetup, train_model
 
 
 @pytest.fixture(scope="module")

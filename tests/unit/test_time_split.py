@@ -61,7 +61,8 @@ def test_under_a_time_split_every_inner_validation_is_forward(flights, holdout, 
     from the time it is scored on or later, ``gap`` rows apart."""
     from honing.config import FeaturesConfig
     from honing.features import FeatureColumns
-    from honing.training import ModelSpec, TrainingSetup, splits_for, train_model
+    from honing.folds import splits_for
+    from honing.training import ModelSpec, TrainingSetup, train_model
 
     split, _ = split_data(
         flights, "late", positive_label="yes", drop_columns=[], test_size=0.25, seed=0,

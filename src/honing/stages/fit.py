@@ -53,6 +53,7 @@ def choose(
         grown = anytime.finish_cut(
             result, split.X_train, split.y_train, setup=prepared.setup,
             seconds=anytime.FINISH_SHARE * refit_s, n_jobs=os.cpu_count() or 1,
+            samples=False,  # the search kept its own time to fit its samples on more rows
         )  # fmt: skip
         result, refit_s = grown.result, max(refit_s - grown.seconds, 0.0)
     selection, scored, notes = None, [], []
@@ -60,11 +61,13 @@ def choose(
         selection = ensembles.select_ensemble(result, split.y_train, refit_budget_s=refit_s)
     if cfg_ens.enabled and cfg_ens.methods:
         specs = ensembles.ensemble_specs(result, cfg_ens)
-        specs, notes = ensembles.affordable(specs, result, refit_s)
+        specs, notes = ensembles.affordable(specs, result, refit_s, len(split.y_train))
         scored = ensembles.score_ensembles(split.X_train, split.y_train, specs, prepared.setup)
+    best, why = ensembles.refittable_best(result, len(split.y_train), refit_s)
     decision = ensembles.choose(
-        result.best, scored, notes, selection=selection, metric=cfg.search.metric
-    )
+        best, scored, notes + ([why] if why else []), selection=selection,
+        metric=cfg.search.metric,
+    )  # fmt: skip
     return replace(decision, grown=grown.notes)
 
 

@@ -1,0 +1,129 @@
+"""A large table's search: its trials fit a sample of each split's training rows and are
+scored on all of its validation rows; the search keeps a share of its budget to fit the best
+of them on all rows before the model is chosen (``search.sample_rows``)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+from sklearn.base import clone
+from sklearn.datasets import make_classification
+
+from honing import anytime, search
+from honing.config import FeaturesConfig, RaySettings, SearchConfig
+from honing.features import FeatureColumns
+from honing.fidelity import Fold, predictions, subsample
+from honing.folds import splits_for
+from honing.portfolio import SPACES
+from honing.training import ModelSpec, TrainingSetup, make_model, train_model
+
+
+def _table(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, TrainingSetup]:
+    X, y = make_classification(n, 12, n_informative=6, flip_y=0.05, random_state=seed)
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(12)])
+    cols = FeatureColumns(numeric=list(df.columns), categorical=[])
+    return df, y, TrainingSetup("classification", cols, FeaturesConfig(), 0, "roc_auc", 3)
+
+
+def test_auto_samples_tables_large_for_the_search_budget():
+    cfg = SearchConfig(families={"lightgbm": {}}, time_budget_s=40)
+    assert cfg.sample_rows == "auto"
+    # 8,000 cells a second of the search: 16,000 rows of 20 columns in 40 s ...
+    assert anytime.sample_rows(cfg, 32_000, 20) == 16_000
+    assert anytime.sample_rows(cfg, 31_999, 20) is None  # ... only from twice as many rows
+    assert anytime.sample_rows(cfg, 262_000, 20) == 16_000
+    # more columns, or classes past two (a tree per class a round): a smaller sample, not
+    # under 10,000 rows
+    assert anytime.sample_rows(cfg, 262_000, 40) == anytime.FIRST_SAMPLE_ROWS
+    assert anytime.sample_rows(cfg, 262_000, 20, classes=10) == anytime.FIRST_SAMPLE_ROWS
+    assert anytime.sample_rows(cfg, 262_000, 20, classes=2) == 16_000
+    longer = cfg.model_copy(update={"time_budget_s": 400})  # a longer search, more rows
+    assert anytime.sample_rows(longer, 400_000, 20) == 160_000
+    assert anytime.sample_rows(longer, 262_000, 20) is None
+    unbounded = cfg.model_copy(update={"time_budget_s": None})
+    assert anytime.sample_rows(unbounded, 1_000_000, 20) is None  # no deadline to keep
+    fixed = cfg.model_copy(update={"sample_rows": 5000})
+    assert anytime.sample_rows(fixed, 20_000, 20) == 5000
+    assert anytime.sample_rows(fixed, 4000, 20) is None  # fewer rows than the sample
+    assert anytime.sample_rows(cfg.model_copy(update={"sample_rows": None}), 10**7, 20) is None
+    with pytest.raises(ValidationError, match="sample_rows: at least 100 rows"):
+        SearchConfig(families={"lightgbm": {}}, sample_rows=10)
+
+
+def test_a_sampled_trial_fits_that_many_rows_and_is_scored_on_every_validation_row():
+    df, y, setup = _table(3000)
+    spec = ModelSpec("logistic_regression", {"C": 1.0})
+    cv = train_model(df, y, spec, setup, cross_validate=True, refit=False, fit_rows=400).cv
+    assert cv is not None and cv.fit_rows == 400
+    assert np.array_equal(cv.oof_rows, np.arange(len(y)))  # every row validated once
+    # the same predictions as the model fitted by hand on each split's stratified sample
+    model = make_model(spec, setup)
+    for train, valid in splits_for(model, df, y, folds=3, seed=0, holdout=None):
+        fold = Fold(df.iloc[train], y[train], df.iloc[valid], y[valid])
+        X_fit, y_fit = subsample(fold, 400, seed=0)
+        assert len(y_fit) == 400 and abs(y_fit.mean() - y[train].mean()) < 0.01  # stratified
+        by_hand = predictions(clone(model).fit(X_fit, y_fit), fold.X_val)
+        np.testing.assert_allclose(cv.oof[np.searchsorted(cv.oof_rows, valid)], by_hand)
+    whole = train_model(df, y, spec, setup, cross_validate=True, refit=False).cv
+    assert whole is not None and whole.fit_rows is None and whole.mean != cv.mean
+
+
+def test_a_sampled_search_fits_its_best_trials_on_all_rows_within_its_budget():
+    df, y, setup = _table(4000, seed=1)
+    budget = 14.0
+    cfg = SearchConfig(
+        families={f: SPACES[f] for f in ("lightgbm", "logistic_regression")},
+        algorithm="tpe", trials_per_family=None, time_budget_s=budget, sample_rows=500, seed=0,
+    )  # fmt: skip
+    assert anytime.runs_here(cfg, None)
+    said: list[str] = []
+    began = time.time()
+    result = search.run_search(
+        df, y, cfg=cfg, setup=setup, ray_settings=RaySettings(num_cpus=1), progress=said.append
+    )
+    took = time.time() - began
+    assert "trials fitted on 500 sampled rows" in result.validation
+    sampled = [t for t in result.completed if t.fit_rows == 500]
+    more = [t for t in result.completed if t.fit_rows != 500]
+    assert len(sampled) >= 3 and 1 <= len(more) <= anytime.PROMOTE_TOP
+    # fitted on all of a split's rows, or on as many as the time left afforded: twice or more
+    assert all(t.fit_rows is None or t.fit_rows >= 2 * 500 for t in more)
+    fitted = [n for n in result.notes if n.startswith("fitted trial")]
+    assert len(fitted) == len(more) and all(" rows, not 500" in n for n in fitted)
+    for trial in more:  # on the same rows as the sampled trials: ensembles can mix them
+        assert np.array_equal(trial.oof_rows, sampled[0].oof_rows)
+        assert trial.grows_to is None or trial.fit_rows is not None  # all rows: finished
+    # more rows than an eighth of the table, for one of the best sampled configurations
+    assert result.best in more and result.best.score > max(t.score for t in sampled)
+    assert took < budget + 8.0  # the promotion is inside the search's budget (loaded CI)
+    assert result.log_lines()[1:] == result.notes
+
+
+def test_a_sampled_trial_is_refit_only_when_its_refit_on_all_rows_fits():
+    """A trial's refit is costed on all the rows: a forest that took 3 s on 10,000 rows
+    takes about 26 times that on 260,000 (refit from a sampled search, it took 90 s of a
+    120 s budget). The choice then takes the best trial whose refit fits."""
+    from honing.ensembles import refit_seconds, refittable_best
+    from honing.trials import SearchResult, TrialResult
+
+    def trial(i: int, family: str, score: float, seconds: float, rows: int | None):
+        return TrialResult(f"t{i}", ModelSpec(family), score, 0.0, [score], seconds, fit_rows=rows)
+
+    forest = trial(0, "extra_trees", 0.74, 3.0, 10_000)
+    booster = trial(1, "lightgbm", 0.73, 2.0, 10_000)
+    whole = trial(2, "logistic_regression", 0.70, 30.0, None)
+    assert refit_seconds(forest, 260_000) == pytest.approx(3.0 * 1.3 * 26)  # 101 s
+    assert refit_seconds(booster, 260_000) == pytest.approx(2.0 * 1.3 * 26)  # 68 s
+    assert refit_seconds(whole, 260_000) == pytest.approx(30.0 * 1.3)  # 39 s
+    result = SearchResult("roc_auc", [forest, booster, whole])
+    assert refittable_best(result, 260_000, None) == (forest, None)  # no budget
+    assert refittable_best(result, 260_000, 120.0) == (forest, None)
+    chosen, why = refittable_best(result, 260_000, 80.0)
+    assert chosen is booster and why.startswith("best trial t0 (extra_trees) not refit: ~101s")
+    assert refittable_best(result, 260_000, 10.0)[0] is whole  # none fits: the quickest
+    # a trial scored on all rows is refit whatever it costs, as before
+    assert refittable_best(SearchResult("roc_auc", [whole]), 260_000, 1.0) == (whole, None)
