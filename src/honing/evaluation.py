@@ -59,7 +59,8 @@ def evaluate(
     1; multiclass: macro averages, ROC-AUC one-vs-rest), the Brier score (binary) and the
     confusion matrix (rows: true class, columns: predicted), all under the decision ``rule``
     (default: the model's own, see :func:`honing.decision.raw_and_rule`). Regression
-    (``classes`` = []): RMSE, MAE, R² and the largest absolute error."""
+    (``classes`` = []): every regression metric of :data:`honing.metrics.METRICS` (RMSE,
+    MAE, R² and the largest absolute error)."""
     if not classes:
         return _evaluate_regression(model, X, y)
     predictor, own = raw_and_rule(model, classes)
@@ -107,15 +108,12 @@ def _or_nan(metric: Any, y: np.ndarray, proba: np.ndarray) -> float:
 
 
 def _evaluate_regression(model: Any, X: pd.DataFrame, y: np.ndarray) -> EvaluationReport:
-    from sklearn.metrics import max_error, mean_absolute_error, r2_score, root_mean_squared_error
-
     y = np.asarray(y, dtype=np.float64)
     pred = np.asarray(model.predict(X), dtype=np.float64)
     metrics = {
-        "rmse": root_mean_squared_error(y, pred),
-        "mae": mean_absolute_error(y, pred),
-        "r2": r2_score(y, pred),
-        "max_error": max_error(y, pred),
+        info.name: _or_nan(info.from_predictions, y, pred)
+        for info in METRICS.values()
+        if info.task == "regression"
     }
     return EvaluationReport(
         metrics={k: float(v) for k, v in metrics.items()},

@@ -115,6 +115,10 @@ METRICS: dict[str, MetricInfo] = {
             lambda y, p: float(skm.mean_absolute_error(y, p)), bounded=False,
         ),
         MetricInfo("r2", "regression", True, "r2", lambda y, p: float(skm.r2_score(y, p))),
+        MetricInfo(
+            "max_error", "regression", False, "max_error",
+            lambda y, p: float(skm.max_error(y, p)), bounded=False,
+        ),
     )
 }  # fmt: skip
 

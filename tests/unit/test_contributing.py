@@ -85,6 +85,43 @@ def test_a_new_metric_is_one_table_entry(monkeypatch, split):
     assert decision.promote and "balanced_accuracy" in decision.reason
 
 
+def test_a_new_regression_metric_is_one_table_entry(monkeypatch):
+    """A regression metric, too: the evaluation reads every regression entry of the table
+    (it once listed RMSE, MAE, R² and the largest error by hand)."""
+    import pandas as pd
+    from sklearn.datasets import make_friedman1
+
+    from honing.features import FeatureColumns
+
+    def median_ae(y: np.ndarray, pred: np.ndarray) -> float:
+        return float(skm.median_absolute_error(y, pred))
+
+    monkeypatch.setitem(
+        metrics.METRICS,
+        "median_ae",
+        metrics.MetricInfo(
+            "median_ae", "regression", False, "neg_median_absolute_error", median_ae,
+            bounded=False,
+        ),
+    )  # fmt: skip
+    X, y = make_friedman1(600, n_features=6, noise=0.5, random_state=0)
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(6)])
+    setup = TrainingSetup(
+        "regression", FeatureColumns(numeric=list(df.columns), categorical=[]),
+        FeaturesConfig(), seed=0, metric="median_ae", folds=3,
+    )  # fmt: skip
+    res = train_model(df[:450], y[:450], ModelSpec("linear", {"alpha": 1.0}), setup,
+                      cross_validate=True)  # fmt: skip
+    assert res.cv.mean < 0  # greater is better: an error comes negated
+    report = evaluate(res.model, df[450:], y[450:], [])
+    assert report.metrics["median_ae"] == pytest.approx(
+        median_ae(y[450:], res.model.predict(df[450:]))
+    )
+    assert {"rmse", "mae", "r2", "max_error", "median_ae"} <= set(report.metrics)
+    with pytest.raises(ModelQualityError, match="median_ae"):
+        gate(report, {"median_ae": 0.01})  # an error: a maximum
+
+
 def test_a_new_family_is_one_table_entry(monkeypatch, split):
     monkeypatch.setitem(
         models.FAMILY_TABLE,
