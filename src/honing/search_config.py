@@ -117,8 +117,8 @@ class SearchConfig(StrictModel):
         default="auto",
         description="Training rows each search trial is fitted on (it is scored on all the "
         "validation rows). auto: with a time budget, a sample of 8,000 cells (rows x columns, "
-        "x classes past two) per second of the search's budget, at least 10,000 rows, on a "
-        "table of twice as many rows; the best trials are then fitted on more rows, all when "
+        "x classes past two) per second of the search's budget, at least 25,000 rows, on a "
+        "table of four times as many rows; the best trials are then fitted on more rows, all when "
         "the time allows, before the model is chosen. A number: at most that many, on any "
         "table. null: every trial fits all rows.",
     )

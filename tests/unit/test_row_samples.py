@@ -32,18 +32,18 @@ def _table(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, TrainingSet
 def test_auto_samples_tables_large_for_the_search_budget():
     cfg = SearchConfig(families={"lightgbm": {}}, time_budget_s=40)
     assert cfg.sample_rows == "auto"
-    # 8,000 cells a second of the search: 16,000 rows of 20 columns in 40 s ...
-    assert anytime.sample_rows(cfg, 32_000, 20) == 16_000
-    assert anytime.sample_rows(cfg, 31_999, 20) is None  # ... only from twice as many rows
-    assert anytime.sample_rows(cfg, 262_000, 20) == 16_000
-    # more columns, or classes past two (a tree per class a round): a smaller sample, not
-    # under 10,000 rows
-    assert anytime.sample_rows(cfg, 262_000, 40) == anytime.FIRST_SAMPLE_ROWS
-    assert anytime.sample_rows(cfg, 262_000, 20, classes=10) == anytime.FIRST_SAMPLE_ROWS
-    assert anytime.sample_rows(cfg, 262_000, 20, classes=2) == 16_000
-    longer = cfg.model_copy(update={"time_budget_s": 400})  # a longer search, more rows
-    assert anytime.sample_rows(longer, 400_000, 20) == 160_000
-    assert anytime.sample_rows(longer, 262_000, 20) is None
+    # at least 25,000 rows, from a table of four times as many ...
+    assert anytime.sample_rows(cfg, 100_000, 20) == 25_000
+    assert anytime.sample_rows(cfg, 99_999, 20) is None
+    assert anytime.sample_rows(cfg, 262_000, 20, classes=10) == 25_000
+    # ... or 8,000 cells a second of the search: 48,000 rows of 20 columns in 120 s, 96,000
+    # of 10 columns, fewer per row of more classes (a tree per class a round)
+    longer = cfg.model_copy(update={"time_budget_s": 120})
+    assert anytime.sample_rows(longer, 262_000, 20) == 48_000
+    assert anytime.sample_rows(longer, 262_000, 10) is None  # 96,000: not a quarter
+    assert anytime.sample_rows(longer, 400_000, 10) == 96_000
+    assert anytime.sample_rows(longer, 262_000, 20, classes=2) == 48_000
+    assert anytime.sample_rows(longer, 262_000, 20, classes=3) == 25_000
     unbounded = cfg.model_copy(update={"time_budget_s": None})
     assert anytime.sample_rows(unbounded, 1_000_000, 20) is None  # no deadline to keep
     fixed = cfg.model_copy(update={"sample_rows": 5000})
