@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from honing import metrics
+from honing.drift import DriftMethodName
 from honing.metrics import Metric
 from honing.settings import StrictModel
 
@@ -209,10 +210,11 @@ class MonitoringConfig(StrictModel):
             return self.max_metric_drop
         return self.max_metric_drop_relative * abs(reference)
 
-    drift_method: Literal["auto", "effect_size"] = Field(
+    drift_method: DriftMethodName = Field(
         default="auto",
-        description="auto: Evidently's defaults (p-values on small samples); effect_size: "
-        "normed Wasserstein and PSI with thresholds, whatever the batch size.",
+        description="How a column's drift is measured: an entry of honing.drift.DRIFT_METHODS "
+        "(auto: Evidently's defaults, p-values on small samples; effect_size: normed "
+        "Wasserstein and PSI with thresholds, whatever the batch size).",
     )
     max_rows: int | None = Field(
         default=50_000, ge=100, description="Rows sampled from each table for drift checks."

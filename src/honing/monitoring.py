@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from honing.config import MonitoringConfig
+from honing.drift import DRIFT_METHODS, drifted, is_p_value
 from honing.metrics import lower_is_better, passes
 
 
@@ -131,7 +132,7 @@ class DriftReport:
 
 
 def _score(c: ColumnDrift) -> str:
-    sign = "<" if _is_p_value(c.method) else ">="
+    sign = "<" if is_p_value(c.method) else ">="
     sign = sign if c.drifted else {"<": ">=", ">=": "<"}[sign]
     return f"{c.method} {c.score:.3g} {sign} {c.threshold:.3g}"
 
@@ -148,17 +149,6 @@ class RetrainDecision:
         verdict = "retrain" if self.retrain else "keep the champion"
         lines = [f"drift gate: {verdict}: {'; '.join(self.reasons)}"]
         return lines + [f"drift gate: noted, not deciding: {w}" for w in self.warnings]
-
-
-def _is_p_value(method: str) -> bool:
-    return "p_value" in method.lower()
-
-
-#: Effect-size drift: Evidently's stattests and their thresholds (normed Wasserstein distance
-#: for numbers, population stability index for categories): unlike p-values, they do not
-#: flag trivial shifts because a batch is large.
-EFFECT_SIZE = {"num_method": "wasserstein", "num_threshold": 0.1, "cat_method": "psi",
-               "cat_threshold": 0.2}  # fmt: skip
 
 
 def capped(df: pd.DataFrame, max_rows: int | None, seed: int = 0) -> pd.DataFrame:
@@ -179,9 +169,9 @@ def drift_report(
     max_rows: int | None = None,
     weights: dict[str, float] | None = None,
 ) -> DriftReport:
-    """Per-column data drift. ``method`` ``auto``: Evidently's DataDriftPreset defaults (K-S /
-    chi-square p-values on small samples, Wasserstein / Jensen-Shannon on large ones);
-    ``effect_size``: :data:`EFFECT_SIZE` whatever the size. Both tables are sampled down to
+    """Per-column data drift, measured by ``method``, an entry of
+    :data:`honing.drift.DRIFT_METHODS` (``auto``: Evidently's DataDriftPreset defaults;
+    ``effect_size``: distances with thresholds, whatever the size). Both tables are sampled down to
     ``max_rows`` first (the row counts reported are the batch's own). Writes Evidently's HTML
     to ``html_path``. Columns :data:`PREDICTION` and :data:`TARGET`, when both tables have
     them, are reported apart from the features. ``weights``: importance per feature column
@@ -193,7 +183,7 @@ def drift_report(
     reference, current = capped(reference, max_rows), capped(current, max_rows)
     columns = [*numeric, *categorical]
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    preset = DataDriftPreset(**EFFECT_SIZE) if method == "effect_size" else DataDriftPreset()
+    preset = DataDriftPreset(**DRIFT_METHODS[method].preset)
     snapshot = Report([preset]).run(
         Dataset.from_pandas(current[columns], data_definition=definition),
         Dataset.from_pandas(reference[columns], data_definition=definition),
@@ -207,9 +197,10 @@ def drift_report(
         if not cfg.get("type", "").endswith("ValueDrift"):
             continue
         score, threshold = float(metric["value"]), float(cfg["threshold"])
-        method = str(cfg.get("method", ""))
-        drifted = score < threshold if _is_p_value(method) else score >= threshold
-        drifts.append(ColumnDrift(cfg["column"], method, score, threshold, drifted))
+        test = str(cfg.get("method", ""))
+        drifts.append(
+            ColumnDrift(cfg["column"], test, score, threshold, drifted(test, score, threshold))
+        )
     apart = {d.column: d for d in drifts if d.column in (PREDICTION, TARGET)}
     drifts = [d for d in drifts if d.column not in apart]
     share = sum(d.drifted for d in drifts) / len(drifts) if drifts else 0.0

@@ -122,6 +122,33 @@ def test_a_new_regression_metric_is_one_table_entry(monkeypatch):
         gate(report, {"median_ae": 0.01})  # an error: a maximum
 
 
+def test_a_new_drift_method_is_one_table_entry(monkeypatch):
+    import pandas as pd
+
+    from honing import drift
+    from honing.config import MonitoringConfig
+    from honing.monitoring import drift_report
+
+    preset = {"num_method": "jensenshannon", "num_threshold": 0.1,
+              "cat_method": "jensenshannon", "cat_threshold": 0.1}  # fmt: skip
+    monkeypatch.setitem(
+        drift.DRIFT_METHODS, "js", drift.DriftMethod("js", "Jensen-Shannon distance", preset)
+    )
+    assert MonitoringConfig(drift_method="js").drift_method == "js"  # the config accepts it
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"a": rng.normal(0, 1, 800), "b": rng.normal(0, 1, 800),
+                        "c": rng.choice(["x", "y"], 800)})  # fmt: skip
+    cur = ref.assign(a=rng.normal(3, 1, 800))
+    report = drift_report(ref, cur, numeric=["a", "b"], categorical=["c"], method="js")
+    assert report.drifted == ["a"]
+    assert {c.method for c in report.columns} == {"jensenshannon"}
+    # a p-value test set by name drifts below its threshold (its name lacks "p_value")
+    assert drift.drifted("mannw", 0.01, 0.05) and not drift.drifted("mannw", 0.5, 0.05)
+    assert drift.drifted("jensenshannon", 0.5, 0.1) and not drift.drifted("psi", 0.01, 0.2)
+    with pytest.raises(ValueError, match="unknown drift method 'hellinger'"):
+        MonitoringConfig(drift_method="hellinger")
+
+
 def test_a_new_family_is_one_table_entry(monkeypatch, split):
     monkeypatch.setitem(
         models.FAMILY_TABLE,
