@@ -327,16 +327,18 @@ def finish_cut(
     samples: bool = True,
 ) -> Finished:
     """Finish, on the search's own splits and with early stopping, the best ``top`` completed
-    trials that did not, within ``seconds`` in all, best first: a trial fitted on a sample of
-    the rows (``TrialResult.fit_rows``; unless ``samples`` is off) is fitted on all of them, or
-    on as many as the time left affords at its sample's pace (at least twice its sample; the
-    pace counts the fixed costs of a trial as rows, so more usually fit), and a boosted trial
-    cut by its deadline while
-    its validation loss still fell (``TrialResult.grows_to``) is grown, up to its configured
-    rounds. A finished trial replaces its unfinished self when it scores at least as well,
-    or, from a sample, when its deadline did not cut it (it is nearer the model the refit
-    fits); its out-of-fold predictions feed the ensembles and the decision rule like any
-    trial's."""
+    trials that did not, within ``seconds`` in all, best first:
+
+    * a trial fitted on a sample of the rows (``TrialResult.fit_rows``; unless ``samples`` is
+      off) is fitted on all of them, or on as many as the time left affords at its sample's
+      pace (at least twice its sample; the pace counts a trial's fixed costs as rows, so
+      more usually fit);
+    * a boosted trial cut by its deadline while its validation loss still fell
+      (``TrialResult.grows_to``) is grown, up to its configured rounds.
+
+    A finished trial replaces its unfinished self when it scores at least as well, or, from
+    a sample, when its deadline did not cut it (it is nearer the model the refit fits); its
+    out-of-fold predictions feed the ensembles and the decision rule like any trial's."""
     begun = time.time()
     end = begun + max(seconds, 0.0)
     rows = int(len(y) * (1 - (result.holdout or 1 / max(setup.folds, 2))))  # a split's

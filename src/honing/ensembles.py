@@ -55,9 +55,8 @@ def affordable(
     ``time_left_s=None``: no budget, all are kept."""
     if time_left_s is None:
         return specs, []
-    seconds = {  # a sampled trial's CV on all rows costs as many times more
-        t.spec.label(): (t.fit_seconds or 0.0) * max(1.0, rows / t.fit_rows if t.fit_rows else 1.0)
-        for t in result.completed
+    seconds = {
+        t.spec.label(): (t.fit_seconds or 0.0) * unsampled(t, rows) for t in result.completed
     }
     kept, notes = [], []
     for spec in specs:
@@ -107,8 +106,13 @@ def refit_seconds(trial: TrialResult, rows: int) -> float:
     validation fit time, scaled up for the larger training set (by the rows a sampled trial
     did not fit: a forest of 10,000 rows refit on 260,000 takes about 26 times as long)."""
     fits = max(len(trial.fold_scores), 1)
-    sampled = rows / trial.fit_rows if trial.fit_rows else 1.0
-    return float(trial.fit_seconds or 0.0) / fits * 1.3 * max(sampled, 1.0)
+    return float(trial.fit_seconds or 0.0) / fits * 1.3 * unsampled(trial, rows)
+
+
+def unsampled(trial: TrialResult, rows: int) -> float:
+    """How many times its own seconds ``trial`` takes on all ``rows`` rows: the rows its
+    sample left out (1 for a trial on all rows)."""
+    return max(1.0, rows / trial.fit_rows) if trial.fit_rows else 1.0
 
 
 def refittable_best(

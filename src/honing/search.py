@@ -211,7 +211,7 @@ def run_search(
 
     On a large table (:func:`honing.anytime.sample_rows`) the trials fit a sample of the rows,
     and the search's last :data:`honing.anytime.PROMOTE_SHARE` of its budget fits the best of
-    them on all rows (``SearchResult.notes`` says which)."""
+    them on more rows, all when it can (``SearchResult.notes`` says which)."""
     classes = int(np.max(y)) + 1 if setup.task == "classification" and len(y) else 0
     holdout = holdout_share(cfg, len(X), len(setup.columns.all), classes)
     fit_rows = anytime.sample_rows(cfg, len(X), len(setup.columns.all), classes)
@@ -240,7 +240,7 @@ def run_search(
         )  # fmt: skip
         result.startup_s += ray_s
     result.holdout = holdout
-    if fit_rows and result.completed:  # the best sampled trials, on all rows
+    if fit_rows and result.completed:  # the best sampled trials, on more rows
         left = None if budget is None else started + budget - time.time()
         finished = anytime.finish_cut(
             result, X, y, setup=setup, n_jobs=cores, top=anytime.PROMOTE_TOP,
