@@ -188,3 +188,24 @@ def test_a_booster_cut_while_improving_is_grown_again_before_the_choice():
     # no time to spare: nothing grows, and the cut trial is what the choice sees
     kept = anytime.finish_cut(result, df, y, setup=setup, seconds=0.0, n_jobs=1)
     assert kept.result.trials == [cut] and "not grown" in kept.notes[0]
+
+
+def test_a_small_tables_cut_trial_grows_in_the_seconds_left_whatever_it_took():
+    """The only trial of a run on a loaded machine took 10 s for 10 rounds, most of it a cold
+    process warming up: with 2 s to spare it was not grown, and its 10-round model was refit.
+    On a small table a second is enough to grow it to its deadline's best round."""
+    from dataclasses import replace
+
+    df, y, setup = _regression()
+    cfg = SearchConfig(families={"lightgbm": {"n_estimators": 1000, "learning_rate": 0.3}})
+    cut = anytime.fallback_trial(df, y, cfg=cfg, setup=setup, holdout=None, seconds=0.0)
+    slow = replace(cut, fit_seconds=10.0)  # what a cold first trial records
+    result = SearchResult(metric="rmse", trials=[slow], holdout=None)
+    assert len(y) * df.shape[1] <= anytime.SMALL_GROWTH_CELLS
+    done = anytime.finish_cut(result, df, y, setup=setup, seconds=2.0, n_jobs=1)
+    (grown,) = done.result.trials
+    assert grown.score > cut.score and grown.spec.params["n_estimators"] > 10
+    assert done.notes[0].startswith("grew cut trial fallback (lightgbm) from 10 rounds")
+    # under a second left: not grown
+    kept = anytime.finish_cut(result, df, y, setup=setup, seconds=0.5, n_jobs=1)
+    assert kept.result.trials == [slow] and "not grown" in kept.notes[0]
