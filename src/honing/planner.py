@@ -197,6 +197,9 @@ class Trims:
     compression: tuple[str, ...] | None = None  # None: as configured
     latency_rows: int | None = None  # single-row latency samples; None: as configured
     notes: list[str] = field(default_factory=list)
+    #: Seconds compression may take from its start (training a student or fine-tuning stops
+    #: there); None: no budget.
+    compression_s: float | None = None
 
     def log_lines(self) -> list[str]:
         return [f"trimmed: {note}" for note in self.notes] or ["nothing trimmed: the budget fits"]
@@ -218,6 +221,7 @@ class Trims:
             "shap_rows": self.shap_rows,
             "compression": None if self.compression is None else list(self.compression),
             "latency_rows": self.latency_rows,
+            "compression_s": self.compression_s,
             "notes": self.notes,
         }
 
@@ -298,6 +302,7 @@ def trim(
         compression=kept,
         latency_rows=latency_rows,
         notes=notes,
+        compression_s=max(rest - export_s, 0.0) if compression and kept != () else None,
     )
 
 

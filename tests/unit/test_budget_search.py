@@ -54,6 +54,9 @@ def test_trims_cut_optional_work_in_order_and_say_so():
         600.0, 400.0, predict_s=0.01, columns=10, techniques=techniques, compression=True
     )
     assert roomy.notes == [] and roomy.permutation_repeats == 5 and roomy.shap_rows == 100
+    # compression's own seconds (a student's training stops there): what is left once
+    # registration, explanations and the ONNX export with its served flavor are kept aside
+    assert roomy.compression_s is not None and 0 < roomy.compression_s < 400 - 60
     assert (
         roomy.compression_config(CompressionConfig()).techniques == CompressionConfig().techniques
     )
@@ -82,6 +85,7 @@ def test_trims_cut_optional_work_in_order_and_say_so():
         60.0, 2.0, predict_s=0.2, columns=30, techniques=techniques, compression=True
     )
     assert spent.compression == () and spent.permutation_repeats == 0
+    assert spent.compression_s is None  # nothing to train
     assert not spent.compression_config(CompressionConfig()).enabled
     assert any("compression skipped" in n for n in spent.notes)
 

@@ -167,6 +167,16 @@ def test_distilled_student_learns_from_soft_labels(fitted_preprocessor):
     )
     pred = C.TorchPredictor(pre, C.build_module(student)).predict(X)
     assert (pred == y).mean() > 0.9
+    # a deadline stops the training: with one already past, a single step, at once
+    import time
+
+    began = time.time()
+    rushed = C.distill(
+        Teacher(), pre, X, y, widths=[8], epochs=10_000, temperature=2.0, alpha=0.7, seed=0,
+        deadline=began,
+    )  # fmt: skip
+    assert time.time() - began < 5.0  # 10,000 epochs would take minutes
+    assert rushed.weights[0].shape == student.weights[0].shape
 
 
 def test_load_served_refuses_unknown_or_missing_manifests():

@@ -95,10 +95,14 @@ def train_dense(
     soft_targets: np.ndarray | None = None,
     temperature: float = 1.0,
     alpha: float = 1.0,
+    deadline: float | None = None,
 ) -> Any:
     """Train ``module`` in place with Adam on cross-entropy; with ``soft_targets`` the loss is
     ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(labels)`` (distillation).
-    Pruning masks registered with ``torch.nn.utils.prune`` stay applied while training."""
+    Pruning masks registered with ``torch.nn.utils.prune`` stay applied while training.
+    Training stops at ``deadline`` (``time.time()``), after at least one step."""
+    import time
+
     import torch
     import torch.nn.functional as F
 
@@ -111,9 +115,13 @@ def train_dense(
         teacher = torch.softmax(torch.from_numpy(logits.astype(np.float32)), dim=1)
     opt = torch.optim.Adam(module.parameters(), lr=learning_rate)
     module.train()
+    stepped = False
     for _ in range(int(epochs)):
         order = torch.randperm(len(Xt), generator=gen)
         for start in range(0, len(Xt), batch_size):
+            if stepped and deadline is not None and time.time() >= deadline:
+                return module.eval()
+            stepped = True
             idx = order[start : start + batch_size]
             out = module(Xt[idx])
             loss = F.cross_entropy(out, yt[idx])

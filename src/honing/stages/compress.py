@@ -3,6 +3,8 @@ one picked. A pure computation; :func:`honing.stages.register.register` logs the
 
 from __future__ import annotations
 
+import time
+
 from honing import compression, planner
 from honing.config import PipelineConfig
 from honing.stages.fit import Refit
@@ -27,7 +29,11 @@ def compress(
         prepared.classes,
         numeric=columns.numeric,
         categorical=columns.text,
-        options=compression.options_from_config(options, seed=cfg.search.seed),
+        options=compression.options_from_config(
+            options,
+            seed=cfg.search.seed,
+            deadline=None if trims.compression_s is None else time.time() + trims.compression_s,
+        ),
         metric=options.metric,
         tolerance=options.tolerance,
         rule=refit.decision.rule,
