@@ -128,6 +128,8 @@ def refittable_best(
     ranked = sorted(result.completed, key=lambda t: -(t.score or 0.0))
     fits = [t for t in ranked if refit_seconds(t, rows) <= refit_s]
     chosen = fits[0] if fits else min(ranked, key=lambda t: refit_seconds(t, rows))
+    if chosen is best:  # the quickest to refit already: nothing else to say
+        return best, None
     return chosen, (
         f"best trial {best.trial_id} ({best.spec.family}) not refit: ~"
         f"{refit_seconds(best, rows):.0f}s on all {rows:,} rows, {refit_s:.0f}s for the refit; "

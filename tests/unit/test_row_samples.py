@@ -125,5 +125,7 @@ def test_a_sampled_trial_is_refit_only_when_its_refit_on_all_rows_fits():
     chosen, why = refittable_best(result, 260_000, 80.0)
     assert chosen is booster and why.startswith("best trial t0 (extra_trees) not refit: ~101s")
     assert refittable_best(result, 260_000, 10.0)[0] is whole  # none fits: the quickest
+    # the only trial, however slow its refit: itself, and nothing to say
+    assert refittable_best(SearchResult("roc_auc", [forest]), 260_000, 1.0) == (forest, None)
     # a trial scored on all rows is refit whatever it costs, as before
     assert refittable_best(SearchResult("roc_auc", [whole]), 260_000, 1.0) == (whole, None)
