@@ -125,6 +125,10 @@ def test_a_sampled_trial_is_refit_only_when_its_refit_on_all_rows_fits():
     chosen, why = refittable_best(result, 260_000, 80.0)
     assert chosen is booster and why.startswith("best trial t0 (extra_trees) not refit: ~101s")
     assert refittable_best(result, 260_000, 10.0)[0] is whole  # none fits: the quickest
+    # a boosted trial is refit whatever its estimate says (its rounds are fixed)
+    slow_booster = trial(3, "xgboost", 0.80, 20.0, 10_000)
+    mixed = SearchResult("roc_auc", [slow_booster, whole])
+    assert refittable_best(mixed, 260_000, 10.0) == (slow_booster, None)
     # the only trial, however slow its refit: itself, and nothing to say
     assert refittable_best(SearchResult("roc_auc", [forest]), 260_000, 1.0) == (forest, None)
     # a trial scored on all rows is refit whatever it costs, as before
