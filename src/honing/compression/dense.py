@@ -4,6 +4,7 @@ train (with distillation), prune (magnitude, structured) and quantize to int8.""
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,8 +102,6 @@ def train_dense(
     ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(labels)`` (distillation).
     Pruning masks registered with ``torch.nn.utils.prune`` stay applied while training.
     Training stops at ``deadline`` (``time.time()``), after at least one step."""
-    import time
-
     import torch
     import torch.nn.functional as F
 
