@@ -223,6 +223,7 @@ def run_honing(folder: Path, seed: int) -> dict[str, Any]:
         "trials": s["trials"],
         "counted_s": s["timings"].get("total"),
         "search_s": s["timings"].get("search"),
+        "seconds": {k: round(float(v), 1) for k, v in s["timings"].items()},
     }
 
 

@@ -235,7 +235,9 @@ def boosting_ladder(
     """Grow every fold's booster in lockstep, rung by rung (or in doubling :func:`chunks`
     when no scheduler cuts the budget), and stop when the mean validation loss has not
     improved for :func:`patience` rounds, or when the next chunk would pass ``deadline``
-    (it is shrunk to the rounds that fit first). Scores and predictions are those at the best
+    (it is shrunk to the rounds that fit first, at the last chunk's pace per round: the first
+    chunk's warm-up is not carried into every later one, and since chunks double, a chunk's
+    fixed costs spread over more rounds). Scores and predictions are those at the best
     round."""
     template = model.steps[-1][1]
     total = int(template.get_params()["n_estimators"] or DEFAULT_ROUNDS)
@@ -244,21 +246,21 @@ def boosting_ladder(
     estimators: list[BaseEstimator | None] = [None] * len(folds)
     curves: list[list[float]] = [[] for _ in folds]
     done, result = 0, LadderResult([], [])
-    growing = time.time()
+    pace = 0.0  # seconds per round of the last chunk (its growth and scoring)
     for rung, planned in enumerate(steps, start=1):
         budget = planned
-        if done and deadline is not None:  # the rounds that fit, at the pace so far
-            pace = (time.time() - growing) / done
+        if done and deadline is not None:  # the rounds that fit, at the last chunk's pace
             budget = min(planned, done + int(time_left(deadline) / max(pace, 1e-9)))
             if budget <= done:
                 result.cut = True
                 break
+        growing = time.time()
         for i, ((_, Z_fit, Z_val), f) in enumerate(zip(ready, folds, strict=True)):
             estimators[i], curve = booster.grow(
                 template, estimators[i], budget - done, (Z_fit, f.y_fit), (Z_val, f.y_val)
             )
             curves[i].extend(curve)
-        done = budget
+        rounds, done = budget - done, budget
         best = int(np.argmin(np.mean(curves, axis=0))) + 1
         preds = [
             booster.predict(est, Z_val, best)
@@ -266,6 +268,7 @@ def boosting_ladder(
         ]
         scores = [score(f.y_val, p) for f, p in zip(folds, preds, strict=True)]
         result = LadderResult(scores, preds, rounds=best, cut=budget < planned)
+        pace = (time.time() - growing) / rounds
         if on_step is not None and rungs > 1:
             on_step(rung, scores, time.perf_counter() - start)
         if done - best >= patience(total) or result.cut:

@@ -56,12 +56,15 @@ def test_trims_cut_optional_work_in_order_and_say_so():
     assert roomy.notes == [] and roomy.permutation_repeats == 5 and roomy.shap_rows == 100
     # compression's own seconds (a student's training stops there): what is left once
     # registration, explanations and the ONNX export with its served flavor are kept aside
-    assert roomy.compression_s is not None and 0 < roomy.compression_s < 400 - 60
+    registration = 0.02 * 600  # its reserve: a share of the budget, over its 5 s floor
+    explanations = 5 * 10 * 0.01 + planner.SHAP_MIN_S  # five repeats of ten columns, SHAP
+    export = planner.SERVED_REGISTRATION_S  # no tree nodes were given: the flavor alone
+    assert roomy.compression_s == pytest.approx(400 - registration - explanations - export)
     assert (
         roomy.compression_config(CompressionConfig()).techniques == CompressionConfig().techniques
     )
 
-    tight = planner.trim(  # 9 s of it are registration's, 6 s the served flavor's
+    tight = planner.trim(  # 5 s of it are registration's, 6 s the served flavor's
         60.0, 26.0, predict_s=0.2, columns=30, techniques=techniques, compression=True
     )
     assert tight.permutation_repeats < 5 and tight.shap_rows == 0
@@ -111,14 +114,15 @@ def test_a_slow_start_keeps_longer_reserves():
     assert planner.plan(60.0, elapsed_s=25, compression=True).slowdown == 1.0  # not measured
     assert quiet.slowdown == 1.0 and busy.slowdown == 1.5
     assert busy.reserved_s == pytest.approx(1.5 * quiet.reserved_s, abs=0.1)
-    assert "(x1.5: a start of 28s" in busy.note and "a start of" not in quiet.note
+    assert f"(x1.5: a start of {1.5 * planner.QUIET_START_S:.0f}s" in busy.note
+    assert "a start of" not in quiet.note
     assert planner.slowdown(10 * planner.QUIET_START_S) == planner.MAX_SLOWDOWN
     assert planner.refit_budget(60.0, 40.0, compression=False, slowdown=1.5) < (
         planner.refit_budget(60.0, 40.0, compression=False)
     )
     left = dict(predict_s=0.01, columns=10, techniques=("onnx",), compression=True)
-    calm = planner.trim(120.0, 30.0, **left, model_size=10_000)
-    rushed = planner.trim(120.0, 30.0, **left, model_size=10_000, slowdown=2.0)
+    calm = planner.trim(120.0, 22.0, **left, model_size=60_000)
+    rushed = planner.trim(120.0, 22.0, **left, model_size=60_000, slowdown=2.0)
     assert calm.compression != () and rushed.compression == ()
 
 

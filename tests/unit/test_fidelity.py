@@ -3,6 +3,8 @@ subsamples; each reports growing rungs and ends with the same model a one-shot f
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,3 +149,42 @@ def test_boosting_sees_cross_fitted_target_encodings_as_the_refit_does(family):
     spec = ModelSpec(family, {"n_estimators": 400, "learning_rate": 0.05})
     cv, plain = _cv(wide, y, with_code, spec)[0].cv, _cv(df, y, cols, spec)[0].cv
     assert cv.rounds >= plain.rounds // 2 and cv.mean > plain.mean - 0.02
+
+
+class _Timed(LightGBMRounds):
+    """LightGBM whose chunks take a known time: a one-time warm-up on the first (a cold
+    process's), then ``per_round_s`` a round."""
+
+    def __init__(self, warm_up_s: float, per_round_s: float) -> None:
+        self.warm_up_s, self.per_round_s = warm_up_s, per_round_s
+
+    def grow(self, template, previous, rounds, train, valid):
+        time.sleep((self.warm_up_s if previous is None else 0.0) + rounds * self.per_round_s)
+        return super().grow(template, previous, rounds, train, valid)
+
+
+def test_a_slow_first_chunk_does_not_cut_the_later_ones():
+    """The rounds that fit before a deadline are judged at the last chunk's pace: a first
+    chunk that took 1.5 s to warm up is not carried into every later one. Judged at the pace
+    since the start, the ladder cut itself at 75 rounds here; at the last chunk's pace it
+    grows to about 210, when the deadline cuts it."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from honing.fidelity import Fold, boosting_ladder
+
+    df, y, _ = _frame(600)
+    est = build_estimator(
+        "lightgbm", {"learning_rate": 0.001, "n_estimators": 300}, seed=0, task="classification"
+    )
+    model = Pipeline([("scale", StandardScaler()), ("model", est)])
+    fold = Fold(df.iloc[:450], y[:450], df.iloc[450:], y[450:])
+    began = time.time()
+    result = boosting_ladder(
+        model, [fold], _Timed(warm_up_s=1.5, per_round_s=0.01), rungs=1,
+        score=lambda y_val, p: float(roc_auc_score(y_val, p[:, 1])),
+        on_step=None, start=time.perf_counter(), deadline=began + 1.6 + 2.0,
+    )  # fmt: skip
+    assert time.time() - began < 3.6 + 0.5  # the deadline held
+    assert result.cut and result.rounds > 150, result
