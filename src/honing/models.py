@@ -20,6 +20,7 @@ from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.svm import SVC, SVR
 
+from honing.converters import catboost_onnx, lightgbm_onnx, xgboost_onnx
 from honing.fidelity import Booster, CatBoostRounds, LightGBMRounds, XGBoostRounds
 
 
@@ -211,6 +212,9 @@ class Family:
     booster: Booster | None = None  # grows n_estimators round by round, with early stopping
     native_categorical: str | None = None  # constructor keyword for categorical positions
     tree: bool = False  # a tree model: splits ignore scale, so numeric columns are not scaled
+    #: Registers its estimators with skl2onnx when skl2onnx does not know them (a boosting
+    #: library's); called before every ONNX export (see :mod:`honing.converters`).
+    onnx_converter: Callable[[], None] | None = None
 
 
 FAMILY_TABLE: dict[str, Family] = {
@@ -262,6 +266,7 @@ FAMILY_TABLE: dict[str, Family] = {
             encoder="ordinal",
             native_categorical="categorical_column",
             booster=LightGBMRounds(),
+            onnx_converter=lightgbm_onnx,
             tree=True,
         ),
         Family(
@@ -269,6 +274,7 @@ FAMILY_TABLE: dict[str, Family] = {
             {"classification": _xgboost, "regression": _xgboost_regressor},
             encoder="ordinal",
             booster=XGBoostRounds(),
+            onnx_converter=xgboost_onnx,
             tree=True,
         ),
         Family(
@@ -276,6 +282,7 @@ FAMILY_TABLE: dict[str, Family] = {
             {"classification": _catboost, "regression": _catboost_regressor},
             encoder="ordinal",
             booster=CatBoostRounds(),
+            onnx_converter=catboost_onnx,
             tree=True,
         ),
         Family(

@@ -1,11 +1,13 @@
 """CONTRIBUTING.md's one-file examples hold: a new metric is one entry of
-``honing.metrics.METRICS`` and a new model family one entry of ``honing.models.FAMILY_TABLE``.
+``honing.metrics.METRICS`` and a new model family (a boosting library too, with its rounds
+and its ONNX converter) one entry of ``honing.models.FAMILY_TABLE``.
 Each test adds its entry (and nothing else) and drives it through everything that reads it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from lightgbm import LGBMClassifier
 from sklearn import metrics as skm
 from sklearn.tree import DecisionTreeClassifier
 
@@ -200,3 +202,74 @@ def test_a_new_family_is_one_table_entry(monkeypatch, split):
     assert [c.name for c in candidates] == ["native", "onnx"] and skipped == {}
     onnx = candidates[1].predictor.predict_proba(data.X_test)
     np.testing.assert_allclose(onnx, res.model.predict_proba(data.X_test), atol=1e-5)
+
+
+def _goss_onnx() -> None:
+    """The new family's converter: skl2onnx learns its estimator (here through onnxmltools'
+    LightGBM converter, since the estimator is LightGBM's underneath)."""
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+
+    update_registered_converter(
+        _GossClassifier, "GossClassifier", calculate_linear_classifier_output_shapes,
+        convert_lightgbm, options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+    )  # fmt: skip
+
+
+def _goss_classifier(params, seed, n_jobs):
+    return _GossClassifier(
+        data_sample_strategy="goss", random_state=seed, n_jobs=n_jobs, verbose=-1, **params
+    )
+
+
+class _GossClassifier(LGBMClassifier):
+    """A boosting library skl2onnx has never heard of (a class of its own)."""
+
+
+def test_a_new_booster_family_is_one_table_entry(monkeypatch, split):
+    """A boosting family brings its rounds adapter (trials grow in chunks and stop early) and
+    its ONNX converter (the export registers it): one entry, nothing else."""
+    from honing.fidelity import LightGBMRounds
+
+    monkeypatch.setitem(
+        models.FAMILY_TABLE,
+        "goss",
+        models.Family(
+            "goss",
+            {"classification": _goss_classifier},
+            encoder="ordinal",
+            booster=LightGBMRounds(),
+            tree=True,
+            onnx_converter=_goss_onnx,
+        ),  # fmt: skip
+    )
+    (data, classes) = split
+    columns = infer_columns(data.X_train, FeaturesConfig(encoder="auto"))
+    res = train_model(
+        data.X_train,
+        data.y_train,
+        ModelSpec("goss", {"n_estimators": 400, "learning_rate": 0.3}),
+        TrainingSetup(
+            "classification",
+            columns,
+            FeaturesConfig(encoder="auto"),
+            seed=0,
+            metric="roc_auc",
+            folds=3,
+        ),  # fmt: skip
+        cross_validate=True,
+    )
+    assert 0.6 < res.cv.mean <= 1.0
+    assert res.cv.rounds is not None and res.cv.rounds < 400  # grown in chunks, stopped early
+    candidates, skipped = build_candidates(
+        res.model,
+        data.X_train,
+        data.y_train,
+        numeric=columns.numeric,
+        categorical=columns.text,
+        options=CompressionOptions(techniques=("onnx",)),
+    )
+    assert [c.name for c in candidates] == ["native", "onnx"] and skipped == {}
+    onnx = candidates[1].predictor.predict_proba(data.X_test)
+    np.testing.assert_allclose(onnx, res.model.predict_proba(data.X_test), atol=1e-4)

@@ -39,81 +39,13 @@ def _onnx_ready(estimator: Any) -> Any:
 
 
 def register_boosting_converters() -> None:
-    """Teach skl2onnx the LightGBM and XGBoost estimators (onnxmltools' converters)."""
-    from lightgbm import LGBMClassifier, LGBMRegressor
-    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
-    from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import (
-        calculate_linear_classifier_output_shapes,
-        calculate_linear_regressor_output_shapes,
-    )
-    from xgboost import XGBClassifier, XGBRegressor
+    """Teach skl2onnx every family's estimators that it does not know: each
+    :class:`honing.models.Family` with an ``onnx_converter`` registers its own."""
+    from honing.models import FAMILY_TABLE
 
-    options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
-    for model, alias, converter, shapes, opts in (
-        (LGBMClassifier, "LightGbmLGBMClassifier", convert_lightgbm,
-         calculate_linear_classifier_output_shapes, options),
-        (LGBMRegressor, "LightGbmLGBMRegressor", convert_lightgbm,
-         calculate_linear_regressor_output_shapes, None),
-        (XGBClassifier, "XGBoostXGBClassifier", convert_xgboost,
-         calculate_linear_classifier_output_shapes, options),
-        (XGBRegressor, "XGBoostXGBRegressor", convert_xgboost,
-         calculate_linear_regressor_output_shapes, None),
-    ):  # fmt: skip
-        update_registered_converter(model, alias, shapes, converter, options=opts)
-    _register_catboost()
-
-
-#: The name CatBoost's classifier is registered under in skl2onnx.
-CATBOOST_CLASSIFIER = "CatBoostCatBoostClassifier"
-
-
-def _catboost_classifier_parser(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None):
-    """skl2onnx's parser for CatBoost's classifier: a label and the probabilities (no
-    ZipMap, which honing's exports never ask for)."""
-    from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
-
-    operator = scope.declare_local_operator(CATBOOST_CLASSIFIER, model)
-    operator.inputs = inputs
-    operator.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
-    operator.outputs.append(scope.declare_local_variable("probabilities", FloatTensorType()))
-    return operator.outputs
-
-
-def _convert_catboost(scope: Any, operator: Any, container: Any) -> None:
-    """CatBoost's own ONNX export (one TreeEnsemble node) placed into skl2onnx's graph."""
-    from catboost.utils import convert_to_onnx_object
-    from onnx import helper
-
-    onx = convert_to_onnx_object(operator.raw_operator)
-    node = next(n for n in onx.graph.node if n.op_type.startswith("TreeEnsemble"))
-    opsets = {d.domain: d.version for d in onx.opset_import}
-    attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    container.add_node(
-        node.op_type, [operator.inputs[0].full_name], [o.full_name for o in operator.outputs],
-        op_domain=node.domain, op_version=opsets.get(node.domain), **attributes,
-    )  # fmt: skip
-
-
-def _register_catboost() -> None:
-    """Teach skl2onnx CatBoost's estimators, through CatBoost's own ONNX export."""
-    from catboost import CatBoostClassifier, CatBoostRegressor
-    from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import (
-        calculate_linear_classifier_output_shapes,
-        calculate_linear_regressor_output_shapes,
-    )
-
-    update_registered_converter(
-        CatBoostClassifier, CATBOOST_CLASSIFIER,
-        calculate_linear_classifier_output_shapes, _convert_catboost,
-        parser=_catboost_classifier_parser, options={"nocl": [True, False], "zipmap": [False]},
-    )  # fmt: skip
-    update_registered_converter(
-        CatBoostRegressor, "CatBoostCatBoostRegressor",
-        calculate_linear_regressor_output_shapes, _convert_catboost,
-    )  # fmt: skip
+    for family in FAMILY_TABLE.values():
+        if family.onnx_converter is not None:
+            family.onnx_converter()
 
 
 def _onnx_inputs(numeric: list[str], categorical: list[str]) -> list[Any]:

@@ -1,0 +1,100 @@
+"""ONNX converters for the estimators skl2onnx does not know: each registers one library's
+classifier and regressor with skl2onnx. A :class:`honing.models.Family` names its converter
+(``onnx_converter``), and the ONNX export registers every family's before it converts, so a
+new boosting library is one table entry plus its converter here (or anywhere importable).
+
+Each function imports its library when called, never on import, and may be called again
+(skl2onnx replaces an earlier registration)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: skl2onnx options of a boosted classifier's converter: no class labels in the graph, and
+#: ZipMap (a dictionary per row) optional.
+CLASSIFIER_OPTIONS: dict[str, list[Any]] = {
+    "nocl": [True, False],
+    "zipmap": [True, False, "columns"],
+}
+#: The name CatBoost's classifier is registered under in skl2onnx.
+CATBOOST_CLASSIFIER = "CatBoostCatBoostClassifier"
+
+
+def _register(classifier: Any, regressor: Any, prefix: str, converter: Any) -> None:
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    update_registered_converter(
+        classifier, f"{prefix}{classifier.__name__}",
+        calculate_linear_classifier_output_shapes, converter, options=CLASSIFIER_OPTIONS,
+    )  # fmt: skip
+    update_registered_converter(
+        regressor, f"{prefix}{regressor.__name__}",
+        calculate_linear_regressor_output_shapes, converter,
+    )  # fmt: skip
+
+
+def lightgbm_onnx() -> None:
+    """LightGBM's estimators, through onnxmltools' converter."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+    _register(LGBMClassifier, LGBMRegressor, "LightGbm", convert_lightgbm)
+
+
+def xgboost_onnx() -> None:
+    """XGBoost's estimators, through onnxmltools' converter."""
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+    from xgboost import XGBClassifier, XGBRegressor
+
+    _register(XGBClassifier, XGBRegressor, "XGBoost", convert_xgboost)
+
+
+def _catboost_classifier_parser(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None):
+    """skl2onnx's parser for CatBoost's classifier: a label and the probabilities (no
+    ZipMap, which honing's exports never ask for)."""
+    from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
+
+    operator = scope.declare_local_operator(CATBOOST_CLASSIFIER, model)
+    operator.inputs = inputs
+    operator.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
+    operator.outputs.append(scope.declare_local_variable("probabilities", FloatTensorType()))
+    return operator.outputs
+
+
+def _convert_catboost(scope: Any, operator: Any, container: Any) -> None:
+    """CatBoost's own ONNX export (one TreeEnsemble node) placed into skl2onnx's graph."""
+    from catboost.utils import convert_to_onnx_object
+    from onnx import helper
+
+    onx = convert_to_onnx_object(operator.raw_operator)
+    node = next(n for n in onx.graph.node if n.op_type.startswith("TreeEnsemble"))
+    opsets = {d.domain: d.version for d in onx.opset_import}
+    attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    container.add_node(
+        node.op_type, [operator.inputs[0].full_name], [o.full_name for o in operator.outputs],
+        op_domain=node.domain, op_version=opsets.get(node.domain), **attributes,
+    )  # fmt: skip
+
+
+def catboost_onnx() -> None:
+    """CatBoost's estimators, through CatBoost's own ONNX export."""
+    from catboost import CatBoostClassifier, CatBoostRegressor
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    update_registered_converter(
+        CatBoostClassifier, CATBOOST_CLASSIFIER,
+        calculate_linear_classifier_output_shapes, _convert_catboost,
+        parser=_catboost_classifier_parser, options={"nocl": [True, False], "zipmap": [False]},
+    )  # fmt: skip
+    update_registered_converter(
+        CatBoostRegressor, "CatBoostCatBoostRegressor",
+        calculate_linear_regressor_output_shapes, _convert_catboost,
+    )  # fmt: skip
