@@ -273,3 +273,80 @@ def test_a_new_booster_family_is_one_table_entry(monkeypatch, split):
     assert [c.name for c in candidates] == ["native", "onnx"] and skipped == {}
     onnx = candidates[1].predictor.predict_proba(data.X_test)
     np.testing.assert_allclose(onnx, res.model.predict_proba(data.X_test), atol=1e-4)
+
+
+def _build_optimized(b):
+    """The new technique's builder: the model's ONNX graph (converted once, shared with the
+    other graph techniques) after onnxruntime's basic graph optimizations, saved offline."""
+    import tempfile
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    from honing.compression.candidates import onnx_candidate
+
+    data = b.graph
+    if data is None:
+        return []
+    with tempfile.TemporaryDirectory() as folder:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(Path(folder) / "optimized.onnx")
+        ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        optimized = Path(options.optimized_model_filepath).read_bytes()
+    note = "ORT basic graph optimizations"
+    return [onnx_candidate("onnx_optimized", optimized, *b.cols, note, b.task, b.n_params)]
+
+
+def test_a_new_technique_is_one_table_entry(monkeypatch, split):
+    """A compression technique is one entry of ``TECHNIQUES`` that carries its builder: the
+    config accepts its name, compression builds, measures and may pick its candidate."""
+    from honing.compression import compress
+    from honing.techniques import TECHNIQUES, Technique
+
+    monkeypatch.setitem(
+        TECHNIQUES,
+        "onnx_optimized",
+        Technique(
+            "onnx_optimized",
+            "any",
+            ("onnx_optimized",),
+            "the ONNX graph, optimized offline",
+            _build_optimized,
+            graph=True,
+        ),  # fmt: skip
+    )
+    raw = demo_config_dict()
+    raw.setdefault("compression", {})["techniques"] = ["onnx", "onnx_optimized"]
+    cfg = parse_config(raw, source=ROOT / "configs" / "churn.yaml", root=ROOT)
+    assert cfg.compression.techniques == ["onnx", "onnx_optimized"]
+    (data, classes) = split
+    columns = infer_columns(data.X_train, FeaturesConfig(encoder="auto"))
+    res = train_model(
+        data.X_train,
+        data.y_train,
+        ModelSpec("logistic_regression", {"C": 1.0}),
+        TrainingSetup(
+            "classification",
+            columns,
+            FeaturesConfig(encoder="auto"),
+            seed=0,
+            metric="roc_auc",
+            folds=3,
+        ),  # fmt: skip
+    )
+    result = compress(
+        res.model, data.X_train, data.y_train, data.X_test, data.y_test, classes,
+        numeric=columns.numeric, categorical=columns.text,
+        options=CompressionOptions(techniques=tuple(cfg.compression.techniques)),
+        metric="roc_auc", tolerance=0.005, latency_rows=20,
+    )  # fmt: skip
+    row = result.report.row("onnx_optimized")
+    assert row.metrics["roc_auc"] == pytest.approx(result.report.row("native").metrics["roc_auc"])
+    assert "onnx_optimized" not in result.report.skipped
+
+
+def test_every_technique_names_a_builder_that_exists():
+    from honing.techniques import TECHNIQUES, builder
+
+    assert all(callable(builder(t)) for t in TECHNIQUES.values())

@@ -26,7 +26,9 @@ and JSON: loading a served model never unpickles arbitrary objects.
 
 Where things live: :mod:`~honing.compression.dense` (network maths),
 :mod:`~honing.compression.onnx` (export and ORT quantization),
-:mod:`~honing.compression.candidates` (one builder per model kind),
+:mod:`~honing.compression.candidates` (the candidate kinds and what their builders share),
+:mod:`~honing.compression.builders` (one builder per technique, named by its entry of
+:data:`honing.techniques.TECHNIQUES`),
 :mod:`~honing.compression.predictors` (loading served artifacts),
 :mod:`~honing.compression.trees` (cutting rounds and members), and here: measure, pick,
 compress. The file format itself is :mod:`honing.artifacts`; which technique applies to
@@ -47,10 +49,10 @@ import numpy as np
 import pandas as pd
 
 from honing.artifacts import MANIFEST, read_served, write_served
+from honing.compression.builders import Build, Judged, build_candidates, judged
 from honing.compression.candidates import (
     Candidate,
     CompressionOptions,
-    build_candidates,
     distill,
     feature_steps,
     n_parameters,
@@ -82,7 +84,6 @@ from honing.compression.onnx import (
     register_boosting_converters,
 )
 from honing.compression.predictors import OnnxPredictor, TorchPredictor, load_served
-from honing.compression.trees import trimmed_candidate
 from honing.decision import DecisionRule
 from honing.evaluation import evaluate
 from honing.exceptions import CompressionError
@@ -93,6 +94,7 @@ __all__ = [
     "MANIFEST",
     "ONNX_OPSET",
     "TECHNIQUES",
+    "Build",
     "Candidate",
     "CandidateMeasure",
     "CompressionChoice",
@@ -100,6 +102,7 @@ __all__ = [
     "CompressionOptions",
     "CompressionReport",
     "CompressionResult",
+    "Judged",
     "DenseLayers",
     "OnnxPredictor",
     "TorchPredictor",
@@ -409,17 +412,15 @@ def compress(
         latency_rows=latency_rows,
     )  # fmt: skip
     report = measured(candidates, skipped=skipped)
-    if "trim" in options.techniques:  # cut to what the test rows show it can spare
-        trimmed, why = trimmed_candidate(
-            pipeline, X_test, y_test, classes, reference=report.row(report.reference).metrics,
-            rule=rule, metric=metric, tolerance=tolerance, numeric=numeric,
-            categorical=categorical,
-        )  # fmt: skip
-        if trimmed is None:
-            report.skipped["trim"] = why
-        else:
-            candidates.append(trimmed)
-            report.rows += measured([trimmed]).rows
+    verdicts = Judged(  # what the judged techniques (trim) read: the native model's metrics
+        pipeline, X_test, y_test, classes, report.row(report.reference).metrics, rule, metric,
+        tolerance, numeric, categorical,
+    )  # fmt: skip
+    more, why = judged(options.techniques, verdicts)
+    report.skipped.update(why)
+    if more:
+        candidates += more
+        report.rows += measured(more).rows
     choice = pick(report, tolerance=tolerance, prefer=prefer)
     chosen = next(c for c in candidates if c.name == choice.name)
     rule = rule or DecisionRule.argmax(_json_labels(classes))

@@ -1,6 +1,7 @@
-"""Compression candidates: one builder per kind of model (scikit-learn or boosting pipelines,
-the PyTorch MLP), sharing one try-convert-or-skip step. Each candidate is a deployable artifact
-(files) plus a predictor loaded *from those files*, so what is measured is what is served."""
+"""Compression candidates and the pieces their builders (:mod:`honing.compression.builders`)
+share: the candidate kinds (native, ONNX, dense network), one try-convert-or-skip step, a
+student's distillation. Each candidate is a deployable artifact (files) plus a predictor
+loaded *from those files*, so what is measured is what is served."""
 
 from __future__ import annotations
 
@@ -11,30 +12,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import is_classifier
 
 from honing.artifacts import MANIFEST, npz_bytes, skops_bytes
 from honing.compression.dense import (
     DenseLayers,
-    build_module,
     dense_arrays,
     export_dense,
     new_dense,
-    prune_structured,
-    prune_unstructured,
     quantize_int8,
-    remove_masks,
     train_dense,
 )
 from honing.compression.onnx import (
-    has_matmul,
     mlp_onnx_bytes,
-    onnx_bytes,
-    ort_quantize,
-    ort_quantize_static,
 )
 from honing.compression.predictors import OnnxPredictor, load_served
-from honing.techniques import TECHNIQUES, applicable
+from honing.techniques import TECHNIQUES
 
 
 @dataclass
@@ -147,7 +139,7 @@ def n_parameters(model: Any) -> int | None:
     return int(sum(counts)) if counts else None
 
 
-def _torch_candidate(
+def torch_candidate(
     name: str, preprocessor: Any, layers: DenseLayers, note: str = "", *, int8: bool = False
 ) -> Candidate:
     """Preprocessor (skops) + network arrays (npz: float32, or int8 weights with their
@@ -166,7 +158,7 @@ def _torch_candidate(
     return Candidate(name, load_served(files), files, layers.n_parameters, note)
 
 
-def _dense_candidate(
+def dense_candidate(
     name: str,
     preprocessor: Any,
     layers: DenseLayers,
@@ -179,7 +171,7 @@ def _dense_candidate(
     try:
         data = mlp_onnx_bytes(preprocessor, layers, numeric, categorical)
     except Exception as exc:  # noqa: BLE001 - fall back to the PyTorch artifact
-        return _torch_candidate(
+        return torch_candidate(
             name, preprocessor, layers, f"{note}; PyTorch (no ONNX: {type(exc).__name__})"
         )
     note = f"{note}; ONNX"
@@ -240,7 +232,7 @@ def distill(
     return export_dense(student, activation)
 
 
-def _onnx_or_skip(
+def onnx_or_skip(
     convert: Any, names: list[str], skipped: dict[str, str], what: str
 ) -> bytes | None:
     """The one try-convert-or-skip step: the ONNX bytes, or None with the reason recorded
@@ -259,7 +251,7 @@ CALIBRATION_ROWS = 512  # training rows that calibrate static int8's activation 
 CALIBRATION_BATCH = 128
 
 
-def _calibration_feeds(
+def calibration_feeds(
     data: bytes, cols: tuple[list[str], list[str]], X: pd.DataFrame, seed: int
 ) -> list[dict[str, np.ndarray]]:
     """Batches of training rows as the graph's inputs (fed exactly as serving feeds them)."""
@@ -269,197 +261,3 @@ def _calibration_feeds(
         feeder.feed(rows.iloc[i : i + CALIBRATION_BATCH])
         for i in range(0, len(rows), CALIBRATION_BATCH)
     ]
-
-
-def _graph_candidates(
-    data: bytes | None,
-    wanted: list[str],
-    skipped: dict[str, str],
-    *,
-    cols: tuple[list[str], list[str]],
-    calibration: pd.DataFrame,
-    seed: int,
-    note: str,
-    task: str,
-    n_params: int | None,
-) -> list[Candidate]:
-    """``onnx``, ``onnx_int8`` and ``onnx_int8_static`` from one converted graph, as
-    requested."""
-    if data is None:
-        return []
-    numeric, categorical = cols
-    out = []
-    if "onnx" in wanted:
-        out.append(onnx_candidate("onnx", data, numeric, categorical, note, task, n_params))
-    quantizers = {
-        "onnx_int8": ("ORT dynamic int8", lambda: ort_quantize(data)),
-        "onnx_int8_static": (
-            f"ORT static int8 (QDQ, {min(len(calibration), CALIBRATION_ROWS)} calibration rows)",
-            lambda: ort_quantize_static(data, _calibration_feeds(data, cols, calibration, seed)),
-        ),
-    }
-    requested = [name for name in quantizers if name in wanted]
-    if requested and not has_matmul(data):
-        for name in requested:
-            skipped[name] = (
-                "ORT int8 quantization does not apply: the graph has no MatMul/Gemm nodes "
-                "(ai.onnx.ml tree or linear operators)"
-            )
-        return out
-    for name in requested:
-        how, quantize = quantizers[name]
-        try:
-            quantized = quantize()
-        except Exception as exc:  # noqa: BLE001 - a quantizer gap is reported, not fatal
-            skipped[name] = f"{how} failed: {type(exc).__name__}: {exc}"
-            continue
-        if quantized is None:
-            skipped[name] = f"{how} found nothing to quantize"
-        else:
-            out.append(onnx_candidate(name, quantized, numeric, categorical, how, task, n_params))
-    return out
-
-
-def _sklearn_candidates(
-    pipeline: Any,
-    X_train: pd.DataFrame,
-    wanted: list[str],
-    skipped: dict[str, str],
-    cols: tuple[list[str], list[str]],
-    seed: int,
-) -> list[Candidate]:
-    """A scikit-learn (or boosting-library) pipeline: its ONNX graph, quantized if it can be."""
-    numeric, categorical = cols
-    graph = [t for t in wanted if TECHNIQUES[t].graph]
-    data = _onnx_or_skip(
-        lambda: onnx_bytes(pipeline, numeric, categorical), graph, skipped, "this pipeline"
-    )
-    task = "classification" if is_classifier(pipeline) else "regression"
-    return _graph_candidates(
-        data,
-        graph,
-        skipped,
-        cols=cols,
-        calibration=X_train,
-        seed=seed,
-        note="skl2onnx",
-        task=task,
-        n_params=None,
-    )
-
-
-def _mlp_candidates(
-    pipeline: Any,
-    mlp: Any,
-    X_train: pd.DataFrame,
-    y_train: np.ndarray,
-    wanted: list[str],
-    skipped: dict[str, str],
-    cols: tuple[list[str], list[str]],
-    options: CompressionOptions,
-) -> list[Candidate]:
-    """The PyTorch MLP: the dense export, its ONNX graph (int8 too), pruned and int8 nets."""
-    numeric, categorical = cols
-    preprocessor = feature_steps(pipeline)
-    layers = export_dense(mlp.model_, mlp.activation)
-    out = [_torch_candidate("fp32", preprocessor, layers, "dense export, PyTorch")]
-    graph = [t for t in wanted if TECHNIQUES[t].graph]
-    data = _onnx_or_skip(
-        lambda: mlp_onnx_bytes(preprocessor, layers, numeric, categorical),
-        graph,
-        skipped,
-        "the feature pipeline",
-    )
-    out += _graph_candidates(
-        data,
-        graph,
-        skipped,
-        cols=cols,
-        calibration=X_train,
-        seed=options.seed,
-        note="skl2onnx + torch.onnx.export",
-        task="classification",
-        n_params=layers.n_parameters,
-    )
-    Z = np.asarray(preprocessor.transform(X_train), dtype=np.float32)
-    y_idx = np.searchsorted(mlp.classes_, y_train)
-    if "prune_unstructured" in wanted:
-        module, linears = prune_unstructured(layers, options.prune_amount)
-        train_dense(
-            module, Z, y_idx, epochs=options.fine_tune_epochs, seed=options.seed,
-            deadline=options.deadline,
-        )  # fmt: skip
-        remove_masks(linears)
-        pruned = export_dense(module, layers.activation)
-        zeros = int(sum((w == 0).sum() for w in pruned.weights))
-        note = f"{zeros} zero weights; dense kernels, so no speed-up"
-        out.append(
-            _dense_candidate(
-                "pruned_unstructured", preprocessor, pruned, numeric, categorical, note
-            )
-        )
-    if "prune_structured" in wanted:
-        module = build_module(prune_structured(layers, options.prune_amount))
-        train_dense(
-            module, Z, y_idx, epochs=options.fine_tune_epochs, seed=options.seed,
-            deadline=options.deadline,
-        )  # fmt: skip
-        smaller = export_dense(module, layers.activation)
-        note = f"hidden widths {smaller.widths}"
-        out.append(
-            _dense_candidate("pruned_structured", preprocessor, smaller, numeric, categorical, note)
-        )
-    if "int8" in wanted:
-        out.append(
-            _torch_candidate(
-                "int8", preprocessor, layers, "torch.ao dynamic int8 Linear", int8=True
-            )
-        )
-    return out
-
-
-def build_candidates(
-    pipeline: Any,
-    X_train: pd.DataFrame,
-    y_train: np.ndarray,
-    *,
-    numeric: list[str],
-    categorical: list[str],
-    options: CompressionOptions,
-) -> tuple[list[Candidate], dict[str, str]]:
-    """All candidates that apply to ``pipeline``, and why the others were skipped (what
-    applies comes from :data:`honing.techniques.TECHNIQUES`)."""
-    mlp = torch_mlp(pipeline)
-    wanted, skipped = applicable(
-        options.techniques, classifier=is_classifier(pipeline), mlp=mlp is not None
-    )
-    cols = (numeric, categorical)
-    candidates = [native_candidate(pipeline)]
-    if mlp is not None and is_classifier(pipeline):
-        candidates += _mlp_candidates(
-            pipeline, mlp, X_train, y_train, wanted, skipped, cols, options
-        )
-    else:
-        candidates += _sklearn_candidates(pipeline, X_train, wanted, skipped, cols, options.seed)
-    if "distill" in wanted:
-        widths = [options.student_width] * options.student_hidden_layers
-        preprocessor = feature_steps(pipeline)
-        student = distill(
-            pipeline,
-            preprocessor,
-            X_train,
-            np.searchsorted(np.unique(y_train), y_train),
-            widths=widths,
-            epochs=options.student_epochs,
-            learning_rate=options.student_learning_rate,
-            temperature=options.temperature,
-            alpha=options.alpha,
-            seed=options.seed,
-            deadline=options.deadline,
-        )
-        candidates.append(
-            _dense_candidate(
-                "distilled", preprocessor, student, numeric, categorical, f"student {widths}"
-            )
-        )
-    return candidates, skipped
