@@ -20,9 +20,16 @@ import json
 from typing import Any
 
 import pandas as pd
-from common import ROOT, cli_init, cli_run, code_commit, machine  # bench/common.py
+from common import (  # bench/common.py
+    ROOT,
+    cli_init,
+    cli_run,
+    code_commit,
+    machine,
+    write_json,
+    write_markdown,
+)
 
-RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / ".work" / "anytime"
 #: (case, table, classes or None for the real table, budget in seconds)
 CASES: list[tuple[str, str, int | None, float]] = [
@@ -95,9 +102,8 @@ def run_case(case: str, kind: str, classes: int | None, budget: float) -> dict[s
 
 
 def write(rows: list[dict[str, Any]], commit: str) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
     result = {"commit": commit, "machine": machine(), "cases": rows}
-    (RESULTS / "anytime.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json("anytime", result)
     lines = [
         "# Anytime: a model on every table, within the budget",
         "",
@@ -120,7 +126,7 @@ def write(rows: list[dict[str, Any]], commit: str) -> None:
             f"{r['metric']} {r['test']} | {r['trials']} | {r['wall_s']} | {r['limit_s']} | "
             f"{'yes' if r['within'] else '**no**'} | {r['counted_s']} | {r['search_s']} |"
         )
-    (RESULTS / "anytime.md").write_text("\n".join(lines) + "\n")
+    write_markdown("anytime", lines)
 
 
 def main() -> None:

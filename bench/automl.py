@@ -49,9 +49,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from common import ROOT, cli_init, cli_run, code_commit, machine  # bench/common.py
+from common import (  # bench/common.py
+    RESULTS,
+    ROOT,
+    cli_init,
+    cli_run,
+    code_commit,
+    machine,
+    write_json,
+    write_markdown,
+)
 
-RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / ".work" / "automl"
 AUTOGLUON_PYTHON = ROOT / ".venv-autogluon" / "bin" / "python"
 
@@ -221,6 +229,7 @@ def run_honing(folder: Path, seed: int) -> dict[str, Any]:
         "wall_s": run.wall_s,
         "model": s["best_model"],
         "trials": s["trials"],
+        "trials_stopped": s.get("trials_stopped"),
         "counted_s": s["timings"].get("total"),
         "search_s": s["timings"].get("search"),
         "seconds": {k: round(float(v), 1) for k, v in s["timings"].items()},
@@ -355,8 +364,7 @@ def fmt_diff(d: dict[str, Any] | None) -> str:
 
 
 def write(results: dict[str, Any]) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "automl.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json("automl", results)
     lines = [
         "# honing against FLAML and AutoGluon-Tabular on unseen tables",
         "",
@@ -412,7 +420,7 @@ def write(results: dict[str, Any]) -> None:
                     f"not changed since) and reused (`--reuse-{system}`): {where}.",
                 ]
         lines += ["", "Targets:", ""] + [f"- {t}" for t in block["targets"]]
-    (RESULTS / "automl.md").write_text("\n".join(lines) + "\n")
+    write_markdown("automl", lines)
 
 
 def init_project(folder: Path, table: Table, df: pd.DataFrame, budget: float) -> None:

@@ -1,7 +1,9 @@
-"""What every benchmark records about where it ran: the commit of the code (read at the
-start, before anything can change the tree) and the machine; and how the ones that act as
-a user run honing: `honing init` then `honing run`, each a new process in a project folder
-of its own."""
+"""What every benchmark shares: the commit of the code (read at the start, before anything
+can change the tree) and the machine it ran on; the one place results are written
+(``bench/results/NAME.{json,md}``); the environment of a quiet run (honing's own telemetry
+defaults, :data:`honing.runtime.QUIET_DEFAULTS`); and how the benchmarks that act as a user
+run honing: `honing init` then `honing run`, each a new process in a project folder of its
+own."""
 
 from __future__ import annotations
 
@@ -15,7 +17,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from honing.runtime import quiet_environment
+
 ROOT = Path(__file__).resolve().parents[1]
+#: Where every benchmark writes its results (NAME.json and NAME.md, at the commit it ran).
+RESULTS = ROOT / "bench" / "results"
+
+
+def write_json(name: str, result: Any, folder: Path = RESULTS) -> Path:
+    """``bench/results/NAME.json`` (or in ``folder``): ``result`` indented (values JSON lacks,
+    as text)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return path
+
+
+def write_markdown(name: str, text: str | list[str], folder: Path = RESULTS) -> Path:
+    """``bench/results/NAME.md`` (or in ``folder``): ``text``, or its lines, ending with a
+    newline."""
+    folder.mkdir(parents=True, exist_ok=True)
+    body = text if isinstance(text, str) else "\n".join(text)
+    path = folder / f"{name}.md"
+    path.write_text(body.rstrip("\n") + "\n")
+    return path
 
 
 def code_commit() -> str:
@@ -50,16 +75,8 @@ def environ(folder: Path) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("MLFLOW_TRACKING", "PREFECT_API", "PREFECT__", "RAY_ADDRESS"))
     }
-    env.update(
-        {
-            "PREFECT_HOME": str(folder / ".prefect"),
-            "DO_NOT_TRACK": "true",
-            "RAY_USAGE_STATS_ENABLED": "0",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "GX_ANALYTICS_ENABLED": "false",
-        }
-    )
+    env["PREFECT_HOME"] = str(folder / ".prefect")
+    quiet_environment(env)  # telemetry off, as honing's own commands set it
     return env
 
 

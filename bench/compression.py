@@ -24,7 +24,6 @@ Writes bench/results/compression.{json,md}.
 from __future__ import annotations
 
 import io
-import json
 import os
 import time
 from pathlib import Path
@@ -32,10 +31,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import code_commit, machine  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    code_commit,
+    machine,
+    write_json,
+    write_markdown,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 ROWS = 300
 STUDENT_EPOCHS = 200  # the same budget for the distilled and the from-scratch student
 STUDENT_LR = 3e-3
@@ -558,10 +561,9 @@ def main() -> None:
         "onnx_trees": onnx_tree_experiment(),
     }
     results["seconds"] = time.perf_counter() - started
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "compression.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    write_json("compression", results)
     text = render(results)
-    (RESULTS / "compression.md").write_text(text)
+    write_markdown("compression", text)
     print(text)
 
 

@@ -12,9 +12,6 @@ number of trials are recorded. Writes bench/results/fidelity.json and fidelity.m
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,34 +20,36 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import automl  # noqa: E402  (the sibling benchmark: tables, projects, the timed flow run)
+import automl  # noqa: E402  (the sibling benchmark: its tables and its projects)
+from common import code_commit, write_json, write_markdown  # noqa: E402
 
 ASHA = {"kind": "asha", "max_t": 8, "grace_period": 2, "reduction_factor": 3}
-DEFAULT_TABLES = ["HMDA", "hpc_data", "ames", "Caravan", "mlc_churn"]
+DEFAULT_TABLES = ["hpc_data", "ames", "Caravan", "mlc_churn", "CreditCard"]
 
 
 def arm(name: str, seed: int, budget: float, scheduler: dict[str, Any] | None) -> dict[str, Any]:
-    _, package, item, target, task = next(t for t in automl.TABLES if t[0] == name)
-    folder, config, env, raw = automl.project(
-        name, automl.load(package, item), target, task, seed, budget
-    )
+    """`honing init` then `honing run` of table ``name`` (the config ``init`` writes, or that
+    config with ``scheduler``), from a cold start."""
+    table = next(t for t in automl.TABLES if t.name == name)
+    folder = automl.WORK / f"fidelity-{name}-{seed}-{'asha' if scheduler else 'none'}"
+    automl.init_project(folder, table, automl.load(table), budget)
     if scheduler:
+        path = folder / "configs" / "case.yaml"
+        raw = yaml.safe_load(path.read_text())
         raw["search"]["scheduler"] = scheduler
-        config.write_text(yaml.safe_dump(raw, sort_keys=False))
-    summary, wall = automl.run_honing(folder, config, env)
-    metric = raw["search"]["metric"]
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    run = automl.run_honing(folder, seed)
     return {
-        "score": float(summary.test_metrics[metric]),
-        "wall_s": round(wall, 1),
-        "trials": summary.trials,
-        "stopped": summary.trials_stopped,
-        "model": summary.best_model,
+        "score": run["score"],
+        "wall_s": round(run["wall_s"], 1),
+        "trials": run["trials"],
+        "stopped": run["trials_stopped"],
+        "model": run["model"],
     }
 
 
 def write(results: dict[str, Any]) -> None:
-    automl.RESULTS.mkdir(parents=True, exist_ok=True)
-    (automl.RESULTS / "fidelity.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json("fidelity", results)
     lines = [
         f"# Low-fidelity rungs: no scheduler vs ASHA (B = {results['budget_s']:.0f} s)",
         "",
@@ -73,7 +72,7 @@ def write(results: dict[str, Any]) -> None:
             f"| {name} | {row['metric']} | {a:.4f} | {b:.4f} | {diff} | {trials[0]} | {trials[1]} |"
         )
     lines += ["", results.get("conclusion", ""), ""]
-    (automl.RESULTS / "fidelity.md").write_text("\n".join(lines))
+    write_markdown("fidelity", lines)
 
 
 def main() -> None:
@@ -82,25 +81,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--tables", nargs="*", default=DEFAULT_TABLES)
     args = parser.parse_args()
-    for key, value in automl.ENV.items():
-        os.environ.setdefault(key, value)
-    from honing.runtime import preload
-
-    preload()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=automl.ROOT
-    ).stdout.strip()
     results: dict[str, Any] = {
         "budget_s": args.budget,
-        "commit": commit,
+        "commit": code_commit(),
         "seeds": args.seeds,
         "scheduler": ASHA,
         "tables": {},
     }
-    arm(automl.TABLES[8][0], 0, min(args.budget, 20.0), None)  # warm-up: Prefect and Ray
     wins = 0
     for name in args.tables:
-        task = next(t for t in automl.TABLES if t[0] == name)[4]
+        task = next(t for t in automl.TABLES if t.name == name).task
         row: dict[str, Any] = {"metric": "rmse" if task == "regression" else "roc_auc"}
         row["none"] = [arm(name, s, args.budget, None) for s in args.seeds]
         row["asha"] = [arm(name, s, args.budget, ASHA) for s in args.seeds]

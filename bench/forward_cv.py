@@ -19,7 +19,6 @@ Results: ``bench/results/forward_cv.{json,md}``.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import code_commit, machine  # noqa: E402
+from common import code_commit, machine, write_json, write_markdown  # noqa: E402
 
 from honing.config import FeaturesConfig  # noqa: E402
 from honing.data import split_data  # noqa: E402
@@ -38,7 +37,6 @@ from honing.fidelity import predictions  # noqa: E402
 from honing.metrics import metric_value, score_predictions  # noqa: E402
 from honing.training import ModelSpec, TrainingSetup, train_model  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 FOLDS = 5
 TEST_SIZE = 0.2
 #: The portfolio's first points of each kind (honing.portfolio), as they are.
@@ -109,8 +107,7 @@ def measure(table: pd.DataFrame, info: dict[str, Any]) -> dict[str, Any]:
 
 
 def write(result: dict[str, Any]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "forward_cv.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json("forward_cv", result)
     lines = [
         "# Forward against shuffled CV on tables that drift",
         "",
@@ -139,7 +136,7 @@ def write(result: dict[str, Any]) -> None:
         lines.append("")
     lines += ["Targets (issue: forward CV within noise of the test score, where shuffled CV "
               "was optimistic):", ""] + [f"- {t}" for t in result["targets"]]  # fmt: skip
-    (RESULTS / "forward_cv.md").write_text("\n".join(lines) + "\n")
+    write_markdown("forward_cv", lines)
 
 
 def targets(result: dict[str, Any]) -> list[str]:

@@ -48,19 +48,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import code_commit  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    RESULTS,
+    code_commit,
+    write_json,
+    write_markdown,
+)
+
+from honing.runtime import quiet_environment
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / ".work" / "loop"  # where the replay's projects live
 BIN = Path(sys.executable).parent
 POLICIES = ("loop", "always", "never", "loop_without_sequential")
+#: The replay's own settings (telemetry is switched off by honing.runtime.quiet_environment).
 ENV = {
-    "DO_NOT_TRACK": "true",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GX_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_HOME": str(WORK / ".prefect"),
     # in-process flows start Prefect's ephemeral API: give it time on a loaded machine
@@ -413,7 +415,7 @@ def summarize(replay: Replay, timelines: dict[str, list[dict[str, Any]]]) -> dic
 
 def write(result: dict[str, Any], out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "loop.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    write_json("loop", result, out)
     lines = [
         "# The continuous-training loop on real tables that drift",
         "",
@@ -467,7 +469,7 @@ def write(result: dict[str, Any], out: Path) -> str:
         ]
     lines += ["", "![forward metric by batch](loop.png)"]
     text = "\n".join(lines) + "\n"
-    (out / "loop.md").write_text(text)
+    write_markdown("loop", text, out)
     return text
 
 
@@ -503,6 +505,7 @@ def main() -> None:
     commit = code_commit()  # the code that runs: read before anything else can change
     for key, value in ENV.items():
         os.environ.setdefault(key, value)
+    quiet_environment(os.environ)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     from honing.runtime import preload
 

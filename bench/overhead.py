@@ -36,10 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import code_commit  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    RESULTS,
+    code_commit,
+    write_json,
+    write_markdown,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 TRIALS_PER_FAMILY = 3
 REPEATS = 3
 MODES = ("flow", "plain", "compute")
@@ -242,15 +246,15 @@ def main() -> None:
         "mlflow_overhead_share": mlflow_s / med["flow"],
         "goal_share": 0.05,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "overhead.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json("overhead", result)
     rows = "\n".join(
         f"| {m} | {med[m]:.1f} | {', '.join(f'{w:.1f}' for w in walls[m])} |"
         for m in (*MODES, "empty")
     )
     stage_rows = "\n".join(f"| {k} | {v:.1f} |" for k, v in stage_med.items())
     verdict = "met" if (prefect_s + mlflow_s) / med["flow"] <= 0.05 else "missed"
-    (RESULTS / "overhead.md").write_text(
+    write_markdown(
+        "overhead",
         f"""# Orchestration and tracking overhead
 
 The demo pipeline (Telco churn, {TRIALS_PER_FAMILY} trials per family, no time budget,
@@ -277,7 +281,7 @@ the fixed cost of starting Prefect's temporary API in a new process.
 
 - Goal: both together at most 5% of the flow's wall time: **{verdict}**
   ({100 * (prefect_s + mlflow_s) / med["flow"]:.1f}%).
-"""
+""",
     )
     print((RESULTS / "overhead.md").read_text())
 

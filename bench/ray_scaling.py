@@ -11,7 +11,6 @@ again. Writes bench/results/ray_scaling.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import secrets
@@ -22,10 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import code_commit, machine  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    code_commit,
+    machine,
+    write_json,
+    write_markdown,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 PORT = 26390
 
 
@@ -172,16 +175,13 @@ def main() -> None:
         )
         shutil.rmtree(state, ignore_errors=True)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {
         "commit": commit,
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         "python": platform.python_version(),
     }
-    (RESULTS / "ray_scaling.json").write_text(
-        json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n"
-    )
+    write_json("ray_scaling", {"meta": meta, "rows": rows})
     speedup = rows[1]["trials_per_min"] / rows[0]["trials_per_min"]
     lines = [
         f"Ray Tune search on Telco churn, {rows[0]['trials']} trials (3 families, 3-fold CV), "
@@ -197,7 +197,7 @@ def main() -> None:
         "",
         f"Speed-up from the second node: {speedup:.2f}x.",
     ]
-    (RESULTS / "ray_scaling.md").write_text("\n".join(lines) + "\n")
+    write_markdown("ray_scaling", lines)
     print("\n".join(lines))
 
 

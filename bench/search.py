@@ -31,10 +31,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import code_commit, machine  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    RESULTS,
+    code_commit,
+    machine,
+    write_json,
+    write_markdown,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 SEED = 0
 SEARCH_SHARE = 0.6  # of the budget, for honing's search; measured: Ray overshoots by ~5 s
 
@@ -356,10 +361,9 @@ def main() -> None:
         print(name, json.dumps(results["datasets"][name], default=str))
     if "asha" in parts:
         results["asha_vs_random"] = asha_vs_random(args.mlp_trials, f"{tmp}/ray")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "search.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    write_json("search", results)
     text = render(results)
-    (RESULTS / "search.md").write_text(text)
+    write_markdown("search", text)
     print(text)
 
 

@@ -29,10 +29,14 @@ from typing import Any
 
 import numpy as np
 import yaml
-from common import code_commit, machine  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    code_commit,
+    machine,
+    write_json,
+    write_markdown,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent
 CLIENTS = 4
 SECONDS = 20.0
@@ -219,8 +223,7 @@ def main() -> None:
         "flavors": results,
         **checks,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "serve.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_json("serve", out)
     lines = [
         "# Online endpoint under load",
         "",
@@ -242,7 +245,7 @@ def main() -> None:
         "`tests/data/test_fast_validation.py`).",
         "",
     ]
-    (RESULTS / "serve.md").write_text("\n".join(lines))
+    write_markdown("serve", lines)
     print("\n".join(lines))
 
 

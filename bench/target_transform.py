@@ -14,15 +14,13 @@ Writes bench/results/target_transform.{json,md}.
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import numpy as np
 import pandas as pd
 from automl import TABLES, load  # bench/automl.py
-from common import ROOT, code_commit, machine  # bench/common.py
+from common import code_commit, machine, write_json, write_markdown  # bench/common.py
 
-RESULTS = ROOT / "bench" / "results"
 #: The regression tables of bench/automl.py that cross-validate in seconds (CPSSW8 and movies,
 #: 60,000 rows each, are left out).
 NAMES = ("Hitters", "ames", "Wage", "concrete")
@@ -70,8 +68,7 @@ def main() -> None:
             row["models"][spec.family] = {"raw": raw_s, "log": log_s, "log_vs_raw_pct": gain}
             print(f"{name} {spec.family}: raw {raw_s:.4g}, log {log_s:.4g}", flush=True)
         out["tables"][name] = row
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "target_transform.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_json("target_transform", out)
     lines = [
         "# A log target on skewed regression tables",
         "",
@@ -88,7 +85,7 @@ def main() -> None:
                 f"| {name} | {row['rows']} | {row['skew']:.2f} | {family} | {m['raw']:.4g} | "
                 f"{m['log']:.4g} | {m['log_vs_raw_pct']:+.1f}% |"
             )
-    (RESULTS / "target_transform.md").write_text("\n".join(lines) + "\n")
+    write_markdown("target_transform", lines)
 
 
 if __name__ == "__main__":
