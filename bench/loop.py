@@ -26,8 +26,8 @@ The forward metric of a batch is the live champion's metric on it, measured befo
 is used for anything (a forward backtest). The replay prints the timelines and writes
 bench/results/loop.{json,md} and loop.png (the metric by batch), also logged to each loop
 project's MLflow run ``loop replay``. Last, one monitoring check of a 100,000-row flights
-batch is timed (``honing.stages.monitor.monitor``, model loading and MLflow logging
-included).
+batch is timed (the monitoring flow without ingestion or retraining: model loading, the
+stages of ``honing.stages.monitor`` and MLflow logging included).
 
     .venv/bin/python bench/loop.py [--tables flights txhousing] [--rows-per-month 1500] [--out DIR]
 """
@@ -285,12 +285,12 @@ def replay_policy(replay: Replay, policy: str) -> list[dict[str, Any]]:
             start = time.perf_counter()
             if policy.startswith("loop"):
                 result = monitoring_pipeline(batch_path=str(path), **where)
-                row["action"] = "retrain" if result["retrain"] else "keep"
-                row["reasons"] = result["reasons"]
-                row["weighted_drift_share"] = result["weighted_drift_share"]
-                row["retrained_version"] = result["retrained_version"]
-                row["refused"] = result["retrain_failed"]
-                followed = result.get("challenger") or {}
+                row["action"] = "retrain" if result.retrain else "keep"
+                row["reasons"] = result.reasons
+                row["weighted_drift_share"] = result.weighted_drift_share
+                row["retrained_version"] = result.retrained_version
+                row["refused"] = result.retrain_failed
+                followed = result.challenger or {}
                 if followed.get("outcome") in ("promote", "drop"):
                     done = {"promote": "promoted", "drop": "dropped"}[followed["outcome"]]
                     row["challenger"] = f"v{followed['version']} {done}"
@@ -321,28 +321,28 @@ def replay_policy(replay: Replay, policy: str) -> list[dict[str, Any]]:
 
 
 def time_monitoring(folder: Path, rows: int) -> float:
-    """Seconds for one monitoring check of a ``rows``-row flights batch (the library stage
-    the monitoring task runs: champion and reference loading, drift, performance, MLflow)."""
-    from honing import config as config_mod
-    from honing import tracking
+    """Seconds for one monitoring check of a ``rows``-row flights batch (the monitoring flow
+    without ingestion or retraining: champion and reference loading, drift, performance,
+    the gate, MLflow)."""
     from honing.data import write_table
     from honing.demo_data import fetch_flight_months
-    from honing.stages.monitor import monitor
+    from honing_flows.flows.monitoring import monitoring_pipeline
 
     big = fetch_flight_months(rows_per_month=rows // 12 + 1, seed=11).head(rows)
     path = folder / "batches" / f"big-{rows}.csv"
     write_table(big, path, overwrite=True)
-    cfg = config_mod.load_config(folder / "configs" / "flights.yaml")
-    settings = config_mod.load_env_settings(folder / "configs" / "env.yaml", environ={})
-    tracking.configure(settings.mlflow)
-    experiment = tracking.ensure_experiment(cfg.tracking.experiment, settings.mlflow.artifact_root)
     cwd = os.getcwd()
     os.chdir(folder)
+    where = {"config_path": "configs/flights.yaml", "env_path": "configs/env.yaml",
+             "repo": str(folder), "retrain": False, "ingest": False}  # fmt: skip
+
+    def check(batch: Path) -> None:  # the monitoring flow a user runs, without its follow-ups
+        monitoring_pipeline(batch_path=str(batch), **where)
+
     try:
-        args = {"experiment_id": experiment, "tracking_uri": settings.mlflow.tracking_uri}
-        monitor(cfg, folder / "batches" / "2013-02.csv", repo=str(folder), **args)  # warm-up
+        check(folder / "batches" / "2013-02.csv")  # warm-up
         start = time.perf_counter()
-        monitor(cfg, path, repo=str(folder), **args)
+        check(path)
         return time.perf_counter() - start
     finally:
         os.chdir(cwd)

@@ -5,11 +5,11 @@ version when it has labels, and retraining on that newest version when the gate 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import flow
 from prefect.events import emit_event
 
+from honing.stages.monitor import MonitoringSummary
 from honing_flows.flows.training import training_pipeline
 from honing_flows.tasks import data as data_tasks
 from honing_flows.tasks import monitoring as monitoring_tasks
@@ -40,7 +40,7 @@ def monitoring_pipeline(
     repo: str = ".",
     retrain: bool = True,
     ingest: bool = True,
-) -> dict[str, Any]:
+) -> MonitoringSummary:
     """Check ``batch_path`` against the current champion. A labelled batch is then ingested
     (``ingest``) as the newest version of the training data, which a retraining uses."""
     cfg = setup_tasks.load_pipeline_config(config_path)
@@ -48,15 +48,14 @@ def monitoring_pipeline(
     experiment_id = setup_tasks.ensure_experiment(
         cfg.tracking.experiment, settings.mlflow.artifact_root
     )
-    monitored = monitoring_tasks.monitor(
-        cfg=cfg,
-        batch_path=batch_path,
-        experiment_id=experiment_id,
+    ref = monitoring_tasks.reference(cfg=cfg, repo=repo)
+    found = monitoring_tasks.drift(cfg=cfg, ref=ref, batch_path=batch_path, repo=repo)
+    found = monitoring_tasks.performance(cfg=cfg, ref=ref, found=found, repo=repo)
+    decision = monitoring_tasks.drift_gate(report=found.report, cfg=cfg.monitoring)
+    monitored = monitoring_tasks.record(
+        cfg=cfg, ref=ref, found=found, decision=decision, experiment_id=experiment_id,
         tracking_uri=settings.mlflow.tracking_uri,
-        repo=repo,
-    )
-    decision = monitoring_tasks.drift_gate(report=monitored.report, cfg=cfg.monitoring)
-    monitoring_tasks.record_decision(monitored=monitored, decision=decision)
+    )  # fmt: skip
     # a labelled batch is evidence on the challenger its test split could not decide
     followed = (
         monitoring_tasks.follow_challenger(cfg=cfg, batch_path=batch_path, repo=repo)
@@ -89,26 +88,9 @@ def monitoring_pipeline(
                 resume_search=False,
                 return_state=True,
             )
-    report = monitored.report
-    return {
-        "champion_version": monitored.version,
-        "drifted_share": report.drifted_share,
-        "weighted_drift_share": report.weighted_share,
-        "drifted_columns": report.drifted,
-        "prediction_drifted": bool(report.prediction and report.prediction.drifted),
-        "performance": report.performance,
-        "estimated": report.estimated,
-        "estimate_audit": report.audit.to_dict() if report.audit else None,
-        "retrain": decision.retrain,
-        "reasons": decision.reasons,
-        "warnings": decision.warnings,
-        "challenger": followed.to_dict() if followed else None,
-        "ingested": ingested.to_dict() if ingested else None,
-        "retrained_version": (
-            retrained.result().version if retrained and retrained.is_completed() else None
-        ),
-        "retrain_failed": (
-            str(retrained.message) if retrained and not retrained.is_completed() else None
-        ),
-        "run_id": monitored.run.run_id,
-    }
+    completed = retrained is not None and retrained.is_completed()
+    return monitoring_tasks.summarize(
+        monitored=monitored, decision=decision, followed=followed, ingested=ingested,
+        retrained_version=retrained.result().version if completed else None,
+        retrain_failed=str(retrained.message) if retrained and not completed else None,
+    )  # fmt: skip

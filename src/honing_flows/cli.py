@@ -377,24 +377,24 @@ def monitor(
         ),
         "monitoring run",
     )
-    verdict = "[yellow]retrain[/]" if result["retrain"] else "[green]no retraining needed[/]"
-    weighted = result["weighted_drift_share"]
+    verdict = "[yellow]retrain[/]" if result.retrain else "[green]no retraining needed[/]"
+    weighted = result.weighted_drift_share
     console.print(
-        f"champion v{result['champion_version']}: {result['drifted_share']:.0%} of "
-        f"columns drifted ({', '.join(result['drifted_columns']) or 'none'})"
+        f"champion v{result.champion_version}: {result.drifted_share:.0%} of "
+        f"columns drifted ({', '.join(result.drifted_columns) or 'none'})"
         + (f", {weighted:.0%} of its importance" if weighted is not None else "")
         + f": {verdict}"
     )
-    for reason in result["reasons"]:
+    for reason in result.reasons:
         console.print(f"  - {reason}")
-    if result["ingested"]:
+    if result.ingested:
         console.print(
-            f"ingested: version {result['ingested']['version']} of {result['ingested']['stored']}"
+            f"ingested: version {result.ingested['version']} of {result.ingested['stored']}"
         )
-    if result["retrained_version"]:
-        console.print(f"retrained: version {result['retrained_version']} registered")
-    if result["retrain_failed"]:
-        console.print(f"[yellow]retraining registered nothing:[/] {result['retrain_failed']}")
+    if result.retrained_version:
+        console.print(f"retrained: version {result.retrained_version} registered")
+    if result.retrain_failed:
+        console.print(f"[yellow]retraining registered nothing:[/] {result.retrain_failed}")
 
 
 @app.command()

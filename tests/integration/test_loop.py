@@ -116,18 +116,18 @@ def test_drift_retrains_on_the_ingested_version_and_the_forward_gate_promotes_it
     quiet = monitoring_pipeline(
         batch_path=str(p["root"] / "unlabelled.csv"), retrain=False, **common
     )
-    assert quiet["ingested"] is None and quiet["performance"] == {}
-    assert 0.0 < quiet["estimated"]["roc_auc"] <= 1.0
+    assert quiet.ingested is None and quiet.performance == {}
+    assert 0.0 < quiet.estimated["roc_auc"] <= 1.0
     # it believes it does as well as at registration (the measured test scores of its run;
     # its accuracy is that of a threshold tuned for f1 on rare late flights)
     for metric in ("accuracy", "roc_auc"):
-        assert quiet["estimated"][metric] == pytest.approx(first.test_metrics[metric], abs=0.05)
+        assert quiet.estimated[metric] == pytest.approx(first.test_metrics[metric], abs=0.05)
     assert data.file_md5(p["data"]) == v1_md5
 
     # one row decides nothing, however far its columns are from the reference
     pd.read_csv(p["root"] / "unlabelled.csv").head(1).to_csv(p["root"] / "one.csv", index=False)
     one = monitoring_pipeline(batch_path=str(p["root"] / "one.csv"), retrain=False, **common)
-    assert not one["retrain"] and one["reasons"][0].startswith("the batch has 1 rows"), one
+    assert not one.retrain and one.reasons[0].startswith("the batch has 1 rows"), one
     # a labelled batch of one class, one label blank: the blank row is left out of the
     # measure, ROC-AUC is undefined on it, and the estimate decides instead
     labels = pd.read_csv(p["root"] / "batch.csv")
@@ -137,24 +137,24 @@ def test_drift_retrains_on_the_ingested_version_and_the_forward_gate_promotes_it
     single = monitoring_pipeline(
         batch_path=str(p["root"] / "one_class.csv"), retrain=False, ingest=False, **common
     )
-    assert np.isnan(single["performance"]["roc_auc"]) and 0 <= single["performance"]["recall"]
-    assert any("roc_auc is undefined" in w for w in single["warnings"]), single
-    assert not any(r.startswith("roc_auc fell") for r in single["reasons"]), single
+    assert np.isnan(single.performance["roc_auc"]) and 0 <= single.performance["recall"]
+    assert any("roc_auc is undefined" in w for w in single.warnings), single
+    assert not any(r.startswith("roc_auc fell") for r in single.reasons), single
     assert data.file_md5(p["data"]) == v1_md5
 
     # the labelled batch of the new world: measured drop, ingested, retrained on it
     result = monitoring_pipeline(batch_path=str(p["root"] / "batch.csv"), **common)
-    assert result["retrain"], result["reasons"]
-    assert any("roc_auc fell" in r for r in result["reasons"]), result["reasons"]
-    assert result["performance"]["roc_auc"] < 0.5
+    assert result.retrain, result.reasons
+    assert any("roc_auc fell" in r for r in result.reasons), result.reasons
+    assert result.performance["roc_auc"] < 0.5
     # the estimate checked against the labels: it cannot see a changed relation (the
     # answers look as sure as before), so v1's estimate is recorded as off
-    audit = result["estimate_audit"]
-    assert audit["measured"] == result["performance"]["roc_auc"]
-    assert audit["estimated"] == result["estimated"]["roc_auc"]
+    audit = result.estimate_audit
+    assert audit["measured"] == result.performance["roc_auc"]
+    assert audit["estimated"] == result.estimated["roc_auc"]
     assert abs(audit["estimated"] - audit["measured"]) > audit["allowed"], audit
-    assert any("label-free estimate is off" in line for line in result["warnings"])
-    ingested = result["ingested"]
+    assert any("label-free estimate is off" in line for line in result.warnings)
+    ingested = result.ingested
     assert ingested["labelled"] and ingested["version"] == 1 and ingested["previous_md5"] == v1_md5
     assert ingested["md5"] == data.file_md5(p["data"]) != v1_md5
     pointer = yaml.safe_load((p["root"] / "data" / "flights.csv.dvc").read_text())
@@ -165,12 +165,12 @@ def test_drift_retrains_on_the_ingested_version_and_the_forward_gate_promotes_it
 
     client = mlflow.MlflowClient()
     name = "honing-flights"
-    v2 = client.get_model_version(name, result["retrained_version"])
+    v2 = client.get_model_version(name, result.retrained_version)
     assert str(v2.version) == "2"
     assert v2.tags["honing.data_md5"] == ingested["md5"]  # trained on the newest version
     assert str(client.get_model_version_by_alias(name, "champion").version) == "2"  # forward
     assert json.loads(client.get_model_version(name, "1").tags["honing.estimate_audit"]) == audit
-    monitor_run = client.get_run(result["run_id"])
+    monitor_run = client.get_run(result.run_id)
     assert monitor_run.data.tags["honing.retrain"] == "true"
     assert "batch_roc_auc" in monitor_run.data.metrics
     assert any(k.startswith("drift_") for k in monitor_run.data.metrics)

@@ -1,13 +1,17 @@
-"""Monitoring a batch: its drift against the data the champion was trained on (weighted by
-what the champion relies on), the drift of the champion's answers and of the labels, and the
-champion's performance on it, measured when it has labels and estimated when not; all of it
-logged on an MLflow run. The pure :func:`honing.monitoring.gate` then decides."""
+"""Monitoring a batch, in stages as the flow runs them: :func:`reference` (the champion and
+the data it was trained on), :func:`drift` (the batch against that data, weighted by what the
+champion relies on, with the drift of its answers and of the labels), :func:`performance`
+(the champion on the batch, measured when it has labels and estimated when not, the estimate
+checked against the measure), the pure :func:`honing.monitoring.gate`, then :func:`record`
+(an MLflow run with the report and the decision). :class:`MonitoringSummary` is what the
+flow returns."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -101,82 +105,157 @@ def _latest_training(
     )
 
 
-def monitor(
-    cfg: PipelineConfig, batch_path: Path, *, experiment_id: str, tracking_uri: str, repo: str
-) -> Monitored:
-    """Check the batch at ``batch_path`` against the champion of ``cfg.registry`` and log
-    the report on a new MLflow run (``<name> monitor``)."""
-    shown = _shown(batch_path, repo)
+@dataclass(frozen=True)
+class Reference:
+    """The champion (``name`` v``version``, its model and its test metrics) and the data it
+    was trained on: the version's table (``trained_on``), and its window (``rows``), which a
+    batch is compared with. ``folder``: where monitoring keeps its files for this version."""
+
+    name: str
+    version: str
+    model: Any
+    metrics: dict[str, float]
+    classes: list[Any]
+    columns: features.FeatureColumns
+    trained_on: pd.DataFrame
+    rows: pd.DataFrame
+    window: WindowConfig
+    path: Path
+    folder: Path
+
+    def log_lines(self) -> list[str]:
+        return [
+            f"champion {self.name} v{self.version}: {len(self.rows)} reference rows "
+            f"of {len(self.trained_on)} in its data version"
+        ]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The batch read (``shown``: its path as runs name it), its feature columns, and the
+    champion's answers on them."""
+
+    shown: str
+    table: pd.DataFrame
+    X: pd.DataFrame
+    labelled: bool
+    answers: Answers
+
+
+@dataclass(frozen=True)
+class Drift:
+    """The batch and its drift report, which :func:`performance` completes."""
+
+    batch: Batch
+    report: DriftReport
+
+    def log_lines(self) -> list[str]:
+        r = self.report
+        return [
+            f"{self.batch.shown}: {r.current_rows} rows against {r.reference_rows} reference "
+            f"rows, {r.drifted_share:.0%} of columns drifted"
+        ]
+
+
+def reference(cfg: PipelineConfig, *, repo: str) -> Reference:
+    """The champion of ``cfg.registry`` and the data version it was trained on (fetched from
+    DVC at its commit when the working copy has moved on)."""
     name, alias = cfg.registry.model_name, cfg.registry.champion_alias
     version = registry.champion_version(name, alias)
     if version is None:
         raise RegistryError(f"model {name} has no @{alias} to monitor; run the training flow first")
     found = reproduce.version_lineage(name, version)
     folder = Path(repo) / ".honing" / "monitoring" / f"{name}-v{version}"
-    reference_path = reproduce.fetch_data_version(
+    path = reproduce.fetch_data_version(
         Path(repo), found.data_path, found.data_md5, found.git_commit, folder / "reference.csv"
     )
-    target = cfg.data.target
-    trained_on = data.load_table(reference_path, cfg.data.format)
+    trained_on = data.load_table(path, cfg.data.format)
     window = _window(found.config, cfg.data.window)
-    reference = versions.window(trained_on, window)
+    rows = versions.window(trained_on, window)
+    target = cfg.data.target
+    X = rows.drop(columns=[c for c in [target, *cfg.identifiers] if c in rows.columns])
+    _, classes = data.target_values(rows[target], cfg.task, cfg.data.positive_label)
+    return Reference(
+        name=name,
+        version=version,
+        model=registry.load_model(f"models:/{name}/{version}"),
+        metrics=found.metrics,
+        classes=classes,
+        columns=features.infer_columns(X, cfg.features),
+        trained_on=trained_on,
+        rows=rows,
+        window=window,
+        path=path,
+        folder=folder,
+    )
+
+
+def _features(cfg: PipelineConfig, table: pd.DataFrame) -> pd.DataFrame:
+    dropped = [cfg.data.target, *cfg.identifiers]
+    return table.drop(columns=[c for c in dropped if c in table.columns])
+
+
+def drift(cfg: PipelineConfig, ref: Reference, batch_path: Path, *, repo: str) -> Drift:
+    """The batch at ``batch_path`` against the reference rows: each column's drift (weighted
+    by the champion's importances), the drift of the champion's answers, and of the labels
+    when the batch has them (Evidently's report, kept as HTML in the reference's folder)."""
+    target, classes = cfg.data.target, ref.classes
     current = data.load_table(Path(batch_path), cfg.data.format)
     labelled = target in current.columns and bool(current[target].notna().any())
-    few = False
-    dropped = [target, *cfg.identifiers]
-    X_ref = reference.drop(columns=[c for c in dropped if c in reference.columns])
-    X_cur = current.drop(columns=[c for c in dropped if c in current.columns])
-    columns = features.infer_columns(X_ref, cfg.features)
-    y_ref, classes = data.target_values(reference[target], cfg.task, cfg.data.positive_label)
-    model = registry.load_model(f"models:/{name}/{version}")
-    seen = answers(model, X_cur, classes)  # the batch's answers, also for the estimate
+    X_ref, X_cur = _features(cfg, ref.rows), _features(cfg, current)
+    seen = answers(ref.model, X_cur, classes)  # the batch's answers, also for the estimate
     tables = []
     for X, frame, said in (
-        (X_ref, reference, answers(model, X_ref, classes)),
+        (X_ref, ref.rows, answers(ref.model, X_ref, classes)),
         (X_cur, current, seen),
     ):
-        table = X[[*columns.numeric, *columns.categorical]].copy()
+        table = X[[*ref.columns.numeric, *ref.columns.categorical]].copy()
         table[PREDICTION] = _answers_column(said, classes, X.index)
         if labelled:
             table[TARGET] = frame[target].astype(str) if classes else frame[target]
         tables.append(table)
-    numeric, categorical = list(columns.numeric), list(columns.categorical)
+    numeric, categorical = list(ref.columns.numeric), list(ref.columns.categorical)
     (numeric if len(classes) <= 2 else categorical).append(PREDICTION)
     if labelled:
         (categorical if classes else numeric).append(TARGET)
-    run_id = tracking.start_run(
-        experiment_id,
-        f"{cfg.name} monitor v{version}",
-        {"honing.kind": "monitoring", "honing.champion_version": version,
-         "honing.batch": shown},
-    )  # fmt: skip
     report = monitoring.drift_report(
         tables[0],
         tables[1],
         numeric=numeric,
         categorical=categorical,
-        html_path=folder / "drift.html",
+        html_path=ref.folder / "drift.html",
         method=cfg.monitoring.drift_method,
         max_rows=cfg.monitoring.max_rows,
-        weights=registry.version_importances(name, version),
+        weights=registry.version_importances(ref.name, ref.version),
     )
+    shown = _shown(batch_path, repo)
+    return Drift(Batch(shown, current, X_cur, labelled, seen), report)
+
+
+def performance(cfg: PipelineConfig, ref: Reference, found: Drift, *, repo: str) -> Drift:
+    """The report completed with the champion's performance on the batch: estimated without
+    labels (confidence for classes, a model of its error for regression), measured when the
+    batch has enough labelled rows (and the estimate then checked against the measure, the
+    check kept on the version); and the labelled rows no training has seen yet."""
+    model, classes, batch = ref.model, ref.classes, found.batch
+    name, version, target = ref.name, ref.version, cfg.data.target
     if classes:
-        estimated = monitoring.estimate_performance(seen.values, seen.codes)
+        estimated = monitoring.estimate_performance(batch.answers.values, batch.answers.codes)
     else:  # regression: a model of the champion's error, fitted on rows it was tested on
         # the rows of the champion's test: its table cleaned, then windowed, as its run did
-        held = split_table(cfg, trained_on, window).split
+        held = split_table(cfg, ref.trained_on, ref.window).split
         estimated = monitoring.estimate_loss(
             held.X_test,
             answers(model, held.X_test, []).values,
             held.y_test,
-            X_cur,
-            seen.values,
+            batch.X,
+            batch.answers.values,
             seed=cfg.search.seed,
         )
-    report = monitoring.with_estimate(report, estimated, found.metrics)
+    report = monitoring.with_estimate(found.report, estimated, ref.metrics)
     # labelled rows no training has seen: ingested since the latest one, and this batch;
     # each file read once (the newest data is often the champion's own version)
-    loaded = {Path(reference_path).resolve(): trained_on}
+    loaded = {Path(ref.path).resolve(): ref.trained_on}
 
     def table(path: Path) -> pd.DataFrame:
         key = Path(path).resolve()
@@ -184,27 +263,50 @@ def monitor(
             loaded[key] = data.load_table(key, cfg.data.format)
         return loaded[key]
 
-    latest = table(_latest_training(name, version, reference_path, repo=repo, folder=folder))
+    latest = table(_latest_training(name, version, ref.path, repo=repo, folder=ref.folder))
     newest = Path(cfg.data.path)
-    tables = [*([table(newest)] if newest.is_file() else []), current]
+    tables = [*([table(newest)] if newest.is_file() else []), batch.table]
     unseen = monitoring.unseen_rows(latest, tables, target)
-    report = monitoring.with_volume(report, len(versions.window(latest, window)), unseen)
-    if labelled:  # measured, and the estimate checked against the measure
+    report = monitoring.with_volume(report, len(versions.window(latest, ref.window)), unseen)
+    few = False
+    if batch.labelled:  # measured, and the estimate checked against the measure
         # coded in the champion's label order: a batch may hold some of the classes only
-        y_cur, known = data.labelled_rows(current[target], classes)
+        y_cur, known = data.labelled_rows(batch.table[target], classes)
         few = int(known.sum()) < cfg.monitoring.min_rows  # too few to measure: estimated
         if not few:
-            measured = evaluate(model, X_cur[known], y_cur, classes).metrics
-            report = monitoring.with_performance(report, measured, found.metrics)
-            report = monitoring.audit_estimate(report, cfg.monitoring, shown)
+            measured = evaluate(model, batch.X[known], y_cur, classes).metrics
+            report = monitoring.with_performance(report, measured, ref.metrics)
+            report = monitoring.audit_estimate(report, cfg.monitoring, batch.shown)
             if report.audit is not None:
                 registry.record_audit(name, version, report.audit.to_dict())
-    if not labelled or few:
+    if not batch.labelled or few:
         kept = registry.latest_audit(name, version)
         audit = None if kept is None else monitoring.EstimateAudit.from_dict(kept)
         report = monitoring.with_audit(report, audit)
+    return Drift(batch, report)
+
+
+def record(
+    cfg: PipelineConfig,
+    ref: Reference,
+    found: Drift,
+    decision: RetrainDecision,
+    *,
+    experiment_id: str,
+    tracking_uri: str,
+) -> Monitored:
+    """The check on an MLflow run (``<name> monitor v<version>``): the report (JSON, and
+    Evidently's HTML), the drift and performance metrics, the gate's decision and its
+    reasons as tags and as the run's note."""
+    report, batch = found.report, found.batch
+    run_id = tracking.start_run(
+        experiment_id,
+        f"{cfg.name} monitor v{ref.version}",
+        {"honing.kind": "monitoring", "honing.champion_version": ref.version,
+         "honing.batch": batch.shown},
+    )  # fmt: skip
     tracking.log_json(run_id, report.to_dict(), "monitoring/drift.json")
-    tracking.log_artifact(run_id, folder / "drift.html", "monitoring")
+    tracking.log_artifact(run_id, ref.folder / "drift.html", "monitoring")
     tracking.log_metrics(
         run_id,
         {
@@ -220,19 +322,15 @@ def monitor(
                if report.performance and report.audit is not None else {}),
         },
     )  # fmt: skip
-    return Monitored(
-        version=version,
-        batch=shown,
-        labelled=labelled,
+    monitored = Monitored(
+        version=ref.version,
+        batch=batch.shown,
+        labelled=batch.labelled,
         report=report,
         run=RunRef(run_id, experiment_id, tracking_uri),
     )
-
-
-def record_decision(monitored: Monitored, decision: RetrainDecision) -> None:
-    """Tag the monitoring run with the gate's decision and its reasons, and end it."""
     tracking.set_tags(
-        monitored.run.run_id,
+        run_id,
         {
             "honing.retrain": str(decision.retrain).lower(),
             "honing.retrain_reasons": "; ".join(decision.reasons),
@@ -242,7 +340,8 @@ def record_decision(monitored: Monitored, decision: RetrainDecision) -> None:
             ),
         },
     )  # fmt: skip
-    tracking.end_run(monitored.run.run_id, "FINISHED")
+    tracking.end_run(run_id, "FINISHED")
+    return monitored
 
 
 def follow_challenger(
@@ -267,3 +366,63 @@ def follow_challenger(
         cfg.registry.model_name, X[known].reset_index(drop=True), y, classes, cfg.registry,
         batch=shown, by=f"monitoring of {shown}",
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MonitoringSummary:
+    """What a monitoring run returns: the drift and performance it found on the batch, the
+    gate's decision, the evidence added to a waiting challenger, the batch kept as a data
+    version, and the retraining that followed (the version it registered, or why it
+    registered none)."""
+
+    champion_version: str
+    drifted_share: float
+    weighted_drift_share: float | None
+    drifted_columns: list[str]
+    prediction_drifted: bool
+    performance: dict[str, float]
+    estimated: dict[str, float]
+    estimate_audit: dict[str, Any] | None
+    retrain: bool
+    reasons: list[str]
+    warnings: list[str]
+    run_id: str
+    challenger: dict[str, Any] | None = None
+    ingested: dict[str, Any] | None = None
+    retrained_version: str | None = None
+    retrain_failed: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(
+    monitored: Monitored,
+    decision: RetrainDecision,
+    *,
+    followed: registry.ChallengerFollowed | None = None,
+    ingested: Any | None = None,
+    retrained_version: str | None = None,
+    retrain_failed: str | None = None,
+) -> MonitoringSummary:
+    """The monitoring run's summary from its stages' results (``ingested``: the data
+    version a labelled batch became, with its ``to_dict``)."""
+    report = monitored.report
+    return MonitoringSummary(
+        champion_version=monitored.version,
+        drifted_share=report.drifted_share,
+        weighted_drift_share=report.weighted_share,
+        drifted_columns=list(report.drifted),
+        prediction_drifted=bool(report.prediction and report.prediction.drifted),
+        performance=dict(report.performance),
+        estimated=dict(report.estimated),
+        estimate_audit=report.audit.to_dict() if report.audit else None,
+        retrain=decision.retrain,
+        reasons=list(decision.reasons),
+        warnings=list(decision.warnings),
+        run_id=monitored.run.run_id,
+        challenger=followed.to_dict() if followed else None,
+        ingested=ingested.to_dict() if ingested else None,
+        retrained_version=retrained_version,
+        retrain_failed=retrain_failed,
+    )
