@@ -175,3 +175,31 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+#: Debian's Chromium, which the browser tests drive through Playwright (no browser download).
+CHROMIUM = Path("/usr/bin/chromium")
+#: Chromium in a closed network: no sandbox (root in CI), no background connections.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium (skipped where it is not installed, unless the stack is required)."""
+    if not CHROMIUM.exists():
+        if os.environ.get("HONING_REQUIRE_STACK") == "1":
+            pytest.fail("Debian's chromium is not installed but HONING_REQUIRE_STACK=1")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

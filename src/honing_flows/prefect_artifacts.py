@@ -47,15 +47,24 @@ FAILURE_KEY = "honing-run-failure"
 
 def publish_failure(run_id: str, stage: str, reason: str) -> None:
     """A failed run's reason as a Markdown artifact of its flow run: what the Prefect UI shows
-    on the failed run's page, beside its logs."""
-    from prefect.artifacts import create_markdown_artifact
+    on the failed run's page (its Artifacts tab, under "Flow run"), beside its logs. It is the
+    flow run's own even when a task publishes it, as the failure is the whole run's."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.utilities.context import get_task_and_flow_run_ids
 
     lines = reason.strip().splitlines() or ["(no reason given)"]
     rest = "\n".join(lines[1:])
-    create_markdown_artifact(
-        markdown=f"# FAILED at {stage}\n\n{lines[0]}\n"
+    markdown = (
+        f"# FAILED at {stage}\n\n{lines[0]}\n"
         + (f"\n```\n{rest}\n```\n" if rest else "")
-        + f"\nMLflow run `{run_id}` (tags `honing.failed_stage`, `honing.error`).\n",
-        key=FAILURE_KEY,
-        description=f"FAILED at {stage}",
+        + f"\nMLflow run `{run_id}` (tags `honing.failed_stage`, `honing.error`).\n"
     )
+    _, flow_run_id = get_task_and_flow_run_ids()
+    with get_client(sync_client=True) as client:
+        client.create_artifact(
+            artifact=ArtifactCreate(
+                type="markdown", key=FAILURE_KEY, description=f"FAILED at {stage}",
+                data=markdown, flow_run_id=flow_run_id,
+            )
+        )  # fmt: skip
