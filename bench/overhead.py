@@ -137,7 +137,7 @@ def run_mode(mode: str, config: str, env: str, repo: str) -> dict[str, object]:
     ray = (started.settings if mode == "plain" else settings).ray
     prepared = prepare.prepare(cfg, raw, lineage, elapsed_s=time.monotonic() - began)
     name = search_name(cfg.name, cfg.content_hash, lineage, resume=False)
-    result = fit.run_search(cfg, prepared, ray=ray, experiment_name=name)
+    result = fit.search(cfg, prepared, ray=ray, experiment_name=name)
     refit_s = planner.refit_budget(None, None, compression=True)
     choice = fit.choose(cfg, prepared, result, refit_s=refit_s)
     refit = fit.refit(cfg, prepared, choice)

@@ -35,7 +35,7 @@ def reproduce_pipeline(
     cfg = repro_tasks.lineage_config(lineage, data_path, repo)
     clock = StageClock(cfg.time_budget_s)
     raw = data_tasks.load_table(data_path, cfg.data.format)
-    prepared = stages.prepare_data(cfg=cfg, raw=raw, lineage=lineage, elapsed_s=clock.elapsed())
+    prepared = stages.prepare(cfg=cfg, raw=raw, lineage=lineage, elapsed_s=clock.elapsed())
     recorded = None if search_again else repro_tasks.recorded_choice(lineage)
     if recorded is not None:  # the very model the version was: its spec and its rule
         refit = stages.rebuild(prepared=prepared, recorded=recorded)

@@ -44,7 +44,7 @@ def training_pipeline(
     ``started_at`` (``time.time()`` seconds): when the command that runs it started, where
     the time budget counts from (default: the flow's own start)."""
     flow_run_id = str(flow_run.get_id() or "none")
-    started = stages.begin(
+    started = stages.start(
         config_path=config_path,
         env_path=env_path,
         run_name=flow_run.get_name() or "",
@@ -78,7 +78,7 @@ def training_pipeline(
                 same=same,
                 timings={**clock.seconds, "total": clock.elapsed()},
             )
-        prepared = stages.prepare_data(
+        prepared = stages.prepare(
             cfg=cfg,
             raw=validated.raw,
             lineage=lineage,
@@ -131,7 +131,7 @@ def training_pipeline(
                 cfg=cfg, prepared=prepared, refit=refit, trims=evaluated.trims, store=store
             )
         with clock.stage("registration"):
-            registered = stages.register_model(
+            registered = stages.register(
                 run=run,
                 cfg=cfg,
                 prepared=prepared,

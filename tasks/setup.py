@@ -1,5 +1,5 @@
 """Configuration and tracking setup tasks (the monitoring flow's; the training flow starts
-with :func:`honing_flows.tasks.stages.begin`)."""
+with :func:`honing_flows.tasks.stages.start`)."""
 
 from __future__ import annotations
 

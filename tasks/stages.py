@@ -28,7 +28,10 @@ from honing.search import SearchResult
 from honing.stages import compress as compress_stage
 from honing.stages import evaluate as evaluate_stage
 from honing.stages import finish as finish_stage
-from honing.stages import fit, prepare, record, register, start
+from honing.stages import fit, record
+from honing.stages import prepare as prepare_stage
+from honing.stages import register as register_stage
+from honing.stages import start as start_stage
 from honing.stages import validate as validate_stage
 from honing.stages.cache import StageStore
 from honing.unchanged import UnchangedVersion, unchanged_version
@@ -41,15 +44,15 @@ def _trims(trims: Trims) -> str:
 
 
 @io_task(run_name="start({config_path})")
-def begin(
+def start(
     config_path: str,
     env_path: str | None,
     run_name: str,
     flow_run_id: str,
     started_at: float | None = None,
-) -> start.Started:
+) -> start_stage.Started:
     return logged(
-        start.start(
+        start_stage.start(
             config_path,
             env_path,
             run_name=run_name,
@@ -62,7 +65,7 @@ def begin(
 
 @io_task
 def connect(env_path: str | None) -> EnvSettings:
-    return start.connect(env_path, os.environ)
+    return start_stage.connect(env_path, os.environ)
 
 
 @io_task
@@ -87,20 +90,22 @@ def unchanged(name: str, lineage: Lineage, alias: str) -> UnchangedVersion | Non
 
 
 @compute_task
-def prepare_data(
+def prepare(
     cfg: PipelineConfig,
     raw: Any,
     lineage: Lineage,
     elapsed_s: float,
     startup_s: float | None = None,
-) -> prepare.Prepared:
-    return logged(prepare.prepare(cfg, raw, lineage, elapsed_s=elapsed_s, startup_s=startup_s))
+) -> prepare_stage.Prepared:
+    return logged(
+        prepare_stage.prepare(cfg, raw, lineage, elapsed_s=elapsed_s, startup_s=startup_s)
+    )
 
 
 @compute_task  # its result kept and reused by honing (StageStore)
 def search(
     cfg: PipelineConfig,
-    prepared: prepare.Prepared,
+    prepared: prepare_stage.Prepared,
     ray: RaySettings,
     experiment_name: str,
     store: StageStore,
@@ -110,7 +115,7 @@ def search(
             "search",
             cfg,
             prepared.lineage,
-            lambda: fit.run_search(
+            lambda: fit.search(
                 cfg,
                 prepared,
                 ray=ray,
@@ -124,7 +129,7 @@ def search(
 @compute_task  # its result kept and reused by honing (StageStore)
 def choose(
     cfg: PipelineConfig,
-    prepared: prepare.Prepared,
+    prepared: prepare_stage.Prepared,
     result: SearchResult,
     refit_s: float | None,
     store: StageStore,
@@ -141,14 +146,17 @@ def choose(
 
 @compute_task
 def nested_cv(
-    cfg: PipelineConfig, prepared: prepare.Prepared, ray: RaySettings, experiment_name: str
+    cfg: PipelineConfig, prepared: prepare_stage.Prepared, ray: RaySettings, experiment_name: str
 ) -> NestedCVResult:
     return fit.nested_cv(cfg, prepared, ray=ray, experiment_name=experiment_name)
 
 
 @compute_task  # its result kept and reused by honing (StageStore)
 def refit(
-    cfg: PipelineConfig, prepared: prepare.Prepared, choice: EnsembleDecision, store: StageStore
+    cfg: PipelineConfig,
+    prepared: prepare_stage.Prepared,
+    choice: EnsembleDecision,
+    store: StageStore,
 ) -> fit.Refit:
     return logged(
         store.reuse("refit", cfg, prepared.lineage, lambda: fit.refit(cfg, prepared, choice))
@@ -156,13 +164,13 @@ def refit(
 
 
 @compute_task
-def rebuild(prepared: prepare.Prepared, recorded: RecordedChoice) -> fit.Refit:
+def rebuild(prepared: prepare_stage.Prepared, recorded: RecordedChoice) -> fit.Refit:
     return logged(fit.rebuild(prepared, recorded.spec, recorded.rule))
 
 
 @compute_task
 def evaluate(
-    cfg: PipelineConfig, prepared: prepare.Prepared, refit: fit.Refit, left_s: float | None
+    cfg: PipelineConfig, prepared: prepare_stage.Prepared, refit: fit.Refit, left_s: float | None
 ) -> evaluate_stage.Evaluated:
     return logged(evaluate_stage.evaluate(cfg, prepared, refit, left_s=left_s))
 
@@ -170,7 +178,7 @@ def evaluate(
 @compute_task  # its result kept and reused by honing (StageStore)
 def explain(
     cfg: PipelineConfig,
-    prepared: prepare.Prepared,
+    prepared: prepare_stage.Prepared,
     refit: fit.Refit,
     trims: Trims,
     store: StageStore,
@@ -190,7 +198,7 @@ def explain(
 def log_evaluation(
     run: summary.RunRef,
     cfg: PipelineConfig,
-    prepared: prepare.Prepared,
+    prepared: prepare_stage.Prepared,
     search: SearchResult,
     choice: EnsembleDecision,
     nested: NestedCVResult | None,
@@ -221,7 +229,7 @@ def quality_gate(cfg: PipelineConfig, evaluated: evaluate_stage.Evaluated) -> No
 @compute_task  # its result kept and reused by honing (StageStore)
 def compress(
     cfg: PipelineConfig,
-    prepared: prepare.Prepared,
+    prepared: prepare_stage.Prepared,
     refit: fit.Refit,
     trims: Trims,
     store: StageStore,
@@ -239,17 +247,17 @@ def compress(
 
 # Retried: registration first looks for a version of this run, so a retry never duplicates.
 @io_task
-def register_model(
+def register(
     run: summary.RunRef,
     cfg: PipelineConfig,
-    prepared: prepare.Prepared,
+    prepared: prepare_stage.Prepared,
     refit: fit.Refit,
     evaluated: evaluate_stage.Evaluated,
     lineage: Lineage,
     compressed: CompressionResult | None,
-) -> register.Registered:
+) -> register_stage.Registered:
     return logged(
-        register.register(
+        register_stage.register(
             run,
             cfg,
             prepared=prepared,
@@ -263,16 +271,16 @@ def register_model(
 
 @io_task
 def finish(
-    started: start.Started,
+    started: start_stage.Started,
     lineage: Lineage,
-    prepared: prepare.Prepared,
+    prepared: prepare_stage.Prepared,
     search: SearchResult,
     choice: EnsembleDecision,
     nested: NestedCVResult | None,
     refit: fit.Refit,
     evaluated: evaluate_stage.Evaluated,
     explained: evaluate_stage.Explained,
-    registered: register.Registered,
+    registered: register_stage.Registered,
     timings: dict[str, float],
 ) -> summary.TrainingSummary:
     """The library's finish, then the summary as Prefect Markdown and link artifacts."""
@@ -298,7 +306,10 @@ def finish(
 
 @io_task
 def finish_unchanged(
-    started: start.Started, lineage: Lineage, same: UnchangedVersion, timings: dict[str, float]
+    started: start_stage.Started,
+    lineage: Lineage,
+    same: UnchangedVersion,
+    timings: dict[str, float],
 ) -> summary.TrainingSummary:
     return logged(
         prefect_artifacts.published(

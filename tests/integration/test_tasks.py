@@ -24,7 +24,7 @@ def _lineage(md5: str = "0" * 32) -> Lineage:
 
 def test_start_and_validate_tasks_report_and_log_then_the_gate_decides(project, monkeypatch):
     monkeypatch.chdir(project["root"])
-    started = stages.begin.fn(str(project["config"]), str(project["env"]), "churn test", "f1")
+    started = stages.start.fn(str(project["config"]), str(project["env"]), "churn test", "f1")
     assert started.cfg.name == "churn" and started.run.run_id
     validated = stages.validate.fn(
         started.cfg, started.run, str(project["root"]), str(project["config"]), "f1"
@@ -41,7 +41,7 @@ def test_start_and_validate_tasks_report_and_log_then_the_gate_decides(project, 
     # a table that breaks the suite: the report is logged, then the gate refuses it
     bad = project["root"] / "data" / "churn.csv"
     validated.raw.drop(columns=["contract"]).to_csv(bad, index=False)
-    again = stages.begin.fn(str(project["config"]), str(project["env"]), "churn bad", "f2")
+    again = stages.start.fn(str(project["config"]), str(project["env"]), "churn bad", "f2")
     rejected = stages.validate.fn(
         again.cfg, again.run, str(project["root"]), str(project["config"]), "f2"
     )
@@ -59,7 +59,7 @@ def test_start_and_validate_tasks_report_and_log_then_the_gate_decides(project, 
 def test_fit_tasks_prepare_refit_evaluate_explain_and_gate(project):
     cfg = setup_tasks.load_pipeline_config.fn(str(project["config"]))
     raw = data_tasks.load_table.fn(cfg.data.path).sample(800, random_state=0)
-    prepared = stages.prepare_data.fn(cfg, raw, _lineage(), 0.0)
+    prepared = stages.prepare.fn(cfg, raw, _lineage(), 0.0)
     assert len(prepared.split.X_train) + len(prepared.split.X_test) == prepared.cleaning.rows_out
     assert prepared.setup.columns == data_tasks.infer_columns.fn(
         prepared.split.X_train, cfg.features
@@ -84,7 +84,7 @@ def test_io_tasks_retry_and_pure_tasks_do_not():
     assert stages.validate.retries == 3
     assert stages.quality_gate.retries == 0
     assert stages.validation_gate.retries == 0
-    assert stages.register_model.retries == 3  # idempotent per run id
+    assert stages.register.retries == 3  # idempotent per run id
     assert stages.search.retries == 0
 
 

@@ -8,24 +8,25 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from honing import anytime, ensembles, nested, planner, search, training
+from honing import anytime, ensembles, nested, planner, training
+from honing import search as searching
 from honing.config import PipelineConfig, RaySettings
 from honing.decision import DecisionFit, DecisionRule, fit_decision
 from honing.stages.prepare import Prepared
 
 
-def run_search(
+def search(
     cfg: PipelineConfig,
     prepared: Prepared,
     *,
     ray: RaySettings,
     experiment_name: str,
     progress: Callable[[str], None] | None = None,
-) -> search.SearchResult:
+) -> searching.SearchResult:
     """The search over the config's families within the planned share of the budget
     (``progress``: where the trials done, the best so far and the time left are reported)."""
     split = prepared.split
-    return search.run_search(
+    return searching.run_search(
         split.X_train,
         split.y_train,
         cfg=planner.search_config(cfg.search, prepared.budget),
@@ -39,7 +40,7 @@ def run_search(
 def choose(
     cfg: PipelineConfig,
     prepared: Prepared,
-    result: search.SearchResult,
+    result: searching.SearchResult,
     *,
     refit_s: float | None,
 ) -> ensembles.EnsembleDecision:
