@@ -144,19 +144,10 @@ def run_mode(mode: str, config: str, env: str, repo: str) -> dict[str, object]:
     evaluated = evaluate.evaluate(cfg, prepared, refit, left_s=None)
     explained = evaluate.explain_model(cfg, prepared, refit, evaluated.trims)
     compressed = compress.compress(cfg, prepared, refit, evaluated.trims)
+    fitted = evaluate.Fitted(result, choice, None, refit, evaluated, explained)
     if mode == "plain":
         with clock.stage("log_evaluation (trials, leaderboard, metrics, plots)"):
-            record.log_evaluation(
-                run,
-                cfg,
-                prepared=prepared,
-                search=result,
-                choice=choice,
-                nested=None,
-                refit=refit,
-                evaluated=evaluated,
-                explained=explained,
-            )
+            record.log_evaluation(run, cfg, prepared=prepared, fitted=fitted)
         evaluation_gate(cfg, evaluated)
         with clock.stage("register (models, champion scoring, gate, load-and-query check)"):
             registered = register.register(
@@ -173,12 +164,7 @@ def run_mode(mode: str, config: str, env: str, repo: str) -> dict[str, object]:
                 started,
                 lineage=lineage,
                 prepared=prepared,
-                search=result,
-                choice=choice,
-                nested=None,
-                refit=refit,
-                evaluated=evaluated,
-                explained=explained,
+                fitted=fitted,
                 registered=registered,
                 timings={"total": time.monotonic() - began},
             )

@@ -14,6 +14,7 @@ from honing.exceptions import failure_reason
 from honing.experiments import search_name
 from honing.planner import StageClock
 from honing.stages.cache import StageStore
+from honing.stages.evaluate import Fitted
 from honing.stages.keys import reusable
 from honing.summary import TrainingSummary
 from honing.tracking import planned_run_name
@@ -114,10 +115,7 @@ def training_pipeline(
             explained = stages.explain(
                 cfg=cfg, prepared=prepared, refit=refit, trims=evaluated.trims, store=store
             )
-            stages.log_evaluation(
-                run=run,
-                cfg=cfg,
-                prepared=prepared,
+            fitted = Fitted(
                 search=result,
                 choice=choice,
                 nested=nested,
@@ -125,6 +123,7 @@ def training_pipeline(
                 evaluated=evaluated,
                 explained=explained,
             )
+            stages.log_evaluation(run=run, cfg=cfg, prepared=prepared, fitted=fitted)
         stages.quality_gate(cfg=cfg, evaluated=evaluated)
         with clock.stage("compression"):
             compressed = stages.compress(
@@ -144,12 +143,7 @@ def training_pipeline(
             started=started,
             lineage=lineage,
             prepared=prepared,
-            search=result,
-            choice=choice,
-            nested=nested,
-            refit=refit,
-            evaluated=evaluated,
-            explained=explained,
+            fitted=fitted,
             registered=registered,
             timings={**clock.seconds, "total": clock.elapsed()},
         )

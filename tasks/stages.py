@@ -199,24 +199,9 @@ def log_evaluation(
     run: summary.RunRef,
     cfg: PipelineConfig,
     prepared: prepare_stage.Prepared,
-    search: SearchResult,
-    choice: EnsembleDecision,
-    nested: NestedCVResult | None,
-    refit: fit.Refit,
-    evaluated: evaluate_stage.Evaluated,
-    explained: evaluate_stage.Explained,
+    fitted: evaluate_stage.Fitted,
 ) -> None:
-    record.log_evaluation(
-        run,
-        cfg,
-        prepared=prepared,
-        search=search,
-        choice=choice,
-        nested=nested,
-        refit=refit,
-        evaluated=evaluated,
-        explained=explained,
-    )
+    record.log_evaluation(run, cfg, prepared=prepared, fitted=fitted)
 
 
 @compute_task
@@ -274,12 +259,7 @@ def finish(
     started: start_stage.Started,
     lineage: Lineage,
     prepared: prepare_stage.Prepared,
-    search: SearchResult,
-    choice: EnsembleDecision,
-    nested: NestedCVResult | None,
-    refit: fit.Refit,
-    evaluated: evaluate_stage.Evaluated,
-    explained: evaluate_stage.Explained,
+    fitted: evaluate_stage.Fitted,
     registered: register_stage.Registered,
     timings: dict[str, float],
 ) -> summary.TrainingSummary:
@@ -290,12 +270,7 @@ def finish(
                 started,
                 lineage=lineage,
                 prepared=prepared,
-                search=search,
-                choice=choice,
-                nested=nested,
-                refit=refit,
-                evaluated=evaluated,
-                explained=explained,
+                fitted=fitted,
                 registered=registered,
                 timings=timings,
             ),

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from honing import evaluation, explain, planner, slices
 from honing.compression import n_parameters
 from honing.config import PipelineConfig
+from honing.ensembles import EnsembleDecision
+from honing.nested import NestedCVResult
+from honing.search import SearchResult
 from honing.stages.fit import Refit
 from honing.stages.prepare import Prepared
 
@@ -94,3 +97,18 @@ def explain_model(
         shap_rows=trims.shap_rows,
     )
     return Explained(importances=importances, notes=notes)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What the fit produced and its evaluation found, as one bundle for the stages that
+    record and summarize it: the search, the model choice, nested CV (None unless
+    configured), the refit model with its decision rule, the test evaluation and the
+    explanations."""
+
+    search: SearchResult
+    choice: EnsembleDecision
+    nested: NestedCVResult | None
+    refit: Refit
+    evaluated: Evaluated
+    explained: Explained

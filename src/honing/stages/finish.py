@@ -4,12 +4,8 @@ budget report, and the run's end state."""
 from __future__ import annotations
 
 from honing import planner, summary, tracking
-from honing.ensembles import EnsembleDecision
 from honing.lineage import Lineage
-from honing.nested import NestedCVResult
-from honing.search import SearchResult
-from honing.stages.evaluate import Evaluated, Explained
-from honing.stages.fit import Refit
+from honing.stages.evaluate import Fitted
 from honing.stages.prepare import Prepared
 from honing.stages.register import Registered
 from honing.stages.start import Started
@@ -21,19 +17,14 @@ def finish(
     *,
     lineage: Lineage,
     prepared: Prepared,
-    search: SearchResult,
-    choice: EnsembleDecision,
-    nested: NestedCVResult | None,
-    refit: Refit,
-    evaluated: Evaluated,
-    explained: Explained,
+    fitted: Fitted,
     registered: Registered,
     timings: dict[str, float],
 ) -> summary.TrainingSummary:
     """The run's summary, logged with the stage timings (``seconds_<stage>``) and the budget
     report; the run ends FINISHED."""
     cfg, run = started.cfg, started.run
-    reg = registered
+    reg, search, evaluated = registered, fitted.search, fitted.evaluated
     timings = {**timings, "ray_start": search.startup_s}
     tracking.log_metrics(run.run_id, {f"seconds_{k}": v for k, v in timings.items()})
     tracking.log_json(
@@ -46,10 +37,10 @@ def finish(
         task=cfg.task,
         time_budget_s=cfg.time_budget_s,
         search=search,
-        choice=choice,
-        nested=nested,
+        choice=fitted.choice,
+        nested=fitted.nested,
         evaluation=evaluated.report,
-        importances=explained.importances,
+        importances=fitted.explained.importances,
         registration=reg.registration,
         compressed=reg.compressed,
         served=reg.served,
@@ -57,7 +48,7 @@ def finish(
         cleaning=prepared.cleaning,
         timings=timings,
         trims=evaluated.trims,
-        decision=refit.decision,
+        decision=fitted.refit.decision,
     )
     tracking.log_summary(run.run_id, result.markdown())
     tracking.end_run(run.run_id, "FINISHED")

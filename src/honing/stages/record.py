@@ -6,11 +6,7 @@ from __future__ import annotations
 
 from honing import evaluation, explain, summary, tracking
 from honing.config import PipelineConfig
-from honing.ensembles import EnsembleDecision
-from honing.nested import NestedCVResult
-from honing.search import SearchResult
-from honing.stages.evaluate import Evaluated, Explained
-from honing.stages.fit import Refit
+from honing.stages.evaluate import Fitted
 from honing.stages.prepare import Prepared
 
 
@@ -19,14 +15,11 @@ def log_evaluation(
     cfg: PipelineConfig,
     *,
     prepared: Prepared,
-    search: SearchResult,
-    choice: EnsembleDecision,
-    nested: NestedCVResult | None,
-    refit: Refit,
-    evaluated: Evaluated,
-    explained: Explained,
+    fitted: Fitted,
 ) -> None:
     """Everything the fit and its evaluation produced, on the training run ``run``."""
+    search, choice, nested, refit = fitted.search, fitted.choice, fitted.nested, fitted.refit
+    evaluated, explained = fitted.evaluated, fitted.explained
     split, report = prepared.split, evaluated.report
     tracking.log_trials(run.run_id, run.experiment_id, search)
     tracking.log_params(
