@@ -157,6 +157,11 @@ class Drift:
         ]
 
 
+def _features(cfg: PipelineConfig, table: pd.DataFrame) -> pd.DataFrame:
+    dropped = [cfg.data.target, *cfg.identifiers]
+    return table.drop(columns=[c for c in dropped if c in table.columns])
+
+
 def reference(cfg: PipelineConfig, *, repo: str) -> Reference:
     """The champion of ``cfg.registry`` and the data version it was trained on (fetched from
     DVC at its commit when the working copy has moved on)."""
@@ -172,27 +177,20 @@ def reference(cfg: PipelineConfig, *, repo: str) -> Reference:
     trained_on = data.load_table(path, cfg.data.format)
     window = _window(found.config, cfg.data.window)
     rows = versions.window(trained_on, window)
-    target = cfg.data.target
-    X = rows.drop(columns=[c for c in [target, *cfg.identifiers] if c in rows.columns])
-    _, classes = data.target_values(rows[target], cfg.task, cfg.data.positive_label)
+    _, classes = data.target_values(rows[cfg.data.target], cfg.task, cfg.data.positive_label)
     return Reference(
         name=name,
         version=version,
         model=registry.load_model(f"models:/{name}/{version}"),
         metrics=found.metrics,
         classes=classes,
-        columns=features.infer_columns(X, cfg.features),
+        columns=features.infer_columns(_features(cfg, rows), cfg.features),
         trained_on=trained_on,
         rows=rows,
         window=window,
         path=path,
         folder=folder,
     )
-
-
-def _features(cfg: PipelineConfig, table: pd.DataFrame) -> pd.DataFrame:
-    dropped = [cfg.data.target, *cfg.identifiers]
-    return table.drop(columns=[c for c in dropped if c in table.columns])
 
 
 def drift(cfg: PipelineConfig, ref: Reference, batch_path: Path, *, repo: str) -> Drift:
