@@ -186,5 +186,5 @@ def test_a_slow_first_chunk_does_not_cut_the_later_ones():
         score=lambda y_val, p: float(roc_auc_score(y_val, p[:, 1])),
         on_step=None, start=time.perf_counter(), deadline=began + 1.6 + 2.0,
     )  # fmt: skip
-    assert time.time() - began < 3.6 + 0.5  # the deadline held
+    assert time.time() - began < 3.6 + 1.5  # the deadline held (a chunk of slack, loaded)
     assert result.cut and result.rounds > 150, result
