@@ -45,6 +45,32 @@ def _balanced_accuracy(y: np.ndarray, proba: np.ndarray) -> float:
     return float(skm.balanced_accuracy_score(y, labels))
 
 
+def _trained(data, spec: ModelSpec, **kwargs):
+    """``spec`` trained on the churn split's training rows (3-fold CV on ROC-AUC), with the
+    column layout it was given."""
+    columns = infer_columns(data.X_train, FeaturesConfig(encoder="auto"))
+    setup = TrainingSetup(
+        "classification", columns, FeaturesConfig(encoder="auto"), seed=0, metric="roc_auc",
+        folds=3,
+    )  # fmt: skip
+    return train_model(data.X_train, data.y_train, spec, setup, **kwargs), columns
+
+
+def _served_through_onnx(model, data, columns, *, atol: float) -> None:
+    """The model's one ONNX candidate exists and answers as the model does on the test rows."""
+    candidates, skipped = build_candidates(
+        model,
+        data.X_train,
+        data.y_train,
+        numeric=columns.numeric,
+        categorical=columns.text,
+        options=CompressionOptions(techniques=("onnx",)),
+    )
+    assert [c.name for c in candidates] == ["native", "onnx"] and skipped == {}
+    onnx = candidates[1].predictor.predict_proba(data.X_test)
+    np.testing.assert_allclose(onnx, model.predict_proba(data.X_test), atol=atol)
+
+
 def test_a_new_metric_is_one_table_entry(monkeypatch, split):
     monkeypatch.setitem(
         metrics.METRICS,
@@ -171,19 +197,9 @@ def test_a_new_family_is_one_table_entry(monkeypatch, split):
     raw["search"]["families"] = {"decision_tree": {"max_depth": {"randint": [2, 8]}}}
     cfg = parse_config(raw, source=ROOT / "configs" / "churn.yaml", root=ROOT)
     assert list(cfg.search.families) == ["decision_tree"]
-    columns = infer_columns(data.X_train, FeaturesConfig(encoder="auto"))
-    res = train_model(
-        data.X_train,
-        data.y_train,
+    res, columns = _trained(
+        data,
         ModelSpec("decision_tree", {"max_depth": 4}),
-        TrainingSetup(
-            "classification",
-            columns,
-            FeaturesConfig(encoder="auto"),
-            seed=0,
-            metric="roc_auc",
-            folds=3,
-        ),
         cross_validate=True,
         rungs=4,  # under a scheduler its resource is rows (a table this small: one report)
     )
@@ -191,17 +207,7 @@ def test_a_new_family_is_one_table_entry(monkeypatch, split):
     assert res.model.steps[0][1].transformers[1][0] == "categorical"  # ordinal, as declared
     # explained exactly, as a tree, and served through ONNX like any scikit-learn pipeline
     assert shap_importances(res.model, data.X_test, seed=0, rows=30).method == "shap_tree"
-    candidates, skipped = build_candidates(
-        res.model,
-        data.X_train,
-        data.y_train,
-        numeric=columns.numeric,
-        categorical=columns.text,
-        options=CompressionOptions(techniques=("onnx",)),
-    )
-    assert [c.name for c in candidates] == ["native", "onnx"] and skipped == {}
-    onnx = candidates[1].predictor.predict_proba(data.X_test)
-    np.testing.assert_allclose(onnx, res.model.predict_proba(data.X_test), atol=1e-5)
+    _served_through_onnx(res.model, data, columns, atol=1e-5)
 
 
 def _goss_onnx() -> None:
@@ -245,34 +251,12 @@ def test_a_new_booster_family_is_one_table_entry(monkeypatch, split):
         ),  # fmt: skip
     )
     (data, classes) = split
-    columns = infer_columns(data.X_train, FeaturesConfig(encoder="auto"))
-    res = train_model(
-        data.X_train,
-        data.y_train,
-        ModelSpec("goss", {"n_estimators": 400, "learning_rate": 0.3}),
-        TrainingSetup(
-            "classification",
-            columns,
-            FeaturesConfig(encoder="auto"),
-            seed=0,
-            metric="roc_auc",
-            folds=3,
-        ),  # fmt: skip
-        cross_validate=True,
+    res, columns = _trained(
+        data, ModelSpec("goss", {"n_estimators": 400, "learning_rate": 0.3}), cross_validate=True
     )
     assert 0.6 < res.cv.mean <= 1.0
     assert res.cv.rounds is not None and res.cv.rounds < 400  # grown in chunks, stopped early
-    candidates, skipped = build_candidates(
-        res.model,
-        data.X_train,
-        data.y_train,
-        numeric=columns.numeric,
-        categorical=columns.text,
-        options=CompressionOptions(techniques=("onnx",)),
-    )
-    assert [c.name for c in candidates] == ["native", "onnx"] and skipped == {}
-    onnx = candidates[1].predictor.predict_proba(data.X_test)
-    np.testing.assert_allclose(onnx, res.model.predict_proba(data.X_test), atol=1e-4)
+    _served_through_onnx(res.model, data, columns, atol=1e-4)
 
 
 def _build_optimized(b):
@@ -321,20 +305,7 @@ def test_a_new_technique_is_one_table_entry(monkeypatch, split):
     cfg = parse_config(raw, source=ROOT / "configs" / "churn.yaml", root=ROOT)
     assert cfg.compression.techniques == ["onnx", "onnx_optimized"]
     (data, classes) = split
-    columns = infer_columns(data.X_train, FeaturesConfig(encoder="auto"))
-    res = train_model(
-        data.X_train,
-        data.y_train,
-        ModelSpec("logistic_regression", {"C": 1.0}),
-        TrainingSetup(
-            "classification",
-            columns,
-            FeaturesConfig(encoder="auto"),
-            seed=0,
-            metric="roc_auc",
-            folds=3,
-        ),  # fmt: skip
-    )
+    res, columns = _trained(data, ModelSpec("logistic_regression", {"C": 1.0}))
     result = compress(
         res.model, data.X_train, data.y_train, data.X_test, data.y_test, classes,
         numeric=columns.numeric, categorical=columns.text,

@@ -9,7 +9,7 @@ flow returns."""
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -389,9 +389,6 @@ class MonitoringSummary:
     ingested: dict[str, Any] | None = None
     retrained_version: str | None = None
     retrain_failed: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def summarize(
