@@ -133,3 +133,40 @@ def test_a_sampled_trial_is_refit_only_when_its_refit_on_all_rows_fits():
     assert refittable_best(SearchResult("roc_auc", [forest]), 260_000, 1.0) == (forest, None)
     # a trial scored on all rows is refit whatever it costs, as before
     assert refittable_best(SearchResult("roc_auc", [whole]), 260_000, 1.0) == (whole, None)
+
+
+def test_a_boosted_refit_that_would_overrun_keeps_the_rounds_its_time_affords():
+    """A boosted leader scored on all rows is costed before its refit: a 32-class CatBoost
+    trial whose five folds took 50 s refits in about 13 s (its rounds are fixed), where the
+    budget kept 4 s for it; it is refit with the rounds those seconds afford, and the choice
+    says so. A trial of the driver already had every core; one on Ray had one thread."""
+    from dataclasses import replace
+
+    from honing.ensembles import affordable_rounds, refittable_best
+    from honing.trials import SearchResult, TrialResult
+
+    spec = ModelSpec("catboost", {"n_estimators": 600, "depth": 6})
+    trial = TrialResult("t0", spec, 0.9, 0.0, [0.9] * 5, 50.0, node="host:abc")
+    result = SearchResult("accuracy", [trial])
+    assert refittable_best(result, 1_900, None) == (trial, None)  # no budget: as found
+    assert affordable_rounds(trial, 1_900, 20.0) == (trial, None)  # 13 s fits in 20 s
+    cut, why = refittable_best(result, 1_900, 4.0, threads=1)  # ~13 s on one thread
+    assert cut.spec.params["n_estimators"] == int(600 * 4.0 / 13.0)  # 184 rounds
+    assert cut.spec.params["depth"] == 6 and cut.score == trial.score
+    assert why == (
+        "best trial t0 (catboost) refit with 184 of its 600 rounds: ~13s for all of them on "
+        "1,900 rows, 4s for the refit"
+    )
+    # on two threads the refit is ~1.6x faster than its one-threaded trial: more rounds fit
+    two, _ = affordable_rounds(trial, 1_900, 4.0, threads=2)
+    assert two.spec.params["n_estimators"] == int(600 * 4.0 / (13.0 / 2**0.7))  # 298
+    # a trial fitted in the driver had every core already: no gain counted
+    here = replace(trial, node="driver")
+    assert affordable_rounds(here, 1_900, 4.0, threads=2)[0].spec.params["n_estimators"] == 184
+    # never below a first chunk of rounds; a sampled trial is not costed (see above)
+    assert affordable_rounds(trial, 1_900, 0.01)[0].spec.params["n_estimators"] == 10
+    sampled = replace(trial, fit_rows=500)
+    assert affordable_rounds(sampled, 1_900, 0.01) == (sampled, None)
+    # a family without rounds is not cut: forests are handled by refittable_best above
+    forest = TrialResult("t1", ModelSpec("random_forest"), 0.9, 0.0, [0.9], 50.0)
+    assert affordable_rounds(forest, 1_900, 1.0) == (forest, None)

@@ -15,6 +15,12 @@ from honing.decision import DecisionFit, DecisionRule, fit_decision
 from honing.stages.prepare import Prepared
 
 
+def _cores() -> int:
+    """The threads the stages here fit on: every core (the search's trials are over; its
+    Ray workers fit on one each)."""
+    return os.cpu_count() or 1
+
+
 def search(
     cfg: PipelineConfig,
     prepared: Prepared,
@@ -53,7 +59,7 @@ def choose(
     if refit_s is not None:
         grown = anytime.finish_cut(
             result, split.X_train, split.y_train, setup=prepared.setup,
-            seconds=anytime.FINISH_SHARE * refit_s, n_jobs=os.cpu_count() or 1,
+            seconds=anytime.FINISH_SHARE * refit_s, n_jobs=_cores(),
             samples=False,  # the search kept its own time to fit its samples on more rows
         )  # fmt: skip
         result, refit_s = grown.result, max(refit_s - grown.seconds, 0.0)
@@ -64,7 +70,7 @@ def choose(
         specs = ensembles.ensemble_specs(result, cfg_ens)
         specs, notes = ensembles.affordable(specs, result, refit_s, len(split.y_train))
         scored = ensembles.score_ensembles(split.X_train, split.y_train, specs, prepared.setup)
-    best, why = ensembles.refittable_best(result, len(split.y_train), refit_s)
+    best, why = ensembles.refittable_best(result, len(split.y_train), refit_s, threads=_cores())
     decision = ensembles.choose(
         best, scored, notes + ([why] if why else []), selection=selection,
         metric=cfg.search.metric,
@@ -102,7 +108,9 @@ def refit(cfg: PipelineConfig, prepared: Prepared, choice: ensembles.EnsembleDec
     """Fit the chosen model on the training split, and its calibration and threshold on
     the choice's out-of-fold predictions (no extra fit)."""
     split = prepared.split
-    trained = training.train_model(split.X_train, split.y_train, choice.spec, prepared.setup)
+    trained = training.train_model(
+        split.X_train, split.y_train, choice.spec, prepared.setup, n_jobs=_cores()
+    )
     decision = fit_decision(
         split.y_train,
         choice.oof,
@@ -121,7 +129,9 @@ def rebuild(prepared: Prepared, spec: training.ModelSpec, rule: DecisionRule) ->
     search and no choice made anew, so that a reproduction fits the very model the version
     was (``honing reproduce``)."""
     split = prepared.split
-    trained = training.train_model(split.X_train, split.y_train, spec, prepared.setup)
+    trained = training.train_model(
+        split.X_train, split.y_train, spec, prepared.setup, n_jobs=_cores()
+    )
     decision = DecisionFit(
         rule=rule,
         calibration_scores={},
