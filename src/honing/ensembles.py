@@ -118,6 +118,12 @@ def unsampled(trial: TrialResult, rows: int) -> float:
 
 #: A boosted refit cut to the rounds its time affords keeps at least this many.
 MIN_REFIT_ROUNDS = 10
+#: A cut refit's learning rate grows as its rounds shrink (their product kept), up to this.
+#: Measured on the bundled flights and churn tables with CatBoost and LightGBM (36-127
+#: rounds, chosen by early stopping at rate 0.03), cut to a half, a quarter and a tenth:
+#: test ROC-AUC at the scaled rate stayed within 0.4 points of the uncut model's, where the
+#: configured rate lost up to 1.9 (CatBoost at a tenth of its rounds).
+MAX_RATE = 1.0
 #: How much faster a boosting library fits on ``n`` threads than on one: ``n ** THREAD_GAIN``
 #: (LightGBM, XGBoost and CatBoost gain about 1.6x from a second core). Trials on Ray fit on
 #: one thread; the refit fits on every core.
@@ -130,7 +136,9 @@ def affordable_rounds(
     """A boosted ``trial`` with the rounds that its refit on all ``rows`` affords in
     ``refit_s`` seconds on ``threads`` threads, and a note, when its estimate
     (:func:`refit_seconds`, over the threads its trial did not have) is longer; else itself.
-    The rounds shrink in proportion: a boosted round costs about the same all along. A trial
+    The rounds shrink in proportion (a boosted round costs about the same all along), and the
+    learning rate grows by as much (:data:`MAX_RATE` at most): the same way down the loss in
+    fewer, larger steps, where the configured rate cut short would underfit. A trial
     fitted on a sample is not costed (its seconds were mostly scoring and warming up: see
     :func:`refittable_best`); the search fitted its best ones on all rows."""
     family = FAMILY_TABLE.get(trial.spec.family)
@@ -142,9 +150,16 @@ def affordable_rounds(
     if estimate <= refit_s or rounds <= MIN_REFIT_ROUNDS:
         return trial, None
     kept = max(MIN_REFIT_ROUNDS, int(rounds * max(refit_s, 0.0) / estimate))
-    return replace(trial, spec=trial.spec.with_rounds(kept)), (
+    spec, rate = trial.spec.with_rounds(kept), trial.spec.params.get("learning_rate")
+    faster = ""
+    if isinstance(rate, int | float) and rate > 0:  # fewer, larger steps: the same way down
+        scaled = round(min(MAX_RATE, rate * rounds / kept), 4)
+        spec = replace(spec, params={**spec.params, "learning_rate": scaled})
+        faster = f" at learning rate {scaled:g} (was {rate:g})"
+    return replace(trial, spec=spec), (
         f"best trial {trial.trial_id} ({trial.spec.family}) refit with {kept} of its {rounds} "
-        f"rounds: ~{estimate:.0f}s for all of them on {rows:,} rows, {refit_s:.0f}s for the refit"
+        f"rounds{faster}: ~{estimate:.0f}s for all of them on {rows:,} rows, {refit_s:.0f}s for "
+        "the refit"
     )
 
 

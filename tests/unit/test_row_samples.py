@@ -145,7 +145,7 @@ def test_a_boosted_refit_that_would_overrun_keeps_the_rounds_its_time_affords():
     from honing.ensembles import affordable_rounds, refittable_best
     from honing.trials import SearchResult, TrialResult
 
-    spec = ModelSpec("catboost", {"n_estimators": 600, "depth": 6})
+    spec = ModelSpec("catboost", {"n_estimators": 600, "depth": 6, "learning_rate": 0.05})
     trial = TrialResult("t0", spec, 0.9, 0.0, [0.9] * 5, 50.0, node="host:abc")
     result = SearchResult("accuracy", [trial])
     assert refittable_best(result, 1_900, None) == (trial, None)  # no budget: as found
@@ -153,9 +153,11 @@ def test_a_boosted_refit_that_would_overrun_keeps_the_rounds_its_time_affords():
     cut, why = refittable_best(result, 1_900, 4.0, threads=1)  # ~13 s on one thread
     assert cut.spec.params["n_estimators"] == int(600 * 4.0 / 13.0)  # 184 rounds
     assert cut.spec.params["depth"] == 6 and cut.score == trial.score
+    # fewer rounds, larger steps: the rate grows as the rounds shrink
+    assert cut.spec.params["learning_rate"] == pytest.approx(0.05 * 600 / 184, abs=1e-4)
     assert why == (
-        "best trial t0 (catboost) refit with 184 of its 600 rounds: ~13s for all of them on "
-        "1,900 rows, 4s for the refit"
+        "best trial t0 (catboost) refit with 184 of its 600 rounds at learning rate 0.163 "
+        "(was 0.05): ~13s for all of them on 1,900 rows, 4s for the refit"
     )
     # on two threads the refit is ~1.6x faster than its one-threaded trial: more rounds fit
     two, _ = affordable_rounds(trial, 1_900, 4.0, threads=2)
@@ -164,7 +166,11 @@ def test_a_boosted_refit_that_would_overrun_keeps_the_rounds_its_time_affords():
     here = replace(trial, node="driver")
     assert affordable_rounds(here, 1_900, 4.0, threads=2)[0].spec.params["n_estimators"] == 184
     # never below a first chunk of rounds; a sampled trial is not costed (see above)
-    assert affordable_rounds(trial, 1_900, 0.01)[0].spec.params["n_estimators"] == 10
+    tiny = affordable_rounds(trial, 1_900, 0.01)[0].spec.params
+    assert tiny["n_estimators"] == 10 and tiny["learning_rate"] == 1.0  # at most 1
+    # without a configured rate (CatBoost then sets its own from the rounds) none is added
+    plain = replace(trial, spec=ModelSpec("catboost", {"n_estimators": 600}))
+    assert "learning_rate" not in affordable_rounds(plain, 1_900, 4.0)[0].spec.params
     sampled = replace(trial, fit_rows=500)
     assert affordable_rounds(sampled, 1_900, 0.01) == (sampled, None)
     # a family without rounds is not cut: forests are handled by refittable_best above
