@@ -227,6 +227,7 @@ def _fit(
         cut=cv.cut,
         grows_to=rounds_to_grow(spec, cv.rounds, cv.cut or cv.fit_rows is not None),
         fit_rows=cv.fit_rows,
+        threads=n_jobs,
     )
 
 

@@ -126,7 +126,7 @@ MIN_REFIT_ROUNDS = 10
 MAX_RATE = 1.0
 #: How much faster a boosting library fits on ``n`` threads than on one: ``n ** THREAD_GAIN``
 #: (LightGBM, XGBoost and CatBoost gain about 1.6x from a second core). Trials on Ray fit on
-#: one thread; the refit fits on every core.
+#: the CPUs each holds (one by default); the refit fits on every core.
 THREAD_GAIN = 0.7
 
 
@@ -135,7 +135,8 @@ def affordable_rounds(
 ) -> tuple[TrialResult, str | None]:
     """A boosted ``trial`` with the rounds that its refit on all ``rows`` affords in
     ``refit_s`` seconds on ``threads`` threads, and a note, when its estimate
-    (:func:`refit_seconds`, over the threads its trial did not have) is longer; else itself.
+    (:func:`refit_seconds`, less what threads its trial did not have gain) is longer; else
+    itself.
     The rounds shrink in proportion (a boosted round costs about the same all along), and the
     learning rate grows by as much (:data:`MAX_RATE` at most): the same way down the loss in
     fewer, larger steps, where the configured rate cut short would underfit. A trial
@@ -145,7 +146,7 @@ def affordable_rounds(
     rounds = int(trial.spec.params.get("n_estimators") or 0)
     if refit_s is None or trial.fit_rows or family is None or family.booster is None or not rounds:
         return trial, None
-    gain = 1.0 if trial.node == "driver" else max(threads, 1) ** THREAD_GAIN  # driver: all cores
+    gain = max(1.0, threads / max(trial.threads, 1)) ** THREAD_GAIN
     estimate = refit_seconds(trial, rows) / gain
     if estimate <= refit_s or rounds <= MIN_REFIT_ROUNDS:
         return trial, None

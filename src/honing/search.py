@@ -49,6 +49,7 @@ def _trainable(
     holdout: float | None,
     deadlines: Deadlines = Deadlines(),  # noqa: B008 - frozen, shared safely
     fit_rows: int | None = None,
+    threads: int = 1,
 ) -> None:
     import socket
     import tempfile
@@ -78,6 +79,7 @@ def _trainable(
             "rounds": rounds,
             "cut": cut,
             "fit_rows": sampled,
+            "threads": threads,
         }
 
     def report(rung: int, scores: list[float], seconds: float) -> None:
@@ -99,6 +101,7 @@ def _trainable(
         holdout=holdout,
         deadline=deadlines.for_trial(started),
         fit_rows=fit_rows,
+        n_jobs=threads,
     )
     cv = res.cv
     assert cv is not None and cv.oof is not None
@@ -324,6 +327,7 @@ def _search_on_ray(
             holdout=holdout,
             deadlines=deadlines,
             fit_rows=fit_rows,
+            threads=max(1, int(cfg.cpus_per_trial)),  # the CPUs a trial holds, all used
         ),
         {"cpu": cfg.cpus_per_trial},
     )
@@ -417,6 +421,7 @@ def _trial_result(trial: Any, started: float) -> TrialResult:
             configured, m.get("rounds"), bool(m.get("cut")) or bool(m.get("fit_rows"))
         ),
         fit_rows=m.get("fit_rows"),
+        threads=int(m.get("threads") or 1),
     )
 
 

@@ -126,7 +126,12 @@ class SearchConfig(StrictModel):
     metric: Metric = "roc_auc"
     seed: int = 42
     max_concurrent_trials: int | None = Field(default=None, ge=1)
-    cpus_per_trial: float = Field(default=1.0, gt=0)
+    cpus_per_trial: float = Field(
+        default=1.0,
+        gt=0,
+        description="CPUs each Ray Tune trial holds; its model fits on that many threads "
+        "(whole CPUs, at least one).",
+    )
     time_budget_s: float | None = Field(default=None, gt=0)
     scheduler: SchedulerConfig = SchedulerConfig()
     nested_cv: NestedCVConfig = NestedCVConfig()

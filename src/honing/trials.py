@@ -43,6 +43,9 @@ class TrialResult:
     #: The training rows each of its splits fitted, when a sample of them (a large table's
     #: first rung; see :func:`honing.anytime.sample_rows`); None: all of them.
     fit_rows: int | None = None
+    #: The threads it fitted on: one per trial on Ray (``search.cpus_per_trial``), every core
+    #: for a trial in the driver. A refit on more threads is that much quicker.
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if not self.status:

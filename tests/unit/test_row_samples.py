@@ -139,14 +139,14 @@ def test_a_boosted_refit_that_would_overrun_keeps_the_rounds_its_time_affords():
     """A boosted leader scored on all rows is costed before its refit: a 32-class CatBoost
     trial whose five folds took 50 s refits in about 13 s (its rounds are fixed), where the
     budget kept 4 s for it; it is refit with the rounds those seconds afford, and the choice
-    says so. A trial of the driver already had every core; one on Ray had one thread."""
+    says so. A trial of the driver already had every core; one on Ray had its CPUs (one)."""
     from dataclasses import replace
 
     from honing.ensembles import affordable_rounds, refittable_best
     from honing.trials import SearchResult, TrialResult
 
     spec = ModelSpec("catboost", {"n_estimators": 600, "depth": 6, "learning_rate": 0.05})
-    trial = TrialResult("t0", spec, 0.9, 0.0, [0.9] * 5, 50.0, node="host:abc")
+    trial = TrialResult("t0", spec, 0.9, 0.0, [0.9] * 5, 50.0, node="host:abc")  # 1 thread
     result = SearchResult("accuracy", [trial])
     assert refittable_best(result, 1_900, None) == (trial, None)  # no budget: as found
     assert affordable_rounds(trial, 1_900, 20.0) == (trial, None)  # 13 s fits in 20 s
@@ -163,7 +163,7 @@ def test_a_boosted_refit_that_would_overrun_keeps_the_rounds_its_time_affords():
     two, _ = affordable_rounds(trial, 1_900, 4.0, threads=2)
     assert two.spec.params["n_estimators"] == int(600 * 4.0 / (13.0 / 2**0.7))  # 298
     # a trial fitted in the driver had every core already: no gain counted
-    here = replace(trial, node="driver")
+    here = replace(trial, node="driver", threads=2)
     assert affordable_rounds(here, 1_900, 4.0, threads=2)[0].spec.params["n_estimators"] == 184
     # never below a first chunk of rounds; a sampled trial is not costed (see above)
     tiny = affordable_rounds(trial, 1_900, 0.01)[0].spec.params
