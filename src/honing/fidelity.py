@@ -22,6 +22,8 @@ the search) grows only while it fits: before each step it predicts the step's se
 steps so far, shrinks it (boosting rounds) or stops (trees), and returns what it has, a complete
 result at the best round so far, marked ``cut``. Without a scheduler, boosting grows in chunks
 that double from a few rounds, so a first result exists after seconds even on a large table.
+A family trained in one go fits a sample of the rows first, then all of them, or as many as
+fit before the deadline (:func:`deadline_rows`).
 """
 
 from __future__ import annotations
@@ -199,6 +201,7 @@ class LadderResult:
     preds: list[np.ndarray]
     rounds: int | None = None
     cut: bool = False
+    fit_rows: int | None = None  # the training rows a deadline left each fold (None: all)
 
 
 def budgets(total: int, rungs: int) -> list[int]:
@@ -371,4 +374,51 @@ def sample_ladder(
             result, previous = LadderResult(scores, preds), current
         if on_step is not None:
             on_step(rung, result.scores, time.perf_counter() - start)
+    return result
+
+
+#: A fit on ``n`` rows is costed as ``seconds(m) x (n / m) ** ROWS_EXPONENT`` from the last
+#: fit on ``m``: somewhat worse than linear (a solver's iterations, a kernel's pairs) ...
+ROWS_EXPONENT = 1.3
+#: ... and planned into this share of the time left.
+ROWS_SAFETY = 0.7
+
+
+def deadline_rows(
+    model: Pipeline,
+    folds: Sequence[Fold],
+    *,
+    seed: int,
+    score: Scorer,
+    deadline: float,
+    start: float,
+    on_step: StepCallback | None = None,
+) -> LadderResult | None:
+    """Anytime for a family trained in one go (a linear model, an SVM, k-NN): fit on
+    :data:`MIN_SAMPLE_ROWS` of each fold's training rows first, then on all of them if the
+    first fit's pace says they fit before ``deadline``, else on as many as do (at least
+    twice as many as the last fit, or it stops there, ``cut``). Costs about one extra small
+    fit when nothing is cut; a trial that would have run past its deadline ends on a sample,
+    with ``fit_rows`` saying how many. None when the folds are too small to sample (the
+    caller trains once)."""
+    rows = min(len(f.y_fit) for f in folds)
+    if rows <= 2 * MIN_SAMPLE_ROWS:
+        return None
+    size, result = MIN_SAMPLE_ROWS, LadderResult([], [])
+    while True:
+        began = time.time()
+        preds = [predictions(clone(model).fit(*subsample(f, size, seed)), f.X_val) for f in folds]
+        took = max(time.time() - began, 1e-3)
+        scores = [score(f.y_val, p) for f, p in zip(folds, preds, strict=True)]
+        result = LadderResult(scores, preds, fit_rows=None if size >= rows else size)
+        if size >= rows:
+            break
+        affords = size * (ROWS_SAFETY * time_left(deadline) / took) ** (1 / ROWS_EXPONENT)
+        nxt = rows if affords >= rows else int(affords)
+        if nxt < 2 * size:
+            result.cut = True
+            break
+        size = nxt
+    if on_step is not None:
+        on_step(1, result.scores, time.perf_counter() - start)
     return result

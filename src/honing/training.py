@@ -27,6 +27,7 @@ from honing.fidelity import (
     LadderResult,
     StepCallback,
     boosting_ladder,
+    deadline_rows,
     predictions,
     sample_ladder,
     subsample,
@@ -304,7 +305,9 @@ def cross_validate_model(
 
     ``deadline`` (``time.time()`` seconds) makes the training anytime: boosting rounds and a
     forest's trees grow only while they fit before it, and the result is the best so far
-    (``CVResult.cut``). Families trained in one go are not cut.
+    (``CVResult.cut``). A family trained in one go fits a small sample first, then all rows
+    or as many as the deadline allows (:func:`honing.fidelity.deadline_rows`;
+    ``CVResult.fit_rows`` says how many).
 
     ``fit_rows``: each split trains on a stratified sample of at most that many of its
     training rows (a search's low-fidelity trials on a large table); it validates on all of
@@ -338,13 +341,15 @@ def cross_validate_model(
         # a forest under a deadline grows its trees in steps, so that time can cut them
         steps = {**common, "on_step": None}
         ladder = warm_start_ladder(model, folds_data, "n_estimators", rungs=TREE_STEPS, **steps)
+    elif deadline is not None:  # a family trained in one go: on as many rows as fit in time
+        ladder = deadline_rows(model, folds_data, seed=seed, **common)
     if ladder is None:  # trained in one go
         preds = [predictions(clone(model).fit(f.X_fit, f.y_fit), f.X_val) for f in folds_data]
         scores = [score(f.y_val, p) for f, p in zip(folds_data, preds, strict=True)]
         ladder = LadderResult(scores, preds)
         if on_step is not None:  # trained with its whole budget: the last rung
             on_step(max(rungs, 1), ladder.scores, time.perf_counter() - start)
-    return _result(metric, ladder, start, splits, sampled)
+    return _result(metric, ladder, start, splits, ladder.fit_rows or sampled)
 
 
 def _result(

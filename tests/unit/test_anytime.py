@@ -63,6 +63,29 @@ def test_a_forest_under_a_deadline_keeps_the_trees_it_grew_and_refits_with_them(
     assert spec.with_rounds(trees).params["n_estimators"] == trees
 
 
+def test_a_family_trained_in_one_go_ends_at_its_deadline_on_the_rows_that_fit():
+    """An SVM has no rounds or trees to cut: under a deadline it fits 2,000 rows of each
+    fold first, then all of them only when that pace says they fit, else as many as do.
+    Three folds of 20,000 training rows take tens of seconds (a kernel's pairs); with 3 s it
+    ends in about that, scored on every validation row, and says how many rows it fitted."""
+    df, y, setup = _table(30_000, 2)
+    spec = ModelSpec("svm", {"C": 1.0})
+    start = time.time()
+    res = train_model(df, y, spec, setup, cross_validate=True, refit=False, deadline=start + 3.0)
+    took = time.time() - start
+    cv = res.cv
+    assert cv is not None and cv.fit_rows is not None and 2_000 <= cv.fit_rows < 20_000
+    assert took < 3.0 + 12.0  # the deadline, and a first 2,000-row fit that ran over (loaded)
+    assert np.array_equal(cv.oof_rows, np.arange(len(y))) and cv.mean > 0.8  # every row scored
+    # with time to spare, the same kind of fit takes every row (a small sample first)
+    small, small_y, _ = _table(6_000, 2)
+    whole = train_model(
+        small, small_y, ModelSpec("logistic_regression"), setup, cross_validate=True,
+        refit=False, deadline=time.time() + 60.0,
+    ).cv  # fmt: skip
+    assert whole is not None and whole.fit_rows is None and not whole.cut
+
+
 @pytest.mark.parametrize("classes", [40, 100])
 def test_the_fallback_is_a_trial_on_the_searchs_own_splits(classes):
     df, y, setup = _table(1500, classes, seed=1)
