@@ -305,9 +305,9 @@ def cross_validate_model(
 
     ``deadline`` (``time.time()`` seconds) makes the training anytime: boosting rounds and a
     forest's trees grow only while they fit before it, and the result is the best so far
-    (``CVResult.cut``). A family trained in one go fits a small sample first, then all rows
-    or as many as the deadline allows (:func:`honing.fidelity.deadline_rows`;
-    ``CVResult.fit_rows`` says how many).
+    (``CVResult.cut``). A family trained in one go fits a small sample first, then more rows
+    while they fit before the deadline (``CVResult.fit_rows`` says how many), or, when its
+    solver warm-starts, runs its iterations in chunks (:func:`honing.fidelity.deadline_rows`).
 
     ``fit_rows``: each split trains on a stratified sample of at most that many of its
     training rows (a search's low-fidelity trials on a large table); it validates on all of

@@ -77,13 +77,31 @@ def test_a_family_trained_in_one_go_ends_at_its_deadline_on_the_rows_that_fit():
     assert cv is not None and cv.fit_rows is not None and 2_000 <= cv.fit_rows < 20_000
     assert took < 3.0 + 12.0  # the deadline, and a first 2,000-row fit that ran over (loaded)
     assert np.array_equal(cv.oof_rows, np.arange(len(y))) and cv.mean > 0.8  # every row scored
-    # with time to spare, the same kind of fit takes every row (a small sample first)
+    # with time to spare, the rows grow to all of them (a small sample first)
     small, small_y, _ = _table(6_000, 2)
     whole = train_model(
-        small, small_y, ModelSpec("logistic_regression"), setup, cross_validate=True,
-        refit=False, deadline=time.time() + 60.0,
+        small, small_y, ModelSpec("svm", {"C": 1.0}), setup, cross_validate=True,
+        refit=False, deadline=time.time() + 120.0,
     ).cv  # fmt: skip
     assert whole is not None and whole.fit_rows is None and not whole.cut
+
+
+def test_a_warm_started_solver_runs_its_iterations_in_chunks_until_it_converges():
+    """A logistic regression's iterations, not its rows, are what a deadline cuts (its
+    iterations to converge jump with the rows): chunks from the last solution, on all rows,
+    until the solver converges, to the same model as one fit."""
+    df, y, setup = _table(6_000, 3)
+    spec = ModelSpec("logistic_regression", {"C": 1.0})
+    timed = train_model(
+        df, y, spec, setup, cross_validate=True, refit=False, deadline=time.time() + 120.0
+    ).cv
+    once = train_model(df, y, spec, setup, cross_validate=True, refit=False).cv
+    assert timed is not None and once is not None
+    assert timed.fit_rows is None and not timed.cut  # converged: all rows, nothing cut
+    assert timed.mean == pytest.approx(once.mean, abs=2e-3)
+    # a deadline already past: one chunk of iterations, still a complete result
+    late = train_model(df, y, spec, setup, cross_validate=True, refit=False, deadline=0.0).cv
+    assert late is not None and late.oof.shape == (len(y), 3)
 
 
 @pytest.mark.parametrize("classes", [40, 100])
