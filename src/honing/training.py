@@ -337,10 +337,10 @@ def cross_validate_model(
         ladder = warm_start_ladder(model, folds_data, info.rung_param, rungs=rungs, **common)
     elif laddered(family, rungs):
         ladder = sample_ladder(model, folds_data, rungs=rungs, seed=seed, **common)
-    elif deadline is not None and info is not None and info.rung_param == "n_estimators":
-        # a forest under a deadline grows its trees in steps, so that time can cut them
+    elif deadline is not None and info is not None and info.rung_param is not None:
+        # a forest's trees (an MLP's epochs) under a deadline grow in steps that time can cut
         steps = {**common, "on_step": None}
-        ladder = warm_start_ladder(model, folds_data, "n_estimators", rungs=TREE_STEPS, **steps)
+        ladder = warm_start_ladder(model, folds_data, info.rung_param, rungs=TREE_STEPS, **steps)
     elif deadline is not None:  # a family trained in one go: on as many rows as fit in time
         ladder = deadline_rows(model, folds_data, seed=seed, **common)
     if ladder is None:  # trained in one go
