@@ -159,8 +159,12 @@ def fallback_point(cfg: SearchConfig) -> dict[str, Any]:
 
 
 #: Searches shorter than this run in this process (``tpe`` on this machine, no scheduler):
-#: Ray Tune's start would take most of them.
-SEARCH_HERE_S = 30.0
+#: Ray Tune's start takes too much of them. At B = 60 s on a quiet 2-core machine the search
+#: gets 30-36 s; on Ray, starting Ray took 4-6 s of it and the first trials' workers
+#: reported after 10 s (credit_data, MplsStops, leaf_id_flavia). In process, trials report
+#: from the first seconds, each on every core (boosting gains ~1.6x from two), and every
+#: family ends at its deadline (:mod:`honing.fidelity`).
+SEARCH_HERE_S = 40.0
 
 
 def runs_here(cfg: SearchConfig, address: str | None) -> bool:

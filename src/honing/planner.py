@@ -43,10 +43,11 @@ COMPRESSION_PLANNED_S = 10.0
 #: stages slow down as much.
 QUIET_START_S = 15.0
 MAX_SLOWDOWN = 2.0
-#: Seconds a ``honing run`` spends before its search on this 2-core machine: Prefect's API,
-#: Ray and the imports side by side, then validation (measured 20-27 s): what the command
-#: guesses, before the real number is known, to decide whether the search will need Ray.
-COMMAND_START_S = 25.0
+#: Seconds a ``honing run`` spends before its search on this 2-core machine: Prefect's API
+#: and the imports side by side, then validation (measured 11-16 s quiet, at B = 60 s): what
+#: the command guesses, before the real number is known, to decide whether the search will
+#: need Ray (started beside Prefect's API, not inside the search's budget).
+COMMAND_START_S = 15.0
 #: The contract: a run ends within this multiple of its budget, Ray's start-up apart.
 SLACK = 1.10
 #: The search never gets less than this share of the budget.
