@@ -104,8 +104,10 @@ def sample_rows(cfg: SearchConfig, rows: int, columns: int, classes: int = 0) ->
 #: result it has (boosting rounds and forest trees are cut; see :mod:`honing.fidelity`).
 TRIAL_SHARE = 0.5
 #: Seconds Ray Tune's own budget adds to the search's, so that trials ending at the deadline
-#: report before Tune stops them.
-TUNE_GRACE_S = 0.5
+#: report before Tune stops them (their checkpoint of out-of-fold predictions, on a large
+#: table, takes more than half a second: a trial Tune stops is lost, and stopping it took
+#: Tune seconds more).
+TUNE_GRACE_S = 1.5
 
 
 @dataclass(frozen=True)
