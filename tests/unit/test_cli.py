@@ -187,12 +187,10 @@ def test_a_command_has_openmp_threads_sleep_before_any_library_loads_its_runtime
     import subprocess
     import sys
 
-    probe = (
-        "import os, sys; from honing_flows import entry; "
-        "sys.argv = ['honing', '--help']; "
+    probe = (  # what entry.main imports before its first line sets the environment
+        "import os, sys; from honing_flows import entry, api_server; import honing.runtime as r; "
         "loaded = [m for m in ('lightgbm', 'xgboost', 'sklearn') if m in sys.modules]; "
-        "import honing.runtime as r; r.quiet_environment(os.environ); "
-        "print(os.environ['OMP_WAIT_POLICY'], loaded)"
+        "r.quiet_environment(os.environ); print(os.environ['OMP_WAIT_POLICY'], loaded)"
     )
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     out = subprocess.run(
