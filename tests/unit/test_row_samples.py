@@ -138,8 +138,11 @@ def test_a_sampled_trial_is_refit_only_when_its_refit_on_all_rows_fits():
 def test_a_boosted_refit_that_would_overrun_keeps_the_rounds_its_time_affords():
     """A boosted leader scored on all rows is costed before its refit: a 32-class CatBoost
     trial whose five folds took 50 s refits in about 13 s (its rounds are fixed), where the
-    budget kept 4 s for it; it is refit with the rounds those seconds afford, and the choice
-    says so. A trial of the driver already had every core; one on Ray had its CPUs (one)."""
+    budget kept 8 s for it; it is refit with the rounds those seconds afford, at a rate
+    raised as much, and the choice says so. It keeps at least half its rounds, whatever the
+    estimate (a trial's seconds can overstate its refit many times, and a deep cut at a
+    high rate broke a 22-class LightGBM), and its rate stays at most 0.3. A trial of the
+    driver already had every core; one on Ray had its CPUs (one)."""
     from dataclasses import replace
 
     from honing.ensembles import affordable_rounds, refittable_best
@@ -150,24 +153,29 @@ def test_a_boosted_refit_that_would_overrun_keeps_the_rounds_its_time_affords():
     result = SearchResult("accuracy", [trial])
     assert refittable_best(result, 1_900, None) == (trial, None)  # no budget: as found
     assert affordable_rounds(trial, 1_900, 20.0) == (trial, None)  # 13 s fits in 20 s
-    cut, why = refittable_best(result, 1_900, 4.0, threads=1)  # ~13 s on one thread
-    assert cut.spec.params["n_estimators"] == int(600 * 4.0 / 13.0)  # 184 rounds
+    cut, why = refittable_best(result, 1_900, 8.0, threads=1)  # ~13 s on one thread
+    assert cut.spec.params["n_estimators"] == int(600 * 8.0 / 13.0)  # 369 rounds
     assert cut.spec.params["depth"] == 6 and cut.score == trial.score
     # fewer rounds, larger steps: the rate grows as the rounds shrink
-    assert cut.spec.params["learning_rate"] == pytest.approx(0.05 * 600 / 184, abs=1e-4)
+    assert cut.spec.params["learning_rate"] == pytest.approx(0.05 * 600 / 369, abs=1e-4)
     assert why == (
-        "best trial t0 (catboost) refit with 184 of its 600 rounds at learning rate 0.163 "
-        "(was 0.05): ~13s for all of them on 1,900 rows, 4s for the refit"
+        "best trial t0 (catboost) refit with 369 of its 600 rounds at learning rate 0.0813 "
+        "(was 0.05): ~13s for all of them on 1,900 rows, 8s for the refit"
     )
     # on two threads the refit is ~1.6x faster than its one-threaded trial: more rounds fit
-    two, _ = affordable_rounds(trial, 1_900, 4.0, threads=2)
-    assert two.spec.params["n_estimators"] == int(600 * 4.0 / (13.0 / 2**0.7))  # 298
+    two, _ = affordable_rounds(trial, 1_900, 6.0, threads=2)
+    assert two.spec.params["n_estimators"] == int(600 * 6.0 / (13.0 / 2**0.7))  # 449
     # a trial fitted in the driver had every core already: no gain counted
     here = replace(trial, node="driver", threads=2)
-    assert affordable_rounds(here, 1_900, 4.0, threads=2)[0].spec.params["n_estimators"] == 184
-    # never below a first chunk of rounds; a sampled trial is not costed (see above)
-    tiny = affordable_rounds(trial, 1_900, 0.01)[0].spec.params
-    assert tiny["n_estimators"] == 10 and tiny["learning_rate"] == 1.0  # at most 1
+    assert affordable_rounds(here, 1_900, 8.0, threads=2)[0].spec.params["n_estimators"] == 369
+    # never below half its rounds, at twice the rate at most
+    deep = affordable_rounds(trial, 1_900, 0.01)[0].spec.params
+    assert deep["n_estimators"] == 300 and deep["learning_rate"] == pytest.approx(0.1)
+    fast = replace(trial, spec=ModelSpec("lightgbm", {"n_estimators": 40, "learning_rate": 0.2}))
+    capped = affordable_rounds(fast, 1_900, 0.01)[0].spec.params
+    assert capped == {"n_estimators": 20, "learning_rate": 0.3}  # 0.4 capped at 0.3
+    steep = replace(trial, spec=ModelSpec("lightgbm", {"n_estimators": 40, "learning_rate": 0.5}))
+    assert affordable_rounds(steep, 1_900, 0.01)[0].spec.params["learning_rate"] == 0.5  # kept
     # without a configured rate (CatBoost then sets its own from the rounds) none is added
     plain = replace(trial, spec=ModelSpec("catboost", {"n_estimators": 600}))
     assert "learning_rate" not in affordable_rounds(plain, 1_900, 4.0)[0].spec.params
