@@ -406,16 +406,13 @@ def deadline_rows(
     start: float,
     on_step: StepCallback | None = None,
 ) -> LadderResult | None:
-    """Anytime for a family trained in one go (a linear model, an SVM, k-NN): fit on
+    """Anytime for a family trained in one go (an SVM, k-NN, a ridge): fit on
     :data:`MIN_SAMPLE_ROWS` of each fold's training rows first, then on up to
     :data:`ROWS_GROWTH` times as many, all when they fit, for as long as the last fit's pace
     says the next one ends before ``deadline`` (at least twice as many rows, or it stops
     there, ``cut``). Costs about a third more than one fit on all rows when nothing is cut; a
     trial that would have run past its deadline ends on a sample, with ``fit_rows`` saying
     how many. None when the folds are too small to sample (the caller trains once)."""
-    template = model.steps[-1][1]
-    if {"warm_start", "max_iter"} <= set(template.get_params()):  # an iterative solver
-        return deadline_iterations(model, folds, score=score, deadline=deadline)
     rows = min(len(f.y_fit) for f in folds)
     if rows <= 2 * MIN_SAMPLE_ROWS:
         return None
@@ -442,6 +439,12 @@ def deadline_rows(
 
 #: The first chunk of a warm-started solver's iterations under a deadline; chunks double.
 FIRST_ITERATIONS = 25
+
+
+def iterative(model: Pipeline) -> bool:
+    """Whether the pipeline's estimator is an iterative solver that warm-starts (a logistic
+    regression, lasso, elastic net): :func:`deadline_iterations` bounds it, not rows."""
+    return {"warm_start", "max_iter"} <= set(model.steps[-1][1].get_params())
 
 
 def deadline_iterations(

@@ -27,7 +27,9 @@ from honing.fidelity import (
     LadderResult,
     StepCallback,
     boosting_ladder,
+    deadline_iterations,
     deadline_rows,
+    iterative,
     predictions,
     sample_ladder,
     subsample,
@@ -306,8 +308,9 @@ def cross_validate_model(
     ``deadline`` (``time.time()`` seconds) makes the training anytime: boosting rounds and a
     forest's trees grow only while they fit before it, and the result is the best so far
     (``CVResult.cut``). A family trained in one go fits a small sample first, then more rows
-    while they fit before the deadline (``CVResult.fit_rows`` says how many), or, when its
-    solver warm-starts, runs its iterations in chunks (:func:`honing.fidelity.deadline_rows`).
+    while they fit before the deadline (``CVResult.fit_rows`` says how many:
+    :func:`honing.fidelity.deadline_rows`), or, when its solver warm-starts, runs its
+    iterations in chunks (:func:`honing.fidelity.deadline_iterations`).
 
     ``fit_rows``: each split trains on a stratified sample of at most that many of its
     training rows (a search's low-fidelity trials on a large table); it validates on all of
@@ -341,6 +344,8 @@ def cross_validate_model(
         # a forest's trees (an MLP's epochs) under a deadline grow in steps that time can cut
         steps = {**common, "on_step": None}
         ladder = warm_start_ladder(model, folds_data, info.rung_param, rungs=TREE_STEPS, **steps)
+    elif deadline is not None and iterative(model):  # its iterations, in chunks that fit
+        ladder = deadline_iterations(model, folds_data, score=score, deadline=deadline)
     elif deadline is not None:  # a family trained in one go: on as many rows as fit in time
         ladder = deadline_rows(model, folds_data, seed=seed, **common)
     if ladder is None:  # trained in one go
