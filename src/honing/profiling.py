@@ -47,6 +47,11 @@ TIME_LIKE = re.compile(
 )
 
 
+#: The compression techniques ``init`` writes: every one that applies to the families it
+#: picks (the MLP-only ones left out).
+INIT_TECHNIQUES = ("onnx", "onnx_int8", "onnx_int8_static", "distill", "distill_booster", "trim")
+
+
 def time_like(name: str) -> bool:
     """Whether a column's name says it holds a time (``year``, ``order_date``, ``ts``...)."""
     return bool(TIME_LIKE.search(str(name)))
@@ -317,7 +322,7 @@ def profile_config(
         "evaluation": {"thresholds": thresholds},
         **decision,
         "compression": {
-            "techniques": ["onnx", "onnx_int8", "onnx_int8_static", "distill"],
+            "techniques": list(INIT_TECHNIQUES),
             "metric": "accuracy" if task == "classification" else "r2",
         },
         "registry": {

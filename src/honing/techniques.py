@@ -68,6 +68,11 @@ TECHNIQUES: dict[str, Technique] = {
             f"{_BUILDERS}:build_distill",
         ),
         Technique(
+            "distill_booster", "any", ("distilled_booster",),
+            "one LightGBM trained on the model's answers (an ensemble in one booster)",
+            f"{_BUILDERS}:build_distill_booster",
+        ),
+        Technique(
             "trim", "any", ("trimmed",),
             "the fewest boosting rounds, forest trees and vote members within the tolerance, "
             "as one ONNX graph",

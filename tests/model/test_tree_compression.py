@@ -11,6 +11,7 @@ from sklearn.pipeline import Pipeline
 
 from honing import compression as C
 from honing.compression import trees
+from honing.compression.student import booster_student
 from honing.config import FeaturesConfig
 from honing.evaluation import evaluate
 from honing.features import infer_columns
@@ -159,3 +160,67 @@ def test_a_model_with_nothing_to_cut_says_so():
         metric="roc_auc", tolerance=0.01, numeric=cols.numeric, categorical=cols.text,
     )  # fmt: skip
     assert trimmed is None and why == "no boosting rounds, forest trees or vote members to cut"
+
+
+def _two_booster_vote(X: pd.DataFrame, y: np.ndarray, classes: int):
+    members = [
+        {"family": "lightgbm", "params": {"n_estimators": 80}, "features": {}},
+        {"family": "xgboost", "params": {"n_estimators": 40}, "features": {}},
+    ]
+    return _model("ensemble_selection", {"members": members, "weights": [2, 1]}, X, y, classes)
+
+
+@pytest.mark.parametrize("classes", [2, 3, 0])
+def test_a_booster_student_of_an_ensemble_is_one_smaller_graph_that_answers_like_it(classes):
+    """distill_booster: one LightGBM learned from a vote's answers, exported as one graph that
+    answers exactly as the student pipeline does, smaller than the vote's graph, and within
+    a point of ROC-AUC (2% of RMSE) of the vote on rows it never saw."""
+    X, y = _table(3000, classes, seed=1)
+    X_test, y_test = _table(1500, classes, seed=2)
+    model = _two_booster_vote(X, y, classes)
+    cols = infer_columns(X, FeaturesConfig())
+    candidates, skipped = C.build_candidates(
+        model, X, y, numeric=cols.numeric, categorical=cols.text,
+        options=C.CompressionOptions(techniques=("onnx", "distill_booster")),
+    )  # fmt: skip
+    by = {c.name: c for c in candidates}
+    assert skipped == {} and set(by) == {"native", "onnx", "distilled_booster"}
+    student = by["distilled_booster"]
+    assert student.note.startswith("one LightGBM of") and student.note.endswith("ONNX")
+    assert student.size_bytes < 0.7 * by["onnx"].size_bytes, (student.size_bytes, by["onnx"])
+    assert student.n_parameters <= 0.5 * C.n_parameters(model) + 61 * max(classes, 1) * 10
+    # the served graph answers as the student pipeline itself does
+    alone = booster_student(
+        model, C.feature_steps(model), X, y, alpha=0.7, seed=0,
+        teacher_nodes=C.n_parameters(model),
+    )  # fmt: skip
+    assert alone is not None
+    data = C.onnx_bytes(alone.pipeline, cols.numeric, cols.text)
+    graph = C.OnnxPredictor(data, cols.numeric, cols.text, regression=classes == 0)
+    if classes:
+        np.testing.assert_allclose(
+            graph.predict_proba(X_test), alone.pipeline.predict_proba(X_test), atol=1e-5
+        )
+    else:
+        np.testing.assert_allclose(
+            graph.predict(X_test), alone.pipeline.predict(X_test), rtol=1e-4, atol=1e-4
+        )
+    labels = list(range(classes)) if classes else None
+    whole = evaluate(model, X_test, y_test, labels).metrics
+    served = evaluate(student.predictor, X_test, y_test, labels).metrics
+    if classes:
+        assert served["roc_auc"] >= whole["roc_auc"] - 0.01, (served, whole)
+    else:
+        assert served["rmse"] <= 1.02 * whole["rmse"], (served, whole)
+
+
+def test_a_linear_model_gets_no_booster_student():
+    X, y = _table(600, 2)
+    model = _model("logistic_regression", {}, X, y, 2)
+    cols = infer_columns(X, FeaturesConfig())
+    candidates, skipped = C.build_candidates(
+        model, X, y, numeric=cols.numeric, categorical=cols.text,
+        options=C.CompressionOptions(techniques=("distill_booster",)),
+    )  # fmt: skip
+    assert [c.name for c in candidates] == ["native"]
+    assert "linear model" in skipped["distill_booster"]

@@ -241,3 +241,37 @@ def test_compression_config_rejects_bad_values(raw, needle):
     with pytest.raises(ConfigError, match=needle):
         parse_config(cfg, source=Path("c.yaml"), root=Path("."))
     assert CompressionConfig().tolerance == 0.005
+
+
+def test_a_booster_student_is_sized_by_its_teacher():
+    """A student gets at most half its teacher's tree nodes (fewer rounds at a higher rate,
+    bounded both ways); an unknown teacher size leaves the full student."""
+    from honing.compression.student import (
+        MAX_RATE,
+        MIN_ROUNDS,
+        STUDENT_RATE,
+        STUDENT_ROUNDS,
+        student_rounds,
+    )
+
+    assert student_rounds(None, 2) == (STUDENT_ROUNDS, STUDENT_RATE)
+    assert student_rounds(10**9, 2) == (STUDENT_ROUNDS, STUDENT_RATE)
+    rounds, rate = student_rounds(6100, 2)  # 50 rounds of 61 nodes is half the teacher
+    assert rounds == 50 and STUDENT_RATE < rate <= MAX_RATE
+    assert student_rounds(6100 * 3, 3)[0] == 50  # three trees a round for three classes
+    assert student_rounds(10, 2) == (MIN_ROUNDS, MAX_RATE)
+
+
+def test_soft_labels_are_row_copies_weighted_by_their_probabilities():
+    """Log loss summed over the weighted copies is the cross-entropy against the soft target,
+    so a plain classifier learns soft labels; negligible copies are dropped."""
+    from honing.compression.student import _soft_copies
+
+    Z = np.array([[1.0], [2.0]])
+    target = np.array([[0.75, 0.25, 0.0], [0.0, 0.5, 0.5]])
+    X, y, w = _soft_copies(Z, target, np.array(["a", "b", "c"]))
+    assert X[:, 0].tolist() == [1.0, 1.0, 2.0, 2.0] and y.tolist() == ["a", "b", "b", "c"]
+    assert w.tolist() == [0.75, 0.25, 0.5, 0.5]
+    p = np.array([[0.6, 0.3, 0.1], [0.2, 0.3, 0.5]])  # any model's probabilities
+    copies = -np.sum(w * np.log(p[[0, 0, 1, 1], [0, 1, 1, 2]]))
+    np.testing.assert_allclose(copies, -np.sum(target * np.log(p)))

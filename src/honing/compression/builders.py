@@ -23,6 +23,8 @@ from honing.compression.candidates import (
     dense_candidate,
     distill,
     feature_steps,
+    final_step,
+    n_parameters,
     native_candidate,
     onnx_candidate,
     onnx_or_skip,
@@ -45,6 +47,7 @@ from honing.compression.onnx import (
     ort_quantize,
     ort_quantize_static,
 )
+from honing.compression.student import booster_student
 from honing.compression.trees import trimmed_candidate
 from honing.decision import DecisionRule
 from honing.techniques import TECHNIQUES, applicable, builder
@@ -219,6 +222,36 @@ def build_distill(b: Build) -> list[Candidate]:
         temperature=o.temperature, alpha=o.alpha, seed=o.seed, deadline=o.deadline,
     )  # fmt: skip
     return [dense_candidate("distilled", b.preprocessor, student, *b.cols, f"student {widths}")]
+
+
+def build_distill_booster(b: Build) -> list[Candidate]:
+    """One LightGBM trained on the model's answers (:mod:`honing.compression.student`): one
+    ONNX graph where its features convert, the native pipeline otherwise."""
+    if b.mlp is not None or hasattr(final_step(b.pipeline), "coef_"):
+        b.skipped["distill_booster"] = (
+            "a linear model or the MLP: a booster student would not be smaller"
+        )
+        return []
+    o = b.options
+    student = booster_student(
+        b.pipeline, b.preprocessor, b.X_train, b.y_train, alpha=o.alpha, seed=o.seed,
+        teacher_nodes=n_parameters(b.pipeline), deadline=o.deadline,
+    )  # fmt: skip
+    if student is None:
+        b.skipped["distill_booster"] = "too few training rows for a student"
+        return []
+    params = n_parameters(student.pipeline)
+    skipped: dict[str, str] = {}
+    data = onnx_or_skip(
+        lambda: onnx_bytes(student.pipeline, *b.cols), ["distilled_booster"], skipped,
+        "the student's features",
+    )  # fmt: skip
+    if data is not None:
+        note = f"{student.note}; ONNX"
+        return [onnx_candidate("distilled_booster", data, *b.cols, note, b.task, params)]
+    native = native_candidate(student.pipeline)
+    note = f"{student.note}; native ({skipped['distilled_booster']})"
+    return [Candidate("distilled_booster", native.predictor, native.files, params, note)]
 
 
 def build_trim(j: Judged) -> tuple[Candidate | None, str]:

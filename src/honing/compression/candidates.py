@@ -87,7 +87,7 @@ def feature_steps(pipeline: Any) -> Any:
 
     model = pipeline.steps[-1][1]
     members = getattr(model, "estimators_", None)
-    if type(model).__name__ in ("VotingClassifier", "StackingClassifier") and members:
+    if type(model).__name__.startswith(("Voting", "Stacking")) and members:
         pipeline = members[0]
     return Pipeline(pipeline.steps[:-1])
 

@@ -1,0 +1,179 @@
+"""A booster student: one LightGBM model trained on a model's own answers, as AutoGluon's
+``distill`` trains its students on an ensemble's.
+
+Ensemble selection's vote of several boosted pipelines usually wins the search, and it is
+served as all its members side by side. Its student learns the vote's answers (soft labels,
+mixed with the true labels as the MLP student's are) on the training rows, through the
+model's own fitted features, so it is one booster of a size chosen here rather than by the
+search: a smaller graph and one tree walk per round instead of one per member.
+
+Soft labels need no custom loss: each training row is repeated once per class, labelled with
+that class and weighted by its target probability. Log loss summed over the copies is then
+exactly the cross-entropy against the soft target, and the student is a plain
+``LGBMClassifier`` that every converter and runtime already knows. A regression student
+learns the mixed target directly."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import is_classifier
+from sklearn.pipeline import Pipeline
+
+#: The student's boosting rounds at most (early stopping on held-out rows decides), its
+#: learning rate at that many rounds, and its leaves.
+STUDENT_ROUNDS = 400
+STUDENT_RATE = 0.08
+STUDENT_LEAVES = 31
+#: The student's tree nodes at most, as a share of its teacher's: fewer rounds (at a higher
+#: rate, :data:`MAX_RATE` at most) where the teacher is small, so that the student is the
+#: smaller model. A student of at least :data:`MIN_ROUNDS` rounds is always tried.
+SIZE_SHARE = 0.5
+MAX_RATE = 0.3
+MIN_ROUNDS = 10
+#: Rounds without improvement on the held-out rows before the student stops growing.
+STUDENT_PATIENCE = 30
+#: Training rows times classes the student learns from at most (a sample of the rows beyond).
+STUDENT_MAX_CELLS = 200_000
+#: Share of the rows held out to stop the student's rounds; fewer rows than
+#: :data:`STUDENT_MIN_ROWS` are not worth a student.
+STUDENT_HOLDOUT = 0.1
+STUDENT_MIN_ROWS = 100
+#: Soft-label copies weighted below this are dropped (a 30-class table keeps few per row).
+MIN_WEIGHT = 1e-4
+
+
+@dataclass(frozen=True)
+class Student:
+    """A fitted student pipeline (the teacher's feature steps, then the booster) and what it
+    learned from, in words."""
+
+    pipeline: Pipeline
+    note: str
+
+
+def _rows(Z: Any, index: np.ndarray) -> Any:
+    return Z.iloc[index] if isinstance(Z, pd.DataFrame) else Z[index]
+
+
+def _stack(parts: list[Any]) -> Any:
+    if isinstance(parts[0], pd.DataFrame):
+        return pd.concat(parts, ignore_index=True)
+    if hasattr(parts[0], "tocsr"):
+        import scipy.sparse as sp
+
+        return sp.vstack(parts, format="csr")
+    return np.vstack(parts)
+
+
+def _soft_copies(
+    Z: Any, target: np.ndarray, classes: np.ndarray
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Each row once per class, labelled with it and weighted by its target probability
+    (copies of negligible weight dropped)."""
+    keep = [np.flatnonzero(target[:, k] >= MIN_WEIGHT) for k in range(len(classes))]
+    X = _stack([_rows(Z, rows) for rows in keep])
+    y = np.concatenate([np.repeat(classes[k : k + 1], len(rows)) for k, rows in enumerate(keep)])
+    w = np.concatenate([target[rows, k] for k, rows in enumerate(keep)])
+    return X, y, w
+
+
+class _Deadline:
+    """A LightGBM callback that ends training once ``time.time()`` passes ``deadline``."""
+
+    order = 30
+
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+
+    def __call__(self, env: Any) -> None:
+        if self.deadline is not None and time.time() > self.deadline:
+            from lightgbm.callback import EarlyStopException
+
+            raise EarlyStopException(env.iteration, env.evaluation_result_list)
+
+
+def student_rounds(teacher_nodes: int | None, classes: int) -> tuple[int, float]:
+    """Rounds and learning rate of a student whose teacher has ``teacher_nodes`` tree nodes
+    (or coefficients; None: unknown) and ``classes`` classes (0: regression): at most
+    :data:`SIZE_SHARE` of the teacher's nodes, the rate raised as the square root of the
+    rounds given up."""
+    if teacher_nodes is None:
+        return STUDENT_ROUNDS, STUDENT_RATE
+    trees_per_round = classes if classes > 2 else 1
+    affordable = SIZE_SHARE * teacher_nodes / ((2 * STUDENT_LEAVES - 1) * trees_per_round)
+    rounds = int(min(STUDENT_ROUNDS, max(MIN_ROUNDS, affordable)))
+    return rounds, min(MAX_RATE, STUDENT_RATE * (STUDENT_ROUNDS / rounds) ** 0.5)
+
+
+def booster_student(
+    teacher: Any,
+    features: Pipeline,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    alpha: float,
+    seed: int,
+    teacher_nodes: int | None = None,
+    deadline: float | None = None,
+) -> Student | None:
+    """A LightGBM student of ``teacher`` on its fitted ``features``, trained on the teacher's
+    answers for ``X`` (weight ``alpha``) mixed with the labels ``y`` (weight ``1 - alpha``),
+    its rounds bounded by the teacher's size (:func:`student_rounds`) and stopped early on
+    held-out rows or at ``deadline``; None on fewer rows than :data:`STUDENT_MIN_ROWS`."""
+    import lightgbm as lgb
+
+    classify = is_classifier(teacher)
+    classes = np.asarray(teacher.classes_) if classify else np.array([0])
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(len(X))[: max(1, STUDENT_MAX_CELLS // len(classes))]
+    if len(rows) < STUDENT_MIN_ROWS:
+        return None
+    X, y = X.iloc[rows], np.asarray(y)[rows]
+    Z = features.transform(X)
+    if classify:
+        hard = (y[:, None] == classes[None, :]).astype(np.float64)
+        target = alpha * np.asarray(teacher.predict_proba(X), dtype=np.float64)
+        target += (1 - alpha) * hard
+    else:
+        target = alpha * np.asarray(teacher.predict(X), dtype=np.float64) + (1 - alpha) * y
+    held = max(1, int(STUDENT_HOLDOUT * len(rows)))
+    fit_rows, held_rows = np.arange(held, len(rows)), np.arange(held)
+    n_rounds, rate = student_rounds(teacher_nodes, len(classes) if classify else 0)
+    params = {
+        "n_estimators": n_rounds,
+        "learning_rate": rate,
+        "num_leaves": STUDENT_LEAVES,
+        "random_state": seed,
+        "verbose": -1,
+    }
+    callbacks = [lgb.early_stopping(STUDENT_PATIENCE, verbose=False), _Deadline(deadline)]
+    if classify:
+        Xf, yf, wf = _soft_copies(_rows(Z, fit_rows), target[fit_rows], classes)
+        Xh, yh, wh = _soft_copies(_rows(Z, held_rows), target[held_rows], classes)
+        model: Any = lgb.LGBMClassifier(**params)
+        model.fit(
+            Xf, yf, sample_weight=wf, eval_X=(Xh,), eval_y=(yh,), eval_sample_weight=[wh],
+            callbacks=callbacks,
+        )  # fmt: skip
+    else:
+        model = lgb.LGBMRegressor(**params)
+        model.fit(
+            _rows(Z, fit_rows), target[fit_rows], eval_X=(_rows(Z, held_rows),),
+            eval_y=(target[held_rows],), callbacks=callbacks,
+        )  # fmt: skip
+    if classify and len(model.classes_) != len(classes):
+        return None  # a class the sampled rows never showed (the teacher's answers must match)
+    kept = model.best_iteration_ or model.n_estimators
+    if kept < model.booster_.current_iteration():  # serve only the rounds it kept
+        model.booster_.model_from_string(model.booster_.model_to_string(num_iteration=kept))
+    pipeline = Pipeline([*features.steps, ("model", model)])
+    note = (
+        f"one LightGBM of {model.booster_.current_iteration()} rounds ({n_rounds} allowed, "
+        f"rate {rate:.3g}), learned from the model's answers on {len(rows):,} training rows"
+    )
+    return Student(pipeline, note)
