@@ -233,7 +233,44 @@ def run_honing(folder: Path, seed: int) -> dict[str, Any]:
         "counted_s": s["timings"].get("total"),
         "search_s": s["timings"].get("search"),
         "seconds": {k: round(float(v), 1) for k, v in s["timings"].items()},
+        "served": served_record(s),
+        "trimmed": s.get("trimmed", []),
     }
+
+
+#: Columns of a compression report's candidates table that are not metrics.
+NOT_METRICS = {
+    "candidate", "size_bytes", "size_ratio", "p50_ms", "p99_ms", "p50_ratio",
+    "throughput_rows_s", "n_parameters", "servable", "note",
+}  # fmt: skip
+
+
+def served_record(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The served flavor a run registered, against its native model (None: none): the
+    candidate, its size and single-row p50 as shares of the native model's, its p50/p99 and
+    throughput, and every test metric of both."""
+    served = summary.get("served")
+    if not served:
+        return None
+    table = served["candidates"]
+    names = table["candidate"]
+    at, native = names.index(served["candidate"]), names.index("native")
+    return {
+        "served": served["candidate"],
+        "size_ratio": table["size_ratio"][at],
+        "p50_ratio": table["p50_ratio"][at],
+        "p50_ms": table["p50_ms"][at],
+        "p99_ms": table["p99_ms"][at],
+        "native_p50_ms": table["p50_ms"][native],
+        "throughput_rows_s": table["throughput_rows_s"][at],
+        "native_throughput_rows_s": table["throughput_rows_s"][native],
+        "metrics": {
+            k: {"native": v[native], "served": v[at]} for k, v in table.items()
+            if k not in NOT_METRICS
+        },
+        "reason": served["reason"],
+        "note": table["note"][at],
+    }  # fmt: skip
 
 
 def interval(diffs: list[float]) -> tuple[float, float | None]:

@@ -33,9 +33,11 @@ RESERVE: dict[str, tuple[float, float]] = {
     "compression": (0.10, 4.0),
     "registration": (0.03, 8.0),
 }
-#: Compression is planned for only when its share comes to this many seconds: below it, the
-#: ONNX export of a boosted ensemble does not fit (it needs 10-45 s), and the search gets them.
-COMPRESSION_PLANNED_S = 10.0
+#: Compression is planned for when its share comes to this many seconds (from B = 40 s):
+#: below it nothing fits. A boosted ensemble's own ONNX export needs 10-45 s, more than a
+#: short budget's share, but its booster student (``distill_booster``, a few thousand nodes)
+#: exports in about a second, so a 60 s run still ends with a served flavor (:func:`trim`).
+COMPRESSION_PLANNED_S = 4.0
 #: Seconds ``honing run`` takes on a quiet 2-core machine from its start to its first stage
 #: (imports, Prefect's API, the MLflow store, the run: 11-14 s measured), whatever the
 #: table: the yardstick of how busy the machine is. A run that took longer to get there keeps
@@ -244,6 +246,9 @@ COMPRESSION_FULL_S = 15.0
 #: What a served flavor adds to registration (a second version, logged, loaded and checked):
 #: measured 5-9 s on two cores.
 SERVED_REGISTRATION_S = 6.0
+#: The least training a booster student is given, in seconds, when it is the one candidate
+#: that fits (its rounds stop at the compression deadline).
+STUDENT_MIN_S = 2.0
 
 
 def trim(
@@ -255,6 +260,7 @@ def trim(
     techniques: tuple[str, ...],
     compression: bool,
     model_size: int = 0,
+    student_nodes: int | None = None,
     slowdown: float = 1.0,
 ) -> Trims:
     """What still fits in ``left_s`` once the model is evaluated: permutation repeats (each
@@ -262,7 +268,9 @@ def trim(
     compression techniques (ONNX alone when short, none when shorter; a model of
     ``model_size`` tree nodes or coefficients takes about ``2 x model_size /``
     :data:`ONNX_PARAMETERS_PER_S` seconds to export, log and load, and its served flavor
-    :data:`SERVED_REGISTRATION_S` more to register). Registration's reserve is kept aside,
+    :data:`SERVED_REGISTRATION_S` more to register). Where that export does not fit but a
+    booster student of at most ``student_nodes`` nodes does (None: no student applies),
+    compression trains and exports that student alone. Registration's reserve is kept aside,
     ``slowdown`` times longer on a busy machine."""
     if budget_s is None or left_s is None:
         return Trims()
@@ -283,13 +291,17 @@ def trim(
     kept: tuple[str, ...] | None = None
     rest = available - repeats * per_repeat - (0 if shap_rows == 0 else SHAP_MIN_S)
     export_s = 2.0 * model_size / ONNX_PARAMETERS_PER_S + SERVED_REGISTRATION_S
+    student = "distill_booster" in techniques and student_nodes is not None
+    student_s = 2.0 * (student_nodes or 0) / ONNX_PARAMETERS_PER_S + SERVED_REGISTRATION_S
     if compression:
-        if rest < COMPRESSION_MIN_S + export_s:
+        needs = COMPRESSION_MIN_S + export_s
+        whole = f"the ONNX export of {model_size:,} parameters needs ~{needs:.0f}s"
+        if rest < needs and student and rest >= COMPRESSION_MIN_S + STUDENT_MIN_S + student_s:
+            kept, export_s = ("distill_booster",), student_s
+            notes.append(f"compression: the booster student alone ({rest:.0f}s left; {whole})")
+        elif rest < COMPRESSION_MIN_S + export_s:
             kept = ()
-            notes.append(
-                f"compression skipped: {max(rest, 0):.0f}s left for it, the ONNX export of "
-                f"{model_size:,} parameters needs ~{COMPRESSION_MIN_S + export_s:.0f}s"
-            )
+            notes.append(f"compression skipped: {max(rest, 0):.0f}s left for it, {whole}")
         elif rest < COMPRESSION_FULL_S + export_s and set(techniques) - {"onnx"}:
             kept = tuple(t for t in techniques if t == "onnx")
             notes.append(

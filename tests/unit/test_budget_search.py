@@ -31,8 +31,10 @@ def test_plan_gives_the_search_what_the_later_stages_do_not_need():
     assert 0.25 * 60 <= plan.search_s < 60
     without = planner.plan(200.0, elapsed_s=5.0, compression=False)
     assert without.search_s > planner.plan(200.0, elapsed_s=5.0, compression=True).search_s
-    # a short budget plans no compression: its share could not hold a boosted ensemble's export
-    assert planner.plan(60.0, elapsed_s=5.0, compression=False).search_s == plan.search_s
+    # a 60 s budget keeps compression's share (a booster student fits it); 30 s keeps none
+    assert planner.plan(60.0, elapsed_s=5.0, compression=False).search_s > plan.search_s
+    short = planner.plan(30.0, elapsed_s=5.0, compression=True)
+    assert planner.plan(30.0, elapsed_s=5.0, compression=False).search_s == short.search_s
     capped = planner.plan(600.0, elapsed_s=5.0, compression=True, search_cap_s=30.0)
     assert capped.search_s == 30.0
     # a validation that ate most of the budget still leaves the search its minimum share
@@ -83,6 +85,28 @@ def test_trims_cut_optional_work_in_order_and_say_so():
     )  # fmt: skip
     assert small.compression != () and big.compression == ()
     assert any("1,000,000 parameters" in n for n in big.notes)
+    # ... where its booster student still fits: that student is trained and exported alone,
+    # until compression's deadline less the student's own export and served flavor
+    students = ("onnx", "distill_booster", "trim")
+    taught = planner.trim(
+        60.0, 40.0, predict_s=0.05, columns=10, techniques=students, compression=True,
+        model_size=1_000_000, student_nodes=24_400,
+    )  # fmt: skip
+    assert taught.compression == ("distill_booster",)
+    assert any("booster student alone" in n and "1,000,000" in n for n in taught.notes)
+    rest = 40.0 - 8.0 - 5 * 10 * 0.05 - planner.SHAP_MIN_S  # registration, explanations
+    student_export = 2 * 24_400 / planner.ONNX_PARAMETERS_PER_S + planner.SERVED_REGISTRATION_S
+    assert taught.compression_s == pytest.approx(rest - student_export)
+    for no_student in (
+        dict(techniques=techniques, student_nodes=24_400),  # not configured
+        dict(techniques=students, student_nodes=None),  # a linear model: none applies
+        dict(techniques=students, student_nodes=10_000_000),  # its export does not fit either
+    ):
+        none = planner.trim(
+            60.0, 40.0, predict_s=0.05, columns=10, compression=True, model_size=1_000_000,
+            **no_student,
+        )  # fmt: skip
+        assert none.compression == (), no_student
 
     spent = planner.trim(
         60.0, 2.0, predict_s=0.2, columns=30, techniques=techniques, compression=True

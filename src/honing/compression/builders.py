@@ -23,7 +23,6 @@ from honing.compression.candidates import (
     dense_candidate,
     distill,
     feature_steps,
-    final_step,
     n_parameters,
     native_candidate,
     onnx_candidate,
@@ -47,7 +46,7 @@ from honing.compression.onnx import (
     ort_quantize,
     ort_quantize_static,
 )
-from honing.compression.student import booster_student
+from honing.compression.student import booster_student, student_nodes
 from honing.compression.trees import trimmed_candidate
 from honing.decision import DecisionRule
 from honing.techniques import TECHNIQUES, applicable, builder
@@ -227,7 +226,7 @@ def build_distill(b: Build) -> list[Candidate]:
 def build_distill_booster(b: Build) -> list[Candidate]:
     """One LightGBM trained on the model's answers (:mod:`honing.compression.student`): one
     ONNX graph where its features convert, the native pipeline otherwise."""
-    if b.mlp is not None or hasattr(final_step(b.pipeline), "coef_"):
+    if student_nodes(b.pipeline, 0) is None:
         b.skipped["distill_booster"] = (
             "a linear model or the MLP: a booster student would not be smaller"
         )

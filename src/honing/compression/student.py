@@ -110,6 +110,18 @@ def student_rounds(teacher_nodes: int | None, classes: int) -> tuple[int, float]
     return rounds, min(MAX_RATE, STUDENT_RATE * (STUDENT_ROUNDS / rounds) ** 0.5)
 
 
+def student_nodes(teacher: Any, classes: int) -> int | None:
+    """The most tree nodes a booster student of ``teacher`` may have (``classes``: 0 for
+    regression), for the planner to cost its export before it exists; None where no student
+    applies (a linear model or the MLP: each is smaller than a student)."""
+    from honing.compression.candidates import final_step, n_parameters, torch_mlp
+
+    if torch_mlp(teacher) is not None or hasattr(final_step(teacher), "coef_"):
+        return None
+    rounds, _ = student_rounds(n_parameters(teacher), classes)
+    return rounds * (2 * STUDENT_LEAVES - 1) * (classes if classes > 2 else 1)
+
+
 def booster_student(
     teacher: Any,
     features: Pipeline,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from honing import evaluation, explain, planner, slices
 from honing.compression import n_parameters
+from honing.compression.student import student_nodes
 from honing.config import PipelineConfig
 from honing.ensembles import EnsembleDecision
 from honing.nested import NestedCVResult
@@ -60,6 +61,9 @@ def evaluate(
         techniques=tuple(cfg.compression.techniques),
         compression=cfg.compression.enabled,
         model_size=n_parameters(model) or 0,
+        student_nodes=student_nodes(
+            model, len(prepared.classes or []) if cfg.task == "classification" else 0
+        ),
         slowdown=prepared.budget.slowdown,
     )
     return Evaluated(report=report, slices=slice_report, trims=trims)
