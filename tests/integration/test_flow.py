@@ -108,6 +108,10 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
     )
     rows = dict(zip(board["columns"], zip(*board["data"], strict=True), strict=True))
     assert len(rows["trial"]) == 3 and rows["best"][0] is True and sum(rows["best"]) == 1
+    # the optimization history beside it (three trials: too few for their importance)
+    search_files = {a.path for a in client.list_artifacts(second.run_id, "search")}
+    assert "search/optimization_history.png" in search_files
+    assert "search/param_importance.png" not in search_files
     assert list(rows["cv_roc_auc"]) == sorted(rows["cv_roc_auc"], reverse=True)
     best_run = [t for t in trials if t.data.tags.get("honing.best_trial") == "true"]
     assert len(best_run) == 1

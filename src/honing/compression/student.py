@@ -24,6 +24,8 @@ import pandas as pd
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
+from honing.compression.candidates import final_step, n_parameters, torch_mlp
+
 #: The student's boosting rounds at most (early stopping on held-out rows decides), its
 #: learning rate at that many rounds, and its leaves.
 STUDENT_ROUNDS = 400
@@ -114,8 +116,6 @@ def student_nodes(teacher: Any, classes: int) -> int | None:
     """The most tree nodes a booster student of ``teacher`` may have (``classes``: 0 for
     regression), for the planner to cost its export before it exists; None where no student
     applies (a linear model or the MLP: each is smaller than a student)."""
-    from honing.compression.candidates import final_step, n_parameters, torch_mlp
-
     if torch_mlp(teacher) is not None or hasattr(final_step(teacher), "coef_"):
         return None
     rounds, _ = student_rounds(n_parameters(teacher), classes)

@@ -1,10 +1,11 @@
-"""Recording a fitted run in MLflow: the trials and their leaderboard, the search's params and
-CV scores, the model choice, the decision rule, the test and slice reports, the evaluation
-plots and the importances."""
+"""Recording a fitted run in MLflow: the trials and their leaderboard, the search's
+optimization history and hyperparameter importance, its params and CV scores, the model
+choice, the decision rule, the test and slice reports, the evaluation plots and the
+importances."""
 
 from __future__ import annotations
 
-from honing import evaluation, explain, summary, tracking
+from honing import evaluation, explain, search_plots, summary, tracking
 from honing.config import PipelineConfig
 from honing.stages.evaluate import Fitted
 from honing.stages.prepare import Prepared
@@ -22,6 +23,10 @@ def log_evaluation(
     evaluated, explained = fitted.evaluated, fitted.explained
     split, report = prepared.split, evaluated.report
     tracking.log_trials(run.run_id, run.experiment_id, search)
+    search_figures, importance = search_plots.search_figures(search)
+    tracking.log_figures(run.run_id, search_figures, folder="search")
+    if importance:
+        tracking.log_json(run.run_id, importance, "search/param_importance.json")
     tracking.log_params(
         run.run_id,
         summary.search_params(
