@@ -43,6 +43,22 @@ class ServedSummary:
     candidates: dict[str, list[Any]]
     skipped: dict[str, str]
 
+    def against_native(self) -> str:
+        """The served flavor against the native model, from the candidates table: size,
+        single-row p50 and p99 latency (one thread) and batch throughput ("" when the table
+        lacks either row)."""
+        t = self.candidates
+        names = t.get("candidate", [])
+        if self.candidate not in names or "native" not in names:
+            return ""
+        a, n = names.index(self.candidate), names.index("native")
+        return (
+            f"size {t['size_bytes'][a] / 1e3:,.1f} KB against {t['size_bytes'][n] / 1e3:,.1f} KB "
+            f"native; single-row p50 {t['p50_ms'][a]:.3f} ms against {t['p50_ms'][n]:.3f}, p99 "
+            f"{t['p99_ms'][a]:.3f} against {t['p99_ms'][n]:.3f}; batches "
+            f"{t['throughput_rows_s'][a]:,.0f} rows/s against {t['throughput_rows_s'][n]:,.0f}"
+        )
+
 
 @dataclass(frozen=True)
 class TrainingSummary:
@@ -153,6 +169,8 @@ class TrainingSummary:
                 f"- **served flavor**: {s.served.model_name} v{s.served.version} "
                 f"({s.served.candidate}): {s.served.reason}",
             ]
+            if s.served.against_native():
+                lines.append(f"- **served against native**: {s.served.against_native()}")
         if s.timings:
             budget = f" of a {s.time_budget_s:.0f} s budget" if s.time_budget_s else ""
             stages = ", ".join(f"{k} {v:.1f}" for k, v in s.timings.items() if k != "total")
@@ -249,6 +267,8 @@ class TrainingSummary:
         if self.served:
             sv = self.served
             rows.append(("served flavor", f"{sv.model_name} v{sv.version}: {sv.reason}"))
+            if sv.against_native():
+                rows.append(("served vs native", sv.against_native()))
         rows.append(("MLflow run", self.run_id))
         return rows
 
@@ -261,7 +281,11 @@ class TrainingSummary:
             "test: " + ", ".join(f"{k} {v:.4f}" for k, v in self.test_metrics.items()),
         ]
         if self.served is not None:
-            lines.append(f"served: {self.served.model_name} v{self.served.version}")
+            versus = self.served.against_native()
+            lines.append(
+                f"served: {self.served.model_name} v{self.served.version} "
+                f"({self.served.candidate})" + (f": {versus}" if versus else "")
+            )
         total = self.timings.get("total")
         if total is not None:
             budget = f" of a {self.time_budget_s:.0f} s budget" if self.time_budget_s else ""

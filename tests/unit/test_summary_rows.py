@@ -105,3 +105,31 @@ def test_an_unchanged_run_reports_its_version_and_registers_nothing():
     later = _summary(model_choice="unchanged", cv_score=float("nan"), promoted=False)
     assert later.verdict == "unchanged, not the champion"
     assert _summary().log_lines()[0].startswith("registered honing-churn v2: promoted")
+
+
+def test_the_served_flavor_is_shown_against_the_native_model():
+    """Size, single-row p50/p99 and batch throughput of the served flavor beside the native
+    model's, in the table, the summary and the log (from the compression report)."""
+    from honing.summary import ServedSummary
+
+    served = ServedSummary(
+        model_name="honing-churn-served", version="2", candidate="distilled_booster",
+        reason="distilled_booster: accuracy 0.8 within 0.005 of native 0.8",
+        candidates={
+            "candidate": ["native", "onnx", "distilled_booster"],
+            "size_bytes": [2_650_000, 251_000, 69_000], "p50_ms": [4.2, 0.11, 0.05],
+            "p99_ms": [9.0, 0.3, 0.09], "throughput_rows_s": [80_000, 400_000, 900_000],
+        },
+        skipped={},
+    )  # fmt: skip
+    versus = served.against_native()
+    assert versus == (
+        "size 69.0 KB against 2,650.0 KB native; single-row p50 0.050 ms against 4.200, "
+        "p99 0.090 against 9.000; batches 900,000 rows/s against 80,000"
+    )
+    s = _summary(served=served)
+    assert dict(s.rows())["served vs native"] == versus
+    assert f"- **served against native**: {versus}" in s.markdown()
+    assert f"served: honing-churn-served v2 (distilled_booster): {versus}" in s.log_lines()
+    bare = ServedSummary("m", "1", "onnx", "why", {"candidate": ["onnx"]}, {})
+    assert bare.against_native() == ""
