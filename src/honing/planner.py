@@ -30,14 +30,15 @@ RESERVE: dict[str, tuple[float, float]] = {
     "refit": (0.06, 3.0),
     "evaluation": (0.01, 1.0),
     "explain": (0.02, 2.0),
-    "compression": (0.10, 4.0),
+    "compression": (0.10, 8.0),
     "registration": (0.03, 8.0),
 }
-#: Compression is planned for when its share comes to this many seconds (from B = 40 s):
-#: below it nothing fits. A boosted ensemble's own ONNX export needs 10-45 s, more than a
-#: short budget's share, but its booster student (``distill_booster``, a few thousand nodes)
-#: exports in about a second, so a 60 s run still ends with a served flavor (:func:`trim`).
-COMPRESSION_PLANNED_S = 4.0
+#: Compression is planned for when its share of the budget comes to this many seconds (from
+#: B = 60 s, where it keeps its floor of 8 s): below it nothing fits. A boosted ensemble's own
+#: ONNX export needs 10-45 s, more than a short budget's share, but its booster student
+#: (``distill_booster``, a few thousand nodes) exports in about a second, so a 60 s run
+#: still ends with a served flavor (:func:`trim`).
+COMPRESSION_PLANNED_S = 6.0
 #: Seconds ``honing run`` takes on a quiet 2-core machine from its start to its first stage
 #: (imports, Prefect's API, the MLflow store, the run: 11-14 s measured), whatever the
 #: table: the yardstick of how busy the machine is. A run that took longer to get there keeps
@@ -270,14 +271,25 @@ def trim(
     :data:`ONNX_PARAMETERS_PER_S` seconds to export, log and load, and its served flavor
     :data:`SERVED_REGISTRATION_S` more to register). Where that export does not fit but a
     booster student of at most ``student_nodes`` nodes does (None: no student applies),
-    compression trains and exports that student alone. Registration's reserve is kept aside,
-    ``slowdown`` times longer on a busy machine."""
+    compression trains and exports that student alone. When both do not fit, explanations
+    yield to the cheapest of those, down to one permutation repeat (the importance that
+    weighs drift in monitoring). Registration's reserve is kept aside, ``slowdown`` times
+    longer on a busy machine."""
     if budget_s is None or left_s is None:
         return Trims()
     notes: list[str] = []
     available = left_s - _reserve(budget_s, ("registration",), slowdown)
     per_repeat = max(columns * predict_s, 1e-3)
     explain_s = EXPLAIN_SHARE * available if compression else available
+    export_s = 2.0 * model_size / ONNX_PARAMETERS_PER_S + SERVED_REGISTRATION_S
+    student = "distill_booster" in techniques and student_nodes is not None
+    student_s = 2.0 * (student_nodes or 0) / ONNX_PARAMETERS_PER_S + SERVED_REGISTRATION_S
+    needs = COMPRESSION_MIN_S + export_s
+    cheapest = min(needs, COMPRESSION_MIN_S + STUDENT_MIN_S + student_s if student else needs)
+    if compression and available - explain_s < cheapest <= available:
+        # a served flavor comes before explanations, but after one permutation repeat (the
+        # champion's importance weighs its drift in monitoring)
+        explain_s = max(available - cheapest, per_repeat if explain_s >= per_repeat else 0.0)
     repeats = int(min(5, max(explain_s, 0.0) // per_repeat))
     if repeats < 5:
         notes.append(
@@ -290,11 +302,7 @@ def trim(
         notes.append(f"SHAP skipped: it needs ~{SHAP_MIN_S:.0f}s")
     kept: tuple[str, ...] | None = None
     rest = available - repeats * per_repeat - (0 if shap_rows == 0 else SHAP_MIN_S)
-    export_s = 2.0 * model_size / ONNX_PARAMETERS_PER_S + SERVED_REGISTRATION_S
-    student = "distill_booster" in techniques and student_nodes is not None
-    student_s = 2.0 * (student_nodes or 0) / ONNX_PARAMETERS_PER_S + SERVED_REGISTRATION_S
     if compression:
-        needs = COMPRESSION_MIN_S + export_s
         whole = f"the ONNX export of {model_size:,} parameters needs ~{needs:.0f}s"
         if rest < needs and student and rest >= COMPRESSION_MIN_S + STUDENT_MIN_S + student_s:
             kept, export_s = ("distill_booster",), student_s
