@@ -172,9 +172,10 @@ def _two_booster_vote(X: pd.DataFrame, y: np.ndarray, classes: int):
 
 @pytest.mark.parametrize("classes", [2, 3, 0])
 def test_a_booster_student_of_an_ensemble_is_one_smaller_graph_that_answers_like_it(classes):
-    """distill_booster: one LightGBM learned from a vote's answers, exported as one graph that
-    answers exactly as the student pipeline does, smaller than the vote's graph, and within
-    a point of ROC-AUC (2% of RMSE) of the vote on rows it never saw."""
+    """distill_booster: one LightGBM learned from a vote's answers (on its training rows and
+    synthetic rows the vote labels), exported as one graph that answers exactly as the
+    student pipeline does, smaller than the vote's graph, and within a point of ROC-AUC (2%
+    of RMSE) of the vote on rows it never saw."""
     X, y = _table(3000, classes, seed=1)
     X_test, y_test = _table(1500, classes, seed=2)
     model = _two_booster_vote(X, y, classes)
@@ -187,7 +188,8 @@ def test_a_booster_student_of_an_ensemble_is_one_smaller_graph_that_answers_like
     assert skipped == {} and set(by) == {"native", "onnx", "distilled_booster"}
     student = by["distilled_booster"]
     assert student.note.startswith("one LightGBM of") and student.note.endswith("ONNX")
-    assert student.size_bytes < 0.7 * by["onnx"].size_bytes, (student.size_bytes, by["onnx"])
+    assert student.size_bytes < by["onnx"].size_bytes, (student.size_bytes, by["onnx"])
+    assert "synthetic ones" in student.note  # 3,000 rows: the teacher labels 13,500 more
     # the planner's bound on the student, costed before it exists, holds
     assert student.n_parameters <= student_nodes(model, classes)
     # the served graph answers as the student pipeline itself does

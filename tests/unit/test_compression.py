@@ -244,8 +244,8 @@ def test_compression_config_rejects_bad_values(raw, needle):
 
 
 def test_a_booster_student_is_sized_by_its_teacher():
-    """A student gets at most half its teacher's tree nodes (fewer rounds at a higher rate,
-    bounded both ways); an unknown teacher size leaves the full student."""
+    """A student gets at most half its teacher's tree nodes, or MIN_ROUNDS rounds (fewer
+    rounds at a higher rate, bounded); an unknown teacher size leaves the full student."""
     from honing.compression.student import (
         MAX_RATE,
         MIN_ROUNDS,
@@ -256,10 +256,11 @@ def test_a_booster_student_is_sized_by_its_teacher():
 
     assert student_rounds(None, 2) == (STUDENT_ROUNDS, STUDENT_RATE)
     assert student_rounds(10**9, 2) == (STUDENT_ROUNDS, STUDENT_RATE)
-    rounds, rate = student_rounds(6100, 2)  # 50 rounds of 61 nodes is half the teacher
-    assert rounds == 50 and STUDENT_RATE < rate <= MAX_RATE
-    assert student_rounds(6100 * 3, 3)[0] == 50  # three trees a round for three classes
-    assert student_rounds(10, 2) == (MIN_ROUNDS, MAX_RATE)
+    rounds, rate = student_rounds(24_400, 2)  # 200 rounds of 61 nodes is half the teacher
+    assert rounds == 200 and STUDENT_RATE < rate <= MAX_RATE
+    assert student_rounds(24_400 * 3, 3)[0] == 200  # three trees a round for three classes
+    small = student_rounds(10, 2)  # a small teacher still allows MIN_ROUNDS, at a higher rate
+    assert small[0] == MIN_ROUNDS and STUDENT_RATE < small[1] <= MAX_RATE
 
 
 def test_soft_labels_are_row_copies_weighted_by_their_probabilities():
