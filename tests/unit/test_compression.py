@@ -276,3 +276,36 @@ def test_soft_labels_are_row_copies_weighted_by_their_probabilities():
     p = np.array([[0.6, 0.3, 0.1], [0.2, 0.3, 0.5]])  # any model's probabilities
     copies = -np.sum(w * np.log(p[[0, 0, 1, 1], [0, 1, 1, 2]]))
     np.testing.assert_allclose(copies, -np.sum(target * np.log(p)))
+
+
+def test_a_students_teacher_answers_only_the_rows_its_pace_affords_before_the_deadline():
+    """A slow teacher (20,000 rows a second here) answers a first chunk, and then only as
+    many more training rows as fit in a share of the time left: the student is built near
+    its deadline from fewer rows, not from all 100,000."""
+    import time
+
+    import pandas as pd
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from honing.compression.student import FIRST_ROWS, booster_student
+
+    class Slow(ClassifierMixin, BaseEstimator):
+        classes_ = np.array([0, 1])
+
+        def predict_proba(self, X):
+            time.sleep(len(X) / 20_000)
+            p = 1 / (1 + np.exp(-X["a"].to_numpy()))
+            return np.c_[1 - p, p]
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=100_000), "b": rng.normal(size=100_000)})
+    y = (X["a"] + rng.normal(size=100_000) > 0).astype(int).to_numpy()
+    student = booster_student(
+        Slow(), Pipeline([("same", FunctionTransformer())]), X, y, alpha=0.7, seed=0,
+        deadline=time.time() + 3,
+    )  # fmt: skip
+    rows = int(student.note.split(" on ")[1].split(" training")[0].replace(",", ""))
+    # at most 20,000 rows a second x 30% x 3 s (all 100,000 would take 5 s to answer)
+    assert FIRST_ROWS <= rows <= 18_000, rows

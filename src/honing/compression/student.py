@@ -48,6 +48,12 @@ STUDENT_MAX_CELLS = 200_000
 #: :data:`STUDENT_MIN_ROWS` are not worth a student.
 STUDENT_HOLDOUT = 0.1
 STUDENT_MIN_ROWS = 100
+#: The teacher answers this many training rows first; its pace on them decides how many more
+#: it answers for the student, within :data:`ANSWER_SHARE` of the time to the deadline (a
+#: vote of boosters answers a few thousand rows a second: 100,000 rows of a large table
+#: would take compression's whole time).
+FIRST_ROWS = 2_000
+ANSWER_SHARE = 0.3
 #: Soft-label copies weighted below this are dropped (a 30-class table keeps few per row).
 MIN_WEIGHT = 1e-4
 #: Synthetic rows a student also learns from, labelled by its teacher alone (as AutoGluon's
@@ -184,8 +190,10 @@ def booster_student(
 ) -> Student | None:
     """A LightGBM student of ``teacher`` on its fitted ``features``, trained on the teacher's
     answers for ``X`` (weight ``alpha``) mixed with the labels ``y`` (weight ``1 - alpha``),
-    its rounds bounded by the teacher's size (:func:`student_rounds`) and stopped early on
-    held-out rows or at ``deadline``; None on fewer rows than :data:`STUDENT_MIN_ROWS`."""
+    and on synthetic rows it labels (:func:`synthetic_rows`), as many of either as the
+    teacher's pace affords before ``deadline``; its rounds bounded by the teacher's size
+    (:func:`student_rounds`) and stopped early on held-out rows or at ``deadline``; None on
+    fewer rows than :data:`STUDENT_MIN_ROWS`."""
     import lightgbm as lgb
 
     classify = is_classifier(teacher)
@@ -194,10 +202,17 @@ def booster_student(
     rows = rng.permutation(len(X))[: max(1, STUDENT_MAX_CELLS // len(classes))]
     if len(rows) < STUDENT_MIN_ROWS:
         return None
-    X, y = X.iloc[rows], np.asarray(y)[rows]
     answer = teacher.predict_proba if classify else teacher.predict
-    started = time.monotonic()
-    soft = np.asarray(answer(X), dtype=np.float64)
+    started = time.monotonic()  # the teacher's pace on a first chunk sizes the rest
+    soft = np.asarray(answer(X.iloc[rows[:FIRST_ROWS]]), dtype=np.float64)
+    if deadline is not None and len(rows) > FIRST_ROWS:
+        pace = FIRST_ROWS / max(time.monotonic() - started, 1e-3)
+        affordable = int(pace * ANSWER_SHARE * max(deadline - time.time(), 0.0))
+        rows = rows[: max(FIRST_ROWS, affordable)]
+    if len(rows) > FIRST_ROWS:
+        more = np.asarray(answer(X.iloc[rows[FIRST_ROWS:]]), dtype=np.float64)
+        soft = np.concatenate([soft, more])
+    X, y = X.iloc[rows], np.asarray(y)[rows]
     if classify:
         target = alpha * soft + (1 - alpha) * (y[:, None] == classes[None, :])
     else:
