@@ -273,12 +273,12 @@ def trim(
     ``model_size`` tree nodes or coefficients takes about ``2 x model_size /``
     :data:`ONNX_PARAMETERS_PER_S` seconds to export, log and load, and its served flavor
     :data:`SERVED_REGISTRATION_S` more to register, ``slowdown`` times longer on a busy
-    machine). Where that export does not fit but a
-    booster student of at most ``student_nodes`` nodes does (None: no student applies),
-    compression trains and exports that student alone. When both do not fit, explanations
-    yield to the cheapest of those, down to one permutation repeat (the importance that
-    weighs drift in monitoring). Registration's reserve is kept aside, ``slowdown`` times
-    longer on a busy machine."""
+    machine). Where that export does not fit but a booster student of at most
+    ``student_nodes`` nodes does (None: no student applies), compression trains and exports
+    that student alone. When explanations and compression do not both fit, explanations
+    yield to the cheaper route, down to one permutation repeat (the importance that weighs
+    drift in monitoring). Registration's reserve is kept aside, ``slowdown`` times longer on
+    a busy machine."""
     if budget_s is None or left_s is None:
         return Trims()
     notes: list[str] = []
