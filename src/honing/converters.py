@@ -98,3 +98,66 @@ def catboost_onnx() -> None:
         CatBoostRegressor, "CatBoostCatBoostRegressor",
         calculate_linear_regressor_output_shapes, _convert_catboost,
     )  # fmt: skip
+
+
+def _target_encoder_shape(operator: Any) -> None:
+    """A TargetEncoder's output: one column per input column, times the classes of a
+    multiclass target (scikit-learn's layout)."""
+    from skl2onnx.common.data_types import FloatTensorType
+
+    op = operator.raw_operator
+    per = len(op.classes_) if op.target_type_ == "multiclass" else 1
+    rows = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = FloatTensorType(shape=[rows, len(op.categories_) * per])
+
+
+def _convert_target_encoder(scope: Any, operator: Any, container: Any) -> None:
+    """skl2onnx's TargetEncoder converter, and a multiclass target's encoding, which it lacks:
+    for each column and class (feature-major, scikit-learn's order), a lookup of the category's
+    encoding, an unknown category taking the class's mean."""
+    import numpy as np
+    from skl2onnx.common._apply_operation import apply_concat, apply_reshape
+    from skl2onnx.operator_converters.target_encoder import convert_sklearn_target_encoder
+    from skl2onnx.proto import onnx_proto
+
+    op = operator.raw_operator
+    if op.target_type_ != "multiclass":
+        convert_sklearn_target_encoder(scope, operator, container)
+        return
+    source = operator.inputs[0]
+    classes = len(op.classes_)
+    outputs = []
+    for f, categories in enumerate(op.categories_):
+        column = source.onnx_name
+        if source.get_second_dimension() != 1:
+            index = scope.get_unique_variable_name("index")
+            container.add_initializer(index, onnx_proto.TensorProto.INT64, [], [f])
+            column = scope.get_unique_variable_name("feature_column")
+            name = scope.get_unique_operator_name("ArrayFeatureExtractor")
+            container.add_node(
+                "ArrayFeatureExtractor", [source.onnx_name, index], column,
+                op_domain="ai.onnx.ml", name=name,
+            )  # fmt: skip
+        keys = np.array([str(c).encode("utf-8") for c in categories])
+        for k in range(classes):
+            encoded = scope.get_unique_variable_name("target_encoded")
+            container.add_node(
+                "LabelEncoder", column, encoded, op_domain="ai.onnx.ml", op_version=2,
+                name=scope.get_unique_operator_name("LabelEncoder"), keys_strings=keys,
+                values_floats=np.asarray(op.encodings_[f * classes + k], dtype=np.float32),
+                default_float=float(op.target_mean_[k]),
+            )  # fmt: skip
+            outputs.append(scope.get_unique_variable_name("target_column"))
+            apply_reshape(scope, encoded, outputs[-1], container, desired_shape=(-1, 1))
+    apply_concat(scope, outputs, operator.outputs[0].full_name, container, axis=1)
+
+
+def target_encoder_onnx() -> None:
+    """scikit-learn's TargetEncoder for every target type (skl2onnx's own converter takes
+    binary and continuous targets only)."""
+    from skl2onnx import update_registered_converter
+    from sklearn.preprocessing import TargetEncoder
+
+    update_registered_converter(
+        TargetEncoder, "SklearnTargetEncoder", _target_encoder_shape, _convert_target_encoder
+    )

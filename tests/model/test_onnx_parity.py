@@ -1,8 +1,8 @@
 """ONNX parity for every family the search can choose (`honing.models.FAMILY_TABLE`), for each
-task it builds (binary with a high-cardinality column, three classes without one, and
-regression): the `onnx` candidate that compression serves answers like the native pipeline
-on rows with missing values and categories, or the case is one of the known converter gaps,
-and compression says why it has no graph."""
+task it builds (binary, three classes and regression, each with a target-encoded
+high-cardinality column): the `onnx` candidate that compression serves answers like the
+native pipeline on rows with missing values and categories, or the case is one of the known
+converter gaps, and compression says why it has no graph."""
 
 from __future__ import annotations
 
@@ -20,9 +20,7 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 #: Cases with no ONNX path, and why (docs/compression.md): skl2onnx 1.20 cannot convert
 #: scikit-learn 1.9's HistGradientBoosting (numpy uint32 node ids), nor the PyTorch MLP's
-#: regressor (only its classifier's network is exported); a multiclass target's target
-#: encoding (the high-cardinality column) has no converter, so the three-class case leaves
-#: that column out.
+#: regressor (only its classifier's network is exported).
 NO_GRAPH = {
     ("hist_gradient_boosting", 2), ("hist_gradient_boosting", 3), ("hist_gradient_boosting", 0),
     ("mlp", 0),
@@ -50,8 +48,6 @@ def test_every_family_is_served_as_one_graph_that_answers_like_it(family, classe
     task = "classification" if classes else "regression"
     X, y = _frame(600, classes)
     X_test, _ = _frame(200, classes, seed=1)
-    if classes > 2:
-        X, X_test = X.drop(columns="shop"), X_test.drop(columns="shop")
     cols = infer_columns(X, FeaturesConfig())
     setup = TrainingSetup(task, cols, FeaturesConfig(), 0, "roc_auc" if classes else "rmse", 3)
     model = make_model(ModelSpec(family, SMALL.get(family, {})), setup).fit(X, y)

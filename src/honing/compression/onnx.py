@@ -39,10 +39,13 @@ def _onnx_ready(estimator: Any) -> Any:
 
 
 def register_boosting_converters() -> None:
-    """Teach skl2onnx every family's estimators that it does not know: each
-    :class:`honing.models.Family` with an ``onnx_converter`` registers its own."""
+    """Teach skl2onnx every family's estimators that it does not know (each
+    :class:`honing.models.Family` with an ``onnx_converter`` registers its own), and the
+    target encoding of a multiclass target (:func:`honing.converters.target_encoder_onnx`)."""
+    from honing.converters import target_encoder_onnx
     from honing.models import FAMILY_TABLE
 
+    target_encoder_onnx()
     for family in FAMILY_TABLE.values():
         if family.onnx_converter is not None:
             family.onnx_converter()
