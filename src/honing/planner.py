@@ -239,8 +239,11 @@ class Trims:
 #: Share of the time left before registration that explanations may use.
 EXPLAIN_SHARE = 0.3
 #: Tree nodes (or coefficients) converted to ONNX per second, and again as much time to log
-#: and load the result: measured 30-90 thousand per second for LightGBM and XGBoost.
-ONNX_PARAMETERS_PER_S = 30_000
+#: and load the result: measured 30-90 thousand per second for LightGBM and XGBoost; on
+#: attrition (``ca0eb79``, quiet) a 131,000-node vote's whole compression stage (export,
+#: parity, latency of both models) took 4.2 s, where 30,000 a second costed 8.8 s for the
+#: export alone.
+ONNX_PARAMETERS_PER_S = 60_000
 #: Seconds below which compression keeps ONNX alone (distillation and int8 exports took up to
 #: 14 s on the benchmark's tables at B = 60 s), and below which it is skipped.
 COMPRESSION_FULL_S = 15.0
@@ -265,6 +268,7 @@ def trim(
     compression: bool,
     model_size: int = 0,
     student_nodes: int | None = None,
+    exportable: bool = True,
     slowdown: float = 1.0,
 ) -> Trims:
     """What still fits in ``left_s`` once the model is evaluated: permutation repeats (each
@@ -273,7 +277,8 @@ def trim(
     ``model_size`` tree nodes or coefficients takes about ``2 x model_size /``
     :data:`ONNX_PARAMETERS_PER_S` seconds to export, log and load, and its served flavor
     :data:`SERVED_REGISTRATION_S` more to register, ``slowdown`` times longer on a busy
-    machine). Where that export does not fit but a booster student of at most
+    machine). Where that export does not fit, or the model has none (not ``exportable``:
+    date features, a family skl2onnx cannot convert), but a booster student of at most
     ``student_nodes`` nodes does (None: no student applies), compression trains and exports
     that student alone. When explanations and compression do not both fit, explanations
     yield to the cheaper route, down to one permutation repeat (the importance that weighs
@@ -289,7 +294,7 @@ def trim(
     student = "distill_booster" in techniques and student_nodes is not None
     student_s = slowdown * (2.0 * (student_nodes or 0) / ONNX_PARAMETERS_PER_S)
     student_s += slowdown * SERVED_REGISTRATION_S
-    needs = COMPRESSION_MIN_S + export_s
+    needs = COMPRESSION_MIN_S + export_s if exportable else float("inf")
     cheapest = min(needs, STUDENT_MIN_S + student_s if student else needs)
     if compression and available - explain_s < cheapest <= available:
         # a served flavor comes before explanations, but after one permutation repeat (the
@@ -308,11 +313,15 @@ def trim(
     kept: tuple[str, ...] | None = None
     rest = available - repeats * per_repeat - (0 if shap_rows == 0 else SHAP_MIN_S)
     if compression:
-        whole = f"the ONNX export of {model_size:,} parameters needs ~{needs:.0f}s"
+        whole = (
+            f"the ONNX export of {model_size:,} parameters needs ~{needs:.0f}s"
+            if exportable
+            else "the model has no ONNX graph (date features, or a family without converter)"
+        )
         if rest < needs and student and rest >= STUDENT_MIN_S + student_s:
             kept, export_s = ("distill_booster",), student_s
             notes.append(f"compression: the booster student alone ({rest:.0f}s left; {whole})")
-        elif rest < COMPRESSION_MIN_S + export_s:
+        elif rest < needs:
             kept = ()
             notes.append(f"compression skipped: {max(rest, 0):.0f}s left for it, {whole}")
         elif rest < COMPRESSION_FULL_S + export_s and set(techniques) - {"onnx"}:

@@ -7,9 +7,11 @@ converter gaps, and compression says why it has no graph."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from honing import compression as C
+from honing.compression.student import exportable
 from honing.config import FeaturesConfig
 from honing.features import infer_columns
 from honing.models import FAMILY_TABLE
@@ -56,6 +58,8 @@ def test_every_family_is_served_as_one_graph_that_answers_like_it(family, classe
         options=C.CompressionOptions(techniques=("onnx",)),
     )  # fmt: skip
     graph = next((c for c in candidates if c.name == "onnx"), None)
+    # the planner's static rule agrees with the converter (a model with none plans no export)
+    assert exportable(model) == ((family, classes) not in NO_GRAPH)
     if (family, classes) in NO_GRAPH:
         assert graph is None and "cannot convert" in skipped["onnx"], skipped
         return
@@ -68,3 +72,17 @@ def test_every_family_is_served_as_one_graph_that_answers_like_it(family, classe
         np.testing.assert_allclose(
             graph.predictor.predict(X_test), model.predict(X_test), rtol=1e-3, atol=1e-3
         )
+
+
+def test_a_pipeline_with_dates_has_no_graph_and_the_planner_knows_it():
+    X, y = _frame(400, 2)
+    X["day"] = pd.date_range("2024-01-01", periods=len(X), freq="D").astype(str)
+    cols = infer_columns(X, FeaturesConfig())
+    assert cols.dates == ["day"]
+    setup = TrainingSetup("classification", cols, FeaturesConfig(), 0, "roc_auc", 3)
+    model = make_model(ModelSpec("lightgbm", SMALL["lightgbm"]), setup).fit(X, y)
+    _, skipped = C.build_candidates(
+        model, X, y, numeric=cols.numeric, categorical=cols.text,
+        options=C.CompressionOptions(techniques=("onnx",)),
+    )  # fmt: skip
+    assert "cannot convert" in skipped["onnx"] and not exportable(model)

@@ -97,20 +97,28 @@ def test_trims_cut_optional_work_in_order_and_say_so():
     rest = 40.0 - 8.0 - 5 * 10 * 0.05 - planner.SHAP_MIN_S  # registration, explanations
     student_export = 2 * 24_400 / planner.ONNX_PARAMETERS_PER_S + planner.SERVED_REGISTRATION_S
     assert taught.compression_s == pytest.approx(rest - student_export)
-    # short of both, explanations yield to the served flavor: 9.5 s after registration's 8,
-    # of which explanations' 30% would have left the student (~7.1 s) too few; one
+    # short of both, explanations yield to the served flavor: 8.5 s after registration's 8,
+    # of which explanations' 30% would have left the student (~6.3 s) too few; one
     # permutation repeat stays (1.5 s: 30 columns, 0.05 s each)
     first = planner.trim(
-        60.0, 17.5, predict_s=0.05, columns=30, techniques=students, compression=True,
+        60.0, 16.5, predict_s=0.05, columns=30, techniques=students, compression=True,
         model_size=100_000, student_nodes=24_400,
     )  # fmt: skip
     assert first.compression == ("distill_booster",) and first.permutation_repeats == 1
     assert first.shap_rows == 0
     crowded = planner.trim(  # with no room for both, the repeat stays and compression goes
-        60.0, 16.0, predict_s=0.05, columns=30, techniques=students, compression=True,
+        60.0, 15.0, predict_s=0.05, columns=30, techniques=students, compression=True,
         model_size=100_000, student_nodes=24_400,
     )  # fmt: skip
     assert crowded.permutation_repeats == 1 and crowded.compression == ()
+    # a model with no ONNX graph (date features) spends no time on its export: its student
+    # alone where one applies, nothing otherwise, and the log says why
+    dated = dict(predict_s=0.05, columns=10, compression=True, model_size=10_000,
+                 exportable=False)  # fmt: skip
+    alone = planner.trim(60.0, 40.0, techniques=students, student_nodes=24_400, **dated)
+    assert alone.compression == ("distill_booster",)
+    none = planner.trim(60.0, 40.0, techniques=students, student_nodes=None, **dated)
+    assert none.compression == () and any("no ONNX graph" in n for n in none.notes)
     for no_student in (
         dict(techniques=techniques, student_nodes=24_400),  # not configured
         dict(techniques=students, student_nodes=None),  # a linear model: none applies

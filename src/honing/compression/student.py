@@ -167,6 +167,30 @@ def student_rounds(teacher_nodes: int | None, classes: int) -> tuple[int, float]
     return rounds, min(MAX_RATE, STUDENT_RATE * (STUDENT_ROUNDS / rounds) ** 0.5)
 
 
+#: Estimators skl2onnx cannot convert (scikit-learn 1.9's HistGradientBoosting; the PyTorch
+#: MLP's regressor, whose network only the classifier exports), by class name.
+NO_CONVERTER = ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor",
+                "TorchMLPRegressor")  # fmt: skip
+
+
+def exportable(model: Any) -> bool:
+    """Whether ``model`` (a pipeline, or a vote or stack of them) has an ONNX graph: no date
+    features (no ONNX operator parses dates) and no estimator of :data:`NO_CONVERTER`. The
+    planner asks before compression, so that a model with none spends no time on it."""
+    last = final_step(model)
+    members = getattr(last, "estimators_", None)
+    if not (type(last).__name__.startswith(("Voting", "Stacking")) and members):
+        members = [model]
+    for member in members:
+        for _, step in getattr(member, "steps", [])[:-1]:
+            for name, _, columns in getattr(step, "transformers_", []):
+                if name == "dates" and len(columns):
+                    return False
+        if type(final_step(member)).__name__ in NO_CONVERTER:
+            return False
+    return True
+
+
 def student_nodes(teacher: Any, classes: int) -> int | None:
     """The most tree nodes a booster student of ``teacher`` may have (``classes``: 0 for
     regression), for the planner to cost its export before it exists; None where no student

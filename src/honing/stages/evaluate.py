@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from honing import evaluation, explain, planner, slices
 from honing.compression import n_parameters
-from honing.compression.student import student_nodes
+from honing.compression.student import exportable, student_nodes
 from honing.config import PipelineConfig
 from honing.ensembles import EnsembleDecision
 from honing.nested import NestedCVResult
@@ -64,6 +64,7 @@ def evaluate(
         student_nodes=student_nodes(
             model, len(prepared.classes or []) if cfg.task == "classification" else 0
         ),
+        exportable=exportable(model),
         slowdown=prepared.budget.slowdown,
     )
     return Evaluated(report=report, slices=slice_report, trims=trims)
