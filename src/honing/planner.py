@@ -252,6 +252,11 @@ COMPRESSION_FULL_S = 15.0
 #: a served flavor and 6.4 s without one, so its cost is within the registration reserve's
 #: own slack; 5-9 s had been measured before model loading was shared. Kept at 2.5 s.
 SERVED_REGISTRATION_S = 2.5
+#: Tree nodes (or coefficients) registration logs, checks and loads back per second, beyond
+#: its floor: a 2.2-million-node vote of forests and boosters (353 MB of skops; Wage,
+#: ``20d3959``) took 20.5 s to register where a small model takes 6-8 s, and that run ended
+#: 17 s past its budget.
+REGISTRATION_NODES_PER_S = 200_000
 #: The least a booster student alone needs besides its export and served flavor, in seconds:
 #: its training (its rounds stop at the compression deadline) and the measuring of it and the
 #: native model. On attrition's 1,176 rows a student trains in about a second.
@@ -282,12 +287,16 @@ def trim(
     ``student_nodes`` nodes does (None: no student applies), compression trains and exports
     that student alone. When explanations and compression do not both fit, explanations
     yield to the cheaper route, down to one permutation repeat (the importance that weighs
-    drift in monitoring). Registration's reserve is kept aside, ``slowdown`` times longer on
-    a busy machine."""
+    drift in monitoring). Registration's reserve is kept aside, with what a large model
+    takes beyond it (:data:`REGISTRATION_NODES_PER_S`), ``slowdown`` times longer on a busy
+    machine."""
     if budget_s is None or left_s is None:
         return Trims()
     notes: list[str] = []
-    available = left_s - _reserve(budget_s, ("registration",), slowdown)
+    heavy = slowdown * model_size / REGISTRATION_NODES_PER_S  # a big model registers slowly
+    available = left_s - _reserve(budget_s, ("registration",), slowdown) - heavy
+    if heavy >= 2:
+        notes.append(f"registration of {model_size:,} parameters: ~{heavy:.0f}s more kept")
     per_repeat = max(columns * predict_s, 1e-3)
     explain_s = EXPLAIN_SHARE * available if compression else available
     export_s = slowdown * (2.0 * model_size / ONNX_PARAMETERS_PER_S + SERVED_REGISTRATION_S)
