@@ -66,7 +66,8 @@ def test_mlp_candidates(churn_split, tmp_path):
         "int8",
         "distilled",
     }
-    assert skipped == {}
+    # the booster student is for tree models and votes: the MLP has its own student
+    assert set(skipped) == {"distill_booster"} and "MLP" in skipped["distill_booster"]
     X = split.X_test.head(300)
     ref = model.predict_proba(X)
     # exact exports: same network, other runtimes
