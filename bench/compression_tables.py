@@ -29,7 +29,7 @@ import argparse
 import json
 from typing import Any
 
-from automl import TABLES, WORK, init_project, load, run_honing  # bench/automl.py
+from automl import TABLES, WORK, fmt, init_project, load, run_honing  # bench/automl.py
 from common import RESULTS, code_commit, machine, write_json, write_markdown
 
 NAME = "compression_tables"
@@ -110,10 +110,6 @@ def judged(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _f(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def render(results: dict[str, Any]) -> str:
     tables = results["tables"]
     lines = [
@@ -134,11 +130,11 @@ def render(results: dict[str, Any]) -> str:
         why = "" if j["meets"] else "; ".join(row.get("trimmed", [])) or rec.get("reason", "")
         lines.append(
             f"| {name} | `{row['commit']}` | {row['model'][:40]} | {j['served']} | "
-            f"{row.get('seeds_compressed', '-')} | {_f(j['size_ratio'])} | "
-            f"{_f(j['p50_ratio'])} | {_f(rec.get('p50_ms'))} / "
-            f"{_f(rec.get('p99_ms'))} | {_f(rec.get('throughput_rows_s'), 0)} "
-            f"({_f(rec.get('native_throughput_rows_s'), 0)}) | {_f(row['score'], 4)} | "
-            f"{_f(row['automl_score'], 4)} (`{row['automl_commit']}`) | "
+            f"{row.get('seeds_compressed', '-')} | {fmt(j['size_ratio'], 3)} | "
+            f"{fmt(j['p50_ratio'], 3)} | {fmt(rec.get('p50_ms'), 3)} / "
+            f"{fmt(rec.get('p99_ms'), 3)} | {fmt(rec.get('throughput_rows_s'), 0)} "
+            f"({fmt(rec.get('native_throughput_rows_s'), 0)}) | {fmt(row['score'], 4)} | "
+            f"{fmt(row['automl_score'], 4)} (`{row['automl_commit']}`) | "
             f"{'yes' if j['meets'] else 'no'} | {why[:160]} |"
         )
     done = list(tables.values())
