@@ -177,7 +177,7 @@ def _new_tuner(
             time_budget_s=None
             if cfg.time_budget_s is None
             else cfg.time_budget_s + anytime.TUNE_GRACE_S,
-            reuse_actors=True,  # no new worker (and torch import) per trial
+            reuse_actors=cfg.reuse_workers,  # no new worker (and torch import) per trial
             # short folder names (Tune's default spells out every parameter)
             trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
         ),

@@ -133,6 +133,12 @@ class SearchConfig(StrictModel):
         "(whole CPUs, at least one).",
     )
     time_budget_s: float | None = Field(default=None, gt=0)
+    reuse_workers: bool = Field(
+        default=True,
+        description="A Ray worker process runs trial after trial (no import per trial). False: a "
+        "fresh worker per trial, which keeps the node Ray gave it (isolation from leaks; every "
+        "node of a cluster takes trials even when one node's workers start slowly).",
+    )
     scheduler: SchedulerConfig = SchedulerConfig()
     nested_cv: NestedCVConfig = NestedCVConfig()
     ensemble: EnsembleConfig = EnsembleConfig()
