@@ -27,11 +27,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from honing.exceptions import DataLoadError
 
 CURRENT = "capture.jsonl"
+#: One captured request: its id, the version that answered, its rows and its answers.
+Request = tuple[str, str, list[dict[str, Any]], list[Any]]
+#: One JSON object per line (orjson: numpy values as numbers, a missing float as null).
+OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 ANSWER = "answer."
 #: The columns a captured row adds to the inputs.
 META = ("request_id", "row", "captured_at", "version")
@@ -80,25 +85,34 @@ class CaptureLog:
     ) -> bool:
         """Keep one request's rows with their answers (when the sample draws it); returns
         whether it was kept."""
+        return self.record_many([(request_id, version, inputs, answers)])[0]
+
+    def record_many(self, requests: list[Request], *, sample: bool = True) -> list[bool]:
+        """Keep several requests (``(request_id, version, inputs, answers)`` each), each when
+        the sample draws it (every one with ``sample=False``), in one write; returns which
+        were kept."""
         with self._lock:
-            if self._random.random() >= self.cfg.sample:
-                return False
+            kept = [not sample or self._random.random() < self.cfg.sample for _ in requests]
+            if not any(kept):
+                return kept
             at = _now()
-            lines = "".join(
-                json.dumps(
-                    {"request_id": request_id, "row": i, "captured_at": at,
-                     "version": version, "inputs": row, "answer": answer},
-                    default=str,
-                ) + "\n"
+            lines = b"".join(
+                orjson.dumps(
+                    {"request_id": rid, "row": i, "captured_at": at, "version": version,
+                     "inputs": row, "answer": answer},
+                    default=str, option=OPTIONS,
+                )
+                for (rid, version, inputs, answers), keep in zip(requests, kept, strict=True)
+                if keep
                 for i, (row, answer) in enumerate(zip(inputs, answers, strict=True))
             )  # fmt: skip
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            with os.fdopen(fd, "a", encoding="utf-8") as out:
+            with os.fdopen(fd, "ab") as out:
                 out.write(lines)
                 size = out.tell()
             if size >= self.cfg.max_bytes:
                 self._close()
-            return True
+            return kept
 
     def _close(self) -> Path:
         """Close the current file as ``capture-<time>.jsonl`` (the caller holds the lock)."""

@@ -2,42 +2,43 @@
 
 Requests carry rows as JSON (``{"dataframe_records": [...]}``, MLflow's
 ``{"dataframe_split": {"columns": [...], "data": [...]}}``, or a bare list of records). Each
-batch is checked with the inference suite (the training suite without the label), the same
+request is checked with the inference suite (the training suite without the label), the same
 rules as ``honing predict``, evaluated by :func:`honing.validation.fast.check_fast`; a bad
 request gets a 4xx naming the column and the rule. The answer is the model's output contract
 (:meth:`honing.decision.DecisionRule.outputs`). Nothing a client sends crashes the server: a
 failure inside the model is a 500 with one line, and the next request is served.
+
+Requests that arrive together are scored together (:mod:`honing.batching`,
+:mod:`honing.scoring`), each with the answer it would get alone; JSON is read and written
+with orjson.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
+import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from starlette.background import BackgroundTask
+from starlette.responses import Response
 
+from honing.batching import Batcher
 from honing.capture import CaptureLog
 from honing.decision import Decided
 from honing.inference import inference_suite
-from honing.validation.fast import check_fast
+from honing.scoring import Answer, Parsed, RequestError, parse, score_many
 
 log = logging.getLogger("honing.endpoint")
 
-#: Largest batch one request may carry.
-MAX_ROWS = 10_000
-#: What a capture keeps of an answered request: its rows as sent, and the answers.
-Kept = Callable[[list[dict[str, Any]], list[dict[str, Any]]], object]
+#: Most rows scored in one batch of requests (a larger request is a batch alone).
+BATCH_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -49,15 +50,6 @@ class Served:
     suite: dict[str, Any]
     uri: str
     version: str
-
-
-class RequestError(ValueError):
-    """A request the endpoint refuses, with its HTTP status and the failures in words."""
-
-    def __init__(self, status: int, message: str, failures: list[dict[str, Any]] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.failures = failures or []
 
 
 def served(model: Decided, suite: dict[str, Any], *, target: str, drop_columns: list[str],
@@ -76,85 +68,6 @@ def served(model: Decided, suite: dict[str, Any], *, target: str, drop_columns: 
         )
     ]
     return Served(model, rules, uri, version)
-
-
-def parse_rows(payload: Any) -> pd.DataFrame:
-    """The request's rows as a frame (:class:`RequestError` 400 when the shape is wrong)."""
-    if isinstance(payload, dict) and "dataframe_records" in payload:
-        records = payload["dataframe_records"]
-    elif isinstance(payload, dict) and "dataframe_split" in payload:
-        split = payload["dataframe_split"]
-        if not isinstance(split, dict) or "columns" not in split or "data" not in split:
-            raise RequestError(400, "dataframe_split needs 'columns' and 'data'")
-        rows, columns = split["data"], split["columns"]
-        if not isinstance(rows, list) or not isinstance(columns, list):
-            raise RequestError(400, "dataframe_split: 'columns' and 'data' are lists")
-        _sized(len(rows))
-        names = pd.Index(map(str, columns))
-        if names.has_duplicates:  # one pass, whatever the request's width
-            twice = names[names.duplicated()][0]
-            raise RequestError(400, f"dataframe_split: column {twice!r} is named twice")
-        try:
-            return pd.DataFrame(rows, columns=columns)
-        except (ValueError, TypeError) as exc:
-            raise RequestError(400, f"dataframe_split: {exc}") from exc
-    elif isinstance(payload, list):
-        records = payload
-    else:
-        raise RequestError(
-            400, "send {'dataframe_records': [{column: value, ...}, ...]} or dataframe_split"
-        )
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise RequestError(400, "dataframe_records must be a list of objects (one per row)")
-    _sized(len(records))
-    return pd.DataFrame.from_records(records)
-
-
-def _sized(rows: int) -> None:
-    if not rows:
-        raise RequestError(400, "no rows to score")
-    if rows > MAX_ROWS:
-        raise RequestError(413, f"{rows} rows; at most {MAX_ROWS} per request")
-
-
-def blanks_typed(df: pd.DataFrame, suite: dict[str, Any]) -> pd.DataFrame:
-    """A column that is blank in every row of the request (JSON null) has no type of its
-    own; it takes float when the suite lets the column be numeric, as a blank does in a
-    batch of numbers."""
-    numeric = {
-        e["kwargs"]["column"]
-        for e in suite.get("expectations", [])
-        if e["type"] == "expect_column_values_to_be_in_type_list"
-        and any(t.lower().startswith(("float", "int")) for t in e["kwargs"].get("type_list") or [])
-    }
-    blank = [c for c in df.columns if c in numeric and df[c].isna().all()]
-    return df.astype({c: "float64" for c in blank}) if blank else df
-
-
-def answer(bundle: Served, payload: Any, keep: Kept | None = None) -> dict[str, Any]:
-    """Score one request: parse, check like ``honing predict``, predict; the output
-    contract as records, also handed to ``keep`` with the rows (the capture). Raises
-    :class:`RequestError` for what the client must fix."""
-    rows = parse_rows(payload)
-    df = blanks_typed(rows, bundle.suite)
-    report = check_fast(df, bundle.suite, source="request")
-    if not report.success:
-        failures = [
-            {"column": f.column, "rule": f.rule, "details": f.details} for f in report.failures
-        ]
-        first = failures[0]
-        raise RequestError(
-            422,
-            f"column {first['column'] or '<table>'!r}: rule {first['rule']}: {first['details']}"
-            + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""),
-            failures,
-        )
-    out = bundle.model.outputs(df)
-    out = out.replace({np.nan: None})
-    predictions = out.to_dict(orient="records")
-    if keep is not None:
-        keep(rows.astype(object).where(rows.notna(), None).to_dict(orient="records"), predictions)
-    return {"predictions": predictions}
 
 
 @dataclass(frozen=True)
@@ -221,14 +134,105 @@ class Shadow:
     log: CaptureLog
 
 
-def _shadowed(shadow: Shadow, rid: str, payload: Any) -> None:
-    """Score a request with the shadow model and log its answers; a failure is logged and
-    never reaches the client, who was answered already."""
-    bundle = shadow.current.bundle
+@dataclass(frozen=True)
+class Asked:
+    """One request waiting for its batch: the version that answers it (read once), its rows
+    and its id."""
+
+    bundle: Served
+    parsed: Parsed
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """One scored request: its answer and whether the capture kept it."""
+
+    answer: Answer
+    kept: bool
+
+
+def _by_bundle(
+    asked: Sequence[Asked], capture: bool, bundle_of: Callable[[Asked], Served]
+) -> list[Answer | Exception]:
+    """Each request scored by its bundle, the requests of one bundle in one call."""
+    results: list[Answer | Exception | None] = [None] * len(asked)
+    groups: dict[int, list[int]] = {}
+    for i, a in enumerate(asked):
+        groups.setdefault(id(bundle_of(a)), []).append(i)
+    for members in groups.values():
+        bundle = bundle_of(asked[members[0]])
+        scored = score_many(
+            bundle.model, bundle.suite, [asked[i].parsed for i in members], inputs=capture
+        )
+        for i, result in zip(members, scored, strict=True):
+            results[i] = result
+    return results  # type: ignore[return-value]
+
+
+def scorer(capture: CaptureLog | None) -> Callable[[Sequence[Asked]], list[Done | Exception]]:
+    """What a batch of requests runs: score each by the version it was given, then keep the
+    answered ones in the capture (when there is one), in one write."""
+
+    def score(asked: Sequence[Asked]) -> list[Done | Exception]:
+        scored = _by_bundle(asked, capture is not None, lambda a: a.bundle)
+        kept = [False] * len(asked)
+        if capture is not None:
+            answered = [i for i, r in enumerate(scored) if isinstance(r, Answer)]
+            items = []
+            for i in answered:
+                result = scored[i]
+                assert isinstance(result, Answer) and result.inputs is not None
+                items.append(
+                    (asked[i].request_id, asked[i].bundle.version, result.inputs,
+                     result.predictions)
+                )  # fmt: skip
+            for i, was_kept in zip(answered, capture.record_many(items), strict=True):
+                kept[i] = was_kept
+        return [
+            Done(r, k) if isinstance(r, Answer) else r for r, k in zip(scored, kept, strict=True)
+        ]
+
+    return score
+
+
+def shadowing(shadow: Shadow) -> Callable[[Sequence[Asked], Sequence[Any]], None]:
+    """What follows a batch when a shadow model runs: the captured requests of the batch,
+    scored by the shadow's version of the moment, its answers kept in the shadow's log."""
+
+    def after(asked: Sequence[Asked], results: Sequence[Any]) -> None:
+        captured = [
+            a for a, r in zip(asked, results, strict=True) if isinstance(r, Done) and r.kept
+        ]
+        if not captured:
+            return
+        bundle = shadow.current.bundle
+        scored = _by_bundle(captured, True, lambda _: bundle)
+        items = []
+        for a, result in zip(captured, scored, strict=True):
+            if isinstance(result, Answer):
+                assert result.inputs is not None
+                items.append((a.request_id, bundle.version, result.inputs, result.predictions))
+            else:
+                log.warning("shadow v%s could not score request %s: %s",
+                            bundle.version, a.request_id, result)  # fmt: skip
+        shadow.log.record_many(items, sample=False)
+
+    return after
+
+
+def loads(body: bytes) -> Any:
+    """A request body as JSON (orjson; Python's reader for what only it accepts, such as
+    NaN). Raises ``ValueError`` or ``RecursionError``."""
     try:
-        answer(bundle, payload, functools.partial(shadow.log.record, rid, bundle.version))
-    except Exception as exc:  # noqa: BLE001 - the shadow never affects serving
-        log.warning("shadow v%s could not score request %s: %s", bundle.version, rid, exc)
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
+    return Response(content, status, headers, media_type="application/json")
 
 
 def build_app(
@@ -246,6 +250,9 @@ def build_app(
     current = Current(bundle, follow)
     if shadow is not None and capture is None:
         raise ValueError("a shadow model needs a capture: its answers are compared there")
+    batcher: Batcher[Asked, Done] = Batcher(
+        scorer(capture), max_rows=BATCH_ROWS, after=shadowing(shadow) if shadow else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -257,6 +264,7 @@ def build_app(
         yield
         for task in tasks:
             task.cancel()
+        batcher.close()
 
     app = FastAPI(title="honing model", docs_url=None, redoc_url=None, lifespan=lifespan)
 
@@ -273,45 +281,38 @@ def build_app(
             "classes": rule.classes,
             "threshold": rule.threshold,
             "decision": rule.describe() if rule.classes else "regression",
-        }
+            "batching": {**batcher.stats.describe(), "max_rows": batcher.max_rows,
+                         **({"shadow_skipped": batcher.skipped} if shadow else {})},
+        }  # fmt: skip
 
-    async def invocations(request: Request) -> JSONResponse:
+    async def invocations(request: Request) -> Response:
         start = time.perf_counter()
         try:
-            payload = await request.json()
+            payload = loads(await request.body())
         except ValueError:
-            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+            return _json({"error": "the body is not JSON"}, 400)
         except RecursionError:  # a body nested deeper than any table's rows
-            return JSONResponse(
-                {"error": "the body nests too deep to be rows of a table"}, status_code=400
-            )
+            return _json({"error": "the body nests too deep to be rows of a table"}, 400)
         served = current.bundle  # one version answers the whole request
         rid = request_id(request.headers.get("x-request-id"))
-        kept: list[bool] = []
-
-        def keep(rows: list[dict[str, Any]], answers: list[dict[str, Any]]) -> None:
-            if capture is not None:
-                kept.append(capture.record(rid, served.version, rows, answers))
-
-        try:  # rows are turned into records only when a capture keeps them
-            body = answer(served, payload, keep if capture is not None else None)
+        try:
+            parsed = parse(payload)
+            done = await batcher.submit(Asked(served, parsed, rid), parsed.rows)
         except RequestError as exc:
-            return JSONResponse(
-                {"error": str(exc), "failures": exc.failures}, status_code=exc.status
-            )
+            return _json({"error": str(exc), "failures": exc.failures}, exc.status)
         except Exception as exc:  # noqa: BLE001 - one bad request never stops the server
-            log.exception("scoring failed")
-            return JSONResponse(
-                {"error": f"scoring failed: {type(exc).__name__}: {exc}"[:500]}, status_code=500
-            )
-        body["ms"] = round((time.perf_counter() - start) * 1000, 3)
-        body["version"] = served.version
-        body["request_id"] = rid
-        after = BackgroundTask(_shadowed, shadow, rid, payload) if shadow and any(kept) else None
-        return JSONResponse(body, headers={"X-Request-Id": rid}, background=after)
+            log.error("scoring failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+            return _json({"error": f"scoring failed: {type(exc).__name__}: {exc}"[:500]}, 500)
+        body = {
+            "predictions": done.answer.predictions,
+            "ms": round((time.perf_counter() - start) * 1000, 3),
+            "version": served.version,
+            "request_id": rid,
+        }
+        return _json(body, headers={"X-Request-Id": rid})
 
-    app.add_api_route("/invocations", invocations, methods=["POST"])
-    app.add_api_route("/predict", invocations, methods=["POST"])
+    app.add_route("/invocations", invocations, methods=["POST"])
+    app.add_route("/predict", invocations, methods=["POST"])
     return app
 
 

@@ -175,6 +175,46 @@ def test_the_endpoint_answers_and_refuses_clearly(server, churn_df):
     again = httpx.post(f"{url}/invocations", json={"dataframe_records": rows.to_dict("records")})
     assert again.status_code == 200 and again.json()["predictions"] == answers
 
+    # requests sent at once are scored together, each with the answer it gets alone: its
+    # own predictions, or its own refusal
+    bodies = [{"dataframe_records": [r]} for r in split.X_test.head(20).to_dict("records")]
+    bodies += [{"dataframe_records": rows.to_dict("records")}, {"dataframe_records": unseen},
+               {"dataframe_records": text}, split_body]  # fmt: skip
+    alone = [httpx.post(f"{url}/invocations", json=b) for b in bodies]
+    for _ in range(3):
+        together = _at_once(f"{url}/invocations", bodies)
+        assert [r.status_code for r in together] == [r.status_code for r in alone]
+        for a, b in zip(together, alone, strict=True):
+            assert a.json().get("error") == b.json().get("error")
+            mine, own = a.json().get("predictions") or [], b.json().get("predictions") or []
+            assert [p["prediction"] for p in mine] == [p["prediction"] for p in own]
+            # the same numbers, up to the last bits a matrix product of more rows may differ by
+            np.testing.assert_allclose(
+                [p["probability"] for p in mine], [p["probability"] for p in own], rtol=1e-12
+            )
+    batching = httpx.get(f"{url}/metadata").json()["batching"]
+    assert batching["largest_batch"] > 1, batching
+
+
+def _at_once(url: str, bodies: list) -> list:
+    """Each body posted by a thread of its own, all released together; the answers in order."""
+    import threading
+
+    gate = threading.Barrier(len(bodies))
+    answers: list = [None] * len(bodies)
+
+    def send(i: int) -> None:
+        with httpx.Client(timeout=60) as client:
+            gate.wait()
+            answers[i] = client.post(url, json=bodies[i])
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
 
 def test_the_load_and_query_check_gates_the_alias(mlflow_store, project, tmp_path):
     import mlflow

@@ -127,7 +127,46 @@ CHECKS: dict[str, Check] = {
 }
 
 
+#: Requests of at most this many rows are checked value by value against a set (pandas'
+#: own machinery costs more than the values at that size).
+FEW_ROWS = 64
+#: Value sets as Python sets, by the identity of the suite's list (kept alive with it).
+_SETS: dict[int, tuple[list[Any], int, frozenset[Any] | None]] = {}
+
+
+def _members(values: list[Any]) -> frozenset[Any] | None:
+    """``values`` as a set (None when a value is unhashable), built once per suite list."""
+    hit = _SETS.get(id(values))
+    if hit is not None and hit[0] is values and hit[1] == len(values):
+        return hit[2]
+    try:
+        members: frozenset[Any] | None = frozenset(values)
+    except TypeError:
+        members = None
+    if len(_SETS) > 4096:
+        _SETS.clear()
+    _SETS[id(values)] = (values, len(values), members)
+    return members
+
+
+def _missing(value: Any) -> bool:
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and value != value)
+    )
+
+
 def _in_set(df: pd.DataFrame, kw: dict[str, Any]) -> str | None:
+    column = df[kw["column"]]
+    members = _members(kw["value_set"]) if len(column) <= FEW_ROWS else None
+    if members is not None:  # a short frame whose values all belong passes at once
+        try:
+            if all(v in members or _missing(v) for v in column.tolist()):
+                return None
+        except TypeError:  # an unhashable value: pandas decides
+            pass
     return _mapped(lambda v: v.isin(kw["value_set"]))(df, kw)
 
 
