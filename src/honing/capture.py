@@ -13,8 +13,11 @@ Reading back: :func:`read_window` flattens the captured rows of a time window in
 (the inputs' columns, then ``request_id``, ``row``, ``captured_at``, ``version`` and the
 answer's columns prefixed ``answer.``), which ``honing monitor --capture`` checks like any
 batch; :func:`join_labels` adds late labels by request id (and row), which
-``honing ingest --capture`` turns into the newest labelled data version. Files are private
-(0600 in a 0700 folder), whatever the umask."""
+``honing ingest --capture`` turns into the newest labelled data version. When a shadow model
+scored the same requests (``serve-model --shadow``), a labelled batch is written with the
+answers both models gave on its rows beside it (:func:`answers_file`), which the promotion
+gate judges (:mod:`honing.shadow`). Files are private (0600 in a 0700 folder), whatever the
+umask."""
 
 from __future__ import annotations
 
@@ -38,6 +41,10 @@ Request = tuple[str, str, list[dict[str, Any]], list[Any]]
 #: One JSON object per line (orjson: numpy values as numbers, a missing float as null).
 OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 ANSWER = "answer."
+#: The folder under a capture that a shadow model's answers go to, and their prefix.
+SHADOW, SHADOWED = "shadow", "shadow."
+#: Beside a labelled capture batch: the answers both models gave on its rows.
+ANSWERS_SUFFIX = ".answers.csv"
 #: The columns a captured row adds to the inputs.
 META = ("request_id", "row", "captured_at", "version")
 
@@ -174,10 +181,10 @@ def inputs_of(window: pd.DataFrame) -> pd.DataFrame:
     return window.drop(columns=dropped)
 
 
-def join_labels(window: pd.DataFrame, labels: pd.DataFrame, target: str) -> pd.DataFrame:
-    """The captured rows that ``labels`` labels: joined on ``request_id`` (and ``row`` when
-    ``labels`` has it; else the request's every row gets the label), the label under
-    ``target``, the inputs' columns then the label; rows with no label are left out."""
+def labelled_window(window: pd.DataFrame, labels: pd.DataFrame, target: str) -> pd.DataFrame:
+    """The captured rows that ``labels`` labels, as :func:`read_window` gives them, with the
+    label under ``target``: joined on ``request_id`` (and ``row`` when ``labels`` has it;
+    else the request's every row gets the label); rows with no label are left out."""
     if "request_id" not in labels.columns or target not in labels.columns:
         raise DataLoadError(
             f"labels: needs the columns request_id and {target!r}; found {list(labels.columns)}"
@@ -186,8 +193,31 @@ def join_labels(window: pd.DataFrame, labels: pd.DataFrame, target: str) -> pd.D
     known = labels[[*keys, target]].dropna(subset=[target])
     known = known.astype({"request_id": str, **({"row": int} if "row" in keys else {})})
     rows = window.astype({"request_id": str, "row": int})
-    joined = rows.merge(known, on=keys, how="inner")
-    return inputs_of(joined)
+    return rows.merge(known, on=keys, how="inner")
+
+
+def join_labels(window: pd.DataFrame, labels: pd.DataFrame, target: str) -> pd.DataFrame:
+    """The inputs of :func:`labelled_window`, then the label."""
+    return inputs_of(labelled_window(window, labels, target))
+
+
+def with_shadow(joined: pd.DataFrame, folder: Path) -> pd.DataFrame | None:
+    """Beside each row of a (labelled) window, the version that answered and its answer,
+    and the shadow's (``serve-model --shadow``, kept under ``folder/shadow``): its version as
+    ``shadow_version``, its answer's columns prefixed ``shadow.``, blank where the shadow did
+    not answer; the window's rows in order. None when the capture has no shadow."""
+    if not capture_files(folder / SHADOW):
+        return None
+    shadow = read_window(folder / SHADOW).astype({"request_id": str, "row": int})
+    answered = [c for c in shadow.columns if c.startswith(ANSWER)]
+    shadow = shadow[["request_id", "row", "version", *answered]].drop_duplicates(
+        ["request_id", "row"], keep="last"
+    )
+    shadow = shadow.rename(
+        columns={"version": "shadow_version", **{c: SHADOWED + c[len(ANSWER) :] for c in answered}}
+    )
+    mine = [c for c in joined.columns if c in META or c.startswith(ANSWER)]
+    return joined[mine].merge(shadow, on=["request_id", "row"], how="left")
 
 
 def window_batch(
@@ -208,14 +238,22 @@ def window_batch(
     window = read_window(folder, since, until)
     if window.empty:
         raise DataLoadError(f"{folder}: no captured row between {since or '-'} and {until or '-'}")
-    batch = inputs_of(window)
+    batch, shadowed = inputs_of(window), None
     if labels is not None:
         if target is None:
             raise ValueError("joining labels needs the target column's name")
-        batch = join_labels(window, data.load_table(labels), target)
-        if batch.empty:
+        joined = labelled_window(window, data.load_table(labels), target)
+        if joined.empty:
             raise DataLoadError(f"{labels}: none of its request ids is in the capture window")
+        batch, shadowed = inputs_of(joined), with_shadow(joined, folder)
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = out_dir / f"capture-{'labelled' if labels is not None else 'window'}-{_stamp()}.csv"
     data.write_table(batch, path)
+    if shadowed is not None and shadowed["shadow_version"].notna().any():
+        data.write_table(shadowed, answers_file(path))
     return path
+
+
+def answers_file(batch: Path) -> Path:
+    """Where the answers given live on a labelled capture batch's rows are kept, beside it."""
+    return batch.with_name(f"{batch.stem}{ANSWERS_SUFFIX}")

@@ -356,7 +356,7 @@ def serve_model(
         if shadow is not None and capture is None:
             raise ConfigError("--shadow logs its answers beside the capture: add --capture DIR")
         if capture is not None:
-            from honing.capture import CaptureConfig, CaptureLog
+            from honing.capture import SHADOW, CaptureConfig, CaptureLog
 
             size = max(1024, int(capture_max_mb * 2**20))
             kept = CaptureLog(CaptureConfig(capture, capture_sample, size))
@@ -369,7 +369,7 @@ def serve_model(
             )
             shadowed = endpoint.Shadow(
                 endpoint.Current(load(other), watch),
-                CaptureLog(CaptureConfig(capture / "shadow", 1.0, size)),
+                CaptureLog(CaptureConfig(capture / SHADOW, 1.0, size)),
             )
     except HoningError as exc:
         raise fail(exc) from None

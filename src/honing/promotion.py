@@ -33,6 +33,16 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """Evidence both models gave live, recorded by the endpoint (the champion's answers and
+    the shadowing challenger's, on the same requests), with the versions that gave them."""
+
+    champion: str
+    challenger: str
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
 class Comparison:
     """The registry metric's difference, challenger minus champion, in the metric's units
     (``delta``; positive: the challenger scores higher, which for an error such as RMSE is

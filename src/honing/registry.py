@@ -11,7 +11,7 @@ import json
 import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,9 @@ from honing.gates_config import RegistryConfig
 from honing.inference import load_model_folder
 from honing.infra import InfraCheck, InfraReport, check_for, load_and_query
 from honing.lineage import DIGEST_TAG, RUN_ID_TAG, Lineage, metric_tags
+
+if TYPE_CHECKING:
+    from honing.promotion import Recorded
 
 
 @dataclass(frozen=True)
@@ -406,6 +409,7 @@ def follow_challenger(
     *,
     batch: str,
     by: str,
+    recorded: Recorded | None = None,
 ) -> ChallengerFollowed:
     """Judge the ``@challenger`` that its test split left undecidable again, on the labelled
     rows ``X``, ``y`` of ``batch`` with the evidence of the batches before
@@ -414,7 +418,10 @@ def follow_challenger(
     longer holds the alias is dropped. A promotion first passes the load-and-query check
     (``registry.infra_check``) on the batch's rows, as at registration; a failed check
     leaves it waiting. The looks and each verdict are kept on the version
-    (``honing.sequential``); every alias move is in the alias history."""
+    (``honing.sequential``); every alias move is in the alias history. ``recorded``
+    (:class:`honing.promotion.Recorded`): the answers both versions gave live on these rows
+    (a shadowed endpoint's), judged instead of answers computed again, when they are the
+    answers of the champion and challenger of now."""
     from honing import aliases, promotion, sequential
 
     challenger, champion = (
@@ -446,11 +453,17 @@ def follow_challenger(
         if not state:
             seed = sequential.seed_look(tags, cfg.confidence)
             looks, seeded = ([seed], True) if seed is not None else ([], False)
-        mine = answers(load_model(f"models:/{name}/{challenger}"), X, classes)
-        theirs = answers(load_model(f"models:/{name}/{champion}"), X, classes)
-        evidence = promotion.Evidence(np.asarray(y), mine, theirs)
+        if recorded is not None and (recorded.champion, recorded.challenger) == (
+            champion,
+            challenger,
+        ):
+            evidence, source = recorded.evidence, f"{batch} (answers given live)"
+        else:
+            mine = answers(load_model(f"models:/{name}/{challenger}"), X, classes)
+            theirs = answers(load_model(f"models:/{name}/{champion}"), X, classes)
+            evidence, source = promotion.Evidence(np.asarray(y), mine, theirs), batch
         compared = promotion.compare(evidence, cfg.metric, confidence=cfg.confidence)
-        looks.append(sequential.look(compared, batch))
+        looks.append(sequential.look(compared, source))
         verdict = sequential.judge_looks(
             looks, metric=cfg.metric, margin=cfg.promotion_margin,
             confidence=cfg.confidence, seeded=seeded,

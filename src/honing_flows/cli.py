@@ -355,13 +355,18 @@ def monitor(
     ),
     since: str | None = typer.Option(None, help="With --capture: from this time (ISO, UTC)."),
     until: str | None = typer.Option(None, help="With --capture: up to this time (ISO, UTC)."),
+    labels: Path | None = typer.Option(
+        None,
+        help="With --capture: late labels by request_id (and row); the window's labelled rows "
+        "are monitored, and a shadowed @challenger is judged on the answers it gave live.",
+    ),
 ) -> None:
     """Drift check of BATCH (or of a --capture window) against the champion's training data
     (Prefect flow); a labelled batch becomes the newest data version, which a retraining
     then uses."""
     try:
-        config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
-        batch = batch_or_capture(batch, capture, Path("."), since, until)
+        cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
+        batch = batch_or_capture(batch, capture, Path("."), since, until, labels, cfg.data.target)
         settings = config_mod.load_env_settings(env, environ=os.environ)
         os.environ.update(runtime.ray_environment(settings.ray.address))
         from honing_flows.flows.monitoring import monitoring_pipeline

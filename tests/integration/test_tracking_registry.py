@@ -335,11 +335,47 @@ def test_rollback_moves_the_champion_back_with_its_history(mlflow_store, project
     assert client.get_registered_model("rb-served").aliases == {}
 
 
-def test_an_undecidable_challenger_is_promoted_by_evidence_across_batches(mlflow_store, churn_df):
+def _shadowed_batch(folder, X, y):
+    """What a shadowed endpoint (``serve-model --capture --shadow challenger``) keeps of
+    requests of ``X``: v1's answers, and v2's under shadow/; then the labels of all but the
+    last request, joined as ``honing monitor --capture --labels`` joins them; the answers
+    given live as the gate's evidence."""
+    from honing import capture, data, scoring, shadow
+
+    served = capture.CaptureLog(capture.CaptureConfig(folder / "capture"))
+    shadowed = capture.CaptureLog(capture.CaptureConfig(folder / "capture" / capture.SHADOW))
+    v1, v2 = (registry.load_model(f"models:/m/{v}") for v in ("1", "2"))
+    labels = []
+    for k, start in enumerate(range(0, len(X), 45)):
+        rows = X.iloc[start : start + 45]
+        inputs = json.loads(rows.to_json(orient="records"))
+        served.record(f"r{k}", "1", inputs, scoring.records(v1.outputs(rows)))
+        shadowed.record(f"r{k}", "2", inputs, scoring.records(v2.outputs(rows)))
+        labels += [{"request_id": f"r{k}", "row": i, "churn": int(v)}
+                   for i, v in enumerate(y[start : start + 45])]  # fmt: skip
+    pd.DataFrame(labels[:-45]).to_csv(folder / "labels.csv", index=False)
+    batch = capture.window_batch(
+        folder / "capture", folder / "batches", labels=folder / "labels.csv", target="churn"
+    )
+    assert capture.answers_file(batch).is_file()
+    codes, known = data.labelled_rows(pd.read_csv(batch)["churn"], [0, 1])
+    live = shadow.recorded(batch, codes, known, [0, 1])
+    assert live is not None and (live.champion, live.challenger) == ("1", "2")
+    np.testing.assert_allclose(  # v2's own answers, as the shadow gave them
+        live.evidence.challenger.values[:, 1], v2.outputs(X.iloc[:405])["probability"], rtol=1e-9
+    )
+    return live
+
+
+def test_an_undecidable_challenger_is_promoted_by_evidence_across_batches(
+    mlflow_store, churn_df, tmp_path
+):
     """Sequential promotion in the registry: the test split (300 rows) cannot tell a churn
     model with the internet service added from the champion; it waits as @challenger, each
     labelled batch adds its rows, and the pooled evidence promotes it (the alias history
-    says so). A challenger whose champion was replaced meanwhile is dropped."""
+    says so). The first batch is traffic a shadowed endpoint captured: the challenger is
+    judged on the answers both versions gave. A challenger whose champion was replaced
+    meanwhile is dropped."""
     from sklearn.compose import make_column_transformer
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
@@ -396,9 +432,10 @@ def test_an_undecidable_challenger_is_promoted_by_evidence_across_batches(mlflow
     outcomes = []
     for i, start in enumerate(range(300, 2100, 450)):
         rows = slice(start, start + 450)
+        live = _shadowed_batch(tmp_path, X_test.iloc[rows], y_test[rows]) if i == 0 else None
         followed = registry.follow_challenger(
             "m", X_test.iloc[rows], y_test[rows], [0, 1], cfg, batch=f"batch-{i}.csv",
-            by="test",
+            by="test", recorded=live,
         )  # fmt: skip
         outcomes.append(followed.outcome)
         if followed.outcome != "undecidable":
@@ -415,6 +452,8 @@ def test_an_undecidable_challenger_is_promoted_by_evidence_across_batches(mlflow
     state = json.loads(v2_tags["honing.sequential"])
     assert state["seeded"] and len(state["looks"]) == len(outcomes) + 1
     assert state["looks"][0]["source"] == "test split" and state["looks"][0]["rows"] == 300
+    assert state["looks"][1]["source"] == "batch-0.csv (answers given live)"
+    assert state["looks"][1]["rows"] == 450 - 45  # one request's labels never came
     # decided: further batches leave it alone
     again = registry.follow_challenger(
         "m", X_test.iloc[:50], y_test[:50], [0, 1], cfg, batch="late.csv", by="test"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -97,3 +98,47 @@ def test_late_labels_join_by_request_id_and_row(tmp_path):
     assert pd.read_csv(batch).to_dict("records") == [{"a": 1, "y": "a"}, {"a": 2, "y": "b"}]
     unlabelled = capture.window_batch(log.path.parent, tmp_path / "out")
     assert unlabelled != batch and pd.read_csv(unlabelled)["a"].tolist() == [1, 2, 3, 4]
+
+
+def test_answers_given_live_become_the_gates_evidence_for_the_pair_that_gave_most(tmp_path):
+    """A labelled window of a shadowed server keeps both answers beside the batch; the
+    evidence is the rows both versions answered, for the pair of versions that answered
+    most (the champion moved to v3 for one request), labels coded in the classes' order."""
+    from honing import data, shadow
+
+    served = _log(tmp_path)
+    shadowed = capture.CaptureLog(capture.CaptureConfig(tmp_path / "cap" / capture.SHADOW))
+
+    def said(p: float) -> dict:
+        return {"prediction": "Yes" if p >= 0.5 else "No", "probability": p,
+                "probability_No": 1 - p, "probability_Yes": p, "threshold": 0.5}  # fmt: skip
+
+    champion = {"r0": "1", "r1": "1", "r2": "1", "r3": "3", "r4": "1"}
+    for k, (rid, version) in enumerate(champion.items()):
+        rows = [{"tenure": k, "contract": "Monthly"}, {"tenure": k + 10, "contract": "Yearly"}]
+        served.record(rid, version, rows, [said(0.2 + 0.1 * k), said(0.7)])
+        if rid != "r4":  # the shadow lagged behind on the last request
+            shadowed.record(rid, "2", rows, [said(0.6), said(0.3 + 0.1 * k)])
+    labels = pd.DataFrame(
+        {"request_id": [r for r in champion for _ in range(2)], "row": [0, 1] * 5,
+         "churn": ["Yes", "No", "No", "No", "Yes", "Yes", "No", "Yes", "No", None]}
+    )  # fmt: skip
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    batch = capture.window_batch(
+        tmp_path / "cap", tmp_path / "out", labels=tmp_path / "labels.csv", target="churn"
+    )
+    beside = pd.read_csv(capture.answers_file(batch))
+    assert len(beside) == len(pd.read_csv(batch)) == 9  # r4's second row has no label
+    assert beside["shadow_version"].isna().sum() == 1  # r4's first row: no shadow answer
+    codes, known = data.labelled_rows(pd.read_csv(batch)["churn"], ["No", "Yes"])
+    live = shadow.recorded(batch, codes, known, ["No", "Yes"])
+    assert live is not None and (live.champion, live.challenger) == ("1", "2")
+    evidence = live.evidence  # r0, r1, r2: six rows
+    assert evidence.y.tolist() == [1, 0, 0, 0, 1, 1]
+    np.testing.assert_allclose(evidence.champion.values[:, 1], [0.2, 0.7, 0.3, 0.7, 0.4, 0.7])
+    np.testing.assert_allclose(evidence.challenger.values[:, 1], [0.6, 0.3, 0.6, 0.4, 0.6, 0.5])
+    assert evidence.challenger.codes.tolist() == [1, 0, 1, 0, 1, 1]
+    # a batch written without a shadow, or whose rows are not the answers' rows: none
+    assert shadow.recorded(batch, codes[:-1], known[:-1], ["No", "Yes"]) is None
+    plain = capture.window_batch(tmp_path / "cap", tmp_path / "out")
+    assert not capture.answers_file(plain).exists()

@@ -348,8 +348,10 @@ def follow_challenger(
     """A labelled batch's rows added to the evidence on the waiting ``@challenger``
     (sequential promotion, :func:`honing.registry.follow_challenger`). Its labels are coded
     in the order the registered models answer in (the suite's label values); rows with a
-    label the models never saw are left out of the comparison."""
-    from honing import inference, validation
+    label the models never saw are left out of the comparison. A labelled capture window
+    with the answers both models gave live beside it is judged on those answers
+    (:mod:`honing.shadow`)."""
+    from honing import inference, shadow, validation
 
     shown = _shown(batch_path, repo)
     current = data.load_table(Path(batch_path), cfg.data.format)
@@ -363,6 +365,7 @@ def follow_challenger(
     return registry.follow_challenger(
         cfg.registry.model_name, X[known].reset_index(drop=True), y, classes, cfg.registry,
         batch=shown, by=f"monitoring of {shown}",
+        recorded=shadow.recorded(Path(batch_path), y, known, classes),
     )  # fmt: skip
 
 
