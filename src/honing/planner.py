@@ -283,7 +283,7 @@ def trim(
     :data:`ONNX_PARAMETERS_PER_S` seconds to export, log and load, and its served flavor
     :data:`SERVED_REGISTRATION_S` more to register, ``slowdown`` times longer on a busy
     machine). Where that export does not fit, or the model has none (not ``exportable``:
-    date features, a family skl2onnx cannot convert), but a booster student of at most
+    a family skl2onnx cannot convert), but a booster student of at most
     ``student_nodes`` nodes does (None: no student applies), compression trains and exports
     that student alone. When explanations and compression do not both fit, explanations
     yield to the cheaper route, down to one permutation repeat (the importance that weighs
@@ -325,7 +325,7 @@ def trim(
         whole = (
             f"the ONNX export of {model_size:,} parameters needs ~{needs:.0f}s"
             if exportable
-            else "the model has no ONNX graph (date features, or a family without converter)"
+            else "the model has no ONNX graph (a family without converter)"
         )
         if rest < needs and student and rest >= STUDENT_MIN_S + student_s:
             kept, export_s = ("distill_booster",), student_s

@@ -74,15 +74,38 @@ def test_every_family_is_served_as_one_graph_that_answers_like_it(family, classe
         )
 
 
-def test_a_pipeline_with_dates_has_no_graph_and_the_planner_knows_it():
-    X, y = _frame(400, 2)
-    X["day"] = pd.date_range("2024-01-01", periods=len(X), freq="D").astype(str)
+@pytest.mark.parametrize(("family", "classes"), [("lightgbm", 2), ("mlp", 3), ("xgboost", 0)])
+def test_a_pipeline_with_dates_is_one_graph_fed_the_dates_parts(family, classes):
+    """No ONNX operator parses a date: the graph takes each date column's parts as inputs,
+    named in its metadata, and the served predictor expands the dates as the pipeline does
+    (a blank date included). The MLP's merged graph takes them too."""
+    task = "classification" if classes else "regression"
+    X, y = _frame(500, classes)
+    X_test, _ = _frame(200, classes, seed=1)
+    for frame in (X, X_test):
+        frame["day"] = pd.date_range("2024-01-01", periods=len(frame), freq="D").astype(str)
+        frame["seen"] = pd.date_range("2023-05-01 08:00", periods=len(frame), freq="5h")
+        frame["seen"] = frame["seen"].astype(str)
+    X_test.loc[X_test.index[3], "day"] = None
+    y = y + (X["day"].str[5:7].astype(int).to_numpy() % 2 if not classes else 0)
     cols = infer_columns(X, FeaturesConfig())
-    assert cols.dates == ["day"]
-    setup = TrainingSetup("classification", cols, FeaturesConfig(), 0, "roc_auc", 3)
-    model = make_model(ModelSpec("lightgbm", SMALL["lightgbm"]), setup).fit(X, y)
-    _, skipped = C.build_candidates(
+    assert cols.dates == ["day", "seen"]
+    setup = TrainingSetup(task, cols, FeaturesConfig(), 0, "roc_auc" if classes else "rmse", 3)
+    model = make_model(ModelSpec(family, SMALL[family]), setup).fit(X, y)
+    candidates, skipped = C.build_candidates(
         model, X, y, numeric=cols.numeric, categorical=cols.text,
         options=C.CompressionOptions(techniques=("onnx",)),
     )  # fmt: skip
-    assert "cannot convert" in skipped["onnx"] and not exportable(model)
+    assert exportable(model)
+    graph = next((c for c in candidates if c.name == "onnx"), None)
+    assert graph is not None, skipped
+    served = C.load_served(graph.files)  # from its files, as a server loads it
+    assert served.dates == ["day", "seen"]
+    if classes:
+        np.testing.assert_allclose(
+            served.predict_proba(X_test), model.predict_proba(X_test), atol=1e-4
+        )
+    else:
+        np.testing.assert_allclose(
+            served.predict(X_test), model.predict(X_test), rtol=1e-3, atol=1e-3
+        )

@@ -114,7 +114,7 @@ def test_trims_cut_optional_work_in_order_and_say_so():
         model_size=100_000, student_nodes=24_400,
     )  # fmt: skip
     assert crowded.permutation_repeats == 1 and crowded.compression == ()
-    # a model with no ONNX graph (date features) spends no time on its export: its student
+    # a model with no ONNX graph (HistGradientBoosting) spends no time on its export: its student
     # alone where one applies, nothing otherwise, and the log says why
     dated = dict(predict_s=0.05, columns=10, compression=True, model_size=10_000,
                  exportable=False)  # fmt: skip

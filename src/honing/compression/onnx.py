@@ -21,9 +21,16 @@ from honing.compression.dense import DenseLayers
 ONNX_OPSET = 17
 
 
-def _onnx_ready(estimator: Any) -> Any:
+#: The graph's metadata key naming the date columns whose parts it takes as inputs.
+DATES_KEY = "honing.dates"
+
+
+def _onnx_ready(estimator: Any) -> tuple[Any, list[str]]:
     """A copy whose categorical imputers mark missing values with "" (skl2onnx imputes strings
-    only with a string marker; :class:`OnnxPredictor` feeds missing categories as ""). The
+    only with a string marker; :class:`OnnxPredictor` feeds missing categories as ""), and
+    whose date features start from the dates' parts (no ONNX operator parses a date: the
+    predictor expands them with :class:`honing.features.DateFeatures`, and the graph takes
+    each part as an input of its own, ``<column>_<part>``); with the date columns. The
     feature steps are copied, a final predictor is shared (the ONNX export only reads it)."""
     if hasattr(estimator, "steps") and hasattr(estimator.steps[-1][1], "predict"):
         from sklearn.pipeline import Pipeline
@@ -32,10 +39,16 @@ def _onnx_ready(estimator: Any) -> Any:
     else:
         export = copy.deepcopy(estimator)
     transformer = export.steps[0][1] if hasattr(export, "steps") else export
-    for name, step, _ in transformer.transformers_:
+    dates: list[str] = []
+    for i, (name, step, columns) in enumerate(transformer.transformers_):
         if name in ("categorical", "high_cardinality"):
             step.steps[0][1].missing_values = ""
-    return export
+        elif name == "dates" and len(columns):
+            expand, impute = step.steps[0][1], step.steps[1][1]
+            parts = [str(p) for p in expand.get_feature_names_out()]
+            transformer.transformers_[i] = (name, impute, parts)
+            dates = [str(c) for c in columns]
+    return export, dates
 
 
 def register_boosting_converters() -> None:
@@ -51,39 +64,60 @@ def register_boosting_converters() -> None:
             family.onnx_converter()
 
 
-def _onnx_inputs(numeric: list[str], categorical: list[str]) -> list[Any]:
+def _onnx_inputs(numeric: list[str], categorical: list[str], dates: list[str]) -> list[Any]:
+    """The graph's inputs, one column each: numeric (float32), categorical (strings), then
+    each date column's parts (float32), in :class:`honing.features.DateFeatures`' order."""
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
+    from honing.features import DATE_PARTS
+
     inputs = [(c, FloatTensorType([None, 1])) for c in numeric]
-    return inputs + [(c, StringTensorType([None, 1])) for c in categorical]
+    inputs += [(c, StringTensorType([None, 1])) for c in categorical]
+    parts = [f"{c}_{p}" for c in dates for p in (*DATE_PARTS, "days")]
+    return inputs + [(p, FloatTensorType([None, 1])) for p in parts]
+
+
+def _with_dates(model: Any, dates: list[str]) -> Any:
+    """``model`` naming in its metadata the date columns whose parts it takes."""
+    import json
+
+    from onnx import helper
+
+    if dates:
+        helper.set_model_props(model, {DATES_KEY: json.dumps(dates)})
+    return model
 
 
 def onnx_bytes(pipeline: Any, numeric: list[str], categorical: list[str]) -> bytes:
     """The fitted scikit-learn pipeline as one ONNX graph (numeric inputs float32, categorical
-    strings; missing categories are fed as the empty string). A weighted soft vote of
-    pipelines (ensemble selection, soft voting) is one graph too: each member's graph side by
-    side on the same inputs, their answers averaged with the vote's weights."""
+    strings, date columns as their parts, named in the graph's metadata; missing categories
+    are fed as the empty string). A weighted soft vote of pipelines (ensemble selection, soft
+    voting) is one graph too: each member's graph side by side on the same inputs, their
+    answers averaged with the vote's weights."""
     register_boosting_converters()
     vote = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     if type(vote).__name__ in ("VotingClassifier", "VotingRegressor"):
-        return _vote_graph(vote, numeric, categorical).SerializeToString()
-    return _graph(pipeline, numeric, categorical).SerializeToString()
+        graph, dates = _vote_graph(vote, numeric, categorical)
+    else:
+        graph, dates = _graph(pipeline, numeric, categorical)
+    return _with_dates(graph, dates).SerializeToString()
 
 
-def _graph(pipeline: Any, numeric: list[str], categorical: list[str]) -> Any:
+def _graph(pipeline: Any, numeric: list[str], categorical: list[str]) -> tuple[Any, list[str]]:
     from skl2onnx import convert_sklearn
 
-    export = _onnx_ready(pipeline)
+    export, dates = _onnx_ready(pipeline)
     model = export.steps[-1][1]
-    return convert_sklearn(
+    graph = convert_sklearn(
         export,
-        initial_types=_onnx_inputs(numeric, categorical),
+        initial_types=_onnx_inputs(numeric, categorical, dates),
         target_opset={"": ONNX_OPSET, "ai.onnx.ml": 3},
         options={id(model): {"zipmap": False}} if is_classifier(model) else None,
     )
+    return graph, dates
 
 
-def _vote_graph(vote: Any, numeric: list[str], categorical: list[str]) -> Any:
+def _vote_graph(vote: Any, numeric: list[str], categorical: list[str]) -> tuple[Any, list[str]]:
     """A fitted soft vote as one graph: every member's graph (names prefixed ``m<i>_``) fed
     from the shared inputs, and the weighted mean of their probabilities (a classifier:
     outputs ``label``, the argmax, and ``probabilities``) or of their predictions (a
@@ -92,7 +126,10 @@ def _vote_graph(vote: Any, numeric: list[str], categorical: list[str]) -> Any:
 
     if getattr(vote, "voting", "soft") != "soft":
         raise ValueError("a hard vote has no probabilities to average")
-    members = [_graph(m, numeric, categorical) for m in vote.estimators_]
+    graphs = [_graph(m, numeric, categorical) for m in vote.estimators_]
+    members = [g for g, _ in graphs]
+    if len({tuple(d) for _, d in graphs}) > 1:
+        raise ValueError("the vote's members expand different date columns")
     weights = np.asarray(vote.weights or [1.0] * len(members), dtype=np.float64)
     weights = weights / weights.sum()
     classify = is_classifier(vote)
@@ -117,7 +154,8 @@ def _vote_graph(vote: Any, numeric: list[str], categorical: list[str]) -> Any:
         outputs.insert(0, helper.make_tensor_value_info("label", TensorProto.INT64, None))
     graph = helper.make_graph(nodes, "soft_vote", inputs, outputs, initializer=inits)
     imports = [helper.make_opsetid(domain, version) for domain, version in opsets.items()]
-    return helper.make_model(graph, opset_imports=imports, ir_version=members[0].ir_version)
+    model = helper.make_model(graph, opset_imports=imports, ir_version=members[0].ir_version)
+    return model, graphs[0][1]
 
 
 def network_onnx(layers: DenseLayers) -> Any:
@@ -164,10 +202,9 @@ def mlp_onnx_bytes(
     from onnx import TensorProto, compose, helper
     from skl2onnx import convert_sklearn
 
+    ready, dates = _onnx_ready(preprocessor)
     features = convert_sklearn(
-        _onnx_ready(preprocessor),
-        initial_types=_onnx_inputs(numeric, categorical),
-        target_opset=ONNX_OPSET,
+        ready, initial_types=_onnx_inputs(numeric, categorical, dates), target_opset=ONNX_OPSET
     )
     graph = features.graph
     out = graph.output[0]
@@ -188,7 +225,7 @@ def mlp_onnx_bytes(
         helper.make_opsetid("" if d == "ai.onnx" else d, v) for d, v in opsets.items()
     )
     onnx.checker.check_model(merged)
-    return merged.SerializeToString()
+    return _with_dates(merged, dates).SerializeToString()
 
 
 @contextlib.contextmanager

@@ -11,8 +11,10 @@ import pandas as pd
 
 from honing.artifacts import MANIFEST, load_skops, npz_arrays
 from honing.compression.dense import build_module, dense_layers, quantized_module
+from honing.compression.onnx import DATES_KEY
 from honing.decision import Decided, DecisionRule
 from honing.exceptions import CompressionError
+from honing.features import DateFeatures
 
 
 class TorchPredictor:
@@ -54,10 +56,13 @@ class OnnxPredictor:
         self.numeric, self.categorical = numeric, categorical
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.inputs = [i.name for i in self.session.get_inputs()]
+        named = self.session.get_modelmeta().custom_metadata_map.get(DATES_KEY)
+        self.dates: list[str] = json.loads(named) if named else []
 
     def feed(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
         """One input per column, by position: the graph's inputs were declared numeric first,
-        then categorical, and the converter may have sanitized their names (spaces, dots)."""
+        then categorical, then each date column's parts (expanded here, as the pipeline
+        expands them), and the converter may have sanitized their names (spaces, dots)."""
         columns: list[np.ndarray] = []
         if self.numeric:
             num = X[self.numeric].to_numpy(dtype=np.float32)
@@ -67,6 +72,9 @@ class OnnxPredictor:
             cat[pd.isna(cat)] = ""
             cat = cat.astype(str)
             columns += [cat[:, i : i + 1] for i in range(len(self.categorical))]
+        if self.dates:
+            parts = DateFeatures().fit(X[self.dates]).transform(X[self.dates]).astype(np.float32)
+            columns += [parts[:, i : i + 1] for i in range(parts.shape[1])]
         return dict(zip(self.inputs, columns, strict=True))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

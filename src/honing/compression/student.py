@@ -174,21 +174,15 @@ NO_CONVERTER = ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor
 
 
 def exportable(model: Any) -> bool:
-    """Whether ``model`` (a pipeline, or a vote or stack of them) has an ONNX graph: no date
-    features (no ONNX operator parses dates) and no estimator of :data:`NO_CONVERTER`. The
-    planner asks before compression, so that a model with none spends no time on it."""
+    """Whether ``model`` (a pipeline, or a vote or stack of them) has an ONNX graph: no
+    estimator of :data:`NO_CONVERTER` (date features are fed to the graph as their parts,
+    :mod:`honing.compression.onnx`). The planner asks before compression, so that a model with
+    none spends no time on it."""
     last = final_step(model)
     members = getattr(last, "estimators_", None)
     if not (type(last).__name__.startswith(("Voting", "Stacking")) and members):
         members = [model]
-    for member in members:
-        for _, step in getattr(member, "steps", [])[:-1]:
-            for name, _, columns in getattr(step, "transformers_", []):
-                if name == "dates" and len(columns):
-                    return False
-        if type(final_step(member)).__name__ in NO_CONVERTER:
-            return False
-    return True
+    return all(type(final_step(m)).__name__ not in NO_CONVERTER for m in members)
 
 
 def student_nodes(teacher: Any, classes: int) -> int | None:
