@@ -117,12 +117,15 @@ class DecisionRule:
         codes = self.codes(proba)
         labels = np.empty(len(self.classes), dtype=object)
         labels[:] = self.classes
-        out = pd.DataFrame({"prediction": labels[codes]})
-        out["probability"] = proba[:, 1] if self.binary else proba[np.arange(len(proba)), codes]
+        columns: dict[str, Any] = {
+            "prediction": labels[codes],
+            "probability": proba[:, 1] if self.binary else proba[np.arange(len(proba)), codes],
+        }
         for i, label in enumerate(self.classes):
-            out[f"probability_{label}"] = proba[:, i]
-        out["threshold"] = float("nan") if self.threshold is None else float(self.threshold)
-        return out
+            columns[f"probability_{label}"] = proba[:, i]
+        threshold = float("nan") if self.threshold is None else float(self.threshold)
+        columns["threshold"] = np.full(len(proba), threshold)
+        return pd.DataFrame(columns)  # built at once: a request of one row pays little
 
     def describe(self) -> str:
         if not self.classes:

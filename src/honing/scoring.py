@@ -131,13 +131,16 @@ def blanks_typed(df: pd.DataFrame, suite: dict[str, Any]) -> pd.DataFrame:
     """A column that is blank in every row of the request (JSON null) has no type of its
     own; it takes float when the suite lets the column be numeric, as a blank does in a
     batch of numbers."""
+    untyped = [c for c, kind in df.dtypes.items() if kind.kind == "O"]  # a typed column is not
+    if not untyped:  # blank all through (numbers, or NaN)
+        return df
     numeric = {
         e["kwargs"]["column"]
         for e in suite.get("expectations", [])
         if e["type"] == "expect_column_values_to_be_in_type_list"
         and any(t.lower().startswith(("float", "int")) for t in e["kwargs"].get("type_list") or [])
     }
-    blank = [c for c in df.columns if c in numeric and df[c].isna().all()]
+    blank = [c for c in untyped if c in numeric and pd.isna(df[c].to_numpy()).all()]
     return df.astype({c: "float64" for c in blank}) if blank else df
 
 
