@@ -21,10 +21,13 @@ umask."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import random
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +39,8 @@ import pandas as pd
 from honing.exceptions import DataLoadError
 
 CURRENT = "capture.jsonl"
+#: The lock the folder's writers take in turn (a server's worker processes).
+LOCK = ".capture.lock"
 #: One captured request: its id, the version that answered, its rows and its answers.
 Request = tuple[str, str, list[dict[str, Any]], list[Any]]
 #: One JSON object per line (orjson: numpy values as numbers, a missing float as null).
@@ -76,8 +81,9 @@ def _stamp() -> str:
 
 
 class CaptureLog:
-    """Appends the rows of answered requests to the capture file; thread-safe, one writer
-    per folder (the server's)."""
+    """Appends the rows of answered requests to the capture file; safe across threads and
+    processes (a server's workers share the folder: each write, and the file's closing past
+    its bound, hold a lock on ``.capture.lock`` there)."""
 
     def __init__(self, cfg: CaptureConfig) -> None:
         self.cfg = cfg
@@ -86,6 +92,18 @@ class CaptureLog:
         cfg.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(cfg.folder, 0o700)
         self.path = cfg.folder / CURRENT
+        self._shared = cfg.folder / LOCK
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """This process's threads one at a time, then the folder's writers one at a time."""
+        with self._lock:
+            fd = os.open(self._shared, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing releases the lock
 
     def record(
         self, request_id: str, version: str, inputs: list[dict[str, Any]], answers: list[Any]
@@ -100,19 +118,20 @@ class CaptureLog:
         were kept."""
         with self._lock:
             kept = [not sample or self._random.random() < self.cfg.sample for _ in requests]
-            if not any(kept):
-                return kept
-            at = _now()
-            lines = b"".join(
-                orjson.dumps(
-                    {"request_id": rid, "row": i, "captured_at": at, "version": version,
-                     "inputs": row, "answer": answer},
-                    default=str, option=OPTIONS,
-                )
-                for (rid, version, inputs, answers), keep in zip(requests, kept, strict=True)
-                if keep
-                for i, (row, answer) in enumerate(zip(inputs, answers, strict=True))
-            )  # fmt: skip
+        if not any(kept):
+            return kept
+        at = _now()
+        lines = b"".join(
+            orjson.dumps(
+                {"request_id": rid, "row": i, "captured_at": at, "version": version,
+                 "inputs": row, "answer": answer},
+                default=str, option=OPTIONS,
+            )
+            for (rid, version, inputs, answers), keep in zip(requests, kept, strict=True)
+            if keep
+            for i, (row, answer) in enumerate(zip(inputs, answers, strict=True))
+        )  # fmt: skip
+        with self._writing():
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             with os.fdopen(fd, "ab") as out:
                 out.write(lines)
@@ -122,8 +141,13 @@ class CaptureLog:
             return kept
 
     def _close(self) -> Path:
-        """Close the current file as ``capture-<time>.jsonl`` (the caller holds the lock)."""
-        closed = self.path.with_name(f"capture-{_stamp()}.jsonl")
+        """Close the current file as ``capture-<time>.jsonl`` (the caller holds the locks)."""
+        stamp = _stamp()
+        closed = self.path.with_name(f"capture-{stamp}.jsonl")
+        n = 0
+        while closed.exists():  # closed within the same microsecond: never overwrite one
+            n += 1
+            closed = self.path.with_name(f"capture-{stamp}_{n}.jsonl")  # sorts after
         os.replace(self.path, closed)
         return closed
 

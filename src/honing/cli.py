@@ -19,7 +19,7 @@ from honing import data, profiling, runtime, validation
 from honing import target as target_mod
 from honing.cli_common import CONFIG_OPT, ENV_OPT, console, fail
 from honing.cli_data import data_app
-from honing.exceptions import ConfigError, HoningError, RegistryError
+from honing.exceptions import ConfigError, HoningError
 from honing.settings import redact
 
 app = typer.Typer(
@@ -308,81 +308,38 @@ def serve_model(
         help="With --capture: also score each captured request with the version "
         "holding this alias (e.g. challenger), after answering; its answers go to DIR/shadow.",
     ),
+    workers: int = typer.Option(
+        1, min=1, max=64, help="Server processes, each with the model loaded (one per core)."
+    ),
 ) -> None:
     """Serve a registered model over HTTP on 127.0.0.1: POST /invocations, GET /health, GET
     /metadata. Started on an alias, the server follows it. With --capture, the traffic is
     kept for monitoring and, joined with late labels, for retraining."""
     import uvicorn
 
-    from honing import aliases, endpoint, inference, registry, tracking
-    from honing.decision import Decided, DecisionRule
+    from honing import serving
 
+    spec = serving.ServeSpec(
+        str(config), str(env), alias, version, served, follow_every,
+        None if capture is None else str(capture), capture_sample, capture_max_mb, shadow,
+    )  # fmt: skip
     try:
-        cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
-        settings = config_mod.load_env_settings(env, environ=os.environ)
-        tracking.configure(settings.mlflow)
-        name = cfg.registry.model_name
-        suite = validation.load_suite(cfg.validation.suite)
-        classes = (
-            []
-            if cfg.task == "regression"
-            else inference.label_classes(suite, cfg.data.target, cfg.data.positive_label)
-        )
-
-        def load(number: str) -> endpoint.Served:
-            # the served flavor of that version, through its own link (never the flavor's alias)
-            uri = aliases.served_uri(name, alias, number) if served else f"models:/{name}/{number}"
-            model = registry.load_model(uri)
-            if not isinstance(model, Decided):  # registered before decision rules existed
-                model = Decided(model, DecisionRule.argmax(classes))
-            return endpoint.served(
-                model, suite, target=cfg.data.target, drop_columns=cfg.identifiers,
-                uri=uri, version=number,
-            )  # fmt: skip
-
-        number = version or registry.champion_version(name, alias)
-        if number is None:
-            raise RegistryError(f"model {name!r} has no @{alias} to serve; train first")
-        bundle = load(number)
-        follow = None
-        if version is None:
-            follow = endpoint.Follow(
-                alias, lambda: registry.champion_version(name, alias), load, follow_every
-            )
-    except HoningError as exc:
-        raise fail(exc) from None
-    kept, shadowed = None, None
-    try:
-        if shadow is not None and capture is None:
-            raise ConfigError("--shadow logs its answers beside the capture: add --capture DIR")
-        if capture is not None:
-            from honing.capture import SHADOW, CaptureConfig, CaptureLog
-
-            size = max(1024, int(capture_max_mb * 2**20))
-            kept = CaptureLog(CaptureConfig(capture, capture_sample, size))
-        if shadow is not None and capture is not None:
-            other = registry.champion_version(name, shadow)
-            if other is None:
-                raise RegistryError(f"model {name!r} has no @{shadow} to shadow")
-            watch = endpoint.Follow(
-                shadow, lambda: registry.champion_version(name, shadow), load, follow_every
-            )
-            shadowed = endpoint.Shadow(
-                endpoint.Current(load(other), watch),
-                CaptureLog(CaptureConfig(capture / SHADOW, 1.0, size)),
-            )
+        built = serving.build(spec)  # also in a server of several workers: fails here, once
     except HoningError as exc:
         raise fail(exc) from None
     console.print(
-        f"serving {bundle.uri} (v{number}"
-        + (f", following @{alias} every {follow_every:g}s" if follow else "")
-        + f") on http://127.0.0.1:{port}: POST /invocations, GET /health, GET /metadata "
-        + (f"; capturing {capture_sample:.0%} of requests in {capture} " if kept else "")
-        + (f"; shadowed by @{shadow} (v{shadowed.current.bundle.version}) " if shadowed else "")
-        + "(Ctrl-C to stop)"
+        f"{built.says} on http://127.0.0.1:{port}"
+        + (f" ({workers} workers)" if workers > 1 else "")
+        + ": POST /invocations, GET /health, GET /metadata (Ctrl-C to stop)"
     )
-    app_ = endpoint.build_app(bundle, follow, kept, shadowed)
-    uvicorn.run(app_, host="127.0.0.1", port=port, log_level="warning")
+    if workers == 1:
+        uvicorn.run(built.app, host="127.0.0.1", port=port, log_level="warning")
+        return
+    os.environ.update(serving.spec_environment(spec))
+    uvicorn.run(
+        "honing.serving:worker_app", factory=True, workers=workers, host="127.0.0.1",
+        port=port, log_level="warning",
+    )  # fmt: skip
 
 
 @app.command()

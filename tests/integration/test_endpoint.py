@@ -371,3 +371,31 @@ def test_a_shadow_scores_the_captured_traffic_after_the_answer(mlflow_store, pro
     by_key = {key(x): x["answer"]["probability"] for x in shadowed}
     got = [by_key[(f"r{i // 2}", i % 2)] for i in range(6)]
     np.testing.assert_allclose(got, v2["probability"], rtol=1e-9)
+
+
+def test_several_workers_answer_and_share_one_capture(mlflow_store, project, tmp_path):
+    """`--workers 2`: two server processes, each with the model, answer requests sent at
+    once like one server does, and both append to the same capture without a torn line."""
+    import json
+
+    import psutil
+
+    _, split = _register_champion(project)
+    folder = tmp_path / "capture"
+    rows = split.X_test.head(40)
+    bodies = [{"dataframe_records": [r]} for r in rows.to_dict("records")]
+    local = registry.load_model("models:/honing-churn@champion").outputs(rows)
+    with _serving(project, "--workers", "2", "--capture", str(folder)) as url:
+        port = url.rsplit(":", 1)[1]
+        (parent,) = [
+            p for p in psutil.process_iter(["cmdline"])
+            if "serve-model" in " ".join(p.info["cmdline"] or []) and port in p.info["cmdline"]
+        ]  # fmt: skip
+        assert len(parent.children()) >= 2  # uvicorn's two workers (and its own helper)
+        for _ in range(3):
+            answers = _at_once(f"{url}/invocations", bodies)
+            assert {a.status_code for a in answers} == {200}
+            got = [a.json()["predictions"][0]["probability"] for a in answers]
+            np.testing.assert_allclose(got, local["probability"], rtol=1e-9)
+    lines = [json.loads(x) for x in (folder / "capture.jsonl").read_text().splitlines()]
+    assert len(lines) == 3 * len(bodies)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -142,3 +143,29 @@ def test_answers_given_live_become_the_gates_evidence_for_the_pair_that_gave_mos
     assert shadow.recorded(batch, codes[:-1], known[:-1], ["No", "Yes"]) is None
     plain = capture.window_batch(tmp_path / "cap", tmp_path / "out")
     assert not capture.answers_file(plain).exists()
+
+
+def _write_many(folder: str, who: str) -> None:
+    log = capture.CaptureLog(capture.CaptureConfig(Path(folder), max_bytes=20_000))
+    for i in range(300):
+        log.record(f"{who}-{i}", "1", [{"a": i, "text": "x" * 40}] * 2, [{"p": 0.5}] * 2)
+
+
+def test_two_processes_share_a_capture_without_a_torn_line_or_a_lost_row(tmp_path):
+    """A server's workers append to one folder, and close its file past the bound, in turn."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    writers = [ctx.Process(target=_write_many, args=(str(tmp_path), w)) for w in ("a", "b")]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(60)
+    assert [w.exitcode for w in writers] == [0, 0]
+    files = capture.capture_files(tmp_path)
+    assert len(files) > 2  # the 20 KB bound closed files as both wrote
+    lines = [json.loads(x) for f in files for x in f.read_text().splitlines()]
+    assert len(lines) == 2 * 300 * 2
+    assert {(x["request_id"], x["row"]) for x in lines} == {
+        (f"{w}-{i}", r) for w in ("a", "b") for i in range(300) for r in (0, 1)
+    }
