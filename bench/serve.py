@@ -7,7 +7,9 @@ process (asyncio over raw HTTP/1.1 keep-alive connections, so that the client co
 little CPU as it can on a machine it shares with the server): 1 and 16 concurrent clients,
 each sending a request and waiting for its answer, with one-row and 100-row requests of the
 churn test split, for ``SECONDS`` each. Latency is the client's wall time per request (HTTP,
-request check, prediction, JSON).
+request check, prediction, JSON). The servers: honing's served flavor (one worker, then
+``--workers 2``), honing's native model, and ``mlflow models serve`` of the served flavor's
+files (its defaults: one worker).
 
 Then, for honing's served flavor at 16 clients of one row: the capture's cost
 (``--capture``), the shadow's (``--shadow challenger``), and the alias swap: the server
@@ -329,6 +331,8 @@ def main() -> None:
         results: dict[str, Any] = {}
         with server(honing_cmd(config, env, "--served")) as port:
             results["honing served"] = grid(port, rows, args.seconds)
+        with server(honing_cmd(config, env, "--served", "--workers", "2")) as port:
+            results["honing served, 2 workers"] = grid(port, rows, args.seconds)
         with server(honing_cmd(config, env)) as port:
             results["honing native"] = grid(port, rows, args.seconds)
         with server(mlflow_cmd) as port:
