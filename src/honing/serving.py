@@ -77,6 +77,9 @@ def build(spec: ServeSpec) -> Built:
             uri=uri, version=number,
         )  # fmt: skip
 
+    if spec.shadow is not None and spec.capture is None:
+        raise ConfigError("--shadow logs its answers beside the capture: add --capture DIR")
+    kept = None if spec.capture is None else _capture_log(spec)  # before any model loads
     number = spec.version or registry.champion_version(name, alias)
     if number is None:
         raise RegistryError(f"model {name!r} has no @{alias} to serve; train first")
@@ -86,13 +89,9 @@ def build(spec: ServeSpec) -> Built:
         follow = endpoint.Follow(
             alias, lambda: registry.champion_version(name, alias), load, spec.follow_every
         )
-    if spec.shadow is not None and spec.capture is None:
-        raise ConfigError("--shadow logs its answers beside the capture: add --capture DIR")
-    kept, shadowed = None, None
-    if spec.capture is not None:
-        size = max(1024, int(spec.capture_max_mb * 2**20))
-        folder = Path(spec.capture)
-        kept = CaptureLog(CaptureConfig(folder, spec.capture_sample, size))
+    shadowed = None
+    if kept is not None:
+        folder, size = Path(str(spec.capture)), kept.cfg.max_bytes
         if spec.shadow is not None:
             shadow = spec.shadow
             other = registry.champion_version(name, shadow)
@@ -113,6 +112,20 @@ def build(spec: ServeSpec) -> Built:
         + (f"; shadowed by @{spec.shadow} (v{shadowed.current.bundle.version})" if shadowed else "")
     )
     return Built(endpoint.build_app(bundle, follow, kept, shadowed), says)
+
+
+def _capture_log(spec: ServeSpec) -> Any:
+    """The capture's log in ``spec.capture`` (:class:`ConfigError` when that is a file, or a
+    folder this user may not create or write)."""
+    from honing.capture import CaptureConfig, CaptureLog
+
+    folder = Path(str(spec.capture))
+    size = max(1024, int(spec.capture_max_mb * 2**20))
+    try:
+        return CaptureLog(CaptureConfig(folder, spec.capture_sample, size))
+    except OSError as exc:
+        why = "not a folder" if folder.exists() and not folder.is_dir() else exc.strerror
+        raise ConfigError(f"--capture {folder}: {why}") from exc
 
 
 def spec_environment(spec: ServeSpec) -> dict[str, str]:

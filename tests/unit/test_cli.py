@@ -1,7 +1,9 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -202,3 +204,21 @@ def test_a_command_has_openmp_threads_sleep_before_any_library_loads_its_runtime
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert kept.stdout.split()[0] == "ACTIVE"
+
+
+def test_serve_model_refuses_a_capture_it_cannot_keep_before_it_loads_a_model(project):
+    """`--capture` on a file, or where the folder cannot be made, is one line naming it; so
+    is `--shadow` without a capture, and a name with no champion to serve."""
+    from honing import serving
+    from honing.exceptions import ConfigError, RegistryError
+
+    (project["root"] / "a-file").write_text("x")
+    spec = serving.ServeSpec(str(project["config"]), str(project["env"]))
+    for capture, why in [("a-file", "not a folder"), ("/proc/no/such", "No such file")]:
+        path = str(project["root"] / capture) if not capture.startswith("/") else capture
+        with pytest.raises(ConfigError, match=f"--capture {path}: {why}"):
+            serving.build(dataclasses.replace(spec, capture=path))
+    with pytest.raises(ConfigError, match="add --capture DIR"):
+        serving.build(dataclasses.replace(spec, shadow="challenger"))
+    with pytest.raises(RegistryError, match="has no @champion to serve"):
+        serving.build(spec)
