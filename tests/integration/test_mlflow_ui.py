@@ -114,6 +114,11 @@ def _review(page, url, summary, client, root: Path) -> None:
     assert len(best) == 1
     page.get_by_text(best[0].info.run_name).first.wait_for(timeout=WAIT_MS)
 
+    # the search's optimization history, shown as an image among the run's artifacts
+    history = "search/optimization_history.png"
+    page.goto(f"{url}/#/experiments/{exp}/runs/{run_id}/artifacts/{history}")
+    page.locator("img[src*='optimization_history.png']").first.wait_for(timeout=WAIT_MS)
+
     # the winning trial's own page carries its tag
     page.goto(f"{url}/#/experiments/{exp}/runs/{best[0].info.run_id}")
     page.get_by_text("honing.best_trial").first.wait_for(timeout=WAIT_MS)
