@@ -114,10 +114,13 @@ def _review(page, url, summary, client, root: Path) -> None:
     assert len(best) == 1
     page.get_by_text(best[0].info.run_name).first.wait_for(timeout=WAIT_MS)
 
-    # the search's optimization history, shown as an image among the run's artifacts
+    # the search's optimization history: a node of the run's artifact tree, where the page
+    # lands on it, and an image logged with the run (its step 0, for the image grid)
     history = "search/optimization_history.png"
     page.goto(f"{url}/#/experiments/{exp}/runs/{run_id}/artifacts/{history}")
-    page.locator("img[src*='optimization_history.png']").first.wait_for(timeout=WAIT_MS)
+    page.get_by_text("optimization_history.png").first.wait_for(timeout=WAIT_MS)
+    images = {f.path for f in client.list_artifacts(run_id, "images")}
+    assert any("optimization_history" in path for path in images), images
 
     # the winning trial's own page carries its tag
     page.goto(f"{url}/#/experiments/{exp}/runs/{best[0].info.run_id}")
