@@ -206,8 +206,8 @@ def shadowing(shadow: Shadow) -> Callable[[Sequence[Asked], Sequence[Any]], None
         ]
         if not captured:
             return
-        bundle = shadow.current.bundle
-        scored = _by_bundle(captured, True, lambda _: bundle)
+        bundle = shadow.current.bundle  # one version scores the whole batch
+        scored = score_many(bundle.model, bundle.suite, [a.parsed for a in captured], inputs=True)
         items = []
         for a, result in zip(captured, scored, strict=True):
             if isinstance(result, Answer):

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from honing.decision import Decided
-from honing.validation.fast import check_fast
+from honing.validation.fast import check_fast, is_missing
 
 #: Largest batch one request may carry.
 MAX_ROWS = 10_000
@@ -168,7 +168,7 @@ def refusal(df: pd.DataFrame, suite: dict[str, Any]) -> RequestError | None:
 def _native(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+    if is_missing(value):
         return None
     return value
 

@@ -63,7 +63,7 @@ def recorded(batch: Path, y: np.ndarray, known: np.ndarray, classes: list[Any]) 
     try:
         evidence = Evidence(
             np.asarray(y)[rows.to_numpy()],
-            _answers(picked, f"{SHADOWED}", classes),
+            _answers(picked, SHADOWED, classes),
             _answers(picked, ANSWER, classes),
         )
     except (KeyError, ValueError):  # answers of another contract: compute them again

@@ -149,7 +149,8 @@ def _members(values: list[Any]) -> frozenset[Any] | None:
     return members
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """Whether one value is missing as pandas counts it (None, NaN, NA, NaT)."""
     return (
         value is None
         or value is pd.NA
@@ -163,7 +164,7 @@ def _in_set(df: pd.DataFrame, kw: dict[str, Any]) -> str | None:
     members = _members(kw["value_set"]) if len(column) <= FEW_ROWS else None
     if members is not None:  # a short frame whose values all belong passes at once
         try:
-            if all(v in members or _missing(v) for v in column.tolist()):
+            if all(v in members or is_missing(v) for v in column.tolist()):
                 return None
         except TypeError:  # an unhashable value: pandas decides
             pass
