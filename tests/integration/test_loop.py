@@ -217,10 +217,17 @@ def _cached(p: dict[str, Path], md5: str) -> bytes:
     return found.read_bytes()
 
 
+def _lines(folder: Path) -> int:
+    """The rows kept in a capture folder's files (one JSON line each)."""
+    return sum(len(f.read_text().splitlines()) for f in folder.glob("capture-*"))
+
+
 def test_captured_traffic_with_late_labels_becomes_a_version_and_a_monitored_batch(in_project):
-    """The loop on real traffic: `honing serve-model --capture` keeps what it answers, the
-    late labels join it by request id (`honing ingest --capture --labels`, a new DVC
-    version), and `honing monitor --capture` checks the captured window."""
+    """The loop on real traffic: `honing serve-model --capture --shadow challenger` keeps
+    what it answers and what the waiting challenger answers on the same requests, the late
+    labels join it by request id (`honing ingest --capture --labels`, a new DVC version),
+    `honing monitor --capture` checks the captured window, and with `--labels` the
+    sequential promotion gate judges the challenger on the answers both versions gave live."""
     import os
     import signal
     import time
@@ -233,13 +240,23 @@ def test_captured_traffic_with_late_labels_becomes_a_version_and_a_monitored_bat
     p = in_project
     common = {"config_path": str(p["config"]), "env_path": str(p["env"]), "repo": str(p["root"])}
     assert training_pipeline(**common).version == "1"
+    # a challenger that the test split cannot tell from the champion waits for evidence
+    cfg = yaml.safe_load(p["config"].read_text())
+    cfg["search"]["families"]["hist_gradient_boosting"]["max_leaf_nodes"] = 12
+    p["config"].write_text(yaml.safe_dump(cfg))
+    assert training_pipeline(**common).version == "2"
+    client, name = mlflow.MlflowClient(), cfg["registry"]["model_name"]
+    gate = client.get_model_version(name, "2").tags
+    assert gate["honing.gate.outcome"] == "undecidable", gate.get("honing.gate.reason")
+    assert client.get_registered_model(name).aliases == {"champion": 1, "challenger": 2}
     rows_before = len(pd.read_csv(p["data"]))
     port, folder = free_port(), p["root"] / "capture"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     cli = [str(BIN / "honing")]
     server = subprocess.Popen(
         [*cli, "serve-model", "--config", str(p["config"]), "--env", str(p["env"]),
-         "--port", str(port), "--capture", str(folder), "--capture-max-mb", "0.05"],
+         "--port", str(port), "--capture", str(folder), "--capture-max-mb", "0.05",
+         "--shadow", "challenger"],
         cwd=p["root"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
@@ -264,12 +281,16 @@ def test_captured_traffic_with_late_labels_becomes_a_version_and_a_monitored_bat
             )
             assert answer.status_code == 200, answer.text
             assert answer.json()["request_id"] == answer.headers["x-request-id"] == f"req-{i}"
+        meta = httpx.get(f"http://127.0.0.1:{port}/metadata", timeout=10).json()
+        assert (meta["version"], meta["shadow"]["version"]) == ("1", "2"), meta
+        while _lines(folder / "shadow") < len(asked):  # the shadow answers after the response
+            assert time.monotonic() < deadline + 120, _lines(folder / "shadow")
+            time.sleep(0.5)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    files = sorted(folder.iterdir())
-    assert len(files) > 1  # the 50 KB bound closed files as traffic came
-    assert sum(len(f.read_text().splitlines()) for f in files) == len(batch)
+    assert len([f for f in folder.glob("capture-*")]) > 1  # the 50 KB bound closed files
+    assert _lines(folder) == _lines(folder / "shadow") == len(batch)
 
     # the labels arrive later, keyed by request and row; one request's never come
     parts = np.array_split(np.arange(len(batch)), 4)
@@ -298,3 +319,15 @@ def test_captured_traffic_with_late_labels_becomes_a_version_and_a_monitored_bat
     )  # fmt: skip
     assert monitored.returncode == 0, monitored.stdout[-3000:] + monitored.stderr[-3000:]
     assert "champion v1" in monitored.stdout and "capture window of" in monitored.stdout
+
+    # the labels again, now with the challenger waiting: the gate judges the live answers
+    judged = subprocess.run(
+        [*cli, "monitor", "--config", str(p["config"]), "--env", str(p["env"]),
+         "--capture", str(folder), "--labels", str(p["root"] / "labels.csv"),
+         "--no-retrain", "--no-ingest"],
+        cwd=p["root"], env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert judged.returncode == 0, judged.stdout[-3000:] + judged.stderr[-3000:]
+    state = json.loads(client.get_model_version(name, "2").tags["honing.sequential"])
+    live = state["looks"][-1]
+    assert live["source"].endswith("(answers given live)") and live["rows"] == labelled, state
