@@ -60,6 +60,10 @@ class ServedSummary:
         )
 
 
+#: Classes up to which the summary writes the confusion matrix out, row by row.
+CONFUSION_SHOWN = 5
+
+
 @dataclass(frozen=True)
 class TrainingSummary:
     """One training run: the registered version and its gate, the search and the chosen
@@ -252,11 +256,16 @@ class TrainingSummary:
         ]
         cm = self.confusion_matrix
         if cm:
-            shown = (
-                f"TN={cm[0][0]} FP={cm[0][1]} FN={cm[1][0]} TP={cm[1][1]}"
-                if len(cm) == 2
-                else " / ".join(" ".join(str(v) for v in row) for row in cm) + " (rows: true)"
-            )
+            if len(cm) == 2:
+                shown = f"TN={cm[0][0]} FP={cm[0][1]} FN={cm[1][0]} TP={cm[1][1]}"
+            elif len(cm) <= CONFUSION_SHOWN:
+                shown = " / ".join(" ".join(str(v) for v in row) for row in cm) + " (rows: true)"
+            else:  # a wall of counts says nothing on screen; the run's figure shows it
+                right, rows_in = sum(cm[i][i] for i in range(len(cm))), sum(map(sum, cm))
+                shown = (
+                    f"{len(cm)} classes: {right} of {rows_in} test rows on the diagonal "
+                    "(the run's confusion_matrix.png)"
+                )
             rows.append(("confusion matrix", shown))
         lin = self.lineage
         rows += [

@@ -39,6 +39,18 @@ def test_regression_rows_have_no_decision():
     assert "decision" not in rows and rows["test rmse"] == "3.2000"
 
 
+def test_a_confusion_matrix_of_many_classes_is_summed_up_not_written_out():
+    """Three classes are written row by row; 39 would be a wall of counts on screen, so the
+    summary gives the rows on the diagonal and points at the run's figure."""
+    small = dict(_summary(confusion_matrix=[[5, 1, 0], [0, 4, 2], [1, 0, 7]]).rows())
+    assert small["confusion matrix"] == "5 1 0 / 0 4 2 / 1 0 7 (rows: true)"
+    many = [[3 if i == j else int(j == (i + 1) % 39) for j in range(39)] for i in range(39)]
+    shown = dict(_summary(confusion_matrix=many).rows())["confusion matrix"]
+    assert (
+        shown == "39 classes: 117 of 156 test rows on the diagonal (the run's confusion_matrix.png)"
+    )
+
+
 def test_the_leaderboard_says_which_trials_their_deadline_cut():
     """A trial the budget stopped before its configured rounds is marked in the leaderboard
     a reviewer reads first: its score is that of the rounds it had grown."""
