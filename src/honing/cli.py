@@ -160,7 +160,9 @@ def init(
     for kind, note in (
         ("dates", "date columns, expanded into calendar parts and elapsed days"),
         ("high_cardinality", "high-cardinality categoricals, target-encoded"),
-    ):
+        ("separated_numbers", "numbers written with thousands separators, read as text "
+         "(categories): write them as plain numbers to use them as numbers"),
+    ):  # fmt: skip
         if flags[kind]:
             console.print(f"[yellow]{note}:[/] {', '.join(flags[kind])}")
     console.print(

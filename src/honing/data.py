@@ -279,6 +279,18 @@ def clean(
     return out, CleaningReport(rows_in, dups, bad, len(out))
 
 
+def separated_numbers(values: pd.Series) -> bool:
+    """Whether text ``values`` are numbers written with thousands separators ("1,234"),
+    which a CSV reader keeps as text."""
+    text = values.dropna()
+    if text.empty or pd.api.types.is_numeric_dtype(text):
+        return False
+    text = text.astype(str).str.strip()
+    if not text.str.contains(",").any():
+        return False
+    return bool(text.str.fullmatch(r"[-+]?\d{1,3}(,\d{3})*(\.\d+)?").all())
+
+
 #: More label values than this is not a classification target (a regression one, or an id).
 MAX_CLASSES = 100
 
@@ -288,9 +300,15 @@ def class_labels(y: pd.Series, positive_label: object | None = None) -> list:
     :data:`MAX_CLASSES` of them, and a positive label only for a binary target."""
     labels = sorted(pd.unique(y.dropna()), key=str)
     if len(labels) < 2 or len(labels) > MAX_CLASSES:
+        hint = "a numeric target may be task regression"
+        if len(labels) > 2 and separated_numbers(y):
+            hint = (
+                "its values are numbers written with thousands separators, read as text: "
+                "write them as plain numbers (100000, not 100,000) for a regression target"
+            )
         raise DataValidationError(
             f"column '{y.name}': classification needs 2 to {MAX_CLASSES} label values, "
-            f"found {len(labels)}: {labels[:10]} (a numeric target may be task regression)"
+            f"found {len(labels)}: {labels[:10]} ({hint})"
         )
     if len(labels) > 2 and positive_label is not None:
         raise DataValidationError(

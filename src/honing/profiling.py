@@ -193,9 +193,11 @@ def flag_columns(
 ) -> dict[str, list[str]]:
     """What ``honing init`` tells the user about the feature columns: dates (expanded into
     calendar features), identifier-like text (dropped), high-cardinality categoricals
-    (target-encoded), and the columns that break a quality rule of
+    (target-encoded), numbers written with thousands separators (read as text), and the
+    columns that break a quality rule of
     :mod:`honing.validation.rules` (:data:`COLUMN_RULES`: dropped, so that the config
     ``init`` writes passes its own table), keyed ``rule:<rule>``."""
+    from honing.data import separated_numbers
     from honing.validation import check_rules
 
     X = df.drop(columns=[target])
@@ -214,10 +216,17 @@ def flag_columns(
         "orders_rows": [c for c in kept if orders_rows(df, c)][:1],
         "identifiers": identifiers,
         "high_cardinality": columns.high_cardinality,
+        "separated_numbers": [  # dropped as identifiers, or kept as categories
+            c
+            for c in X.columns
+            if c not in dates and separated_numbers(X[c].dropna().head(SEPARATED_SAMPLE))
+        ],
         **flags,
     }
 
 
+#: Values of a text column looked at for numbers written with thousands separators.
+SEPARATED_SAMPLE = 2_000
 #: A date column orders the rows when it has at least this many distinct times.
 MIN_ORDERING_TIMES = 10
 

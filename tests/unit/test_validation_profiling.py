@@ -6,7 +6,7 @@ import pytest
 
 from honing.config import parse_config
 from honing.exceptions import ConfigError, DataValidationError
-from honing.profiling import profile_config, profile_suite
+from honing.profiling import flag_columns, profile_config, profile_suite
 from honing.validation import gate, load_suite, save_suite, validate
 
 
@@ -278,3 +278,21 @@ def test_init_names_the_task_it_read_and_how_to_change_it():
     assert resolve_task(df, "price", "classification") == ("classification", None)
     with pytest.raises(DataValidationError, match="column 'label': the label column is not in"):
         resolve_task(df, "label", "auto")
+
+
+def test_numbers_written_with_thousands_separators_are_named_not_taken_for_classes():
+    """A CSV's "100,000" is text to any reader: as a label it reads as hundreds of classes,
+    so the error says what the values are and how to write them; as a feature, `init`
+    names the column instead of letting it pass as categories unseen."""
+    from honing.data import class_labels, separated_numbers
+
+    prices = pd.Series([f"{v:,}" for v in range(90_000, 290_000, 1_000)], name="price")
+    with pytest.raises(DataValidationError, match="thousands separators, read as text"):
+        class_labels(prices)
+    assert not separated_numbers(pd.Series(["a,b", "1,2345"]))  # not digit groups
+    assert not separated_numbers(pd.Series(["1.5", "2"]))  # no separator at all
+    df = pd.DataFrame(
+        {"income": [f"{v:,}" for v in range(10_000, 70_000, 200)],
+         "city": ["Oslo", "Bergen", "Paris"] * 100, "y": ["a", "b"] * 150}
+    )  # fmt: skip
+    assert flag_columns(df, "y")["separated_numbers"] == ["income"]
