@@ -386,3 +386,32 @@ def test_an_estimate_that_labels_found_off_stops_deciding_until_one_agrees():
         _report(0.0, {"rmse": 1100.0}, {"rmse": 1000.0}), {"rmse": 1050.0}, {"rmse": 1000.0}
     )
     assert audit_estimate(rel, rmse, "b").audit.allowed == pytest.approx(100.0)
+
+
+def test_a_batch_without_a_feature_column_is_refused_naming_the_file_and_column(tmp_path: Path):
+    """A monitored batch that lacks a column the champion uses is bad data: one message with
+    the file, the column and the rule (it was a scikit-learn ValueError, retried three
+    times as if the disk had failed)."""
+    from honing import features
+    from honing.config import FeaturesConfig, WindowConfig, parse_config
+    from honing.exceptions import DataValidationError
+    from honing.stages.monitor import Reference, drift
+    from tests.conftest import demo_config_dict
+
+    cfg = parse_config(demo_config_dict(), source=Path("c.yaml"), root=tmp_path)
+    rows = pd.DataFrame({"tenure": [1, 5, 9], "contract": ["a", "b", "a"], "churn": ["No"] * 3})
+    X = rows.drop(columns=["churn"])
+    ref = Reference(
+        name="m", version="3", model=None, metrics={}, classes=["No", "Yes"],
+        columns=features.infer_columns(X, FeaturesConfig()), trained_on=rows, rows=rows,
+        window=WindowConfig(), path=tmp_path / "ref.csv", folder=tmp_path,
+    )  # fmt: skip
+    batch = tmp_path / "batch.csv"
+    rows.drop(columns=["contract"]).to_csv(batch, index=False)
+    with pytest.raises(DataValidationError) as refused:
+        drift(cfg, ref, batch, repo=str(tmp_path))
+    assert str(refused.value) == (
+        f"{batch}: column(s) 'contract' missing; rule: a monitored batch has every feature "
+        "column champion v3 was trained on"
+    )
+    assert not refused.value.transient

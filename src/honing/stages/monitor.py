@@ -20,7 +20,7 @@ from honing import data, features, lineage, monitoring, registry, reproduce, tra
 from honing.config import PipelineConfig, WindowConfig
 from honing.decision import Answers, answers
 from honing.evaluation import evaluate
-from honing.exceptions import RegistryError
+from honing.exceptions import DataValidationError, RegistryError
 from honing.monitoring import PREDICTION, TARGET, DriftReport, RetrainDecision
 from honing.stages.prepare import split_table
 from honing.summary import RunRef
@@ -201,6 +201,12 @@ def drift(cfg: PipelineConfig, ref: Reference, batch_path: Path, *, repo: str) -
     current = data.load_table(Path(batch_path), cfg.data.format)
     labelled = target in current.columns and bool(current[target].notna().any())
     X_ref, X_cur = _features(cfg, ref.rows), _features(cfg, current)
+    missing = [c for c in X_ref.columns if c not in X_cur.columns]
+    if missing:
+        raise DataValidationError(
+            f"{batch_path}: column(s) {', '.join(map(repr, missing))} missing; rule: a "
+            f"monitored batch has every feature column champion v{ref.version} was trained on"
+        )
     seen = answers(ref.model, X_cur, classes)  # the batch's answers, also for the estimate
     tables = []
     for X, frame, said in (
