@@ -48,6 +48,21 @@ def test_pandas_and_great_expectations_fail_the_same_rules(case, rows, churn_df,
     )
 
 
+def test_a_rule_on_a_missing_column_says_the_column_is_missing_in_both_evaluators(
+    churn_df, churn_suite
+):
+    """GX words a type rule on a column the batch lacks by its own error ("list index out of
+    range"); both evaluators say what is wrong instead."""
+    frame = churn_df.drop(columns=["churn", "contract"]).head(50)
+    suite = inference_suite(churn_suite, "churn", [])
+    for report in (
+        check_fast(frame, suite, source="b"),
+        check_expectations(frame, suite, source="b"),
+    ):
+        on_it = [f.details for f in report.failures if f.column == "contract"]
+        assert on_it and set(on_it) == {"could not be evaluated: column 'contract' is missing"}
+
+
 def test_a_large_table_is_validated_by_honing_with_the_same_verdicts(churn_df):
     """Over GX_MAX_EXPECTATIONS, validate() evaluates the suite itself: the same failures as
     Great Expectations on a wide table with broken columns, in a fraction of the time."""

@@ -112,12 +112,18 @@ def check_expectations(df: pd.DataFrame, suite: dict[str, Any], *, source: str) 
         if res.success:
             continue
         cfg = res.expectation_config
+        column = cfg.kwargs.get("column")
+        absent = column is not None and column not in df.columns
         failures.append(
             ExpectationFailure(
-                column=cfg.kwargs.get("column"),
+                column=column,
                 rule=cfg.type,
                 severity=str(getattr(cfg, "severity", "critical")).split(".")[-1].lower(),
-                details=_describe(res),
+                # GX words a rule on a missing column by its own error ("list index out of
+                # range"); honing's evaluator and this say the same thing
+                details=f"could not be evaluated: column {column!r} is missing"
+                if absent
+                else _describe(res),
             )
         )
     return ValidationReport(
