@@ -326,6 +326,7 @@ def serve_model(
         None if capture is None else str(capture), capture_sample, capture_max_mb, shadow,
     )  # fmt: skip
     try:
+        serving.check_port(port)
         built = serving.build(spec)  # also in a server of several workers: fails here, once
     except HoningError as exc:
         raise fail(exc) from None

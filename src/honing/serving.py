@@ -47,6 +47,22 @@ class Built:
     says: str
 
 
+def check_port(port: int, host: str = "127.0.0.1") -> None:
+    """Refuse, before any model is loaded, a port the server could not bind (one in use, or
+    one this user may not bind), as uvicorn would only after saying it serves there."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"--port {port}: {host}:{port} cannot be bound ({exc.strerror}); rule: the "
+                "server needs a free port (choose another with --port)"
+            ) from exc
+
+
 def build(spec: ServeSpec) -> Built:
     """The endpoint's app for ``spec``: the version loaded (its files checked), following its
     alias unless a version was named, with its capture and shadow. Raises

@@ -1,4 +1,6 @@
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -222,3 +224,24 @@ def test_serve_model_refuses_a_capture_it_cannot_keep_before_it_loads_a_model(pr
         serving.build(dataclasses.replace(spec, shadow="challenger"))
     with pytest.raises(RegistryError, match="has no @champion to serve"):
         serving.build(spec)
+
+
+def test_serve_model_refuses_a_port_in_use_before_it_says_it_serves_there(project):
+    """A busy port was uvicorn's "[Errno 98] ... address already in use" after the command had
+    printed that it served on that port; it is one line before any model loads."""
+    import socket
+
+    from tests.conftest import cli_env, free_port
+
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "honing"), "serve-model", "--config",
+             str(project["config"]), "--env", str(project["env"]), "--port", str(port)],
+            cwd=project["root"], env=cli_env(project), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"error: --port {port}: 127.0.0.1:{port} cannot be bound" in out.stderr
+    assert "serving" not in out.stdout and "Traceback" not in out.stdout + out.stderr
