@@ -151,6 +151,13 @@ def gate(
         )
 
 
+#: Classes up to which the confusion matrix plot writes each cell's count, and names each
+#: class on its axes (past that, a colour scale, and class indices). Drawing 10,000 counts
+#: took 7 s for 100 classes, and a figure is rendered twice (MLflow's figure and image).
+CM_COUNTS_UP_TO = 30
+CM_LABELS_UP_TO = 60
+
+
 def plot_figures(
     model: Any,
     X: pd.DataFrame,
@@ -188,16 +195,22 @@ def plot_figures(
         figures["residuals.png"] = fig
         return figures
 
-    fig, ax = plt.subplots(figsize=(4.5, 4))
     cm = np.asarray(report.confusion_matrix)
-    ax.imshow(cm, cmap="Blues")
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(
-            j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black"
-        )
-    labels = [str(c) for c in report.classes]
-    ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 3 else 0)
-    ax.set_yticks(range(len(labels)), labels)
+    k = len(cm)
+    side = min(4.5 + 0.1 * max(k - 10, 0), 12.0)  # room for the labels of many classes
+    fig, ax = plt.subplots(figsize=(side, side * 0.9))
+    shown = ax.imshow(cm, cmap="Blues")
+    if k <= CM_COUNTS_UP_TO:
+        for (i, j), v in np.ndenumerate(cm):
+            color = "white" if v > cm.max() / 2 else "black"
+            ax.text(j, i, str(v), ha="center", va="center", color=color)
+    else:  # a count in each of k x k cells costs seconds to draw and cannot be read
+        fig.colorbar(shown, ax=ax, label="test rows")
+    if k <= CM_LABELS_UP_TO:
+        labels = [str(c) for c in report.classes]
+        small = {"fontsize": 7} if k > 20 else {}
+        ax.set_xticks(range(k), labels, rotation=90 if k > 12 else 45 if k > 3 else 0, **small)
+        ax.set_yticks(range(k), labels, **small)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix (test)")
