@@ -23,8 +23,8 @@ def infer_columns(X: pd.DataFrame, cfg: FeaturesConfig) -> features.FeatureColum
 
 
 @io_task
-def detect_changes(paths: list[str], state_path: str) -> list[data.DataChange]:
-    return data.detect_changes([Path(p) for p in paths], Path(state_path))
+def detect_changes(paths: list[str], state_path: str) -> list[versions.DataChange]:
+    return versions.detect_changes([Path(p) for p in paths], Path(state_path))
 
 
 @compute_task  # not retried: appending twice would duplicate the batch

@@ -218,36 +218,6 @@ def write_new(text: str, path: Path, *, force: bool = False, inputs: tuple[Path,
 
 
 @dataclass(frozen=True)
-class DataChange:
-    path: str
-    old_md5: str | None
-    new_md5: str
-
-
-def detect_changes(paths: list[Path], state_path: Path) -> list[DataChange]:
-    """Content changes of ``paths`` since the last call, remembered in ``state_path`` (JSON).
-    The first call for a path records it and reports no change; a missing file is skipped."""
-    import json
-
-    state_path = Path(state_path)
-    seen = json.loads(state_path.read_text()) if state_path.exists() else {}
-    changes = []
-    for path in map(Path, paths):
-        if not path.is_file():
-            continue
-        md5 = file_md5(path)
-        key = str(path.resolve())
-        if key in seen and seen[key] != md5:
-            changes.append(DataChange(str(path), seen[key], md5))
-        seen[key] = md5
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = state_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(seen, indent=2, sort_keys=True))
-    tmp.replace(state_path)
-    return changes
-
-
-@dataclass(frozen=True)
 class CleaningReport:
     rows_in: int
     duplicates_dropped: int

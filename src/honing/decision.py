@@ -52,6 +52,19 @@ def _objective(name: str, tp: Any, fp: Any, tn: Any, fn: Any, costs: tuple[float
     raise ValueError(f"unknown decision objective {name!r}")
 
 
+#: The columns every flavor's answer adds to a batch (:meth:`DecisionRule.outputs`), and the
+#: prefix of each class's probability column.
+OUTPUT_COLUMNS = ("prediction", "probability", "threshold")
+CLASS_PROBABILITY = "probability_"
+
+
+def named_like_output(column: object) -> bool:
+    """Whether a batch column's name is one the model's answer adds (``honing predict`` would
+    write it twice)."""
+    name = str(column)
+    return name in OUTPUT_COLUMNS or name.startswith(CLASS_PROBABILITY)
+
+
 @dataclass(frozen=True)
 class DecisionRule:
     """How probabilities become decisions. ``classes``: the labels in the user's own values

@@ -185,6 +185,8 @@ COLUMN_RULES = {
     "honing.not_constant": "constant or empty: one value in every row carries no signal",
     "honing.no_infinite_values": "holds infinite values, which no model can use",
     "honing.target_leakage": "predicts the label (almost) perfectly: it leaks it",
+    "honing.not_named_like_an_output": "named like a column the model's answer adds "
+    "(prediction, probability, probability_<class>, threshold): rename it to keep it",
 }
 
 

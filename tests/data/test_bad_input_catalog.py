@@ -172,6 +172,13 @@ CASES = [
         "paperless_billing",
         "honing.target_leakage",
     ),
+    Case(
+        "feature-named-like-an-output",
+        lambda d, p: _csv(d.assign(probability=d["tenure"] / 100), p),
+        DataValidationError,
+        "probability",
+        "honing.not_named_like_an_output",
+    ),
 ]
 
 

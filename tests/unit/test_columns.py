@@ -109,6 +109,7 @@ def test_init_flags_identifiers_and_dates_and_writes_a_budget_config(tmp_path: P
         "rule:honing.not_constant": [],
         "rule:honing.no_infinite_values": [],
         "rule:honing.target_leakage": [],
+        "rule:honing.not_named_like_an_output": [],
     }
     assert detect_identifiers(df.drop(columns=["label"])) == ["customer_id"]
     raw = profile_config(
@@ -175,13 +176,15 @@ def _breaking(rule: str) -> tuple[pd.DataFrame, str]:
         df = pd.concat([df, df.head(60)], ignore_index=True)
     elif rule == "class_balance":
         df.loc[df.index[:397], "label"] = "no"  # 3 of 400 rows are "yes": 0.75%
+    elif rule == "not_named_like_an_output":
+        df["prediction"] = rng.normal(size=n)  # an earlier model's score, say
     return df, "label"
 
 
 @pytest.mark.parametrize(
     "rule",
     ["not_constant", "empty", "no_infinite_values", "target_leakage", "duplicate_rows",
-     "class_balance"],
+     "class_balance", "not_named_like_an_output"],
 )  # fmt: skip
 def test_init_never_writes_a_rule_its_own_table_breaks(tmp_path: Path, rule: str):
     """What `honing init` writes (suite, rules, dropped columns), then the validation that

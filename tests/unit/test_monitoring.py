@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 
 from honing.config import MonitoringConfig
-from honing.data import detect_changes
 from honing.monitoring import (
     ColumnDrift,
     DriftReport,
@@ -16,6 +15,7 @@ from honing.monitoring import (
     with_performance,
     with_volume,
 )
+from honing.versions import detect_changes
 
 
 def _frames(shift: float):

@@ -1,6 +1,7 @@
 """Data-quality rules that an expectation suite does not state: infinite values, constant
 columns, a label with one class or an extreme imbalance, too many duplicate rows, and a
-feature that leaks the target. Each finding names its column and rule, in the same form as a
+feature that leaks the target, and a feature named like a column the model's answer adds. Each
+finding names its column and rule, in the same form as a
 failed expectation, so one report and one gate cover both."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from honing.config import QualityConfig
+from honing.decision import OUTPUT_COLUMNS, named_like_output
 from honing.validation.report import ExpectationFailure
 
 RULES = (
@@ -18,6 +20,7 @@ RULES = (
     "class_balance",
     "duplicate_rows",
     "target_leakage",
+    "not_named_like_an_output",
 )
 
 
@@ -45,6 +48,15 @@ def check_rules(
     features = [c for c in df.columns if c != target and c not in ignore]
 
     for col in features:
+        if named_like_output(col):
+            failures.append(
+                _fail(
+                    col,
+                    "not_named_like_an_output",
+                    f"a model's answer adds {', '.join(OUTPUT_COLUMNS)} and probability_<class> "
+                    "to each row: honing predict could not write both; rename the column",
+                )
+            )
         s = df[col]
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             n_inf = int(np.isinf(s.to_numpy(dtype=float, na_value=np.nan)).sum())
