@@ -17,7 +17,7 @@ import typer
 from honing import config as config_mod
 from honing import data, profiling, runtime, validation
 from honing import target as target_mod
-from honing.cli_common import CONFIG_OPT, ENV_OPT, console, fail
+from honing.cli_common import CONFIG_OPT, ENV_OPT, console, fail, warnings_in_the_log
 from honing.cli_data import data_app
 from honing.exceptions import ConfigError, HoningError
 from honing.settings import redact
@@ -107,11 +107,12 @@ def init(
             data.ensure_new(out, force=force, inputs=(data_path,))
         df = data.load_table(data_path)
         task, task_note = target_mod.resolve_task(df, target, task)
-        flags = profiling.flag_columns(df, target, task)
-        suite = profiling.profile_suite(
-            df, name=name, target=target, task=task, dates=flags["dates"]
-        )
-        rules, moved = profiling.fitted_rules(df, target, task)
+        with warnings_in_the_log():
+            flags = profiling.flag_columns(df, target, task)
+            suite = profiling.profile_suite(
+                df, name=name, target=target, task=task, dates=flags["dates"]
+            )
+            rules, moved = profiling.fitted_rules(df, target, task)
         raw_cfg = profiling.profile_config(
             df,
             name=name,

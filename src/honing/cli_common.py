@@ -1,7 +1,13 @@
-"""What every ``honing`` command shares: the consoles, the one-clear-message exit, and the
-config and profile options."""
+"""What every ``honing`` command shares: the consoles, the one-clear-message exit, the
+config and profile options, and library warnings kept in the log."""
 
 from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -30,3 +36,30 @@ def fail(exc: BaseException, note: str | None = None) -> typer.Exit:
     if note:
         err.print(f"[dim]{note}[/]", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
+
+
+#: The command line's log (the flows' log too: ``honing_flows.cli.LOG_FILE``).
+COMMAND_LOG = Path(".honing/logs/honing.log")
+
+
+@contextlib.contextmanager
+def warnings_in_the_log(log: Path = COMMAND_LOG) -> Iterator[None]:
+    """Within the block, the libraries' warnings (numpy's overflow in a mean of 1e308s,
+    scikit-learn's notes) go to ``log``, not the screen, which shows honing's own words."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        yield
+    if caught:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger = logging.getLogger("honing.warnings")
+        logger.addHandler(handler)
+        try:
+            for w in caught:
+                logger.warning(
+                    warnings.formatwarning(w.message, w.category, w.filename, w.lineno).strip()
+                )
+        finally:
+            logger.removeHandler(handler)
+            handler.close()

@@ -21,7 +21,7 @@ from honing import anytime, data, planner, runtime, search, tracking
 from honing import config as config_mod
 from honing.cli import app as library_app
 from honing.cli import batch_or_capture
-from honing.cli_common import CONFIG_OPT, ENV_OPT, console, err, fail
+from honing.cli_common import COMMAND_LOG, CONFIG_OPT, ENV_OPT, console, err, fail
 from honing.exceptions import HoningError, StoreFullError, disk_full
 from honing.links import ui_links
 from honing.settings import redact
@@ -75,7 +75,7 @@ def summary_table(result: TrainingSummary) -> Table:
 
 
 #: Where the full log of the flows launched from this command line goes, tracebacks included.
-LOG_FILE = Path(".honing/logs/honing.log")
+LOG_FILE = COMMAND_LOG
 
 
 class _StoryOnly(logging.Filter):

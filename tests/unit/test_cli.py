@@ -245,3 +245,19 @@ def test_serve_model_refuses_a_port_in_use_before_it_says_it_serves_there(projec
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"error: --port {port}: 127.0.0.1:{port} cannot be bound" in out.stderr
     assert "serving" not in out.stdout and "Traceback" not in out.stdout + out.stderr
+
+
+def test_init_keeps_the_libraries_warnings_in_the_log_not_on_the_screen(tmp_path: Path):
+    """A column of +-1e308 made numpy print two RuntimeWarnings (with its source line) above
+    init's own words; they are kept in .honing/logs/honing.log."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"huge": rng.choice([1e308, -1e308, 0.0], 300), "x": rng.normal(size=300)})
+    df["y"] = np.where(df["x"] > 0, "yes", "no")
+    df.to_csv(tmp_path / "t.csv", index=False)
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "honing"), "init", "t.csv", "--target", "y"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Warning" not in out.stdout + out.stderr and "wrote configs/t.yaml" in out.stdout
+    assert "RuntimeWarning: overflow" in (tmp_path / ".honing/logs/honing.log").read_text()
