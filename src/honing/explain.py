@@ -55,9 +55,10 @@ def permutation_importances(
 
 def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100) -> Importance:
     """Mean |SHAP value| of the positive-class probability (the prediction, for regression)
-    per encoded feature. Models that shap's TreeExplainer supports (every tree family, and
-    any new one it knows) get exact values, others the permutation explainer against a
-    background sample. Raises ImportError when shap is not installed, and ValueError for
+    per encoded feature. Linear models get shap's exact linear values (of the log-odds, for
+    a classifier), models that shap's TreeExplainer supports (every tree family, and any new
+    one it knows) exact tree values, others the permutation explainer against a background
+    sample. Raises ImportError when shap is not installed, and ValueError for
     ensembles."""
     import shap
     from sklearn.base import is_classifier
@@ -72,13 +73,20 @@ def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100)
         names = [str(n) for n in pre.get_feature_names_out()]
     except (AttributeError, ValueError):
         names = [f"x{i}" for i in range(Z.shape[1])]
-    try:  # SHAP's exact tree explainer wherever shap supports the model (any tree family)
-        values = shap.TreeExplainer(estimator).shap_values(Z)
-        method = "shap_tree"
-    except Exception:  # noqa: BLE001 - shap says the model is not a tree model it knows
-        values = None
+    explained = "P(class 1)" if is_classifier(estimator) else "the prediction"
+    background = Z[: min(50, len(Z))]
+    values = None
+    if hasattr(estimator, "coef_"):  # exact, and instant: no permutations, no numba compile
+        values = shap.LinearExplainer(estimator, shap.maskers.Independent(background))(Z).values
+        method = "shap_linear"
+        explained = "the log-odds of class 1" if is_classifier(estimator) else explained
+    else:
+        try:  # SHAP's exact tree explainer wherever shap supports the model (any tree family)
+            values = shap.TreeExplainer(estimator).shap_values(Z)
+            method = "shap_tree"
+        except Exception:  # noqa: BLE001 - shap says the model is not a tree model it knows
+            values = None
     if values is None:
-        background = Z[: min(50, len(Z))]
 
         def f(data: np.ndarray) -> np.ndarray:
             if not is_classifier(estimator):
@@ -87,7 +95,7 @@ def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100)
             return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
 
         explainer = shap.explainers.Permutation(f, shap.maskers.Independent(background), seed=seed)
-        values = explainer(Z).values
+        values = explainer(Z, silent=True).values  # no progress bar on the screen
         method = "shap_permutation"
     values = np.asarray(values)
     if values.ndim == 3:  # (rows, features, classes): the positive class, or all classes
@@ -98,8 +106,7 @@ def shap_importances(model: Any, X: pd.DataFrame, *, seed: int, rows: int = 100)
         names,
         [float(v) for v in mean],
         [float(v) for v in np.abs(values).std(axis=0)],
-        f"mean |SHAP| of {'P(class 1)' if is_classifier(estimator) else 'the prediction'} "
-        f"over {len(Z)} test rows, encoded features",
+        f"mean |SHAP| of {explained} over {len(Z)} test rows, encoded features",
     )
 
 

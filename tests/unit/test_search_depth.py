@@ -329,6 +329,15 @@ def test_permutation_importance_finds_the_signal_and_shap_agrees():
         ModelSpec("logistic_regression", {}),
         TrainingSetup("classification", cols, FeaturesConfig(), seed=0, metric="roc_auc", folds=5),
     ).model
-    assert explain.shap_importances(lr, X, seed=0, rows=30).method == "shap_permutation"
+    linear = explain.shap_importances(lr, X, seed=0, rows=30)  # exact, no permutations
+    assert linear.method == "shap_linear" and linear.top(1)[0][0] == "x1"
+    assert "log-odds" in linear.note
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import Pipeline
+
+    features = Pipeline(lr.steps[:-1])
+    knn = KNeighborsClassifier().fit(features.transform(X), y)
+    other = Pipeline([*lr.steps[:-1], ("knn", knn)])  # neither linear nor a tree
+    assert explain.shap_importances(other, X, seed=0, rows=30).method == "shap_permutation"
     fig = explain.plot_importance(perm)
     assert fig.axes[0].get_title() == "permutation importance"
