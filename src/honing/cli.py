@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from honing import config as config_mod
-from honing import data, profiling, runtime, validation
+from honing import data, planner, profiling, runtime, validation
 from honing import target as target_mod
 from honing.cli_common import CONFIG_OPT, ENV_OPT, console, fail, warnings_in_the_log
 from honing.cli_data import data_app
@@ -152,6 +152,14 @@ def init(
     )
     if task_note:
         console.print(f"[yellow]task:[/] {task_note}", highlight=False)
+    if budget < planner.KEEPABLE_BUDGET_S:
+        console.print(
+            f"[yellow]time_budget_s:[/] {budget:g}s is under the {planner.KEEPABLE_BUDGET_S:g}s "
+            "a run keeps on 2 cores (its fixed start and the stages after the search come "
+            "first): it will end with the cheapest model it can get, past the budget, and say "
+            "by how much",
+            highlight=False,
+        )
     for key, note in moved.items():
         console.print(f"[yellow]validation.quality.{key}:[/] {note}")
     for column, reason in dropped.items():

@@ -53,6 +53,10 @@ MAX_SLOWDOWN = 2.0
 COMMAND_START_S = 15.0
 #: The contract: a run ends within this multiple of its budget, Ray's start-up apart.
 SLACK = 1.10
+#: The shortest budget a run keeps on a quiet 2-core machine: the command's fixed start
+#: (~18 s: imports, Prefect's API), validation (2-8 s) and the stages after the search
+#: (7-8 s) leave a shorter one no search. ``init`` says so when asked for less.
+KEEPABLE_BUDGET_S = 40.0
 #: The search never gets less than this share of the budget.
 MIN_SEARCH_SHARE = 0.15
 #: What the cheapest useful explanation and compression need, in seconds.

@@ -261,3 +261,15 @@ def test_init_keeps_the_libraries_warnings_in_the_log_not_on_the_screen(tmp_path
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Warning" not in out.stdout + out.stderr and "wrote configs/t.yaml" in out.stdout
     assert "RuntimeWarning: overflow" in (tmp_path / ".honing/logs/honing.log").read_text()
+
+
+def test_init_says_when_a_budget_is_shorter_than_a_run_can_keep(tmp_path: Path, monkeypatch):
+    """Under 40 s the command's fixed start and the stages after the search leave no search:
+    init says so before the run overruns, and says nothing for a budget it can keep."""
+    monkeypatch.chdir(tmp_path)
+    data = _write(tmp_path)
+    res = runner.invoke(app, ["init", str(data), "--target", "left", "--budget", "20"])
+    assert res.exit_code == 0, res.output
+    assert "20s is under the 40s a run keeps" in " ".join(res.output.split())
+    res = runner.invoke(app, ["init", str(data), "--target", "left", "--budget", "60", "--force"])
+    assert res.exit_code == 0 and "a run keeps" not in res.output
