@@ -102,3 +102,12 @@ def process_started() -> float:
         return min(time.time(), boot + ticks / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError, StopIteration):
         return time.time()
+
+
+def cores() -> int:
+    """The cores this process may run on: its CPU affinity (a ``taskset`` or a container's
+    cpuset), which ``os.cpu_count`` ignores; at least one."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity on this platform
+        return os.cpu_count() or 1

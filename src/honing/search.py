@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing import anytime, experiments
+from honing import anytime, experiments, runtime
 from honing.anytime import Deadlines, describe_validation, holdout_share
 from honing.config import RaySettings, SearchConfig
 from honing.exceptions import ConfigError
@@ -228,7 +228,7 @@ def run_search(
     if not here and not ray_settings.address:
         here = not _local_ray(ray_settings, progress)  # Ray would not start: search anyway
     ray_s = time.time() - ray_s  # Ray's start, apart from the search's own budget
-    cores = max(1, int(ray_settings.num_cpus or os.cpu_count() or 1))
+    cores = max(1, int(ray_settings.num_cpus or runtime.cores()))
     if here:
         result = anytime.search_here(
             X, y, cfg=cfg, setup=setup, holdout=holdout, deadlines=deadlines,

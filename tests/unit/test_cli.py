@@ -1,4 +1,5 @@
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -273,3 +274,17 @@ def test_init_says_when_a_budget_is_shorter_than_a_run_can_keep(tmp_path: Path, 
     assert "20s is under the 40s a run keeps" in " ".join(res.output.split())
     res = runner.invoke(app, ["init", str(data), "--target", "left", "--budget", "60", "--force"])
     assert res.exit_code == 0 and "a run keeps" not in res.output
+
+
+def test_the_refit_threads_follow_the_cores_the_process_may_use():
+    """`os.cpu_count` counts the machine; a process pinned to fewer cores (taskset, a
+    container's cpuset) fits on those only."""
+    code = "from honing import runtime; print(runtime.cores())"
+    pinned = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-c", code], capture_output=True, text=True
+    )
+    assert pinned.returncode == 0, pinned.stderr
+    assert pinned.stdout.strip() == "1"
+    from honing import runtime
+
+    assert runtime.cores() == len(os.sched_getaffinity(0))

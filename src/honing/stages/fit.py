@@ -4,11 +4,10 @@ writes to MLflow."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from honing import anytime, ensembles, nested, planner, training
+from honing import anytime, ensembles, nested, planner, runtime, training
 from honing import search as searching
 from honing.config import PipelineConfig, RaySettings
 from honing.decision import DecisionFit, DecisionRule, fit_decision
@@ -16,9 +15,9 @@ from honing.stages.prepare import Prepared
 
 
 def _cores() -> int:
-    """The threads the stages here fit on: every core (the search's trials are over; its
-    Ray workers fit on one each)."""
-    return os.cpu_count() or 1
+    """The threads the stages here fit on: every core this process may use (the search's
+    trials are over; its Ray workers fit on one each)."""
+    return runtime.cores()
 
 
 def search(
