@@ -67,11 +67,15 @@ def test_init_on_a_table_that_breaks_every_rule_then_run_within_the_budget(proje
     wall = time.monotonic() - began
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     # the budget covers the whole command: the run counts its seconds from the command's
-    # cold start (Prefect's API, Ray, the imports: about 20 s), not from the flow's, so only
-    # the exit (the summary, the API's stop) lies outside; whether the wall keeps to
-    # 1.1 x B + 5 s is a speed goal, measured by bench/anytime.py
+    # cold start (Prefect's API, Ray, the imports: 11-40 s, more under load), not from the
+    # flow's, so its total holds that start beside its stages, and only the exit (the
+    # summary, the API's stop) lies outside it; whether the wall keeps to 1.1 x B + 5 s is
+    # a speed goal, measured by bench/anytime.py. (A bound on the exit's seconds failed
+    # beside a second test suite: 17.6 s.)
     summary = json.loads((root / "summary.json").read_text())
-    counted = summary["timings"]["total"]
-    assert wall - 15 <= counted <= wall, (wall, counted)
+    timings = summary["timings"]
+    counted = timings["total"]
+    stages = sum(v for k, v in timings.items() if k not in ("total", "ray_start"))
+    assert counted - stages >= 5 and counted <= wall, (wall, counted, timings)
     assert summary["version"] == "1" and summary["promoted"]
     assert summary["cleaning"]["duplicates_dropped"] > 0
