@@ -214,11 +214,11 @@ def test_training_flow_on_the_stack(stack, tmp_path, monkeypatch):
             "--param",
             "resume_search=false",
             "--watch",
-            "--watch-timeout",
-            "540",
+            "--watch-timeout",  # beside a second test suite the run took 9 minutes
+            "1080",
         ],
         stack,
-        timeout=600,
+        timeout=1200,
     )
     assert "Completed" in run.stdout
 
