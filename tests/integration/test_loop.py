@@ -218,8 +218,10 @@ def _cached(p: dict[str, Path], md5: str) -> bytes:
 
 
 def _lines(folder: Path) -> int:
-    """The rows kept in a capture folder's files (one JSON line each)."""
-    return sum(len(f.read_text().splitlines()) for f in folder.glob("capture-*"))
+    """The rows kept in a capture folder's files, closed and current (one JSON line each)."""
+    from honing.capture import capture_files
+
+    return sum(len(f.read_text().splitlines()) for f in capture_files(folder))
 
 
 def test_captured_traffic_with_late_labels_becomes_a_version_and_a_monitored_batch(in_project):
@@ -289,7 +291,7 @@ def test_captured_traffic_with_late_labels_becomes_a_version_and_a_monitored_bat
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    assert len([f for f in folder.glob("capture-*")]) > 1  # the 50 KB bound closed files
+    assert len(list(folder.glob("capture-*.jsonl"))) > 1  # the 50 KB bound closed files
     assert _lines(folder) == _lines(folder / "shadow") == len(batch)
 
     # the labels arrive later, keyed by request and row; one request's never come
