@@ -38,8 +38,10 @@ def fail(exc: BaseException, note: str | None = None) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-#: The command line's log (the flows' log too: ``honing_flows.cli.LOG_FILE``).
+#: The command line's log (the flows' log too: ``honing_flows.cli.LOG_FILE``), and the
+#: format of its lines.
 COMMAND_LOG = Path(".honing/logs/honing.log")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 @contextlib.contextmanager
@@ -52,7 +54,7 @@ def warnings_in_the_log(log: Path = COMMAND_LOG) -> Iterator[None]:
     if caught:
         log.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logger = logging.getLogger("honing.warnings")
         logger.addHandler(handler)
         try:

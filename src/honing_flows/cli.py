@@ -21,7 +21,7 @@ from honing import anytime, data, planner, runtime, search, tracking
 from honing import config as config_mod
 from honing.cli import app as library_app
 from honing.cli import batch_or_capture
-from honing.cli_common import COMMAND_LOG, CONFIG_OPT, ENV_OPT, console, err, fail
+from honing.cli_common import COMMAND_LOG, CONFIG_OPT, ENV_OPT, LOG_FORMAT, console, err, fail
 from honing.exceptions import HoningError, StoreFullError, disk_full
 from honing.links import ui_links
 from honing.settings import redact
@@ -111,7 +111,7 @@ def keep_tracebacks_in_the_log() -> Path:
     imports MLflow later."""
     LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(LOG_FILE, encoding="utf-8", delay=True)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.honing_log = True  # type: ignore[attr-defined]
     os.environ["MLFLOW_CONFIGURE_LOGGING"] = "false"
     mlflow_console = logging.StreamHandler()  # stderr, in MLflow's own line format
