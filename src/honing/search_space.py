@@ -123,18 +123,44 @@ def search_alg(cfg: SearchConfig) -> Any:
     )
 
 
+def _seeded_hyperband(seed: int, **kwargs: Any) -> Any:
+    """Ray's asynchronous HyperBand, whose trials are dealt to brackets by a draw from the
+    search's own seeded generator instead of NumPy's global one, so one seed deals them the
+    same way every time (which trials a bracket can cut depends on that draw)."""
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    class SeededAsyncHyperBand(AsyncHyperBandScheduler):
+        def __init__(self) -> None:
+            super().__init__(**kwargs)
+            self._honing_draws = np.random.RandomState(seed).get_state()
+
+        def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+            # Ray draws from np.random; lend it this scheduler's state for the one draw
+            outside = np.random.get_state()
+            np.random.set_state(self._honing_draws)
+            try:
+                super().on_trial_add(tune_controller, trial)
+            finally:
+                self._honing_draws = np.random.get_state()
+                np.random.set_state(outside)
+
+    return SeededAsyncHyperBand()
+
+
 def scheduler(cfg: SearchConfig) -> Any:
     """ASHA (one bracket), HyperBand (asynchronous, several brackets: Ray's synchronous
     HyperBand pauses trials, which needs checkpoints a CV trainable does not keep) or the
     median stopping rule, over rungs of the iterative families' resource. Families trained in
-    one go report once, at the last rung, so they never set the bar for partial trainings."""
-    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRule
+    one go report once, at the last rung, so they never set the bar for partial trainings.
+    HyperBand deals trials to its brackets from the search's seed."""
+    from ray.tune.schedulers import FIFOScheduler, MedianStoppingRule
 
     s = cfg.scheduler
     if s.kind == "none":
         return FIFOScheduler()
     if s.kind in ("asha", "hyperband"):
-        return AsyncHyperBandScheduler(
+        return _seeded_hyperband(
+            cfg.seed,
             time_attr="rung",
             max_t=s.max_t,
             grace_period=min(s.grace_period, s.max_t),
