@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from honing import metric_keys
+
 #: Where ``honing ui`` serves the embedded store's UI unless the profile says otherwise.
 LOCAL_UI = "http://127.0.0.1:5000"
 #: The id of the saved view every link opens (its experiment tag:
@@ -54,18 +56,18 @@ def review_view(metric: str, others: list[str], *, lower_is_better: bool, now_ms
     error ascending), and as columns the test and CV ``metric``, the model, the gate's
     outcome, the version, the seconds, then the other test metrics (``others``)."""
     columns = [  # what a reviewer reads first, within a laptop's width; the rest after
-        f"metrics.`test_{metric}`",
-        f"metrics.`cv_{metric}`",
+        f"metrics.`{metric_keys.test(metric)}`",
+        f"metrics.`{metric_keys.cv(metric)}`",
         "params.`final_model`",
         "tags.`honing.gate.outcome`",
         "tags.`honing.registered_version`",
-        "metrics.`seconds_total`",
-        *(f"metrics.`test_{m}`" for m in others if m != metric),
+        f"metrics.`{metric_keys.seconds('total')}`",
+        *(f"metrics.`{metric_keys.test(m)}`" for m in others if m != metric),
         "params.`best_family`",
     ]
     state = {
         "searchFilter": "tags.`honing.kind` = 'training'",
-        "orderByKey": f"metrics.`test_{metric}`",
+        "orderByKey": f"metrics.`{metric_keys.test(metric)}`",
         "orderByAsc": lower_is_better,
         "startTime": "ALL",
         "lifecycleFilter": "Active",

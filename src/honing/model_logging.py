@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from honing import metric_keys
 from honing.decision import Decided, DecisionRule
 from honing.tracking import resumed, set_tags
 
@@ -121,6 +122,7 @@ def log_served_model(
             )
             if metrics:
                 mlflow.log_metrics(
-                    {f"test_{k}": float(v) for k, v in metrics.items()}, model_id=info.model_id
+                    {metric_keys.test(k): float(v) for k, v in metrics.items()},
+                    model_id=info.model_id,
                 )
     return str(info.model_uri)

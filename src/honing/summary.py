@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from honing import metric_keys
 from honing.compression import CompressionResult
 from honing.data import CleaningReport
 from honing.decision import DecisionFit
@@ -112,16 +113,17 @@ class TrainingSummary:
         return asdict(self)
 
     def metrics(self) -> dict[str, float]:
-        """The run's numbers, flat: ``test_<metric>``, ``cv_<metric>``, the trial counts and
-        ``seconds_<stage>`` (what benchmarks and dashboards compare)."""
-        out = {f"test_{k}": float(v) for k, v in self.test_metrics.items()}
-        out[f"cv_{self.cv_metric}"] = float(self.cv_score)
+        """The run's numbers, flat, named as its MLflow metrics (:mod:`honing.metric_keys`):
+        ``test/<metric>``, ``cv/<metric>``, the trial counts and ``seconds/<stage>`` (what
+        benchmarks and dashboards compare)."""
+        out = {metric_keys.test(k): float(v) for k, v in self.test_metrics.items()}
+        out[metric_keys.cv(self.cv_metric)] = float(self.cv_score)
         out.update(
             trials=float(self.trials),
             trials_failed=float(self.trials_failed),
             trials_stopped=float(self.trials_stopped),
         )
-        out.update({f"seconds_{k}": float(v) for k, v in self.timings.items()})
+        out.update({metric_keys.seconds(k): float(v) for k, v in self.timings.items()})
         return out
 
     def params(self) -> dict[str, str]:
@@ -386,23 +388,24 @@ def decision_metrics(fit: DecisionFit) -> dict[str, float]:
     objective at it and at 0.5, and the cross-fitted Brier score of each calibration tried."""
     out: dict[str, float] = {}
     if fit.rule.threshold is not None:
-        out["decision_threshold"] = fit.rule.threshold
+        out["threshold"] = fit.rule.threshold
     if fit.objective_tuned is not None and fit.objective_default is not None:
         out["oof_objective_tuned"] = fit.objective_tuned
         out["oof_objective_at_0.5"] = fit.objective_default
     out.update({f"oof_brier_{k}": v["brier"] for k, v in fit.calibration_scores.items()})
-    return out
+    return metric_keys.prefixed(metric_keys.DECISION, out)
 
 
 def data_metrics(cleaning: CleaningReport, rows_train: int, rows_test: int) -> dict[str, float]:
     """Rows at each step, as MLflow metrics."""
-    return {
-        "rows_raw": cleaning.rows_in,
-        "rows_duplicates_dropped": cleaning.duplicates_dropped,
-        "rows_invalid_labels_dropped": cleaning.invalid_labels_dropped,
-        "rows_train": rows_train,
-        "rows_test": rows_test,
+    rows = {
+        "raw": cleaning.rows_in,
+        "duplicates_dropped": cleaning.duplicates_dropped,
+        "invalid_labels_dropped": cleaning.invalid_labels_dropped,
+        "train": rows_train,
+        "test": rows_test,
     }
+    return metric_keys.prefixed(metric_keys.ROWS, rows)
 
 
 def search_params(
@@ -425,22 +428,22 @@ def search_params(
 def search_metrics(
     search: SearchResult, choice: EnsembleDecision, nested: NestedCVResult | None
 ) -> dict[str, float]:
-    """CV scores of the chosen model (``cv_<metric>``: an ensemble's on the out-of-fold rows),
+    """CV scores of the chosen model (``cv/<metric>``: an ensemble's on the out-of-fold rows),
     of the best single trial and of each candidate the choice weighed (and nested CV), in the
     metric's own units (RMSE positive), as MLflow metrics."""
     m, best = search.metric, search.best
     out = {
-        f"cv_{m}": metric_value(m, choice.score),
-        f"cv_{m}_std": best.score_std or 0.0,
-        **{f"cv_{m}_{k}": metric_value(m, v) for k, v in choice.scores.items()},
+        m: metric_value(m, choice.score),
+        f"{m}_std": best.score_std or 0.0,
+        **{f"{m}_{k}": metric_value(m, v) for k, v in choice.scores.items()},
     }
     if nested is not None:
         out |= {
-            f"nested_cv_{m}": nested.mean,
-            f"nested_cv_{m}_std": nested.std,
-            "nested_cv_optimism": nested.optimism,
+            f"nested_{m}": nested.mean,
+            f"nested_{m}_std": nested.std,
+            "nested_optimism": nested.optimism,
         }
-    return out
+    return metric_keys.prefixed(metric_keys.CV, out)
 
 
 def unchanged(

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from honing import metric_keys
 from honing.config import MlflowSettings, PipelineConfig
 from honing.exceptions import TrackingStoreError, TrackingUnavailableError
 from honing.lineage import portable, table_schema
@@ -294,14 +295,15 @@ def log_trials(parent_run_id: str, experiment_id: str, search: SearchResult) -> 
         }
         metrics: dict[str, float] = {}
         if trial.score is not None:
-            metrics[f"cv_{search.metric}"] = metric_value(search.metric, trial.score)
-            metrics[f"cv_{search.metric}_std"] = trial.score_std or 0.0
+            metrics[metric_keys.cv(search.metric)] = metric_value(search.metric, trial.score)
+            metrics[metric_keys.cv(f"{search.metric}_std")] = trial.score_std or 0.0
         if trial.fit_seconds is not None:
-            metrics["fit_seconds"] = trial.fit_seconds
+            metrics[metric_keys.seconds("fit")] = trial.fit_seconds
         if trial.rungs is not None:  # under a scheduler: fewer than max_t = stopped early
-            metrics["rungs"] = trial.rungs
+            metrics[f"{metric_keys.SEARCH}rungs"] = trial.rungs
         for k, score in enumerate(trial.fold_scores):
-            metrics[f"fold_{k}_{search.metric}"] = metric_value(search.metric, score)
+            fold = metric_keys.cv(f"fold_{k}_{search.metric}")
+            metrics[fold] = metric_value(search.metric, score)
         tags = {}
         if trial.node:
             tags["honing.ray_node"] = trial.node
@@ -309,7 +311,7 @@ def log_trials(parent_run_id: str, experiment_id: str, search: SearchResult) -> 
             tags["honing.error"] = trial.error[:4000]
         rungs = [  # the score at each rung, at its real time: the trial's learning curve
             Metric(
-                f"rung_cv_{search.metric}",
+                metric_keys.cv(f"rung_{search.metric}"),
                 metric_value(search.metric, score),
                 int((trial.started_at + seconds) * 1000) if trial.started_at else now,
                 rung,
@@ -400,13 +402,11 @@ def _log_leaderboard(
         (t for t in search.completed if t.started_at is not None),
         key=lambda t: t.started_at + (t.fit_seconds or 0.0),  # type: ignore[operator]
     )
-    curve, top = [], None
+    curve, top, key = [], None, f"{metric_keys.SEARCH}best_cv_{search.metric}"
     for step, t in enumerate(done):
         top = t.score if top is None else max(top, t.score)  # type: ignore[type-var]
         when = int((t.started_at + (t.fit_seconds or 0.0)) * 1000)  # type: ignore[operator]
-        curve.append(
-            Metric(f"best_cv_{search.metric}", metric_value(search.metric, top), when, step)
-        )
+        curve.append(Metric(key, metric_value(search.metric, top), when, step))
     for start in range(0, len(curve), 1000):  # MLflow's batch limit
         client.log_batch(run_id, metrics=curve[start : start + 1000])
 
@@ -463,7 +463,7 @@ def log_slices(run_id: str, report: SliceReport) -> None:
     log_metrics(
         run_id,
         {
-            f"fairness_{column}_{name}": value
+            f"{metric_keys.FAIRNESS}{column}_{name}": value
             for column, diffs in report.fairness.items()
             for name, value in diffs.items()
         },
@@ -488,11 +488,11 @@ def log_compression(
     log_metrics(
         run_id,
         {
-            f"served_{report.metric}": best.metrics[report.metric],
-            "served_size_ratio": best.size_bytes / ref.size_bytes,
-            "served_p50_ratio": best.p50_ms / ref.p50_ms,
-            "served_p50_ms": best.p50_ms,
-            "served_p99_ms": best.p99_ms,
+            f"{metric_keys.SERVED}{report.metric}": best.metrics[report.metric],
+            f"{metric_keys.SERVED}size_ratio": best.size_bytes / ref.size_bytes,
+            f"{metric_keys.SERVED}p50_ratio": best.p50_ms / ref.p50_ms,
+            f"{metric_keys.SERVED}p50_ms": best.p50_ms,
+            f"{metric_keys.SERVED}p99_ms": best.p99_ms,
         },
     )
     set_tags(run_id, {"honing.served_candidate": choice.name})

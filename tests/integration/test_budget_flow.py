@@ -75,7 +75,7 @@ def test_a_budgeted_run_keeps_to_its_budget_and_says_where_the_time_went(
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project['root'] / 'mlflow.db'}")
     run = client.get_run(summary.run_id)
-    assert run.data.metrics["seconds_total"] == pytest.approx(seconds["total"], rel=1e-6)
+    assert run.data.metrics["seconds/total"] == pytest.approx(seconds["total"], rel=1e-6)
     budget_file = client.download_artifacts(summary.run_id, "budget.json")
     report = json.loads(Path(budget_file).read_text())
     assert report["plan"]["budget_s"] == budget and report["within_budget"] is True
@@ -92,7 +92,7 @@ def test_a_budgeted_run_keeps_to_its_budget_and_says_where_the_time_went(
     assert starts[-1] - starts[0] > 5_000  # spread over the search, in milliseconds
     for t in done:
         took = (t.info.end_time - t.info.start_time) / 1000
-        assert took == pytest.approx(t.data.metrics["fit_seconds"], abs=0.01)
+        assert took == pytest.approx(t.data.metrics["seconds/fit"], abs=0.01)
     assert statuses <= {("completed", "FINISHED"), ("stopped", "KILLED")}
     assert summary.trials_failed == 0
 

@@ -62,8 +62,8 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
     assert first.test_metrics["roc_auc"] > 0.8
     assert first.trials == 3 and first.trials_failed == 0
     # the typed summary, flat for benchmarks and dashboards
-    assert first.metrics()["test_roc_auc"] == first.test_metrics["roc_auc"]
-    assert first.metrics()["trials"] == 3 and "seconds_search" in first.metrics()
+    assert first.metrics()["test/roc_auc"] == first.test_metrics["roc_auc"]
+    assert first.metrics()["trials"] == 3 and "seconds/search" in first.metrics()
     assert first.params()["registered"] == f"{first.model_name} v1"
     assert first.params()["promoted"] == "True"
 
@@ -88,7 +88,7 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
 
     parent = client.get_run(second.run_id)
     assert parent.info.status == "FINISHED"
-    assert parent.data.metrics["test_roc_auc"] == pytest.approx(second.test_metrics["roc_auc"])
+    assert parent.data.metrics["test/roc_auc"] == pytest.approx(second.test_metrics["roc_auc"])
     trials = client.search_runs(
         [second.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{second.run_id}'"
     )
@@ -140,7 +140,7 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
     assert f"churn-{second.served.candidate}" in names
     assert any(n.startswith("churn-") and n != f"churn-{second.served.candidate}" for n in names)
     assert all(
-        any(metric.key == "test_roc_auc" for metric in m.metrics or [])
+        any(metric.key == "test/roc_auc" for metric in m.metrics or [])
         for m in logged
         if m.source_run_id == second.run_id
     )
@@ -159,13 +159,13 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
     links = [str(a.data) for a in artifacts if a.key == "honing-churn-mlflow-run"]
     assert any(s.startswith("# honing-churn v2") and second.run_id in s for s in summaries)
     assert any(f"/runs/{second.run_id}" in link for link in links)
-    curve = [m.value for m in client.get_metric_history(second.run_id, "best_cv_roc_auc")]
+    curve = [m.value for m in client.get_metric_history(second.run_id, "search/best_cv_roc_auc")]
     assert len(curve) == 3 and curve == sorted(curve)
-    # the curve ends at the best trial; cv_roc_auc is the chosen model's own (an ensemble's)
+    # the curve ends at the best trial; cv/roc_auc is the chosen model's own (an ensemble's)
     metrics = client.get_run(second.run_id).data.metrics
-    assert curve[-1] == pytest.approx(metrics["cv_roc_auc_best_single"])
-    assert metrics["cv_roc_auc"] == pytest.approx(second.cv_score)
-    assert second.cv_score >= metrics["cv_roc_auc_best_single"]  # chosen only when better
+    assert curve[-1] == pytest.approx(metrics["cv/roc_auc_best_single"])
+    assert metrics["cv/roc_auc"] == pytest.approx(second.cv_score)
+    assert second.cv_score >= metrics["cv/roc_auc_best_single"]  # chosen only when better
     artifacts = {a.path for a in client.list_artifacts(second.run_id, "plots")}
     assert artifacts >= {
         "plots/confusion_matrix.png",
@@ -307,16 +307,16 @@ def test_flow_with_ensembles_nested_cv_and_explanations(run_flow, project):
         "soft_voting",
         "stacking",
     )
-    for key in ("cv_roc_auc_best_single", "cv_roc_auc_soft_voting", "cv_roc_auc_stacking"):
+    for key in ("cv/roc_auc_best_single", "cv/roc_auc_soft_voting", "cv/roc_auc_stacking"):
         assert key in run.data.metrics
     ensemble_wins = (
-        max(run.data.metrics["cv_roc_auc_soft_voting"], run.data.metrics["cv_roc_auc_stacking"])
-        > run.data.metrics["cv_roc_auc_best_single"]
+        max(run.data.metrics["cv/roc_auc_soft_voting"], run.data.metrics["cv/roc_auc_stacking"])
+        > run.data.metrics["cv/roc_auc_best_single"]
     )
     assert (run.data.params["final_model"] in ("soft_voting", "stacking")) == ensemble_wins
     nested = out.nested_cv
     assert len(nested["outer_scores"]) == 2 and 0.7 < nested["mean"] < 1.0
-    assert "nested_cv_roc_auc" in run.data.metrics
+    assert "cv/nested_roc_auc" in run.data.metrics
     plots = {a.path for a in client.list_artifacts(out.run_id, "plots")}
     assert {"plots/importance_permutation.png"} <= plots
     explained = {a.path for a in client.list_artifacts(out.run_id, "explain")}
@@ -370,7 +370,7 @@ def test_regression_flow_on_the_diamonds_demo(run_flow, project):
     assert len(trials) == 2
     for trial in trials:  # feature options logged; RMSE in dollars, not negated
         assert trial.data.params["features.encoder"] in ("onehot", "ordinal")
-        assert trial.data.metrics["cv_rmse"] > 0 and trial.data.metrics["fold_0_rmse"] > 0
+        assert trial.data.metrics["cv/rmse"] > 0 and trial.data.metrics["cv/fold_0_rmse"] > 0
     from honing import inference, registry
 
     mlflow.set_tracking_uri(f"sqlite:///{project['root'] / 'mlflow.db'}")

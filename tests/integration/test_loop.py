@@ -172,8 +172,8 @@ def test_drift_retrains_on_the_ingested_version_and_the_forward_gate_promotes_it
     assert json.loads(client.get_model_version(name, "1").tags["honing.estimate_audit"]) == audit
     monitor_run = client.get_run(result.run_id)
     assert monitor_run.data.tags["honing.retrain"] == "true"
-    assert "batch_roc_auc" in monitor_run.data.metrics
-    assert any(k.startswith("drift_") for k in monitor_run.data.metrics)
+    assert "batch/roc_auc" in monitor_run.data.metrics
+    assert any(k.startswith("drift/column/") for k in monitor_run.data.metrics)
 
     # the alias history: v1 promoted, then v2, each with its reason
     moves = aliases.history(name, "champion")

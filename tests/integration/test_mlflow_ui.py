@@ -93,7 +93,7 @@ def _review(page, url, summary, client, root: Path) -> None:
     page.goto(links.runs_table)
     page.get_by_text("honing: training runs by test roc_auc").first.wait_for(timeout=WAIT_MS)
     page.get_by_text("2 matching runs").first.wait_for(timeout=WAIT_MS)
-    for column in ("test_roc_auc", "cv_roc_auc", "final_model"):  # the first, in view
+    for column in ("test/roc_auc", "cv/roc_auc", "final_model"):  # the first, in view
         page.get_by_text(column, exact=True).first.wait_for(timeout=WAIT_MS)
     assert page.get_by_text("Model training").first.is_visible()
 

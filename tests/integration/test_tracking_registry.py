@@ -82,13 +82,13 @@ def test_experiment_runs_and_nested_trials(mlflow_store):
     client = mlflow.MlflowClient()
     runs = [client.get_run(i) for i in ids]
     assert all(r.data.tags["mlflow.parentRunId"] == parent for r in runs)
-    assert runs[0].data.metrics["cv_roc_auc"] == 0.8
-    assert runs[0].data.metrics["fold_1_roc_auc"] == 0.81
+    assert runs[0].data.metrics["cv/roc_auc"] == 0.8
+    assert runs[0].data.metrics["cv/fold_1_roc_auc"] == 0.81
     assert runs[0].data.params["n_estimators"] == "5"
     # the trial's real times, and its score at each rung as the steps of one metric
     assert runs[0].info.start_time == 1_700_000_000_000
     assert runs[0].info.end_time == 1_700_000_001_200
-    curve = client.get_metric_history(ids[0], "rung_cv_roc_auc")
+    curve = client.get_metric_history(ids[0], "cv/rung_roc_auc")
     assert [(m.step, m.value, m.timestamp) for m in sorted(curve, key=lambda m: m.step)] == [
         (1, 0.75, 1_700_000_000_500),
         (2, 0.8, 1_700_000_001_200),

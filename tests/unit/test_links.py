@@ -34,13 +34,13 @@ def test_the_review_view_is_the_uis_saved_view_sorted_in_the_metrics_direction()
     envelope = json.loads(tags[f"mlflow.sharedViewState.{REVIEW_VIEW}"])
     assert envelope["name"] == "honing: training runs by test rmse" and envelope["createdAt"] == 7
     state = json.loads(envelope["state"])
-    assert state["orderByKey"] == "metrics.`test_rmse`" and state["orderByAsc"] is True
+    assert state["orderByKey"] == "metrics.`test/rmse`" and state["orderByAsc"] is True
     assert state["searchFilter"] == "tags.`honing.kind` = 'training'"
     assert state["selectedColumns"][:3] == [
-        "metrics.`test_rmse`", "metrics.`cv_rmse`", "params.`final_model`"
+        "metrics.`test/rmse`", "metrics.`cv/rmse`", "params.`final_model`"
     ]  # fmt: skip
-    assert {"metrics.`test_mae`", "metrics.`test_r2`"} <= set(state["selectedColumns"])
-    assert state["selectedColumns"].count("metrics.`test_rmse`") == 1
+    assert {"metrics.`test/mae`", "metrics.`test/r2`"} <= set(state["selectedColumns"])
+    assert state["selectedColumns"].count("metrics.`test/rmse`") == 1
     assert state["columnOrder"] == state["selectedColumns"]
     scores = json.loads(
         json.loads(review_view("roc_auc", [], lower_is_better=False, now_ms=7)[

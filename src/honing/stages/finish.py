@@ -3,7 +3,7 @@ budget report, and the run's end state."""
 
 from __future__ import annotations
 
-from honing import planner, summary, tracking
+from honing import metric_keys, planner, summary, tracking
 from honing.lineage import Lineage
 from honing.stages.evaluate import Fitted
 from honing.stages.prepare import Prepared
@@ -21,12 +21,12 @@ def finish(
     registered: Registered,
     timings: dict[str, float],
 ) -> summary.TrainingSummary:
-    """The run's summary, logged with the stage timings (``seconds_<stage>``) and the budget
+    """The run's summary, logged with the stage timings (``seconds/<stage>``) and the budget
     report; the run ends FINISHED."""
     cfg, run = started.cfg, started.run
     reg, search, evaluated = registered, fitted.search, fitted.evaluated
     timings = {**timings, "ray_start": search.startup_s}
-    tracking.log_metrics(run.run_id, {f"seconds_{k}": v for k, v in timings.items()})
+    tracking.log_metrics(run.run_id, metric_keys.prefixed(metric_keys.SECONDS, timings))
     tracking.log_json(
         run.run_id,
         planner.budget_report(prepared.budget, evaluated.trims, timings),

@@ -16,7 +16,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing import data, features, lineage, monitoring, registry, reproduce, tracking, versions
+from honing import (
+    data,
+    features,
+    lineage,
+    metric_keys,
+    monitoring,
+    registry,
+    reproduce,
+    tracking,
+    versions,
+)
 from honing.config import PipelineConfig, WindowConfig
 from honing.decision import Answers, answers
 from honing.evaluation import evaluate
@@ -24,6 +34,8 @@ from honing.exceptions import DataValidationError, RegistryError
 from honing.monitoring import PREDICTION, TARGET, DriftReport, RetrainDecision
 from honing.stages.prepare import split_table
 from honing.summary import RunRef
+
+DRIFT = metric_keys.DRIFT
 
 
 @dataclass(frozen=True)
@@ -314,15 +326,15 @@ def record(
     tracking.log_metrics(
         run_id,
         {
-            "drifted_share": report.drifted_share,
-            **({"weighted_drift_share": report.weighted_share}
+            f"{DRIFT}share": report.drifted_share,
+            **({f"{DRIFT}weighted_share": report.weighted_share}
                if report.weighted_share is not None else {}),
-            **{f"drift_{metric_key(c.column)}": c.score for c in report.columns},
-            **{f"drift_{c.column.strip('_')}": c.score
+            **{f"{DRIFT}column/{metric_key(c.column)}": c.score for c in report.columns},
+            **{f"{DRIFT}{c.column.strip('_')}": c.score
                for c in (report.prediction, report.target) if c is not None},
-            **{f"batch_{k}": v for k, v in report.performance.items()},
-            **{f"estimated_{k}": v for k, v in report.estimated.items()},
-            **({"estimate_error": report.audit.error}
+            **metric_keys.prefixed(metric_keys.BATCH, report.performance),
+            **metric_keys.prefixed(metric_keys.ESTIMATED, report.estimated),
+            **({f"{metric_keys.ESTIMATED}error": report.audit.error}
                if report.performance and report.audit is not None else {}),
         },
     )  # fmt: skip

@@ -5,7 +5,7 @@ importances."""
 
 from __future__ import annotations
 
-from honing import evaluation, explain, search_plots, summary, tracking
+from honing import evaluation, explain, metric_keys, search_plots, summary, tracking
 from honing.config import PipelineConfig
 from honing.stages.evaluate import Fitted
 from honing.stages.prepare import Prepared
@@ -37,8 +37,8 @@ def log_evaluation(
         run.run_id,
         summary.data_metrics(prepared.cleaning, len(split.X_train), len(split.X_test))
         | summary.search_metrics(search, choice, nested)
-        | {f"test_{k}": v for k, v in report.metrics.items()}
-        | {f"test_{k}_at_default": v for k, v in report.at_default.items()}
+        | metric_keys.prefixed(metric_keys.TEST, report.metrics)
+        | {metric_keys.test(f"{k}_at_default"): v for k, v in report.at_default.items()}
         | summary.decision_metrics(refit.decision),
     )
     tracking.log_json(run.run_id, choice.to_dict(), "search/model_choice.json")
