@@ -3,6 +3,7 @@ Chromium (``/usr/bin/chromium``; no browser is downloaded) over ``honing ui`` on
 two training runs wrote."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -105,6 +106,14 @@ def _review(page, url, summary, client, root: Path) -> None:
         timeout=WAIT_MS
     )
     page.get_by_text("test metric").first.wait_for(timeout=WAIT_MS)
+
+    # its charts: one section per metric prefix (honing.metric_keys), named with its count
+    page.goto(f"{url}/#/experiments/{exp}/runs/{run_id}/model-metrics")
+    for prefix in ("test", "cv", "seconds", "rows"):
+        header = page.get_by_text(prefix, exact=True).first
+        header.wait_for(timeout=WAIT_MS)
+        shown = header.evaluate("e => e.parentElement.innerText")
+        assert re.fullmatch(rf"{prefix}\s*\(\d+\)", shown.strip()), shown
 
     # the leaderboard table artifact: one row per trial, the best one marked
     page.goto(f"{url}/#/experiments/{exp}/runs/{run_id}/artifacts/search/leaderboard.json")
