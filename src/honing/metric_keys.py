@@ -18,6 +18,8 @@ tables sort them side by side: ``test/roc_auc``, ``cv/roc_auc``, ``seconds/searc
 
 from __future__ import annotations
 
+import re
+
 TEST = "test/"
 CV = "cv/"
 SECONDS = "seconds/"
@@ -44,6 +46,12 @@ def cv(metric: str) -> str:
 def seconds(stage: str) -> str:
     """``seconds/<stage>``: wall-clock seconds."""
     return f"{SECONDS}{stage}"
+
+
+def drifted_column(column: str) -> str:
+    """``drift/column/<column>``: a feature column's drift score, the column's name as an
+    MLflow metric name allows it (other characters become ``_``)."""
+    return f"{DRIFT}column/" + re.sub(r"[^A-Za-z0-9_\-. /]", "_", column)
 
 
 def prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:

@@ -8,7 +8,6 @@ flow returns."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,6 @@ from honing.exceptions import DataValidationError, RegistryError
 from honing.monitoring import PREDICTION, TARGET, DriftReport, RetrainDecision
 from honing.stages.prepare import split_table
 from honing.summary import RunRef
-
-DRIFT = metric_keys.DRIFT
 
 
 @dataclass(frozen=True)
@@ -85,11 +82,6 @@ def _answers_column(found: Answers, classes: list, index: pd.Index) -> pd.Series
         return pd.Series(found.values[:, 1], index=index)
     codes = found.codes if found.codes is not None else np.argmax(found.values, axis=1)
     return pd.Series([str(classes[int(c)]) for c in codes], index=index)
-
-
-def metric_key(column: str) -> str:
-    """``column`` as an MLflow metric name allows it."""
-    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", column)
 
 
 def _window(config: dict, fallback: WindowConfig) -> WindowConfig:
@@ -326,11 +318,11 @@ def record(
     tracking.log_metrics(
         run_id,
         {
-            f"{DRIFT}share": report.drifted_share,
-            **({f"{DRIFT}weighted_share": report.weighted_share}
+            f"{metric_keys.DRIFT}share": report.drifted_share,
+            **({f"{metric_keys.DRIFT}weighted_share": report.weighted_share}
                if report.weighted_share is not None else {}),
-            **{f"{DRIFT}column/{metric_key(c.column)}": c.score for c in report.columns},
-            **{f"{DRIFT}{c.column.strip('_')}": c.score
+            **{metric_keys.drifted_column(c.column): c.score for c in report.columns},
+            **{f"{metric_keys.DRIFT}{c.column.strip('_')}": c.score
                for c in (report.prediction, report.target) if c is not None},
             **metric_keys.prefixed(metric_keys.BATCH, report.performance),
             **metric_keys.prefixed(metric_keys.ESTIMATED, report.estimated),
