@@ -120,6 +120,7 @@ def project(tmp_path: Path, churn_df: pd.DataFrame) -> dict[str, Path]:
         "profile": "test",
         "mlflow": {
             "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            # inside the store's folder, as `honing init`'s is: recorded relative to it
             "artifact_root": str(tmp_path / "mlartifacts"),
         },
         "ray": {"num_cpus": 2, "storage_path": str(tmp_path / "ray_results")},

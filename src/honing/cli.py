@@ -439,7 +439,8 @@ def ui(
         "--workers",
         "1",
     ]
-    raise typer.Exit(subprocess.call(cmd))
+    # the UI resolves store-relative artifact locations against this store's folder
+    raise typer.Exit(subprocess.call(cmd, env={**os.environ, "MLFLOW_TRACKING_URI": uri}))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from honing.exceptions import ConfigError
 from honing.links import LOCAL_UI
+from honing.store_artifacts import location
 
 _USERINFO = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^:/@\s]*):[^@/\s]+@")
 _SECRET_PARAM = re.compile(r"(?P<head>\b(?:password|passwd|token|secret)=)[^&\s'\"]+", re.I)
@@ -39,7 +40,9 @@ class MlflowSettings(StrictModel):
     registry_uri: str | None = None
     artifact_root: str | None = Field(
         default="mlartifacts",
-        description="Where new experiments keep artifacts; None: the tracking server decides.",
+        description="Where new experiments keep artifacts; None: the tracking server decides. "
+        "A folder inside an SQLite store's folder is recorded relative to it "
+        "(`honing-store:mlartifacts/...`), so the project can be moved or copied.",
     )
     ui_url: str = Field(
         default=LOCAL_UI,
@@ -197,12 +200,15 @@ def parse_env_settings(
         mlflow = mlflow.model_copy(update={"tracking_uri": environ["MLFLOW_TRACKING_URI"]})
     if environ.get("MLFLOW_REGISTRY_URI"):
         mlflow = mlflow.model_copy(update={"registry_uri": environ["MLFLOW_REGISTRY_URI"]})
+    tracking_uri = _absolute_sqlite(mlflow.tracking_uri, root)
     artifact_root = mlflow.artifact_root
     if artifact_root is not None and not _has_scheme(artifact_root):
-        artifact_root = (root / artifact_root).resolve().as_uri()
+        folder = (root / artifact_root).resolve()
+        # a folder inside an SQLite store's folder stays relative to it: the two can move
+        artifact_root = location(folder, tracking_uri) or folder.as_uri()
     mlflow = mlflow.model_copy(
         update={
-            "tracking_uri": _absolute_sqlite(mlflow.tracking_uri, root),
+            "tracking_uri": tracking_uri,
             "registry_uri": _absolute_sqlite(mlflow.registry_uri, root)
             if mlflow.registry_uri
             else None,

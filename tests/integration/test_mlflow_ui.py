@@ -122,6 +122,11 @@ def _review(page, url, summary, client, root: Path) -> None:
     best = [t for t in trials if t.data.tags.get("honing.best_trial") == "true"]
     assert len(best) == 1
     page.get_by_text(best[0].info.run_name).first.wait_for(timeout=WAIT_MS)
+    # its path is relative to the store's folder (the project can move), never a file URI
+    name = client.get_experiment(exp).name
+    where = f"honing-store:mlartifacts/{name}/{run_id}/artifacts/search/"
+    page.get_by_text(f"Path: {where}leaderboard.json").first.wait_for(timeout=WAIT_MS)
+    assert "file://" not in page.inner_text("body")
 
     # the search's optimization history: a node of the run's artifact tree, where the page
     # lands on it, and an image logged with the run (its step 0, for the image grid)

@@ -1,6 +1,7 @@
 """MLflow tracking and Model Registry on a real SQLite store."""
 
 import json
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -96,8 +97,34 @@ def test_experiment_runs_and_nested_trials(mlflow_store):
     assert runs[1].info.status == "FAILED" and runs[1].data.tags["honing.error"]
     tracking.end_run(parent)
     assert client.get_run(parent).info.status == "FINISHED"
-    art = Path(mlflow_store.mlflow.artifact_root.removeprefix("file://"))
-    assert art.parent.exists()
+    # the experiment keeps its artifacts relative to the store's folder, where they are
+    assert mlflow_store.mlflow.artifact_root == "honing-store:mlartifacts"
+    assert client.get_experiment(exp).artifact_location == "honing-store:mlartifacts/e1"
+    assert runs[0].info.artifact_uri.startswith("honing-store:mlartifacts/e1/")
+
+
+def test_a_moved_project_keeps_its_artifacts_and_its_champion(mlflow_store, project, tmp_path):
+    """The store keeps its artifact locations relative to its own folder: the project folder
+    copied elsewhere, its old artifacts gone, still serves its runs' files and its champion."""
+    exp = tracking.ensure_experiment("e-move", mlflow_store.mlflow.artifact_root)
+    X, y = _data()
+    model = LogisticRegression().fit(X, y)
+    assert _register(mlflow_store, exp, model, X, y, name="moved").promoted
+    run_id = tracking.start_run(exp, "notes")
+    mlflow.MlflowClient().log_text(run_id, "kept", "notes/readme.txt")
+    tracking.end_run(run_id)
+    moved = tmp_path / "elsewhere" / "project"
+    shutil.copytree(project["root"], moved, ignore=shutil.ignore_patterns("elsewhere"))
+    shutil.rmtree(project["root"] / "mlartifacts")  # nothing may read the old folder
+    uri = f"sqlite:///{moved / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)  # the fixture restores the URI afterwards
+    client = mlflow.MlflowClient(uri)
+    assert client.get_run(run_id).info.artifact_uri.startswith("honing-store:mlartifacts/")
+    (tmp_path / "out").mkdir()
+    got = client.download_artifacts(run_id, "notes/readme.txt", str(tmp_path / "out"))
+    assert Path(got).read_text() == "kept"
+    served = registry.load_model("models:/moved@champion")  # its SHA-256 checked on the way
+    assert (served.predict(X) == model.predict(X)).all()
 
 
 def test_champion_challenger_in_the_registry(mlflow_store):

@@ -143,6 +143,35 @@ def test_environment_overrides_profile(tmp_path: Path):
     assert env.ray.storage_path == str((tmp_path / ".honing/ray_results").resolve())
 
 
+def test_a_relative_artifact_root_stays_relative_to_an_sqlite_store(tmp_path: Path):
+    from honing.store_artifacts import local_uri
+
+    def root(mlflow: dict[str, str]) -> str | None:
+        env = parse_env_settings({"mlflow": mlflow}, source=Path("e.yaml"), root=tmp_path)
+        return env.mlflow.artifact_root
+
+    assert root({"tracking_uri": "sqlite:///mlflow.db"}) == "honing-store:mlartifacts"
+    inside = root({"tracking_uri": "sqlite:///mlflow.db", "artifact_root": str(tmp_path / "a")})
+    assert inside == "honing-store:a"
+    # resolved against wherever the store's folder is: the same folder today
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert local_uri(f"{inside}/1/run/artifacts", store) == (
+        (tmp_path / "a" / "1" / "run" / "artifacts").resolve().as_uri()
+    )
+    # a folder outside the store's folder would not move with it: kept absolute, as are URIs
+    # and the roots of other stores
+    beside = root({"tracking_uri": "sqlite:///state/mlflow.db", "artifact_root": "art"})
+    assert beside == (tmp_path / "art").resolve().as_uri()
+    assert root({"tracking_uri": "sqlite:///mlflow.db", "artifact_root": str(tmp_path)}) == (
+        tmp_path.resolve().as_uri()
+    )
+    assert root({"tracking_uri": "sqlite:///m.db", "artifact_root": "s3://b/a"}) == "s3://b/a"
+    postgres = root({"tracking_uri": "postgresql://u@h/db", "artifact_root": "art"})
+    assert postgres == (tmp_path / "art").resolve().as_uri()
+    with pytest.raises(ValueError, match="SQLite tracking store"):
+        local_uri("honing-store:art/1", "http://127.0.0.1:5001")
+
+
 def test_env_profile_rejects_unknown_keys():
     with pytest.raises(ConfigError, match="mlflow.tracking_url"):
         parse_env_settings({"mlflow": {"tracking_url": "x"}}, source=Path("e.yaml"), root=Path("."))
