@@ -77,15 +77,47 @@ def _project(tmp: Path) -> tuple[Path, Path]:
     return config, env
 
 
+#: The plain mode's MLflow-side steps, timed one by one, and what each does.
+MLFLOW_SIDE = {
+    "validate": "validate (with lineage tags, dataset input, config, report)",
+    "log_evaluation": "log_evaluation (trials, leaderboard, metrics, plots)",
+    "register": "register (models, champion scoring, gate, load-and-query check)",
+    "finish": "finish (summary, timings)",
+}
+
+
+class Timed:
+    """The steps of ``honing.stages.steps``, each call's seconds added to ``seconds`` under
+    its label (:data:`MLFLOW_SIDE`): the measuring device of the plain mode."""
+
+    def __init__(self, steps: Any, seconds: dict[str, float]) -> None:
+        self.steps, self.seconds = steps, seconds
+
+    def __getattr__(self, name: str) -> Any:
+        step = getattr(self.steps, name)
+        if name not in MLFLOW_SIDE:
+            return step
+
+        def timed(**kwargs: Any) -> Any:
+            began = time.monotonic()
+            try:
+                return step(**kwargs)
+            finally:
+                label = MLFLOW_SIDE[name]
+                self.seconds[label] = self.seconds.get(label, 0.0) + time.monotonic() - began
+
+        return timed
+
+
 def run_mode(mode: str, config: str, env: str, repo: str) -> dict[str, object]:
     """One pipeline in this process; returns its wall seconds (after the imports) and, for
-    ``plain``, the seconds of its MLflow-side stages."""
-    from honing import data, planner, validation
-    from honing.lineage import build_lineage
+    ``plain``, the seconds of its MLflow-side stages. ``plain`` and ``compute`` run the
+    library's own stage order (:mod:`honing.stages.pipeline`) over the plain steps."""
+    from honing.experiments import search_name
     from honing.planner import StageClock
-    from honing.stages import compress, evaluate, finish, fit, prepare, record, register, start
+    from honing.stages import pipeline, start, steps
     from honing.stages import validate as validate_stage
-    from honing.tracking import search_name
+    from honing.stages.cache import StageStore
 
     if mode == "flow":
         from honing_flows.flows.training import training_pipeline
@@ -102,83 +134,48 @@ def run_mode(mode: str, config: str, env: str, repo: str) -> dict[str, object]:
         flow(name="empty")(lambda: 1)()
         return {"wall_s": time.monotonic() - began}
 
-    clock = StageClock(None)
-    began = clock.started
-    if mode == "plain":
-        with clock.stage("start (experiment, stale runs, run)"):
-            started = start.start(
-                config, env, run_name="overhead plain", tags={}, environ=os.environ
-            )
-        cfg, run = started.cfg, started.run
-        with clock.stage("validate (with lineage tags, dataset input, config, report)"):
-            validated = validate_stage.validate(
-                cfg, run, repo=repo, config_path=config, flow_run_id="none"
-            )
-        raw, lineage = validated.raw, validated.lineage
-    else:
-        cfg = start.load(config, os.environ)
-        settings = start.connect(env, os.environ)  # Ray's address; MLflow is never called
-        raw = data.load_table(cfg.data.path, cfg.data.format)
-        report = validation.validate(
-            raw,
-            validation.load_suite(cfg.validation.suite),
-            source=str(cfg.data.path),
-            rules=validation.QualityRules.from_config(cfg),
-        )
-        validation.gate(report)
-        lineage = build_lineage(
-            data_path=Path(cfg.data.path),
-            data_md5=data.file_md5(cfg.data.path),
-            repo=Path(repo),
-            config_hash=cfg.content_hash,
+    began = time.monotonic()
+    if mode == "plain":  # the whole run, as the flow runs it, without Prefect
+        seconds: dict[str, float] = {}
+        started = start.start(config, env, run_name="overhead plain", tags={}, environ=os.environ)
+        seconds["start (experiment, stale runs, run)"] = time.monotonic() - began
+        pipeline.train(
+            Timed(steps, seconds),
+            started,
+            repo=repo,
             config_path=config,
             flow_run_id="none",
+            resume_search=False,
+            force=True,
         )
-    ray = (started.settings if mode == "plain" else settings).ray
-    prepared = prepare.prepare(cfg, raw, lineage, elapsed_s=time.monotonic() - began)
-    name = search_name(cfg.name, cfg.content_hash, lineage, resume=False)
-    result = fit.search(cfg, prepared, ray=ray, experiment_name=name)
-    refit_s = planner.refit_budget(None, None, compression=True)
-    choice = fit.choose(cfg, prepared, result, refit_s=refit_s)
-    refit = fit.refit(cfg, prepared, choice)
-    evaluated = evaluate.evaluate(cfg, prepared, refit, left_s=None)
-    explained = evaluate.explain_model(cfg, prepared, refit, evaluated.trims)
-    compressed = compress.compress(cfg, prepared, refit, evaluated.trims)
-    fitted = evaluate.Fitted(result, choice, None, refit, evaluated, explained)
-    if mode == "plain":
-        with clock.stage("log_evaluation (trials, leaderboard, metrics, plots)"):
-            record.log_evaluation(run, cfg, prepared=prepared, fitted=fitted)
-        evaluation_gate(cfg, evaluated)
-        with clock.stage("register (models, champion scoring, gate, load-and-query check)"):
-            registered = register.register(
-                run,
-                cfg,
-                prepared=prepared,
-                refit=refit,
-                evaluated=evaluated,
-                lineage=lineage,
-                compressed=compressed,
-            )
-        with clock.stage("finish (summary, timings)"):
-            finish.finish(
-                started,
-                lineage=lineage,
-                prepared=prepared,
-                fitted=fitted,
-                registered=registered,
-                timings={"total": time.monotonic() - began},
-            )
-    else:
-        evaluation_gate(cfg, evaluated)
-    return {"wall_s": time.monotonic() - began, "stages": clock.seconds}
-
-
-def evaluation_gate(cfg, evaluated) -> None:  # type: ignore[no-untyped-def]
-    from honing import evaluation
-
-    evaluation.gate(
-        evaluated.report, cfg.evaluation.thresholds, evaluated.slices, cfg.evaluation.slice_gate
+        return {"wall_s": time.monotonic() - began, "stages": seconds}
+    # compute: the same stages' computations, with no MLflow call at all
+    cfg = start.load(config, os.environ)
+    settings = start.connect(env, os.environ)  # Ray's address; MLflow is never called
+    clock = StageClock(None)
+    validated = validate_stage.check(cfg, repo=repo, config_path=config, flow_run_id="none")
+    steps.validation_gate(validated=validated)
+    prepared = steps.prepare(
+        cfg=cfg, raw=validated.raw, lineage=validated.lineage, elapsed_s=clock.elapsed()
     )
+    fitted = pipeline.fitted(
+        steps,
+        cfg,
+        prepared,
+        ray=settings.ray,
+        experiment_name=search_name(cfg.name, cfg.content_hash, validated.lineage, resume=False),
+        store=StageStore.off(),
+        clock=clock,
+    )
+    steps.quality_gate(cfg=cfg, evaluated=fitted.evaluated)
+    steps.compress(
+        cfg=cfg,
+        prepared=prepared,
+        refit=fitted.refit,
+        trims=fitted.evaluated.trims,
+        store=StageStore.off(),
+    )
+    return {"wall_s": time.monotonic() - began}
 
 
 def _child(mode: str, tmp: Path) -> dict[str, Any]:

@@ -62,15 +62,21 @@ class Reported(Protocol):
 R = TypeVar("R", bound=Reported | None)
 
 
+def run_log() -> Callable[[str], None]:
+    """Where a task writes its decision lines: its run's Prefect log (the ``honing`` logger
+    when called as a plain function, ``task.fn``, outside a run)."""
+    try:
+        return get_run_logger().info  # type: ignore[no-any-return]
+    except MissingContextError:
+        return logging.getLogger("honing").info
+
+
 def logged(value: R) -> R:
     """``value``, after writing its decision lines (scores, choices, what was trimmed) to the
     task run's log, so that a Prefect run reads as a story (None: nothing to say)."""
     if value is None:
         return value
-    try:
-        logger = get_run_logger()
-    except MissingContextError:  # called as a plain function (``task.fn``), outside a run
-        logger = logging.getLogger("honing")
+    log = run_log()
     for line in value.log_lines():
-        logger.info(line)
+        log(line)
     return value

@@ -1,22 +1,20 @@
 """The training pipeline's stages as tasks: one call into :mod:`honing.stages` each.
 
-The expensive, pure stages (search, choice, refit, explanations, compression) reuse a result
-kept by honing (:class:`honing.stages.cache.StageStore`) under the key
-:func:`honing.stages.keys.stage_key` gives (data MD5, commit, the config sections they read),
-so that a run whose compression settings changed re-runs only the compression. The records
-are sealed with the project's secret and load with honing's reviewed types only; Prefect
-persists none of them.
+Each task of a step name runs the plain step of :mod:`honing.stages.steps` with the task
+run's logger, so that a flow run reads as a story; :func:`honing.stages.pipeline.train`
+calls them in the library's order. The expensive, pure stages (search, choice, refit,
+explanations, compression) reuse a result kept by honing
+(:class:`honing.stages.cache.StageStore`) under the key :func:`honing.stages.keys.stage_key`
+gives (data MD5, commit, the config sections they read), so that a run whose compression
+settings changed re-runs only the compression. The records are sealed with the project's
+secret and load with honing's reviewed types only; Prefect persists none of them.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
-from prefect import get_run_logger
-
-from honing import evaluation, summary, tracking, validation
 from honing.compression import CompressionResult
 from honing.config import EnvSettings, PipelineConfig, RaySettings
 from honing.ensembles import EnsembleDecision
@@ -25,22 +23,18 @@ from honing.nested import NestedCVResult
 from honing.planner import Trims
 from honing.reproduce import RecordedChoice
 from honing.search import SearchResult
-from honing.stages import compress as compress_stage
 from honing.stages import evaluate as evaluate_stage
-from honing.stages import finish as finish_stage
-from honing.stages import fit, record
+from honing.stages import fit, steps
 from honing.stages import prepare as prepare_stage
 from honing.stages import register as register_stage
 from honing.stages import start as start_stage
 from honing.stages import validate as validate_stage
 from honing.stages.cache import StageStore
-from honing.unchanged import UnchangedVersion, unchanged_version
+from honing.summary import RunRef, TrainingSummary
+from honing.tracking import fail_run
+from honing.unchanged import UnchangedVersion
 from honing_flows import prefect_artifacts
-from honing_flows.tasks import compute_task, io_task, logged
-
-
-def _trims(trims: Trims) -> str:
-    return json.dumps(trims.to_dict(), sort_keys=True, default=str)
+from honing_flows.tasks import compute_task, io_task, logged, run_log
 
 
 @io_task(run_name="start({config_path})")
@@ -70,23 +64,26 @@ def connect(env_path: str | None) -> EnvSettings:
 
 @io_task
 def validate(
-    cfg: PipelineConfig, run: summary.RunRef, repo: str, config_path: str, flow_run_id: str
+    cfg: PipelineConfig, run: RunRef, repo: str, config_path: str, flow_run_id: str
 ) -> validate_stage.Validated:
-    return logged(
-        validate_stage.validate(
-            cfg, run, repo=repo, config_path=config_path, flow_run_id=flow_run_id
-        )
+    return steps.validate(
+        cfg=cfg,
+        run=run,
+        repo=repo,
+        config_path=config_path,
+        flow_run_id=flow_run_id,
+        log=run_log(),
     )
 
 
 @compute_task
 def validation_gate(validated: validate_stage.Validated) -> None:
-    validation.gate(validated.report)
+    steps.validation_gate(validated=validated)
 
 
 @io_task
 def unchanged(name: str, lineage: Lineage, alias: str) -> UnchangedVersion | None:
-    return logged(unchanged_version(name, lineage, alias))
+    return steps.unchanged(name=name, lineage=lineage, alias=alias, log=run_log())
 
 
 @compute_task
@@ -97,8 +94,8 @@ def prepare(
     elapsed_s: float,
     startup_s: float | None = None,
 ) -> prepare_stage.Prepared:
-    return logged(
-        prepare_stage.prepare(cfg, raw, lineage, elapsed_s=elapsed_s, startup_s=startup_s)
+    return steps.prepare(
+        cfg=cfg, raw=raw, lineage=lineage, elapsed_s=elapsed_s, startup_s=startup_s, log=run_log()
     )
 
 
@@ -110,20 +107,14 @@ def search(
     experiment_name: str,
     store: StageStore,
 ) -> SearchResult:
-    return logged(
-        store.reuse(
-            "search",
-            cfg,
-            prepared.lineage,
-            lambda: fit.search(
-                cfg,
-                prepared,
-                ray=ray,
-                experiment_name=experiment_name,
-                progress=get_run_logger().info,
-            ),
-        )
-    ).value
+    return steps.search(
+        cfg=cfg,
+        prepared=prepared,
+        ray=ray,
+        experiment_name=experiment_name,
+        store=store,
+        log=run_log(),
+    )
 
 
 @compute_task  # its result kept and reused by honing (StageStore)
@@ -134,21 +125,16 @@ def choose(
     refit_s: float | None,
     store: StageStore,
 ) -> EnsembleDecision:
-    return logged(
-        store.reuse(
-            "choose",
-            cfg,
-            prepared.lineage,
-            lambda: fit.choose(cfg, prepared, result, refit_s=refit_s),
-        )
-    ).value
+    return steps.choose(
+        cfg=cfg, prepared=prepared, result=result, refit_s=refit_s, store=store, log=run_log()
+    )
 
 
 @compute_task
 def nested_cv(
     cfg: PipelineConfig, prepared: prepare_stage.Prepared, ray: RaySettings, experiment_name: str
 ) -> NestedCVResult:
-    return fit.nested_cv(cfg, prepared, ray=ray, experiment_name=experiment_name)
+    return steps.nested_cv(cfg=cfg, prepared=prepared, ray=ray, experiment_name=experiment_name)
 
 
 @compute_task  # its result kept and reused by honing (StageStore)
@@ -158,21 +144,19 @@ def refit(
     choice: EnsembleDecision,
     store: StageStore,
 ) -> fit.Refit:
-    return logged(
-        store.reuse("refit", cfg, prepared.lineage, lambda: fit.refit(cfg, prepared, choice))
-    ).value
+    return steps.refit(cfg=cfg, prepared=prepared, choice=choice, store=store, log=run_log())
 
 
 @compute_task
 def rebuild(prepared: prepare_stage.Prepared, recorded: RecordedChoice) -> fit.Refit:
-    return logged(fit.rebuild(prepared, recorded.spec, recorded.rule))
+    return steps.rebuild(prepared=prepared, recorded=recorded, log=run_log())
 
 
 @compute_task
 def evaluate(
     cfg: PipelineConfig, prepared: prepare_stage.Prepared, refit: fit.Refit, left_s: float | None
 ) -> evaluate_stage.Evaluated:
-    return logged(evaluate_stage.evaluate(cfg, prepared, refit, left_s=left_s))
+    return steps.evaluate(cfg=cfg, prepared=prepared, refit=refit, left_s=left_s, log=run_log())
 
 
 @compute_task  # its result kept and reused by honing (StageStore)
@@ -183,32 +167,24 @@ def explain(
     trims: Trims,
     store: StageStore,
 ) -> evaluate_stage.Explained:
-    return logged(
-        store.reuse(
-            "explain",
-            cfg,
-            prepared.lineage,
-            lambda: evaluate_stage.explain_model(cfg, prepared, refit, trims),
-            extra=_trims(trims),
-        )
-    ).value
+    return steps.explain(
+        cfg=cfg, prepared=prepared, refit=refit, trims=trims, store=store, log=run_log()
+    )
 
 
 @io_task
 def log_evaluation(
-    run: summary.RunRef,
+    run: RunRef,
     cfg: PipelineConfig,
     prepared: prepare_stage.Prepared,
     fitted: evaluate_stage.Fitted,
 ) -> None:
-    record.log_evaluation(run, cfg, prepared=prepared, fitted=fitted)
+    steps.log_evaluation(run=run, cfg=cfg, prepared=prepared, fitted=fitted)
 
 
 @compute_task
 def quality_gate(cfg: PipelineConfig, evaluated: evaluate_stage.Evaluated) -> None:
-    evaluation.gate(
-        evaluated.report, cfg.evaluation.thresholds, evaluated.slices, cfg.evaluation.slice_gate
-    )
+    steps.quality_gate(cfg=cfg, evaluated=evaluated)
 
 
 @compute_task  # its result kept and reused by honing (StageStore)
@@ -219,21 +195,15 @@ def compress(
     trims: Trims,
     store: StageStore,
 ) -> CompressionResult | None:
-    return logged(
-        store.reuse(
-            "compress",
-            cfg,
-            prepared.lineage,
-            lambda: compress_stage.compress(cfg, prepared, refit, trims),
-            extra=_trims(trims),
-        )
-    ).value
+    return steps.compress(
+        cfg=cfg, prepared=prepared, refit=refit, trims=trims, store=store, log=run_log()
+    )
 
 
 # Retried: registration first looks for a version of this run, so a retry never duplicates.
 @io_task
 def register(
-    run: summary.RunRef,
+    run: RunRef,
     cfg: PipelineConfig,
     prepared: prepare_stage.Prepared,
     refit: fit.Refit,
@@ -241,16 +211,15 @@ def register(
     lineage: Lineage,
     compressed: CompressionResult | None,
 ) -> register_stage.Registered:
-    return logged(
-        register_stage.register(
-            run,
-            cfg,
-            prepared=prepared,
-            refit=refit,
-            evaluated=evaluated,
-            lineage=lineage,
-            compressed=compressed,
-        )
+    return steps.register(
+        run=run,
+        cfg=cfg,
+        prepared=prepared,
+        refit=refit,
+        evaluated=evaluated,
+        lineage=lineage,
+        compressed=compressed,
+        log=run_log(),
     )
 
 
@@ -262,20 +231,19 @@ def finish(
     fitted: evaluate_stage.Fitted,
     registered: register_stage.Registered,
     timings: dict[str, float],
-) -> summary.TrainingSummary:
+) -> TrainingSummary:
     """The library's finish, then the summary as Prefect Markdown and link artifacts."""
-    return logged(
-        prefect_artifacts.published(
-            finish_stage.finish(
-                started,
-                lineage=lineage,
-                prepared=prepared,
-                fitted=fitted,
-                registered=registered,
-                timings=timings,
-            ),
-            started.settings.mlflow.ui_url,
-        )
+    return prefect_artifacts.published(
+        steps.finish(
+            started=started,
+            lineage=lineage,
+            prepared=prepared,
+            fitted=fitted,
+            registered=registered,
+            timings=timings,
+            log=run_log(),
+        ),
+        started.settings.mlflow.ui_url,
     )
 
 
@@ -285,20 +253,20 @@ def finish_unchanged(
     lineage: Lineage,
     same: UnchangedVersion,
     timings: dict[str, float],
-) -> summary.TrainingSummary:
-    return logged(
-        prefect_artifacts.published(
-            finish_stage.finish_unchanged(started, lineage=lineage, same=same, timings=timings),
-            started.settings.mlflow.ui_url,
-        )
+) -> TrainingSummary:
+    return prefect_artifacts.published(
+        steps.finish_unchanged(
+            started=started, lineage=lineage, same=same, timings=timings, log=run_log()
+        ),
+        started.settings.mlflow.ui_url,
     )
 
 
 @io_task
-def fail(run: summary.RunRef, stage: str, reason: str) -> None:
+def fail(run: RunRef, stage: str, reason: str) -> None:
     """The MLflow run marked FAILED with its reason; the same reason as the flow run's
     Markdown artifact, even when the store cannot take the mark."""
     try:
-        tracking.fail_run(run.run_id, stage, reason)
+        fail_run(run.run_id, stage, reason)
     finally:
         prefect_artifacts.publish_failure(run.run_id, stage, reason)

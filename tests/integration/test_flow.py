@@ -392,8 +392,8 @@ def _clean_checkout(project) -> None:
 
 
 def _task_runs(summary) -> list[tuple[str, str]]:
-    """The flow run's task runs, every one (a stage run twice counts twice): (stage name,
-    final state name)."""
+    """The flow run's task runs, every one (a stage run twice counts twice), in the order
+    they started: (stage name, final state name)."""
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
@@ -404,6 +404,7 @@ def _task_runs(summary) -> list[tuple[str, str]]:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
         )
+    runs = sorted(runs, key=lambda r: r.start_time or r.expected_start_time)
     return [(r.name.split("(")[0].rsplit("-", 1)[0], r.state.name) for r in runs]
 
 
@@ -501,6 +502,7 @@ def test_a_compression_change_reruns_only_compression_in_a_few_named_tasks(run_f
     from honing.config import load_config
     from honing.lineage import Lineage
     from honing.stages.keys import stage_key
+    from honing.stages.pipeline import ORDER
 
     _clean_checkout(project)
     stored = _stored_results(project)
@@ -510,8 +512,9 @@ def test_a_compression_change_reruns_only_compression_in_a_few_named_tasks(run_f
     tasks = _task_runs(first)
     assert len(tasks) <= 15, tasks
     names = [name for name, _ in tasks]
-    assert set(names) >= {"start", "validate", "search", "refit", "compress", "register"}
-    assert len(set(names)) == len(names), tasks  # one task run per stage
+    # one task run per stage, in the library's order (honing.stages.pipeline, which the
+    # plain run of bench/overhead.py runs too); nested CV is not configured here
+    assert names == ["start", *(step for step in ORDER if step != "nested_cv")], tasks
     assert {state for _, state in tasks} == {"Completed"}
 
     cfg = yaml.safe_load(project["config"].read_text())

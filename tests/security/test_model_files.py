@@ -63,8 +63,11 @@ def _register(store, X, y, model=None, name="sec"):
 
 def _stored_folder(name: str, version: str) -> Path:
     """The version's files where the store keeps them (what a tamperer edits in place)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
     uri = mlflow.MlflowClient().get_model_version_download_uri(name, version)
-    folder = Path(uri.removeprefix("file://"))
+    # the local folder it names (a store-relative location resolved as MLflow resolves it)
+    folder = Path(get_artifact_repository(uri, tracking_uri=mlflow.get_tracking_uri()).artifact_dir)
     assert (folder / "MLmodel").is_file(), uri
     return folder
 

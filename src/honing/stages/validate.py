@@ -32,31 +32,51 @@ class Validated:
         ]  # fmt: skip
 
 
-def validate(
-    cfg: PipelineConfig, run: RunRef, *, repo: str, config_path: str, flow_run_id: str
-) -> Validated:
-    """Load ``cfg.data.path``, tag the run with its lineage (data MD5, commit, config hash),
-    log it as the run's dataset input and the config beside it, validate it and log the
-    report. :func:`honing.validation.gate` then decides on it."""
+def located(
+    cfg: PipelineConfig, *, repo: str, config_path: str, flow_run_id: str
+) -> tuple[pd.DataFrame, lineage.Lineage]:
+    """The table at ``cfg.data.path``, and its lineage (data MD5, commit, config hash)."""
     raw = data.load_table(cfg.data.path, cfg.data.format)
-    data_md5 = data.file_md5(cfg.data.path)
     found = lineage.build_lineage(
         data_path=Path(cfg.data.path),
-        data_md5=data_md5,
+        data_md5=data.file_md5(cfg.data.path),
         repo=Path(repo),
         config_hash=cfg.content_hash,
         config_path=config_path,
         flow_run_id=flow_run_id,
     )
-    tracking.set_tags(run.run_id, found.tags())
-    tracking.log_dataset(run.run_id, raw, source=found.data_path, name=cfg.name, digest=data_md5)
-    tracking.log_config(run.run_id, cfg, Path(repo))
-    report = validation.validate(
+    return raw, found
+
+
+def report(cfg: PipelineConfig, raw: pd.DataFrame) -> validation.ValidationReport:
+    """``raw`` validated against the config's suite and quality rules."""
+    return validation.validate(
         raw,
         validation.load_suite(cfg.validation.suite),
         source=str(cfg.data.path),
         rules=validation.QualityRules.from_config(cfg),
         budget_s=cfg.time_budget_s,
     )
-    tracking.log_json(run.run_id, report.to_dict(), "validation/report.json", root=repo)
-    return Validated(raw=raw, lineage=found, report=report)
+
+
+def check(cfg: PipelineConfig, *, repo: str, config_path: str, flow_run_id: str) -> Validated:
+    """The table, its lineage and its validation report, with nothing logged."""
+    raw, found = located(cfg, repo=repo, config_path=config_path, flow_run_id=flow_run_id)
+    return Validated(raw=raw, lineage=found, report=report(cfg, raw))
+
+
+def validate(
+    cfg: PipelineConfig, run: RunRef, *, repo: str, config_path: str, flow_run_id: str
+) -> Validated:
+    """Load ``cfg.data.path``, tag the run with its lineage (data MD5, commit, config hash),
+    log it as the run's dataset input and the config beside it, validate it and log the
+    report. :func:`honing.validation.gate` then decides on it."""
+    raw, found = located(cfg, repo=repo, config_path=config_path, flow_run_id=flow_run_id)
+    tracking.set_tags(run.run_id, found.tags())
+    tracking.log_dataset(
+        run.run_id, raw, source=found.data_path, name=cfg.name, digest=found.data_md5
+    )
+    tracking.log_config(run.run_id, cfg, Path(repo))
+    checked = report(cfg, raw)
+    tracking.log_json(run.run_id, checked.to_dict(), "validation/report.json", root=repo)
+    return Validated(raw=raw, lineage=found, report=checked)

@@ -1,0 +1,356 @@
+"""The order of the training pipeline's stages, written once.
+
+:func:`train` runs the whole sequence over a set of :class:`Steps`: the flow passes its
+Prefect tasks (``honing_flows.tasks.stages``, one library call each), ``bench/overhead.py``
+the same functions called plainly. :func:`refit_anew` (search, choice, nested CV, refit) is
+the part that :func:`reproduce` runs again for a version that recorded no model, and
+:func:`fitted` adds the evaluation and the explanations (the :class:`Fitted` bundle).
+
+The budget travels with the run: :func:`train` keeps the :class:`~honing.planner.StageClock`
+that counts from the command's start, times each stage with it, and asks the plan of
+``prepared.budget`` what the later stages may spend, so the caller does no arithmetic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from honing.compression import CompressionResult
+from honing.config import PipelineConfig, RaySettings
+from honing.ensembles import EnsembleDecision
+from honing.exceptions import failure_reason
+from honing.experiments import search_name
+from honing.lineage import Lineage
+from honing.nested import NestedCVResult
+from honing.planner import StageClock, Trims
+from honing.reproduce import RecordedChoice, VersionLineage
+from honing.search import SearchResult
+from honing.stages.cache import StageStore
+from honing.stages.evaluate import Evaluated, Explained, Fitted
+from honing.stages.fit import Refit
+from honing.stages.keys import reusable
+from honing.stages.prepare import Prepared
+from honing.stages.register import Registered
+from honing.stages.start import Started
+from honing.stages.validate import Validated
+from honing.summary import RunRef, TrainingSummary
+from honing.unchanged import UnchangedVersion
+
+#: The steps :func:`train` calls, in this order (``nested_cv`` only when configured; a run
+#: of an unchanged version stops at ``unchanged`` and calls ``finish_unchanged``). A flow run
+#: shows them as its task runs, after ``start``.
+ORDER = ("validate", "validation_gate", "unchanged", "prepare", "search", "choose", "nested_cv",
+         "refit", "evaluate", "explain", "log_evaluation", "quality_gate", "compress",
+         "register", "finish")  # fmt: skip
+
+
+class Steps(Protocol):
+    """What runs each stage, by the stage's name, with keyword arguments only: the Prefect
+    tasks of ``honing_flows.tasks.stages`` in a flow, or plain functions of the same names."""
+
+    def validate(
+        self, *, cfg: PipelineConfig, run: RunRef, repo: str, config_path: str, flow_run_id: str
+    ) -> Validated: ...
+    def validation_gate(self, *, validated: Validated) -> None: ...
+    def unchanged(self, *, name: str, lineage: Lineage, alias: str) -> UnchangedVersion | None: ...
+    def prepare(
+        self,
+        *,
+        cfg: PipelineConfig,
+        raw: Any,
+        lineage: Lineage,
+        elapsed_s: float,
+        startup_s: float | None = None,
+    ) -> Prepared: ...
+    def search(
+        self,
+        *,
+        cfg: PipelineConfig,
+        prepared: Prepared,
+        ray: RaySettings,
+        experiment_name: str,
+        store: StageStore,
+    ) -> SearchResult: ...
+    def choose(
+        self,
+        *,
+        cfg: PipelineConfig,
+        prepared: Prepared,
+        result: SearchResult,
+        refit_s: float | None,
+        store: StageStore,
+    ) -> EnsembleDecision: ...
+    def nested_cv(
+        self, *, cfg: PipelineConfig, prepared: Prepared, ray: RaySettings, experiment_name: str
+    ) -> NestedCVResult: ...
+    def refit(
+        self,
+        *,
+        cfg: PipelineConfig,
+        prepared: Prepared,
+        choice: EnsembleDecision,
+        store: StageStore,
+    ) -> Refit: ...
+    def rebuild(self, *, prepared: Prepared, recorded: RecordedChoice) -> Refit: ...
+    def evaluate(
+        self, *, cfg: PipelineConfig, prepared: Prepared, refit: Refit, left_s: float | None
+    ) -> Evaluated: ...
+    def explain(
+        self,
+        *,
+        cfg: PipelineConfig,
+        prepared: Prepared,
+        refit: Refit,
+        trims: Trims,
+        store: StageStore,
+    ) -> Explained: ...
+    def log_evaluation(
+        self, *, run: RunRef, cfg: PipelineConfig, prepared: Prepared, fitted: Fitted
+    ) -> None: ...
+    def quality_gate(self, *, cfg: PipelineConfig, evaluated: Evaluated) -> None: ...
+    def compress(
+        self,
+        *,
+        cfg: PipelineConfig,
+        prepared: Prepared,
+        refit: Refit,
+        trims: Trims,
+        store: StageStore,
+    ) -> CompressionResult | None: ...
+    def register(
+        self,
+        *,
+        run: RunRef,
+        cfg: PipelineConfig,
+        prepared: Prepared,
+        refit: Refit,
+        evaluated: Evaluated,
+        lineage: Lineage,
+        compressed: CompressionResult | None,
+    ) -> Registered: ...
+    def finish(
+        self,
+        *,
+        started: Started,
+        lineage: Lineage,
+        prepared: Prepared,
+        fitted: Fitted,
+        registered: Registered,
+        timings: dict[str, float],
+    ) -> TrainingSummary: ...
+    def finish_unchanged(
+        self,
+        *,
+        started: Started,
+        lineage: Lineage,
+        same: UnchangedVersion,
+        timings: dict[str, float],
+    ) -> TrainingSummary: ...
+    def fail(self, *, run: RunRef, stage: str, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Refitted:
+    """The search, the choice it led to, nested CV (None unless configured) and the refit
+    model."""
+
+    search: SearchResult
+    choice: EnsembleDecision
+    nested: NestedCVResult | None
+    refit: Refit
+
+
+def _timings(clock: StageClock) -> dict[str, float]:
+    return {**clock.seconds, "total": clock.elapsed()}
+
+
+def refit_anew(
+    steps: Steps,
+    cfg: PipelineConfig,
+    prepared: Prepared,
+    *,
+    ray: RaySettings,
+    experiment_name: str,
+    store: StageStore,
+    clock: StageClock,
+    nested: bool = False,
+) -> Refitted:
+    """Search, choose the model (an ensemble's members refit within what the plan leaves
+    them), nested CV when ``nested``, and refit the choice on the training rows."""
+    with clock.stage("search"):
+        result = steps.search(
+            cfg=cfg, prepared=prepared, ray=ray, experiment_name=experiment_name, store=store
+        )
+    with clock.stage("ensemble"):
+        refit_s = prepared.budget.refit_s(clock.left())
+        choice = steps.choose(
+            cfg=cfg, prepared=prepared, result=result, refit_s=refit_s, store=store
+        )
+    outer = None
+    if nested:
+        with clock.stage("nested_cv"):
+            outer = steps.nested_cv(
+                cfg=cfg, prepared=prepared, ray=ray, experiment_name=experiment_name
+            )
+    with clock.stage("refit"):
+        refit = steps.refit(cfg=cfg, prepared=prepared, choice=choice, store=store)
+    return Refitted(search=result, choice=choice, nested=outer, refit=refit)
+
+
+def fitted(
+    steps: Steps,
+    cfg: PipelineConfig,
+    prepared: Prepared,
+    *,
+    ray: RaySettings,
+    experiment_name: str,
+    store: StageStore,
+    clock: StageClock,
+) -> Fitted:
+    """:func:`refit_anew` (nested CV as configured), then the test evaluation (which sizes
+    the optional work to the time left) and the explanations."""
+    done = refit_anew(
+        steps,
+        cfg,
+        prepared,
+        ray=ray,
+        experiment_name=experiment_name,
+        store=store,
+        clock=clock,
+        nested=cfg.search.nested_cv.enabled,
+    )
+    with clock.stage("evaluation"):
+        evaluated = steps.evaluate(
+            cfg=cfg, prepared=prepared, refit=done.refit, left_s=clock.left()
+        )
+    with clock.stage("explain"):
+        explained = steps.explain(
+            cfg=cfg, prepared=prepared, refit=done.refit, trims=evaluated.trims, store=store
+        )
+    return Fitted(
+        search=done.search,
+        choice=done.choice,
+        nested=done.nested,
+        refit=done.refit,
+        evaluated=evaluated,
+        explained=explained,
+    )
+
+
+def train(
+    steps: Steps,
+    started: Started,
+    *,
+    repo: str,
+    config_path: str,
+    flow_run_id: str,
+    resume_search: bool = True,
+    force: bool = False,
+) -> TrainingSummary:
+    """The whole run after :func:`honing.stages.start.start`: validate (reported, logged,
+    then gated), stop at an unchanged version unless ``force``, prepare, :func:`fitted`, log
+    the evaluation, gate its quality, compress, register and finish. The expensive stages
+    reuse a result of the same inputs kept in the project (unless ``force``, or not
+    ``resume_search``: then the search starts anew too), and keep theirs when the commit
+    says what code made them. A failure marks the run FAILED with the stage and the reason
+    before it propagates."""
+    cfg, run, ray = started.cfg, started.run, started.settings.ray
+    clock = StageClock(cfg.time_budget_s, started=started.started)  # counts from the start
+    try:
+        with clock.stage("validation"):
+            validated = steps.validate(
+                cfg=cfg, run=run, repo=repo, config_path=config_path, flow_run_id=flow_run_id
+            )
+            steps.validation_gate(validated=validated)
+        lineage = validated.lineage
+        registry = cfg.registry
+        same = (
+            None
+            if force
+            else steps.unchanged(
+                name=registry.model_name, lineage=lineage, alias=registry.champion_alias
+            )
+        )
+        if same is not None:  # the same data, config and commit as a complete version
+            return steps.finish_unchanged(
+                started=started, lineage=lineage, same=same, timings=_timings(clock)
+            )
+        prepared = steps.prepare(
+            cfg=cfg,
+            raw=validated.raw,
+            lineage=lineage,
+            elapsed_s=clock.elapsed(),
+            startup_s=clock.startup(),
+        )
+        resume = resume_search and not force
+        store = StageStore.for_project(repo, read=resume, write=reusable(lineage))
+        name = search_name(cfg.name, cfg.content_hash, lineage, resume=resume)
+        fit = fitted(steps, cfg, prepared, ray=ray, experiment_name=name, store=store, clock=clock)
+        with clock.stage("explain"):  # what a reviewer reads, before any gate can stop it
+            steps.log_evaluation(run=run, cfg=cfg, prepared=prepared, fitted=fit)
+        steps.quality_gate(cfg=cfg, evaluated=fit.evaluated)
+        with clock.stage("compression"):
+            compressed = steps.compress(
+                cfg=cfg,
+                prepared=prepared,
+                refit=fit.refit,
+                trims=fit.evaluated.trims,
+                store=store,
+            )
+        with clock.stage("registration"):
+            registered = steps.register(
+                run=run,
+                cfg=cfg,
+                prepared=prepared,
+                refit=fit.refit,
+                evaluated=fit.evaluated,
+                lineage=lineage,
+                compressed=compressed,
+            )
+        return steps.finish(
+            started=started,
+            lineage=lineage,
+            prepared=prepared,
+            fitted=fit,
+            registered=registered,
+            timings=_timings(clock),
+        )
+    except BaseException as exc:
+        # the run's own failure is what the user sees, even when its store cannot take the
+        # FAILED mark either (a full disk): the next run marks it from its dead process
+        with contextlib.suppress(Exception):
+            steps.fail(run=run, stage=clock.current, reason=failure_reason(exc))
+        raise
+
+
+def reproduce(
+    steps: Steps,
+    cfg: PipelineConfig,
+    raw: Any,
+    lineage: VersionLineage,
+    recorded: RecordedChoice | None,
+    *,
+    ray: RaySettings,
+) -> Evaluated:
+    """Prepare the version's data as its run did, rebuild the model it ``recorded`` (its
+    spec and decision rule) or, with none, :func:`refit_anew` under its config (nothing is
+    reused from earlier runs, nor kept), and evaluate it on the same split."""
+    clock = StageClock(cfg.time_budget_s)
+    # the version's lineage stands for the run's: the stages read its data MD5 and commit
+    prepared = steps.prepare(
+        cfg=cfg,
+        raw=raw,
+        lineage=lineage,  # type: ignore[arg-type]
+        elapsed_s=clock.elapsed(),
+    )
+    if recorded is not None:  # the very model the version was: its spec and its rule
+        refit = steps.rebuild(prepared=prepared, recorded=recorded)
+    else:
+        name = search_name(cfg.name, cfg.content_hash, None, resume=False)
+        refit = refit_anew(
+            steps, cfg, prepared, ray=ray, experiment_name=name, store=StageStore.off(),
+            clock=clock,
+        ).refit  # fmt: skip
+    return steps.evaluate(cfg=cfg, prepared=prepared, refit=refit, left_s=clock.left())
