@@ -6,6 +6,8 @@ fast. Results are neither cached nor persisted: tasks pass DataFrames and models
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -69,6 +71,23 @@ def run_log() -> Callable[[str], None]:
         return get_run_logger().info  # type: ignore[no-any-return]
     except MissingContextError:
         return logging.getLogger("honing").info
+
+
+T = TypeVar("T")
+
+
+def told(step: Callable[..., T]) -> Callable[..., T]:
+    """``step``, a plain step of :mod:`honing.stages.steps`, writing its decision lines to
+    the task run's log: a task's parameters are the step's, less ``log``."""
+    signature = inspect.signature(step)
+
+    @functools.wraps(step)
+    def run(**kwargs: Any) -> T:
+        return step(**kwargs, log=run_log())
+
+    params = [p for p in signature.parameters.values() if p.name != "log"]
+    run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    return run
 
 
 def logged(value: R) -> R:

@@ -1,8 +1,9 @@
 """The training pipeline's stages as tasks: one call into :mod:`honing.stages` each.
 
-Each task of a step name runs the plain step of :mod:`honing.stages.steps` with the task
-run's logger, so that a flow run reads as a story; :func:`honing.stages.pipeline.train`
-calls them in the library's order. The expensive, pure stages (search, choice, refit,
+Each task of a step name is the plain step of :mod:`honing.stages.steps` made a task (its
+parameters the step's), writing its decision lines to the task run's log, so that a flow
+run reads as a story; :func:`honing.stages.pipeline.train` calls them in the library's
+order. The expensive, pure stages (search, choice, refit,
 explanations, compression) reuse a result kept by honing
 (:class:`honing.stages.cache.StageStore`) under the key :func:`honing.stages.keys.stage_key`
 gives (data MD5, commit, the config sections they read), so that a run whose compression
@@ -13,28 +14,19 @@ secret and load with honing's reviewed types only; Prefect persists none of them
 from __future__ import annotations
 
 import os
-from typing import Any
 
-from honing.compression import CompressionResult
-from honing.config import EnvSettings, PipelineConfig, RaySettings
-from honing.ensembles import EnsembleDecision
+from honing.config import EnvSettings
 from honing.lineage import FLOW_RUN_TAG, Lineage
-from honing.nested import NestedCVResult
-from honing.planner import Trims
-from honing.reproduce import RecordedChoice
-from honing.search import SearchResult
 from honing.stages import evaluate as evaluate_stage
-from honing.stages import fit, steps
 from honing.stages import prepare as prepare_stage
 from honing.stages import register as register_stage
 from honing.stages import start as start_stage
-from honing.stages import validate as validate_stage
-from honing.stages.cache import StageStore
+from honing.stages import steps
 from honing.summary import RunRef, TrainingSummary
 from honing.tracking import fail_run
 from honing.unchanged import UnchangedVersion
 from honing_flows import prefect_artifacts
-from honing_flows.tasks import compute_task, io_task, logged, run_log
+from honing_flows.tasks import compute_task, io_task, logged, run_log, told
 
 
 @io_task(run_name="start({config_path})")
@@ -62,165 +54,23 @@ def connect(env_path: str | None) -> EnvSettings:
     return start_stage.connect(env_path, os.environ)
 
 
-@io_task
-def validate(
-    cfg: PipelineConfig, run: RunRef, repo: str, config_path: str, flow_run_id: str
-) -> validate_stage.Validated:
-    return steps.validate(
-        cfg=cfg,
-        run=run,
-        repo=repo,
-        config_path=config_path,
-        flow_run_id=flow_run_id,
-        log=run_log(),
-    )
-
-
-@compute_task
-def validation_gate(validated: validate_stage.Validated) -> None:
-    steps.validation_gate(validated=validated)
-
-
-@io_task
-def unchanged(name: str, lineage: Lineage, alias: str) -> UnchangedVersion | None:
-    return steps.unchanged(name=name, lineage=lineage, alias=alias, log=run_log())
-
-
-@compute_task
-def prepare(
-    cfg: PipelineConfig,
-    raw: Any,
-    lineage: Lineage,
-    elapsed_s: float,
-    startup_s: float | None = None,
-) -> prepare_stage.Prepared:
-    return steps.prepare(
-        cfg=cfg, raw=raw, lineage=lineage, elapsed_s=elapsed_s, startup_s=startup_s, log=run_log()
-    )
-
-
-@compute_task  # its result kept and reused by honing (StageStore)
-def search(
-    cfg: PipelineConfig,
-    prepared: prepare_stage.Prepared,
-    ray: RaySettings,
-    experiment_name: str,
-    store: StageStore,
-) -> SearchResult:
-    return steps.search(
-        cfg=cfg,
-        prepared=prepared,
-        ray=ray,
-        experiment_name=experiment_name,
-        store=store,
-        log=run_log(),
-    )
-
-
-@compute_task  # its result kept and reused by honing (StageStore)
-def choose(
-    cfg: PipelineConfig,
-    prepared: prepare_stage.Prepared,
-    result: SearchResult,
-    refit_s: float | None,
-    store: StageStore,
-) -> EnsembleDecision:
-    return steps.choose(
-        cfg=cfg, prepared=prepared, result=result, refit_s=refit_s, store=store, log=run_log()
-    )
-
-
-@compute_task
-def nested_cv(
-    cfg: PipelineConfig, prepared: prepare_stage.Prepared, ray: RaySettings, experiment_name: str
-) -> NestedCVResult:
-    return steps.nested_cv(cfg=cfg, prepared=prepared, ray=ray, experiment_name=experiment_name)
-
-
-@compute_task  # its result kept and reused by honing (StageStore)
-def refit(
-    cfg: PipelineConfig,
-    prepared: prepare_stage.Prepared,
-    choice: EnsembleDecision,
-    store: StageStore,
-) -> fit.Refit:
-    return steps.refit(cfg=cfg, prepared=prepared, choice=choice, store=store, log=run_log())
-
-
-@compute_task
-def rebuild(prepared: prepare_stage.Prepared, recorded: RecordedChoice) -> fit.Refit:
-    return steps.rebuild(prepared=prepared, recorded=recorded, log=run_log())
-
-
-@compute_task
-def evaluate(
-    cfg: PipelineConfig, prepared: prepare_stage.Prepared, refit: fit.Refit, left_s: float | None
-) -> evaluate_stage.Evaluated:
-    return steps.evaluate(cfg=cfg, prepared=prepared, refit=refit, left_s=left_s, log=run_log())
-
-
-@compute_task  # its result kept and reused by honing (StageStore)
-def explain(
-    cfg: PipelineConfig,
-    prepared: prepare_stage.Prepared,
-    refit: fit.Refit,
-    trims: Trims,
-    store: StageStore,
-) -> evaluate_stage.Explained:
-    return steps.explain(
-        cfg=cfg, prepared=prepared, refit=refit, trims=trims, store=store, log=run_log()
-    )
-
-
-@io_task
-def log_evaluation(
-    run: RunRef,
-    cfg: PipelineConfig,
-    prepared: prepare_stage.Prepared,
-    fitted: evaluate_stage.Fitted,
-) -> None:
-    steps.log_evaluation(run=run, cfg=cfg, prepared=prepared, fitted=fitted)
-
-
-@compute_task
-def quality_gate(cfg: PipelineConfig, evaluated: evaluate_stage.Evaluated) -> None:
-    steps.quality_gate(cfg=cfg, evaluated=evaluated)
-
-
-@compute_task  # its result kept and reused by honing (StageStore)
-def compress(
-    cfg: PipelineConfig,
-    prepared: prepare_stage.Prepared,
-    refit: fit.Refit,
-    trims: Trims,
-    store: StageStore,
-) -> CompressionResult | None:
-    return steps.compress(
-        cfg=cfg, prepared=prepared, refit=refit, trims=trims, store=store, log=run_log()
-    )
-
-
-# Retried: registration first looks for a version of this run, so a retry never duplicates.
-@io_task
-def register(
-    run: RunRef,
-    cfg: PipelineConfig,
-    prepared: prepare_stage.Prepared,
-    refit: fit.Refit,
-    evaluated: evaluate_stage.Evaluated,
-    lineage: Lineage,
-    compressed: CompressionResult | None,
-) -> register_stage.Registered:
-    return steps.register(
-        run=run,
-        cfg=cfg,
-        prepared=prepared,
-        refit=refit,
-        evaluated=evaluated,
-        lineage=lineage,
-        compressed=compressed,
-        log=run_log(),
-    )
+validate = io_task(told(steps.validate))
+validation_gate = compute_task(steps.validation_gate)
+unchanged = io_task(told(steps.unchanged))
+prepare = compute_task(told(steps.prepare))
+# the expensive, pure stages: each result kept and reused by honing (StageStore)
+search = compute_task(told(steps.search))
+choose = compute_task(told(steps.choose))
+nested_cv = compute_task(steps.nested_cv)
+refit = compute_task(told(steps.refit))
+rebuild = compute_task(told(steps.rebuild))
+evaluate = compute_task(told(steps.evaluate))
+explain = compute_task(told(steps.explain))
+log_evaluation = io_task(steps.log_evaluation)
+quality_gate = compute_task(steps.quality_gate)
+compress = compute_task(told(steps.compress))
+# retried: registration first looks for a version of this run, so a retry never duplicates
+register = io_task(told(steps.register))
 
 
 @io_task

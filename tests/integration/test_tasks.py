@@ -1,6 +1,7 @@
 """The stage tasks called through ``.fn``: the wrapped library call, without a Prefect run,
 on a real MLflow store in the test's project folder."""
 
+import inspect
 import os
 
 import pytest
@@ -27,7 +28,11 @@ def test_start_and_validate_tasks_report_and_log_then_the_gate_decides(project, 
     started = stages.start.fn(str(project["config"]), str(project["env"]), "churn test", "f1")
     assert started.cfg.name == "churn" and started.run.run_id
     validated = stages.validate.fn(
-        started.cfg, started.run, str(project["root"]), str(project["config"]), "f1"
+        cfg=started.cfg,
+        run=started.run,
+        repo=str(project["root"]),
+        config_path=str(project["config"]),
+        flow_run_id="f1",
     )
     assert len(validated.raw) == 7043 and validated.report.success
     assert len(validated.lineage.data_md5) == 32
@@ -37,17 +42,21 @@ def test_start_and_validate_tasks_report_and_log_then_the_gate_decides(project, 
     client = MlflowClient()
     tags = client.get_run(started.run.run_id).data.tags
     assert tags["honing.data_md5"] == validated.lineage.data_md5
-    stages.validation_gate.fn(validated)
+    stages.validation_gate.fn(validated=validated)
     # a table that breaks the suite: the report is logged, then the gate refuses it
     bad = project["root"] / "data" / "churn.csv"
     validated.raw.drop(columns=["contract"]).to_csv(bad, index=False)
     again = stages.start.fn(str(project["config"]), str(project["env"]), "churn bad", "f2")
     rejected = stages.validate.fn(
-        again.cfg, again.run, str(project["root"]), str(project["config"]), "f2"
+        cfg=again.cfg,
+        run=again.run,
+        repo=str(project["root"]),
+        config_path=str(project["config"]),
+        flow_run_id="f2",
     )
     assert not rejected.report.success
     with pytest.raises(DataValidationError, match="contract"):
-        stages.validation_gate.fn(rejected)
+        stages.validation_gate.fn(validated=rejected)
     artifacts = [a.path for a in client.list_artifacts(again.run.run_id, "validation")]
     assert artifacts == ["validation/report.json"]
     stages.fail.fn(again.run, "validation", "the table breaks its suite")
@@ -59,22 +68,24 @@ def test_start_and_validate_tasks_report_and_log_then_the_gate_decides(project, 
 def test_fit_tasks_prepare_refit_evaluate_explain_and_gate(project):
     cfg = setup_tasks.load_pipeline_config.fn(str(project["config"]))
     raw = data_tasks.load_table.fn(cfg.data.path).sample(800, random_state=0)
-    prepared = stages.prepare.fn(cfg, raw, _lineage(), 0.0)
+    prepared = stages.prepare.fn(cfg=cfg, raw=raw, lineage=_lineage(), elapsed_s=0.0)
     assert len(prepared.split.X_train) + len(prepared.split.X_test) == prepared.cleaning.rows_out
     assert prepared.setup.columns == data_tasks.infer_columns.fn(
         prepared.split.X_train, cfg.features
     )
     choice = EnsembleDecision(ModelSpec("logistic_regression", {}), "test", {})
-    refit = stages.refit.fn(cfg, prepared, choice, StageStore.off())
-    evaluated = stages.evaluate.fn(cfg, prepared, refit, None)
+    refit = stages.refit.fn(cfg=cfg, prepared=prepared, choice=choice, store=StageStore.off())
+    evaluated = stages.evaluate.fn(cfg=cfg, prepared=prepared, refit=refit, left_s=None)
     assert evaluated.report.metrics["roc_auc"] > 0.7
-    stages.quality_gate.fn(cfg, evaluated)
+    stages.quality_gate.fn(cfg=cfg, evaluated=evaluated)
     strict = cfg.model_copy(
         update={"evaluation": cfg.evaluation.model_copy(update={"thresholds": {"roc_auc": 0.99}})}
     )
     with pytest.raises(ModelQualityError, match="roc_auc"):
-        stages.quality_gate.fn(strict, evaluated)
-    explained = stages.explain.fn(cfg, prepared, refit, evaluated.trims, StageStore.off())
+        stages.quality_gate.fn(cfg=strict, evaluated=evaluated)
+    explained = stages.explain.fn(
+        cfg=cfg, prepared=prepared, refit=refit, trims=evaluated.trims, store=StageStore.off()
+    )
     assert explained.importances and explained.importances[0].method == "permutation"
 
 
@@ -86,6 +97,11 @@ def test_io_tasks_retry_and_pure_tasks_do_not():
     assert stages.validation_gate.retries == 0
     assert stages.register.retries == 3  # idempotent per run id
     assert stages.search.retries == 0
+    # a task made from a plain step takes the step's parameters, less its log
+    assert stages.search.name == "search"
+    assert list(inspect.signature(stages.search.fn).parameters) == [
+        "cfg", "prepared", "ray", "experiment_name", "store"
+    ]  # fmt: skip
 
 
 def test_env_task_reads_the_process_environment(project, monkeypatch):

@@ -54,8 +54,13 @@ def test_orchestration_is_imported_through_its_namespace():
     assert Path(honing_flows.flows.training.__file__) == ROOT / "flows" / "training.py"
 
 
+#: The decorators that make a task of a function (``honing_flows.tasks``).
+TASK_MAKERS = {"io_task", "compute_task"}
+
+
 def test_tasks_are_one_library_call_each():
-    """Every @task body in tasks/ is a single statement that calls into honing."""
+    """Every @task body in tasks/ is a single statement that calls into honing, and every
+    task made by assignment wraps one library function."""
     for path in (ROOT / "tasks").glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in tree.body:
@@ -68,6 +73,14 @@ def test_tasks_are_one_library_call_each():
                 assert len(body) == 1, f"{path.name}:{node.name} has {len(body)} statements"
                 calls = [n for n in ast.walk(body[0]) if isinstance(n, ast.Call)]
                 assert calls, f"{path.name}:{node.name} calls nothing"
+            # a task made from a library function: io_task(steps.x) or compute_task(told(...))
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+                made = node.value
+                if isinstance(made.func, ast.Name) and made.func.id in TASK_MAKERS:
+                    inner = made.args[0]
+                    if isinstance(inner, ast.Call):  # told(steps.x)
+                        inner = inner.args[0]
+                    assert isinstance(inner, ast.Attribute), f"{path.name}: {ast.unparse(made)}"
 
 
 def test_flows_only_compose_tasks():
