@@ -328,6 +328,20 @@ class EnsembleDecision:
             return self.scores[self.spec.family]
         return self.scores["best_single"]
 
+    def member_weights(self) -> dict[str, float]:
+        """Each member's weight in the chosen ensemble, by its spec's label (a trial's
+        :meth:`ModelSpec.label`); equal weights for a plain vote, none for a single model."""
+        members = self.spec.params.get("members")
+        if not members:
+            return {}
+        weights = self.spec.params.get("weights") or [1.0 / len(members)] * len(members)
+        total = float(sum(weights)) or 1.0
+        found: dict[str, float] = {}
+        for member, weight in zip(members, weights, strict=True):
+            label = ModelSpec(**member).label()
+            found[label] = found.get(label, 0.0) + float(weight) / total
+        return found
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "chosen": self.spec.family,

@@ -12,7 +12,9 @@ import urllib.request
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
+import yaml
 
 from honing.links import ui_links
 
@@ -29,21 +31,33 @@ def _free_port() -> int:
 
 @pytest.fixture
 def demo_store(prefect_harness, ray_local, project, monkeypatch):
-    """Two training runs (v1, then v2 gated against v1) and ``honing ui`` over their store;
+    """Two training runs (v1, then v2 gated against v1; the forest's trees sampled as an
+    integer), a third whose table breaks the suite, and ``honing ui`` over their store;
     yields the UI's address, the second run's summary, a client of the store and the
     project folder."""
+    from honing.exceptions import DataValidationError
     from honing_flows.flows.training import training_pipeline
+
+    cfg = yaml.safe_load(project["config"].read_text())
+    cfg["search"]["families"]["random_forest"]["n_estimators"] = {"randint": [30, 60]}
+    cfg["search"]["ensemble"] = {"enabled": True}  # ensemble selection on the trials' OOF
+    project["config"].write_text(yaml.safe_dump(cfg))
+    broken = project["root"] / "data" / "broken.csv"
+    pd.read_csv(project["data"]).drop(columns=["contract"]).to_csv(broken, index=False)
+    bad = project["root"] / "configs" / "broken.yaml"
+    bad.write_text(yaml.safe_dump({**cfg, "data": {**cfg["data"], "path": str(broken)}}))
 
     before = mlflow.get_tracking_uri()
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    summaries = [
-        training_pipeline(
-            config_path=str(project["config"]),
-            env_path=str(project["env"]),
-            repo=str(project["root"]),
+
+    def train(config: Path):  # noqa: ANN202
+        return training_pipeline(
+            config_path=str(config), env_path=str(project["env"]), repo=str(project["root"])
         )
-        for _ in range(2)
-    ]
+
+    summaries = [train(project["config"]) for _ in range(2)]
+    with pytest.raises(DataValidationError):
+        train(bad)
     mlflow.set_tracking_uri(before)
     port = _free_port()
     honing = Path(sys.executable).parent / "honing"
@@ -90,10 +104,10 @@ def _review(page, url, summary, client, root: Path) -> None:
     links = ui_links(f"sqlite:///{root / 'mlflow.db'}", exp, run_id, url)
 
     # the runs-table link a run prints lands on the saved review view, in the ML mode: the
-    # two training runs (no trial rows), the test metrics as columns, best first
+    # three training runs (no trial rows), the test metrics as columns, best first
     page.goto(links.runs_table)
     page.get_by_text("honing: training runs by test roc_auc").first.wait_for(timeout=WAIT_MS)
-    page.get_by_text("2 matching runs").first.wait_for(timeout=WAIT_MS)
+    page.get_by_text("3 matching runs").first.wait_for(timeout=WAIT_MS)  # and the failed one
     for column in ("test/roc_auc", "cv/roc_auc", "final_model"):  # the first, in view
         page.get_by_text(column, exact=True).first.wait_for(timeout=WAIT_MS)
     assert page.get_by_text("Model training").first.is_visible()
@@ -118,6 +132,16 @@ def _review(page, url, summary, client, root: Path) -> None:
     # the leaderboard table artifact: one row per trial, the best one marked
     page.goto(f"{url}/#/experiments/{exp}/runs/{run_id}/artifacts/search/leaderboard.json")
     page.get_by_text("fit_seconds").first.wait_for(timeout=WAIT_MS)
+    # the chosen ensemble's members: each row's weight beside the link to its trial's run
+    page.get_by_text("weight", exact=True).first.wait_for(timeout=WAIT_MS)
+    assert summary.best_model.startswith("ensemble_selection"), summary.best_model
+    members = client.search_runs(
+        [exp], f"tags.mlflow.parentRunId = '{run_id}' and tags.`honing.ensemble_weight` != ''"
+    )
+    assert len(members) >= 2
+    for member in members:
+        weight = float(member.data.tags["honing.ensemble_weight"])
+        page.get_by_text(f"{weight:g}", exact=True).first.wait_for(timeout=WAIT_MS)
     trials = client.search_runs([exp], f"tags.mlflow.parentRunId = '{run_id}'")
     best = [t for t in trials if t.data.tags.get("honing.best_trial") == "true"]
     assert len(best) == 1
@@ -136,6 +160,22 @@ def _review(page, url, summary, client, root: Path) -> None:
     images = {f.path for f in client.list_artifacts(run_id, "images")}
     assert any("optimization_history" in path for path in images), images
 
+    # a trial's page shows the hyperparameters its model was fitted with: the forest's
+    # sampled number of trees as the integer it fitted, never the sampler's float
+    forest = next(t for t in trials if t.data.tags.get("mlflow.runName", "").endswith("forest"))
+    trees = forest.data.params["n_estimators"]
+    assert re.fullmatch(r"\d+", trees) and 30 <= int(trees) <= 60, trees
+    page.goto(f"{url}/#/experiments/{exp}/runs/{forest.info.run_id}")
+    page.get_by_text("n_estimators", exact=True).first.wait_for(timeout=WAIT_MS)
+    page.get_by_text(trees, exact=True).first.wait_for(timeout=WAIT_MS)
+
+    # a failed run says why on its own page: the stage and the rule, with the column
+    failed = client.search_runs([exp], "attributes.status = 'FAILED'")
+    assert len(failed) == 1
+    page.goto(f"{url}/#/experiments/{exp}/runs/{failed[0].info.run_id}")
+    page.get_by_text("FAILED at validation").first.wait_for(timeout=WAIT_MS)
+    assert "contract" in page.inner_text("body")
+
     # the winning trial's own page carries its tag
     page.goto(f"{url}/#/experiments/{exp}/runs/{best[0].info.run_id}")
     page.get_by_text("honing.best_trial").first.wait_for(timeout=WAIT_MS)
@@ -151,6 +191,15 @@ def _review(page, url, summary, client, root: Path) -> None:
     page.goto(f"{url}/#/models/{summary.model_name}/versions/{source}")
     ahead = f"a[href*='/models/{summary.model_name}-served/versions/{flavor.version}']"
     page.locator(ahead).first.wait_for(timeout=WAIT_MS)
+
+    # the registered model's page tells its story: the champion now, and the alias history
+    # as a table, newest move first (v2 took @champion from v1, then v1 took it first)
+    page.goto(f"{url}/#/models/{summary.model_name}")
+    page.get_by_text("Alias history (newest first)").first.wait_for(timeout=WAIT_MS)
+    rows = page.locator("table tr").filter(has_text="@champion")
+    rows.first.wait_for(timeout=WAIT_MS)
+    moves = [" ".join(r.split()) for r in rows.all_inner_texts()]
+    assert len(moves) == 2 and "v1 v2" in moves[0] and "none v1" in moves[1], moves
 
     # the champion's version page: its gate verdict, and links to its run and to the
     # version it was gated against, which the browser follows

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
@@ -11,8 +12,9 @@ import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
-from honing import lineage, model_logging, registry, tracking
+from honing import lineage, model_logging, registry, tracking, trial_runs
 from honing.champion import champion_gate
+from honing.ensembles import EnsembleDecision
 from honing.evaluation import evaluate
 from honing.search import SearchResult, TrialResult
 from honing.training import ModelSpec, TrainingSetup
@@ -79,7 +81,11 @@ def test_experiment_runs_and_nested_trials(mlflow_store):
             ),
         ],
     )
-    ids = tracking.log_trials(parent, exp, search)
+    # the chosen model: a vote of the forest (weight 3) and the failed trial's spec (1)
+    members = [asdict(t.spec) for t in search.trials]
+    vote = ModelSpec("ensemble_selection", {"members": members, "weights": [3.0, 1.0]})
+    weights = EnsembleDecision(vote, "test", {}).member_weights()
+    ids = trial_runs.log_trials(parent, exp, search, weights)
     client = mlflow.MlflowClient()
     runs = [client.get_run(i) for i in ids]
     assert all(r.data.tags["mlflow.parentRunId"] == parent for r in runs)
@@ -95,6 +101,15 @@ def test_experiment_runs_and_nested_trials(mlflow_store):
         (2, 0.8, 1_700_000_001_200),
     ]
     assert runs[1].info.status == "FAILED" and runs[1].data.tags["honing.error"]
+    # an ensemble's members are named, weighted and linked: the leaderboard's rows of them
+    # carry their weight beside the link to their run, and their runs are tagged with it
+    assert runs[0].data.tags["honing.ensemble_weight"] == "0.7500"
+    table = json.loads(
+        Path(client.download_artifacts(parent, "search/leaderboard.json")).read_text()
+    )
+    rows = dict(zip(table["columns"], zip(*table["data"], strict=True), strict=True))
+    assert rows["weight"] == (0.75, 0.25) and rows["trial"][0] == runs[0].info.run_name
+    assert rows["run"][0].endswith(f"/runs/{ids[0]}")
     tracking.end_run(parent)
     assert client.get_run(parent).info.status == "FINISHED"
     # the experiment keeps its artifacts relative to the store's folder, where they are

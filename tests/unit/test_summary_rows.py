@@ -55,8 +55,8 @@ def test_the_leaderboard_says_which_trials_their_deadline_cut():
     """A trial the budget stopped before its configured rounds is marked in the leaderboard
     a reviewer reads first: its score is that of the rounds it had grown."""
     from honing.search import SearchResult, TrialResult
-    from honing.tracking import leaderboard
     from honing.training import ModelSpec
+    from honing.trial_runs import leaderboard
 
     trials = [
         TrialResult("a", ModelSpec("lightgbm", {"n_estimators": 10}), 0.81, 0.01, [0.8, 0.82],
@@ -80,8 +80,8 @@ def test_logs_and_leaderboards_show_the_hyperparameters_the_model_was_fitted_wit
     from honing.ensembles import EnsembleDecision
     from honing.search import SearchResult, TrialResult
     from honing.summary import describe_model
-    from honing.tracking import leaderboard
     from honing.training import ModelSpec
+    from honing.trial_runs import leaderboard
 
     sampled = {"n_estimators": 958.9, "num_leaves": 21.33, "learning_rate": 0.05}
     spec = ModelSpec("lightgbm", sampled)

@@ -5,7 +5,7 @@ importances."""
 
 from __future__ import annotations
 
-from honing import evaluation, explain, metric_keys, search_plots, summary, tracking
+from honing import evaluation, explain, metric_keys, search_plots, summary, tracking, trial_runs
 from honing.config import PipelineConfig
 from honing.stages.evaluate import Fitted
 from honing.stages.prepare import Prepared
@@ -22,7 +22,7 @@ def log_evaluation(
     search, choice, nested, refit = fitted.search, fitted.choice, fitted.nested, fitted.refit
     evaluated, explained = fitted.evaluated, fitted.explained
     split, report = prepared.split, evaluated.report
-    tracking.log_trials(run.run_id, run.experiment_id, search)
+    trial_runs.log_trials(run.run_id, run.experiment_id, search, choice.member_weights())
     search_figures, importance = search_plots.search_figures(search)
     tracking.log_figures(run.run_id, search_figures, folder="search")
     if importance:
