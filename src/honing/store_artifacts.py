@@ -25,14 +25,21 @@ SCHEME = "honing-store"
 _SQLITE = "sqlite:///"
 
 
-def store_folder(tracking_uri: str) -> Path | None:
-    """The folder holding an SQLite store's database file (None: not an SQLite file store)."""
+def sqlite_file(tracking_uri: str) -> Path | None:
+    """An SQLite store's database file, its query (``?timeout=...``) left out (None: not an
+    SQLite file store)."""
     if not tracking_uri.startswith(_SQLITE):
         return None
     path = tracking_uri[len(_SQLITE) :].partition("?")[0]
     if not path or path == ":memory:":
         return None
-    return Path(path).parent
+    return Path(path)
+
+
+def store_folder(tracking_uri: str) -> Path | None:
+    """The folder holding an SQLite store's database file (None: not an SQLite file store)."""
+    db = sqlite_file(tracking_uri)
+    return None if db is None else db.parent
 
 
 def location(artifact_root: Path, tracking_uri: str) -> str | None:

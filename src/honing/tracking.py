@@ -21,6 +21,7 @@ from honing.exceptions import TrackingStoreError, TrackingUnavailableError
 from honing.lineage import portable, table_schema
 from honing.settings import redact
 from honing.stale import owner_tags
+from honing.store_artifacts import sqlite_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,17 +67,18 @@ def configure(settings: MlflowSettings) -> None:
     if settings.registry_uri:
         mlflow.set_registry_uri(settings.registry_uri)
     for uri in {settings.tracking_uri, settings.registry_uri or settings.tracking_uri}:
-        if uri.startswith("sqlite:///"):
-            _migrate_once(uri)
+        db = sqlite_file(uri)
+        if db is not None:
+            _migrate_once(uri, db)
 
 
-def _migrate_once(uri: str) -> None:
-    """Open (create, migrate) the SQLite store at ``uri`` while holding ``<db>.lock``."""
+def _migrate_once(uri: str, db: Path) -> None:
+    """Open (create, migrate) the SQLite store at ``uri`` (its file ``db``) while holding
+    ``<db>.lock``."""
     import fcntl
 
     from mlflow import MlflowClient
 
-    db = Path(uri.removeprefix("sqlite:///"))
     db.parent.mkdir(parents=True, exist_ok=True)
     for path in (db, db.parent):  # SQLite also writes a journal next to the file
         if path.exists() and not os.access(path, os.W_OK):
@@ -262,7 +264,6 @@ def log_figures(run_id: str, figures: dict[str, Any], folder: str = "plots") -> 
         plt.close(fig)
 
 
-#: MLflow run status of each trial status.
 def planned_run_name(config_path: str, repo: str, kind: str) -> str:
     """The run name for a run of the config at ``config_path`` (its ``name``, or the file's
     stem when it cannot be read yet: the run itself reports that error) and the commit of

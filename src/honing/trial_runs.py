@@ -10,6 +10,7 @@ from typing import Any
 from honing import metric_keys, tracking
 from honing.search import SearchResult, TrialResult
 
+#: MLflow run status of each trial status.
 TRIAL_RUN_STATUS = {"completed": "FINISHED", "stopped": "KILLED", "failed": "FAILED"}
 
 
@@ -25,10 +26,11 @@ def log_trials(
     the chosen ensemble's members' weights by spec label
     (:meth:`honing.ensembles.EnsembleDecision.member_weights`), on the members' runs (tag
     ``honing.ensemble_weight``) and in the leaderboard."""
-    weights = weights or {}
     from mlflow.entities import Metric, Param, RunTag
 
     from honing.metrics import metric_value
+
+    weights = weights or {}
 
     client = tracking.client()
     now = int(time.time() * 1000)
