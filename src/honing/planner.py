@@ -59,9 +59,12 @@ SLACK = 1.10
 KEEPABLE_BUDGET_S = 40.0
 #: The search never gets less than this share of the budget.
 MIN_SEARCH_SHARE = 0.15
-#: What the cheapest useful explanation and compression need, in seconds.
+#: What the cheapest useful explanation needs, in seconds, and the compression stage's fixed
+#: part besides the export itself: the converters' and onnxruntime's first use, parity on the
+#: test split and single-row latency (1.5-1.9 s on 2 cores with one busy,
+#: ``bench/export_cost.py``).
 SHAP_MIN_S = 6.0
-COMPRESSION_MIN_S = 3.0
+COMPRESSION_MIN_S = 2.0
 
 
 class StageClock:
@@ -243,10 +246,10 @@ class Trims:
 #: Share of the time left before registration that explanations may use.
 EXPLAIN_SHARE = 0.3
 #: Tree nodes (or coefficients) converted to ONNX per second, and again as much time to log
-#: and load the result: measured 30-90 thousand per second for LightGBM and XGBoost; on
-#: attrition (``ca0eb79``, quiet) a 131,000-node vote's whole compression stage (export,
-#: parity, latency of both models) took 4.2 s, where 30,000 a second costed 8.8 s for the
-#: export alone.
+#: and load the result, where no estimate per kind of model is given (``export_s``): measured
+#: 30-90 thousand per second for LightGBM and XGBoost; on attrition (``ca0eb79``, quiet) a
+#: 131,000-node vote's whole compression stage (export, parity, latency of both models) took
+#: 4.2 s, where 30,000 a second costed 8.8 s for the export alone.
 ONNX_PARAMETERS_PER_S = 60_000
 #: Seconds below which compression keeps ONNX alone (distillation and int8 exports took up to
 #: 14 s on the benchmark's tables at B = 60 s), and below which it is skipped.
@@ -276,20 +279,22 @@ def trim(
     techniques: tuple[str, ...],
     compression: bool,
     model_size: int = 0,
-    student_nodes: int | None = None,
+    export_s: float | None = None,
+    student_s: float | None = None,
     exportable: bool = True,
     slowdown: float = 1.0,
 ) -> Trims:
     """What still fits in ``left_s`` once the model is evaluated: permutation repeats (each
     costs ``columns`` predictions of the test split, ``predict_s`` each), SHAP rows, and the
-    compression techniques (ONNX alone when short, none when shorter; a model of
-    ``model_size`` tree nodes or coefficients takes about ``2 x model_size /``
-    :data:`ONNX_PARAMETERS_PER_S` seconds to export, log and load, and its served flavor
-    :data:`SERVED_REGISTRATION_S` more to register, ``slowdown`` times longer on a busy
-    machine). Where that export does not fit, or the model has none (not ``exportable``:
-    a family skl2onnx cannot convert), but a booster student of at most
-    ``student_nodes`` nodes does (None: no student applies), compression trains and exports
-    that student alone. When explanations and compression do not both fit, explanations
+    compression techniques (ONNX alone when short, none when shorter). The model's export
+    takes :data:`COMPRESSION_MIN_S` and ``export_s`` seconds (its estimate per kind of model,
+    :func:`honing.compression.export_seconds`; None: ``2 x model_size /``
+    :data:`ONNX_PARAMETERS_PER_S` for its ``model_size`` tree nodes or coefficients), and its
+    served flavor :data:`SERVED_REGISTRATION_S` more to register, ``slowdown`` times longer
+    on a busy machine. Where that export does not fit, or the model has none (not
+    ``exportable``: a family skl2onnx cannot convert), but a booster student whose export
+    takes ``student_s`` seconds does (None: no student applies), compression trains and
+    exports that student alone. When explanations and compression do not both fit, explanations
     yield to the cheaper route, down to one permutation repeat (the importance that weighs
     drift in monitoring). Registration's reserve is kept aside, with what a large model
     takes beyond it (:data:`REGISTRATION_NODES_PER_S`), ``slowdown`` times longer on a busy
@@ -303,10 +308,11 @@ def trim(
         notes.append(f"registration of {model_size:,} parameters: ~{heavy:.0f}s more kept")
     per_repeat = max(columns * predict_s, 1e-3)
     explain_s = EXPLAIN_SHARE * available if compression else available
-    export_s = slowdown * (2.0 * model_size / ONNX_PARAMETERS_PER_S + SERVED_REGISTRATION_S)
-    student = "distill_booster" in techniques and student_nodes is not None
-    student_s = slowdown * (2.0 * (student_nodes or 0) / ONNX_PARAMETERS_PER_S)
-    student_s += slowdown * SERVED_REGISTRATION_S
+    if export_s is None:
+        export_s = 2.0 * model_size / ONNX_PARAMETERS_PER_S
+    export_s = slowdown * (export_s + SERVED_REGISTRATION_S)
+    student = "distill_booster" in techniques and student_s is not None
+    student_s = slowdown * ((student_s or 0.0) + SERVED_REGISTRATION_S)
     needs = COMPRESSION_MIN_S + export_s if exportable else float("inf")
     cheapest = min(needs, STUDENT_MIN_S + student_s if student else needs)
     if compression and available - explain_s < cheapest <= available:

@@ -10,8 +10,13 @@ import pytest
 from sklearn.pipeline import Pipeline
 
 from honing import compression as C
-from honing.compression import trees
-from honing.compression.student import booster_student, student_nodes
+from honing.compression import candidates, trees
+from honing.compression.student import (
+    STUDENT_LEAVES,
+    booster_student,
+    student_export_seconds,
+    student_nodes,
+)
 from honing.config import FeaturesConfig
 from honing.evaluation import evaluate
 from honing.features import infer_columns
@@ -228,3 +233,30 @@ def test_a_linear_model_gets_no_booster_student():
     assert [c.name for c in candidates] == ["native"]
     assert "linear model" in skipped["distill_booster"]
     assert student_nodes(model, 2) is None  # the planner costs no student for it
+
+
+def test_the_export_estimate_follows_each_kind_of_model():
+    """The planner's estimate of an export (beyond the stage's fixed part): LightGBM by its
+    trees (one per class and round), CatBoost near nothing at any size, XGBoost and
+    scikit-learn's trees by their nodes; a vote is the sum of its members, a linear model
+    its coefficients; a booster student's by its most trees."""
+    X, y = _table(600, 3)
+    lgbm = _model("lightgbm", {"n_estimators": 40}, X, y, 3)
+    trees = lgbm.steps[-1][1].booster_.num_trees()
+    assert trees == 40 * 3
+    assert C.export_seconds(lgbm) == pytest.approx(candidates.LIGHTGBM_TREE_S * trees)
+    cat = _model("catboost", {"n_estimators": 40, "depth": 6}, X, y, 3)
+    xgb = _model("xgboost", {"n_estimators": 40}, X, y, 3)
+    forest = _model("random_forest", {"n_estimators": 20}, X, y, 3)
+    for model, per_node in ((cat, candidates.CATBOOST_NODE_S), (xgb, candidates.NODE_S),
+                            (forest, candidates.NODE_S)):  # fmt: skip
+        assert C.export_seconds(model) == pytest.approx(per_node * C.n_parameters(model))
+    assert C.export_seconds(cat) < 0.1 * candidates.NODE_S * C.n_parameters(cat)
+    vote = _two_booster_vote(X, y, 3)
+    members = vote.steps[-1][1].estimators_
+    assert C.export_seconds(vote) == pytest.approx(sum(C.export_seconds(m) for m in members))
+    linear = _model("logistic_regression", {}, X, y, 3)
+    assert C.export_seconds(linear) == pytest.approx(candidates.NODE_S * C.n_parameters(linear))
+    assert student_export_seconds(linear, 3) is None
+    most = student_nodes(vote, 3) / (2 * STUDENT_LEAVES - 1)  # the student's most trees
+    assert student_export_seconds(vote, 3) == pytest.approx(candidates.LIGHTGBM_TREE_S * most)

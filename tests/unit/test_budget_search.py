@@ -90,7 +90,7 @@ def test_trims_cut_optional_work_in_order_and_say_so():
     students = ("onnx", "distill_booster", "trim")
     taught = planner.trim(
         60.0, 40.0, predict_s=0.05, columns=10, techniques=students, compression=True,
-        model_size=1_000_000, student_nodes=24_400,
+        model_size=1_000_000, student_s=1.8,
     )  # fmt: skip
     assert taught.compression == ("distill_booster",)
     assert any("booster student alone" in n and "1,000,000" in n for n in taught.notes)
@@ -98,34 +98,35 @@ def test_trims_cut_optional_work_in_order_and_say_so():
     heavy = 1_000_000 / planner.REGISTRATION_NODES_PER_S
     assert any(f"~{heavy:.0f}s more kept" in n for n in taught.notes)
     rest = 40.0 - 8.0 - heavy - 5 * 10 * 0.05
-    student_export = 2 * 24_400 / planner.ONNX_PARAMETERS_PER_S + planner.SERVED_REGISTRATION_S
+    student_export = 1.8 + planner.SERVED_REGISTRATION_S
     assert taught.compression_s == pytest.approx(rest - student_export)
     # short of both, explanations yield to the served flavor: 8.5 s after registration's 8,
-    # of which explanations' 30% would have left the student (~6.3 s) too few; one
-    # permutation repeat stays (1.5 s: 30 columns, 0.05 s each)
+    # of which explanations' 30% would have left the student (~6.3 s: 3 to train, 0.8 to
+    # export, 2.5 to register) too few; one permutation repeat stays (1.5 s: 30 columns,
+    # 0.05 s each)
     first = planner.trim(
         60.0, 16.5, predict_s=0.05, columns=30, techniques=students, compression=True,
-        model_size=100_000, student_nodes=24_400,
+        model_size=100_000, student_s=0.8,
     )  # fmt: skip
     assert first.compression == ("distill_booster",) and first.permutation_repeats == 1
     assert first.shap_rows == 0
     crowded = planner.trim(  # with no room for both, the repeat stays and compression goes
         60.0, 15.0, predict_s=0.05, columns=30, techniques=students, compression=True,
-        model_size=100_000, student_nodes=24_400,
+        model_size=100_000, student_s=0.8,
     )  # fmt: skip
     assert crowded.permutation_repeats == 1 and crowded.compression == ()
     # a model with no ONNX graph (HistGradientBoosting) spends no time on its export: its student
     # alone where one applies, nothing otherwise, and the log says why
     dated = dict(predict_s=0.05, columns=10, compression=True, model_size=10_000,
                  exportable=False)  # fmt: skip
-    alone = planner.trim(60.0, 40.0, techniques=students, student_nodes=24_400, **dated)
+    alone = planner.trim(60.0, 40.0, techniques=students, student_s=1.8, **dated)
     assert alone.compression == ("distill_booster",)
-    none = planner.trim(60.0, 40.0, techniques=students, student_nodes=None, **dated)
+    none = planner.trim(60.0, 40.0, techniques=students, student_s=None, **dated)
     assert none.compression == () and any("no ONNX graph" in n for n in none.notes)
     for no_student in (
-        dict(techniques=techniques, student_nodes=24_400),  # not configured
-        dict(techniques=students, student_nodes=None),  # a linear model: none applies
-        dict(techniques=students, student_nodes=10_000_000),  # its export does not fit either
+        dict(techniques=techniques, student_s=1.8),  # not configured
+        dict(techniques=students, student_s=None),  # a linear model: none applies
+        dict(techniques=students, student_s=1_000.0),  # its export does not fit either
     ):
         none = planner.trim(
             60.0, 40.0, predict_s=0.05, columns=10, compression=True, model_size=1_000_000,
@@ -359,3 +360,16 @@ def test_one_metric_table_serves_binary_multiclass_and_regression():
     )
     assert metrics.lower_is_better("rmse") and not metrics.lower_is_better("r2")
     assert metrics.passes("rmse", 1.0, 0.9, margin=0.1) and not metrics.passes("r2", 0.7, 0.9)
+
+
+def test_the_models_own_export_estimate_decides_over_its_node_count():
+    """A million CatBoost nodes export in about the stage's fixed part: the model's own
+    estimate (``export_s``) keeps the ONNX export that its node count alone would skip, and
+    the student is then not needed."""
+    common = dict(predict_s=0.05, columns=10, compression=True, model_size=1_000_000,
+                  techniques=("onnx", "distill_booster"), student_s=1.8)  # fmt: skip
+    by_nodes = planner.trim(60.0, 40.0, **common)
+    own = planner.trim(60.0, 40.0, export_s=0.4, **common)
+    assert by_nodes.compression == ("distill_booster",)
+    assert own.compression is None or "onnx" in own.compression
+    assert not any("compression" in n and "student" in n for n in own.notes)

@@ -139,6 +139,38 @@ def n_parameters(model: Any) -> int | None:
     return int(sum(counts)) if counts else None
 
 
+#: Seconds a fitted model's ONNX export takes beyond the compression stage's fixed part (the
+#: converters' first use, parity, latency: ``planner.COMPRESSION_MIN_S``), per kind of
+#: estimator, from ``bench/export_cost.py`` (2 cores, one busy): LightGBM's converter costs
+#: per tree (100-1,200 trees of 31-63 leaves: 4-5 ms each, binary, multiclass or regression
+#: alike, where its node count put a 4-class model at half its time); CatBoost exports its own
+#: graph in about the fixed part at any size (38,000-63,500 nodes: 1.6-1.9 s in all); XGBoost,
+#: scikit-learn's trees and coefficients cost per node (20-40 microseconds each).
+LIGHTGBM_TREE_S = 0.0045
+CATBOOST_NODE_S = 2e-6
+NODE_S = 3.3e-5
+
+
+def export_seconds(model: Any) -> float:
+    """What the ONNX export of ``model`` (a pipeline, a vote or stack of them, a forest) takes
+    beyond the stage's fixed part, summed over its members (:data:`LIGHTGBM_TREE_S`,
+    :data:`CATBOOST_NODE_S`, :data:`NODE_S`): the planner's estimate before compression."""
+    if hasattr(model, "steps"):
+        return export_seconds(model.steps[-1][1])
+    if hasattr(model, "booster_"):  # LightGBM: one "Tree=" line per tree in its model text
+        text = model.booster_.model_to_string()
+        return LIGHTGBM_TREE_S * len(re.findall(r"^Tree=", text, re.M))
+    if hasattr(model, "tree_count_"):
+        return CATBOOST_NODE_S * (n_parameters(model) or 0)
+    if hasattr(model, "get_booster") or hasattr(model, "tree_") or hasattr(model, "coef_"):
+        return NODE_S * (n_parameters(model) or 0)
+    members: list[Any] = []
+    for e in getattr(model, "estimators_", []) or []:
+        members.extend(e if isinstance(e, list | np.ndarray) else [e])
+    final = getattr(model, "final_estimator_", None)
+    return float(sum(export_seconds(m) for m in [*members, *([final] if final else [])]))
+
+
 def torch_candidate(
     name: str, preprocessor: Any, layers: DenseLayers, note: str = "", *, int8: bool = False
 ) -> Candidate:

@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
-from honing.compression.candidates import final_step, n_parameters, torch_mlp
+from honing.compression.candidates import LIGHTGBM_TREE_S, final_step, n_parameters, torch_mlp
 
 #: The student's boosting rounds at most (early stopping on held-out rows decides), its
 #: learning rate at that many rounds, and its leaves.
@@ -193,6 +193,14 @@ def student_nodes(teacher: Any, classes: int) -> int | None:
         return None
     rounds, _ = student_rounds(n_parameters(teacher), classes)
     return rounds * (2 * STUDENT_LEAVES - 1) * (classes if classes > 2 else 1)
+
+
+def student_export_seconds(teacher: Any, classes: int) -> float | None:
+    """What the ONNX export of a booster student of ``teacher`` takes at most beyond the
+    stage's fixed part (its trees at :data:`~honing.compression.candidates.LIGHTGBM_TREE_S`
+    each), for the planner to cost it before it exists; None where no student applies."""
+    nodes = student_nodes(teacher, classes)
+    return None if nodes is None else LIGHTGBM_TREE_S * nodes / (2 * STUDENT_LEAVES - 1)
 
 
 def booster_student(

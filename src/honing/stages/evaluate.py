@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 
 from honing import evaluation, explain, planner, slices
-from honing.compression import n_parameters
-from honing.compression.student import exportable, student_nodes
+from honing.compression import export_seconds, n_parameters
+from honing.compression.student import exportable, student_export_seconds
 from honing.config import PipelineConfig
 from honing.ensembles import EnsembleDecision
 from honing.nested import NestedCVResult
@@ -61,7 +61,8 @@ def evaluate(
         techniques=tuple(cfg.compression.techniques),
         compression=cfg.compression.enabled,
         model_size=n_parameters(model) or 0,
-        student_nodes=student_nodes(
+        export_s=export_seconds(model),
+        student_s=student_export_seconds(
             model, len(prepared.classes or []) if cfg.task == "classification" else 0
         ),
         exportable=exportable(model),
