@@ -264,6 +264,11 @@ SERVED_REGISTRATION_S = 2.5
 #: ``20d3959``) took 20.5 s to register where a small model takes 6-8 s, and that run ended
 #: 17 s past its budget.
 REGISTRATION_NODES_PER_S = 200_000
+#: Registration's floor for one pipeline, not a vote or stack of them (seconds, before the
+#: slowdown factor): the single models of the compression benchmark's tables registered in
+#: 2.7-4.5 s at B = 60 s (``6858ea6``, quiet), where votes of up to five pipelines took up to
+#: 8.4 s; those keep the registration reserve's own floor (:data:`RESERVE`).
+SINGLE_REGISTRATION_S = 5.0
 #: The least a booster student alone needs besides its export and served flavor, in seconds:
 #: its training (its rounds stop at the compression deadline) and the measuring of it and the
 #: native model. On attrition's 1,176 rows a student trains in about a second.
@@ -282,6 +287,7 @@ def trim(
     export_s: float | None = None,
     student_s: float | None = None,
     exportable: bool = True,
+    ensemble: bool = True,
     slowdown: float = 1.0,
 ) -> Trims:
     """What still fits in ``left_s`` once the model is evaluated: permutation repeats (each
@@ -298,12 +304,15 @@ def trim(
     yield to the cheaper route, down to one permutation repeat (the importance that weighs
     drift in monitoring). Registration's reserve is kept aside, with what a large model
     takes beyond it (:data:`REGISTRATION_NODES_PER_S`), ``slowdown`` times longer on a busy
-    machine."""
+    machine; one pipeline (not an ``ensemble``) keeps :data:`SINGLE_REGISTRATION_S` as its
+    floor."""
     if budget_s is None or left_s is None:
         return Trims()
     notes: list[str] = []
     heavy = slowdown * model_size / REGISTRATION_NODES_PER_S  # a big model registers slowly
-    available = left_s - _reserve(budget_s, ("registration",), slowdown) - heavy
+    share, floor = RESERVE["registration"]
+    floor = floor if ensemble else SINGLE_REGISTRATION_S
+    available = left_s - slowdown * max(budget_s * share, floor) - heavy
     if heavy >= 2:
         notes.append(f"registration of {model_size:,} parameters: ~{heavy:.0f}s more kept")
     per_repeat = max(columns * predict_s, 1e-3)

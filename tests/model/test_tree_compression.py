@@ -251,7 +251,7 @@ def test_the_export_estimate_follows_each_kind_of_model():
     for model, per_node in ((cat, candidates.CATBOOST_NODE_S), (xgb, candidates.NODE_S),
                             (forest, candidates.NODE_S)):  # fmt: skip
         assert C.export_seconds(model) == pytest.approx(per_node * C.n_parameters(model))
-    assert C.export_seconds(cat) < 0.1 * candidates.NODE_S * C.n_parameters(cat)
+    assert C.export_seconds(cat) < 0.2 * candidates.NODE_S * C.n_parameters(cat)
     vote = _two_booster_vote(X, y, 3)
     members = vote.steps[-1][1].estimators_
     assert C.export_seconds(vote) == pytest.approx(sum(C.export_seconds(m) for m in members))

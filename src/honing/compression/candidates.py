@@ -97,6 +97,15 @@ def final_step(model: Any) -> Any:
     return model.steps[-1][1] if hasattr(model, "steps") else model
 
 
+def vote_members(model: Any) -> list[Any]:
+    """The member pipelines of a vote or stack at the end of ``model``; [] for one model."""
+    last = final_step(model)
+    members = getattr(last, "estimators_", None)
+    if type(last).__name__.startswith(("Voting", "Stacking")) and members:
+        return list(members)
+    return []
+
+
 def torch_mlp(pipeline: Any) -> Any | None:
     """The PyTorch MLP at the end of ``pipeline``, or None."""
     from honing.nn import TorchMLPBase
@@ -144,11 +153,12 @@ def n_parameters(model: Any) -> int | None:
 #: estimator, from ``bench/export_cost.py`` (2 cores, one busy): LightGBM's converter costs
 #: per tree (100-1,200 trees of 31-63 leaves: 4-5 ms each, binary, multiclass or regression
 #: alike, where its node count put a 4-class model at half its time); CatBoost exports its own
-#: graph in about the fixed part at any size (38,000-63,500 nodes: 1.6-1.9 s in all); XGBoost,
-#: scikit-learn's trees and coefficients cost per node (20-40 microseconds each).
+#: graph in about the fixed part at any size (38,000-63,500 nodes: 1.3-2.5 s in all); XGBoost,
+#: scikit-learn's trees and coefficients cost per node (10-16 microseconds each beyond a
+#: 1.2 s fixed part at ``68a39a5``, 20-40 before; a forest's 179,000 nodes took 2.9 s).
 LIGHTGBM_TREE_S = 0.0045
 CATBOOST_NODE_S = 2e-6
-NODE_S = 3.3e-5
+NODE_S = 2e-5
 
 
 def export_seconds(model: Any) -> float:

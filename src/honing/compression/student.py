@@ -24,7 +24,13 @@ import pandas as pd
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
-from honing.compression.candidates import LIGHTGBM_TREE_S, final_step, n_parameters, torch_mlp
+from honing.compression.candidates import (
+    LIGHTGBM_TREE_S,
+    final_step,
+    n_parameters,
+    torch_mlp,
+    vote_members,
+)
 
 #: The student's boosting rounds at most (early stopping on held-out rows decides), its
 #: learning rate at that many rounds, and its leaves.
@@ -178,10 +184,7 @@ def exportable(model: Any) -> bool:
     estimator of :data:`NO_CONVERTER` (date features are fed to the graph as their parts,
     :mod:`honing.compression.onnx`). The planner asks before compression, so that a model with
     none spends no time on it."""
-    last = final_step(model)
-    members = getattr(last, "estimators_", None)
-    if not (type(last).__name__.startswith(("Voting", "Stacking")) and members):
-        members = [model]
+    members = vote_members(model) or [model]
     return all(type(final_step(m)).__name__ not in NO_CONVERTER for m in members)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from honing import evaluation, explain, planner, slices
 from honing.compression import export_seconds, n_parameters
+from honing.compression.candidates import vote_members
 from honing.compression.student import exportable, student_export_seconds
 from honing.config import PipelineConfig
 from honing.ensembles import EnsembleDecision
@@ -66,6 +67,7 @@ def evaluate(
             model, len(prepared.classes or []) if cfg.task == "classification" else 0
         ),
         exportable=exportable(model),
+        ensemble=bool(vote_members(model)),
         slowdown=prepared.budget.slowdown,
     )
     return Evaluated(report=report, slices=slice_report, trims=trims)
