@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from honing import target as target_mod
 from honing.cli_common import CONFIG_OPT, ENV_OPT, console, fail, warnings_in_the_log
 from honing.cli_data import data_app
 from honing.exceptions import ConfigError, HoningError
+from honing.gates_config import NAME_PATTERN
 from honing.settings import redact
 
 app = typer.Typer(
@@ -95,7 +97,10 @@ def init(
 ) -> None:
     """Profile a new table into a budget-driven pipeline config plus a Great Expectations
     suite."""
-    name = name or data_path.stem
+    if name is not None and not re.fullmatch(NAME_PATTERN, name):
+        # it names the config, the suite and the registered model: no path, no space
+        raise fail(HoningError(f"--name {name!r}: rule: letters, digits, '_', '.' or '-' only"))
+    name = name or re.sub(r"[^A-Za-z0-9_.\-]+", "-", data_path.stem).strip("-.") or "table"
     config_out = config_out or Path("configs") / f"{name}.yaml"
     suite_out = suite_out or Path("expectations") / f"{name}.json"
     try:

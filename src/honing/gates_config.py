@@ -117,8 +117,13 @@ class InfraCheckConfig(StrictModel):
     timeout_s: float = Field(default=120.0, gt=0.0)
 
 
+#: What a registered model's name (and ``honing init``'s pipeline name, which makes it) may
+#: hold: letters, digits, ``_``, ``.`` and ``-``; no path separator, no space.
+NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
+
+
 class RegistryConfig(StrictModel):
-    model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    model_name: str = Field(min_length=1, pattern=NAME_PATTERN)
     metric: Metric = "roc_auc"
     promotion_margin: float = Field(
         default=0.0,

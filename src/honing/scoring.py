@@ -157,9 +157,11 @@ def refusal(df: pd.DataFrame, suite: dict[str, Any]) -> RequestError | None:
         return None
     failures = [{"column": f.column, "rule": f.rule, "details": f.details} for f in report.failures]
     first = failures[0]
+    # a rule of the whole table (its set of columns) has no column of its own to name
+    subject = f"column {first['column']!r}" if first["column"] else "the request's columns"
     return RequestError(
         422,
-        f"column {first['column'] or '<table>'!r}: rule {first['rule']}: {first['details']}"
+        f"{subject}: rule {first['rule']}: {first['details']}"
         + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""),
         failures,
     )

@@ -135,6 +135,7 @@ def test_the_endpoint_answers_and_refuses_clearly(server, churn_df):
     assert missing.status_code == 422
     body = missing.json()
     assert "expect_table_columns_to_match_set" in body["error"]
+    assert body["error"].startswith("the request's columns") and "tenure" in body["error"]
     assert any(f["column"] == "tenure" for f in body["failures"])
     unseen = rows.assign(contract="Weekly").to_dict("records")
     bad = httpx.post(f"{url}/invocations", json={"dataframe_records": unseen})

@@ -288,3 +288,22 @@ def test_the_refit_threads_follow_the_cores_the_process_may_use():
     from honing import runtime
 
     assert runtime.cores() == len(os.sched_getaffinity(0))
+
+
+def test_init_refuses_a_name_that_is_a_path_and_cleans_a_file_stem(tmp_path: Path, monkeypatch):
+    """--name names the config, the suite and the registered model: a path or a space is
+    refused with the rule, and nothing is written; a file's stem is made a name instead."""
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    data = _write(tmp_path)
+    res = runner.invoke(app, ["init", str(data), "--target", "left", "--name", "../../evil"])
+    assert res.exit_code == 1
+    assert "--name '../../evil': rule: letters, digits" in " ".join(res.output.split())
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["new.csv"]
+    spaced = data.with_name("my data (2).csv")
+    data.rename(spaced)
+    res = runner.invoke(app, ["init", str(spaced), "--target", "left"])
+    assert res.exit_code == 0, res.output
+    cfg = yaml.safe_load((work / "configs" / "my-data-2.yaml").read_text())
+    assert cfg["registry"]["model_name"] == "honing-my-data-2"

@@ -132,3 +132,13 @@ def test_the_shape_of_a_request_is_refused_before_it_is_queued():
         with pytest.raises(scoring.RequestError) as refused:
             scoring.parse(payload)
         assert refused.value.status == status
+
+
+def test_a_request_missing_a_column_is_refused_naming_it_and_the_rule():
+    """The columns' rule belongs to the whole table: the 422 says "the request's columns"
+    (no placeholder column name), the rule, and which column is missing."""
+    refused = scoring.refusal(pd.DataFrame({"size": [1.0]}), SUITE)
+    assert refused is not None and refused.status == 422
+    message = str(refused)
+    assert message.startswith("the request's columns: rule expect_table_columns_to_match_set")
+    assert "'missing': ['kind']" in message and "<table>" not in message
