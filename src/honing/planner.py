@@ -61,10 +61,10 @@ KEEPABLE_BUDGET_S = 40.0
 MIN_SEARCH_SHARE = 0.15
 #: What the cheapest useful explanation needs, in seconds, and the compression stage's fixed
 #: part besides the export itself: the converters' and onnxruntime's first use, parity on the
-#: test split and single-row latency (1.5-1.9 s on 2 cores with one busy,
-#: ``bench/export_cost.py``).
+#: test split and single-row latency (1.2-1.4 s on 2 cores with one busy, a small model's
+#: whole stage; ``bench/export_cost.py``).
 SHAP_MIN_S = 6.0
-COMPRESSION_MIN_S = 2.0
+COMPRESSION_MIN_S = 1.5
 
 
 class StageClock:

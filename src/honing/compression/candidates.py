@@ -150,15 +150,16 @@ def n_parameters(model: Any) -> int | None:
 
 #: Seconds a fitted model's ONNX export takes beyond the compression stage's fixed part (the
 #: converters' first use, parity, latency: ``planner.COMPRESSION_MIN_S``), per kind of
-#: estimator, from ``bench/export_cost.py`` (2 cores, one busy): LightGBM's converter costs
-#: per tree (100-1,200 trees of 31-63 leaves: 4-5 ms each, binary, multiclass or regression
+#: estimator, from ``bench/export_cost.py`` (2 cores, one kept busy; each model in a fresh
+#: process, two runs at ``228764d``): LightGBM's converter costs per tree (100-1,200 trees of
+#: 31-63 leaves: 1.2-3.4 ms each beyond a 1.2 s fixed part, binary, multiclass or regression
 #: alike, where its node count put a 4-class model at half its time); CatBoost exports its own
-#: graph in about the fixed part at any size (38,000-63,500 nodes: 1.3-2.5 s in all); XGBoost,
-#: scikit-learn's trees and coefficients cost per node (10-16 microseconds each beyond a
-#: 1.2 s fixed part at ``68a39a5``, 20-40 before; a forest's 179,000 nodes took 2.9 s).
-LIGHTGBM_TREE_S = 0.0045
+#: graph in about the fixed part at any size (38,000-63,500 nodes: 1.3-2.5 s in all);
+#: XGBoost, scikit-learn's trees and coefficients cost per node (10-16 microseconds each).
+#: The planner's busy-machine factor comes on top (``planner.slowdown``).
+LIGHTGBM_TREE_S = 0.0035
 CATBOOST_NODE_S = 2e-6
-NODE_S = 2e-5
+NODE_S = 1.4e-5
 
 
 def export_seconds(model: Any) -> float:
