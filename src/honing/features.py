@@ -145,9 +145,8 @@ class DateFeatures(TransformerMixin, BaseEstimator):
         out = []
         for col in self.feature_names_in_:
             t = pd.to_datetime(pd.Series(X[col]), errors="coerce", format="mixed", utc=True)
-            out.extend(getattr(t.dt, part).astype("float64") for part in DATE_PARTS)
-            out.append((t - pd.Timestamp(0, tz="UTC")).dt.total_seconds() / 86400.0)
-        return np.column_stack([np.asarray(c, dtype=np.float64) for c in out])
+            out.extend(date_parts(t))
+        return np.column_stack(out)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.asarray(
@@ -158,6 +157,36 @@ class DateFeatures(TransformerMixin, BaseEstimator):
 
 #: Output columns per date column.
 DATE_WIDTH = len(DATE_PARTS) + 1
+#: Ticks of a second in each resolution pandas parses dates to.
+_TICKS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+
+
+def date_parts(when: pd.Series) -> list[np.ndarray]:
+    """:data:`DATE_PARTS` and the days since 1970 of a UTC date column (as
+    ``pd.to_datetime(..., utc=True)`` parses it), as float64 columns (NaN where NaT): the
+    values pandas' ``.dt`` accessors and ``total_seconds()`` give, computed on the arrays,
+    which are integers of the column's own resolution. Per call those accessors cost
+    ~0.4 ms each: most of a single served row's time (6 ms with two date columns)."""
+    stamps = np.asarray(when.values)  # UTC, tz-naive
+    ticks = _TICKS[np.datetime_data(stamps.dtype)[0]]
+    missing = np.isnat(stamps)
+    ticks_since = np.where(missing, 0, stamps.view(np.int64))
+    days = np.floor_divide(ticks_since, 86400 * ticks)  # whole days, floored before 1970
+    day = days.astype("datetime64[D]")
+    month, year = day.astype("datetime64[M]"), day.astype("datetime64[Y]")
+    # the days as pandas counts them: a timedelta in the resolution it picks, in seconds
+    since = np.asarray((when - pd.Timestamp(0, tz="UTC")).values)
+    seconds = since.view(np.int64) / _TICKS[np.datetime_data(since.dtype)[0]]
+    parts = [
+        year.astype(np.int64) + 1970,
+        month.astype(np.int64) % 12 + 1,
+        (day - month.astype("datetime64[D]")).astype(np.int64) + 1,
+        (days + 3) % 7,  # 1970-01-01 was a Thursday; Monday is 0
+        (day - year.astype("datetime64[D]")).astype(np.int64) + 1,
+        (ticks_since - days * 86400 * ticks) // (3600 * ticks),
+        seconds / 86400.0,
+    ]
+    return [np.where(missing, np.nan, p.astype(np.float64)) for p in parts]
 
 
 def resolve_encoder(cfg: FeaturesConfig, family_encoder: str) -> str:

@@ -14,6 +14,7 @@ from honing.config import FeaturesConfig, QualityConfig, parse_config
 from honing.data import encode_target
 from honing.exceptions import DataValidationError
 from honing.features import (
+    DATE_PARTS,
     DATE_WIDTH,
     DateFeatures,
     build_preprocessor,
@@ -209,3 +210,39 @@ def test_init_never_writes_a_rule_its_own_table_breaks(tmp_path: Path, rule: str
     )
     assert report.success, report.table()
     validation.gate(report)
+
+
+def _parts_by_pandas(X: pd.DataFrame) -> np.ndarray:
+    """The date parts as pandas' own accessors give them: the reference."""
+    out = []
+    for col in X.columns:
+        t = pd.to_datetime(pd.Series(X[col]), errors="coerce", format="mixed", utc=True)
+        out.extend(getattr(t.dt, part).astype("float64") for part in DATE_PARTS)
+        out.append((t - pd.Timestamp(0, tz="UTC")).dt.total_seconds() / 86400.0)
+    return np.column_stack([np.asarray(c, dtype=np.float64) for c in out])
+
+
+def test_date_parts_are_exactly_pandas_own_on_every_kind_of_date():
+    """DateFeatures computes the parts on the arrays (6 ms a served row with two date
+    columns through pandas' accessors, ~1 ms this way): the same float64 values, bit for
+    bit, before 1970 and near pandas' bounds, across time zones and resolutions, with
+    missing and unparseable values NaN."""
+    rng = np.random.default_rng(0)
+    ticks = rng.integers(-9 * 10**9, 9 * 10**9, 3000) * 10**9 + rng.integers(0, 10**9, 3000)
+    texts = pd.to_datetime(ticks).strftime("%Y-%m-%d %H:%M:%S.%f").tolist() + [
+        "2020-02-29", "1969-12-31 23:59:59", "1900-03-01T05:00:00+05:00", "", None, "garbage",
+        "2024-12-31T23:59:59Z", "03/04/2021", "2262-04-11", "1677-09-21 00:12:44", "3000-01-01",
+    ]  # fmt: skip
+    tables = [
+        pd.DataFrame({"a": texts, "b": texts[::-1]}),
+        pd.DataFrame({"a": pd.to_datetime(ticks[:300]).tz_localize("Europe/Paris",
+                                                                   ambiguous="NaT",
+                                                                   nonexistent="NaT")}),
+        *[pd.DataFrame({"a": pd.Series(pd.to_datetime(ticks[:300]), dtype=f"datetime64[{u}]")})
+          for u in ("s", "ms", "us", "ns")],
+        pd.DataFrame({"a": [None, None]}),
+    ]  # fmt: skip
+    for X in tables:
+        ours = DateFeatures().fit(X).transform(X)
+        assert ours.shape == (len(X), DATE_WIDTH * X.shape[1]) and ours.dtype == np.float64
+        np.testing.assert_array_equal(ours, _parts_by_pandas(X))
