@@ -21,7 +21,7 @@ from honing import target as target_mod
 from honing.cli_common import CONFIG_OPT, ENV_OPT, console, fail, warnings_in_the_log
 from honing.cli_data import data_app
 from honing.exceptions import ConfigError, HoningError
-from honing.gates_config import NAME_PATTERN
+from honing.gates_config import NAME_CHARS, NAME_PATTERN
 from honing.settings import redact
 
 app = typer.Typer(
@@ -100,7 +100,7 @@ def init(
     if name is not None and not re.fullmatch(NAME_PATTERN, name):
         # it names the config, the suite and the registered model: no path, no space
         raise fail(HoningError(f"--name {name!r}: rule: letters, digits, '_', '.' or '-' only"))
-    name = name or re.sub(r"[^A-Za-z0-9_.\-]+", "-", data_path.stem).strip("-.") or "table"
+    name = name or re.sub(rf"[^{NAME_CHARS}]+", "-", data_path.stem).strip("-.") or "table"
     config_out = config_out or Path("configs") / f"{name}.yaml"
     suite_out = suite_out or Path("expectations") / f"{name}.json"
     try:

@@ -119,7 +119,8 @@ class InfraCheckConfig(StrictModel):
 
 #: What a registered model's name (and ``honing init``'s pipeline name, which makes it) may
 #: hold: letters, digits, ``_``, ``.`` and ``-``; no path separator, no space.
-NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
+NAME_CHARS = r"A-Za-z0-9_.\-"
+NAME_PATTERN = rf"^[{NAME_CHARS}]+$"
 
 
 class RegistryConfig(StrictModel):

@@ -10,6 +10,7 @@ from typing import Any
 
 from honing import metric_keys
 from honing.decision import Decided, DecisionRule
+from honing.gates_config import NAME_CHARS
 from honing.tracking import resumed, set_tags
 
 
@@ -100,7 +101,7 @@ def log_served_model(
     from honing.artifacts import write_served
     from honing.compression.predictors import load_decided
 
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "model"
+    name = re.sub(rf"[^{NAME_CHARS}]+", "-", name).strip("-") or "model"
     output = load_decided(files).outputs(input_example) if outputs is None else outputs
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_served(files, Path(tmp) / "served")

@@ -85,9 +85,8 @@ def feature_steps(pipeline: Any) -> Any:
     for an ensemble, those of its first member. Students and exports start from these."""
     from sklearn.pipeline import Pipeline
 
-    model = pipeline.steps[-1][1]
-    members = getattr(model, "estimators_", None)
-    if type(model).__name__.startswith(("Voting", "Stacking")) and members:
+    members = vote_members(pipeline)
+    if members:
         pipeline = members[0]
     return Pipeline(pipeline.steps[:-1])
 
@@ -141,11 +140,17 @@ def n_parameters(model: Any) -> int | None:
         return int(model.tree_count_) * (2 ** (depth + 1) - 1)
     if hasattr(model, "get_booster"):  # XGBoost: one dump line per node
         return int(sum(d.count("\n") for d in model.get_booster().get_dump()))
+    counts = [c for c in (n_parameters(m) for m in _fitted_members(model)) if c is not None]
+    return int(sum(counts)) if counts else None
+
+
+def _fitted_members(model: Any) -> list[Any]:
+    """A forest's trees, or a vote's or stack's members (``estimators_``, flattened: a
+    gradient-boosted forest keeps one list of trees per class)."""
     members: list[Any] = []
     for e in getattr(model, "estimators_", []) or []:
         members.extend(e if isinstance(e, list | np.ndarray) else [e])
-    counts = [c for c in (n_parameters(m) for m in members) if c is not None]
-    return int(sum(counts)) if counts else None
+    return members
 
 
 #: Seconds a fitted model's ONNX export takes beyond the compression stage's fixed part (the
@@ -168,18 +173,17 @@ def export_seconds(model: Any) -> float:
     :data:`CATBOOST_NODE_S`, :data:`NODE_S`): the planner's estimate before compression."""
     if hasattr(model, "steps"):
         return export_seconds(model.steps[-1][1])
-    if hasattr(model, "booster_"):  # LightGBM: one "Tree=" line per tree in its model text
-        text = model.booster_.model_to_string()
-        return LIGHTGBM_TREE_S * len(re.findall(r"^Tree=", text, re.M))
+    if hasattr(model, "booster_"):  # LightGBM: the trees it saves (to its best round)
+        booster = model.booster_
+        rounds = booster.best_iteration or booster.current_iteration()
+        return LIGHTGBM_TREE_S * rounds * booster.num_model_per_iteration()
     if hasattr(model, "tree_count_"):
         return CATBOOST_NODE_S * (n_parameters(model) or 0)
     if hasattr(model, "get_booster") or hasattr(model, "tree_") or hasattr(model, "coef_"):
         return NODE_S * (n_parameters(model) or 0)
-    members: list[Any] = []
-    for e in getattr(model, "estimators_", []) or []:
-        members.extend(e if isinstance(e, list | np.ndarray) else [e])
     final = getattr(model, "final_estimator_", None)
-    return float(sum(export_seconds(m) for m in [*members, *([final] if final else [])]))
+    members = [*_fitted_members(model), *([final] if final else [])]
+    return float(sum(export_seconds(m) for m in members))
 
 
 def torch_candidate(
