@@ -81,6 +81,9 @@ CASES = [  # name, classes, family, params
     ("xgboost 4 classes 200 rounds", 4, "xgboost", {"n_estimators": 200, "max_depth": 6}),
     ("xgboost regression 500 rounds", 0, "xgboost", {"n_estimators": 500, "max_depth": 6}),
     ("random_forest binary 100 trees", 2, "random_forest", {"n_estimators": 100}),
+    ("lightgbm 22 classes 150 rounds", 22, "lightgbm", {"n_estimators": 150, "num_leaves": 31}),
+    ("extra_trees 4 classes 100 trees", 4, "extra_trees", {"n_estimators": 100}),
+    ("vote extra_trees + lightgbm 4 classes", 4, "vote_trees", {}),
 ]
 
 
@@ -98,6 +101,12 @@ def measure(name: str, classes: int, family: str, params: dict) -> dict:
             _fit("xgboost", {"n_estimators": 200, "max_depth": 6}, X, y, classes),
         ]
         model = _vote(members, [0.6, 0.4], classes)
+    elif family == "vote_trees":
+        members = [
+            _fit("extra_trees", {"n_estimators": 100}, X, y, classes),
+            _fit("lightgbm", {"n_estimators": 150, "num_leaves": 31}, X, y, classes),
+        ]
+        model = _vote(members, [0.5, 0.5], classes)
     else:
         model = _fit(family, params, X, y, classes)
     size = n_parameters(model) or 0

@@ -1,5 +1,7 @@
-"""ONNX converters for the estimators skl2onnx does not know: each registers one library's
-classifier and regressor with skl2onnx. A :class:`honing.models.Family` names its converter
+"""ONNX converters for the estimators skl2onnx does not know, or converts too slowly for a
+run's budget: each registers one library's classifier and regressor with skl2onnx
+(LightGBM's and scikit-learn's forests are built by :mod:`honing.tree_graphs` from the
+model's own arrays). A :class:`honing.models.Family` names its converter
 (``onnx_converter``), and the ONNX export registers every family's before it converts, so a
 new boosting library is one table entry plus its converter here (or anywhere importable).
 
@@ -38,11 +40,56 @@ def _register(classifier: Any, regressor: Any, prefix: str, converter: Any) -> N
 
 
 def lightgbm_onnx() -> None:
-    """LightGBM's estimators, through onnxmltools' converter."""
+    """LightGBM's estimators, through :func:`honing.tree_graphs.convert_lightgbm` (the tree
+    ensemble from the booster's dump; onnxmltools' converter for what it does not cover)."""
     from lightgbm import LGBMClassifier, LGBMRegressor
-    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+    from honing.tree_graphs import convert_lightgbm
 
     _register(LGBMClassifier, LGBMRegressor, "LightGbm", convert_lightgbm)
+
+
+#: skl2onnx's options of a forest's converter, kept when honing's converter replaces its own.
+FOREST_CLASSIFIER_OPTIONS: dict[str, list[Any]] = {
+    "zipmap": [True, False, "columns"],
+    "raw_scores": [True, False],
+    "nocl": [True, False],
+    "output_class_labels": [False, True],
+    "decision_path": [True, False],
+    "decision_leaf": [True, False],
+}
+
+
+def forest_onnx() -> None:
+    """scikit-learn's random and extra-trees forests, through
+    :func:`honing.tree_graphs.convert_forest_classifier` and ``convert_forest_regressor``
+    (each tree's arrays at once, not skl2onnx's node-by-node walk), under skl2onnx's own
+    names and options."""
+    from skl2onnx import update_registered_converter
+    from skl2onnx.shape_calculators.ensemble_shapes import (
+        calculate_tree_classifier_output_shapes,
+        calculate_tree_regressor_output_shapes,
+    )
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+
+    from honing.tree_graphs import convert_forest_classifier, convert_forest_regressor
+
+    for classifier in (RandomForestClassifier, ExtraTreesClassifier):
+        update_registered_converter(
+            classifier, f"Sklearn{classifier.__name__}", calculate_tree_classifier_output_shapes,
+            convert_forest_classifier, overwrite=True, options=FOREST_CLASSIFIER_OPTIONS,
+        )  # fmt: skip
+    options = {"decision_path": [True, False], "decision_leaf": [True, False]}
+    for regressor in (RandomForestRegressor, ExtraTreesRegressor):
+        update_registered_converter(
+            regressor, f"Sklearn{regressor.__name__}", calculate_tree_regressor_output_shapes,
+            convert_forest_regressor, overwrite=True, options=options,
+        )  # fmt: skip
 
 
 def xgboost_onnx() -> None:

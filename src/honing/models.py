@@ -20,7 +20,7 @@ from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.svm import SVC, SVR
 
-from honing.converters import catboost_onnx, lightgbm_onnx, xgboost_onnx
+from honing.converters import catboost_onnx, forest_onnx, lightgbm_onnx, xgboost_onnx
 from honing.fidelity import Booster, CatBoostRounds, LightGBMRounds, XGBoostRounds
 
 
@@ -212,8 +212,9 @@ class Family:
     booster: Booster | None = None  # grows n_estimators round by round, with early stopping
     native_categorical: str | None = None  # constructor keyword for categorical positions
     tree: bool = False  # a tree model: splits ignore scale, so numeric columns are not scaled
-    #: Registers its estimators with skl2onnx when skl2onnx does not know them (a boosting
-    #: library's); called before every ONNX export (see :mod:`honing.converters`).
+    #: Registers its estimators' converters with skl2onnx: those skl2onnx does not know (a
+    #: boosting library's), or a faster one for those it does (scikit-learn's forests);
+    #: called before every ONNX export (see :mod:`honing.converters`).
     onnx_converter: Callable[[], None] | None = None
 
 
@@ -234,6 +235,7 @@ FAMILY_TABLE: dict[str, Family] = {
             },
             encoder="ordinal",
             rung_param="n_estimators",
+            onnx_converter=forest_onnx,
             tree=True,
         ),
         Family(
@@ -246,6 +248,7 @@ FAMILY_TABLE: dict[str, Family] = {
             },
             encoder="ordinal",
             rung_param="n_estimators",
+            onnx_converter=forest_onnx,
             tree=True,
         ),
         Family(

@@ -1,7 +1,7 @@
-"""The boosting families served through ONNX (onnxmltools' converters inside skl2onnx, and
-CatBoost's own export): the
-graph answers like the native pipeline, with categoricals split natively, missing values,
-high-cardinality target encoding, multiclass probabilities and regression."""
+"""The boosting families served through ONNX (honing's LightGBM graph and onnxmltools' XGBoost
+converter inside skl2onnx, and CatBoost's own export): the graph answers like the native
+pipeline, with categoricals split natively, missing values, high-cardinality target encoding,
+multiclass probabilities and regression."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from honing.compression.onnx import (
 )
 from honing.compression.predictors import OnnxPredictor, load_served
 from honing.techniques import TECHNIQUES
+from honing.tree_graphs import FOREST_NAMES
 
 
 @dataclass
@@ -156,29 +157,37 @@ def _fitted_members(model: Any) -> list[Any]:
 #: Seconds a fitted model's ONNX export takes beyond the compression stage's fixed part (the
 #: converters' first use, parity, latency: ``planner.COMPRESSION_MIN_S``), per kind of
 #: estimator, from ``bench/export_cost.py`` (2 cores, one kept busy; each model in a fresh
-#: process, two runs at ``228764d``): LightGBM's converter costs per tree (100-1,200 trees of
-#: 31-63 leaves: 1.2-3.4 ms each beyond a 1.2 s fixed part, binary, multiclass or regression
-#: alike, where its node count put a 4-class model at half its time); CatBoost exports its own
-#: graph in about the fixed part at any size (38,000-63,500 nodes: 1.3-2.5 s in all);
-#: XGBoost, scikit-learn's trees and coefficients cost per node (10-16 microseconds each).
-#: The planner's busy-machine factor comes on top (``planner.slowdown``).
-LIGHTGBM_TREE_S = 0.0035
+#: process). LightGBM's graph and scikit-learn's forests are written from the model's arrays
+#: (:mod:`honing.tree_graphs`); what is left of their stage is onnxruntime's session and the
+#: native model's own measurement, per tree and per node (LightGBM: 100-3,300 trees, 1.2-4.3 s
+#: in all; forests: 179,000-789,000 nodes, 2.1-4.5 s in all). CatBoost exports its own graph
+#: in about the fixed part at any size (38,000-63,500 nodes: 1.4 s in all). XGBoost
+#: (onnxmltools' converter, node by node), scikit-learn's other trees and coefficients cost
+#: 14 microseconds a node. The planner's busy-machine factor comes on top
+#: (``planner.slowdown``).
+LIGHTGBM_TREE_S = 6e-4
+LIGHTGBM_NODE_S = 8e-6
+FOREST_NODE_S = 6e-6
 CATBOOST_NODE_S = 2e-6
 NODE_S = 1.4e-5
 
 
 def export_seconds(model: Any) -> float:
     """What the ONNX export of ``model`` (a pipeline, a vote or stack of them, a forest) takes
-    beyond the stage's fixed part, summed over its members (:data:`LIGHTGBM_TREE_S`,
-    :data:`CATBOOST_NODE_S`, :data:`NODE_S`): the planner's estimate before compression."""
+    beyond the stage's fixed part, summed over its members (:data:`LIGHTGBM_TREE_S` and
+    :data:`LIGHTGBM_NODE_S`, :data:`FOREST_NODE_S`, :data:`CATBOOST_NODE_S`,
+    :data:`NODE_S`): the planner's estimate before compression."""
     if hasattr(model, "steps"):
         return export_seconds(model.steps[-1][1])
     if hasattr(model, "booster_"):  # LightGBM: the trees it saves (to its best round)
         booster = model.booster_
         rounds = booster.best_iteration or booster.current_iteration()
-        return LIGHTGBM_TREE_S * rounds * booster.num_model_per_iteration()
+        trees = rounds * booster.num_model_per_iteration()
+        return LIGHTGBM_TREE_S * trees + LIGHTGBM_NODE_S * (n_parameters(model) or 0)
     if hasattr(model, "tree_count_"):
         return CATBOOST_NODE_S * (n_parameters(model) or 0)
+    if type(model).__name__ in FOREST_NAMES:
+        return FOREST_NODE_S * (n_parameters(model) or 0)
     if hasattr(model, "get_booster") or hasattr(model, "tree_") or hasattr(model, "coef_"):
         return NODE_S * (n_parameters(model) or 0)
     final = getattr(model, "final_estimator_", None)

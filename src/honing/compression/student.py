@@ -25,6 +25,7 @@ from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
 from honing.compression.candidates import (
+    LIGHTGBM_NODE_S,
     LIGHTGBM_TREE_S,
     final_step,
     n_parameters,
@@ -200,10 +201,13 @@ def student_nodes(teacher: Any, classes: int) -> int | None:
 
 def student_export_seconds(teacher: Any, classes: int) -> float | None:
     """What the ONNX export of a booster student of ``teacher`` takes at most beyond the
-    stage's fixed part (its trees at :data:`~honing.compression.candidates.LIGHTGBM_TREE_S`
+    stage's fixed part (its trees and nodes at LightGBM's rates,
+    :data:`~honing.compression.candidates.LIGHTGBM_TREE_S` and ``LIGHTGBM_NODE_S``
     each), for the planner to cost it before it exists; None where no student applies."""
     nodes = student_nodes(teacher, classes)
-    return None if nodes is None else LIGHTGBM_TREE_S * nodes / (2 * STUDENT_LEAVES - 1)
+    if nodes is None:
+        return None
+    return LIGHTGBM_TREE_S * nodes / (2 * STUDENT_LEAVES - 1) + LIGHTGBM_NODE_S * nodes
 
 
 def booster_student(
