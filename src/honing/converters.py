@@ -112,23 +112,9 @@ def _catboost_classifier_parser(scope: Any, model: Any, inputs: Any, custom_pars
     return operator.outputs
 
 
-def _convert_catboost(scope: Any, operator: Any, container: Any) -> None:
-    """CatBoost's own ONNX export (one TreeEnsemble node) placed into skl2onnx's graph."""
-    from catboost.utils import convert_to_onnx_object
-    from onnx import helper
-
-    onx = convert_to_onnx_object(operator.raw_operator)
-    node = next(n for n in onx.graph.node if n.op_type.startswith("TreeEnsemble"))
-    opsets = {d.domain: d.version for d in onx.opset_import}
-    attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    container.add_node(
-        node.op_type, [operator.inputs[0].full_name], [o.full_name for o in operator.outputs],
-        op_domain=node.domain, op_version=opsets.get(node.domain), **attributes,
-    )  # fmt: skip
-
-
 def catboost_onnx() -> None:
-    """CatBoost's estimators, through CatBoost's own ONNX export."""
+    """CatBoost's estimators, through :func:`honing.catboost_graph.convert_catboost` (its
+    symmetric trees as dense operators; CatBoost's own export for what they do not cover)."""
     from catboost import CatBoostClassifier, CatBoostRegressor
     from skl2onnx import update_registered_converter
     from skl2onnx.common.shape_calculator import (
@@ -136,14 +122,16 @@ def catboost_onnx() -> None:
         calculate_linear_regressor_output_shapes,
     )
 
+    from honing.catboost_graph import convert_catboost
+
     update_registered_converter(
         CatBoostClassifier, CATBOOST_CLASSIFIER,
-        calculate_linear_classifier_output_shapes, _convert_catboost,
+        calculate_linear_classifier_output_shapes, convert_catboost,
         parser=_catboost_classifier_parser, options={"nocl": [True, False], "zipmap": [False]},
     )  # fmt: skip
     update_registered_converter(
         CatBoostRegressor, "CatBoostCatBoostRegressor",
-        calculate_linear_regressor_output_shapes, _convert_catboost,
+        calculate_linear_regressor_output_shapes, convert_catboost,
     )  # fmt: skip
 
 

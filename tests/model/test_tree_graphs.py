@@ -1,12 +1,14 @@
-"""honing's own tree-ensemble graphs (:mod:`honing.tree_graphs`): LightGBM's booster and
-scikit-learn's forests written from the model's arrays answer exactly as the native model, on
-every kind of split and missing value, and write what skl2onnx's node-by-node walk writes."""
+"""honing's own tree graphs: LightGBM's booster and scikit-learn's forests written from the
+model's arrays (:mod:`honing.tree_graphs`), and CatBoost's symmetric trees as dense operators
+(:mod:`honing.catboost_graph`), answer exactly as the native model on every kind of split and
+missing value; the forests' attributes are what skl2onnx's node-by-node walk writes."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+from catboost import CatBoostClassifier, CatBoostRegressor
 from lightgbm import LGBMClassifier, LGBMRegressor
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
@@ -21,7 +23,8 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 
-from honing.converters import forest_onnx, lightgbm_onnx
+from honing.catboost_graph import catboost_json, catboost_supported
+from honing.converters import catboost_onnx, forest_onnx, lightgbm_onnx
 from honing.tree_graphs import LightGBMText, forest_attributes, lightgbm_supported
 
 pytestmark = pytest.mark.model
@@ -62,7 +65,9 @@ def _probe(X: np.ndarray) -> np.ndarray:
 def _graph_answers(model, X: np.ndarray) -> list[np.ndarray]:
     lightgbm_onnx()
     forest_onnx()
-    options = {id(model): {"zipmap": False}} if hasattr(model, "classes_") else None
+    catboost_onnx()
+    classifier = type(model).__name__.endswith("Classifier")
+    options = {id(model): {"zipmap": False}} if classifier else None
     graph = to_onnx(
         model, initial_types=[("x", FloatTensorType([None, X.shape[1]]))], options=options,
         target_opset={"": 17, "ai.onnx.ml": 3},
@@ -182,3 +187,60 @@ def test_forest_attributes_are_skl2onnx_own_for_each_node():
             np.testing.assert_array_equal(np.asarray(values), want.astype(np.float32), name)
         else:
             assert list(values) == list(want), name
+
+
+@pytest.mark.parametrize("nan_mode", ["Min", "Max"])
+@pytest.mark.parametrize("classes", [2, 3])
+def test_catboost_graph_answers_as_catboost(classes, nan_mode):
+    X = _table(0.1)
+    X[:, 5] = np.nan_to_num(X[:, 5])  # missing at prediction only: CatBoost's "AsIs"
+    model = CatBoostClassifier(
+        iterations=60, depth=5, nan_mode=nan_mode, verbose=0, thread_count=1,
+        allow_writing_files=False,
+    ).fit(X, _target(X, classes))  # fmt: skip
+    assert catboost_supported(model, catboost_json(model))
+    label, probabilities = _graph_answers(model, _probe(X))
+    np.testing.assert_allclose(probabilities, model.predict_proba(_probe(X)), atol=1e-5)
+    assert (label == model.predict(_probe(X)).ravel()).all()
+
+
+def test_catboost_regressor_graph_answers_as_catboost():
+    X = _table(0.1)
+    y = _target(X, 5).astype(float) + np.abs(np.nan_to_num(X[:, 0]))
+    model = CatBoostRegressor(
+        iterations=60, depth=6, verbose=0, thread_count=1, allow_writing_files=False
+    ).fit(X, y)
+    (predicted,) = _graph_answers(model, _probe(X))
+    np.testing.assert_allclose(predicted.ravel(), model.predict(_probe(X)), rtol=1e-5, atol=1e-4)
+
+
+def test_catboost_graph_is_smaller_than_catboosts_own_and_its_native_file():
+    """The reason it exists: a symmetric tree is its splits and leaves, not 2^depth - 1
+    nodes with a string each (CatBoost's own export)."""
+    import skops.io as sio
+    from catboost.utils import convert_to_onnx_object
+
+    X = _table(0.0)
+    model = CatBoostClassifier(
+        iterations=300, depth=6, verbose=0, thread_count=1, allow_writing_files=False
+    ).fit(X, _target(X, 2))
+    catboost_onnx()
+    ours = to_onnx(
+        model, initial_types=[("x", FloatTensorType([None, 6]))],
+        options={id(model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3},
+    ).SerializeToString()  # fmt: skip
+    own = convert_to_onnx_object(model).SerializeToString()
+    assert len(ours) < 0.1 * len(own)
+    assert len(ours) < 0.5 * len(sio.dumps(model))
+
+
+def test_catboost_models_the_graph_cannot_express_keep_catboosts_own_export():
+    X = _table(0.0)
+    labels = np.array(["low", "high"])[_target(X, 2)]
+    kw = {"iterations": 5, "verbose": 0, "thread_count": 1, "allow_writing_files": False}
+    named = CatBoostClassifier(**kw).fit(X, labels)
+    assert not catboost_supported(named, catboost_json(named))
+    poisson = CatBoostRegressor(loss_function="Poisson", **kw).fit(X, _target(X, 4))
+    assert not catboost_supported(poisson, catboost_json(poisson))
+    (predicted,) = _graph_answers(poisson, X[:50])  # CatBoost's own graph: raw scores
+    assert predicted.shape[0] == 50
