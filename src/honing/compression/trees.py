@@ -33,18 +33,14 @@ from honing.compression.candidates import (
 from honing.compression.onnx import onnx_bytes
 from honing.decision import DecisionRule
 from honing.metrics import within
+from honing.tree_graphs import FOREST_NAMES
 
 #: The shares of a booster's rounds that are tried, smallest first.
 ROUND_SHARES = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75)
 #: Fewer rounds than this are never tried (a cut that small is not worth its accuracy).
 MIN_ROUNDS = 8
 VOTES = ("VotingClassifier", "VotingRegressor")
-FORESTS = (
-    "RandomForestClassifier",
-    "RandomForestRegressor",
-    "ExtraTreesClassifier",
-    "ExtraTreesRegressor",
-)
+FORESTS = FOREST_NAMES
 
 
 @dataclass(frozen=True)
