@@ -62,7 +62,7 @@ FOREST_CLASSIFIER_OPTIONS: dict[str, list[Any]] = {
 
 def forest_onnx() -> None:
     """scikit-learn's random and extra-trees forests, through
-    :func:`honing.tree_graphs.convert_forest_classifier` and ``convert_forest_regressor``
+    :func:`honing.tree_graphs.convert_forest`
     (each tree's arrays at once, not skl2onnx's node-by-node walk), under skl2onnx's own
     names and options."""
     from skl2onnx import update_registered_converter
@@ -77,18 +77,18 @@ def forest_onnx() -> None:
         RandomForestRegressor,
     )
 
-    from honing.tree_graphs import convert_forest_classifier, convert_forest_regressor
+    from honing.tree_graphs import convert_forest
 
     for classifier in (RandomForestClassifier, ExtraTreesClassifier):
         update_registered_converter(
             classifier, f"Sklearn{classifier.__name__}", calculate_tree_classifier_output_shapes,
-            convert_forest_classifier, overwrite=True, options=FOREST_CLASSIFIER_OPTIONS,
+            convert_forest, overwrite=True, options=FOREST_CLASSIFIER_OPTIONS,
         )  # fmt: skip
     options = {"decision_path": [True, False], "decision_leaf": [True, False]}
     for regressor in (RandomForestRegressor, ExtraTreesRegressor):
         update_registered_converter(
             regressor, f"Sklearn{regressor.__name__}", calculate_tree_regressor_output_shapes,
-            convert_forest_regressor, overwrite=True, options=options,
+            convert_forest, overwrite=True, options=options,
         )  # fmt: skip
 
 

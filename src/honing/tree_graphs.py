@@ -351,38 +351,25 @@ def _forest_supported(scope: Any, operator: Any) -> bool:
     )
 
 
-def convert_forest_classifier(scope: Any, operator: Any, container: Any) -> None:
-    """skl2onnx's converter for a random or extra-trees classifier, from
+def convert_forest(scope: Any, operator: Any, container: Any) -> None:
+    """skl2onnx's converter for a random or extra-trees forest, classifier or regressor, from
     :func:`forest_attributes` (skl2onnx's own for what it does not cover)."""
-    if not _forest_supported(scope, operator):
-        from skl2onnx.operator_converters.random_forest import (
-            convert_sklearn_random_forest_classifier as generic,
-        )
+    from skl2onnx.operator_converters import random_forest
 
-        generic(scope, operator, container)
-        return
     forest = operator.raw_operator
-    _add_ensemble(
-        container, "TreeEnsembleClassifier", operator.input_full_names,
-        [operator.outputs[0].full_name, operator.outputs[1].full_name],
-        scope.get_unique_operator_name("TreeEnsembleClassifier"), post_transform="NONE",
-        **_class_labels(forest.classes_), **forest_attributes(forest, classifier=True),
-    )  # fmt: skip
-
-
-def convert_forest_regressor(scope: Any, operator: Any, container: Any) -> None:
-    """skl2onnx's converter for a random or extra-trees regressor, from
-    :func:`forest_attributes` (skl2onnx's own for what it does not cover)."""
+    classifier = hasattr(forest, "classes_")
     if not _forest_supported(scope, operator):
-        from skl2onnx.operator_converters.random_forest import (
-            convert_sklearn_random_forest_regressor_converter as generic,
-        )
-
-        generic(scope, operator, container)
+        if classifier:
+            random_forest.convert_sklearn_random_forest_classifier(scope, operator, container)
+        else:
+            random_forest.convert_sklearn_random_forest_regressor_converter(
+                scope, operator, container
+            )
         return
+    op = "TreeEnsembleClassifier" if classifier else "TreeEnsembleRegressor"
+    shape = {"n_targets": 1} if not classifier else _class_labels(forest.classes_)
     _add_ensemble(
-        container, "TreeEnsembleRegressor", operator.input_full_names,
-        [operator.outputs[0].full_name], scope.get_unique_operator_name("TreeEnsembleRegressor"),
-        n_targets=1, post_transform="NONE",
-        **forest_attributes(operator.raw_operator, classifier=False),
+        container, op, operator.input_full_names, [o.full_name for o in operator.outputs[:2]],
+        scope.get_unique_operator_name(op), post_transform="NONE", **shape,
+        **forest_attributes(forest, classifier=classifier),
     )  # fmt: skip
