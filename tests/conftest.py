@@ -3,9 +3,13 @@ the fixtures that need them, so ``pytest tests/unit`` stays fast and offline."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import sqlite3
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,16 +38,43 @@ SMALL_SEARCH: dict[str, Any] = {
 }
 
 
+@functools.cache
+def _migrated_prefect_database() -> Path:
+    """A Prefect database brought to Prefect's latest migration by Prefect's own command,
+    once per test process (the first command of a fresh ``PREFECT_HOME`` spends ~5 s of CPU
+    migrating its database; the tests that give each project a home of its own would each
+    pay it). Checkpointed, so that its one file is the whole database."""
+    home = Path(tempfile.mkdtemp(prefix="honing-prefect-db-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "PREFECT__"))}
+    subprocess.run(
+        [str(Path(sys.executable).parent / "prefect"), "server", "database", "upgrade", "-y"],
+        env={**env, "PREFECT_HOME": str(home)}, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    with sqlite3.connect(home / "prefect.db") as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return home / "prefect.db"
+
+
+def prefect_home(path: Path) -> Path:
+    """``path`` made a Prefect home whose database is already migrated (a copy of
+    :func:`_migrated_prefect_database`, where it has none yet): what a user's second command
+    in a project finds."""
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / "prefect.db").exists():
+        shutil.copyfile(_migrated_prefect_database(), path / "prefect.db")
+    return path
+
+
 def cli_env(project: dict[str, Path]) -> dict[str, str]:
     """The environment of a ``honing`` command run as a subprocess in ``project``: this
     process's, without any tracking or orchestration server it points at (the command starts
-    its own Prefect API), with the project's own Prefect home."""
+    its own Prefect API), with the project's own Prefect home (its database migrated)."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("MLFLOW_TRACKING", "PREFECT_API", "PREFECT__", "RAY_ADDRESS"))
     }
-    env["PREFECT_HOME"] = str(project["root"] / ".prefect")
+    env["PREFECT_HOME"] = str(prefect_home(project["root"] / ".prefect"))
     env["PYTHONPATH"] = str(ROOT)
     return env
 

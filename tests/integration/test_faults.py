@@ -23,7 +23,7 @@ from prefect import flow
 from honing.data import file_md5, write_table
 from honing.exceptions import TrackingUnavailableError
 from honing_flows.tasks import data as data_tasks
-from tests.conftest import cli_env, run_cmd
+from tests.conftest import cli_env, prefect_home, run_cmd
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HONING = str(Path(sys.executable).parent / "honing")
@@ -322,7 +322,7 @@ def test_two_flows_at_once_keep_the_registry_consistent(project):
         subprocess.Popen(
             run_cmd(project, config, f"out{i}.json", "--fresh-search"),
             cwd=project["root"],
-            env={**env, "PREFECT_HOME": str(project["root"] / f".prefect{i}")},
+            env={**env, "PREFECT_HOME": str(prefect_home(project["root"] / f".prefect{i}"))},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

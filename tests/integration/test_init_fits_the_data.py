@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, prefect_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HONING = str(ROOT / ".venv" / "bin" / "honing")
@@ -36,7 +36,7 @@ def test_init_on_a_table_that_breaks_every_rule_then_run_within_the_budget(proje
         for k, v in os.environ.items()
         if not k.startswith(("MLFLOW_TRACKING", "PREFECT_API", "PREFECT__", "RAY_ADDRESS"))
     }
-    env["PREFECT_HOME"] = str(root / ".prefect")
+    env["PREFECT_HOME"] = str(prefect_home(root / ".prefect"))
 
     init = subprocess.run(
         [HONING, "init", "data/dupes.csv", "--target", "churn", "--budget", str(BUDGET)],

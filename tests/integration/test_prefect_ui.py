@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from honing.runtime import QUIET_DEFAULTS
-from tests.conftest import free_port
+from tests.conftest import free_port, prefect_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.browser]
 BIN = Path(sys.executable).parent
@@ -40,7 +40,7 @@ def prefect_ui(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     address = f"http://127.0.0.1:{port}"
     env = _clean_env(
-        PREFECT_HOME=str(tmp_path / "prefect-server"),
+        PREFECT_HOME=str(prefect_home(tmp_path / "prefect-server")),
         PREFECT_UI_API_URL=f"{address}/api",  # the UI's own calls go to this server
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
     )

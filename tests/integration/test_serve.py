@@ -23,7 +23,7 @@ import yaml
 
 from honing.data import write_table
 from honing.demo_data import fetch_flights
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, prefect_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BIN = Path(sys.executable).parent
@@ -40,7 +40,7 @@ def _env(home: Path) -> dict[str, str]:
     }
     env.update(
         {
-            "PREFECT_HOME": str(home),
+            "PREFECT_HOME": str(prefect_home(home)),
             "PREFECT_API_URL": f"http://127.0.0.1:{PORT}/api",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_ENABLED": "false",
