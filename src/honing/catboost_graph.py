@@ -70,8 +70,8 @@ def catboost_arrays(tree_json: dict[str, Any]) -> dict[str, Any]:
     trees = tree_json["oblivious_trees"]
     depth = max(len(t["splits"]) for t in trees)
     dims = len(trees[0]["leaf_values"]) // 2 ** len(trees[0]["splits"])
-    nan_true = {
-        f["flat_feature_index"]: f.get("nan_value_treatment") == "AsTrue"
+    nan_true = {  # by float feature index, as the splits name them
+        f["feature_index"]: f.get("nan_value_treatment") == "AsTrue"
         for f in tree_json["features_info"]["float_features"]
     }
     features = np.zeros((len(trees), depth), dtype=np.int64)

@@ -4,9 +4,9 @@ arrays instead of node by node through a generic converter.
 A run's compression stage has a few seconds for the ONNX export of the model it chose. The
 generic converters walk the model one node at a time in Python: onnxmltools' LightGBM
 converter decodes LightGBM's JSON dump through its own decoder, deep-copies every attribute
-list and finds each node's id with a linear scan (a 22-class model of 3,300 trees spent over
-6 s of its stage there on a busy core); skl2onnx's forest converter calls a function per node.
-Here the same graphs are written from arrays:
+list and finds each node's id with a linear scan (2.15 s for a 22-class model of 3,300
+trees, where this module takes 0.26 s); skl2onnx's forest converter calls a function per
+node (2.15 s for 409,000 nodes; 0.47 s here). Here the same graphs are written from arrays:
 
 - :func:`lightgbm_attributes` reads LightGBM's model text (``model_to_string``: one line of
   numbers per field and tree), with LightGBM's own rule for a missing value on each kind of
@@ -46,7 +46,8 @@ _CATEGORICAL, _DEFAULT_LEFT, _NAN = 1, 2, 2
 
 @dataclass(frozen=True)
 class LightGBMText:
-    """A booster's model text, split: the header's ``key=value`` lines and each tree's."""
+    """A booster's model text, split: the header's ``key=value`` lines (a bare flag, such as
+    random-forest boosting's ``average_output``, maps to "") and each tree's."""
 
     header: dict[str, str]
     trees: list[dict[str, str]]
@@ -60,7 +61,7 @@ class LightGBMText:
             dict(line.split("=", 1) for line in block.splitlines()[1:] if "=" in line)
             for block in f"\nTree={body}".split("\nTree=")[1:]
         ]
-        header = dict(line.split("=", 1) for line in head.splitlines() if "=" in line)
+        header = {k: v for k, _, v in (line.partition("=") for line in head.splitlines() if line)}
         return cls(header, trees)
 
     @property
