@@ -1,9 +1,10 @@
 """ONNX converters for the estimators skl2onnx does not know, or converts too slowly for a
 run's budget: each registers one library's classifier and regressor with skl2onnx
 (LightGBM's and scikit-learn's forests are built by :mod:`honing.tree_graphs` from the
-model's own arrays). A :class:`honing.models.Family` names its converter
-(``onnx_converter``), and the ONNX export registers every family's before it converts, so a
-new boosting library is one table entry plus its converter here (or anywhere importable).
+model's own arrays, CatBoost's by :mod:`honing.catboost_graph`). A
+:class:`honing.models.Family` names its converter (``onnx_converter``), and the ONNX export
+registers every family's before it converts, so a new boosting library is one table entry
+plus its converter here (or anywhere importable).
 
 Each function imports its library when called, never on import, and may be called again
 (skl2onnx replaces an earlier registration)."""
@@ -41,7 +42,8 @@ def _register(classifier: Any, regressor: Any, prefix: str, converter: Any) -> N
 
 def lightgbm_onnx() -> None:
     """LightGBM's estimators, through :func:`honing.tree_graphs.convert_lightgbm` (the tree
-    ensemble from the booster's dump; onnxmltools' converter for what it does not cover)."""
+    ensemble from the booster's model text; onnxmltools' converter for what it does not
+    cover)."""
     from lightgbm import LGBMClassifier, LGBMRegressor
 
     from honing.tree_graphs import convert_lightgbm
@@ -62,9 +64,8 @@ FOREST_CLASSIFIER_OPTIONS: dict[str, list[Any]] = {
 
 def forest_onnx() -> None:
     """scikit-learn's random and extra-trees forests, through
-    :func:`honing.tree_graphs.convert_forest`
-    (each tree's arrays at once, not skl2onnx's node-by-node walk), under skl2onnx's own
-    names and options."""
+    :func:`honing.tree_graphs.convert_forest` (each tree's arrays at once, not skl2onnx's
+    node-by-node walk), under skl2onnx's own names and options."""
     from skl2onnx import update_registered_converter
     from skl2onnx.shape_calculators.ensemble_shapes import (
         calculate_tree_classifier_output_shapes,

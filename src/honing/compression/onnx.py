@@ -1,7 +1,7 @@
 """ONNX export of fitted pipelines (skl2onnx, with :mod:`honing.tree_graphs` for LightGBM and
-scikit-learn's forests, onnxmltools' converter for XGBoost, and CatBoost's own export), the
-dense network exported by PyTorch and merged onto its feature graph, and onnxruntime's int8
-quantization: dynamic, or static with calibration rows."""
+scikit-learn's forests, :mod:`honing.catboost_graph` for CatBoost, onnxmltools' converter
+for XGBoost), the dense network exported by PyTorch and merged onto its feature graph, and
+onnxruntime's int8 quantization: dynamic, or static with calibration rows."""
 
 from __future__ import annotations
 
