@@ -68,7 +68,17 @@ def _vote(models: list, weights: list[float], classes: int):
     return vote
 
 
-CASES = [  # name, classes, family, params
+VOTES = {  # a vote's members: family, params, weight
+    "vote": [
+        ("lightgbm", {"n_estimators": 200, "num_leaves": 31}, 0.6),
+        ("xgboost", {"n_estimators": 200, "max_depth": 6}, 0.4),
+    ],
+    "vote_trees": [
+        ("extra_trees", {"n_estimators": 100}, 0.5),
+        ("lightgbm", {"n_estimators": 150, "num_leaves": 31}, 0.5),
+    ],
+}
+CASES = [  # name, classes, family (or a vote of VOTES), params
     ("lightgbm binary 100 rounds", 2, "lightgbm", {"n_estimators": 100, "num_leaves": 31}),
     ("lightgbm binary 600 rounds", 2, "lightgbm", {"n_estimators": 600, "num_leaves": 63}),
     ("xgboost binary 300 rounds", 2, "xgboost", {"n_estimators": 300, "max_depth": 6}),
@@ -95,18 +105,9 @@ def _spin(stop) -> None:  # a busy core, as the test suite or another run makes 
 def measure(name: str, classes: int, family: str, params: dict) -> dict:
     X, y = _table(6000, classes)
     X_test, y_test = _table(1500, classes, seed=1)
-    if family == "vote":
-        members = [
-            _fit("lightgbm", {"n_estimators": 200, "num_leaves": 31}, X, y, classes),
-            _fit("xgboost", {"n_estimators": 200, "max_depth": 6}, X, y, classes),
-        ]
-        model = _vote(members, [0.6, 0.4], classes)
-    elif family == "vote_trees":
-        members = [
-            _fit("extra_trees", {"n_estimators": 100}, X, y, classes),
-            _fit("lightgbm", {"n_estimators": 150, "num_leaves": 31}, X, y, classes),
-        ]
-        model = _vote(members, [0.5, 0.5], classes)
+    if family in VOTES:
+        members = [_fit(f, p, X, y, classes) for f, p, _ in VOTES[family]]
+        model = _vote(members, [w for _, _, w in VOTES[family]], classes)
     else:
         model = _fit(family, params, X, y, classes)
     size = n_parameters(model) or 0

@@ -110,6 +110,9 @@ def convert_catboost(scope: Any, operator: Any, container: Any) -> None:
     """skl2onnx's converter for CatBoost's classifier and regressor: the dense operators
     above, or CatBoost's own export (:func:`catboost_own_graph`) where
     :func:`catboost_supported` says the model needs it."""
+    import numpy as np
+    from onnx import TensorProto as T
+
     model = operator.raw_operator
     tree_json = catboost_json(model)
     if not catboost_supported(model, tree_json):
@@ -120,8 +123,6 @@ def convert_catboost(scope: Any, operator: Any, container: Any) -> None:
     dims = a["leaves"].shape[2]
 
     def const(name: str, value: Any, kind: int) -> str:
-        import numpy as np
-
         full = scope.get_unique_variable_name(name)
         array = np.asarray(value)
         container.add_initializer(full, kind, list(array.shape), array.ravel().tolist())
@@ -131,9 +132,6 @@ def convert_catboost(scope: Any, operator: Any, container: Any) -> None:
         out = scope.get_unique_variable_name(name)
         container.add_node(op, inputs, out, name=scope.get_unique_operator_name(op), **attrs)
         return out
-
-    import numpy as np
-    from onnx import TensorProto as T
 
     source = operator.inputs[0].full_name
     values = node("Gather", [source, const("features", a["features"].ravel(), T.INT64)],

@@ -162,10 +162,9 @@ def _fitted_members(model: Any) -> list[Any]:
 #: native model's own measurement, per tree and per node (LightGBM: 100-3,300 trees, 1.2-4.3 s
 #: in all; forests: 179,000-789,000 nodes, 2.1-4.8 s in all). CatBoost's dense graph
 #: (:mod:`honing.catboost_graph`) costs about the fixed part at any size (38,000-63,500
-#: nodes: 1.4-1.7 s in all). XGBoost
-#: (onnxmltools' converter, node by node), scikit-learn's other trees and coefficients cost
-#: 14 microseconds a node. The planner's busy-machine factor comes on top
-#: (``planner.slowdown``).
+#: nodes: 1.4-1.7 s in all). XGBoost (onnxmltools' converter, node by node), scikit-learn's
+#: other trees and coefficients cost 14 microseconds a node. The planner's busy-machine
+#: factor comes on top (``planner.slowdown``).
 LIGHTGBM_TREE_S = 6e-4
 LIGHTGBM_NODE_S = 8e-6
 FOREST_NODE_S = 6e-6

@@ -40,7 +40,6 @@ ROUND_SHARES = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75)
 #: Fewer rounds than this are never tried (a cut that small is not worth its accuracy).
 MIN_ROUNDS = 8
 VOTES = ("VotingClassifier", "VotingRegressor")
-FORESTS = FOREST_NAMES
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class Trim:
 def rounds(estimator: Any) -> int | None:
     """The boosting rounds of a fitted LightGBM, XGBoost or CatBoost estimator, or the trees
     of a fitted forest; None for any other model."""
-    if type(estimator).__name__ in FORESTS:
+    if type(estimator).__name__ in FOREST_NAMES:
         return len(estimator.estimators_)
     if hasattr(estimator, "booster_"):
         return int(estimator.booster_.current_iteration())
@@ -68,7 +67,7 @@ def rounds(estimator: Any) -> int | None:
 def first_rounds(estimator: Any, kept: int) -> Any:
     """A copy of a fitted booster (or forest) that keeps its first ``kept`` rounds (trees);
     the original is left as it was."""
-    if type(estimator).__name__ in FORESTS:
+    if type(estimator).__name__ in FOREST_NAMES:
         cut = copy.copy(estimator)
         cut.estimators_ = estimator.estimators_[:kept]
     elif hasattr(estimator, "booster_"):  # LightGBM: its model text up to that iteration
