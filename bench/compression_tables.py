@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from typing import Any
 
 from automl import TABLES, WORK, fmt, init_project, load, run_honing  # bench/automl.py
@@ -110,6 +111,13 @@ def judged(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def columns_read(record: dict[str, Any]) -> str:
+    """How many of the table's columns the served graph reads ("all" unless its inputs were
+    cut), from its candidate's note."""
+    found = re.search(r"reads (\d+ of \d+) columns", record.get("note") or "")
+    return found.group(1) if found else ("all" if record else "-")
+
+
 def render(results: dict[str, Any]) -> str:
     tables = results["tables"]
     lines = [
@@ -121,17 +129,17 @@ def render(results: dict[str, Any]) -> str:
         "`score`: the run's test metric; `automl.py`: the same split's score in "
         "`automl.json` (its commit), before or without this run's compression reserve.",
         "",
-        "| table | commit | model | served | seeds compressed | size x | p50 x | p50 / p99 ms "
-        "| rows/s served (native) | score | automl.py | meets | why not |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| table | commit | model | served | seeds compressed | columns read | size x | p50 x "
+        "| p50 / p99 ms | rows/s served (native) | score | automl.py | meets | why not |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in tables.items():
         j, rec = row, row.get("record") or {}
         why = "" if j["meets"] else "; ".join(row.get("trimmed", [])) or rec.get("reason", "")
         lines.append(
             f"| {name} | `{row['commit']}` | {row['model'][:40]} | {j['served']} | "
-            f"{row.get('seeds_compressed', '-')} | {fmt(j['size_ratio'], 3)} | "
-            f"{fmt(j['p50_ratio'], 3)} | {fmt(rec.get('p50_ms'), 3)} / "
+            f"{row.get('seeds_compressed', '-')} | {columns_read(rec)} | "
+            f"{fmt(j['size_ratio'], 3)} | {fmt(j['p50_ratio'], 3)} | {fmt(rec.get('p50_ms'), 3)} / "
             f"{fmt(rec.get('p99_ms'), 3)} | {fmt(rec.get('throughput_rows_s'), 0)} "
             f"({fmt(rec.get('native_throughput_rows_s'), 0)}) | {fmt(row['score'], 4)} | "
             f"{fmt(row['automl_score'], 4)} (`{row['automl_commit']}`) | "

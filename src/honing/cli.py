@@ -204,6 +204,7 @@ def predict(
 ) -> None:
     """Validate a batch like training data (without the label) and score it."""
     from honing import aliases, inference, registry, tracking
+    from honing.compression.predictors import columns_read
 
     try:
         cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
@@ -212,20 +213,22 @@ def predict(
         settings = config_mod.load_env_settings(env, environ=os.environ)
         df = data.load_table(data_path)
         suite = validation.load_suite(cfg.validation.suite)
+        tracking.configure(settings.mlflow)
+        name, alias = cfg.registry.model_name, cfg.registry.champion_alias
+        # the champion's own flavor, found through the champion (never the flavor's alias)
+        uri = model or (aliases.served_uri(name, alias) if served else f"models:/{name}@{alias}")
+        loaded = registry.load_model(uri)
         report = inference.check_inference(
             df,
             suite,
             target=cfg.data.target,
             drop_columns=cfg.identifiers,
             source=str(data_path),
+            read=columns_read(loaded),
         )
         validation.gate(report)
-        tracking.configure(settings.mlflow)
-        name, alias = cfg.registry.model_name, cfg.registry.champion_alias
-        # the champion's own flavor, found through the champion (never the flavor's alias)
-        uri = model or (aliases.served_uri(name, alias) if served else f"models:/{name}@{alias}")
         scored = inference.predict(
-            registry.load_model(uri),
+            loaded,
             df,
             []
             if cfg.task == "regression"

@@ -31,6 +31,7 @@ from starlette.responses import Response
 
 from honing.batching import Batcher
 from honing.capture import CaptureLog
+from honing.compression.predictors import columns_read
 from honing.decision import Decided
 from honing.inference import inference_suite
 from honing.scoring import Answer, Parsed, RequestError, parse, score_many
@@ -57,8 +58,9 @@ def served(model: Decided, suite: dict[str, Any], *, target: str, drop_columns: 
     """The bundle :func:`build_app` serves, its suite reduced to what a request must meet:
     the inference suite (no label, no row count), less the not-null rules that allow a share
     of nulls (``mostly`` < 1). Those are statistics of a batch, which a request of one row
-    cannot meet, and the model imputes the missing values they allow."""
-    rules = inference_suite(suite, target, drop_columns)
+    cannot meet, and the model imputes the missing values they allow. A served graph whose
+    unused inputs were cut asks only for the columns it reads."""
+    rules = inference_suite(suite, target, drop_columns, columns_read(model))
     rules["expectations"] = [
         e
         for e in rules["expectations"]
@@ -68,6 +70,14 @@ def served(model: Decided, suite: dict[str, Any], *, target: str, drop_columns: 
         )
     ]
     return Served(model, rules, uri, version)
+
+
+def required_columns(suite: dict[str, Any]) -> list[str]:
+    """The columns a request must carry: the column set of the served suite."""
+    for exp in suite.get("expectations", []):
+        if exp["type"] == "expect_table_columns_to_match_set":
+            return list(exp["kwargs"]["column_set"])
+    return []
 
 
 @dataclass(frozen=True)
@@ -278,6 +288,7 @@ def build_app(
         return {
             **current.describe(),
             **({"shadow": shadow.current.describe()} if shadow else {}),
+            "columns": required_columns(current.bundle.suite),
             "classes": rule.classes,
             "threshold": rule.threshold,
             "decision": rule.describe() if rule.classes else "regression",

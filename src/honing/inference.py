@@ -21,18 +21,28 @@ from honing.validation import ValidationReport, validate
 _TABLE_RULES_DROPPED = {"expect_table_row_count_to_be_between"}
 
 
-def inference_suite(suite: dict[str, Any], target: str, drop_columns: list[str]) -> dict[str, Any]:
+def inference_suite(
+    suite: dict[str, Any],
+    target: str,
+    drop_columns: list[str],
+    read: list[str] | None = None,
+) -> dict[str, Any]:
     """The training suite for unlabeled batches: no label or row-count expectations, and the
-    column set without the label (identifier columns stay optional)."""
+    column set without the label (identifier columns stay optional). Given the columns a
+    model ``read``s (a served graph whose unused inputs were cut), only those must be there,
+    and only their rules are checked: the model never looks at the others."""
     out = copy.deepcopy(suite)
     kept = []
     for exp in out.get("expectations", []):
         kwargs = exp.get("kwargs", {})
         if exp["type"] in _TABLE_RULES_DROPPED or kwargs.get("column") == target:
             continue
+        if read is not None and "column" in kwargs and kwargs["column"] not in read:
+            continue
         if exp["type"] == "expect_table_columns_to_match_set":
             # every feature must be there; the label and identifiers may be absent
             columns = [c for c in kwargs["column_set"] if c != target and c not in drop_columns]
+            columns = columns if read is None else [c for c in columns if c in read]
             exp = {**exp, "kwargs": {**kwargs, "column_set": columns, "exact_match": False}}
         kept.append(exp)
     out["expectations"] = kept
@@ -41,10 +51,18 @@ def inference_suite(suite: dict[str, Any], target: str, drop_columns: list[str])
 
 
 def check_inference(
-    df: pd.DataFrame, suite: dict[str, Any], *, target: str, drop_columns: list[str], source: str
+    df: pd.DataFrame,
+    suite: dict[str, Any],
+    *,
+    target: str,
+    drop_columns: list[str],
+    source: str,
+    read: list[str] | None = None,
 ) -> ValidationReport:
-    """Validate an unlabeled batch; unseen categories, missing columns and wrong dtypes fail."""
-    return validate(df, inference_suite(suite, target, drop_columns), source=source, rules=None)
+    """Validate an unlabeled batch; unseen categories, missing columns and wrong dtypes fail
+    (in the columns the model ``read``s, when it names them)."""
+    rules = inference_suite(suite, target, drop_columns, read)
+    return validate(df, rules, source=source, rules=None)
 
 
 def load_model_folder(folder: Path) -> Any:

@@ -99,10 +99,14 @@ def log_served_model(
     from mlflow.models import infer_signature
 
     from honing.artifacts import write_served
-    from honing.compression.predictors import load_decided
+    from honing.compression.predictors import columns_read, load_decided
 
     name = re.sub(rf"[^{NAME_CHARS}]+", "-", name).strip("-") or "model"
-    output = load_decided(files).outputs(input_example) if outputs is None else outputs
+    loaded = load_decided(files)
+    read = columns_read(loaded)  # a graph whose unused inputs were cut: its signature too
+    if read is not None:
+        input_example = input_example[[c for c in input_example.columns if c in read]]
+    output = loaded.outputs(input_example) if outputs is None else outputs
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_served(files, Path(tmp) / "served")
         # models from code: MLflow stores this script instead of a pickled python_model

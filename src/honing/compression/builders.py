@@ -92,8 +92,9 @@ class Build:
                 names, self.skipped, "the feature pipeline",
             )  # fmt: skip
         return onnx_or_skip(
-            lambda: onnx_bytes(self.pipeline, *self.cols), names, self.skipped, "this pipeline"
-        )
+            lambda: onnx_bytes(self.pipeline, *self.cols, rows=self.X_train),
+            names, self.skipped, "this pipeline",
+        )  # fmt: skip
 
     @property
     def graph_note(self) -> str:
@@ -242,7 +243,8 @@ def build_distill_booster(b: Build) -> list[Candidate]:
     params = n_parameters(student.pipeline)
     skipped: dict[str, str] = {}
     data = onnx_or_skip(
-        lambda: onnx_bytes(student.pipeline, *b.cols), ["distilled_booster"], skipped,
+        lambda: onnx_bytes(student.pipeline, *b.cols, rows=b.X_train), ["distilled_booster"],
+        skipped,
         "the student's features",
     )  # fmt: skip
     if data is not None:

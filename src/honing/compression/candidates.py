@@ -245,12 +245,20 @@ def onnx_candidate(
     task: str,
     n_parameters: int | None = None,
 ) -> Candidate:
-    manifest = {"format": "onnx", "numeric": numeric, "categorical": cat, "task": task}
-    files = {
-        MANIFEST: json.dumps(manifest).encode(),
-        "model.onnx": data,
+    """A graph served by onnxruntime. Its manifest lists the columns the graph reads (fewer
+    than ``numeric`` and ``cat`` when its inputs were cut), and ``note`` says which it drops."""
+    predictor = OnnxPredictor(data, numeric, cat, regression=task == "regression")
+    if predictor.dropped:
+        kept = len(predictor.columns)
+        note = f"{note}; reads {kept} of {kept + len(predictor.dropped)} columns"
+    manifest = {
+        "format": "onnx",
+        "numeric": predictor.numeric,
+        "categorical": predictor.categorical,
+        "task": task,
     }
-    return Candidate(name, load_served(files), files, n_parameters, note)
+    files = {MANIFEST: json.dumps(manifest).encode(), "model.onnx": data}
+    return Candidate(name, predictor, files, n_parameters, note)
 
 
 def distill(

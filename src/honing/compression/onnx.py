@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import is_classifier
 
 from honing.compression.dense import DenseLayers
@@ -23,6 +25,9 @@ ONNX_OPSET = 17
 
 #: The graph's metadata key naming the date columns whose parts it takes as inputs.
 DATES_KEY = "honing.dates"
+#: The graph's metadata key naming the columns it reads (numeric, categorical) and those it
+#: does not (dropped): written when its inputs were cut (:mod:`honing.compression.inputs`).
+COLUMNS_KEY = "honing.columns"
 
 
 def _onnx_ready(estimator: Any) -> tuple[Any, list[str]]:
@@ -55,10 +60,12 @@ def register_boosting_converters() -> None:
     """Teach skl2onnx every family's estimators that it does not know (each
     :class:`honing.models.Family` with an ``onnx_converter`` registers its own), and the
     target encoding of a multiclass target (:func:`honing.converters.target_encoder_onnx`)."""
+    from honing.compression.inputs import scatter_onnx
     from honing.converters import target_encoder_onnx
     from honing.models import FAMILY_TABLE
 
     target_encoder_onnx()
+    scatter_onnx()
     for family in FAMILY_TABLE.values():
         if family.onnx_converter is not None:
             family.onnx_converter()
@@ -78,28 +85,44 @@ def _onnx_inputs(numeric: list[str], categorical: list[str], dates: list[str]) -
 
 
 def _with_dates(model: Any, dates: list[str]) -> Any:
-    """``model`` naming in its metadata the date columns whose parts it takes."""
-    import json
-
+    """``model`` naming in its metadata the date columns whose parts it takes (metadata
+    already there is kept)."""
     from onnx import helper
 
     if dates:
-        helper.set_model_props(model, {DATES_KEY: json.dumps(dates)})
+        props = {p.key: p.value for p in model.metadata_props}
+        helper.set_model_props(model, {**props, DATES_KEY: json.dumps(dates)})
     return model
 
 
-def onnx_bytes(pipeline: Any, numeric: list[str], categorical: list[str]) -> bytes:
+def onnx_bytes(
+    pipeline: Any, numeric: list[str], categorical: list[str], rows: pd.DataFrame | None = None
+) -> bytes:
     """The fitted scikit-learn pipeline as one ONNX graph (numeric inputs float32, categorical
     strings, date columns as their parts, named in the graph's metadata; missing categories
     are fed as the empty string). A weighted soft vote of pipelines (ensemble selection, soft
     voting) is one graph too: each member's graph side by side on the same inputs, their
-    answers averaged with the vote's weights."""
+    answers averaged with the vote's weights.
+
+    Given training ``rows``, the graph takes only the columns the model reads
+    (:func:`honing.compression.inputs.cut_inputs`, checked on those rows), and its metadata
+    names them (:data:`COLUMNS_KEY`)."""
+    from honing.compression.inputs import cut_inputs
+
     register_boosting_converters()
+    cut = None if rows is None else cut_inputs(pipeline, numeric, categorical, rows)
+    if cut is not None:
+        pipeline, numeric, categorical = cut.pipeline, cut.numeric, cut.categorical
     vote = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     if type(vote).__name__ in ("VotingClassifier", "VotingRegressor"):
         graph, dates = _vote_graph(vote, numeric, categorical)
     else:
         graph, dates = _graph(pipeline, numeric, categorical)
+    if cut is not None:
+        from onnx import helper
+
+        read = {"numeric": numeric, "categorical": categorical, "dropped": cut.dropped}
+        helper.set_model_props(graph, {COLUMNS_KEY: json.dumps(read)})
     return _with_dates(graph, dates).SerializeToString()
 
 

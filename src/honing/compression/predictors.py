@@ -11,7 +11,7 @@ import pandas as pd
 
 from honing.artifacts import MANIFEST, load_skops, npz_arrays
 from honing.compression.dense import build_module, dense_layers, quantized_module
-from honing.compression.onnx import DATES_KEY
+from honing.compression.onnx import COLUMNS_KEY, DATES_KEY
 from honing.decision import Decided, DecisionRule
 from honing.exceptions import CompressionError
 from honing.features import DateFeatures
@@ -36,7 +36,9 @@ class TorchPredictor:
 
 
 class OnnxPredictor:
-    """An onnxruntime session (one thread) fed from a DataFrame, column by column."""
+    """An onnxruntime session (one thread) fed from a DataFrame, column by column. A graph
+    whose inputs were cut names the columns it reads in its metadata; those are fed, and
+    :attr:`columns` lists them (every other column of a request may be absent)."""
 
     def __init__(
         self,
@@ -53,11 +55,20 @@ class OnnxPredictor:
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
-        self.numeric, self.categorical = numeric, categorical
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.inputs = [i.name for i in self.session.get_inputs()]
-        named = self.session.get_modelmeta().custom_metadata_map.get(DATES_KEY)
-        self.dates: list[str] = json.loads(named) if named else []
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.dates: list[str] = json.loads(meta[DATES_KEY]) if DATES_KEY in meta else []
+        read = json.loads(meta[COLUMNS_KEY]) if COLUMNS_KEY in meta else {}
+        self.numeric: list[str] = read.get("numeric", numeric)
+        self.categorical: list[str] = read.get("categorical", categorical)
+        #: The columns the graph does not read (none unless its inputs were cut).
+        self.dropped: list[str] = read.get("dropped", [])
+
+    @property
+    def columns(self) -> list[str]:
+        """The raw columns a request must carry: those the graph reads."""
+        return list(dict.fromkeys([*self.numeric, *self.categorical, *self.dates]))
 
     def feed(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
         """One input per column, by position: the graph's inputs were declared numeric first,
@@ -119,3 +130,10 @@ def load_decided(files: dict[str, bytes]) -> Decided:
     """The artifact's predictor with the decision rule its manifest carries (argmax of the
     manifest's labels for artifacts written before rules existed)."""
     return Decided(load_served(files), DecisionRule.from_manifest(json.loads(files[MANIFEST])))
+
+
+def columns_read(model: Any) -> list[str] | None:
+    """The raw columns a loaded model reads, when it names them (a served graph whose
+    unused inputs were cut); None: every feature column."""
+    predictor = model.predictor if isinstance(model, Decided) else model
+    return getattr(predictor, "columns", None)

@@ -228,7 +228,7 @@ def trimmed_candidate(
     if trim is None:
         return None, f"no cut stays within {tolerance:g} of the whole model on every metric"
     try:
-        data = onnx_bytes(trim.model, numeric, categorical)
+        data = onnx_bytes(trim.model, numeric, categorical, rows=X)
     except Exception as exc:  # noqa: BLE001 - served natively instead
         native = native_candidate(trim.model)
         native.name, native.note = "trimmed", f"{trim.note}; native (no ONNX: {type(exc).__name__})"
