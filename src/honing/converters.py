@@ -93,6 +93,93 @@ def forest_onnx() -> None:
         )  # fmt: skip
 
 
+def hist_gradient_boosting_onnx() -> None:
+    """scikit-learn's HistGradientBoosting, through :func:`honing.tree_graphs.convert_hgb`
+    (its predictors' node arrays; skl2onnx 1.20's own converter fails on scikit-learn 1.9),
+    under skl2onnx's own names and options."""
+    from skl2onnx import update_registered_converter
+    from skl2onnx.shape_calculators.ensemble_shapes import (
+        calculate_tree_classifier_output_shapes,
+        calculate_tree_regressor_output_shapes,
+    )
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    from honing.tree_graphs import convert_hgb
+
+    update_registered_converter(
+        HistGradientBoostingClassifier, "SklearnHistGradientBoostingClassifier",
+        calculate_tree_classifier_output_shapes, convert_hgb, overwrite=True,
+        options={"zipmap": [True, False, "columns"], "raw_scores": [True, False],
+                 "output_class_labels": [False, True], "nocl": [True, False]},
+    )  # fmt: skip
+    update_registered_converter(
+        HistGradientBoostingRegressor, "SklearnHistGradientBoostingRegressor",
+        calculate_tree_regressor_output_shapes, convert_hgb, overwrite=True,
+        options={"raw_scores": [True, False]},
+    )  # fmt: skip
+
+
+def mlp_onnx() -> None:
+    """The PyTorch MLP's regressor (its classifier's network is exported by PyTorch and
+    merged onto the feature graph, :func:`honing.compression.onnx.mlp_onnx_bytes`)."""
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import calculate_linear_regressor_output_shapes
+
+    from honing.nn import TorchMLPRegressor
+
+    update_registered_converter(
+        TorchMLPRegressor, "HoningTorchMLPRegressor", calculate_linear_regressor_output_shapes,
+        convert_mlp_regressor,
+    )  # fmt: skip
+
+
+def convert_mlp_regressor(scope: Any, operator: Any, container: Any) -> None:
+    """The regressor's network as ``Gemm`` layers (batch norm folded, dropout gone) with its
+    activation between them, and the standardized target mapped back (times its scale,
+    plus its mean)."""
+    import numpy as np
+    from onnx import TensorProto
+    from skl2onnx.common.data_types import FloatTensorType
+
+    from honing.compression.dense import export_dense
+
+    model = operator.raw_operator
+    layers = export_dense(model.model_, model.activation)
+
+    def constant(name: str, values: Any) -> str:
+        values = np.asarray(values, dtype=np.float32)
+        unique = scope.get_unique_variable_name(name)
+        container.add_initializer(unique, TensorProto.FLOAT, list(values.shape), values.ravel())
+        return unique
+
+    def node(op: str, inputs: list[str], **attrs: Any) -> str:
+        out = scope.get_unique_variable_name(op.lower())
+        container.add_node(op, inputs, out, name=scope.get_unique_operator_name(op), **attrs)
+        return out
+
+    x = operator.inputs[0].full_name
+    if not isinstance(operator.inputs[0].type, FloatTensorType):
+        x = node("Cast", [x], to=TensorProto.FLOAT)
+    last = len(layers.weights) - 1
+    for i, (w, b) in enumerate(zip(layers.weights, layers.biases, strict=True)):
+        x = node("Gemm", [x, constant("w", w), constant("b", b)], transB=1)
+        if i == last:
+            break
+        if layers.activation == "relu":
+            x = node("Relu", [x])
+        elif layers.activation == "tanh":
+            x = node("Tanh", [x])
+        else:  # GELU (exact): x * (1 + erf(x / sqrt 2)) / 2, as torch computes it
+            erf = node("Erf", [node("Div", [x, constant("sqrt2", np.sqrt(2.0))])])
+            half = node("Mul", [x, constant("half", 0.5)])
+            x = node("Mul", [half, node("Add", [erf, constant("one", 1.0)])])
+    scaled = node("Mul", [x, constant("scale", model.target_scale_)])
+    container.add_node(
+        "Add", [scaled, constant("mean", model.target_mean_)], operator.outputs[0].full_name,
+        name=scope.get_unique_operator_name("Add"),
+    )  # fmt: skip
+
+
 def xgboost_onnx() -> None:
     """XGBoost's estimators, through onnxmltools' converter."""
     from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost

@@ -20,7 +20,14 @@ from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.svm import SVC, SVR
 
-from honing.converters import catboost_onnx, forest_onnx, lightgbm_onnx, xgboost_onnx
+from honing.converters import (
+    catboost_onnx,
+    forest_onnx,
+    hist_gradient_boosting_onnx,
+    lightgbm_onnx,
+    mlp_onnx,
+    xgboost_onnx,
+)
 from honing.fidelity import Booster, CatBoostRounds, LightGBMRounds, XGBoostRounds
 
 
@@ -261,6 +268,7 @@ FAMILY_TABLE: dict[str, Family] = {
             },
             encoder="ordinal",
             rung_param="max_iter",
+            onnx_converter=hist_gradient_boosting_onnx,
             tree=True,
         ),
         Family(
@@ -289,7 +297,10 @@ FAMILY_TABLE: dict[str, Family] = {
             tree=True,
         ),
         Family(
-            "mlp", {"classification": _mlp, "regression": _mlp_regressor}, rung_param="max_epochs"
+            "mlp",
+            {"classification": _mlp, "regression": _mlp_regressor},
+            rung_param="max_epochs",
+            onnx_converter=mlp_onnx,
         ),
     )
 }

@@ -17,6 +17,10 @@ node (2.15 s for 409,000 nodes; 0.47 s here). Here the same graphs are written f
   boosting are left to onnxmltools' converter (:func:`lightgbm_supported`).
 - :func:`forest_attributes` writes a scikit-learn forest from each tree's arrays, with
   skl2onnx's float thresholds and leaf weights, value for value.
+- :func:`hgb_attributes` writes scikit-learn's HistGradientBoosting from its predictors'
+  node arrays (skl2onnx 1.20's own converter fails on scikit-learn 1.9's node ids): numeric
+  splits with the same float thresholds, a missing value to the side the node learnt, the
+  baseline as the ensemble's base values.
 
 Neither writes ``nodes_hitrates`` (optional, and unread by onnxruntime).
 """
@@ -374,3 +378,104 @@ def convert_forest(scope: Any, operator: Any, container: Any) -> None:
         scope.get_unique_operator_name(op), post_transform="NONE", **shape,
         **forest_attributes(forest, classifier=classifier),
     )  # fmt: skip
+
+
+#: HistGradientBoosting's links the graph applies: a classifier's (the probability's), or a
+#: regressor's (``Exp`` after the sum for a log link).
+_HGB_LINKS = {"LogitLink": "LOGISTIC", "MultinomialLogit": "SOFTMAX"}
+
+
+def hgb_supported(model: Any) -> bool:
+    """Whether :func:`hgb_attributes` writes this model: numeric splits only (no categorical
+    bitsets), and a link the graph applies (logit, multinomial, identity or log)."""
+    link = type(model._loss.link).__name__
+    if link not in (*_HGB_LINKS, "IdentityLink", "LogLink"):
+        return False
+    return not any(p.nodes["is_categorical"].any() for trees in model._predictors for p in trees)
+
+
+def hgb_attributes(model: Any, classifier: bool) -> dict[str, Any]:
+    """The ``TreeEnsemble*`` attributes of a fitted HistGradientBoosting model: every
+    iteration's trees (one per class of a multiclass model), thresholds rounded to the
+    nearest float, a missing value to the side each split learnt, and the baseline
+    prediction as ``base_values``."""
+    import numpy as np
+
+    per_iteration = int(model.n_trees_per_iteration_)
+    prefix = "class" if classifier else "target"
+    parts: dict[str, list] = {}
+    for iteration, trees in enumerate(model._predictors):
+        for k, predictor in enumerate(trees):
+            nodes = predictor.nodes
+            tree_id = iteration * per_iteration + k
+            ids = np.arange(len(nodes))
+            leaf = nodes["is_leaf"].astype(bool)
+            split = ~leaf
+            columns = {
+                "nodes_treeids": np.full(len(nodes), tree_id),
+                "nodes_nodeids": ids,
+                "nodes_featureids": np.where(split, nodes["feature_idx"], 0),
+                "nodes_modes": np.where(split, "BRANCH_LEQ", "LEAF"),
+                # rounded to the nearest float, not down as a forest's: served rows are
+                # float64 values cast to float32, and a bin edge can be a repeated training
+                # value itself (an imputed median), which must go left
+                "nodes_values": np.where(split, nodes["num_threshold"].astype(np.float32), 0.0),
+                "nodes_truenodeids": np.where(split, nodes["left"], 0),
+                "nodes_falsenodeids": np.where(split, nodes["right"], 0),
+                "nodes_missing_value_tracks_true": np.where(split, nodes["missing_go_to_left"], 0),
+                f"{prefix}_treeids": np.full(int(leaf.sum()), tree_id),
+                f"{prefix}_nodeids": ids[leaf],
+                f"{prefix}_ids": np.full(int(leaf.sum()), k),
+                f"{prefix}_weights": nodes["value"][leaf],
+            }
+            for name, column in columns.items():
+                parts.setdefault(name, []).append(column)
+    attrs: dict[str, Any] = {}
+    for name, columns in parts.items():
+        joined = np.concatenate(columns)
+        if name.endswith(("_values", "_weights")):
+            attrs[name] = joined.astype(np.float32)
+        elif name == "nodes_modes":
+            attrs[name] = joined.tolist()
+        else:
+            attrs[name] = joined.astype(np.int64).tolist()
+    attrs["base_values"] = np.ravel(model._baseline_prediction).astype(np.float32).tolist()
+    return attrs
+
+
+def convert_hgb(scope: Any, operator: Any, container: Any) -> None:
+    """skl2onnx's converter for HistGradientBoosting's classifier and regressor, from
+    :func:`hgb_attributes` (skl2onnx's own for what it does not cover)."""
+    from skl2onnx.common.data_types import FloatTensorType
+
+    model = operator.raw_operator
+    classifier = hasattr(model, "classes_")
+    raw = scope.get_options(model, {"raw_scores": False}).get("raw_scores")
+    if raw or not isinstance(operator.inputs[0].type, FloatTensorType) or not hgb_supported(model):
+        from skl2onnx.operator_converters import random_forest
+
+        if classifier:
+            random_forest.convert_sklearn_random_forest_classifier(scope, operator, container)
+        else:
+            random_forest.convert_sklearn_random_forest_regressor_converter(
+                scope, operator, container
+            )
+        return
+    link = type(model._loss.link).__name__
+    if classifier:
+        _add_ensemble(
+            container, "TreeEnsembleClassifier", operator.input_full_names,
+            [o.full_name for o in operator.outputs[:2]],
+            scope.get_unique_operator_name("TreeEnsembleClassifier"),
+            post_transform=_HGB_LINKS[link], **_class_labels(model.classes_),
+            **hgb_attributes(model, classifier=True),
+        )  # fmt: skip
+        return
+    output = scope.get_unique_variable_name("output")
+    _add_ensemble(
+        container, "TreeEnsembleRegressor", operator.input_full_names, [output],
+        scope.get_unique_operator_name("TreeEnsembleRegressor"), n_targets=1,
+        post_transform="NONE", **hgb_attributes(model, classifier=False),
+    )  # fmt: skip
+    last = "Exp" if link == "LogLink" else "Identity"
+    container.add_node(last, output, operator.output_full_names)

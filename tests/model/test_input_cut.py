@@ -70,7 +70,8 @@ def _fit(family: str, classes: int, features: FeaturesConfig | None = None):
         members = [{"family": f, "params": SMALL} for f in ("lightgbm", "xgboost")]
         spec = ModelSpec(family, {"members": members, "weights": [0.3, 0.7]})
     else:
-        params = {"random_forest": STUMPS, "extra_trees": STUMPS, "svm": {}, "knn": {}}
+        params = {"random_forest": STUMPS, "extra_trees": STUMPS, "svm": {}, "knn": {},
+                  "hist_gradient_boosting": {"max_iter": 8, "max_depth": 2}}  # fmt: skip
         spec = ModelSpec(family, params.get(family, SMALL))
     return make_model(spec, setup).fit(X, y), X, cols
 
@@ -94,6 +95,7 @@ CASES = [
     ("xgboost", 2), ("xgboost", 3), ("xgboost", 0),
     ("catboost", 2), ("catboost", 3),
     ("random_forest", 2), ("extra_trees", 3),
+    ("hist_gradient_boosting", 2), ("hist_gradient_boosting", 0),
     ("soft_voting", 2), ("soft_voting", 3),
 ]  # fmt: skip
 

@@ -20,13 +20,10 @@ from tests.model.test_boosting_onnx import _frame
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
-#: Cases with no ONNX path, and why (docs/compression.md): skl2onnx 1.20 cannot convert
-#: scikit-learn 1.9's HistGradientBoosting (numpy uint32 node ids), nor the PyTorch MLP's
-#: regressor (only its classifier's network is exported).
-NO_GRAPH = {
-    ("hist_gradient_boosting", 2), ("hist_gradient_boosting", 3), ("hist_gradient_boosting", 0),
-    ("mlp", 0),
-}  # fmt: skip
+#: Cases with no ONNX path, and why (docs/compression.md): none today. HistGradientBoosting
+#: (which skl2onnx 1.20 cannot convert on scikit-learn 1.9) is written from its node arrays
+#: (`honing.tree_graphs.convert_hgb`), the MLP's regressor by `honing.converters.mlp_onnx`.
+NO_GRAPH: set[tuple[str, int]] = set()
 #: Small settings, so that every family fits in a second or two.
 SMALL = {
     "random_forest": {"n_estimators": 20, "max_depth": 6},

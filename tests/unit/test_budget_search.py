@@ -115,8 +115,8 @@ def test_trims_cut_optional_work_in_order_and_say_so():
         model_size=100_000, student_s=0.8,
     )  # fmt: skip
     assert crowded.permutation_repeats == 1 and crowded.compression == ()
-    # a model with no ONNX graph (HistGradientBoosting) spends no time on its export: its student
-    # alone where one applies, nothing otherwise, and the log says why
+    # a model with no ONNX graph (a family without converter) spends no time on its export: its
+    # student alone where one applies, nothing otherwise, and the log says why
     dated = dict(predict_s=0.05, columns=10, compression=True, model_size=10_000,
                  exportable=False)  # fmt: skip
     alone = planner.trim(60.0, 40.0, techniques=students, student_s=1.8, **dated)

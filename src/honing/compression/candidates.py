@@ -141,6 +141,8 @@ def n_parameters(model: Any) -> int | None:
         return int(model.tree_count_) * (2 ** (depth + 1) - 1)
     if hasattr(model, "get_booster"):  # XGBoost: one dump line per node
         return int(sum(d.count("\n") for d in model.get_booster().get_dump()))
+    if hasattr(model, "_predictors"):  # HistGradientBoosting: its predictors' node arrays
+        return int(sum(len(p.nodes) for trees in model._predictors for p in trees))
     counts = [c for c in (n_parameters(m) for m in _fitted_members(model)) if c is not None]
     return int(sum(counts)) if counts else None
 
@@ -186,8 +188,8 @@ def export_seconds(model: Any) -> float:
         return LIGHTGBM_TREE_S * trees + LIGHTGBM_NODE_S * (n_parameters(model) or 0)
     if hasattr(model, "tree_count_"):
         return CATBOOST_NODE_S * (n_parameters(model) or 0)
-    if type(model).__name__ in FOREST_NAMES:
-        return FOREST_NODE_S * (n_parameters(model) or 0)
+    if type(model).__name__ in FOREST_NAMES or hasattr(model, "_predictors"):
+        return FOREST_NODE_S * (n_parameters(model) or 0)  # both written from node arrays
     if hasattr(model, "get_booster") or hasattr(model, "tree_") or hasattr(model, "coef_"):
         return NODE_S * (n_parameters(model) or 0)
     final = getattr(model, "final_estimator_", None)

@@ -6,8 +6,9 @@ its encoders stay in the graph, and every request must still carry it. :func:`cu
 rewrites a fitted pipeline to read only the raw columns its model reads:
 
 1. the features the final estimator reads (:func:`read_features`: the split features of
-   every tree, LightGBM's and XGBoost's split counts, CatBoost's splits, non-zero
-   coefficients) are traced back through the selection steps to the encoder's outputs;
+   every tree of a forest or a HistGradientBoosting model, LightGBM's and XGBoost's
+   features with a split, CatBoost's splits, non-zero coefficients) are traced back through
+   the selection steps to the encoder's outputs;
 2. each group of the fitted ``ColumnTransformer`` is cut to the raw columns behind those
    outputs: its per-column fitted state (imputer statistics, scaler offsets, categories,
    target encodings) is sliced, not fitted again, so the kept columns are encoded exactly
@@ -54,6 +55,9 @@ class Scatter(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: object = None) -> Scatter:
         return self
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return True  # nothing to learn
+
     def transform(self, X: Any) -> np.ndarray:
         return np.asarray(X)[:, list(self.index)]
 
@@ -97,6 +101,9 @@ def read_features(estimator: Any) -> np.ndarray | None:
         trees = estimator.estimators_ if name in FOREST_NAMES else [estimator]
         features = np.concatenate([t.tree_.feature for t in trees])
         return np.unique(features[features >= 0])
+    if hasattr(estimator, "_predictors"):  # HistGradientBoosting: its split nodes' features
+        nodes = [p.nodes for trees in estimator._predictors for p in trees]
+        return np.unique(np.concatenate([n["feature_idx"][n["is_leaf"] == 0] for n in nodes]))
     params = estimator.get_params() if hasattr(estimator, "get_params") else {}
     if hasattr(estimator, "booster_"):  # LightGBM: features with a split
         if params.get("linear_tree"):  # its leaves' linear models read more features
@@ -244,6 +251,7 @@ class _Member:
     pipeline: Any
     groups: list[_Group]
     reads: set[str] | None
+    positions: list[int]  # the encoder's outputs the rest of the pipeline reads
 
     @classmethod
     def of(cls, pipeline: Any, rows: pd.DataFrame) -> _Member:
@@ -251,13 +259,23 @@ class _Member:
         encoder = steps[0][1] if len(steps) >= 2 else None
         groups = _groups(encoder, rows) if hasattr(encoder, "transformers_") else None
         if groups is None:
-            return cls(pipeline, [], None)
+            return cls(pipeline, [], None, [])
         read = _read_before([s for _, s in steps[1:-1]], read_features(steps[-1][1]))
         if read is None:
-            return cls(pipeline, groups, None)
+            return cls(pipeline, groups, None, [])
         wanted = set(read.tolist())
         reads = {c for g in groups for j, c in enumerate(g.columns) if wanted & set(g.outputs([j]))}
-        return cls(pipeline, groups, reads)
+        return cls(pipeline, groups, reads, sorted(wanted))
+
+    def encodes_alike(self, cut: Any, rows: pd.DataFrame) -> bool:
+        """Whether the ``cut`` pipeline's encoder (and scatter) gives the outputs the rest of
+        the pipeline reads exactly as the whole encoder does."""
+        whole = np.asarray(self.pipeline.steps[0][1].transform(rows), dtype=np.float64)
+        part = np.asarray(cut[:2].transform(rows), dtype=np.float64)
+        at = self.positions
+        return whole.shape == part.shape and np.array_equal(
+            whole[:, at], part[:, at], equal_nan=True
+        )
 
     def cut(self, kept: set[str], rows: pd.DataFrame) -> Any:
         """The pipeline reading only the raw columns ``kept``: its encoder cut, a
@@ -312,7 +330,10 @@ def cut_inputs(
         dropped = [c for c in declared if c not in kept]
         if not dropped:
             return None
-        cut = _cut_model(pipeline, [m.cut(kept, rows) for m in members])
+        cuts = [m.cut(kept, rows) for m in members]
+        if not all(m.encodes_alike(c, rows) for m, c in zip(members, cuts, strict=True)):
+            return None
+        cut = _cut_model(pipeline, cuts)
         if not np.array_equal(_answers(cut, rows), _answers(pipeline, rows), equal_nan=True):
             return None
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):

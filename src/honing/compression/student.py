@@ -174,10 +174,8 @@ def student_rounds(teacher_nodes: int | None, classes: int) -> tuple[int, float]
     return rounds, min(MAX_RATE, STUDENT_RATE * (STUDENT_ROUNDS / rounds) ** 0.5)
 
 
-#: Estimators skl2onnx cannot convert (scikit-learn 1.9's HistGradientBoosting; the PyTorch
-#: MLP's regressor, whose network only the classifier exports), by class name.
-NO_CONVERTER = ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor",
-                "TorchMLPRegressor")  # fmt: skip
+#: Estimators with no ONNX converter, by class name (every family's has one today).
+NO_CONVERTER: tuple[str, ...] = ()
 
 
 def exportable(model: Any) -> bool:
