@@ -209,8 +209,11 @@ def _add_ensemble(
     """``container.add_node`` of a ``TreeEnsemble*`` node, its per-node and per-leaf lists
     written into the node's attributes in place: onnx's ``make_node`` would infer each
     list's type element by element and copy every attribute once more (a second or two on
-    a forest of 800,000 nodes)."""
-    from onnx import AttributeProto
+    a forest of 800,000 nodes). Thresholds and leaf weights are written as float tensors
+    (``*_as_tensor``), which onnxruntime reads as it reads the lists, in 4 bytes a value
+    where a protobuf list of floats takes 5."""
+    import numpy as np
+    from onnx import AttributeProto, TensorProto
 
     lists = {k: v for k, v in attrs.items() if k.startswith(_PER_NODE)}
     rest = {k: v for k, v in attrs.items() if k not in lists}
@@ -218,13 +221,17 @@ def _add_ensemble(
     node = container.nodes[-1]
     for key in sorted(lists):
         values = lists[key]
-        values = values.tolist() if hasattr(values, "tolist") else values
         attribute = node.attribute.add()
         attribute.name = key
-        if key.endswith(("_values", "_weights")):
-            attribute.type = AttributeProto.FLOATS
-            attribute.floats.extend(values)
-        elif key == "nodes_modes":
+        if key.endswith(("_values", "_weights")):  # as a tensor: 4 bytes each, where a
+            attribute.name = f"{key}_as_tensor"  # list of floats takes 5 (a tag on each)
+            attribute.type = AttributeProto.TENSOR
+            attribute.t.data_type = TensorProto.FLOAT
+            attribute.t.dims.append(len(values))
+            attribute.t.raw_data = np.asarray(values, dtype="<f4").tobytes()
+            continue
+        values = values.tolist() if hasattr(values, "tolist") else values
+        if key == "nodes_modes":
             attribute.type = AttributeProto.STRINGS
             attribute.strings.extend(m.encode() for m in values)
         else:
