@@ -333,6 +333,14 @@ def forest_attributes(forest: Any, classifier: bool) -> dict[str, Any]:
         }
         for name, column in columns.items():
             parts.setdefault(name, []).append(column)
+    return _joined(parts)
+
+
+def _joined(parts: dict[str, list[Any]]) -> dict[str, Any]:
+    """Per-tree attribute arrays joined over trees: floats as float32, modes as strings,
+    the rest as int lists."""
+    import numpy as np
+
     attrs: dict[str, Any] = {}
     for name, columns in parts.items():
         joined = np.concatenate(columns)
@@ -437,15 +445,7 @@ def hgb_attributes(model: Any, classifier: bool) -> dict[str, Any]:
             }
             for name, column in columns.items():
                 parts.setdefault(name, []).append(column)
-    attrs: dict[str, Any] = {}
-    for name, columns in parts.items():
-        joined = np.concatenate(columns)
-        if name.endswith(("_values", "_weights")):
-            attrs[name] = joined.astype(np.float32)
-        elif name == "nodes_modes":
-            attrs[name] = joined.tolist()
-        else:
-            attrs[name] = joined.astype(np.int64).tolist()
+    attrs = _joined(parts)
     attrs["base_values"] = np.ravel(model._baseline_prediction).astype(np.float32).tolist()
     return attrs
 
