@@ -125,3 +125,28 @@ def test_a_weighted_soft_vote_answers_the_same_through_one_graph(classes):
     onnx, native = served.predict_proba(X), model.predict_proba(X)
     assert onnx.shape == native.shape == (len(X), classes)
     np.testing.assert_allclose(onnx, native, atol=1e-4)
+
+
+@pytest.mark.parametrize("classes", [2, 3, 0])
+def test_a_stack_answers_the_same_through_one_graph(classes):
+    """A stack of boosted pipelines and a linear one: the members' graphs side by side, their
+    answers laid out as scikit-learn's stack lays them (a binary classifier's positive-class
+    column), and the final estimator's graph on them, in one graph."""
+    X, y = _frame(classes=classes)
+    task = "regression" if classes == 0 else "classification"
+    linear = "linear" if classes == 0 else "logistic_regression"
+    members = [
+        {"family": "lightgbm", "params": {"n_estimators": 30}, "features": {}},
+        {"family": "xgboost", "params": {"n_estimators": 20}, "features": {}},
+        {"family": linear, "params": {}, "features": {}},
+    ]
+    cols = infer_columns(X, FeaturesConfig())
+    setup = TrainingSetup(task, cols, FeaturesConfig(), 0, "rmse" if classes == 0 else "roc_auc", 5)
+    model = make_model(ModelSpec("stacking", {"members": members}), setup).fit(X, y)
+    served = _served(model, X, task)
+    if classes == 0:
+        np.testing.assert_allclose(served.predict(X), model.predict(X), rtol=1e-4, atol=1e-4)
+        return
+    onnx, native = served.predict_proba(X), model.predict_proba(X)
+    assert onnx.shape == native.shape == (len(X), classes)
+    np.testing.assert_allclose(onnx, native, atol=1e-4)

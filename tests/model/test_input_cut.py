@@ -66,9 +66,10 @@ def _fit(family: str, classes: int, features: FeaturesConfig | None = None):
     else:
         setup = TrainingSetup("classification", cols, features, 0, "roc_auc", 5)
         y = np.digitize(z, np.quantile(z, np.linspace(0, 1, classes + 1)[1:-1]))
-    if family == "soft_voting":
+    if family in ("soft_voting", "stacking"):
         members = [{"family": f, "params": SMALL} for f in ("lightgbm", "xgboost")]
-        spec = ModelSpec(family, {"members": members, "weights": [0.3, 0.7]})
+        weights = {"weights": [0.3, 0.7]} if family == "soft_voting" else {}
+        spec = ModelSpec(family, {"members": members, **weights})
     else:
         params = {"random_forest": STUMPS, "extra_trees": STUMPS, "svm": {}, "knn": {},
                   "hist_gradient_boosting": {"max_iter": 8, "max_depth": 2}}  # fmt: skip
@@ -96,7 +97,7 @@ CASES = [
     ("catboost", 2), ("catboost", 3),
     ("random_forest", 2), ("extra_trees", 3),
     ("hist_gradient_boosting", 2), ("hist_gradient_boosting", 0),
-    ("soft_voting", 2), ("soft_voting", 3),
+    ("soft_voting", 2), ("soft_voting", 3), ("stacking", 2), ("stacking", 0),
 ]  # fmt: skip
 
 

@@ -1,7 +1,8 @@
-"""ONNX export of fitted pipelines (skl2onnx, with :mod:`honing.tree_graphs` for LightGBM and
-scikit-learn's forests, :mod:`honing.catboost_graph` for CatBoost, onnxmltools' converter
-for XGBoost), the dense network exported by PyTorch and merged onto its feature graph, and
-onnxruntime's int8 quantization: dynamic, or static with calibration rows."""
+"""ONNX export of fitted pipelines (skl2onnx, with :mod:`honing.tree_graphs` for LightGBM,
+scikit-learn's forests and HistGradientBoosting, :mod:`honing.catboost_graph` for CatBoost,
+onnxmltools' converter for XGBoost), of votes and stacks of them as one graph, the dense
+network exported by PyTorch and merged onto its feature graph, and onnxruntime's int8
+quantization: dynamic, or static with calibration rows."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +104,7 @@ def onnx_bytes(
     strings, date columns as their parts, named in the graph's metadata; missing categories
     are fed as the empty string). A weighted soft vote of pipelines (ensemble selection, soft
     voting) is one graph too: each member's graph side by side on the same inputs, their
-    answers averaged with the vote's weights.
+    answers averaged with the vote's weights; so is a stack (:func:`_stack_graph`).
 
     Given training ``rows``, the graph takes only the columns the model reads
     (:func:`honing.compression.inputs.cut_inputs`, checked on those rows), and its metadata
@@ -113,9 +115,11 @@ def onnx_bytes(
     cut = None if rows is None else cut_inputs(pipeline, numeric, categorical, rows)
     if cut is not None:
         pipeline, numeric, categorical = cut.pipeline, cut.numeric, cut.categorical
-    vote = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
-    if type(vote).__name__ in ("VotingClassifier", "VotingRegressor"):
-        graph, dates = _vote_graph(vote, numeric, categorical)
+    final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    if type(final).__name__ in ("VotingClassifier", "VotingRegressor"):
+        graph, dates = _vote_graph(final, numeric, categorical)
+    elif type(final).__name__ in ("StackingClassifier", "StackingRegressor"):
+        graph, dates = _stack_graph(final, numeric, categorical)
     else:
         graph, dates = _graph(pipeline, numeric, categorical)
     if cut is not None:
@@ -140,45 +144,133 @@ def _graph(pipeline: Any, numeric: list[str], categorical: list[str]) -> tuple[A
     return graph, dates
 
 
+@dataclass
+class _SideBySide:
+    """Member graphs (names prefixed ``m<i>_``) fed from the shared inputs, as the parts of
+    one graph: their nodes, initializers and opsets; member ``i``'s answer is
+    ``m<i>_probabilities`` (a classifier) or ``m<i>_variable`` (a regressor)."""
+
+    inputs: list[Any]
+    nodes: list[Any]
+    inits: list[Any]
+    opsets: dict[str, int]
+    ir_version: int
+    dates: list[str]
+
+    @classmethod
+    def of(cls, members: list[Any], numeric: list[str], categorical: list[str]) -> _SideBySide:
+        from onnx import compose, helper
+
+        graphs = [_graph(m, numeric, categorical) for m in members]
+        if len({tuple(d) for _, d in graphs}) > 1:
+            raise ValueError("the ensemble's members expand different date columns")
+        inputs = list(graphs[0][0].graph.input)
+        nodes, inits, opsets = [], [], {}
+        for i, (member, _) in enumerate(graphs):
+            member = compose.add_prefix(member, prefix=f"m{i}_")
+            for d in member.opset_import:
+                opsets[d.domain] = max(opsets.get(d.domain, 0), d.version)
+            nodes += [helper.make_node("Identity", [x.name], [f"m{i}_{x.name}"]) for x in inputs]
+            nodes += list(member.graph.node)
+            inits += list(member.graph.initializer)
+        return cls(inputs, nodes, inits, opsets, graphs[0][0].ir_version, graphs[0][1])
+
+    def model(self, name: str, outputs: list[Any]) -> Any:
+        from onnx import helper
+
+        graph = helper.make_graph(self.nodes, name, self.inputs, outputs, initializer=self.inits)
+        imports = [helper.make_opsetid(domain, v) for domain, v in self.opsets.items()]
+        return helper.make_model(graph, opset_imports=imports, ir_version=self.ir_version)
+
+
+def _outputs(classify: bool) -> list[Any]:
+    from onnx import TensorProto, helper
+
+    if not classify:
+        return [helper.make_tensor_value_info("variable", TensorProto.FLOAT, None)]
+    return [
+        helper.make_tensor_value_info("label", TensorProto.INT64, None),
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, None),
+    ]
+
+
 def _vote_graph(vote: Any, numeric: list[str], categorical: list[str]) -> tuple[Any, list[str]]:
-    """A fitted soft vote as one graph: every member's graph (names prefixed ``m<i>_``) fed
-    from the shared inputs, and the weighted mean of their probabilities (a classifier:
-    outputs ``label``, the argmax, and ``probabilities``) or of their predictions (a
-    regressor: output ``variable``)."""
-    from onnx import TensorProto, compose, helper
+    """A fitted soft vote as one graph: every member's graph side by side on the shared
+    inputs (:class:`_SideBySide`), and the weighted mean of their probabilities (a
+    classifier: outputs ``label``, the argmax, and ``probabilities``) or of their
+    predictions (a regressor: output ``variable``)."""
+    from onnx import TensorProto, helper
 
     if getattr(vote, "voting", "soft") != "soft":
         raise ValueError("a hard vote has no probabilities to average")
-    graphs = [_graph(m, numeric, categorical) for m in vote.estimators_]
-    members = [g for g, _ in graphs]
-    if len({tuple(d) for _, d in graphs}) > 1:
-        raise ValueError("the vote's members expand different date columns")
-    weights = np.asarray(vote.weights or [1.0] * len(members), dtype=np.float64)
+    parts = _SideBySide.of(vote.estimators_, numeric, categorical)
+    weights = np.asarray(vote.weights or [1.0] * len(vote.estimators_), dtype=np.float64)
     weights = weights / weights.sum()
     classify = is_classifier(vote)
     answer = "probabilities" if classify else "variable"
-    inputs = list(members[0].graph.input)
-    nodes, inits, terms = [], [], []
-    opsets: dict[str, int] = {}
-    for i, member in enumerate(members):
-        member = compose.add_prefix(member, prefix=f"m{i}_")
-        for d in member.opset_import:
-            opsets[d.domain] = max(opsets.get(d.domain, 0), d.version)
-        nodes += [helper.make_node("Identity", [x.name], [f"m{i}_{x.name}"]) for x in inputs]
-        nodes += list(member.graph.node)
-        inits += list(member.graph.initializer)
-        inits.append(helper.make_tensor(f"w{i}", TensorProto.FLOAT, [], [float(weights[i])]))
-        nodes.append(helper.make_node("Mul", [f"m{i}_{answer}", f"w{i}"], [f"weighted{i}"]))
+    terms = []
+    for i, weight in enumerate(weights):
+        parts.inits.append(helper.make_tensor(f"w{i}", TensorProto.FLOAT, [], [float(weight)]))
+        parts.nodes.append(helper.make_node("Mul", [f"m{i}_{answer}", f"w{i}"], [f"weighted{i}"]))
         terms.append(f"weighted{i}")
-    nodes.append(helper.make_node("Sum", terms, [answer]))
-    outputs = [helper.make_tensor_value_info(answer, TensorProto.FLOAT, None)]
+    parts.nodes.append(helper.make_node("Sum", terms, [answer]))
     if classify:
-        nodes.append(helper.make_node("ArgMax", [answer], ["label"], axis=1, keepdims=0))
-        outputs.insert(0, helper.make_tensor_value_info("label", TensorProto.INT64, None))
-    graph = helper.make_graph(nodes, "soft_vote", inputs, outputs, initializer=inits)
-    imports = [helper.make_opsetid(domain, version) for domain, version in opsets.items()]
-    model = helper.make_model(graph, opset_imports=imports, ir_version=members[0].ir_version)
-    return model, graphs[0][1]
+        parts.nodes.append(helper.make_node("ArgMax", [answer], ["label"], axis=1, keepdims=0))
+    return parts.model("soft_vote", _outputs(classify)), parts.dates
+
+
+def _stack_graph(stack: Any, numeric: list[str], categorical: list[str]) -> tuple[Any, list[str]]:
+    """A fitted stack as one graph: every member's graph side by side on the shared inputs
+    (:class:`_SideBySide`), their answers laid side by side as scikit-learn's stack lays
+    them (a binary classifier's positive-class probability, every class's for more, a
+    regressor's prediction), and the final estimator's graph on them."""
+    from onnx import TensorProto, compose, helper
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    if getattr(stack, "passthrough", False):
+        raise ValueError("a stack that passes the raw features on has no graph here")
+    classify = is_classifier(stack)
+    if classify and any(m != "predict_proba" for m in stack.stack_method_):
+        raise ValueError("the stack's members answer by a method other than predict_proba")
+    parts = _SideBySide.of(stack.estimators_, numeric, categorical)
+    columns, width = [], 0
+    for i in range(len(stack.estimators_)):
+        if not classify:
+            parts.nodes.append(
+                helper.make_node("Reshape", [f"m{i}_variable", "column_shape"], [f"meta{i}"])
+            )
+            width += 1
+        elif len(stack.classes_) == 2:  # scikit-learn keeps the positive class's column
+            parts.nodes.append(helper.make_node(
+                "Slice", [f"m{i}_probabilities", "one", "two", "one"], [f"meta{i}"]
+            ))  # fmt: skip
+            width += 1
+        else:
+            parts.nodes.append(helper.make_node("Identity", [f"m{i}_probabilities"], [f"meta{i}"]))
+            width += len(stack.classes_)
+        columns.append(f"meta{i}")
+    parts.inits += [
+        helper.make_tensor("column_shape", TensorProto.INT64, [2], [-1, 1]),
+        helper.make_tensor("one", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("two", TensorProto.INT64, [1], [2]),
+    ]
+    parts.nodes.append(helper.make_node("Concat", columns, ["meta"], axis=1))
+    final = stack.final_estimator_
+    head = convert_sklearn(
+        final, initial_types=[("meta", FloatTensorType([None, width]))],
+        target_opset={"": ONNX_OPSET, "ai.onnx.ml": 3},
+        options={id(final): {"zipmap": False}} if classify else None,
+    )  # fmt: skip
+    head = compose.add_prefix(head, prefix="f_")
+    for d in head.opset_import:
+        parts.opsets[d.domain] = max(parts.opsets.get(d.domain, 0), d.version)
+    parts.nodes.append(helper.make_node("Identity", ["meta"], ["f_meta"]))
+    parts.nodes += list(head.graph.node)
+    parts.inits += list(head.graph.initializer)
+    for out in _outputs(classify):  # label and probabilities, or variable
+        parts.nodes.append(helper.make_node("Identity", [f"f_{out.name}"], [out.name]))
+    return parts.model("stack", _outputs(classify)), parts.dates
 
 
 def network_onnx(layers: DenseLayers) -> Any:
