@@ -216,3 +216,43 @@ def test_the_request_check_asks_only_for_the_columns_read(churn_df, churn_suite)
     assert sorted(endpoint.required_columns(whole)) == sorted(cols.all)
     refused = check_inference(request, churn_suite, target="churn", drop_columns=[], source="r")
     assert not refused.success
+
+
+def test_the_endpoint_serves_requests_without_the_unread_columns(churn_df, churn_suite):
+    """The FastAPI app itself (in process): a request without the columns the served graph
+    does not read is answered like the whole model; one without a column it reads is refused
+    with that column named; ``/metadata`` lists the columns a request must carry."""
+    from fastapi.testclient import TestClient
+
+    df, _ = clean(churn_df, "churn")
+    split, classes = split_data(
+        df, "churn", positive_label="Yes", drop_columns=[], test_size=0.2, seed=0,
+        task="classification",
+    )  # fmt: skip
+    cols = infer_columns(split.X_train, FeaturesConfig())
+    setup = TrainingSetup("classification", cols, FeaturesConfig(), 0, "roc_auc", 5)
+    model = make_model(ModelSpec("lightgbm", SMALL), setup).fit(split.X_train, split.y_train)
+    data = onnx_bytes(model, cols.numeric, cols.text, rows=split.X_train)
+    graph = OnnxPredictor(data, cols.numeric, cols.text)
+    rule = DecisionRule(list(classes), 0.35, "f1")
+    manifest = {"format": "onnx", "numeric": graph.numeric, "categorical": graph.categorical,
+                "task": "classification", "decision": rule.to_dict()}  # fmt: skip
+    loaded = load_decided({MANIFEST: json.dumps(manifest).encode(), "model.onnx": data})
+    bundle = endpoint.served(
+        loaded, churn_suite, target="churn", drop_columns=[], uri="m", version="1"
+    )
+    rows = split.X_test.head(6)
+    with TestClient(endpoint.build_app(bundle)) as client:
+        assert sorted(client.get("/metadata").json()["columns"]) == sorted(graph.columns)
+        short = rows[graph.columns].to_dict("records")
+        ok = client.post("/invocations", json={"dataframe_records": short})
+        assert ok.status_code == 200, ok.text
+        whole = Decided(model, rule).outputs(rows)
+        probabilities = [a["probability_Yes"] for a in ok.json()["predictions"]]
+        np.testing.assert_allclose(probabilities, whole["probability_Yes"], atol=1e-5)
+        # an unread column may carry anything: the model never looks at it
+        noisy = rows.assign(**{graph.dropped[0]: "anything"}).to_dict("records")
+        assert client.post("/invocations", json={"dataframe_records": noisy}).status_code == 200
+        lacking = rows[graph.columns[1:]].to_dict("records")
+        refused = client.post("/invocations", json={"dataframe_records": lacking})
+        assert refused.status_code == 422 and graph.columns[0] in refused.text
