@@ -511,3 +511,24 @@ def test_an_undecidable_challenger_is_promoted_by_evidence_across_batches(
     )
     assert dropped.outcome == "drop" and "holds @champion now" in dropped.reason
     assert "challenger" not in client.get_registered_model("m").aliases
+
+
+def test_a_cut_graphs_signature_names_only_the_columns_it_reads(mlflow_store):
+    """The served flavor of a graph whose unused inputs were cut is logged with a signature
+    of the columns it reads, so MLflow's own schema check asks for no more."""
+    from honing.compression import onnx_bytes, with_rule
+    from honing.compression.candidates import onnx_candidate
+    from honing.decision import DecisionRule
+    from tests.model.test_input_cut import _fit
+
+    model, X, cols = _fit("lightgbm", 2)
+    data = onnx_bytes(model, cols.numeric, cols.text, rows=X)
+    graph = onnx_candidate("onnx", data, cols.numeric, cols.text, "", "classification")
+    assert graph.predictor.dropped
+    files = with_rule(graph.files, "onnx", DecisionRule.argmax([0, 1]))
+    exp = tracking.ensure_experiment("e-cut", mlflow_store.mlflow.artifact_root)
+    run_id = tracking.start_run(exp, "served")
+    uri = model_logging.log_served_model(run_id, files, X.head(3))
+    tracking.end_run(run_id)
+    names = mlflow.models.get_model_info(uri).signature.inputs.input_names()
+    assert sorted(names) == sorted(graph.predictor.columns)
