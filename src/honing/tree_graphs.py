@@ -371,20 +371,25 @@ def _forest_supported(scope: Any, operator: Any) -> bool:
     )
 
 
+def _skl2onnx_own(scope: Any, operator: Any, container: Any, classifier: bool) -> None:
+    """skl2onnx's own converter of a scikit-learn tree ensemble (forests and
+    HistGradientBoosting share it), for what honing's graphs do not cover."""
+    from skl2onnx.operator_converters import random_forest
+
+    if classifier:
+        random_forest.convert_sklearn_random_forest_classifier(scope, operator, container)
+    else:
+        random_forest.convert_sklearn_random_forest_regressor_converter(scope, operator, container)
+
+
 def convert_forest(scope: Any, operator: Any, container: Any) -> None:
     """skl2onnx's converter for a random or extra-trees forest, classifier or regressor, from
     :func:`forest_attributes` (skl2onnx's own for what it does not cover)."""
-    from skl2onnx.operator_converters import random_forest
 
     forest = operator.raw_operator
     classifier = hasattr(forest, "classes_")
     if not _forest_supported(scope, operator):
-        if classifier:
-            random_forest.convert_sklearn_random_forest_classifier(scope, operator, container)
-        else:
-            random_forest.convert_sklearn_random_forest_regressor_converter(
-                scope, operator, container
-            )
+        _skl2onnx_own(scope, operator, container, classifier)
         return
     op = "TreeEnsembleClassifier" if classifier else "TreeEnsembleRegressor"
     shape = {"n_targets": 1} if not classifier else _class_labels(forest.classes_)
@@ -459,14 +464,7 @@ def convert_hgb(scope: Any, operator: Any, container: Any) -> None:
     classifier = hasattr(model, "classes_")
     raw = scope.get_options(model, {"raw_scores": False}).get("raw_scores")
     if raw or not isinstance(operator.inputs[0].type, FloatTensorType) or not hgb_supported(model):
-        from skl2onnx.operator_converters import random_forest
-
-        if classifier:
-            random_forest.convert_sklearn_random_forest_classifier(scope, operator, container)
-        else:
-            random_forest.convert_sklearn_random_forest_regressor_converter(
-                scope, operator, container
-            )
+        _skl2onnx_own(scope, operator, container, classifier)
         return
     link = type(model._loss.link).__name__
     if classifier:
