@@ -176,7 +176,9 @@ def test_a_step_whose_state_is_not_per_column_is_refused():
     assert cut_inputs(model, ["a", "b", "noise"], [], X) is None
 
 
-def test_the_request_check_asks_only_for_the_columns_read(churn_df, churn_suite):
+@pytest.fixture(scope="module")
+def churn_graph(churn_df):
+    """A shallow LightGBM on the demo data, and its graph cut to the columns it reads."""
     df, _ = clean(churn_df, "churn")
     split, classes = split_data(
         df, "churn", positive_label="Yes", drop_columns=[], test_size=0.2, seed=0,
@@ -186,6 +188,11 @@ def test_the_request_check_asks_only_for_the_columns_read(churn_df, churn_suite)
     setup = TrainingSetup("classification", cols, FeaturesConfig(), 0, "roc_auc", 5)
     model = make_model(ModelSpec("lightgbm", SMALL), setup).fit(split.X_train, split.y_train)
     data = onnx_bytes(model, cols.numeric, cols.text, rows=split.X_train)
+    return split, classes, cols, model, data
+
+
+def test_the_request_check_asks_only_for_the_columns_read(churn_graph, churn_suite):
+    split, classes, cols, model, data = churn_graph
     served = OnnxPredictor(data, cols.numeric, cols.text)
     assert served.dropped
     manifest = {"format": "onnx", "numeric": served.numeric, "categorical": served.categorical,
@@ -218,21 +225,13 @@ def test_the_request_check_asks_only_for_the_columns_read(churn_df, churn_suite)
     assert not refused.success
 
 
-def test_the_endpoint_serves_requests_without_the_unread_columns(churn_df, churn_suite):
+def test_the_endpoint_serves_requests_without_the_unread_columns(churn_graph, churn_suite):
     """The FastAPI app itself (in process): a request without the columns the served graph
     does not read is answered like the whole model; one without a column it reads is refused
     with that column named; ``/metadata`` lists the columns a request must carry."""
     from fastapi.testclient import TestClient
 
-    df, _ = clean(churn_df, "churn")
-    split, classes = split_data(
-        df, "churn", positive_label="Yes", drop_columns=[], test_size=0.2, seed=0,
-        task="classification",
-    )  # fmt: skip
-    cols = infer_columns(split.X_train, FeaturesConfig())
-    setup = TrainingSetup("classification", cols, FeaturesConfig(), 0, "roc_auc", 5)
-    model = make_model(ModelSpec("lightgbm", SMALL), setup).fit(split.X_train, split.y_train)
-    data = onnx_bytes(model, cols.numeric, cols.text, rows=split.X_train)
+    split, classes, cols, model, data = churn_graph
     graph = OnnxPredictor(data, cols.numeric, cols.text)
     rule = DecisionRule(list(classes), 0.35, "f1")
     manifest = {"format": "onnx", "numeric": graph.numeric, "categorical": graph.categorical,
