@@ -30,8 +30,10 @@ Where things live: :mod:`~honing.compression.dense` (network maths),
 :mod:`~honing.compression.builders` (one builder per technique, named by its entry of
 :data:`honing.techniques.TECHNIQUES`),
 :mod:`~honing.compression.predictors` (loading served artifacts),
-:mod:`~honing.compression.trees` (cutting rounds and members), and here: measure, pick,
-compress. The file format itself is :mod:`honing.artifacts`; which technique applies to
+:mod:`~honing.compression.trees` (cutting rounds and members),
+:mod:`~honing.compression.inputs` (cutting the inputs a model never reads),
+:mod:`~honing.compression.members` (a model's final estimator and ensemble members), and
+here: measure, pick, compress. The file format itself is :mod:`honing.artifacts`; which technique applies to
 which model is :data:`honing.techniques.TECHNIQUES`.
 """
 

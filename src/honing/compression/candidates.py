@@ -22,6 +22,7 @@ from honing.compression.dense import (
     quantize_int8,
     train_dense,
 )
+from honing.compression.members import final_step, vote_members
 from honing.compression.onnx import (
     mlp_onnx_bytes,
 )
@@ -90,20 +91,6 @@ def feature_steps(pipeline: Any) -> Any:
     if members:
         pipeline = members[0]
     return Pipeline(pipeline.steps[:-1])
-
-
-def final_step(model: Any) -> Any:
-    """The estimator at the end of a pipeline (the model itself when it is not one)."""
-    return model.steps[-1][1] if hasattr(model, "steps") else model
-
-
-def vote_members(model: Any) -> list[Any]:
-    """The member pipelines of a vote or stack at the end of ``model``; [] for one model."""
-    last = final_step(model)
-    members = getattr(last, "estimators_", None)
-    if type(last).__name__.startswith(("Voting", "Stacking")) and members:
-        return list(members)
-    return []
 
 
 def torch_mlp(pipeline: Any) -> Any | None:

@@ -26,7 +26,6 @@ columns any member reads, every member cut to that set.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,10 +33,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, is_classifier
 
+from honing.compression.members import final_step, vote_members, with_members
 from honing.tree_graphs import FOREST_NAMES
 
-#: Ensembles whose members are whole pipelines, each cut to the columns any of them reads.
-ENSEMBLES = ("VotingClassifier", "VotingRegressor", "StackingClassifier", "StackingRegressor")
 #: Rows a cut is checked on (the encoders' outputs and the model's answers).
 CHECK_ROWS = 256
 #: Fitted attributes that are not one entry per input column, whatever their length.
@@ -77,9 +75,6 @@ class _Frozen(TransformerMixin, BaseEstimator):
 
     def transform(self, X: Any) -> Any:
         return self.fitted.transform(X)
-
-    def get_feature_names_out(self, input_features: Any = None) -> Any:
-        return self.fitted.get_feature_names_out()
 
 
 @dataclass(frozen=True)
@@ -238,11 +233,6 @@ def _groups(encoder: Any, rows: pd.DataFrame) -> list[_Group] | None:
     return groups
 
 
-def _members(model: Any) -> list[Any]:
-    final = model.steps[-1][1] if hasattr(model, "steps") else model
-    return list(final.estimators_) if type(final).__name__ in ENSEMBLES else []
-
-
 @dataclass
 class _Member:
     """One pipeline of the model (the model itself, or a member of its vote or stack): its
@@ -307,11 +297,6 @@ def _answers(model: Any, rows: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict(rows), dtype=np.float64)
 
 
-def _pipelines(model: Any) -> Iterator[Any]:
-    members = _members(model)
-    yield from members if members else [model]
-
-
 def cut_inputs(
     pipeline: Any, numeric: list[str], categorical: list[str], rows: pd.DataFrame
 ) -> InputCut | None:
@@ -320,7 +305,7 @@ def cut_inputs(
     not known, or when the cut's answers differ from the whole pipeline's."""
     rows = rows.iloc[:CHECK_ROWS]
     try:
-        members = [_Member.of(p, rows) for p in _pipelines(pipeline)]
+        members = [_Member.of(p, rows) for p in vote_members(pipeline) or [pipeline]]
         if any(m.reads is None for m in members) or _passes_inputs(pipeline):
             return None
         kept = set().union(*[m.reads or set() for m in members])
@@ -333,7 +318,7 @@ def cut_inputs(
         cuts = [m.cut(kept, rows) for m in members]
         if not all(m.encodes_alike(c, rows) for m, c in zip(members, cuts, strict=True)):
             return None
-        cut = _cut_model(pipeline, cuts)
+        cut = with_members(pipeline, cuts) if vote_members(pipeline) else cuts[0]
         if not np.array_equal(_answers(cut, rows), _answers(pipeline, rows), equal_nan=True):
             return None
     except Exception:  # noqa: BLE001 - a step whose state is not per column, or any other
@@ -349,26 +334,7 @@ def _dates(groups: list[_Group]) -> list[str]:
 
 def _passes_inputs(model: Any) -> bool:
     """Whether a stack hands the raw features to its final estimator as well."""
-    final = model.steps[-1][1] if hasattr(model, "steps") else model
-    return bool(getattr(final, "passthrough", False))
-
-
-def _cut_model(model: Any, cut: list[Any]) -> Any:
-    """``model`` with its pipelines (itself, or its vote's or stack's members) replaced by
-    their ``cut`` versions."""
-    final = model.steps[-1][1] if hasattr(model, "steps") else model
-    if type(final).__name__ not in ENSEMBLES:
-        return cut[0]
-    from sklearn.pipeline import Pipeline
-    from sklearn.utils import Bunch
-
-    ensemble = copy.copy(final)
-    ensemble.estimators_ = cut
-    names = [name for name, _ in final.estimators]
-    ensemble.named_estimators_ = Bunch(**dict(zip(names, cut, strict=True)))
-    if not hasattr(model, "steps"):
-        return ensemble
-    return Pipeline([*model.steps[:-1], (model.steps[-1][0], ensemble)])
+    return bool(getattr(final_step(model), "passthrough", False))
 
 
 def scatter_onnx() -> None:

@@ -24,14 +24,8 @@ import pandas as pd
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
-from honing.compression.candidates import (
-    LIGHTGBM_NODE_S,
-    LIGHTGBM_TREE_S,
-    final_step,
-    n_parameters,
-    torch_mlp,
-    vote_members,
-)
+from honing.compression.candidates import LIGHTGBM_NODE_S, LIGHTGBM_TREE_S, n_parameters, torch_mlp
+from honing.compression.members import final_step, vote_members
 
 #: The student's boosting rounds at most (early stopping on held-out rows decides), its
 #: learning rate at that many rounds, and its leaves.

@@ -25,11 +25,11 @@ from sklearn.base import is_classifier
 
 from honing.compression.candidates import (
     Candidate,
-    final_step,
     n_parameters,
     native_candidate,
     onnx_candidate,
 )
+from honing.compression.members import final_step, named_members, with_final, with_members
 from honing.compression.onnx import onnx_bytes
 from honing.decision import DecisionRule
 from honing.metrics import within
@@ -87,17 +87,6 @@ def first_rounds(estimator: Any, kept: int) -> Any:
     return cut
 
 
-def _with_final(model: Any, final: Any) -> Any:
-    """``model`` with its final estimator replaced (feature steps shared, not copied). A
-    pipeline of that one step (an ensemble's wrapper) gives way to the replacement: a kept
-    member is itself a whole pipeline."""
-    if not hasattr(model, "steps") or len(model.steps) == 1:
-        return final
-    from sklearn.pipeline import Pipeline
-
-    return Pipeline([*model.steps[:-1], (model.steps[-1][0], final)])
-
-
 def cut_rounds(model: Any, share: float) -> Any | None:
     """``model`` (a pipeline, a booster, or a vote of them) with every booster in it cut to
     ``share`` of its rounds; None when nothing in it would lose a round."""
@@ -106,15 +95,12 @@ def cut_rounds(model: Any, share: float) -> Any | None:
         members = [cut_rounds(m, share) for m in final.estimators_]
         if all(m is None for m in members):
             return None
-        vote = copy.copy(final)
         pairs = zip(members, final.estimators_, strict=True)
-        vote.estimators_ = [cut if cut is not None else whole for cut, whole in pairs]
-        vote.named_estimators_ = _named(vote)
-        return _with_final(model, vote)
+        return with_members(model, [cut if cut is not None else whole for cut, whole in pairs])
     total = rounds(final)
     if not total or _kept(total, share) >= total:
         return None
-    return _with_final(model, first_rounds(final, _kept(total, share)))
+    return with_final(model, first_rounds(final, _kept(total, share)))
 
 
 def _kept(total: int, share: float) -> int:
@@ -133,28 +119,21 @@ def cuttable(model: Any) -> bool:
     return bool(total) and _kept(total, ROUND_SHARES[0]) < total
 
 
-def _named(vote: Any) -> Any:
-    from sklearn.utils import Bunch
-
-    names = [name for name, _ in vote.estimators]
-    return Bunch(**dict(zip(names, vote.estimators_, strict=True)))
-
-
 def keep_members(model: Any, kept: list[int]) -> Any:
     """A vote (or a pipeline ending in one) keeping only the members at indices ``kept``,
     their weights in the same proportions; one member is returned on its own."""
     final = final_step(model)
     if len(kept) == 1:
-        return _with_final(model, final.estimators_[kept[0]])
+        return with_final(model, final.estimators_[kept[0]])
     vote = copy.copy(final)
     weights = list(final.weights or [1.0] * len(final.estimators_))
     vote.estimators = [final.estimators[i] for i in kept]
     vote.estimators_ = [final.estimators_[i] for i in kept]
     vote.weights = [weights[i] for i in kept]
-    vote.named_estimators_ = _named(vote)
+    vote.named_estimators_ = named_members(vote)
     if hasattr(final, "le_"):
         vote.le_, vote.classes_ = final.le_, final.classes_
-    return _with_final(model, vote)
+    return with_final(model, vote)
 
 
 def member_trims(model: Any) -> Iterator[Trim]:

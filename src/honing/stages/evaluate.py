@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from honing import evaluation, explain, planner, slices
 from honing.compression import export_seconds, n_parameters
-from honing.compression.candidates import vote_members
+from honing.compression.members import vote_members
 from honing.compression.student import exportable, student_export_seconds
 from honing.config import PipelineConfig
 from honing.ensembles import EnsembleDecision
