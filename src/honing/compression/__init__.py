@@ -33,8 +33,8 @@ Where things live: :mod:`~honing.compression.dense` (network maths),
 :mod:`~honing.compression.trees` (cutting rounds and members),
 :mod:`~honing.compression.inputs` (cutting the inputs a model never reads),
 :mod:`~honing.compression.members` (a model's final estimator and ensemble members), and
-here: measure, pick, compress. The file format itself is :mod:`honing.artifacts`; which technique applies to
-which model is :data:`honing.techniques.TECHNIQUES`.
+here: measure, pick, compress. The file format itself is :mod:`honing.artifacts`; which
+technique applies to which model is :data:`honing.techniques.TECHNIQUES`.
 """
 
 from __future__ import annotations
