@@ -255,29 +255,46 @@ def convert_lightgbm(scope: Any, operator: Any, container: Any) -> None:
     objective = text.objective
     if objective in _CLASSIFIER_LINKS:
         n_classes = int(text.header.get("num_class", 1)) if objective == "multiclass" else 1
-        attrs = lightgbm_attributes(text, n_classes)
-        label = scope.get_unique_variable_name("label_tensor")
-        probabilities = scope.get_unique_variable_name("probability_tensor")
-        _add_ensemble(
-            container, "TreeEnsembleClassifier", operator.input_full_names, [label, probabilities],
-            scope.get_unique_operator_name("TreeEnsembleClassifier"),
-            post_transform=_CLASSIFIER_LINKS[objective], **_class_labels(model.classes_), **attrs,
+        _write_ensemble(
+            scope, operator, container, lightgbm_attributes(text, n_classes),
+            classes=model.classes_, post_transform=_CLASSIFIER_LINKS[objective],
         )  # fmt: skip
-        container.add_node("Identity", label, operator.outputs[0].full_name)
-        container.add_node("Identity", probabilities, operator.outputs[1].full_name)
         return
     attrs = {
         (f"target{k[5:]}" if k.startswith("class_") else k): v
         for k, v in lightgbm_attributes(text, 1).items()
     }
-    output = scope.get_unique_variable_name("output")
+    _write_ensemble(
+        scope, operator, container, attrs, exp=objective.startswith(_LOG_LINK_OBJECTIVES)
+    )
+
+
+def _write_ensemble(
+    scope: Any,
+    operator: Any,
+    container: Any,
+    attrs: dict[str, Any],
+    *,
+    classes: Any = None,
+    post_transform: str = "NONE",
+    exp: bool = False,
+) -> None:
+    """The tree ensemble node as the operator's outputs: a classifier's label and
+    probabilities (``classes`` given, ``post_transform`` its link), or a regressor's
+    prediction (``exp``: followed by ``Exp``, for a log link)."""
+    if classes is not None:
+        op, shape = "TreeEnsembleClassifier", _class_labels(classes)
+    else:
+        op, shape = "TreeEnsembleRegressor", {"n_targets": 1}
+    outputs = [o.full_name for o in operator.outputs[:2]]
+    if exp:
+        outputs = [scope.get_unique_variable_name("output")]
     _add_ensemble(
-        container, "TreeEnsembleRegressor", operator.input_full_names, [output],
-        scope.get_unique_operator_name("TreeEnsembleRegressor"), n_targets=1,
-        post_transform="NONE", **attrs,
+        container, op, operator.input_full_names, outputs, scope.get_unique_operator_name(op),
+        post_transform=post_transform, **shape, **attrs,
     )  # fmt: skip
-    last = "Exp" if objective.startswith(_LOG_LINK_OBJECTIVES) else "Identity"
-    container.add_node(last, output, operator.output_full_names)
+    if exp:
+        container.add_node("Exp", outputs[0], operator.output_full_names)
 
 
 def _float_thresholds(thresholds: Any) -> Any:
@@ -385,19 +402,13 @@ def _skl2onnx_own(scope: Any, operator: Any, container: Any, classifier: bool) -
 def convert_forest(scope: Any, operator: Any, container: Any) -> None:
     """skl2onnx's converter for a random or extra-trees forest, classifier or regressor, from
     :func:`forest_attributes` (skl2onnx's own for what it does not cover)."""
-
     forest = operator.raw_operator
     classifier = hasattr(forest, "classes_")
     if not _forest_supported(scope, operator):
         _skl2onnx_own(scope, operator, container, classifier)
         return
-    op = "TreeEnsembleClassifier" if classifier else "TreeEnsembleRegressor"
-    shape = {"n_targets": 1} if not classifier else _class_labels(forest.classes_)
-    _add_ensemble(
-        container, op, operator.input_full_names, [o.full_name for o in operator.outputs[:2]],
-        scope.get_unique_operator_name(op), post_transform="NONE", **shape,
-        **forest_attributes(forest, classifier=classifier),
-    )  # fmt: skip
+    attrs = forest_attributes(forest, classifier=classifier)
+    _write_ensemble(scope, operator, container, attrs, classes=getattr(forest, "classes_", None))
 
 
 #: HistGradientBoosting's links the graph applies: a classifier's (the probability's), or a
@@ -468,19 +479,10 @@ def convert_hgb(scope: Any, operator: Any, container: Any) -> None:
         return
     link = type(model._loss.link).__name__
     if classifier:
-        _add_ensemble(
-            container, "TreeEnsembleClassifier", operator.input_full_names,
-            [o.full_name for o in operator.outputs[:2]],
-            scope.get_unique_operator_name("TreeEnsembleClassifier"),
-            post_transform=_HGB_LINKS[link], **_class_labels(model.classes_),
-            **hgb_attributes(model, classifier=True),
+        _write_ensemble(
+            scope, operator, container, hgb_attributes(model, classifier=True),
+            classes=model.classes_, post_transform=_HGB_LINKS[link],
         )  # fmt: skip
         return
-    output = scope.get_unique_variable_name("output")
-    _add_ensemble(
-        container, "TreeEnsembleRegressor", operator.input_full_names, [output],
-        scope.get_unique_operator_name("TreeEnsembleRegressor"), n_targets=1,
-        post_transform="NONE", **hgb_attributes(model, classifier=False),
-    )  # fmt: skip
-    last = "Exp" if link == "LogLink" else "Identity"
-    container.add_node(last, output, operator.output_full_names)
+    attrs = hgb_attributes(model, classifier=False)
+    _write_ensemble(scope, operator, container, attrs, exp=link == "LogLink")

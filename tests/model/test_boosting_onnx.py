@@ -44,6 +44,17 @@ def _served(model, X: pd.DataFrame, task: str):
     return load_served({MANIFEST: json.dumps(manifest).encode(), "model.onnx": data})
 
 
+def _answers_alike(served, model, X: pd.DataFrame, classes: int) -> None:
+    """The graph's predictions (regression, ``classes`` 0) or probabilities match the
+    native pipeline's."""
+    if classes == 0:
+        np.testing.assert_allclose(served.predict(X), model.predict(X), rtol=1e-4, atol=1e-4)
+        return
+    onnx, native = served.predict_proba(X), model.predict_proba(X)
+    assert onnx.shape == native.shape == (len(X), classes)
+    np.testing.assert_allclose(onnx, native, atol=1e-4)
+
+
 @pytest.mark.parametrize("family", ["lightgbm", "xgboost", "catboost"])
 @pytest.mark.parametrize("classes", [2, 3])
 def test_boosting_classifiers_answer_the_same_through_onnx(family, classes):
@@ -118,13 +129,7 @@ def test_a_weighted_soft_vote_answers_the_same_through_one_graph(classes):
     cols = infer_columns(X, FeaturesConfig())
     setup = TrainingSetup(task, cols, FeaturesConfig(), 0, "rmse" if classes == 0 else "roc_auc", 5)
     model = make_model(spec, setup).fit(X, y)
-    served = _served(model, X, task)
-    if classes == 0:
-        np.testing.assert_allclose(served.predict(X), model.predict(X), rtol=1e-4, atol=1e-4)
-        return
-    onnx, native = served.predict_proba(X), model.predict_proba(X)
-    assert onnx.shape == native.shape == (len(X), classes)
-    np.testing.assert_allclose(onnx, native, atol=1e-4)
+    _answers_alike(_served(model, X, task), model, X, classes)
 
 
 @pytest.mark.parametrize("classes", [2, 3, 0])
@@ -143,10 +148,4 @@ def test_a_stack_answers_the_same_through_one_graph(classes):
     cols = infer_columns(X, FeaturesConfig())
     setup = TrainingSetup(task, cols, FeaturesConfig(), 0, "rmse" if classes == 0 else "roc_auc", 5)
     model = make_model(ModelSpec("stacking", {"members": members}), setup).fit(X, y)
-    served = _served(model, X, task)
-    if classes == 0:
-        np.testing.assert_allclose(served.predict(X), model.predict(X), rtol=1e-4, atol=1e-4)
-        return
-    onnx, native = served.predict_proba(X), model.predict_proba(X)
-    assert onnx.shape == native.shape == (len(X), classes)
-    np.testing.assert_allclose(onnx, native, atol=1e-4)
+    _answers_alike(_served(model, X, task), model, X, classes)

@@ -86,14 +86,15 @@ def _onnx_inputs(numeric: list[str], categorical: list[str], dates: list[str]) -
     return inputs + [(p, FloatTensorType([None, 1])) for p in parts]
 
 
-def _with_dates(model: Any, dates: list[str]) -> Any:
-    """``model`` naming in its metadata the date columns whose parts it takes (metadata
-    already there is kept)."""
+def _with_metadata(model: Any, entries: dict[str, Any]) -> Any:
+    """``model`` with ``entries`` added to its metadata as JSON (an empty one left out; what
+    is already there is kept): the date columns whose parts it takes (:data:`DATES_KEY`),
+    the columns it reads (:data:`COLUMNS_KEY`)."""
     from onnx import helper
 
-    if dates:
-        props = {p.key: p.value for p in model.metadata_props}
-        helper.set_model_props(model, {**props, DATES_KEY: json.dumps(dates)})
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({key: json.dumps(value) for key, value in entries.items() if value})
+    helper.set_model_props(model, props)
     return model
 
 
@@ -122,12 +123,10 @@ def onnx_bytes(
         graph, dates = _stack_graph(final, numeric, categorical)
     else:
         graph, dates = _graph(pipeline, numeric, categorical)
+    read = None
     if cut is not None:
-        from onnx import helper
-
         read = {"numeric": numeric, "categorical": categorical, "dropped": cut.dropped}
-        helper.set_model_props(graph, {COLUMNS_KEY: json.dumps(read)})
-    return _with_dates(graph, dates).SerializeToString()
+    return _with_metadata(graph, {DATES_KEY: dates, COLUMNS_KEY: read}).SerializeToString()
 
 
 def _graph(pipeline: Any, numeric: list[str], categorical: list[str]) -> tuple[Any, list[str]]:
@@ -159,21 +158,29 @@ class _SideBySide:
 
     @classmethod
     def of(cls, members: list[Any], numeric: list[str], categorical: list[str]) -> _SideBySide:
-        from onnx import compose, helper
+        from onnx import helper
 
         graphs = [_graph(m, numeric, categorical) for m in members]
         if len({tuple(d) for _, d in graphs}) > 1:
             raise ValueError("the ensemble's members expand different date columns")
         inputs = list(graphs[0][0].graph.input)
-        nodes, inits, opsets = [], [], {}
+        parts = cls(inputs, [], [], {}, graphs[0][0].ir_version, graphs[0][1])
         for i, (member, _) in enumerate(graphs):
-            member = compose.add_prefix(member, prefix=f"m{i}_")
-            for d in member.opset_import:
-                opsets[d.domain] = max(opsets.get(d.domain, 0), d.version)
-            nodes += [helper.make_node("Identity", [x.name], [f"m{i}_{x.name}"]) for x in inputs]
-            nodes += list(member.graph.node)
-            inits += list(member.graph.initializer)
-        return cls(inputs, nodes, inits, opsets, graphs[0][0].ir_version, graphs[0][1])
+            feeds = [helper.make_node("Identity", [x.name], [f"m{i}_{x.name}"]) for x in inputs]
+            parts.nodes += feeds
+            parts.take(member, f"m{i}_")
+        return parts
+
+    def take(self, graph: Any, prefix: str) -> None:
+        """``graph``'s nodes and initializers, names prefixed, and its opsets (the highest
+        version of each domain)."""
+        from onnx import compose
+
+        graph = compose.add_prefix(graph, prefix=prefix)
+        for d in graph.opset_import:
+            self.opsets[d.domain] = max(self.opsets.get(d.domain, 0), d.version)
+        self.nodes += list(graph.graph.node)
+        self.inits += list(graph.graph.initializer)
 
     def model(self, name: str, outputs: list[Any]) -> Any:
         from onnx import helper
@@ -224,7 +231,7 @@ def _stack_graph(stack: Any, numeric: list[str], categorical: list[str]) -> tupl
     (:class:`_SideBySide`), their answers laid side by side as scikit-learn's stack lays
     them (a binary classifier's positive-class probability, every class's for more, a
     regressor's prediction), and the final estimator's graph on them."""
-    from onnx import TensorProto, compose, helper
+    from onnx import TensorProto, helper
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -262,12 +269,8 @@ def _stack_graph(stack: Any, numeric: list[str], categorical: list[str]) -> tupl
         target_opset={"": ONNX_OPSET, "ai.onnx.ml": 3},
         options={id(final): {"zipmap": False}} if classify else None,
     )  # fmt: skip
-    head = compose.add_prefix(head, prefix="f_")
-    for d in head.opset_import:
-        parts.opsets[d.domain] = max(parts.opsets.get(d.domain, 0), d.version)
     parts.nodes.append(helper.make_node("Identity", ["meta"], ["f_meta"]))
-    parts.nodes += list(head.graph.node)
-    parts.inits += list(head.graph.initializer)
+    parts.take(head, "f_")
     for out in _outputs(classify):  # label and probabilities, or variable
         parts.nodes.append(helper.make_node("Identity", [f"f_{out.name}"], [out.name]))
     return parts.model("stack", _outputs(classify)), parts.dates
@@ -340,7 +343,7 @@ def mlp_onnx_bytes(
         helper.make_opsetid("" if d == "ai.onnx" else d, v) for d, v in opsets.items()
     )
     onnx.checker.check_model(merged)
-    return _with_dates(merged, dates).SerializeToString()
+    return _with_metadata(merged, {DATES_KEY: dates}).SerializeToString()
 
 
 @contextlib.contextmanager
