@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from honing.exceptions import UnsafeModelError
+from honing.runtime import load_module
 
 #: The served artifact's index: its format, inputs, label order and candidate name.
 MANIFEST = "manifest.json"
@@ -88,16 +89,15 @@ def npz_arrays(data: bytes) -> dict[str, np.ndarray]:
 
 
 def skops_bytes(obj: Any) -> bytes:
-    import skops.io as sio
-
-    return sio.dumps(obj)
+    sio = load_module("skops.io")
+    return bytes(sio.dumps(obj))
 
 
 def _load_reviewed(data: bytes, reviewed: list[str], what: str) -> Any:
     """``data`` loaded by skops when every type it holds beyond skops' defaults is in
     ``reviewed`` (checked on the file's tree before any object is made, in the same pass
     that loads it); else :class:`UnsafeModelError` naming the others."""
-    import skops.io as sio
+    sio = load_module("skops.io")
     from skops.io.exceptions import UntrustedTypesFoundException
 
     try:

@@ -10,6 +10,7 @@ seen the model before that line: the files are loaded from disk as a server woul
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,17 +42,11 @@ def probe(uri: str, sample_path: str) -> dict[str, float | int]:
 def main(argv: list[str]) -> int:
     if argv == ["--wait"]:
         # a server's own start-up imports: the loader and the libraries models are made of
-        import importlib
+        from honing.runtime import preload
 
-        for name in (
-            "honing.decision",
-            "honing.inference",
-            "skops.io",
-            "lightgbm",
-            "xgboost",
-            "catboost",
-        ):
-            importlib.import_module(name)
+        preload(
+            ("honing.decision", "honing.inference", "skops.io", "lightgbm", "xgboost", "catboost")
+        )
         line = sys.stdin.readline()
         if not line.strip():  # the run ended without a version to check
             return 0
@@ -63,4 +58,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    status = main(sys.argv[1:])
+    sys.stdout.flush()
+    # the caller waits for this process to end before it reads the answer: the teardown of
+    # the libraries it imported (the boosting libraries, skops) would be that wait, and it
+    # has nothing to write or release
+    os._exit(status)

@@ -6,9 +6,11 @@ call :func:`quiet_environment` with their own ``os.environ``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from types import ModuleType
 
 #: Telemetry and phone-home switches of the stack, all off, plus quieter logs and progress bars.
 QUIET_DEFAULTS: dict[str, str] = {
@@ -81,13 +83,51 @@ PRELOAD = (
 )
 
 
+#: Where the package walk of :func:`sklearn.utils.discovery.all_estimators` need not go:
+#: scikit-learn's vendored array-API shims, one of which imports PyTorch.
+UNLISTED_PACKAGES = ("sklearn.externals.",)
+
+
+@contextlib.contextmanager
+def _walk_skipping(prefixes: tuple[str, ...]) -> Iterator[None]:
+    import pkgutil
+
+    walk = pkgutil.walk_packages
+
+    def skipping(
+        path: Iterable[str] | None = None,
+        prefix: str = "",
+        onerror: Callable[[str], object] | None = None,
+    ) -> Iterator[pkgutil.ModuleInfo]:
+        # the walk recurses through this name: a skipped package is never imported
+        return iter(()) if prefix.startswith(prefixes) else walk(path, prefix, onerror)
+
+    pkgutil.walk_packages = skipping  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        pkgutil.walk_packages = walk
+
+
+def load_module(name: str) -> ModuleType:
+    """``importlib.import_module(name)``, without importing PyTorch behind skops' back.
+
+    skops lists scikit-learn's estimators when it is imported, through a walk that imports
+    every package of scikit-learn, :data:`UNLISTED_PACKAGES` included: that imported PyTorch
+    (about 1 s of CPU and 300 MB) into every process that reads or writes a model, whether
+    its model uses PyTorch or not. The walk's own filter drops every module under those
+    packages, so the estimators it lists are the same without them."""
+    import importlib
+
+    with _walk_skipping(UNLISTED_PACKAGES):
+        return importlib.import_module(name)
+
+
 def preload(modules: tuple[str, ...] = PRELOAD) -> None:
     """Import the heavy libraries a run needs, as part of the process's start-up, while
     Prefect's server and Ray start (all of it counts against the run's time budget)."""
-    import importlib
-
     for name in modules:
-        importlib.import_module(name)
+        load_module(name)
 
 
 def process_started() -> float:

@@ -10,8 +10,10 @@ the project's first run does not migrate it inside its budget.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from typing import NoReturn
 
 #: The commands that run a flow, and so talk to a Prefect API.
 FLOW_COMMANDS = ("run", "monitor", "reproduce")
@@ -33,6 +35,38 @@ def main() -> None:
         from honing_flows.cli import main as cli_main
 
         cli_main()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
     finally:
         api_server.wait_migrated()
         api_server.stop_early()
+    exit_now(code)
+
+
+def exit_now(code: object) -> NoReturn:
+    """End the command with ``code``, as ``SystemExit(code)`` would, once its own exit work
+    is done, in the order Python's exit does it: the threads that are not daemons are waited
+    for, the ``atexit`` handlers run (Ray's shutdown of the daemons it started, logging's
+    flush, temporary folders), and the standard streams are flushed. What Python does after
+    that, tearing down every module and native library a run has loaded (Ray's core worker,
+    the boosting libraries, ONNX Runtime), took 3 s after a short run on a quiet 2-core
+    machine, all of it the user's wait; the process skips it."""
+    import atexit
+    import threading
+
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # sys.exit("message"): the message on stderr, exit status 1
+        print(code, file=sys.stderr)
+        status = 1
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # the handlers a normal exit runs, in its order
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)

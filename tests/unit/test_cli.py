@@ -209,6 +209,65 @@ def test_a_command_has_openmp_threads_sleep_before_any_library_loads_its_runtime
     assert kept.stdout.split()[0] == "ACTIVE"
 
 
+def test_a_command_ends_after_its_threads_and_exit_handlers_with_its_status(tmp_path):
+    """`exit_now`, the command's last step, skips Python's teardown only: a thread that is
+    not a daemon still finishes, the atexit handlers still run (after it, as at a normal
+    exit), buffered output still reaches the stream, and the status is SystemExit's own
+    (a message: printed, status 1)."""
+    import subprocess
+    import sys
+
+    marks = tmp_path / "marks.txt"
+    script = (
+        "import atexit, sys, threading, time\n"
+        "from honing_flows.entry import exit_now\n"
+        f"marks = open({str(marks)!r}, 'a')\n"
+        "def late():\n"
+        "    time.sleep(0.5); marks.write('thread\\n'); marks.flush()\n"
+        "threading.Thread(target=late).start()\n"
+        "atexit.register(lambda: (marks.write('atexit\\n'), marks.close()))\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        "exit_now(CODE)\n"
+    )
+    for code, status in ((3, 3), (None, 0), ("a message", 1)):
+        out = subprocess.run(
+            [sys.executable, "-c", script.replace("CODE", repr(code))],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == status, out.stderr[-2000:]
+        assert out.stdout == "buffered, no newline"
+        assert ("a message" in out.stderr) == (code == "a message")
+        assert marks.read_text().splitlines()[-2:] == ["thread", "atexit"]
+
+
+def test_reading_or_writing_a_model_does_not_import_pytorch():
+    """skops' list of scikit-learn's estimators, made when it is imported, walks every
+    package of scikit-learn and so imported PyTorch through scikit-learn's vendored array
+    API shims. Imported through `runtime.load_module`, it lists the same estimators, and
+    PyTorch stays out of a process whose model does not use it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from honing.artifacts import load_skops, skops_bytes\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "load_skops(skops_bytes(LogisticRegression()))\n"
+        "from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES as listed\n"
+        "print('torch' in sys.modules)\n"
+        "from sklearn.utils import all_estimators\n"
+        "from skops.io._utils import get_type_name\n"
+        "print(sorted(listed) == sorted(get_type_name(t) for _, t in all_estimators()))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    # PyTorch out while skops loaded; the same list as scikit-learn's own unguarded walk,
+    # which does import PyTorch (so the check above could fail)
+    assert out.stdout.split() == ["False", "True", "True"], out.stderr[-2000:]
+
+
 def test_serve_model_refuses_a_capture_it_cannot_keep_before_it_loads_a_model(project):
     """`--capture` on a file, or where the folder cannot be made, is one line naming it; so
     is `--shadow` without a capture, and a name with no champion to serve."""
