@@ -42,9 +42,7 @@ class UnchangedVersion:
         ]
 
 
-def unchanged_version(
-    name: str, lineage: Lineage, alias: str = "champion"
-) -> UnchangedVersion | None:
+def unchanged(name: str, lineage: Lineage, alias: str = "champion") -> UnchangedVersion | None:
     """The newest complete version of ``name`` whose lineage equals ``lineage`` (data MD5,
     config hash, commit), or None, with the version holding ``alias`` now. Code with
     uncommitted changes never matches: its commit does not say what ran."""

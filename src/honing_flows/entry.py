@@ -32,7 +32,7 @@ def main() -> None:
     elif args and args[0] == "init" and not asked_help:  # the project's first run is next
         api_server.migrate_early(os.environ, api_server.API_LOG)
     try:
-        from honing_flows.cli import main as cli_main
+        from honing_flows.cli.flows import main as cli_main
 
         cli_main()
         code: object = 0
@@ -46,12 +46,13 @@ def main() -> None:
 
 def exit_now(code: object) -> NoReturn:
     """End the command with ``code``, as ``SystemExit(code)`` would, once its own exit work
-    is done, in the order Python's exit does it: the threads that are not daemons are waited
-    for, the ``atexit`` handlers run (Ray's shutdown of the daemons it started, logging's
-    flush, temporary folders), and the standard streams are flushed. What Python does after
-    that, tearing down every module and native library a run has loaded (Ray's core worker,
-    the boosting libraries, ONNX Runtime), took 3 s after a short run on a quiet 2-core
-    machine, all of it the user's wait; the process skips it."""
+    is done, as Python's exit does it: the threads that are not daemons are waited for (after
+    the hooks that tell them to stop, such as a thread pool's), the ``atexit`` handlers run
+    (Ray's shutdown of the daemons it started, logging's flush, temporary folders), and the
+    standard streams are flushed. What Python does after that, tearing down every module and
+    native library a run has loaded (Ray's core worker, the boosting libraries, ONNX
+    Runtime), took 3 s after a short run on a quiet 2-core machine, all of it the user's
+    wait; the process skips it."""
     import atexit
     import threading
 
@@ -62,10 +63,10 @@ def exit_now(code: object) -> NoReturn:
     else:  # sys.exit("message"): the message on stderr, exit status 1
         print(code, file=sys.stderr)
         status = 1
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()  # the handlers a normal exit runs, in its order
+    # the two steps of Python's own finalization, in its order, through the functions it
+    # calls itself (the standard library offers no public ones)
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()

@@ -263,7 +263,7 @@ def test_bad_config(edit, where, project, flow_in):
 
 
 def test_unseen_category_at_inference(project, flow_in, churn_df, monkeypatch):
-    from honing_flows.cli import app
+    from honing_flows.cli.flows import app
 
     result = flow_in(project["config"])  # a champion to serve
     assert result.promoted

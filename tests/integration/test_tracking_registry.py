@@ -337,7 +337,7 @@ def test_rollback_moves_the_champion_back_with_its_history(mlflow_store, project
     # the same through the command line: roll forward to v2, then read the history
     from typer.testing import CliRunner
 
-    from honing.cli import app
+    from honing_flows.cli.library import app
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     env = ["--env", str(project["env"])]

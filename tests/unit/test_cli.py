@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from honing_flows.cli import app
+from honing_flows.cli.flows import app
 
 runner = CliRunner()
 
@@ -168,7 +168,7 @@ def test_no_dead_link_to_the_private_api_is_printed(caplog):
     page is gone when the command ends, so the line is dropped there, and only there."""
     import logging
 
-    from honing_flows.cli import no_dead_links
+    from honing_flows.cli.flows import no_dead_links
 
     logger = logging.getLogger("prefect.flow_runs")
     with caplog.at_level(logging.INFO, logger="prefect.flow_runs"):
@@ -211,7 +211,8 @@ def test_a_command_has_openmp_threads_sleep_before_any_library_loads_its_runtime
 
 def test_a_command_ends_after_its_threads_and_exit_handlers_with_its_status(tmp_path):
     """`exit_now`, the command's last step, skips Python's teardown only: a thread that is
-    not a daemon still finishes, the atexit handlers still run (after it, as at a normal
+    not a daemon still finishes, a thread pool's idle worker is told to stop (waiting for it
+    first would hang), the atexit handlers still run (after the threads, as at a normal
     exit), buffered output still reaches the stream, and the status is SystemExit's own
     (a message: printed, status 1)."""
     import subprocess
@@ -225,6 +226,10 @@ def test_a_command_ends_after_its_threads_and_exit_handlers_with_its_status(tmp_
         "def late():\n"
         "    time.sleep(0.5); marks.write('thread\\n'); marks.flush()\n"
         "threading.Thread(target=late).start()\n"
+        # a pool's idle worker: not a daemon, it stops when the pool's exit hook tells it to
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "pool = ThreadPoolExecutor(1)\n"
+        "pool.submit(print, end='').result()\n"
         "atexit.register(lambda: (marks.write('atexit\\n'), marks.close()))\n"
         "sys.stdout.write('buffered, no newline')\n"
         "exit_now(CODE)\n"

@@ -36,6 +36,36 @@ def test_library_has_no_prefect_or_orchestration_imports():
     assert offenders == {}
 
 
+def test_the_commands_that_launch_no_flow_import_no_prefect():
+    """The command line is one package on the orchestration side (``honing_flows.cli``); of
+    it, only ``flows`` (run, reproduce, monitor, serve) may reach Prefect: the library's
+    commands, ``honing data`` and the shared options do not, lazily or not."""
+    package = ROOT / "src" / "honing_flows" / "cli"
+    allowed = {"flows.py", "__init__.py"}
+    offenders = {
+        p.name: sorted(_imports(p) & {"prefect", "tasks", "flows"})
+        for p in package.glob("*.py")
+        if p.name not in allowed
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+    reached = {  # honing_flows modules they import, and what those import
+        n for p in package.glob("*.py") if p.name not in allowed for n in _from(p)
+    }
+    assert reached <= {
+        "honing_flows.cli.common",
+        "honing_flows.cli.data",
+        "honing_flows.cli.library",
+    }
+
+
+def _from(path: Path) -> set[str]:
+    return {
+        node.module
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("honing_flows")
+    }
+
+
 def test_orchestration_is_imported_through_its_namespace():
     """Nothing imports the generic top-level names ``tasks`` or ``flows``: the orchestration
     modules are ``honing_flows.tasks.*`` and ``honing_flows.flows.*`` once installed."""

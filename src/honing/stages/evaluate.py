@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from honing import evaluation, explain, planner, slices
+from honing import evaluation, planner, slices
+from honing import explain as importance
 from honing.compression import export_seconds, n_parameters
 from honing.compression.members import vote_members
 from honing.compression.student import exportable, student_export_seconds
@@ -77,7 +78,7 @@ def evaluate(
 class Explained:
     """Feature importances (permutation; SHAP where it applies), and why SHAP was skipped."""
 
-    importances: list[explain.Importance]
+    importances: list[importance.Importance]
     notes: list[str]
 
     def log_lines(self) -> list[str]:
@@ -89,13 +90,13 @@ class Explained:
         return lines + self.notes
 
 
-def explain_model(
+def explain(
     cfg: PipelineConfig, prepared: Prepared, refit: Refit, trims: planner.Trims
 ) -> Explained:
     """Permutation importance and SHAP on the test split, as many repeats and rows as
     ``trims`` allows."""
     split = prepared.split
-    importances, notes = explain.explain_model(
+    importances, notes = importance.explain_model(
         refit.trained.model,
         split.X_test,
         split.y_test,

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from honing import evaluation, tracking, validation
+from honing import unchanged as unchanged_stage
 from honing.compression import CompressionResult
 from honing.config import PipelineConfig, RaySettings
 from honing.ensembles import EnsembleDecision
@@ -35,7 +36,7 @@ from honing.stages import validate as validate_stage
 from honing.stages.cache import Reused, StageStore
 from honing.stages.start import Started
 from honing.summary import RunRef, TrainingSummary
-from honing.unchanged import UnchangedVersion, unchanged_version
+from honing.unchanged import UnchangedVersion
 
 Log = Callable[[str], None]
 T = TypeVar("T")
@@ -81,7 +82,7 @@ def validation_gate(*, validated: validate_stage.Validated) -> None:
 def unchanged(
     *, name: str, lineage: Lineage, alias: str, log: Log = _LOG.info
 ) -> UnchangedVersion | None:
-    return _said(unchanged_version(name, lineage, alias), log)
+    return _said(unchanged_stage.unchanged(name, lineage, alias), log)
 
 
 def prepare(
@@ -178,7 +179,7 @@ def explain(
     log: Log = _LOG.info,
 ) -> evaluate_stage.Explained:
     def run() -> evaluate_stage.Explained:
-        return evaluate_stage.explain_model(cfg, prepared, refit, trims)
+        return evaluate_stage.explain(cfg, prepared, refit, trims)
 
     return _kept(store.reuse("explain", cfg, prepared.lineage, run, extra=_trims(trims)), log)
 

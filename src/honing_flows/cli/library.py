@@ -1,8 +1,7 @@
-"""The library's commands of the ``honing`` command line (validate, init, predict,
-serve-model, rollback, aliases, ui, data):
-each calls the same library functions as the Prefect tasks and the DVC stages. The commands
-that launch flows (run, reproduce, monitor, serve) live on the orchestration side,
-:mod:`honing_flows.cli`, which adds them to these; ``honing`` is that command line."""
+"""The ``honing`` commands that launch no flow (validate, init, predict, serve-model,
+rollback, aliases, ui, data): each calls the same library functions as the Prefect tasks and
+the DVC stages, and none imports Prefect. :mod:`honing_flows.cli.flows` adds the commands
+that launch flows (run, reproduce, monitor, serve) to these."""
 
 from __future__ import annotations
 
@@ -18,11 +17,11 @@ import typer
 from honing import config as config_mod
 from honing import data, planner, profiling, runtime, validation
 from honing import target as target_mod
-from honing.cli_common import CONFIG_OPT, ENV_OPT, console, fail, warnings_in_the_log
-from honing.cli_data import data_app
 from honing.exceptions import ConfigError, HoningError
 from honing.gates_config import NAME_CHARS, NAME_PATTERN
 from honing.settings import redact
+from honing_flows.cli.common import CONFIG_OPT, ENV_OPT, console, fail, warnings_in_the_log
+from honing_flows.cli.data import data_app
 
 app = typer.Typer(
     add_completion=False,

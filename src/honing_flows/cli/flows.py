@@ -1,6 +1,6 @@
-"""The ``honing`` command line: the library's commands (:mod:`honing.cli`) plus the ones
-that launch Prefect flows (``run``, ``reproduce``, ``monitor``, ``serve``), which live here,
-on the orchestration side. The flows are imported only when a command runs."""
+"""The ``honing`` command line: the commands of :mod:`honing_flows.cli.library` plus the ones
+that launch Prefect flows (``run``, ``reproduce``, ``monitor``, ``serve``), defined here. The
+flows are imported only when a command runs."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ from rich.table import Table
 
 from honing import anytime, data, planner, runtime, search, tracking
 from honing import config as config_mod
-from honing.cli import app as library_app
-from honing.cli import batch_or_capture
-from honing.cli_common import COMMAND_LOG, CONFIG_OPT, ENV_OPT, LOG_FORMAT, console, err, fail
 from honing.exceptions import HoningError, StoreFullError, disk_full
 from honing.links import ui_links
 from honing.settings import redact
 from honing.summary import TrainingSummary
 from honing_flows.api_server import API_LOG, private_api
+from honing_flows.cli.common import COMMAND_LOG, CONFIG_OPT, ENV_OPT, LOG_FORMAT, console, err, fail
+from honing_flows.cli.library import app as library_app
+from honing_flows.cli.library import batch_or_capture
 
 app = typer.Typer(
     add_completion=False,

@@ -38,7 +38,7 @@ def fail(exc: BaseException, note: str | None = None) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-#: The command line's log (the flows' log too: ``honing_flows.cli.LOG_FILE``), and the
+#: The command line's log (the flows' log too: ``honing_flows.cli.flows.LOG_FILE``), and the
 #: format of its lines.
 COMMAND_LOG = Path(".honing/logs/honing.log")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from honing import data, demo_data
-from honing.cli_common import console, fail
 from honing.exceptions import HoningError
+from honing_flows.cli.common import console, fail
 
 data_app = typer.Typer(no_args_is_help=True, help="Demo data and data versioning helpers.")
 
