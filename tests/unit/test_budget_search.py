@@ -390,3 +390,22 @@ def test_one_pipeline_keeps_less_for_registration_than_a_vote():
     # nodes, three permutation repeats (0.5 s each), the export's own 3 s and the flavor's 2.5
     assert planner.COMPRESSION_MIN_S == 1.5 and single.permutation_repeats == 3
     assert single.compression_s == pytest.approx(14.0 - 5.0 - 0.25 - 3 * 0.5 - 3.0 - 2.5)
+
+
+def test_a_command_counts_its_budget_from_its_own_start():
+    """`runtime.process_started`, where a command's budget starts: the moment its process
+    was started, to within a few clock ticks, whatever happened since (here 1.5 s asleep
+    before the call). The boot's wall time in /proc/stat is whole seconds, and reading the
+    start through it put it up to a second early."""
+    import subprocess
+    import sys
+
+    before = time.time()
+    out = subprocess.run(
+        [sys.executable, "-c", "import time; time.sleep(1.5); "
+         "from honing.runtime import process_started; print(repr(process_started()))"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    after = time.time()
+    started = float(out.stdout.strip())
+    assert before - 0.05 <= started <= after - 1.5, (before, started, after)
