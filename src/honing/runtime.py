@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from types import ModuleType
@@ -86,6 +87,7 @@ PRELOAD = (
 #: Where the package walk of :func:`sklearn.utils.discovery.all_estimators` need not go:
 #: scikit-learn's vendored array-API shims, one of which imports PyTorch.
 UNLISTED_PACKAGES = ("sklearn.externals.",)
+_WALK_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -116,10 +118,16 @@ def load_module(name: str) -> ModuleType:
     every package of scikit-learn, :data:`UNLISTED_PACKAGES` included: that imported PyTorch
     (about 1 s of CPU and 300 MB) into every process that reads or writes a model, whether
     its model uses PyTorch or not. The walk's own filter drops every module under those
-    packages, so the estimators it lists are the same without them."""
+    packages, so the estimators it lists are the same without them. A module already
+    imported is returned as it is (every model read and written goes through here), and
+    the walk is replaced by one import at a time: two threads replacing it at once could
+    leave it replaced."""
     import importlib
+    import sys
 
-    with _walk_skipping(UNLISTED_PACKAGES):
+    if name in sys.modules:
+        return sys.modules[name]
+    with _WALK_LOCK, _walk_skipping(UNLISTED_PACKAGES):
         return importlib.import_module(name)
 
 
