@@ -105,6 +105,10 @@ database_uri = sqlite:///$STATE/mlflow-auth.db
 admin_username = honing
 admin_password = $HONING_MLFLOW_PASSWORD
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+# a credential checked once is trusted for a minute: MLflow's password check is a deliberately
+# slow hash (0.1 s of CPU), and a run makes hundreds of requests. With one worker, a password
+# changed through the API takes effect at once.
+auth_cache_ttl_seconds = 60
 INI
 )
 if [ ! -f "$STATE/pids/mlflow.pid" ] || ! kill -0 "$(cat "$STATE/pids/mlflow.pid")" 2>/dev/null; then
@@ -140,7 +144,10 @@ export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$STATE/ray_token
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
 unset RAY_ADDRESS
 RAY_ADDR=127.0.0.1:$RAY_PORT
-if ! "$BIN/ray" status --address "$RAY_ADDR" >/dev/null 2>&1; then
+# `ray status` alone, with no cluster there, retries for some 40 s before it says so: ask it
+# only when something listens on the head's port
+ray_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$RAY_PORT") 2>/dev/null; }
+if ! ray_listening || ! "$BIN/ray" status --address "$RAY_ADDR" >/dev/null 2>&1; then
   "$BIN/ray" start --head --port "$RAY_PORT" --num-cpus "$RAY_NODE_CPUS" \
     --include-dashboard=false --disable-usage-stats --temp-dir "$STATE/ray" \
     >"$STATE/logs/ray-head.log" 2>&1

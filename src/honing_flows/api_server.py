@@ -83,6 +83,35 @@ def _stop(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
         proc.wait()
 
 
+#: Prefect server services a private API has no use for: it serves one command's runs, with
+#: no deployments, schedules, workers, pauses or automations of its own (Prefect's own
+#: temporary server runs none of them but the triggers). The task run recorder and the event
+#: persister stay on: they write the run's history. Off, the rest cost about a second of the
+#: server's CPU in every command.
+IDLE_SERVICES = (
+    "scheduler",
+    "late_runs",
+    "foreman",
+    "pause_expirations",
+    "cancellation_cleanup",
+    "repossessor",
+    "cleanup_reconciler",
+    "triggers",
+)
+
+
+def server_environment(environ: Mapping[str, str], auth: str) -> dict[str, str]:
+    """The environment of a private API's server: ``environ``, no UI, no analytics, only
+    this command's secret, and the :data:`IDLE_SERVICES` off."""
+    return {
+        **environ,
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_API_AUTH_STRING": auth,
+        **{f"PREFECT_SERVER_SERVICES_{name.upper()}_ENABLED": "false" for name in IDLE_SERVICES},
+    }
+
+
 @dataclass(frozen=True)
 class Launched:
     """A private API's server process, started (maybe not yet answering), with its URL and
@@ -107,9 +136,7 @@ def launch(environ: Mapping[str, str], log_path: Path) -> Launched:
         proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
              "--port", str(port)],
-            env={**environ, "PREFECT_UI_ENABLED": "false",
-                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                 "PREFECT_SERVER_API_AUTH_STRING": auth},
+            env=server_environment(environ, auth),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

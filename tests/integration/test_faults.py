@@ -55,6 +55,8 @@ def _slow_search(project: dict[str, Path], trials_per_family: int = 2) -> Path:
         "seed": 3,
         "max_concurrent_trials": 1,
     }
+    # what comes after the search is not under test here: one compression of the forest
+    cfg["compression"] = {"techniques": ["onnx"], "latency_rows": 20}
     path = project["root"] / "configs" / "slow.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -397,21 +399,26 @@ def test_runs_killed_in_validation_compression_and_registration_are_settled(proj
     mlflow_db = project["root"] / "mlflow.db"
     out = project["root"] / "out.json"
     cfg = yaml.safe_load(project["config"].read_text())
+    # the PyTorch student, long enough to be still training when the kill comes
+    cfg["compression"]["techniques"].append("distill")
     cfg["compression"]["distill"] = {"epochs": 150}
     config = project["root"] / "configs" / "killed.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    cmd = run_cmd(project, config, "out.json")
+    slow = run_cmd(project, config, "out.json")
+    # the runs after the kill in compression: the project's own config, without that student
+    # (its 150 epochs would be most of each run, and nothing kills them there)
+    cmd = run_cmd(project, project["config"], "out.json")
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{mlflow_db}")
 
     def training_runs() -> list[str]:
         sql = "select status from runs where name like '%train%' order by start_time"
         return [r[0] for r in _rows(mlflow_db, sql)]
 
-    _killed_at(project, cmd, "validation")
+    _killed_at(project, slow, "validation")
     assert _left_after(home, 15, only="prefect") == []  # its API went with it
     assert training_runs() == ["RUNNING"] and _rows(mlflow_db, "select 1 from model_versions") == []
 
-    _killed_at(project, cmd, "compression")
+    _killed_at(project, slow, "compression")
     assert _left_after(home, 15, only="prefect") == []
     # the next run found the first one dead and marked it; it was killed itself before it
     # registered anything

@@ -10,6 +10,7 @@ import yaml
 
 from honing.data import file_md5
 from honing.exceptions import DataValidationError, ModelQualityError
+from tests.conftest import demo_config_dict
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -504,6 +505,10 @@ def test_a_compression_change_reruns_only_compression_in_a_few_named_tasks(run_f
     from honing.stages.keys import stage_key
     from honing.stages.pipeline import ORDER
 
+    # every technique the demo configures, the PyTorch student included
+    cfg = yaml.safe_load(project["config"].read_text())
+    cfg["compression"]["techniques"] = demo_config_dict()["compression"]["techniques"]
+    project["config"].write_text(yaml.safe_dump(cfg))
     _clean_checkout(project)
     stored = _stored_results(project)
     first = run_flow()

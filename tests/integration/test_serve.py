@@ -4,6 +4,7 @@ automation (and reaches a webhook), and a schedule that fires."""
 
 from __future__ import annotations
 
+import datetime
 import http.server
 import json
 import os
@@ -134,8 +135,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                 "configs/env.yaml",
                 "--batch",
                 "data/batch.csv",
+                # each check is a flow run in a process of its own (some 3 s of CPU): often
+                # enough for the tests' waits, not a check whenever the last one ends
                 "--watch-interval",
-                "3",
+                "10",
                 "--retrain-cron",
                 "0 3 1 1 *",
                 "--monitor-cron",
@@ -150,47 +153,37 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         procs.append(serve)
         yield {"root": root, "env": env, "procs": procs, "logs": logs}
     finally:
+        # `honing serve` first, and the server only once it is gone: its graceful stop tells
+        # the server about the runs it cancels (stopped together, it retried a dead server
+        # for 30 s and was killed)
         for p in reversed(procs):
             try:
                 os.killpg(p.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        for p in procs:
             try:
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
 
 
-def _ask(served, body: str) -> object:
-    """What ``body`` (the inside of an ``async with get_client() as c:`` block that sets
-    ``out``) finds on the module's Prefect server: run in a fresh process, as a user's
-    script would, and read back as JSON."""
-    code = (
-        "import asyncio, json\n"
-        "from prefect.client.orchestration import get_client\n"
-        "from prefect.client.schemas.filters import *\n"
-        "async def main():\n"
-        "    out = None\n"
-        "    async with get_client() as c:\n"
-        + "".join(f"        {line}\n" for line in body.strip().splitlines())
-        + "    print(json.dumps(out))\n"
-        "asyncio.run(main())\n"
+def _api(method: str, path: str, body: object = None) -> object:
+    """One call to the module's Prefect server, as Prefect's own client makes it: its REST API
+    over HTTP, the JSON answer decoded. A poll costs a request, not a Python process."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{PORT}/api{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=served["env"], capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read() or b"null")
 
 
 def _runs(served, deployment: str) -> list[dict]:
-    return _ask(
-        served,
-        "runs = await c.read_flow_runs(deployment_filter=DeploymentFilter("
-        f"name=DeploymentFilterName(any_=['{deployment}'])))\n"
-        "out = [{'state': r.state_type.value} for r in runs]",
-    )
+    runs = _api("POST", "/flow_runs/filter", {"deployments": {"name": {"any_": [deployment]}}})
+    return [{"state": r["state_type"]} for r in runs]
 
 
 def _versions(served) -> list[int]:
@@ -328,19 +321,18 @@ def test_drifted_batch_triggers_retraining(served):
 
 
 def _limits(served) -> dict[str, list]:
-    return _ask(
-        served,
-        """
-out = {}
-for name in ('watch_data/watch-data', 'monitoring_pipeline/monitor',
-             'training_pipeline/retrain-on-data-change',
-             'training_pipeline/retrain-on-drift',
-             'training_pipeline/retrain-scheduled'):
-    d = await c.read_deployment_by_name(name)
-    g, o = d.global_concurrency_limit, d.concurrency_options
-    out[name] = [g.limit if g else None, o.collision_strategy.value if o else None]
-""",
-    )
+    out = {}
+    for name in (
+        "watch_data/watch-data",
+        "monitoring_pipeline/monitor",
+        "training_pipeline/retrain-on-data-change",
+        "training_pipeline/retrain-on-drift",
+        "training_pipeline/retrain-scheduled",
+    ):
+        d = _api("GET", f"/deployments/name/{name}")
+        g, o = d["global_concurrency_limit"], d["concurrency_options"]
+        out[name] = [g["limit"] if g else None, o["collision_strategy"] if o else None]
+    return out
 
 
 def test_served_deployments_run_one_at_a_time(served):
@@ -374,24 +366,31 @@ def test_a_retraining_asked_for_during_another_waits_for_it(served):
         "the served deployments",
         served["procs"],
     )
-    ids = _ask(
-        served,
-        """
-d = await c.read_deployment_by_name('training_pipeline/retrain-scheduled')
-out = [str((await c.create_flow_run_from_deployment(d.id)).id) for _ in range(2)]
-""",
-    )
-    body = f"""
-out = []
-for r in await c.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_={ids!r}))):
-    names = [s.name for s in await c.read_flow_run_states(r.id)]
-    out.append([r.state_type.value, names, r.start_time and r.start_time.timestamp(),
-                r.end_time and r.end_time.timestamp()])
-"""
+    deployment = _api("GET", "/deployments/name/training_pipeline/retrain-scheduled")
+    ids = [
+        _api(
+            "POST",
+            f"/deployments/{deployment['id']}/create_flow_run",
+            {"state": {"type": "SCHEDULED", "name": "Scheduled"}},
+        )["id"]
+        for _ in range(2)
+    ]
     runs: list = []
 
+    def stamp(at: str | None) -> float | None:
+        return at and datetime.datetime.fromisoformat(at).timestamp()
+
     def ended() -> bool:
-        runs[:] = _ask(served, body)
+        found = _api("POST", "/flow_runs/filter", {"flow_runs": {"id": {"any_": ids}}})
+        runs[:] = [
+            [
+                r["state_type"],
+                [s["name"] for s in _api("GET", f"/flow_run_states/?flow_run_id={r['id']}")],
+                stamp(r["start_time"]),
+                stamp(r["end_time"]),
+            ]
+            for r in found
+        ]
         return len(runs) == 2 and all(r[0] in _TERMINAL for r in runs)
 
     _wait(ended, 600, "the two queued retrainings", served["procs"])
