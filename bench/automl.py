@@ -48,13 +48,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from common import (  # bench/common.py
     RESULTS,
     ROOT,
     cli_init,
     cli_run,
     code_commit,
+    edit_config,
     machine,
     write_json,
     write_markdown,
@@ -214,11 +214,7 @@ def run_autogluon(
 
 def run_honing(folder: Path, seed: int) -> dict[str, Any]:
     """`honing run` of the project ``init`` made in ``folder``, with ``seed``."""
-    path = folder / "configs" / "case.yaml"
-    raw = yaml.safe_load(path.read_text())
-    raw["split"]["seed"] = seed
-    raw.setdefault("search", {})["seed"] = seed
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    edit_config(folder / "configs" / "case.yaml", {"split.seed": seed, "search.seed": seed})
     run = cli_run(folder)
     if run.summary is None:
         raise RuntimeError(f"honing run failed (exit {run.returncode}): {run.tail[-400:]}")

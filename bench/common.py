@@ -1,9 +1,9 @@
 """What every benchmark shares: the commit of the code (read at the start, before anything
 can change the tree) and the machine it ran on; the one place results are written
-(``bench/results/NAME.{json,md}``); the environment of a quiet run (honing's own telemetry
-defaults, :data:`honing.runtime.QUIET_DEFAULTS`); and how the benchmarks that act as a user
-run honing: `honing init` then `honing run`, each a new process in a project folder of its
-own."""
+(``bench/results/NAME.{json,md}``); how a project's config and env profile are written and
+varied; the environment of a quiet run (honing's own telemetry defaults,
+:data:`honing.runtime.QUIET_DEFAULTS`); and how the benchmarks that act as a user run honing:
+`honing init` then `honing run`, each a new process in a project folder of its own."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from honing.runtime import quiet_environment
 
@@ -57,6 +59,42 @@ def code_commit() -> str:
 
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+def write_yaml(path: Path, data: dict[str, Any], *, sort_keys: bool = True) -> Path:
+    """``data`` as YAML at ``path`` (a config or an env profile)."""
+    path.write_text(yaml.safe_dump(data, sort_keys=sort_keys))
+    return path
+
+
+def edit_config(path: Path, changes: dict[str, Any]) -> Path:
+    """The YAML config at ``path`` with ``changes`` set, each under a dotted key
+    (``{"search.seed": 3}``; mappings on the way are created), its order kept: how a
+    benchmark varies the config `honing init` wrote."""
+    raw = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        node = raw
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[key] = value
+    return write_yaml(path, raw, sort_keys=False)
+
+
+def write_env(path: Path, folder: Path, *, profile: str = "bench", ray: bool = True) -> Path:
+    """An env profile at ``path`` whose SQLite store, artifacts and (``ray``) Ray results
+    are in ``folder``, by absolute paths (MLflow keeps one store per URI string in a
+    process, so a benchmark running several projects in one process names each fully)."""
+    env: dict[str, Any] = {
+        "profile": profile,
+        "mlflow": {
+            "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
+            "artifact_root": str(folder / "mlartifacts"),
+        },
+    }
+    if ray:
+        env["ray"] = {"num_cpus": 2, "storage_path": str(folder / "ray_results")}
+    return write_yaml(path, env)
 
 
 HONING = str(ROOT / ".venv" / "bin" / "honing")

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import automl  # noqa: E402  (the sibling benchmark: its tables and its projects)
-from common import code_commit, write_json, write_markdown  # noqa: E402
+from common import code_commit, edit_config, write_json, write_markdown  # noqa: E402
 
 ASHA = {"kind": "asha", "max_t": 8, "grace_period": 2, "reduction_factor": 3}
 DEFAULT_TABLES = ["hpc_data", "ames", "Caravan", "mlc_churn", "CreditCard"]
@@ -34,10 +33,7 @@ def arm(name: str, seed: int, budget: float, scheduler: dict[str, Any] | None) -
     folder = automl.WORK / f"fidelity-{name}-{seed}-{'asha' if scheduler else 'none'}"
     automl.init_project(folder, table, automl.load(table), budget)
     if scheduler:
-        path = folder / "configs" / "case.yaml"
-        raw = yaml.safe_load(path.read_text())
-        raw["search"]["scheduler"] = scheduler
-        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        edit_config(folder / "configs" / "case.yaml", {"search.scheduler": scheduler})
     run = automl.run_honing(folder, seed)
     return {
         "score": run["score"],

@@ -51,8 +51,10 @@ import yaml
 from common import (  # bench/common.py (scripts run from bench/)
     RESULTS,
     code_commit,
+    write_env,
     write_json,
     write_markdown,
+    write_yaml,
 )
 
 from honing.runtime import quiet_environment
@@ -198,22 +200,8 @@ def project(replay: Replay, policy: str) -> Path:
         (folder / sub).mkdir(parents=True)
     write_table(replay.batches[0], folder / "data" / f"{replay.name}.csv")
     (folder / "expectations" / f"{replay.name}.json").write_text(json.dumps(replay.suite, indent=1))
-    (folder / "configs" / f"{replay.name}.yaml").write_text(
-        yaml.safe_dump(replay.config(policy), sort_keys=False)
-    )
-    (folder / "configs" / "env.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "profile": "loop-bench",
-                # absolute: MLflow keeps one store per URI string in a process
-                "mlflow": {
-                    "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
-                    "artifact_root": str(folder / "mlartifacts"),
-                },
-                "ray": {"num_cpus": 2, "storage_path": str(folder / "ray_results")},
-            }
-        )
-    )
+    write_yaml(folder / "configs" / f"{replay.name}.yaml", replay.config(policy), sort_keys=False)
+    write_env(folder / "configs" / "env.yaml", folder, profile="loop-bench")
     (folder / ".gitignore").write_text(
         "mlflow.db*\nmlartifacts/\nray_results/\n.honing/\nbatches/\n"
     )

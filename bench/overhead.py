@@ -39,8 +39,10 @@ import yaml
 from common import (  # bench/common.py (scripts run from bench/)
     RESULTS,
     code_commit,
+    write_env,
     write_json,
     write_markdown,
+    write_yaml,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,22 +61,7 @@ def _project(tmp: Path) -> tuple[Path, Path]:
     raw["validation"]["suite"] = str(tmp / "expectations" / "churn.json")
     raw["search"]["trials_per_family"] = TRIALS_PER_FAMILY
     raw["search"]["time_budget_s"] = None
-    config = tmp / "churn.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    env = tmp / "env.yaml"
-    env.write_text(
-        yaml.safe_dump(
-            {
-                "profile": "bench",
-                "mlflow": {
-                    "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}",
-                    "artifact_root": str(tmp / "mlartifacts"),
-                },
-                "ray": {"num_cpus": 2, "storage_path": str(tmp / "ray_results")},
-            }
-        )
-    )
-    return config, env
+    return write_yaml(tmp / "churn.yaml", raw), write_env(tmp / "env.yaml", tmp)
 
 
 #: The plain mode's MLflow-side steps, timed one by one, and what each does.

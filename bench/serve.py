@@ -42,8 +42,10 @@ import yaml
 from common import (  # bench/common.py (scripts run from bench/)
     code_commit,
     machine,
+    write_env,
     write_json,
     write_markdown,
+    write_yaml,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,20 +81,8 @@ def _project(tmp: Path) -> tuple[Path, Path, Any]:
     raw["data"]["path"] = str(ROOT / "data" / "churn.csv")
     raw["validation"]["suite"] = str(ROOT / "expectations" / "churn.json")
     raw["registry"]["model_name"] = "bench-serve"
-    config = tmp / "serve.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    env = tmp / "env.yaml"
-    env.write_text(
-        yaml.safe_dump(
-            {
-                "profile": "bench",
-                "mlflow": {
-                    "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}",
-                    "artifact_root": str(tmp / "mlartifacts"),
-                },
-            }
-        )
-    )
+    config = write_yaml(tmp / "serve.yaml", raw)
+    env = write_env(tmp / "env.yaml", tmp, ray=False)
     cfg = load_config(config, root=ROOT)
     tracking.configure(load_env_settings(env, root=tmp, environ={}).mlflow)
     df, _ = clean(load_table(cfg.data.path), "churn")
