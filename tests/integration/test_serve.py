@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,17 +169,33 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                 p.wait()
 
 
+#: What Prefect's own client retries (its SQLite database busy under load answers 503).
+_RETRIED = {408, 429, 502, 503}
+
+
 def _api(method: str, path: str, body: object = None) -> object:
     """One call to the module's Prefect server, as Prefect's own client makes it: its REST API
-    over HTTP, the JSON answer decoded. A poll costs a request, not a Python process."""
+    over HTTP, the JSON answer decoded, an answer Prefect's client would retry retried the
+    same way (up to five times, waiting longer each time). A poll costs a request, not a
+    Python process."""
     request = urllib.request.Request(
         f"http://127.0.0.1:{PORT}/api{path}",
         method=method,
         data=None if body is None else json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read() or b"null")
+    for attempt in range(6):
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            if exc.code not in _RETRIED or attempt == 5:
+                raise
+        except (urllib.error.URLError, ConnectionError, TimeoutError):  # a dropped connection
+            if attempt == 5:
+                raise
+        time.sleep(2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _runs(served, deployment: str) -> list[dict]:
