@@ -17,7 +17,7 @@ pids_of() {  # names... -> the process groups up.sh recorded for them
   done
 }
 stop() {  # "what" pid... : TERM every process (its group, where it leads one), wait, KILL
-  local what=$1 pid alive=""
+  local what=$1 pid alive
   shift
   [ $# -eq 0 ] && return 0
   for pid in "$@"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; done
@@ -26,7 +26,10 @@ stop() {  # "what" pid... : TERM every process (its group, where it leads one), 
     [ -z "$alive" ] && break
     sleep 0.5
   done
-  for pid in $alive; do kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null; done
+  for pid in "$@"; do  # what is left: the process, and its group's stragglers where it led one
+    kill -KILL -- "-$pid" 2>/dev/null
+    kill -KILL "$pid" 2>/dev/null
+  done
   log "stopped $what"
 }
 # Only this stack's Ray nodes: both share the head's session folder under $STATE/ray
