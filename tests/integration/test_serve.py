@@ -184,18 +184,21 @@ def _api(method: str, path: str, body: object = None) -> object:
         data=None if body is None else json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
     )
-    for attempt in range(6):
+
+    def answer() -> object:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read() or b"null")
+
+    for wait in (1, 2, 4, 8, 16):
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return json.loads(response.read() or b"null")
+            return answer()
         except urllib.error.HTTPError as exc:
-            if exc.code not in _RETRIED or attempt == 5:
+            if exc.code not in _RETRIED:
                 raise
         except (urllib.error.URLError, ConnectionError, TimeoutError):  # a dropped connection
-            if attempt == 5:
-                raise
-        time.sleep(2**attempt)
-    raise AssertionError("unreachable")
+            pass
+        time.sleep(wait)
+    return answer()  # the sixth try: its error is the test's
 
 
 def _runs(served, deployment: str) -> list[dict]:

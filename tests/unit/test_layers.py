@@ -44,9 +44,7 @@ def test_the_commands_that_launch_no_flow_import_no_prefect():
     allowed = {"flows.py", "__init__.py"}
     checked = [p for p in package.glob("*.py") if p.name not in allowed]
     forbidden = {"prefect", "tasks", "flows"}
-    offenders = {
-        p.name: sorted(_imports(p) & forbidden) for p in checked if _imports(p) & forbidden
-    }
+    offenders = {p.name: sorted(found) for p in checked if (found := _imports(p) & forbidden)}
     assert offenders == {}
     # the orchestration modules they import are among the checked ones, so nothing they
     # reach through honing_flows imports Prefect either
