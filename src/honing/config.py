@@ -91,7 +91,7 @@ Task = Literal["classification", "regression"]
 
 
 class WindowConfig(StrictModel):
-    """Which rows of the data's newest version train the model (see honing.versions.window):
+    """Which rows of the data's newest version train the model (see honing.windowing.window):
     ``all``; ``last_n_rows`` (the file's last ``rows``, the latest ingested); or
     ``last_period``, the rows whose ``time_column`` falls in the ``period`` (a pandas
     offset such as ``90D``) before the newest time."""

@@ -7,15 +7,12 @@ Models are loaded only from the MLflow Model Registry (``models:/name@alias`` or
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from honing.artifacts import load_skops, read_served
-from honing.compression.predictors import load_decided
 from honing.decision import Decided, DecisionRule
-from honing.exceptions import DataValidationError, HoningError, UnsafeModelError
+from honing.exceptions import DataValidationError, HoningError
 from honing.validation import ValidationReport, validate
 
 _TABLE_RULES_DROPPED = {"expect_table_row_count_to_be_between"}
@@ -63,38 +60,6 @@ def check_inference(
     (in the columns the model ``read``s, when it names them)."""
     rules = inference_suite(suite, target, drop_columns, read)
     return validate(df, rules, source=source, rules=None)
-
-
-def load_model_folder(folder: Path) -> Any:
-    """A model folder (MLflow's layout) loaded without running any of its code: a
-    scikit-learn pipeline stored with skops, checked against honing's own list of reviewed
-    types (never the folder's), or the served flavor's files (ONNX, numpy arrays, skops).
-    MLflow's own loaders are not used: they unpickle ``python_model.pkl`` and take the
-    trusted types from the folder's ``MLmodel``, which whoever edits the folder controls."""
-    import yaml
-
-    folder = Path(folder)
-    try:
-        flavors = yaml.safe_load((folder / "MLmodel").read_text(encoding="utf-8"))["flavors"]
-    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as exc:
-        raise HoningError(f"{folder}: not an MLflow model folder (MLmodel: {exc})") from exc
-    served = folder / "artifacts" / "served"
-    if "sklearn" in flavors:
-        fmt = flavors["sklearn"].get("serialization_format")
-        if fmt != "skops":
-            raise UnsafeModelError(
-                f"{folder}: rule: honing loads scikit-learn models stored with skops only; this "
-                f"one is stored with {fmt!r}, whose loading can run code"
-            )
-        name = Path(str(flavors["sklearn"].get("pickled_model", ""))).name
-        return load_skops((folder / name).read_bytes())
-    if "python_function" in flavors and served.is_dir():
-        # ONNX session, dense network or pipeline, with the manifest's decision rule
-        return load_decided(read_served(served))
-    raise UnsafeModelError(
-        f"{folder}: rule: load a honing model (scikit-learn with skops, or the served flavor); "
-        f"this folder has flavors {sorted(flavors)}"
-    )
 
 
 def predict(

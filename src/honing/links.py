@@ -7,9 +7,8 @@ import json
 from dataclasses import dataclass
 
 from honing import metric_keys
+from honing.settings import LOCAL_UI
 
-#: Where ``honing ui`` serves the embedded store's UI unless the profile says otherwise.
-LOCAL_UI = "http://127.0.0.1:5000"
 #: The id of the saved view every link opens (its experiment tag:
 #: ``mlflow.sharedViewState.<id>``, the format of the UI's own "Save view").
 REVIEW_VIEW = "honingreview"

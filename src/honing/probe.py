@@ -22,8 +22,8 @@ import pandas as pd
 def probe(uri: str, sample_path: str) -> dict[str, float | int]:
     # the loader a server runs on a version's downloaded files (registry.load_model's own),
     # without the registry's imports (MLflow's client, the gates), which it does not need
+    from honing.compression.predictors import load_model_folder
     from honing.decision import Decided, DecisionRule
-    from honing.inference import load_model_folder
 
     start = time.perf_counter()
     model = load_model_folder(Path(uri))

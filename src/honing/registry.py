@@ -19,6 +19,7 @@ import pandas as pd
 from honing.aliases import SERVED_TAG, move_alias, served_name
 from honing.artifacts import digests, verify
 from honing.champion import ChampionScore, GateDecision
+from honing.compression.predictors import load_model_folder
 from honing.decision import answers
 from honing.describe import served_links, version_description
 from honing.evaluation import EvaluationReport, evaluate
@@ -29,7 +30,6 @@ from honing.exceptions import (
     UnsafeModelError,
 )
 from honing.gates_config import RegistryConfig
-from honing.inference import load_model_folder
 from honing.infra import InfraCheck, InfraReport, check_for, load_and_query
 from honing.lineage import DIGEST_TAG, RUN_ID_TAG, Lineage, metric_tags
 

@@ -14,8 +14,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from honing.exceptions import ConfigError
-from honing.links import LOCAL_UI
 from honing.store_artifacts import location
+
+#: Where ``honing ui`` serves the embedded store's UI unless the profile says otherwise.
+LOCAL_UI = "http://127.0.0.1:5000"
 
 _USERINFO = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^:/@\s]*):[^@/\s]+@")
 _SECRET_PARAM = re.compile(r"(?P<head>\b(?:password|passwd|token|secret)=)[^&\s'\"]+", re.I)

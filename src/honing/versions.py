@@ -29,12 +29,12 @@ from typing import Any
 import pandas as pd
 
 from honing import data, inference, profiling, validation
-from honing.config import PipelineConfig, WindowConfig
+from honing.config import PipelineConfig
 from honing.exceptions import DataLoadError, DataValidationError
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["Ingested", "cached_copy", "history", "ingest", "track", "window"]
+__all__ = ["Ingested", "cached_copy", "history", "ingest", "track"]
 
 
 @dataclass(frozen=True)
@@ -83,21 +83,6 @@ class Ingested:
             f"{self.batch}: {self.rows} unlabelled rows stored at {self.stored} "
             f"(MD5 {self.md5}) for monitoring, tracked by DVC"
         )
-
-
-def window(df: pd.DataFrame, cfg: WindowConfig) -> pd.DataFrame:
-    """The rows of ``df`` that train the model under the window policy ``cfg``."""
-    if cfg.kind == "last_n_rows" and cfg.rows is not None:
-        return df.tail(cfg.rows)
-    if cfg.kind == "last_period" and cfg.period and cfg.time_column:
-        when = data.time_values(df, cfg.time_column, "data.window.time_column")
-        if pd.api.types.is_numeric_dtype(when):
-            raise DataValidationError(
-                f"column '{cfg.time_column}': holds numbers, not dates; rule: "
-                "data.window.kind last_period needs dates (use last_n_rows for numbers)"
-            )
-        return df[(when > when.max() - pd.tseries.frequencies.to_offset(cfg.period)).to_numpy()]
-    return df
 
 
 def _repo(root: Path):  # type: ignore[no-untyped-def]

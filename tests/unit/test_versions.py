@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from honing import data, reproduce, versions
+from honing import data, reproduce, versions, windowing
 from honing.config import WindowConfig, load_config
 from honing.exceptions import ConfigError, DataLoadError, DataValidationError
 from tests.conftest import ROOT, demo_config_dict
@@ -33,14 +33,14 @@ def _table(n: int, start: str = "2024-01-01") -> pd.DataFrame:
 
 def test_window_policies_keep_the_newest_rows():
     df = _table(100)
-    assert versions.window(df, WindowConfig()).equals(df)
-    assert versions.window(df, WindowConfig(kind="last_n_rows", rows=30))["x"].tolist() == list(
+    assert windowing.window(df, WindowConfig()).equals(df)
+    assert windowing.window(df, WindowConfig(kind="last_n_rows", rows=30))["x"].tolist() == list(
         range(70, 100)
     )
-    month = versions.window(df, WindowConfig(kind="last_period", period="30D", time_column="date"))
+    month = windowing.window(df, WindowConfig(kind="last_period", period="30D", time_column="date"))
     assert month["date"].min() == "2024-03-11" and len(month) == 30
     with pytest.raises(DataValidationError, match="'x'.*needs dates"):
-        versions.window(df, WindowConfig(kind="last_period", period="30D", time_column="x"))
+        windowing.window(df, WindowConfig(kind="last_period", period="30D", time_column="x"))
 
 
 @pytest.mark.parametrize(

@@ -4,16 +4,17 @@ pipeline plus a dense PyTorch network. :func:`load_served` reads the manifest to
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from honing.artifacts import MANIFEST, load_skops, npz_arrays
+from honing.artifacts import MANIFEST, load_skops, npz_arrays, read_served
 from honing.compression.dense import build_module, dense_layers, quantized_module
 from honing.compression.onnx import COLUMNS_KEY, DATES_KEY
 from honing.decision import Decided, DecisionRule
-from honing.exceptions import CompressionError
+from honing.exceptions import CompressionError, HoningError, UnsafeModelError
 from honing.features import DateFeatures
 
 
@@ -137,3 +138,35 @@ def columns_read(model: Any) -> list[str] | None:
     unused inputs were cut); None: every feature column."""
     predictor = model.predictor if isinstance(model, Decided) else model
     return getattr(predictor, "columns", None)
+
+
+def load_model_folder(folder: Path) -> Any:
+    """A model folder (MLflow's layout) loaded without running any of its code: a
+    scikit-learn pipeline stored with skops, checked against honing's own list of reviewed
+    types (never the folder's), or the served flavor's files (ONNX, numpy arrays, skops).
+    MLflow's own loaders are not used: they unpickle ``python_model.pkl`` and take the
+    trusted types from the folder's ``MLmodel``, which whoever edits the folder controls."""
+    import yaml
+
+    folder = Path(folder)
+    try:
+        flavors = yaml.safe_load((folder / "MLmodel").read_text(encoding="utf-8"))["flavors"]
+    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as exc:
+        raise HoningError(f"{folder}: not an MLflow model folder (MLmodel: {exc})") from exc
+    served = folder / "artifacts" / "served"
+    if "sklearn" in flavors:
+        fmt = flavors["sklearn"].get("serialization_format")
+        if fmt != "skops":
+            raise UnsafeModelError(
+                f"{folder}: rule: honing loads scikit-learn models stored with skops only; this "
+                f"one is stored with {fmt!r}, whose loading can run code"
+            )
+        name = Path(str(flavors["sklearn"].get("pickled_model", ""))).name
+        return load_skops((folder / name).read_bytes())
+    if "python_function" in flavors and served.is_dir():
+        # ONNX session, dense network or pipeline, with the manifest's decision rule
+        return load_decided(read_served(served))
+    raise UnsafeModelError(
+        f"{folder}: rule: load a honing model (scikit-learn with skops, or the served flavor); "
+        f"this folder has flavors {sorted(flavors)}"
+    )

@@ -24,7 +24,7 @@ from honing import (
     registry,
     reproduce,
     tracking,
-    versions,
+    windowing,
 )
 from honing.config import PipelineConfig, WindowConfig
 from honing.decision import Answers, answers
@@ -180,7 +180,7 @@ def reference(cfg: PipelineConfig, *, repo: str) -> Reference:
     )
     trained_on = data.load_table(path, cfg.data.format)
     window = _window(found.config, cfg.data.window)
-    rows = versions.window(trained_on, window)
+    rows = windowing.window(trained_on, window)
     _, classes = data.target_values(rows[cfg.data.target], cfg.task, cfg.data.positive_label)
     return Reference(
         name=name,
@@ -275,7 +275,7 @@ def performance(cfg: PipelineConfig, ref: Reference, found: Drift, *, repo: str)
     newest = Path(cfg.data.path)
     tables = [*([table(newest)] if newest.is_file() else []), batch.table]
     unseen = monitoring.unseen_rows(latest, tables, target)
-    report = monitoring.with_volume(report, len(versions.window(latest, ref.window)), unseen)
+    report = monitoring.with_volume(report, len(windowing.window(latest, ref.window)), unseen)
     few = False
     if batch.labelled:  # measured, and the estimate checked against the measure
         # coded in the champion's label order: a batch may hold some of the classes only

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from honing import data, planner, training, versions
+from honing import data, planner, training, windowing
 from honing.config import PipelineConfig, WindowConfig
 from honing.lineage import Lineage
 
@@ -90,7 +90,7 @@ def split_table(
         deduplicate=cfg.cleaning.deduplicate,
         drop_invalid_labels=cfg.cleaning.drop_invalid_labels,
     )
-    kept = versions.window(cleaned, window or cfg.data.window)
+    kept = windowing.window(cleaned, window or cfg.data.window)
     split, classes = data.split_data(
         kept,
         cfg.data.target,
