@@ -69,8 +69,8 @@ def _npz_size(arrays: dict[str, np.ndarray]) -> int:
 def _churn() -> tuple[Any, list, Any]:
     from honing.config import FeaturesConfig
     from honing.data import clean, split_data
-    from honing.demo_data import fetch_demo_dataset
-    from honing.features import infer_columns
+    from honing.data.demo_data import fetch_demo_dataset
+    from honing.modeling.features import infer_columns
 
     df, _ = clean(fetch_demo_dataset(), "churn")
     split, classes = split_data(
@@ -87,7 +87,7 @@ def _churn() -> tuple[Any, list, Any]:
 
 def _fit(split: Any, cols: Any, family: str, params: dict[str, Any]) -> Any:
     from honing.config import FeaturesConfig
-    from honing.training import ModelSpec, TrainingSetup, train_model
+    from honing.modeling.training import ModelSpec, TrainingSetup, train_model
 
     return train_model(
         split.X_train,
@@ -330,8 +330,8 @@ def _student_pair(
 def distillation_experiment() -> list[dict[str, Any]]:
     from honing import compression as C
     from honing.config import FeaturesConfig
-    from honing.features import infer_columns
-    from honing.training import ModelSpec, TrainingSetup, train_model
+    from honing.modeling.features import infer_columns
+    from honing.modeling.training import ModelSpec, TrainingSetup, train_model
 
     out = []
     X_train, y_train, X_test, y_test = _digits()

@@ -1,6 +1,6 @@
 """What a served flavor's compression stage costs, against what the planner reserves for it.
 
-The planner (:func:`honing.planner.trim`) decides before compression whether the chosen
+The planner (:func:`honing.search.planner.trim`) decides before compression whether the chosen
 model's ONNX export fits in the seconds left, from its estimate per kind of model
 (:func:`honing.compression.export_seconds`). This
 benchmark fits boosted models and votes of the sizes the search picks (binary, multiclass and
@@ -24,12 +24,13 @@ import numpy as np
 import pandas as pd
 from common import code_commit, machine, write_json, write_markdown
 
-from honing import compression, planner
-from honing.artifacts import skops_bytes
+from honing import compression
 from honing.compression.candidates import CompressionOptions, export_seconds, n_parameters
 from honing.config import FeaturesConfig
-from honing.features import infer_columns
-from honing.training import ModelSpec, TrainingSetup, make_model
+from honing.modeling.features import infer_columns
+from honing.modeling.training import ModelSpec, TrainingSetup, make_model
+from honing.models.artifacts import skops_bytes
+from honing.search import planner
 
 
 def _table(n: int, classes: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -1,6 +1,6 @@
 """Should the budget-driven config stop trials at low-fidelity rungs? An A/B of the config
 ``honing init --budget B`` writes (no scheduler: boosting still stops early on its own
-validation loss) against the same config with ASHA over the rungs of ``honing.fidelity``
+validation loss) against the same config with ASHA over the rungs of ``honing.models.fidelity``
 (boosting rounds, trees, row subsamples), on the public tables of ``bench/automl.py``.
 
 Both arms run the whole training flow on the same split per seed; the test metric and the

@@ -32,14 +32,14 @@ from common import code_commit, machine, write_json, write_markdown  # noqa: E40
 
 from honing.config import FeaturesConfig  # noqa: E402
 from honing.data import split_data  # noqa: E402
-from honing.features import infer_columns  # noqa: E402
-from honing.fidelity import predictions  # noqa: E402
 from honing.metrics import metric_value, score_predictions  # noqa: E402
-from honing.training import ModelSpec, TrainingSetup, train_model  # noqa: E402
+from honing.modeling.features import infer_columns  # noqa: E402
+from honing.modeling.training import ModelSpec, TrainingSetup, train_model  # noqa: E402
+from honing.models.fidelity import predictions  # noqa: E402
 
 FOLDS = 5
 TEST_SIZE = 0.2
-#: The portfolio's first points of each kind (honing.portfolio), as they are.
+#: The portfolio's first points of each kind (honing.search.portfolio), as they are.
 SPECS = {
     "lightgbm": ModelSpec("lightgbm", {"n_estimators": 300, "learning_rate": 0.1,
                                        "num_leaves": 31, "min_child_samples": 20,
@@ -53,7 +53,7 @@ LINEAR = {"classification": ModelSpec("logistic_regression", {"C": 1.0}),
 
 
 def flights() -> tuple[pd.DataFrame, dict[str, Any]]:
-    from honing.demo_data import fetch_flight_months
+    from honing.data.demo_data import fetch_flight_months
 
     table = fetch_flight_months(rows_per_month=2000)
     return table, {"target": "delayed", "positive_label": "Yes", "task": "classification",

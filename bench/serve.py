@@ -68,14 +68,16 @@ def _project(tmp: Path) -> tuple[Path, Path, Any]:
     (native) and its ONNX served flavor; returns them and the test rows."""
     import mlflow
 
-    from honing import champion, compression, model_logging, registry, tracking
+    from honing import compression, registry, tracking
     from honing.config import load_config, load_env_settings
     from honing.data import clean, load_table, split_data
-    from honing.decision import fit_decision
     from honing.evaluation import evaluate
-    from honing.features import infer_columns
     from honing.lineage import Lineage
-    from honing.training import ModelSpec, TrainingSetup, train_model
+    from honing.modeling.decision import fit_decision
+    from honing.modeling.features import infer_columns
+    from honing.modeling.training import ModelSpec, TrainingSetup, train_model
+    from honing.registry import champion
+    from honing.tracking import model_logging
 
     raw = yaml.safe_load((ROOT / "configs" / "churn.yaml").read_text())
     raw["data"]["path"] = str(ROOT / "data" / "churn.csv")
@@ -279,7 +281,7 @@ def swap(config: Path, env: Path, rows: list[dict[str, Any]], seconds: float) ->
 
 
 def _check_times(X: Any) -> dict[str, float]:
-    from honing.inference import inference_suite
+    from honing.serving.inference import inference_suite
     from honing.validation import check_expectations, load_suite
     from honing.validation.fast import check_fast
 

@@ -3,7 +3,7 @@
 Issue 24 asked whether target transforms for skewed positive targets were the cause of
 honing's regression losses. For the AutoML benchmark's regression tables small enough to
 cross-validate quickly, each of two boosted configurations of honing's own pipelines
-(``honing.training.make_model``: its encoding and models) is scored by 5-fold RMSE on the
+(``honing.modeling.training.make_model``: its encoding and models) is scored by 5-fold RMSE on the
 original scale, over two shuffles, fitted on the raw target and on ``log1p`` of it
 (scikit-learn's ``TransformedTargetRegressor``, predictions mapped back with ``expm1``).
 
@@ -38,8 +38,8 @@ def main() -> None:
     from sklearn.compose import TransformedTargetRegressor
 
     from honing.config import FeaturesConfig
-    from honing.features import infer_columns
-    from honing.training import ModelSpec, TrainingSetup, make_model
+    from honing.modeling.features import infer_columns
+    from honing.modeling.training import ModelSpec, TrainingSetup, make_model
 
     warnings.filterwarnings("ignore")
     specs = [

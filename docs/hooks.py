@@ -4,7 +4,7 @@ A page holding ``<!-- config-reference -->`` gets, in its place, one table per s
 the pipeline config and of the environment profile: each key's YAML path, type, default and
 description (the field's own ``description``, else the first line of its model's docstring
 for a nested section), read from :class:`honing.config.PipelineConfig` and
-:class:`honing.settings.EnvSettings`. The reference cannot drift from the code: it is the
+:class:`honing.config.settings.EnvSettings`. The reference cannot drift from the code: it is the
 code, read at build time.
 """
 
@@ -33,8 +33,8 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 def _type(annotation: Any) -> str:
     text = getattr(annotation, "__name__", None) if inspect.isclass(annotation) else None
     text = text or str(annotation).replace("typing.", "")
-    for noise in ("honing.config.", "honing.search_config.", "honing.gates_config.",
-                  "honing.settings.", "pathlib.", "<class '", "'>"):  # fmt: skip
+    for noise in ("honing.config.", "honing.config.search_config.", "honing.config.gates_config.",
+                  "honing.config.settings.", "pathlib.", "<class '", "'>"):  # fmt: skip
         text = text.replace(noise, "")
     return text.replace("|", "\\|")
 
@@ -81,7 +81,7 @@ def _section(model: type[BaseModel], path: str, out: list[str], seen: set[str]) 
 
 def reference() -> str:
     from honing.config import PipelineConfig
-    from honing.settings import EnvSettings
+    from honing.config.settings import EnvSettings
 
     out = ["## Pipeline config (`configs/<name>.yaml`)", ""]
     _section(PipelineConfig, "", out, set())

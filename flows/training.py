@@ -13,7 +13,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from honing.stages import pipeline
-from honing.summary import TrainingSummary
+from honing.stages.summary import TrainingSummary
 from honing.tracking import planned_run_name
 from honing_flows.tasks import setup as setup_tasks
 from honing_flows.tasks import stages

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from honing import data, features, versions
+from honing import data
 from honing.config import FeaturesConfig, PipelineConfig
+from honing.modeling import features
+from honing.monitoring import versions
 from honing_flows.tasks import compute_task, io_task, logged
 
 

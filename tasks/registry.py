@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from honing import registry
-from honing.champion import ChampionScore
+from honing.registry.champion import ChampionScore
 from honing_flows.tasks import io_task
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from honing import reproduce
 from honing.config import PipelineConfig
+from honing.stages import reproduce
 from honing_flows.tasks import compute_task, io_task
 
 

@@ -17,14 +17,14 @@ import os
 
 from honing.config import EnvSettings
 from honing.lineage import FLOW_RUN_TAG, Lineage
+from honing.registry.unchanged import UnchangedVersion
 from honing.stages import evaluate as evaluate_stage
 from honing.stages import prepare as prepare_stage
 from honing.stages import register as register_stage
 from honing.stages import start as start_stage
 from honing.stages import steps
-from honing.summary import RunRef, TrainingSummary
+from honing.stages.summary import RunRef, TrainingSummary
 from honing.tracking import fail_run
-from honing.unchanged import UnchangedVersion
 from honing_flows import prefect_artifacts
 from honing_flows.tasks import compute_task, io_task, logged, run_log, told
 

@@ -20,7 +20,8 @@ import yaml
 
 from honing import config as config_mod
 from honing import data as data_mod
-from honing import demo_data, runtime
+from honing import runtime
+from honing.data import demo_data
 
 ROOT = Path(__file__).resolve().parents[1]
 

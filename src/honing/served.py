@@ -11,13 +11,13 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from honing.artifacts import read_served
 from honing.compression.predictors import load_decided
+from honing.models.artifacts import read_served
 
 
 class ServedModel(mlflow.pyfunc.PythonModel):
     """``predict`` returns the output contract of
-    :meth:`honing.decision.DecisionRule.outputs`: the label in the user's own values, the
+    :meth:`honing.modeling.decision.DecisionRule.outputs`: the label in the user's own values, the
     probability of each class and the threshold used (regression: ``prediction``)."""
 
     def __getstate__(self) -> dict[str, Any]:

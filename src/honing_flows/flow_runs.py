@@ -1,7 +1,7 @@
 """Prefect flow runs left RUNNING by killed processes, settled when the next run starts.
 
 A SIGKILL ends a flow run without reporting its end: Prefect shows it RUNNING forever.
-:func:`honing.stale.heal` finds the MLflow runs whose owner process is gone; their
+:func:`honing.tracking.stale.heal` finds the MLflow runs whose owner process is gone; their
 ``honing.flow_run_id`` tags name the flow runs, which :func:`settle` marks CRASHED.
 """
 

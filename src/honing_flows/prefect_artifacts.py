@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from honing.links import ui_links
-from honing.summary import TrainingSummary
+from honing.stages.summary import TrainingSummary
+from honing.tracking.links import ui_links
 
 
 def key(name: str) -> str:

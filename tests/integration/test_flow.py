@@ -201,7 +201,8 @@ def test_two_runs_keep_the_registry_consistent(run_flow, project):
     source = client.get_model_version("honing-churn", "2").description
     assert "(#/models/honing-churn-served/versions/2)" in source
     assert source.splitlines()[0] in ("PROMOTED to champion", "NOT promoted: champion kept")
-    from honing import inference, registry
+    from honing import registry
+    from honing.serving import inference
 
     mlflow.set_tracking_uri(f"sqlite:///{project['root'] / 'mlflow.db'}")
     model = registry.load_model("models:/honing-churn-served@champion")
@@ -372,7 +373,8 @@ def test_regression_flow_on_the_diamonds_demo(run_flow, project):
     for trial in trials:  # feature options logged; RMSE in dollars, not negated
         assert trial.data.params["features.encoder"] in ("onehot", "ordinal")
         assert trial.data.metrics["cv/rmse"] > 0 and trial.data.metrics["cv/fold_0_rmse"] > 0
-    from honing import inference, registry
+    from honing import registry
+    from honing.serving import inference
 
     mlflow.set_tracking_uri(f"sqlite:///{project['root'] / 'mlflow.db'}")
     batch = pd.read_csv(project["root"] / "data" / "diamonds.csv").drop(columns=["price"])
@@ -485,7 +487,7 @@ def test_an_unchanged_run_registers_nothing_and_force_retrains(run_flow, project
 
     # rolled back since: a re-run of v2's inputs says where the champion is now, not what
     # v2's own gate once said
-    from honing import aliases
+    from honing.registry import aliases
 
     aliases.move_alias("honing-churn", "champion", "1", by="test", reason="rolled back")
     third = run_flow()

@@ -18,12 +18,15 @@ import pytest
 import yaml
 from sklearn.model_selection import train_test_split
 
-from honing import aliases, data, registry, reproduce, versions
-from honing.champion import ChampionScore, decide
+from honing import data, registry
 from honing.config import load_config
-from honing.decision import answers
-from honing.demo_data import fetch_flight_months
+from honing.data.demo_data import fetch_flight_months
 from honing.evaluation import evaluate
+from honing.modeling.decision import answers
+from honing.monitoring import versions
+from honing.registry import aliases
+from honing.registry.champion import ChampionScore, decide
+from honing.stages import reproduce
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -219,7 +222,7 @@ def _cached(p: dict[str, Path], md5: str) -> bytes:
 
 def _lines(folder: Path) -> int:
     """The rows kept in a capture folder's files, closed and current (one JSON line each)."""
-    from honing.capture import capture_files
+    from honing.serving.capture import capture_files
 
     return sum(len(f.read_text().splitlines()) for f in capture_files(folder))
 

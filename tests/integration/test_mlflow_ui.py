@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from honing.links import ui_links
+from honing.tracking.links import ui_links
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.browser]
 

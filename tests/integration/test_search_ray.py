@@ -4,9 +4,9 @@ import pytest
 
 from honing.config import FeaturesConfig, RaySettings, SearchConfig
 from honing.data import clean, split_data
-from honing.features import infer_columns
+from honing.modeling.features import infer_columns
+from honing.modeling.training import TrainingSetup, train_model
 from honing.search import run_search
-from honing.training import TrainingSetup, train_model
 from tests.conftest import SMALL_SEARCH
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from honing.data import write_table
-from honing.demo_data import fetch_flights
+from honing.data.demo_data import fetch_flights
 from tests.conftest import ROOT, free_port, prefect_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from honing.ensembles import EnsembleDecision
 from honing.exceptions import DataValidationError, ModelQualityError
 from honing.lineage import Lineage
+from honing.modeling.training import ModelSpec
+from honing.search.ensembles import EnsembleDecision
 from honing.stages.cache import StageStore
-from honing.training import ModelSpec
 from honing_flows.tasks import data as data_tasks
 from honing_flows.tasks import registry as registry_tasks
 from honing_flows.tasks import setup as setup_tasks

@@ -12,12 +12,13 @@ import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
-from honing import lineage, model_logging, registry, tracking, trial_runs
-from honing.champion import champion_gate
-from honing.ensembles import EnsembleDecision
+from honing import lineage, registry, tracking
 from honing.evaluation import evaluate
+from honing.modeling.training import ModelSpec, TrainingSetup
+from honing.registry.champion import champion_gate
 from honing.search import SearchResult, TrialResult
-from honing.training import ModelSpec, TrainingSetup
+from honing.search.ensembles import EnsembleDecision
+from honing.tracking import model_logging, trial_runs
 
 pytestmark = pytest.mark.integration
 
@@ -192,8 +193,8 @@ def test_git_state_outside_a_repo(tmp_path):
 
 def test_mlp_pipeline_is_logged_and_served(mlflow_store, tmp_path):
     from honing.config import FeaturesConfig
-    from honing.features import infer_columns
-    from honing.training import ModelSpec, train_model
+    from honing.modeling.features import infer_columns
+    from honing.modeling.training import ModelSpec, train_model
 
     X, y = _data()
     X = X.assign(kind=np.where(X["z"] > 0, "a", "b"))
@@ -286,10 +287,10 @@ def test_a_champion_moved_during_the_gate_blocks_promotion(mlflow_store):
 
 
 def test_rollback_moves_the_champion_back_with_its_history(mlflow_store, project, monkeypatch):
-    from honing import aliases
     from honing.compression import native_candidate, with_rule
-    from honing.decision import DecisionRule
     from honing.exceptions import RegistryError
+    from honing.modeling.decision import DecisionRule
+    from honing.registry import aliases
 
     X, y = _data()
     exp = tracking.ensure_experiment("e-rollback", mlflow_store.mlflow.artifact_root)
@@ -382,7 +383,9 @@ def _shadowed_batch(folder, X, y):
     requests of ``X``: v1's answers, and v2's under shadow/; then the labels of all but the
     last request, joined as ``honing monitor --capture --labels`` joins them; the answers
     given live as the gate's evidence."""
-    from honing import capture, data, scoring, shadow
+    from honing import data
+    from honing.monitoring import shadow
+    from honing.serving import capture, scoring
 
     served = capture.CaptureLog(capture.CaptureConfig(folder / "capture"))
     shadowed = capture.CaptureLog(capture.CaptureConfig(folder / "capture" / capture.SHADOW))
@@ -423,10 +426,10 @@ def test_an_undecidable_challenger_is_promoted_by_evidence_across_batches(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder
 
-    from honing import aliases
     from honing.config import RegistryConfig
-    from honing.decision import answers
-    from honing.promotion import Evidence
+    from honing.modeling.decision import answers
+    from honing.registry import aliases
+    from honing.registry.promotion import Evidence
 
     def model(columns):
         cats = [c for c in columns if c in ("contract", "internet_service")]
@@ -518,7 +521,7 @@ def test_a_cut_graphs_signature_names_only_the_columns_it_reads(mlflow_store):
     of the columns it reads, so MLflow's own schema check asks for no more."""
     from honing.compression import onnx_bytes, with_rule
     from honing.compression.candidates import onnx_candidate
-    from honing.decision import DecisionRule
+    from honing.modeling.decision import DecisionRule
     from tests.model.test_input_cut import _fit
 
     model, X, cols = _fit("lightgbm", 2)

@@ -13,8 +13,8 @@ import pytest
 
 from honing.compression import MANIFEST, load_served, onnx_bytes
 from honing.config import FeaturesConfig
-from honing.features import infer_columns
-from honing.training import ModelSpec, TrainingSetup, make_model
+from honing.modeling.features import infer_columns
+from honing.modeling.training import ModelSpec, TrainingSetup, make_model
 
 pytestmark = pytest.mark.model
 

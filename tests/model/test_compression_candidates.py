@@ -9,8 +9,8 @@ import pytest
 from honing import compression as C
 from honing.config import FeaturesConfig
 from honing.data import clean, split_data
-from honing.features import infer_columns
-from honing.training import ModelSpec, TrainingSetup, train_model
+from honing.modeling.features import infer_columns
+from honing.modeling.training import ModelSpec, TrainingSetup, train_model
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -137,7 +137,7 @@ def test_native_and_served_flavors_answer_alike_under_the_rule(churn_split):
     """The output contract: the native pipeline and its ONNX graph, each with the model's
     decision rule in its manifest, give the same columns, labels and threshold."""
     from honing.compression.predictors import load_decided
-    from honing.decision import DecisionRule
+    from honing.modeling.decision import DecisionRule
 
     split, classes, cols = churn_split
     model = _fit(split, cols, "random_forest", {"n_estimators": 40, "max_depth": 6})
@@ -171,7 +171,7 @@ def test_column_names_with_spaces_dots_and_accents_compress_and_serve(churn_df, 
     """Names ONNX would sanitize (spaces, dots, slashes, non-ASCII) reach every candidate:
     the graph is fed by position, so the served files answer the user's own frame."""
     from honing.compression.predictors import load_decided
-    from honing.decision import DecisionRule
+    from honing.modeling.decision import DecisionRule
 
     renamed = churn_df.rename(
         columns={

@@ -17,16 +17,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier
 
-from honing import endpoint
 from honing.compression import MANIFEST, onnx_bytes
 from honing.compression.inputs import cut_inputs, read_features
 from honing.compression.predictors import OnnxPredictor, columns_read, load_decided
 from honing.config import FeaturesConfig
 from honing.data import clean, split_data
-from honing.decision import Decided, DecisionRule
-from honing.features import infer_columns
-from honing.inference import check_inference, inference_suite
-from honing.training import ModelSpec, TrainingSetup, make_model
+from honing.modeling.decision import Decided, DecisionRule
+from honing.modeling.features import infer_columns
+from honing.modeling.training import ModelSpec, TrainingSetup, make_model
+from honing.serving import endpoint
+from honing.serving.inference import check_inference, inference_suite
 
 pytestmark = pytest.mark.model
 

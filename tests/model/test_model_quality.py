@@ -6,8 +6,8 @@ import pytest
 from honing.config import FeaturesConfig
 from honing.data import clean, split_data
 from honing.evaluation import evaluate
-from honing.features import infer_columns
-from honing.training import ModelSpec, TrainingSetup, train_model
+from honing.modeling.features import infer_columns
+from honing.modeling.training import ModelSpec, TrainingSetup, train_model
 
 pytestmark = pytest.mark.model
 

@@ -13,16 +13,17 @@ import pytest
 from honing import compression as C
 from honing.compression.student import exportable
 from honing.config import FeaturesConfig
-from honing.features import infer_columns
+from honing.modeling.features import infer_columns
+from honing.modeling.training import ModelSpec, TrainingSetup, make_model
 from honing.models import FAMILY_TABLE
-from honing.training import ModelSpec, TrainingSetup, make_model
 from tests.model.test_boosting_onnx import _frame
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 #: Cases with no ONNX path, and why (docs/compression.md): none today. HistGradientBoosting
 #: (which skl2onnx 1.20 cannot convert on scikit-learn 1.9) is written from its node arrays
-#: (`honing.tree_graphs.convert_hgb`), the MLP's regressor by `honing.converters.mlp_onnx`.
+#: (`honing.models.tree_graphs.convert_hgb`), the MLP's regressor by
+#: `honing.models.converters.mlp_onnx`.
 NO_GRAPH: set[tuple[str, int]] = set()
 #: Small settings, so that every family fits in a second or two.
 SMALL = {

@@ -19,9 +19,9 @@ from honing.compression.student import (
 )
 from honing.config import FeaturesConfig
 from honing.evaluation import evaluate
-from honing.features import infer_columns
 from honing.metrics import worse_than
-from honing.training import ModelSpec, TrainingSetup, make_model
+from honing.modeling.features import infer_columns
+from honing.modeling.training import ModelSpec, TrainingSetup, make_model
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

@@ -1,6 +1,6 @@
 """honing's own tree graphs: LightGBM's booster, scikit-learn's forests and its
-HistGradientBoosting written from the model's arrays (:mod:`honing.tree_graphs`), and
-CatBoost's symmetric trees as dense operators (:mod:`honing.catboost_graph`), answer exactly
+HistGradientBoosting written from the model's arrays (:mod:`honing.models.tree_graphs`), and
+CatBoost's symmetric trees as dense operators (:mod:`honing.models.catboost_graph`), answer exactly
 as the native model on every kind of split and missing value; the forests' attributes are
 what skl2onnx's node-by-node walk writes."""
 
@@ -26,14 +26,14 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 
-from honing.catboost_graph import catboost_json, catboost_supported
-from honing.converters import (
+from honing.models.catboost_graph import catboost_json, catboost_supported
+from honing.models.converters import (
     catboost_onnx,
     forest_onnx,
     hist_gradient_boosting_onnx,
     lightgbm_onnx,
 )
-from honing.tree_graphs import LightGBMText, forest_attributes, lightgbm_supported
+from honing.models.tree_graphs import LightGBMText, forest_attributes, lightgbm_supported
 
 pytestmark = pytest.mark.model
 

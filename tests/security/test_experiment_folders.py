@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from honing import experiments
+from honing.search import experiments
 
 
 def test_a_second_run_with_the_same_name_gets_its_own_folder(tmp_path):

@@ -13,12 +13,13 @@ import pytest
 import yaml
 from sklearn.linear_model import LogisticRegression
 
-from honing import lineage, model_logging, registry, tracking
-from honing.champion import champion_gate
+from honing import lineage, registry, tracking
+from honing.config.settings import read_yaml
 from honing.evaluation import evaluate
 from honing.exceptions import ConfigError, UnsafeModelError
 from honing.lineage import DIGEST_TAG, Lineage
-from honing.settings import read_yaml
+from honing.registry.champion import champion_gate
+from honing.tracking import model_logging
 
 pytestmark = [pytest.mark.integration]
 
@@ -177,3 +178,51 @@ def test_duplicate_keys_and_alias_bombs_are_config_errors(tmp_path):
 
 def test_lineage_module_owns_the_digest_tag():
     assert lineage.DIGEST_TAG == "honing.sha256"
+
+
+#: A pipeline (dates expanded by honing's DateFeatures, scaled, honing's PyTorch MLP) saved
+#: with skops by honing at 21d70e5, before the library was grouped into packages: its file
+#: names honing.features.DateFeatures and honing.nn.TorchMLPClassifier. Its answers on the
+#: rows below were printed by that commit's code when it saved it.
+OLD_MODEL = Path(__file__).parent / "fixtures" / "model_saved_before_packages.skops"
+OLD_ROWS = pd.DataFrame(
+    {
+        "when": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"],
+        "x": [0.1257302210933933, -0.1321048632913019, 0.6404226504432821,
+              0.10490011715303971, -0.535669373161111],
+    }
+)  # fmt: skip
+OLD_ANSWERS = [0.396459, 0.41534, 0.40138, 0.429293, 0.450428]
+
+
+def test_a_model_saved_before_the_packages_loads_with_the_same_answers():
+    from honing.modeling.features import DateFeatures
+    from honing.models.artifacts import load_skops
+    from honing.models.nn import TorchMLPClassifier
+
+    model = load_skops(OLD_MODEL.read_bytes())
+    assert isinstance(model.named_steps["model"], TorchMLPClassifier)
+    assert isinstance(model.named_steps["features"].named_transformers_["dates"], DateFeatures)
+    answers = model.predict_proba(OLD_ROWS)[:, 1]
+    np.testing.assert_allclose(answers, OLD_ANSWERS, atol=1e-6)
+
+
+def test_an_old_module_name_does_not_widen_the_trusted_types():
+    """Renaming a moved module maps honing's old names to its new ones only; a type that
+    was never reviewed is refused under its new name."""
+    import io
+    import zipfile
+
+    from honing.models.artifacts import load_skops
+
+    with zipfile.ZipFile(OLD_MODEL) as zf:
+        files = {i.filename: zf.read(i) for i in zf.infolist()}
+    files["schema.json"] = files["schema.json"].replace(
+        b'"__class__": "DateFeatures"', b'"__class__": "DateParser"'
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, body in files.items():
+            zf.writestr(name, body)
+    with pytest.raises(UnsafeModelError, match=r"honing\.modeling\.features\.DateParser"):
+        load_skops(out.getvalue())

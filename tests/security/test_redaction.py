@@ -1,8 +1,8 @@
 """Credentials in a tracking URI never reach the screen or the logs."""
 
 from honing import tracking
+from honing.config.settings import redact
 from honing.exceptions import TrackingUnavailableError
-from honing.settings import redact
 
 
 def test_redact_masks_passwords_in_uris_and_parameters():

@@ -12,13 +12,13 @@ import stat
 import numpy as np
 import pytest
 
-from honing import artifacts
 from honing.config import PipelineConfig
 from honing.lineage import Lineage
+from honing.modeling.training import ModelSpec
+from honing.models import artifacts
 from honing.search import SearchResult, TrialResult
 from honing.stages import cache
 from honing.stages.cache import StageStore
-from honing.training import ModelSpec
 from tests.conftest import demo_config_dict
 
 

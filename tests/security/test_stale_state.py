@@ -8,8 +8,9 @@ import sys
 import mlflow
 import pytest
 
-from honing import registry, stale, tracking
+from honing import registry, tracking
 from honing.exceptions import UnsafeModelError
+from honing.tracking import stale
 
 pytestmark = [pytest.mark.integration]
 
@@ -17,7 +18,8 @@ KILLED = """
 import os, signal
 import numpy as np, pandas as pd
 from sklearn.linear_model import LogisticRegression
-from honing import model_logging, tracking
+from honing import tracking
+from honing.tracking import model_logging
 from honing.config import MlflowSettings
 tracking.configure(MlflowSettings(tracking_uri={uri!r}, artifact_root={root!r}))
 exp = tracking.ensure_experiment("killed", {root!r})

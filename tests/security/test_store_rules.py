@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from honing.config.settings import load_env_settings
 from honing.exceptions import ConfigError
-from honing.settings import load_env_settings
 
 
 def test_a_file_store_is_refused_at_the_profile(tmp_path):

@@ -12,15 +12,15 @@ from sklearn import metrics as skm
 from sklearn.tree import DecisionTreeClassifier
 
 from honing import metrics, models
-from honing.champion import ChampionScore, champion_gate
 from honing.compression import CompressionOptions, build_candidates
 from honing.config import FeaturesConfig, parse_config
 from honing.data import clean, split_data
 from honing.evaluation import evaluate, gate
+from honing.evaluation.explain import shap_importances
 from honing.exceptions import ModelQualityError
-from honing.explain import shap_importances
-from honing.features import infer_columns
-from honing.training import ModelSpec, TrainingSetup, train_model
+from honing.modeling.features import infer_columns
+from honing.modeling.training import ModelSpec, TrainingSetup, train_model
+from honing.registry.champion import ChampionScore, champion_gate
 from tests.conftest import ROOT, demo_config_dict
 
 
@@ -119,7 +119,7 @@ def test_a_new_regression_metric_is_one_table_entry(monkeypatch):
     import pandas as pd
     from sklearn.datasets import make_friedman1
 
-    from honing.features import FeatureColumns
+    from honing.modeling.features import FeatureColumns
 
     def median_ae(y: np.ndarray, pred: np.ndarray) -> float:
         return float(skm.median_absolute_error(y, pred))
@@ -236,7 +236,7 @@ class _GossClassifier(LGBMClassifier):
 def test_a_new_booster_family_is_one_table_entry(monkeypatch, split):
     """A boosting family brings its rounds adapter (trials grow in chunks and stop early) and
     its ONNX converter (the export registers it): one entry, nothing else."""
-    from honing.fidelity import LightGBMRounds
+    from honing.models.fidelity import LightGBMRounds
 
     monkeypatch.setitem(
         models.FAMILY_TABLE,

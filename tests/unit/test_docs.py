@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_layout_names_every_library_module():
     layout = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
     library = ROOT / "src" / "honing"
-    modules = [p.name for p in library.glob("*.py") if p.name != "__init__.py"]
+    modules = [p.name for p in library.rglob("*.py") if p.name != "__init__.py"]
     modules += [f"{p.name}/" for p in library.iterdir() if (p / "__init__.py").exists()]
     missing = [m for m in sorted(modules) if m not in layout]
     assert not missing, f"docs/development.md's layout does not name {missing}"

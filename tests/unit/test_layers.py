@@ -5,6 +5,7 @@ import ast
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -123,8 +124,8 @@ def test_flows_only_compose_tasks():
 def test_importing_the_library_has_no_side_effects(tmp_path: Path):
     code = (
         "import sys, os, pkgutil, importlib, honing\n"
-        "for m in pkgutil.iter_modules(honing.__path__):\n"
-        "    importlib.import_module('honing.' + m.name)\n"
+        "for m in pkgutil.walk_packages(honing.__path__, 'honing.'):\n"
+        "    importlib.import_module(m.name)\n"
         "assert 'prefect' not in sys.modules, 'prefect imported'\n"
         "import mlflow\n"
         "assert not mlflow.tracking._tracking_service.utils.is_tracking_uri_set()\n"
@@ -191,6 +192,51 @@ def test_the_library_has_no_import_cycles():
     # a package importing its own submodules is not a cycle; a submodule importing the
     # package's __init__ back would be, and is reported like any other
     assert cycles == [], [" -> ".join(c) for c in cycles]
+
+
+#: The library's domain packages, each above the ones before it: a package imports only
+#: the foundation modules and the packages listed before it (docs/development.md).
+PACKAGES = (
+    "models", "config", "data", "modeling", "search", "validation", "evaluation",
+    "compression", "tracking", "registry", "serving", "monitoring", "stages",
+)  # fmt: skip
+#: The foundation: the flat modules every package may import, the knowledge tables among
+#: them (``metrics.METRICS``, ``techniques.TECHNIQUES``, ``drift.DRIFT_METHODS``), and
+#: ``store_artifacts``, which MLflow loads by name as a plugin in every process (so it stays
+#: light: no package's ``__init__`` runs when it is imported).
+FOUNDATION = (
+    "drift", "exceptions", "lineage", "metric_keys", "metrics", "runtime", "techniques",
+    "store_artifacts",
+)  # fmt: skip
+#: Above everything: ``served``, the pyfunc whose name every registered model's code imports.
+TOP = ("served",)
+
+
+def test_the_library_is_its_foundation_and_its_packages():
+    found = {p.stem for p in LIBRARY.glob("*.py") if p.stem != "__init__"}
+    assert found == {*FOUNDATION, *TOP}
+    assert {p.name for p in LIBRARY.iterdir() if (p / "__init__.py").is_file()} == set(PACKAGES)
+    # a wheel (not only an editable install) holds every package
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert {f"honing.{p}" for p in PACKAGES} <= set(setuptools["packages"])
+
+
+def test_each_package_imports_only_the_foundation_and_the_packages_below_it():
+    graph = _library_graph()
+    rank = {name: i for i, name in enumerate(PACKAGES)}
+    upward = []
+    for module, targets in graph.items():
+        top = module.split(".")[1] if module != "honing" else ""
+        if top in TOP:
+            continue
+        if top not in rank:  # a foundation module: it imports the foundation only
+            upward += [f"{module} -> {t}" for t in targets if t.split(".")[1] in rank]
+            continue
+        for target in targets:
+            other = target.split(".")[1]
+            if other in TOP or (other in rank and rank[other] > rank[top]):
+                upward.append(f"{module} -> {target}")
+    assert upward == []
 
 
 def test_no_private_names_are_imported_across_modules():

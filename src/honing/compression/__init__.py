@@ -24,7 +24,7 @@ latency at one thread, batch throughput) into a :class:`CompressionReport`; the 
 then chooses the deployable one. Artifacts are numpy ``.npz`` arrays, skops files, ONNX graphs
 and JSON: loading a served model never unpickles arbitrary objects.
 
-Where things live: :mod:`~honing.compression.dense` (network maths),
+Where things live: :mod:`~honing.models.dense` (network maths),
 :mod:`~honing.compression.onnx` (export and ORT quantization),
 :mod:`~honing.compression.candidates` (the candidate kinds and what their builders share),
 :mod:`~honing.compression.builders` (one builder per technique, named by its entry of
@@ -33,7 +33,7 @@ Where things live: :mod:`~honing.compression.dense` (network maths),
 :mod:`~honing.compression.trees` (cutting rounds and members),
 :mod:`~honing.compression.inputs` (cutting the inputs a model never reads),
 :mod:`~honing.compression.members` (a model's final estimator and ensemble members), and
-here: measure, pick, compress. The file format itself is :mod:`honing.artifacts`; which
+here: measure, pick, compress. The file format itself is :mod:`honing.models.artifacts`; which
 technique applies to which model is :data:`honing.techniques.TECHNIQUES`.
 """
 
@@ -50,7 +50,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing.artifacts import MANIFEST, read_served, write_served
 from honing.compression.builders import Build, Judged, build_candidates, judged
 from honing.compression.candidates import (
     Candidate,
@@ -63,7 +62,23 @@ from honing.compression.candidates import (
     options_from_config,
     torch_mlp,
 )
-from honing.compression.dense import (
+from honing.compression.onnx import (
+    ONNX_OPSET,
+    has_matmul,
+    mlp_onnx_bytes,
+    network_onnx,
+    onnx_bytes,
+    ort_quantize,
+    ort_quantize_static,
+    register_boosting_converters,
+)
+from honing.compression.predictors import OnnxPredictor, TorchPredictor, load_served
+from honing.evaluation import evaluate
+from honing.exceptions import CompressionError
+from honing.metrics import lower_is_better, within, worse_than
+from honing.modeling.decision import DecisionRule
+from honing.models.artifacts import MANIFEST, read_served, write_served
+from honing.models.dense import (
     DenseLayers,
     build_module,
     dense_arrays,
@@ -76,21 +91,6 @@ from honing.compression.dense import (
     remove_masks,
     train_dense,
 )
-from honing.compression.onnx import (
-    ONNX_OPSET,
-    has_matmul,
-    mlp_onnx_bytes,
-    network_onnx,
-    onnx_bytes,
-    ort_quantize,
-    ort_quantize_static,
-    register_boosting_converters,
-)
-from honing.compression.predictors import OnnxPredictor, TorchPredictor, load_served
-from honing.decision import DecisionRule
-from honing.evaluation import evaluate
-from honing.exceptions import CompressionError
-from honing.metrics import lower_is_better, within, worse_than
 from honing.techniques import TECHNIQUES
 
 __all__ = [

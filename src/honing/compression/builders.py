@@ -30,15 +30,6 @@ from honing.compression.candidates import (
     torch_candidate,
     torch_mlp,
 )
-from honing.compression.dense import (
-    DenseLayers,
-    build_module,
-    export_dense,
-    prune_structured,
-    prune_unstructured,
-    remove_masks,
-    train_dense,
-)
 from honing.compression.onnx import (
     has_matmul,
     mlp_onnx_bytes,
@@ -48,7 +39,16 @@ from honing.compression.onnx import (
 )
 from honing.compression.student import booster_student, student_nodes
 from honing.compression.trees import trimmed_candidate
-from honing.decision import DecisionRule
+from honing.modeling.decision import DecisionRule
+from honing.models.dense import (
+    DenseLayers,
+    build_module,
+    export_dense,
+    prune_structured,
+    prune_unstructured,
+    remove_masks,
+    train_dense,
+)
 from honing.techniques import TECHNIQUES, applicable, builder
 
 

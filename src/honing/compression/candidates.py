@@ -13,8 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing.artifacts import MANIFEST, npz_bytes, skops_bytes
-from honing.compression.dense import (
+from honing.compression.members import final_step, vote_members
+from honing.compression.onnx import (
+    mlp_onnx_bytes,
+)
+from honing.compression.predictors import OnnxPredictor, load_served
+from honing.models.artifacts import MANIFEST, npz_bytes, skops_bytes
+from honing.models.dense import (
     DenseLayers,
     dense_arrays,
     export_dense,
@@ -22,13 +27,8 @@ from honing.compression.dense import (
     quantize_int8,
     train_dense,
 )
-from honing.compression.members import final_step, vote_members
-from honing.compression.onnx import (
-    mlp_onnx_bytes,
-)
-from honing.compression.predictors import OnnxPredictor, load_served
+from honing.models.tree_graphs import FOREST_NAMES
 from honing.techniques import TECHNIQUES
-from honing.tree_graphs import FOREST_NAMES
 
 
 @dataclass
@@ -95,7 +95,7 @@ def feature_steps(pipeline: Any) -> Any:
 
 def torch_mlp(pipeline: Any) -> Any | None:
     """The PyTorch MLP at the end of ``pipeline``, or None."""
-    from honing.nn import TorchMLPBase
+    from honing.models.nn import TorchMLPBase
 
     model = final_step(pipeline)
     return model if isinstance(model, TorchMLPBase) else None
@@ -147,10 +147,10 @@ def _fitted_members(model: Any) -> list[Any]:
 #: converters' first use, parity, latency: ``planner.COMPRESSION_MIN_S``), per kind of
 #: estimator, from ``bench/export_cost.py`` (2 cores, one kept busy; each model in a fresh
 #: process). LightGBM's graph and scikit-learn's forests are written from the model's arrays
-#: (:mod:`honing.tree_graphs`); what is left of their stage is onnxruntime's session and the
+#: (:mod:`honing.models.tree_graphs`); what is left of their stage is onnxruntime's session and the
 #: native model's own measurement, per tree and per node (LightGBM: 100-3,300 trees, 1.2-4.3 s
 #: in all; forests: 179,000-789,000 nodes, 2.1-4.8 s in all). CatBoost's dense graph
-#: (:mod:`honing.catboost_graph`) costs about the fixed part at any size (38,000-63,500
+#: (:mod:`honing.models.catboost_graph`) costs about the fixed part at any size (38,000-63,500
 #: nodes: 1.4-1.7 s in all). XGBoost (onnxmltools' converter, node by node), scikit-learn's
 #: other trees and coefficients cost 14 microseconds a node. The planner's busy-machine
 #: factor comes on top (``planner.slowdown``).

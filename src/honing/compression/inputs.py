@@ -34,7 +34,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, is_classifier
 
 from honing.compression.members import final_step, vote_members, with_members
-from honing.tree_graphs import FOREST_NAMES
+from honing.models.tree_graphs import FOREST_NAMES
 
 #: Rows a cut is checked on (the encoders' outputs and the model's answers).
 CHECK_ROWS = 256
@@ -120,7 +120,7 @@ def read_features(estimator: Any) -> np.ndarray | None:
 
 
 def _catboost_features(model: Any) -> np.ndarray | None:
-    from honing.catboost_graph import catboost_json
+    from honing.models.catboost_graph import catboost_json
 
     tree_json = catboost_json(model)
     trees = tree_json.get("oblivious_trees")

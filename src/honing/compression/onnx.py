@@ -1,5 +1,5 @@
-"""ONNX export of fitted pipelines (skl2onnx, with :mod:`honing.tree_graphs` for LightGBM,
-scikit-learn's forests and HistGradientBoosting, :mod:`honing.catboost_graph` for CatBoost,
+"""ONNX export of fitted pipelines (skl2onnx, with :mod:`honing.models.tree_graphs` for LightGBM,
+scikit-learn's forests and HistGradientBoosting, :mod:`honing.models.catboost_graph` for CatBoost,
 onnxmltools' converter for XGBoost), of votes and stacks of them as one graph, the dense
 network exported by PyTorch and merged onto its feature graph, and onnxruntime's int8
 quantization: dynamic, or static with calibration rows."""
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier
 
-from honing.compression.dense import DenseLayers
+from honing.models.dense import DenseLayers
 
 ONNX_OPSET = 17
 
@@ -36,7 +36,7 @@ def _onnx_ready(estimator: Any) -> tuple[Any, list[str]]:
     """A copy whose categorical imputers mark missing values with "" (skl2onnx imputes strings
     only with a string marker; :class:`OnnxPredictor` feeds missing categories as ""), and
     whose date features start from the dates' parts (no ONNX operator parses a date: the
-    predictor expands them with :class:`honing.features.DateFeatures`, and the graph takes
+    predictor expands them with :class:`honing.modeling.features.DateFeatures`, and the graph takes
     each part as an input of its own, ``<column>_<part>``); with the date columns. The
     feature steps are copied, a final predictor is shared (the ONNX export only reads it)."""
     if hasattr(estimator, "steps") and hasattr(estimator.steps[-1][1], "predict"):
@@ -61,10 +61,11 @@ def _onnx_ready(estimator: Any) -> tuple[Any, list[str]]:
 def register_boosting_converters() -> None:
     """Teach skl2onnx every family's estimators that it does not know (each
     :class:`honing.models.Family` with an ``onnx_converter`` registers its own), and the
-    target encoding of a multiclass target (:func:`honing.converters.target_encoder_onnx`)."""
+    target encoding of a multiclass target
+    (:func:`honing.models.converters.target_encoder_onnx`)."""
     from honing.compression.inputs import scatter_onnx
-    from honing.converters import target_encoder_onnx
     from honing.models import FAMILY_TABLE
+    from honing.models.converters import target_encoder_onnx
 
     target_encoder_onnx()
     scatter_onnx()
@@ -75,10 +76,10 @@ def register_boosting_converters() -> None:
 
 def _onnx_inputs(numeric: list[str], categorical: list[str], dates: list[str]) -> list[Any]:
     """The graph's inputs, one column each: numeric (float32), categorical (strings), then
-    each date column's parts (float32), in :class:`honing.features.DateFeatures`' order."""
+    each date column's parts (float32), in :class:`honing.modeling.features.DateFeatures`' order."""
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    from honing.features import DATE_PARTS
+    from honing.modeling.features import DATE_PARTS
 
     inputs = [(c, FloatTensorType([None, 1])) for c in numeric]
     inputs += [(c, StringTensorType([None, 1])) for c in categorical]
@@ -290,7 +291,7 @@ def network_onnx(layers: DenseLayers) -> Any:
     import onnx
     import torch
 
-    from honing.compression.dense import build_module
+    from honing.models.dense import build_module
 
     net = torch.nn.Sequential(build_module(layers), torch.nn.Softmax(dim=1)).eval()
     buffer = io.BytesIO()

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing.artifacts import MANIFEST, load_skops, npz_arrays, read_served
-from honing.compression.dense import build_module, dense_layers, quantized_module
 from honing.compression.onnx import COLUMNS_KEY, DATES_KEY
-from honing.decision import Decided, DecisionRule
 from honing.exceptions import CompressionError, HoningError, UnsafeModelError
-from honing.features import DateFeatures
+from honing.modeling.decision import Decided, DecisionRule
+from honing.modeling.features import DateFeatures
+from honing.models.artifacts import MANIFEST, load_skops, npz_arrays, read_served
+from honing.models.dense import build_module, dense_layers, quantized_module
 
 
 class TorchPredictor:

@@ -31,9 +31,9 @@ from honing.compression.candidates import (
 )
 from honing.compression.members import final_step, named_members, with_final, with_members
 from honing.compression.onnx import onnx_bytes
-from honing.decision import DecisionRule
 from honing.metrics import within
-from honing.tree_graphs import FOREST_NAMES
+from honing.modeling.decision import DecisionRule
+from honing.models.tree_graphs import FOREST_NAMES
 
 #: The shares of a booster's rounds that are tried, smallest first.
 ROUND_SHARES = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75)

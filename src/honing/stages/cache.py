@@ -4,7 +4,7 @@ A result is kept as a record in ``<project>/.honing/results/``: the skops bytes 
 result, sealed with an HMAC-SHA256 under a secret of the project's own (``.secret`` in that
 folder, 32 random bytes, mode 600). A record is reused only when its seal matches its key and
 its bytes, and it then loads with honing's reviewed types only
-(:func:`honing.artifacts.load_result`). Nothing in a record can choose how it is read: a
+(:func:`honing.models.artifacts.load_result`). Nothing in a record can choose how it is read: a
 record that another user rewrote, or one moved from another key, is refused and the stage
 runs again. The folder and its files are private (700/600) whatever the umask, and a secret
 or folder that others could read or write is not trusted: nothing is then reused or kept.
@@ -28,9 +28,9 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from honing import artifacts
 from honing.config import PipelineConfig
 from honing.lineage import Lineage
+from honing.models import artifacts
 from honing.stages.keys import stage_key
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 
-from honing import compression, planner
+from honing import compression
 from honing.config import PipelineConfig
+from honing.search import planner
 from honing.stages.fit import Refit
 from honing.stages.prepare import Prepared
 

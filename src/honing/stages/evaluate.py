@@ -6,15 +6,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from honing import evaluation, planner, slices
-from honing import explain as importance
+from honing import evaluation
 from honing.compression import export_seconds, n_parameters
 from honing.compression.members import vote_members
 from honing.compression.student import exportable, student_export_seconds
 from honing.config import PipelineConfig
-from honing.ensembles import EnsembleDecision
-from honing.nested import NestedCVResult
-from honing.search import SearchResult
+from honing.evaluation import explain as importance
+from honing.evaluation import slices
+from honing.evaluation.nested import NestedCVResult
+from honing.search import SearchResult, planner
+from honing.search.ensembles import EnsembleDecision
 from honing.stages.fit import Refit
 from honing.stages.prepare import Prepared
 

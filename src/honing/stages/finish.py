@@ -3,13 +3,15 @@ budget report, and the run's end state."""
 
 from __future__ import annotations
 
-from honing import metric_keys, planner, summary, tracking
+from honing import metric_keys, tracking
 from honing.lineage import Lineage
+from honing.registry.unchanged import UnchangedVersion
+from honing.search import planner
+from honing.stages import summary
 from honing.stages.evaluate import Fitted
 from honing.stages.prepare import Prepared
 from honing.stages.register import Registered
 from honing.stages.start import Started
-from honing.unchanged import UnchangedVersion
 
 
 def finish(

@@ -7,10 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from honing import anytime, ensembles, nested, planner, runtime, training
+from honing import runtime
 from honing import search as searching
 from honing.config import PipelineConfig, RaySettings
-from honing.decision import DecisionFit, DecisionRule, fit_decision
+from honing.evaluation import nested
+from honing.modeling import training
+from honing.modeling.decision import DecisionFit, DecisionRule, fit_decision
+from honing.search import anytime, ensembles, planner
 from honing.stages.prepare import Prepared
 
 

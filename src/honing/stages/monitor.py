@@ -15,24 +15,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from honing import (
-    data,
-    features,
-    lineage,
-    metric_keys,
-    monitoring,
-    registry,
-    reproduce,
-    tracking,
-    windowing,
-)
+from honing import data, lineage, metric_keys, monitoring, registry, tracking
 from honing.config import PipelineConfig, WindowConfig
-from honing.decision import Answers, answers
+from honing.data import windowing
 from honing.evaluation import evaluate
 from honing.exceptions import DataValidationError, RegistryError
+from honing.modeling import features
+from honing.modeling.decision import Answers, answers
 from honing.monitoring import PREDICTION, TARGET, DriftReport, RetrainDecision
+from honing.stages import reproduce
 from honing.stages.prepare import split_table
-from honing.summary import RunRef
+from honing.stages.summary import RunRef
 
 
 @dataclass(frozen=True)
@@ -360,8 +353,10 @@ def follow_challenger(
     in the order the registered models answer in (the suite's label values); rows with a
     label the models never saw are left out of the comparison. A labelled capture window
     with the answers both models gave live beside it is judged on those answers
-    (:mod:`honing.shadow`)."""
-    from honing import inference, shadow, validation
+    (:mod:`honing.monitoring.shadow`)."""
+    from honing import validation
+    from honing.monitoring import shadow
+    from honing.serving import inference
 
     shown = _shown(batch_path, repo)
     current = data.load_table(Path(batch_path), cfg.data.format)

@@ -6,7 +6,7 @@ the same functions called plainly. :func:`refit_anew` (search, choice, nested CV
 the part that :func:`reproduce` runs again for a version that recorded no model, and
 :func:`fitted` adds the evaluation and the explanations (the :class:`Fitted` bundle).
 
-The budget travels with the run: :func:`train` keeps the :class:`~honing.planner.StageClock`
+The budget travels with the run: :func:`train` keeps the :class:`~honing.search.planner.StageClock`
 that counts from the command's start, times each stage with it, and asks the plan of
 ``prepared.budget`` what the later stages may spend, so the caller does no arithmetic.
 """
@@ -19,24 +19,24 @@ from typing import Any, Protocol
 
 from honing.compression import CompressionResult
 from honing.config import PipelineConfig, RaySettings
-from honing.ensembles import EnsembleDecision
+from honing.evaluation.nested import NestedCVResult
 from honing.exceptions import failure_reason
-from honing.experiments import search_name
 from honing.lineage import Lineage
-from honing.nested import NestedCVResult
-from honing.planner import StageClock, Trims
-from honing.reproduce import RecordedChoice, VersionLineage
+from honing.registry.unchanged import UnchangedVersion
 from honing.search import SearchResult
+from honing.search.ensembles import EnsembleDecision
+from honing.search.experiments import search_name
+from honing.search.planner import StageClock, Trims
 from honing.stages.cache import StageStore
 from honing.stages.evaluate import Evaluated, Explained, Fitted
 from honing.stages.fit import Refit
 from honing.stages.keys import reusable
 from honing.stages.prepare import Prepared
 from honing.stages.register import Registered
+from honing.stages.reproduce import RecordedChoice, VersionLineage
 from honing.stages.start import Started
+from honing.stages.summary import RunRef, TrainingSummary
 from honing.stages.validate import Validated
-from honing.summary import RunRef, TrainingSummary
-from honing.unchanged import UnchangedVersion
 
 #: The steps :func:`train` calls, in this order (``nested_cv`` only when configured; a run
 #: of an unchanged version stops at ``unchanged`` and calls ``finish_unchanged``). A flow run

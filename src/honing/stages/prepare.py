@@ -7,9 +7,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from honing import data, planner, training, windowing
+from honing import data
 from honing.config import PipelineConfig, WindowConfig
+from honing.data import windowing
 from honing.lineage import Lineage
+from honing.modeling import training
+from honing.search import planner
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,13 @@ importances."""
 
 from __future__ import annotations
 
-from honing import evaluation, explain, metric_keys, search_plots, summary, tracking, trial_runs
+from honing import evaluation, metric_keys, tracking
 from honing.config import PipelineConfig
+from honing.evaluation import explain
+from honing.stages import summary
 from honing.stages.evaluate import Fitted
 from honing.stages.prepare import Prepared
+from honing.tracking import search_plots, trial_runs
 
 
 def log_evaluation(

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from honing import compression, model_logging, registry, tracking
-from honing.champion import decide
+from honing import compression, registry, tracking
 from honing.config import PipelineConfig
-from honing.infra import check_for
 from honing.lineage import Lineage
+from honing.registry.champion import decide
+from honing.registry.infra import check_for
 from honing.stages.evaluate import Evaluated
 from honing.stages.fit import Refit
 from honing.stages.prepare import Prepared
-from honing.summary import RunRef
+from honing.stages.summary import RunRef
+from honing.tracking import model_logging
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,12 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from honing import config, infra, links, metrics, runtime, stale, tracking
-from honing.aliases import served_name
+from honing import config, metrics, runtime, tracking
 from honing.config import EnvSettings, PipelineConfig
-from honing.summary import RunRef
+from honing.registry import infra
+from honing.registry.aliases import served_name
+from honing.stages.summary import RunRef
+from honing.tracking import links, stale
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def load(config_path: str, environ: MutableMapping[str, str]) -> PipelineConfig:
 
 
 def review_tags(cfg: PipelineConfig) -> dict[str, str]:
-    """The experiment's review view (:func:`honing.links.review_view`) for the task's test
+    """The experiment's review view (:func:`honing.tracking.links.review_view`) for the task's test
     metrics, best by the search's metric, and its kind (classic model training)."""
     task = "regression" if cfg.task == "regression" else "classification"
     others = [m.name for m in metrics.METRICS.values() if m.task == task]

@@ -17,15 +17,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from honing import evaluation, tracking, validation
-from honing import unchanged as unchanged_stage
 from honing.compression import CompressionResult
 from honing.config import PipelineConfig, RaySettings
-from honing.ensembles import EnsembleDecision
+from honing.evaluation.nested import NestedCVResult
 from honing.lineage import Lineage
-from honing.nested import NestedCVResult
-from honing.planner import Trims
-from honing.reproduce import RecordedChoice
+from honing.registry import unchanged as unchanged_stage
+from honing.registry.unchanged import UnchangedVersion
 from honing.search import SearchResult
+from honing.search.ensembles import EnsembleDecision
+from honing.search.planner import Trims
 from honing.stages import compress as compress_stage
 from honing.stages import evaluate as evaluate_stage
 from honing.stages import finish as finish_stage
@@ -34,9 +34,9 @@ from honing.stages import prepare as prepare_stage
 from honing.stages import register as register_stage
 from honing.stages import validate as validate_stage
 from honing.stages.cache import Reused, StageStore
+from honing.stages.reproduce import RecordedChoice
 from honing.stages.start import Started
-from honing.summary import RunRef, TrainingSummary
-from honing.unchanged import UnchangedVersion
+from honing.stages.summary import RunRef, TrainingSummary
 
 Log = Callable[[str], None]
 T = TypeVar("T")

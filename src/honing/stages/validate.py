@@ -10,7 +10,7 @@ import pandas as pd
 
 from honing import data, lineage, tracking, validation
 from honing.config import PipelineConfig
-from honing.summary import RunRef
+from honing.stages.summary import RunRef
 
 
 @dataclass(frozen=True)

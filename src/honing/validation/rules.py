@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from honing.config import QualityConfig
-from honing.decision import OUTPUT_COLUMNS, named_like_output
+from honing.modeling.decision import OUTPUT_COLUMNS, named_like_output
 from honing.validation.report import ExpectationFailure
 
 RULES = (

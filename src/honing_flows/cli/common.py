@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from honing.settings import DEFAULT_ENV_PATH, redact
+from honing.config.settings import DEFAULT_ENV_PATH, redact
 
 console = Console()
 err = Console(stderr=True)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from honing import data, demo_data
+from honing import data
+from honing.data import demo_data
 from honing.exceptions import HoningError
 from honing_flows.cli.common import console, fail
 

@@ -17,12 +17,13 @@ from typing import TypeVar
 import typer
 from rich.table import Table
 
-from honing import anytime, data, planner, runtime, search, tracking
 from honing import config as config_mod
+from honing import data, runtime, search, tracking
+from honing.config.settings import redact
 from honing.exceptions import HoningError, StoreFullError, disk_full
-from honing.links import ui_links
-from honing.settings import redact
-from honing.summary import TrainingSummary
+from honing.search import anytime, planner
+from honing.stages.summary import TrainingSummary
+from honing.tracking.links import ui_links
 from honing_flows.api_server import API_LOG, private_api
 from honing_flows.cli.common import COMMAND_LOG, CONFIG_OPT, ENV_OPT, LOG_FORMAT, console, err, fail
 from honing_flows.cli.library import app as library_app

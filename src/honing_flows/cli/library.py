@@ -15,11 +15,13 @@ from pathlib import Path
 import typer
 
 from honing import config as config_mod
-from honing import data, planner, profiling, runtime, validation
-from honing import target as target_mod
+from honing import data, runtime, validation
+from honing.config.gates_config import NAME_CHARS, NAME_PATTERN
+from honing.config.settings import redact
+from honing.data import target as target_mod
 from honing.exceptions import ConfigError, HoningError
-from honing.gates_config import NAME_CHARS, NAME_PATTERN
-from honing.settings import redact
+from honing.search import planner
+from honing.validation import profiling
 from honing_flows.cli.common import CONFIG_OPT, ENV_OPT, console, fail, warnings_in_the_log
 from honing_flows.cli.data import data_app
 
@@ -202,8 +204,10 @@ def predict(
     force: bool = typer.Option(False, help="Replace an existing --out file."),
 ) -> None:
     """Validate a batch like training data (without the label) and score it."""
-    from honing import aliases, inference, registry, tracking
+    from honing import registry, tracking
     from honing.compression.predictors import columns_read
+    from honing.registry import aliases
+    from honing.serving import inference
 
     try:
         cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
@@ -258,7 +262,7 @@ def ingest(
     and appended to data.path as a new DVC version; unlabelled ones are stored for
     monitoring. Nothing is overwritten: every version stays in DVC. With --capture, the
     batch is the captured traffic, joined with its late --labels by request id."""
-    from honing import versions
+    from honing.monitoring import versions
 
     try:
         cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
@@ -281,8 +285,8 @@ def batch_or_capture(
     target: str | None = None,
 ) -> Path:
     """The batch a command reads: BATCH, or a capture window written as one under
-    ``<repo>/.honing/capture`` (:func:`honing.capture.window_batch`)."""
-    from honing.capture import window_batch
+    ``<repo>/.honing/capture`` (:func:`honing.serving.capture.window_batch`)."""
+    from honing.serving.capture import window_batch
 
     if (batch is None) == (capture is None):
         raise ConfigError("give either a BATCH file or --capture DIR")
@@ -372,7 +376,8 @@ def rollback(
     env: Path = ENV_OPT,
 ) -> None:
     """Move @champion back (and the served flavor's with it), recording who and why."""
-    from honing import aliases, tracking
+    from honing import tracking
+    from honing.registry import aliases
 
     try:
         settings = config_mod.load_env_settings(env, environ=os.environ)
@@ -391,7 +396,8 @@ def aliases_cmd(
     env: Path = ENV_OPT,
 ) -> None:
     """The alias history of a registered model: every move, by whom, and why."""
-    from honing import aliases, tracking
+    from honing import tracking
+    from honing.registry import aliases
 
     try:
         settings = config_mod.load_env_settings(env, environ=os.environ)

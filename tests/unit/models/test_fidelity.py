@@ -1,0 +1,190 @@
+"""Low-fidelity rungs: boosting rounds with early stopping, warm-started trees, row
+subsamples; each reports growing rungs and ends with the same model a one-shot fit gives."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_classification, make_regression
+
+from honing.config import FeaturesConfig
+from honing.modeling.features import FeatureColumns
+from honing.modeling.training import ModelSpec, TrainingSetup, train_model
+from honing.models import build_estimator
+from honing.models.fidelity import (
+    MIN_SAMPLE_ROWS,
+    CatBoostRounds,
+    LightGBMRounds,
+    XGBoostRounds,
+    budgets,
+    patience,
+    sample_sizes,
+)
+
+
+def _frame(n: int, *, task: str = "classification", seed: int = 0):
+    if task == "classification":
+        X, y = make_classification(n, 8, n_informative=4, flip_y=0.2, random_state=seed)
+    else:
+        X, y = make_regression(n, 8, n_informative=4, noise=30.0, random_state=seed)
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(8)])
+    return df, y, FeatureColumns(numeric=list(df.columns), categorical=[])
+
+
+def _cv(df, y, cols, spec, *, rungs=1, task="classification", refit=False, metric="roc_auc"):
+    steps: list[tuple[int, float]] = []
+    res = train_model(
+        df,
+        y,
+        spec,
+        TrainingSetup(task, cols, FeaturesConfig(), seed=0, metric=metric, folds=3),
+        cross_validate=True,
+        refit=refit,
+        rungs=rungs,
+        on_step=lambda rung, scores, _s: steps.append((rung, float(np.mean(scores)))),
+    )
+    return res, steps
+
+
+@pytest.mark.parametrize("booster", [LightGBMRounds(), XGBoostRounds(), CatBoostRounds()])
+def test_growing_a_booster_in_chunks_equals_one_fit(booster):
+    df, y, _ = _frame(800)
+    X, Xv, y_fit, y_val = df.values[:600], df.values[600:], y[:600], y[600:]
+    family = {LightGBMRounds: "lightgbm", XGBoostRounds: "xgboost"}.get(type(booster), "catboost")
+    template = build_estimator(family, {"learning_rate": 0.1}, seed=0, task="classification")
+    first, curve_a = booster.grow(template, None, 30, (X, y_fit), (Xv, y_val))
+    grown, curve_b = booster.grow(template, first, 20, (X, y_fit), (Xv, y_val))
+    whole, curve = booster.grow(template, None, 50, (X, y_fit), (Xv, y_val))
+    assert curve_a + curve_b == pytest.approx(curve)  # one validation loss per round
+    np.testing.assert_allclose(booster.predict(grown, Xv, 50), booster.predict(whole, Xv, 50))
+    # predicting with the first rounds only is the smaller model
+    np.testing.assert_allclose(booster.predict(grown, Xv, 30), booster.predict(first, Xv, 30))
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "catboost"])
+def test_boosting_stops_early_and_refits_with_the_best_rounds(family):
+    df, y, cols = _frame(600)
+    spec = ModelSpec(family, {"n_estimators": 800, "learning_rate": 0.3})
+    res, _ = _cv(df, y, cols, spec, refit=True)
+    rounds = res.cv.rounds
+    assert rounds is not None and rounds < 800  # noisy labels, fast learning: it overfits
+    assert res.spec.params["n_estimators"] == rounds  # the refit uses the chosen rounds
+    assert res.model.steps[-1][1].get_params()["n_estimators"] == rounds
+    # under a scheduler, the trial ends at the rung where the loss stopped improving, long
+    # before the eighth rung of 800 rounds
+    laddered, steps = _cv(df, y, cols, spec, rungs=8)
+    assert laddered.cv.rounds == rounds  # the same best round, found rung by rung
+    assert [r for r, _ in steps] == list(range(1, len(steps) + 1))
+    assert len(steps) < 8
+    assert steps[-1][0] * 100 - rounds >= patience(800)
+
+
+def test_the_scheduler_sees_boosting_rounds_as_rungs():
+    df, y, cols = _frame(600, task="regression")
+    slow = ModelSpec("lightgbm", {"n_estimators": 200, "learning_rate": 0.02})
+    res, steps = _cv(df, y, cols, slow, rungs=4, task="regression", metric="rmse")
+    assert [rung for rung, _ in steps] == [1, 2, 3, 4]  # still improving: no early stop
+    scores = [s for _, s in steps]
+    assert scores == sorted(scores)  # more rounds, lower RMSE (scores are greater-is-better)
+    assert res.cv.rounds == 200
+    # one fit of 200 rounds scores the same as the four rungs' last
+    one, none = _cv(df, y, cols, slow, task="regression", metric="rmse")
+    assert one.cv.fold_scores == pytest.approx(res.cv.fold_scores)
+    assert none == []  # without a scheduler the rungs are internal: nothing is reported
+
+
+def test_forest_trees_are_warm_started_rung_by_rung():
+    df, y, cols = _frame(500)
+    spec = ModelSpec("random_forest", {"n_estimators": 40})
+    laddered, steps = _cv(df, y, cols, spec, rungs=4)
+    assert [rung for rung, _ in steps] == [1, 2, 3, 4]
+    one, _ = _cv(df, y, cols, spec)
+    assert laddered.cv.fold_scores == pytest.approx(one.cv.fold_scores)
+
+
+def test_sample_sizes_double_up_to_all_rows_from_a_floor():
+    assert sample_sizes(64_000, 4) == [8000, 16000, 32000, 64000]
+    assert sample_sizes(6000, 4) == [MIN_SAMPLE_ROWS, MIN_SAMPLE_ROWS, 3000, 6000]
+    assert sample_sizes(1000, 4) == [1000] * 4
+    assert budgets(300, 4) == [75, 150, 225, 300]
+
+
+def test_rows_are_the_resource_of_families_without_one():
+    df, y, cols = _frame(9000)
+    spec = ModelSpec("logistic_regression", {"C": 1.0})
+    laddered, steps = _cv(df, y, cols, spec, rungs=4)
+    assert [rung for rung, _ in steps] == [1, 2, 3, 4]
+    assert steps[0][1] != steps[-1][1]  # the first rung saw a subsample
+    one, one_steps = _cv(df, y, cols, spec)
+    assert laddered.cv.fold_scores == pytest.approx(one.cv.fold_scores)  # the last: all rows
+    # a table too small to subsample trains once and reports once, at the last rung
+    small, small_steps = _cv(df.iloc[:900], y[:900], cols, spec, rungs=4)
+    assert [rung for rung, _ in small_steps] == [4]
+
+
+def test_out_of_fold_predictions_are_those_at_the_best_round():
+    df, y, cols = _frame(600)
+    res, _ = _cv(df, y, cols, ModelSpec("xgboost", {"n_estimators": 400, "learning_rate": 0.3}))
+    assert np.array_equal(res.cv.oof_rows, np.arange(len(y)))
+    fixed, _ = _cv(df, y, cols, ModelSpec("xgboost", {"n_estimators": res.cv.rounds,
+                                                      "learning_rate": 0.3}))  # fmt: skip
+    np.testing.assert_allclose(fixed.cv.oof, res.cv.oof, rtol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
+def test_boosting_sees_cross_fitted_target_encodings_as_the_refit_does(family):
+    """A boosted trial's training rows are encoded as the refit's pipeline encodes them: a
+    high-cardinality column is target-encoded out of fold. Encoded with each row's own label
+    inside its category's mean, a column of 1,000 categories of three rows each, which says
+    nothing about the label, was the booster's best split: its validation loss rose after a
+    few rounds, early stopping kept about ten, and the score fell far below that of the same
+    table without the column."""
+    df, y, cols = _frame(3000, seed=3)
+    noise = np.random.default_rng(0).permutation(np.repeat(np.arange(1000), 3))
+    wide = df.assign(code=[f"c{v}" for v in noise])
+    with_code = FeatureColumns(numeric=cols.numeric, categorical=[], high_cardinality=["code"])
+    spec = ModelSpec(family, {"n_estimators": 400, "learning_rate": 0.05})
+    cv, plain = _cv(wide, y, with_code, spec)[0].cv, _cv(df, y, cols, spec)[0].cv
+    assert cv.rounds >= plain.rounds // 2 and cv.mean > plain.mean - 0.02
+
+
+class _Timed(LightGBMRounds):
+    """LightGBM whose chunks take a known time: a one-time warm-up on the first (a cold
+    process's), then ``per_round_s`` a round."""
+
+    def __init__(self, warm_up_s: float, per_round_s: float) -> None:
+        self.warm_up_s, self.per_round_s = warm_up_s, per_round_s
+
+    def grow(self, template, previous, rounds, train, valid):
+        time.sleep((self.warm_up_s if previous is None else 0.0) + rounds * self.per_round_s)
+        return super().grow(template, previous, rounds, train, valid)
+
+
+def test_a_slow_first_chunk_does_not_cut_the_later_ones():
+    """The rounds that fit before a deadline are judged at the last chunk's pace: a first
+    chunk that took 1.5 s to warm up is not carried into every later one. Judged at the pace
+    since the start, the ladder cut itself at 75 rounds here; at the last chunk's pace it
+    grows to about 210, when the deadline cuts it."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from honing.models.fidelity import Fold, boosting_ladder
+
+    df, y, _ = _frame(600)
+    est = build_estimator(
+        "lightgbm", {"learning_rate": 0.001, "n_estimators": 300}, seed=0, task="classification"
+    )
+    model = Pipeline([("scale", StandardScaler()), ("model", est)])
+    fold = Fold(df.iloc[:450], y[:450], df.iloc[450:], y[450:])
+    began = time.time()
+    result = boosting_ladder(
+        model, [fold], _Timed(warm_up_s=1.5, per_round_s=0.01), rungs=1,
+        score=lambda y_val, p: float(roc_auc_score(y_val, p[:, 1])),
+        on_step=None, start=time.perf_counter(), deadline=began + 1.6 + 2.0,
+    )  # fmt: skip
+    assert time.time() - began < 3.6 + 1.5  # the deadline held (a chunk of slack, loaded)
+    assert result.cut and result.rounds > 150, result

