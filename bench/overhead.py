@@ -105,6 +105,7 @@ def run_mode(mode: str, config: str, env: str, repo: str) -> dict[str, object]:
     from honing.stages import pipeline, start, steps
     from honing.stages import validate as validate_stage
     from honing.stages.cache import StageStore
+    from honing.stages.context import RunContext
 
     if mode == "flow":
         from honing_flows.flows.training import training_pipeline
@@ -145,23 +146,15 @@ def run_mode(mode: str, config: str, env: str, repo: str) -> dict[str, object]:
     prepared = steps.prepare(
         cfg=cfg, raw=validated.raw, lineage=validated.lineage, elapsed_s=clock.elapsed()
     )
-    fitted = pipeline.fitted(
-        steps,
-        cfg,
-        prepared,
+    ctx = RunContext(
+        cfg=cfg,
         ray=settings.ray,
         experiment_name=search_name(cfg.name, cfg.content_hash, validated.lineage, resume=False),
         store=StageStore.off(),
-        clock=clock,
     )
-    steps.quality_gate(cfg=cfg, evaluated=fitted.evaluated)
-    steps.compress(
-        cfg=cfg,
-        prepared=prepared,
-        refit=fitted.refit,
-        trims=fitted.evaluated.trims,
-        store=StageStore.off(),
-    )
+    fitted = pipeline.fitted(steps, ctx, prepared, clock)
+    steps.quality_gate(ctx=ctx, evaluated=fitted.evaluated)
+    steps.compress(ctx=ctx, prepared=prepared, refit=fitted.refit, trims=fitted.evaluated.trims)
     return {"wall_s": time.monotonic() - began}
 
 

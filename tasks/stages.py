@@ -76,7 +76,6 @@ register = io_task(told(steps.register))
 @io_task
 def finish(
     started: start_stage.Started,
-    lineage: Lineage,
     prepared: prepare_stage.Prepared,
     fitted: evaluate_stage.Fitted,
     registered: register_stage.Registered,
@@ -86,7 +85,6 @@ def finish(
     return prefect_artifacts.published(
         steps.finish(
             started=started,
-            lineage=lineage,
             prepared=prepared,
             fitted=fitted,
             registered=registered,

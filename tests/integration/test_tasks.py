@@ -3,14 +3,17 @@ on a real MLflow store in the test's project folder."""
 
 import inspect
 import os
+from dataclasses import replace
 
 import pytest
 
+from honing.config import RaySettings
 from honing.exceptions import DataValidationError, ModelQualityError
 from honing.lineage import Lineage
 from honing.modeling.training import ModelSpec
 from honing.search.ensembles import EnsembleDecision
 from honing.stages.cache import StageStore
+from honing.stages.context import RunContext
 from honing_flows.tasks import data as data_tasks
 from honing_flows.tasks import registry as registry_tasks
 from honing_flows.tasks import setup as setup_tasks
@@ -74,18 +77,17 @@ def test_fit_tasks_prepare_refit_evaluate_explain_and_gate(project):
         prepared.split.X_train, cfg.features
     )
     choice = EnsembleDecision(ModelSpec("logistic_regression", {}), "test", {})
-    refit = stages.refit.fn(cfg=cfg, prepared=prepared, choice=choice, store=StageStore.off())
-    evaluated = stages.evaluate.fn(cfg=cfg, prepared=prepared, refit=refit, left_s=None)
+    ctx = RunContext(cfg=cfg, ray=RaySettings(), experiment_name="t", store=StageStore.off())
+    refit = stages.refit.fn(ctx=ctx, prepared=prepared, choice=choice)
+    evaluated = stages.evaluate.fn(ctx=ctx, prepared=prepared, refit=refit, left_s=None)
     assert evaluated.report.metrics["roc_auc"] > 0.7
-    stages.quality_gate.fn(cfg=cfg, evaluated=evaluated)
+    stages.quality_gate.fn(ctx=ctx, evaluated=evaluated)
     strict = cfg.model_copy(
         update={"evaluation": cfg.evaluation.model_copy(update={"thresholds": {"roc_auc": 0.99}})}
     )
     with pytest.raises(ModelQualityError, match="roc_auc"):
-        stages.quality_gate.fn(cfg=strict, evaluated=evaluated)
-    explained = stages.explain.fn(
-        cfg=cfg, prepared=prepared, refit=refit, trims=evaluated.trims, store=StageStore.off()
-    )
+        stages.quality_gate.fn(ctx=replace(ctx, cfg=strict), evaluated=evaluated)
+    explained = stages.explain.fn(ctx=ctx, prepared=prepared, refit=refit, trims=evaluated.trims)
     assert explained.importances and explained.importances[0].method == "permutation"
 
 
@@ -99,9 +101,7 @@ def test_io_tasks_retry_and_pure_tasks_do_not():
     assert stages.search.retries == 0
     # a task made from a plain step takes the step's parameters, less its log
     assert stages.search.name == "search"
-    assert list(inspect.signature(stages.search.fn).parameters) == [
-        "cfg", "prepared", "ray", "experiment_name", "store"
-    ]  # fmt: skip
+    assert list(inspect.signature(stages.search.fn).parameters) == ["ctx", "prepared"]
 
 
 def test_env_task_reads_the_process_environment(project, monkeypatch):

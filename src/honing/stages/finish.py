@@ -17,7 +17,6 @@ from honing.stages.start import Started
 def finish(
     started: Started,
     *,
-    lineage: Lineage,
     prepared: Prepared,
     fitted: Fitted,
     registered: Registered,
@@ -46,7 +45,7 @@ def finish(
         registration=reg.registration,
         compressed=reg.compressed,
         served=reg.served,
-        lineage=lineage,
+        lineage=prepared.lineage,
         cleaning=prepared.cleaning,
         timings=timings,
         trims=evaluated.trims,

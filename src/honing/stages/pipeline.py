@@ -6,9 +6,12 @@ the same functions called plainly. :func:`refit_anew` (search, choice, nested CV
 the part that :func:`reproduce` runs again for a version that recorded no model, and
 :func:`fitted` adds the evaluation and the explanations (the :class:`Fitted` bundle).
 
-The budget travels with the run: :func:`train` keeps the :class:`~honing.search.planner.StageClock`
-that counts from the command's start, times each stage with it, and asks the plan of
-``prepared.budget`` what the later stages may spend, so the caller does no arithmetic.
+The stages after the preparation read one :class:`~honing.stages.context.RunContext` (the
+config, Ray, the search's name, the store of kept results, the MLflow run), made once the
+data's lineage is known. The budget travels with the run: :func:`train` keeps the
+:class:`~honing.search.planner.StageClock` that counts from the command's start, times each
+stage with it, and asks the plan of ``prepared.budget`` what the later stages may spend, so
+the caller does no arithmetic.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from honing.search.ensembles import EnsembleDecision
 from honing.search.experiments import search_name
 from honing.search.planner import StageClock, Trims
 from honing.stages.cache import StageStore
+from honing.stages.context import RunContext
 from honing.stages.evaluate import Evaluated, Explained, Fitted
 from honing.stages.fit import Refit
 from honing.stages.keys import reusable
@@ -48,7 +52,8 @@ ORDER = ("validate", "validation_gate", "unchanged", "prepare", "search", "choos
 
 class Steps(Protocol):
     """What runs each stage, by the stage's name, with keyword arguments only: the Prefect
-    tasks of ``honing_flows.tasks.stages`` in a flow, or plain functions of the same names."""
+    tasks of ``honing_flows.tasks.stages`` in a flow, or plain functions of the same names.
+    The stages after the preparation read the run's :class:`RunContext`."""
 
     def validate(
         self, *, cfg: PipelineConfig, run: RunRef, repo: str, config_path: str, flow_run_id: str
@@ -64,77 +69,36 @@ class Steps(Protocol):
         elapsed_s: float,
         startup_s: float | None = None,
     ) -> Prepared: ...
-    def search(
-        self,
-        *,
-        cfg: PipelineConfig,
-        prepared: Prepared,
-        ray: RaySettings,
-        experiment_name: str,
-        store: StageStore,
-    ) -> SearchResult: ...
+    def search(self, *, ctx: RunContext, prepared: Prepared) -> SearchResult: ...
     def choose(
-        self,
-        *,
-        cfg: PipelineConfig,
-        prepared: Prepared,
-        result: SearchResult,
-        refit_s: float | None,
-        store: StageStore,
+        self, *, ctx: RunContext, prepared: Prepared, result: SearchResult, refit_s: float | None
     ) -> EnsembleDecision: ...
-    def nested_cv(
-        self, *, cfg: PipelineConfig, prepared: Prepared, ray: RaySettings, experiment_name: str
-    ) -> NestedCVResult: ...
-    def refit(
-        self,
-        *,
-        cfg: PipelineConfig,
-        prepared: Prepared,
-        choice: EnsembleDecision,
-        store: StageStore,
-    ) -> Refit: ...
+    def nested_cv(self, *, ctx: RunContext, prepared: Prepared) -> NestedCVResult: ...
+    def refit(self, *, ctx: RunContext, prepared: Prepared, choice: EnsembleDecision) -> Refit: ...
     def rebuild(self, *, prepared: Prepared, recorded: RecordedChoice) -> Refit: ...
     def evaluate(
-        self, *, cfg: PipelineConfig, prepared: Prepared, refit: Refit, left_s: float | None
+        self, *, ctx: RunContext, prepared: Prepared, refit: Refit, left_s: float | None
     ) -> Evaluated: ...
     def explain(
-        self,
-        *,
-        cfg: PipelineConfig,
-        prepared: Prepared,
-        refit: Refit,
-        trims: Trims,
-        store: StageStore,
+        self, *, ctx: RunContext, prepared: Prepared, refit: Refit, trims: Trims
     ) -> Explained: ...
-    def log_evaluation(
-        self, *, run: RunRef, cfg: PipelineConfig, prepared: Prepared, fitted: Fitted
-    ) -> None: ...
-    def quality_gate(self, *, cfg: PipelineConfig, evaluated: Evaluated) -> None: ...
+    def log_evaluation(self, *, ctx: RunContext, prepared: Prepared, fitted: Fitted) -> None: ...
+    def quality_gate(self, *, ctx: RunContext, evaluated: Evaluated) -> None: ...
     def compress(
-        self,
-        *,
-        cfg: PipelineConfig,
-        prepared: Prepared,
-        refit: Refit,
-        trims: Trims,
-        store: StageStore,
+        self, *, ctx: RunContext, prepared: Prepared, refit: Refit, trims: Trims
     ) -> CompressionResult | None: ...
     def register(
         self,
         *,
-        run: RunRef,
-        cfg: PipelineConfig,
+        ctx: RunContext,
         prepared: Prepared,
-        refit: Refit,
-        evaluated: Evaluated,
-        lineage: Lineage,
+        fitted: Fitted,
         compressed: CompressionResult | None,
     ) -> Registered: ...
     def finish(
         self,
         *,
         started: Started,
-        lineage: Lineage,
         prepared: Prepared,
         fitted: Fitted,
         registered: Registered,
@@ -167,67 +131,35 @@ def _timings(clock: StageClock) -> dict[str, float]:
 
 
 def refit_anew(
-    steps: Steps,
-    cfg: PipelineConfig,
-    prepared: Prepared,
-    *,
-    ray: RaySettings,
-    experiment_name: str,
-    store: StageStore,
-    clock: StageClock,
-    nested: bool = False,
+    steps: Steps, ctx: RunContext, prepared: Prepared, clock: StageClock, *, nested: bool = False
 ) -> Refitted:
     """Search, choose the model (an ensemble's members refit within what the plan leaves
     them), nested CV when ``nested``, and refit the choice on the training rows."""
     with clock.stage("search"):
-        result = steps.search(
-            cfg=cfg, prepared=prepared, ray=ray, experiment_name=experiment_name, store=store
-        )
+        result = steps.search(ctx=ctx, prepared=prepared)
     with clock.stage("ensemble"):
         refit_s = prepared.budget.refit_s(clock.left())
-        choice = steps.choose(
-            cfg=cfg, prepared=prepared, result=result, refit_s=refit_s, store=store
-        )
+        choice = steps.choose(ctx=ctx, prepared=prepared, result=result, refit_s=refit_s)
     outer = None
     if nested:
         with clock.stage("nested_cv"):
-            outer = steps.nested_cv(
-                cfg=cfg, prepared=prepared, ray=ray, experiment_name=experiment_name
-            )
+            outer = steps.nested_cv(ctx=ctx, prepared=prepared)
     with clock.stage("refit"):
-        refit = steps.refit(cfg=cfg, prepared=prepared, choice=choice, store=store)
+        refit = steps.refit(ctx=ctx, prepared=prepared, choice=choice)
     return Refitted(search=result, choice=choice, nested=outer, refit=refit)
 
 
-def fitted(
-    steps: Steps,
-    cfg: PipelineConfig,
-    prepared: Prepared,
-    *,
-    ray: RaySettings,
-    experiment_name: str,
-    store: StageStore,
-    clock: StageClock,
-) -> Fitted:
+def fitted(steps: Steps, ctx: RunContext, prepared: Prepared, clock: StageClock) -> Fitted:
     """:func:`refit_anew` (nested CV as configured), then the test evaluation (which sizes
     the optional work to the time left) and the explanations."""
-    done = refit_anew(
-        steps,
-        cfg,
-        prepared,
-        ray=ray,
-        experiment_name=experiment_name,
-        store=store,
-        clock=clock,
-        nested=cfg.search.nested_cv.enabled,
-    )
+    done = refit_anew(steps, ctx, prepared, clock, nested=ctx.cfg.search.nested_cv.enabled)
     with clock.stage("evaluation"):
         evaluated = steps.evaluate(
-            cfg=cfg, prepared=prepared, refit=done.refit, left_s=clock.left()
+            ctx=ctx, prepared=prepared, refit=done.refit, left_s=clock.left()
         )
     with clock.stage("explain"):
         explained = steps.explain(
-            cfg=cfg, prepared=prepared, refit=done.refit, trims=evaluated.trims, store=store
+            ctx=ctx, prepared=prepared, refit=done.refit, trims=evaluated.trims
         )
     return Fitted(
         search=done.search,
@@ -256,7 +188,7 @@ def train(
     ``resume_search``: then the search starts anew too), and keep theirs when the commit
     says what code made them. A failure marks the run FAILED with the stage and the reason
     before it propagates."""
-    cfg, run, ray = started.cfg, started.run, started.settings.ray
+    cfg, run = started.cfg, started.run
     clock = StageClock(cfg.time_budget_s, started=started.started)  # counts from the start
     try:
         with clock.stage("validation"):
@@ -285,33 +217,27 @@ def train(
             startup_s=clock.startup(),
         )
         resume = resume_search and not force
-        store = StageStore.for_project(repo, read=resume, write=reusable(lineage))
-        name = search_name(cfg.name, cfg.content_hash, lineage, resume=resume)
-        fit = fitted(steps, cfg, prepared, ray=ray, experiment_name=name, store=store, clock=clock)
+        ctx = RunContext(
+            cfg=cfg,
+            ray=started.settings.ray,
+            experiment_name=search_name(cfg.name, cfg.content_hash, lineage, resume=resume),
+            store=StageStore.for_project(repo, read=resume, write=reusable(lineage)),
+            run=run,
+        )
+        fit = fitted(steps, ctx, prepared, clock)
         with clock.stage("explain"):  # what a reviewer reads, before any gate can stop it
-            steps.log_evaluation(run=run, cfg=cfg, prepared=prepared, fitted=fit)
-        steps.quality_gate(cfg=cfg, evaluated=fit.evaluated)
+            steps.log_evaluation(ctx=ctx, prepared=prepared, fitted=fit)
+        steps.quality_gate(ctx=ctx, evaluated=fit.evaluated)
         with clock.stage("compression"):
             compressed = steps.compress(
-                cfg=cfg,
-                prepared=prepared,
-                refit=fit.refit,
-                trims=fit.evaluated.trims,
-                store=store,
+                ctx=ctx, prepared=prepared, refit=fit.refit, trims=fit.evaluated.trims
             )
         with clock.stage("registration"):
             registered = steps.register(
-                run=run,
-                cfg=cfg,
-                prepared=prepared,
-                refit=fit.refit,
-                evaluated=fit.evaluated,
-                lineage=lineage,
-                compressed=compressed,
+                ctx=ctx, prepared=prepared, fitted=fit, compressed=compressed
             )
         return steps.finish(
             started=started,
-            lineage=lineage,
             prepared=prepared,
             fitted=fit,
             registered=registered,
@@ -345,12 +271,14 @@ def reproduce(
         lineage=lineage,  # type: ignore[arg-type]
         elapsed_s=clock.elapsed(),
     )
+    ctx = RunContext(
+        cfg=cfg,
+        ray=ray,
+        experiment_name=search_name(cfg.name, cfg.content_hash, None, resume=False),
+        store=StageStore.off(),  # nothing is reused from earlier runs, nor kept
+    )
     if recorded is not None:  # the very model the version was: its spec and its rule
         refit = steps.rebuild(prepared=prepared, recorded=recorded)
     else:
-        name = search_name(cfg.name, cfg.content_hash, None, resume=False)
-        refit = refit_anew(
-            steps, cfg, prepared, ray=ray, experiment_name=name, store=StageStore.off(),
-            clock=clock,
-        ).refit  # fmt: skip
-    return steps.evaluate(cfg=cfg, prepared=prepared, refit=refit, left_s=clock.left())
+        refit = refit_anew(steps, ctx, prepared, clock).refit
+    return steps.evaluate(ctx=ctx, prepared=prepared, refit=refit, left_s=clock.left())

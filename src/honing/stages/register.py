@@ -8,11 +8,9 @@ from dataclasses import dataclass
 
 from honing import compression, registry, tracking
 from honing.config import PipelineConfig
-from honing.lineage import Lineage
 from honing.registry.champion import decide
 from honing.registry.infra import check_for
-from honing.stages.evaluate import Evaluated
-from honing.stages.fit import Refit
+from honing.stages.evaluate import Fitted
 from honing.stages.prepare import Prepared
 from honing.stages.summary import RunRef
 from honing.tracking import model_logging
@@ -46,12 +44,12 @@ def register(
     cfg: PipelineConfig,
     *,
     prepared: Prepared,
-    refit: Refit,
-    evaluated: Evaluated,
-    lineage: Lineage,
+    fitted: Fitted,
     compressed: compression.CompressionResult | None,
 ) -> Registered:
-    """Log, gate and register the run's model and its served flavor."""
+    """Log, gate and register the run's model (``fitted``'s refit, with its evaluation) and
+    its served flavor."""
+    refit, evaluated = fitted.refit, fitted.evaluated
     split, model, rule = prepared.split, refit.trained.model, refit.decision.rule
     served_uri = None
     if compressed is not None:
@@ -95,7 +93,7 @@ def register(
         run_id=run.run_id,
         decision=decision,
         report=evaluated.report,
-        lineage=lineage,
+        lineage=prepared.lineage,
         alias=alias,
         infra=check_for(cfg.registry.infra_check, split.X_test),
     )

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from honing import evaluation, tracking, validation
 from honing.compression import CompressionResult
-from honing.config import PipelineConfig, RaySettings
+from honing.config import PipelineConfig
 from honing.evaluation.nested import NestedCVResult
 from honing.lineage import Lineage
 from honing.registry import unchanged as unchanged_stage
@@ -33,7 +33,8 @@ from honing.stages import fit, record
 from honing.stages import prepare as prepare_stage
 from honing.stages import register as register_stage
 from honing.stages import validate as validate_stage
-from honing.stages.cache import Reused, StageStore
+from honing.stages.cache import Reused
+from honing.stages.context import RunContext
 from honing.stages.reproduce import RecordedChoice
 from honing.stages.start import Started
 from honing.stages.summary import RunRef, TrainingSummary
@@ -99,57 +100,45 @@ def prepare(
 
 
 def search(
-    *,
-    cfg: PipelineConfig,
-    prepared: prepare_stage.Prepared,
-    ray: RaySettings,
-    experiment_name: str,
-    store: StageStore,
-    log: Log = _LOG.info,
+    *, ctx: RunContext, prepared: prepare_stage.Prepared, log: Log = _LOG.info
 ) -> SearchResult:
     def run() -> SearchResult:
-        return fit.search(cfg, prepared, ray=ray, experiment_name=experiment_name, progress=log)
+        return fit.search(
+            ctx.cfg, prepared, ray=ctx.ray, experiment_name=ctx.experiment_name, progress=log
+        )
 
-    return _kept(store.reuse("search", cfg, prepared.lineage, run), log)
+    return _kept(ctx.store.reuse("search", ctx.cfg, prepared.lineage, run), log)
 
 
 def choose(
     *,
-    cfg: PipelineConfig,
+    ctx: RunContext,
     prepared: prepare_stage.Prepared,
     result: SearchResult,
     refit_s: float | None,
-    store: StageStore,
     log: Log = _LOG.info,
 ) -> EnsembleDecision:
     def run() -> EnsembleDecision:
-        return fit.choose(cfg, prepared, result, refit_s=refit_s)
+        return fit.choose(ctx.cfg, prepared, result, refit_s=refit_s)
 
-    return _kept(store.reuse("choose", cfg, prepared.lineage, run), log)
+    return _kept(ctx.store.reuse("choose", ctx.cfg, prepared.lineage, run), log)
 
 
-def nested_cv(
-    *,
-    cfg: PipelineConfig,
-    prepared: prepare_stage.Prepared,
-    ray: RaySettings,
-    experiment_name: str,
-) -> NestedCVResult:
-    return fit.nested_cv(cfg, prepared, ray=ray, experiment_name=experiment_name)
+def nested_cv(*, ctx: RunContext, prepared: prepare_stage.Prepared) -> NestedCVResult:
+    return fit.nested_cv(ctx.cfg, prepared, ray=ctx.ray, experiment_name=ctx.experiment_name)
 
 
 def refit(
     *,
-    cfg: PipelineConfig,
+    ctx: RunContext,
     prepared: prepare_stage.Prepared,
     choice: EnsembleDecision,
-    store: StageStore,
     log: Log = _LOG.info,
 ) -> fit.Refit:
     def run() -> fit.Refit:
-        return fit.refit(cfg, prepared, choice)
+        return fit.refit(ctx.cfg, prepared, choice)
 
-    return _kept(store.reuse("refit", cfg, prepared.lineage, run), log)
+    return _kept(ctx.store.reuse("refit", ctx.cfg, prepared.lineage, run), log)
 
 
 def rebuild(
@@ -160,80 +149,66 @@ def rebuild(
 
 def evaluate(
     *,
-    cfg: PipelineConfig,
+    ctx: RunContext,
     prepared: prepare_stage.Prepared,
     refit: fit.Refit,
     left_s: float | None,
     log: Log = _LOG.info,
 ) -> evaluate_stage.Evaluated:
-    return _said(evaluate_stage.evaluate(cfg, prepared, refit, left_s=left_s), log)
+    return _said(evaluate_stage.evaluate(ctx.cfg, prepared, refit, left_s=left_s), log)
 
 
 def explain(
     *,
-    cfg: PipelineConfig,
+    ctx: RunContext,
     prepared: prepare_stage.Prepared,
     refit: fit.Refit,
     trims: Trims,
-    store: StageStore,
     log: Log = _LOG.info,
 ) -> evaluate_stage.Explained:
     def run() -> evaluate_stage.Explained:
-        return evaluate_stage.explain(cfg, prepared, refit, trims)
+        return evaluate_stage.explain(ctx.cfg, prepared, refit, trims)
 
-    return _kept(store.reuse("explain", cfg, prepared.lineage, run, extra=_trims(trims)), log)
+    kept = ctx.store.reuse("explain", ctx.cfg, prepared.lineage, run, extra=_trims(trims))
+    return _kept(kept, log)
 
 
 def log_evaluation(
-    *,
-    run: RunRef,
-    cfg: PipelineConfig,
-    prepared: prepare_stage.Prepared,
-    fitted: evaluate_stage.Fitted,
+    *, ctx: RunContext, prepared: prepare_stage.Prepared, fitted: evaluate_stage.Fitted
 ) -> None:
-    record.log_evaluation(run, cfg, prepared=prepared, fitted=fitted)
+    record.log_evaluation(ctx.recording, ctx.cfg, prepared=prepared, fitted=fitted)
 
 
-def quality_gate(*, cfg: PipelineConfig, evaluated: evaluate_stage.Evaluated) -> None:
-    evaluation.gate(
-        evaluated.report, cfg.evaluation.thresholds, evaluated.slices, cfg.evaluation.slice_gate
-    )
+def quality_gate(*, ctx: RunContext, evaluated: evaluate_stage.Evaluated) -> None:
+    gates = ctx.cfg.evaluation
+    evaluation.gate(evaluated.report, gates.thresholds, evaluated.slices, gates.slice_gate)
 
 
 def compress(
     *,
-    cfg: PipelineConfig,
+    ctx: RunContext,
     prepared: prepare_stage.Prepared,
     refit: fit.Refit,
     trims: Trims,
-    store: StageStore,
     log: Log = _LOG.info,
 ) -> CompressionResult | None:
     def run() -> CompressionResult | None:
-        return compress_stage.compress(cfg, prepared, refit, trims)
+        return compress_stage.compress(ctx.cfg, prepared, refit, trims)
 
-    return _kept(store.reuse("compress", cfg, prepared.lineage, run, extra=_trims(trims)), log)
+    kept = ctx.store.reuse("compress", ctx.cfg, prepared.lineage, run, extra=_trims(trims))
+    return _kept(kept, log)
 
 
 def register(
     *,
-    run: RunRef,
-    cfg: PipelineConfig,
+    ctx: RunContext,
     prepared: prepare_stage.Prepared,
-    refit: fit.Refit,
-    evaluated: evaluate_stage.Evaluated,
-    lineage: Lineage,
+    fitted: evaluate_stage.Fitted,
     compressed: CompressionResult | None,
     log: Log = _LOG.info,
 ) -> register_stage.Registered:
     registered = register_stage.register(
-        run,
-        cfg,
-        prepared=prepared,
-        refit=refit,
-        evaluated=evaluated,
-        lineage=lineage,
-        compressed=compressed,
+        ctx.recording, ctx.cfg, prepared=prepared, fitted=fitted, compressed=compressed
     )
     return _said(registered, log)
 
@@ -241,7 +216,6 @@ def register(
 def finish(
     *,
     started: Started,
-    lineage: Lineage,
     prepared: prepare_stage.Prepared,
     fitted: evaluate_stage.Fitted,
     registered: register_stage.Registered,
@@ -249,12 +223,7 @@ def finish(
     log: Log = _LOG.info,
 ) -> TrainingSummary:
     summary = finish_stage.finish(
-        started,
-        lineage=lineage,
-        prepared=prepared,
-        fitted=fitted,
-        registered=registered,
-        timings=timings,
+        started, prepared=prepared, fitted=fitted, registered=registered, timings=timings
     )
     return _said(summary, log)
 

@@ -1,0 +1,31 @@
+"""What the stages of one run read besides their inputs, as one bundle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from honing.config import PipelineConfig, RaySettings
+from honing.stages.cache import StageStore
+from honing.stages.summary import RunRef
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The run's config, where its trials run (``ray``), the name of its search's Tune
+    experiment, the store of results its expensive stages reuse and keep, and its MLflow run
+    (None for a reproduction, which records nothing). Made once the data's lineage is known
+    (the experiment's name and what may be reused depend on it) and handed to every stage
+    after the preparation."""
+
+    cfg: PipelineConfig
+    ray: RaySettings
+    experiment_name: str
+    store: StageStore
+    run: RunRef | None = None
+
+    @property
+    def recording(self) -> RunRef:
+        """The MLflow run the stages write to (a reproduction has none)."""
+        if self.run is None:
+            raise ValueError("a reproduction records nothing: it has no MLflow run")
+        return self.run
