@@ -23,7 +23,8 @@ from honing.stages import prepare as prepare_stage
 from honing.stages import register as register_stage
 from honing.stages import start as start_stage
 from honing.stages import steps
-from honing.stages.summary import RunRef, TrainingSummary
+from honing.stages.context import RunRef
+from honing.stages.summary import TrainingSummary
 from honing.tracking import fail_run
 from honing_flows import prefect_artifacts
 from honing_flows.tasks import compute_task, io_task, logged, run_log, told

@@ -24,17 +24,17 @@ latency at one thread, batch throughput) into a :class:`CompressionReport`; the 
 then chooses the deployable one. Artifacts are numpy ``.npz`` arrays, skops files, ONNX graphs
 and JSON: loading a served model never unpickles arbitrary objects.
 
-Where things live: :mod:`~honing.models.dense` (network maths),
-:mod:`~honing.compression.onnx` (export and ORT quantization),
+Where things live: :mod:`~honing.compression.onnx` (export and ORT quantization),
 :mod:`~honing.compression.candidates` (the candidate kinds and what their builders share),
 :mod:`~honing.compression.builders` (one builder per technique, named by its entry of
 :data:`honing.techniques.TECHNIQUES`),
-:mod:`~honing.compression.predictors` (loading served artifacts),
+:mod:`~honing.compression.predictors` (loading served artifacts and model folders),
 :mod:`~honing.compression.trees` (cutting rounds and members),
 :mod:`~honing.compression.inputs` (cutting the inputs a model never reads),
 :mod:`~honing.compression.members` (a model's final estimator and ensemble members), and
-here: measure, pick, compress. The file format itself is :mod:`honing.models.artifacts`; which
-technique applies to which model is :data:`honing.techniques.TECHNIQUES`.
+here: measure, pick, compress. The network maths (:mod:`honing.models.dense`) and the file
+format itself (:mod:`honing.models.artifacts`) belong to the models; which technique applies to
+which model is :data:`honing.techniques.TECHNIQUES`.
 """
 
 from __future__ import annotations

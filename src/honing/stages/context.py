@@ -1,4 +1,5 @@
-"""What the stages of one run read besides their inputs, as one bundle."""
+"""What the stages of one run read besides their inputs, as one bundle, and where the run
+lives in MLflow."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ from dataclasses import dataclass
 
 from honing.config import PipelineConfig, RaySettings
 from honing.stages.cache import StageStore
-from honing.stages.summary import RunRef
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Where a run lives in MLflow."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def finish(
     """The run's summary, logged with the stage timings (``seconds/<stage>``) and the budget
     report; the run ends FINISHED."""
     cfg, run = started.cfg, started.run
-    reg, search, evaluated = registered, fitted.search, fitted.evaluated
+    search, evaluated = fitted.search, fitted.evaluated
     timings = {**timings, "ray_start": search.startup_s}
     tracking.log_metrics(run.run_id, metric_keys.prefixed(metric_keys.SECONDS, timings))
     tracking.log_json(
@@ -34,22 +34,7 @@ def finish(
         "budget.json",
     )
     result = summary.summarize(
-        run=run,
-        task=cfg.task,
-        time_budget_s=cfg.time_budget_s,
-        search=search,
-        choice=fitted.choice,
-        nested=fitted.nested,
-        evaluation=evaluated.report,
-        importances=fitted.explained.importances,
-        registration=reg.registration,
-        compressed=reg.compressed,
-        served=reg.served,
-        lineage=prepared.lineage,
-        cleaning=prepared.cleaning,
-        timings=timings,
-        trims=evaluated.trims,
-        decision=fitted.refit.decision,
+        run, cfg, prepared=prepared, fitted=fitted, registered=registered, timings=timings
     )
     tracking.log_summary(run.run_id, result.markdown())
     tracking.end_run(run.run_id, "FINISHED")
@@ -62,15 +47,7 @@ def finish_unchanged(
     """The summary of a run that found nothing changed (it reports the existing version),
     logged; the run ends FINISHED."""
     cfg, run = started.cfg, started.run
-    result = summary.unchanged(
-        run=run,
-        task=cfg.task,
-        time_budget_s=cfg.time_budget_s,
-        same=same,
-        metric=cfg.search.metric,
-        lineage=lineage,
-        timings=timings,
-    )
+    result = summary.unchanged(run, cfg, same=same, lineage=lineage, timings=timings)
     tracking.log_summary(run.run_id, result.markdown())
     tracking.end_run(run.run_id, "FINISHED")
     return result

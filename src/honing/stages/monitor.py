@@ -24,8 +24,8 @@ from honing.modeling import features
 from honing.modeling.decision import Answers, answers
 from honing.monitoring import PREDICTION, TARGET, DriftReport, RetrainDecision
 from honing.stages import reproduce
+from honing.stages.context import RunRef
 from honing.stages.prepare import split_table
-from honing.stages.summary import RunRef
 
 
 @dataclass(frozen=True)

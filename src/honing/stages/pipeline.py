@@ -31,7 +31,7 @@ from honing.search.ensembles import EnsembleDecision
 from honing.search.experiments import search_name
 from honing.search.planner import StageClock, Trims
 from honing.stages.cache import StageStore
-from honing.stages.context import RunContext
+from honing.stages.context import RunContext, RunRef
 from honing.stages.evaluate import Evaluated, Explained, Fitted
 from honing.stages.fit import Refit
 from honing.stages.keys import reusable
@@ -39,7 +39,7 @@ from honing.stages.prepare import Prepared
 from honing.stages.register import Registered
 from honing.stages.reproduce import RecordedChoice, VersionLineage
 from honing.stages.start import Started
-from honing.stages.summary import RunRef, TrainingSummary
+from honing.stages.summary import TrainingSummary
 from honing.stages.validate import Validated
 
 #: The steps :func:`train` calls, in this order (``nested_cv`` only when configured; a run

@@ -9,13 +9,14 @@ from honing import evaluation, metric_keys, tracking
 from honing.config import PipelineConfig
 from honing.evaluation import explain
 from honing.stages import summary
+from honing.stages.context import RunRef
 from honing.stages.evaluate import Fitted
 from honing.stages.prepare import Prepared
 from honing.tracking import search_plots, trial_runs
 
 
 def log_evaluation(
-    run: summary.RunRef,
+    run: RunRef,
     cfg: PipelineConfig,
     *,
     prepared: Prepared,

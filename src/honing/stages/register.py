@@ -10,9 +10,9 @@ from honing import compression, registry, tracking
 from honing.config import PipelineConfig
 from honing.registry.champion import decide
 from honing.registry.infra import check_for
+from honing.stages.context import RunRef
 from honing.stages.evaluate import Fitted
 from honing.stages.prepare import Prepared
-from honing.stages.summary import RunRef
 from honing.tracking import model_logging
 
 

@@ -11,7 +11,7 @@ from honing import config, metrics, runtime, tracking
 from honing.config import EnvSettings, PipelineConfig
 from honing.registry import infra
 from honing.registry.aliases import served_name
-from honing.stages.summary import RunRef
+from honing.stages.context import RunRef
 from honing.tracking import links, stale
 
 

@@ -34,10 +34,10 @@ from honing.stages import prepare as prepare_stage
 from honing.stages import register as register_stage
 from honing.stages import validate as validate_stage
 from honing.stages.cache import Reused
-from honing.stages.context import RunContext
+from honing.stages.context import RunContext, RunRef
 from honing.stages.reproduce import RecordedChoice
 from honing.stages.start import Started
-from honing.stages.summary import RunRef, TrainingSummary
+from honing.stages.summary import TrainingSummary
 
 Log = Callable[[str], None]
 T = TypeVar("T")

@@ -8,29 +8,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from honing import metric_keys
-from honing.compression import CompressionResult
+from honing.config import PipelineConfig
 from honing.data import CleaningReport
-from honing.evaluation import EvaluationReport
-from honing.evaluation.explain import Importance
 from honing.evaluation.nested import NestedCVResult
 from honing.lineage import Lineage
 from honing.metrics import metric_value
 from honing.modeling.decision import DecisionFit
 from honing.modeling.training import ENSEMBLES
-from honing.registry import RegistrationResult, ServedRegistration
 from honing.registry.unchanged import UnchangedVersion
 from honing.search import SearchResult
 from honing.search.ensembles import EnsembleDecision
-from honing.search.planner import Trims
-
-
-@dataclass(frozen=True)
-class RunRef:
-    """Where a run lives in MLflow."""
-
-    run_id: str
-    experiment_id: str
-    tracking_uri: str
+from honing.stages.context import RunRef
+from honing.stages.evaluate import Fitted
+from honing.stages.prepare import Prepared
+from honing.stages.register import Registered
 
 
 @dataclass(frozen=True)
@@ -313,25 +304,24 @@ def describe_model(choice: EnsembleDecision) -> str:
 
 
 def summarize(
-    *,
     run: RunRef,
-    task: str,
-    time_budget_s: float | None,
-    search: SearchResult,
-    choice: EnsembleDecision,
-    nested: NestedCVResult | None,
-    evaluation: EvaluationReport,
-    importances: list[Importance],
-    registration: RegistrationResult,
-    compressed: CompressionResult | None,
-    served: ServedRegistration | None,
-    lineage: Lineage,
-    cleaning: CleaningReport,
+    cfg: PipelineConfig,
+    *,
+    prepared: Prepared,
+    fitted: Fitted,
+    registered: Registered,
     timings: dict[str, float],
-    trims: Trims,
-    decision: DecisionFit | None = None,
 ) -> TrainingSummary:
-    """The run's summary, from the reports of its stages."""
+    """The run's summary, from the bundles of its stages."""
+    search, choice, decision = fitted.search, fitted.choice, fitted.refit.decision
+    evaluation, trims = fitted.evaluated.report, fitted.evaluated.trims
+    importances, nested = fitted.explained.importances, fitted.nested
+    registration, compressed, served = (
+        registered.registration,
+        registered.compressed,
+        registered.served,
+    )
+    lineage, cleaning = prepared.lineage, prepared.cleaning
     served_summary = None
     if served is not None and compressed is not None:
         served_summary = ServedSummary(
@@ -346,7 +336,7 @@ def summarize(
         run_id=run.run_id,
         experiment_id=run.experiment_id,
         tracking_uri=run.tracking_uri,
-        task=task,
+        task=cfg.task,
         model_name=registration.name,
         version=registration.version,
         promoted=registration.promoted,
@@ -361,7 +351,7 @@ def summarize(
         trials_stopped=len(search.stopped),
         trials_restored=search.restored,
         validation_scheme=search.validation,
-        time_budget_s=time_budget_s,
+        time_budget_s=cfg.time_budget_s,
         test_metrics=dict(evaluation.metrics),
         classes=list(evaluation.classes),
         confusion_matrix=evaluation.confusion_matrix,
@@ -377,7 +367,7 @@ def summarize(
         top_features=importances[0].top(5) if importances else [],
         nested_cv=None if nested is None else nested.to_dict(),
         served=served_summary,
-        decision="" if decision is None or not decision.rule.classes else decision.rule.describe(),
+        decision="" if not decision.rule.classes else decision.rule.describe(),
         threshold=evaluation.threshold,
         test_at_default=dict(evaluation.at_default),
     )
@@ -447,16 +437,15 @@ def search_metrics(
 
 
 def unchanged(
-    *,
     run: RunRef,
-    task: str,
-    time_budget_s: float | None,
+    cfg: PipelineConfig,
+    *,
     same: UnchangedVersion,
-    metric: str,
     lineage: Lineage,
     timings: dict[str, float],
 ) -> TrainingSummary:
     """The summary of a run that found nothing changed: it reports the existing version."""
+    task, time_budget_s, metric = cfg.task, cfg.time_budget_s, cfg.search.metric
     return TrainingSummary(
         run_id=run.run_id,
         experiment_id=run.experiment_id,

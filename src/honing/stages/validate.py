@@ -10,7 +10,7 @@ import pandas as pd
 
 from honing import data, lineage, tracking, validation
 from honing.config import PipelineConfig
-from honing.stages.summary import RunRef
+from honing.stages.context import RunRef
 
 
 @dataclass(frozen=True)
