@@ -100,7 +100,6 @@ def run_mode(mode: str, config: str, env: str, repo: str) -> dict[str, object]:
     """One pipeline in this process; returns its wall seconds (after the imports) and, for
     ``plain``, the seconds of its MLflow-side stages. ``plain`` and ``compute`` run the
     library's own stage order (:mod:`honing.stages.pipeline`) over the plain steps."""
-    from honing.search.experiments import search_name
     from honing.search.planner import StageClock
     from honing.stages import pipeline, start, steps
     from honing.stages import validate as validate_stage
@@ -146,12 +145,7 @@ def run_mode(mode: str, config: str, env: str, repo: str) -> dict[str, object]:
     prepared = steps.prepare(
         cfg=cfg, raw=validated.raw, lineage=validated.lineage, elapsed_s=clock.elapsed()
     )
-    ctx = RunContext(
-        cfg=cfg,
-        ray=settings.ray,
-        experiment_name=search_name(cfg.name, cfg.content_hash, validated.lineage, resume=False),
-        store=StageStore.off(),
-    )
+    ctx = RunContext.for_run(cfg, settings.ray, StageStore.off())
     fitted = pipeline.fitted(steps, ctx, prepared, clock)
     steps.quality_gate(ctx=ctx, evaluated=fitted.evaluated)
     steps.compress(ctx=ctx, prepared=prepared, refit=fitted.refit, trims=fitted.evaluated.trims)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from honing.config import PipelineConfig, RaySettings
+from honing.lineage import Lineage
+from honing.search.experiments import search_name
 from honing.stages.cache import StageStore
 
 
@@ -31,6 +33,24 @@ class RunContext:
     experiment_name: str
     store: StageStore
     run: RunRef | None = None
+
+    @classmethod
+    def for_run(
+        cls,
+        cfg: PipelineConfig,
+        ray: RaySettings,
+        store: StageStore,
+        *,
+        run: RunRef | None = None,
+        lineage: Lineage | None = None,
+        resume: bool = False,
+    ) -> RunContext:
+        """The context of one run of ``cfg``. Its search's Tune experiment is a fresh one,
+        or, with ``resume``, the one named by the config, the data and the commit of
+        ``lineage``, so that an interrupted run restores its finished trials
+        (:func:`honing.search.experiments.search_name`)."""
+        name = search_name(cfg.name, cfg.content_hash, lineage, resume=resume)
+        return cls(cfg=cfg, ray=ray, experiment_name=name, store=store, run=run)
 
     @property
     def recording(self) -> RunRef:

@@ -28,7 +28,6 @@ from honing.lineage import Lineage
 from honing.registry.unchanged import UnchangedVersion
 from honing.search import SearchResult
 from honing.search.ensembles import EnsembleDecision
-from honing.search.experiments import search_name
 from honing.search.planner import StageClock, Trims
 from honing.stages.cache import StageStore
 from honing.stages.context import RunContext, RunRef
@@ -217,12 +216,9 @@ def train(
             startup_s=clock.startup(),
         )
         resume = resume_search and not force
-        ctx = RunContext(
-            cfg=cfg,
-            ray=started.settings.ray,
-            experiment_name=search_name(cfg.name, cfg.content_hash, lineage, resume=resume),
-            store=StageStore.for_project(repo, read=resume, write=reusable(lineage)),
-            run=run,
+        store = StageStore.for_project(repo, read=resume, write=reusable(lineage))
+        ctx = RunContext.for_run(
+            cfg, started.settings.ray, store, run=run, lineage=lineage, resume=resume
         )
         fit = fitted(steps, ctx, prepared, clock)
         with clock.stage("explain"):  # what a reviewer reads, before any gate can stop it
@@ -271,12 +267,8 @@ def reproduce(
         lineage=lineage,  # type: ignore[arg-type]
         elapsed_s=clock.elapsed(),
     )
-    ctx = RunContext(
-        cfg=cfg,
-        ray=ray,
-        experiment_name=search_name(cfg.name, cfg.content_hash, None, resume=False),
-        store=StageStore.off(),  # nothing is reused from earlier runs, nor kept
-    )
+    # a fresh search: nothing is reused from earlier runs, nor kept
+    ctx = RunContext.for_run(cfg, ray, StageStore.off())
     if recorded is not None:  # the very model the version was: its spec and its rule
         refit = steps.rebuild(prepared=prepared, recorded=recorded)
     else:
