@@ -9,7 +9,7 @@ from typing import Any
 from prefect import flow
 from prefect.events import emit_event
 
-from honing_flows.tasks import data as data_tasks
+from honing_flows.tasks import watch as watch_tasks
 
 DATA_CHANGED = "honing.data.changed"
 
@@ -18,7 +18,7 @@ DATA_CHANGED = "honing.data.changed"
 def watch_data(paths: list[str], state_path: str = ".honing/watch_state.json") -> list[Any]:
     """Compare the content hashes of ``paths`` with the last run's and emit one event per
     changed file."""
-    changes = data_tasks.detect_changes(paths, state_path)
+    changes = watch_tasks.detect_changes(paths, state_path)
     for change in changes:
         emit_event(
             event=DATA_CHANGED,

@@ -1,5 +1,5 @@
-"""Data tasks: load a table, infer its column kinds, watch files for changes, ingest a
-batch as a data version."""
+"""Data tasks: load a table, infer its column kinds, ingest a batch as a data version. (The
+data watcher's task is :mod:`honing_flows.tasks.watch`, which imports no model library.)"""
 
 from __future__ import annotations
 
@@ -22,11 +22,6 @@ def load_table(path: Path, fmt: str = "auto") -> pd.DataFrame:
 @compute_task
 def infer_columns(X: pd.DataFrame, cfg: FeaturesConfig) -> features.FeatureColumns:
     return features.infer_columns(X, cfg)
-
-
-@io_task
-def detect_changes(paths: list[str], state_path: str) -> list[versions.DataChange]:
-    return versions.detect_changes([Path(p) for p in paths], Path(state_path))
 
 
 @compute_task  # not retried: appending twice would duplicate the batch

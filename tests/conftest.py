@@ -3,6 +3,7 @@ the fixtures that need them, so ``pytest tests/unit`` stays fast and offline."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -54,6 +55,41 @@ def _migrated_prefect_database() -> Path:
     with sqlite3.connect(home / "prefect.db") as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return home / "prefect.db"
+
+
+@functools.cache
+def _created_mlflow_store() -> Path:
+    """An MLflow SQLite store created and migrated by honing's own
+    :func:`honing.tracking.configure`, in a process of its own, once per test process (a
+    fresh store costs about a second of CPU in MLflow's schema migrations; every test project
+    would pay it). The tests of a fresh store's creation make their own."""
+    root = Path(tempfile.mkdtemp(prefix="honing-mlflow-db-"))
+    code = (
+        "import sys\n"
+        "from honing import tracking\n"
+        "from honing.config import MlflowSettings\n"
+        "tracking.configure(MlflowSettings(tracking_uri=sys.argv[1], artifact_root=sys.argv[2]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    subprocess.run(
+        [sys.executable, "-c", code, f"sqlite:///{root / 'mlflow.db'}", str(root / "mlartifacts")],
+        cwd=root, env=env, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return root / "mlflow.db"
+
+
+def mlflow_store_file(root: Path) -> Path:
+    """``root/mlflow.db``, an MLflow store already created (a copy of
+    :func:`_created_mlflow_store`, its default experiment's folder moved to ``root`` as a
+    command run there records it): what a project's second command finds."""
+    db = root / "mlflow.db"
+    shutil.copyfile(_created_mlflow_store(), db)
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        con.execute(
+            "update experiments set artifact_location = ? where experiment_id = 0",
+            (str(root / "mlruns" / "0"),),
+        )
+    return db
 
 
 def prefect_home(path: Path) -> Path:
@@ -133,7 +169,7 @@ def demo_config_dict() -> dict[str, Any]:
 @pytest.fixture
 def project(tmp_path: Path, churn_df: pd.DataFrame) -> dict[str, Path]:
     """A throwaway project folder: demo data, suite, a small-search config and an env profile
-    pointing MLflow at a SQLite file inside it."""
+    pointing MLflow at a SQLite file inside it (created already, as by a first command)."""
     (tmp_path / "data").mkdir()
     (tmp_path / "expectations").mkdir()
     (tmp_path / "configs").mkdir()
@@ -153,12 +189,15 @@ def project(tmp_path: Path, churn_df: pd.DataFrame) -> dict[str, Path]:
         "latency_rows": 20,
         "distill": {"epochs": 5},
     }
+    # no feature importances (permutation and SHAP: some 4 s of CPU in every run); the tests
+    # of explanations turn them back on (explained_project)
+    cfg["evaluation"] = {**cfg["evaluation"], "explain": False}
     config_path = tmp_path / "configs" / "churn.yaml"
     config_path.write_text(yaml.safe_dump(cfg))
     env = {
         "profile": "test",
         "mlflow": {
-            "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "tracking_uri": f"sqlite:///{mlflow_store_file(tmp_path)}",
             # inside the store's folder, as `honing init`'s is: recorded relative to it
             "artifact_root": str(tmp_path / "mlartifacts"),
         },
@@ -172,6 +211,15 @@ def project(tmp_path: Path, churn_df: pd.DataFrame) -> dict[str, Path]:
         "env": env_path,
         "data": tmp_path / "data" / "churn.csv",
     }
+
+
+@pytest.fixture
+def explained_project(project: dict[str, Path]) -> dict[str, Path]:
+    """:func:`project` with its feature importances on, as the demo's config has them."""
+    cfg = yaml.safe_load(project["config"].read_text())
+    cfg["evaluation"]["explain"] = True
+    project["config"].write_text(yaml.safe_dump(cfg))
+    return project
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ def _stored_results(project) -> set[str]:
     }
 
 
-def test_two_runs_keep_the_registry_consistent(run_flow, project):
+def test_two_runs_keep_the_registry_consistent(explained_project, run_flow, project):
     stored = _stored_results(project)
     first = run_flow()
     # outside git (no commit says what code ran) no stage result is kept for reuse
@@ -275,7 +275,7 @@ def test_quality_gate_blocks_registration(run_flow, project):
     ), [str(a.data)[:200] for a in found]
 
 
-def test_flow_with_ensembles_nested_cv_and_explanations(run_flow, project):
+def test_flow_with_ensembles_nested_cv_and_explanations(explained_project, run_flow, project):
     cfg = yaml.safe_load(project["config"].read_text())
     cfg["search"] = {
         "families": {

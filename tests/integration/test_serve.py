@@ -136,10 +136,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                 "configs/env.yaml",
                 "--batch",
                 "data/batch.csv",
-                # each check is a flow run in a process of its own (some 3 s of CPU): often
+                # each check is a flow run in a process of its own (some 2 s of CPU): often
                 # enough for the tests' waits, not a check whenever the last one ends
                 "--watch-interval",
-                "10",
+                "20",
                 "--retrain-cron",
                 "0 3 1 1 *",
                 "--monitor-cron",

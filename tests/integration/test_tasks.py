@@ -68,7 +68,7 @@ def test_start_and_validate_tasks_report_and_log_then_the_gate_decides(project, 
     assert failed.data.tags["honing.error"] == "the table breaks its suite"
 
 
-def test_fit_tasks_prepare_refit_evaluate_explain_and_gate(project):
+def test_fit_tasks_prepare_refit_evaluate_explain_and_gate(explained_project, project):
     cfg = setup_tasks.load_pipeline_config.fn(str(project["config"]))
     raw = data_tasks.load_table.fn(cfg.data.path).sample(800, random_state=0)
     prepared = stages.prepare.fn(cfg=cfg, raw=raw, lineage=_lineage(), elapsed_s=0.0)

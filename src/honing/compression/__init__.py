@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -220,11 +221,14 @@ class CompressionReport:
 def single_row_latency(
     predict: Callable[[pd.DataFrame], Any], X: pd.DataFrame, *, rows: int, warmup: int = 10
 ) -> tuple[float, float]:
-    """p50 and p99 in milliseconds of ``predict`` on one-row frames, at one thread."""
-    import torch
+    """p50 and p99 in milliseconds of ``predict`` on one-row frames, at one thread.
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    PyTorch is pinned to one thread only when a candidate has loaded it: importing it for a
+    table of trees and ONNX graphs would cost seconds of CPU and pin nothing they use."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else 0
+    if torch is not None:
+        torch.set_num_threads(1)
     try:
         frames = [X.iloc[[i % len(X)]] for i in range(rows + warmup)]
         times = []
@@ -234,7 +238,8 @@ def single_row_latency(
             if i >= warmup:
                 times.append(time.perf_counter() - start)
     finally:
-        torch.set_num_threads(threads)
+        if torch is not None:
+            torch.set_num_threads(threads)
     ms = np.asarray(times) * 1000.0
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 

@@ -54,6 +54,12 @@ class EvaluationConfig(StrictModel):
         description="Columns whose fairness differences are reported (fairlearn; binary).",
     )
     slice_gate: SliceGateConfig = SliceGateConfig()
+    explain: bool = Field(
+        default=True,
+        description="Feature importances on the test split (permutation; SHAP where it "
+        "applies), logged with the run and the version. Off saves their time on a wide table; "
+        "monitoring then weighs every column's drift alike.",
+    )
 
     @field_validator("thresholds")
     @classmethod

@@ -2,7 +2,8 @@
 
 The package also holds the window policy (:mod:`~honing.data.windowing`), the validation splits
 (:mod:`~honing.data.folds`), what ``honing init`` reads from the label
-(:mod:`~honing.data.target`) and the demo tables (:mod:`~honing.data.demo_data`)."""
+(:mod:`~honing.data.target`), the demo tables (:mod:`~honing.data.demo_data`) and what the
+data watcher checks (:mod:`~honing.data.watch`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from honing.exceptions import (
     DataLoadError,
@@ -452,6 +452,9 @@ def holdout_rows(
     ``train_test_split`` gives them. ``stratify`` (class codes): the label shares are kept,
     and a class with a single row stays on the training side, where a model can learn it
     (it cannot be stratified, and a class a model never saw breaks its probabilities)."""
+    # imported here: the data watcher's checks import this package, and no model library
+    from sklearn.model_selection import train_test_split
+
     rows = np.arange(len(y))
     if not stratify:
         return tuple(train_test_split(rows, test_size=test_size, random_state=seed))  # type: ignore[return-value]

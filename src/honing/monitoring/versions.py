@@ -9,8 +9,8 @@ the stage that produces the file). The version before stays in the DVC cache, so
 history (``<data.path>.history.jsonl``): its MD5, the batch, the rows. An unlabelled batch
 is stored beside the table (``batches/``, DVC-tracked too) for monitoring. In a batch whose
 labels are partly in, the rows without one are left out of the version, and it says so.
-:func:`detect_changes` is what the watcher (``honing serve``) asks: which watched files'
-contents changed since it last looked."""
+What the watcher of ``honing serve`` asks, which watched files changed, is
+:mod:`honing.data.watch`."""
 
 from __future__ import annotations
 
@@ -305,31 +305,3 @@ def _ingest(cfg: PipelineConfig, batch_path: Path, root: Path) -> Ingested:
         validation.save_suite(widened, cfg.validation.suite)
     _append_history(data_path, {**entry.to_dict(), "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return entry
-
-
-@dataclass(frozen=True)
-class DataChange:
-    path: str
-    old_md5: str | None
-    new_md5: str
-
-
-def detect_changes(paths: list[Path], state_path: Path) -> list[DataChange]:
-    """Content changes of ``paths`` since the last call, remembered in ``state_path`` (JSON).
-    The first call for a path records it and reports no change; a missing file is skipped."""
-    state_path = Path(state_path)
-    seen = json.loads(state_path.read_text()) if state_path.exists() else {}
-    changes = []
-    for path in map(Path, paths):
-        if not path.is_file():
-            continue
-        md5 = data.file_md5(path)
-        key = str(path.resolve())
-        if key in seen and seen[key] != md5:
-            changes.append(DataChange(str(path), seen[key], md5))
-        seen[key] = md5
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = state_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(seen, indent=2, sort_keys=True))
-    tmp.replace(state_path)
-    return changes

@@ -289,6 +289,7 @@ def trim(
     exportable: bool = True,
     ensemble: bool = True,
     slowdown: float = 1.0,
+    explain: bool = True,
 ) -> Trims:
     """What still fits in ``left_s`` once the model is evaluated: permutation repeats (each
     costs ``columns`` predictions of the test split, ``predict_s`` each), SHAP rows, and the
@@ -305,9 +306,9 @@ def trim(
     drift in monitoring). Registration's reserve is kept aside, with what a large model
     takes beyond it (:data:`REGISTRATION_NODES_PER_S`), ``slowdown`` times longer on a busy
     machine; one pipeline (not an ``ensemble``) keeps :data:`SINGLE_REGISTRATION_S` as its
-    floor."""
+    floor. Without explanations (``explain`` off) all of it may go to compression."""
     if budget_s is None or left_s is None:
-        return Trims()
+        return Trims() if explain else Trims(permutation_repeats=0, shap_rows=0)
     notes: list[str] = []
     heavy = slowdown * model_size / REGISTRATION_NODES_PER_S  # a big model registers slowly
     share, floor = RESERVE["registration"]
@@ -316,7 +317,7 @@ def trim(
     if heavy >= 2:
         notes.append(f"registration of {model_size:,} parameters: ~{heavy:.0f}s more kept")
     per_repeat = max(columns * predict_s, 1e-3)
-    explain_s = EXPLAIN_SHARE * available if compression else available
+    explain_s = (EXPLAIN_SHARE * available if compression else available) if explain else 0.0
     if export_s is None:
         export_s = 2.0 * model_size / ONNX_PARAMETERS_PER_S
     export_s = slowdown * (export_s + SERVED_REGISTRATION_S)
@@ -329,7 +330,7 @@ def trim(
         # champion's importance weighs its drift in monitoring)
         explain_s = max(available - cheapest, per_repeat if explain_s >= per_repeat else 0.0)
     repeats = int(min(5, max(explain_s, 0.0) // per_repeat))
-    if repeats < 5:
+    if repeats < 5 and explain:
         notes.append(
             f"permutation importance: {repeats} repeat(s) (~{per_repeat:.1f}s each, "
             f"{max(explain_s, 0):.0f}s for explanations)"
@@ -337,7 +338,8 @@ def trim(
     shap_rows = 100
     if explain_s - repeats * per_repeat < SHAP_MIN_S:
         shap_rows = 0
-        notes.append(f"SHAP skipped: it needs ~{SHAP_MIN_S:.0f}s")
+        if explain:
+            notes.append(f"SHAP skipped: it needs ~{SHAP_MIN_S:.0f}s")
     kept: tuple[str, ...] | None = None
     rest = available - repeats * per_repeat - (0 if shap_rows == 0 else SHAP_MIN_S)
     if compression:

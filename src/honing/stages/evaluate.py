@@ -71,6 +71,7 @@ def evaluate(
         exportable=exportable(model),
         ensemble=bool(vote_members(model)),
         slowdown=prepared.budget.slowdown,
+        explain=cfg.evaluation.explain,
     )
     return Evaluated(report=report, slices=slice_report, trims=trims)
 
@@ -95,7 +96,9 @@ def explain(
     cfg: PipelineConfig, prepared: Prepared, refit: Refit, trims: planner.Trims
 ) -> Explained:
     """Permutation importance and SHAP on the test split, as many repeats and rows as
-    ``trims`` allows."""
+    ``trims`` allows; none when the config turns explanations off."""
+    if not cfg.evaluation.explain:
+        return Explained(importances=[], notes=["explanations off (evaluation.explain: false)"])
     split = prepared.split
     importances, notes = importance.explain_model(
         refit.trained.model,

@@ -309,3 +309,30 @@ def test_a_students_teacher_answers_only_the_rows_its_pace_affords_before_the_de
     rows = int(student.note.split(" on ")[1].split(" training")[0].replace(",", ""))
     # at most 20,000 rows a second x 30% x 3 s (all 100,000 would take 5 s to answer)
     assert FIRST_ROWS <= rows <= 18_000, rows
+
+
+def test_latency_of_a_model_without_pytorch_leaves_pytorch_unloaded():
+    """The latency measure pins PyTorch to one thread only where a candidate loaded it:
+    measuring a scikit-learn model imports no PyTorch (seconds of CPU in every run that
+    compresses trees), and a loaded PyTorch gets its thread count back afterwards."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import numpy as np, pandas as pd\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from honing.compression import single_row_latency\n"
+        "X = pd.DataFrame(np.random.default_rng(0).random((40, 3)))\n"
+        "model = LogisticRegression().fit(X, X[0] > 0.5)\n"
+        "p50, p99 = single_row_latency(model.predict_proba, X, rows=5)\n"
+        "print(0 < p50 <= p99, 'torch' in sys.modules)\n"
+        "import torch\n"
+        "torch.set_num_threads(2)\n"
+        "single_row_latency(model.predict_proba, X, rows=5)\n"
+        "print(torch.get_num_threads())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.split() == ["True", "False", "2"], out.stderr[-2000:]

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from honing.data import clean, encode_target, file_md5, load_table, split_data, write_table
+from honing.data.watch import detect_changes
 from honing.exceptions import DataLoadError, DataValidationError
 
 
@@ -169,3 +170,14 @@ def test_a_batchs_labels_are_coded_in_the_models_label_order():
     assert codes.tolist() == [2, 0, 2] and known.tolist() == [True, True, False, False, True]
     values, known = labelled_rows(pd.Series([1.5, np.nan, 2.0]), [])
     assert values.tolist() == [1.5, 2.0] and known.tolist() == [True, False, True]
+
+
+def test_detect_changes_records_a_baseline_then_reports_changes(tmp_path: Path):
+    data, state = tmp_path / "d.csv", tmp_path / "state.json"
+    data.write_text("a\n1\n")
+    assert detect_changes([data, tmp_path / "missing.csv"], state) == []
+    assert detect_changes([data], state) == []
+    data.write_text("a\n2\n")
+    changes = detect_changes([data], state)
+    assert [c.path for c in changes] == [str(data)] and changes[0].old_md5 != changes[0].new_md5
+    assert detect_changes([data], state) == []

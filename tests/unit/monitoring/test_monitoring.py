@@ -15,7 +15,6 @@ from honing.monitoring import (
     with_performance,
     with_volume,
 )
-from honing.monitoring.versions import detect_changes
 
 
 def _frames(shift: float):
@@ -166,17 +165,6 @@ def test_the_champion_retrains_once_its_unseen_labelled_rows_match_its_training_
         ]
     assert not gate(with_volume(held, 1000, 5000), MonitoringConfig(metric="roc_auc")).retrain
     assert not gate(held, MonitoringConfig(retrain_after_new_rows=1.0)).retrain  # not counted
-
-
-def test_detect_changes_records_a_baseline_then_reports_changes(tmp_path: Path):
-    data, state = tmp_path / "d.csv", tmp_path / "state.json"
-    data.write_text("a\n1\n")
-    assert detect_changes([data, tmp_path / "missing.csv"], state) == []
-    assert detect_changes([data], state) == []
-    data.write_text("a\n2\n")
-    changes = detect_changes([data], state)
-    assert [c.path for c in changes] == [str(data)] and changes[0].old_md5 != changes[0].new_md5
-    assert detect_changes([data], state) == []
 
 
 def test_effect_sizes_judge_small_and_big_batches_alike():

@@ -50,6 +50,31 @@ def test_search_config_takes_the_planned_share():
     assert num_samples(cfg) == -1  # no cap: the budget ends the search
 
 
+def test_explanations_turned_off_leave_their_time_to_compression():
+    """``evaluation.explain: false``: no permutation repeat and no SHAP row, with or without
+    a budget, no note about cutting what was not asked for, and compression gets the seconds
+    the explanations would have had."""
+    techniques = ("onnx", "onnx_int8", "distill")
+    off = planner.trim(None, None, predict_s=0.01, columns=10, techniques=techniques,
+                       compression=True, explain=False)  # fmt: skip
+    assert (off.permutation_repeats, off.shap_rows, off.notes) == (0, 0, [])
+    on, off = (
+        planner.trim(
+            600.0,
+            400.0,
+            predict_s=0.01,
+            columns=10,
+            techniques=techniques,
+            compression=True,
+            explain=explain,
+        )  # fmt: skip
+        for explain in (True, False)
+    )
+    assert (off.permutation_repeats, off.shap_rows, off.notes) == (0, 0, [])
+    explanations = 5 * 10 * 0.01 + planner.SHAP_MIN_S
+    assert off.compression_s == pytest.approx(on.compression_s + explanations)
+
+
 def test_trims_cut_optional_work_in_order_and_say_so():
     techniques = ("onnx", "onnx_int8", "distill")
     roomy = planner.trim(
