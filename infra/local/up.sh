@@ -111,7 +111,10 @@ authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 auth_cache_ttl_seconds = 60
 INI
 )
+# MLflow's job consumers (three huey processes for its GenAI jobs, which honing never queues)
+# stay off: seconds of CPU at the start, and polling after it.
 if [ ! -f "$STATE/pids/mlflow.pid" ] || ! kill -0 "$(cat "$STATE/pids/mlflow.pid")" 2>/dev/null; then
+  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
   MLFLOW_AUTH_CONFIG_PATH=$STATE/mlflow-auth.ini \
   MLFLOW_FLASK_SERVER_SECRET_KEY=$HONING_MLFLOW_SECRET_KEY \
   start_bg mlflow "$BIN/mlflow" server --app-name basic-auth \

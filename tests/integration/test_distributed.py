@@ -116,6 +116,12 @@ def test_servers_bind_loopback(stack):
     for key in ("HONING_PG_PORT", "HONING_MLFLOW_PORT", "HONING_PREFECT_PORT"):
         lines = [ln for ln in out.splitlines() if f":{stack[key]} " in ln]
         assert lines and all("127.0.0.1:" in ln for ln in lines), lines
+    # nothing the stack does not use: the MLflow server runs without its job consumers
+    import psutil
+
+    pid = int((Path(stack["HONING_STACK_DIR"]) / "pids" / "mlflow.pid").read_text())
+    spawned = [" ".join(p.cmdline()) for p in psutil.Process(pid).children(recursive=True)]
+    assert spawned and not any("huey" in c for c in spawned), spawned
 
 
 def status(url: str, body: bytes | None, auth: str | None, method: str = "") -> int:
@@ -311,6 +317,8 @@ def test_the_stack_keeps_every_socket_on_loopback(stack, sockets_before):
 def test_ray_refuses_a_driver_without_the_clusters_token(stack, tmp_path, token):
     env = {k: v for k, v in stack.items() if not k.startswith("RAY_AUTH")}
     env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token to fall back on
+    # the driver gives up after two tries, not twenty a second apart: each is the same refusal
+    env["RAY_gcs_server_port_wait_time_s"] = "2"
     if token:
         env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
     probe = subprocess.run(

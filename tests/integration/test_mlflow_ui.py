@@ -2,6 +2,7 @@
 Chromium (``/usr/bin/chromium``; no browser is downloaded) over ``honing ui`` on a store that
 two training runs wrote."""
 
+import contextlib
 import os
 import re
 import socket
@@ -27,6 +28,17 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _descendants(pid: int) -> list[str]:
+    """The command lines of the processes ``pid`` started, and theirs."""
+    import psutil
+
+    found = []
+    for proc in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            found.append(" ".join(proc.cmdline()))
+    return found
 
 
 @pytest.fixture
@@ -81,6 +93,8 @@ def demo_store(prefect_harness, ray_local, project, monkeypatch):
                 if time.monotonic() > deadline or ui.poll() is not None:
                     pytest.fail("honing ui did not answer within 90 s")
                 time.sleep(0.5)
+        # the UI's server runs without MLflow's job consumers (honing queues no GenAI job)
+        assert not any("huey" in c for c in _descendants(ui.pid)), _descendants(ui.pid)
         client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project['root'] / 'mlflow.db'}")
         yield url, summaries[1], client, project["root"]
     finally:

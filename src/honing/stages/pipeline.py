@@ -25,6 +25,7 @@ from honing.config import PipelineConfig, RaySettings
 from honing.evaluation.nested import NestedCVResult
 from honing.exceptions import failure_reason
 from honing.lineage import Lineage
+from honing.registry import infra
 from honing.registry.unchanged import UnchangedVersion
 from honing.search import SearchResult
 from honing.search.ensembles import EnsembleDecision
@@ -208,6 +209,10 @@ def train(
             return steps.finish_unchanged(
                 started=started, lineage=lineage, same=same, timings=_timings(clock)
             )
+        if registry.infra_check.enabled:
+            # the load-and-query check's process, started once the run will train: its imports
+            # overlap the search (a run refused by validation, or unchanged, starts none)
+            infra.warm_up(run.tracking_uri)
         prepared = steps.prepare(
             cfg=cfg,
             raw=validated.raw,

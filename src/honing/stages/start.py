@@ -9,7 +9,6 @@ from pathlib import Path
 
 from honing import config, metrics, runtime, tracking
 from honing.config import EnvSettings, PipelineConfig
-from honing.registry import infra
 from honing.registry.aliases import served_name
 from honing.stages.context import RunRef
 from honing.tracking import links, stale
@@ -81,8 +80,6 @@ def start(
         started -= max(0.0, time.time() - started_at)
     cfg = load(config_path, environ)
     settings = connect(env_path, environ)
-    if cfg.registry.infra_check.enabled:  # its imports overlap validation and the search
-        infra.warm_up(settings.mlflow.tracking_uri)
     experiment_id = tracking.ensure_experiment(
         cfg.tracking.experiment, settings.mlflow.artifact_root
     )

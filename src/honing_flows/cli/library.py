@@ -452,8 +452,14 @@ def ui(
         "--workers",
         "1",
     ]
-    # the UI resolves store-relative artifact locations against this store's folder
-    raise typer.Exit(subprocess.call(cmd, env={**os.environ, "MLFLOW_TRACKING_URI": uri}))
+    # the UI resolves store-relative artifact locations against this store's folder; MLflow's
+    # job consumers (its GenAI jobs, three processes) stay off: honing queues none
+    environ = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+    raise typer.Exit(subprocess.call(cmd, env=environ))
 
 
 if __name__ == "__main__":  # pragma: no cover
