@@ -147,6 +147,13 @@ def free_port() -> int:
 def pytest_configure(config: pytest.Config) -> None:
     runtime.quiet_environment(os.environ)
     os.environ.update(runtime.ray_environment(None))  # local Ray on 127.0.0.1
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        # Prefect's result storage of each test process apart (Prefect writes a failed flow's
+        # exception there): the tests that check what a run stored there read only their own
+        home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+        storage = home / f"storage-{worker}"
+        os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(storage)
 
 
 @pytest.fixture(scope="session")
