@@ -54,6 +54,10 @@ def private_files() -> int:
     return before
 
 
+#: Seconds between saves of a Tune experiment's state (what a rerun after a kill restores).
+EXPERIMENT_STATE_EVERY_S = 3
+
+
 def ray_environment(address: str | None) -> dict[str, str]:
     """Variables for this process's Ray driver, for the profile's Ray ``address``.
 
@@ -62,12 +66,20 @@ def ray_environment(address: str | None) -> dict[str, str]:
     single-node instance on 127.0.0.1. Joining a cluster needs nothing more here: ``RAY_ADDRESS``
     and the cluster's token settings come from the environment the user set.
     """
-    # Ctrl-C must stop the run, not just the search: without this, Tune catches SIGINT, ends
-    # the search early and returns, and the flow would refit, register and promote.
-    interrupt = {"TUNE_DISABLE_SIGINT_HANDLER": "1"}
+    tune = {
+        # Ctrl-C must stop the run, not just the search: without this, Tune catches SIGINT,
+        # ends the search early and returns, and the flow would refit, register and promote.
+        "TUNE_DISABLE_SIGINT_HANDLER": "1",
+        # a killed run's rerun restores the trials the experiment's saved state lists as
+        # finished: Tune saves it every 10 s or more by default, this every few seconds (a
+        # small JSON file; the user's own setting wins)
+        "TUNE_GLOBAL_CHECKPOINT_S": os.environ.get(
+            "TUNE_GLOBAL_CHECKPOINT_S", str(EXPERIMENT_STATE_EVERY_S)
+        ),
+    }
     if address:
-        return interrupt
-    return {**interrupt, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        return tune
+    return {**tune, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 #: Libraries every training run needs (validation, the model families, model logging);
