@@ -28,6 +28,8 @@ def small_split(churn_df):
 
 
 def _search(split, cfg, cols, tmp_path, name):
+    # on Ray Tune, however small the search (the tests' subject)
+    cfg = cfg.model_copy(update={"executor": "ray"})
     return run_search(
         split.X_train,
         split.y_train,

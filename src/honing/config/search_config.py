@@ -142,6 +142,15 @@ class SearchConfig(StrictModel):
         "node of a cluster takes trials even when one node's workers start slowly).",
     )
     scheduler: SchedulerConfig = SchedulerConfig()
+    executor: Literal["auto", "ray", "process"] = Field(
+        default="auto",
+        description="Where the trials run. ray: Ray Tune (trials side by side, each in a worker "
+        "of its own; a killed run's rerun restores the trials that finished). process: one "
+        "after another in the run's own process, each on every core, without Ray's start "
+        "(algorithms tpe and random, no scheduler). auto: in process when the search is "
+        "small (a budget under 40 s with tpe, or at most 4 trials in all) and no cluster is "
+        "named, on Ray otherwise.",
+    )
     nested_cv: NestedCVConfig = NestedCVConfig()
     ensemble: EnsembleConfig = EnsembleConfig()
 
@@ -170,6 +179,22 @@ class SearchConfig(StrictModel):
             )
         _check_space("search.features", features)
         return features
+
+    @model_validator(mode="after")
+    def _process_runs_what_it_can(self) -> SearchConfig:
+        if self.executor != "process":
+            return self
+        if self.algorithm not in ("tpe", "random"):
+            raise ValueError(
+                f"search.executor: process runs algorithms tpe and random; {self.algorithm} "
+                "runs on Ray (executor: ray or auto)"
+            )
+        if self.scheduler.kind != "none":
+            raise ValueError(
+                f"search.executor: process runs no scheduler; {self.scheduler.kind} runs on "
+                "Ray (executor: ray or auto)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _grid_is_discrete(self) -> SearchConfig:

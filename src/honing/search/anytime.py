@@ -7,10 +7,11 @@ budget and however loaded the machine.
   forest trees), so trials end by themselves rather than being killed without a result.
 * The validation scheme is chosen by the cost of a trial (:func:`holdout_share`), which grows
   with the table's rows, columns and, for boosting, its classes.
-* A short search runs here, in this process (:func:`search_here`): Ray Tune's start (its
-  controller, and a worker per trial that imports the training stack) takes about 6 s on two
-  cores, most of a search of a few seconds. The same family scheduler and portfolio propose
-  the trials, one after another, each on every core.
+* A short or small search runs here, in this process (:func:`search_here`, :func:`runs_here`):
+  Ray Tune's start (its controller, and a worker per trial that imports the training stack)
+  takes about 6 s on two cores, most of a search of a few seconds or a few trials. The same
+  family scheduler and portfolio (or a random search's draws) propose the trials, one after
+  another, each on every core. ``search.executor`` chooses for the user.
 * If no trial finished all the same, the driver fits the config's cheapest model on the
   search's own splits (:func:`fallback_trial`), its growth cut after :data:`FALLBACK_S`.
 * On a large table (:func:`sample_rows`), the trials fit a sample of each split's training
@@ -39,7 +40,7 @@ from honing.metrics import METRICS, metric_value
 from honing.modeling.training import ModelSpec, TrainingSetup, train_model
 from honing.models import FAMILY_TABLE
 from honing.search.portfolio import PORTFOLIO, in_space, middle
-from honing.search.search_space import FAMILY_KEY, SEP, spec_from_trial_config
+from honing.search.search_space import FAMILY_KEY, SEP, RandomDraws, spec_from_trial_config
 from honing.search.tpe import FamilyState
 from honing.search.trials import SearchResult, TrialResult
 
@@ -169,16 +170,36 @@ def fallback_point(cfg: SearchConfig) -> dict[str, Any]:
 SEARCH_HERE_S = 40.0
 
 
+#: The most trials a search may plan in all to run in this process when ``executor`` is
+#: ``auto``: Ray's start (a controller, daemons and a worker per trial, some 12 s of CPU and
+#: 6-8 s of waiting on two cores) costs more than it saves on so few.
+SMALL_SEARCH_TRIALS = 4
+
+
+def planned_trials(cfg: SearchConfig) -> int | None:
+    """The trials a ``tpe`` or ``random`` search runs at most (``trials_per_family`` per
+    family); None when only its budget ends it, or for another algorithm."""
+    if cfg.algorithm not in ("tpe", "random") or cfg.trials_per_family is None:
+        return None
+    return cfg.trials_per_family * len(cfg.families)
+
+
 def runs_here(cfg: SearchConfig, address: str | None) -> bool:
-    """Whether a search of ``cfg`` runs in this process rather than on Ray Tune: a ``tpe``
-    search without a scheduler, on no cluster, with less than :data:`SEARCH_HERE_S` s."""
-    return (
+    """Whether a search of ``cfg`` runs in this process rather than on Ray Tune: as its
+    ``executor`` says, or for ``auto`` a search without a scheduler, on no cluster, that is
+    short (``tpe`` with a budget under :data:`SEARCH_HERE_S` s) or small (at most
+    :data:`SMALL_SEARCH_TRIALS` trials planned)."""
+    if cfg.executor != "auto":
+        return cfg.executor == "process"
+    if address or cfg.scheduler.kind != "none":
+        return False
+    short = (
         cfg.algorithm == "tpe"
-        and cfg.scheduler.kind == "none"
-        and not address
         and cfg.time_budget_s is not None
         and cfg.time_budget_s < SEARCH_HERE_S
     )
+    planned = planned_trials(cfg)
+    return short or (planned is not None and planned <= SMALL_SEARCH_TRIALS)
 
 
 def rounds_to_grow(configured: ModelSpec, reached: int | None, unfinished: bool) -> int | None:
@@ -251,9 +272,15 @@ def search_here(
     fit_rows: int | None = None,
 ) -> SearchResult:
     """The search in this process: the family scheduler and portfolio of ``tpe``
-    (:class:`honing.search.tpe.FamilyState`) propose trials until the search's deadline, each
-    trained on ``n_jobs`` cores (on ``fit_rows`` rows) and cut at its own deadline."""
-    state = FamilyState(cfg, family_key=FAMILY_KEY, sep=SEP, bounded=METRICS[cfg.metric].bounded)
+    (:class:`honing.search.tpe.FamilyState`), or a ``random`` search's draws
+    (:class:`honing.search.search_space.RandomDraws`), propose trials until the search's
+    deadline or cap, each trained on ``n_jobs`` cores (on ``fit_rows`` rows) and cut at its
+    own deadline."""
+    state: FamilyState | RandomDraws = (
+        RandomDraws(cfg)
+        if cfg.algorithm == "random"
+        else FamilyState(cfg, family_key=FAMILY_KEY, sep=SEP, bounded=METRICS[cfg.metric].bounded)
+    )
     result = SearchResult(
         metric=cfg.metric, validation=describe_validation(cfg, holdout, fit_rows),
         nodes=["driver"],

@@ -1,6 +1,7 @@
 """The search space as Ray Tune sees it: the flat space of families, their hyperparameters and
 the feature options (``family__param``), the number of samples, the search algorithm and the
-scheduler, built from the ``search:`` section of the config (:mod:`honing.config.search_config`)."""
+scheduler, built from the ``search:`` section of the config (:mod:`honing.config.search_config`);
+and the same space drawn at random in this process (:class:`RandomDraws`)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,51 @@ def num_samples(cfg: SearchConfig) -> int:
     if cfg.algorithm == "random":
         return cfg.trials_per_family
     return cfg.trials_per_family * len(cfg.families)
+
+
+class RandomDraws:
+    """A ``random`` search's trials in this process: ``trials_per_family`` draws per family
+    (without a cap, until the search's deadline), in rounds over the families, each
+    hyperparameter drawn from its distribution with the search's seed (the distributions of
+    :func:`build_space`: ``randint`` includes both ends). The interface of
+    :class:`honing.search.tpe.FamilyState`."""
+
+    def __init__(self, cfg: SearchConfig) -> None:
+        self.cfg = cfg
+        self.families = sorted(cfg.families)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.drawn = 0
+
+    def _draw(self, spec: Any) -> Any:
+        if not isinstance(spec, dict):
+            return spec
+        kind, args = next(iter(spec.items()))
+        if kind in ("choice", "grid"):
+            return list(args)[int(self.rng.integers(len(args)))]
+        if kind == "uniform":
+            return float(self.rng.uniform(args[0], args[1]))
+        if kind == "loguniform":
+            return float(np.exp(self.rng.uniform(np.log(args[0]), np.log(args[1]))))
+        if kind == "randint":
+            return int(self.rng.integers(int(args[0]), int(args[1]) + 1))
+        raise ValueError(f"unknown distribution {kind}")
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        """The next trial's config; None once every family had its draws."""
+        rounds, i = divmod(self.drawn, len(self.families))
+        if self.cfg.trials_per_family is not None and rounds >= self.cfg.trials_per_family:
+            return None
+        self.drawn += 1
+        family = self.families[i]
+        config: dict[str, Any] = {FAMILY_KEY: family}
+        for name, spec in self.cfg.families[family].items():
+            config[f"{family}{SEP}{name}"] = self._draw(spec)
+        for name, spec in self.cfg.features.items():
+            config[f"{FEATURES_PREFIX}{SEP}{name}"] = self._draw(spec)
+        return config
+
+    def complete(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
+        """Nothing to learn: the draws do not depend on the scores."""
 
 
 def spec_from_trial_config(config: dict[str, Any]) -> ModelSpec:

@@ -172,6 +172,61 @@ def test_trials_stop_at_the_search_deadline_or_their_share_of_it():
     assert anytime.Deadlines.from_budget(None).for_trial(5.0) is None
 
 
+def test_where_a_search_runs():
+    """auto: in this process when short (tpe under SEARCH_HERE_S s) or small (at most
+    SMALL_SEARCH_TRIALS planned), without a scheduler or a cluster; otherwise Ray Tune. The
+    executor the user names wins; process refuses what only Ray runs."""
+    lr = {"logistic_regression": SPACES["logistic_regression"]}
+    two = {**lr, "random_forest": SPACES["random_forest"]}
+
+    def here(address=None, **kw):
+        return anytime.runs_here(SearchConfig(families=two, **kw), address)
+
+    small = anytime.SMALL_SEARCH_TRIALS // 2
+    assert here(trials_per_family=small)  # random: 2 x 2 trials
+    assert here(trials_per_family=small, algorithm="tpe")
+    assert not here(trials_per_family=small + 1)  # one trial more than small
+    assert not here(trials_per_family=None, time_budget_s=20)  # random until its budget ends
+    assert here(trials_per_family=None, time_budget_s=20, algorithm="tpe")  # short
+    assert not here(trials_per_family=None, time_budget_s=anytime.SEARCH_HERE_S, algorithm="tpe")
+    grid = {"logistic_regression": {"C": {"grid": [0.1, 1.0]}}}
+    assert not anytime.runs_here(SearchConfig(families=grid, algorithm="grid"), None)
+    assert not here(trials_per_family=1, algorithm="evolutionary")
+    assert not here(trials_per_family=1, scheduler={"kind": "asha"})
+    assert not here("ray://head:10001", trials_per_family=1)  # a cluster is named
+    assert not here(trials_per_family=1, executor="ray")
+    assert here("ray://head:10001", trials_per_family=50, executor="process")
+    with pytest.raises(ValueError, match="process runs algorithms tpe and random; grid"):
+        SearchConfig(families=grid, algorithm="grid", executor="process")
+    with pytest.raises(ValueError, match="process runs no scheduler; asha"):
+        SearchConfig(families=lr, executor="process", scheduler={"kind": "asha"})
+
+
+def test_a_small_random_search_runs_in_this_process_without_ray():
+    """Two draws per family, one after another here: scored like Ray's trials (k-fold CV,
+    out-of-fold predictions for every row), and Ray is neither started nor imported."""
+    import sys
+
+    from honing import search
+    from honing.config import RaySettings
+
+    X, y, setup = _table(400, 2)
+    cfg = SearchConfig(
+        families={f: SPACES[f] for f in ("logistic_regression", "random_forest")},
+        trials_per_family=2, cv_folds=3, seed=5,
+    )  # fmt: skip
+    ray_before = "ray" in sys.modules
+    result = search.run_search(X, y, cfg=cfg, setup=setup, ray_settings=RaySettings(num_cpus=1))
+    assert result.nodes == ["driver"] and len(result.completed) == 4
+    assert (
+        sorted(t.spec.family for t in result.trials)
+        == ["logistic_regression"] * 2 + ["random_forest"] * 2
+    )
+    assert all(len(t.fold_scores) == 3 and len(t.oof_rows) == len(y) for t in result.completed)
+    if not ray_before:  # this test process has not imported Ray for another test
+        assert "ray" not in sys.modules
+
+
 def test_a_search_goes_on_in_this_process_when_ray_cannot_start(monkeypatch):
     """On a machine too busy for Ray to start (its node times out, its GCS does not answer),
     a search meant for Ray Tune runs in this process, says so, and still ends with models."""
@@ -185,7 +240,7 @@ def test_a_search_goes_on_in_this_process_when_ray_cannot_start(monkeypatch):
     X, y, setup = _table(300, 2)
     cfg = SearchConfig(
         families={"logistic_regression": SPACES["logistic_regression"]},
-        trials_per_family=3, time_budget_s=anytime.SEARCH_HERE_S + 10, seed=0,
+        trials_per_family=3, time_budget_s=anytime.SEARCH_HERE_S + 10, seed=0, executor="ray",
     )  # fmt: skip
     assert not anytime.runs_here(cfg, None)  # a search for Ray Tune
     said: list[str] = []

@@ -4,7 +4,7 @@ from ray import tune
 from honing.config import SearchConfig
 from honing.modeling.training import ModelSpec
 from honing.search import SearchResult, TrialResult
-from honing.search.search_space import build_space, scheduler, spec_from_trial_config
+from honing.search.search_space import RandomDraws, build_space, scheduler, spec_from_trial_config
 
 
 def test_space_is_flat_and_namespaced():
@@ -20,6 +20,46 @@ def test_space_is_flat_and_namespaced():
     domain = space["random_forest__n_estimators"]
     assert (domain.lower, domain.upper) == (10, 21)  # randint is inclusive of `high`
     assert space["random_forest__max_depth"] == {"grid_search": [2, 4]}
+
+
+def test_random_draws_in_process_follow_the_space_and_the_seed():
+    """A random search in this process: trials_per_family draws for each family, each
+    hyperparameter inside its distribution (randint with both ends), the same draws for the
+    same seed, and none past the cap."""
+    cfg = SearchConfig(
+        families={
+            "logistic_regression": {"C": {"loguniform": [0.01, 1.0]}, "penalty": "l2"},
+            "random_forest": {
+                "n_estimators": {"randint": [10, 11]},
+                "max_depth": {"choice": [2, 4]},
+                "max_features": {"uniform": [0.2, 0.9]},
+            },
+        },
+        features={"scaler": {"choice": ["standard", "robust"]}},
+        trials_per_family=40,
+        seed=3,
+    )
+    draws = RandomDraws(cfg)
+    configs = []
+    while (config := draws.suggest(str(len(configs)))) is not None:
+        draws.complete(str(len(configs)), {"score": 0.5}, False)
+        configs.append(config)
+    assert len(configs) == 80
+    families = [c["family"] for c in configs]
+    assert families.count("logistic_regression") == families.count("random_forest") == 40
+    forests = [c for c in configs if c["family"] == "random_forest"]
+    lr = [c for c in configs if c["family"] == "logistic_regression"]
+    assert {c["random_forest__n_estimators"] for c in forests} == {10, 11}
+    assert {c["random_forest__max_depth"] for c in forests} == {2, 4}
+    assert all(0.2 <= c["random_forest__max_features"] <= 0.9 for c in forests)
+    assert all(0.01 <= c["logistic_regression__C"] <= 1.0 for c in lr)
+    assert all(c["logistic_regression__penalty"] == "l2" for c in lr)
+    assert len({c["logistic_regression__C"] for c in lr}) == 40  # drawn, not repeated
+    assert {c["features__scaler"] for c in configs} == {"standard", "robust"}
+    first = spec_from_trial_config(lr[0])
+    assert first.params == {"C": lr[0]["logistic_regression__C"], "penalty": "l2"}
+    again = RandomDraws(cfg)
+    assert [again.suggest(str(i)) for i in range(80)] == configs
 
 
 def test_trial_config_keeps_only_its_family():
