@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def run_flow(prefect_harness, ray_local, project, monkeypatch):
+def run_flow(prefect_harness, project, monkeypatch):
     from honing_flows.flows.training import training_pipeline
 
     before = mlflow.get_tracking_uri()

@@ -97,7 +97,7 @@ def loop_project(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.fixture
-def in_project(loop_project, monkeypatch, prefect_harness, ray_local):
+def in_project(loop_project, monkeypatch, prefect_harness):
     before = mlflow.get_tracking_uri()
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(loop_project["root"])

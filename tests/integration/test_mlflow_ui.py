@@ -42,7 +42,7 @@ def _descendants(pid: int) -> list[str]:
 
 
 @pytest.fixture
-def demo_store(prefect_harness, ray_local, project, monkeypatch):
+def demo_store(prefect_harness, project, monkeypatch):
     """Two training runs (v1, then v2 gated against v1; the forest's trees sampled as an
     integer), a third whose table breaks the suite, and ``honing ui`` over their store;
     yields the UI's address, the second run's summary, a client of the store and the

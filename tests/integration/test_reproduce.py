@@ -28,9 +28,7 @@ def _commit(root: Path, message: str) -> None:
     _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], root)
 
 
-def test_reproduce_a_version_after_the_data_moved_on(
-    project, prefect_harness, ray_local, monkeypatch
-):
+def test_reproduce_a_version_after_the_data_moved_on(project, prefect_harness, monkeypatch):
     from honing_flows.flows.reproduce import reproduce_pipeline
     from honing_flows.flows.training import training_pipeline
 
