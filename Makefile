@@ -8,7 +8,8 @@ CONFIG ?= configs/churn.yaml
 ENV ?= configs/env/local.yaml
 # Two workers, one test file at a time each (a file's module-scoped servers stay in one
 # process): the integration tests wait on servers and subprocesses as much as they compute.
-PYTEST_ARGS ?= -n 2 --dist loadfile
+# Files are dealt in the order tests/conftest.py sorts them: the long ones first.
+PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 # Telemetry off, Ray dashboard off, Prefect state kept inside the project.
 export DO_NOT_TRACK := true
