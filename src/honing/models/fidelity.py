@@ -51,8 +51,6 @@ Scorer = Callable[[np.ndarray, np.ndarray], float]
 MIN_CHUNK = 10
 #: Patience never exceeds this many rounds (a search space reaches 10^4 rounds).
 MAX_PATIENCE = 100
-#: Steps a forest's trees are grown in when a deadline may cut them.
-TREE_STEPS = 4
 #: Both libraries' round count when ``n_estimators`` is left unset.
 DEFAULT_ROUNDS = 100
 #: The smallest training sample of a row-subsample rung.
@@ -299,11 +297,13 @@ def warm_start_ladder(
     deadline: float | None = None,
 ) -> LadderResult:
     """Refit each fold's warm-started estimator with a growing ``param`` (MLP epochs add up
-    per fit; iterations and trees are running totals). With a ``deadline``, a step that
+    per fit; iterations and trees are running totals), in ``rungs`` equal steps, or with one
+    rung in doubling :func:`chunks` from :data:`MIN_CHUNK`. With a ``deadline``, a step that
     would pass it, at the pace so far, is not taken: the result is the last step's, and
     ``rounds`` says how many trees a forest has (None for other parameters)."""
     template = model.steps[-1][1]
-    steps = budgets(int(template.get_params()[param]), rungs)
+    total = int(template.get_params()[param])
+    steps = budgets(total, rungs) if rungs > 1 else chunks(total)
     ready = _prepared(model, folds)
     estimators = [clone(template).set_params(warm_start=True) for _ in folds]
     done, result = 0, LadderResult([], [])
