@@ -151,16 +151,20 @@ def _trials_finished(at_least: int) -> Callable[[Path], bool]:
 
 def _trials_saved(at_least: int) -> Callable[[Path], bool]:
     """Whether the saved state of the project's Tune experiment lists ``at_least`` finished
-    trials: what a rerun restores (Tune saves it every few seconds, not at each trial)."""
+    trials, and its searcher's state is saved too: what a rerun restores (Tune saves them
+    every few seconds, one after the other; a kill between the two is the rerun's to refuse,
+    `test_experiment_folders`)."""
+    from honing.search import experiments
 
     def saved(root: Path) -> bool:
         for state in (root / "ray_results").glob("*/experiment_state-*.json"):
             try:
                 trials = json.loads(state.read_text())["trial_data"]
                 done = sum(json.loads(t)["status"] == "TERMINATED" for t, _ in trials)
+                whole = experiments.cut_short(str(state.parent)) is None
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # being replaced
-            if done >= at_least:
+            if done >= at_least and whole:
                 return True
         return False
 

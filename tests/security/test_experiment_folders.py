@@ -45,3 +45,43 @@ def test_remote_storage_is_not_locked_here(storage):
     with experiments.claim(storage, "search-x") as name:
         assert name == "search-x"
     assert not Path("s3:").exists()
+
+
+def test_a_state_cut_while_it_was_saved_is_not_restored(tmp_path):
+    """A run killed between Tune's save of its experiment state and its searcher's leaves
+    the second empty: the rerun says so and searches anew, with every trial, instead of
+    restoring trials under a searcher that starts over."""
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    from honing.config import FeaturesConfig, RaySettings, SearchConfig
+    from honing.modeling.features import FeatureColumns
+    from honing.modeling.training import TrainingSetup
+    from honing.search import run_search
+
+    X, y = make_classification(300, 5, random_state=0)
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(5)])
+    setup = TrainingSetup(
+        "classification", FeatureColumns(list(df.columns), []), FeaturesConfig(), 0, "roc_auc", 3
+    )
+    cfg = SearchConfig(
+        families={"logistic_regression": {"C": {"loguniform": [0.1, 1.0]}}},
+        trials_per_family=2, cv_folds=3, seed=0, executor="ray",
+    )  # fmt: skip
+    settings = RaySettings(num_cpus=2, storage_path=str(tmp_path))
+
+    def search(said: list[str]):
+        return run_search(
+            df, y, cfg=cfg, setup=setup, ray_settings=settings, experiment_name="s",
+            progress=said.append,
+        )  # fmt: skip
+
+    assert len(search([]).completed) == 2
+    assert experiments.cut_short(str(tmp_path / "s")) is None  # saved whole
+    (searcher,) = (tmp_path / "s").glob("basic-variant-state-*.json")
+    searcher.write_bytes(b"")  # the kill came while it was written
+    assert "was cut while it was written" in experiments.cut_short(str(tmp_path / "s"))
+    said: list[str] = []
+    again = search(said)
+    assert any("not restoring the search" in s and searcher.name in s for s in said), said
+    assert len(again.completed) == 2 and not any(t.restored for t in again.trials)

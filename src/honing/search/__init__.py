@@ -350,8 +350,9 @@ def _search_on_ray(
     with experiments.claim(ray_settings.storage_path, wanted) as name:
         path = f"{ray_settings.storage_path.rstrip('/')}/{name}"
         restore = bool(experiment_name) and tune.Tuner.can_restore(path)
-        why = experiments.untrusted(path) if restore else None
-        if why:  # never unpickle state someone else could have written
+        # never unpickle state someone else could have written, nor restore a cut state
+        why = (experiments.untrusted(path) or experiments.cut_short(path)) if restore else None
+        if why:
             name, restore = f"{name}-{uuid.uuid4().hex[:8]}", False
             (progress or LOG.warning)(f"not restoring the search in {path} ({why}): searching anew")
         started = time.time()

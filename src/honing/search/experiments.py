@@ -5,14 +5,15 @@ A search is restored from ``<storage>/<name>/``, and restoring unpickles the ``t
 and trial state found there. The name is predictable (config, data and commit), so another
 local user could plant that folder, and two identical runs started together would share
 it. :func:`claim` gives each run a folder of its own (a lock held for the whole search; a
-second run with the same name gets a fresh one), and :func:`untrusted` says why a folder
+second run with the same name gets a fresh one), :func:`untrusted` says why a folder
 must not be restored (like OpenSSH's StrictModes: owned by someone else, or writable by
-others)."""
+others), and :func:`cut_short` why its saved state cannot be (a kill while it was saved)."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import stat
 import uuid
@@ -63,6 +64,29 @@ def untrusted(path: str) -> str | None:
                 return f"{entry} belongs to another user (uid {info.st_uid})"
             if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
                 return f"{entry} is writable by other users"
+    return None
+
+
+def cut_short(path: str) -> str | None:
+    """Why the saved state in the experiment folder at ``path`` cannot be restored, or None.
+    Tune saves the experiment's state (``experiment_state-<session>.json``) and then its
+    searcher's (``basic-variant-state-<session>.json``, ``searcher-state-<session>.pkl``); a
+    run killed between the two leaves the second empty or cut, and Tune would restore the
+    trials with a searcher that starts over (seen: one trial run, the rest lost)."""
+    if not is_local(path):
+        return None
+    states = sorted(Path(path).glob("experiment_state-*.json"))
+    if not states:
+        return None  # nothing saved yet: Tune starts the search anew itself
+    newest = states[-1]
+    session = newest.name.removeprefix("experiment_state-").removesuffix(".json")
+    try:
+        json.loads(newest.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return f"{newest.name} was cut while it was written"
+    for part in sorted(Path(path).glob(f"*-state-{session}.*")):
+        if part.stat().st_size == 0:
+            return f"{part.name} was cut while it was written"
     return None
 
 
