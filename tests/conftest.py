@@ -272,17 +272,13 @@ def no_idle_ray() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def ray_local() -> Iterator[dict[str, Any]]:
-    """Ray on this machine (dashboard off), started once for each test file that uses it
-    (and stopped after it, :func:`no_idle_ray`)."""
-    import ray
-
+def ray_local() -> dict[str, Any]:
+    """Ray on this machine (dashboard off), started once for each test file that uses it;
+    :func:`no_idle_ray` stops it after that file, as it stops any Ray the file started."""
     from honing.config import RaySettings
     from honing.search import connect_ray
 
-    resources = connect_ray(RaySettings(num_cpus=2))
-    yield resources
-    ray.shutdown()
+    return connect_ray(RaySettings(num_cpus=2))
 
 
 @pytest.fixture(scope="session")
