@@ -21,7 +21,7 @@ export DVC_NO_ANALYTICS := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: bench-venv-autogluon bench-venv-compiled bench-tree-runtimes bench-automl docs docs-serve install demo demo-regression demo-multiclass monitor-demo loop-demo data test test-fast lint ui prefect-ui serve-model clean help
+.PHONY: bench-venv-autogluon bench-venv-compiled bench-tree-runtimes bench-automl bench-suite docs docs-serve install demo demo-regression demo-multiclass monitor-demo loop-demo data test test-fast lint ui prefect-ui serve-model clean help
 
 help:
 	@echo "make demo   - venv + install + full pipeline on the bundled Telco churn data"
@@ -36,6 +36,7 @@ help:
 	@echo "make demo-regression - the regression demo: diamond prices"
 	@echo "make demo-multiclass - the multiclass demo: penguin species"
 	@echo "make bench-automl - honing vs FLAML and AutoGluon on 17 public tables (hours)"
+	@echo "make bench-suite - make test, timed, its CPU by test file and process kind (RUNS=3)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "honing needs Python 3.11, found " + sys.version' 
@@ -109,6 +110,11 @@ bench-tree-runtimes: bench-venv-compiled
 BENCH_ARGS ?=
 bench-automl: data bench-venv-autogluon
 	cd bench && ../$(BIN)/python automl.py $(BENCH_ARGS)
+
+# the suite's own time goal: `make test` run RUNS times in a row, alone, each sampled
+RUNS ?= 1
+bench-suite: install
+	cd bench && ../$(BIN)/python suite.py --runs $(RUNS)
 
 test-fast: install
 	$(BIN)/python -m pytest tests/unit -q
