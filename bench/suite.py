@@ -49,7 +49,8 @@ BENCH = Path(__file__).resolve().parent
 #: pytest workers themselves are known by their process ids).
 KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("honing command", ("/bin/honing ",)),
-    ("a command's private Prefect API", ("prefect server start",)),
+    # the commands' private APIs, and the servers the served-deployment and UI tests start
+    ("Prefect server (prefect server start)", ("prefect server start",)),
     ("Prefect API of the test harness or a served test", ("uvicorn",)),
     ("Prefect flow run of a served deployment", ("prefect.engine",)),
     ("Prefect CLI, worker or runner", ("/bin/prefect ", "prefect.runner")),
