@@ -29,7 +29,6 @@ import bisect
 import json
 import os
 import re
-import resource
 import subprocess
 import tempfile
 import threading
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from common import RESULTS, ROOT, code_commit, machine, write_json, write_markdown
+from suite_plugin import cpu_seconds
 
 GOAL_S = 15 * 60
 HZ = os.sysconf("SC_CLK_TCK")
@@ -69,13 +69,11 @@ KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 @dataclass
 class Process:
     """One process seen by the sampler: what it ran, its parent, when it started (epoch
-    seconds), its CPU when first seen (nonzero only for processes older than the run) and
-    when last seen."""
+    seconds) and its CPU when last seen."""
 
     cmd: str
     ppid: int
     started: float
-    cpu_first: float
     cpu_last: float
 
 
@@ -86,9 +84,6 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.every = every
         self.procs: dict[tuple[int, int], Process] = {}
-        self.boot = next(
-            float(line.split()[1]) for line in Path("/proc/stat").open() if line.startswith("btime")
-        )
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -104,6 +99,10 @@ class Sampler(threading.Thread):
 
     def sample(self) -> None:
         me = os.getpid()
+        # a start is counted in ticks since boot: it is put on the wall clock through the
+        # boot clock read now, as honing.runtime.process_started does (/proc/stat's btime is
+        # whole seconds and drifts from the wall clock)
+        boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit() or int(entry.name) == me:
                 continue
@@ -119,8 +118,8 @@ class Sampler(threading.Thread):
                 raw = Path(entry.path, "cmdline").read_bytes()
                 cmd = raw.replace(b"\0", b" ").decode(errors="replace").strip()
                 cmd = cmd or f"[{stat[stat.index('(') + 1 : stat.rindex(')')]}]"
-                started = self.boot + key[1] / HZ
-                self.procs[key] = Process(cmd[:400], int(fields[1]), started, cpu, cpu)
+                started = boot + key[1] / HZ
+                self.procs[key] = Process(cmd[:400], int(fields[1]), started, cpu)
             except (OSError, ValueError, IndexError):
                 continue  # it ended between the listing and the read
 
@@ -130,12 +129,6 @@ def busy_and_idle() -> tuple[float, float]:
     ticks = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
     idle = ticks[3] + ticks[4]
     return (sum(ticks) - idle) / HZ, idle / HZ
-
-
-def own_cpu() -> float:
-    """This process's CPU seconds (the sampler's, while the suite runs)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def kind(cmd: str, pid: int, workers: set[int]) -> str:
@@ -232,7 +225,7 @@ def one_run(index: int, log_dir: Path, only: list[str]) -> dict[str, Any]:
     }
     log = log_dir / f"make-test-{index}.log"
     sampler = Sampler()
-    own0 = own_cpu()
+    own0 = cpu_seconds()  # this process's: the sampler's, while the suite runs
     busy0, idle0 = busy_and_idle()
     since = time.time()
     sampler.start()
@@ -251,7 +244,7 @@ def one_run(index: int, log_dir: Path, only: list[str]) -> dict[str, Any]:
         "cpu_busy_s": round(busy1 - busy0, 1),
         "cpu_idle_share": round((idle1 - idle0) / ((busy1 - busy0) + (idle1 - idle0)), 3),
         "tests_timed": len(tests),
-        "sampler_cpu_s": round(own_cpu() - own0, 1),
+        "sampler_cpu_s": round(cpu_seconds() - own0, 1),
         **attribute(sampler.procs, tests, since),
     }
 

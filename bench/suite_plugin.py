@@ -26,7 +26,8 @@ def pytest_configure(config: pytest.Config) -> None:
     _RELAY[0] = bool(workers) and "PYTEST_XDIST_WORKER" not in os.environ
 
 
-def _cpu() -> float:
+def cpu_seconds() -> float:
+    """This process's CPU seconds (user and system)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -42,14 +43,14 @@ def _out() -> IO[str]:
 def pytest_runtest_logstart(nodeid: str, location: object) -> None:
     if _RELAY[0]:
         return
-    _OPEN[nodeid] = (time.time(), _cpu())
+    _OPEN[nodeid] = (time.time(), cpu_seconds())
 
 
 def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
     if _RELAY[0]:
         return
-    start, cpu = _OPEN.pop(nodeid, (time.time(), _cpu()))
-    line = {"id": nodeid, "start": start, "end": time.time(), "cpu_s": _cpu() - cpu}
+    start, cpu = _OPEN.pop(nodeid, (time.time(), cpu_seconds()))
+    line = {"id": nodeid, "start": start, "end": time.time(), "cpu_s": cpu_seconds() - cpu}
     out = _out()
     out.write(json.dumps({**line, "pid": os.getpid()}) + "\n")
     out.flush()
