@@ -72,7 +72,9 @@ class Comparison:
 def delong(y: np.ndarray, first: np.ndarray, second: np.ndarray) -> tuple[float, float, float]:
     """DeLong's test of two correlated ROC-AUCs on the same rows (the fast midrank form of
     Sun and Xu, 2014): the difference ``auc(first) - auc(second)``, its standard error and
-    the two-sided p-value."""
+    the two-sided p-value. Both classes must be present. With a single row of a class the
+    spread cannot be estimated (each class's variance is taken over its own rows): the
+    standard error is then infinite and the p-value 1, no evidence either way."""
     y = np.asarray(y, dtype=int)
     scores = np.vstack([first, second]).astype(np.float64)
     pos, neg = scores[:, y == 1], scores[:, y == 0]
@@ -81,6 +83,8 @@ def delong(y: np.ndarray, first: np.ndarray, second: np.ndarray) -> tuple[float,
     ty = np.apply_along_axis(stats.rankdata, 1, neg)
     tz = np.apply_along_axis(stats.rankdata, 1, np.hstack([pos, neg]))
     aucs = (tz[:, :m].sum(axis=1) / m - (m + 1) / 2) / n
+    if min(m, n) < 2:
+        return float(aucs[0] - aucs[1]), math.inf, 1.0
     v01 = (tz[:, :m] - tx) / n
     v10 = 1.0 - (tz[:, m:] - ty) / m
     cov = np.cov(v01) / m + np.cov(v10) / n
@@ -166,6 +170,12 @@ def judge(comparison: Comparison, *, margin: float, max_flip_share: float | None
         return Verdict(
             "keep",
             f"{ci}; {c.flip_share:.1%} of decisions flip, above the cap {max_flip_share:.1%}",
+        )
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return Verdict(
+            "undecidable",
+            f"{ci}: the test split has too few rows (of a class, for a ranking metric) to "
+            "estimate the difference's spread",
         )
     if low >= -margin:
         return Verdict("promote", f"{ci}: at worst {-low:.4f} worse, within margin {margin:g}")

@@ -104,6 +104,30 @@ def test_delong_agrees_with_a_bootstrap(churn):
     assert se == pytest.approx(np.std(boots), rel=0.25)
 
 
+def test_a_split_with_one_row_of_a_class_is_undecidable_not_a_nan(churn):
+    """DeLong's variance is taken over each class's rows: one churner gives none. The gate
+    says so (no NaN interval, no p-value of 0, no numpy warning) and promotes nothing."""
+    import warnings
+
+    X_train, X_test, y_train, y_test = churn
+    full = _model(list(X_train.columns)).fit(X_train, y_train)
+    weak = _model(["monthly_charges"]).fit(X_train, y_train)
+    rows = np.r_[np.flatnonzero(y_test == 1)[:1], np.flatnonzero(y_test == 0)[:60]]
+    X, y = X_test.iloc[rows], y_test[rows]
+    a, b = full.predict_proba(X)[:, 1], weak.predict_proba(X)[:, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "degrees of freedom <= 0" before
+        diff, se, p = promotion.delong(y, a, b)
+        decision = _gate(full, weak, X, y)
+    from sklearn.metrics import roc_auc_score
+
+    assert diff == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b))
+    assert se == np.inf and p == 1.0
+    assert not decision.promote and decision.outcome == "undecidable"
+    assert "too few rows" in decision.reason and "nan" not in decision.reason
+    assert decision.comparison.low == -np.inf and decision.comparison.high == np.inf
+
+
 def _looks(challenger, champion, X, y, sizes):
     """A test split of ``sizes[0]`` rows, then labelled batches of the next sizes."""
     from honing.registry import sequential
