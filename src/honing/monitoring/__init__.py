@@ -6,6 +6,7 @@ and a shadowing challenger's live evidence (:mod:`~honing.monitoring.shadow`).""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -187,10 +188,16 @@ def drift_report(
     columns = [*numeric, *categorical]
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     preset = DataDriftPreset(**DRIFT_METHODS[method].preset)
-    snapshot = Report([preset]).run(
-        Dataset.from_pandas(current[columns], data_definition=definition),
-        Dataset.from_pandas(reference[columns], data_definition=definition),
-    )
+    with warnings.catch_warnings():
+        if min(len(current), len(reference)) < 2:
+            # a one-row table: Evidently's correlations over it are undefined (numpy's
+            # "degrees of freedom <= 0" and divide warnings); the gate acts on no such batch
+            # (monitoring.min_rows), and the report is kept as it is
+            warnings.simplefilter("ignore", RuntimeWarning)
+        snapshot = Report([preset]).run(
+            Dataset.from_pandas(current[columns], data_definition=definition),
+            Dataset.from_pandas(reference[columns], data_definition=definition),
+        )
     if html_path is not None:
         Path(html_path).parent.mkdir(parents=True, exist_ok=True)
         snapshot.save_html(str(html_path))

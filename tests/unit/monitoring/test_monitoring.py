@@ -77,6 +77,19 @@ def test_a_batch_of_a_few_rows_decides_nothing():
     assert gate(replace(tiny, current_rows=30), cfg).retrain
 
 
+def test_a_one_row_batch_is_reported_without_numpy_warnings():
+    """Evidently correlates the batch's columns: on one row numpy warned of zero degrees of
+    freedom and a division by zero, on the screen of `honing monitor`. The report is made,
+    quietly, with the batch's one row."""
+    import warnings
+
+    ref, cur = _frames(shift=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        report = drift_report(ref, cur.head(1), numeric=["a", "b"], categorical=["c"])
+    assert report.current_rows == 1 and {d.column for d in report.columns} == {"a", "b", "c"}
+
+
 def test_a_metric_undefined_on_the_batch_leaves_the_decision_to_the_estimate():
     """A labelled batch of one class has no ROC-AUC: that is no drop and no hold."""
     cfg = MonitoringConfig(metric="roc_auc", max_metric_drop=0.05)
