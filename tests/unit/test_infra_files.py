@@ -36,6 +36,55 @@ def test_kubernetes_manifests_parse():
     assert ray["provider"]["type"] == "local"
 
 
+def _env(container: dict) -> dict[str, object]:
+    """A Kubernetes container's environment: each name, its value or where it comes from."""
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_compose_and_kubernetes_servers_require_credentials_as_the_local_stack_does():
+    """MLflow runs its basic-auth app, with its users in the PostgreSQL database the init SQL
+    creates; the Prefect server requires its basic-auth string; the worker carries both
+    credentials; no database password is on the MLflow server's command line."""
+    compose = yaml.safe_load((INFRA / "compose.yaml").read_text())["services"]
+    script = compose["mlflow"]["command"][-1]
+    assert "--app-name basic-auth" in script and "mlflow_auth" in script
+    assert "admin_password = $$HONING_MLFLOW_PASSWORD" in script  # from .env, at start
+    assert "honing:$" not in script and "PG_PASSWORD}@" not in script
+    assert compose["prefect-server"]["environment"]["PREFECT_SERVER_API_AUTH_STRING"]
+    worker = compose["prefect-worker"]["environment"]
+    assert {"PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= (
+        set(worker)
+    )
+    assert "CREATE DATABASE mlflow_auth" in (INFRA / "postgres-init.sql").read_text()
+    example = (INFRA / ".env.example").read_text()
+    for key in ("HONING_MLFLOW_PASSWORD", "HONING_MLFLOW_SECRET_KEY", "HONING_PREFECT_PASSWORD"):
+        assert f"\n{key}=" in example
+
+    docs = list(yaml.safe_load_all((INFRA / "k8s" / "services.yaml").read_text()))
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    init = by_name["ConfigMap", "postgres-init"]["data"]["init.sql"]
+    assert all(f"CREATE DATABASE {db};" in init for db in ("mlflow", "mlflow_auth", "prefect"))
+    postgres = by_name["StatefulSet", "postgres"]["spec"]["template"]["spec"]
+    assert postgres["volumes"][0]["configMap"]["name"] == "postgres-init"
+
+    def container(name: str) -> dict:
+        return by_name["Deployment", name]["spec"]["template"]["spec"]["containers"][0]
+
+    mlflow = container("mlflow")
+    assert "--app-name basic-auth" in mlflow["args"][0] and "mlflow_auth" in mlflow["args"][0]
+    assert "PG_PASSWORD" not in mlflow["args"][0] and "PGPASSWORD" in _env(mlflow)
+    assert _env(container("prefect-server"))["PREFECT_SERVER_API_AUTH_STRING"]
+    worker_env = _env(container("prefect-worker"))
+    assert {"PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= (
+        set(worker_env)
+    )
+    secret = next(
+        d for d in yaml.safe_load_all((INFRA / "k8s" / "namespace-and-secrets.example.yaml")
+                                      .read_text()) if d["kind"] == "Secret"
+    )  # fmt: skip
+    assert {"mlflow-password", "mlflow-secret-key", "prefect-password"} <= set(secret["stringData"])
+
+
 def test_no_secrets_in_configs():
     for path in list((ROOT / "configs").rglob("*.yaml")):
         text = path.read_text().lower()
