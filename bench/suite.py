@@ -29,13 +29,16 @@ import bisect
 import json
 import os
 import re
+import resource
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from common import RESULTS, ROOT, code_commit, machine, write_json, write_markdown
@@ -131,6 +134,26 @@ def busy_and_idle() -> tuple[float, float]:
     return (sum(ticks) - idle) / HZ, idle / HZ
 
 
+#: A fixed piece of the suite's own kind of work: a fresh interpreter importing the libraries
+#: most of its processes import.
+CALIBRATION = "import pandas, sklearn.ensemble, sklearn.linear_model"
+
+
+def machine_pace(repeats: int = 3) -> float:
+    """The median CPU seconds of :data:`CALIBRATION` in a child process, taken before a run
+    while the machine is otherwise quiet: the same suite took 1,686 to 1,896 CPU-s on
+    different days, with no change to its code, so each run records how fast the machine
+    ran this fixed work then, and runs on different days can be told apart from changes to
+    the suite."""
+    times = []
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-c", CALIBRATION], check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        times.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return round(median(times), 3)
+
+
 def kind(cmd: str, pid: int, workers: set[int]) -> str:
     if pid in workers:
         return "pytest worker (the tests' own process)"
@@ -224,6 +247,7 @@ def one_run(index: int, log_dir: Path, only: list[str]) -> dict[str, Any]:
         "SUITE_TESTS_DIR": str(tests_dir),
     }
     log = log_dir / f"make-test-{index}.log"
+    pace = machine_pace()
     sampler = Sampler()
     own0 = cpu_seconds()  # this process's: the sampler's, while the suite runs
     busy0, idle0 = busy_and_idle()
@@ -241,6 +265,7 @@ def one_run(index: int, log_dir: Path, only: list[str]) -> dict[str, Any]:
         "exit_status": done.returncode,
         "outcome": outcome[-1] if outcome else "no summary line",
         "make_test_wall_s": round(wall, 1),
+        "calibration_cpu_s": pace,
         "cpu_busy_s": round(busy1 - busy0, 1),
         "cpu_idle_share": round((idle1 - idle0) / ((busy1 - busy0) + (idle1 - idle0)), 3),
         "tests_timed": len(tests),
@@ -259,19 +284,24 @@ def markdown(result: dict[str, Any]) -> list[str]:
         f"each run under {GOAL_S / 60:.0f} minutes."
         + ("" if isinstance(result["only"], str) else f" Only {', '.join(result['only'])}."),
         "",
-        "| run | outcome | wall (min) | goal | CPU busy (s) | idle | sampler CPU (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| run | outcome | wall (min) | goal | CPU busy (s) | idle | sampler CPU (s) | "
+        "calibration (CPU s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for i, run in enumerate(runs, 1):
         met = "met" if run["exit_status"] == 0 and run["make_test_wall_s"] < GOAL_S else "missed"
         lines.append(
             f"| {i} | {run['outcome']} | {run['make_test_wall_s'] / 60:.1f} | {met} | "
             f"{run['cpu_busy_s']:.0f} | {100 * run['cpu_idle_share']:.1f}% | "
-            f"{run['sampler_cpu_s']:.1f} |"
+            f"{run['sampler_cpu_s']:.1f} | {run.get('calibration_cpu_s', '-')} |"
         )
     last = runs[-1]
     total = sum(v["cpu_s"] for v in last["kinds"].values()) or 1.0
     lines += [
+        "",
+        f"Calibration: the median CPU seconds of a fresh interpreter's `{CALIBRATION}` (three "
+        "times, before the run): the machine's pace that day, for comparing runs on different "
+        "days.",
         "",
         f"## Run {len(runs)}: CPU by kind of process",
         "",
