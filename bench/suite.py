@@ -141,10 +141,10 @@ CALIBRATION = "import pandas, sklearn.ensemble, sklearn.linear_model"
 
 def machine_pace(repeats: int = 3) -> float:
     """The median CPU seconds of :data:`CALIBRATION` in a child process, taken before a run
-    while the machine is otherwise quiet: the same suite took 1,686 to 1,896 CPU-s on
-    different days, with no change to its code, so each run records how fast the machine
-    ran this fixed work then, and runs on different days can be told apart from changes to
-    the suite."""
+    while the machine is otherwise quiet. The same suite took 1,634 to 1,896 CPU-s in six
+    runs of one day with no change to its code: each run records how fast the machine ran
+    this fixed work just before it, to tell a slow machine from a heavier suite (in its first
+    three runs it did not follow the suite's CPU, docs/benchmarks.md)."""
     times = []
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
