@@ -96,28 +96,18 @@ done
 PG_URI="postgresql+psycopg2://$PG_USER@127.0.0.1:$PG_PORT"  # the password: PGPASSFILE
 
 # --- MLflow tracking server --------------------------------------------------------------------
-# MLflow's basic-auth app: every request needs a user; the admin's credentials are in the
-# stack's secret files, and anonymous reads and writes are refused (HTTP 401).
-(umask 077; cat >"$STATE/mlflow-auth.ini" <<INI
-[mlflow]
-default_permission = READ
-database_uri = sqlite:///$STATE/mlflow-auth.db
-admin_username = honing
-admin_password = $HONING_MLFLOW_PASSWORD
-authorization_function = mlflow.server.auth:authenticate_request_basic_auth
-# a credential checked once is trusted for a minute: MLflow's password check is a deliberately
-# slow hash (0.1 s of CPU), and a run makes hundreds of requests. With one worker, a password
-# changed through the API takes effect at once.
-auth_cache_ttl_seconds = 60
-INI
-)
+# MLflow's basic-auth app (infra/mlflow-server.sh, as compose and Kubernetes run it): the
+# admin's credentials are in the stack's secret files, its users in a SQLite file beside them.
 # MLflow's job consumers (three huey processes for its GenAI jobs, which honing never queues)
 # stay off: seconds of CPU at the start, and polling after it.
 if [ ! -f "$STATE/pids/mlflow.pid" ] || ! kill -0 "$(cat "$STATE/pids/mlflow.pid")" 2>/dev/null; then
   MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
   MLFLOW_AUTH_CONFIG_PATH=$STATE/mlflow-auth.ini \
+  MLFLOW_AUTH_DATABASE_URI=sqlite:///$STATE/mlflow-auth.db \
+  HONING_MLFLOW_PASSWORD=$HONING_MLFLOW_PASSWORD \
   MLFLOW_FLASK_SERVER_SECRET_KEY=$HONING_MLFLOW_SECRET_KEY \
-  start_bg mlflow "$BIN/mlflow" server --app-name basic-auth \
+  MLFLOW=$BIN/mlflow \
+  start_bg mlflow sh "$ROOT/infra/mlflow-server.sh" \
     --backend-store-uri "$PG_URI/mlflow" \
     --artifacts-destination "$STATE/artifacts" --serve-artifacts \
     --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1

@@ -45,10 +45,16 @@ def test_compose_and_kubernetes_servers_require_credentials_as_the_local_stack_d
     """MLflow runs its basic-auth app, with its users in the PostgreSQL database the init SQL
     creates; the Prefect server requires its basic-auth string; the worker carries both
     credentials; no database password is on the MLflow server's command line."""
+    # the one script every stack runs its MLflow server with (up.sh's, run for real in
+    # tests/integration/test_distributed.py)
+    server = (INFRA / "mlflow-server.sh").read_text()
+    assert 'exec "${MLFLOW:-mlflow}" server --app-name basic-auth "$@"' in server
+    assert "admin_password = $HONING_MLFLOW_PASSWORD" in server  # from the environment
+    assert "database_uri = $MLFLOW_AUTH_DATABASE_URI" in server and "umask 077" in server
     compose = yaml.safe_load((INFRA / "compose.yaml").read_text())["services"]
     script = compose["mlflow"]["command"][-1]
-    assert "--app-name basic-auth" in script and "mlflow_auth" in script
-    assert "admin_password = $$HONING_MLFLOW_PASSWORD" in script  # from .env, at start
+    assert "exec sh /app/infra/mlflow-server.sh" in script
+    assert "mlflow_auth" in compose["mlflow"]["environment"]["MLFLOW_AUTH_DATABASE_URI"]
     assert "honing:$" not in script and "PG_PASSWORD}@" not in script
     assert compose["prefect-server"]["environment"]["PREFECT_SERVER_API_AUTH_STRING"]
     worker = compose["prefect-worker"]["environment"]
@@ -71,8 +77,10 @@ def test_compose_and_kubernetes_servers_require_credentials_as_the_local_stack_d
         return by_name["Deployment", name]["spec"]["template"]["spec"]["containers"][0]
 
     mlflow = container("mlflow")
-    assert "--app-name basic-auth" in mlflow["args"][0] and "mlflow_auth" in mlflow["args"][0]
-    assert "PG_PASSWORD" not in mlflow["args"][0] and "PGPASSWORD" in _env(mlflow)
+    assert mlflow["command"] == ["sh", "/app/infra/mlflow-server.sh"]
+    assert "mlflow_auth" in _env(mlflow)["MLFLOW_AUTH_DATABASE_URI"]
+    assert "HONING_MLFLOW_PASSWORD" in _env(mlflow)
+    assert not any("PASSWORD" in arg for arg in mlflow["args"]) and "PGPASSWORD" in _env(mlflow)
     assert _env(container("prefect-server"))["PREFECT_SERVER_API_AUTH_STRING"]
     worker_env = _env(container("prefect-worker"))
     assert {"PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= (
