@@ -44,7 +44,10 @@ def _init_project(root: Path, df, *, name: str, target: str, budget: float, seed
 
 
 @pytest.fixture
-def run_flow(prefect_harness, ray_local, project, monkeypatch):
+def run_flow(prefect_harness, project, monkeypatch):
+    """The training flow in this process. No Ray is started for it: these budgets' searches
+    are short enough to run in the flow's own process (``search.executor: auto``), and one
+    that needs Ray starts it itself, its start counted in the run's ``ray_start``."""
     from honing_flows.flows.training import training_pipeline
 
     before = mlflow.get_tracking_uri()

@@ -47,7 +47,7 @@ def _ray_daemons(project: dict[str, Path]) -> set[int]:
 
 
 #: Trials of the fault tests' slow search.
-SLOW_TRIALS = 12
+SLOW_TRIALS = 8
 
 
 def _slow_search(project: dict[str, Path], trials: int = SLOW_TRIALS) -> Path:

@@ -17,7 +17,7 @@ from tests.conftest import ROOT, prefect_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HONING = str(ROOT / ".venv" / "bin" / "honing")
-BUDGET = 60
+BUDGET = 30
 
 
 def test_init_on_a_table_that_breaks_every_rule_then_run_within_the_budget(project, churn_df):
