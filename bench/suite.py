@@ -143,8 +143,8 @@ def machine_pace(repeats: int = 3) -> float:
     """The median CPU seconds of :data:`CALIBRATION` in a child process, taken before a run
     while the machine is otherwise quiet. The same suite took 1,634 to 1,896 CPU-s in six
     runs of one day with no change to its code: each run records how fast the machine ran
-    this fixed work just before it, to tell a slow machine from a heavier suite (in its first
-    three runs it did not follow the suite's CPU, docs/benchmarks.md)."""
+    this fixed work just before it, to tell a slow machine from a heavier suite (in its runs so
+    far it did not follow the suite's CPU, docs/benchmarks.md)."""
     times = []
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -300,8 +300,9 @@ def markdown(result: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"Calibration: the median CPU seconds of a fresh interpreter's `{CALIBRATION}` (three "
-        "times, before the run): the machine's pace that day, for comparing runs on different "
-        "days.",
+        "times, before the run), meant to tell a slow machine from a heavier suite; so far it "
+        "has not followed the suite's CPU (docs/benchmarks.md), so it is a record, not a "
+        "correction.",
         "",
         f"## Run {len(runs)}: CPU by kind of process",
         "",
