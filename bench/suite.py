@@ -9,7 +9,10 @@ records are kept while the suite runs:
   plugin loaded through ``PYTEST_ADDOPTS``);
 - every process on the machine, read from ``/proc`` every half second: its command line, its
   parent and its CPU (a process's CPU after the last sample it was seen in is lost; most of the
-  processes a test starts live for seconds).
+  processes a test starts live for seconds);
+- the machine's pace: the CPU of one fixed pure-Python loop every 10 s (:class:`Pacer`). On
+  this VM the same loop takes 0.12 to 0.23 CPU-s from one second to the next with nothing
+  else running, and the same suite's CPU has varied by up to 30% between consecutive runs.
 
 A process started during the run belongs to the test its pytest worker was running when it
 started (found through its parents); the rest of a worker's CPU is its collection and the
@@ -154,6 +157,58 @@ def machine_pace(repeats: int = 3) -> float:
     return round(median(times), 3)
 
 
+#: Iterations of :func:`pace_loop`: some 0.12-0.22 CPU-s on this machine.
+PACE_ITERATIONS = 3_000_000
+
+
+def pace_loop(iterations: int = PACE_ITERATIONS) -> float:
+    """The CPU seconds of this thread for a fixed pure-Python loop: the same instructions
+    every time, so a change in its CPU is a change in the machine, not in the work."""
+    start = time.thread_time()
+    total = 0
+    for i in range(iterations):
+        total += i * i
+    return time.thread_time() - start
+
+
+class Pacer(threading.Thread):
+    """:func:`pace_loop` every ``every`` seconds while the suite runs (about 1% of one core),
+    until :meth:`stop`: the machine's pace during the run, which :func:`machine_pace`, taken
+    before it, does not give."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        super().__init__(daemon=True)
+        self.every = every
+        self.samples: list[float] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(self.every):
+            self.samples.append(pace_loop())
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+def pace_summary(samples: list[float]) -> dict[str, float | int]:
+    """The loop's CPU milliseconds during a run: its median, its 10th and 90th percentiles
+    (nearest rank) and the number of samples."""
+    if not samples:
+        return {"samples": 0}
+    ordered = sorted(samples)
+
+    def rank(q: float) -> float:
+        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+    return {
+        "median_ms": round(1000 * median(ordered), 1),
+        "p10_ms": rank(0.1),
+        "p90_ms": rank(0.9),
+        "samples": len(ordered),
+    }
+
+
 def kind(cmd: str, pid: int, workers: set[int]) -> str:
     if pid in workers:
         return "pytest worker (the tests' own process)"
@@ -248,14 +303,16 @@ def one_run(index: int, log_dir: Path, only: list[str]) -> dict[str, Any]:
     }
     log = log_dir / f"make-test-{index}.log"
     pace = machine_pace()
-    sampler = Sampler()
-    own0 = cpu_seconds()  # this process's: the sampler's, while the suite runs
+    sampler, pacer = Sampler(), Pacer()
+    own0 = cpu_seconds()  # this process's: the sampler's and the pacer's, while the suite runs
     busy0, idle0 = busy_and_idle()
     since = time.time()
     sampler.start()
+    pacer.start()
     with log.open("w") as out:
         done = subprocess.run(["make", "test"], cwd=ROOT, env=env, stdout=out, stderr=out)
     wall = time.time() - since
+    pacer.stop()
     sampler.stop()
     busy1, idle1 = busy_and_idle()
     tests = [json.loads(line) for f in tests_dir.glob("*.jsonl") for line in f.open()]
@@ -266,6 +323,7 @@ def one_run(index: int, log_dir: Path, only: list[str]) -> dict[str, Any]:
         "outcome": outcome[-1] if outcome else "no summary line",
         "make_test_wall_s": round(wall, 1),
         "calibration_cpu_s": pace,
+        "pace_during_run": pace_summary(pacer.samples),
         "cpu_busy_s": round(busy1 - busy0, 1),
         "cpu_idle_share": round((idle1 - idle0) / ((busy1 - busy0) + (idle1 - idle0)), 3),
         "tests_timed": len(tests),
@@ -285,15 +343,21 @@ def markdown(result: dict[str, Any]) -> list[str]:
         + ("" if isinstance(result["only"], str) else f" Only {', '.join(result['only'])}."),
         "",
         "| run | outcome | wall (min) | goal | CPU busy (s) | idle | sampler CPU (s) | "
-        "calibration (CPU s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "calibration (CPU s) | pace during the run (ms) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for i, run in enumerate(runs, 1):
         met = "met" if run["exit_status"] == 0 and run["make_test_wall_s"] < GOAL_S else "missed"
+        pace = run.get("pace_during_run") or {}
+        during = (
+            f"{pace['median_ms']} ({pace['p10_ms']}-{pace['p90_ms']}, n={pace['samples']})"
+            if pace.get("samples")
+            else "-"
+        )
         lines.append(
             f"| {i} | {run['outcome']} | {run['make_test_wall_s'] / 60:.1f} | {met} | "
             f"{run['cpu_busy_s']:.0f} | {100 * run['cpu_idle_share']:.1f}% | "
-            f"{run['sampler_cpu_s']:.1f} | {run.get('calibration_cpu_s', '-')} |"
+            f"{run['sampler_cpu_s']:.1f} | {run.get('calibration_cpu_s', '-')} | {during} |"
         )
     last = runs[-1]
     total = sum(v["cpu_s"] for v in last["kinds"].values()) or 1.0
@@ -303,6 +367,12 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "times, before the run), meant to tell a slow machine from a heavier suite; so far it "
         "has not followed the suite's CPU (docs/benchmarks.md), so it is a record, not a "
         "correction.",
+        "",
+        f"Pace during the run: the CPU milliseconds of one fixed pure-Python loop "
+        f"({PACE_ITERATIONS:,} iterations, `pace_loop`), run every 10 s in this script's own "
+        "thread while the suite runs: the median, the 10th to 90th percentiles and the number of "
+        "samples. The same instructions every time, so a higher number is a slower machine, "
+        "not more work.",
         "",
         f"## Run {len(runs)}: CPU by kind of process",
         "",
