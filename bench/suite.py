@@ -2,7 +2,7 @@
 timed, with its CPU attributed to the test files and to the kinds of processes they start.
 
 The goal is a wall time (15 minutes on 2 cores), and the suite is CPU-bound there (its two
-workers leave the cores idle some 7% of the time), so what a change can gain is CPU. Two
+workers leave the cores idle some 7% of the time), so what a change can gain is CPU. Three
 records are kept while the suite runs:
 
 - each test's wall and the CPU of its own process (``bench/suite_plugin.py``, a pytest
@@ -157,7 +157,7 @@ def machine_pace(repeats: int = 3) -> float:
     return round(median(times), 3)
 
 
-#: Iterations of :func:`pace_loop`: some 0.12-0.22 CPU-s on this machine.
+#: Iterations of :func:`pace_loop`: some 0.12-0.23 CPU-s on this machine.
 PACE_ITERATIONS = 3_000_000
 
 
