@@ -83,24 +83,40 @@ class Process:
     cpu_last: float
 
 
-class Sampler(threading.Thread):
-    """Reads ``/proc`` every ``every`` seconds until :meth:`stop`."""
+class Every(threading.Thread):
+    """Calls :meth:`tick` now and every ``every`` seconds after, until :meth:`stop`."""
 
-    def __init__(self, every: float = 0.5) -> None:
+    def __init__(self, every: float) -> None:
         super().__init__(daemon=True)
         self.every = every
-        self.procs: dict[tuple[int, int], Process] = {}
         self._halt = threading.Event()
+
+    def tick(self) -> None:
+        raise NotImplementedError
 
     def run(self) -> None:
         while True:
-            self.sample()
+            self.tick()
             if self._halt.wait(self.every):
                 return
 
     def stop(self) -> None:
         self._halt.set()
         self.join()
+
+
+class Sampler(Every):
+    """Reads ``/proc`` every ``every`` seconds until :meth:`stop`, and once more then."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        super().__init__(every)
+        self.procs: dict[tuple[int, int], Process] = {}
+
+    def tick(self) -> None:
+        self.sample()
+
+    def stop(self) -> None:
+        super().stop()
         self.sample()
 
     def sample(self) -> None:
@@ -171,24 +187,17 @@ def pace_loop(iterations: int = PACE_ITERATIONS) -> float:
     return time.thread_time() - start
 
 
-class Pacer(threading.Thread):
+class Pacer(Every):
     """:func:`pace_loop` every ``every`` seconds while the suite runs, until :meth:`stop`: the
     machine's pace during the run, which :func:`machine_pace`, taken before it, does not give.
     It costs some 17 CPU-s a run (2% of one core), counted in the sampler's CPU."""
 
     def __init__(self, every: float = 10.0) -> None:
-        super().__init__(daemon=True)
-        self.every = every
+        super().__init__(every)
         self.samples: list[float] = []
-        self._halt = threading.Event()
 
-    def run(self) -> None:
-        while not self._halt.wait(self.every):
-            self.samples.append(pace_loop())
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join()
+    def tick(self) -> None:
+        self.samples.append(pace_loop())
 
 
 def pace_summary(samples: list[float]) -> dict[str, float | int]:
@@ -302,7 +311,7 @@ def one_run(index: int, log_dir: Path, only: list[str]) -> dict[str, Any]:
         "SUITE_TESTS_DIR": str(tests_dir),
     }
     log = log_dir / f"make-test-{index}.log"
-    pace = machine_pace()
+    calibration = machine_pace()
     sampler, pacer = Sampler(), Pacer()
     own0 = cpu_seconds()  # this process's: the sampler's and the pacer's, while the suite runs
     busy0, idle0 = busy_and_idle()
@@ -322,7 +331,7 @@ def one_run(index: int, log_dir: Path, only: list[str]) -> dict[str, Any]:
         "exit_status": done.returncode,
         "outcome": outcome[-1] if outcome else "no summary line",
         "make_test_wall_s": round(wall, 1),
-        "calibration_cpu_s": pace,
+        "calibration_cpu_s": calibration,
         "pace_during_run": pace_summary(pacer.samples),
         "cpu_busy_s": round(busy1 - busy0, 1),
         "cpu_idle_share": round((idle1 - idle0) / ((busy1 - busy0) + (idle1 - idle0)), 3),
