@@ -2,8 +2,9 @@
 SHELL := /bin/bash
 # The interpreter of the venv: the system's own /usr/bin/python3.11 where it can make venvs
 # (Debian's and Ubuntu's are built with profile-guided optimisation and linked statically),
-# else the first python3.11 on PATH. A pyenv build's defaults (no --enable-optimizations,
-# --enable-shared) took about 15% more CPU to import the stack here (docs/development.md).
+# else the first python3.11 on PATH. With a pyenv build's defaults (no --enable-optimizations,
+# --enable-shared) the same imports and tests took a fifth to a quarter more CPU here
+# (bench/interpreter.py, bench/results/interpreter.md).
 # PYTHON=... picks another; an existing .venv keeps the interpreter it was made with.
 SYSTEM_PYTHON := $(shell /usr/bin/python3.11 -c 'import ensurepip' 2>/dev/null && echo /usr/bin/python3.11)
 PYTHON ?= $(or $(SYSTEM_PYTHON),$(shell command -v python3.11 || command -v python3))

@@ -69,14 +69,14 @@ def cpu_of(python: str, args: list[str]) -> float:
 
 
 def build(python: str) -> dict[str, Any]:
-    """What an interpreter says of itself: its version, whether it loads libpython as a shared
-    library, and the configure options that matter for speed."""
+    """What an interpreter is: its version, its installation, and whether its executable loads
+    libpython as a shared library (``ldd``). Whether it was built with profile-guided
+    optimisation is not recorded: ``sysconfig`` does not say it reliably (a distribution's
+    variables describe its shared build, and pyenv's name the PGO flag whether or not it was
+    used)."""
     code = (
-        "import json, sys, sysconfig; a = sysconfig.get_config_var('CONFIG_ARGS') or ''; "
-        "print(json.dumps({'version': sys.version.split()[0], 'base': sys.base_prefix, "
-        "'enable_shared': sysconfig.get_config_var('Py_ENABLE_SHARED'), "
-        "'pgo_flag': sysconfig.get_config_var('PGO_PROF_USE_FLAG') or '', "
-        "'optimizations_in_config_args': '--enable-optimizations' in a}))"
+        "import json, sys; "
+        "print(json.dumps({'version': sys.version.split()[0], 'base': sys.base_prefix}))"
     )
     info = json.loads(subprocess.run([python, "-c", code], capture_output=True, text=True).stdout)
     real = os.path.realpath(python)
@@ -132,9 +132,9 @@ def main() -> None:
     lines = [
         "# Two interpreters on the same work",
         "",
-        f"`bench/interpreter.py` at commit {result['commit']} on {result['machine']}, "
-        f"{opts.rounds} rounds in alternating order, each piece of work in a fresh process "
-        "(its user + system CPU).",
+        f"`bench/interpreter.py` at commit {result['commit']} on {result['machine']} (the "
+        f"script's own interpreter; the two measured are A and B), {opts.rounds} rounds in "
+        "alternating order, each piece of work in a fresh process (its user + system CPU).",
         "",
         f"- A: {says('a')}",
         f"- B: {says('b')}",
