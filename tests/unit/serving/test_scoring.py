@@ -57,7 +57,7 @@ def _alone(model, requests, suite=SUITE):
 def _same(together, alone):
     """The same answers: the same refusals, labels and keys, and the same numbers up to a
     matrix product's last bits (a row's product in a batch may be summed in another order
-    than alone: OpenBLAS's kernels differ by CPU, and by the number of rows)."""
+    than alone, by the BLAS kernel that the CPU and the number of rows select)."""
     assert len(together) == len(alone)
     for a, b in zip(together, alone, strict=True):
         assert type(a) is type(b)
