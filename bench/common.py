@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,21 @@ def code_commit() -> str:
 
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+def command_cpu_s(cmd: list[str], cwd: Path | None = None) -> float:
+    """The user plus system CPU seconds of ``cmd`` run to its end in a new process (``os.wait4``:
+    its own, and its children's that it waited for); its output is kept only to say why when it
+    fails, which stops the benchmark."""
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=output, stderr=output)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            output.seek(0)
+            said = output.read().decode(errors="replace")[-2000:]
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {said}")
+    return usage.ru_utime + usage.ru_stime
 
 
 def write_yaml(path: Path, data: dict[str, Any], *, sort_keys: bool = True) -> Path:

@@ -16,8 +16,8 @@ choice is worth, on three kinds of work, each in a fresh process, in alternating
 - ``tests``: ``pytest tests/data/test_fast_validation.py`` in one process (Great
   Expectations' checks on small tables: mostly Python, some pandas).
 
-The CPU of each process is its user and system time (``os.wait4``), children included where
-it waits for them. Both venvs need the same packages (``make install`` into each):
+The CPU of each process is its user and system time (``common.command_cpu_s``), children
+included where it waits for them. Both venvs need the same packages (``make install`` into each):
 
     make install VENV=.venv-pyenv PYTHON=$(command -v python3.11)   # e.g. pyenv's
     .venv/bin/python bench/interpreter.py --a .venv-pyenv/bin/python --b .venv/bin/python
@@ -32,12 +32,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 from statistics import median
 from typing import Any
 
-from common import ROOT, code_commit, machine, write_json, write_markdown
+from common import ROOT, code_commit, command_cpu_s, machine, write_json, write_markdown
 
 IMPORTS = "import pandas, sklearn.ensemble, mlflow, prefect, ray, great_expectations, evidently"
 LOOP = (
@@ -52,20 +50,6 @@ WORK: dict[str, list[str]] = {
         "tests/data/test_fast_validation.py",
     ],
 }  # fmt: skip
-
-
-def cpu_of(python: str, args: list[str]) -> float:
-    """User plus system CPU seconds of ``python args`` in a fresh process, run in the repository
-    root (it must succeed)."""
-    with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen([python, *args], cwd=ROOT, stdout=errors, stderr=errors)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            errors.seek(0)
-            said = errors.read().decode(errors="replace")[-2000:]
-            raise SystemExit(f"{python} {' '.join(args)} failed: {said}")
-    return usage.ru_utime + usage.ru_stime
 
 
 def build(python: str) -> dict[str, Any]:
@@ -99,7 +83,7 @@ def main() -> None:
         order = ("a", "b") if r % 2 == 0 else ("b", "a")
         for work in opts.work:
             for side in order:
-                cpu[work][side].append(cpu_of(getattr(opts, side), WORK[work]))
+                cpu[work][side].append(command_cpu_s([getattr(opts, side), *WORK[work]], ROOT))
             print(f"round {r + 1} {work}: a {cpu[work]['a'][-1]:.2f} b {cpu[work]['b'][-1]:.2f}")
             sys.stdout.flush()
 
@@ -154,8 +138,7 @@ def main() -> None:
         "each) in one process. tests: `pytest tests/data/test_fast_validation.py` in one "
         "process.",
     ]
-    write_markdown("interpreter", lines)
-    print(Path(ROOT / "bench" / "results" / "interpreter.md").read_text())
+    print(write_markdown("interpreter", lines).read_text())
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import bisect
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,15 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from common import RESULTS, ROOT, code_commit, machine, write_json, write_markdown
+from common import (
+    RESULTS,
+    ROOT,
+    code_commit,
+    command_cpu_s,
+    machine,
+    write_json,
+    write_markdown,
+)
 from suite_plugin import cpu_seconds
 
 GOAL_S = 15 * 60
@@ -164,17 +171,14 @@ def machine_pace(repeats: int = 3) -> float:
     runs of one day with no change to its code: each run records how fast the machine ran
     this fixed work just before it, to tell a slow machine from a heavier suite (in its runs so
     far it did not follow the suite's CPU, docs/benchmarks.md)."""
-    times = []
-    for _ in range(repeats):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run([sys.executable, "-c", CALIBRATION], check=True)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        times.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    times = [command_cpu_s([sys.executable, "-c", CALIBRATION]) for _ in range(repeats)]
     return round(median(times), 3)
 
 
 #: Iterations of :func:`pace_loop`: some 0.12-0.23 CPU-s on this machine.
 PACE_ITERATIONS = 3_000_000
+#: Seconds between two of the pacer's loops.
+PACE_EVERY_S = 10.0
 
 
 def pace_loop(iterations: int = PACE_ITERATIONS) -> float:
@@ -192,7 +196,7 @@ class Pacer(Every):
     machine's pace during the run, which :func:`machine_pace`, taken before it, does not give.
     It costs some 17 CPU-s a run (2% of one core), counted in the sampler's CPU."""
 
-    def __init__(self, every: float = 10.0) -> None:
+    def __init__(self, every: float = PACE_EVERY_S) -> None:
         super().__init__(every)
         self.samples: list[float] = []
 
@@ -378,10 +382,10 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "correction.",
         "",
         f"Pace during the run: the CPU milliseconds of one fixed pure-Python loop "
-        f"({PACE_ITERATIONS:,} iterations, `pace_loop`), run every 10 s in this script's own "
-        "thread while the suite runs: the median, the 10th to 90th percentiles and the number of "
-        "samples. The same instructions every time, so a higher number is a slower machine, "
-        "not more work.",
+        f"({PACE_ITERATIONS:,} iterations, `pace_loop`), run every {PACE_EVERY_S:g} s in this "
+        "script's own thread while the suite runs: the median, the 10th to 90th percentiles and "
+        "the number of samples. The same instructions every time, so a higher number is a "
+        "slower machine, not more work.",
         "",
         f"## Run {len(runs)}: CPU by kind of process",
         "",
