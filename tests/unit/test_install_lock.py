@@ -1,0 +1,57 @@
+"""constraints.lock (``make lock``) pins every package of the venv: it must agree with the
+hand-written pins of constraints.txt and with pyproject.toml's dependencies, and the venv the
+tests run in must hold what it pins (else the suite's outcome moves with the registry)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import tomllib
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from tests.conftest import ROOT
+
+
+def _locked() -> dict[str, Version]:
+    pins = {}
+    for line in (ROOT / "constraints.lock").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"constraints.lock: {line!r} is not an exact pin (make lock)"
+            pins[canonicalize_name(name)] = Version(version)
+    return pins
+
+
+def _requirements(lines: list[str]) -> list[Requirement]:
+    return [Requirement(line) for line in lines]
+
+
+def test_the_lock_keeps_the_hand_written_pins_and_the_declared_dependencies():
+    locked = _locked()
+    pins = [
+        line.split("#", 1)[0].strip()
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+    ]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    for req in _requirements([p for p in pins if p] + declared):
+        name = canonicalize_name(req.name)
+        assert name in locked, f"constraints.lock has no {req.name}: run make lock"
+        assert req.specifier.contains(locked[name], prereleases=True), (
+            f"constraints.lock pins {req.name}=={locked[name]}, outside {req} (make lock)"
+        )
+
+
+def test_the_venv_holds_the_locked_versions():
+    moved = {}
+    for name, version in _locked().items():
+        try:
+            installed = Version(importlib.metadata.version(name))
+        except importlib.metadata.PackageNotFoundError:
+            continue  # a package of another Python's markers (constraints only)
+        if installed != version:
+            moved[name] = f"{installed} installed, {version} locked"
+    assert not moved, f"the venv is not the locked one (make install): {moved}"
