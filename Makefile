@@ -61,14 +61,13 @@ $(STAMP): pyproject.toml constraints.txt $(LOCK)
 
 install: $(STAMP)
 
-# constraints.lock anew: a fresh venv of pyproject.toml's dependencies under constraints.txt
-# alone, frozen (after a change of pins or dependencies, or to take newer releases on purpose).
+# constraints.lock anew: `make install` into a fresh venv under constraints.txt alone (an
+# empty lock), frozen (after a change of pins or dependencies, or to take newer releases on
+# purpose).
 LOCK_VENV := .venv-lock
 lock:
 	rm -rf $(LOCK_VENV)
-	$(PYTHON) -m venv $(LOCK_VENV)
-	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LOCK_VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(MAKE) --no-print-directory install VENV=$(LOCK_VENV) LOCK=/dev/null
 	{ echo "# Written by make lock from a fresh install of .[dev] under constraints.txt (Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())')): do not edit."; \
 	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > $(LOCK)
 	rm -rf $(LOCK_VENV)

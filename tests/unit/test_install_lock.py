@@ -14,26 +14,26 @@ from packaging.version import Version
 from tests.conftest import ROOT
 
 
+def _requirement_lines(name: str) -> list[str]:
+    """The requirements in the root's file ``name``, without comments and blank lines."""
+    lines = (line.split("#", 1)[0].strip() for line in (ROOT / name).read_text().splitlines())
+    return [line for line in lines if line]
+
+
 def _locked() -> dict[str, Version]:
     pins = {}
-    for line in (ROOT / "constraints.lock").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            name, _, version = line.partition("==")
-            assert version, f"constraints.lock: {line!r} is not an exact pin (make lock)"
-            pins[canonicalize_name(name)] = Version(version)
+    for line in _requirement_lines("constraints.lock"):
+        name, _, version = line.partition("==")
+        assert version, f"constraints.lock: {line!r} is not an exact pin (make lock)"
+        pins[canonicalize_name(name)] = Version(version)
     return pins
 
 
 def test_the_lock_keeps_the_hand_written_pins_and_the_declared_dependencies():
     locked = _locked()
-    pins = [
-        line.split("#", 1)[0].strip()
-        for line in (ROOT / "constraints.txt").read_text().splitlines()
-    ]
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
-    for req in map(Requirement, [p for p in pins if p] + declared):
+    for req in map(Requirement, _requirement_lines("constraints.txt") + declared):
         if req.marker is not None and not req.marker.evaluate():
             continue  # not for this Python or platform
         name = canonicalize_name(req.name)
