@@ -19,7 +19,7 @@ from rich.table import Table
 
 from honing import config as config_mod
 from honing import data, runtime, search, tracking
-from honing.config.settings import redact
+from honing.config.settings import DEFAULT_ENV_PATH, redact
 from honing.exceptions import HoningError, StoreFullError, disk_full
 from honing.search import anytime, planner
 from honing.stages.summary import TrainingSummary
@@ -287,8 +287,11 @@ def run(
     links = ui_links(
         settings.mlflow.tracking_uri, result.experiment_id, result.run_id, settings.mlflow.ui_url
     )
+    # the command as this project runs it: a project of its own has no Makefile, and the
+    # default profile's path need not exist (the embedded profile stands in for it)
+    ui = "honing ui" if Path(env) == DEFAULT_ENV_PATH else f"honing ui --env {env}"
     console.print(
-        f"Open the MLflow UI with [bold]make ui[/] (or [bold]honing ui --env {env}[/]):\n"
+        f"Open the MLflow UI with [bold]{ui}[/]:\n"
         f"  this run (its summary.md, the search leaderboard under search/): {links.run}\n"
         f"  all runs, by test {result.cv_metric}: {links.runs_table}\n"
         f"  store: {redact(settings.mlflow.tracking_uri)}",
