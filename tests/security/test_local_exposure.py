@@ -27,12 +27,14 @@ def test_files_a_command_creates_are_private_whatever_the_umask(tmp_path):
     done = subprocess.run(
         [honing, "init", "t.csv", "--target", "y"], cwd=tmp_path, umask=0o022,
         capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     for path in (tmp_path / "configs", tmp_path / "expectations"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
         for f in path.iterdir():
             assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    assert stat.S_IMODE((tmp_path / "mlflow.db").stat().st_mode) == 0o600  # init makes it
 
 
 def _get(url: str, auth: str | None = None) -> int:

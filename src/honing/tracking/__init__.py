@@ -72,10 +72,21 @@ def configure(settings: MlflowSettings) -> None:
     mlflow.set_tracking_uri(settings.tracking_uri)
     if settings.registry_uri:
         mlflow.set_registry_uri(settings.registry_uri)
+    create_stores(settings)
+
+
+def create_stores(settings: MlflowSettings) -> list[Path]:
+    """Create and migrate the profile's SQLite stores (tracking, and registry when it is
+    another file) once, under a file lock; returns their files. A store on a server is the
+    server's: nothing is done for it here. ``honing init`` calls this so that a project's
+    first run does not spend some 3 s of its budget creating MLflow's tables."""
+    files = []
     for uri in {settings.tracking_uri, settings.registry_uri or settings.tracking_uri}:
         db = sqlite_file(uri)
         if db is not None:
             _migrate_once(uri, db)
+            files.append(db)
+    return sorted(files)
 
 
 def _migrate_once(uri: str, db: Path) -> None:

@@ -17,7 +17,7 @@ import typer
 from honing import config as config_mod
 from honing import data, runtime, validation
 from honing.config.gates_config import NAME_CHARS, NAME_PATTERN
-from honing.config.settings import redact
+from honing.config.settings import DEFAULT_ENV_PATH, redact
 from honing.data import target as target_mod
 from honing.exceptions import ConfigError, HoningError
 from honing.search import planner
@@ -180,11 +180,41 @@ def init(
     ):  # fmt: skip
         if flags[kind]:
             console.print(f"[yellow]{note}:[/] {', '.join(flags[kind])}")
+    store = _create_store()
     console.print(
         f"wrote {config_out} and {suite_out} ({len(suite['expectations'])} "
-        f"expectations; time budget {budget:.0f}s). Review both, then: honing run --config "
-        + str(config_out)
+        f"expectations; time budget {budget:.0f}s){store}. Review both, then: honing run "
+        f"--config {config_out}"
     )
+
+
+def _create_store() -> str:
+    """The default profile's SQLite MLflow store, created and migrated now (as Prefect's
+    database is, :mod:`honing_flows.entry`) rather than in the first run, where it took some
+    3 s of the budget; what :func:`init`'s last line says of it. A store that cannot be made
+    is left to the run, which says why with its rule."""
+    import logging
+
+    import mlflow  # before its logger's level is set: importing it sets that level
+
+    from honing import tracking
+
+    mlflow_logger = logging.getLogger(mlflow.__name__)  # its "Creating initial tables" lines
+    level = mlflow_logger.level
+    mlflow_logger.setLevel(logging.WARNING)
+    try:
+        settings = config_mod.load_env_settings(DEFAULT_ENV_PATH, environ=os.environ)
+        with warnings_in_the_log():
+            files = tracking.create_stores(settings.mlflow)
+    except Exception as exc:  # noqa: BLE001 - not init's to refuse: the run says why
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"; the MLflow store is left to the first run ({reason})"
+    finally:
+        mlflow_logger.setLevel(level)
+    shown = [
+        str(f.relative_to(Path.cwd())) if f.is_relative_to(Path.cwd()) else str(f) for f in files
+    ]
+    return f" and made the MLflow store {', '.join(shown)}" if shown else ""
 
 
 @app.command()

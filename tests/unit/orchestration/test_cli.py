@@ -1,5 +1,7 @@
+import contextlib
 import dataclasses
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from honing_flows.cli.flows import app
+from tests.conftest import mlflow_store_file
 
 runner = CliRunner()
 
@@ -30,8 +33,17 @@ def _write(tmp_path: Path) -> Path:
     return path
 
 
-def test_init_then_validate(tmp_path: Path, monkeypatch):
+@pytest.fixture
+def in_a_project(tmp_path: Path, monkeypatch) -> Path:
+    """``tmp_path`` as the working folder of a project whose MLflow store exists already (as
+    after its first table's ``init``): ``init`` opens that store instead of creating one."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # it would name another store
+    mlflow_store_file(tmp_path)
+    return tmp_path
+
+
+def test_init_then_validate(tmp_path: Path, in_a_project):
     data = _write(tmp_path)
     res = runner.invoke(
         app, ["init", str(data), "--target", "left", "--positive-label", "1", "--drop", "customer"]
@@ -86,8 +98,7 @@ def test_init_then_validate(tmp_path: Path, monkeypatch):
     assert data.read_bytes() == before and suite.read_bytes() == kept
 
 
-def test_validate_reports_failures_and_exits_1(tmp_path: Path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_validate_reports_failures_and_exits_1(tmp_path: Path, in_a_project):
     data = _write(tmp_path)
     assert runner.invoke(app, ["init", str(data), "--target", "left"]).exit_code == 0
     bad = pd.read_csv(data).drop(columns=["tier"])
@@ -138,12 +149,11 @@ def test_commands_against_an_unreachable_tracking_server_say_so_at_once(tmp_path
         assert res.exit_code == 1 and "http://127.0.0.1:9/ is unreachable" in out, (args, out)
 
 
-def test_init_fits_parquet_only_types(tmp_path: Path, monkeypatch):
+def test_init_fits_parquet_only_types(tmp_path: Path, in_a_project):
     """Parquet holds types a CSV cannot: each is read as its CSV would be, so the config and
     suite `init` writes pass their own table (they crashed `init` or refused the table)."""
     import decimal
 
-    monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
     n = 120
     columns = {
@@ -312,9 +322,10 @@ def test_serve_model_refuses_a_port_in_use_before_it_says_it_serves_there(projec
     assert "serving" not in out.stdout and "Traceback" not in out.stdout + out.stderr
 
 
-def test_init_keeps_the_libraries_warnings_in_the_log_not_on_the_screen(tmp_path: Path):
+def test_init_keeps_library_output_off_the_screen_and_makes_the_mlflow_store(tmp_path: Path):
     """A column of +-1e308 made numpy print two RuntimeWarnings (with its source line) above
-    init's own words; they are kept in .honing/logs/honing.log."""
+    init's own words; they are kept in .honing/logs/honing.log. Init also makes the project's
+    MLflow store (the embedded profile's), quietly, so that the first run does not."""
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"huge": rng.choice([1e308, -1e308, 0.0], 300), "x": rng.normal(size=300)})
     df["y"] = np.where(df["x"] > 0, "yes", "no")
@@ -322,16 +333,25 @@ def test_init_keeps_the_libraries_warnings_in_the_log_not_on_the_screen(tmp_path
     out = subprocess.run(
         [str(Path(sys.executable).parent / "honing"), "init", "t.csv", "--target", "y"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")},
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Warning" not in out.stdout + out.stderr and "wrote configs/t.yaml" in out.stdout
     assert "RuntimeWarning: overflow" in (tmp_path / ".honing/logs/honing.log").read_text()
+    # the store, at MLflow's schema (its tracking, registry and MLflow 3 tables), said in one
+    # line; MLflow's own "Creating initial MLflow database tables" lines are not shown
+    with contextlib.closing(sqlite3.connect(tmp_path / "mlflow.db")) as db:
+        tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
+        (revisions,) = db.execute("select count(*) from alembic_version").fetchone()
+    assert {"experiments", "registered_model_aliases", "logged_models"} <= tables
+    assert revisions == 1
+    said = " ".join(out.stdout.split())
+    assert "made the MLflow store mlflow.db" in said and "INFO" not in out.stdout + out.stderr
 
 
-def test_init_says_when_a_budget_is_shorter_than_a_run_can_keep(tmp_path: Path, monkeypatch):
+def test_init_says_when_a_budget_is_shorter_than_a_run_can_keep(tmp_path: Path, in_a_project):
     """Under 40 s the command's fixed start and the stages after the search leave no search:
     init says so before the run overruns, and says nothing for a budget it can keep."""
-    monkeypatch.chdir(tmp_path)
     data = _write(tmp_path)
     res = runner.invoke(app, ["init", str(data), "--target", "left", "--budget", "20"])
     assert res.exit_code == 0, res.output
