@@ -95,6 +95,34 @@ def test_a_large_table_is_validated_by_honing_with_the_same_verdicts(churn_df):
     )
 
 
+def test_great_expectations_is_imported_only_where_the_validation_may_use_it(
+    tmp_path, churn_df, churn_suite
+):
+    """`honing run` preloads Great Expectations (some 2.6 s of CPU at every start) only when
+    its suite and budget may have GX evaluate the table (`may_use_gx`), and honing's own
+    evaluator never imports it: a suite too long for the budget costs the start nothing."""
+    import subprocess
+    import sys
+
+    from honing.validation import may_use_gx, save_suite
+
+    suite = save_suite(churn_suite, tmp_path / "churn.json")
+    count = len(churn_suite["expectations"])  # GX's pace: 25 ms each, at most 5% of a budget
+    assert may_use_gx(suite, None) and may_use_gx(suite, count * 0.5)
+    assert not may_use_gx(suite, count * 0.5 - 1)
+    assert may_use_gx(tmp_path / "missing.json", 30)  # the validation says why it is missing
+    table = tmp_path / "churn.csv"
+    churn_df.to_csv(table, index=False)
+    code = (
+        "import sys, pandas as pd; from honing.validation import load_suite, validate; "
+        f"r = validate(pd.read_csv({str(table)!r}), load_suite({str(suite)!r}), source='t', "
+        f"rules=None, budget_s={count * 0.5 - 1}); "
+        "print(r.engine, r.success, 'great_expectations' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["honing", "True", "False"], out.stdout + out.stderr
+
+
 def test_a_wide_table_is_checked_in_numpy_with_the_same_verdicts():
     """2,000 numeric columns: the range checks and the leakage correlations are counted at
     once, and say what the column-by-column path says (a leak, an out-of-range column, a

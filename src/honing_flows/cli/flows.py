@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from honing import config as config_mod
-from honing import data, runtime, search, tracking
+from honing import data, runtime, search, tracking, validation
 from honing.config.settings import DEFAULT_ENV_PATH, redact
 from honing.exceptions import HoningError, StoreFullError, disk_full
 from honing.search import anytime, planner
@@ -249,6 +249,10 @@ def run(
     needs_ray = not anytime.runs_here(
         planner.search_config(cfg.search, guess), settings.ray.address
     )
+    # Great Expectations only where the validation may use it: a suite too long for the
+    # budget is evaluated by honing's own evaluator, and its import would only cost the start
+    gx = validation.may_use_gx(cfg.validation.suite, cfg.time_budget_s)
+    heavy = tuple(m for m in runtime.PRELOAD if gx or m != validation.GX_MODULE)
 
     def start_up() -> None:
         # while the Prefect API starts: Ray, the late imports, and the MLflow store (created
@@ -258,7 +262,7 @@ def run(
             # in this process if it still cannot (honing.search.run_search)
             with contextlib.suppress(Exception):
                 search.connect_ray(settings.ray)
-        runtime.preload()
+        runtime.preload(heavy)
         with contextlib.suppress(HoningError):
             tracking.configure(settings.mlflow)
 
