@@ -214,7 +214,7 @@ def _create_store() -> str:
     shown = [
         str(f.relative_to(Path.cwd())) if f.is_relative_to(Path.cwd()) else str(f) for f in files
     ]
-    return f" and made the MLflow store {', '.join(shown)}" if shown else ""
+    return f"; MLflow store {', '.join(shown)} ready" if shown else ""
 
 
 @app.command()

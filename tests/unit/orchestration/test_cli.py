@@ -346,7 +346,7 @@ def test_init_keeps_library_output_off_the_screen_and_makes_the_mlflow_store(tmp
     assert {"experiments", "registered_model_aliases", "logged_models"} <= tables
     assert revisions == 1
     said = " ".join(out.stdout.split())
-    assert "made the MLflow store mlflow.db" in said and "INFO" not in out.stdout + out.stderr
+    assert "MLflow store mlflow.db ready" in said and "INFO" not in out.stdout + out.stderr
 
 
 def test_init_says_when_a_budget_is_shorter_than_a_run_can_keep(tmp_path: Path, in_a_project):
