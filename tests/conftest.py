@@ -57,6 +57,13 @@ def _migrated_prefect_database() -> Path:
     return home / "prefect.db"
 
 
+def untracked_env() -> dict[str, str]:
+    """This process's environment without the MLflow tracking URI that a test's store may
+    have exported (``mlflow.set_tracking_uri`` sets ``MLFLOW_TRACKING_URI``): a command
+    started with it finds its store from its own profile."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+
+
 @functools.cache
 def _created_mlflow_store() -> Path:
     """An MLflow SQLite store created and migrated by honing's own
@@ -70,7 +77,7 @@ def _created_mlflow_store() -> Path:
         "from honing.config import MlflowSettings\n"
         "tracking.configure(MlflowSettings(tracking_uri=sys.argv[1], artifact_root=sys.argv[2]))\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    env = untracked_env()
     subprocess.run(
         [sys.executable, "-c", code, f"sqlite:///{root / 'mlflow.db'}", str(root / "mlartifacts")],
         cwd=root, env=env, check=True, capture_output=True, timeout=300,

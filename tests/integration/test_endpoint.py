@@ -5,7 +5,6 @@ serving; the load-and-query check runs a version in a fresh process before an al
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from honing.modeling.training import ModelSpec, TrainingSetup, train_model
 from honing.registry import champion, infra
 from honing.registry.infra import InfraCheck, load_and_query
 from honing.tracking import model_logging
-from tests.conftest import free_port
+from tests.conftest import free_port, untracked_env
 
 pytestmark = [pytest.mark.integration]
 BIN = Path(sys.executable).parent
@@ -76,7 +75,7 @@ def _register_champion(project, infra=None):
 def _serving(project, *extra: str):
     """``honing serve-model`` on the project's champion, as a subprocess; yields its URL."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    env = untracked_env()
     proc = subprocess.Popen(
         [str(BIN / "honing"), "serve-model", "--config", str(project["config"]), "--env",
          str(project["env"]), "--port", str(port), *extra],

@@ -27,7 +27,7 @@ from honing.monitoring import versions
 from honing.registry import aliases
 from honing.registry.champion import ChampionScore, decide
 from honing.stages import reproduce
-from tests.conftest import ROOT
+from tests.conftest import ROOT, untracked_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BIN = Path(sys.executable).parent
@@ -256,7 +256,7 @@ def test_captured_traffic_with_late_labels_becomes_a_version_and_a_monitored_bat
     assert client.get_registered_model(name).aliases == {"champion": 1, "challenger": 2}
     rows_before = len(pd.read_csv(p["data"]))
     port, folder = free_port(), p["root"] / "capture"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    env = untracked_env()
     cli = [str(BIN / "honing")]
     server = subprocess.Popen(
         [*cli, "serve-model", "--config", str(p["config"]), "--env", str(p["env"]),

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import untracked_env
+
 
 def test_files_a_command_creates_are_private_whatever_the_umask(tmp_path):
     """The `honing` command (its entry point sets the umask, for itself and what it starts;
@@ -27,7 +29,7 @@ def test_files_a_command_creates_are_private_whatever_the_umask(tmp_path):
     done = subprocess.run(
         [honing, "init", "t.csv", "--target", "y"], cwd=tmp_path, umask=0o022,
         capture_output=True, text=True, timeout=300,
-        env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")},
+        env=untracked_env(),
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     for path in (tmp_path / "configs", tmp_path / "expectations"):

@@ -2,13 +2,12 @@
 importing it does nothing."""
 
 import ast
-import os
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, untracked_env
 
 LIBRARY = ROOT / "src" / "honing"
 #: The orchestration package, honing_flows: its own modules and the tasks/ and flows/ folders
@@ -132,7 +131,7 @@ def test_importing_the_library_has_no_side_effects(tmp_path: Path):
         "assert os.listdir('.') == [], os.listdir('.')\n"
         "print('clean')\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    env = untracked_env()
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,

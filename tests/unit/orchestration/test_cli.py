@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from honing_flows.cli.flows import app
-from tests.conftest import mlflow_store_file
+from tests.conftest import mlflow_store_file, untracked_env
 
 runner = CliRunner()
 
@@ -333,7 +333,7 @@ def test_init_keeps_library_output_off_the_screen_and_makes_the_mlflow_store(tmp
     out = subprocess.run(
         [str(Path(sys.executable).parent / "honing"), "init", "t.csv", "--target", "y"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")},
+        env=untracked_env(),
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Warning" not in out.stdout + out.stderr and "wrote configs/t.yaml" in out.stdout
