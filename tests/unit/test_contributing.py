@@ -236,7 +236,7 @@ class _GossClassifier(LGBMClassifier):
 def test_a_new_booster_family_is_one_table_entry(monkeypatch, split):
     """A boosting family brings its rounds adapter (trials grow in chunks and stop early) and
     its ONNX converter (the export registers it): one entry, nothing else."""
-    from honing.models.fidelity import LightGBMRounds
+    from honing.models.boosters import LightGBMRounds
 
     monkeypatch.setitem(
         models.FAMILY_TABLE,

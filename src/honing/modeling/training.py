@@ -31,6 +31,7 @@ from honing.models.fidelity import (
     boosting_ladder,
     deadline_iterations,
     deadline_rows,
+    fit_by,
     iterative,
     predictions,
     sample_ladder,
@@ -188,6 +189,9 @@ class TrainResult:
     spec: ModelSpec
     model: Pipeline | None
     cv: CVResult | None
+    #: The spec the fit was asked for, when its deadline stopped it with fewer rounds (or
+    #: trees) than that: ``spec`` then says what was grown. None: fitted as asked.
+    planned: ModelSpec | None = None
 
 
 def effective_features(spec: ModelSpec, features: FeaturesConfig) -> FeaturesConfig:
@@ -395,12 +399,18 @@ def train_model(
     holdout: float | None = None,
     deadline: float | None = None,
     fit_rows: int | None = None,
+    fit_deadline: float | None = None,
 ) -> TrainResult:
     """Cross-validate ``spec`` on (X, y) with ``setup.folds`` folds (or one ``holdout``
     split) when ``cross_validate`` is set, and fit it on all of (X, y) when ``refit`` is
     set. Search trials use ``cross_validate=True, refit=False`` (and ``rungs`` / ``on_step``
     under a scheduler, the trial's ``deadline``, and ``fit_rows`` on a large table: see
-    :func:`cross_validate_model`); the final model uses the defaults, and all rows."""
+    :func:`cross_validate_model`); the final model uses the defaults, and all rows.
+
+    ``fit_deadline`` (``time.time()`` seconds): the fit on all rows grows a boosted model's
+    rounds, or a forest's trees, only while they end before it
+    (:func:`honing.models.fidelity.fit_by`); ``TrainResult.planned`` then keeps the spec
+    asked for. An ensemble's members are fitted as asked."""
     task, seed = setup.task, setup.seed
     model = make_model(spec, setup, n_jobs=n_jobs)
     sampling = effective_features(spec, setup.features).sampling
@@ -427,11 +437,21 @@ def train_model(
         if cross_validate
         else None
     )
-    fitted = None
+    fitted, planned = None, None
     if refit:
         if cv is not None and cv.rounds:  # refit with the rounds early stopping chose
             spec = spec.with_rounds(cv.rounds)
             model = make_model(spec, setup, n_jobs=n_jobs)
         X_fit, y_fit = resample(X, y, sampling, seed=seed)
-        fitted = model.fit(X_fit, y_fit)
-    return TrainResult(spec=spec, model=fitted, cv=cv)
+        if fit_deadline is None or spec.family in ENSEMBLES:
+            fitted = model.fit(X_fit, y_fit)
+        else:
+            family = FAMILY_TABLE[spec.family]
+            grown = fit_by(
+                model, X_fit, y_fit, booster=family.booster,
+                trees=family.rung_param == "n_estimators", deadline=fit_deadline,
+            )  # fmt: skip
+            fitted = model
+            if grown is not None:
+                planned, spec = spec, replace(spec, params={**spec.params, **grown})
+    return TrainResult(spec=spec, model=fitted, cv=cv, planned=planned)

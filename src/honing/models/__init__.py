@@ -26,6 +26,7 @@ from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.svm import SVC, SVR
 
+from honing.models.boosters import Booster, CatBoostRounds, LightGBMRounds, XGBoostRounds
 from honing.models.converters import (
     catboost_onnx,
     forest_onnx,
@@ -34,7 +35,6 @@ from honing.models.converters import (
     mlp_onnx,
     xgboost_onnx,
 )
-from honing.models.fidelity import Booster, CatBoostRounds, LightGBMRounds, XGBoostRounds
 
 
 def _logistic_regression(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:

@@ -49,23 +49,38 @@ from honing.search.trials import SearchResult, TrialResult
 CV_CELLS_PER_HOUR = 10_000_000
 
 
+#: ``validation: auto`` scores a large table's trials on about this many holdout rows at
+#: most (``holdout_fraction`` of a smaller one): at that size a score's standard error (some
+#: 0.003 ROC-AUC) is below the differences the search acts on, while every trial transforms
+#: and predicts all of them after each chunk of rounds. On a loaded machine, a 226,000-row
+#: holdout of an 11-class table of 1.4 million rows left no trial finished in an 8 s search.
+MAX_HOLDOUT_ROWS = 25_000
+#: ... and never on less than this share of the rows.
+MIN_HOLDOUT_SHARE = 0.01
+
+
 def holdout_share(cfg: SearchConfig, rows: int, columns: int, classes: int = 0) -> float | None:
     """The holdout share that scores the trials, or None for k-fold CV. A boosted model of a
     multiclass table grows one tree per class each round, so ``classes`` (more than two)
-    multiply the cost of a table's rows x columns."""
+    multiply the cost of a table's rows x columns. Chosen here (``validation: auto``), the
+    holdout keeps :data:`MAX_HOLDOUT_ROWS` rows at most (the rest train); a configured
+    ``validation: holdout`` keeps its ``holdout_fraction``."""
     if cfg.validation == "holdout":
         return cfg.holdout_fraction
     if cfg.validation == "cv" or cfg.time_budget_s is None:
         return None
     affordable = CV_CELLS_PER_HOUR * cfg.time_budget_s / 3600.0
     cells = rows * max(columns, 1) * (classes if classes > 2 else 1)
-    return cfg.holdout_fraction if cells > affordable else None
+    if cells <= affordable:
+        return None
+    capped = max(MIN_HOLDOUT_SHARE, MAX_HOLDOUT_ROWS / max(rows, 1))
+    return round(min(cfg.holdout_fraction, capped), 4)
 
 
 def describe_validation(
     cfg: SearchConfig, holdout: float | None, fit_rows: int | None = None
 ) -> str:
-    scheme = f"holdout {holdout:.0%}" if holdout else f"{cfg.cv_folds}-fold CV"
+    scheme = f"holdout {holdout:.1%}".replace(".0%", "%") if holdout else f"{cfg.cv_folds}-fold CV"
     return scheme + (f", trials fitted on {fit_rows:,} sampled rows" if fit_rows else "")
 
 

@@ -22,6 +22,7 @@ from honing.config import EnsembleConfig
 from honing.metrics import metric_value, score_predictions
 from honing.modeling.training import CVResult, ModelSpec, TrainingSetup, train_model
 from honing.models import FAMILY_TABLE
+from honing.models.boosters import MIN_FIT_ROUNDS
 from honing.search import SearchResult, TrialResult
 
 
@@ -116,13 +117,12 @@ def unsampled(trial: TrialResult, rows: int) -> float:
     return max(1.0, rows / trial.fit_rows) if trial.fit_rows else 1.0
 
 
-#: A boosted refit cut to the rounds its time affords keeps at least this many ...
-MIN_REFIT_ROUNDS = 10
-#: ... and at least this share of its rounds, whatever the estimate says: a trial's seconds
-#: can overstate its refit many times (a cold, loaded process), and a deep cut is a worse
-#: model than a late one. A 22-class LightGBM of 40 rounds, costed at 6 s for a 2 s refit,
-#: cut to 14 rounds at rate 0.29, scored 0.77 test ROC-AUC where its trial had 0.999; at 20
-#: rounds and rate 0.2 it scored 0.999.
+#: A boosted refit cut to the rounds its time affords keeps at least
+#: :data:`honing.models.boosters.MIN_FIT_ROUNDS` rounds, and at least this share of its
+#: rounds, whatever the estimate says: a trial's seconds can overstate its refit many times
+#: (a cold, loaded process), and a deep cut is a worse model than a late one. A 22-class
+#: LightGBM of 40 rounds, costed at 6 s for a 2 s refit, cut to 14 rounds at rate 0.29,
+#: scored 0.77 test ROC-AUC where its trial had 0.999; at 20 rounds and rate 0.2, 0.999.
 MIN_REFIT_SHARE = 0.5
 #: A cut refit's learning rate grows as its rounds shrink (their product kept), up to this
 #: (a rate already higher is kept as it is). On the bundled flights and churn tables
@@ -155,10 +155,10 @@ def affordable_rounds(
         return trial, None
     gain = max(1.0, threads / max(trial.threads, 1)) ** THREAD_GAIN
     estimate = refit_seconds(trial, rows) / gain
-    if estimate <= refit_s or rounds <= MIN_REFIT_ROUNDS:
+    if estimate <= refit_s or rounds <= MIN_FIT_ROUNDS:
         return trial, None
     affords = int(rounds * max(refit_s, 0.0) / estimate)
-    kept = max(MIN_REFIT_ROUNDS, int(MIN_REFIT_SHARE * rounds), affords)
+    kept = max(MIN_FIT_ROUNDS, int(MIN_REFIT_SHARE * rounds), affords)
     spec, rate = trial.spec.with_rounds(kept), trial.spec.params.get("learning_rate")
     faster = ""
     if isinstance(rate, int | float) and 0 < rate < MAX_RATE:  # fewer, larger steps

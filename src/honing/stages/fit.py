@@ -4,6 +4,7 @@ writes to MLflow."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -103,16 +104,35 @@ class Refit:
     decision: DecisionFit
 
     def log_lines(self) -> list[str]:
-        return [f"refit: {self.trained.spec.effective().label()}", *self.decision.log_lines()]
+        lines = [f"refit: {self.trained.spec.effective().label()}"]
+        planned = self.trained.planned
+        if planned is not None:
+            grown = self.trained.spec.params.get("n_estimators")
+            lines.append(
+                f"refit stopped at its share of the budget: {grown} of the "
+                f"{planned.params.get('n_estimators')} rounds (trees) asked for"
+            )
+        return [*lines, *self.decision.log_lines()]
 
 
-def refit(cfg: PipelineConfig, prepared: Prepared, choice: ensembles.EnsembleDecision) -> Refit:
+def refit(
+    cfg: PipelineConfig,
+    prepared: Prepared,
+    choice: ensembles.EnsembleDecision,
+    *,
+    refit_s: float | None = None,
+) -> Refit:
     """Fit the chosen model on the training split, and its calibration and threshold on
-    the choice's out-of-fold predictions (no extra fit)."""
+    the choice's out-of-fold predictions (no extra fit). With ``refit_s`` seconds (a time
+    budget's share), a boosted model's rounds or a forest's trees grow only while they end
+    within them (:func:`honing.models.fidelity.fit_by`): the choice's estimate of its refit
+    came from its trials, and a busier machine or a sample's seconds may have understated
+    it."""
     split = prepared.split
     trained = training.train_model(
-        split.X_train, split.y_train, choice.spec, prepared.setup, n_jobs=_cores()
-    )
+        split.X_train, split.y_train, choice.spec, prepared.setup, n_jobs=_cores(),
+        fit_deadline=None if refit_s is None else time.time() + refit_s,
+    )  # fmt: skip
     decision = fit_decision(
         split.y_train,
         choice.oof,

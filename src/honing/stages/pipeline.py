@@ -74,7 +74,14 @@ class Steps(Protocol):
         self, *, ctx: RunContext, prepared: Prepared, result: SearchResult, refit_s: float | None
     ) -> EnsembleDecision: ...
     def nested_cv(self, *, ctx: RunContext, prepared: Prepared) -> NestedCVResult: ...
-    def refit(self, *, ctx: RunContext, prepared: Prepared, choice: EnsembleDecision) -> Refit: ...
+    def refit(
+        self,
+        *,
+        ctx: RunContext,
+        prepared: Prepared,
+        choice: EnsembleDecision,
+        refit_s: float | None,
+    ) -> Refit: ...
     def rebuild(self, *, prepared: Prepared, recorded: RecordedChoice) -> Refit: ...
     def evaluate(
         self, *, ctx: RunContext, prepared: Prepared, refit: Refit, left_s: float | None
@@ -145,7 +152,10 @@ def refit_anew(
         with clock.stage("nested_cv"):
             outer = steps.nested_cv(ctx=ctx, prepared=prepared)
     with clock.stage("refit"):
-        refit = steps.refit(ctx=ctx, prepared=prepared, choice=choice)
+        # the refit grows its model until what is left is the reserve of the stages no run
+        # skips (explanations and compression are trimmed to what it leaves)
+        refit_s = prepared.budget.refit_limit_s(clock.left())
+        refit = steps.refit(ctx=ctx, prepared=prepared, choice=choice, refit_s=refit_s)
     return Refitted(search=result, choice=choice, nested=outer, refit=refit)
 
 

@@ -133,10 +133,11 @@ def refit(
     ctx: RunContext,
     prepared: prepare_stage.Prepared,
     choice: EnsembleDecision,
+    refit_s: float | None = None,
     log: Log = _LOG.info,
 ) -> fit.Refit:
     def run() -> fit.Refit:
-        return fit.refit(ctx.cfg, prepared, choice)
+        return fit.refit(ctx.cfg, prepared, choice, refit_s=refit_s)
 
     return _kept(ctx.store.reuse("refit", ctx.cfg, prepared.lineage, run), log)
 

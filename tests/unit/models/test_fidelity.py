@@ -14,15 +14,8 @@ from honing.config import FeaturesConfig
 from honing.modeling.features import FeatureColumns
 from honing.modeling.training import ModelSpec, TrainingSetup, train_model
 from honing.models import build_estimator
-from honing.models.fidelity import (
-    MIN_SAMPLE_ROWS,
-    CatBoostRounds,
-    LightGBMRounds,
-    XGBoostRounds,
-    budgets,
-    patience,
-    sample_sizes,
-)
+from honing.models.boosters import MIN_FIT_ROUNDS, CatBoostRounds, LightGBMRounds, XGBoostRounds
+from honing.models.fidelity import MIN_SAMPLE_ROWS, budgets, patience, sample_sizes
 
 
 def _frame(n: int, *, task: str = "classification", seed: int = 0):
@@ -188,3 +181,52 @@ def test_a_slow_first_chunk_does_not_cut_the_later_ones():
     )  # fmt: skip
     assert time.time() - began < 3.6 + 1.5  # the deadline held (a chunk of slack, loaded)
     assert result.cut and result.rounds > 150, result
+
+
+def _refit(family: str, params: dict, deadline: float | None, task: str = "classification"):
+    df, y, cols = _frame(600, task=task)
+    setup = TrainingSetup(task, cols, FeaturesConfig(), seed=0, metric="roc_auc", folds=3)
+    res = train_model(df, y, ModelSpec(family, params), setup, fit_deadline=deadline)
+    return res, df
+
+
+def _grown(estimator) -> int:
+    """The rounds (trees) a fitted estimator holds, as its library counts them."""
+    if hasattr(estimator, "booster_"):
+        return estimator.booster_.current_iteration()
+    if hasattr(estimator, "get_booster"):
+        return estimator.get_booster().num_boosted_rounds()
+    if hasattr(estimator, "tree_count_"):
+        return estimator.tree_count_
+    return len(estimator.estimators_)
+
+
+FITTED_BY_DEADLINE = ["lightgbm", "xgboost", "catboost", "random_forest", "extra_trees"]
+
+
+@pytest.mark.parametrize("family", FITTED_BY_DEADLINE)
+def test_a_refit_with_time_to_spare_is_the_one_fit(family):
+    params = {"n_estimators": 60}
+    paced, df = _refit(family, params, time.time() + 3600)
+    whole, _ = _refit(family, params, None)
+    assert paced.planned is None and paced.spec == whole.spec
+    assert _grown(paced.model.steps[-1][1]) == 60
+    np.testing.assert_allclose(paced.model.predict_proba(df), whole.model.predict_proba(df))
+    # the forest grown in chunks is left as a one-go fit leaves it
+    assert paced.model.steps[-1][1].get_params().get("warm_start", False) is False
+
+
+@pytest.mark.parametrize("family", FITTED_BY_DEADLINE)
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_refit_past_its_deadline_keeps_the_fewest_rounds_and_says_so(family, task):
+    """A deadline already passed (a machine far slower than the estimate): the fit keeps
+    MIN_FIT_ROUNDS rounds, or its first chunk of trees, and its spec records what it grew."""
+    res, df = _refit(family, {"n_estimators": 500}, time.time() - 1.0, task=task)
+    estimator = res.model.steps[-1][1]
+    assert _grown(estimator) == MIN_FIT_ROUNDS
+    assert res.spec.params["n_estimators"] == MIN_FIT_ROUNDS
+    assert res.planned is not None and res.planned.params["n_estimators"] == 500
+    assert len(res.model.predict(df)) == len(df)  # a whole model, features fitted
+    # a recorded spec rebuilds the same model without a deadline (honing reproduce)
+    again, _ = _refit(family, res.spec.params, None, task=task)
+    np.testing.assert_allclose(again.model.predict(df), res.model.predict(df))

@@ -15,7 +15,7 @@ from sklearn.model_selection import cross_val_score
 from honing import metrics
 from honing.config import CompressionConfig, SearchConfig
 from honing.modeling.training import ModelSpec
-from honing.search import SearchResult, TrialResult, planner
+from honing.search import SearchResult, TrialResult, anytime, planner
 from honing.search.anytime import holdout_share
 from honing.search.ensembles import choose, select_ensemble
 from honing.search.portfolio import PORTFOLIO, SPACES, points
@@ -181,6 +181,22 @@ def test_refit_budget_keeps_the_later_stages_reserve():
     assert planner.plan(None, elapsed_s=1.0, compression=True).refit_s(50.0) is None
 
 
+def test_the_refit_stops_where_only_the_stages_no_run_skips_are_left():
+    """The refit's hard stop keeps the reserves of evaluation and registration only: the
+    optional stages are trimmed to what it leaves, never the model for them."""
+    assert planner.refit_limit(None, 30.0) is None
+    busy = planner.plan(60.0, elapsed_s=25, compression=True, startup_s=20)
+    # the loaded run of flights' delays: 28 s left after the search, x1.35 slower
+    assert busy.refit_s(28.0) == 3.6  # planned with every later stage: the refit's floor
+    limit = busy.refit_limit_s(28.0)
+    required = sum(max(60.0 * share, floor) for share, floor in
+                   (planner.RESERVE[s] for s in planner.REQUIRED_AFTER_REFIT))  # fmt: skip
+    assert limit == pytest.approx(28.0 - busy.slowdown * required, abs=0.05)
+    assert limit > 15.0
+    # out of time: the refit's own share of the budget, so that a run ends with a model
+    assert planner.refit_limit(60.0, 2.0) == pytest.approx(60.0 * planner.RESERVE["refit"][0])
+
+
 def test_a_slow_start_keeps_longer_reserves():
     """A run that reached its search later than a quiet machine does (a busy machine, a big
     table) expects its later stages to take longer too, up to MAX_SLOWDOWN times."""
@@ -300,6 +316,13 @@ def test_validation_auto_switches_to_holdout_for_large_tables():
     cfg = SearchConfig(families={"lightgbm": {}}, validation="auto", time_budget_s=60)
     assert holdout_share(cfg, 1_000, 10) is None
     assert holdout_share(cfg, 100_000, 20) == cfg.holdout_fraction
+    # a larger table keeps about MAX_HOLDOUT_ROWS to score on, at least MIN_HOLDOUT_SHARE
+    share = holdout_share(cfg, 1_000_000, 20)
+    assert share is not None and share * 1_000_000 == pytest.approx(anytime.MAX_HOLDOUT_ROWS)
+    assert holdout_share(cfg, 10**8, 20) == anytime.MIN_HOLDOUT_SHARE
+    # a configured holdout keeps its share
+    held = cfg.model_copy(update={"validation": "holdout"})
+    assert holdout_share(held, 1_000_000, 20) == cfg.holdout_fraction
     assert holdout_share(cfg.model_copy(update={"validation": "cv"}), 10**6, 50) is None
 
 

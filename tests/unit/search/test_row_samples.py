@@ -73,6 +73,29 @@ def test_a_sampled_trial_fits_that_many_rows_and_is_scored_on_every_validation_r
     assert whole is not None and whole.fit_rows is None and whole.mean != cv.mean
 
 
+def test_a_class_of_a_few_rows_is_in_every_sample_and_its_trials_are_scored():
+    """A census of ranks: the rarest of 11 classes has 3 rows in 8,000. A stratified sample
+    of 400 rows allots it none; the sample then takes one of its rows, so that every trial's
+    model answers all 11 classes and is scored (without it, every trial failed)."""
+    rng = np.random.default_rng(0)
+    X, y = make_classification(8000, 12, n_informative=8, n_classes=10, random_state=0)
+    y[rng.choice(8000, 3, replace=False)] = 10  # the rarest class
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(12)])
+    cols = FeatureColumns(numeric=list(df.columns), categorical=[])
+    setup = TrainingSetup("classification", cols, FeaturesConfig(), 0, "roc_auc", 3)
+    fold = Fold(df, y, df.iloc[:0], y[:0])
+    X_fit, y_fit = subsample(fold, 400, seed=0)
+    assert set(y_fit) == set(range(11)) and 400 <= len(y_fit) <= 411
+    assert np.array_equal(X_fit.index, np.sort(X_fit.index))  # in the table's order
+    for family in ("lightgbm", "logistic_regression"):
+        cv = train_model(
+            df, y, ModelSpec(family, {}), setup, cross_validate=True, refit=False,
+            holdout=0.2, fit_rows=400,
+        ).cv  # fmt: skip
+        assert cv is not None and cv.fit_rows == 400 and cv.oof.shape[1] == 11
+        assert 0.5 < cv.mean <= 1.0
+
+
 def test_a_sampled_search_fits_its_best_trials_on_all_rows_within_its_budget():
     df, y, setup = _table(4000, seed=1)
     budget = 14.0

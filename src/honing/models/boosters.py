@@ -1,0 +1,185 @@
+"""The boosting libraries, as the ladders and the refit use them: how each grows a fitted
+estimator by more rounds (continuing from its booster), predicts with its first rounds, and
+fits on all rows until a deadline (:class:`Pace`, through the library's own stopping hook),
+saying with which parameters the grown model is rebuilt. :data:`honing.models.FAMILY_TABLE`
+names each family's booster."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone, is_classifier
+
+#: A fit stopped by its deadline (:func:`honing.models.fidelity.fit_by`) keeps at least this
+#: many boosting rounds, or a forest this many trees: a run ends with a model, however late.
+MIN_FIT_ROUNDS = 10
+
+
+class Pace:
+    """Whether a fit growing round by round should stop: once it has ``min_rounds``, when the
+    next round, at the mean pace of the rounds so far, would end past ``deadline``
+    (``time.time()`` seconds)."""
+
+    def __init__(self, deadline: float, min_rounds: int = MIN_FIT_ROUNDS) -> None:
+        self.deadline, self.min_rounds = deadline, min_rounds
+        self.start, self.rounds = time.time(), 0
+
+    def stop_after_round(self) -> bool:
+        """Count a round just grown; True when the fit should stop here."""
+        self.rounds += 1
+        now = time.time()
+        next_ends = now + (now - self.start) / self.rounds
+        return self.rounds >= self.min_rounds and next_ends > self.deadline
+
+
+class Booster(Protocol):
+    """How a boosting library grows a fitted estimator by more rounds, predicts with its
+    first ``rounds`` rounds, and fits on all rows until a deadline (:class:`Pace`), saying
+    with which parameters the grown model is rebuilt."""
+
+    def grow(
+        self,
+        template: BaseEstimator,
+        previous: BaseEstimator | None,
+        rounds: int,
+        train: tuple[np.ndarray, np.ndarray],
+        valid: tuple[np.ndarray, np.ndarray],
+    ) -> tuple[BaseEstimator, list[float]]: ...
+
+    def predict(self, estimator: BaseEstimator, X: np.ndarray, rounds: int) -> np.ndarray: ...
+
+    def fit_paced(
+        self, estimator: BaseEstimator, X: Any, y: np.ndarray, pace: Pace
+    ) -> dict[str, Any]: ...
+
+
+def _first_curve(evals: dict[str, dict[str, list[float]]]) -> list[float]:
+    """The validation loss per round (the first metric of the first validation set)."""
+    return [float(v) for v in next(iter(next(iter(evals.values())).values()))]
+
+
+class _Rounds:
+    """What both libraries share: a fresh estimator per chunk of ``rounds``, continued from
+    the previous chunk's booster, and predictions limited to the first rounds. Subclasses say
+    how their library spells it."""
+
+    def grow(
+        self,
+        template: BaseEstimator,
+        previous: BaseEstimator | None,
+        rounds: int,
+        train: tuple[np.ndarray, np.ndarray],
+        valid: tuple[np.ndarray, np.ndarray],
+    ) -> tuple[BaseEstimator, list[float]]:
+        est = clone(template).set_params(n_estimators=rounds)
+        self._fit(est, previous, train, valid)
+        return est, _first_curve(self._evals(est))
+
+    def predict(self, estimator: BaseEstimator, X: np.ndarray, rounds: int) -> np.ndarray:
+        method = estimator.predict_proba if is_classifier(estimator) else estimator.predict  # type: ignore[attr-defined]
+        return np.asarray(method(X, **self._first(rounds)), dtype=np.float64)
+
+    def fit_paced(
+        self, estimator: BaseEstimator, X: Any, y: np.ndarray, pace: Pace
+    ) -> dict[str, Any]:
+        """Fit ``estimator`` on (X, y), no validation rows, stopping when ``pace`` says so;
+        the parameters that rebuild what it grew (``n_estimators``: its rounds)."""
+        raise NotImplementedError
+
+    def _fit(self, est: Any, previous: Any, train: tuple, valid: tuple) -> None:
+        raise NotImplementedError
+
+    def _evals(self, est: Any) -> dict[str, dict[str, list[float]]]:
+        raise NotImplementedError
+
+    def _first(self, rounds: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class LightGBMRounds(_Rounds):
+    """LightGBM continues from ``init_model``; its default metric is the objective's loss."""
+
+    def _fit(self, est: Any, previous: Any, train: tuple, valid: tuple) -> None:
+        init = previous.booster_ if previous is not None else None
+        est.fit(*train, eval_X=(valid[0],), eval_y=(valid[1],), init_model=init)
+
+    def _evals(self, est: Any) -> dict[str, dict[str, list[float]]]:
+        return dict(est.evals_result_)
+
+    def _first(self, rounds: int) -> dict[str, Any]:
+        return {"num_iteration": rounds}
+
+    def fit_paced(self, estimator: Any, X: Any, y: np.ndarray, pace: Pace) -> dict[str, Any]:
+        from lightgbm.callback import EarlyStopException
+
+        def stop(env: Any) -> None:  # LightGBM's way to end training after this round
+            if pace.stop_after_round():
+                raise EarlyStopException(env.iteration, env.evaluation_result_list or [])
+
+        estimator.fit(X, y, callbacks=[stop])
+        return {"n_estimators": int(estimator.booster_.current_iteration())}
+
+
+class XGBoostRounds(_Rounds):
+    """XGBoost continues from ``xgb_model``; its default metric is the objective's loss."""
+
+    def _fit(self, est: Any, previous: Any, train: tuple, valid: tuple) -> None:
+        start = previous.get_booster() if previous is not None else None
+        est.fit(*train, eval_set=[valid], xgb_model=start, verbose=False)
+
+    def _evals(self, est: Any) -> dict[str, dict[str, list[float]]]:
+        return dict(est.evals_result())
+
+    def _first(self, rounds: int) -> dict[str, Any]:
+        return {"iteration_range": (0, rounds)}
+
+    def fit_paced(self, estimator: Any, X: Any, y: np.ndarray, pace: Pace) -> dict[str, Any]:
+        from xgboost.callback import TrainingCallback
+
+        class Stop(TrainingCallback):  # XGBoost ends training when this returns True
+            def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                return pace.stop_after_round()
+
+        # a constructor parameter in XGBoost's scikit-learn API: not kept with the model
+        estimator.set_params(callbacks=[Stop()])
+        try:
+            estimator.fit(X, y, verbose=False)
+        finally:
+            estimator.set_params(callbacks=None)
+        return {"n_estimators": int(estimator.get_booster().num_boosted_rounds())}
+
+
+#: What CatBoost chooses from the rounds it is asked for when they are left unset: a fit
+#: stopped short keeps the values chosen for its planned rounds, which a rebuild with the
+#: rounds it grew would not choose (a 500-round fit stopped at 10 takes 10 leaf-estimation
+#: steps a round, a 10-round fit 1).
+CATBOOST_BY_ROUNDS = ("learning_rate", "leaf_estimation_iterations")
+
+
+class CatBoostRounds(_Rounds):
+    """CatBoost continues from ``init_model``; its evaluation lists the training rows first,
+    and it must keep every round (``use_best_model`` would cut the model to its best one)."""
+
+    def _fit(self, est: Any, previous: Any, train: tuple, valid: tuple) -> None:
+        est.fit(*train, eval_set=valid, init_model=previous, use_best_model=False)
+
+    def _evals(self, est: Any) -> dict[str, dict[str, list[float]]]:
+        return {"validation": dict(est.get_evals_result()["validation"])}
+
+    def _first(self, rounds: int) -> dict[str, Any]:
+        return {"ntree_end": rounds}
+
+    def fit_paced(self, estimator: Any, X: Any, y: np.ndarray, pace: Pace) -> dict[str, Any]:
+        class Stop:  # CatBoost ends training when this returns False
+            def after_iteration(self, info: Any) -> bool:
+                return not pace.stop_after_round()
+
+        estimator.fit(X, y, callbacks=[Stop()])
+        grown: dict[str, Any] = {"n_estimators": int(estimator.tree_count_)}
+        chosen, used = estimator.get_params(), estimator.get_all_params()
+        for key in CATBOOST_BY_ROUNDS:
+            if chosen.get(key) is None:  # CatBoost's choice for the rounds asked for
+                grown[key] = used[key]
+        return grown
