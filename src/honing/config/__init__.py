@@ -150,8 +150,15 @@ class ValidationConfig(StrictModel):
 
 
 class CleaningConfig(StrictModel):
-    deduplicate: bool = True
-    drop_invalid_labels: bool = True
+    deduplicate: bool = Field(
+        default=True,
+        description="Drop exact duplicate rows (copies) before the split. `honing init` "
+        "writes false for a table whose columns allow no more distinct rows than it has: "
+        "there each repeat is a case, and dropping them would drop the class frequencies.",
+    )
+    drop_invalid_labels: bool = Field(
+        default=True, description="Drop the rows whose target is missing."
+    )
 
 
 class SplitConfig(StrictModel):

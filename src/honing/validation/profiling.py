@@ -307,7 +307,8 @@ def profile_config(
         "time_budget_s": float(budget_s),
         "data": data,
         "validation": {"suite": str(suite_path), "quality": quality},
-        "cleaning": {"deduplicate": True, "drop_invalid_labels": True},
+        # a table whose rows must repeat keeps its repeats: they are its frequencies
+        "cleaning": {"deduplicate": not repeats_are_cases(df), "drop_invalid_labels": True},
         "split": _split(flags.get("orders_rows", [])),
         "features": {
             "dates": [c for c in flags["dates"] if c not in drop],
@@ -379,10 +380,25 @@ def _allowed_drop(metric: str) -> dict[str, float]:
     return {"max_metric_drop_relative": 0.1}
 
 
+def repeats_are_cases(df: pd.DataFrame) -> bool:
+    """Whether the table's columns can make no more distinct rows than it has rows (the
+    product of their distinct values, missing counted as one): then rows must repeat, and
+    each repeat is a case of its own (a census of a few categories), not a copy. Dropping
+    the repeats would drop the table's frequencies with them: of a 1.4-million-row table of
+    six categories and a rank, 1,646 rows were left."""
+    possible = 1
+    for column in df.columns:
+        possible *= max(int(df[column].nunique(dropna=False)), 1)
+        if possible > len(df):
+            return False
+    return True
+
+
 def fitted_rules(df: pd.DataFrame, target: str, task: str) -> tuple[dict[str, Any], dict[str, str]]:
     """The quality rules fitted to the table as it is, and a note for each rule moved: a rule
     the data already breaks is set just past what was observed (duplicates are then dropped
-    by cleaning), so that ``init``'s config passes its own data. ``init`` prints the notes
+    by cleaning, unless :func:`repeats_are_cases`), so that ``init``'s config passes its own
+    data. ``init`` prints the notes
     and writes them beside the keys."""
     rules: dict[str, Any] = QualityConfig().model_dump()
     notes: dict[str, str] = {}
@@ -390,9 +406,15 @@ def fitted_rules(df: pd.DataFrame, target: str, task: str) -> tuple[dict[str, An
     if duplicates > rules["max_duplicate_fraction"]:
         default = rules["max_duplicate_fraction"]
         rules["max_duplicate_fraction"] = round(min(1.0, duplicates + 0.01), 4)
+        kept = (
+            "; each is a case (its columns' few values allow no more distinct rows than "
+            "it has), so cleaning keeps them"
+            if repeats_are_cases(df)
+            else ", cleaning drops them"
+        )
         notes["max_duplicate_fraction"] = (
             f"{duplicates:.1%} of the rows are exact duplicates (default maximum {default:.0%}); "
-            "set just above, cleaning drops them"
+            f"set just above{kept}"
         )
     if task == "classification" and df[target].notna().any():
         minority = float(df[target].value_counts(normalize=True).min())

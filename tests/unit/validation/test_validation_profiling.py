@@ -296,3 +296,38 @@ def test_numbers_written_with_thousands_separators_are_named_not_taken_for_class
          "city": ["Oslo", "Bergen", "Paris"] * 100, "y": ["a", "b"] * 150}
     )  # fmt: skip
     assert flag_columns(df, "y")["separated_numbers"] == ["income"]
+
+
+def test_init_keeps_the_repeats_of_a_census_and_drops_copies_elsewhere(tmp_path):
+    """A table of a few categories must repeat its rows: each repeat is a person, and the
+    counts are the class frequencies a model must learn. Copies in a table of measurements
+    are copies."""
+    from honing.data import clean
+    from honing.validation.profiling import fitted_rules, repeats_are_cases
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    branch = rng.choice(["army", "navy", "air force"], n)
+    grade = rng.choice(["enlisted", "officer"], n, p=[0.85, 0.15])
+    rank = np.where(grade == "officer", rng.integers(7, 11, n), rng.integers(1, 7, n))
+    census = pd.DataFrame({"branch": branch, "grade": grade, "rank": rank})
+    assert census.duplicated().mean() > 0.9 and repeats_are_cases(census)
+
+    def written(df: pd.DataFrame):
+        raw = profile_config(
+            df, name="t", data_path=tmp_path / "t.csv", suite_path=tmp_path / "t.json",
+            target="rank", task="classification",
+        )  # fmt: skip
+        return raw["cleaning"]["deduplicate"], fitted_rules(df, "rank", "classification")[1]
+
+    deduplicate, notes = written(census)
+    assert deduplicate is False and "cleaning keeps them" in notes["max_duplicate_fraction"]
+    kept, report = clean(census, "rank", deduplicate=deduplicate)
+    assert report.duplicates_dropped == 0 and len(kept) == n  # the frequencies survive
+    # the same people with their exact pay: distinct rows are possible, repeats are copies
+    measured = census.assign(pay=rng.normal(5000, 800, n))
+    copied = pd.concat([measured, measured.head(1000)], ignore_index=True)
+    assert not repeats_are_cases(copied)
+    deduplicate, notes = written(copied)
+    assert deduplicate is True and "cleaning drops them" in notes["max_duplicate_fraction"]
+    assert clean(copied, "rank", deduplicate=deduplicate)[1].duplicates_dropped == 1000
