@@ -103,16 +103,23 @@ class Refit:
     trained: training.TrainResult
     decision: DecisionFit
 
-    def log_lines(self) -> list[str]:
-        lines = [f"refit: {self.trained.spec.effective().label()}"]
+    def cut(self) -> str | None:
+        """What the budget cut from the refit, in words; None when it grew what was asked."""
         planned = self.trained.planned
-        if planned is not None:
-            grown = self.trained.spec.params.get("n_estimators")
-            lines.append(
-                f"refit stopped at its share of the budget: {grown} of the "
-                f"{planned.params.get('n_estimators')} rounds (trees) asked for"
-            )
-        return [*lines, *self.decision.log_lines()]
+        if planned is None:
+            return None
+        return (
+            f"refit: {self.trained.spec.params.get('n_estimators')} of the "
+            f"{planned.params.get('n_estimators')} rounds (trees) asked for, at the budget"
+        )
+
+    def log_lines(self) -> list[str]:
+        cut = self.cut()
+        return [
+            f"refit: {self.trained.spec.effective().label()}",
+            *([f"trimmed: {cut}"] if cut else []),
+            *self.decision.log_lines(),
+        ]
 
 
 def refit(

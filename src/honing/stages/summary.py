@@ -4,7 +4,7 @@ Prefect, and read by the benchmarks. Nothing here decides anything."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from honing import metric_keys
@@ -342,7 +342,7 @@ def summarize(
         promoted=registration.promoted,
         gate_reason=registration.decision.reason,
         champion_version=registration.decision.champion_version,
-        best_model=describe_model(choice),
+        best_model=describe_model(replace(choice, spec=fitted.refit.trained.spec)),
         model_choice=choice.reason,
         cv_metric=search.metric,
         cv_score=metric_value(search.metric, choice.score),
@@ -362,7 +362,7 @@ def summarize(
             "invalid_labels_dropped": cleaning.invalid_labels_dropped,
         },
         timings=dict(timings),
-        trimmed=list(trims.notes),
+        trimmed=[n for n in (fitted.refit.cut(), *trims.notes) if n],
         ray_nodes=list(search.nodes),
         top_features=importances[0].top(5) if importances else [],
         nested_cv=None if nested is None else nested.to_dict(),

@@ -145,3 +145,22 @@ def test_the_served_flavor_is_shown_against_the_native_model():
     assert f"served: honing-churn-served v2 (distilled_booster): {versus}" in s.log_lines()
     bare = ServedSummary("m", "1", "onnx", "why", {"candidate": ["onnx"]}, {})
     assert bare.against_native() == ""
+
+
+def test_a_refit_the_budget_cut_says_so_in_its_log_and_its_summary_row():
+    """The refit line names the model that was grown, and a line says what the budget cut
+    (the words the run's summary lists first under "trimmed to the budget")."""
+    from honing.modeling.decision import DecisionFit, DecisionRule
+    from honing.modeling.training import ModelSpec, TrainResult
+    from honing.stages.fit import Refit
+
+    asked = ModelSpec("catboost", {"n_estimators": 964, "learning_rate": 0.1})
+    grown = ModelSpec("catboost", {"n_estimators": 340, "learning_rate": 0.1})
+    rule = DecisionFit(DecisionRule.argmax([0, 1]), {}, None, None, None, 0, [])
+    cut = Refit(TrainResult(grown, None, None, planned=asked), rule)
+    assert cut.cut() == "refit: 340 of the 964 rounds (trees) asked for, at the budget"
+    lines = cut.log_lines()
+    assert lines[0] == "refit: catboost(learning_rate=0.1, n_estimators=340)"
+    assert lines[1] == f"trimmed: {cut.cut()}"
+    whole = Refit(TrainResult(asked, None, None), rule)
+    assert whole.cut() is None and not any("trimmed" in line for line in whole.log_lines())
