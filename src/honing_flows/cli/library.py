@@ -95,9 +95,10 @@ def init(
         min=10.0,
         help="Seconds for the whole run (validation, search, refit, compression, registration).",
     ),
+    env: Path = ENV_OPT,
 ) -> None:
     """Profile a new table into a budget-driven pipeline config plus a Great Expectations
-    suite."""
+    suite, and create the MLflow store of the environment profile the runs will use."""
     if name is not None and not re.fullmatch(NAME_PATTERN, name):
         # it names the config, the suite and the registered model: no path, no space
         raise fail(HoningError(f"--name {name!r}: rule: letters, digits, '_', '.' or '-' only"))
@@ -180,16 +181,17 @@ def init(
     ):  # fmt: skip
         if flags[kind]:
             console.print(f"[yellow]{note}:[/] {', '.join(flags[kind])}")
-    store = _create_store()
+    store = _create_store(env)
+    with_env = "" if Path(env) == DEFAULT_ENV_PATH else f" --env {env}"
     console.print(
         f"wrote {config_out} and {suite_out} ({len(suite['expectations'])} "
         f"expectations; time budget {budget:.0f}s){store}. Review both, then: honing run "
-        f"--config {config_out}"
+        f"--config {config_out}{with_env}"
     )
 
 
-def _create_store() -> str:
-    """The default profile's SQLite MLflow store, created and migrated now (as Prefect's
+def _create_store(env: Path) -> str:
+    """The SQLite MLflow store of the profile at ``env``, created and migrated now (as Prefect's
     database is, :mod:`honing_flows.entry`) rather than in the first run, where it took some
     3 s of the budget; what :func:`init`'s last line says of it. A store that cannot be made
     is left to the run, which says why with its rule."""
@@ -203,7 +205,7 @@ def _create_store() -> str:
     level = mlflow_logger.level
     mlflow_logger.setLevel(logging.WARNING)
     try:
-        settings = config_mod.load_env_settings(DEFAULT_ENV_PATH, environ=os.environ)
+        settings = config_mod.load_env_settings(env, environ=os.environ)
         with warnings_in_the_log():
             files = tracking.create_stores(settings.mlflow)
     except Exception as exc:  # noqa: BLE001 - not init's to refuse: the run says why

@@ -349,6 +349,37 @@ def test_init_keeps_library_output_off_the_screen_and_makes_the_mlflow_store(tmp
     assert "MLflow store mlflow.db ready" in said and "INFO" not in out.stdout + out.stderr
 
 
+def test_init_readies_the_store_of_the_profile_its_runs_will_use(tmp_path: Path, in_a_project):
+    """``--env`` names the profile the project's runs use: init readies that profile's MLflow
+    store, not the default one, and its last line carries the option on to the run."""
+    import yaml as yaml_mod
+
+    data = _write(tmp_path)
+    (tmp_path / "stores").mkdir()
+    mlflow_store_file(tmp_path / "stores")
+    profile = tmp_path / "configs" / "team.yaml"
+    profile.parent.mkdir(exist_ok=True)
+    profile.write_text(
+        yaml_mod.safe_dump(
+            {
+                "profile": "team",
+                "mlflow": {
+                    "tracking_uri": f"sqlite:///{tmp_path / 'stores' / 'mlflow.db'}",
+                    "artifact_root": str(tmp_path / "stores" / "mlartifacts"),
+                },
+            }
+        )
+    )
+    res = runner.invoke(app, ["init", str(data), "--target", "left", "--env", str(profile)])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "MLflow store stores/mlflow.db ready" in said
+    assert f"honing run --config configs/new.yaml --env {profile}" in said
+    default = runner.invoke(app, ["init", str(data), "--target", "left", "--force"])
+    said = " ".join(default.output.split())
+    assert "MLflow store mlflow.db ready" in said and "--env" not in said
+
+
 def test_init_says_when_a_budget_is_shorter_than_a_run_can_keep(tmp_path: Path, in_a_project):
     """Under 40 s the command's fixed start and the stages after the search leave no search:
     init says so before the run overruns, and says nothing for a budget it can keep."""
