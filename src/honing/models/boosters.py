@@ -7,7 +7,7 @@ names each family's booster."""
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone, is_classifier
@@ -34,36 +34,16 @@ class Pace:
         return self.rounds >= self.min_rounds and next_ends > self.deadline
 
 
-class Booster(Protocol):
-    """How a boosting library grows a fitted estimator by more rounds, predicts with its
-    first ``rounds`` rounds, and fits on all rows until a deadline (:class:`Pace`), saying
-    with which parameters the grown model is rebuilt."""
-
-    def grow(
-        self,
-        template: BaseEstimator,
-        previous: BaseEstimator | None,
-        rounds: int,
-        train: tuple[np.ndarray, np.ndarray],
-        valid: tuple[np.ndarray, np.ndarray],
-    ) -> tuple[BaseEstimator, list[float]]: ...
-
-    def predict(self, estimator: BaseEstimator, X: np.ndarray, rounds: int) -> np.ndarray: ...
-
-    def fit_paced(
-        self, estimator: BaseEstimator, X: Any, y: np.ndarray, pace: Pace
-    ) -> dict[str, Any]: ...
-
-
 def _first_curve(evals: dict[str, dict[str, list[float]]]) -> list[float]:
     """The validation loss per round (the first metric of the first validation set)."""
     return [float(v) for v in next(iter(next(iter(evals.values())).values()))]
 
 
-class _Rounds:
-    """What both libraries share: a fresh estimator per chunk of ``rounds``, continued from
-    the previous chunk's booster, and predictions limited to the first rounds. Subclasses say
-    how their library spells it."""
+class Booster:
+    """How a boosting library grows a fitted estimator by more rounds (a fresh estimator per
+    chunk of ``rounds``, continued from the previous chunk's booster), predicts with its first
+    ``rounds`` rounds, and fits on all rows until a deadline (:class:`Pace`), saying with which
+    parameters the grown model is rebuilt. Each library's subclass says how it spells them."""
 
     def grow(
         self,
@@ -98,7 +78,7 @@ class _Rounds:
         raise NotImplementedError
 
 
-class LightGBMRounds(_Rounds):
+class LightGBMRounds(Booster):
     """LightGBM continues from ``init_model``; its default metric is the objective's loss."""
 
     def _fit(self, est: Any, previous: Any, train: tuple, valid: tuple) -> None:
@@ -122,7 +102,7 @@ class LightGBMRounds(_Rounds):
         return {"n_estimators": int(estimator.booster_.current_iteration())}
 
 
-class XGBoostRounds(_Rounds):
+class XGBoostRounds(Booster):
     """XGBoost continues from ``xgb_model``; its default metric is the objective's loss."""
 
     def _fit(self, est: Any, previous: Any, train: tuple, valid: tuple) -> None:
@@ -158,7 +138,7 @@ class XGBoostRounds(_Rounds):
 CATBOOST_BY_ROUNDS = ("learning_rate", "leaf_estimation_iterations")
 
 
-class CatBoostRounds(_Rounds):
+class CatBoostRounds(Booster):
     """CatBoost continues from ``init_model``; its evaluation lists the training rows first,
     and it must keep every round (``use_best_model`` would cut the model to its best one)."""
 
