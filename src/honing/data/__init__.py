@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import errno
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,11 @@ def _check_is_file(path: Path) -> None:
         raise DataLoadError(f"{path}: not a regular file; rule: data must be a file")
 
 
-def load_table(path: Path, fmt: str = "auto") -> pd.DataFrame:
-    """Read a CSV or Parquet file, turning every reader failure into a :class:`DataLoadError`."""
+def load_table(path: Path, fmt: str = "auto", *, text: Collection[str] = ()) -> pd.DataFrame:
+    """Read a CSV or Parquet file, turning every reader failure into a :class:`DataLoadError`.
+    ``text``: columns a CSV file's reader keeps as text whatever their values look like (the
+    ones a suite types as text: :func:`honing.validation.text_columns`), where it would
+    guess numbers from a batch of digits only."""
     path = Path(path)
     _check_is_file(path)
     if path.stat().st_size == 0:
@@ -75,7 +79,7 @@ def load_table(path: Path, fmt: str = "auto") -> pd.DataFrame:
         if kind == "parquet":
             df = pd.read_parquet(path)
         else:
-            df = pd.read_csv(path, encoding="utf-8")
+            df = pd.read_csv(path, encoding="utf-8", dtype=dict.fromkeys(text, str) or None)
     except UnicodeDecodeError as exc:
         raise DataLoadError(
             f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "

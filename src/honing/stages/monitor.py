@@ -190,12 +190,19 @@ def reference(cfg: PipelineConfig, *, repo: str) -> Reference:
     )
 
 
+def _text_columns(cfg: PipelineConfig) -> list[str]:
+    """The columns the config's suite types as text, read as text from a batch."""
+    from honing import validation
+
+    return validation.text_columns(validation.load_suite(cfg.validation.suite))
+
+
 def drift(cfg: PipelineConfig, ref: Reference, batch_path: Path, *, repo: str) -> Drift:
     """The batch at ``batch_path`` against the reference rows: each column's drift (weighted
     by the champion's importances), the drift of the champion's answers, and of the labels
     when the batch has them (Evidently's report, kept as HTML in the reference's folder)."""
     target, classes = cfg.data.target, ref.classes
-    current = data.load_table(Path(batch_path), cfg.data.format)
+    current = data.load_table(Path(batch_path), cfg.data.format, text=_text_columns(cfg))
     labelled = target in current.columns and bool(current[target].notna().any())
     X_ref, X_cur = _features(cfg, ref.rows), _features(cfg, current)
     missing = [c for c in X_ref.columns if c not in X_cur.columns]
@@ -359,7 +366,7 @@ def follow_challenger(
     from honing.serving import inference
 
     shown = _shown(batch_path, repo)
-    current = data.load_table(Path(batch_path), cfg.data.format)
+    current = data.load_table(Path(batch_path), cfg.data.format, text=_text_columns(cfg))
     target = cfg.data.target
     classes = []
     if cfg.task != "regression":

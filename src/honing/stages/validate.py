@@ -36,7 +36,8 @@ def located(
     cfg: PipelineConfig, *, repo: str, config_path: str, flow_run_id: str
 ) -> tuple[pd.DataFrame, lineage.Lineage]:
     """The table at ``cfg.data.path``, and its lineage (data MD5, commit, config hash)."""
-    raw = data.load_table(cfg.data.path, cfg.data.format)
+    text = validation.text_columns(validation.load_suite(cfg.validation.suite))
+    raw = data.load_table(cfg.data.path, cfg.data.format, text=text)
     found = lineage.build_lineage(
         data_path=Path(cfg.data.path),
         data_md5=data.file_md5(cfg.data.path),

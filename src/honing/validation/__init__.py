@@ -13,7 +13,7 @@ import pandas as pd
 
 from honing.config import PipelineConfig, QualityConfig
 from honing.exceptions import HoningError
-from honing.validation.expectations import check_expectations, load_suite, save_suite
+from honing.validation.expectations import check_expectations, load_suite, save_suite, text_columns
 from honing.validation.fast import check_fast
 from honing.validation.report import ExpectationFailure, ValidationReport, gate
 from honing.validation.rules import RULES, check_rules
@@ -30,6 +30,7 @@ __all__ = [
     "load_suite",
     "may_use_gx",
     "save_suite",
+    "text_columns",
     "validate",
 ]
 

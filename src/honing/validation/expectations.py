@@ -11,6 +11,25 @@ import pandas as pd
 from honing.exceptions import ConfigError
 from honing.validation.report import ExpectationFailure, ValidationReport
 
+#: The types a suite lists for a column of text (``expect_column_values_to_be_in_type_list``).
+TEXT_TYPES = ["object", "str", "string", "category"]
+
+
+def text_columns(suite: dict[str, Any]) -> list[str]:
+    """The columns ``suite`` types as text: every type it lists for them is a text type.
+    A CSV reader guesses from the values, and a batch in which such a column holds digits
+    only (zip codes, codes, identifiers) would be read as numbers and refused by the very
+    rule that said it is text: the loaders read these columns as text
+    (:func:`honing.data.load_table`'s ``text``), leading zeros kept."""
+    found = []
+    for exp in suite.get("expectations", []):
+        kw = exp.get("kwargs", {})
+        types = kw.get("type_list") or []
+        if exp.get("type") == "expect_column_values_to_be_in_type_list" and types:
+            if all(t in TEXT_TYPES for t in types) and kw.get("column") not in found:
+                found.append(kw["column"])
+    return found
+
 
 def load_suite(path: Path) -> dict[str, Any]:
     """Read an expectation suite saved as JSON (``ExpectationSuite.to_json_dict()``)."""

@@ -30,9 +30,9 @@ from honing.data.target import plain
 from honing.data.target import positive_label as positive_label_of
 from honing.exceptions import DataValidationError
 from honing.modeling.features import detect_dates, detect_identifiers, infer_columns
+from honing.validation.expectations import TEXT_TYPES
 
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "Int64", "float32", "float64", "Float64"]
-TEXT_TYPES = ["object", "str", "string", "category"]
 #: The budget ``honing init`` writes when ``--budget`` is not given, in seconds.
 DEFAULT_BUDGET_S = 300.0
 #: Trials run side by side (one CPU each): the 2-core machines honing is sized for.

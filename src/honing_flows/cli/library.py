@@ -246,8 +246,8 @@ def predict(
         inputs = (data_path, config, env, *cfg.inputs)
         data.ensure_new(out, force=force, inputs=inputs)
         settings = config_mod.load_env_settings(env, environ=os.environ)
-        df = data.load_table(data_path)
         suite = validation.load_suite(cfg.validation.suite)
+        df = data.load_table(data_path, text=validation.text_columns(suite))
         tracking.configure(settings.mlflow)
         name, alias = cfg.registry.model_name, cfg.registry.champion_alias
         # the champion's own flavor, found through the champion (never the flavor's alias)

@@ -331,3 +331,29 @@ def test_init_keeps_the_repeats_of_a_census_and_drops_copies_elsewhere(tmp_path)
     deduplicate, notes = written(copied)
     assert deduplicate is True and "cleaning drops them" in notes["max_duplicate_fraction"]
     assert clean(copied, "rank", deduplicate=deduplicate)[1].duplicates_dropped == 1000
+
+
+def test_a_text_column_of_digits_only_in_a_batch_is_read_as_text(tmp_path):
+    """Seattle's pet licences: zip codes are text (one reads "98103-4512"), but a batch of
+    200 rows held digits only, which a CSV reader takes for numbers; the type rule then
+    refused it. Read through the suite's text columns, it passes, leading zeros kept."""
+    from honing.data import load_table
+    from honing.validation import text_columns
+
+    rng = np.random.default_rng(0)
+    zips = rng.choice(["98103", "98117", "02134", "98103-4512"], 400).tolist()
+    table = pd.DataFrame({"zip_code": zips, "age": rng.integers(1, 15, 400)})
+    table["species"] = rng.choice(["Dog", "Cat"], 400)
+    suite = profile_suite(table, name="pets", target="species", task="classification")
+    assert "zip_code" in text_columns(suite) and "age" not in text_columns(suite)
+    batch = tmp_path / "batch.csv"
+    table.head(3).assign(zip_code=["02134", "98117", "98103"]).to_csv(batch, index=False)
+    guessed = load_table(batch)
+    assert guessed["zip_code"].tolist() == [2134, 98117, 98103]  # the reader's guess
+    refused = validate(guessed, suite, source=str(batch), rules=None)
+    assert any(f.rule == "expect_column_values_to_be_in_type_list" for f in refused.failures)
+    read = load_table(batch, text=text_columns(suite))
+    assert read["zip_code"].tolist() == ["02134", "98117", "98103"]
+    assert read["age"].dtype == "int64"  # other columns as the reader finds them
+    accepted = validate(read, suite, source=str(batch), rules=None)
+    assert not [f for f in accepted.failures if f.severity == "critical"], accepted.table()
