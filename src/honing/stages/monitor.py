@@ -19,7 +19,7 @@ from honing import data, lineage, metric_keys, monitoring, registry, tracking
 from honing.config import PipelineConfig, WindowConfig
 from honing.data import windowing
 from honing.evaluation import evaluate
-from honing.exceptions import DataValidationError, RegistryError
+from honing.exceptions import ConfigError, DataValidationError, RegistryError
 from honing.modeling import features
 from honing.modeling.decision import Answers, answers
 from honing.monitoring import PREDICTION, TARGET, DriftReport, RetrainDecision
@@ -191,10 +191,14 @@ def reference(cfg: PipelineConfig, *, repo: str) -> Reference:
 
 
 def _text_columns(cfg: PipelineConfig) -> list[str]:
-    """The columns the config's suite types as text, read as text from a batch."""
+    """The columns the config's suite types as text, read as text from a batch (none where
+    the suite is not there: monitoring does not validate against it)."""
     from honing import validation
 
-    return validation.text_columns(validation.load_suite(cfg.validation.suite))
+    try:
+        return validation.text_columns(validation.load_suite(cfg.validation.suite))
+    except ConfigError:
+        return []
 
 
 def drift(cfg: PipelineConfig, ref: Reference, batch_path: Path, *, repo: str) -> Drift:
@@ -202,7 +206,8 @@ def drift(cfg: PipelineConfig, ref: Reference, batch_path: Path, *, repo: str) -
     by the champion's importances), the drift of the champion's answers, and of the labels
     when the batch has them (Evidently's report, kept as HTML in the reference's folder)."""
     target, classes = cfg.data.target, ref.classes
-    current = data.load_table(Path(batch_path), cfg.data.format, text=_text_columns(cfg))
+    # the columns the champion reads as text, whatever a batch's values look like
+    current = data.load_table(Path(batch_path), cfg.data.format, text=ref.columns.text)
     labelled = target in current.columns and bool(current[target].notna().any())
     X_ref, X_cur = _features(cfg, ref.rows), _features(cfg, current)
     missing = [c for c in X_ref.columns if c not in X_cur.columns]

@@ -186,7 +186,8 @@ def init(
     console.print(
         f"wrote {config_out} and {suite_out} ({len(suite['expectations'])} "
         f"expectations; time budget {budget:.0f}s){store}. Review both, then: honing run "
-        f"--config {config_out}{with_env}"
+        f"--config {config_out}{with_env}",
+        soft_wrap=True,  # the command to run next, never folded inside a path
     )
 
 

@@ -374,7 +374,7 @@ def test_init_readies_the_store_of_the_profile_its_runs_will_use(tmp_path: Path,
     assert res.exit_code == 0, res.output
     said = " ".join(res.output.split())
     assert "MLflow store stores/mlflow.db ready" in said
-    assert f"honing run --config configs/new.yaml --env {profile}" in said
+    assert f"honing run --config configs/new.yaml --env {profile}" in res.output
     default = runner.invoke(app, ["init", str(data), "--target", "left", "--force"])
     said = " ".join(default.output.split())
     assert "MLflow store mlflow.db ready" in said and "--env" not in said
