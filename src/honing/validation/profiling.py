@@ -398,8 +398,7 @@ def fitted_rules(df: pd.DataFrame, target: str, task: str) -> tuple[dict[str, An
     """The quality rules fitted to the table as it is, and a note for each rule moved: a rule
     the data already breaks is set just past what was observed (duplicates are then dropped
     by cleaning, unless :func:`repeats_are_cases`), so that ``init``'s config passes its own
-    data. ``init`` prints the notes
-    and writes them beside the keys."""
+    data. ``init`` prints the notes and writes them beside the keys."""
     rules: dict[str, Any] = QualityConfig().model_dump()
     notes: dict[str, str] = {}
     duplicates = float(df.duplicated().mean())
