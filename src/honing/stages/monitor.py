@@ -190,17 +190,6 @@ def reference(cfg: PipelineConfig, *, repo: str) -> Reference:
     )
 
 
-def _text_columns(cfg: PipelineConfig) -> list[str]:
-    """The columns the config's suite types as text, read as text from a batch (none where
-    the suite is not there: monitoring does not validate against it)."""
-    from honing import validation
-
-    try:
-        return validation.text_columns(validation.load_suite(cfg.validation.suite))
-    except ConfigError:
-        return []
-
-
 def drift(cfg: PipelineConfig, ref: Reference, batch_path: Path, *, repo: str) -> Drift:
     """The batch at ``batch_path`` against the reference rows: each column's drift (weighted
     by the champion's importances), the drift of the champion's answers, and of the labels
@@ -371,11 +360,17 @@ def follow_challenger(
     from honing.serving import inference
 
     shown = _shown(batch_path, repo)
-    current = data.load_table(Path(batch_path), cfg.data.format, text=_text_columns(cfg))
+    try:
+        suite: dict[str, Any] | None = validation.load_suite(cfg.validation.suite)
+    except ConfigError:
+        if cfg.task != "regression":  # the label values come from the suite
+            raise
+        suite = None  # a regression's batch only reads its text columns from it
+    text = validation.text_columns(suite) if suite is not None else []
+    current = data.load_table(Path(batch_path), cfg.data.format, text=text)
     target = cfg.data.target
     classes = []
-    if cfg.task != "regression":
-        suite = validation.load_suite(cfg.validation.suite)
+    if suite is not None and cfg.task != "regression":
         classes = inference.label_classes(suite, target, cfg.data.positive_label)
     y, known = data.labelled_rows(current[target], classes)
     X = current.drop(columns=[c for c in [target, *cfg.identifiers] if c in current.columns])

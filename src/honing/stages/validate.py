@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -33,10 +34,16 @@ class Validated:
 
 
 def located(
-    cfg: PipelineConfig, *, repo: str, config_path: str, flow_run_id: str
+    cfg: PipelineConfig,
+    suite: dict[str, Any],
+    *,
+    repo: str,
+    config_path: str,
+    flow_run_id: str,
 ) -> tuple[pd.DataFrame, lineage.Lineage]:
-    """The table at ``cfg.data.path``, and its lineage (data MD5, commit, config hash)."""
-    text = validation.text_columns(validation.load_suite(cfg.validation.suite))
+    """The table at ``cfg.data.path`` (the columns ``suite`` types as text read as text), and
+    its lineage (data MD5, commit, config hash)."""
+    text = validation.text_columns(suite)
     raw = data.load_table(cfg.data.path, cfg.data.format, text=text)
     found = lineage.build_lineage(
         data_path=Path(cfg.data.path),
@@ -49,11 +56,13 @@ def located(
     return raw, found
 
 
-def report(cfg: PipelineConfig, raw: pd.DataFrame) -> validation.ValidationReport:
-    """``raw`` validated against the config's suite and quality rules."""
+def report(
+    cfg: PipelineConfig, raw: pd.DataFrame, suite: dict[str, Any]
+) -> validation.ValidationReport:
+    """``raw`` validated against the config's ``suite`` and quality rules."""
     return validation.validate(
         raw,
-        validation.load_suite(cfg.validation.suite),
+        suite,
         source=str(cfg.data.path),
         rules=validation.QualityRules.from_config(cfg),
         budget_s=cfg.time_budget_s,
@@ -62,8 +71,9 @@ def report(cfg: PipelineConfig, raw: pd.DataFrame) -> validation.ValidationRepor
 
 def check(cfg: PipelineConfig, *, repo: str, config_path: str, flow_run_id: str) -> Validated:
     """The table, its lineage and its validation report, with nothing logged."""
-    raw, found = located(cfg, repo=repo, config_path=config_path, flow_run_id=flow_run_id)
-    return Validated(raw=raw, lineage=found, report=report(cfg, raw))
+    suite = validation.load_suite(cfg.validation.suite)
+    raw, found = located(cfg, suite, repo=repo, config_path=config_path, flow_run_id=flow_run_id)
+    return Validated(raw=raw, lineage=found, report=report(cfg, raw, suite))
 
 
 def validate(
@@ -72,12 +82,13 @@ def validate(
     """Load ``cfg.data.path``, tag the run with its lineage (data MD5, commit, config hash),
     log it as the run's dataset input and the config beside it, validate it and log the
     report. :func:`honing.validation.gate` then decides on it."""
-    raw, found = located(cfg, repo=repo, config_path=config_path, flow_run_id=flow_run_id)
+    suite = validation.load_suite(cfg.validation.suite)
+    raw, found = located(cfg, suite, repo=repo, config_path=config_path, flow_run_id=flow_run_id)
     tracking.set_tags(run.run_id, found.tags())
     tracking.log_dataset(
         run.run_id, raw, source=found.data_path, name=cfg.name, digest=found.data_md5
     )
     tracking.log_config(run.run_id, cfg, Path(repo))
-    checked = report(cfg, raw)
+    checked = report(cfg, raw, suite)
     tracking.log_json(run.run_id, checked.to_dict(), "validation/report.json", root=repo)
     return Validated(raw=raw, lineage=found, report=checked)
