@@ -27,6 +27,12 @@ ENV_OPT = typer.Option(
 )
 
 
+def env_flag(env: Path) -> str:
+    """`` --env ENV`` for a command the user is told to run next, or nothing for the default
+    profile (whose file need not exist: the embedded profile stands in for it)."""
+    return "" if Path(env) == DEFAULT_ENV_PATH else f" --env {env}"
+
+
 def fail(exc: BaseException, note: str | None = None) -> typer.Exit:
     """Print ``exc`` as one clear message (and ``note``), and give the exit to raise (1).
     Lines are never folded: a path or a link stays whole (the terminal wraps it)."""

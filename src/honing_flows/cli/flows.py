@@ -19,13 +19,22 @@ from rich.table import Table
 
 from honing import config as config_mod
 from honing import data, runtime, search, tracking, validation
-from honing.config.settings import DEFAULT_ENV_PATH, redact
+from honing.config.settings import redact
 from honing.exceptions import HoningError, StoreFullError, disk_full
 from honing.search import anytime, planner
 from honing.stages.summary import TrainingSummary
 from honing.tracking.links import ui_links
 from honing_flows.api_server import API_LOG, private_api
-from honing_flows.cli.common import COMMAND_LOG, CONFIG_OPT, ENV_OPT, LOG_FORMAT, console, err, fail
+from honing_flows.cli.common import (
+    COMMAND_LOG,
+    CONFIG_OPT,
+    ENV_OPT,
+    LOG_FORMAT,
+    console,
+    env_flag,
+    err,
+    fail,
+)
 from honing_flows.cli.library import app as library_app
 from honing_flows.cli.library import batch_or_capture
 
@@ -293,7 +302,7 @@ def run(
     )
     # the command as this project runs it: a project of its own has no Makefile, and the
     # default profile's path need not exist (the embedded profile stands in for it)
-    ui = "honing ui" if Path(env) == DEFAULT_ENV_PATH else f"honing ui --env {env}"
+    ui = f"honing ui{env_flag(env)}"
     console.print(
         f"Open the MLflow UI with [bold]{ui}[/]:\n"
         f"  this run (its summary.md, the search leaderboard under search/): {links.run}\n"

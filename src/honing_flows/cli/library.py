@@ -17,12 +17,19 @@ import typer
 from honing import config as config_mod
 from honing import data, runtime, validation
 from honing.config.gates_config import NAME_CHARS, NAME_PATTERN
-from honing.config.settings import DEFAULT_ENV_PATH, redact
+from honing.config.settings import redact
 from honing.data import target as target_mod
 from honing.exceptions import ConfigError, HoningError
 from honing.search import planner
 from honing.validation import profiling
-from honing_flows.cli.common import CONFIG_OPT, ENV_OPT, console, fail, warnings_in_the_log
+from honing_flows.cli.common import (
+    CONFIG_OPT,
+    ENV_OPT,
+    console,
+    env_flag,
+    fail,
+    warnings_in_the_log,
+)
 from honing_flows.cli.data import data_app
 
 app = typer.Typer(
@@ -182,11 +189,10 @@ def init(
         if flags[kind]:
             console.print(f"[yellow]{note}:[/] {', '.join(flags[kind])}")
     store = _create_store(env)
-    with_env = "" if Path(env) == DEFAULT_ENV_PATH else f" --env {env}"
     console.print(
         f"wrote {config_out} and {suite_out} ({len(suite['expectations'])} "
         f"expectations; time budget {budget:.0f}s){store}. Review both, then: honing run "
-        f"--config {config_out}{with_env}",
+        f"--config {config_out}{env_flag(env)}",
         soft_wrap=True,  # the command to run next, never folded inside a path
     )
 
