@@ -166,6 +166,29 @@ def process_started() -> float:
         return time.time()
 
 
+#: Iterations of the pure-Python loop :func:`contention` times: about 10 ms of CPU each on
+#: this 2-core machine, long against the scheduler's slices of a few milliseconds.
+CONTENTION_LOOP = 300_000
+CONTENTION_SAMPLES = 5
+
+
+def contention(samples: int = CONTENTION_SAMPLES, loop: int = CONTENTION_LOOP) -> float:
+    """How much slower than on an idle core this thread's CPU work runs now: the wall
+    seconds per CPU second of a fixed CPU-bound loop, the median of ``samples`` (1.0 on an
+    idle core; about 2 where two runnable threads share each core; other threads of this
+    process holding the interpreter count too). Some 50 ms of CPU."""
+    ratios = []
+    for _ in range(samples):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        total = 0
+        for i in range(loop):
+            total += i
+        spent = time.thread_time() - cpu
+        ratios.append((time.perf_counter() - wall) / spent if spent > 0 else 1.0)
+    ratios.sort()
+    return round(ratios[len(ratios) // 2], 2)
+
+
 def cores() -> int:
     """The cores this process may run on: its CPU affinity (a ``taskset`` or a container's
     cpuset), which ``os.cpu_count`` ignores; at least one."""

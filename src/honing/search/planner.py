@@ -121,6 +121,46 @@ def slowdown(startup_s: float) -> float:
     return round(min(MAX_SLOWDOWN, max(1.0, startup_s / QUIET_START_S)), 2)
 
 
+#: A contention reading (:func:`honing.runtime.contention`) up to this is a quiet core: it
+#: read 1.00 on an idle 2-core machine, 1.1-2.9 beside the test suite's two workers, and 2.8
+#: in a test's flow with two busy loops on the two cores.
+QUIET_CONTENTION = 1.15
+
+
+@dataclass(frozen=True)
+class MachineLoad:
+    """How busy the machine looked before the search, the two ways a run can tell: the
+    seconds it took to reach its first stage (``startup_s``: a command's imports and services;
+    a flow called in a running process has none of them to time), and the wall seconds per
+    CPU second of a short CPU-bound loop of this thread just then (``contention``,
+    :func:`honing.runtime.contention`: 1 on an idle core, 2 where two runnable threads share
+    each core). Either unmeasured is None."""
+
+    startup_s: float | None = None
+    contention: float | None = None
+
+    @property
+    def slowdown(self) -> float:
+        """How many times longer than on a quiet machine the later stages are expected to
+        take: the larger of the two readings, at most :data:`MAX_SLOWDOWN`."""
+        by_start = 1.0 if self.startup_s is None else slowdown(self.startup_s)
+        return max(by_start, self._by_contention())
+
+    def _by_contention(self) -> float:
+        if self.contention is None or self.contention <= QUIET_CONTENTION:
+            return 1.0
+        return round(min(MAX_SLOWDOWN, self.contention), 2)
+
+    def reason(self) -> str:
+        """Why the reserves are longer, for the plan's note ('' when they are not)."""
+        why = []
+        if self.startup_s is not None and slowdown(self.startup_s) > 1:
+            why.append(f"a start of {self.startup_s:.0f}s, a quiet machine's ~{QUIET_START_S:.0f}s")
+        if self._by_contention() > 1:
+            why.append(f"CPU work ran {self.contention:.1f}x slower than on an idle core")
+        return "; ".join(why)
+
+
 @dataclass(frozen=True)
 class BudgetPlan:
     """How the budget is shared: seconds for the search, and seconds kept for the stages
@@ -164,17 +204,18 @@ def plan(
     elapsed_s: float,
     compression: bool,
     search_cap_s: float | None = None,
-    startup_s: float | None = None,
+    load: MachineLoad | None = None,
 ) -> BudgetPlan:
     """The search's share of ``budget_s`` after ``elapsed_s`` already spent (validation):
-    what is left less the reserves of the later stages (:func:`slowdown` times longer after a
-    ``startup_s`` slower than a quiet machine's), at least :data:`MIN_SEARCH_SHARE` of the
+    what is left less the reserves of the later stages (:attr:`MachineLoad.slowdown` times
+    longer on a machine that ``load`` shows busy), at least :data:`MIN_SEARCH_SHARE` of the
     budget, at most ``search_cap_s`` (the config's own ``search.time_budget_s``)."""
     if budget_s is None:
         return BudgetPlan(None, search_cap_s, 0.0, "no pipeline time budget")
     compress = compression_planned(budget_s, compression=compression)
     stages = tuple(s for s in RESERVE if compress or s != "compression")
-    slow = 1.0 if startup_s is None else slowdown(startup_s)
+    load = load or MachineLoad()
+    slow = load.slowdown
     reserved = _reserve(budget_s, stages, slow)
     search = max(budget_s - elapsed_s - reserved, MIN_SEARCH_SHARE * budget_s)
     if search_cap_s is not None:
@@ -182,9 +223,8 @@ def plan(
     note = (
         f"budget {budget_s:.0f}s: {elapsed_s:.1f}s spent before the search, {search:.1f}s for "
         f"the search, {reserved:.1f}s kept for {', '.join(stages)}"
-        + (f" (x{slow:g}: a start of {startup_s:.0f}s, a quiet machine's ~{QUIET_START_S:.0f}s)"
-           if slow > 1 else "")
-    )  # fmt: skip
+        + (f" (x{slow:g}: {load.reason()})" if slow > 1 else "")
+    )
     return BudgetPlan(budget_s, round(search, 1), round(reserved, 1), note, slow, compression)
 
 

@@ -20,6 +20,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from honing import runtime
 from honing.compression import CompressionResult
 from honing.config import PipelineConfig, RaySettings
 from honing.evaluation.nested import NestedCVResult
@@ -29,7 +30,7 @@ from honing.registry import infra
 from honing.registry.unchanged import UnchangedVersion
 from honing.search import SearchResult
 from honing.search.ensembles import EnsembleDecision
-from honing.search.planner import StageClock, Trims
+from honing.search.planner import MachineLoad, StageClock, Trims
 from honing.stages.cache import StageStore
 from honing.stages.context import RunContext, RunRef
 from honing.stages.evaluate import Evaluated, Explained, Fitted
@@ -67,7 +68,7 @@ class Steps(Protocol):
         raw: Any,
         lineage: Lineage,
         elapsed_s: float,
-        startup_s: float | None = None,
+        load: MachineLoad | None = None,
     ) -> Prepared: ...
     def search(self, *, ctx: RunContext, prepared: Prepared) -> SearchResult: ...
     def choose(
@@ -228,7 +229,8 @@ def train(
             raw=validated.raw,
             lineage=lineage,
             elapsed_s=clock.elapsed(),
-            startup_s=clock.startup(),
+            # how busy the machine is: a slow start, or CPU work slower than an idle core's
+            load=MachineLoad(clock.startup(), runtime.contention()),
         )
         resume = resume_search and not force
         store = StageStore.for_project(repo, read=resume, write=reusable(lineage))

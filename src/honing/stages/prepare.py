@@ -46,19 +46,19 @@ def prepare(
     lineage: Lineage,
     *,
     elapsed_s: float,
-    startup_s: float | None = None,
+    load: planner.MachineLoad | None = None,
 ) -> Prepared:
     """Clean the validated table ``raw`` (from ``lineage``), keep the rows of the window
     policy (``data.window``), split them, set up the features
     on the training split, and plan the search's share of the budget (``elapsed_s`` already
-    spent, ``startup_s`` of them before the first stage)."""
+    spent, on a machine as busy as ``load`` says)."""
     split = split_table(cfg, raw)
     budget = planner.plan(
         cfg.time_budget_s,
         elapsed_s=elapsed_s,
         compression=cfg.compression.enabled,
         search_cap_s=cfg.search.time_budget_s,
-        startup_s=startup_s,
+        load=load,
     )
     return Prepared(
         cleaning=split.cleaning,

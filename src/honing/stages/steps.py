@@ -25,7 +25,7 @@ from honing.registry import unchanged as unchanged_stage
 from honing.registry.unchanged import UnchangedVersion
 from honing.search import SearchResult
 from honing.search.ensembles import EnsembleDecision
-from honing.search.planner import Trims
+from honing.search.planner import MachineLoad, Trims
 from honing.stages import compress as compress_stage
 from honing.stages import evaluate as evaluate_stage
 from honing.stages import finish as finish_stage
@@ -92,10 +92,10 @@ def prepare(
     raw: Any,
     lineage: Lineage,
     elapsed_s: float,
-    startup_s: float | None = None,
+    load: MachineLoad | None = None,
     log: Log = _LOG.info,
 ) -> prepare_stage.Prepared:
-    prepared = prepare_stage.prepare(cfg, raw, lineage, elapsed_s=elapsed_s, startup_s=startup_s)
+    prepared = prepare_stage.prepare(cfg, raw, lineage, elapsed_s=elapsed_s, load=load)
     return _said(prepared, log)
 
 

@@ -174,7 +174,7 @@ def test_refit_budget_keeps_the_later_stages_reserve():
     assert 0 < roomy < 100.0
     assert planner.refit_budget(200.0, 100.0, compression=False) > roomy
     # a plan refits under its own budget, compression and slowdown
-    busy = planner.plan(200.0, elapsed_s=30, compression=True, startup_s=30)
+    busy = planner.plan(200.0, elapsed_s=30, compression=True, load=planner.MachineLoad(30))
     assert busy.refit_s(100.0) == planner.refit_budget(
         200.0, 100.0, compression=True, slowdown=busy.slowdown
     )
@@ -185,7 +185,7 @@ def test_the_refit_stops_where_only_the_stages_no_run_skips_are_left():
     """The refit's hard stop keeps the reserves of evaluation and registration only: the
     optional stages are trimmed to what it leaves, never the model for them."""
     assert planner.refit_limit(None, 30.0) is None
-    busy = planner.plan(60.0, elapsed_s=25, compression=True, startup_s=20)
+    busy = planner.plan(60.0, elapsed_s=25, compression=True, load=planner.MachineLoad(20))
     # the loaded run of flights' delays: 28 s left after the search, x1.35 slower
     assert busy.refit_s(28.0) == 3.6  # planned with every later stage: the refit's floor
     limit = busy.refit_limit_s(28.0)
@@ -200,8 +200,12 @@ def test_the_refit_stops_where_only_the_stages_no_run_skips_are_left():
 def test_a_slow_start_keeps_longer_reserves():
     """A run that reached its search later than a quiet machine does (a busy machine, a big
     table) expects its later stages to take longer too, up to MAX_SLOWDOWN times."""
-    quiet = planner.plan(60.0, elapsed_s=25, compression=True, startup_s=planner.QUIET_START_S)
-    busy = planner.plan(60.0, elapsed_s=25, compression=True, startup_s=1.5 * planner.QUIET_START_S)
+    quiet = planner.plan(
+        60.0, elapsed_s=25, compression=True, load=planner.MachineLoad(planner.QUIET_START_S)
+    )
+    busy = planner.plan(
+        60.0, elapsed_s=25, compression=True, load=planner.MachineLoad(1.5 * planner.QUIET_START_S)
+    )
     assert planner.plan(60.0, elapsed_s=25, compression=True).slowdown == 1.0  # not measured
     assert quiet.slowdown == 1.0 and busy.slowdown == 1.5
     assert busy.reserved_s == pytest.approx(1.5 * quiet.reserved_s, abs=0.1)
@@ -215,6 +219,48 @@ def test_a_slow_start_keeps_longer_reserves():
     calm = planner.trim(120.0, 22.0, **left, model_size=60_000)
     rushed = planner.trim(120.0, 22.0, **left, model_size=60_000, slowdown=2.0)
     assert calm.compression != () and rushed.compression == ()
+
+
+def test_cpu_work_slower_than_an_idle_cores_keeps_longer_reserves():
+    """A flow called in a running process (a served deployment's, a test's) has no start of
+    its own to time: a busy machine shows in its CPU work running slower than on an idle
+    core. The larger reading wins, up to MAX_SLOWDOWN; a quiet core's noise changes nothing."""
+    quiet = planner.plan(45.0, elapsed_s=6, compression=False, load=planner.MachineLoad(2.0, 1.05))
+    busy = planner.plan(45.0, elapsed_s=6, compression=False, load=planner.MachineLoad(2.0, 1.8))
+    assert quiet.slowdown == 1.0 and busy.slowdown == 1.8
+    assert busy.reserved_s == pytest.approx(1.8 * quiet.reserved_s, abs=0.1)
+    assert busy.search_s < quiet.search_s
+    assert "(x1.8: CPU work ran 1.8x slower than on an idle core)" in busy.note
+    assert "x1" not in quiet.note
+    assert planner.MachineLoad(None, 5.0).slowdown == planner.MAX_SLOWDOWN
+    # a slow start and a busy core: the larger of the two, and both are said
+    both = planner.MachineLoad(1.6 * planner.QUIET_START_S, 1.3)
+    assert both.slowdown == 1.6 and "a start of" in both.reason() and "1.3x" in both.reason()
+
+
+def test_contention_reads_about_one_on_a_core_of_its_own_and_more_beside_a_busy_one():
+    """The measure itself: a thread alone on a core reads about 1; pinned to one core with a
+    busy loop beside it (two runnable threads on one core), about 2."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, subprocess, sys, time\n"
+        "from honing import runtime\n"
+        "os.sched_setaffinity(0, {0})\n"
+        "alone = runtime.contention()\n"
+        "spin = subprocess.Popen([sys.executable, '-c', 'while True: pass'])\n"
+        "time.sleep(0.3)\n"
+        "try:\n"
+        "    beside = runtime.contention()\n"
+        "finally:\n"
+        "    spin.kill()\n"
+        "print(alone, beside)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    alone, beside = map(float, out.stdout.split())
+    assert beside > 1.5 and beside > alone + 0.4, (alone, beside)
 
 
 def test_budget_report_judges_the_total_against_the_slack():
