@@ -220,6 +220,10 @@ def train(
             return steps.finish_unchanged(
                 started=started, lineage=lineage, same=same, timings=_timings(clock)
             )
+        # how busy the machine is, read before this run starts work beside its own thread
+        # (the check's process below imports for seconds): a slow start, or CPU work slower
+        # than on an idle core
+        load = MachineLoad(clock.startup(), runtime.contention())
         if registry.infra_check.enabled:
             # the load-and-query check's process, started once the run will train: its imports
             # overlap the search (a run refused by validation, or unchanged, starts none)
@@ -229,8 +233,7 @@ def train(
             raw=validated.raw,
             lineage=lineage,
             elapsed_s=clock.elapsed(),
-            # how busy the machine is: a slow start, or CPU work slower than an idle core's
-            load=MachineLoad(clock.startup(), runtime.contention()),
+            load=load,
         )
         resume = resume_search and not force
         store = StageStore.for_project(repo, read=resume, write=reusable(lineage))
