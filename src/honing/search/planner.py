@@ -172,6 +172,7 @@ class BudgetPlan:
     note: str
     slowdown: float = 1.0
     compression: bool = False  # the config's: whether the stages after the refit compress
+    load: MachineLoad = field(default_factory=MachineLoad)  # what the slowdown was read from
 
     def log_lines(self) -> list[str]:
         return [self.note]
@@ -195,6 +196,8 @@ class BudgetPlan:
             "reserved_s": self.reserved_s,
             "note": self.note,
             "slowdown": self.slowdown,
+            "startup_s": self.load.startup_s,
+            "contention": self.load.contention,
         }
 
 
@@ -225,7 +228,7 @@ def plan(
         f"the search, {reserved:.1f}s kept for {', '.join(stages)}"
         + (f" (x{slow:g}: {load.reason()})" if slow > 1 else "")
     )
-    return BudgetPlan(budget_s, round(search, 1), round(reserved, 1), note, slow, compression)
+    return BudgetPlan(budget_s, round(search, 1), round(reserved, 1), note, slow, compression, load)
 
 
 def search_config(search: SearchConfig, budget: BudgetPlan) -> SearchConfig:

@@ -232,6 +232,9 @@ def test_cpu_work_slower_than_an_idle_cores_keeps_longer_reserves():
     assert busy.search_s < quiet.search_s
     assert "(x1.8: CPU work ran 1.8x slower than on an idle core)" in busy.note
     assert "x1" not in quiet.note
+    # budget.json says what the slowdown was read from
+    said = busy.to_dict()
+    assert (said["slowdown"], said["startup_s"], said["contention"]) == (1.8, 2.0, 1.8)
     assert planner.MachineLoad(None, 5.0).slowdown == planner.MAX_SLOWDOWN
     # a slow start and a busy core: the larger of the two, and both are said
     both = planner.MachineLoad(1.6 * planner.QUIET_START_S, 1.3)
