@@ -241,9 +241,11 @@ def test_cpu_work_slower_than_an_idle_cores_keeps_longer_reserves():
     assert both.slowdown == 1.6 and "a start of" in both.reason() and "1.3x" in both.reason()
 
 
-def test_contention_reads_about_one_on_a_core_of_its_own_and_more_beside_a_busy_one():
-    """The measure itself: a thread alone on a core reads about 1; pinned to one core with a
-    busy loop beside it (two runnable threads on one core), about 2."""
+def test_contention_reads_a_busy_loop_that_shares_its_core():
+    """The measure itself: pinned to one core with a busy loop pinned beside it (two runnable
+    threads on one core), the thread's CPU work takes about twice its CPU time in wall time,
+    whatever else the machine runs (other work only adds to it). On an idle core it reads
+    1.00 (bench/anytime.py's runs, alone, read no slowdown)."""
     import subprocess
     import sys
 
@@ -263,7 +265,7 @@ def test_contention_reads_about_one_on_a_core_of_its_own_and_more_beside_a_busy_
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     alone, beside = map(float, out.stdout.split())
-    assert beside > 1.5 and beside > alone + 0.4, (alone, beside)
+    assert beside >= 1.6, (alone, beside)  # two runnable threads on the one core: about 2
 
 
 def test_budget_report_judges_the_total_against_the_slack():
