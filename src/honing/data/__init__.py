@@ -269,6 +269,21 @@ def separated_numbers(values: pd.Series) -> bool:
     return bool(text.str.fullmatch(r"[-+]?\d{1,3}(,\d{3})*(\.\d+)?").all())
 
 
+def missing_marker(values: pd.Series) -> str | None:
+    """The one non-numeric value of text ``values`` that are otherwise numbers (at least two
+    distinct, and most of the values): a marker of missing values such as ``.`` or ``?``,
+    which makes a CSV reader keep the whole column as text; else None."""
+    text = values.dropna()
+    if text.empty or pd.api.types.is_numeric_dtype(text):
+        return None
+    text = text.astype(str).str.strip()
+    numbers = pd.to_numeric(text, errors="coerce")
+    others = text[numbers.isna()].unique()
+    if len(others) != 1 or numbers.nunique() < 2 or numbers.notna().mean() < 0.5:
+        return None
+    return str(others[0])
+
+
 #: More label values than this is not a classification target (a regression one, or an id).
 MAX_CLASSES = 100
 

@@ -195,11 +195,13 @@ def flag_columns(
 ) -> dict[str, list[str]]:
     """What ``honing init`` tells the user about the feature columns: dates (expanded into
     calendar features), identifier-like text (dropped), high-cardinality categoricals
-    (target-encoded), numbers written with thousands separators (read as text), and the
+    (target-encoded), numbers written with thousands separators (read as text), numbers
+    with one non-numeric marker of missing values (read as text; each entry names the
+    column and its marker, ``OPG1 ('.')``), and the
     columns that break a quality rule of
     :mod:`honing.validation.rules` (:data:`COLUMN_RULES`: dropped, so that the config
     ``init`` writes passes its own table), keyed ``rule:<rule>``."""
-    from honing.data import separated_numbers
+    from honing.data import missing_marker, separated_numbers
     from honing.validation import check_rules
 
     X = df.drop(columns=[target])
@@ -223,12 +225,28 @@ def flag_columns(
             for c in X.columns
             if c not in dates and separated_numbers(X[c].dropna().head(SEPARATED_SAMPLE))
         ],
+        "marked_numbers": [  # kept as categories, or dropped as identifiers
+            f"{c} ({marker!r})"
+            for c in X.columns
+            if c not in dates and (marker := missing_marker(_sample(X[c]))) is not None
+        ],
         **flags,
     }
 
 
 #: Values of a text column looked at for numbers written with thousands separators.
 SEPARATED_SAMPLE = 2_000
+#: Values of a text column looked at, drawn at random, for numbers with a missing marker.
+MARKER_SAMPLE = 20_000
+
+
+def _sample(values: pd.Series) -> pd.Series:
+    present = values.dropna()
+    return (
+        present if len(present) <= MARKER_SAMPLE else present.sample(MARKER_SAMPLE, random_state=0)
+    )
+
+
 #: A date column orders the rows when it has at least this many distinct times.
 MIN_ORDERING_TIMES = 10
 

@@ -185,6 +185,8 @@ def init(
         ("high_cardinality", "high-cardinality categoricals, target-encoded"),
         ("separated_numbers", "numbers written with thousands separators, read as text "
          "(categories): write them as plain numbers to use them as numbers"),
+        ("marked_numbers", "numbers with one non-numeric value, read as text (categories): "
+         "if it marks a missing value, leave those cells empty to use the numbers as numbers"),
     ):  # fmt: skip
         if flags[kind]:
             console.print(f"[yellow]{note}:[/] {', '.join(flags[kind])}")

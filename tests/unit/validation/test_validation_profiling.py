@@ -298,6 +298,27 @@ def test_numbers_written_with_thousands_separators_are_named_not_taken_for_class
     assert flag_columns(df, "y")["separated_numbers"] == ["income"]
 
 
+def test_numbers_with_a_marker_of_missing_values_are_named():
+    """medicaldata's `opt` writes a missing measurement as ".": its 73 columns of numbers were
+    read as text, categories of up to 789 values each. `init` names each such column with its
+    marker; text, thousands separators and digit-only columns are not taken for them."""
+    from honing.data import missing_marker
+
+    rng = np.random.default_rng(0)
+    values = [f"{v:.3f}" for v in rng.normal(10, 3, 300)]
+    values[::11] = ["."] * len(values[::11])
+    assert missing_marker(pd.Series(values)) == "."
+    assert missing_marker(pd.Series(["1.5", "?", "2.5", "3"])) == "?"
+    assert missing_marker(pd.Series(["Oslo", "Bergen", "1"])) is None  # mostly text
+    assert missing_marker(pd.Series(["1,000", "2,000", "3"])) is None  # separators: two kinds
+    assert missing_marker(pd.Series(["0501", "0602"])) is None  # all numbers: no marker
+    assert missing_marker(pd.Series([1.5, 2.5, np.nan])) is None  # read as numbers already
+    df = pd.DataFrame(
+        {"glucose": values, "city": ["Oslo", "Bergen", "Paris"] * 100, "y": ["a", "b"] * 150}
+    )
+    assert flag_columns(df, "y")["marked_numbers"] == ["glucose ('.')"]
+
+
 def test_init_keeps_the_repeats_of_a_census_and_drops_copies_elsewhere(tmp_path):
     """A table of a few categories must repeat its rows: each repeat is a person, and the
     counts are the class frequencies a model must learn. Copies in a table of measurements
