@@ -101,9 +101,9 @@ loop-demo: install
 	$(BIN)/python bench/loop.py --tables flights --out .honing/loop-demo
 
 # honing's own modules compiled to bytecode first: pip compiles the venv's packages, but an
-# editable install leaves src/ to each process, and with PYTHONDONTWRITEBYTECODE set (as on
-# the CI machines) every one of the suite's ~250 Python processes compiled what it imported
-# anew (0.2-0.3 s of CPU each). A stale file is recompiled by the process that imports it.
+# editable install leaves src/ to each process, and with PYTHONDONTWRITEBYTECODE set (as in
+# this machine's environment) every one of the suite's ~250 Python processes compiled what
+# it imported anew (0.2-0.3 s of CPU each). A stale file is recompiled by its importer.
 bytecode: install
 	$(BIN)/python -m compileall -q -j 0 src tasks flows tests > /dev/null
 
