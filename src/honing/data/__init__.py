@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from honing.data.text_numbers import separated_numbers
 from honing.exceptions import (
     DataLoadError,
     DataNotFoundError,
@@ -255,33 +256,6 @@ def clean(
         out = out.loc[~mask]
     out = out.reset_index(drop=True)
     return out, CleaningReport(rows_in, dups, bad, len(out))
-
-
-def separated_numbers(values: pd.Series) -> bool:
-    """Whether text ``values`` are numbers written with thousands separators ("1,234"),
-    which a CSV reader keeps as text."""
-    text = values.dropna()
-    if text.empty or pd.api.types.is_numeric_dtype(text):
-        return False
-    text = text.astype(str).str.strip()
-    if not text.str.contains(",").any():
-        return False
-    return bool(text.str.fullmatch(r"[-+]?\d{1,3}(,\d{3})*(\.\d+)?").all())
-
-
-def missing_marker(values: pd.Series) -> str | None:
-    """The one non-numeric value of text ``values`` that are otherwise numbers (at least two
-    distinct, and most of the values): a marker of missing values such as ``.`` or ``?``,
-    which makes a CSV reader keep the whole column as text; else None."""
-    text = values.dropna()
-    if text.empty or pd.api.types.is_numeric_dtype(text):
-        return None
-    text = text.astype(str).str.strip()
-    numbers = pd.to_numeric(text, errors="coerce")
-    others = text[numbers.isna()].unique()
-    if len(others) != 1 or numbers.nunique() < 2 or numbers.notna().mean() < 0.5:
-        return None
-    return str(others[0])
 
 
 #: More label values than this is not a classification target (a regression one, or an id).

@@ -201,7 +201,7 @@ def flag_columns(
     columns that break a quality rule of
     :mod:`honing.validation.rules` (:data:`COLUMN_RULES`: dropped, so that the config
     ``init`` writes passes its own table), keyed ``rule:<rule>``."""
-    from honing.data import missing_marker, separated_numbers
+    from honing.data.text_numbers import missing_marker, separated_numbers
     from honing.validation import check_rules
 
     X = df.drop(columns=[target])
@@ -228,7 +228,7 @@ def flag_columns(
         "marked_numbers": [  # kept as categories, or dropped as identifiers
             f"{c} ({marker!r})"
             for c in X.columns
-            if c not in dates and (marker := missing_marker(_sample(X[c]))) is not None
+            if c not in dates and (marker := missing_marker(X[c])) is not None
         ],
         **flags,
     }
@@ -236,17 +236,6 @@ def flag_columns(
 
 #: Values of a text column looked at for numbers written with thousands separators.
 SEPARATED_SAMPLE = 2_000
-#: Values of a text column looked at, drawn at random, for numbers with a missing marker.
-MARKER_SAMPLE = 20_000
-
-
-def _sample(values: pd.Series) -> pd.Series:
-    present = values.dropna()
-    return (
-        present if len(present) <= MARKER_SAMPLE else present.sample(MARKER_SAMPLE, random_state=0)
-    )
-
-
 #: A date column orders the rows when it has at least this many distinct times.
 MIN_ORDERING_TIMES = 10
 

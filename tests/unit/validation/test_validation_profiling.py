@@ -302,7 +302,7 @@ def test_numbers_with_a_marker_of_missing_values_are_named():
     """medicaldata's `opt` writes a missing measurement as ".": its 73 columns of numbers were
     read as text, categories of up to 789 values each. `init` names each such column with its
     marker; text, thousands separators and digit-only columns are not taken for them."""
-    from honing.data import missing_marker
+    from honing.data.text_numbers import missing_marker
 
     rng = np.random.default_rng(0)
     values = [f"{v:.3f}" for v in rng.normal(10, 3, 300)]

@@ -1,0 +1,40 @@
+"""Numbers a CSV reader keeps as text: written with thousands separators ("1,234"), or with
+one non-numeric value that marks the missing ones ("." in a column of measurements).
+``honing init`` names such columns (:func:`honing.validation.profiling.flag_columns`)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+#: Values of a text column looked at, drawn at random, for a marker of missing values.
+MARKER_SAMPLE = 20_000
+
+
+def separated_numbers(values: pd.Series) -> bool:
+    """Whether text ``values`` are numbers written with thousands separators ("1,234"),
+    which a CSV reader keeps as text."""
+    text = values.dropna()
+    if text.empty or pd.api.types.is_numeric_dtype(text):
+        return False
+    text = text.astype(str).str.strip()
+    if not text.str.contains(",").any():
+        return False
+    return bool(text.str.fullmatch(r"[-+]?\d{1,3}(,\d{3})*(\.\d+)?").all())
+
+
+def missing_marker(values: pd.Series, sample: int = MARKER_SAMPLE) -> str | None:
+    """The one non-numeric value of text ``values`` that are otherwise numbers (at least two
+    distinct, and most of the values): a marker of missing values such as ``.`` or ``?``,
+    which makes a CSV reader keep the whole column as text; else None. At most ``sample``
+    of the values are looked at, drawn at random."""
+    text = values.dropna()
+    if len(text) > sample:
+        text = text.sample(sample, random_state=0)
+    if text.empty or pd.api.types.is_numeric_dtype(text):
+        return None
+    text = text.astype(str).str.strip()
+    numbers = pd.to_numeric(text, errors="coerce")
+    others = text[numbers.isna()].unique()
+    if len(others) != 1 or numbers.nunique() < 2 or numbers.notna().mean() < 0.5:
+        return None
+    return str(others[0])
