@@ -10,14 +10,20 @@ import pandas as pd
 MARKER_SAMPLE = 20_000
 
 
+def _text(values: pd.Series) -> pd.Series | None:
+    """The present ``values`` as stripped strings; None when there are none, or when a reader
+    already took them for numbers."""
+    present = values.dropna()
+    if present.empty or pd.api.types.is_numeric_dtype(present):
+        return None
+    return present.astype(str).str.strip()
+
+
 def separated_numbers(values: pd.Series) -> bool:
     """Whether text ``values`` are numbers written with thousands separators ("1,234"),
     which a CSV reader keeps as text."""
-    text = values.dropna()
-    if text.empty or pd.api.types.is_numeric_dtype(text):
-        return False
-    text = text.astype(str).str.strip()
-    if not text.str.contains(",").any():
+    text = _text(values)
+    if text is None or not text.str.contains(",").any():
         return False
     return bool(text.str.fullmatch(r"[-+]?\d{1,3}(,\d{3})*(\.\d+)?").all())
 
@@ -27,12 +33,12 @@ def missing_marker(values: pd.Series, sample: int = MARKER_SAMPLE) -> str | None
     distinct, and most of the values): a marker of missing values such as ``.`` or ``?``,
     which makes a CSV reader keep the whole column as text; else None. At most ``sample``
     of the values are looked at, drawn at random."""
-    text = values.dropna()
-    if len(text) > sample:
-        text = text.sample(sample, random_state=0)
-    if text.empty or pd.api.types.is_numeric_dtype(text):
+    present = values.dropna()
+    if len(present) > sample:
+        present = present.sample(sample, random_state=0)
+    text = _text(present)
+    if text is None:
         return None
-    text = text.astype(str).str.strip()
     numbers = pd.to_numeric(text, errors="coerce")
     others = text[numbers.isna()].unique()
     if len(others) != 1 or numbers.nunique() < 2 or numbers.notna().mean() < 0.5:

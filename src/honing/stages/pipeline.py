@@ -222,8 +222,9 @@ def train(
             )
         # how busy the machine is, read before this run starts work beside its own thread
         # (the check's process below imports for seconds): a slow start, or CPU work slower
-        # than on an idle core
-        load = MachineLoad(clock.startup(), runtime.contention())
+        # than on an idle core; a run without a budget plans nothing on it
+        budgeted = cfg.time_budget_s is not None
+        load = MachineLoad(clock.startup(), runtime.contention() if budgeted else None)
         if registry.infra_check.enabled:
             # the load-and-query check's process, started once the run will train: its imports
             # overlap the search (a run refused by validation, or unchanged, starts none)
