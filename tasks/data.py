@@ -15,8 +15,8 @@ from honing_flows.tasks import compute_task, io_task, logged
 
 
 @io_task
-def load_table(path: Path, fmt: str = "auto") -> pd.DataFrame:
-    return data.load_table(path, fmt)
+def load_table(path: Path, fmt: str = "auto", missing: list[str] | None = None) -> pd.DataFrame:
+    return data.load_table(path, fmt, missing=missing or ())
 
 
 @compute_task

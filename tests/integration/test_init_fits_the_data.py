@@ -1,7 +1,8 @@
 """`honing init` writes a config its own data passes: a quality rule the table already
 breaks is moved just past what was observed, a column that breaks one is dropped, each with a
 comment in the YAML and a warning, and the first `honing run` on it trains and registers a
-model, its time budget counted from the command's own start."""
+model, its time budget counted from the command's own start. A column of numbers with a
+marker of missing values is read as numbers, by init and by the run."""
 
 import json
 import os
@@ -27,6 +28,11 @@ def test_init_on_a_table_that_breaks_every_rule_then_run_within_the_budget(proje
     table["notes"] = np.nan  # empty
     table["ratio"] = np.where(np.arange(len(table)) % 50 == 0, np.inf, 1.0 / (1 + table.index))
     table["churned_flag"] = (table["churn"] == "Yes").astype(int)  # the label, leaked
+    # a measurement whose missing values are written "." (read as text but for the marker):
+    # init writes the marker into the config, and the run's validation, which types the
+    # column as numbers, reads the table through it
+    usage = np.random.default_rng(2).gamma(2.0, 15.0, len(table)).round(2).astype(str)
+    table["usage_gb"] = np.where(np.arange(len(table)) % 13 == 0, ".", usage)
     dupes = table.sample(frac=0.1, random_state=1)  # about 9% of the result: exact copies
     data = pd.concat([table, dupes], ignore_index=True)
     path = root / "data" / "dupes.csv"
@@ -57,6 +63,9 @@ def test_init_on_a_table_that_breaks_every_rule_then_run_within_the_budget(proje
     assert text.index("drop_columns:", comment) > comment  # the reasons above the key
     for column, why in (("plant", "constant"), ("ratio", "infinite"), ("churned_flag", "leaks")):
         assert f"dropped {column}: " in said and why in said
+    assert "read as missing (data.missing_values): '.'" in said and "usage_gb" in said
+    assert yaml.safe_load(text)["data"]["missing_values"] == ["."]
+    assert "usage_gb" not in dropped
 
     began = time.monotonic()
     run = subprocess.run(

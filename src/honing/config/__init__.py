@@ -132,7 +132,26 @@ class DataConfig(StrictModel):
     )
     drop_columns: list[str] = Field(default_factory=list, description="Identifiers and leaks.")
     format: Literal["auto", "csv", "parquet"] = "auto"
+    missing_values: list[str] = Field(
+        default_factory=list,
+        description="Cell values read as missing in every column, besides an empty cell "
+        "(and pandas' NA, NaN, null): markers such as `.` or `?`, or a sentinel such as "
+        "`-999`. Applied wherever honing reads a table of this pipeline (training, `predict`, "
+        "`monitor`, `ingest`, `reproduce`); in a Parquet file, to its text cells. `honing "
+        "init` writes the markers it finds in columns of numbers, so that they are read as "
+        "numbers. A JSON row sent to `serve-model` says missing with null.",
+    )
     window: WindowConfig = WindowConfig()
+
+    @model_validator(mode="after")
+    def _markers_are_values(self) -> DataConfig:
+        blank = [m for m in self.missing_values if not m.strip()]
+        if blank:
+            raise ValueError(
+                "data.missing_values: an empty marker; rule: an empty cell is missing already, "
+                "list only the other values that mean missing"
+            )
+        return self
 
 
 class QualityConfig(StrictModel):

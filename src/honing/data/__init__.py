@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from honing.data.text_numbers import separated_numbers
+from honing.data.text_numbers import blank_markers, separated_numbers
 from honing.exceptions import (
     DataLoadError,
     DataNotFoundError,
@@ -66,11 +66,14 @@ def _check_is_file(path: Path) -> None:
         raise DataLoadError(f"{path}: not a regular file; rule: data must be a file")
 
 
-def load_table(path: Path, fmt: str = "auto", *, text: Collection[str] = ()) -> pd.DataFrame:
+def load_table(
+    path: Path, fmt: str = "auto", *, text: Collection[str] = (), missing: Collection[str] = ()
+) -> pd.DataFrame:
     """Read a CSV or Parquet file, turning every reader failure into a :class:`DataLoadError`.
     ``text``: columns a CSV file's reader keeps as text whatever their values look like (the
     ones a suite types as text: :func:`honing.validation.text_columns`), where it would
-    guess numbers from a batch of digits only."""
+    guess numbers from a batch of digits only. ``missing``: cell values read as missing
+    (``data.missing_values``), besides an empty cell."""
     path = Path(path)
     _check_is_file(path)
     if path.stat().st_size == 0:
@@ -78,9 +81,14 @@ def load_table(path: Path, fmt: str = "auto", *, text: Collection[str] = ()) -> 
     kind = _detect_format(path, fmt)
     try:
         if kind == "parquet":
-            df = pd.read_parquet(path)
+            df = blank_markers(pd.read_parquet(path), missing)
         else:
-            df = pd.read_csv(path, encoding="utf-8", dtype=dict.fromkeys(text, str) or None)
+            df = pd.read_csv(
+                path,
+                encoding="utf-8",
+                dtype=dict.fromkeys(text, str) or None,
+                na_values=list(missing) or None,
+            )
     except UnicodeDecodeError as exc:
         raise DataLoadError(
             f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "

@@ -195,13 +195,11 @@ def flag_columns(
 ) -> dict[str, list[str]]:
     """What ``honing init`` tells the user about the feature columns: dates (expanded into
     calendar features), identifier-like text (dropped), high-cardinality categoricals
-    (target-encoded), numbers written with thousands separators (read as text), numbers
-    with one non-numeric marker of missing values (read as text; each entry names the
-    column and its marker, ``OPG1 ('.')``), and the
+    (target-encoded), numbers written with thousands separators (read as text), and the
     columns that break a quality rule of
     :mod:`honing.validation.rules` (:data:`COLUMN_RULES`: dropped, so that the config
     ``init`` writes passes its own table), keyed ``rule:<rule>``."""
-    from honing.data.text_numbers import missing_marker, separated_numbers
+    from honing.data.text_numbers import separated_numbers
     from honing.validation import check_rules
 
     X = df.drop(columns=[target])
@@ -224,11 +222,6 @@ def flag_columns(
             c
             for c in X.columns
             if c not in dates and separated_numbers(X[c].dropna().head(SEPARATED_SAMPLE))
-        ],
-        "marked_numbers": [  # kept as categories, or dropped as identifiers
-            f"{c} ({marker!r})"
-            for c in X.columns
-            if c not in dates and (marker := missing_marker(X[c])) is not None
         ],
         **flags,
     }
@@ -277,13 +270,15 @@ def profile_config(
     budget_s: float = DEFAULT_BUDGET_S,
     flags: dict[str, list[str]] | None = None,
     quality: dict[str, Any] | None = None,
+    missing_values: list[str] | None = None,
 ) -> dict[str, Any]:
     """A budget-driven pipeline config (as a plain mapping, ready to dump as YAML) for a newly
     profiled table: the whole run keeps to ``budget_s``, the search runs until its share is
     spent, starting from the portfolio of known-good configurations, and ensemble selection
     is on. Dates are named, identifier-like text columns dropped (``flags``: what
     :func:`flag_columns` found, profiled here when None; ``quality``: the rules
-    :func:`fitted_rules` fitted, likewise)."""
+    :func:`fitted_rules` fitted, likewise; ``missing_values``: the markers of missing values
+    ``df`` was read with, :func:`honing.data.text_numbers.missing_markers`)."""
     from honing.search.portfolio import default_families
 
     flags = flags if flags is not None else flag_columns(df, target, task)
@@ -302,6 +297,8 @@ def profile_config(
     if label is not None:
         data["positive_label"] = label
     data["drop_columns"] = drop
+    if missing_values:
+        data["missing_values"] = list(missing_values)
     if quality is None:
         quality = fitted_rules(df, target, task)[0]
     # binary tasks: a threshold tuned on out-of-fold predictions, calibration when it helps

@@ -19,6 +19,7 @@ from honing import data, runtime, validation
 from honing.config.gates_config import NAME_CHARS, NAME_PATTERN
 from honing.config.settings import redact
 from honing.data import target as target_mod
+from honing.data import text_numbers
 from honing.exceptions import ConfigError, HoningError
 from honing.search import planner
 from honing.validation import profiling
@@ -60,7 +61,7 @@ def validate_cmd(
         cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
         path = data_path or cfg.data.path
         inputs = (config, Path(path), *cfg.inputs)
-        df = data.load_table(path, cfg.data.format)
+        df = data.load_table(path, cfg.data.format, missing=cfg.data.missing_values)
         report = validation.validate(
             df,
             validation.load_suite(cfg.validation.suite),
@@ -120,6 +121,11 @@ def init(
         for out in (config_out, suite_out):  # never the table itself, even forced
             data.ensure_new(out, force=force, inputs=(data_path,))
         df = data.load_table(data_path)
+        # numbers whose missing ones are written as a marker ("." or "?") read as text: read
+        # again with their markers as missing, as every later reader will (the config's)
+        markers = text_numbers.missing_markers(df, [c for c in df.columns if c != target])
+        if markers:
+            df = data.load_table(data_path, missing=list(markers))
         task, task_note = target_mod.resolve_task(df, target, task)
         with warnings_in_the_log():
             flags = profiling.flag_columns(df, target, task)
@@ -139,6 +145,7 @@ def init(
             budget_s=budget,
             flags=flags,
             quality=rules,
+            missing_values=list(markers),
         )
         config_mod.parse_config(raw_cfg, source=config_out, root=Path.cwd())  # must be valid
     except HoningError as exc:
@@ -180,13 +187,17 @@ def init(
         console.print(f"[yellow]dropped {column}:[/] {reason}")
     if split_note:
         console.print(f"[yellow]split:[/] {split_note}", highlight=False)
+    for marker, columns in markers.items():
+        console.print(
+            f"[yellow]read as missing (data.missing_values):[/] {marker!r}, the one "
+            f"non-numeric value of {len(columns)} column(s) of numbers: {', '.join(columns)}",
+            highlight=False,
+        )
     for kind, note in (
         ("dates", "date columns, expanded into calendar parts and elapsed days"),
         ("high_cardinality", "high-cardinality categoricals, target-encoded"),
         ("separated_numbers", "numbers written with thousands separators, read as text "
          "(categories): write them as plain numbers to use them as numbers"),
-        ("marked_numbers", "numbers with one non-numeric value, read as text (categories): "
-         "if it marks a missing value, leave those cells empty to use the numbers as numbers"),
     ):  # fmt: skip
         if flags[kind]:
             console.print(f"[yellow]{note}:[/] {', '.join(flags[kind])}")
@@ -256,7 +267,11 @@ def predict(
         data.ensure_new(out, force=force, inputs=inputs)
         settings = config_mod.load_env_settings(env, environ=os.environ)
         suite = validation.load_suite(cfg.validation.suite)
-        df = data.load_table(data_path, text=validation.text_columns(suite))
+        df = data.load_table(
+            data_path,
+            text=validation.text_columns(suite),
+            missing=cfg.data.missing_values,
+        )
         tracking.configure(settings.mlflow)
         name, alias = cfg.registry.model_name, cfg.registry.champion_alias
         # the champion's own flavor, found through the champion (never the flavor's alias)

@@ -72,6 +72,13 @@ def test_bad_distribution_is_rejected():
         parse_config(raw, source=Path("x.yaml"), root=Path("."))
 
 
+def test_an_empty_missing_value_marker_is_refused():
+    raw = demo_config_dict()
+    raw["data"]["missing_values"] = [".", " "]
+    with pytest.raises(ConfigError, match=r"data\.missing_values.*empty marker"):
+        parse_config(raw, source=Path("x.yaml"), root=Path("."))
+
+
 def test_target_cannot_be_dropped():
     raw = demo_config_dict()
     raw["data"]["drop_columns"] = ["churn"]

@@ -29,6 +29,25 @@ def test_load_csv_and_parquet_round_trip(tmp_path: Path):
         pd.testing.assert_frame_equal(back, df, check_dtype=False)
 
 
+def test_markers_of_missing_values_are_read_as_missing_in_csv_and_parquet(tmp_path: Path):
+    """``data.missing_values``: a column of numbers with "." for its missing ones reads as
+    numbers; a marker in a text column reads as missing too, and other text is kept."""
+    csv = tmp_path / "t.csv"
+    csv.write_text("glucose,city,code\n5.5,Oslo,0501\n.,.,0602\n7.25,?,.\n-999,Bergen,0703\n")
+    plain = load_table(csv, text=["code"])
+    assert plain["glucose"].dtype == object  # "." keeps the numbers as text
+    read = load_table(csv, text=["code"], missing=[".", "?", "-999"])
+    assert read["glucose"].dtype.kind == "f"
+    assert read["glucose"].isna().tolist() == [False, True, False, True]
+    assert read["city"].tolist()[0] == "Oslo" and read["city"].isna().tolist()[1:3] == [True, True]
+    assert read["code"].tolist()[:2] == ["0501", "0602"] and pd.isna(read["code"][2])
+
+    parquet = tmp_path / "t.parquet"
+    pd.DataFrame({"size": [1.5, 2.0], "grade": ["A", "."]}).to_parquet(parquet)
+    back = load_table(parquet, missing=["."])
+    assert back["size"].tolist() == [1.5, 2.0] and back["grade"].isna().tolist() == [False, True]
+
+
 @pytest.mark.parametrize(
     ("content", "rule"),
     [

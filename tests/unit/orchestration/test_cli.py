@@ -1,5 +1,6 @@
 import contextlib
 import dataclasses
+import json
 import os
 import sqlite3
 import subprocess
@@ -96,6 +97,40 @@ def test_init_then_validate(tmp_path: Path, in_a_project):
         out = " ".join(res.output.split())
         assert res.exit_code == 1 and "own input" in out and "even with --force" in out, args
     assert data.read_bytes() == before and suite.read_bytes() == kept
+
+
+def test_init_reads_a_marker_of_missing_numbers_as_missing_and_so_does_validate(
+    tmp_path: Path, in_a_project
+):
+    """A column of numbers with "." for its missing ones: init writes the marker into the
+    config (``data.missing_values``), types the column as numbers in the suite, and says so;
+    ``validate`` then reads the table, and a new batch, through the same config."""
+    data = _write(tmp_path)
+    df = pd.read_csv(data)
+    df["usage"] = [f"{v:.2f}" if i % 9 else "." for i, v in enumerate(df["usage"])]
+    df.to_csv(data, index=False)
+    res = runner.invoke(app, ["init", str(data), "--target", "left"])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "read as missing (data.missing_values): '.'" in out and "usage" in out
+    cfg = yaml.safe_load((tmp_path / "configs" / "new.yaml").read_text())
+    assert cfg["data"]["missing_values"] == ["."]
+    suite = json.loads((tmp_path / "expectations" / "new.json").read_text())
+    types = [
+        e["kwargs"]["type_list"]
+        for e in suite["expectations"]
+        if e["type"] == "expect_column_values_to_be_in_type_list"
+        and e["kwargs"]["column"] == "usage"
+    ]
+    assert types and all("object" not in t and "float64" in t for t in types), types
+    sets = [e for e in suite["expectations"] if e["kwargs"].get("column") == "usage"]
+    assert not any(e["type"] == "expect_column_values_to_be_in_set" for e in sets)
+
+    batch = tmp_path / "batch.csv"
+    df.tail(30).to_csv(batch, index=False)  # a later batch, markers and all
+    for args in ([], ["--data", str(batch)]):
+        res = runner.invoke(app, ["validate", "--config", "configs/new.yaml", *args])
+        assert res.exit_code == 0 and "passed" in res.output, res.output
 
 
 def test_validate_reports_failures_and_exits_1(tmp_path: Path, in_a_project):

@@ -298,11 +298,12 @@ def test_numbers_written_with_thousands_separators_are_named_not_taken_for_class
     assert flag_columns(df, "y")["separated_numbers"] == ["income"]
 
 
-def test_numbers_with_a_marker_of_missing_values_are_named():
-    """medicaldata's `opt` writes a missing measurement as ".": its 73 columns of numbers were
-    read as text, categories of up to 789 values each. `init` names each such column with its
-    marker; text, thousands separators and digit-only columns are not taken for them."""
-    from honing.data.text_numbers import missing_marker
+def test_markers_of_missing_values_in_numbers_are_found_with_their_columns():
+    """medicaldata's `opt` writes a missing measurement as ".": 32 of its columns of numbers
+    were read as text, categories of up to 789 values each. `init` finds each marker with the
+    columns it marks (and writes it into the config); text, thousands separators and
+    digit-only columns are not taken for them."""
+    from honing.data.text_numbers import missing_marker, missing_markers
 
     rng = np.random.default_rng(0)
     values = [f"{v:.3f}" for v in rng.normal(10, 3, 300)]
@@ -316,7 +317,11 @@ def test_numbers_with_a_marker_of_missing_values_are_named():
     df = pd.DataFrame(
         {"glucose": values, "city": ["Oslo", "Bergen", "Paris"] * 100, "y": ["a", "b"] * 150}
     )
-    assert flag_columns(df, "y")["marked_numbers"] == ["glucose ('.')"]
+    df["weight"] = [f"{v:.1f}" if i % 7 else "?" for i, v in enumerate(rng.normal(70, 9, 300))]
+    assert missing_markers(df, ["glucose", "city", "weight"]) == {
+        ".": ["glucose"],
+        "?": ["weight"],
+    }
 
 
 def test_init_keeps_the_repeats_of_a_census_and_drops_copies_elsewhere(tmp_path):
