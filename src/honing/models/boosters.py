@@ -15,23 +15,76 @@ from sklearn.base import BaseEstimator, clone, is_classifier
 #: A fit stopped by its deadline (:func:`honing.models.fidelity.fit_by`) keeps at least this
 #: many boosting rounds, or a forest this many trees: a run ends with a model, however late.
 MIN_FIT_ROUNDS = 10
+#: The share of a paced fit's time it looks at its pace before saying whether its planned
+#: rounds fit (:class:`Pace`): the first rounds pay the library's set-up (binning the
+#: features), so an earlier look overstates the cost of a round.
+PROBE_SHARE = 0.1
+#: Planned rounds of which the time affords fewer than this share are fitted anew, fewer and
+#: at a larger learning rate (:class:`Pace`); past it, the cut costs less than the restart.
+RESTART_SHARE = 0.7
+
+
+#: A boosted model's rounds cut, its learning rate grows as they shrink (their product
+#: kept), up to this (a rate already higher is kept as it is). On the bundled flights and
+#: churn tables (CatBoost and LightGBM, binary) the scaled rate kept test ROC-AUC within 0.4
+#: points of the uncut model's down to a tenth of the rounds, where the configured rate lost
+#: up to 1.9; a 22-class LightGBM collapsed at rate 0.29.
+MAX_RATE = 0.3
+
+
+def scaled_rate(rate: Any, planned: int, rounds: int) -> float | None:
+    """The learning rate that takes ``rounds`` rounds as far down the loss as ``rate`` takes
+    ``planned``: ``rate * planned / rounds``, at most :data:`MAX_RATE`; None where ``rate``
+    is not a number under it (unset: the library's own choice), or the rounds are not
+    fewer."""
+    if not isinstance(rate, int | float) or not 0 < rate < MAX_RATE or rounds >= planned:
+        return None
+    return round(min(MAX_RATE, rate * planned / max(rounds, 1)), 4)
 
 
 class Pace:
     """Whether a fit growing round by round should stop: once it has ``min_rounds``, when the
     next round, at the mean pace of the rounds so far, would end past ``deadline``
-    (``time.time()`` seconds)."""
+    (``time.time()`` seconds).
 
-    def __init__(self, deadline: float, min_rounds: int = MIN_FIT_ROUNDS) -> None:
-        self.deadline, self.min_rounds = deadline, min_rounds
+    With ``planned`` rounds, it also stops the fit once, early, to say they will not fit
+    (``short``: the rounds the whole time to the deadline affords at the pace so far): after
+    ``min_rounds`` and :data:`PROBE_SHARE` of that time, when they are fewer than
+    :data:`RESTART_SHARE` of ``planned``. A fit begun anew with those rounds and a larger
+    learning rate then goes as far down the loss in the time, where the planned rounds cut
+    at the deadline would stop far up it."""
+
+    def __init__(
+        self, deadline: float, min_rounds: int = MIN_FIT_ROUNDS, planned: int | None = None
+    ) -> None:
+        self.deadline, self.min_rounds, self.planned = deadline, min_rounds, planned
         self.start, self.rounds = time.time(), 0
+        self.short: int | None = None
+        self.decided, self.per_round = False, 0.0
+
+    @property
+    def seconds_per_round(self) -> float:
+        return (time.time() - self.start) / max(self.rounds, 1)
 
     def stop_after_round(self) -> bool:
         """Count a round just grown; True when the fit should stop here."""
         self.rounds += 1
         now = time.time()
         next_ends = now + (now - self.start) / self.rounds
-        return self.rounds >= self.min_rounds and next_ends > self.deadline
+        if self.rounds >= self.min_rounds and next_ends > self.deadline:
+            return True
+        if self.planned is None or self.decided or self.rounds < self.min_rounds:
+            return False
+        window = self.deadline - self.start
+        if now - self.start < PROBE_SHARE * window:
+            return False
+        self.decided = True
+        self.per_round = self.seconds_per_round
+        affords = int(window / self.per_round)
+        if affords < RESTART_SHARE * self.planned:
+            self.short = affords
+            return True
+        return False
 
 
 def _first_curve(evals: dict[str, dict[str, list[float]]]) -> list[float]:
@@ -43,7 +96,11 @@ class Booster:
     """How a boosting library grows a fitted estimator by more rounds (a fresh estimator per
     chunk of ``rounds``, continued from the previous chunk's booster), predicts with its first
     ``rounds`` rounds, and fits on all rows until a deadline (:class:`Pace`), saying with which
-    parameters the grown model is rebuilt. Each library's subclass says how it spells them."""
+    parameters the grown model is rebuilt. Each library's subclass says how it spells them.
+    ``rate_by_rounds``: an unset learning rate is the library's choice for the rounds asked
+    for (CatBoost), larger for fewer."""
+
+    rate_by_rounds = False
 
     def grow(
         self,
@@ -141,6 +198,8 @@ CATBOOST_BY_ROUNDS = ("learning_rate", "leaf_estimation_iterations")
 class CatBoostRounds(Booster):
     """CatBoost continues from ``init_model``; its evaluation lists the training rows first,
     and it must keep every round (``use_best_model`` would cut the model to its best one)."""
+
+    rate_by_rounds = True
 
     def _fit(self, est: Any, previous: Any, train: tuple, valid: tuple) -> None:
         est.fit(*train, eval_set=valid, init_model=previous, use_best_model=False)

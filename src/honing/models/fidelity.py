@@ -44,7 +44,7 @@ from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 
-from honing.models.boosters import MIN_FIT_ROUNDS, Booster, Pace
+from honing.models.boosters import MIN_FIT_ROUNDS, Booster, Pace, scaled_rate
 
 #: (rung, fold scores, seconds so far): the hook through which a scheduler sees a trial.
 StepCallback = Callable[[int, list[float], float], None]
@@ -403,6 +403,32 @@ def deadline_iterations(
     return result
 
 
+def _boosted_by(
+    estimator: Any, Z: Any, y: np.ndarray, *, booster: Booster, deadline: float
+) -> dict[str, Any] | None:
+    """:func:`fit_by` of a boosted ``estimator``: its rounds, until ``deadline``. When its
+    first rounds' pace says that the time affords far fewer than it asks for
+    (:class:`~honing.models.boosters.Pace`), it is fitted anew with the rounds the time left
+    affords, each a larger step (:func:`~honing.models.boosters.scaled_rate`, or the
+    library's own choice for them where the rate is unset)."""
+    params = estimator.get_params()
+    planned, rate = int(params["n_estimators"] or DEFAULT_ROUNDS), params.get("learning_rate")
+    rescalable = scaled_rate(rate, planned, planned - 1) is not None or (
+        rate is None and booster.rate_by_rounds
+    )
+    pace = Pace(deadline, planned=planned if rescalable else None)
+    grown = booster.fit_paced(estimator, Z, y, pace)
+    if pace.short is not None:
+        rounds = max(MIN_FIT_ROUNDS, int(time_left(deadline) / max(pace.per_round, 1e-9)))
+        anew: dict[str, Any] = {"n_estimators": min(rounds, planned)}
+        faster = scaled_rate(rate, planned, anew["n_estimators"])
+        if faster is not None:
+            anew["learning_rate"] = faster
+        estimator.set_params(**anew)
+        grown = {**anew, **booster.fit_paced(estimator, Z, y, Pace(deadline))}
+    return grown if grown["n_estimators"] < planned else None
+
+
 def fit_by(
     model: Pipeline,
     X: pd.DataFrame,
@@ -431,9 +457,7 @@ def fit_by(
         Z = features.fit_transform(X, y)
         model.steps[: len(steps)] = features.steps
     if booster is not None:
-        planned = int(estimator.get_params()["n_estimators"] or DEFAULT_ROUNDS)
-        grown = booster.fit_paced(estimator, Z, y, Pace(deadline))
-        return grown if grown["n_estimators"] < planned else None
+        return _boosted_by(estimator, Z, y, booster=booster, deadline=deadline)
     if not trees:
         estimator.fit(Z, y)
         return None

@@ -22,7 +22,7 @@ from honing.config import EnsembleConfig
 from honing.metrics import metric_value, score_predictions
 from honing.modeling.training import CVResult, ModelSpec, TrainingSetup, train_model
 from honing.models import FAMILY_TABLE
-from honing.models.boosters import MIN_FIT_ROUNDS
+from honing.models.boosters import MIN_FIT_ROUNDS, scaled_rate
 from honing.search import SearchResult, TrialResult
 
 
@@ -124,12 +124,6 @@ def unsampled(trial: TrialResult, rows: int) -> float:
 #: LightGBM of 40 rounds, costed at 6 s for a 2 s refit, cut to 14 rounds at rate 0.29,
 #: scored 0.77 test ROC-AUC where its trial had 0.999; at 20 rounds and rate 0.2, 0.999.
 MIN_REFIT_SHARE = 0.5
-#: A cut refit's learning rate grows as its rounds shrink (their product kept), up to this
-#: (a rate already higher is kept as it is). On the bundled flights and churn tables
-#: (CatBoost and LightGBM, binary) the scaled rate kept test ROC-AUC within 0.4 points of
-#: the uncut model's down to a tenth of the rounds, where the configured rate lost up to
-#: 1.9; the 22-class LightGBM above collapsed at rate 0.29.
-MAX_RATE = 0.3
 #: How much faster a boosting library fits on ``n`` threads than on one: ``n ** THREAD_GAIN``
 #: (LightGBM, XGBoost and CatBoost gain about 1.6x from a second core). Trials on Ray fit on
 #: the CPUs each holds (one by default); the refit fits on every core.
@@ -145,8 +139,9 @@ def affordable_rounds(
     itself.
     The rounds shrink in proportion (a boosted round costs about the same all along), to no
     fewer than :data:`MIN_REFIT_SHARE` of them (past that the refit runs late), and the
-    learning rate grows by as much (:data:`MAX_RATE` at most): the same way down the loss in
-    fewer, larger steps, where the configured rate cut short would underfit. A trial
+    learning rate grows by as much (:func:`honing.models.boosters.scaled_rate`): the same
+    way down the loss in fewer, larger steps, where the configured rate cut short would
+    underfit. A trial
     fitted on a sample is not costed (its seconds were mostly scoring and warming up: see
     :func:`refittable_best`); the search fitted its best ones on all rows."""
     family = FAMILY_TABLE.get(trial.spec.family)
@@ -161,8 +156,8 @@ def affordable_rounds(
     kept = max(MIN_FIT_ROUNDS, int(MIN_REFIT_SHARE * rounds), affords)
     spec, rate = trial.spec.with_rounds(kept), trial.spec.params.get("learning_rate")
     faster = ""
-    if isinstance(rate, int | float) and 0 < rate < MAX_RATE:  # fewer, larger steps
-        scaled = round(min(MAX_RATE, rate * rounds / kept), 4)
+    scaled = scaled_rate(rate, rounds, kept)
+    if scaled is not None:  # fewer, larger steps
         spec = replace(spec, params={**spec.params, "learning_rate": scaled})
         faster = f" at learning rate {scaled:g} (was {rate:g})"
     return replace(trial, spec=spec), (

@@ -108,9 +108,12 @@ class Refit:
         planned = self.trained.planned
         if planned is None:
             return None
+        rate, asked = (s.params.get("learning_rate") for s in (self.trained.spec, planned))
+        faster = f" at learning rate {rate:g} (was {asked:g})" if rate != asked and asked else ""
         return (
             f"refit: {self.trained.spec.params.get('n_estimators')} of the "
-            f"{planned.params.get('n_estimators')} rounds (trees) asked for, at the budget"
+            f"{planned.params.get('n_estimators')} rounds (trees) asked for{faster}, at the "
+            "budget"
         )
 
     def log_lines(self) -> list[str]:

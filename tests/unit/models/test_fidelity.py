@@ -230,3 +230,61 @@ def test_a_refit_past_its_deadline_keeps_the_fewest_rounds_and_says_so(family, t
     # a recorded spec rebuilds the same model without a deadline (honing reproduce)
     again, _ = _refit(family, res.spec.params, None, task=task)
     np.testing.assert_allclose(again.model.predict(df), res.model.predict(df))
+
+
+class _SlowRounds(LightGBMRounds):
+    """LightGBM whose every round takes 20 ms more, as a round on a large table does."""
+
+    def fit_paced(self, estimator, X, y, pace):
+        class Sleepy:
+            def stop_after_round(self) -> bool:
+                time.sleep(0.02)
+                return pace.stop_after_round()
+
+        return super().fit_paced(estimator, X, y, Sleepy())
+
+
+def test_a_refit_whose_time_affords_a_third_of_its_rounds_takes_fewer_larger_steps():
+    """300 rounds at rate 0.05 in 2 s at 20 ms a round: the first rounds' pace says about 100
+    fit, so the fit begins anew with the rounds the time left affords and the rate scaled by
+    as much (their product kept, 0.3 at most), where a plain cut would keep the configured
+    rate for a third of its rounds. The deadline holds, and the recorded parameters rebuild
+    the same model."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from honing.models.fidelity import fit_by
+
+    df, y, _ = _frame(600)
+    est = build_estimator(
+        "lightgbm", {"learning_rate": 0.05, "n_estimators": 300}, seed=0, task="classification"
+    )
+    model = Pipeline([("scale", StandardScaler()), ("model", est)])
+    began = time.time()
+    grown = fit_by(model, df, y, booster=_SlowRounds(), trees=False, deadline=began + 2.0)
+    assert time.time() - began < 2.0 + 0.5  # the deadline held (a round of slack, loaded)
+    assert grown is not None and MIN_FIT_ROUNDS <= grown["n_estimators"] < 0.7 * 300, grown
+    assert 0.05 < grown["learning_rate"] <= 0.3
+    assert grown["learning_rate"] == pytest.approx(
+        min(0.3, 0.05 * 300 / grown["n_estimators"]), rel=0.2
+    )
+    assert _grown(model.steps[-1][1]) == grown["n_estimators"]
+    again = build_estimator("lightgbm", grown, seed=0, task="classification")
+    rebuilt = Pipeline([("scale", StandardScaler()), ("model", again)]).fit(df, y)
+    np.testing.assert_allclose(rebuilt.predict_proba(df), model.predict_proba(df))
+
+
+def test_a_paced_fit_says_once_when_its_planned_rounds_will_not_fit():
+    from honing.models.boosters import Pace
+
+    began = time.time()
+    pace = Pace(began + 1.0, planned=100)
+    while not pace.stop_after_round():
+        time.sleep(0.03)
+    assert pace.short is not None and pace.short < 70 and pace.rounds >= MIN_FIT_ROUNDS
+    assert time.time() - began < 0.6  # after a tenth of the time, not at the deadline
+    quick = Pace(time.time() + 1.0, planned=20)  # 20 rounds of 30 ms fit in 1 s: no word
+    for _ in range(20):
+        assert not quick.stop_after_round()
+        time.sleep(0.03)
+    assert quick.short is None
