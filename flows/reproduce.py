@@ -31,7 +31,7 @@ def reproduce_pipeline(
     dest = Path(repo) / ".honing" / "reproduce" / f"{model_name}-v{version}" / "data.csv"
     data_path = repro_tasks.fetch_data_version(repo, lineage, dest)
     cfg = repro_tasks.lineage_config(lineage, data_path, repo)
-    raw = data_tasks.load_table(data_path, cfg.data.format, cfg.data.missing_values)
+    raw = data_tasks.load_table(data_path, cfg.data)
     recorded = None if search_again else repro_tasks.recorded_choice(lineage)
     # the model the version recorded, or (asked, or none recorded) a search under its config
     evaluated = pipeline.reproduce(stages, cfg, raw, lineage, recorded, ray=settings.ray)

@@ -9,14 +9,15 @@ import pandas as pd
 
 from honing import data
 from honing.config import FeaturesConfig, PipelineConfig
+from honing.data.reading import Reading
 from honing.modeling import features
 from honing.monitoring import versions
 from honing_flows.tasks import compute_task, io_task, logged
 
 
 @io_task
-def load_table(path: Path, fmt: str = "auto", missing: list[str] | None = None) -> pd.DataFrame:
-    return data.load_table(path, fmt, missing=missing or ())
+def load_table(path: Path, how: str | Reading = "auto") -> pd.DataFrame:
+    return data.load_table(path, how)
 
 
 @compute_task

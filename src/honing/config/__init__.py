@@ -141,6 +141,12 @@ class DataConfig(StrictModel):
         "init` writes the markers it finds in columns of numbers, so that they are read as "
         "numbers. A JSON row sent to `serve-model` says missing with null.",
     )
+    thousands: Literal[",", "'", "_", " "] | None = Field(
+        default=None,
+        description="The thousands separator of the numbers in a CSV file (`,` in "
+        "`1,234.5`), which then read as numbers rather than text; the decimal point stays "
+        "`.`. `honing init` writes `,` when a column of numbers, or the label, uses it.",
+    )
     window: WindowConfig = WindowConfig()
 
     @model_validator(mode="after")

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from honing.data.text_numbers import blank_markers, separated_numbers
+from honing.data.reading import Reading, TableReading, as_csv_types, blank_markers
+from honing.data.text_numbers import separated_numbers
 from honing.exceptions import (
     DataLoadError,
     DataNotFoundError,
@@ -67,27 +68,31 @@ def _check_is_file(path: Path) -> None:
 
 
 def load_table(
-    path: Path, fmt: str = "auto", *, text: Collection[str] = (), missing: Collection[str] = ()
+    path: Path, how: str | Reading = "auto", *, text: Collection[str] = ()
 ) -> pd.DataFrame:
     """Read a CSV or Parquet file, turning every reader failure into a :class:`DataLoadError`.
-    ``text``: columns a CSV file's reader keeps as text whatever their values look like (the
-    ones a suite types as text: :func:`honing.validation.text_columns`), where it would
-    guess numbers from a batch of digits only. ``missing``: cell values read as missing
-    (``data.missing_values``), besides an empty cell."""
+    ``how``: the format, or the pipeline's :class:`~honing.data.reading.Reading` (its
+    config's ``data``: the format, the cell values read as missing, the thousands separator
+    of a CSV file's numbers). ``text``: columns a CSV file's reader keeps as text whatever
+    their values look like (the ones a suite types as text:
+    :func:`honing.validation.text_columns`), where it would guess numbers from a batch of
+    digits only."""
     path = Path(path)
+    reading = TableReading(how) if isinstance(how, str) else how
     _check_is_file(path)
     if path.stat().st_size == 0:
         raise DataLoadError(f"{path}: file is empty (0 bytes); rule: a header and rows are needed")
-    kind = _detect_format(path, fmt)
+    kind = _detect_format(path, reading.format)
     try:
         if kind == "parquet":
-            df = blank_markers(pd.read_parquet(path), missing)
+            df = blank_markers(pd.read_parquet(path), reading.missing_values)
         else:
             df = pd.read_csv(
                 path,
                 encoding="utf-8",
                 dtype=dict.fromkeys(text, str) or None,
-                na_values=list(missing) or None,
+                na_values=list(reading.missing_values) or None,
+                thousands=reading.thousands,
             )
     except UnicodeDecodeError as exc:
         raise DataLoadError(
@@ -114,34 +119,6 @@ def load_table(
     if kind == "csv":
         _check_csv_shape(path, df)
     return df if kind == "csv" else as_csv_types(df)
-
-
-def as_csv_types(df: pd.DataFrame) -> pd.DataFrame:
-    """A Parquet table with the types its CSV would read as, so that one table gets one
-    suite and one model whatever its file: unsigned ints as int64, decimals and durations
-    (seconds) as floats, dates and times as ISO text, bytes as UTF-8 text."""
-    import decimal
-
-    out = {}
-    for name in df.columns:
-        s, first = df[name], df[name].dropna().head(1).tolist()
-        if pd.api.types.is_unsigned_integer_dtype(s):
-            out[name] = s.astype("int64" if s.max() < 2**63 else "float64")
-        elif pd.api.types.is_timedelta64_dtype(s):
-            out[name] = s.dt.total_seconds()
-        elif pd.api.types.is_datetime64_any_dtype(s):
-            out[name] = s.map(lambda t: None if pd.isna(t) else t.isoformat()).astype(object)
-        elif s.dtype == object and first and isinstance(first[0], decimal.Decimal | bytes):
-            convert = float if isinstance(first[0], decimal.Decimal) else _text
-            out[name] = s.map(lambda v, f=convert: None if v is None or v != v else f(v))
-    df = df.copy() if out else df
-    for name, values in out.items():
-        df[name] = values
-    return df
-
-
-def _text(value: bytes) -> str:
-    return value.decode("utf-8", "backslashreplace")
 
 
 def _nested_columns(df: pd.DataFrame) -> list[str]:
@@ -279,7 +256,8 @@ def class_labels(y: pd.Series, positive_label: object | None = None) -> list:
         if len(labels) > 2 and separated_numbers(y):
             hint = (
                 "its values are numbers written with thousands separators, read as text: "
-                "write them as plain numbers (100000, not 100,000) for a regression target"
+                "set data.thousands: ',' (honing init does) or write them as plain numbers "
+                "(100000, not 100,000) for a regression target"
             )
         raise DataValidationError(
             f"column '{y.name}': classification needs 2 to {MAX_CLASSES} label values, "

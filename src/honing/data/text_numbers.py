@@ -1,18 +1,20 @@
 """Numbers a CSV reader keeps as text: written with thousands separators ("1,234"), or with
 one non-numeric value that marks the missing ones ("." in a column of measurements).
-``honing init`` names the first (:func:`honing.validation.profiling.flag_columns`), and
-writes the markers of the second into the config (``data.missing_values``), which every
-reader of the pipeline's tables then reads as missing (:func:`honing.data.load_table`).
+``honing init`` finds both, and writes the separator (``data.thousands``) and the markers
+(``data.missing_values``) into the config, which every reader of the pipeline's tables
+then reads through (:func:`honing.data.load_table`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 
 import pandas as pd
 
 #: Values of a text column looked at, drawn at random, for a marker of missing values.
 MARKER_SAMPLE = 20_000
+#: Values of a text column looked at for numbers written with thousands separators.
+SEPARATED_SAMPLE = 2_000
 
 
 def _text(values: pd.Series) -> pd.Series | None:
@@ -51,6 +53,12 @@ def missing_marker(values: pd.Series, sample: int = MARKER_SAMPLE) -> str | None
     return str(others[0])
 
 
+def separated_columns(df: pd.DataFrame, columns: Iterable[str]) -> list[str]:
+    """The ``columns`` of ``df`` whose values are numbers written with thousands separators
+    (:func:`separated_numbers`, on their first values)."""
+    return [c for c in columns if separated_numbers(df[c].dropna().head(SEPARATED_SAMPLE))]
+
+
 def missing_markers(df: pd.DataFrame, columns: Iterable[str]) -> dict[str, list[str]]:
     """Each marker of missing values (:func:`missing_marker`) found in ``columns`` of
     ``df``, with the columns it marks, in column order."""
@@ -60,25 +68,3 @@ def missing_markers(df: pd.DataFrame, columns: Iterable[str]) -> dict[str, list[
         if marker is not None:
             found.setdefault(marker, []).append(column)
     return found
-
-
-def blank_markers(df: pd.DataFrame, missing: Collection[str]) -> pd.DataFrame:
-    """``df`` with its text cells equal to one of the ``missing`` markers made missing (what
-    a CSV reader's ``na_values`` does, for a table read from a typed file such as Parquet,
-    whose columns keep their types)."""
-    if not missing:
-        return df
-    markers = set(missing)
-    out = {}
-    for name in df.columns:
-        values = df[name]
-        if values.dtype == object or pd.api.types.is_string_dtype(values):
-            marked = values.map(lambda v: isinstance(v, str) and v in markers).astype(bool)
-            if marked.any():
-                out[name] = values.mask(marked)
-    if not out:
-        return df
-    df = df.copy()
-    for name, values in out.items():
-        df[name] = values
-    return df

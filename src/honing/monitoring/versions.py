@@ -241,7 +241,7 @@ def _ingest(cfg: PipelineConfig, batch_path: Path, root: Path) -> Ingested:
     data_path = Path(cfg.data.path)
     suite = validation.load_suite(cfg.validation.suite)
     text = validation.text_columns(suite)
-    batch = data.load_table(batch_path, cfg.data.format, text=text, missing=cfg.data.missing_values)
+    batch = data.load_table(batch_path, cfg.data, text=text)
     batch_md5 = data.file_md5(batch_path)
     rel = lambda p: os.path.relpath(Path(p).resolve(), root)  # noqa: E731
     target = cfg.data.target
@@ -268,7 +268,7 @@ def _ingest(cfg: PipelineConfig, batch_path: Path, root: Path) -> Ingested:
     if done:  # a batch is ingested once: again, nothing changes
         known = {k: v for k, v in done[0].items() if k in Ingested.__dataclass_fields__}
         return Ingested(**{**known, "new": False})
-    table = data.load_table(data_path, cfg.data.format, text=text, missing=cfg.data.missing_values)
+    table = data.load_table(data_path, cfg.data, text=text)
     _same_columns(batch, table, batch_path, data_path)
     # rows whose label has not arrived yet cannot train: the labelled ones make the version
     blank = batch[target].isna()

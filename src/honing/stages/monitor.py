@@ -171,7 +171,7 @@ def reference(cfg: PipelineConfig, *, repo: str) -> Reference:
     path = reproduce.fetch_data_version(
         Path(repo), found.data_path, found.data_md5, found.git_commit, folder / "reference.csv"
     )
-    trained_on = data.load_table(path, cfg.data.format, missing=cfg.data.missing_values)
+    trained_on = data.load_table(path, cfg.data)
     window = _window(found.config, cfg.data.window)
     rows = windowing.window(trained_on, window)
     _, classes = data.target_values(rows[cfg.data.target], cfg.task, cfg.data.positive_label)
@@ -196,9 +196,7 @@ def drift(cfg: PipelineConfig, ref: Reference, batch_path: Path, *, repo: str) -
     when the batch has them (Evidently's report, kept as HTML in the reference's folder)."""
     target, classes = cfg.data.target, ref.classes
     # the columns the champion reads as text, whatever a batch's values look like
-    current = data.load_table(
-        Path(batch_path), cfg.data.format, text=ref.columns.text, missing=cfg.data.missing_values
-    )
+    current = data.load_table(Path(batch_path), cfg.data, text=ref.columns.text)
     labelled = target in current.columns and bool(current[target].notna().any())
     X_ref, X_cur = _features(cfg, ref.rows), _features(cfg, current)
     missing = [c for c in X_ref.columns if c not in X_cur.columns]
@@ -264,7 +262,7 @@ def performance(cfg: PipelineConfig, ref: Reference, found: Drift, *, repo: str)
     def table(path: Path) -> pd.DataFrame:
         key = Path(path).resolve()
         if key not in loaded:
-            loaded[key] = data.load_table(key, cfg.data.format, missing=cfg.data.missing_values)
+            loaded[key] = data.load_table(key, cfg.data)
         return loaded[key]
 
     latest = table(_latest_training(name, version, ref.path, repo=repo, folder=ref.folder))
@@ -369,9 +367,7 @@ def follow_challenger(
             raise
         suite = None  # a regression's batch only reads its text columns from it
     text = validation.text_columns(suite) if suite is not None else []
-    current = data.load_table(
-        Path(batch_path), cfg.data.format, text=text, missing=cfg.data.missing_values
-    )
+    current = data.load_table(Path(batch_path), cfg.data, text=text)
     target = cfg.data.target
     classes = []
     if suite is not None and cfg.task != "regression":

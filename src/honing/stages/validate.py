@@ -44,9 +44,7 @@ def located(
     """The table at ``cfg.data.path`` (the columns ``suite`` types as text read as text), and
     its lineage (data MD5, commit, config hash)."""
     text = validation.text_columns(suite)
-    raw = data.load_table(
-        cfg.data.path, cfg.data.format, text=text, missing=cfg.data.missing_values
-    )
+    raw = data.load_table(cfg.data.path, cfg.data, text=text)
     found = lineage.build_lineage(
         data_path=Path(cfg.data.path),
         data_md5=data.file_md5(cfg.data.path),

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from honing.config import FeaturesConfig, QualityConfig
+from honing.data.reading import Reading
 from honing.data.target import plain
 from honing.data.target import positive_label as positive_label_of
 from honing.exceptions import DataValidationError
@@ -195,11 +196,9 @@ def flag_columns(
 ) -> dict[str, list[str]]:
     """What ``honing init`` tells the user about the feature columns: dates (expanded into
     calendar features), identifier-like text (dropped), high-cardinality categoricals
-    (target-encoded), numbers written with thousands separators (read as text), and the
-    columns that break a quality rule of
+    (target-encoded), and the columns that break a quality rule of
     :mod:`honing.validation.rules` (:data:`COLUMN_RULES`: dropped, so that the config
     ``init`` writes passes its own table), keyed ``rule:<rule>``."""
-    from honing.data.text_numbers import separated_numbers
     from honing.validation import check_rules
 
     X = df.drop(columns=[target])
@@ -218,17 +217,10 @@ def flag_columns(
         "orders_rows": [c for c in kept if orders_rows(df, c)][:1],
         "identifiers": identifiers,
         "high_cardinality": columns.high_cardinality,
-        "separated_numbers": [  # dropped as identifiers, or kept as categories
-            c
-            for c in X.columns
-            if c not in dates and separated_numbers(X[c].dropna().head(SEPARATED_SAMPLE))
-        ],
         **flags,
     }
 
 
-#: Values of a text column looked at for numbers written with thousands separators.
-SEPARATED_SAMPLE = 2_000
 #: A date column orders the rows when it has at least this many distinct times.
 MIN_ORDERING_TIMES = 10
 
@@ -270,15 +262,15 @@ def profile_config(
     budget_s: float = DEFAULT_BUDGET_S,
     flags: dict[str, list[str]] | None = None,
     quality: dict[str, Any] | None = None,
-    missing_values: list[str] | None = None,
+    reading: Reading | None = None,
 ) -> dict[str, Any]:
     """A budget-driven pipeline config (as a plain mapping, ready to dump as YAML) for a newly
     profiled table: the whole run keeps to ``budget_s``, the search runs until its share is
     spent, starting from the portfolio of known-good configurations, and ensemble selection
     is on. Dates are named, identifier-like text columns dropped (``flags``: what
     :func:`flag_columns` found, profiled here when None; ``quality``: the rules
-    :func:`fitted_rules` fitted, likewise; ``missing_values``: the markers of missing values
-    ``df`` was read with, :func:`honing.data.text_numbers.missing_markers`)."""
+    :func:`fitted_rules` fitted, likewise; ``reading``: the markers of missing values and
+    the thousands separator ``df`` was read with, written into the config)."""
     from honing.search.portfolio import default_families
 
     flags = flags if flags is not None else flag_columns(df, target, task)
@@ -297,8 +289,10 @@ def profile_config(
     if label is not None:
         data["positive_label"] = label
     data["drop_columns"] = drop
-    if missing_values:
-        data["missing_values"] = list(missing_values)
+    if reading is not None and reading.missing_values:
+        data["missing_values"] = list(reading.missing_values)
+    if reading is not None and reading.thousands:
+        data["thousands"] = reading.thousands
     if quality is None:
         quality = fitted_rules(df, target, task)[0]
     # binary tasks: a threshold tuned on out-of-fold predictions, calibration when it helps

@@ -61,7 +61,7 @@ def validate_cmd(
         cfg = config_mod.load_config(config, extra_roots=config_mod.data_roots(os.environ))
         path = data_path or cfg.data.path
         inputs = (config, Path(path), *cfg.inputs)
-        df = data.load_table(path, cfg.data.format, missing=cfg.data.missing_values)
+        df = data.load_table(path, cfg.data)
         report = validation.validate(
             df,
             validation.load_suite(cfg.validation.suite),
@@ -121,11 +121,14 @@ def init(
         for out in (config_out, suite_out):  # never the table itself, even forced
             data.ensure_new(out, force=force, inputs=(data_path,))
         df = data.load_table(data_path)
-        # numbers whose missing ones are written as a marker ("." or "?") read as text: read
-        # again with their markers as missing, as every later reader will (the config's)
+        # numbers read as text, written with thousands separators (the label's too) or with
+        # a marker of their missing ones ("." or "?"): read again through the separator and
+        # the markers, as every later reader will (the config's)
+        separated = text_numbers.separated_columns(df, df.columns)
         markers = text_numbers.missing_markers(df, [c for c in df.columns if c != target])
-        if markers:
-            df = data.load_table(data_path, missing=list(markers))
+        reading = data.TableReading("auto", list(markers), "," if separated else None)
+        if separated or markers:
+            df = data.load_table(data_path, reading)
         task, task_note = target_mod.resolve_task(df, target, task)
         with warnings_in_the_log():
             flags = profiling.flag_columns(df, target, task)
@@ -145,7 +148,7 @@ def init(
             budget_s=budget,
             flags=flags,
             quality=rules,
-            missing_values=list(markers),
+            reading=reading,
         )
         config_mod.parse_config(raw_cfg, source=config_out, root=Path.cwd())  # must be valid
     except HoningError as exc:
@@ -187,6 +190,12 @@ def init(
         console.print(f"[yellow]dropped {column}:[/] {reason}")
     if split_note:
         console.print(f"[yellow]split:[/] {split_note}", highlight=False)
+    if separated:
+        console.print(
+            f"[yellow]read as numbers (data.thousands: ','):[/] {', '.join(separated)}, "
+            "written with thousands separators",
+            highlight=False,
+        )
     for marker, columns in markers.items():
         console.print(
             f"[yellow]read as missing (data.missing_values):[/] {marker!r}, the one "
@@ -196,8 +205,6 @@ def init(
     for kind, note in (
         ("dates", "date columns, expanded into calendar parts and elapsed days"),
         ("high_cardinality", "high-cardinality categoricals, target-encoded"),
-        ("separated_numbers", "numbers written with thousands separators, read as text "
-         "(categories): write them as plain numbers to use them as numbers"),
     ):  # fmt: skip
         if flags[kind]:
             console.print(f"[yellow]{note}:[/] {', '.join(flags[kind])}")
@@ -267,11 +274,9 @@ def predict(
         data.ensure_new(out, force=force, inputs=inputs)
         settings = config_mod.load_env_settings(env, environ=os.environ)
         suite = validation.load_suite(cfg.validation.suite)
-        df = data.load_table(
-            data_path,
-            text=validation.text_columns(suite),
-            missing=cfg.data.missing_values,
-        )
+        # the config's markers and separator, and the batch's own format
+        reading = data.TableReading("auto", cfg.data.missing_values, cfg.data.thousands)
+        df = data.load_table(data_path, reading, text=validation.text_columns(suite))
         tracking.configure(settings.mlflow)
         name, alias = cfg.registry.model_name, cfg.registry.champion_alias
         # the champion's own flavor, found through the champion (never the flavor's alias)

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from honing.data import clean, encode_target, file_md5, load_table, split_data, write_table
+from honing.data.reading import TableReading
 from honing.data.watch import detect_changes
 from honing.exceptions import DataLoadError, DataValidationError
 
@@ -36,7 +37,7 @@ def test_markers_of_missing_values_are_read_as_missing_in_csv_and_parquet(tmp_pa
     csv.write_text("glucose,city,code\n5.5,Oslo,0501\n.,.,0602\n7.25,?,.\n-999,Bergen,0703\n")
     plain = load_table(csv, text=["code"])
     assert plain["glucose"].dtype == object  # "." keeps the numbers as text
-    read = load_table(csv, text=["code"], missing=[".", "?", "-999"])
+    read = load_table(csv, TableReading(missing_values=[".", "?", "-999"]), text=["code"])
     assert read["glucose"].dtype.kind == "f"
     assert read["glucose"].isna().tolist() == [False, True, False, True]
     assert read["city"].tolist()[0] == "Oslo" and read["city"].isna().tolist()[1:3] == [True, True]
@@ -44,7 +45,7 @@ def test_markers_of_missing_values_are_read_as_missing_in_csv_and_parquet(tmp_pa
 
     parquet = tmp_path / "t.parquet"
     pd.DataFrame({"size": [1.5, 2.0], "grade": ["A", "."]}).to_parquet(parquet)
-    back = load_table(parquet, missing=["."])
+    back = load_table(parquet, TableReading(missing_values=["."]))
     assert back["size"].tolist() == [1.5, 2.0] and back["grade"].isna().tolist() == [False, True]
 
 

@@ -99,32 +99,36 @@ def test_init_then_validate(tmp_path: Path, in_a_project):
     assert data.read_bytes() == before and suite.read_bytes() == kept
 
 
-def test_init_reads_a_marker_of_missing_numbers_as_missing_and_so_does_validate(
+def test_init_reads_markers_of_missing_values_and_separators_and_so_does_validate(
     tmp_path: Path, in_a_project
 ):
-    """A column of numbers with "." for its missing ones: init writes the marker into the
-    config (``data.missing_values``), types the column as numbers in the suite, and says so;
-    ``validate`` then reads the table, and a new batch, through the same config."""
+    """A column of numbers with "." for its missing ones, and one written "1,234.50": init
+    writes the marker and the separator into the config (``data.missing_values``,
+    ``data.thousands``), types both columns as numbers in the suite, and says so; ``validate``
+    then reads the table, and a new batch, through the same config."""
     data = _write(tmp_path)
     df = pd.read_csv(data)
     df["usage"] = [f"{v:.2f}" if i % 9 else "." for i, v in enumerate(df["usage"])]
+    df["spend"] = [f"{v:,.2f}" for v in np.random.default_rng(3).gamma(2, 900, len(df))]
     df.to_csv(data, index=False)
     res = runner.invoke(app, ["init", str(data), "--target", "left"])
     out = " ".join(res.output.split())
     assert res.exit_code == 0, res.output
     assert "read as missing (data.missing_values): '.'" in out and "usage" in out
+    assert "read as numbers (data.thousands: ',')" in out and "spend" in out
     cfg = yaml.safe_load((tmp_path / "configs" / "new.yaml").read_text())
-    assert cfg["data"]["missing_values"] == ["."]
+    assert cfg["data"]["missing_values"] == ["."] and cfg["data"]["thousands"] == ","
     suite = json.loads((tmp_path / "expectations" / "new.json").read_text())
-    types = [
-        e["kwargs"]["type_list"]
-        for e in suite["expectations"]
-        if e["type"] == "expect_column_values_to_be_in_type_list"
-        and e["kwargs"]["column"] == "usage"
-    ]
-    assert types and all("object" not in t and "float64" in t for t in types), types
-    sets = [e for e in suite["expectations"] if e["kwargs"].get("column") == "usage"]
-    assert not any(e["type"] == "expect_column_values_to_be_in_set" for e in sets)
+    for column in ("usage", "spend"):
+        types = [
+            e["kwargs"]["type_list"]
+            for e in suite["expectations"]
+            if e["type"] == "expect_column_values_to_be_in_type_list"
+            and e["kwargs"]["column"] == column
+        ]
+        assert types and all("object" not in t and "float64" in t for t in types), types
+        rules = [e["type"] for e in suite["expectations"] if e["kwargs"].get("column") == column]
+        assert "expect_column_values_to_be_in_set" not in rules, rules
 
     batch = tmp_path / "batch.csv"
     df.tail(30).to_csv(batch, index=False)  # a later batch, markers and all

@@ -7,7 +7,7 @@ import pytest
 from honing.config import parse_config
 from honing.exceptions import ConfigError, DataValidationError
 from honing.validation import gate, load_suite, save_suite, validate
-from honing.validation.profiling import flag_columns, profile_config, profile_suite
+from honing.validation.profiling import profile_config, profile_suite
 
 
 def _frame() -> pd.DataFrame:
@@ -280,11 +280,12 @@ def test_init_names_the_task_it_read_and_how_to_change_it():
         resolve_task(df, "label", "auto")
 
 
-def test_numbers_written_with_thousands_separators_are_named_not_taken_for_classes():
-    """A CSV's "100,000" is text to any reader: as a label it reads as hundreds of classes,
-    so the error says what the values are and how to write them; as a feature, `init`
-    names the column instead of letting it pass as categories unseen."""
+def test_numbers_written_with_thousands_separators_are_found_not_taken_for_classes():
+    """A CSV's "100,000" is text to a reader told nothing: as a label it reads as hundreds
+    of classes, so the error says what the values are and how to read them; `init` finds
+    such columns (and writes the separator into the config, ``data.thousands``)."""
     from honing.data import class_labels, separated_numbers
+    from honing.data.text_numbers import separated_columns
 
     prices = pd.Series([f"{v:,}" for v in range(90_000, 290_000, 1_000)], name="price")
     with pytest.raises(DataValidationError, match="thousands separators, read as text"):
@@ -295,7 +296,7 @@ def test_numbers_written_with_thousands_separators_are_named_not_taken_for_class
         {"income": [f"{v:,}" for v in range(10_000, 70_000, 200)],
          "city": ["Oslo", "Bergen", "Paris"] * 100, "y": ["a", "b"] * 150}
     )  # fmt: skip
-    assert flag_columns(df, "y")["separated_numbers"] == ["income"]
+    assert separated_columns(df, df.columns) == ["income"]
 
 
 def test_markers_of_missing_values_in_numbers_are_found_with_their_columns():

@@ -1,0 +1,88 @@
+"""How a pipeline's tables are read (:func:`honing.data.load_table`): the file's format, the
+cell values that mean missing, the thousands separator of its numbers, and the CSV types a
+Parquet file's columns take. The config's ``data`` section says the first three
+(:class:`Reading`); ``honing init`` finds the markers and the separator in a new table."""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import pandas as pd
+
+
+class Reading(Protocol):
+    """What a reader of a pipeline's tables needs to know: the format (``auto``, ``csv`` or
+    ``parquet``), the cell values read as missing besides an empty cell, and the thousands
+    separator of the numbers in a CSV file (None: none). The config's ``data`` section
+    (:class:`honing.config.DataConfig`) is one."""
+
+    @property
+    def format(self) -> str: ...
+
+    @property
+    def missing_values(self) -> Sequence[str]: ...
+
+    @property
+    def thousands(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class TableReading:
+    """A :class:`Reading` of its own, for a table that has no config yet (``honing init``)."""
+
+    format: str = "auto"
+    missing_values: Sequence[str] = ()
+    thousands: str | None = None
+
+
+def blank_markers(df: pd.DataFrame, missing: Collection[str]) -> pd.DataFrame:
+    """``df`` with its text cells equal to one of the ``missing`` markers made missing (what
+    a CSV reader's ``na_values`` does, for a table read from a typed file such as Parquet,
+    whose columns keep their types)."""
+    if not missing:
+        return df
+    markers = set(missing)
+    out = {}
+    for name in df.columns:
+        values = df[name]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            marked = values.map(lambda v: isinstance(v, str) and v in markers).astype(bool)
+            if marked.any():
+                out[name] = values.mask(marked)
+    return _with(df, out)
+
+
+def as_csv_types(df: pd.DataFrame) -> pd.DataFrame:
+    """A Parquet table with the types its CSV would read as, so that one table gets one
+    suite and one model whatever its file: unsigned ints as int64, decimals and durations
+    (seconds) as floats, dates and times as ISO text, bytes as UTF-8 text."""
+    out = {}
+    for name in df.columns:
+        s, first = df[name], df[name].dropna().head(1).tolist()
+        if pd.api.types.is_unsigned_integer_dtype(s):
+            out[name] = s.astype("int64" if s.max() < 2**63 else "float64")
+        elif pd.api.types.is_timedelta64_dtype(s):
+            out[name] = s.dt.total_seconds()
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            out[name] = s.map(lambda t: None if pd.isna(t) else t.isoformat()).astype(object)
+        elif s.dtype == object and first and isinstance(first[0], decimal.Decimal | bytes):
+            convert = float if isinstance(first[0], decimal.Decimal) else _text
+            out[name] = s.map(lambda v, f=convert: None if v is None or v != v else f(v))
+    return _with(df, out)
+
+
+def _with(df: pd.DataFrame, columns: dict[str, pd.Series]) -> pd.DataFrame:
+    """``df`` with ``columns`` replaced (a copy; ``df`` itself when there are none)."""
+    if not columns:
+        return df
+    df = df.copy()
+    for name, values in columns.items():
+        df[name] = values
+    return df
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "backslashreplace")
