@@ -404,13 +404,15 @@ def deadline_iterations(
 
 
 def _boosted_by(
-    estimator: Any, Z: Any, y: np.ndarray, *, booster: Booster, deadline: float
+    model: Pipeline, Z: Any, y: np.ndarray, *, booster: Booster, deadline: float
 ) -> dict[str, Any] | None:
-    """:func:`fit_by` of a boosted ``estimator``: its rounds, until ``deadline``. When its
-    first rounds' pace says that the time affords far fewer than it asks for
-    (:class:`~honing.models.boosters.Pace`), it is fitted anew with the rounds the time left
-    affords, each a larger step (:func:`~honing.models.boosters.scaled_rate`, or the
-    library's own choice for them where the rate is unset)."""
+    """:func:`fit_by` of a boosted estimator, the last step of ``model`` (its features fitted
+    already: ``Z``): its rounds, until ``deadline``. When its first rounds' pace says that
+    the time affords far fewer than it asks for (:class:`~honing.models.boosters.Pace`), a
+    new estimator takes its place, fitted with the rounds the time left affords, each a
+    larger step (:func:`~honing.models.boosters.scaled_rate`, or the library's own choice
+    for them where the rate is unset)."""
+    name, estimator = model.steps[-1]
     params = estimator.get_params()
     planned, rate = int(params["n_estimators"] or DEFAULT_ROUNDS), params.get("learning_rate")
     rescalable = scaled_rate(rate, planned, planned - 1) is not None or (
@@ -424,8 +426,10 @@ def _boosted_by(
         faster = scaled_rate(rate, planned, anew["n_estimators"])
         if faster is not None:
             anew["learning_rate"] = faster
-        estimator.set_params(**anew)
-        grown = {**anew, **booster.fit_paced(estimator, Z, y, Pace(deadline))}
+        # a fresh estimator: a fitted one may refuse new parameters (CatBoost does)
+        fresh = clone(estimator).set_params(**anew)
+        grown = {**anew, **booster.fit_paced(fresh, Z, y, Pace(deadline))}
+        model.steps[-1] = (name, fresh)
     return grown if grown["n_estimators"] < planned else None
 
 
@@ -457,7 +461,7 @@ def fit_by(
         Z = features.fit_transform(X, y)
         model.steps[: len(steps)] = features.steps
     if booster is not None:
-        return _boosted_by(estimator, Z, y, booster=booster, deadline=deadline)
+        return _boosted_by(model, Z, y, booster=booster, deadline=deadline)
     if not trees:
         estimator.fit(Z, y)
         return None

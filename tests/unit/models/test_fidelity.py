@@ -232,44 +232,60 @@ def test_a_refit_past_its_deadline_keeps_the_fewest_rounds_and_says_so(family, t
     np.testing.assert_allclose(again.model.predict(df), res.model.predict(df))
 
 
-class _SlowRounds(LightGBMRounds):
-    """LightGBM whose every round takes 20 ms more, as a round on a large table does."""
+def _slow(rounds: type) -> object:
+    """A boosting library's rounds, each 20 ms longer, as a round on a large table is."""
 
-    def fit_paced(self, estimator, X, y, pace):
-        class Sleepy:
-            def stop_after_round(self) -> bool:
-                time.sleep(0.02)
-                return pace.stop_after_round()
+    class Slow(rounds):
+        def fit_paced(self, estimator, X, y, pace):
+            class Sleepy:
+                def stop_after_round(self) -> bool:
+                    time.sleep(0.02)
+                    return pace.stop_after_round()
 
-        return super().fit_paced(estimator, X, y, Sleepy())
+            return super().fit_paced(estimator, X, y, Sleepy())
+
+    return Slow()
 
 
-def test_a_refit_whose_time_affords_a_third_of_its_rounds_takes_fewer_larger_steps():
-    """300 rounds at rate 0.05 in 2 s at 20 ms a round: the first rounds' pace says about 100
-    fit, so the fit begins anew with the rounds the time left affords and the rate scaled by
-    as much (their product kept, 0.3 at most), where a plain cut would keep the configured
-    rate for a third of its rounds. The deadline holds, and the recorded parameters rebuild
-    the same model."""
+@pytest.mark.parametrize(
+    ("family", "rounds", "params"),
+    [
+        ("lightgbm", LightGBMRounds, {"learning_rate": 0.05}),
+        ("xgboost", XGBoostRounds, {"learning_rate": 0.05}),
+        ("catboost", CatBoostRounds, {}),  # the rate unset: CatBoost's choice for the rounds
+    ],
+)
+def test_a_refit_whose_time_affords_a_third_of_its_rounds_takes_fewer_larger_steps(
+    family, rounds, params
+):
+    """300 rounds in 2 s at 20 ms a round: the first rounds' pace says about 100 fit, so a
+    new estimator is fitted with the rounds the time left affords and the rate scaled by as
+    much (their product kept, 0.3 at most; CatBoost's own, larger choice for fewer rounds
+    where it is unset), where a plain cut would keep the rate meant for 300. The deadline
+    holds, and the recorded parameters rebuild the same model. (A fitted CatBoost refuses
+    new parameters: the run of births in bench/unseen.py failed on it.)"""
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
     from honing.models.fidelity import fit_by
 
     df, y, _ = _frame(600)
-    est = build_estimator(
-        "lightgbm", {"learning_rate": 0.05, "n_estimators": 300}, seed=0, task="classification"
-    )
+    asked = {**params, "n_estimators": 300}
+    est = build_estimator(family, asked, seed=0, task="classification")
     model = Pipeline([("scale", StandardScaler()), ("model", est)])
     began = time.time()
-    grown = fit_by(model, df, y, booster=_SlowRounds(), trees=False, deadline=began + 2.0)
+    grown = fit_by(model, df, y, booster=_slow(rounds), trees=False, deadline=began + 2.0)
     assert time.time() - began < 2.0 + 0.5  # the deadline held (a round of slack, loaded)
     assert grown is not None and MIN_FIT_ROUNDS <= grown["n_estimators"] < 0.7 * 300, grown
-    assert 0.05 < grown["learning_rate"] <= 0.3
-    assert grown["learning_rate"] == pytest.approx(
-        min(0.3, 0.05 * 300 / grown["n_estimators"]), rel=0.2
-    )
     assert _grown(model.steps[-1][1]) == grown["n_estimators"]
-    again = build_estimator("lightgbm", grown, seed=0, task="classification")
+    if "learning_rate" in params:
+        scaled = min(0.3, 0.05 * 300 / grown["n_estimators"])
+        assert grown["learning_rate"] == pytest.approx(scaled, rel=0.01)
+    else:  # CatBoost chose a larger rate for the fewer rounds, and it is recorded
+        whole = build_estimator(family, asked, seed=0, task="classification")
+        chosen = whole.fit(df.select_dtypes("number"), y).get_all_params()["learning_rate"]
+        assert grown["learning_rate"] > chosen
+    again = build_estimator(family, {**asked, **grown}, seed=0, task="classification")
     rebuilt = Pipeline([("scale", StandardScaler()), ("model", again)]).fit(df, y)
     np.testing.assert_allclose(rebuilt.predict_proba(df), model.predict_proba(df))
 
