@@ -22,6 +22,9 @@ PROBE_SHARE = 0.1
 #: Planned rounds of which the time affords fewer than this share are fitted anew, fewer and
 #: at a larger learning rate (:class:`Pace`); past it, the cut costs less than the restart.
 RESTART_SHARE = 0.7
+#: ... and only where the time left affords at least this many times the rounds grown so
+#: far: begun anew, a fit loses those rounds.
+RESTART_GAIN = 2
 
 
 #: A boosted model's rounds cut, its learning rate grows as they shrink (their product
@@ -50,7 +53,8 @@ class Pace:
     With ``planned`` rounds, it also stops the fit once, early, to say they will not fit
     (``short``: the rounds the whole time to the deadline affords at the pace so far): after
     ``min_rounds`` and :data:`PROBE_SHARE` of that time, when they are fewer than
-    :data:`RESTART_SHARE` of ``planned``. A fit begun anew with those rounds and a larger
+    :data:`RESTART_SHARE` of ``planned`` and the time left affords :data:`RESTART_GAIN`
+    times the rounds grown. A fit begun anew with those rounds and a larger
     learning rate then goes as far down the loss in the time, where the planned rounds cut
     at the deadline would stop far up it."""
 
@@ -81,7 +85,10 @@ class Pace:
         self.decided = True
         self.per_round = self.seconds_per_round
         affords = int(window / self.per_round)
-        if affords < RESTART_SHARE * self.planned:
+        # begun anew, the fit must gain: the time left affords many more rounds than those
+        # grown (a slow round's first few can take most of the time; they are kept then)
+        left = int((self.deadline - now) / self.per_round)
+        if affords < RESTART_SHARE * self.planned and left >= RESTART_GAIN * self.rounds:
             self.short = affords
             return True
         return False

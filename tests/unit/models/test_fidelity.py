@@ -304,3 +304,10 @@ def test_a_paced_fit_says_once_when_its_planned_rounds_will_not_fit():
         assert not quick.stop_after_round()
         time.sleep(0.03)
     assert quick.short is None
+    # ten rounds of 80 ms took most of a second: the time left affords too few more to be
+    # worth beginning anew, and the fit goes on (the deadline cuts it)
+    slow = Pace(time.time() + 1.0, planned=100)
+    for _ in range(MIN_FIT_ROUNDS):
+        time.sleep(0.08)
+        stopped = slow.stop_after_round()
+    assert not stopped and slow.short is None and slow.decided
