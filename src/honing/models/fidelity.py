@@ -415,8 +415,9 @@ def _boosted_by(
     name, estimator = model.steps[-1]
     params = estimator.get_params()
     planned, rate = int(params["n_estimators"] or DEFAULT_ROUNDS), params.get("learning_rate")
-    rescalable = scaled_rate(rate, planned, planned - 1) is not None or (
-        rate is None and booster.rate_by_rounds
+    classes = len(np.unique(y)) if is_classifier(estimator) else 1
+    rescalable = scaled_rate(rate, planned, planned - 1, classes) is not None or (
+        rate is None and booster.rate_by_rounds and classes <= 2
     )
     pace = Pace(deadline, planned=planned if rescalable else None)
     grown = booster.fit_paced(estimator, Z, y, pace)

@@ -131,7 +131,7 @@ THREAD_GAIN = 0.7
 
 
 def affordable_rounds(
-    trial: TrialResult, rows: int, refit_s: float | None, *, threads: int = 1
+    trial: TrialResult, rows: int, refit_s: float | None, *, threads: int = 1, classes: int = 2
 ) -> tuple[TrialResult, str | None]:
     """A boosted ``trial`` with the rounds that its refit on all ``rows`` affords in
     ``refit_s`` seconds on ``threads`` threads, and a note, when its estimate
@@ -139,9 +139,9 @@ def affordable_rounds(
     itself.
     The rounds shrink in proportion (a boosted round costs about the same all along), to no
     fewer than :data:`MIN_REFIT_SHARE` of them (past that the refit runs late), and the
-    learning rate grows by as much (:func:`honing.models.boosters.scaled_rate`): the same
-    way down the loss in fewer, larger steps, where the configured rate cut short would
-    underfit. A trial
+    learning rate grows by as much (:func:`honing.models.boosters.scaled_rate`; kept for
+    more than two ``classes``): the same way down the loss in fewer, larger steps, where the
+    configured rate cut short would underfit. A trial
     fitted on a sample is not costed (its seconds were mostly scoring and warming up: see
     :func:`refittable_best`); the search fitted its best ones on all rows."""
     family = FAMILY_TABLE.get(trial.spec.family)
@@ -156,7 +156,7 @@ def affordable_rounds(
     kept = max(MIN_FIT_ROUNDS, int(MIN_REFIT_SHARE * rounds), affords)
     spec, rate = trial.spec.with_rounds(kept), trial.spec.params.get("learning_rate")
     faster = ""
-    scaled = scaled_rate(rate, rounds, kept)
+    scaled = scaled_rate(rate, rounds, kept, classes)
     if scaled is not None:  # fewer, larger steps
         spec = replace(spec, params={**spec.params, "learning_rate": scaled})
         faster = f" at learning rate {scaled:g} (was {rate:g})"
@@ -168,7 +168,7 @@ def affordable_rounds(
 
 
 def refittable_best(
-    result: SearchResult, rows: int, refit_s: float | None, *, threads: int = 1
+    result: SearchResult, rows: int, refit_s: float | None, *, threads: int = 1, classes: int = 2
 ) -> tuple[TrialResult, str | None]:
     """The best trial, unless it is a forest or another family without boosting rounds,
     scored on a sample of the rows, whose refit on all ``rows`` would not fit in ``refit_s``
@@ -181,7 +181,7 @@ def refittable_best(
     best = result.best
     family = FAMILY_TABLE.get(best.spec.family)
     if family is not None and family.booster is not None:
-        return affordable_rounds(best, rows, refit_s, threads=threads)
+        return affordable_rounds(best, rows, refit_s, threads=threads, classes=classes)
     if refit_s is None or not best.fit_rows or refit_seconds(best, rows) <= refit_s:
         return best, None
     ranked = sorted(result.completed, key=lambda t: -(t.score or 0.0))

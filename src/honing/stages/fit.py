@@ -73,7 +73,9 @@ def choose(
         specs = ensembles.ensemble_specs(result, cfg_ens)
         specs, notes = ensembles.affordable(specs, result, refit_s, len(split.y_train))
         scored = ensembles.score_ensembles(split.X_train, split.y_train, specs, prepared.setup)
-    best, why = ensembles.refittable_best(result, len(split.y_train), refit_s, threads=_cores())
+    best, why = ensembles.refittable_best(
+        result, len(split.y_train), refit_s, threads=_cores(), classes=len(prepared.classes)
+    )
     decision = ensembles.choose(
         best, scored, notes + ([why] if why else []), selection=selection,
         metric=cfg.search.metric,

@@ -290,6 +290,27 @@ def test_a_refit_whose_time_affords_a_third_of_its_rounds_takes_fewer_larger_ste
     np.testing.assert_allclose(rebuilt.predict_proba(df), model.predict_proba(df))
 
 
+def test_a_multiclass_refit_short_of_time_is_cut_at_its_own_rate():
+    """Three classes: the rate is not raised (a larger step overshoots the rare classes'
+    softmax scores), so the fit is not begun anew; the deadline cuts it, rate unchanged."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from honing.models.fidelity import fit_by
+
+    df, y, _ = _frame(600)
+    y = np.arange(len(y)) % 3
+    asked = {"learning_rate": 0.05, "n_estimators": 300}
+    est = build_estimator("lightgbm", asked, seed=0, task="classification")
+    model = Pipeline([("scale", StandardScaler()), ("model", est)])
+    began = time.time()
+    grown = fit_by(model, df, y, booster=_slow(LightGBMRounds), trees=False, deadline=began + 1.0)
+    assert time.time() - began < 1.0 + 0.5
+    assert grown is not None and "learning_rate" not in grown
+    assert MIN_FIT_ROUNDS <= grown["n_estimators"] < 300
+    assert model.steps[-1][1] is est  # the same estimator, cut
+
+
 def test_a_paced_fit_says_once_when_its_planned_rounds_will_not_fit():
     from honing.models.boosters import Pace
 

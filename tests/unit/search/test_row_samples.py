@@ -198,6 +198,10 @@ def test_a_boosted_refit_that_would_overrun_keeps_the_rounds_its_time_affords():
     fast = replace(trial, spec=ModelSpec("lightgbm", {"n_estimators": 40, "learning_rate": 0.2}))
     capped = affordable_rounds(fast, 1_900, 0.01)[0].spec.params
     assert capped == {"n_estimators": 20, "learning_rate": 0.3}  # 0.4 capped at 0.3
+    # more than two classes: the rounds shrink, the rate stays (a larger step overshoots the
+    # rare classes' softmax scores)
+    many = affordable_rounds(fast, 1_900, 0.01, classes=48)[0].spec.params
+    assert many == {"n_estimators": 20, "learning_rate": 0.2}
     steep = replace(trial, spec=ModelSpec("lightgbm", {"n_estimators": 40, "learning_rate": 0.5}))
     assert affordable_rounds(steep, 1_900, 0.01)[0].spec.params["learning_rate"] == 0.5  # kept
     # without a configured rate (CatBoost then sets its own from the rounds) none is added
