@@ -424,7 +424,7 @@ def _boosted_by(
     if pace.short is not None:
         rounds = max(MIN_FIT_ROUNDS, int(time_left(deadline) / max(pace.per_round, 1e-9)))
         anew: dict[str, Any] = {"n_estimators": min(rounds, planned)}
-        faster = scaled_rate(rate, planned, anew["n_estimators"])
+        faster = scaled_rate(rate, planned, anew["n_estimators"], classes)
         if faster is not None:
             anew["learning_rate"] = faster
         # a fresh estimator: a fitted one may refuse new parameters (CatBoost does)
