@@ -63,10 +63,10 @@ def version_lineage(name: str, version: str) -> VersionLineage:
         tags = mv.tags
         lineage = Lineage.from_tags(tags)
         run_id = tags[RUN_ID_TAG]
-        folder = tempfile.mkdtemp(prefix="honing-repro-")
-        config = json.loads(
-            Path(client.download_artifacts(run_id, "config.json", folder)).read_text()
-        )
+        with tempfile.TemporaryDirectory(prefix="honing-repro-") as folder:
+            config = json.loads(
+                Path(client.download_artifacts(run_id, "config.json", folder)).read_text()
+            )
     except (KeyError, ValueError) as exc:
         raise RegistryError(
             f"model {name} v{version} has incomplete lineage ({exc}); it was not registered by "
