@@ -134,11 +134,12 @@ class DataConfig(StrictModel):
     format: Literal["auto", "csv", "parquet"] = "auto"
     missing_values: list[str] = Field(
         default_factory=list,
-        description="Cell values read as missing in every column, besides an empty cell "
-        "(and pandas' NA, NaN, null): markers such as `.` or `?`, or a sentinel such as "
-        "`-999`. Applied wherever honing reads a table of this pipeline (training, "
-        "`validate`, `predict`, `monitor`, `ingest`, `reproduce`); in a Parquet file, to its "
-        "text cells. `honing init` writes the markers it finds in columns of numbers, so that "
+        description="Cell values read as missing in every column, spaces around them aside, "
+        "besides an empty cell (and pandas' NA, NaN, null): markers such as `.` or `?`, or "
+        "a sentinel such as `-999`. Applied wherever honing reads a table of this pipeline "
+        "(training, `validate`, `predict`, `monitor`, `ingest`, `reproduce`); in a Parquet "
+        "file, to its text cells. A text column whose other values are then all numbers reads "
+        "as numbers. `honing init` writes the markers it finds in columns of numbers, so that "
         "they are read as numbers. A JSON row sent to `serve-model` says missing with null.",
     )
     thousands: Literal[",", "'", "_", " "] | None = Field(

@@ -85,7 +85,7 @@ def load_table(
     kind = _detect_format(path, reading.format)
     try:
         if kind == "parquet":
-            df = blank_markers(pd.read_parquet(path), reading.missing_values)
+            df = pd.read_parquet(path)
         else:
             df = pd.read_csv(
                 path,
@@ -94,6 +94,7 @@ def load_table(
                 na_values=list(reading.missing_values) or None,
                 thousands=reading.thousands,
             )
+        df = blank_markers(df, reading.missing_values, reading.thousands, keep_text=text)
     except UnicodeDecodeError as exc:
         raise DataLoadError(
             f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "

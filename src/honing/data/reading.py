@@ -38,21 +38,46 @@ class TableReading:
     thousands: str | None = None
 
 
-def blank_markers(df: pd.DataFrame, missing: Collection[str]) -> pd.DataFrame:
-    """``df`` with its text cells equal to one of the ``missing`` markers made missing (what
-    a CSV reader's ``na_values`` does, for a table read from a typed file such as Parquet,
-    whose columns keep their types)."""
+def blank_markers(
+    df: pd.DataFrame,
+    missing: Collection[str],
+    thousands: str | None = None,
+    keep_text: Collection[str] = (),
+) -> pd.DataFrame:
+    """``df`` with its text cells equal to one of the ``missing`` markers, spaces around it
+    aside, made missing; a column whose other values are then all numbers (written with the
+    ``thousands`` separator or not) becomes a column of numbers, as a CSV reader makes it
+    when its ``na_values`` match. For a CSV file, after its reader's own ``na_values``
+    (which match a cell exactly: ``1.5, .`` keeps `` .``); for a Parquet file, whose columns
+    keep their types otherwise. The ``keep_text`` columns stay text."""
     if not missing:
         return df
-    markers = set(missing)
+    markers = {m.strip() for m in missing}
     out = {}
     for name in df.columns:
         values = df[name]
-        if values.dtype == object or pd.api.types.is_string_dtype(values):
-            marked = values.map(lambda v: isinstance(v, str) and v in markers).astype(bool)
-            if marked.any():
-                out[name] = values.mask(marked)
+        if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+            continue
+        marked = values.map(lambda v: isinstance(v, str) and v.strip() in markers).astype(bool)
+        if marked.any():
+            values = values.mask(marked)
+            out[name] = values if name in keep_text else _numbers_or_text(values, thousands)
     return _with(df, out)
+
+
+def _numbers_or_text(values: pd.Series, thousands: str | None) -> pd.Series:
+    """``values`` as floats when every present one is a number (strings such as `` 3`` or,
+    with the separator, ``1,234.5``), else as they are."""
+    present = values.dropna()
+    if not all(isinstance(v, str) for v in present):
+        return values
+    text = present.str.strip()
+    if thousands:
+        text = text.str.replace(thousands, "", regex=False)
+    numbers = pd.to_numeric(text, errors="coerce")
+    if numbers.isna().any():
+        return values
+    return numbers.astype("float64").reindex(values.index)
 
 
 def as_csv_types(df: pd.DataFrame) -> pd.DataFrame:

@@ -122,12 +122,12 @@ def init(
             data.ensure_new(out, force=force, inputs=(data_path,))
         df = data.load_table(data_path)
         # numbers read as text, written with thousands separators (the label's too) or with
-        # a marker of their missing ones ("." or "?"): read again through the separator and
-        # the markers, as every later reader will (the config's)
-        separated = text_numbers.separated_columns(df, df.columns)
+        # markers of their missing ones ("." or "?"), or both: read again through the
+        # separator and the markers, as every later reader will (the config's)
         markers = text_numbers.missing_markers(df, [c for c in df.columns if c != target])
-        reading = data.TableReading("auto", list(markers), "," if separated else None)
-        if separated or markers:
+        separated = text_numbers.separated_columns(df, df.columns, list(markers.found))
+        reading = data.TableReading("auto", list(markers.found), "," if separated else None)
+        if separated or markers.found:
             df = data.load_table(data_path, reading)
         task, task_note = target_mod.resolve_task(df, target, task)
         with warnings_in_the_log():
@@ -196,10 +196,17 @@ def init(
             "written with thousands separators",
             highlight=False,
         )
-    for marker, columns in markers.items():
+    for marker, columns in markers.found.items():
         console.print(
-            f"[yellow]read as missing (data.missing_values):[/] {marker!r}, the one "
-            f"non-numeric value of {len(columns)} column(s) of numbers: {', '.join(columns)}",
+            f"[yellow]read as missing (data.missing_values):[/] {marker!r}, in "
+            f"{len(columns)} column(s) of numbers: {', '.join(columns)}",
+            highlight=False,
+        )
+    for column, holders in markers.left.items():
+        console.print(
+            f"[yellow]kept as text:[/] {column}, numbers whose marker of missing values is "
+            f"also a value of {', '.join(holders)} (the config's markers apply to every "
+            "column)",
             highlight=False,
         )
     for kind, note in (

@@ -49,6 +49,27 @@ def test_markers_of_missing_values_are_read_as_missing_in_csv_and_parquet(tmp_pa
     assert back["size"].tolist() == [1.5, 2.0] and back["grade"].isna().tolist() == [False, True]
 
 
+def test_a_marker_is_read_as_missing_whatever_the_spaces_around_it(tmp_path):
+    """A CSV written `1.5, .` holds the cell ` .`, which a CSV reader's own markers do not
+    match: every reader of the table still reads it as missing, and its column as numbers
+    (separators too); the text columns keep their values, spaces and all, and a column
+    named as text stays text."""
+    path = tmp_path / "t.csv"
+    path.write_text('a,b,c,d\n1.5, .,x,"1,200"\n2.5, 3,., .\n3.5,4, y,"2,000"\n')
+    reading = TableReading("auto", ["."], ",")
+    df = load_table(path, reading)
+    assert df["a"].tolist() == [1.5, 2.5, 3.5]
+    assert df["b"].dtype == "float64" and df["b"].isna().tolist() == [True, False, False]
+    assert df["d"].tolist()[::2] == [1200.0, 2000.0] and np.isnan(df["d"][1])
+    assert df["c"].tolist()[::2] == ["x", " y"] and pd.isna(df["c"][1])
+    named = load_table(path, reading, text=["b"])["b"]
+    assert pd.isna(named[0]) and named.tolist()[1:] == [" 3", "4"]
+    parquet = tmp_path / "t.parquet"
+    write_table(pd.DataFrame({"b": ["1", " .", "2"], "c": ["x", ".", "y"]}), parquet)
+    df = load_table(parquet, TableReading("auto", ["."], None))
+    assert df["b"].tolist()[::2] == [1.0, 2.0] and df["c"].isna().tolist() == [False, True, False]
+
+
 @pytest.mark.parametrize(
     ("content", "rule"),
     [

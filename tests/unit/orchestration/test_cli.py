@@ -102,22 +102,30 @@ def test_init_then_validate(tmp_path: Path, in_a_project):
 def test_init_reads_markers_of_missing_values_and_separators_and_so_does_validate(
     tmp_path: Path, in_a_project
 ):
-    """A column of numbers with "." for its missing ones, and one written "1,234.50": init
-    writes the marker and the separator into the config (``data.missing_values``,
-    ``data.thousands``), types both columns as numbers in the suite, and says so; ``validate``
-    then reads the table, and a new batch, through the same config."""
+    """A column of numbers with "." and " ?" for its missing ones, and one written
+    "1,234.50" with "." too: init writes the markers and the separator into the config
+    (``data.missing_values``, ``data.thousands``), types both columns as numbers in the
+    suite, and says so; a column whose marker is also a category of a text column stays text,
+    and init says why. ``validate`` then reads the table, and a new batch, through the same
+    config."""
     data = _write(tmp_path)
     df = pd.read_csv(data)
-    df["usage"] = [f"{v:.2f}" if i % 9 else "." for i, v in enumerate(df["usage"])]
-    df["spend"] = [f"{v:,.2f}" for v in np.random.default_rng(3).gamma(2, 900, len(df))]
+    marks = {0: ".", 4: " ?"}
+    df["usage"] = [marks.get(i % 9, f"{v:.2f}") for i, v in enumerate(df["usage"])]
+    rng = np.random.default_rng(3)
+    df["spend"] = [f"{v:,.2f}" if i % 7 else "." for i, v in enumerate(rng.gamma(2, 900, 80))]
+    df["visits"] = [str(i % 6) if i % 8 else "none" for i in range(80)]
+    df["plan"] = rng.choice(["basic", "none", "plus"], 80)  # "none": a plan, not a gap
     df.to_csv(data, index=False)
     res = runner.invoke(app, ["init", str(data), "--target", "left"])
     out = " ".join(res.output.split())
     assert res.exit_code == 0, res.output
-    assert "read as missing (data.missing_values): '.'" in out and "usage" in out
-    assert "read as numbers (data.thousands: ',')" in out and "spend" in out
+    assert "read as missing (data.missing_values): '.', in 2 column(s)" in out
+    assert "'?', in 1 column(s) of numbers: usage" in out and "spend" in out
+    assert "read as numbers (data.thousands: ',')" in out
+    assert "kept as text: visits" in out and "also a value of plan" in out
     cfg = yaml.safe_load((tmp_path / "configs" / "new.yaml").read_text())
-    assert cfg["data"]["missing_values"] == ["."] and cfg["data"]["thousands"] == ","
+    assert cfg["data"]["missing_values"] == [".", "?"] and cfg["data"]["thousands"] == ","
     suite = json.loads((tmp_path / "expectations" / "new.json").read_text())
     for column in ("usage", "spend"):
         types = [

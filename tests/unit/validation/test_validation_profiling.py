@@ -303,26 +303,35 @@ def test_markers_of_missing_values_in_numbers_are_found_with_their_columns():
     """medicaldata's `opt` writes a missing measurement as ".": 32 of its columns of numbers
     were read as text, categories of up to 789 values each. `init` finds each marker with the
     columns it marks (and writes it into the config); text, thousands separators and
-    digit-only columns are not taken for them."""
-    from honing.data.text_numbers import missing_marker, missing_markers
+    digit-only columns are not taken for them, nor a number cut at a limit ("90+"), nor a
+    marker that is a value of a text column too (it would be lost there)."""
+    from honing.data.text_numbers import missing_marker, missing_markers, separated_columns
 
     rng = np.random.default_rng(0)
     values = [f"{v:.3f}" for v in rng.normal(10, 3, 300)]
     values[::11] = ["."] * len(values[::11])
-    assert missing_marker(pd.Series(values)) == "."
-    assert missing_marker(pd.Series(["1.5", "?", "2.5", "3"])) == "?"
-    assert missing_marker(pd.Series(["Oslo", "Bergen", "1"])) is None  # mostly text
-    assert missing_marker(pd.Series(["1,000", "2,000", "3"])) is None  # separators: two kinds
-    assert missing_marker(pd.Series(["0501", "0602"])) is None  # all numbers: no marker
-    assert missing_marker(pd.Series([1.5, 2.5, np.nan])) is None  # read as numbers already
+    assert missing_marker(pd.Series(values)) == (".",)
+    assert missing_marker(pd.Series(["1.5", "?", "2.5", "3"])) == ("?",)
+    assert missing_marker(pd.Series(["1.5", " .", "2.5", "?", "3"])) == (".", "?")  # two
+    assert missing_marker(pd.Series(["1,500", ".", "2,250", "3"])) == (".",)  # separators too
+    assert missing_marker(pd.Series(["Oslo", "Bergen", "1"])) == ()  # mostly text
+    assert missing_marker(pd.Series(["1,000", "2,000", "3"])) == ()  # separators alone
+    assert missing_marker(pd.Series(["0501", "0602"])) == ()  # all numbers: no marker
+    assert missing_marker(pd.Series([1.5, 2.5, np.nan])) == ()  # read as numbers already
+    assert missing_marker(pd.Series(["34", "90+", "56", "71"])) == ()  # cut at a limit
+    assert missing_marker(pd.Series(["1", "2", "a", "b", "c", "d", "3", "4", "5"])) == ()
     df = pd.DataFrame(
         {"glucose": values, "city": ["Oslo", "Bergen", "Paris"] * 100, "y": ["a", "b"] * 150}
     )
     df["weight"] = [f"{v:.1f}" if i % 7 else "?" for i, v in enumerate(rng.normal(70, 9, 300))]
-    assert missing_markers(df, ["glucose", "city", "weight"]) == {
-        ".": ["glucose"],
-        "?": ["weight"],
-    }
+    df["income"] = [f"{v:,.0f}" if i % 5 else "." for i, v in enumerate(rng.normal(5e4, 1e4, 300))]
+    found = missing_markers(df, ["glucose", "city", "weight", "income"])
+    assert found.found == {".": ["glucose", "income"], "?": ["weight"]} and found.left == {}
+    assert separated_columns(df, df.columns, list(found.found)) == ["income"]
+    # "?" is also a city: weight stays text, and says why
+    df.loc[3, "city"] = "?"
+    found = missing_markers(df, ["glucose", "city", "weight", "income"])
+    assert found.found == {".": ["glucose", "income"]} and found.left == {"weight": ["city"]}
 
 
 def test_init_keeps_the_repeats_of_a_census_and_drops_copies_elsewhere(tmp_path):
