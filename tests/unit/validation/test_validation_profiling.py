@@ -205,7 +205,7 @@ def test_init_fits_a_rare_class_rule_to_the_table_and_says_so():
     df = pd.DataFrame({"amount": rng.normal(size=4000), "label": y})
     rules, notes = fitted_rules(df, "label", "classification")
     minority = (y == "fraud").mean()
-    assert 0.8 * minority < rules["min_minority_fraction"] < minority
+    assert 0.49 * minority < rules["min_minority_fraction"] <= 0.5 * minority
     assert "rarest class" in notes["min_minority_fraction"]
     text = to_yaml({"validation": {"quality": rules}}, comments=notes)
     lines = text.splitlines()
