@@ -281,6 +281,15 @@ def test_quality_gate_blocks_registration(run_flow, project):
         for a in found
     ), [str(a.data)[:200] for a in found]
 
+    # with a champion that misses the same floor on the same test rows, a model that scores
+    # no worse is not stopped by it: the champion/challenger gate decides instead
+    first = run_flow(project["config"])
+    assert first.version == "1" and first.promoted
+    again = run_flow(strict)
+    assert again.version == "2"
+    missed = client.get_run(again.run_id).data.tags["honing.quality_threshold_missed"]
+    assert "roc_auc" in missed and "where the champion scores" in missed
+
 
 def test_flow_with_ensembles_nested_cv_and_explanations(explained_project, run_flow, project):
     cfg = yaml.safe_load(project["config"].read_text())

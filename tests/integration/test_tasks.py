@@ -68,7 +68,9 @@ def test_start_and_validate_tasks_report_and_log_then_the_gate_decides(project, 
     assert failed.data.tags["honing.error"] == "the table breaks its suite"
 
 
-def test_fit_tasks_prepare_refit_evaluate_explain_and_gate(explained_project, project):
+def test_fit_tasks_prepare_refit_evaluate_explain_and_gate(
+    explained_project, project, mlflow_store
+):
     cfg = setup_tasks.load_pipeline_config.fn(str(project["config"]))
     raw = data_tasks.load_table.fn(cfg.data.path).sample(800, random_state=0)
     prepared = stages.prepare.fn(cfg=cfg, raw=raw, lineage=_lineage(), elapsed_s=0.0)
@@ -81,12 +83,12 @@ def test_fit_tasks_prepare_refit_evaluate_explain_and_gate(explained_project, pr
     refit = stages.refit.fn(ctx=ctx, prepared=prepared, choice=choice)
     evaluated = stages.evaluate.fn(ctx=ctx, prepared=prepared, refit=refit, left_s=None)
     assert evaluated.report.metrics["roc_auc"] > 0.7
-    stages.quality_gate.fn(ctx=ctx, evaluated=evaluated)
+    stages.quality_gate.fn(ctx=ctx, prepared=prepared, evaluated=evaluated)
     strict = cfg.model_copy(
         update={"evaluation": cfg.evaluation.model_copy(update={"thresholds": {"roc_auc": 0.99}})}
     )
     with pytest.raises(ModelQualityError, match="roc_auc"):
-        stages.quality_gate.fn(ctx=replace(ctx, cfg=strict), evaluated=evaluated)
+        stages.quality_gate.fn(ctx=replace(ctx, cfg=strict), prepared=prepared, evaluated=evaluated)
     explained = stages.explain.fn(ctx=ctx, prepared=prepared, refit=refit, trims=evaluated.trims)
     assert explained.importances and explained.importances[0].method == "permutation"
 

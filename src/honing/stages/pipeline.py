@@ -91,7 +91,9 @@ class Steps(Protocol):
         self, *, ctx: RunContext, prepared: Prepared, refit: Refit, trims: Trims
     ) -> Explained: ...
     def log_evaluation(self, *, ctx: RunContext, prepared: Prepared, fitted: Fitted) -> None: ...
-    def quality_gate(self, *, ctx: RunContext, evaluated: Evaluated) -> None: ...
+    def quality_gate(
+        self, *, ctx: RunContext, prepared: Prepared, evaluated: Evaluated
+    ) -> None: ...
     def compress(
         self, *, ctx: RunContext, prepared: Prepared, refit: Refit, trims: Trims
     ) -> CompressionResult | None: ...
@@ -244,7 +246,7 @@ def train(
         fit = fitted(steps, ctx, prepared, clock)
         with clock.stage("explain"):  # what a reviewer reads, before any gate can stop it
             steps.log_evaluation(ctx=ctx, prepared=prepared, fitted=fit)
-        steps.quality_gate(ctx=ctx, evaluated=fit.evaluated)
+        steps.quality_gate(ctx=ctx, prepared=prepared, evaluated=fit.evaluated)
         with clock.stage("compression"):
             compressed = steps.compress(
                 ctx=ctx, prepared=prepared, refit=fit.refit, trims=fit.evaluated.trims

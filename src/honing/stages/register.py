@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from honing import compression, registry, tracking
+from honing import compression, evaluation, registry, tracking
 from honing.config import PipelineConfig
 from honing.registry.champion import decide
 from honing.registry.infra import check_for
 from honing.stages.context import RunRef
-from honing.stages.evaluate import Fitted
+from honing.stages.evaluate import Evaluated, Fitted
 from honing.stages.prepare import Prepared
 from honing.tracking import model_logging
 
@@ -37,6 +37,30 @@ class Registered:
                 f"served flavor {self.served.name} v{self.served.version}: {self.served.candidate}"
             )
         return lines
+
+
+def quality_gate(cfg: PipelineConfig, prepared: Prepared, evaluated: Evaluated) -> list[str]:
+    """The quality thresholds and slice gates on the run's evaluation
+    (:func:`honing.evaluation.gate`); raises :class:`~honing.exceptions.ModelQualityError`
+    when they stop the model. Where a threshold is missed, the serving champion is scored on
+    the same test rows first: a miss it shares, scoring no better, does not stop the model
+    (the lines returned say each one), so that a retrain on a window where no model reaches
+    the floor can still replace a worse champion."""
+    gates = cfg.evaluation
+    champion = None
+    if evaluation.threshold_misses(evaluated.report, gates.thresholds):
+        split = prepared.split
+        scored = registry.score_champion(
+            cfg.registry.model_name,
+            cfg.registry.champion_alias,
+            split.X_test,
+            split.y_test,
+            prepared.classes,
+        )
+        champion = None if scored is None else scored.report
+    return evaluation.gate(
+        evaluated.report, gates.thresholds, evaluated.slices, gates.slice_gate, champion=champion
+    )
 
 
 def register(

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from honing import evaluation, tracking, validation
+from honing import tracking, validation
 from honing.compression import CompressionResult
 from honing.config import PipelineConfig
 from honing.evaluation.nested import NestedCVResult
@@ -180,9 +180,18 @@ def log_evaluation(
     record.log_evaluation(ctx.recording, ctx.cfg, prepared=prepared, fitted=fitted)
 
 
-def quality_gate(*, ctx: RunContext, evaluated: evaluate_stage.Evaluated) -> None:
-    gates = ctx.cfg.evaluation
-    evaluation.gate(evaluated.report, gates.thresholds, evaluated.slices, gates.slice_gate)
+def quality_gate(
+    *,
+    ctx: RunContext,
+    prepared: prepare_stage.Prepared,
+    evaluated: evaluate_stage.Evaluated,
+    log: Log = _LOG.warning,
+) -> None:
+    missed = register_stage.quality_gate(ctx.cfg, prepared, evaluated)
+    for words in missed:
+        log(f"quality threshold missed, the model goes on: {words}")
+    if missed and ctx.run is not None:  # the run's page says it beside its metrics
+        tracking.set_tags(ctx.run.run_id, {"honing.quality_threshold_missed": "; ".join(missed)})
 
 
 def compress(

@@ -52,6 +52,28 @@ def test_quality_gate_passes_and_fails_with_named_metrics():
     assert exc.value.report is report
 
 
+def test_a_threshold_the_champion_misses_too_does_not_stop_a_model_that_scores_no_worse():
+    """A retrain on a window the world moved away from, where no model reaches the floor:
+    the model goes on (to the champion/challenger gate) when the serving champion misses the
+    same limit on the same rows and scores no better; the miss is returned to be said. A
+    champion that passes, or scores better, keeps the floor in force, for errors too."""
+    floor = {"r2": 0.0}
+    challenger = _report(r2=-0.70, rmse=25.7)
+    with pytest.raises(ModelQualityError, match="r2"):
+        gate(challenger, floor)  # no champion
+    (said,) = gate(challenger, floor, champion=_report(r2=-1.87, rmse=63.4))
+    assert "r2: -0.7000 < minimum 0.0000" in said and "champion scores -1.8700" in said
+    assert gate(challenger, floor, champion=_report(r2=-0.70)) != []  # a tie goes on
+    for champion in (_report(r2=0.20), _report(r2=-0.50)):  # passes, or scores better
+        with pytest.raises(ModelQualityError, match="r2"):
+            gate(challenger, floor, champion=champion)
+    ceiling = {"rmse": 20.0}
+    assert gate(challenger, ceiling, champion=_report(rmse=63.4))
+    with pytest.raises(ModelQualityError, match="rmse: 25.7000 > maximum 20.0000"):
+        gate(challenger, ceiling, champion=_report(rmse=24.0))
+    assert gate(_report(r2=0.3), floor, champion=_report(r2=-1.0)) == []  # nothing missed
+
+
 def test_champion_gate_decisions():
     challenger = _report(roc_auc=0.80)
     first = champion_gate(challenger, None, metric="roc_auc", margin=0.0)
