@@ -1,8 +1,9 @@
-"""`honing init` writes a config its own data passes: a quality rule the table already
-breaks is moved just past what was observed, a column that breaks one is dropped, each with a
-comment in the YAML and a warning, and the first `honing run` on it trains and registers a
-model, its time budget counted from the command's own start. A column of numbers with a
-marker of missing values is read as numbers, by init and by the run."""
+"""`honing init` writes a config its own data passes: a quality rule the table breaks is
+moved with room for later batches, a column that breaks one is dropped (a constant one is
+kept, and the rule off), each with a comment in the YAML and a warning, and the first
+`honing run` on it trains and registers a model, its time budget counted from the command's
+own start. A column of numbers with a marker of missing values is read as numbers, by init
+and by the run."""
 
 import json
 import os
@@ -58,11 +59,14 @@ def test_init_on_a_table_that_breaks_every_rule_then_run_within_the_budget(proje
     observed = data.duplicated().mean()
     assert rules["max_duplicate_fraction"] == pytest.approx(2 * observed + 0.02, abs=1e-4)
     dropped = yaml.safe_load(text)["data"]["drop_columns"]
-    assert set(dropped) >= {"plant", "notes", "ratio", "churned_flag"}
+    assert set(dropped) >= {"notes", "ratio", "churned_flag"}
     comment = text.index("# dropped by init: ")
     assert text.index("drop_columns:", comment) > comment  # the reasons above the key
-    for column, why in (("plant", "constant"), ("ratio", "infinite"), ("churned_flag", "leaks")):
+    for column, why in (("notes", "empty"), ("ratio", "infinite"), ("churned_flag", "leaks")):
         assert f"dropped {column}: " in said and why in said
+    # a constant column is kept (a later batch may vary), and the rule that refuses one is off
+    assert "plant" not in dropped and "forbid_constant_columns" in said and "plant" in said
+    assert yaml.safe_load(text)["validation"]["quality"]["forbid_constant_columns"] is False
     assert "read as missing (data.missing_values): '.'" in said and "usage_gb" in said
     assert yaml.safe_load(text)["data"]["missing_values"] == ["."]
     assert "usage_gb" not in dropped

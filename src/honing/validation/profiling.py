@@ -183,7 +183,7 @@ def profile_suite(
 #: The quality rules a feature column can break whatever the config says, and what ``init``
 #: does about each: the column is dropped, with this reason.
 COLUMN_RULES = {
-    "honing.not_constant": "constant or empty: one value in every row carries no signal",
+    "honing.not_constant": "empty: no row holds a value",
     "honing.no_infinite_values": "holds infinite values, which no model can use",
     "honing.target_leakage": "predicts the label (almost) perfectly: it leaks it",
     "honing.not_named_like_an_output": "named like a column the model's answer adds "
@@ -206,9 +206,11 @@ def flag_columns(
     identifiers = detect_identifiers(X, dates=dates)
     broken = check_rules(df, target=target, ignore=identifiers, cfg=QualityConfig(), task=task)
     flags: dict[str, list[str]] = {f"rule:{rule}": [] for rule in COLUMN_RULES}
+    constant = constant_columns(df, target)
     for failure in broken:
         if failure.rule in COLUMN_RULES and failure.column and failure.column != target:
-            flags[f"rule:{failure.rule}"].append(failure.column)
+            if failure.column not in constant:  # kept: see constant_columns
+                flags[f"rule:{failure.rule}"].append(failure.column)
     dropped = [*identifiers, *(c for rule in COLUMN_RULES for c in flags[f"rule:{rule}"])]
     columns = infer_columns(X.drop(columns=dropped), FeaturesConfig(dates=dates))
     kept = [d for d in dates if d not in dropped]
@@ -217,8 +219,24 @@ def flag_columns(
         "orders_rows": [c for c in kept if orders_rows(df, c)][:1],
         "identifiers": identifiers,
         "high_cardinality": columns.high_cardinality,
+        "constant": [c for c in constant if c not in identifiers],
         **flags,
     }
+
+
+def constant_columns(df: pd.DataFrame, target: str) -> list[str]:
+    """The feature columns of ``df`` that hold one value in every row. ``init`` keeps them,
+    and lets the run take a constant column (``validation.quality.forbid_constant_columns:
+    false``, :func:`fitted_rules`): a flag that a first sample never sets (near Christmas,
+    in a summer's bookings) varies in later batches, and a retrain on them should use it.
+    A column no row fills is dropped (:data:`COLUMN_RULES`)."""
+    if len(df) < 2:
+        return []
+    return [
+        str(c)
+        for c in df.columns
+        if c != target and df[c].notna().all() and df[c].nunique(dropna=False) == 1
+    ]
 
 
 #: A date column orders the rows when it has at least this many distinct times.
@@ -405,9 +423,10 @@ MINORITY_ROOM = 0.5
 
 
 def fitted_rules(df: pd.DataFrame, target: str, task: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """The quality rules fitted to the table as it is, and a note for each rule moved: where
-    the room the data needs (:data:`DUPLICATES_ROOM`, :data:`MINORITY_ROOM`) is past a
-    default rule, the rule is set there (duplicates are then dropped by cleaning, unless
+    """The quality rules fitted to the table as it is, and a note for each rule moved: a
+    table with constant columns takes them (:func:`constant_columns`); where the room the
+    data needs (:data:`DUPLICATES_ROOM`, :data:`MINORITY_ROOM`) is past a default rule, the
+    rule is set there (duplicates are then dropped by cleaning, unless
     :func:`repeats_are_cases`), so that ``init``'s config passes its own data and the
     batches after it. ``init`` prints the notes and writes them beside the keys."""
     rules: dict[str, Any] = QualityConfig().model_dump()
@@ -428,6 +447,13 @@ def fitted_rules(df: pd.DataFrame, target: str, task: str) -> tuple[dict[str, An
             f"{duplicates:.1%} of the rows are exact duplicates (default maximum {default:.0%}); "
             f"set to twice that and 2 points more, as later batches repeat rows more or less "
             f"often{kept}"
+        )
+    constant = constant_columns(df, target)
+    if constant and rules["forbid_constant_columns"]:
+        rules["forbid_constant_columns"] = False
+        notes["forbid_constant_columns"] = (
+            f"{', '.join(constant)} hold one value in every row of this table: kept, as later "
+            "batches may vary (a seasonal flag), so a constant column is not refused"
         )
     if task == "classification" and df[target].notna().any():
         minority = float(df[target].value_counts(normalize=True).min())

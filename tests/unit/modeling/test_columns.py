@@ -106,6 +106,7 @@ def test_init_flags_identifiers_and_dates_and_writes_a_budget_config(tmp_path: P
         "orders_rows": [],  # signups in no order: a random split
         "identifiers": ["customer_id"],
         "high_cardinality": ["city"],
+        "constant": [],
         "rule:honing.not_constant": [],
         "rule:honing.no_infinite_values": [],
         "rule:honing.target_leakage": [],

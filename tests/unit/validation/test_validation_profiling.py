@@ -334,6 +334,44 @@ def test_markers_of_missing_values_in_numbers_are_found_with_their_columns():
     assert found.found == {".": ["glucose", "income"]} and found.left == {"weight": ["city"]}
 
 
+def test_a_column_constant_in_the_first_sample_is_kept_for_the_batches_where_it_varies(
+    tmp_path,
+):
+    """Hotel bookings from July to September never fall near Christmas: that flag is 0 in
+    every row of the first sample. `init` keeps it, with the rule that would refuse a
+    constant column off (said above the key), so that a later table where it varies passes
+    and a retrain can use it; a column no row fills is still dropped."""
+    from honing.validation import QualityRules, gate
+    from honing.validation.profiling import fitted_rules, flag_columns
+
+    rng = np.random.default_rng(0)
+    first = pd.DataFrame({"nights": rng.integers(1, 9, 300), "near_christmas": 0})
+    first["notes"] = np.nan
+    first["price"] = 80 + 5 * first["nights"] + rng.normal(0, 3, 300)
+    flags = flag_columns(first, "price", "regression")
+    assert flags["constant"] == ["near_christmas"]
+    assert flags["rule:honing.not_constant"] == ["notes"]
+    rules, notes = fitted_rules(first, "price", "regression")
+    assert rules["forbid_constant_columns"] is False
+    assert "near_christmas" in notes["forbid_constant_columns"]
+    raw = profile_config(
+        first, name="h", data_path=Path("h.csv"), suite_path=Path("h.json"), target="price",
+        task="regression", flags=flags, quality=rules,
+    )  # fmt: skip
+    cfg = parse_config(raw, source=tmp_path / "h.yaml", root=tmp_path)
+    assert cfg.data.drop_columns == ["notes"]
+    suite = profile_suite(first, name="h", target="price", task="regression")
+    winter = pd.DataFrame({"nights": rng.integers(1, 9, 300), "near_christmas": 0})
+    winter.loc[::3, "near_christmas"] = 1
+    winter["notes"] = np.nan
+    winter["price"] = (
+        60 + 5 * winter["nights"] + 30 * winter["near_christmas"] + rng.normal(0, 3, 300)
+    )
+    for table in (first, pd.concat([first, winter], ignore_index=True)):
+        report = validate(table, suite, source="h.csv", rules=QualityRules.from_config(cfg))
+        gate(report)  # warnings at most: the statistic the winter moved
+
+
 def test_init_keeps_the_repeats_of_a_census_and_drops_copies_elsewhere(tmp_path):
     """A table of a few categories must repeat its rows: each repeat is a person, and the
     counts are the class frequencies a model must learn. Copies in a table of measurements
