@@ -164,10 +164,32 @@ class DataConfig(StrictModel):
 class QualityConfig(StrictModel):
     """Rules checked beside the expectation suite (see honing.validation.rules)."""
 
-    forbid_constant_columns: bool = True
-    min_minority_fraction: float = Field(default=0.01, ge=0.0, lt=0.5)
-    max_duplicate_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
-    max_abs_correlation: float = Field(default=0.99, gt=0.0, le=1.0)
+    forbid_constant_columns: bool = Field(
+        default=True,
+        description="Refuse a table with a feature column that holds one value in every row. "
+        "`honing init` writes false where its table has one, and keeps the column: a flag "
+        "the first sample never sets may vary in later batches.",
+    )
+    min_minority_fraction: float = Field(
+        default=0.01,
+        ge=0.0,
+        lt=0.5,
+        description="The rarest class's least share; `honing init` lowers it to half its table's.",
+    )
+    max_duplicate_fraction: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="The largest share of exact duplicate rows (judged, for a batch, on the "
+        "table it would make). `honing init` writes twice its table's share and 2 points "
+        "more where that is higher: batches repeat rows more or less often.",
+    )
+    max_abs_correlation: float = Field(
+        default=0.99,
+        gt=0.0,
+        le=1.0,
+        description="A numeric feature at least this correlated with the label leaks it.",
+    )
 
 
 class ValidationConfig(StrictModel):

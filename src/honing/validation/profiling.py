@@ -32,6 +32,7 @@ from honing.data.target import positive_label as positive_label_of
 from honing.exceptions import DataValidationError
 from honing.modeling.features import detect_dates, detect_identifiers, infer_columns
 from honing.validation.expectations import TEXT_TYPES
+from honing.validation.fitted import constant_columns, fitted_rules, repeats_are_cases
 
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "Int64", "float32", "float64", "Float64"]
 #: The budget ``honing init`` writes when ``--budget`` is not given, in seconds.
@@ -224,21 +225,6 @@ def flag_columns(
     }
 
 
-def constant_columns(df: pd.DataFrame, target: str) -> list[str]:
-    """The feature columns of ``df`` that hold one value in every row. ``init`` keeps them,
-    and lets the run take a constant column (``validation.quality.forbid_constant_columns:
-    false``, :func:`fitted_rules`): a flag that a first sample never sets (near Christmas,
-    in a summer's bookings) varies in later batches, and a retrain on them should use it.
-    A column no row fills is dropped (:data:`COLUMN_RULES`)."""
-    if len(df) < 2:
-        return []
-    return [
-        str(c)
-        for c in df.columns
-        if c != target and df[c].notna().all() and df[c].nunique(dropna=False) == 1
-    ]
-
-
 #: A date column orders the rows when it has at least this many distinct times.
 MIN_ORDERING_TIMES = 10
 
@@ -394,78 +380,6 @@ def _allowed_drop(metric: str) -> dict[str, float]:
     if METRICS[metric].bounded:
         return {"max_metric_drop": 0.05}
     return {"max_metric_drop_relative": 0.1}
-
-
-def repeats_are_cases(df: pd.DataFrame) -> bool:
-    """Whether the table's columns can make no more distinct rows than it has rows (the
-    product of their distinct values, missing counted as one): then rows must repeat, and
-    each repeat is a case of its own (a census of a few categories), not a copy. Dropping
-    the repeats would drop the table's frequencies with them: of a 1.4-million-row table of
-    six categories and a rank, 1,646 rows were left."""
-    possible = 1
-    for column in df.columns:
-        possible *= max(int(df[column].nunique(dropna=False)), 1)
-        if possible > len(df):
-            return False
-    return True
-
-
-#: How far ``init`` sets a quality rule from what the table shows, where it moves one: the
-#: largest share of duplicate rows is twice the observed share and 2 points more, the
-#: smallest share of the rarest class half the observed share. A batch, and the table as
-#: batches are added to it, repeat rows and hold the rare class more or less often: hotel
-#: bookings (modeldata's hotel_rates) repeat 5.4% of their rows over three months, 7-14%
-#: in a month's batch, and 7.8-10.6% as the months pile up. A rule set just past the
-#: first sample refused the next month's batch. A broken extract still breaks them: a
-#: table sent twice repeats half its rows.
-DUPLICATES_ROOM = (2.0, 0.02)
-MINORITY_ROOM = 0.5
-
-
-def fitted_rules(df: pd.DataFrame, target: str, task: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """The quality rules fitted to the table as it is, and a note for each rule moved: a
-    table with constant columns takes them (:func:`constant_columns`); where the room the
-    data needs (:data:`DUPLICATES_ROOM`, :data:`MINORITY_ROOM`) is past a default rule, the
-    rule is set there (duplicates are then dropped by cleaning, unless
-    :func:`repeats_are_cases`), so that ``init``'s config passes its own data and the
-    batches after it. ``init`` prints the notes and writes them beside the keys."""
-    rules: dict[str, Any] = QualityConfig().model_dump()
-    notes: dict[str, str] = {}
-    duplicates = float(df.duplicated().mean())
-    times, points = DUPLICATES_ROOM
-    room = round(min(1.0, times * duplicates + points), 4)
-    if duplicates > 0 and room > rules["max_duplicate_fraction"]:
-        default = rules["max_duplicate_fraction"]
-        rules["max_duplicate_fraction"] = room
-        kept = (
-            "; each is a case (its columns' few values allow no more distinct rows than "
-            "it has), so cleaning keeps them"
-            if repeats_are_cases(df)
-            else ", cleaning drops them"
-        )
-        notes["max_duplicate_fraction"] = (
-            f"{duplicates:.1%} of the rows are exact duplicates (default maximum {default:.0%}); "
-            f"set to twice that and 2 points more, as later batches repeat rows more or less "
-            f"often{kept}"
-        )
-    constant = constant_columns(df, target)
-    if constant and rules["forbid_constant_columns"]:
-        rules["forbid_constant_columns"] = False
-        notes["forbid_constant_columns"] = (
-            f"{', '.join(constant)} hold one value in every row of this table: kept, as later "
-            "batches may vary (a seasonal flag), so a constant column is not refused"
-        )
-    if task == "classification" and df[target].notna().any():
-        minority = float(df[target].value_counts(normalize=True).min())
-        room = math.floor(minority * MINORITY_ROOM * 1e4) / 1e4
-        if room < rules["min_minority_fraction"]:
-            default = rules["min_minority_fraction"]
-            rules["min_minority_fraction"] = room
-            notes["min_minority_fraction"] = (
-                f"the rarest class is {minority:.2%} of the rows (default minimum "
-                f"{default:.0%}); set to half that, as later batches hold it more or less often"
-            )
-    return rules, notes
 
 
 def to_yaml(

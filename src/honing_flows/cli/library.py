@@ -22,7 +22,7 @@ from honing.data import target as target_mod
 from honing.data import text_numbers
 from honing.exceptions import ConfigError, HoningError
 from honing.search import planner
-from honing.validation import profiling
+from honing.validation import fitted, profiling
 from honing_flows.cli.common import (
     CONFIG_OPT,
     ENV_OPT,
@@ -135,7 +135,7 @@ def init(
             suite = profiling.profile_suite(
                 df, name=name, target=target, task=task, dates=flags["dates"]
             )
-            rules, moved = profiling.fitted_rules(df, target, task)
+            rules, moved = fitted.fitted_rules(df, target, task)
         raw_cfg = profiling.profile_config(
             df,
             name=name,

@@ -191,7 +191,8 @@ def test_init_never_writes_a_rule_its_own_table_breaks(tmp_path: Path, rule: str
     """What `honing init` writes (suite, rules, dropped columns), then the validation that
     `honing run` starts with, on a table that breaks one rule: it passes."""
     from honing import validation
-    from honing.validation.profiling import fitted_rules, profile_suite
+    from honing.validation.fitted import fitted_rules
+    from honing.validation.profiling import profile_suite
 
     df, target = _breaking(rule)
     broken = validation.check_rules(

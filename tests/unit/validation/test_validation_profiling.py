@@ -198,7 +198,8 @@ def test_init_guesses_the_positive_label_by_its_name_then_by_rarity():
 
 def test_init_fits_a_rare_class_rule_to_the_table_and_says_so():
     from honing.validation import check_rules
-    from honing.validation.profiling import fitted_rules, to_yaml
+    from honing.validation.fitted import fitted_rules
+    from honing.validation.profiling import to_yaml
 
     rng = np.random.default_rng(0)
     y = np.where(rng.random(4000) < 0.004, "fraud", "ok")
@@ -342,7 +343,8 @@ def test_a_column_constant_in_the_first_sample_is_kept_for_the_batches_where_it_
     constant column off (said above the key), so that a later table where it varies passes
     and a retrain can use it; a column no row fills is still dropped."""
     from honing.validation import QualityRules, gate
-    from honing.validation.profiling import fitted_rules, flag_columns
+    from honing.validation.fitted import fitted_rules
+    from honing.validation.profiling import flag_columns
 
     rng = np.random.default_rng(0)
     first = pd.DataFrame({"nights": rng.integers(1, 9, 300), "near_christmas": 0})
@@ -377,7 +379,7 @@ def test_init_keeps_the_repeats_of_a_census_and_drops_copies_elsewhere(tmp_path)
     counts are the class frequencies a model must learn. Copies in a table of measurements
     are copies."""
     from honing.data import clean
-    from honing.validation.profiling import fitted_rules, repeats_are_cases
+    from honing.validation.fitted import fitted_rules, repeats_are_cases
 
     rng = np.random.default_rng(0)
     n = 5000
