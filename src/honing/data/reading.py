@@ -58,8 +58,10 @@ def blank_markers(
         values = df[name]
         if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
             continue
-        marked = values.map(lambda v: isinstance(v, str) and v.strip() in markers).astype(bool)
-        if marked.any():
+        # each distinct value once (a column holds far fewer than its rows), then the cells
+        hits = [v for v in values.dropna().unique() if isinstance(v, str) and v.strip() in markers]
+        if hits:
+            marked = values.isin(hits)
             values = values.mask(marked)
             out[name] = values if name in keep_text else _numbers_or_text(values, thousands)
     return _with(df, out)
@@ -67,17 +69,17 @@ def blank_markers(
 
 def _numbers_or_text(values: pd.Series, thousands: str | None) -> pd.Series:
     """``values`` as floats when every present one is a number (strings such as `` 3`` or,
-    with the separator, ``1,234.5``), else as they are."""
-    present = values.dropna()
-    if not all(isinstance(v, str) for v in present):
+    with the separator, ``1,234.5``), else as they are. Each distinct value is read once."""
+    distinct = pd.Series(values.dropna().unique(), dtype=object)
+    if not all(isinstance(v, str) for v in distinct):
         return values
-    text = present.str.strip()
+    text = distinct.str.strip()
     if thousands:
         text = text.str.replace(thousands, "", regex=False)
     numbers = pd.to_numeric(text, errors="coerce")
     if numbers.isna().any():
         return values
-    return numbers.astype("float64").reindex(values.index)
+    return values.map(dict(zip(distinct, numbers, strict=True))).astype("float64")
 
 
 def as_csv_types(df: pd.DataFrame) -> pd.DataFrame:
