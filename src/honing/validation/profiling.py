@@ -32,7 +32,7 @@ from honing.data.target import positive_label as positive_label_of
 from honing.exceptions import DataValidationError
 from honing.modeling.features import detect_dates, detect_identifiers, infer_columns
 from honing.validation.expectations import TEXT_TYPES
-from honing.validation.fitted import constant_columns, fitted_rules, repeats_are_cases
+from honing.validation.fitted import fitted_rules, repeats_are_cases
 
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "Int64", "float32", "float64", "Float64"]
 #: The budget ``honing init`` writes when ``--budget`` is not given, in seconds.
@@ -207,10 +207,14 @@ def flag_columns(
     identifiers = detect_identifiers(X, dates=dates)
     broken = check_rules(df, target=target, ignore=identifiers, cfg=QualityConfig(), task=task)
     flags: dict[str, list[str]] = {f"rule:{rule}": [] for rule in COLUMN_RULES}
-    constant = constant_columns(df, target)
+    constant: list[str] = []
     for failure in broken:
         if failure.rule in COLUMN_RULES and failure.column and failure.column != target:
-            if failure.column not in constant:  # kept: see constant_columns
+            # one value in every row is kept (honing.validation.fitted.constant_columns); an
+            # empty column, which breaks the same rule, is dropped
+            if failure.rule == "honing.not_constant" and df[failure.column].notna().any():
+                constant.append(failure.column)
+            else:
                 flags[f"rule:{failure.rule}"].append(failure.column)
     dropped = [*identifiers, *(c for rule in COLUMN_RULES for c in flags[f"rule:{rule}"])]
     columns = infer_columns(X.drop(columns=dropped), FeaturesConfig(dates=dates))
@@ -220,7 +224,7 @@ def flag_columns(
         "orders_rows": [c for c in kept if orders_rows(df, c)][:1],
         "identifiers": identifiers,
         "high_cardinality": columns.high_cardinality,
-        "constant": [c for c in constant if c not in identifiers],
+        "constant": constant,
         **flags,
     }
 
