@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from honing import compression, evaluation, registry, tracking
 from honing.config import PipelineConfig
-from honing.registry.champion import decide
+from honing.registry.champion import ChampionScore, decide
 from honing.registry.infra import check_for
 from honing.stages.context import RunRef
 from honing.stages.evaluate import Evaluated, Fitted
@@ -39,6 +39,18 @@ class Registered:
         return lines
 
 
+def _champion_on_test(cfg: PipelineConfig, prepared: Prepared) -> ChampionScore | None:
+    """The serving champion scored on the run's test rows (None: no champion yet)."""
+    split = prepared.split
+    return registry.score_champion(
+        cfg.registry.model_name,
+        cfg.registry.champion_alias,
+        split.X_test,
+        split.y_test,
+        prepared.classes,
+    )
+
+
 def quality_gate(cfg: PipelineConfig, prepared: Prepared, evaluated: Evaluated) -> list[str]:
     """The quality thresholds and slice gates on the run's evaluation
     (:func:`honing.evaluation.gate`); raises :class:`~honing.exceptions.ModelQualityError`
@@ -49,14 +61,7 @@ def quality_gate(cfg: PipelineConfig, prepared: Prepared, evaluated: Evaluated) 
     gates = cfg.evaluation
     champion = None
     if evaluation.threshold_misses(evaluated.report, gates.thresholds):
-        split = prepared.split
-        scored = registry.score_champion(
-            cfg.registry.model_name,
-            cfg.registry.champion_alias,
-            split.X_test,
-            split.y_test,
-            prepared.classes,
-        )
+        scored = _champion_on_test(cfg, prepared)
         champion = None if scored is None else scored.report
     return evaluation.gate(
         evaluated.report, gates.thresholds, evaluated.slices, gates.slice_gate, champion=champion
@@ -99,7 +104,7 @@ def register(
         metrics=evaluated.report.metrics,
     )
     name, alias = cfg.registry.model_name, cfg.registry.champion_alias
-    champion = registry.score_champion(name, alias, split.X_test, split.y_test, prepared.classes)
+    champion = _champion_on_test(cfg, prepared)
     decision = decide(
         evaluated.report,
         model,
