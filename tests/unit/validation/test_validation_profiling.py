@@ -374,6 +374,36 @@ def test_a_column_constant_in_the_first_sample_is_kept_for_the_batches_where_it_
         gate(report)  # warnings at most: the statistic the winter moved
 
 
+def test_a_column_no_row_fills_yet_gets_no_type_and_takes_the_values_a_batch_brings():
+    """Minneapolis police stops: `citationIssued` is empty from January to June 2017 and
+    holds YES or NO from July on. Read empty, it is a column of floats; the suite `init`
+    writes from the first months must not make numbers its contract, or every month after
+    June is refused. The column set stays a contract."""
+    rng = np.random.default_rng(0)
+    first = pd.DataFrame(
+        {
+            "precinct": rng.integers(1, 6, 200),
+            "citationIssued": np.nan,
+            "problem": rng.choice(["suspicious", "traffic"], 200),
+        }
+    )
+    suite = profile_suite(first, name="m", target="problem", task="classification")
+    about = [
+        e["type"] for e in suite["expectations"] if e["kwargs"].get("column") == "citationIssued"
+    ]
+    assert about == ["expect_column_values_to_not_be_null"]
+    july = first.assign(citationIssued=rng.choice(["YES", "NO"], 200))
+    combined = pd.concat([first, july], ignore_index=True)
+    for budget_s in (None, 1.0):  # Great Expectations, then honing's evaluator
+        report = validate(combined, suite, source="m.csv", rules=None, budget_s=budget_s)
+        assert report.success, report.failures
+        gone = validate(
+            combined.drop(columns=["citationIssued"]), suite, source="m.csv", rules=None,
+            budget_s=budget_s,
+        )  # fmt: skip
+        assert "expect_table_columns_to_match_set" in [f.rule for f in gone.failures]
+
+
 def test_init_keeps_the_repeats_of_a_census_and_drops_copies_elsewhere(tmp_path):
     """A table of a few categories must repeat its rows: each repeat is a person, and the
     counts are the class frequencies a model must learn. Copies in a table of measurements
