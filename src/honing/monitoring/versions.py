@@ -8,7 +8,9 @@ the stage that produces the file). The version before stays in the DVC cache, so
 ``honing reproduce`` can still fetch it by MD5. Each version is a line of the file's
 history (``<data.path>.history.jsonl``): its MD5, the batch, the rows. An unlabelled batch
 is stored beside the table (``batches/``, DVC-tracked too) for monitoring. In a batch whose
-labels are partly in, the rows without one are left out of the version, and it says so.
+labels are partly in, the rows without one are left out of the version, and it says so; so
+are a few rows of a class the label has never held, kept in a file of their own
+(``held/``, DVC-tracked) until their class is taken into the suite.
 What the watcher of ``honing serve`` asks, which watched files changed, is
 :mod:`honing.data.watch`."""
 
@@ -56,12 +58,15 @@ class Ingested:
     new: bool = True  # False: the batch was already ingested, and nothing changed
     warnings: list[str] = field(default_factory=list)  # statistics the batch moved
     suite_widened: list[str] = field(default_factory=list)  # how the suite took them in
+    #: Where the rows of a class the label has never held were kept, left out of the
+    #: version (:func:`_new_classes`); None where there were none.
+    held: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def log_lines(self) -> list[str]:
-        return [self.line(), *(f"warning (a statistic moved): {w}" for w in self.warnings)]
+        return [self.line(), *(f"warning: {w}" for w in self.warnings)]
 
     def line(self) -> str:
         if not self.new:
@@ -228,6 +233,45 @@ def _appended(data_path: Path, table: pd.DataFrame, batch: pd.DataFrame) -> Path
     return tmp
 
 
+def _new_classes(cfg: PipelineConfig, suite: dict[str, Any], batch: pd.DataFrame) -> pd.Series:
+    """The labelled rows to hold back: those of a class the label has never held, where they
+    are fewer of the batch than the rarest class may be (``validation.quality.
+    min_minority_fraction``). Such a class is a new kind of case, too rare to learn yet, and
+    refusing the batch for it would refuse every batch from then on (a first goat among the
+    licensed cats and dogs). A larger share is a changed labelling or a changed task: no row
+    is held, and the label's value set refuses the batch."""
+    none = pd.Series(False, index=batch.index)
+    known = validation.value_set(suite, cfg.data.target) if cfg.task == "classification" else None
+    if known is None or batch.empty:
+        return none
+    new = ~batch[cfg.data.target].isin(known)
+    if float(new.mean()) >= cfg.validation.quality.min_minority_fraction:
+        return none
+    return new
+
+
+def _keep_held(
+    cfg: PipelineConfig, held: pd.DataFrame, of: int, name: str, root: Path
+) -> tuple[str, str]:
+    """Keep the rows :func:`_new_classes` held back (``of``: the batch's labelled rows) in a
+    DVC-tracked file beside the table, to be ingested once their class is in the label's
+    value set; returns the file and the warning that names it."""
+    kept = Path(cfg.data.path).parent / "held" / f"{name}-new-classes.csv"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    held.to_csv(kept, index=False)
+    track(root, kept)
+    where = os.path.relpath(kept.resolve(), root)
+    counts = held[cfg.data.target].value_counts()
+    classes = ", ".join(f"{value!r} {n}" for value, n in counts.items())
+    return where, (
+        f"{cfg.data.target}: {len(held)} of {of} labelled rows hold a class the label has never "
+        f"held ({classes}; {len(held) / of:.2%}, under the rarest class's least share "
+        f"{cfg.validation.quality.min_minority_fraction:.2%}); they are left out of this "
+        f"version and kept in {where}: to train on it, add it to the label's value set in "
+        f"{cfg.validation.suite} and ingest that file"
+    )
+
+
 def ingest(cfg: PipelineConfig, batch_path: Path, *, repo: Path) -> Ingested:
     """Validate the batch at ``batch_path`` and keep it as a data version (see the module).
     Refuses, changing nothing, a batch that breaks the suite or the rules; a batch already
@@ -278,12 +322,18 @@ def _ingest(cfg: PipelineConfig, batch_path: Path, root: Path) -> Ingested:
          "out of this version (send them in a later batch once they are labelled)"]
         if blank.any() else []
     )  # fmt: skip
+    new = _new_classes(cfg, suite, batch)
+    held, batch = batch[new], batch[~new]
     combined = pd.concat([table, batch[table.columns]], ignore_index=True)
     report = validation.validate(
         combined, suite, source=str(batch_path), rules=validation.QualityRules.from_config(cfg)
     )
     validation.gate(report)  # contracts refuse; statistics the world moved are taken in
     widened, changes = profiling.widen_suite(suite, combined, report.failures)
+    kept = None
+    if len(held):
+        kept, note = _keep_held(cfg, held, len(new), f"{batch_path.stem}-{batch_md5[:8]}", root)
+        left_out.append(note)
     previous = data.file_md5(data_path)
     if cached_copy(root, previous) is None:
         track(root, data_path)  # the version before stays fetchable
@@ -297,7 +347,7 @@ def _ingest(cfg: PipelineConfig, batch_path: Path, root: Path) -> Ingested:
     entry = Ingested(
         batch=rel(batch_path), batch_md5=batch_md5, rows=len(batch), labelled=True,
         stored=rel(data_path), md5=md5, previous_md5=previous, version=version,
-        total_rows=len(combined),
+        total_rows=len(combined), held=kept,
         warnings=left_out
         + [f"{f.column or '<table>'}: {f.rule}: {f.details}" for f in report.failures],
         suite_widened=changes,

@@ -13,7 +13,13 @@ import pandas as pd
 
 from honing.config import PipelineConfig, QualityConfig
 from honing.exceptions import HoningError
-from honing.validation.expectations import check_expectations, load_suite, save_suite, text_columns
+from honing.validation.expectations import (
+    check_expectations,
+    load_suite,
+    save_suite,
+    text_columns,
+    value_set,
+)
 from honing.validation.fast import check_fast
 from honing.validation.report import ExpectationFailure, ValidationReport, gate
 from honing.validation.rules import RULES, check_rules
@@ -32,6 +38,7 @@ __all__ = [
     "save_suite",
     "text_columns",
     "validate",
+    "value_set",
 ]
 
 

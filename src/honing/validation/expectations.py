@@ -31,6 +31,21 @@ def text_columns(suite: dict[str, Any]) -> list[str]:
     return found
 
 
+def value_set(suite: dict[str, Any], column: str) -> list[Any] | None:
+    """The values ``suite`` allows in ``column`` as a contract (a ``critical``
+    ``expect_column_values_to_be_in_set``: a classification label's classes), None where it
+    states none."""
+    for exp in suite.get("expectations", []):
+        kw = exp.get("kwargs", {})
+        if (
+            exp.get("type") == "expect_column_values_to_be_in_set"
+            and kw.get("column") == column
+            and exp.get("severity", "critical") == "critical"
+        ):
+            return list(kw.get("value_set") or [])
+    return None
+
+
 def load_suite(path: Path) -> dict[str, Any]:
     """Read an expectation suite saved as JSON (``ExpectationSuite.to_json_dict()``)."""
     path = Path(path)

@@ -340,7 +340,7 @@ def ingest(
         raise fail(exc) from None
     console.print(done.line(), highlight=False)
     for warning in done.warnings:
-        console.print(f"[yellow]warning (a statistic moved):[/] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 def batch_or_capture(

@@ -118,6 +118,35 @@ def test_a_batch_with_labels_still_to_come_keeps_its_labelled_rows(dvc_project):
     assert len(table) == 4493 and table["churn"].notna().all()
 
 
+def test_a_few_rows_of_a_class_never_seen_are_kept_aside_and_the_batch_goes_on(dvc_project):
+    """Seattle's pet licences: cats and dogs for years, then a goat. Two rows of a class the
+    label has never held (0.4%, under the rarest class's least share, 1%) are left out of
+    the version and kept in a DVC-tracked file, named in a warning; the other 498 rows make
+    the version. A class in 5% of the rows is a changed labelling: the batch is refused."""
+    root, cfg, _ = dvc_project
+    batch = data.load_table(root / "batch.csv")
+    batch.loc[batch.index[:2], "churn"] = "goat"
+    data.write_table(batch, root / "goats.csv")
+    done = versions.ingest(cfg, root / "goats.csv", repo=root)
+    assert done.rows == 498 and done.total_rows == 4498
+    assert done.held is not None and done.held.startswith("data/held/goats-")
+    kept = data.load_table(root / done.held)
+    assert len(kept) == 2 and set(kept["churn"]) == {"goat"}
+    assert (root / (done.held + ".dvc")).is_file()
+    note = next(w for w in done.warnings if "never held" in w)
+    assert "'goat' 2" in note and done.held in note and "churn.json" in note
+    assert "goat" not in set(data.load_table(root / "data" / "churn.csv")["churn"])
+    assert versions.history(root / "data" / "churn.csv")[0]["held"] == done.held
+
+    batch.loc[batch.index[:25], "churn"] = "goat"
+    data.write_table(batch, root / "relabelled.csv")
+    before = (root / "data" / "churn.csv").read_bytes()
+    with pytest.raises(DataValidationError, match="goat"):
+        versions.ingest(cfg, root / "relabelled.csv", repo=root)
+    assert (root / "data" / "churn.csv").read_bytes() == before
+    assert sorted(p.name for p in (root / "data" / "held").glob("*.csv")) == [Path(done.held).name]
+
+
 def test_an_unlabelled_batch_is_stored_for_monitoring(dvc_project):
     root, cfg, churn = dvc_project
     data.write_table(churn.iloc[4000:4200].drop(columns=["churn"]), root / "new.csv")
