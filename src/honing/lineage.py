@@ -20,6 +20,9 @@ PREFIX = "honing."
 RUN_ID_TAG = f"{PREFIX}run_id"
 FLOW_RUN_TAG = f"{PREFIX}flow_run_id"  # the orchestrator's run (Lineage.flow_run_id)
 METRIC_PREFIX = f"{PREFIX}metric."
+#: The quality thresholds a run's model missed and went on past, because the serving
+#: champion misses them too (on the run, and on the version it registered).
+QUALITY_MISSED_TAG = f"{PREFIX}quality_threshold_missed"
 #: The last tag a registration writes: the SHA-256 of every file of the version's artifacts
 #: (JSON, by relative path). Loading verifies it; a version without it is incomplete.
 DIGEST_TAG = f"{PREFIX}sha256"

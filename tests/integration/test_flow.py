@@ -289,6 +289,11 @@ def test_quality_gate_blocks_registration(run_flow, project):
     assert again.version == "2"
     missed = client.get_run(again.run_id).data.tags["honing.quality_threshold_missed"]
     assert "roc_auc" in missed and "where the champion scores" in missed
+    # the registry tells the same story on the version
+    v2 = client.get_model_version("honing-churn", "2")
+    assert v2.tags["honing.quality_threshold_missed"] == "roc_auc"
+    assert "**Quality**: registered past its threshold for roc_auc" in v2.description
+    assert "**Quality**" not in client.get_model_version("honing-churn", "1").description
 
 
 def test_flow_with_ensembles_nested_cv_and_explanations(explained_project, run_flow, project):

@@ -32,7 +32,7 @@ from honing.exceptions import (
     TrackingUnavailableError,
     UnsafeModelError,
 )
-from honing.lineage import DIGEST_TAG, RUN_ID_TAG, Lineage, metric_tags
+from honing.lineage import DIGEST_TAG, QUALITY_MISSED_TAG, RUN_ID_TAG, Lineage, metric_tags
 from honing.modeling.decision import answers
 from honing.models.artifacts import digests, verify
 from honing.registry.aliases import SERVED_TAG, move_alias, served_name
@@ -252,11 +252,13 @@ def register_version(
     lineage: Lineage,
     alias: str,
     infra: InfraCheck | None = None,
+    past_thresholds: tuple[str, ...] = (),
 ) -> RegistrationResult:
     """Register ``model_uri`` as a new version of ``name``, write the gate result and lineage
     into its description and tags, and move ``alias`` to it only if the gate promoted it and,
     with ``infra``, the version's files load and answer in a fresh process
-    (:func:`honing.registry.infra.load_and_query`; run, and its result tagged, on every version)."""
+    (:func:`honing.registry.infra.load_and_query`; run, and its result tagged, on every version).
+    ``past_thresholds``: thresholds let through (:func:`honing.evaluation.gate`), said too."""
     import mlflow
 
     client = _client()
@@ -291,17 +293,16 @@ def register_version(
                     reason=f"{decision.reason}; but the load-and-query check failed: "
                     f"{check.reason}",
                 )
-        client.update_model_version(
-            name,
-            version,
-            description=version_description(
-                decision, report, lineage, name=name, run=_run_link(run_id)
-            ),
+        link = _run_link(run_id)
+        described = version_description(
+            decision, report, lineage, name=name, run=link, past_thresholds=past_thresholds
         )
+        client.update_model_version(name, version, description=described)
         tags = {
             **lineage.tags(),
             **decision.tags(),
             **metric_tags(report.metrics),
+            **({QUALITY_MISSED_TAG: ", ".join(past_thresholds)} if past_thresholds else {}),
         }
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)

@@ -24,11 +24,19 @@ class Gate(Protocol):
 
 
 def version_description(
-    decision: Gate, report: EvaluationReport, lineage: Lineage, *, name: str, run: str
+    decision: Gate,
+    report: EvaluationReport,
+    lineage: Lineage,
+    *,
+    name: str,
+    run: str,
+    past_thresholds: tuple[str, ...] = (),
 ) -> str:
-    """The version's description, in Markdown: the verdict, the gate's statistics, a table
-    of test metrics against the champion's on the same rows, the lineage, and links (MLflow
-    UI routes) to the training run and to the champion version."""
+    """The version's description, in Markdown: the verdict, the gate's statistics, a
+    version registered past a quality threshold (``past_thresholds``, which the champion
+    misses too) said so, a table of test metrics against the champion's on the same rows,
+    the lineage, and links (MLflow UI routes) to the training run and to the champion
+    version."""
     verdict = {
         "promote": "PROMOTED to champion",
         "keep": "NOT promoted: champion kept",
@@ -60,6 +68,16 @@ def version_description(
             "",
             f"**Gate**: {decision.reason}.{threshold}",
             "",
+            *(
+                [
+                    f"**Quality**: registered past its threshold for {', '.join(past_thresholds)}"
+                    ", which the serving champion misses too on the same rows, scoring no "
+                    "better (see the table).",
+                    "",
+                ]
+                if past_thresholds
+                else []
+            ),
             head,
             rule,
             *rows,

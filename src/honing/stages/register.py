@@ -125,6 +125,10 @@ def register(
         lineage=prepared.lineage,
         alias=alias,
         infra=check_for(cfg.registry.infra_check, split.X_test),
+        # a threshold missed here was let through by quality_gate: the champion misses it too
+        past_thresholds=tuple(
+            evaluation.threshold_misses(evaluated.report, cfg.evaluation.thresholds)
+        ),
     )
     tracking.set_tags(
         run.run_id,

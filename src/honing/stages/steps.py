@@ -20,7 +20,7 @@ from honing import tracking, validation
 from honing.compression import CompressionResult
 from honing.config import PipelineConfig
 from honing.evaluation.nested import NestedCVResult
-from honing.lineage import Lineage
+from honing.lineage import QUALITY_MISSED_TAG, Lineage
 from honing.registry import unchanged as unchanged_stage
 from honing.registry.unchanged import UnchangedVersion
 from honing.search import SearchResult
@@ -191,7 +191,7 @@ def quality_gate(
     for words in missed:
         log(f"quality threshold missed, the model goes on: {words}")
     if missed and ctx.run is not None:  # the run's page says it beside its metrics
-        tracking.set_tags(ctx.run.run_id, {"honing.quality_threshold_missed": "; ".join(missed)})
+        tracking.set_tags(ctx.run.run_id, {QUALITY_MISSED_TAG: "; ".join(missed)})
 
 
 def compress(
