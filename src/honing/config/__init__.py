@@ -174,7 +174,7 @@ class QualityConfig(StrictModel):
         default=0.01,
         ge=0.0,
         lt=0.5,
-        description="The rarest class's least share; `honing init` lowers it to half its table's.",
+        description="The rarest class's least share; `init`: half its table's, 0 past 2 classes.",
     )
     max_duplicate_fraction: float = Field(
         default=0.05,

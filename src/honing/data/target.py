@@ -76,3 +76,14 @@ def resolve_task(df: pd.DataFrame, target: str, task: str) -> tuple[str, str | N
     inferred, why = infer_task(df[target])
     other = "regression" if inferred == "classification" else "classification"
     return inferred, f"{inferred}, read from '{target}' ({why}); --task {other} to change it"
+
+
+def with_new_classes(classes: list[Any], labels: pd.Series) -> list[Any]:
+    """``classes`` (a model's labels, in its order), then the labels of ``labels`` that are
+    not among them, where the model has three classes or more: a batch scored over every
+    class it holds, a class the model never learned included (it answers 0 there). A
+    binary model's classes are returned as they are (a third class is not its task)."""
+    if len(classes) <= 2:
+        return list(classes)
+    new = set(labels.dropna()) - set(classes)
+    return [*classes, *sorted(new, key=str)]

@@ -209,10 +209,34 @@ def answers(
     return Answers(proba, rule.codes(proba))
 
 
+class Realigned:
+    """A :class:`Decided` model's probabilities laid out over other ``classes`` (a champion
+    trained before a class was taken into the label): 0 for a class it never saw; one that
+    ``classes`` lacks is left out, each row rescaled to sum to 1."""
+
+    def __init__(self, model: Decided, classes: list[Any]) -> None:
+        own = list(model.rule.classes)
+        self.model = model
+        self.columns = [own.index(c) if c in own else -1 for c in classes]
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        mine = self.model.predict_proba(X)
+        out = np.zeros((len(mine), len(self.columns)))
+        for i, j in enumerate(self.columns):
+            if j >= 0:
+                out[:, i] = mine[:, j]
+        total, even = out.sum(axis=1, keepdims=True), np.full_like(out, 1 / len(self.columns))
+        return np.divide(out, total, out=even, where=total > 0)
+
+
 def raw_and_rule(model: Any, classes: list[Any]) -> tuple[Any, DecisionRule]:
     """The predictor under ``model`` and its rule: a :class:`Decided` model's own, argmax of
-    ``classes`` for a bare estimator."""
+    ``classes`` for a bare estimator; a :class:`Decided` model of other classes answers
+    :class:`Realigned` to ``classes``, by argmax."""
     if isinstance(model, Decided):
+        own = list(model.rule.classes)
+        if own and classes and own != list(classes):
+            return Realigned(model, classes), DecisionRule.argmax(classes)
         return model.predictor, model.rule
     return model, DecisionRule.argmax(classes)
 

@@ -32,13 +32,14 @@ import pandas as pd
 
 from honing import data, validation
 from honing.config import PipelineConfig
+from honing.data.target import plain
 from honing.exceptions import DataLoadError, DataValidationError
 from honing.serving import inference
 from honing.validation import profiling
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["Ingested", "cached_copy", "history", "ingest", "track"]
+__all__ = ["Ingested", "NewClasses", "cached_copy", "history", "ingest", "new_classes", "track"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Ingested:
     warnings: list[str] = field(default_factory=list)  # statistics the batch moved
     suite_widened: list[str] = field(default_factory=list)  # how the suite took them in
     #: Where the rows of a class the label has never held were kept, left out of the
-    #: version (:func:`_new_classes`); None where there were none.
+    #: version (:func:`new_classes`); None where there were none.
     held: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,27 +234,49 @@ def _appended(data_path: Path, table: pd.DataFrame, batch: pd.DataFrame) -> Path
     return tmp
 
 
-def _new_classes(cfg: PipelineConfig, suite: dict[str, Any], batch: pd.DataFrame) -> pd.Series:
-    """The labelled rows to hold back: those of a class the label has never held, where they
-    are fewer of the batch than the rarest class may be (``validation.quality.
-    min_minority_fraction``). Such a class is a new kind of case, too rare to learn yet, and
-    refusing the batch for it would refuse every batch from then on (a first goat among the
-    licensed cats and dogs). A larger share is a changed labelling or a changed task: no row
-    is held, and the label's value set refuses the batch."""
-    none = pd.Series(False, index=batch.index)
+@dataclass(frozen=True)
+class NewClasses:
+    """What a labelled batch brings that the label has never held (:func:`new_classes`):
+    the classes taken into the label's value set, with their rows, and the rows held back."""
+
+    taken: dict[str, int]
+    held: pd.Series  # a mask over the batch's rows
+
+
+def new_classes(
+    cfg: PipelineConfig, suite: dict[str, Any], batch: pd.DataFrame, table_rows: int
+) -> NewClasses:
+    """The classes of ``batch`` the label has never held, and what becomes of them. The
+    floor is the rarest class's least share (``validation.quality.min_minority_fraction``).
+
+    - With three classes or more, a new class is a new kind of case (a species first
+      trapped in 1995): taken into the label's value set where it reaches the floor in the
+      table the batch would make, and learned by the next retrain; a class under it is too
+      rare to learn yet, and its rows are held back.
+    - With two, a third class changes the task: its rows are held back where they are fewer
+      of the batch than the floor (a first goat among the licensed cats and dogs), and the
+      label's value set refuses the batch otherwise (a changed labelling)."""
+    none = NewClasses({}, pd.Series(False, index=batch.index))
     known = validation.value_set(suite, cfg.data.target) if cfg.task == "classification" else None
     if known is None or batch.empty:
         return none
-    new = ~batch[cfg.data.target].isin(known)
-    if float(new.mean()) >= cfg.validation.quality.min_minority_fraction:
+    labels = batch[cfg.data.target]
+    new = ~labels.isin(known)
+    floor = cfg.validation.quality.min_minority_fraction
+    if not new.any() or (len(known) <= 2 and float(new.mean()) >= floor):
         return none
-    return new
+    if len(known) <= 2:
+        return NewClasses({}, new)
+    rows = table_rows + len(batch)
+    counts = labels[new].value_counts()
+    taken = {value: int(n) for value, n in counts.items() if n / rows >= floor}
+    return NewClasses(taken, new & ~labels.isin(list(taken)))
 
 
 def _keep_held(
     cfg: PipelineConfig, held: pd.DataFrame, of: int, name: str, root: Path
 ) -> tuple[str, str]:
-    """Keep the rows :func:`_new_classes` held back (``of``: the batch's labelled rows) in a
+    """Keep the rows :func:`new_classes` held back (``of``: the batch's labelled rows) in a
     DVC-tracked file beside the table, to be ingested once their class is in the label's
     value set; returns the file and the warning that names it."""
     kept = Path(cfg.data.path).parent / "held" / f"{name}-new-classes.csv"
@@ -265,7 +288,7 @@ def _keep_held(
     classes = ", ".join(f"{value!r} {n}" for value, n in counts.items())
     return where, (
         f"{cfg.data.target}: {len(held)} of {of} labelled rows hold a class the label has never "
-        f"held ({classes}; {len(held) / of:.2%}, under the rarest class's least share "
+        f"held ({classes}), too rare to learn yet (the rarest class's least share is "
         f"{cfg.validation.quality.min_minority_fraction:.2%}); they are left out of this "
         f"version and kept in {where}: to train on it, add it to the label's value set in "
         f"{cfg.validation.suite} and ingest that file"
@@ -322,17 +345,23 @@ def _ingest(cfg: PipelineConfig, batch_path: Path, root: Path) -> Ingested:
          "out of this version (send them in a later batch once they are labelled)"]
         if blank.any() else []
     )  # fmt: skip
-    new = _new_classes(cfg, suite, batch)
-    held, batch = batch[new], batch[~new]
+    classes = new_classes(cfg, suite, batch, len(table))
+    held, batch = batch[classes.held], batch[~classes.held]
+    if classes.taken:  # recorded below with what the statistics took in
+        suite = validation.with_values(suite, target, plain(list(classes.taken)))
     combined = pd.concat([table, batch[table.columns]], ignore_index=True)
     report = validation.validate(
         combined, suite, source=str(batch_path), rules=validation.QualityRules.from_config(cfg)
     )
     validation.gate(report)  # contracts refuse; statistics the world moved are taken in
     widened, changes = profiling.widen_suite(suite, combined, report.failures)
+    if classes.taken:
+        taken = ", ".join(f"{value!r} ({n} rows)" for value, n in classes.taken.items())
+        changes = [f"{target}: new classes in the label's value set: {taken}", *changes]
     kept = None
     if len(held):
-        kept, note = _keep_held(cfg, held, len(new), f"{batch_path.stem}-{batch_md5[:8]}", root)
+        of = len(classes.held)
+        kept, note = _keep_held(cfg, held, of, f"{batch_path.stem}-{batch_md5[:8]}", root)
         left_out.append(note)
     previous = data.file_md5(data_path)
     if cached_copy(root, previous) is None:

@@ -18,6 +18,7 @@ import pandas as pd
 from honing import data, lineage, metric_keys, monitoring, registry, tracking
 from honing.config import PipelineConfig, WindowConfig
 from honing.data import windowing
+from honing.data.target import with_new_classes
 from honing.evaluation import evaluate
 from honing.exceptions import ConfigError, DataValidationError, RegistryError
 from honing.modeling import features
@@ -272,11 +273,14 @@ def performance(cfg: PipelineConfig, ref: Reference, found: Drift, *, repo: str)
     report = monitoring.with_volume(report, len(windowing.window(latest, ref.window)), unseen)
     few = False
     if batch.labelled:  # measured, and the estimate checked against the measure
-        # coded in the champion's label order: a batch may hold some of the classes only
-        y_cur, known = data.labelled_rows(batch.table[target], classes)
+        # coded in the champion's label order: a batch may hold some of the classes only;
+        # among three or more, a class it never learned is scored too (it answers 0 there):
+        # a species that became a tenth of the catch is a drop the gate must see
+        scored = with_new_classes(classes, batch.table[target])
+        y_cur, known = data.labelled_rows(batch.table[target], scored)
         few = int(known.sum()) < cfg.monitoring.min_rows  # too few to measure: estimated
         if not few:
-            measured = evaluate(model, batch.X[known], y_cur, classes).metrics
+            measured = evaluate(model, batch.X[known], y_cur, scored).metrics
             report = monitoring.with_performance(report, measured, ref.metrics)
             report = monitoring.audit_estimate(report, cfg.monitoring, batch.shown)
             if report.audit is not None:

@@ -19,6 +19,7 @@ from honing.validation.expectations import (
     save_suite,
     text_columns,
     value_set,
+    with_values,
 )
 from honing.validation.fast import check_fast
 from honing.validation.report import ExpectationFailure, ValidationReport, gate
@@ -39,6 +40,7 @@ __all__ = [
     "text_columns",
     "validate",
     "value_set",
+    "with_values",
 ]
 
 

@@ -46,6 +46,18 @@ def value_set(suite: dict[str, Any], column: str) -> list[Any] | None:
     return None
 
 
+def with_values(suite: dict[str, Any], column: str, values: list[Any]) -> dict[str, Any]:
+    """A copy of ``suite`` whose value set for ``column`` (:func:`value_set`) also holds
+    ``values``."""
+    out = {**suite, "expectations": []}
+    for exp in suite.get("expectations", []):
+        kw = exp.get("kwargs", {})
+        if exp.get("type") == "expect_column_values_to_be_in_set" and kw.get("column") == column:
+            exp = {**exp, "kwargs": {**kw, "value_set": [*kw.get("value_set", []), *values]}}
+        out["expectations"].append(exp)
+    return out
+
+
 def load_suite(path: Path) -> dict[str, Any]:
     """Read an expectation suite saved as JSON (``ExpectationSuite.to_json_dict()``)."""
     path = Path(path)

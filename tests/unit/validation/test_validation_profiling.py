@@ -221,6 +221,15 @@ def test_init_fits_a_rare_class_rule_to_the_table_and_says_so():
     default = check_rules(df, target="label", ignore=[], cfg=QualityConfig(), task="classification")
     assert [f for f in default if f.rule == "honing.class_balance"]  # the default would fail
 
+    # among many classes, a rare one is no share to keep: rodents trapped year by year bring
+    # new species and lose others, and the table grows without them; the rule is off
+    species = rng.choice(["DM", "DO", "PP", "OT"], 4000)
+    species[:3] = "CM"
+    many = pd.DataFrame({"weight": rng.normal(size=4000), "species": species})
+    rules, notes = fitted_rules(many, "species", "classification")
+    assert rules["min_minority_fraction"] == 0.0
+    assert notes["min_minority_fraction"].startswith("5 classes, the rarest 0.07%")
+
 
 def test_a_feature_the_sample_always_filled_may_miss_a_few_values_not_most():
     """Texas housing: 2000-2002 has a sales figure on every row, 2003 misses one of 471. A
