@@ -8,9 +8,10 @@ the stage that produces the file). The version before stays in the DVC cache, so
 ``honing reproduce`` can still fetch it by MD5. Each version is a line of the file's
 history (``<data.path>.history.jsonl``): its MD5, the batch, the rows. An unlabelled batch
 is stored beside the table (``batches/``, DVC-tracked too) for monitoring. In a batch whose
-labels are partly in, the rows without one are left out of the version, and it says so; so
-are a few rows of a class the label has never held, kept in a file of their own
-(``held/``, DVC-tracked) until their class is taken into the suite.
+labels are partly in, the rows without one are left out of the version, and it says so. A
+class the label has never held is taken into the suite's value set with three classes or
+more; a class too rare for that, or a binary label's third, is left out as well, its rows
+kept in a file of their own (``held/``, DVC-tracked) until the class is in the suite.
 What the watcher of ``honing serve`` asks, which watched files changed, is
 :mod:`honing.data.watch`."""
 
@@ -57,7 +58,7 @@ class Ingested:
     version: int | None
     total_rows: int
     new: bool = True  # False: the batch was already ingested, and nothing changed
-    warnings: list[str] = field(default_factory=list)  # statistics the batch moved
+    warnings: list[str] = field(default_factory=list)  # rows left out, statistics moved
     suite_widened: list[str] = field(default_factory=list)  # how the suite took them in
     #: Where the rows of a class the label has never held were kept, left out of the
     #: version (:func:`new_classes`); None where there were none.
@@ -239,7 +240,7 @@ class NewClasses:
     """What a labelled batch brings that the label has never held (:func:`new_classes`):
     the classes taken into the label's value set, with their rows, and the rows held back."""
 
-    taken: dict[str, int]
+    taken: dict[Any, int]
     held: pd.Series  # a mask over the batch's rows
 
 
